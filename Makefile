@@ -1,0 +1,90 @@
+# nbhub — plain Makefile (the redis way): pkg-config for dependencies,
+# strict warnings as errors, one build dir per sanitizer.
+#
+#   make            build build/nbhub
+#   make run        install what is missing, build, run the main job
+#   make test       install what is missing, build, run every test
+#   make SANITIZER=address|undefined test
+#   make fuzz       build libFuzzer harnesses (clang) into build/fuzz/
+#   make valgrind   run the unit tests under valgrind
+
+CC        ?= cc
+SANITIZER ?=
+PKGS      := libuv libzmq jansson yaml-0.1 libcrypto
+BUILD     := build$(if $(SANITIZER),-$(SANITIZER))
+PYTHON    := .venv/bin/python
+
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
+        -Wmissing-prototypes -Wno-unused-parameter -Werror
+OPT  := -O2 -g
+ifeq ($(SANITIZER),address)
+OPT  := -O1 -g -fsanitize=address -fno-omit-frame-pointer
+endif
+ifeq ($(SANITIZER),undefined)
+OPT  := -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Isrc $(PKG_CFLAGS) -MMD -MP
+LDFLAGS += $(OPT)
+LDLIBS  += $(PKG_LIBS) -lm
+
+LIB_SRC  := $(sort $(wildcard src/util/*.c src/kernel/*.c src/notebook/*.c src/cli/*.c))
+LIB_SRC  := $(filter-out src/cli/main.c,$(LIB_SRC))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps run test unit blackbox fuzz valgrind bench clean
+
+all: $(BUILD)/nbhub
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libnbhub.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/nbhub: $(BUILD)/src/cli/main.o $(BUILD)/libnbhub.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libnbhub.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+deps:
+	@scripts/install-deps.sh
+
+run: deps all
+	scripts/run-main.sh $(BUILD)/nbhub
+
+unit: $(UNIT_BIN)
+	@scripts/run-unit.sh $(UNIT_BIN)
+
+blackbox: all
+	NBHUB_BIN=$(CURDIR)/$(BUILD)/nbhub $(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@scripts/run-tests.sh $(BUILD)
+
+FUZZ_CC := clang
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+fuzz: $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+build-fuzz/%: fuzz/%.c $(LIB_SRC)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $(PKG_CFLAGS) \
+	  -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lm
+
+valgrind: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do valgrind -q --leak-check=full --error-exitcode=1 $$t || exit 1; done
+
+bench: deps all
+	$(PYTHON) bench/bench_run.py --nbhub $(BUILD)/nbhub
+
+clean:
+	rm -rf build build-address build-undefined build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/cli/main.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

@@ -1,0 +1,35 @@
+/* libFuzzer harness for the wire-protocol parser.  The input is split into
+ * frames at every "\n--\n", so the fuzzer controls frame count and content;
+ * half the inputs are checked with an empty key so the JSON parsing behind
+ * the signature check is reached. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel/kwire.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    kframe_t frames[64];
+    size_t n = 0, start = 0;
+    for (size_t i = 0; i + 4 <= size && n < 63; i++) {
+        if (memcmp(data + i, "\n--\n", 4) == 0) {
+            frames[n].data = data + start;
+            frames[n].len = i - start;
+            n++;
+            start = i + 4;
+            i += 3;
+        }
+    }
+    frames[n].data = data + start;
+    frames[n].len = size - start;
+    n++;
+    kwire_key_t *k = (size & 1) ? kwire_key_new("fuzzkey", 7) : kwire_key_new("", 0);
+    kmsg_t *m = NULL;
+    nb_err_t err;
+    if (kwire_parse(k, frames, n, &m, &err) == 0) kmsg_free(m);
+    kwire_key_free(k);
+    return 0;
+}

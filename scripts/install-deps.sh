@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install what nbhub needs to build and test, and nothing that is already there.
+#   - Debian packages (apt-get update runs once, only when something is missing)
+#   - .venv from PyPI with the Python-side tools (ipykernel, papermill, pytest ...)
+# Idempotent: a second run with everything present takes well under a second.
+set -eu
+cd "$(dirname "$0")/.."
+
+DEB_PKGS="build-essential pkg-config clang libuv1-dev libzmq3-dev libjansson-dev libyaml-dev
+libssl-dev libsqlite3-dev libcurl4-openssl-dev libargon2-dev libcmocka-dev
+python3 python3-venv python3-dev procps"
+
+missing=""
+for p in $DEB_PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -n "$missing" ]; then
+    echo "install-deps: installing Debian packages:$missing"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# Python environment: rebuilt when requirements change (stamp holds their hash).
+REQ=requirements-dev.txt
+want=$(sha256sum "$REQ" | cut -d' ' -f1)
+have=$(cat .venv/.nbhub-stamp 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+    echo "install-deps: preparing .venv from $REQ"
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r "$REQ"
+    echo "$want" > .venv/.nbhub-stamp
+fi

@@ -1,0 +1,15 @@
+#!/bin/sh
+# `make test`: unit tests (cmocka), then black-box tests (pytest against the
+# real binary and real kernels).  The last line is pytest's summary.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+export VIRTUAL_ENV="$PWD/.venv"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
+unit_rc=0
+scripts/run-unit.sh "$BUILD"/tests/test_* || unit_rc=1
+NBHUB_BIN="$PWD/$BUILD/nbhub" .venv/bin/python -m pytest -p no:cacheprovider -q tests/blackbox
+py_rc=$?
+# Nothing is printed after pytest: its summary must stay the last line.
+[ $unit_rc -ne 0 ] && exit 1
+exit $py_rc

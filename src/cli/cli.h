@@ -1,0 +1,41 @@
+/*
+ * cli — the subcommand table and the exit codes every subcommand shares.
+ *
+ * Each subcommand is a function cmd_NAME(argc, argv) (argv[0] is the
+ * subcommand name) returning an exit code from the table below.  --help goes
+ * to stdout with exit 0; misuse goes to stderr with exit 2 (the jq habit).
+ */
+#ifndef NBHUB_CLI_H
+#define NBHUB_CLI_H
+
+enum nb_exit {
+    NB_EXIT_OK           = 0,   /* success */
+    NB_EXIT_FAILED       = 1,   /* a cell raised an error; OUT records it */
+    NB_EXIT_USAGE        = 2,   /* bad command line */
+    NB_EXIT_INPUT        = 3,   /* input notebook or parameters unreadable/invalid */
+    NB_EXIT_KERNEL       = 4,   /* unknown kernel, or kernel failed to start in time */
+    NB_EXIT_KERNEL_DIED  = 5,   /* the kernel died during the run */
+    NB_EXIT_TIMEOUT      = 6,   /* a cell hit --execution-timeout or the run hit --deadline */
+    NB_EXIT_OUTPUT       = 7,   /* OUT could not be written */
+    NB_EXIT_SIGINT       = 130, /* interrupted by Ctrl-C (OUT saved as failed) */
+    NB_EXIT_SIGTERM      = 143, /* terminated by SIGTERM (OUT saved as failed) */
+};
+
+/* The exit-code table as printed in --help (one line per code). */
+extern const char cli_exit_codes_help[];
+
+struct cli_cmd {
+    const char *name;
+    const char *summary;
+    int (*fn)(int argc, char **argv);
+};
+
+int cmd_run(int argc, char **argv);
+int cmd_kernel(int argc, char **argv);
+/* Hidden helper: exec a kernel with PR_SET_PDEATHSIG so it dies with us. */
+int cmd_kernel_exec(int argc, char **argv);
+
+/* Print "nbhub: <msg>" to stderr. */
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * main — nbhub's entry point: a declarative subcommand table (tmux
+ * cmd_entry style).  Adding a subcommand is one line here plus its cmd_*.c.
+ */
+#include "cli/cli.h"
+#include "util/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef NBHUB_VERSION
+#define NBHUB_VERSION "0.1.0"
+#endif
+
+static const struct cli_cmd cli_cmds[] = {
+    { "run",    "execute a notebook headlessly (papermill-compatible)", cmd_run },
+    { "kernel", "list Jupyter kernel specs",                            cmd_kernel },
+    { "__kernel-exec", NULL, cmd_kernel_exec },   /* internal trampoline */
+};
+
+static void main_usage(FILE *f)
+{
+    fprintf(f, "usage: nbhub <command> [options]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
+        if (cli_cmds[i].summary)
+            fprintf(f, "  %-8s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
+    fprintf(f, "\nRun 'nbhub <command> --help' for a command's options.\n\n%s", cli_exit_codes_help);
+}
+
+int main(int argc, char **argv)
+{
+    const char *lvl = getenv("NBHUB_LOG");
+    if (lvl && log_level_parse(lvl) >= 0) log_set_level(log_level_parse(lvl));
+    signal(SIGPIPE, SIG_IGN);
+
+    if (argc < 2) {
+        main_usage(stderr);
+        return NB_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        main_usage(stdout);
+        return NB_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("nbhub %s\n", NBHUB_VERSION);
+        return NB_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
+        if (strcmp(argv[1], cli_cmds[i].name) == 0)
+            return cli_cmds[i].fn(argc - 1, argv + 1);
+    cli_errorf("unknown command '%s'", argv[1]);
+    main_usage(stderr);
+    return NB_EXIT_USAGE;
+}

@@ -1,0 +1,47 @@
+/*
+ * kclient — a Jupyter client's five sockets, driven by a libuv loop.
+ *
+ * Each ZeroMQ socket's ZMQ_FD sits in a uv_poll.  That fd is edge-triggered
+ * and only says "look at ZMQ_EVENTS", so on every wake-up, and after every
+ * send (a send can consume the edge), we drain the socket while ZMQ_EVENTS
+ * says readable.  Draining after a send happens from a uv_idle handle, not
+ * inline, so a message callback that sends never re-enters the dispatcher.
+ *
+ * Messages failing HMAC verification are dropped and counted, never
+ * delivered.  The heartbeat (REQ "ping", expect the echo) runs only when
+ * asked; local kernels are watched through their process instead.
+ *
+ * Ownership: the message passed to the callback is freed by kclient after
+ * the callback returns.  kclient_close may be called from inside a callback;
+ * the memory is released once libuv has closed every handle.
+ */
+#ifndef NBHUB_KCLIENT_H
+#define NBHUB_KCLIENT_H
+
+#include <jansson.h>
+#include <uv.h>
+#include "kernel/kconn.h"
+#include "kernel/kwire.h"
+#include "util/err.h"
+
+typedef struct kclient kclient_t;
+
+typedef void (*kclient_msg_cb)(kclient_t *kc, enum kchan ch, const kmsg_t *msg, void *ud);
+typedef void (*kclient_hb_cb)(kclient_t *kc, void *ud);
+
+/* Connect all five channels.  Returns 0 or negative errno. */
+int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *ud,
+                 kclient_t **out, nb_err_t *err);
+/* Send a request.  content is stolen (may be NULL for {}).  msg_id_out, if
+ * not NULL, receives the new message id (33 bytes). */
+int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *content,
+                 const json_t *parent_header, char *msg_id_out);
+/* Start heartbeats: ping every interval_ms; call lost_cb once if no echo
+ * arrives within timeout_ms. */
+void kclient_hb_start(kclient_t *kc, unsigned interval_ms, unsigned timeout_ms, kclient_hb_cb lost_cb);
+/* Messages dropped for a bad signature or malformed framing. */
+unsigned long kclient_dropped(const kclient_t *kc);
+const char *kclient_session(const kclient_t *kc);
+void kclient_close(kclient_t *kc);
+
+#endif

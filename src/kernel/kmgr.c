@@ -1,0 +1,276 @@
+/* kmgr — see kmgr.h. */
+#include "kernel/kmgr.h"
+#include "kernel/kproc.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum kmgr_state { KM_STARTING, KM_READY, KM_STOPPING, KM_STOPPED };
+
+struct kmgr {
+    uv_loop_t      *loop;
+    kconn_t        *conn;
+    kproc_t        *proc;
+    kclient_t      *client;
+    uv_timer_t      timer;        /* start: info resend + timeout; stop: escalation */
+    struct kmgr_cbs cbs;
+    void           *ud;
+    enum kmgr_state state;
+    int             interrupt_signal;
+    int             got_info, got_iopub;
+    uint64_t        deadline_ms;
+    int             escalation;    /* 0 = asked politely, 1 = SIGTERM sent, 2 = SIGKILL sent */
+    int             exited;
+    json_t         *info;
+    json_t         *env;
+};
+
+static void kmgr_finish(kmgr_t *km);
+
+static void kmgr_on_timer_closed(uv_handle_t *h)
+{
+    kmgr_t *km = h->data;
+    void *ud = km->ud;
+    void (*stopped)(kmgr_t *, void *) = km->cbs.stopped;
+    json_decref(km->info);
+    json_decref(km->env);
+    free(km);
+    /* km is gone; the callback receives a dangling pointer only as an id. */
+    if (stopped) stopped(km, ud);
+}
+
+/* Everything is down: release resources and report. */
+static void kmgr_finish(kmgr_t *km)
+{
+    if (km->state == KM_STOPPED) return;
+    km->state = KM_STOPPED;
+    kclient_close(km->client);
+    km->client = NULL;
+    kproc_close(km->proc);
+    km->proc = NULL;
+    kconn_free(km->conn);
+    km->conn = NULL;
+    uv_timer_stop(&km->timer);
+    uv_close((uv_handle_t *)&km->timer, kmgr_on_timer_closed);
+}
+
+static void kmgr_on_msg(kclient_t *kc, enum kchan ch, const kmsg_t *m, void *ud)
+{
+    kmgr_t *km = ud;
+    if (km->state == KM_STARTING) {
+        if (ch == KCHAN_IOPUB) km->got_iopub = 1;
+        if (ch == KCHAN_SHELL && strcmp(m->msg_type, "kernel_info_reply") == 0 && !km->info) {
+            km->info = json_incref(m->content);
+            km->got_info = 1;
+        }
+        if (km->got_info && km->got_iopub) {
+            km->state = KM_READY;
+            uv_timer_stop(&km->timer);
+            LOG_I("kernel ready", "pid=%d", kproc_pid(km->proc));
+            km->cbs.ready(km, 0, NULL, km->ud);
+        }
+        return;
+    }
+    if (km->state == KM_READY || km->state == KM_STOPPING)
+        if (km->cbs.msg) km->cbs.msg(km, ch, m, km->ud);
+}
+
+static void kmgr_on_exit(kproc_t *p, int64_t status, int sig, void *ud)
+{
+    kmgr_t *km = ud;
+    km->exited = 1;
+    char why[128];
+    if (sig) snprintf(why, sizeof why, "killed by signal %d (%s)", sig, strsignal(sig));
+    else snprintf(why, sizeof why, "exited with status %lld", (long long)status);
+    switch (km->state) {
+    case KM_STARTING: {
+        char msg[256];
+        snprintf(msg, sizeof msg, "kernel %s during start-up", why);
+        km->state = KM_STOPPING;
+        km->cbs.ready(km, -ECHILD, msg, km->ud);
+        kmgr_finish(km);
+        break;
+    }
+    case KM_READY:
+        km->state = KM_STOPPING;
+        LOG_W("kernel died", "why=\"%s\"", why);
+        if (km->cbs.died) km->cbs.died(km, why, km->ud);
+        kmgr_finish(km);
+        break;
+    case KM_STOPPING:
+        kmgr_finish(km);
+        break;
+    case KM_STOPPED:
+        break;
+    }
+}
+
+static void kmgr_on_start_timer(uv_timer_t *t)
+{
+    kmgr_t *km = t->data;
+    if (km->state != KM_STARTING) return;
+    if (uv_now(km->loop) >= km->deadline_ms) {
+        km->state = KM_STOPPING;
+        km->cbs.ready(km, -ETIMEDOUT, NULL, km->ud);
+        kmgr_kill(km);
+        return;
+    }
+    kclient_send(km->client, KCHAN_SHELL, "kernel_info_request", NULL, NULL, NULL);
+}
+
+int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
+               const struct kmgr_cbs *cbs, void *ud, kmgr_t **out, nb_err_t *err)
+{
+    kmgr_t *km = xcalloc(1, sizeof *km);
+    km->loop = loop;
+    km->cbs = *cbs;
+    km->ud = ud;
+    km->interrupt_signal = spec->interrupt_signal;
+    int rc = kconn_new(!o->tcp, &km->conn, err);
+    if (rc < 0) {
+        free(km);
+        return rc;
+    }
+    /* The env nbhub adds: the spec's env (substituted) and our extras. */
+    char parent[64];
+    snprintf(parent, sizeof parent, "JPY_PARENT_PID=%ld", (long)getpid());
+    size_t nextra = 0;
+    while (o->extra_env && o->extra_env[nextra]) nextra++;
+    char **extra = xcalloc(nextra + 3, sizeof *extra);
+    for (size_t i = 0; i < nextra; i++) extra[i] = o->extra_env[i];
+    extra[nextra] = parent;
+    extra[nextra + 1] = (char *)"PYDEVD_DISABLE_FILE_VALIDATION=1";
+    char **env = kspec_env(spec, extra);
+    char **argv = kspec_argv(spec, km->conn->file);
+
+    km->env = json_object();
+    const char *key;
+    json_t *val;
+    if (spec->env)
+        json_object_foreach(spec->env, key, val) {
+            for (char **e = env; *e; e++) {
+                size_t kl = strlen(key);
+                if (strncmp(*e, key, kl) == 0 && (*e)[kl] == '=')
+                    json_object_set_new(km->env, key, json_string(*e + kl + 1));
+            }
+        }
+    for (size_t i = 0; i < nextra; i++) {
+        const char *eq = strchr(extra[i], '=');
+        if (eq) {
+            char *k = xstrndup(extra[i], (size_t)(eq - extra[i]));
+            json_object_set_new(km->env, k, json_string(eq + 1));
+            free(k);
+        }
+    }
+    free(extra);
+
+    rc = kproc_spawn(loop, argv, env, o->cwd, kmgr_on_exit, km, &km->proc, err);
+    for (char **p = argv; *p; p++) free(*p);
+    free(argv);
+    for (char **p = env; *p; p++) free(*p);
+    free(env);
+    if (rc < 0) {
+        kconn_free(km->conn);
+        json_decref(km->env);
+        free(km);
+        return rc;
+    }
+    rc = kclient_open(loop, km->conn, kmgr_on_msg, km, &km->client, err);
+    uv_timer_init(loop, &km->timer);
+    km->timer.data = km;
+    if (rc < 0) {
+        km->state = KM_STOPPING;
+        kproc_close(km->proc);
+        km->proc = NULL;
+        kmgr_finish(km);
+        return rc;
+    }
+    unsigned to = o->start_timeout_ms ? o->start_timeout_ms : 60000;
+    km->deadline_ms = uv_now(loop) + to;
+    uv_timer_start(&km->timer, kmgr_on_start_timer, 0, 250);
+    LOG_I("kernel starting", "name=%s pid=%d transport=%s", spec->name, kproc_pid(km->proc),
+          o->tcp ? "tcp" : "ipc");
+    *out = km;
+    return 0;
+}
+
+int kmgr_request(kmgr_t *km, enum kchan ch, const char *msg_type, json_t *content, char *msg_id)
+{
+    if (km->state != KM_READY && km->state != KM_STOPPING) {
+        json_decref(content);
+        return -ENOTCONN;
+    }
+    return kclient_send(km->client, ch, msg_type, content, NULL, msg_id);
+}
+
+int kmgr_execute(kmgr_t *km, const char *code, int stop_on_error, char *msg_id)
+{
+    json_t *c = json_pack("{s:s, s:b, s:b, s:{}, s:b, s:b}", "code", code, "silent", 0,
+                          "store_history", 1, "user_expressions", "allow_stdin", 0,
+                          "stop_on_error", stop_on_error);
+    return kmgr_request(km, KCHAN_SHELL, "execute_request", c, msg_id);
+}
+
+int kmgr_interrupt(kmgr_t *km)
+{
+    if (km->state == KM_STOPPED || km->exited) return -ESRCH;
+    if (km->interrupt_signal) return kproc_signal_group(km->proc, SIGINT);
+    return kclient_send(km->client, KCHAN_CONTROL, "interrupt_request", NULL, NULL, NULL);
+}
+
+static void kmgr_on_stop_timer(uv_timer_t *t)
+{
+    kmgr_t *km = t->data;
+    if (km->state != KM_STOPPING || km->exited) return;
+    if (km->escalation == 0) {
+        km->escalation = 1;
+        LOG_I("kernel did not stop; sending SIGTERM", "pid=%d", kproc_pid(km->proc));
+        kproc_signal_group(km->proc, SIGTERM);
+        uv_timer_start(&km->timer, kmgr_on_stop_timer, 2000, 0);
+    } else {
+        km->escalation = 2;
+        LOG_W("kernel ignored SIGTERM; sending SIGKILL", "pid=%d", kproc_pid(km->proc));
+        kproc_signal_group(km->proc, SIGKILL);
+    }
+}
+
+void kmgr_shutdown(kmgr_t *km, unsigned grace_ms)
+{
+    if (km->state == KM_STOPPED || (km->state == KM_STOPPING && km->escalation)) return;
+    int was_ready = km->state == KM_READY;
+    km->state = KM_STOPPING;
+    if (km->exited) {
+        kmgr_finish(km);
+        return;
+    }
+    if (was_ready)
+        kclient_send(km->client, KCHAN_CONTROL, "shutdown_request",
+                     json_pack("{s:b}", "restart", 0), NULL, NULL);
+    else
+        grace_ms = 0;
+    uv_timer_stop(&km->timer);
+    uv_timer_start(&km->timer, kmgr_on_stop_timer, grace_ms, 0);
+}
+
+void kmgr_kill(kmgr_t *km)
+{
+    if (km->state == KM_STOPPED) return;
+    km->state = KM_STOPPING;
+    km->escalation = 2;
+    uv_timer_stop(&km->timer);
+    if (km->exited) {
+        kmgr_finish(km);
+        return;
+    }
+    kproc_signal_group(km->proc, SIGKILL);
+}
+
+const json_t *kmgr_kernel_info(const kmgr_t *km) { return km->info; }
+const json_t *kmgr_env(const kmgr_t *km) { return km->env; }
+int kmgr_pid(const kmgr_t *km) { return km->proc ? kproc_pid(km->proc) : -1; }

@@ -1,0 +1,64 @@
+/*
+ * kmgr — one kernel's life: start, handshake, run requests, interrupt, stop.
+ *
+ * Start: write a fresh connection file (ipc by default), spawn the kernel
+ * (kproc), connect the sockets (kclient), then repeat kernel_info_request
+ * every 250 ms until BOTH a kernel_info_reply arrived on shell AND some
+ * message arrived on iopub — the reply alone does not prove our iopub
+ * subscription reached the kernel, and outputs published before it would be
+ * lost (jupyter_client waits the same way).  A start timeout or an exit
+ * during start-up fails the start with a message.
+ *
+ * Stop: shutdown_request on control, wait for the process to exit; after the
+ * grace period SIGTERM to the process group; two seconds later SIGKILL.
+ * The process exit callback always sweeps the group with SIGKILL too.
+ *
+ * Callbacks: ready(status) once; msg for every message after ready; died
+ * once if the kernel exits without being asked to; stopped once, after
+ * which the kmgr_t is freed — do not touch it again.
+ */
+#ifndef NBHUB_KMGR_H
+#define NBHUB_KMGR_H
+
+#include <jansson.h>
+#include <uv.h>
+#include "kernel/kclient.h"
+#include "kernel/kspec.h"
+
+typedef struct kmgr kmgr_t;
+
+struct kmgr_opts {
+    const char *cwd;              /* kernel working directory, NULL = ours */
+    int         tcp;              /* 1 = tcp transport instead of ipc */
+    unsigned    start_timeout_ms; /* 0 = 60 s */
+    char *const *extra_env;       /* "K=V" pairs added to the kernel env, may be NULL */
+};
+
+struct kmgr_cbs {
+    void (*ready)(kmgr_t *km, int status, const char *errmsg, void *ud);
+    void (*msg)(kmgr_t *km, enum kchan ch, const kmsg_t *msg, void *ud);
+    void (*died)(kmgr_t *km, const char *why, void *ud);
+    void (*stopped)(kmgr_t *km, void *ud);
+};
+
+/* Returns 0 and calls ready later, or returns an error and calls nothing. */
+int  kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
+                const struct kmgr_cbs *cbs, void *ud, kmgr_t **out, nb_err_t *err);
+/* execute_request; msg_id receives the request id (33 bytes). */
+int  kmgr_execute(kmgr_t *km, const char *code, int stop_on_error, char *msg_id);
+/* Send any request (content stolen) on a channel. */
+int  kmgr_request(kmgr_t *km, enum kchan ch, const char *msg_type, json_t *content, char *msg_id);
+/* Interrupt per the spec's interrupt_mode (SIGINT to the group, or message). */
+int  kmgr_interrupt(kmgr_t *km);
+/* Orderly stop as described above; grace_ms before SIGTERM. Idempotent. */
+void kmgr_shutdown(kmgr_t *km, unsigned grace_ms);
+/* Immediate SIGKILL of the group, then the stop sequence completes. */
+void kmgr_kill(kmgr_t *km);
+/* The kernel_info_reply content (borrowed), or NULL before ready. */
+const json_t *kmgr_kernel_info(const kmgr_t *km);
+/* Environment variables nbhub set for the kernel beyond its inherited ones
+ * (kernelspec env after substitution, plus extra_env): borrowed object. */
+const json_t *kmgr_env(const kmgr_t *km);
+int  kmgr_pid(const kmgr_t *km);
+
+#endif

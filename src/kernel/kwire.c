@@ -1,0 +1,238 @@
+/*
+ * kwire — Jupyter wire protocol framing, signing and verification.
+ *
+ * Signing uses OpenSSL 3's EVP_MAC.  Fetching and keying an HMAC context is
+ * the expensive part, so kwire_key_new keys one context and every signature
+ * duplicates it (EVP_MAC_CTX_dup) — one small allocation per message instead
+ * of an algorithm lookup.
+ *
+ * Verification compares in constant time (CRYPTO_memcmp) so a peer cannot
+ * learn the signature byte by byte from timing.
+ */
+#include "kernel/kwire.h"
+#include "util/timeutil.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct kwire_key {
+    EVP_MAC     *mac;
+    EVP_MAC_CTX *ctx;   /* keyed template; NULL when the key is empty */
+};
+
+kwire_key_t *kwire_key_new(const char *key, size_t keylen)
+{
+    kwire_key_t *k = xcalloc(1, sizeof *k);
+    if (keylen == 0) return k;
+    k->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    NB_ASSERT(k->mac != NULL);
+    k->ctx = EVP_MAC_CTX_new(k->mac);
+    NB_ASSERT(k->ctx != NULL);
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    NB_ASSERT(EVP_MAC_init(k->ctx, (const unsigned char *)key, keylen, params) == 1);
+    return k;
+}
+
+void kwire_key_free(kwire_key_t *k)
+{
+    if (!k) return;
+    EVP_MAC_CTX_free(k->ctx);
+    EVP_MAC_free(k->mac);
+    free(k);
+}
+
+void kwire_sign(const kwire_key_t *k, const kframe_t frames[4], char out[65])
+{
+    out[0] = '\0';
+    if (!k || !k->ctx) return;
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->ctx);
+    NB_ASSERT(c != NULL);
+    for (int i = 0; i < 4; i++)
+        EVP_MAC_update(c, frames[i].data, frames[i].len);
+    unsigned char mac[32];
+    size_t maclen = 0;
+    NB_ASSERT(EVP_MAC_final(c, mac, &maclen, sizeof mac) == 1 && maclen == 32);
+    EVP_MAC_CTX_free(c);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static kbytes_t kwire_copy(const kframe_t *f)
+{
+    kbytes_t b = { xmalloc(f->len + 1), f->len };
+    if (f->len) memcpy(b.data, f->data, f->len);
+    b.data[f->len] = '\0';
+    return b;
+}
+
+/* Parse one JSON frame that must hold an object ({} allowed). */
+static json_t *kwire_json(const kframe_t *f, const char *what, nb_err_t *err)
+{
+    json_error_t je;
+    json_t *v = json_loadb(f->data, f->len, 0, &je);
+    if (!v) {
+        err_set(err, -EBADMSG, "%s frame is not valid JSON: %s", what, je.text);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        err_set(err, -EBADMSG, "%s frame is not a JSON object", what);
+        return NULL;
+    }
+    return v;
+}
+
+int kwire_parse(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
+                kmsg_t **out, nb_err_t *err)
+{
+    size_t d = 0;
+    while (d < nframes && !(frames[d].len == strlen(KWIRE_DELIM) &&
+                            memcmp(frames[d].data, KWIRE_DELIM, frames[d].len) == 0))
+        d++;
+    if (d == nframes)
+        return err_set(err, -EBADMSG, "no <IDS|MSG> delimiter in %zu frames", nframes);
+    if (nframes - d < 6)
+        return err_set(err, -EBADMSG, "%zu frames after the delimiter, need at least 6", nframes - d);
+
+    const kframe_t *sig = &frames[d + 1];
+    const kframe_t *js = &frames[d + 2];
+    if (k && k->ctx) {
+        char want[65];
+        kwire_sign(k, js, want);
+        if (sig->len != 64 || CRYPTO_memcmp(want, sig->data, 64) != 0)
+            return err_set(err, -EPERM, "invalid HMAC signature");
+    }
+
+    kmsg_t *m = xcalloc(1, sizeof *m);
+    static const char *names[4] = { "header", "parent_header", "metadata", "content" };
+    json_t **slots[4] = { &m->header, &m->parent_header, &m->metadata, &m->content };
+    for (int i = 0; i < 4; i++) {
+        if (!(*slots[i] = kwire_json(&js[i], names[i], err))) {
+            kmsg_free(m);
+            return err ? err->code : -EBADMSG;
+        }
+    }
+    m->msg_type = json_string_value(json_object_get(m->header, "msg_type"));
+    m->msg_id = json_string_value(json_object_get(m->header, "msg_id"));
+    m->parent_id = json_string_value(json_object_get(m->parent_header, "msg_id"));
+    if (!m->msg_type || !m->msg_id) {
+        kmsg_free(m);
+        return err_set(err, -EBADMSG, "header lacks msg_type or msg_id");
+    }
+    if (d) {
+        m->nids = d;
+        m->ids = xcalloc(d, sizeof *m->ids);
+        for (size_t i = 0; i < d; i++) m->ids[i] = kwire_copy(&frames[i]);
+    }
+    size_t nb = nframes - d - 6;
+    if (nb) {
+        m->nbuffers = nb;
+        m->buffers = xcalloc(nb, sizeof *m->buffers);
+        for (size_t i = 0; i < nb; i++) m->buffers[i] = kwire_copy(&frames[d + 6 + i]);
+    }
+    *out = m;
+    return 0;
+}
+
+void kwire_new_id(char out[33])
+{
+    unsigned char r[16];
+    if (RAND_bytes(r, sizeof r) != 1) {
+        /* Ids need uniqueness, not secrecy: fall back to time and pid. */
+        int64_t t = time_now_us();
+        memcpy(r, &t, sizeof t);
+        pid_t p = getpid();
+        memcpy(r + 8, &p, sizeof p);
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[r[i] >> 4];
+        out[2 * i + 1] = hex[r[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+json_t *kwire_header(const char *session, const char *msg_type)
+{
+    char id[33], date[40];
+    kwire_new_id(id);
+    time_iso8601_utc(time_now_us(), date, sizeof date, 1);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
+                     "msg_id", id, "session", session, "username", "nbhub",
+                     "date", date, "msg_type", msg_type, "version", KWIRE_PROTOCOL_VERSION);
+}
+
+static kbytes_t kwire_dump(const json_t *v)
+{
+    kbytes_t b;
+    b.data = json_dumps(v ? v : json_object(), JSON_COMPACT);
+    NB_ASSERT(b.data != NULL);
+    b.len = strlen(b.data);
+    return b;
+}
+
+int kwire_build(const kwire_key_t *k, const kbytes_t *ids, size_t nids,
+                const json_t *header, const json_t *parent, const json_t *metadata,
+                const json_t *content, kbytes_t **frames, size_t *nframes)
+{
+    size_t n = nids + 6;
+    kbytes_t *f = xcalloc(n, sizeof *f);
+    for (size_t i = 0; i < nids; i++) {
+        kframe_t src = { ids[i].data, ids[i].len };
+        f[i] = kwire_copy(&src);
+    }
+    f[nids].data = xstrdup(KWIRE_DELIM);
+    f[nids].len = strlen(KWIRE_DELIM);
+    json_t *empty = json_object();
+    f[nids + 2] = kwire_dump(header);
+    f[nids + 3] = kwire_dump(parent ? parent : empty);
+    f[nids + 4] = kwire_dump(metadata ? metadata : empty);
+    f[nids + 5] = kwire_dump(content ? content : empty);
+    json_decref(empty);
+    kframe_t js[4];
+    for (int i = 0; i < 4; i++) {
+        js[i].data = f[nids + 2 + i].data;
+        js[i].len = f[nids + 2 + i].len;
+    }
+    char sig[65];
+    kwire_sign(k, js, sig);
+    f[nids + 1].data = xstrdup(sig);
+    f[nids + 1].len = strlen(sig);
+    *frames = f;
+    *nframes = n;
+    return 0;
+}
+
+void kwire_frames_free(kbytes_t *frames, size_t nframes)
+{
+    for (size_t i = 0; i < nframes; i++) free(frames[i].data);
+    free(frames);
+}
+
+void kmsg_free(kmsg_t *m)
+{
+    if (!m) return;
+    json_decref(m->header);
+    json_decref(m->parent_header);
+    json_decref(m->metadata);
+    json_decref(m->content);
+    for (size_t i = 0; i < m->nids; i++) free(m->ids[i].data);
+    free(m->ids);
+    for (size_t i = 0; i < m->nbuffers; i++) free(m->buffers[i].data);
+    free(m->buffers);
+    free(m);
+}

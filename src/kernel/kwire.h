@@ -1,0 +1,81 @@
+/*
+ * kwire — the Jupyter wire protocol (messaging spec 5.x), without sockets.
+ *
+ * A message on the wire is a multipart ZeroMQ message:
+ *     [ids..., "<IDS|MSG>", hmac_hex, header, parent_header, metadata, content, buffers...]
+ * The HMAC-SHA256 is computed with the connection key over the four JSON
+ * frames, in that order.  kwire_parse verifies it (constant time) and drops
+ * forged or malformed messages with a reason; kwire_build signs and
+ * serialises.  This file knows nothing about ZeroMQ so it can be unit-tested
+ * and fuzzed on plain byte arrays; kclient.c moves the frames.
+ *
+ * Ownership: a kmsg_t owns its JSON references and byte copies; kmsg_free
+ * releases everything.  kwire_key_t is created once per connection.
+ */
+#ifndef NBHUB_KWIRE_H
+#define NBHUB_KWIRE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include "util/err.h"
+
+#define KWIRE_DELIM "<IDS|MSG>"
+#define KWIRE_PROTOCOL_VERSION "5.3"
+
+typedef struct kframe {
+    const void *data;
+    size_t      len;
+} kframe_t;
+
+typedef struct kbytes {
+    char  *data;
+    size_t len;
+} kbytes_t;
+
+typedef struct kmsg {
+    kbytes_t *ids;          /* routing identities before the delimiter */
+    size_t    nids;
+    json_t   *header;       /* always an object after kwire_parse */
+    json_t   *parent_header;
+    json_t   *metadata;
+    json_t   *content;
+    kbytes_t *buffers;      /* extra binary frames */
+    size_t    nbuffers;
+    const char *msg_type;   /* borrowed from header */
+    const char *msg_id;     /* borrowed from header */
+    const char *parent_id;  /* borrowed from parent_header, or NULL */
+} kmsg_t;
+
+typedef struct kwire_key kwire_key_t;
+
+/* A signing context for a connection key (scheme hmac-sha256).  An empty key
+ * disables signing and verification, as Jupyter specifies. */
+kwire_key_t *kwire_key_new(const char *key, size_t keylen);
+void         kwire_key_free(kwire_key_t *k);
+
+/* Hex HMAC-SHA256 of the four frames into out[65]; "" when the key is empty. */
+void kwire_sign(const kwire_key_t *k, const kframe_t frames[4], char out[65]);
+
+/* Parse and verify received frames.  Returns 0 and a new message, or
+ * -EBADMSG (malformed) / -EPERM (bad signature) with a reason in err. */
+int kwire_parse(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
+                kmsg_t **out, nb_err_t *err);
+
+/* A fresh header object {msg_id, session, username, date, msg_type, version}. */
+json_t *kwire_header(const char *session, const char *msg_type);
+
+/* Serialise a message for sending: fills frames with freshly allocated
+ * bytes ("<IDS|MSG>", signature, 4 JSON frames; identities first if any).
+ * *nframes gets the count; free with kwire_frames_free.  Steals nothing:
+ * the JSON arguments stay owned by the caller. */
+int kwire_build(const kwire_key_t *k, const kbytes_t *ids, size_t nids,
+                const json_t *header, const json_t *parent, const json_t *metadata,
+                const json_t *content, kbytes_t **frames, size_t *nframes);
+void kwire_frames_free(kbytes_t *frames, size_t nframes);
+
+void kmsg_free(kmsg_t *m);
+
+/* A random 32-hex-digit id (uuid4-like, without dashes) into out[33]. */
+void kwire_new_id(char out[33]);
+
+#endif

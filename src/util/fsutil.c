@@ -1,0 +1,159 @@
+/* fsutil — see fsutil.h. */
+#include "util/fsutil.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+int fs_read_all(const char *path, char **out, size_t *len, nb_err_t *err)
+{
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return err_set(err, -e, "%s: %s", path, strerror(e));
+    }
+    struct stat st;
+    if (fd != STDIN_FILENO && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        return err_set(err, -EISDIR, "%s: is a directory", path);
+    }
+    buf_t b = BUF_INIT;
+    buf_reserve(&b, 65536);
+    for (;;) {
+        buf_reserve(&b, 65536);
+        ssize_t r = read(fd, b.data + b.len, b.cap - b.len - 1);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            if (fd != STDIN_FILENO) close(fd);
+            buf_free(&b);
+            return err_set(err, -e, "%s: %s", path, strerror(e));
+        }
+        if (r == 0) break;
+        b.len += (size_t)r;
+    }
+    b.data[b.len] = '\0';
+    if (fd != STDIN_FILENO) close(fd);
+    if (len) *len = b.len;
+    *out = b.data;
+    return 0;
+}
+
+static int fs_write_full(int fd, const void *data, size_t n)
+{
+    const char *p = data;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int fs_write_atomic_chunks(const char *path, const struct fs_chunk *chunks, size_t nchunks,
+                           int fsync_data, nb_err_t *err)
+{
+    int rc;
+    if (strcmp(path, "-") == 0) {
+        for (size_t i = 0; i < nchunks; i++)
+            if ((rc = fs_write_full(STDOUT_FILENO, chunks[i].data, chunks[i].len)) < 0)
+                return err_set(err, rc, "stdout: %s", strerror(-rc));
+        return 0;
+    }
+    char *tmp = xasprintf("%s.nbhub-tmp-%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        rc = err_set(err, -e, "%s: cannot create: %s", path, strerror(e));
+        free(tmp);
+        return rc;
+    }
+    for (size_t i = 0; i < nchunks; i++) {
+        if ((rc = fs_write_full(fd, chunks[i].data, chunks[i].len)) < 0) {
+            err_set(err, rc, "%s: write failed: %s", path, strerror(-rc));
+            goto fail;
+        }
+    }
+    if (fsync_data && fsync(fd) < 0) {
+        rc = err_set(err, -errno, "%s: fsync failed: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = err_set(err, -errno, "%s: close failed: %s", path, strerror(errno));
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        rc = err_set(err, -errno, "%s: rename failed: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (fsync_data) {
+        char *dir = fs_dirname(path);
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
+    }
+    free(tmp);
+    return 0;
+fail:
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t n, int fsync_data, nb_err_t *err)
+{
+    struct fs_chunk c = { data, n };
+    return fs_write_atomic_chunks(path, &c, 1, fsync_data, err);
+}
+
+int fs_mkdir_p(const char *path, unsigned mode, nb_err_t *err)
+{
+    char *p = xstrdup(path);
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, mode) < 0 && errno != EEXIST) {
+                int e = errno;
+                int rc = err_set(err, -e, "%s: cannot create directory: %s", p, strerror(e));
+                free(p);
+                return rc;
+            }
+            *s = c;
+            if (c == '\0') break;
+        }
+    }
+    free(p);
+    return 0;
+}
+
+int fs_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+char *fs_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) return xstrdup(".");
+    if (slash == path) return xstrdup("/");
+    return xstrndup(path, (size_t)(slash - path));
+}

@@ -1,0 +1,29 @@
+/*
+ * fsutil — whole-file reads and crash-safe writes.
+ *
+ * fs_write_atomic writes to "<path>.nbhub-tmp-<pid>" in the same directory,
+ * fsyncs it, renames it over <path> and fsyncs the directory: a reader (or a
+ * crash) sees either the old file or the new one, never a half-written one.
+ */
+#ifndef NBHUB_FSUTIL_H
+#define NBHUB_FSUTIL_H
+
+#include <stddef.h>
+#include "util/err.h"
+
+/* Read all of path ("-" = stdin) into a fresh NUL-terminated buffer. */
+int fs_read_all(const char *path, char **out, size_t *len, nb_err_t *err);
+/* Atomically replace path with n bytes (path "-" writes to stdout). */
+int fs_write_atomic(const char *path, const void *data, size_t n, int fsync_data, nb_err_t *err);
+/* Write an iovec-like list of chunks atomically (avoids joining big buffers). */
+struct fs_chunk { const void *data; size_t len; };
+int fs_write_atomic_chunks(const char *path, const struct fs_chunk *chunks, size_t nchunks,
+                           int fsync_data, nb_err_t *err);
+/* mkdir -p with the given mode. */
+int fs_mkdir_p(const char *path, unsigned mode, nb_err_t *err);
+/* 1 if path names an existing regular file or directory. */
+int fs_exists(const char *path);
+/* Directory part of a path, freshly allocated ("." if none). */
+char *fs_dirname(const char *path);
+
+#endif

@@ -1,0 +1,30 @@
+/* timeutil — see timeutil.h. */
+#include "util/timeutil.h"
+
+#include <stdio.h>
+#include <time.h>
+
+int64_t time_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint64_t time_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void time_iso8601_utc(int64_t us, char *out, size_t n, int zulu)
+{
+    time_t secs = (time_t)(us / 1000000);
+    int frac = (int)(us % 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%06d%s",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, frac, zulu ? "Z" : "");
+}

@@ -1,0 +1,151 @@
+/* Unit tests for kwire: HMAC vectors (computed with Python's hmac module),
+ * round trips, forged and malformed frames. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <string.h>
+
+#include "kernel/kwire.h"
+
+#define F(s) { s, sizeof(s) - 1 }
+
+static void test_sign_vector(void **state)
+{
+    (void)state;
+    kwire_key_t *k = kwire_key_new("0123456789abcdef", 16);
+    kframe_t f[4] = { F("{\"msg_id\":\"a\",\"msg_type\":\"status\"}"), F("{}"), F("{}"),
+                      F("{\"execution_state\":\"idle\"}") };
+    char sig[65];
+    kwire_sign(k, f, sig);
+    assert_string_equal(sig, "3322b5eb775188b63fbe09912d6b0b02ea624e5f0999d58debca87aee10d8715");
+    kwire_key_free(k);
+
+    k = kwire_key_new("key", 3);
+    kframe_t e[4] = { F(""), F(""), F(""), F("") };
+    kwire_sign(k, e, sig);
+    assert_string_equal(sig, "5d5d139563c95b5967b9bd9a8c9b233a9dedb45072794cd232dc1b74832607d0");
+    kwire_key_free(k);
+}
+
+static void test_empty_key_no_signature(void **state)
+{
+    (void)state;
+    kwire_key_t *k = kwire_key_new("", 0);
+    kframe_t e[4] = { F("{}"), F("{}"), F("{}"), F("{}") };
+    char sig[65];
+    kwire_sign(k, e, sig);
+    assert_string_equal(sig, "");
+    kwire_key_free(k);
+}
+
+static void build_frames(kwire_key_t *k, kbytes_t **fr, size_t *n, kframe_t *out)
+{
+    json_t *h = kwire_header("sess", "execute_request");
+    json_t *c = json_pack("{s:s}", "code", "1+1");
+    kbytes_t id = { (char *)"ident", 5 };
+    assert_int_equal(kwire_build(k, &id, 1, h, NULL, NULL, c, fr, n), 0);
+    for (size_t i = 0; i < *n; i++) {
+        out[i].data = (*fr)[i].data;
+        out[i].len = (*fr)[i].len;
+    }
+    json_decref(h);
+    json_decref(c);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    kwire_key_t *k = kwire_key_new("secret", 6);
+    kbytes_t *fr;
+    size_t n;
+    kframe_t f[16];
+    build_frames(k, &fr, &n, f);
+    assert_int_equal(n, 7);
+    kmsg_t *m = NULL;
+    nb_err_t err;
+    assert_int_equal(kwire_parse(k, f, n, &m, &err), 0);
+    assert_string_equal(m->msg_type, "execute_request");
+    assert_int_equal(m->nids, 1);
+    assert_memory_equal(m->ids[0].data, "ident", 5);
+    assert_string_equal(json_string_value(json_object_get(m->content, "code")), "1+1");
+    assert_null(m->parent_id);
+    kmsg_free(m);
+    kwire_frames_free(fr, n);
+    kwire_key_free(k);
+}
+
+static void test_forged_dropped(void **state)
+{
+    (void)state;
+    kwire_key_t *k = kwire_key_new("secret", 6);
+    kwire_key_t *other = kwire_key_new("other", 5);
+    kbytes_t *fr;
+    size_t n;
+    kframe_t f[16];
+    build_frames(other, &fr, &n, f);   /* signed with the wrong key */
+    kmsg_t *m = NULL;
+    nb_err_t err;
+    assert_int_equal(kwire_parse(k, f, n, &m, &err), -EPERM);
+    assert_null(m);
+    kwire_frames_free(fr, n);
+
+    build_frames(k, &fr, &n, f);       /* right key, content tampered */
+    f[6].data = "{\"code\":\"rm -rf /\"}";
+    f[6].len = strlen(f[6].data);
+    assert_int_equal(kwire_parse(k, f, n, &m, &err), -EPERM);
+    kwire_frames_free(fr, n);
+    kwire_key_free(k);
+    kwire_key_free(other);
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    kwire_key_t *k = kwire_key_new("", 0);  /* no signing: reach the parser */
+    nb_err_t err;
+    kmsg_t *m = NULL;
+    kframe_t nodelim[3] = { F("a"), F("b"), F("c") };
+    assert_int_equal(kwire_parse(k, nodelim, 3, &m, &err), -EBADMSG);
+    kframe_t short_[4] = { F("<IDS|MSG>"), F(""), F("{}"), F("{}") };
+    assert_int_equal(kwire_parse(k, short_, 4, &m, &err), -EBADMSG);
+    kframe_t badjson[6] = { F("<IDS|MSG>"), F(""), F("{\"msg_id\":"), F("{}"), F("{}"), F("{}") };
+    assert_int_equal(kwire_parse(k, badjson, 6, &m, &err), -EBADMSG);
+    kframe_t notobj[6] = { F("<IDS|MSG>"), F(""), F("[1]"), F("{}"), F("{}"), F("{}") };
+    assert_int_equal(kwire_parse(k, notobj, 6, &m, &err), -EBADMSG);
+    kframe_t notype[6] = { F("<IDS|MSG>"), F(""), F("{\"msg_id\":\"x\"}"), F("{}"), F("{}"), F("{}") };
+    assert_int_equal(kwire_parse(k, notype, 6, &m, &err), -EBADMSG);
+    kframe_t ok[7] = { F("<IDS|MSG>"), F(""), F("{\"msg_id\":\"x\",\"msg_type\":\"t\"}"),
+                       F("{\"msg_id\":\"p\"}"), F("{}"), F("{}"), F("\x00\x01") };
+    assert_int_equal(kwire_parse(k, ok, 7, &m, &err), 0);
+    assert_string_equal(m->parent_id, "p");
+    assert_int_equal(m->nbuffers, 1);
+    assert_int_equal(m->buffers[0].len, 2);
+    kmsg_free(m);
+    kwire_key_free(k);
+}
+
+static void test_ids_unique(void **state)
+{
+    (void)state;
+    char a[33], b[33];
+    kwire_new_id(a);
+    kwire_new_id(b);
+    assert_int_equal(strlen(a), 32);
+    assert_string_not_equal(a, b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sign_vector),
+        cmocka_unit_test(test_empty_key_no_signature),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_forged_dropped),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_ids_unique),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
