@@ -42,7 +42,8 @@ all: $(BUILD)/nbhub
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libnbhub.a: $(LIB_OBJ)
 	ar rcs $@ $^

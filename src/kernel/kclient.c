@@ -59,7 +59,7 @@ static void kclient_deliver(kclient_t *kc, enum kchan ch, zmq_msg_t *parts, size
     }
     kmsg_t *m = NULL;
     nb_err_t err;
-    if (kwire_parse(kc->key, frames, n, &m, &err) < 0) {
+    if (kwire_parse_lazy(kc->key, frames, n, &m, &err) < 0) {
         kc->dropped++;
         LOG_W("dropped kernel message", "channel=%s reason=\"%s\"", kconn_chan_name(ch), err.msg);
         return;

@@ -27,6 +27,7 @@ struct kmgr {
     uint64_t        deadline_ms;
     int             escalation;    /* 0 = asked politely, 1 = SIGTERM sent, 2 = SIGKILL sent */
     int             exited;
+    int             orderly;       /* kmgr_shutdown asked: exit is not a death */
     json_t         *info;
     json_t         *env;
 };
@@ -36,13 +37,12 @@ static void kmgr_finish(kmgr_t *km);
 static void kmgr_on_timer_closed(uv_handle_t *h)
 {
     kmgr_t *km = h->data;
-    void *ud = km->ud;
-    void (*stopped)(kmgr_t *, void *) = km->cbs.stopped;
+    /* Report first, free after: the callback may still read km as an id but
+     * must not call kmgr functions on it (kmgr.h). */
+    if (km->cbs.stopped) km->cbs.stopped(km, km->ud);
     json_decref(km->info);
     json_decref(km->env);
     free(km);
-    /* km is gone; the callback receives a dangling pointer only as an id. */
-    if (stopped) stopped(km, ud);
 }
 
 /* Everything is down: release resources and report. */
@@ -66,7 +66,7 @@ static void kmgr_on_msg(kclient_t *kc, enum kchan ch, const kmsg_t *m, void *ud)
     if (km->state == KM_STARTING) {
         if (ch == KCHAN_IOPUB) km->got_iopub = 1;
         if (ch == KCHAN_SHELL && strcmp(m->msg_type, "kernel_info_reply") == 0 && !km->info) {
-            km->info = json_incref(m->content);
+            km->info = json_incref(kmsg_content(m));
             km->got_info = 1;
         }
         if (km->got_info && km->got_iopub) {
@@ -104,6 +104,9 @@ static void kmgr_on_exit(kproc_t *p, int64_t status, int sig, void *ud)
         kmgr_finish(km);
         break;
     case KM_STOPPING:
+        /* Killed by kmgr_kill (e.g. it ignored an interrupt): still a death
+         * for the caller; an orderly shutdown is not. */
+        if (!km->orderly && km->cbs.died) km->cbs.died(km, why, km->ud);
         kmgr_finish(km);
         break;
     case KM_STOPPED:
@@ -160,7 +163,7 @@ int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
                     json_object_set_new(km->env, key, json_string(*e + kl + 1));
             }
         }
-    for (size_t i = 0; i < nextra; i++) {
+    for (size_t i = 0; i < nextra + 2; i++) {
         const char *eq = strchr(extra[i], '=');
         if (eq) {
             char *k = xstrndup(extra[i], (size_t)(eq - extra[i]));
@@ -245,6 +248,7 @@ void kmgr_shutdown(kmgr_t *km, unsigned grace_ms)
     if (km->state == KM_STOPPED || (km->state == KM_STOPPING && km->escalation)) return;
     int was_ready = km->state == KM_READY;
     km->state = KM_STOPPING;
+    km->orderly = 1;
     if (km->exited) {
         kmgr_finish(km);
         return;

@@ -96,8 +96,8 @@ static json_t *kwire_json(const kframe_t *f, const char *what, nb_err_t *err)
     return v;
 }
 
-int kwire_parse(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
-                kmsg_t **out, nb_err_t *err)
+static int kwire_parse_impl(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
+                            int lazy, kmsg_t **out, nb_err_t *err)
 {
     size_t d = 0;
     while (d < nframes && !(frames[d].len == strlen(KWIRE_DELIM) &&
@@ -120,7 +120,8 @@ int kwire_parse(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
     kmsg_t *m = xcalloc(1, sizeof *m);
     static const char *names[4] = { "header", "parent_header", "metadata", "content" };
     json_t **slots[4] = { &m->header, &m->parent_header, &m->metadata, &m->content };
-    for (int i = 0; i < 4; i++) {
+    m->content_raw = js[3];
+    for (int i = 0; i < (lazy ? 3 : 4); i++) {
         if (!(*slots[i] = kwire_json(&js[i], names[i], err))) {
             kmsg_free(m);
             return err ? err->code : -EBADMSG;
@@ -146,6 +147,28 @@ int kwire_parse(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
     }
     *out = m;
     return 0;
+}
+
+int kwire_parse(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
+                kmsg_t **out, nb_err_t *err)
+{
+    return kwire_parse_impl(k, frames, nframes, 0, out, err);
+}
+
+int kwire_parse_lazy(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
+                     kmsg_t **out, nb_err_t *err)
+{
+    return kwire_parse_impl(k, frames, nframes, 1, out, err);
+}
+
+json_t *kmsg_content(const kmsg_t *cm)
+{
+    kmsg_t *m = (kmsg_t *)cm;   /* a cache fill, not a visible mutation */
+    if (!m->content) {
+        m->content = m->content_raw.data ? kwire_json(&m->content_raw, "content", NULL) : NULL;
+        if (!m->content) m->content = json_object();
+    }
+    return m->content;
 }
 
 void kwire_new_id(char out[33])

@@ -38,7 +38,8 @@ typedef struct kmsg {
     json_t   *header;       /* always an object after kwire_parse */
     json_t   *parent_header;
     json_t   *metadata;
-    json_t   *content;
+    json_t   *content;      /* use kmsg_content(): parsed on first use */
+    kframe_t  content_raw;  /* the raw frame; valid only inside the delivery callback */
     kbytes_t *buffers;      /* extra binary frames */
     size_t    nbuffers;
     const char *msg_type;   /* borrowed from header */
@@ -60,6 +61,9 @@ void kwire_sign(const kwire_key_t *k, const kframe_t frames[4], char out[65]);
  * -EBADMSG (malformed) / -EPERM (bad signature) with a reason in err. */
 int kwire_parse(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
                 kmsg_t **out, nb_err_t *err);
+/* The same, but the content frame is left unparsed (kmsg_content parses it). */
+int kwire_parse_lazy(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
+                     kmsg_t **out, nb_err_t *err);
 
 /* A fresh header object {msg_id, session, username, date, msg_type, version}. */
 json_t *kwire_header(const char *session, const char *msg_type);
@@ -74,6 +78,12 @@ int kwire_build(const kwire_key_t *k, const kbytes_t *ids, size_t nids,
 void kwire_frames_free(kbytes_t *frames, size_t nframes);
 
 void kmsg_free(kmsg_t *m);
+
+/* The content object, parsed from content_raw on first use (a flood of big
+ * stream messages can then be dropped without parsing).  Returns an empty
+ * object if the frame is not a JSON object; borrowed reference.  Only valid
+ * inside the delivery callback unless kwire_parse was asked to parse eagerly. */
+json_t *kmsg_content(const kmsg_t *m);
 
 /* A random 32-hex-digit id (uuid4-like, without dashes) into out[33]. */
 void kwire_new_id(char out[33]);

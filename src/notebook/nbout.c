@@ -114,6 +114,8 @@ void nbout_end(nbout_t *o)
 }
 
 size_t nbout_dropped(const nbout_t *o) { return o->dropped; }
+int nbout_full(const nbout_t *o) { return o->noted && !o->clear_pending; }
+void nbout_count_dropped(nbout_t *o, size_t n) { o->dropped += n; }
 
 /* Longest prefix of s[0..n) no longer than max that does not split a UTF-8
  * sequence (so the JSON we write stays valid UTF-8). */

@@ -40,6 +40,10 @@ void     nbout_append(nbout_t *o, json_t *output);
 void     nbout_flush(nbout_t *o);
 /* Finish the current cell (flushes). */
 void     nbout_end(nbout_t *o);
+/* The current cell reached its cap: further stream text will be dropped. */
+int      nbout_full(const nbout_t *o);
+/* Count bytes dropped by the caller without handing them to nbout. */
+void     nbout_count_dropped(nbout_t *o, size_t n);
 /* Bytes dropped by the cap in the current/last cell. */
 size_t   nbout_dropped(const nbout_t *o);
 

@@ -1,0 +1,663 @@
+/* nbexec — see nbexec.h for the behaviour; this file is the state machine.
+ *
+ * States of a run: starting (kernel handshake) -> cells (one at a time,
+ * x->running while a cell is on the kernel) -> finishing (metadata, banners,
+ * final write, kernel shutdown) -> done when every libuv handle is closed.
+ * Every path out of "cells" goes through nbexec_finish exactly once.
+ */
+#include "notebook/nbexec.h"
+#include "cli/cli.h"
+#include "kernel/kmgr.h"
+#include "notebook/nbout.h"
+#include "notebook/nbwriter.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/xmalloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define NBEXEC_VERSION "0.1.0"
+#define NBEXEC_ERROR_TAG "papermill-error-cell-tag"
+#define NBEXEC_ERROR_STYLE \
+    "style=\"color:red; font-family:Helvetica Neue, Helvetica, Arial, sans-serif; font-size:2em;\""
+
+enum nbexec_abort { ABORT_NONE, ABORT_TIMEOUT, ABORT_DEADLINE, ABORT_SIGNAL };
+
+typedef struct nbexec {
+    uv_loop_t                 loop;
+    json_t                   *nb, *cells;
+    const struct nbexec_opts *o;
+    kmgr_t                   *km;
+    int                       km_dead;      /* died callback seen: do not call kmgr */
+    nbout_t                  *out;
+    nbwriter_t               *w;
+    uv_timer_t                cell_timer, grace_timer, deadline_timer, write_timer;
+    uv_signal_t               sigint, sigterm;
+    size_t                    ci;           /* current cell */
+    char                      msg_id[33];
+    int                       running;      /* a cell is on the kernel */
+    int                       got_reply, got_idle;
+    json_t                   *reply;        /* execute_reply content */
+    enum nbexec_abort         abort;
+    int                       signum;
+    int                       finished;
+    int                       exit_code;
+    nb_err_t                 *err;
+    int64_t                   start_us;
+    size_t                    ncode, ndone; /* progress */
+    int                       progress_drawn;
+} nbexec_t;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static json_t *nbexec_now_iso(void)
+{
+    char ts[48];
+    time_iso8601_utc(time_now_us(), ts, sizeof ts, 0);
+    strcat(ts, "+00:00");   /* datetime.now(timezone.utc).isoformat() */
+    return json_string(ts);
+}
+
+/* A fresh object at obj[key], replacing a non-object. */
+static json_t *nbexec_obj(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_object(v)) {
+        v = json_object();
+        json_object_set_new(obj, key, v);
+    }
+    return v;
+}
+
+static json_t *nbexec_pm(json_t *cell) { return nbexec_obj(nbexec_obj(cell, "metadata"), "papermill"); }
+
+static int nbexec_has_tag(const json_t *cell, const char *tag)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(json_object_get(cell, "metadata"), "tags"), i, t)
+        if (json_is_string(t) && strcmp(json_string_value(t), tag) == 0) return 1;
+    return 0;
+}
+
+static int nbexec_executable(const json_t *cell)
+{
+    const char *type = json_string_value(json_object_get(cell, "cell_type"));
+    if (!type || strcmp(type, "code") != 0) return 0;
+    if (nbexec_has_tag(cell, "skip-execution")) return 0;
+    const char *src = json_string_value(json_object_get(cell, "source"));
+    if (!src) return 0;
+    for (; *src; src++)
+        if (!isspace((unsigned char)*src)) return 1;
+    return 0;
+}
+
+static void nbexec_dirty(size_t cell, void *ud)
+{
+    nbexec_t *x = ud;
+    nbwriter_cell_dirty(x->w, cell);
+}
+
+static void nbexec_progress(nbexec_t *x, int final)
+{
+    if (!x->o->progress) return;
+    size_t width = 30, fill = x->ncode ? x->ndone * width / x->ncode : width;
+    char bar[64];
+    for (size_t i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    double el = (double)(time_now_us() - x->start_us) / 1e6;
+    fprintf(stderr, "\rExecuting: [%s] %zu/%zu cells %.1fs ", bar, x->ndone, x->ncode, el);
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
+    x->progress_drawn = 1;
+}
+
+static int nbexec_write(nbexec_t *x, int durable)
+{
+    if (!x->o->output_path) return 0;
+    if (strcmp(x->o->output_path, "-") == 0 && !durable) return 0;  /* stdout: once, at the end */
+    nbout_flush(x->out);
+    nb_err_t e;
+    int rc = nbwriter_write(x->w, x->nb, durable, &e);
+    if (rc < 0) {
+        LOG_E("cannot write output notebook", "error=\"%s\"", e.msg);
+        if (x->exit_code == NB_EXIT_OK || x->exit_code == NB_EXIT_FAILED) {
+            x->exit_code = NB_EXIT_OUTPUT;
+            err_set(x->err, rc, "%s", e.msg);
+        }
+    }
+    return rc;
+}
+
+/* ---- papermill metadata ---------------------------------------------- */
+
+void nbexec_prepare(json_t *nb, const struct nbexec_opts *o)
+{
+    json_t *meta = nbexec_obj(nb, "metadata");
+    json_t *pm = json_object_get(meta, "papermill");
+    if (!json_is_object(pm)) {
+        pm = json_pack("{s:{}, s:{}, s:{}, s:s}", "default_parameters", "parameters",
+                       "environment_variables", "version", NBEXEC_VERSION);
+        json_object_set_new(meta, "papermill", pm);
+    }
+    json_object_set_new(pm, "input_path", o->input_path ? json_string(o->input_path) : json_null());
+    json_object_set_new(pm, "output_path", o->output_path ? json_string(o->output_path) : json_null());
+
+    /* nbformat.v4.upgrade: to 4.5 with cell ids; papermill gives every cell tags. */
+    json_t *cells = json_object_get(nb, "cells");
+    json_int_t minor = json_integer_value(json_object_get(nb, "nbformat_minor"));
+    if (minor < 5) json_object_set_new(nb, "nbformat_minor", json_integer(5));
+    size_t i = 0;
+    while (i < json_array_size(cells)) {
+        json_t *cell = json_array_get(cells, i);
+        if (nbexec_has_tag(cell, NBEXEC_ERROR_TAG)) {   /* papermill's remove_error_markers */
+            json_array_remove(cells, i);
+            continue;
+        }
+        json_t *cm = nbexec_obj(cell, "metadata");
+        if (!json_is_array(json_object_get(cm, "tags"))) json_object_set_new(cm, "tags", json_array());
+        if (!json_is_string(json_object_get(cell, "id"))) {
+            char id[33];
+            kwire_new_id(id);
+            id[8] = '\0';
+            json_object_set_new(cell, "id", json_string(id));
+        }
+        i++;
+    }
+}
+
+static void nbexec_notebook_start(nbexec_t *x)
+{
+    json_t *meta = nbexec_obj(x->nb, "metadata");
+    json_t *pm = nbexec_obj(meta, "papermill");
+    json_object_set_new(pm, "start_time", nbexec_now_iso());
+    json_object_set_new(pm, "end_time", json_null());
+    json_object_set_new(pm, "duration", json_null());
+    json_object_set_new(pm, "exception", json_null());
+    const json_t *env = x->km ? kmgr_env(x->km) : NULL;
+    json_object_set_new(pm, "environment_variables", env ? json_deep_copy(env) : json_object());
+    const json_t *info = x->km ? kmgr_kernel_info(x->km) : NULL;
+    json_t *li = info ? json_object_get(info, "language_info") : NULL;
+    if (json_is_object(li)) json_object_set(meta, "language_info", li);
+
+    size_t i;
+    json_t *cell;
+    json_array_foreach(x->cells, i, cell) {
+        const char *type = json_string_value(json_object_get(cell, "cell_type"));
+        int code = type && strcmp(type, "code") == 0;
+        if (code) {
+            json_object_set_new(cell, "execution_count", json_null());
+            json_object_set_new(cell, "outputs", json_array());
+            if (nbexec_executable(cell)) x->ncode++;
+        }
+        json_object_set_new(nbexec_obj(cell, "metadata"), "papermill",
+                            json_pack("{s:n, s:n, s:n, s:n, s:s}", "exception", "start_time",
+                                      "end_time", "duration", "status", "pending"));
+    }
+    nbwriter_all_dirty(x->w);
+}
+
+static void nbexec_cell_start(nbexec_t *x, json_t *cell)
+{
+    json_t *pm = nbexec_pm(cell);
+    json_object_set_new(pm, "start_time", nbexec_now_iso());
+    json_object_set_new(pm, "status", json_string("running"));
+    json_object_set_new(pm, "exception", json_false());
+    json_object_set_new(pm, "_start_us", json_integer(time_now_us()));
+    nbwriter_cell_dirty(x->w, x->ci);
+}
+
+static void nbexec_cell_exception(nbexec_t *x, json_t *cell)
+{
+    json_t *pm = nbexec_pm(cell);
+    json_object_set_new(pm, "exception", json_true());
+    json_object_set_new(pm, "status", json_string("failed"));
+    json_object_set_new(nbexec_obj(nbexec_obj(x->nb, "metadata"), "papermill"), "exception", json_true());
+}
+
+static void nbexec_cell_complete(nbexec_t *x, json_t *cell)
+{
+    json_t *pm = nbexec_pm(cell);
+    int64_t now = time_now_us();
+    json_object_set_new(pm, "end_time", nbexec_now_iso());
+    json_t *st = json_object_get(pm, "_start_us");
+    if (json_is_integer(st))
+        json_object_set_new(pm, "duration", json_real((double)(now - json_integer_value(st)) / 1e6));
+    json_object_del(pm, "_start_us");
+    const char *status = json_string_value(json_object_get(pm, "status"));
+    if (!status || strcmp(status, "failed") != 0) json_object_set_new(pm, "status", json_string("completed"));
+    nbwriter_cell_dirty(x->w, x->ci);
+}
+
+/* papermill's raise_for_execution_errors: banner at the top, anchor before
+ * the first failing cell.  Returns 1 if banners were inserted. */
+static int nbexec_error_banners(nbexec_t *x)
+{
+    size_t i, bad = (size_t)-1;
+    json_t *cell, *exec_count = NULL;
+    json_array_foreach(x->cells, i, cell) {
+        size_t j;
+        json_t *out;
+        int found = 0, sys_exit = 0;
+        json_array_foreach(json_object_get(cell, "outputs"), j, out) {
+            const char *ot = json_string_value(json_object_get(out, "output_type"));
+            if (!ot || strcmp(ot, "error") != 0) continue;
+            const char *en = json_string_value(json_object_get(out, "ename"));
+            const char *ev = json_string_value(json_object_get(out, "evalue"));
+            if (en && strcmp(en, "SystemExit") == 0 && ev && (!*ev || strcmp(ev, "0") == 0)) {
+                sys_exit = 1;
+                continue;
+            }
+            found = 1;
+            break;
+        }
+        if (!found && !sys_exit &&
+            json_is_true(json_object_get(nbexec_pm(cell), "exception")))
+            found = 1;
+        if (found) {
+            bad = i;
+            exec_count = json_object_get(cell, "execution_count");
+            break;
+        }
+    }
+    if (bad == (size_t)-1) return 0;
+    char count[32] = "None";
+    if (json_is_integer(exec_count)) snprintf(count, sizeof count, "%lld", (long long)json_integer_value(exec_count));
+    char *banner = xasprintf("<span " NBEXEC_ERROR_STYLE ">An Exception was encountered at "
+                             "'<a href=\"#papermill-error-cell\">In [%s]</a>'.</span>", count);
+    const char *anchor = "<span id=\"papermill-error-cell\" " NBEXEC_ERROR_STYLE ">"
+                         "Execution using papermill encountered an exception here and stopped:</span>";
+    char id1[33], id2[33];
+    kwire_new_id(id1);
+    kwire_new_id(id2);
+    id1[8] = id2[8] = '\0';
+    json_array_insert_new(x->cells, bad,
+        json_pack("{s:s, s:s, s:{s:[s]}, s:s}", "cell_type", "markdown", "id", id2,
+                  "metadata", "tags", NBEXEC_ERROR_TAG, "source", anchor));
+    json_array_insert_new(x->cells, 0,
+        json_pack("{s:s, s:s, s:{s:[s]}, s:s}", "cell_type", "markdown", "id", id1,
+                  "metadata", "tags", NBEXEC_ERROR_TAG, "source", banner));
+    free(banner);
+    nbwriter_all_dirty(x->w);
+    return 1;
+}
+
+/* ---- finishing ---------------------------------------------------------- */
+
+static void nbexec_close_handles(nbexec_t *x)
+{
+    uv_handle_t *hs[] = {
+        (uv_handle_t *)&x->cell_timer, (uv_handle_t *)&x->grace_timer,
+        (uv_handle_t *)&x->deadline_timer, (uv_handle_t *)&x->write_timer,
+        (uv_handle_t *)&x->sigint, (uv_handle_t *)&x->sigterm,
+    };
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+        if (!uv_is_closing(hs[i])) uv_close(hs[i], NULL);
+}
+
+static void nbexec_finish(nbexec_t *x, int code)
+{
+    if (x->finished) return;
+    x->finished = 1;
+    x->exit_code = code;
+    uv_timer_stop(&x->cell_timer);
+    uv_timer_stop(&x->grace_timer);
+    uv_timer_stop(&x->deadline_timer);
+    uv_timer_stop(&x->write_timer);
+    if (x->running) {
+        nbout_end(x->out);
+        x->running = 0;
+    }
+    nbexec_progress(x, 1);
+
+    if (json_object_get(nbexec_obj(nbexec_obj(x->nb, "metadata"), "papermill"), "start_time")) {
+        json_t *pm = nbexec_obj(nbexec_obj(x->nb, "metadata"), "papermill");
+        json_object_set_new(pm, "end_time", nbexec_now_iso());
+        json_object_set_new(pm, "duration", json_real((double)(time_now_us() - x->start_us) / 1e6));
+        int any = 0;
+        size_t i;
+        json_t *cell;
+        json_array_foreach(x->cells, i, cell)
+            if (json_is_true(json_object_get(nbexec_pm(cell), "exception"))) any = 1;
+        /* papermill leaves null on success and sets true on a failure. */
+        if (any || code != NB_EXIT_OK) json_object_set_new(pm, "exception", json_true());
+        if (code != NB_EXIT_OK) nbexec_error_banners(x);
+    }
+    nbexec_write(x, 1);
+
+    if (x->km && !x->km_dead) {
+        if (code == NB_EXIT_TIMEOUT || code == NB_EXIT_SIGINT || code == NB_EXIT_SIGTERM)
+            kmgr_shutdown(x->km, 1000);
+        else
+            kmgr_shutdown(x->km, 3000);
+    }
+    /* Signals stay armed until the kernel is gone: a second Ctrl-C kills it. */
+    uv_close((uv_handle_t *)&x->cell_timer, NULL);
+    uv_close((uv_handle_t *)&x->grace_timer, NULL);
+    uv_close((uv_handle_t *)&x->deadline_timer, NULL);
+    uv_close((uv_handle_t *)&x->write_timer, NULL);
+    if (!x->km) nbexec_close_handles(x);
+}
+
+/* The running cell ends abnormally: add our error output, mark it failed. */
+static void nbexec_fail_cell(nbexec_t *x, const char *ename, const char *evalue)
+{
+    json_t *cell = json_array_get(x->cells, x->ci);
+    nbout_append(x->out, json_pack("{s:s, s:s, s:s, s:[s]}", "output_type", "error",
+                                   "ename", ename, "evalue", evalue, "traceback",
+                                   evalue));
+    nbout_end(x->out);
+    x->running = 0;
+    nbexec_cell_exception(x, cell);
+    nbexec_cell_complete(x, cell);
+}
+
+static const char *nbexec_abort_ename(nbexec_t *x)
+{
+    return x->abort == ABORT_DEADLINE ? "RunDeadlineError" : "CellTimeoutError";
+}
+
+static char *nbexec_abort_evalue(nbexec_t *x, const char *extra)
+{
+    if (x->abort == ABORT_DEADLINE)
+        return xasprintf("The run exceeded its deadline of %g seconds while this cell was executing%s",
+                         x->o->deadline_s, extra);
+    return xasprintf("A cell timed out while it was being executed, after %g seconds%s",
+                     x->o->exec_timeout_s, extra);
+}
+
+/* ---- running cells ------------------------------------------------------ */
+
+static void nbexec_on_cell_timeout(uv_timer_t *t);
+
+static void nbexec_run_next(nbexec_t *x)
+{
+    while (!x->finished && x->ci < json_array_size(x->cells)) {
+        json_t *cell = json_array_get(x->cells, x->ci);
+        nbexec_cell_start(x, cell);
+        if (!nbexec_executable(cell)) {
+            nbexec_cell_complete(x, cell);
+            x->ci++;
+            continue;
+        }
+        int stop_on_error = !nbexec_has_tag(cell, "raises-exception");
+        x->got_reply = x->got_idle = 0;
+        json_decref(x->reply);
+        x->reply = NULL;
+        json_object_set_new(nbexec_obj(cell, "metadata"), "execution", json_object());
+        nbout_begin(x->out, x->ci);
+        int rc = kmgr_execute(x->km, json_string_value(json_object_get(cell, "source")),
+                              stop_on_error, x->msg_id);
+        if (rc < 0) {
+            err_set(x->err, rc, "cannot send the cell to the kernel: %s", strerror(-rc));
+            x->running = 1;
+            nbexec_fail_cell(x, "DeadKernelError", "Could not send the cell to the kernel");
+            nbexec_finish(x, NB_EXIT_KERNEL_DIED);
+            return;
+        }
+        x->running = 1;
+        if (x->o->exec_timeout_s > 0)
+            uv_timer_start(&x->cell_timer, nbexec_on_cell_timeout,
+                           (uint64_t)(x->o->exec_timeout_s * 1000), 0);
+        nbexec_progress(x, 0);
+        return;
+    }
+    if (!x->finished) nbexec_finish(x, NB_EXIT_OK);
+}
+
+static void nbexec_cell_done(nbexec_t *x)
+{
+    json_t *cell = json_array_get(x->cells, x->ci);
+    uv_timer_stop(&x->cell_timer);
+    uv_timer_stop(&x->grace_timer);
+    x->ndone++;
+    if (x->abort == ABORT_TIMEOUT || x->abort == ABORT_DEADLINE) {
+        char *ev = nbexec_abort_evalue(x, "");
+        nbexec_fail_cell(x, nbexec_abort_ename(x), ev);
+        err_set(x->err, -ETIMEDOUT, "cell %zu: %s", x->ci + 1, ev);
+        free(ev);
+        nbexec_finish(x, NB_EXIT_TIMEOUT);
+        return;
+    }
+    nbout_end(x->out);
+    x->running = 0;
+    const char *status = json_string_value(json_object_get(x->reply, "status"));
+    if (status && strcmp(status, "error") == 0 && !nbexec_has_tag(cell, "raises-exception")) {
+        nbexec_cell_exception(x, cell);
+        nbexec_cell_complete(x, cell);
+        const char *en = json_string_value(json_object_get(x->reply, "ename"));
+        const char *ev = json_string_value(json_object_get(x->reply, "evalue"));
+        if (en && strcmp(en, "SystemExit") == 0 && ev && (!*ev || strcmp(ev, "0") == 0)) {
+            /* papermill: sys.exit(0) stops the notebook without failing it. */
+            nbexec_finish(x, NB_EXIT_OK);
+            return;
+        }
+        err_set(x->err, -EINVAL, "cell %zu raised %s: %s", x->ci + 1, en ? en : "an error", ev ? ev : "");
+        nbexec_finish(x, NB_EXIT_FAILED);
+        return;
+    }
+    nbexec_cell_complete(x, cell);
+    x->ci++;
+    nbexec_progress(x, 0);
+    nbexec_run_next(x);
+}
+
+static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
+{
+    nbexec_t *x = ud;
+    if (!x->running || !m->parent_id || strcmp(m->parent_id, x->msg_id) != 0) return;
+    json_t *cell = json_array_get(x->cells, x->ci);
+    json_t *exec_md = nbexec_obj(nbexec_obj(cell, "metadata"), "execution");
+    json_t *date = json_object_get(m->header, "date");
+
+    if (ch == KCHAN_SHELL && strcmp(m->msg_type, "execute_reply") == 0) {
+        json_t *content = kmsg_content(m);
+        x->got_reply = 1;
+        x->reply = json_incref(content);
+        json_t *ec = json_object_get(content, "execution_count");
+        if (ec) json_object_set(cell, "execution_count", ec);
+        if (date) json_object_set(exec_md, "shell.execute_reply", date);
+    } else if (ch == KCHAN_IOPUB) {
+        if (strcmp(m->msg_type, "stream") == 0 && nbout_full(x->out) && !x->o->log_output) {
+            /* Over the cap: drop without parsing, so a flood of output is
+             * consumed as fast as the kernel produces it (memory stays flat). */
+            nbout_count_dropped(x->out, m->content_raw.len);
+        } else if (strcmp(m->msg_type, "status") == 0) {
+            const char *st = json_string_value(json_object_get(kmsg_content(m), "execution_state"));
+            if (st && strcmp(st, "busy") == 0 && date) json_object_set(exec_md, "iopub.status.busy", date);
+            if (st && strcmp(st, "idle") == 0) {
+                if (date) json_object_set(exec_md, "iopub.status.idle", date);
+                x->got_idle = 1;
+            }
+        } else if (strcmp(m->msg_type, "execute_input") == 0) {
+            json_t *ec = json_object_get(kmsg_content(m), "execution_count");
+            if (ec) json_object_set(cell, "execution_count", ec);
+            if (date) json_object_set(exec_md, "iopub.execute_input", date);
+        } else {
+            if (x->o->log_output) nbout_log(m->msg_type, kmsg_content(m), stderr);
+            nbout_handle(x->out, m->msg_type, kmsg_content(m));
+        }
+        nbwriter_cell_dirty(x->w, x->ci);
+    } else if (ch == KCHAN_STDIN && strcmp(m->msg_type, "input_request") == 0) {
+        /* We send allow_stdin=false, so ipykernel raises StdinNotImplementedError
+         * itself.  A kernel that asks anyway gets an empty answer, never a hang. */
+        LOG_W("kernel asked for input although stdin is not allowed; answering empty", "cell=%zu", x->ci + 1);
+        kmgr_request(km, KCHAN_STDIN, "input_reply", json_pack("{s:s}", "value", ""), NULL);
+    }
+    if (x->got_reply && x->got_idle) nbexec_cell_done(x);
+}
+
+/* ---- timeouts, death, signals -------------------------------------------- */
+
+static void nbexec_on_grace(uv_timer_t *t)
+{
+    nbexec_t *x = t->data;
+    if (!x->running || x->km_dead) return;
+    LOG_W("kernel ignored the interrupt; killing it", "cell=%zu", x->ci + 1);
+    kmgr_kill(x->km);
+}
+
+static void nbexec_abort_cell(nbexec_t *x, enum nbexec_abort why)
+{
+    if (!x->running || x->abort != ABORT_NONE) return;
+    x->abort = why;
+    LOG_W("interrupting the kernel", "cell=%zu reason=%s", x->ci + 1, why == ABORT_DEADLINE ? "deadline" : "timeout");
+    kmgr_interrupt(x->km);
+    uv_timer_start(&x->grace_timer, nbexec_on_grace, 3000, 0);
+}
+
+static void nbexec_on_cell_timeout(uv_timer_t *t) { nbexec_abort_cell(t->data, ABORT_TIMEOUT); }
+
+static void nbexec_on_deadline(uv_timer_t *t)
+{
+    nbexec_t *x = t->data;
+    if (x->running) {
+        nbexec_abort_cell(x, ABORT_DEADLINE);
+    } else if (!x->finished) {
+        err_set(x->err, -ETIMEDOUT, "the run exceeded its deadline of %g seconds", x->o->deadline_s);
+        nbexec_finish(x, NB_EXIT_TIMEOUT);
+    }
+}
+
+static void nbexec_on_died(kmgr_t *km, const char *why, void *ud)
+{
+    nbexec_t *x = ud;
+    x->km_dead = 1;
+    if (x->finished) return;
+    if (x->running) {
+        x->ndone++;
+        if (x->abort == ABORT_TIMEOUT || x->abort == ABORT_DEADLINE) {
+            char *ev = nbexec_abort_evalue(x, "; the kernel ignored the interrupt and was killed");
+            nbexec_fail_cell(x, nbexec_abort_ename(x), ev);
+            err_set(x->err, -ETIMEDOUT, "cell %zu: %s", x->ci + 1, ev);
+            free(ev);
+            nbexec_finish(x, NB_EXIT_TIMEOUT);
+            return;
+        }
+        char *ev = xasprintf("Kernel died while executing this cell (%s)", why);
+        nbexec_fail_cell(x, "DeadKernelError", ev);
+        err_set(x->err, -ECHILD, "cell %zu: %s", x->ci + 1, ev);
+        free(ev);
+    } else {
+        err_set(x->err, -ECHILD, "kernel died (%s)", why);
+    }
+    nbexec_finish(x, NB_EXIT_KERNEL_DIED);
+}
+
+static void nbexec_on_stopped(kmgr_t *km, void *ud)
+{
+    nbexec_t *x = ud;
+    x->km = NULL;
+    nbexec_close_handles(x);
+}
+
+static void nbexec_on_signal(uv_signal_t *h, int signum)
+{
+    nbexec_t *x = h->data;
+    if (x->finished) {
+        /* Second signal while shutting down: stop waiting for the kernel. */
+        if (x->km && !x->km_dead) kmgr_kill(x->km);
+        return;
+    }
+    x->abort = ABORT_SIGNAL;
+    x->signum = signum;
+    int code = signum == SIGINT ? NB_EXIT_SIGINT : NB_EXIT_SIGTERM;
+    err_set(x->err, -EINTR, "interrupted by %s; the output notebook was saved as failed",
+            signum == SIGINT ? "SIGINT" : "SIGTERM");
+    if (x->running) {
+        if (x->km && !x->km_dead) kmgr_interrupt(x->km);
+        x->ndone++;
+        nbexec_fail_cell(x, signum == SIGINT ? "KeyboardInterrupt" : "Terminated",
+                         signum == SIGINT ? "nbhub was interrupted (SIGINT) while this cell was executing"
+                                          : "nbhub was terminated (SIGTERM) while this cell was executing");
+    }
+    nbexec_finish(x, code);
+}
+
+static void nbexec_on_write_timer(uv_timer_t *t)
+{
+    nbexec_t *x = t->data;
+    if (!x->finished && nbwriter_pending(x->w)) nbexec_write(x, 0);
+}
+
+static void nbexec_on_ready(kmgr_t *km, int status, const char *errmsg, void *ud)
+{
+    nbexec_t *x = ud;
+    if (status < 0) {
+        if (status == -ETIMEDOUT)
+            err_set(x->err, status, "kernel did not become ready within %g seconds",
+                    x->o->start_timeout_s > 0 ? x->o->start_timeout_s : 60.0);
+        else
+            err_set(x->err, status, "%s", errmsg ? errmsg : "kernel failed to start");
+        x->km_dead = status != -ETIMEDOUT;
+        x->finished = 1;
+        x->exit_code = NB_EXIT_KERNEL;
+        json_object_set_new(nbexec_obj(nbexec_obj(x->nb, "metadata"), "papermill"), "exception", json_true());
+        nbwriter_all_dirty(x->w);
+        nbexec_write(x, 1);
+        uv_close((uv_handle_t *)&x->cell_timer, NULL);
+        uv_close((uv_handle_t *)&x->grace_timer, NULL);
+        uv_close((uv_handle_t *)&x->deadline_timer, NULL);
+        uv_close((uv_handle_t *)&x->write_timer, NULL);
+        return;
+    }
+    x->start_us = time_now_us();
+    nbexec_notebook_start(x);
+    nbexec_write(x, 0);
+    if (x->o->deadline_s > 0)
+        uv_timer_start(&x->deadline_timer, nbexec_on_deadline, (uint64_t)(x->o->deadline_s * 1000), 0);
+    unsigned iv = x->o->write_interval_ms ? x->o->write_interval_ms : 1000;
+    uv_timer_start(&x->write_timer, nbexec_on_write_timer, iv, iv);
+    nbexec_run_next(x);
+}
+
+int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_err_t *err)
+{
+    nbexec_t *x = xcalloc(1, sizeof *x);
+    x->nb = nb;
+    x->cells = json_object_get(nb, "cells");
+    x->o = o;
+    x->err = err;
+    x->start_us = time_now_us();
+    x->w = nbwriter_new(o->output_path ? o->output_path : "/dev/null");
+    x->out = nbout_new(x->cells, o->max_output_bytes, nbexec_dirty, x);
+    uv_loop_init(&x->loop);
+    uv_timer_init(&x->loop, &x->cell_timer);
+    uv_timer_init(&x->loop, &x->grace_timer);
+    uv_timer_init(&x->loop, &x->deadline_timer);
+    uv_timer_init(&x->loop, &x->write_timer);
+    x->cell_timer.data = x->grace_timer.data = x->deadline_timer.data = x->write_timer.data = x;
+    uv_signal_init(&x->loop, &x->sigint);
+    uv_signal_init(&x->loop, &x->sigterm);
+    x->sigint.data = x->sigterm.data = x;
+    uv_signal_start(&x->sigint, nbexec_on_signal, SIGINT);
+    uv_signal_start(&x->sigterm, nbexec_on_signal, SIGTERM);
+
+    struct kmgr_opts ko = {
+        .cwd = o->cwd, .tcp = o->tcp,
+        .start_timeout_ms = o->start_timeout_s > 0 ? (unsigned)(o->start_timeout_s * 1000) : 60000,
+    };
+    struct kmgr_cbs cbs = { nbexec_on_ready, nbexec_on_msg, nbexec_on_died, nbexec_on_stopped };
+    int rc = kmgr_start(&x->loop, spec, &ko, &cbs, x, &x->km, err);
+    int code;
+    if (rc < 0) {
+        nbexec_close_handles(x);
+        uv_run(&x->loop, UV_RUN_DEFAULT);
+        code = NB_EXIT_KERNEL;
+    } else {
+        uv_run(&x->loop, UV_RUN_DEFAULT);
+        code = x->exit_code;
+    }
+    NB_ASSERT(uv_loop_close(&x->loop) == 0);
+    json_decref(x->reply);
+    nbout_free(x->out);
+    nbwriter_free(x->w);
+    free(x);
+    return code;
+}

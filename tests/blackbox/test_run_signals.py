@@ -1,0 +1,71 @@
+"""`nbhub run`: SIGTERM / SIGINT sent to nbhub while a cell runs or while the kernel starts.
+
+Expected: exit 143 / 130, OUT written and valid, marked failed
+(metadata.papermill.exception true), and no kernel process left behind
+(the harness's orphan check runs after each test)."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import code_cells, read_nb, stream_text, wait_for, write_nb
+
+
+def started_nb(tmp_path):
+    flag = tmp_path / "started.flag"
+    nb = write_nb(tmp_path / "in.ipynb", "print('first')",
+                  f"import time\nopen({str(flag)!r}, 'w').close()\ntime.sleep(60)",
+                  "print('never')")
+    return nb, flag
+
+
+@pytest.mark.parametrize("sig,rc", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_signal_mid_run(h, tmp_path, sig, rc):
+    nb, flag = started_nb(tmp_path)
+    out = tmp_path / "out.ipynb"
+    p = h.popen(["run", nb, out])
+    assert wait_for(flag.exists, timeout=60), "the sleeping cell never started"
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    os.kill(p.pid, sig)
+    r = h.finish(p, timeout=30)
+    assert r.rc == rc, r
+    assert time.monotonic() - t0 < 15, "nbhub took too long to stop after the signal"
+    nb2 = read_nb(out)
+    assert nb2.metadata.papermill.exception is True
+    c1, c2, c3 = code_cells(nb2)
+    assert stream_text(c1) == "first\n"
+    assert c2.metadata.papermill["status"] == "failed"
+    assert c3.metadata.papermill["status"] == "pending"
+
+
+@pytest.mark.parametrize("sig,rc", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_signal_during_kernel_start(h, tmp_path, sig, rc):
+    nb = write_nb(tmp_path / "in.ipynb", "print(1)")
+    out = tmp_path / "out.ipynb"
+    p = h.popen(["run", nb, out])
+    time.sleep(0.4)                     # nbhub is launching the kernel / waiting for it
+    os.kill(p.pid, sig)
+    r = h.finish(p, timeout=30)
+    assert r.rc == rc, r
+    if out.exists():
+        read_nb(out)
+
+
+def test_second_sigterm_while_stopping(h, tmp_path):
+    """Two SIGTERMs in a row must not leave a kernel behind or a torn OUT."""
+    nb, flag = started_nb(tmp_path)
+    out = tmp_path / "out.ipynb"
+    p = h.popen(["run", nb, out])
+    assert wait_for(flag.exists, timeout=60)
+    os.kill(p.pid, signal.SIGTERM)
+    time.sleep(0.05)
+    try:
+        os.kill(p.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    r = h.finish(p, timeout=30)
+    assert r.rc == 143, r
+    read_nb(out)
