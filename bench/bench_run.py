@@ -229,11 +229,16 @@ def render(rows, args):
     if b:
         out.append("")
         out.append("Targets (case b):")
+        a = next((r for r in rows if r["case"] == "a"), None)
+        marginal = ""
+        if a and b["cells"] > a["cells"]:
+            m = (b["nb_cpu"] - a["nb_cpu"]) * 1000 / (b["cells"] - a["cells"])
+            marginal = f"; marginal cost beyond the trivial run's start/stop: {m:.3f} ms/cell"
         checks = [
             (f"nbhub wall <= 0.5 x papermill ({b['nb_wall']:.3f}s vs {b['pm_wall']:.3f}s = "
              f"{b['nb_wall'] / b['pm_wall']:.2f}x)", b["nb_wall"] <= 0.5 * b["pm_wall"]),
             (f"nbhub CPU per cell <= 0.2 ms ({b['nb_cpu_cell_ms']:.3f} ms; /proc stat has "
-             f"{1000 / CLK_TCK:.0f} ms resolution over {b['cells']} cells)", b["nb_cpu_cell_ms"] <= 0.2),
+             f"{1000 / CLK_TCK:.0f} ms resolution over {b['cells']} cells{marginal})", b["nb_cpu_cell_ms"] <= 0.2),
             (f"nbhub peak RSS <= 1/5 of papermill's ({b['nb_rss']:.1f} MB vs {b['pm_rss']:.1f} MB = "
              f"1/{b['pm_rss'] / max(b['nb_rss'], 0.001):.1f})", b["nb_rss"] * 5 <= b["pm_rss"]),
         ]
@@ -257,6 +262,7 @@ def write_results(table, args):
         "Medians of the repetitions; tools alternate; same .venv python3 (ipykernel) kernel.",
         "Peak RSS and CPU are the client process's own (see bench/README.md); the machine is shared",
         "and noisy, so compare ratios, not absolute times.",
+        "",
         "",
     ]
     (REPO / "bench" / "RESULTS.md").write_text("\n".join(head) + table + "\n")

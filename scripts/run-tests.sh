@@ -4,6 +4,7 @@
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
+case "$BUILD" in build-*) export NBHUB_SANITIZER="${BUILD#build-}" ;; esac
 export VIRTUAL_ENV="$PWD/.venv"
 export PATH="$VIRTUAL_ENV/bin:$PATH"
 unit_rc=0

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char cmd_run_usage[] =
@@ -318,6 +319,15 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     if ((code = run_check_output_dir(a.out))) goto done;
+    if (a.cwd) {
+        struct stat st;
+        errno = 0;
+        if (stat(a.cwd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            cli_errorf("--cwd %s: %s", a.cwd, errno ? strerror(errno) : "not a directory");
+            code = NB_EXIT_INPUT;
+            goto done;
+        }
+    }
 
     const char *kname = a.kernel ? a.kernel : nb_kernel_name(nb);
     if (!kname) {

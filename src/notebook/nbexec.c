@@ -162,6 +162,7 @@ void nbexec_prepare(json_t *nb, const struct nbexec_opts *o)
         }
         json_t *cm = nbexec_obj(cell, "metadata");
         if (!json_is_array(json_object_get(cm, "tags"))) json_object_set_new(cm, "tags", json_array());
+        if (!json_is_object(json_object_get(cm, "papermill"))) json_object_set_new(cm, "papermill", json_object());
         if (!json_is_string(json_object_get(cell, "id"))) {
             char id[33];
             kwire_new_id(id);
@@ -328,6 +329,11 @@ static void nbexec_finish(nbexec_t *x, int code)
         /* papermill leaves null on success and sets true on a failure. */
         if (any || code != NB_EXIT_OK) json_object_set_new(pm, "exception", json_true());
         if (code != NB_EXIT_OK) nbexec_error_banners(x);
+    } else if (code != NB_EXIT_OK) {
+        /* Stopped before the kernel was ready (e.g. a signal during start-up):
+         * no cell ran, but OUT must still say the run failed. */
+        json_object_set_new(nbexec_obj(nbexec_obj(x->nb, "metadata"), "papermill"), "exception", json_true());
+        nbwriter_all_dirty(x->w);
     }
     nbexec_write(x, 1);
 

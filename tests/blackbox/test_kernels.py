@@ -166,3 +166,27 @@ def test_run_time_of_trivial_notebook(h, tmp_path):
         assert r.rc == 0, r
         times.append(r.elapsed)
     assert min(times) < 5, times
+
+
+def test_kernel_list_skips_broken_kernelspec(h):
+    kdir = h.isolate_jupyter() / "broken"
+    kdir.mkdir()
+    (kdir / "kernel.json").write_text("{ not json")
+    h.add_kernel("good-one")
+    want = jupyter_kernelspecs(h)
+    r = h.run(["kernel", "list", "--json"], timeout=20)
+    assert r.rc == 0, r
+    got = json.loads(r.stdout)["kernelspecs"]
+    assert set(got) == set(want), (sorted(got), sorted(want))
+    assert "good-one" in got and "python3" in got
+
+
+def test_kernel_name_case_and_jupyter_path_precedence(h):
+    """JUPYTER_PATH comes before sys.prefix: a python3 spec there shadows the venv's one."""
+    h.add_kernel("python3", display_name="Shadowing python3")
+    want = jupyter_kernelspecs(h)
+    r = h.run(["kernel", "list", "--json"], timeout=20)
+    assert r.rc == 0, r
+    got = json.loads(r.stdout)["kernelspecs"]
+    assert got["python3"]["spec"]["display_name"] == want["python3"]["spec"]["display_name"] == "Shadowing python3"
+    assert os.path.realpath(got["python3"]["resource_dir"]) == os.path.realpath(want["python3"]["resource_dir"])

@@ -143,3 +143,44 @@ def test_parity_no_parameters_cell(h, tmp_path):
     a, b = normalise(pm), normalise(nh)
     d = diff_cells(a, b)
     assert d is None, d
+
+
+def test_parity_edge_cells(h, tmp_path):
+    """Cells papermill/nbclient treat specially: empty and whitespace-only code cells (not sent
+    to the kernel), comment-only cells, skip-execution, stale outputs, suppressed results,
+    custom cell and notebook metadata, multi-mime displays, magics."""
+    from conftest import make_nb, raw
+    from nbformat.v4 import new_output
+    nb = make_nb(
+        md("# edge"),
+        code(""),
+        code("   \n\n"),
+        code("# only a comment"),
+        code("x = 1", tags=["skip-execution"]),
+        code("1 + 1;"),
+        code("stale = 1", collapsed=True, scrolled=False, custom={"k": [1, 2]}),
+        raw("raw text"),
+        code("from IPython.display import display\ndisplay({'text/plain': 'p', 'text/html': '<i>h</i>',"
+             " 'application/json': {'a': [1, None]}}, raw=True)"),
+        code("%%capture cap\nprint('captured')"),
+        code("print(cap.stdout.strip())\n'a\\tb\\u00e9'"),
+        code("import sys\nprint('a\\rb')\nsys.stdout.write('no newline')"),
+    )
+    nb.metadata["custom_top"] = {"keep": True}
+    stale = nb.cells[6]
+    stale.outputs = [new_output("stream", name="stdout", text="old\n")]
+    stale.execution_count = 9
+    p = write_nb(tmp_path / "edge.ipynb", nb)
+    pm, nh = run_both(h, p, [], 0)
+    d = diff_cells(normalise(pm), normalise(nh))
+    assert d is None, d
+
+
+def test_parity_report_mode_and_prepare_only(h, tmp_path):
+    nb = write_nb(tmp_path / "rep.ipynb", md("# r"), code("a = 1", tags=["parameters"]), "print(a)")
+    pm, nh = run_both(h, nb, ["--report-mode", "-p", "a", "2"], 0)
+    d = diff_cells(normalise(pm), normalise(nh))
+    assert d is None, d
+    pm, nh = run_both(h, nb, ["--prepare-only", "-p", "a", "3"], 0)
+    d = diff_cells(normalise(pm), normalise(nh))
+    assert d is None, d

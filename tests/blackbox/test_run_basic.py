@@ -238,3 +238,37 @@ def test_unicode_source_and_output(h, tmp_path):
     (c,) = code_cells(read_nb(out))
     assert stream_text(c) == "héllo wörld ✓ 日本語 🎉\n"
     assert strip_ansi(c.outputs[-1].data["text/plain"]) == "'héllo wörld ✓ 日本語 🎉'"
+
+
+def test_custom_metadata_preserved(h, tmp_path):
+    src = make_nb(code("1", tags=["mytag"], collapsed=True, custom={"k": [1, "two"]}), md("m"))
+    src.metadata["my_tool"] = {"setting": 42}
+    src.cells[1].metadata["foo"] = "bar"
+    nb = write_nb(tmp_path / "in.ipynb", src)
+    out = tmp_path / "out.ipynb"
+    r = h.run(["run", nb, out])
+    assert r.rc == 0, r
+    nb2 = read_nb(out)
+    assert nb2.metadata["my_tool"] == {"setting": 42}
+    assert nb2.metadata["kernelspec"]["name"] == "python3"
+    c, m = nb2.cells
+    assert c.metadata["tags"] == ["mytag"] and c.metadata["collapsed"] is True
+    assert c.metadata["custom"] == {"k": [1, "two"]}
+    assert m.metadata["foo"] == "bar"
+
+
+def test_empty_code_cells_not_executed(h, tmp_path):
+    nb = write_nb(tmp_path / "in.ipynb", "", "  \n", "print('x')")
+    out = tmp_path / "out.ipynb"
+    r = h.run(["run", nb, out])
+    assert r.rc == 0, r
+    c1, c2, c3 = code_cells(read_nb(out))
+    assert c1.execution_count is None and c2.execution_count is None
+    assert c3.execution_count == 1
+
+
+def test_log_output_shows_error_traceback(h, tmp_path):
+    nb = write_nb(tmp_path / "in.ipynb", "raise KeyError('log-me-9731')")
+    r = h.run(["run", nb, tmp_path / "out.ipynb", "--log-output"])
+    assert r.rc == 1, r
+    assert "log-me-9731" in r.stderr and "KeyError" in r.stderr, r.stderr

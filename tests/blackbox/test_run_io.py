@@ -8,8 +8,9 @@ import subprocess
 import time
 
 import nbformat
+import pytest
 
-from conftest import code_cells, make_nb, read_nb, stream_text, wait_for, write_nb
+from conftest import code, code_cells, make_nb, read_nb, stream_text, wait_for, write_nb
 
 
 def test_stdin_to_stdout_with_dashes(h, tmp_path):
@@ -192,6 +193,8 @@ def test_large_output_truncated_with_note(h, tmp_path):
     assert out.stat().st_size < 4 * 1024 * 1024
 
 
+@pytest.mark.skipif(bool(os.environ.get("NBHUB_SANITIZER")),
+                    reason="sanitizer builds hold freed memory in quarantine (256 MB by default)")
 def test_large_output_memory_bounded(h, tmp_path):
     """300 MB of stream output with a 1 MiB cap: nbhub's peak RSS stays small."""
     nb = write_nb(tmp_path / "in.ipynb",
@@ -202,3 +205,92 @@ def test_large_output_memory_bounded(h, tmp_path):
     assert r.rc == 0, r
     maxrss_mb = r.hwm_kb / 1024   # nbhub's own peak, not its kernel's
     assert 0 < maxrss_mb < 128, f"nbhub peak RSS {maxrss_mb:.0f} MB for a capped 300 MB output"
+
+
+def test_kernel_fd_output_does_not_corrupt_stdout_notebook(h, tmp_path):
+    """OUT = "-": whatever the kernel process writes to its own fd 1/2 (subprocesses, C code)
+    must not end up in nbhub's stdout, which carries the notebook (papermill corrupts it)."""
+    nb = write_nb(tmp_path / "in.ipynb",
+                  "import os\nos.system('echo from-subprocess')\nos.write(1, b'raw fd1 write\\n')\n"
+                  "os.write(2, b'raw fd2 write\\n')\nprint('normal')")
+    r = h.run(["run", nb, "-"])
+    assert r.rc == 0, r
+    nb2 = read_nb(r.stdout)            # raises if the JSON on stdout was corrupted
+    assert "normal" in stream_text(code_cells(nb2)[0])
+
+
+def test_cwd_nonexistent_reports_the_directory(h, tmp_path):
+    nb = write_nb(tmp_path / "in.ipynb", "1")
+    missing = tmp_path / "no-such-dir"
+    r = h.run(["run", nb, tmp_path / "out.ipynb", "--cwd", missing], timeout=30)
+    assert r.rc in (2, 3, 4), r
+    assert str(missing) in r.stderr, f"the error should name the missing --cwd directory: {r.stderr}"
+
+
+def test_run_in_place(h, tmp_path):
+    nb = write_nb(tmp_path / "nb.ipynb", code("a = 0", tags=["parameters"]), "print(a)")
+    r = h.run(["run", nb, nb, "-p", "a", "4"])
+    assert r.rc == 0, r
+    nb2 = read_nb(nb)
+    assert stream_text(code_cells(nb2)[-1]) == "4\n"
+    assert len(nb2.cells) == 3
+
+
+def test_input_is_a_directory(h, tmp_path):
+    r = h.run(["run", tmp_path, tmp_path / "out.ipynb"], timeout=20)
+    assert r.rc == 3, r
+
+
+def test_empty_stdin_is_input_error(h, tmp_path):
+    r = h.run(["run", "-", tmp_path / "out.ipynb"], input=b"", timeout=20)
+    assert r.rc == 3, r
+
+
+def test_no_kernelspec_in_metadata(h, tmp_path):
+    nb = make_nb("1")
+    del nb.metadata["kernelspec"]
+    p = write_nb(tmp_path / "in.ipynb", nb)
+    r = h.run(["run", p, tmp_path / "out.ipynb"], timeout=30)
+    assert r.rc in (3, 4), r
+    assert "kernel" in r.stderr.lower(), r.stderr
+    r = h.run(["run", p, tmp_path / "out.ipynb", "-k", "python3"])
+    assert r.rc == 0, r
+
+
+def test_unicode_and_space_paths(h, tmp_path):
+    d = tmp_path / "dïr with space"
+    d.mkdir()
+    nb = write_nb(d / "ñote bööк.ipynb", "print('ok')")
+    out = d / "öut ✓.ipynb"
+    r = h.run(["run", nb, out])
+    assert r.rc == 0, r
+    nb2 = read_nb(out)
+    assert nb2.metadata.papermill.input_path == str(nb)
+    assert nb2.metadata.papermill.output_path == str(out)
+
+
+def test_rich_output_over_cap_is_replaced_by_note(h, tmp_path):
+    nb = write_nb(tmp_path / "in.ipynb",
+                  "from IPython.display import HTML, display\ndisplay(HTML('<p>' + 'x' * (3 * 1024 * 1024) + '</p>'))",
+                  "print('next cell')")
+    out = tmp_path / "out.ipynb"
+    r = h.run(["run", nb, out, "--max-output-bytes", "100000"])
+    assert r.rc == 0, r
+    c1, c2 = code_cells(read_nb(out))
+    size = sum(len(json.dumps(o)) for o in c1.outputs)
+    assert size < 200000, size
+    assert "100000" in json.dumps(c1.outputs) or "limit" in json.dumps(c1.outputs).lower()
+    assert stream_text(c2) == "next cell\n"
+
+
+def test_stream_cap_cuts_at_utf8_boundary(h, tmp_path):
+    nb = write_nb(tmp_path / "in.ipynb", "print('é' * 100000 + '✓' * 100000)")
+    out = tmp_path / "out.ipynb"
+    r = h.run(["run", nb, out, "--max-output-bytes", "50001"])
+    assert r.rc == 0, r
+    raw_bytes = out.read_bytes()
+    raw_bytes.decode("utf-8")          # strict: no broken sequence
+    (c,) = code_cells(read_nb(out))
+    text = stream_text(c)
+    assert "\ufffd" not in text
+    assert len(text.encode()) < 50001 + 1000

@@ -43,15 +43,46 @@ def test_signal_mid_run(h, tmp_path, sig, rc):
 
 @pytest.mark.parametrize("sig,rc", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_kernel_start(h, tmp_path, sig, rc):
-    nb = write_nb(tmp_path / "in.ipynb", "print(1)")
+    """The kernel takes 3 s to start (a wrapper sleeps first); the signal arrives meanwhile."""
+    h.add_kernel("slow-start", argv=["sh", "-c", 'sleep 3; exec python -m ipykernel_launcher -f "$0"',
+                                     "{connection_file}"])
+    nb = write_nb(tmp_path / "in.ipynb", "print(1)", kernel="slow-start")
     out = tmp_path / "out.ipynb"
     p = h.popen(["run", nb, out])
-    time.sleep(0.4)                     # nbhub is launching the kernel / waiting for it
+    time.sleep(0.8)
     os.kill(p.pid, sig)
     r = h.finish(p, timeout=30)
     assert r.rc == rc, r
+    assert r.elapsed < 3, "nbhub waited for the kernel instead of stopping at once"
     if out.exists():
-        read_nb(out)
+        assert read_nb(out).metadata.papermill.get("exception") is True
+
+
+@pytest.mark.parametrize("sig,rc", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_signal_at_any_moment_is_consistent(h, tmp_path, sig, rc):
+    """A signal at an arbitrary moment of a short run (start, cell, final write, kernel
+    shutdown): nbhub exits either 0 with a completed notebook or `rc` with one marked failed,
+    never a mix, and never leaves a kernel behind."""
+    nb = write_nb(tmp_path / "in.ipynb", "print(1)", "x = 2")
+    full = h.run(["run", nb, tmp_path / "timing.ipynb"])
+    assert full.rc == 0, full
+    problems = []
+    for i in range(10):
+        out = tmp_path / f"out{i}.ipynb"
+        p = h.popen(["run", nb, out])
+        delay = full.elapsed * (i + 0.5) / 10
+        time.sleep(delay)
+        try:
+            os.kill(p.pid, sig)
+        except ProcessLookupError:
+            pass
+        r = h.finish(p, timeout=30)
+        exc = read_nb(out).metadata.papermill.get("exception") if out.exists() else "<no OUT>"
+        ok = (r.rc == 0 and exc in (None, False)) or (r.rc == rc and exc in (True, "<no OUT>"))
+        if not ok:
+            problems.append(f"signal after {delay:.2f}s of a {full.elapsed:.2f}s run: rc={r.rc}, "
+                            f"metadata.papermill.exception={exc!r}")
+    assert not problems, "\n".join(problems)
 
 
 def test_second_sigterm_while_stopping(h, tmp_path):
