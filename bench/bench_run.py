@@ -31,6 +31,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import platform
 import statistics
 import subprocess
@@ -66,6 +67,10 @@ def bench_env():
     env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
     env["VIRTUAL_ENV"] = str(VENV)
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    # nbhub reports its own getrusage(RUSAGE_SELF) at exit on this log level:
+    # microsecond resolution, all its threads (ZeroMQ's I/O thread included),
+    # without the kernel it reaped.  papermill ignores the variable.
+    env["NBHUB_LOG"] = "info"
     env.pop("PYTHONPATH", None)
     return env
 
@@ -111,6 +116,10 @@ def run_once(argv, env, cwd, timeout):
     _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     t.join(timeout=5)
+    stderr = b"".join(c for c in err_chunks if c).decode(errors="replace")
+    m = re.search(r"run finished .*cpu_user_us=(\d+) cpu_sys_us=(\d+)", stderr)
+    if m:   # nbhub's self-report beats /proc's 10 ms clock ticks
+        cpu_self = (int(m.group(1)) + int(m.group(2))) / 1e6
     return {"rc": p.returncode, "wall": wall, "cpu_self": cpu_self, "hwm_kb": hwm,
             "ru_maxrss_kb": ru.ru_maxrss, "cpu_wait4": ru.ru_utime + ru.ru_stime,
             "stderr": b"".join(c for c in err_chunks if c).decode(errors="replace")}
@@ -237,8 +246,8 @@ def render(rows, args):
         checks = [
             (f"nbhub wall <= 0.5 x papermill ({b['nb_wall']:.3f}s vs {b['pm_wall']:.3f}s = "
              f"{b['nb_wall'] / b['pm_wall']:.2f}x)", b["nb_wall"] <= 0.5 * b["pm_wall"]),
-            (f"nbhub CPU per cell <= 0.2 ms ({b['nb_cpu_cell_ms']:.3f} ms; /proc stat has "
-             f"{1000 / CLK_TCK:.0f} ms resolution over {b['cells']} cells{marginal})", b["nb_cpu_cell_ms"] <= 0.2),
+            (f"nbhub CPU per cell <= 0.2 ms ({b['nb_cpu_cell_ms']:.3f} ms; nbhub's self-reported "
+             f"rusage incl. ZeroMQ's I/O thread, over {b['cells']} cells{marginal})", b["nb_cpu_cell_ms"] <= 0.2),
             (f"nbhub peak RSS <= 1/5 of papermill's ({b['nb_rss']:.1f} MB vs {b['pm_rss']:.1f} MB = "
              f"1/{b['pm_rss'] / max(b['nb_rss'], 0.001):.1f})", b["nb_rss"] * 5 <= b["pm_rss"]),
         ]

@@ -28,6 +28,7 @@ struct kclient {
     int            closing;
     int            open_handles;
     int            in_drain;
+    unsigned       need_drain;  /* bit per channel: sent on, re-check ZMQ_EVENTS */
 };
 
 /* One ZeroMQ context per process: it owns the I/O thread, and contexts are
@@ -111,7 +112,11 @@ static void kclient_on_idle(uv_idle_t *h)
 {
     kclient_t *kc = h->data;
     uv_idle_stop(h);
-    for (int ch = 0; ch < KCHAN_COUNT && !kc->closing; ch++) kclient_drain(kc, (enum kchan)ch);
+    /* Only a socket we sent on can have had its edge consumed by the send. */
+    unsigned need = kc->need_drain;
+    kc->need_drain = 0;
+    for (int ch = 0; ch < KCHAN_COUNT && !kc->closing; ch++)
+        if (need & (1u << ch)) kclient_drain(kc, (enum kchan)ch);
 }
 
 int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *ud,
@@ -165,6 +170,7 @@ int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *
     uv_timer_init(loop, &kc->hb_timer);
     kc->hb_timer.data = kc;
     kc->open_handles++;
+    kc->need_drain = (1u << KCHAN_COUNT) - 1;   /* look once at every socket */
     uv_idle_start(&kc->idle, kclient_on_idle);
     *out = kc;
     return 0;
@@ -195,6 +201,7 @@ int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *con
     kwire_frames_free(f, n);
     json_decref(hdr);
     json_decref(content);
+    kc->need_drain |= 1u << ch;
     uv_idle_start(&kc->idle, kclient_on_idle);
     return rc;
 }
@@ -215,6 +222,7 @@ static void kclient_on_hb(uv_timer_t *t)
     if (zmq_send(kc->sock[KCHAN_HB], "ping", 4, ZMQ_DONTWAIT) == 4) {
         kc->hb_waiting = 1;
         kc->hb_sent_ms = now;
+        kc->need_drain |= 1u << KCHAN_HB;
         uv_idle_start(&kc->idle, kclient_on_idle);
     }
 }

@@ -55,14 +55,17 @@ void kwire_sign(const kwire_key_t *k, const kframe_t frames[4], char out[65])
 {
     out[0] = '\0';
     if (!k || !k->ctx) return;
-    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->ctx);
-    NB_ASSERT(c != NULL);
+    /* Re-initialising with a NULL key keeps the key and resets the state: no
+     * allocation per message (EVP_MAC_CTX_dup costs several).  The context
+     * is therefore mutated: a key is used by one thread at a time, which the
+     * single event loop guarantees. */
+    EVP_MAC_CTX *c = k->ctx;
+    NB_ASSERT(EVP_MAC_init(c, NULL, 0, NULL) == 1);
     for (int i = 0; i < 4; i++)
         EVP_MAC_update(c, frames[i].data, frames[i].len);
     unsigned char mac[32];
     size_t maclen = 0;
     NB_ASSERT(EVP_MAC_final(c, mac, &maclen, sizeof mac) == 1 && maclen == 32);
-    EVP_MAC_CTX_free(c);
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 32; i++) {
         out[2 * i] = hex[mac[i] >> 4];
@@ -96,6 +99,112 @@ static json_t *kwire_json(const kframe_t *f, const char *what, nb_err_t *err)
     return v;
 }
 
+/* ---- a scanner for top-level string fields ------------------------------
+ * Walks one JSON object's top level, skipping nested values, to find a key
+ * whose value is a string without escapes.  Returns 1 (found: *v, *vlen),
+ * 0 (absent), -1 (malformed, or the value needs unescaping: the caller
+ * falls back to a full parse). */
+
+static size_t kwire_ws(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    return i;
+}
+
+/* s[i] == '"': index after the closing quote, or n+1 on error. */
+static size_t kwire_skip_string(const char *s, size_t n, size_t i, int *escaped)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') { *escaped = 1; i++; continue; }
+        if (s[i] == '"') return i + 1;
+    }
+    return n + 1;
+}
+
+static size_t kwire_skip_value(const char *s, size_t n, size_t i)
+{
+    int esc = 0;
+    if (i >= n) return n + 1;
+    if (s[i] == '"') return kwire_skip_string(s, n, i, &esc);
+    if (s[i] == '{' || s[i] == '[') {
+        int depth = 0;
+        while (i < n) {
+            char c = s[i];
+            if (c == '"') { i = kwire_skip_string(s, n, i, &esc); if (i > n) return i; continue; }
+            if (c == '{' || c == '[') depth++;
+            else if (c == '}' || c == ']') { if (--depth == 0) return i + 1; }
+            i++;
+        }
+        return n + 1;
+    }
+    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' &&
+           s[i] != '\n' && s[i] != '\t' && s[i] != '\r') i++;
+    return i;
+}
+
+static int kwire_scan(const kframe_t *f, const char *key, const char **v, size_t *vlen)
+{
+    const char *s = f->data;
+    size_t n = f->len, klen = strlen(key);
+    size_t i = kwire_ws(s, n, 0);
+    if (i >= n || s[i] != '{') return -1;
+    i = kwire_ws(s, n, i + 1);
+    if (i < n && s[i] == '}') return 0;
+    while (i < n) {
+        if (s[i] != '"') return -1;
+        int esc = 0;
+        size_t kend = kwire_skip_string(s, n, i, &esc);
+        if (kend > n) return -1;
+        int match = !esc && kend - i - 2 == klen && memcmp(s + i + 1, key, klen) == 0;
+        i = kwire_ws(s, n, kend);
+        if (i >= n || s[i] != ':') return -1;
+        i = kwire_ws(s, n, i + 1);
+        if (match) {
+            if (i >= n || s[i] != '"') return -1;
+            esc = 0;
+            size_t vend = kwire_skip_string(s, n, i, &esc);
+            if (vend > n || esc) return -1;
+            *v = s + i + 1;
+            *vlen = vend - i - 2;
+            return 1;
+        }
+        i = kwire_skip_value(s, n, i);
+        if (i > n) return -1;
+        i = kwire_ws(s, n, i);
+        if (i < n && s[i] == ',') { i = kwire_ws(s, n, i + 1); continue; }
+        if (i < n && s[i] == '}') return 0;
+        return -1;
+    }
+    return -1;
+}
+
+/* Copy a scanned field into the message's scratch space. */
+static const char *kwire_keep(kmsg_t *m, size_t *used, const char *v, size_t vlen)
+{
+    if (*used + vlen + 1 > sizeof m->scratch) return NULL;
+    char *d = m->scratch + *used;
+    memcpy(d, v, vlen);
+    d[vlen] = '\0';
+    *used += vlen + 1;
+    return d;
+}
+
+/* Routing fields without a tree; 0, or -1 to ask for the full parse. */
+static int kwire_route_lazy(kmsg_t *m)
+{
+    const char *v;
+    size_t vlen, used = 0;
+    if (kwire_scan(&m->raw[0], "msg_type", &v, &vlen) != 1 || !(m->msg_type = kwire_keep(m, &used, v, vlen)))
+        return -1;
+    if (kwire_scan(&m->raw[0], "msg_id", &v, &vlen) != 1 || !(m->msg_id = kwire_keep(m, &used, v, vlen)))
+        return -1;
+    int r = kwire_scan(&m->raw[0], "date", &v, &vlen);
+    if (r < 0 || (r == 1 && !(m->date = kwire_keep(m, &used, v, vlen)))) return -1;
+    r = kwire_scan(&m->raw[1], "msg_id", &v, &vlen);
+    if (r < 0 || (r == 1 && !(m->parent_id = kwire_keep(m, &used, v, vlen)))) return -1;
+    return 0;
+}
+
 static int kwire_parse_impl(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
                             int lazy, kmsg_t **out, nb_err_t *err)
 {
@@ -118,18 +227,24 @@ static int kwire_parse_impl(const kwire_key_t *k, const kframe_t *frames, size_t
     }
 
     kmsg_t *m = xcalloc(1, sizeof *m);
-    static const char *names[4] = { "header", "parent_header", "metadata", "content" };
-    json_t **slots[4] = { &m->header, &m->parent_header, &m->metadata, &m->content };
+    for (int i = 0; i < 4; i++) m->raw[i] = js[i];
     m->content_raw = js[3];
-    for (int i = 0; i < (lazy ? 3 : 4); i++) {
-        if (!(*slots[i] = kwire_json(&js[i], names[i], err))) {
-            kmsg_free(m);
-            return err ? err->code : -EBADMSG;
+    if (!lazy || kwire_route_lazy(m) < 0) {
+        /* Eager parse (or the scanner could not decide): build the trees and
+         * take the routing fields from them. */
+        static const char *names[4] = { "header", "parent_header", "metadata", "content" };
+        json_t **slots[4] = { &m->header, &m->parent_header, &m->metadata, &m->content };
+        for (int i = 0; i < (lazy ? 2 : 4); i++) {
+            if (!(*slots[i] = kwire_json(&js[i], names[i], err))) {
+                kmsg_free(m);
+                return err ? err->code : -EBADMSG;
+            }
         }
+        m->msg_type = json_string_value(json_object_get(m->header, "msg_type"));
+        m->msg_id = json_string_value(json_object_get(m->header, "msg_id"));
+        m->date = json_string_value(json_object_get(m->header, "date"));
+        m->parent_id = json_string_value(json_object_get(m->parent_header, "msg_id"));
     }
-    m->msg_type = json_string_value(json_object_get(m->header, "msg_type"));
-    m->msg_id = json_string_value(json_object_get(m->header, "msg_id"));
-    m->parent_id = json_string_value(json_object_get(m->parent_header, "msg_id"));
     if (!m->msg_type || !m->msg_id) {
         kmsg_free(m);
         return err_set(err, -EBADMSG, "header lacks msg_type or msg_id");
@@ -161,15 +276,44 @@ int kwire_parse_lazy(const kwire_key_t *k, const kframe_t *frames, size_t nframe
     return kwire_parse_impl(k, frames, nframes, 1, out, err);
 }
 
-json_t *kmsg_content(const kmsg_t *cm)
+/* Parse raw[i] into *slot on first use (a cache fill, not a visible change). */
+static json_t *kmsg_lazy(const kmsg_t *cm, json_t *const *cslot, int i)
 {
-    kmsg_t *m = (kmsg_t *)cm;   /* a cache fill, not a visible mutation */
-    if (!m->content) {
-        m->content = m->content_raw.data ? kwire_json(&m->content_raw, "content", NULL) : NULL;
-        if (!m->content) m->content = json_object();
+    json_t **slot = (json_t **)cslot;
+    if (!*slot) {
+        *slot = cm->raw[i].data ? kwire_json(&cm->raw[i], "frame", NULL) : NULL;
+        if (!*slot) *slot = json_object();
     }
-    return m->content;
+    return *slot;
 }
+
+int kmsg_scan(const kmsg_t *m, int frame, const char *key, char *out, size_t outlen)
+{
+    const char *v;
+    size_t vlen;
+    json_t *const slots[4] = { m->header, m->parent_header, m->metadata, m->content };
+    int r = (frame >= 0 && frame < 4 && m->raw[frame].data && !slots[frame])
+        ? kwire_scan(&m->raw[frame], key, &v, &vlen) : -1;
+    if (r < 0) {   /* tree already built, or the scanner cannot decide */
+        json_t *o = frame == 0 ? kmsg_header(m) : frame == 1 ? kmsg_parent(m)
+                  : frame == 2 ? kmsg_metadata(m) : kmsg_content(m);
+        json_t *j = json_object_get(o, key);
+        if (!json_is_string(j)) return 0;
+        v = json_string_value(j);
+        vlen = json_string_length(j);
+    } else if (r == 0) {
+        return 0;
+    }
+    if (vlen + 1 > outlen) return -1;
+    memcpy(out, v, vlen);
+    out[vlen] = '\0';
+    return 1;
+}
+
+json_t *kmsg_header(const kmsg_t *m) { return kmsg_lazy(m, &m->header, 0); }
+json_t *kmsg_parent(const kmsg_t *m) { return kmsg_lazy(m, &m->parent_header, 1); }
+json_t *kmsg_metadata(const kmsg_t *m) { return kmsg_lazy(m, &m->metadata, 2); }
+json_t *kmsg_content(const kmsg_t *m) { return kmsg_lazy(m, &m->content, 3); }
 
 void kwire_new_id(char out[33])
 {

@@ -35,16 +35,19 @@ typedef struct kbytes {
 typedef struct kmsg {
     kbytes_t *ids;          /* routing identities before the delimiter */
     size_t    nids;
-    json_t   *header;       /* always an object after kwire_parse */
+    json_t   *header;       /* eager parse: objects; lazy parse: use the accessors */
     json_t   *parent_header;
     json_t   *metadata;
-    json_t   *content;      /* use kmsg_content(): parsed on first use */
-    kframe_t  content_raw;  /* the raw frame; valid only inside the delivery callback */
+    json_t   *content;
+    kframe_t  raw[4];       /* the four JSON frames; valid only inside the delivery callback */
+    kframe_t  content_raw;  /* = raw[3] */
     kbytes_t *buffers;      /* extra binary frames */
     size_t    nbuffers;
-    const char *msg_type;   /* borrowed from header */
-    const char *msg_id;     /* borrowed from header */
-    const char *parent_id;  /* borrowed from parent_header, or NULL */
+    const char *msg_type;   /* routing fields, always set after parsing */
+    const char *msg_id;
+    const char *parent_id;  /* NULL if the parent header has none */
+    const char *date;       /* header.date, or NULL */
+    char        scratch[256]; /* holds the routing fields in lazy mode */
 } kmsg_t;
 
 typedef struct kwire_key kwire_key_t;
@@ -61,7 +64,10 @@ void kwire_sign(const kwire_key_t *k, const kframe_t frames[4], char out[65]);
  * -EBADMSG (malformed) / -EPERM (bad signature) with a reason in err. */
 int kwire_parse(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
                 kmsg_t **out, nb_err_t *err);
-/* The same, but the content frame is left unparsed (kmsg_content parses it). */
+/* The same, but no JSON tree is built: the routing fields (msg_type, msg_id,
+ * parent msg_id, date) are found by a scanner of top-level keys, and the
+ * frames are parsed only if an accessor asks (kmsg_header, kmsg_content...).
+ * Most iopub traffic is routed and dropped without ever being parsed. */
 int kwire_parse_lazy(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
                      kmsg_t **out, nb_err_t *err);
 
@@ -78,6 +84,16 @@ int kwire_build(const kwire_key_t *k, const kbytes_t *ids, size_t nids,
 void kwire_frames_free(kbytes_t *frames, size_t nframes);
 
 void kmsg_free(kmsg_t *m);
+
+/* A top-level string field of frame 0..3 (header, parent, metadata,
+ * content) copied into out, without building a tree when possible.
+ * Returns 1 found, 0 absent or not a string, -1 too long for out. */
+int kmsg_scan(const kmsg_t *m, int frame, const char *key, char *out, size_t outlen);
+
+/* Lazily parsed frames (borrowed; an empty object if a frame is invalid). */
+json_t *kmsg_header(const kmsg_t *m);
+json_t *kmsg_parent(const kmsg_t *m);
+json_t *kmsg_metadata(const kmsg_t *m);
 
 /* The content object, parsed from content_raw on first use (a flood of big
  * stream messages can then be dropped without parsing).  Returns an empty

@@ -460,7 +460,7 @@ static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
     if (!x->running || !m->parent_id || strcmp(m->parent_id, x->msg_id) != 0) return;
     json_t *cell = json_array_get(x->cells, x->ci);
     json_t *exec_md = nbexec_obj(nbexec_obj(cell, "metadata"), "execution");
-    json_t *date = json_object_get(m->header, "date");
+    json_t *date = m->date ? json_string(m->date) : NULL;
 
     if (ch == KCHAN_SHELL && strcmp(m->msg_type, "execute_reply") == 0) {
         json_t *content = kmsg_content(m);
@@ -475,9 +475,10 @@ static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
              * consumed as fast as the kernel produces it (memory stays flat). */
             nbout_count_dropped(x->out, m->content_raw.len);
         } else if (strcmp(m->msg_type, "status") == 0) {
-            const char *st = json_string_value(json_object_get(kmsg_content(m), "execution_state"));
-            if (st && strcmp(st, "busy") == 0 && date) json_object_set(exec_md, "iopub.status.busy", date);
-            if (st && strcmp(st, "idle") == 0) {
+            char st[16] = "";
+            kmsg_scan(m, 3, "execution_state", st, sizeof st);
+            if (strcmp(st, "busy") == 0 && date) json_object_set(exec_md, "iopub.status.busy", date);
+            if (strcmp(st, "idle") == 0) {
                 if (date) json_object_set(exec_md, "iopub.status.idle", date);
                 x->got_idle = 1;
             }
@@ -496,6 +497,7 @@ static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
         LOG_W("kernel asked for input although stdin is not allowed; answering empty", "cell=%zu", x->ci + 1);
         kmgr_request(km, KCHAN_STDIN, "input_reply", json_pack("{s:s}", "value", ""), NULL);
     }
+    json_decref(date);
     if (x->got_reply && x->got_idle) nbexec_cell_done(x);
 }
 

@@ -46,17 +46,34 @@ int fs_read_all(const char *path, char **out, size_t *len, nb_err_t *err)
     return 0;
 }
 
-static int fs_write_full(int fd, const void *data, size_t n)
+/* Write all chunks with writev, IOV_MAX at a time, resuming after short
+ * writes: one syscall per ~1000 chunks instead of one per chunk. */
+static int fs_writev_all(int fd, const struct fs_chunk *chunks, size_t nchunks)
 {
-    const char *p = data;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
+    struct iovec iov[256];
+    size_t i = 0, off = 0;   /* current chunk and offset inside it */
+    while (i < nchunks) {
+        int n = 0;
+        for (size_t j = i; j < nchunks && n < 256; j++) {
+            size_t skip = j == i ? off : 0;
+            if (chunks[j].len == skip) continue;
+            iov[n].iov_base = (char *)chunks[j].data + skip;
+            iov[n].iov_len = chunks[j].len - skip;
+            n++;
+        }
+        if (n == 0) break;
+        ssize_t w = writev(fd, iov, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             return -errno;
         }
-        p += w;
-        n -= (size_t)w;
+        size_t left = (size_t)w;
+        while (i < nchunks && left >= chunks[i].len - off) {
+            left -= chunks[i].len - off;
+            i++;
+            off = 0;
+        }
+        off += left;
     }
     return 0;
 }
@@ -66,9 +83,8 @@ int fs_write_atomic_chunks(const char *path, const struct fs_chunk *chunks, size
 {
     int rc;
     if (strcmp(path, "-") == 0) {
-        for (size_t i = 0; i < nchunks; i++)
-            if ((rc = fs_write_full(STDOUT_FILENO, chunks[i].data, chunks[i].len)) < 0)
-                return err_set(err, rc, "stdout: %s", strerror(-rc));
+        if ((rc = fs_writev_all(STDOUT_FILENO, chunks, nchunks)) < 0)
+            return err_set(err, rc, "stdout: %s", strerror(-rc));
         return 0;
     }
     char *tmp = xasprintf("%s.nbhub-tmp-%ld", path, (long)getpid());
@@ -79,11 +95,9 @@ int fs_write_atomic_chunks(const char *path, const struct fs_chunk *chunks, size
         free(tmp);
         return rc;
     }
-    for (size_t i = 0; i < nchunks; i++) {
-        if ((rc = fs_write_full(fd, chunks[i].data, chunks[i].len)) < 0) {
-            err_set(err, rc, "%s: write failed: %s", path, strerror(-rc));
-            goto fail;
-        }
+    if ((rc = fs_writev_all(fd, chunks, nchunks)) < 0) {
+        err_set(err, rc, "%s: write failed: %s", path, strerror(-rc));
+        goto fail;
     }
     if (fsync_data && fsync(fd) < 0) {
         rc = err_set(err, -errno, "%s: fsync failed: %s", path, strerror(errno));
