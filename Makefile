@@ -83,7 +83,7 @@ valgrind: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do valgrind -q --leak-check=full --error-exitcode=1 $$t || exit 1; done
 
 bench: deps all
-	$(PYTHON) bench/bench_run.py --nbhub $(BUILD)/nbhub
+	$(PYTHON) bench/bench_run.py --nbhub $(CURDIR)/$(BUILD)/nbhub --write
 
 clean:
 	rm -rf build build-address build-undefined build-fuzz

@@ -117,7 +117,7 @@ def run_once(argv, env, cwd, timeout):
     p.returncode = os.waitstatus_to_exitcode(status)
     t.join(timeout=5)
     stderr = b"".join(c for c in err_chunks if c).decode(errors="replace")
-    m = re.search(r"run finished .*cpu_user_us=(\d+) cpu_sys_us=(\d+)", stderr)
+    m = re.search(r"run finished.*cpu_user_us=(\d+) cpu_sys_us=(\d+)", stderr)
     if m:   # nbhub's self-report beats /proc's 10 ms clock ticks
         cpu_self = (int(m.group(1)) + int(m.group(2))) / 1e6
     return {"rc": p.returncode, "wall": wall, "cpu_self": cpu_self, "hwm_kb": hwm,
