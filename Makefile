@@ -10,7 +10,7 @@
 
 CC        ?= cc
 SANITIZER ?=
-PKGS      := libuv libzmq jansson yaml-0.1 libcrypto
+PKGS      := libuv libzmq jansson yaml-0.1 libcrypto sqlite3 libargon2 libcurl
 BUILD     := build$(if $(SANITIZER),-$(SANITIZER))
 PYTHON    := .venv/bin/python
 
@@ -28,9 +28,9 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Isrc $(PKG_CFLAGS) -MMD -MP
 LDFLAGS += $(OPT)
-LDLIBS  += $(PKG_LIBS) -lm
+LDLIBS  += $(PKG_LIBS) -lhttp_parser -lm
 
-LIB_SRC  := $(sort $(wildcard src/util/*.c src/kernel/*.c src/notebook/*.c src/cli/*.c))
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
 LIB_SRC  := $(filter-out src/cli/main.c,$(LIB_SRC))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -77,7 +77,7 @@ fuzz: $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 build-fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $(PKG_CFLAGS) \
-	  -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lm
+	  -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lhttp_parser -lm
 
 valgrind: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do valgrind -q --leak-check=full --error-exitcode=1 $$t || exit 1; done
