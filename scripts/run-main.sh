@@ -14,7 +14,10 @@ status=0
 for nb in examples/*.ipynb; do
     name=$(basename "$nb" .ipynb)
     printf '%s: ' "$name"
-    if "$NBHUB" run "$nb" "$out/$name.ipynb" --no-progress-bar -p run_id "$name"; then
+    # hello.ipynb declares parameters (see `nbhub run examples/hello.ipynb --inspect`)
+    set --
+    [ "$name" = hello ] && set -- -p name "make run" -p count 3
+    if "$NBHUB" run "$nb" "$out/$name.ipynb" --no-progress-bar "$@"; then
         echo "ok -> $out/$name.ipynb"
     else
         rc=$?
