@@ -378,6 +378,17 @@ static char *nbexec_abort_evalue(nbexec_t *x, const char *extra)
                      x->o->exec_timeout_s, extra);
 }
 
+/* The running cell hit --execution-timeout or --deadline: error output,
+ * failed cell, exit 6.  `extra` says how the cell ended. */
+static void nbexec_timeout_fail(nbexec_t *x, const char *extra)
+{
+    char *ev = nbexec_abort_evalue(x, extra);
+    nbexec_fail_cell(x, nbexec_abort_ename(x), ev);
+    err_set(x->err, -ETIMEDOUT, "cell %zu: %s", x->ci + 1, ev);
+    free(ev);
+    nbexec_finish(x, NB_EXIT_TIMEOUT);
+}
+
 /* ---- running cells ------------------------------------------------------ */
 
 static void nbexec_on_cell_timeout(uv_timer_t *t);
@@ -424,11 +435,7 @@ static void nbexec_cell_done(nbexec_t *x)
     uv_timer_stop(&x->grace_timer);
     x->ndone++;
     if (x->abort == ABORT_TIMEOUT || x->abort == ABORT_DEADLINE) {
-        char *ev = nbexec_abort_evalue(x, "");
-        nbexec_fail_cell(x, nbexec_abort_ename(x), ev);
-        err_set(x->err, -ETIMEDOUT, "cell %zu: %s", x->ci + 1, ev);
-        free(ev);
-        nbexec_finish(x, NB_EXIT_TIMEOUT);
+        nbexec_timeout_fail(x, "");
         return;
     }
     nbout_end(x->out);
@@ -541,11 +548,7 @@ static void nbexec_on_died(kmgr_t *km, const char *why, void *ud)
     if (x->running) {
         x->ndone++;
         if (x->abort == ABORT_TIMEOUT || x->abort == ABORT_DEADLINE) {
-            char *ev = nbexec_abort_evalue(x, "; the kernel ignored the interrupt and was killed");
-            nbexec_fail_cell(x, nbexec_abort_ename(x), ev);
-            err_set(x->err, -ETIMEDOUT, "cell %zu: %s", x->ci + 1, ev);
-            free(ev);
-            nbexec_finish(x, NB_EXIT_TIMEOUT);
+            nbexec_timeout_fail(x, "; the kernel ignored the interrupt and was killed");
             return;
         }
         char *ev = xasprintf("Kernel died while executing this cell (%s)", why);

@@ -280,12 +280,16 @@ class Harness:
         out_f.close(), err_f.close()
         return r
 
-    def run_tty_stdout(self, args, timeout=RUN_TIMEOUT):
-        """Run with stdout on a pseudo-terminal (stdin /dev/null, stderr to a file)."""
+    def run_tty(self, args, stream="stdout", timeout=RUN_TIMEOUT):
+        """Run with `stream` ("stdout" or "stderr") on a pseudo-terminal, the other
+        one to a file, stdin /dev/null.  The Result holds each stream's text."""
         import select
         master, slave = pty.openpty()
-        err_f = open(self.tmp / f"stderr.tty.{len(self.pids)}", "w+b")
-        p = self.popen(args, stdout=slave, stderr=err_f)
+        other_f = open(self.tmp / f"other.tty.{len(self.pids)}", "w+b")
+        if stream == "stdout":
+            p = self.popen(args, stdout=slave, stderr=other_f)
+        else:
+            p = self.popen(args, stdout=other_f, stderr=slave)
         os.close(slave)
         chunks = []
         deadline = time.monotonic() + timeout
@@ -307,12 +311,17 @@ class Harness:
             pytest.fail(f"timed out after {timeout}s: {p._argv}")
         os.close(master)
         p.wait(timeout=10)
-        err_f.seek(0)
-        err = err_f.read().decode(errors="replace")
-        err_f.close()
+        other_f.seek(0)
+        other = other_f.read().decode(errors="replace")
+        other_f.close()
+        tty = b"".join(chunks).decode(errors="replace")
         rc = 128 - p.returncode if p.returncode < 0 else p.returncode
-        return Result(p._argv, rc, b"".join(chunks).decode(errors="replace"), err,
-                      time.monotonic() - p._t0)
+        out, err = (tty, other) if stream == "stdout" else (other, tty)
+        return Result(p._argv, rc, out, err, time.monotonic() - p._t0)
+
+    def run_tty_stdout(self, args, timeout=RUN_TIMEOUT):
+        """Run with stdout on a pseudo-terminal (stdin /dev/null, stderr to a file)."""
+        return self.run_tty(args, "stdout", timeout)
 
     def kill(self, p):
         try:

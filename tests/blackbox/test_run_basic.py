@@ -234,33 +234,13 @@ def test_no_progress_bar_when_stderr_is_not_a_tty(h, tmp_path):
 
 def test_progress_bar_on_a_tty(h, tmp_path):
     """stderr on a terminal: a progress bar that reaches N/N, redrawn in place."""
-    import os, pty, select
     nb = write_nb(tmp_path / "in.ipynb", *["1"] * 5)
-    master, slave = pty.openpty()
-    p = h.popen(["run", nb, tmp_path / "out.ipynb"], stdout=subprocess.DEVNULL, stderr=slave)
-    os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([master], [], [], 0.1)
-        if r:
-            try:
-                data = os.read(master, 65536)
-            except OSError:          # EIO: the slave side was closed
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif p.poll() is not None:
-            break
-    os.close(master)
-    assert p.wait(timeout=30) == 0
-    text = b"".join(chunks).decode(errors="replace")
-    assert "\r" in text, text
-    assert "5/5 cells" in text, text
+    r = h.run_tty(["run", nb, tmp_path / "out.ipynb"], stream="stderr", timeout=60)
+    assert r.rc == 0, r
+    assert "\r" in r.stderr and "5/5 cells" in r.stderr, r.stderr
     # --no-progress-bar silences it even on a terminal
-    r = h.run(["run", nb, tmp_path / "out2.ipynb", "--no-progress-bar"])
-    assert "cells" not in r.stderr
+    r = h.run_tty(["run", nb, tmp_path / "out2.ipynb", "--no-progress-bar"], stream="stderr")
+    assert r.rc == 0 and "cells" not in r.stderr, r
 
 
 def test_unicode_source_and_output(h, tmp_path):
