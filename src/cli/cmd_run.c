@@ -49,6 +49,11 @@ static const char cmd_run_usage[] =
     "  --start-timeout SECONDS      kernel start-up limit (default: 60)\n"
     "  --deadline SECONDS           limit for the whole run (default: none)\n"
     "  --transport ipc|tcp          kernel transport (default: ipc, no ports used)\n"
+    "  --existing-kernel FILE       run on a running kernel (its connection file) instead of\n"
+    "                               starting one; it is left running unless --shutdown-kernel\n"
+    "  --kernel-pid PID             that kernel's pid: death noticed at once, interrupts by\n"
+    "                               signal (without it: heartbeat, interrupt_request)\n"
+    "  --shutdown-kernel            ask the existing kernel to exit when the run ends\n"
     "  --max-output-bytes N         output kept per cell, the rest dropped with a note\n"
     "                               (default: 67108864; 0 = unlimited)\n"
     "  --write-interval MS          refresh OUT at most this often while running (default: 1000)\n"
@@ -69,6 +74,8 @@ struct run_args {
     size_t max_output;
     unsigned write_interval;
     int log_output, progress, prepare_only, report_mode, inspect, tcp;
+    const char *existing_kernel;
+    int kernel_pid, shutdown_kernel;
     json_t *params;      /* merged, in order */
     json_t *p_typed;     /* -p, applied after files */
     json_t *p_raw;       /* -r, applied last */
@@ -192,6 +199,16 @@ static int run_parse(int argc, char **argv, struct run_args *a)
             int l = log_level_parse(argv[++i]);
             if (l < 0) return run_usage_error("unknown log level '%s'", argv[i]);
             log_set_level(l);
+        } else if (strcmp(s, "--existing-kernel") == 0) {
+            NEED(1); a->existing_kernel = argv[++i];
+        } else if (strcmp(s, "--kernel-pid") == 0) {
+            NEED(1);
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v <= 0) return run_usage_error("--kernel-pid needs a process id, got '%s'", argv[i]);
+            a->kernel_pid = (int)v;
+        } else if (strcmp(s, "--shutdown-kernel") == 0) {
+            a->shutdown_kernel = 1;
         } else if (strcmp(s, "--log-output") == 0) {
             a->log_output = 1;
         } else if (strcmp(s, "--progress-bar") == 0) {
@@ -331,19 +348,28 @@ int cmd_run(int argc, char **argv)
     }
 
     const char *kname = a.kernel ? a.kernel : nb_kernel_name(nb);
-    if (!kname) {
+    if (a.existing_kernel) {
+        if (!fs_exists(a.existing_kernel)) {
+            cli_errorf("--existing-kernel %s: no such connection file", a.existing_kernel);
+            code = NB_EXIT_KERNEL;
+            goto done;
+        }
+        /* The kernel is running already; its spec only helps name the language. */
+        if (kname) kspec_find(kname, &spec, NULL);
+    } else if (!kname) {
         cli_errorf("%s: no kernel named in the notebook's metadata.kernelspec; use --kernel NAME", a.in);
         code = NB_EXIT_KERNEL;
         goto done;
     }
-    if (kspec_find(kname, &spec, &err) < 0) {
+    if (!a.existing_kernel && kspec_find(kname, &spec, &err) < 0) {
         char *names = kspec_names();
         cli_errorf("%s; available kernels: %s", err.msg, *names ? names : "(none found)");
         free(names);
         code = NB_EXIT_KERNEL;
         goto done;
     }
-    const char *lang = a.language ? a.language : (spec->language ? spec->language : nb_lang);
+    const char *lang = a.language ? a.language
+                     : (spec && spec->language && *spec->language ? spec->language : nb_lang);
 
     struct nbexec_opts o = {
         .input_path = a.in, .output_path = a.out, .cwd = a.cwd,
@@ -351,6 +377,8 @@ int cmd_run(int argc, char **argv)
         .start_timeout_s = a.start_timeout, .max_output_bytes = a.max_output,
         .write_interval_ms = a.write_interval, .log_output = a.log_output,
         .progress = a.progress, .tcp = a.tcp,
+        .existing_kernel = a.existing_kernel, .kernel_pid = a.kernel_pid,
+        .shutdown_kernel = a.shutdown_kernel,
     };
     if (a.report_mode) run_report_mode(nb);
     nbexec_prepare(nb, &o);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/pidfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,18 +31,30 @@ struct kmgr {
     int             orderly;       /* kmgr_shutdown asked: exit is not a death */
     json_t         *info;
     json_t         *env;
+    /* Attach mode: a kernel someone else started (the daemon's warm pool). */
+    int             attached;
+    int             ext_pid;       /* its pid if known, else 0 */
+    int             pidfd;         /* readable when ext_pid exits; -1 if none */
+    uv_poll_t       pidpoll;
+    int             shutdown_attached; /* kmgr_shutdown asks it to exit */
+    int             open_handles;  /* embedded handles not yet closed */
 };
 
 static void kmgr_finish(kmgr_t *km);
+static void kmgr_on_hb_lost(kclient_t *kc, void *ud);
 
-static void kmgr_on_timer_closed(uv_handle_t *h)
+/* libuv runs close callbacks last-closed-first, so the struct is freed
+ * only when the last embedded handle reports closed. */
+static void kmgr_on_handle_closed(uv_handle_t *h)
 {
     kmgr_t *km = h->data;
+    if (--km->open_handles > 0) return;
     /* Report first, free after: the callback may still read km as an id but
      * must not call kmgr functions on it (kmgr.h). */
     if (km->cbs.stopped) km->cbs.stopped(km, km->ud);
     json_decref(km->info);
     json_decref(km->env);
+    if (km->pidfd >= 0) close(km->pidfd);
     free(km);
 }
 
@@ -57,7 +70,8 @@ static void kmgr_finish(kmgr_t *km)
     kconn_free(km->conn);
     km->conn = NULL;
     uv_timer_stop(&km->timer);
-    uv_close((uv_handle_t *)&km->timer, kmgr_on_timer_closed);
+    if (km->pidfd >= 0) uv_close((uv_handle_t *)&km->pidpoll, kmgr_on_handle_closed);
+    uv_close((uv_handle_t *)&km->timer, kmgr_on_handle_closed);
 }
 
 static void kmgr_on_msg(kclient_t *kc, enum kchan ch, const kmsg_t *m, void *ud)
@@ -72,7 +86,9 @@ static void kmgr_on_msg(kclient_t *kc, enum kchan ch, const kmsg_t *m, void *ud)
         if (km->got_info && km->got_iopub) {
             km->state = KM_READY;
             uv_timer_stop(&km->timer);
-            LOG_I("kernel ready", "pid=%d", kproc_pid(km->proc));
+            if (km->attached && km->pidfd < 0)
+                kclient_hb_start(km->client, 1000, 3000, kmgr_on_hb_lost);
+            LOG_I("kernel ready", "pid=%d", kmgr_pid(km));
             km->cbs.ready(km, 0, NULL, km->ud);
         }
         return;
@@ -81,13 +97,10 @@ static void kmgr_on_msg(kclient_t *kc, enum kchan ch, const kmsg_t *m, void *ud)
         if (km->cbs.msg) km->cbs.msg(km, ch, m, km->ud);
 }
 
-static void kmgr_on_exit(kproc_t *p, int64_t status, int sig, void *ud)
+/* The kernel is gone (exit observed, pidfd readable, or heartbeat lost). */
+static void kmgr_dead(kmgr_t *km, const char *why)
 {
-    kmgr_t *km = ud;
     km->exited = 1;
-    char why[128];
-    if (sig) snprintf(why, sizeof why, "killed by signal %d (%s)", sig, strsignal(sig));
-    else snprintf(why, sizeof why, "exited with status %lld", (long long)status);
     switch (km->state) {
     case KM_STARTING: {
         char msg[256];
@@ -114,6 +127,26 @@ static void kmgr_on_exit(kproc_t *p, int64_t status, int sig, void *ud)
     }
 }
 
+static void kmgr_on_exit(kproc_t *p, int64_t status, int sig, void *ud)
+{
+    char why[128];
+    if (sig) snprintf(why, sizeof why, "killed by signal %d (%s)", sig, strsignal(sig));
+    else snprintf(why, sizeof why, "exited with status %lld", (long long)status);
+    kmgr_dead(ud, why);
+}
+
+static void kmgr_on_pidfd(uv_poll_t *h, int status, int events)
+{
+    kmgr_t *km = h->data;
+    uv_poll_stop(h);
+    kmgr_dead(km, "exited");
+}
+
+static void kmgr_on_hb_lost(kclient_t *kc, void *ud)
+{
+    kmgr_dead(ud, "stopped answering heartbeats");
+}
+
 static void kmgr_on_start_timer(uv_timer_t *t)
 {
     kmgr_t *km = t->data;
@@ -135,6 +168,8 @@ int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
     km->cbs = *cbs;
     km->ud = ud;
     km->interrupt_signal = spec->interrupt_signal;
+    km->pidfd = -1;
+    km->open_handles = 1;   /* the timer */
     int rc = kconn_new(!o->tcp, &km->conn, err);
     if (rc < 0) {
         free(km);
@@ -197,7 +232,7 @@ int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
     unsigned to = o->start_timeout_ms ? o->start_timeout_ms : 60000;
     km->deadline_ms = uv_now(loop) + to;
     uv_timer_start(&km->timer, kmgr_on_start_timer, 0, 250);
-    LOG_I("kernel starting", "name=%s pid=%d transport=%s", spec->name, kproc_pid(km->proc),
+    LOG_I("kernel starting", "name=%s pid=%d transport=%s", spec->name, kmgr_pid(km),
           o->tcp ? "tcp" : "ipc");
     *out = km;
     return 0;
@@ -220,10 +255,28 @@ int kmgr_execute(kmgr_t *km, const char *code, int stop_on_error, char *msg_id)
     return kmgr_request(km, KCHAN_SHELL, "execute_request", c, msg_id);
 }
 
+/* Signal an attached kernel's process group (it leads one when the daemon
+ * started it), falling back to the pid. */
+static int kmgr_signal_ext(kmgr_t *km, int sig)
+{
+    pid_t pg = getpgid(km->ext_pid);
+    if (pg == km->ext_pid && kill(-pg, sig) == 0) return 0;
+    return kill(km->ext_pid, sig) == 0 ? 0 : -errno;
+}
+
+/* Signal the kernel's group, whoever started it. */
+static int kmgr_signal(kmgr_t *km, int sig)
+{
+    if (km->proc) return kproc_signal_group(km->proc, sig);
+    if (km->ext_pid > 0) return kmgr_signal_ext(km, sig);
+    return -ESRCH;
+}
+
 int kmgr_interrupt(kmgr_t *km)
 {
     if (km->state == KM_STOPPED || km->exited) return -ESRCH;
-    if (km->interrupt_signal) return kproc_signal_group(km->proc, SIGINT);
+    if (km->interrupt_signal && km->proc) return kproc_signal_group(km->proc, SIGINT);
+    if (km->interrupt_signal && km->ext_pid > 0) return kmgr_signal_ext(km, SIGINT);
     return kclient_send(km->client, KCHAN_CONTROL, "interrupt_request", NULL, NULL, NULL);
 }
 
@@ -233,13 +286,16 @@ static void kmgr_on_stop_timer(uv_timer_t *t)
     if (km->state != KM_STOPPING || km->exited) return;
     if (km->escalation == 0) {
         km->escalation = 1;
-        LOG_I("kernel did not stop; sending SIGTERM", "pid=%d", kproc_pid(km->proc));
-        kproc_signal_group(km->proc, SIGTERM);
+        LOG_I("kernel did not stop; sending SIGTERM", "pid=%d", kmgr_pid(km));
+        if (kmgr_signal(km, SIGTERM) < 0 && km->attached) {
+            kmgr_finish(km);   /* no pid to signal: we can only let go */
+            return;
+        }
         uv_timer_start(&km->timer, kmgr_on_stop_timer, 2000, 0);
     } else {
         km->escalation = 2;
-        LOG_W("kernel ignored SIGTERM; sending SIGKILL", "pid=%d", kproc_pid(km->proc));
-        kproc_signal_group(km->proc, SIGKILL);
+        LOG_W("kernel ignored SIGTERM; sending SIGKILL", "pid=%d", kmgr_pid(km));
+        kmgr_signal(km, SIGKILL);
     }
 }
 
@@ -249,6 +305,10 @@ void kmgr_shutdown(kmgr_t *km, unsigned grace_ms)
     int was_ready = km->state == KM_READY;
     km->state = KM_STOPPING;
     km->orderly = 1;
+    if (km->attached && !km->shutdown_attached) {
+        kmgr_finish(km);   /* not ours to stop: disconnect, leave it running */
+        return;
+    }
     if (km->exited) {
         kmgr_finish(km);
         return;
@@ -272,9 +332,61 @@ void kmgr_kill(kmgr_t *km)
         kmgr_finish(km);
         return;
     }
-    kproc_signal_group(km->proc, SIGKILL);
+    if (kmgr_signal(km, SIGKILL) < 0) kmgr_finish(km);
 }
 
 const json_t *kmgr_kernel_info(const kmgr_t *km) { return km->info; }
 const json_t *kmgr_env(const kmgr_t *km) { return km->env; }
-int kmgr_pid(const kmgr_t *km) { return km->proc ? kproc_pid(km->proc) : -1; }
+int kmgr_pid(const kmgr_t *km) { return km->proc ? kproc_pid(km->proc) : (km->ext_pid > 0 ? km->ext_pid : -1); }
+
+int kmgr_attach(uv_loop_t *loop, const char *conn_file, int pid, int shutdown_kernel,
+                unsigned start_timeout_ms, const struct kmgr_cbs *cbs, void *ud,
+                kmgr_t **out, nb_err_t *err)
+{
+    kmgr_t *km = xcalloc(1, sizeof *km);
+    km->loop = loop;
+    km->cbs = *cbs;
+    km->ud = ud;
+    km->attached = 1;
+    km->ext_pid = pid;
+    km->shutdown_attached = shutdown_kernel;
+    km->interrupt_signal = pid > 0;   /* without a pid only interrupt_request works */
+    km->pidfd = -1;
+    km->env = json_object();
+    int rc = kconn_load(conn_file, &km->conn, err);
+    if (rc < 0) {
+        json_decref(km->env);
+        free(km);
+        return rc;
+    }
+    if (pid > 0) {
+        km->pidfd = pidfd_open(pid, 0);
+        if (km->pidfd < 0) {
+            rc = err_set(err, -errno, "kernel pid %d: %s", pid, strerror(errno));
+            kconn_free(km->conn);
+            json_decref(km->env);
+            free(km);
+            return rc;
+        }
+    }
+    rc = kclient_open(loop, km->conn, kmgr_on_msg, km, &km->client, err);
+    uv_timer_init(loop, &km->timer);
+    km->timer.data = km;
+    km->open_handles = 1;
+    if (km->pidfd >= 0) {
+        uv_poll_init(loop, &km->pidpoll, km->pidfd);
+        km->pidpoll.data = km;
+        km->open_handles++;
+        uv_poll_start(&km->pidpoll, UV_READABLE, kmgr_on_pidfd);
+    }
+    if (rc < 0) {
+        km->state = KM_STOPPING;
+        kmgr_finish(km);
+        return rc;
+    }
+    km->deadline_ms = uv_now(loop) + (start_timeout_ms ? start_timeout_ms : 60000);
+    uv_timer_start(&km->timer, kmgr_on_start_timer, 0, 250);
+    LOG_I("attaching to kernel", "file=%s pid=%d", conn_file, pid);
+    *out = km;
+    return 0;
+}

@@ -44,6 +44,14 @@ struct kmgr_cbs {
 /* Returns 0 and calls ready later, or returns an error and calls nothing. */
 int  kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
                 const struct kmgr_cbs *cbs, void *ud, kmgr_t **out, nb_err_t *err);
+/* Attach to a kernel someone else started (connection file; pid if known,
+ * else 0).  Death is seen through a pidfd when the pid is known, else by the
+ * heartbeat (no echo for 3 s).  kmgr_shutdown asks it to exit only if
+ * shutdown_kernel is set; otherwise it just disconnects.  Interrupts use
+ * SIGINT to its process group when the pid is known, else interrupt_request. */
+int  kmgr_attach(uv_loop_t *loop, const char *conn_file, int pid, int shutdown_kernel,
+                 unsigned start_timeout_ms, const struct kmgr_cbs *cbs, void *ud,
+                 kmgr_t **out, nb_err_t *err);
 /* execute_request; msg_id receives the request id (33 bytes). */
 int  kmgr_execute(kmgr_t *km, const char *code, int stop_on_error, char *msg_id);
 /* Send any request (content stolen) on a channel. */

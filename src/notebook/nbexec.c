@@ -655,7 +655,10 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
         .start_timeout_ms = o->start_timeout_s > 0 ? (unsigned)(o->start_timeout_s * 1000) : 60000,
     };
     struct kmgr_cbs cbs = { nbexec_on_ready, nbexec_on_msg, nbexec_on_died, nbexec_on_stopped };
-    int rc = kmgr_start(&x->loop, spec, &ko, &cbs, x, &x->km, err);
+    int rc = o->existing_kernel
+        ? kmgr_attach(&x->loop, o->existing_kernel, o->kernel_pid, o->shutdown_kernel,
+                      ko.start_timeout_ms, &cbs, x, &x->km, err)
+        : kmgr_start(&x->loop, spec, &ko, &cbs, x, &x->km, err);
     int code;
     if (rc < 0) {
         nbexec_close_handles(x);

@@ -43,9 +43,13 @@ struct nbexec_opts {
     int         log_output;       /* stream outputs to stderr */
     int         progress;         /* progress bar on stderr */
     int         tcp;              /* tcp transport instead of ipc */
+    const char *existing_kernel;  /* attach to this connection file instead of starting one */
+    int         kernel_pid;       /* its pid if known (death via pidfd; signals) */
+    int         shutdown_kernel;  /* ask the attached kernel to exit at the end */
 };
 
-/* Execute nb (modified in place: outputs, metadata, banners) on spec and
+/* Execute nb (modified in place: outputs, metadata, banners) on spec (NULL
+ * when o->existing_kernel is set) and
  * write output_path as configured.  Returns an NB_EXIT_* code (cli.h);
  * err holds the reason for codes other than 0 and 1. */
 int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_err_t *err);
