@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kmgr_state { KM_STARTING, KM_READY, KM_STOPPING, KM_STOPPED };
+enum kmgr_state { KM_STARTING, KM_READY, KM_LENT, KM_STOPPING, KM_STOPPED };
 
 struct kmgr {
     uv_loop_t      *loop;
@@ -111,6 +111,7 @@ static void kmgr_dead(kmgr_t *km, const char *why)
         break;
     }
     case KM_READY:
+    case KM_LENT:
         km->state = KM_STOPPING;
         LOG_W("kernel died", "why=\"%s\"", why);
         if (km->cbs.died) km->cbs.died(km, why, km->ud);
@@ -240,7 +241,7 @@ int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
 
 int kmgr_request(kmgr_t *km, enum kchan ch, const char *msg_type, json_t *content, char *msg_id)
 {
-    if (km->state != KM_READY && km->state != KM_STOPPING) {
+    if ((km->state != KM_READY && km->state != KM_STOPPING) || !km->client) {
         json_decref(content);
         return -ENOTCONN;
     }
@@ -277,6 +278,7 @@ int kmgr_interrupt(kmgr_t *km)
     if (km->state == KM_STOPPED || km->exited) return -ESRCH;
     if (km->interrupt_signal && km->proc) return kproc_signal_group(km->proc, SIGINT);
     if (km->interrupt_signal && km->ext_pid > 0) return kmgr_signal_ext(km, SIGINT);
+    if (!km->client) return -ENOTCONN;
     return kclient_send(km->client, KCHAN_CONTROL, "interrupt_request", NULL, NULL, NULL);
 }
 
@@ -302,7 +304,8 @@ static void kmgr_on_stop_timer(uv_timer_t *t)
 void kmgr_shutdown(kmgr_t *km, unsigned grace_ms)
 {
     if (km->state == KM_STOPPED || (km->state == KM_STOPPING && km->escalation)) return;
-    int was_ready = km->state == KM_READY;
+    int was_ready = km->state == KM_READY && km->client;
+    int was_lent = km->state == KM_LENT;
     km->state = KM_STOPPING;
     km->orderly = 1;
     if (km->attached && !km->shutdown_attached) {
@@ -316,8 +319,8 @@ void kmgr_shutdown(kmgr_t *km, unsigned grace_ms)
     if (was_ready)
         kclient_send(km->client, KCHAN_CONTROL, "shutdown_request",
                      json_pack("{s:b}", "restart", 0), NULL, NULL);
-    else
-        grace_ms = 0;
+    else if (!was_lent)
+        grace_ms = 0;   /* lent: the borrower may be shutting it down itself */
     uv_timer_stop(&km->timer);
     uv_timer_start(&km->timer, kmgr_on_stop_timer, grace_ms, 0);
 }
@@ -337,6 +340,18 @@ void kmgr_kill(kmgr_t *km)
 
 const json_t *kmgr_kernel_info(const kmgr_t *km) { return km->info; }
 const json_t *kmgr_env(const kmgr_t *km) { return km->env; }
+int kmgr_lend(kmgr_t *km, const char **conn_file)
+{
+    if (km->state != KM_READY || km->attached) return -EBUSY;
+    /* Our sockets go: the borrower must be the kernel's only client, or its
+     * outputs would be read twice.  The process stays supervised. */
+    kclient_close(km->client);
+    km->client = NULL;
+    km->state = KM_LENT;
+    *conn_file = km->conn->file;
+    return 0;
+}
+
 int kmgr_pid(const kmgr_t *km) { return km->proc ? kproc_pid(km->proc) : (km->ext_pid > 0 ? km->ext_pid : -1); }
 
 int kmgr_attach(uv_loop_t *loop, const char *conn_file, int pid, int shutdown_kernel,
@@ -361,7 +376,11 @@ int kmgr_attach(uv_loop_t *loop, const char *conn_file, int pid, int shutdown_ke
     }
     if (pid > 0) {
         km->pidfd = pidfd_open(pid, 0);
-        if (km->pidfd < 0) {
+        if (km->pidfd < 0 && (errno == ENOSYS || errno == EPERM)) {
+            /* Kernels before 5.3 (and valgrind) lack pidfd_open: the
+             * heartbeat watches the kernel instead; signals still use pid. */
+            LOG_D("pidfd_open unavailable; using the heartbeat", "pid=%d", pid);
+        } else if (km->pidfd < 0) {
             rc = err_set(err, -errno, "kernel pid %d: %s", pid, strerror(errno));
             kconn_free(km->conn);
             json_decref(km->env);

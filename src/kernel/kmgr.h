@@ -52,6 +52,12 @@ int  kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
 int  kmgr_attach(uv_loop_t *loop, const char *conn_file, int pid, int shutdown_kernel,
                  unsigned start_timeout_ms, const struct kmgr_cbs *cbs, void *ud,
                  kmgr_t **out, nb_err_t *err);
+/* Hand a ready kernel we started to another client (a task's child process
+ * running `nbhub run --existing-kernel FILE --kernel-pid PID`): our sockets
+ * close, the process stays supervised (died is still reported, the
+ * connection file stays until the kernel is stopped).  *conn_file is
+ * borrowed from km.  Only from the ready state; -EBUSY otherwise. */
+int  kmgr_lend(kmgr_t *km, const char **conn_file);
 /* execute_request; msg_id receives the request id (33 bytes). */
 int  kmgr_execute(kmgr_t *km, const char *code, int stop_on_error, char *msg_id);
 /* Send any request (content stolen) on a channel. */
