@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import nbformat
 import pytest
 
 from conftest import code_cells, read_nb, stream_text, wait_for, write_nb
@@ -100,3 +101,45 @@ def test_second_sigterm_while_stopping(h, tmp_path):
     r = h.finish(p, timeout=30)
     assert r.rc == 143, r
     read_nb(out)
+
+
+def _kernels_of(pid):
+    """Pids of processes whose environment says JPY_PARENT_PID=pid (our kernels)."""
+    found = []
+    needle = f"JPY_PARENT_PID={pid}".encode()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    found.append(int(d))
+        except OSError:
+            pass
+    return found
+
+
+def test_sigkill_of_nbhub_takes_the_kernel_down(h, tmp_path):
+    """kill -9 leaves nbhub no chance to clean up: PR_SET_PDEATHSIG must take the
+    kernel with it, and OUT must be the last complete (atomic) version."""
+    nb = write_nb(tmp_path / "in.ipynb", "print('started', flush=True)", "import time; time.sleep(60)")
+    out = tmp_path / "out.ipynb"
+    p = h.popen(["run", nb, out, "--write-interval", "100"])
+    deadline = time.monotonic() + 30
+    kernels = []
+    while time.monotonic() < deadline and not kernels:
+        kernels = _kernels_of(p.pid)
+        time.sleep(0.1)
+    assert kernels, "kernel not found"
+    wait_for(lambda: out.exists() and "started" in out.read_text(), timeout=30)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{k}") and
+                                              open(f"/proc/{k}/stat").read().split()[2] != "Z"
+                                              for k in kernels):
+        time.sleep(0.05)
+    alive = [k for k in kernels if os.path.exists(f"/proc/{k}")
+             and open(f"/proc/{k}/stat").read().split()[2] != "Z"]
+    assert not alive, f"kernel(s) {alive} survived kill -9 of nbhub"
+    nbformat.validate(read_nb(out))
