@@ -1,0 +1,402 @@
+/*
+ * store_auth.c — users, API tokens, sessions (see store_auth.h).
+ *
+ * Single-statement writes (add, revoke, delete) are atomic on their own in
+ * autocommit mode; the writes that touch two tables (password change and
+ * disable end the sessions) go through store_tx.  Lookups are one SELECT
+ * joining the user, so a disabled user is rejected in the same read that
+ * finds the credential.
+ */
+#define NBHUB_STORE_INTERNAL
+#include "store/store_auth.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/xmalloc.h"
+
+/* last_used_at is refreshed when older than this. */
+#define TOKEN_TOUCH_US (60 * 1000000LL)
+
+#define USER_COLS "u.id, u.name, u.password_hash, u.is_admin, u.created_at, u.disabled"
+
+/* Reads USER_COLS starting at column `c`. */
+static void user_row(sqlite3_stmt *s, int c, store_user_t *u)
+{
+    u->id = sqlite3_column_int64(s, c);
+    u->name = store_col_str(s, c + 1);
+    u->password_hash = store_col_str(s, c + 2);
+    u->is_admin = sqlite3_column_int(s, c + 3);
+    u->created_at = sqlite3_column_int64(s, c + 4);
+    u->disabled = sqlite3_column_int(s, c + 5);
+}
+
+/* ---- users ------------------------------------------------------------------ */
+
+int store_user_add(store_t *st, const char *name, const char *password_hash, int is_admin,
+                   int64_t now, int64_t *id, nb_err_t *err)
+{
+    if (!name || !*name) return err_set(err, -EINVAL, "user name is required");
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "INSERT INTO users(name, password_hash, is_admin, created_at) "
+                            "VALUES (?1, ?2, ?3, ?4)", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, name);
+    store_bind_text(s, 2, password_hash);
+    sqlite3_bind_int(s, 3, is_admin ? 1 : 0);
+    sqlite3_bind_int64(s, 4, now);
+    if ((rc = store_step_done(st, s, "add user", err))) {
+        if (rc == -EEXIST) err_set(err, rc, "user '%s' already exists", name);
+        return rc;
+    }
+    if (id) *id = sqlite3_last_insert_rowid(store_db(st));
+    return 0;
+}
+
+static int user_get(store_t *st, sqlite3_stmt *s, const char *what, store_user_t *out,
+                    nb_err_t *err)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) user_row(s, 0, out);
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "no user %s", what);
+    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read user", err);
+}
+
+int store_user_by_name(store_t *st, const char *name, store_user_t *out, nb_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT " USER_COLS " FROM users u WHERE u.name = ?1", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, name);
+    char what[300];
+    snprintf(what, sizeof what, "named '%.256s'", name);
+    return user_get(st, s, what, out, err);
+}
+
+int store_user_by_id(store_t *st, int64_t id, store_user_t *out, nb_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT " USER_COLS " FROM users u WHERE u.id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    char what[40];
+    snprintf(what, sizeof what, "with id %lld", (long long)id);
+    return user_get(st, s, what, out, err);
+}
+
+struct user_arg {
+    int64_t id;
+    const char *hash;
+    int disabled, set_password;
+};
+
+static int user_update_tx(store_t *st, void *varg, nb_err_t *err)
+{
+    struct user_arg *a = varg;
+    sqlite3_stmt *s;
+    int rc = a->set_password
+        ? store_stmt(st, "UPDATE users SET password_hash = ?2 WHERE id = ?1", &s, err)
+        : store_stmt(st, "UPDATE users SET disabled = ?2 WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, a->id);
+    if (a->set_password) store_bind_text(s, 2, a->hash);
+    else sqlite3_bind_int(s, 2, a->disabled);
+    if ((rc = store_step_done(st, s, "update user", err))) return rc;
+    if (sqlite3_changes(store_db(st)) == 0)
+        return err_set(err, -ENOENT, "no user with id %lld", (long long)a->id);
+    if (!a->set_password && !a->disabled) return 0;   /* enabling keeps nothing to end */
+    if ((rc = store_stmt(st, "DELETE FROM sessions WHERE user_id = ?1", &s, err))) return rc;
+    sqlite3_bind_int64(s, 1, a->id);
+    return store_step_done(st, s, "end sessions", err);
+}
+
+int store_user_set_password(store_t *st, int64_t id, const char *password_hash, nb_err_t *err)
+{
+    struct user_arg a = { id, password_hash, 0, 1 };
+    return store_tx(st, user_update_tx, &a, err);
+}
+
+int store_user_set_disabled(store_t *st, int64_t id, int disabled, nb_err_t *err)
+{
+    struct user_arg a = { id, NULL, disabled ? 1 : 0, 0 };
+    return store_tx(st, user_update_tx, &a, err);
+}
+
+int store_users_count(store_t *st, int64_t *n, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT count(*) FROM users", &s, err);
+    if (rc) return rc;
+    rc = sqlite3_step(s);
+    *n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "count users", err);
+}
+
+int store_users_list(store_t *st, store_users_t *out, nb_err_t *err)
+{
+    out->v = NULL;
+    out->n = 0;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT " USER_COLS " FROM users u ORDER BY u.name", &s, err);
+    if (rc) return rc;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            out->v = xrealloc(out->v, cap * sizeof *out->v);
+        }
+        user_row(s, 0, &out->v[out->n++]);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        store_users_free(out);
+        return store_sqlerr(st, rc, "list users", err);
+    }
+    return 0;
+}
+
+/* ---- tokens ----------------------------------------------------------------- */
+
+int store_token_add(store_t *st, int64_t user_id, const char *name, const char *token_hash,
+                    int64_t now, int64_t expires_at, int64_t *id, nb_err_t *err)
+{
+    if (!token_hash || !*token_hash) return err_set(err, -EINVAL, "token hash is required");
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "INSERT INTO api_tokens(user_id, name, token_hash, created_at, "
+                            "expires_at) VALUES (?1, ?2, ?3, ?4, ?5)", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, user_id);
+    store_bind_text(s, 2, name ? name : "");
+    store_bind_text(s, 3, token_hash);
+    sqlite3_bind_int64(s, 4, now);
+    store_bind_time(s, 5, expires_at);
+    if ((rc = store_step_done(st, s, "add token", err))) {
+        /* the only foreign key here is the user */
+        if (sqlite3_extended_errcode(store_db(st)) == SQLITE_CONSTRAINT_FOREIGNKEY)
+            return err_set(err, -ENOENT, "no user with id %lld", (long long)user_id);
+        return rc;
+    }
+    if (id) *id = sqlite3_last_insert_rowid(store_db(st));
+    return 0;
+}
+
+int store_token_lookup(store_t *st, const char *token_hash, int64_t now, store_token_t *tok,
+                       store_user_t *user, nb_err_t *err)
+{
+    if (tok) memset(tok, 0, sizeof *tok);
+    if (user) memset(user, 0, sizeof *user);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT t.id, t.user_id, t.name, t.created_at, t.expires_at, "
+                            "t.last_used_at, " USER_COLS " FROM api_tokens t "
+                            "JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1",
+                        &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, token_hash);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "unknown token");
+        return store_sqlerr(st, rc, "read token", err);
+    }
+    int64_t id = sqlite3_column_int64(s, 0);
+    int64_t expires = sqlite3_column_int64(s, 4), last = sqlite3_column_int64(s, 5);
+    int disabled = sqlite3_column_int(s, 11);
+    if (expires && expires <= now) {
+        sqlite3_reset(s);
+        return err_set(err, -EKEYEXPIRED, "token expired");
+    }
+    if (disabled) {
+        sqlite3_reset(s);
+        return err_set(err, -EACCES, "user is disabled");
+    }
+    if (tok) {
+        tok->id = id;
+        tok->user_id = sqlite3_column_int64(s, 1);
+        tok->name = store_col_str(s, 2);
+        tok->created_at = sqlite3_column_int64(s, 3);
+        tok->expires_at = expires;
+        tok->last_used_at = last;
+    }
+    if (user) user_row(s, 6, user);
+    sqlite3_reset(s);
+
+    if (last && now - last < TOKEN_TOUCH_US) return 0;
+    /* The guard in the WHERE clause keeps two concurrent lookups from both
+     * writing; a failure here is not an authentication failure. */
+    if (store_stmt(st, "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 AND "
+                       "(last_used_at IS NULL OR last_used_at <= ?2 - ?3)", &s, NULL) == 0) {
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, now);
+        sqlite3_bind_int64(s, 3, TOKEN_TOUCH_US);
+        if (store_step_done(st, s, "touch token", NULL) == 0 && tok) tok->last_used_at = now;
+    }
+    return 0;
+}
+
+int store_token_revoke(store_t *st, int64_t id, int64_t user_id, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "DELETE FROM api_tokens WHERE id = ?1 AND (?2 = 0 OR user_id = ?2)",
+                        &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, user_id);
+    if ((rc = store_step_done(st, s, "revoke token", err))) return rc;
+    if (sqlite3_changes(store_db(st)) == 0)
+        return err_set(err, -ENOENT, "no token with id %lld", (long long)id);
+    return 0;
+}
+
+int store_tokens_list(store_t *st, int64_t user_id, store_tokens_t *out, nb_err_t *err)
+{
+    out->v = NULL;
+    out->n = 0;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT id, user_id, name, created_at, expires_at, last_used_at "
+                            "FROM api_tokens WHERE user_id = ?1 ORDER BY id", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, user_id);
+    size_t cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 8;
+            out->v = xrealloc(out->v, cap * sizeof *out->v);
+        }
+        store_token_t *t = &out->v[out->n++];
+        t->id = sqlite3_column_int64(s, 0);
+        t->user_id = sqlite3_column_int64(s, 1);
+        t->name = store_col_str(s, 2);
+        t->created_at = sqlite3_column_int64(s, 3);
+        t->expires_at = sqlite3_column_int64(s, 4);
+        t->last_used_at = sqlite3_column_int64(s, 5);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        store_tokens_free(out);
+        return store_sqlerr(st, rc, "list tokens", err);
+    }
+    return 0;
+}
+
+/* ---- sessions ------------------------------------------------------------------ */
+
+int store_session_add(store_t *st, const char *token_hash, const char *csrf_token,
+                      int64_t user_id, int64_t now, int64_t expires_at, int64_t *id,
+                      nb_err_t *err)
+{
+    if (!token_hash || !*token_hash || !csrf_token || expires_at <= now)
+        return err_set(err, -EINVAL, "session needs a hash, a CSRF token and a future expiry");
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "INSERT INTO sessions(token_hash, csrf_token, user_id, created_at, "
+                            "expires_at) VALUES (?1, ?2, ?3, ?4, ?5)", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, token_hash);
+    store_bind_text(s, 2, csrf_token);
+    sqlite3_bind_int64(s, 3, user_id);
+    sqlite3_bind_int64(s, 4, now);
+    sqlite3_bind_int64(s, 5, expires_at);
+    if ((rc = store_step_done(st, s, "add session", err))) {
+        if (sqlite3_extended_errcode(store_db(st)) == SQLITE_CONSTRAINT_FOREIGNKEY)
+            return err_set(err, -ENOENT, "no user with id %lld", (long long)user_id);
+        return rc;
+    }
+    if (id) *id = sqlite3_last_insert_rowid(store_db(st));
+    return 0;
+}
+
+int store_session_lookup(store_t *st, const char *token_hash, int64_t now, store_session_t *out,
+                         store_user_t *user, nb_err_t *err)
+{
+    if (out) memset(out, 0, sizeof *out);
+    if (user) memset(user, 0, sizeof *user);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT x.id, x.user_id, x.csrf_token, x.created_at, x.expires_at, "
+                            USER_COLS " FROM sessions x JOIN users u ON u.id = x.user_id "
+                            "WHERE x.token_hash = ?1", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, token_hash);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "unknown session");
+        return store_sqlerr(st, rc, "read session", err);
+    }
+    int64_t expires = sqlite3_column_int64(s, 4);
+    int disabled = sqlite3_column_int(s, 10);
+    rc = expires <= now ? err_set(err, -EKEYEXPIRED, "session expired")
+       : disabled       ? err_set(err, -EACCES, "user is disabled") : 0;
+    if (rc == 0 && out) {
+        out->id = sqlite3_column_int64(s, 0);
+        out->user_id = sqlite3_column_int64(s, 1);
+        out->csrf_token = store_col_str(s, 2);
+        out->created_at = sqlite3_column_int64(s, 3);
+        out->expires_at = expires;
+    }
+    if (rc == 0 && user) user_row(s, 5, user);
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_session_delete(store_t *st, const char *token_hash, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "DELETE FROM sessions WHERE token_hash = ?1", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, token_hash);
+    if ((rc = store_step_done(st, s, "delete session", err))) return rc;
+    return sqlite3_changes(store_db(st)) ? 0 : err_set(err, -ENOENT, "unknown session");
+}
+
+int store_sessions_prune(store_t *st, int64_t now, int64_t *deleted, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "DELETE FROM sessions WHERE expires_at <= ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, now);
+    rc = store_step_done(st, s, "prune sessions", err);
+    if (rc == 0 && deleted) *deleted = sqlite3_changes64(store_db(st));
+    return rc;
+}
+
+/* ---- free ------------------------------------------------------------------------ */
+
+void store_user_clear(store_user_t *u)
+{
+    free(u->name);
+    free(u->password_hash);
+    memset(u, 0, sizeof *u);
+}
+
+void store_users_free(store_users_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) store_user_clear(&l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+void store_token_clear(store_token_t *t)
+{
+    free(t->name);
+    memset(t, 0, sizeof *t);
+}
+
+void store_tokens_free(store_tokens_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) store_token_clear(&l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+void store_session_clear(store_session_t *s)
+{
+    free(s->csrf_token);
+    memset(s, 0, sizeof *s);
+}

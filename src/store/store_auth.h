@@ -1,0 +1,104 @@
+/*
+ * store_auth — users, API tokens and browser sessions.
+ *
+ * Only hashes of secrets are stored: the caller hashes passwords (argon2)
+ * and tokens/session cookies (SHA-256 of a random 256-bit value) before they
+ * reach the store, and looks tokens up by hash, so a leaked database does
+ * not hand out working credentials.
+ *
+ * Lookups reject what must not authenticate: unknown hash (-ENOENT),
+ * expired token or session (-EKEYEXPIRED), disabled user (-EACCES).  The
+ * HTTP layer answers 401 to all three alike; the codes are for logs.
+ *
+ * api_tokens.last_used_at is refreshed by store_token_lookup at most once a
+ * minute per token, so a busy API client costs one fsync a minute, not one
+ * per request.
+ *
+ * Auth changes do not append to `events`: that feed is shown to every
+ * user (SSE) and is about flows and runs.
+ *
+ * Ownership: see store.h — store_user_t / store_token_t / store_session_t
+ * fields are owned by the caller (store_*_clear), lists by store_*s_free.
+ */
+#ifndef NBHUB_STORE_AUTH_H
+#define NBHUB_STORE_AUTH_H
+
+#include "store/store.h"
+
+typedef struct store_user {
+    int64_t id;
+    char   *name;
+    char   *password_hash;   /* NULL = no password login (token/OIDC only) */
+    int     is_admin;
+    int64_t created_at;
+    int     disabled;
+} store_user_t;
+
+typedef struct store_users {
+    store_user_t *v;
+    size_t        n;
+} store_users_t;
+
+typedef struct store_token {
+    int64_t id, user_id;
+    char   *name;
+    int64_t created_at;
+    int64_t expires_at;      /* 0 = never */
+    int64_t last_used_at;    /* 0 = never used; up to a minute behind */
+} store_token_t;
+
+typedef struct store_tokens {
+    store_token_t *v;
+    size_t         n;
+} store_tokens_t;
+
+typedef struct store_session {
+    int64_t id, user_id;
+    char   *csrf_token;
+    int64_t created_at, expires_at;
+} store_session_t;
+
+/* New user; -EEXIST if the name is taken.  *id may be NULL. */
+int store_user_add(store_t *st, const char *name, const char *password_hash, int is_admin,
+                   int64_t now, int64_t *id, nb_err_t *err);
+int store_user_by_name(store_t *st, const char *name, store_user_t *out, nb_err_t *err);
+int store_user_by_id(store_t *st, int64_t id, store_user_t *out, nb_err_t *err);
+/* Replace the password hash (NULL = disable password login) and end all of
+ * the user's sessions in the same transaction: a password change must log
+ * out whoever knew the old one. */
+int store_user_set_password(store_t *st, int64_t id, const char *password_hash, nb_err_t *err);
+/* Disable (1) or enable (0); disabling also ends the user's sessions.  Tokens
+ * are kept but rejected while disabled. */
+int store_user_set_disabled(store_t *st, int64_t id, int disabled, nb_err_t *err);
+int store_users_count(store_t *st, int64_t *n, nb_err_t *err);
+int store_users_list(store_t *st, store_users_t *out, nb_err_t *err);
+
+/* New API token for user_id (expires_at 0 = never); -EEXIST on a hash
+ * collision, -ENOENT for an unknown user.  *id may be NULL. */
+int store_token_add(store_t *st, int64_t user_id, const char *name, const char *token_hash,
+                    int64_t now, int64_t expires_at, int64_t *id, nb_err_t *err);
+/* The token with this hash and its user (either output may be NULL). */
+int store_token_lookup(store_t *st, const char *token_hash, int64_t now, store_token_t *tok,
+                       store_user_t *user, nb_err_t *err);
+/* Delete a token; user_id != 0 restricts to that user's tokens (so a user
+ * cannot revoke someone else's: -ENOENT). */
+int store_token_revoke(store_t *st, int64_t id, int64_t user_id, nb_err_t *err);
+int store_tokens_list(store_t *st, int64_t user_id, store_tokens_t *out, nb_err_t *err);
+
+int store_session_add(store_t *st, const char *token_hash, const char *csrf_token,
+                      int64_t user_id, int64_t now, int64_t expires_at, int64_t *id,
+                      nb_err_t *err);
+int store_session_lookup(store_t *st, const char *token_hash, int64_t now, store_session_t *out,
+                         store_user_t *user, nb_err_t *err);
+/* Logout; -ENOENT if there was no such session. */
+int store_session_delete(store_t *st, const char *token_hash, nb_err_t *err);
+/* Drop expired sessions (a periodic timer calls it). */
+int store_sessions_prune(store_t *st, int64_t now, int64_t *deleted, nb_err_t *err);
+
+void store_user_clear(store_user_t *u);
+void store_users_free(store_users_t *l);
+void store_token_clear(store_token_t *t);
+void store_tokens_free(store_tokens_t *l);
+void store_session_clear(store_session_t *s);
+
+#endif
