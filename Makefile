@@ -62,7 +62,7 @@ run: deps all
 	scripts/run-main.sh $(BUILD)/nbhub
 
 unit: $(UNIT_BIN)
-	@scripts/run-unit.sh $(UNIT_BIN)
+	@VIRTUAL_ENV=$(CURDIR)/.venv PATH=$(CURDIR)/.venv/bin:$$PATH scripts/run-unit.sh $(UNIT_BIN)
 
 blackbox: all
 	NBHUB_BIN=$(CURDIR)/$(BUILD)/nbhub $(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox

@@ -1,0 +1,1592 @@
+/*
+ * http/server — connections, parsing, keep-alive, responses.  See server.h
+ * for the ownership rules; this note explains how a connection works.
+ *
+ * Queue.  A connection holds a FIFO of requests.  Its tail may be the one
+ * being parsed (conn->cur); its head is the one being answered.  Parsing
+ * runs ahead of answering (pipelining) up to max_pipeline complete requests,
+ * then reading pauses.  conn_advance dispatches the head when it is complete
+ * and nothing is in flight, so answers leave in request order for free.  A
+ * handler that answers synchronously returns into conn_advance's loop,
+ * which dispatches the next one: no recursion however deep the pipeline.
+ *
+ * Errors found while parsing (400, 413, 414, 431, 408) are answered in
+ * order too: the bad request is dropped, earlier ones still get their
+ * answers, then the error goes out and the connection closes.
+ *
+ * Closing.  A polite close (Connection: close, errors) is a FIN after the
+ * queued writes (uv_shutdown), then "lingering": we keep reading and
+ * discarding for linger_ms.  Closing with unread bytes in the receive
+ * buffer makes the kernel send a RST, which can destroy our 413 before the
+ * client reads it (the reason nginx has lingering_close).  A hard close
+ * (client gone, timeouts, dropped SSE client) is uv_close.  A connection's
+ * memory is freed only when both its handles (stream, timer) reported
+ * their close; requests still owned by handlers are then detached and their
+ * on_abort runs, from that close callback: never re-entrantly.
+ *
+ * Timers.  One timer per connection, re-armed by conn_update after every
+ * read and every answer, by what the connection is waiting for: the rest
+ * of a request head (absolute deadline from its first byte), body progress,
+ * idle keep-alive, linger, or a streaming response's tick (SSE keep-alive).
+ * While a handler works and nothing is being received, no timer runs: the
+ * handler owns the time.
+ *
+ * Half-close.  EOF from the client while a request is dispatched aborts it
+ * (nginx treats it the same way): we cannot tell shutdown(SHUT_WR) from a
+ * client that went away, and a vanished client's work should stop.
+ */
+#include "http/server.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BUF_SIZE   (64 * 1024)
+#define MAX_LISTENERS   8
+
+/* ---- arena ----------------------------------------------------------- */
+
+/* A bump allocator: a request's strings are many and small and all die
+ * together, so one free walk replaces dozens of free() calls. */
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    char data[];
+};
+
+static void *arena_alloc(struct arena_chunk **a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    struct arena_chunk *c = *a;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > 3000 ? n : 4096 - sizeof *c;
+        c = xmalloc(sizeof *c + cap);
+        c->used = 0;
+        c->cap = cap;
+        c->next = *a;
+        *a = c;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+static char *arena_strndup(struct arena_chunk **a, const char *s, size_t n)
+{
+    char *p = arena_alloc(a, n + 1);
+    if (n) memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static void arena_free(struct arena_chunk *c)
+{
+    while (c) {
+        struct arena_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+}
+
+/* ---- types ----------------------------------------------------------- */
+
+struct kv {
+    const char *name;
+    const char *value;
+};
+
+struct kvs {
+    struct kv *v;
+    size_t n, cap;
+};
+
+static void kvs_add(struct kvs *k, const char *name, const char *value)
+{
+    if (k->n == k->cap) {
+        k->cap = k->cap ? k->cap * 2 : 8;
+        k->v = xrealloc(k->v, k->cap * sizeof *k->v);
+    }
+    k->v[k->n].name = name;
+    k->v[k->n].value = value;
+    k->n++;
+}
+
+struct http_req {
+    http_req_t *next;               /* connection queue */
+    http_conn_t *conn;              /* NULL once the client is gone */
+    struct arena_chunk *arena;
+    int method_id;
+    const char *method, *target, *raw_path, *path, *query, *peer;
+    unsigned short major, minor;
+    struct kvs hdrs, qs, cookies, params, resp;
+    buf_t body;
+    void *user;
+    unsigned route_flags;
+    const void *route;
+    http_abort_fn on_abort;
+    void *abort_ud;
+    uint64_t t_start;               /* uv_hrtime at the first byte */
+    int status;
+    size_t bytes_out;
+    unsigned complete : 1, dispatched : 1, streaming : 1, chunked : 1, keep_alive : 1,
+             is_head : 1, expect_continue : 1, continue_sent : 1, aborted : 1,
+             headers_done : 1, cookies_parsed : 1, endless : 1;
+};
+
+enum conn_phase { CONN_ACTIVE, CONN_DRAINING, CONN_CLOSING };
+enum timer_kind { T_NONE, T_HEAD, T_BODY, T_IDLE, T_LINGER, T_SEND, T_TICK };
+
+struct http_conn {
+    http_server_t *srv;
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    int open_handles;
+    http_conn_t *prev, *next;
+    http_parser parser;
+    char peer[64];
+    http_req_t *qhead, *qtail, *cur;
+    size_t ncomplete;               /* complete, unanswered requests in the queue */
+    buf_t url, field, value;
+    int have_field;                 /* a header name is being accumulated */
+    int in_value;                   /* ... and its value has started */
+    size_t head_bytes;
+    uint64_t head_deadline;         /* uv_now ms */
+    uint64_t last_body;             /* uv_now ms of the last body bytes */
+    uint64_t nrequests;
+    size_t wq_bytes;                /* written but not yet confirmed */
+    int err_status;                 /* set by a parser callback, handled after execute */
+    int reject_status;              /* error to send once the queue ahead drains */
+    enum conn_phase phase;
+    enum timer_kind tkind;
+    unsigned parse_done : 1, reading : 1, advancing : 1, close_after : 1, detached : 1,
+             reject : 1, peer_eof : 1;
+    /* streaming tick */
+    http_tick_fn tick_fn;
+    void *tick_ud;
+    uint64_t tick_ms;
+    buf_t out;                      /* detached connections: what was "written" */
+};
+
+struct listener {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    http_server_t *srv;
+    int is_tcp;
+    char *unix_path;
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    struct http_limits lim;
+    http_handler_fn handler;
+    void *ud;
+    struct listener *ls[MAX_LISTENERS];
+    size_t nls;
+    http_conn_t *conns;
+    size_t nconns;
+    size_t open_handles;            /* listeners + connections + stop timer */
+    uv_timer_t stop_timer;
+    int stopping, stop_called, stop_timer_closing;
+    http_stop_fn stop_cb;
+    void *stop_ud;
+    char *csp;
+    char rbuf[READ_BUF_SIZE];       /* one read buffer: reads are parsed synchronously */
+    int rbuf_busy;
+    time_t date_sec;
+    char date[40];
+};
+
+static int  on_message_begin(http_parser *p);
+static int  on_url(http_parser *p, const char *at, size_t n);
+static int  on_header_field(http_parser *p, const char *at, size_t n);
+static int  on_header_value(http_parser *p, const char *at, size_t n);
+static int  on_headers_complete(http_parser *p);
+static int  on_body(http_parser *p, const char *at, size_t n);
+static int  on_message_complete(http_parser *p);
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void conn_advance(http_conn_t *c);
+static void conn_update(http_conn_t *c);
+static void conn_close(http_conn_t *c);
+static void conn_drain_close(http_conn_t *c);
+static void conn_reject(http_conn_t *c, int status);
+static void srv_handle_closed(http_server_t *srv);
+
+void http_limits_default(struct http_limits *l)
+{
+    l->max_header_bytes = 16 * 1024;
+    l->max_headers = 100;
+    l->max_body = 8 * 1024 * 1024;
+    l->max_url = 8 * 1024;
+    l->max_connections = 1024;
+    l->max_pipeline = 16;
+    l->max_stream_queue = 1024 * 1024;
+    l->head_timeout_ms = 10000;
+    l->idle_timeout_ms = 30000;
+    l->body_timeout_ms = 10000;
+    l->linger_ms = 2000;
+    l->stop_timeout_ms = 30000;
+    l->sse_keepalive_ms = 15000;
+}
+
+/* ---- requests -------------------------------------------------------- */
+
+static http_req_t *req_new(http_conn_t *c)
+{
+    http_req_t *r = xcalloc(1, sizeof *r);
+    r->conn = c;
+    r->t_start = uv_hrtime();
+    r->peer = arena_strndup(&r->arena, c->peer, strlen(c->peer));
+    r->method = "-";
+    r->raw_path = r->path = r->target = "-";
+    r->query = "";
+    return r;
+}
+
+static void req_free(http_req_t *r)
+{
+    free(r->hdrs.v);
+    free(r->qs.v);
+    free(r->cookies.v);
+    free(r->params.v);
+    free(r->resp.v);
+    buf_free(&r->body);
+    arena_free(r->arena);
+    free(r);
+}
+
+/* Remove r from its connection's queue (it need not be the head). */
+static void queue_remove(http_conn_t *c, http_req_t *r)
+{
+    http_req_t **pp = &c->qhead, *prev = NULL;
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp) return;
+    *pp = r->next;
+    if (c->qtail == r) c->qtail = prev;
+    if (c->cur == r) c->cur = NULL;
+    if (r->complete) c->ncomplete--;
+    r->next = NULL;
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+char *http_req_decode(http_req_t *req, const char *src, size_t len, int plus_space)
+{
+    char *out = arena_alloc(&req->arena, len + 1), *o = out;
+    for (size_t i = 0; i < len; i++) {
+        char ch = src[i];
+        if (ch == '%') {
+            if (i + 2 >= len) return NULL;
+            int a = hexval((unsigned char)src[i + 1]), b = hexval((unsigned char)src[i + 2]);
+            if (a < 0 || b < 0) return NULL;
+            ch = (char)(a * 16 + b);
+            if (ch == '\0') return NULL;
+            i += 2;
+        } else if (ch == '+' && plus_space) {
+            ch = ' ';
+        } else if (ch == '\0') {
+            return NULL;
+        }
+        *o++ = ch;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Split the query string into decoded name/value pairs; -1 if malformed. */
+static int req_parse_query(http_req_t *r)
+{
+    const char *q = r->query;
+    while (*q) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        if (len) {
+            const char *eq = memchr(q, '=', len);
+            size_t nlen = eq ? (size_t)(eq - q) : len;
+            char *name = http_req_decode(r, q, nlen, 1);
+            char *value = eq ? http_req_decode(r, eq + 1, len - nlen - 1, 1) : arena_strndup(&r->arena, "", 0);
+            if (!name || !value) return -1;
+            kvs_add(&r->qs, name, value);
+        }
+        q += len;
+        if (*q == '&') q++;
+    }
+    return 0;
+}
+
+/* Cookie: a=b; c="d" — parsed on first use; values are not decoded
+ * (RFC 6265 defines no encoding). */
+static void req_parse_cookies(http_req_t *r)
+{
+    r->cookies_parsed = 1;
+    const char *h;
+    for (size_t nth = 0; (h = http_header_nth(r, "cookie", nth)) != NULL; nth++) {
+        const char *p = h;
+        while (*p) {
+            while (*p == ' ' || *p == '\t' || *p == ';') p++;
+            const char *start = p;
+            while (*p && *p != ';') p++;
+            const char *end = p;
+            while (end > start && (end[-1] == ' ' || end[-1] == '\t')) end--;
+            const char *eq = memchr(start, '=', (size_t)(end - start));
+            if (!eq || eq == start) continue;
+            const char *ne = eq;
+            while (ne > start && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
+            const char *vs = eq + 1;
+            while (vs < end && (*vs == ' ' || *vs == '\t')) vs++;
+            const char *ve = end;
+            if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"') {
+                vs++;
+                ve--;
+            }
+            kvs_add(&r->cookies, arena_strndup(&r->arena, start, (size_t)(ne - start)),
+                    arena_strndup(&r->arena, vs, (size_t)(ve - vs)));
+        }
+    }
+}
+
+static const char *kvs_get(const struct kvs *k, const char *name, int icase, size_t nth)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if ((icase ? strcasecmp(k->v[i].name, name) : strcmp(k->v[i].name, name)) == 0 && nth-- == 0)
+            return k->v[i].value;
+    return NULL;
+}
+
+const char *http_req_method(const http_req_t *r) { return r->method; }
+int http_req_method_id(const http_req_t *r) { return r->method_id; }
+const char *http_req_target(const http_req_t *r) { return r->target; }
+const char *http_req_raw_path(const http_req_t *r) { return r->raw_path; }
+const char *http_req_path(const http_req_t *r) { return r->path; }
+const char *http_req_query(const http_req_t *r) { return r->query; }
+const char *http_req_peer(const http_req_t *r) { return r->peer; }
+int http_req_minor(const http_req_t *r) { return r->minor; }
+
+const struct http_limits *http_req_limits(const http_req_t *r)
+{
+    return r->conn ? &r->conn->srv->lim : NULL;
+}
+
+const char *http_req_body(const http_req_t *r, size_t *len)
+{
+    if (len) *len = r->body.len;
+    return r->body.data ? r->body.data : "";
+}
+
+const char *http_query(const http_req_t *r, const char *name) { return kvs_get(&r->qs, name, 0, 0); }
+
+int http_query_at(const http_req_t *r, size_t i, const char **name, const char **value)
+{
+    if (i >= r->qs.n) return -ENOENT;
+    *name = r->qs.v[i].name;
+    *value = r->qs.v[i].value;
+    return 0;
+}
+
+const char *http_header(const http_req_t *r, const char *name) { return kvs_get(&r->hdrs, name, 1, 0); }
+
+const char *http_header_nth(const http_req_t *r, const char *name, size_t nth)
+{
+    return kvs_get(&r->hdrs, name, 1, nth);
+}
+
+int http_header_at(const http_req_t *r, size_t i, const char **name, const char **value)
+{
+    if (i >= r->hdrs.n) return -ENOENT;
+    *name = r->hdrs.v[i].name;
+    *value = r->hdrs.v[i].value;
+    return 0;
+}
+
+const char *http_cookie(http_req_t *r, const char *name)
+{
+    if (!r->cookies_parsed) req_parse_cookies(r);
+    return kvs_get(&r->cookies, name, 0, 0);
+}
+
+const char *http_param(const http_req_t *r, const char *name) { return kvs_get(&r->params, name, 0, 0); }
+unsigned http_req_route_flags(const http_req_t *r) { return r->route_flags; }
+void *http_req_user(const http_req_t *r) { return r->user; }
+void http_req_set_user(http_req_t *r, void *user) { r->user = user; }
+void *http_req_alloc(http_req_t *r, size_t n) { return arena_alloc(&r->arena, n); }
+char *http_req_strdup(http_req_t *r, const char *s) { return arena_strndup(&r->arena, s, strlen(s)); }
+
+void http_req_on_abort(http_req_t *r, http_abort_fn fn, void *ud)
+{
+    r->on_abort = fn;
+    r->abort_ud = ud;
+}
+
+int http_req_aborted(const http_req_t *r) { return r->aborted; }
+
+void http_req_set_route(http_req_t *r, unsigned flags, const void *route)
+{
+    r->route_flags = flags;
+    r->route = route;
+}
+
+const void *http_req_route(const http_req_t *r) { return r->route; }
+
+void http_req_add_param(http_req_t *r, const char *name, size_t nlen, const char *value)
+{
+    kvs_add(&r->params, arena_strndup(&r->arena, name, nlen), arena_strndup(&r->arena, value, strlen(value)));
+}
+
+/* ---- writing --------------------------------------------------------- */
+
+struct wreq {
+    uv_write_t w;
+    http_conn_t *conn;
+    size_t len;
+    char *owned[3];
+};
+
+static void write_cb(uv_write_t *w, int status)
+{
+    struct wreq *wr = (struct wreq *)w;
+    http_conn_t *c = wr->conn;
+    c->wq_bytes -= wr->len;
+    for (int i = 0; i < 3; i++) free(wr->owned[i]);
+    free(wr);
+    if (status < 0 && status != UV_ECANCELED) conn_close(c);
+}
+
+/* Queue bufs for writing; the owned pointers are freed once written.  On a
+ * closed connection the data is dropped. */
+static void conn_write(http_conn_t *c, uv_buf_t *bufs, unsigned n, char *own0, char *own1)
+{
+    size_t len = 0;
+    for (unsigned i = 0; i < n; i++) len += bufs[i].len;
+    if (c->detached) {
+        if (c->phase != CONN_CLOSING)
+            for (unsigned i = 0; i < n; i++) buf_append(&c->out, bufs[i].base, bufs[i].len);
+        free(own0);
+        free(own1);
+        return;
+    }
+    if (c->phase == CONN_CLOSING) {
+        free(own0);
+        free(own1);
+        return;
+    }
+    struct wreq *wr = xcalloc(1, sizeof *wr);
+    wr->conn = c;
+    wr->len = len;
+    wr->owned[0] = own0;
+    wr->owned[1] = own1;
+    c->wq_bytes += len;
+    int rc = uv_write(&wr->w, &c->h.stream, bufs, n, write_cb);
+    if (rc < 0) {
+        c->wq_bytes -= len;
+        free(own0);
+        free(own1);
+        free(wr);
+        conn_close(c);
+    }
+}
+
+static void conn_write_str(http_conn_t *c, const char *s)
+{
+    char *copy = xstrdup(s);
+    uv_buf_t b = uv_buf_init(copy, (unsigned)strlen(copy));
+    conn_write(c, &b, 1, copy, NULL);
+}
+
+static const char *srv_date(http_server_t *srv)
+{
+    time_t now = time(NULL);
+    if (now != srv->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(srv->date, sizeof srv->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        srv->date_sec = now;
+    }
+    return srv->date;
+}
+
+static int user_has(const http_req_t *r, const char *name)
+{
+    return r && kvs_get(&r->resp, name, 1, 0) != NULL;
+}
+
+static const char *status_text(int status)
+{
+    const char *s = http_status_str((enum http_status)status);
+    return strcmp(s, "<unknown>") == 0 ? "Unknown" : s;
+}
+
+static int header_value_ok(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) return 0;
+    return 1;
+}
+
+/* The response head.  body_len < 0 means a streaming response. */
+static void build_head(buf_t *b, http_conn_t *c, http_req_t *r, int status, const char *ctype,
+                       long long body_len, int keep_alive, int chunked)
+{
+    http_server_t *srv = c->srv;
+    buf_printf(b, "HTTP/1.1 %d %s\r\n", status, status_text(status));
+    if (!user_has(r, "date")) buf_printf(b, "Date: %s\r\n", srv_date(srv));
+    if (!user_has(r, "server")) buf_puts(b, "Server: nbhub\r\n");
+    if (ctype && !user_has(r, "content-type") && header_value_ok(ctype))
+        buf_printf(b, "Content-Type: %s\r\n", ctype);
+    if (!user_has(r, "x-content-type-options")) buf_puts(b, "X-Content-Type-Options: nosniff\r\n");
+    if (!user_has(r, "referrer-policy")) buf_puts(b, "Referrer-Policy: no-referrer\r\n");
+    if (srv->csp && !user_has(r, "content-security-policy"))
+        buf_printf(b, "Content-Security-Policy: %s\r\n", srv->csp);
+    if (r)
+        for (size_t i = 0; i < r->resp.n; i++)
+            buf_printf(b, "%s: %s\r\n", r->resp.v[i].name, r->resp.v[i].value);
+    if (body_len >= 0 && status != 204 && status != 304)
+        buf_printf(b, "Content-Length: %lld\r\n", body_len);
+    if (chunked) buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    if (!keep_alive) buf_puts(b, "Connection: close\r\n");
+    else if (r && r->minor == 0) buf_puts(b, "Connection: keep-alive\r\n");
+    buf_puts(b, "\r\n");
+}
+
+/* Log one access line; the query string, headers and cookies are never
+ * logged (tokens travel in them).  The path is escaped so a request cannot
+ * forge log fields. */
+static void access_log(http_req_t *r, int status, const char *note)
+{
+    if (LOG_INFO < log_min_level) return;
+    char path[512];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)r->raw_path; *p && o < sizeof path - 4; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') {
+            snprintf(path + o, 4, "%%%02X", *p);
+            o += 3;
+        } else {
+            path[o++] = (char)*p;
+        }
+    }
+    path[o] = '\0';
+    double ms = (double)(uv_hrtime() - r->t_start) / 1e6;
+    LOG_I("http request", "method=%s path=\"%s\" status=%d bytes=%zu duration_ms=%.1f peer=%s%s", r->method,
+          path, status, r->bytes_out, ms, r->peer, note ? note : "");
+}
+
+/* The head request of c has been answered completely. */
+static void req_done(http_req_t *r)
+{
+    http_conn_t *c = r->conn;
+    access_log(r, r->status, NULL);
+    int keep = r->keep_alive && !c->close_after;
+    queue_remove(c, r);
+    req_free(r);
+    if (c->phase != CONN_ACTIVE) return;
+    c->nrequests++;
+    if (!keep) {
+        conn_drain_close(c);
+        return;
+    }
+    conn_advance(c);
+    conn_update(c);
+}
+
+/* Common exit for an answer on a request whose client is gone or going. */
+static int req_answer_dead(http_req_t *r)
+{
+    if (r->conn) {
+        access_log(r, 0, " aborted=1");
+        queue_remove(r->conn, r);
+    }
+    req_free(r);
+    return -ECONNRESET;
+}
+
+static int status_ok(int status) { return status >= 200 && status <= 599; }
+
+int http_respond_take(http_req_t *r, int status, const char *ctype, char *body, size_t len)
+{
+    NB_ASSERT(!r->streaming);
+    if (!r->conn || r->conn->phase == CONN_CLOSING) {
+        free(body);
+        return req_answer_dead(r);
+    }
+    http_conn_t *c = r->conn;
+    NB_ASSERT(c->qhead == r && r->dispatched);
+    if (!status_ok(status)) status = 500;
+    int keep = r->keep_alive && !c->close_after;
+    buf_t head = BUF_INIT;
+    build_head(&head, c, r, status, ctype, (long long)len, keep, 0);
+    int nobody = r->is_head || status == 204 || status == 304;
+    uv_buf_t bufs[2];
+    unsigned n = 0;
+    size_t hlen = head.len;
+    char *hdata = buf_detach(&head);
+    bufs[n++] = uv_buf_init(hdata, (unsigned)hlen);
+    if (!nobody && len) bufs[n++] = uv_buf_init(body, (unsigned)len);
+    r->status = status;
+    r->bytes_out = nobody ? 0 : len;
+    conn_write(c, bufs, n, hdata, body);
+    req_done(r);
+    return 0;
+}
+
+int http_respond(http_req_t *r, int status, const char *ctype, const void *body, size_t len)
+{
+    char *copy = xmalloc(len + 1);
+    if (len) memcpy(copy, body, len);
+    return http_respond_take(r, status, ctype, copy, len);
+}
+
+int http_respond_json(http_req_t *r, int status, json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) return http_respond_error(r, 500, "internal", "response could not be encoded");
+    return http_respond_take(r, status, "application/json", s, strlen(s));
+}
+
+/* The error document, shared with server-generated errors. */
+static char *error_json(const char *code, const char *msg)
+{
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    if (!j) j = json_pack("{s:{s:s,s:s}}", "error", "code", "internal", "message", "invalid UTF-8 in error message");
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    NB_ASSERT(s);
+    return s;
+}
+
+int http_respond_error(http_req_t *r, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    char *s = error_json(code, msg);
+    free(msg);
+    return http_respond_take(r, status, "application/json", s, strlen(s));
+}
+
+static int token_char(int ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+int http_set_header(http_req_t *r, const char *name, const char *value)
+{
+    if (!name || !*name || !value) return -EINVAL;
+    for (const char *p = name; *p; p++)
+        if (!token_char((unsigned char)*p)) return -EINVAL;
+    if (!header_value_ok(value)) return -EINVAL;
+    if (strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
+        strcasecmp(name, "connection") == 0)
+        return -EINVAL;
+    kvs_add(&r->resp, http_req_strdup(r, name), http_req_strdup(r, value));
+    return 0;
+}
+
+/* ---- streaming ------------------------------------------------------- */
+
+int http_stream_begin(http_req_t *r, int status, const char *ctype)
+{
+    NB_ASSERT(!r->streaming);
+    r->streaming = 1;
+    if (!r->conn || r->conn->phase == CONN_CLOSING) return -ECONNRESET;
+    http_conn_t *c = r->conn;
+    NB_ASSERT(c->qhead == r && r->dispatched);
+    if (!status_ok(status)) status = 500;
+    r->status = status;
+    /* HTTP/1.0 has no chunked encoding: the end of the body is our close. */
+    r->chunked = r->minor >= 1 && !r->is_head;
+    if (r->minor == 0) r->keep_alive = 0;
+    int keep = r->keep_alive && !c->close_after;
+    buf_t head = BUF_INIT;
+    build_head(&head, c, r, status, ctype, -1, keep, r->minor >= 1);
+    size_t hlen = head.len;
+    char *h = buf_detach(&head);
+    uv_buf_t b = uv_buf_init(h, (unsigned)hlen);
+    conn_write(c, &b, 1, h, NULL);
+    return 0;
+}
+
+int http_stream_write(http_req_t *r, const void *data, size_t len)
+{
+    NB_ASSERT(r->streaming);
+    if (!r->conn || r->conn->phase == CONN_CLOSING) return -ECONNRESET;
+    if (r->is_head || len == 0) return 0;
+    char *copy = xmalloc(len + 32);
+    size_t off = 0;
+    if (r->chunked) off = (size_t)snprintf(copy, 32, "%zx\r\n", len);
+    memcpy(copy + off, data, len);
+    off += len;
+    if (r->chunked) {
+        memcpy(copy + off, "\r\n", 2);
+        off += 2;
+    }
+    uv_buf_t b = uv_buf_init(copy, (unsigned)off);
+    r->bytes_out += len;
+    conn_write(r->conn, &b, 1, copy, NULL);
+    return 0;
+}
+
+int http_stream_end(http_req_t *r)
+{
+    NB_ASSERT(r->streaming);
+    if (!r->conn || r->conn->phase == CONN_CLOSING) return req_answer_dead(r);
+    http_conn_t *c = r->conn;
+    if (c->qhead == r && c->tick_fn) {
+        c->tick_fn = NULL;
+        c->tkind = T_NONE;
+    }
+    if (r->chunked) conn_write_str(c, "0\r\n\r\n");
+    else if (r->minor == 0) r->keep_alive = 0;
+    req_done(r);
+    return 0;
+}
+
+size_t http_stream_queued(const http_req_t *r) { return r->conn ? r->conn->wq_bytes : 0; }
+
+void http_stream_drop(http_req_t *r)
+{
+    if (r->conn) conn_close(r->conn);
+}
+
+int http_stream_tick(http_req_t *r, uint64_t every_ms, http_tick_fn fn, void *ud)
+{
+    if (!r->conn || r->conn->phase != CONN_ACTIVE) return -ECONNRESET;
+    http_conn_t *c = r->conn;
+    c->tick_fn = fn;
+    c->tick_ud = ud;
+    c->tick_ms = every_ms ? every_ms : 1;
+    c->tkind = T_NONE;              /* force conn_update to arm it */
+    conn_update(c);
+    return 0;
+}
+
+void http_stream_set_endless(http_req_t *r) { r->endless = 1; }
+
+/* ---- parser callbacks ------------------------------------------------ */
+
+static int fail(http_conn_t *c, int status)
+{
+    c->err_status = status;
+    return -1;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    http_conn_t *c = p->data;
+    http_req_t *r = req_new(c);
+    if (c->qtail) c->qtail->next = r;
+    else c->qhead = r;
+    c->qtail = r;
+    c->cur = r;
+    c->head_bytes = 0;
+    c->have_field = 0;
+    c->in_value = 0;
+    buf_reset(&c->url);
+    buf_reset(&c->field);
+    buf_reset(&c->value);
+    if (!c->detached) c->head_deadline = uv_now(c->srv->loop) + c->srv->lim.head_timeout_ms;
+    return 0;
+}
+
+static int count_head(http_conn_t *c, size_t n)
+{
+    c->head_bytes += n;
+    return c->head_bytes > c->srv->lim.max_header_bytes;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    http_conn_t *c = p->data;
+    if (c->url.len + n > c->srv->lim.max_url) return fail(c, 414);
+    if (count_head(c, n)) return fail(c, 431);
+    buf_append(&c->url, at, n);
+    return 0;
+}
+
+static void commit_header(http_conn_t *c)
+{
+    http_req_t *r = c->cur;
+    if (!c->have_field) return;
+    kvs_add(&r->hdrs, arena_strndup(&r->arena, c->field.data ? c->field.data : "", c->field.len),
+            arena_strndup(&r->arena, c->value.data ? c->value.data : "", c->value.len));
+    c->have_field = 0;
+    c->in_value = 0;
+    buf_reset(&c->field);
+    buf_reset(&c->value);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    http_conn_t *c = p->data;
+    if (count_head(c, n)) return fail(c, 431);
+    /* Names and values may arrive in pieces: a new name starts once a value
+     * callback was seen (http-parser reports even an empty value). */
+    if (c->in_value) commit_header(c);
+    if (!c->have_field) {
+        if (c->cur->hdrs.n >= c->srv->lim.max_headers) return fail(c, 431);
+        c->have_field = 1;
+    }
+    buf_append(&c->field, at, n);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    http_conn_t *c = p->data;
+    if (count_head(c, n)) return fail(c, 431);
+    c->in_value = 1;
+    buf_append(&c->value, at, n);
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    http_conn_t *c = p->data;
+    http_req_t *r = c->cur;
+    const struct http_limits *lim = &c->srv->lim;
+    commit_header(c);
+    r->headers_done = 1;
+    r->method_id = p->method;
+    r->method = http_method_str((enum http_method)p->method);
+    r->is_head = p->method == HTTP_HEAD;
+    r->major = p->http_major;
+    r->minor = p->http_minor;
+    r->keep_alive = http_should_keep_alive(p) != 0;
+    if (r->major != 1) return fail(c, 505);
+
+    /* Request-target: origin-form "/p?q", absolute-form "http://h/p?q"
+     * (we ignore the authority), or "*" for OPTIONS. */
+    const char *url = c->url.data ? c->url.data : "";
+    size_t ulen = c->url.len;
+    r->target = arena_strndup(&r->arena, url, ulen);
+    if (ulen == 1 && url[0] == '*') {
+        r->raw_path = r->path = "*";
+    } else {
+        struct http_parser_url u;
+        http_parser_url_init(&u);
+        if (ulen == 0 || http_parser_parse_url(url, ulen, p->method == HTTP_CONNECT, &u) != 0)
+            return fail(c, 400);
+        if (!(u.field_set & (1 << UF_PATH))) {
+            if (p->method == HTTP_CONNECT) r->raw_path = r->path = "/";
+            else return fail(c, 400);
+        } else {
+            const char *ps = url + u.field_data[UF_PATH].off;
+            size_t pl = u.field_data[UF_PATH].len;
+            if (pl == 0 || ps[0] != '/') return fail(c, 400);
+            r->raw_path = arena_strndup(&r->arena, ps, pl);
+            r->path = http_req_decode(r, ps, pl, 0);
+            if (!r->path) return fail(c, 400);
+        }
+        if (u.field_set & (1 << UF_QUERY))
+            r->query = arena_strndup(&r->arena, url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+    }
+    if (req_parse_query(r) < 0) return fail(c, 400);
+
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > lim->max_body) return fail(c, 413);
+    const char *expect = http_header(r, "expect");
+    if (expect) {
+        if (strcasecmp(expect, "100-continue") != 0) return fail(c, 417);
+        if (r->minor >= 1) r->expect_continue = 1;
+    }
+    if (!c->detached) c->last_body = uv_now(c->srv->loop);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    http_conn_t *c = p->data;
+    http_req_t *r = c->cur;
+    if (r->body.len + n > c->srv->lim.max_body) return fail(c, 413);
+    buf_append(&r->body, at, n);
+    if (!c->detached) c->last_body = uv_now(c->srv->loop);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http_conn_t *c = p->data;
+    http_req_t *r = c->cur;
+    r->complete = 1;
+    c->ncomplete++;
+    c->cur = NULL;
+    /* After a request that ends the connection (close, HTTP/1.0, upgrade)
+     * anything else the client sends is not ours to parse. */
+    if (!r->keep_alive || p->upgrade) {
+        r->keep_alive = 0;
+        c->parse_done = 1;
+        http_parser_pause(p, 1);
+    }
+    return 0;
+}
+
+/* ---- connection life ------------------------------------------------- */
+
+static void read_stop(http_conn_t *c)
+{
+    if (c->reading && !c->detached) uv_read_stop(&c->h.stream);
+    c->reading = 0;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    http_conn_t *c = h->data;
+    http_server_t *srv = c->srv;
+    /* libuv calls read_cb right after alloc_cb, and we parse synchronously,
+     * so one server-wide buffer serves every connection. */
+    if (srv->rbuf_busy) {
+        b->base = NULL;
+        b->len = 0;
+        return;
+    }
+    srv->rbuf_busy = 1;
+    b->base = srv->rbuf;
+    b->len = sizeof srv->rbuf;
+}
+
+static void conn_process(http_conn_t *c, const char *data, size_t len);
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    http_conn_t *c = s->data;
+    if (b->base == c->srv->rbuf) c->srv->rbuf_busy = 0;
+    if (nread == 0) return;
+    if (nread < 0) {
+        c->peer_eof = 1;
+        int inflight = c->qhead && c->qhead->dispatched;
+        if (c->phase == CONN_ACTIVE && !inflight && c->wq_bytes > 0) conn_drain_close(c);
+        else if (c->phase == CONN_DRAINING && c->wq_bytes > 0) read_stop(c);  /* let the shutdown finish */
+        else conn_close(c);
+        return;
+    }
+    conn_process(c, b->base, (size_t)nread);
+}
+
+static void conn_process(http_conn_t *c, const char *data, size_t len)
+{
+    if (c->phase != CONN_ACTIVE || c->parse_done) return;     /* discard: lingering or done */
+    http_parser_execute(&c->parser, &parser_settings, data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (c->err_status) {
+        int st = c->err_status;
+        c->err_status = 0;
+        conn_reject(c, st);
+        return;
+    }
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        conn_reject(c, e == HPE_HEADER_OVERFLOW ? 431 : 400);
+        return;
+    }
+    conn_advance(c);
+    conn_update(c);
+}
+
+/* Dispatch requests while the head of the queue is complete and nothing
+ * is in flight.  Re-entry (a handler answering synchronously) just returns:
+ * the outer loop picks up the next request. */
+static void conn_advance(http_conn_t *c)
+{
+    if (c->advancing) return;
+    c->advancing = 1;
+    while (c->phase == CONN_ACTIVE) {
+        http_req_t *r = c->qhead;
+        if (!r) {
+            if (c->reject) {
+                c->reject = 0;
+                conn_reject(c, c->reject_status);
+            }
+            break;
+        }
+        if (r->dispatched) break;
+        if (!r->complete) {
+            /* 100 Continue only once the request is at the head: an interim
+             * response must not overtake the answers before it. */
+            if (r->expect_continue && !r->continue_sent) {
+                r->continue_sent = 1;
+                conn_write_str(c, "HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            break;
+        }
+        r->dispatched = 1;
+        c->srv->handler(r, c->srv->ud);
+    }
+    c->advancing = 0;
+}
+
+static void timer_cb(uv_timer_t *t);
+
+static void timer_set(http_conn_t *c, enum timer_kind kind, uint64_t ms, uint64_t repeat)
+{
+    c->tkind = kind;
+    if (c->detached) return;
+    if (kind == T_NONE) uv_timer_stop(&c->timer);
+    else uv_timer_start(&c->timer, timer_cb, ms, repeat);
+}
+
+/* Re-arm the timer and the read flow control for what c waits for now. */
+static void conn_update(http_conn_t *c)
+{
+    if (c->phase != CONN_ACTIVE) return;
+    http_server_t *srv = c->srv;
+    const struct http_limits *lim = &srv->lim;
+    if (!c->detached) {
+        /* Parse ahead, but not without bound: at most max_pipeline requests
+         * and about one max_body of bodies waiting behind the one in flight. */
+        size_t queued = 0;
+        for (http_req_t *r = c->qhead; r; r = r->next)
+            if (r->complete) queued += r->body.len;
+        int want = c->ncomplete < lim->max_pipeline && queued <= lim->max_body;
+        if (want && !c->reading) {
+            uv_read_start(&c->h.stream, alloc_cb, read_cb);
+            c->reading = 1;
+        } else if (!want) {
+            read_stop(c);
+        }
+    }
+    uint64_t now = c->detached ? 0 : uv_now(srv->loop);
+    http_req_t *cur = c->cur;
+    if (c->tick_fn && c->qhead && c->qhead->streaming) {
+        if (c->tkind != T_TICK) timer_set(c, T_TICK, c->tick_ms, c->tick_ms);
+    } else if (cur && !cur->headers_done) {
+        timer_set(c, T_HEAD, c->head_deadline > now ? c->head_deadline - now : 0, 0);
+    } else if (cur) {
+        uint64_t dl = c->last_body + lim->body_timeout_ms;
+        timer_set(c, T_BODY, dl > now ? dl - now : 0, 0);
+    } else if (!c->qhead) {
+        /* A new connection gets head_timeout for its first request from
+         * accept, so sending nothing (or only CRLFs) does not reset it. */
+        if (c->nrequests) timer_set(c, T_IDLE, lim->idle_timeout_ms, 0);
+        else timer_set(c, T_HEAD, c->head_deadline > now ? c->head_deadline - now : 0, 0);
+    } else {
+        timer_set(c, T_NONE, 0, 0);
+    }
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    http_conn_t *c = t->data;
+    switch (c->tkind) {
+    case T_TICK:
+        if (c->tick_fn && c->qhead && c->qhead->streaming) c->tick_fn(c->qhead, c->tick_ud);
+        break;
+    case T_HEAD:
+    case T_BODY:
+        if (c->cur || !c->nrequests) conn_reject(c, 408);
+        else conn_close(c);
+        break;
+    case T_IDLE:
+    case T_LINGER:
+    case T_SEND:
+        conn_close(c);
+        break;
+    case T_NONE:
+        break;
+    }
+}
+
+static void conn_free(http_conn_t *c)
+{
+    http_server_t *srv = c->srv;
+    http_req_t *r = c->qhead;
+    c->qhead = c->qtail = c->cur = NULL;
+    while (r) {
+        http_req_t *next = r->next;
+        r->next = NULL;
+        if (r->dispatched) {
+            /* Still owned by its handler: detach, then tell it. */
+            access_log(r, r->status, " aborted=1");
+            r->conn = NULL;
+            r->aborted = 1;
+            if (r->on_abort) r->on_abort(r, r->abort_ud);
+        } else {
+            req_free(r);
+        }
+        r = next;
+    }
+    buf_free(&c->url);
+    buf_free(&c->field);
+    buf_free(&c->value);
+    buf_free(&c->out);
+    if (c->prev) c->prev->next = c->next;
+    else if (srv->conns == c) srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    srv->nconns--;
+    int detached = c->detached;
+    free(c);
+    if (!detached) srv_handle_closed(srv);
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+    http_conn_t *c = h->data;
+    if (--c->open_handles == 0) conn_free(c);
+}
+
+/* Hard close.  Memory goes in the close callbacks. */
+static void conn_close(http_conn_t *c)
+{
+    if (c->phase == CONN_CLOSING) return;
+    c->phase = CONN_CLOSING;
+    c->tick_fn = NULL;
+    if (c->detached) return;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+    uv_close(&c->h.handle, conn_handle_closed);
+}
+
+static void shutdown_cb(uv_shutdown_t *s, int status)
+{
+    http_conn_t *c = s->data;
+    if (c->phase == CONN_CLOSING) return;
+    if (status < 0 || c->peer_eof) {
+        conn_close(c);
+        return;
+    }
+    timer_set(c, T_LINGER, c->srv->lim.linger_ms, 0);
+}
+
+/* Polite close: drop unanswered pipelined requests, FIN after the queued
+ * writes, then linger reading and discarding. */
+static void conn_drain_close(http_conn_t *c)
+{
+    if (c->phase != CONN_ACTIVE) return;
+    c->phase = CONN_DRAINING;
+    c->parse_done = 1;
+    c->tick_fn = NULL;
+    http_req_t *r = c->qhead;
+    while (r) {
+        http_req_t *next = r->next;
+        if (!r->dispatched) {
+            queue_remove(c, r);
+            req_free(r);
+        }
+        r = next;
+    }
+    if (c->detached) {
+        conn_close(c);
+        return;
+    }
+    if (!c->reading && !c->peer_eof) {
+        uv_read_start(&c->h.stream, alloc_cb, read_cb);
+        c->reading = 1;
+    }
+    /* The send timeout bounds a client that never reads our answer. */
+    timer_set(c, T_SEND, c->srv->lim.body_timeout_ms, 0);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, &c->h.stream, shutdown_cb) < 0) conn_close(c);
+}
+
+static const char *reject_code(int status, const char **msg)
+{
+    switch (status) {
+    case 400: *msg = "malformed request"; return "bad_request";
+    case 408: *msg = "request not received in time"; return "timeout";
+    case 413: *msg = "request body too large"; return "payload_too_large";
+    case 414: *msg = "URL too long"; return "uri_too_long";
+    case 417: *msg = "unsupported Expect header"; return "expectation_failed";
+    case 431: *msg = "request headers too large"; return "header_too_large";
+    case 503: *msg = "too many connections"; return "unavailable";
+    case 505: *msg = "HTTP version not supported"; return "version_not_supported";
+    default: *msg = "error"; return "error";
+    }
+}
+
+/* A parse-level error: stop parsing, answer it after the requests before
+ * it, then close. */
+static void conn_reject(http_conn_t *c, int status)
+{
+    if (c->phase != CONN_ACTIVE) return;
+    c->parse_done = 1;
+    http_req_t *bad = c->cur;
+    const char *method = "-", *path = "-";
+    if (bad) {
+        queue_remove(c, bad);
+    }
+    if (c->qhead) {
+        /* Earlier requests are still waiting for their answers. */
+        c->reject = 1;
+        c->reject_status = status;
+        if (bad) req_free(bad);
+        /* They may not even be dispatched yet (parsed in this same read). */
+        conn_advance(c);
+        conn_update(c);
+        return;
+    }
+    const char *msg, *code = reject_code(status, &msg);
+    char *body = error_json(code, msg);
+    size_t blen = strlen(body);
+    buf_t head = BUF_INIT;
+    build_head(&head, c, NULL, status, "application/json", (long long)blen, 0, 0);
+    size_t hlen = head.len;
+    char *h = buf_detach(&head);
+    uv_buf_t bufs[2] = { uv_buf_init(h, (unsigned)hlen), uv_buf_init(body, (unsigned)blen) };
+    conn_write(c, bufs, 2, h, body);
+    if (bad) {
+        bad->bytes_out = blen;
+        access_log(bad, status, NULL);
+        req_free(bad);
+    } else if (LOG_INFO >= log_min_level) {
+        LOG_I("http request", "method=%s path=\"%s\" status=%d bytes=%zu duration_ms=0.0 peer=%s", method, path,
+              status, blen, c->peer);
+    }
+    conn_drain_close(c);
+}
+
+static http_conn_t *conn_new(http_server_t *srv)
+{
+    http_conn_t *c = xcalloc(1, sizeof *c);
+    c->srv = srv;
+    c->h.handle.data = c;
+    c->timer.data = c;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->next = srv->conns;
+    if (srv->conns) srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    return c;
+}
+
+static void peer_name(http_conn_t *c, int is_tcp)
+{
+    if (!is_tcp) {
+        snprintf(c->peer, sizeof c->peer, "unix");
+        return;
+    }
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof ip);
+            snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, ntohs(a->sin6_port));
+        } else {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof ip);
+            snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(a->sin_port));
+        }
+    } else {
+        snprintf(c->peer, sizeof c->peer, "?");
+    }
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    struct listener *l = ls->data;
+    http_server_t *srv = l->srv;
+    if (status < 0) {
+        LOG_W("http accept failed", "error=\"%s\"", uv_strerror(status));
+        return;
+    }
+    http_conn_t *c = conn_new(srv);
+    int rc = l->is_tcp ? uv_tcp_init(srv->loop, &c->h.tcp) : uv_pipe_init(srv->loop, &c->h.pipe, 0);
+    NB_ASSERT(rc == 0);
+    c->h.handle.data = c;
+    uv_timer_init(srv->loop, &c->timer);
+    c->open_handles = 2;
+    srv->open_handles++;
+    if (uv_accept(ls, &c->h.stream) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (l->is_tcp) uv_tcp_nodelay(&c->h.tcp, 1);
+    c->head_deadline = uv_now(srv->loop) + srv->lim.head_timeout_ms;
+    peer_name(c, l->is_tcp);
+    if (srv->nconns > srv->lim.max_connections || srv->stopping) {
+        /* Far beyond the limit, do not even spend a write on it. */
+        if (srv->nconns > 2 * srv->lim.max_connections) conn_close(c);
+        else conn_reject(c, 503);
+        return;
+    }
+    conn_update(c);
+}
+
+/* ---- detached connections (fuzzing, tests) --------------------------- */
+
+http_conn_t *http_conn_new_detached(http_server_t *srv)
+{
+    http_conn_t *c = conn_new(srv);
+    c->detached = 1;
+    snprintf(c->peer, sizeof c->peer, "detached");
+    return c;
+}
+
+int http_conn_feed(http_conn_t *c, const void *data, size_t len)
+{
+    conn_process(c, data, len);
+    return c->phase == CONN_ACTIVE ? 0 : -ECONNRESET;
+}
+
+const buf_t *http_conn_output(const http_conn_t *c) { return &c->out; }
+
+void http_conn_free_detached(http_conn_t *c)
+{
+    c->phase = CONN_CLOSING;
+    conn_free(c);
+}
+
+/* ---- server ---------------------------------------------------------- */
+
+static void srv_maybe_stopped(http_server_t *srv)
+{
+    if (srv->stopping && srv->open_handles == 0 && !srv->stop_called) {
+        srv->stop_called = 1;
+        if (srv->stop_cb) srv->stop_cb(srv, srv->stop_ud);    /* may free srv */
+    }
+}
+
+static void stop_timer_closed(uv_handle_t *h);
+
+/* Once only the stop timer is left, close it too; the stop callback then
+ * comes from its close callback. */
+static void srv_close_stop_timer(http_server_t *srv)
+{
+    if (srv->stop_timer_closing) return;
+    srv->stop_timer_closing = 1;
+    uv_close((uv_handle_t *)&srv->stop_timer, stop_timer_closed);
+}
+
+static void srv_handle_closed(http_server_t *srv)
+{
+    srv->open_handles--;
+    if (srv->stopping && srv->open_handles == 1 && !srv->stop_timer_closing) srv_close_stop_timer(srv);
+    srv_maybe_stopped(srv);
+}
+
+http_server_t *http_server_new(uv_loop_t *loop, const struct http_limits *lim, http_handler_fn handler,
+                               void *ud)
+{
+    http_server_t *srv = xcalloc(1, sizeof *srv);
+    srv->loop = loop;
+    if (lim) srv->lim = *lim;
+    else http_limits_default(&srv->lim);
+    srv->handler = handler;
+    srv->ud = ud;
+    uv_timer_init(loop, &srv->stop_timer);
+    srv->stop_timer.data = srv;
+    srv->open_handles = 1;
+    return srv;
+}
+
+const struct http_limits *http_server_limits(const http_server_t *srv) { return &srv->lim; }
+size_t http_server_connections(const http_server_t *srv) { return srv->nconns; }
+
+int http_server_set_csp(http_server_t *srv, const char *csp)
+{
+    if (csp && !header_value_ok(csp)) return -EINVAL;
+    free(srv->csp);
+    srv->csp = csp ? xstrdup(csp) : NULL;
+    return 0;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    http_server_t *srv = l->srv;
+    if (l->unix_path) unlink(l->unix_path);
+    free(l->unix_path);
+    free(l);
+    srv_handle_closed(srv);
+}
+
+/* A leftover socket file nobody answers on is replaced; a live one is not. */
+static int unix_stale(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) return 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int e = errno;
+    close(fd);
+    return rc < 0 && e == ECONNREFUSED;
+}
+
+int http_server_listen(http_server_t *srv, const char *addr, nb_err_t *err)
+{
+    if (srv->stopping) return err_set(err, -EINVAL, "server is stopping");
+    if (srv->nls == MAX_LISTENERS) return err_set(err, -ENOSPC, "too many listeners");
+    struct listener *l = xcalloc(1, sizeof *l);
+    l->srv = srv;
+    l->h.handle.data = l;
+    int rc;
+    if (strncmp(addr, "unix:", 5) == 0) {
+        const char *path = addr + 5;
+        if (!*path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            free(l);
+            return err_set(err, -EINVAL, "bad unix socket path: %s", addr);
+        }
+        uv_pipe_init(srv->loop, &l->h.pipe, 0);
+        rc = uv_pipe_bind(&l->h.pipe, path);
+        if (rc == UV_EADDRINUSE && unix_stale(path)) {
+            unlink(path);
+            rc = uv_pipe_bind(&l->h.pipe, path);
+        }
+        if (rc == 0) l->unix_path = xstrdup(path);
+        /* chmod before listen(): until listen nobody can connect, so the
+         * umask-given mode is never usable. */
+        if (rc == 0 && chmod(path, 0660) < 0) rc = -errno;
+    } else {
+        char host[256];
+        const char *port_s;
+        if (addr[0] == '[') {
+            const char *end = strchr(addr, ']');
+            if (!end || end[1] != ':' || (size_t)(end - addr - 1) >= sizeof host) {
+                free(l);
+                return err_set(err, -EINVAL, "bad listen address: %s", addr);
+            }
+            memcpy(host, addr + 1, (size_t)(end - addr - 1));
+            host[end - addr - 1] = '\0';
+            port_s = end + 2;
+        } else {
+            const char *colon = strrchr(addr, ':');
+            if (!colon || (size_t)(colon - addr) >= sizeof host) {
+                free(l);
+                return err_set(err, -EINVAL, "bad listen address: %s (want HOST:PORT or unix:PATH)", addr);
+            }
+            memcpy(host, addr, (size_t)(colon - addr));
+            host[colon - addr] = '\0';
+            port_s = colon + 1;
+        }
+        char *endp;
+        long port = strtol(port_s, &endp, 10);
+        if (!*port_s || *endp || port < 0 || port > 65535) {
+            free(l);
+            return err_set(err, -EINVAL, "bad port in %s", addr);
+        }
+        if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "127.0.0.1");
+        struct sockaddr_storage ss;
+        unsigned flags = 0;
+        if (strchr(host, ':')) {
+            rc = uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss);
+            flags = UV_TCP_IPV6ONLY;
+        } else {
+            rc = uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss);
+        }
+        if (rc < 0) {
+            free(l);
+            return err_set(err, -EINVAL, "bad address in %s", addr);
+        }
+        uv_tcp_init(srv->loop, &l->h.tcp);
+        l->is_tcp = 1;
+        rc = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, flags);
+    }
+    if (rc == 0) rc = uv_listen(&l->h.stream, 511, on_connection);
+    srv->open_handles++;
+    if (rc < 0) {
+        char *path = l->unix_path;
+        l->unix_path = NULL;      /* not ours to unlink if bind failed; ours if listen failed */
+        if (path) unlink(path);
+        free(path);
+        uv_close(&l->h.handle, listener_closed);
+        return err_set(err, rc, "listen on %s: %s", addr, uv_strerror(rc));
+    }
+    srv->ls[srv->nls++] = l;
+    LOG_I("http listening", "addr=%s", addr);
+    return 0;
+}
+
+int http_server_port(const http_server_t *srv)
+{
+    for (size_t i = 0; i < srv->nls; i++) {
+        if (!srv->ls[i]->is_tcp) continue;
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        if (uv_tcp_getsockname(&srv->ls[i]->h.tcp, (struct sockaddr *)&ss, &len) < 0) return -1;
+        if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return -1;
+}
+
+static void stop_timer_closed(uv_handle_t *h)
+{
+    srv_handle_closed(h->data);
+}
+
+/* The stop deadline: whatever is still open is closed now. */
+static void stop_deadline(uv_timer_t *t)
+{
+    http_server_t *srv = t->data;
+    for (http_conn_t *c = srv->conns; c; c = c->next)
+        if (!c->detached) conn_close(c);
+    if (srv->open_handles == 1) srv_close_stop_timer(srv);
+}
+
+void http_server_stop(http_server_t *srv, http_stop_fn cb, void *ud)
+{
+    NB_ASSERT(!srv->stopping);
+    srv->stopping = 1;
+    srv->stop_cb = cb;
+    srv->stop_ud = ud;
+    for (size_t i = 0; i < srv->nls; i++) uv_close(&srv->ls[i]->h.handle, listener_closed);
+    srv->nls = 0;
+    http_conn_t *next;
+    for (http_conn_t *c = srv->conns; c; c = next) {
+        next = c->next;
+        if (c->detached || c->phase != CONN_ACTIVE) continue;
+        http_req_t *h = c->qhead;
+        if (!h || !h->dispatched || h->endless) {
+            conn_close(c);          /* idle, still receiving, or SSE */
+        } else {
+            c->close_after = 1;     /* answer in flight: let it finish */
+            c->parse_done = 1;
+        }
+    }
+    /* Listeners and closing connections still count until their close
+     * callbacks; those callbacks close the stop timer once it is alone. */
+    if (srv->open_handles == 1) srv_close_stop_timer(srv);
+    else uv_timer_start(&srv->stop_timer, stop_deadline, srv->lim.stop_timeout_ms, 0);
+}
+
+void http_server_free(http_server_t *srv)
+{
+    if (!srv) return;
+    /* The stop timer lives in the loop until http_server_stop's callback. */
+    NB_ASSERT(srv->stop_called);
+    free(srv->csp);
+    free(srv);
+}

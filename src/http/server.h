@@ -1,0 +1,204 @@
+/*
+ * http/server — the HTTP/1.1 server nbhub serve sits on: libuv for sockets
+ * and timers, http-parser (nodejs/http-parser 2.9, Debian's
+ * libhttp-parser-dev) for the byte-level grammar.  One loop thread; nothing
+ * here is thread-safe.
+ *
+ * A connection parses ahead (pipelining) but hands requests to the handler
+ * one at a time, in order: the next request is dispatched only when the
+ * previous one has been answered.  Responses are therefore written in
+ * request order without any reordering buffer, and a POST is never
+ * overtaken by the GET the client sent after it.
+ *
+ * Ownership of a request (http_req_t):
+ *   - The server owns it until it calls the handler.  From then on the
+ *     handler owns it until it answers with exactly one of http_respond*,
+ *     http_stream_end (after http_stream_begin) or http_sse_start (sse.h,
+ *     which takes it over).  The answer call frees the request: do not touch
+ *     it afterwards.  Answering may happen later, from any loop callback.
+ *   - If the client goes away first, the on_abort callback (if any) runs,
+ *     from a libuv close callback, never from inside one of our calls.  The
+ *     request stays valid and must still be answered; that answer writes
+ *     nothing and only frees it (http_respond returns -ECONNRESET).
+ *   - Every string a request hands out (path, headers, params, ...) lives in
+ *     the request's arena and dies with it.  http_req_alloc/http_req_strdup
+ *     give handlers memory with the same lifetime.
+ *
+ * Responses always carry Date, Server: nbhub, X-Content-Type-Options:
+ * nosniff and Referrer-Policy: no-referrer, plus the server-wide
+ * Content-Security-Policy if one was set.  A header set with
+ * http_set_header replaces the default of the same name.  Framing headers
+ * (Content-Length, Transfer-Encoding, Connection) belong to the server.
+ *
+ * The server itself is freed with http_server_free, only after the callback
+ * of http_server_stop has run (libuv rule: memory behind a handle is freed
+ * only after its close callback).
+ */
+#ifndef NBHUB_HTTP_SERVER_H
+#define NBHUB_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <uv.h>
+#include <jansson.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+
+typedef struct http_server http_server_t;
+typedef struct http_req http_req_t;
+typedef struct http_conn http_conn_t;
+
+/* Every limit and timeout; http_limits_default fills the defaults shown. */
+struct http_limits {
+    size_t   max_header_bytes;  /* request line + header fields/values: 16 KiB -> 431 */
+    size_t   max_headers;       /* 100 -> 431 */
+    size_t   max_body;          /* 8 MiB -> 413 (from Content-Length, before reading) */
+    size_t   max_url;           /* 8 KiB -> 414 */
+    size_t   max_connections;   /* 1024; beyond: accept, 503, close */
+    size_t   max_pipeline;      /* 16 parsed requests waiting: stop reading until answered */
+    size_t   max_stream_queue;  /* 1 MiB unsent on an SSE stream: drop that client */
+    uint64_t head_timeout_ms;   /* 10 s for the whole request head (and a new connection's first byte) */
+    uint64_t idle_timeout_ms;   /* 30 s idle keep-alive connection */
+    uint64_t body_timeout_ms;   /* 10 s without body progress; also the send timeout before a close */
+    uint64_t linger_ms;         /* 2 s read-and-discard after our FIN so the client sees our answer, not a RST */
+    uint64_t stop_timeout_ms;   /* 30 s: graceful stop then closes whatever is left */
+    uint64_t sse_keepalive_ms;  /* 15 s between ": keep-alive" comments */
+};
+
+void http_limits_default(struct http_limits *l);
+
+/* A request handler (also the router's handler type). */
+typedef void (*http_handler_fn)(http_req_t *req, void *ud);
+/* Called once the client of a dispatched, unanswered request is gone. */
+typedef void (*http_abort_fn)(http_req_t *req, void *ud);
+typedef void (*http_stop_fn)(http_server_t *srv, void *ud);
+/* Periodic callback on a streaming response (SSE keep-alives). */
+typedef void (*http_tick_fn)(http_req_t *req, void *ud);
+
+/* ---- server ---------------------------------------------------------- */
+
+/* A server on loop; lim NULL = defaults (copied).  handler gets every
+ * request with ud.  Returns a server owned by the caller. */
+http_server_t *http_server_new(uv_loop_t *loop, const struct http_limits *lim,
+                               http_handler_fn handler, void *ud);
+/* Listen on "127.0.0.1:PORT", "[::1]:PORT", "localhost:PORT" or
+ * "unix:/path" (mode 0660; a stale socket file is replaced).  Port 0 picks
+ * an ephemeral port (http_server_port).  May be called several times. */
+int  http_server_listen(http_server_t *srv, const char *addr, nb_err_t *err);
+/* The bound port of the first TCP listener, or -1. */
+int  http_server_port(const http_server_t *srv);
+/* Content-Security-Policy sent on every response (copied; NULL = none). */
+int  http_server_set_csp(http_server_t *srv, const char *csp);
+const struct http_limits *http_server_limits(const http_server_t *srv);
+/* Number of open connections (tests, metrics). */
+size_t http_server_connections(const http_server_t *srv);
+/* Graceful stop: stop accepting, close idle connections and endless
+ * streams (SSE), let dispatched requests finish (their responses say
+ * Connection: close), force-close what is left after stop_timeout_ms.
+ * cb runs once every handle is closed; it may call http_server_free. */
+void http_server_stop(http_server_t *srv, http_stop_fn cb, void *ud);
+void http_server_free(http_server_t *srv);
+
+/* ---- request --------------------------------------------------------- */
+
+const char *http_req_method(const http_req_t *req);     /* "GET" */
+int         http_req_method_id(const http_req_t *req);  /* enum http_method */
+const char *http_req_target(const http_req_t *req);     /* request-target as sent */
+const char *http_req_raw_path(const http_req_t *req);   /* path, still percent-encoded */
+const char *http_req_path(const http_req_t *req);       /* percent-decoded path */
+const char *http_req_query(const http_req_t *req);      /* raw query without '?', "" if none */
+const char *http_req_peer(const http_req_t *req);       /* "127.0.0.1:5342", "[::1]:5342", "unix" */
+/* The body, NUL-terminated (len may be NULL). */
+const char *http_req_body(const http_req_t *req, size_t *len);
+/* HTTP minor version (0 or 1). */
+int         http_req_minor(const http_req_t *req);
+/* The server's limits, or NULL once the client is gone. */
+const struct http_limits *http_req_limits(const http_req_t *req);
+
+/* First query parameter called name (percent-decoded, '+' is a space), or NULL. */
+const char *http_query(const http_req_t *req, const char *name);
+/* The i-th query parameter; 0 or -ENOENT past the end. */
+int         http_query_at(const http_req_t *req, size_t i, const char **name, const char **value);
+/* First header called name (case-insensitive), or NULL. */
+const char *http_header(const http_req_t *req, const char *name);
+/* The nth (0-based) header called name: repeated headers are all kept. */
+const char *http_header_nth(const http_req_t *req, const char *name, size_t nth);
+int         http_header_at(const http_req_t *req, size_t i, const char **name, const char **value);
+/* Cookie value by name from the Cookie header(s), surrounding quotes removed. */
+const char *http_cookie(http_req_t *req, const char *name);
+/* Path parameter set by the router (":name" or "*rest"), decoded, or NULL. */
+const char *http_param(const http_req_t *req, const char *name);
+/* The flags of the matched route (router.h), 0 without a router. */
+unsigned    http_req_route_flags(const http_req_t *req);
+
+void *http_req_user(const http_req_t *req);
+void  http_req_set_user(http_req_t *req, void *user);
+/* Memory that lives exactly as long as the request. */
+void *http_req_alloc(http_req_t *req, size_t n);
+char *http_req_strdup(http_req_t *req, const char *s);
+
+/* Ask to be told when the client disconnects before the answer. */
+void  http_req_on_abort(http_req_t *req, http_abort_fn fn, void *ud);
+/* 1 once the client is gone (answers then only free the request). */
+int   http_req_aborted(const http_req_t *req);
+
+/* ---- response -------------------------------------------------------- */
+
+/* Add a response header.  -EINVAL (and nothing set) if the name is not an
+ * RFC 7230 token, the value holds CR, LF, NUL or another control character
+ * (header injection), or the name is a framing header. */
+int http_set_header(http_req_t *req, const char *name, const char *value);
+
+/* Answer with a body (copied).  Consumes req.  HEAD gets no body; 204/304
+ * no body and no Content-Length.  0, or -ECONNRESET if the client had gone. */
+int http_respond(http_req_t *req, int status, const char *content_type,
+                 const void *body, size_t len);
+/* The same, taking ownership of a malloc'd body (no copy). */
+int http_respond_take(http_req_t *req, int status, const char *content_type,
+                      char *body, size_t len);
+/* Compact JSON.  Steals the reference to j (NULL -> 500). */
+int http_respond_json(http_req_t *req, int status, json_t *j);
+/* {"error": {"code": code, "message": printf(fmt, ...)}} */
+int http_respond_error(http_req_t *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Streaming response: chunked on HTTP/1.1, close-delimited on HTTP/1.0.
+ * Writes return -ECONNRESET once the client is gone; http_stream_end
+ * consumes req in every case. */
+int    http_stream_begin(http_req_t *req, int status, const char *content_type);
+int    http_stream_write(http_req_t *req, const void *data, size_t len);
+int    http_stream_end(http_req_t *req);
+/* Bytes accepted but not yet handed to the kernel (back-pressure). */
+size_t http_stream_queued(const http_req_t *req);
+/* Close the client's connection now; on_abort follows from the loop. */
+void   http_stream_drop(http_req_t *req);
+/* Call fn every every_ms while the stream is open (uses the connection's timer). */
+int    http_stream_tick(http_req_t *req, uint64_t every_ms, http_tick_fn fn, void *ud);
+/* The stream never ends by itself (SSE): a graceful stop closes it. */
+void   http_stream_set_endless(http_req_t *req);
+
+/* ---- internals shared with router.c and fuzz/tests ------------------- */
+
+/* Router: record the matched route's flags and an opaque route pointer. */
+void        http_req_set_route(http_req_t *req, unsigned flags, const void *route);
+const void *http_req_route(const http_req_t *req);
+/* Router: add a path parameter (name copied up to nlen, value copied). */
+void        http_req_add_param(http_req_t *req, const char *name, size_t nlen, const char *value);
+
+/* Percent-decode src[0..len) into a NUL-terminated arena string; plus_space
+ * maps '+' to ' ' (query strings).  NULL if malformed or it decodes a NUL. */
+char *http_req_decode(http_req_t *req, const char *src, size_t len, int plus_space);
+
+/* A connection without a socket: bytes go in with http_conn_feed, the
+ * server's output collects in http_conn_output.  Used by the fuzzer and
+ * unit tests to drive the parser deterministically; no timers run. */
+http_conn_t  *http_conn_new_detached(http_server_t *srv);
+/* 0, or -ECONNRESET once the connection was closed by the server. */
+int           http_conn_feed(http_conn_t *c, const void *data, size_t len);
+const buf_t  *http_conn_output(const http_conn_t *c);
+/* Frees the connection; dispatched unanswered requests are aborted. */
+void          http_conn_free_detached(http_conn_t *c);
+
+#endif
