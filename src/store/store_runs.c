@@ -849,6 +849,48 @@ int store_task_skip(store_t *st, int64_t task_run, store_task_state_t state, con
     return store_tx(st, task_skip_tx, &a, err);
 }
 
+/* Any non-terminal state -> cancelled, for one task of a running run (the
+ * run goes on: its other tasks follow their trigger rules). */
+static int task_cancel_tx(store_t *st, void *varg, nb_err_t *err)
+{
+    struct task_arg *a = varg;
+    struct task_cur c;
+    sqlite3_stmt *s;
+    int rc = task_load(st, a->id, &c, err);
+    if (rc) goto out;
+    if (store_task_state_terminal(c.state)) {
+        rc = err_set(err, -ESTALE, "cannot cancel task '%s' of run %s: it is already %s",
+                     c.task, c.run_id, task_state_names[c.state]);
+        goto out;
+    }
+    if (c.run_state != STORE_RUN_RUNNING) {
+        rc = err_set(err, -ESTALE, "cannot cancel task '%s': run %s is %s, not running",
+                     c.task, c.run_id, run_state_names[c.run_state]);
+        goto out;
+    }
+    a->state = c.state;   /* what it was, for the caller */
+    if ((rc = store_stmt(st, "UPDATE task_runs SET state = 'cancelled', error = ?3, "
+                             "ended_at = ?2, next_retry_at = NULL WHERE id = ?1", &s, err)))
+        goto out;
+    sqlite3_bind_int64(s, 1, a->id);
+    sqlite3_bind_int64(s, 2, a->now);
+    store_bind_text(s, 3, a->error);
+    if ((rc = step_one(st, s, "cancel task", err))) goto out;
+    rc = task_event(st, a->now, &c, STORE_TASK_CANCELLED, NULL, err);
+out:
+    task_cur_free(&c);
+    return rc;
+}
+
+int store_task_cancel(store_t *st, int64_t task_run, const char *reason, int64_t now,
+                      store_task_state_t *was, nb_err_t *err)
+{
+    struct task_arg a = { .id = task_run, .now = now, .error = reason };
+    int rc = store_tx(st, task_cancel_tx, &a, err);
+    if (rc == 0 && was) *was = a.state;
+    return rc;
+}
+
 /* ---- recovery ------------------------------------------------------------------- */
 
 struct recover_arg {

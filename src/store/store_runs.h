@@ -183,6 +183,13 @@ int store_task_retry_due(store_t *st, int64_t now, int limit, store_task_runs_t 
 int store_task_skip(store_t *st, int64_t task_run, store_task_state_t state, const char *reason,
                     int64_t now, nb_err_t *err);
 
+/* Any non-terminal state -> cancelled for one task of a running run (the
+ * run goes on; dependents see the task as failed).  `reason` (may be NULL)
+ * goes to error; *was (may be NULL) gets the state it left, so the caller
+ * knows whether a child must be stopped.  -ESTALE when already terminal or
+ * the run is not running.  Event: task.cancelled. */
+int store_task_cancel(store_t *st, int64_t task_run, const char *reason, int64_t now,
+                      store_task_state_t *was, nb_err_t *err);
 /* After a daemon restart: the task_runs left 'running' (the caller
  * re-attaches by pid + start time, or fails them with store_task_finish) and
  * the runs left queued or running, read in one transaction that also

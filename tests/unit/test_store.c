@@ -661,6 +661,33 @@ static void test_cancel_returns_running(void **state)
     assert_int_equal(store_run_cancel(f->st, 4242, T0, NULL, 0, NULL, &err), -ENOENT);
 }
 
+/* One task cancelled while the run goes on: any non-terminal state, once. */
+static void test_task_cancel(void **state)
+{
+    fx_t *f = *state;
+    nb_err_t err;
+    add_flow(f->st, "f", 0);
+    int64_t run;
+    assert_int_equal(fire(f->st, "f", STORE_RUN_SCHEDULED, T0, &run, &err), 0);
+    int64_t b = task_id(f->st, run, "b");
+    /* the run must be running */
+    assert_int_equal(store_task_cancel(f->st, b, "cancelled", T0, NULL, &err), -ESTALE);
+    assert_int_equal(store_run_start(f->st, run, T0, &err), 0);
+    assert_int_equal(store_task_queue(f->st, b, T0, &err), 0);
+    assert_int_equal(store_task_start(f->st, b, 7, 70, NULL, NULL, T0, &err), 0);
+    store_task_state_t was;
+    assert_int_equal(store_task_cancel(f->st, b, "cancelled", T0 + 1, &was, &err), 0);
+    assert_int_equal(was, STORE_TASK_RUNNING);
+    assert_int_equal(task_state(f->st, b), STORE_TASK_CANCELLED);
+    assert_int_equal(run_state(f->st, run), STORE_RUN_RUNNING);
+    assert_int_equal(store_task_cancel(f->st, b, NULL, T0 + 2, NULL, &err), -ESTALE);
+    /* the child's late exit report is refused */
+    assert_int_equal(store_task_finish(f->st, b, STORE_TASK_FAILED, -2, NULL, 0, T0, NULL, &err),
+                     -ESTALE);
+    assert_int_equal(store_task_cancel(f->st, 999999, NULL, T0, NULL, &err), -ENOENT);
+    assert_int_equal(count_sql(f->st, "SELECT count(*) FROM events WHERE kind='task.cancelled'"), 1);
+}
+
 /* ---- events ------------------------------------------------------------------ */
 
 static void test_events_per_transition(void **state)
@@ -1195,6 +1222,7 @@ int main(void)
         T(test_retry_flow),
         T(test_retry_not_due_after_cancel),
         T(test_cancel_returns_running),
+        T(test_task_cancel),
         T(test_events_per_transition),
         T(test_runs_pagination),
         T(test_crash_recovery),
