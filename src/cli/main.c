@@ -3,6 +3,7 @@
  * cmd_entry style).  Adding a subcommand is one line here plus its cmd_*.c.
  */
 #include "cli/cli.h"
+#include "sched/sup.h"
 #include "util/log.h"
 
 #include <signal.h>
@@ -17,7 +18,9 @@
 static const struct cli_cmd cli_cmds[] = {
     { "run",    "execute a notebook headlessly (papermill-compatible)", cmd_run },
     { "kernel", "list Jupyter kernel specs",                            cmd_kernel },
+    { "serve",  "run the daemon: scheduler, REST API, events",           cmd_serve },
     { "__kernel-exec", NULL, cmd_kernel_exec },   /* internal trampoline */
+    { "__task-wrap",   NULL, sup_wrap_main },     /* internal: records a task's exit */
 };
 
 static void main_usage(FILE *f)

@@ -25,6 +25,7 @@ struct kmgr {
     enum kmgr_state state;
     int             interrupt_signal;
     int             got_info, got_iopub;
+    unsigned        info_period_ms;    /* kernel_info_request repeat, backing off */
     uint64_t        deadline_ms;
     int             escalation;    /* 0 = asked politely, 1 = SIGTERM sent, 2 = SIGKILL sent */
     int             exited;
@@ -159,6 +160,14 @@ static void kmgr_on_start_timer(uv_timer_t *t)
         return;
     }
     kclient_send(km->client, KCHAN_SHELL, "kernel_info_request", NULL, NULL, NULL);
+    /* Ask again soon, then less often: the first request's iopub messages
+     * are often published before our SUB socket's subscription reached the
+     * kernel (ZeroMQ's slow joiner), and a ready kernel answers in a
+     * millisecond, so a fixed 250 ms period would cost up to 250 ms of
+     * latency per task on warm kernels. */
+    km->info_period_ms = km->info_period_ms ? km->info_period_ms * 2 : 5;
+    if (km->info_period_ms > 250) km->info_period_ms = 250;
+    uv_timer_start(&km->timer, kmgr_on_start_timer, km->info_period_ms, 0);
 }
 
 int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
@@ -232,7 +241,7 @@ int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
     }
     unsigned to = o->start_timeout_ms ? o->start_timeout_ms : 60000;
     km->deadline_ms = uv_now(loop) + to;
-    uv_timer_start(&km->timer, kmgr_on_start_timer, 0, 250);
+    uv_timer_start(&km->timer, kmgr_on_start_timer, 0, 0);
     LOG_I("kernel starting", "name=%s pid=%d transport=%s", spec->name, kmgr_pid(km),
           o->tcp ? "tcp" : "ipc");
     *out = km;
@@ -404,7 +413,7 @@ int kmgr_attach(uv_loop_t *loop, const char *conn_file, int pid, int shutdown_ke
         return rc;
     }
     km->deadline_ms = uv_now(loop) + (start_timeout_ms ? start_timeout_ms : 60000);
-    uv_timer_start(&km->timer, kmgr_on_start_timer, 0, 250);
+    uv_timer_start(&km->timer, kmgr_on_start_timer, 0, 0);
     LOG_I("attaching to kernel", "file=%s pid=%d", conn_file, pid);
     *out = km;
     return 0;

@@ -45,7 +45,7 @@
 #include "util/yamljson.h"
 
 #define MAX_DEPTH  64       /* flow files are shallow; this bounds recursion */
-#define MAX_NODES  100000   /* composed nodes, and values built (aliases expanded) */
+#define MAX_NODES  1000000  /* composed nodes, and values built (aliases expanded) */
 
 #define TAG_PREFIX "tag:yaml.org,2002:"
 

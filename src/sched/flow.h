@@ -33,8 +33,8 @@
 #include "util/errlist.h"
 
 #define FLOW_NAME_MAX   64
-#define FLOW_MAX_TASKS  1000
-#define FLOW_MAX_BYTES  (1024 * 1024)
+#define FLOW_MAX_TASKS  10000
+#define FLOW_MAX_BYTES  (8 * 1024 * 1024)
 
 /* Airflow's trigger rules (semantics in dag.h). */
 typedef enum flow_trigger {

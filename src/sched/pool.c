@@ -221,7 +221,10 @@ int pool_take(pool_t *p, const char *kernel_name, pool_kernel_t **out)
         k->state = PK_LENT;
         k->lent = 1;
         *out = k;
-        pool_refill(p);   /* the replacement starts now, while the task runs */
+        /* The replacement starts on the next loop iteration, while the task
+         * runs: starting it here would put a fork of the daemon between
+         * the scheduler's pool_take and its spawn of the task. */
+        uv_timer_start(&p->retry, pool_on_retry, 0, 0);
         return 0;
     }
     return -EAGAIN;
@@ -238,8 +241,13 @@ void pool_return(pool_t *p, pool_kernel_t *k)
         return;
     }
     if (k->state != PK_STOPPING) {
+        /* The borrower is done (the scheduler returns a kernel after the
+         * task's process has exited), so nobody talks to this kernel any
+         * more: no polite shutdown_request round trip, SIGTERM now (then
+         * SIGKILL after 2 s).  This keeps the borrower's exit fast — it
+         * need not wait for the kernel to go. */
         k->state = PK_STOPPING;
-        kmgr_shutdown(k->km, 2000);
+        kmgr_shutdown(k->km, 0);
     }
 }
 

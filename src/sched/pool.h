@@ -4,7 +4,7 @@
  * For each kernel spec the pool keeps `size` kernels started and ready
  * (kernel_info answered).  A task takes one (pool_take), the kernel is lent
  * to the task's child process (`nbhub run --existing-kernel FILE
- * --kernel-pid PID --shutdown-kernel`), and the pool keeps supervising the
+ * --kernel-pid PID`), and the pool keeps supervising the
  * process: when the task is done (pool_return) or the kernel dies, it is
  * stopped and a replacement starts in the background.  A kernel serves one
  * task run only — no state leaks from one run into the next.
@@ -37,8 +37,8 @@ int  pool_set_size(pool_t *p, const char *kernel_name, unsigned size, nb_err_t *
 int  pool_take(pool_t *p, const char *kernel_name, pool_kernel_t **out);
 const char *pool_kernel_conn(const pool_kernel_t *k);
 int  pool_kernel_pid(const pool_kernel_t *k);
-/* The borrower is done with it: the kernel is stopped (the borrower may
- * have asked it to exit already; after 2 s it gets SIGTERM, then SIGKILL). */
+/* The borrower is done with it (its process has exited): the kernel gets
+ * SIGTERM at once, SIGKILL after 2 s. */
 void pool_return(pool_t *p, pool_kernel_t *k);
 /* Ready kernels of a spec (for /metrics and tests). */
 unsigned pool_ready(const pool_t *p, const char *kernel_name);

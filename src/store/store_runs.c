@@ -938,6 +938,24 @@ int store_recover(store_t *st, int64_t now, store_task_runs_t *running, store_ru
 
 /* ---- webhooks ------------------------------------------------------------------- */
 
+/* scheme://host[:port] of a URL: events are visible to users through the
+ * API, and webhook URLs often carry a secret in their path or query. */
+static const char *url_origin(const char *url, char *out, size_t n)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    size_t len = p ? (size_t)(p + 3 - url) + strcspn(p + 3, "/?#") : 0;
+    const char *at = p ? memchr(p + 3, '@', len - (size_t)(p + 3 - url)) : NULL;
+    if (!p) {
+        snprintf(out, n, "?");
+        return out;
+    }
+    if (at)   /* drop user:password@ */
+        snprintf(out, n, "%.*s%.*s", (int)(p + 3 - url), url, (int)(url + len - at - 1), at + 1);
+    else
+        snprintf(out, n, "%.*s", (int)len, url);
+    return out;
+}
+
 int store_webhooks_due(store_t *st, int64_t now, int limit, store_webhooks_t *out,
                        nb_err_t *err)
 {
@@ -970,6 +988,7 @@ static int hook_attempt_tx(store_t *st, void *varg, nb_err_t *err)
 {
     struct hook_arg *a = varg;
     sqlite3_stmt *s;
+    char origin[256];
     int rc = store_stmt(st, "SELECT w.state, w.attempts, w.url, w.event, w.run, r.flow "
                             "FROM webhook_deliveries w LEFT JOIN runs r ON r.id = w.run "
                             "WHERE w.id = ?1", &s, err);
@@ -1006,7 +1025,8 @@ static int hook_attempt_tx(store_t *st, void *varg, nb_err_t *err)
     if ((rc = step_one(st, s, "record webhook attempt", err))) goto out;
     if (!a->ok && !a->next)
         rc = store_event_add(st, a->now, "webhook.failed", flow, run, NULL,
-                             json_pack("{sIsssssiss?}", "delivery", (json_int_t)a->id, "url", url,
+                             json_pack("{sIsssssiss?}", "delivery", (json_int_t)a->id, "url",
+                                       url_origin(url, origin, sizeof origin),
                                        "event", event, "attempts", attempts, "error", a->error),
                              err);
 out:

@@ -1,0 +1,283 @@
+/*
+ * api — the route table of nbhub's REST API and the helpers its handlers
+ * share.
+ *
+ * Why a table.  Every endpoint of docs/api.md is one line below: method,
+ * pattern, handler, and the flags that say who may call it.  The flags are
+ * enforced in one place (api_auth_before, the router's before hook), so a
+ * handler never forgets a check and a reviewer reads the whole policy in
+ * one screen.  The unit test walks this same table to build its
+ * authorization matrix, and checks that the OpenAPI document lists exactly
+ * these routes: adding a route without deciding its flags, its test and
+ * its documentation does not go unnoticed.
+ *
+ * The order matters only where patterns overlap: the router takes the first
+ * match in table order.  None of ours overlap except by method.
+ *
+ * Errors.  Store and scheduler functions return a negative errno and a
+ * message; api_fail maps them to the statuses of the contract in one
+ * place.  An unexpected code is a 500 whose details go to the log, not to
+ * the client (they may carry SQLite text or paths).
+ */
+#include "api/api_int.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct http_route api_routes[] = {
+    /* session and server */
+    { "GET",    "/healthz",                              api_metrics_healthz,     API_PUBLIC },
+    { "GET",    "/metrics",                              api_metrics_get,         API_ADMIN },
+    { "GET",    "/api/v1/openapi.json",                  api_openapi_get,         API_PUBLIC },
+    { "POST",   "/api/v1/login",                         api_auth_login,          API_PUBLIC },
+    { "POST",   "/api/v1/logout",                        api_auth_logout,         API_AUTH },
+    { "GET",    "/api/v1/me",                            api_auth_me,             API_AUTH },
+    { "GET",    "/api/v1/info",                          api_metrics_info,        API_AUTH },
+    { "GET",    "/api/v1/events",                        api_events_get,          API_AUTH },
+    /* users and tokens */
+    { "GET",    "/api/v1/users",                         api_users_list,          API_ADMIN },
+    { "POST",   "/api/v1/users",                         api_users_create,        API_ADMIN },
+    { "PUT",    "/api/v1/users/:name/password",          api_users_password,      API_SELF },
+    { "GET",    "/api/v1/users/:name/tokens",            api_users_tokens_list,   API_SELF },
+    { "POST",   "/api/v1/users/:name/tokens",            api_users_token_create,  API_SELF },
+    { "DELETE", "/api/v1/users/:name/tokens/:id",        api_users_token_delete,  API_SELF },
+    /* flows */
+    { "GET",    "/api/v1/flows",                         api_flows_list,          API_AUTH },
+    { "POST",   "/api/v1/flows",                         api_flows_apply,         API_AUTH },
+    { "GET",    "/api/v1/flows/:name",                   api_flows_get,           API_FLOW },
+    { "DELETE", "/api/v1/flows/:name",                   api_flows_delete,        API_FLOW },
+    { "POST",   "/api/v1/flows/:name/pause",             api_flows_pause,         API_FLOW },
+    { "POST",   "/api/v1/flows/:name/resume",            api_flows_resume,        API_FLOW },
+    { "POST",   "/api/v1/flows/:name/runs",              api_flows_trigger,       API_FLOW },
+    { "POST",   "/api/v1/flows/:name/backfill",          api_flows_backfill,      API_FLOW },
+    { "GET",    "/api/v1/flows/:name/runs",              api_flows_runs,          API_FLOW },
+    /* runs and tasks */
+    { "GET",    "/api/v1/runs",                          api_runs_list,           API_AUTH },
+    { "GET",    "/api/v1/runs/:id",                      api_runs_get,            API_RUN },
+    { "POST",   "/api/v1/runs/:id/cancel",               api_runs_cancel,         API_RUN },
+    { "POST",   "/api/v1/runs/:id/tasks/:task/cancel",   api_runs_task_cancel,    API_RUN },
+    { "GET",    "/api/v1/runs/:id/tasks/:task/log",      api_runs_task_log,       API_RUN },
+    { "GET",    "/api/v1/runs/:id/tasks/:task/output",   api_runs_task_output,    API_RUN },
+};
+const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
+
+int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
+{
+    *out = NULL;
+    if (!o || !o->loop || !o->store || !o->home)
+        return err_set(err, -EINVAL, "api: loop, store and home are required");
+    api_t *a = xcalloc(1, sizeof *a);
+    a->loop = o->loop;
+    a->store = o->store;
+    a->sched = o->sched;
+    a->pool = o->pool;
+    a->home_given = xstrdup(o->home);
+    /* Task files are checked against the real path of the home, so a
+     * symlinked $NBHUB_HOME still works and "../" tricks do not. */
+    char *real = realpath(o->home, NULL);
+    a->home = real ? real : xstrdup(o->home);
+    a->version = xstrdup(o->version ? o->version : "unknown");
+    a->secure_cookies = o->secure_cookies;
+    a->started_at = time_now_us();
+    int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
+    if (rc < 0) {
+        api_free(a);
+        return rc;
+    }
+    http_router_set_before(a->router, api_auth_before, a);
+    *out = a;
+    return 0;
+}
+
+void api_handle(http_req_t *req, void *api)
+{
+    api_t *a = api;
+    http_router_handle(req, a->router);
+}
+
+void api_set_stopping(api_t *a) { a->stopping = 1; }
+
+void api_set_server(api_t *a, http_server_t *srv) { a->srv = srv; }
+
+void api_set_pool_sizes(api_t *a, const char *const *names, const unsigned *sizes, size_t n)
+{
+    for (size_t i = 0; i < a->npool; i++) free(a->pool_names[i]);
+    free(a->pool_names);
+    free(a->pool_sizes);
+    a->pool_names = n ? xcalloc(n, sizeof *a->pool_names) : NULL;
+    a->pool_sizes = n ? xcalloc(n, sizeof *a->pool_sizes) : NULL;
+    a->npool = n;
+    for (size_t i = 0; i < n; i++) {
+        a->pool_names[i] = xstrdup(names[i]);
+        a->pool_sizes[i] = sizes[i];
+    }
+}
+
+void api_free(api_t *a)
+{
+    if (!a) return;
+    api_events_close_all(a);
+    http_router_free(a->router);
+    api_set_pool_sizes(a, NULL, NULL, 0);
+    free(a->home);
+    free(a->home_given);
+    free(a->version);
+    free(a->dummy_hash);
+    free(a);
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+const api_ctx_t *api_ctx(const http_req_t *req) { return http_req_user(req); }
+
+void api_error(http_req_t *req, int status, const char *code, const char *msg)
+{
+    if (status == 401) http_set_header(req, "WWW-Authenticate", "Bearer realm=\"nbhub\"");
+    http_respond_error(req, status, code, "%s", msg);
+}
+
+void api_fail(http_req_t *req, int rc, const nb_err_t *err)
+{
+    const char *msg = err && err->msg[0] ? err->msg : NULL;
+    switch (rc) {
+    case -ENOENT:
+        api_error(req, 404, "not_found", msg ? msg : "not found");
+        return;
+    case -EACCES:
+    case -EPERM:
+        api_error(req, 403, "forbidden", msg ? msg : "forbidden");
+        return;
+    case -EBUSY:
+    case -ESTALE:
+    case -EEXIST:
+        api_error(req, 409, "conflict", msg ? msg : "conflict");
+        return;
+    case -EINVAL:
+    case -ERANGE:
+    case -E2BIG:
+        api_error(req, 400, "bad_request", msg ? msg : "bad request");
+        return;
+    case -ESHUTDOWN:
+    case -EAGAIN:
+    case -ENOTSUP:
+        api_error(req, 503, "unavailable", msg ? msg : "shutting down");
+        return;
+    default:
+        LOG_E("api internal error", "method=%s path=\"%s\" rc=%d error=\"%s\"", http_req_method(req),
+              http_req_path(req), rc, msg ? msg : "");
+        api_error(req, 500, "internal", "internal error (see the server log)");
+        return;
+    }
+}
+
+int api_body_object(http_req_t *req, int allow_empty, json_t **out)
+{
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    *out = NULL;
+    size_t i = 0;
+    while (i < len && strchr(" \t\r\n", body[i])) i++;
+    if (i == len) {
+        if (allow_empty) {
+            *out = json_object();
+            return 0;
+        }
+        api_error(req, 400, "bad_request", "a JSON object body is required");
+        return -1;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d (byte %d): %s", je.line,
+                 je.column, je.position, je.text);
+        api_error(req, 400, "bad_request", msg);
+        return -1;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        api_error(req, 400, "bad_request", "the body must be a JSON object");
+        return -1;
+    }
+    *out = j;
+    return 0;
+}
+
+int api_may_see(const api_ctx_t *c, int64_t owner_id)
+{
+    return c && (c->admin || (owner_id != 0 && owner_id == c->uid));
+}
+
+const char *api_log_name(http_req_t *req, const char *s)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-";
+    char *out = http_req_alloc(req, 65);
+    size_t n = 0;
+    for (; s && *s && n < 64; s++) out[n++] = strchr(ok, *s) ? *s : '?';
+    out[n] = '\0';
+    return out;
+}
+
+int api_no_sched(api_t *a, http_req_t *req)
+{
+    if (a->sched) return 0;
+    api_error(req, 503, "unavailable", "the scheduler is not running");
+    return 1;
+}
+
+int api_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s || !*s) return -EINVAL;
+    int64_t v = 0;
+    const char *p = s;
+    int neg = 0;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (!*p) return -EINVAL;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') return -EINVAL;
+        int d = *p - '0';
+        if (v > (INT64_MAX - d) / 10) return -EINVAL;
+        v = v * 10 + d;
+    }
+    if (neg) v = -v;
+    if (v < min || v > max) return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+const char *api_names_get(api_t *a, api_names_t *c, int64_t id)
+{
+    if (!id) return NULL;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ids[i] == id) return c->names[i];
+    store_user_t u;
+    char *name = NULL;
+    if (store_user_by_id(a->store, id, &u, NULL) == 0) {
+        name = u.name;
+        u.name = NULL;
+        store_user_clear(&u);
+    }
+    c->ids = xrealloc(c->ids, (c->n + 1) * sizeof *c->ids);
+    c->names = xrealloc(c->names, (c->n + 1) * sizeof *c->names);
+    c->ids[c->n] = id;
+    c->names[c->n] = name;
+    return c->names[c->n++];
+}
+
+void api_names_free(api_names_t *c)
+{
+    for (size_t i = 0; i < c->n; i++) free(c->names[i]);
+    free(c->ids);
+    free(c->names);
+    c->ids = NULL;
+    c->names = NULL;
+    c->n = 0;
+}

@@ -1,0 +1,78 @@
+/*
+ * api — the REST layer of `nbhub serve` (docs/api.md is the contract).
+ *
+ * The API sits between the HTTP server (src/http) and the scheduler and
+ * store below it.  It owns a route table (api.c), an authentication and
+ * authorization hook that every request passes through (api_auth.c), the
+ * handlers (one file per concern: users, flows, runs, events, metrics) and
+ * the conversion of store rows to the JSON shapes of the contract
+ * (api_json.c).  It keeps no state of its own beyond the connected SSE
+ * clients: everything else is read from the store or asked of the
+ * scheduler at request time.
+ *
+ * Wiring, in `nbhub serve`:
+ *
+ *     sched_opts.on_change = on_change;   // a function calling api_notify(api)
+ *     sched_new(&sched_opts, &sched, &err);
+ *     api_opts_t o = { loop, store, sched, pool, home, version, secure };
+ *     api_new(&o, &api, &err);
+ *     srv = http_server_new(loop, NULL, api_handle, api);
+ *     api_set_server(api, srv);  api_set_pool_sizes(api, ...);
+ *     ...
+ *     api_set_stopping(api);            // SIGTERM: /healthz answers 503
+ *     http_server_stop(srv, ...);       // closes the SSE streams
+ *     api_free(api);                    // in the stop callback, then sched_free
+ *
+ * Ownership: the API borrows loop, store, sched and pool (they must outlive
+ * it); home and version are copied.  Everything runs on the loop's thread.
+ */
+#ifndef NBHUB_API_H
+#define NBHUB_API_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "http/server.h"
+#include "sched/pool.h"
+#include "sched/sched.h"
+#include "store/store.h"
+#include "util/err.h"
+
+typedef struct api api_t;
+
+typedef struct api_opts {
+    uv_loop_t  *loop;
+    store_t    *store;
+    sched_t    *sched;           /* NULL: scheduler endpoints answer 503 */
+    pool_t     *pool;            /* may be NULL: no warm kernels */
+    const char *home;            /* $NBHUB_HOME; task files must lie below it */
+    const char *version;         /* shown by /api/v1/info */
+    int         secure_cookies;  /* 1 when served over https: cookies get Secure */
+} api_opts_t;
+
+/* A new API; -EINVAL with a message for missing options.  *out is owned by
+ * the caller (api_free). */
+int  api_new(const api_opts_t *o, api_t **out, nb_err_t *err);
+
+/* The http_handler_fn to give http_server_new, with the api as ud. */
+void api_handle(http_req_t *req, void *api);
+
+/* New events were committed (the scheduler's on_change): read them with
+ * store_events_since and push each to the SSE clients allowed to see it. */
+void api_notify(api_t *a);
+
+/* The daemon is shutting down: /healthz answers 503 from now on. */
+void api_set_stopping(api_t *a);
+
+/* The configured warm pool sizes per kernel spec, for /api/v1/info and
+ * nbhub_kernel_pool_ready / _size in /metrics (copied; replaces earlier). */
+void api_set_pool_sizes(api_t *a, const char *const *names, const unsigned *sizes, size_t n);
+
+/* The server, so /metrics can report nbhub_http_connections (optional). */
+void api_set_server(api_t *a, http_server_t *srv);
+
+/* Free the API.  SSE streams still open are ended (normally the server's
+ * graceful stop has closed them already).  NULL is a no-op. */
+void api_free(api_t *a);
+
+#endif

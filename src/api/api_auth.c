@@ -1,0 +1,374 @@
+/*
+ * api_auth — who is asking, and may they: the router's before hook, and the
+ * login / logout / me endpoints.
+ *
+ * Credentials.  Two kinds, looked up by digest only (token.h: the store
+ * never sees a usable secret):
+ *   - an API token in "Authorization: Bearer nbh_..." (or JupyterHub's
+ *     "token nbh_..."), for the CLI and scripts;
+ *   - the browser session cookie nbhub_session=nbs_..., set by login.
+ * A request that sends an Authorization header is judged by it alone: a
+ * bad token is a 401 even if a good cookie rides along, so a script never
+ * silently acts as whoever last logged in with the same browser profile.
+ * Unknown, expired and disabled all answer the same 401 (the store's codes
+ * tell them apart for the log only).
+ *
+ * CSRF.  A browser attaches the cookie to requests other sites make it
+ * send, so a cookie alone must not be able to change anything: every POST,
+ * PUT, PATCH and DELETE authenticated by the cookie must also carry
+ * X-CSRF-Token, a value the page got from the login answer and a foreign
+ * page cannot read.  Compared in constant time.  Tokens in an
+ * Authorization header cannot be attached by a foreign page, so they need
+ * no CSRF header.  SameSite=Lax on the cookie is a second fence, not the
+ * only one.  Login itself must be sent as application/json: an HTML form on
+ * another site cannot send that without a CORS preflight, which we never
+ * grant, so nobody can log a victim's browser into the attacker's account.
+ *
+ * Authorization, in the order of the route flags (api_int.h): admin-only,
+ * self-or-admin on /users/:name, and for flows and runs visibility: the
+ * hook loads the flow (or the run and its flow) and answers 404 when the
+ * user may not see it, so a handler only ever runs on an object the caller
+ * may act on, and names of other people's flows do not leak through a 403.
+ *
+ * Login cost.  passwd_verify is argon2id, 20-40 ms of CPU, and it runs on
+ * the loop thread: every other request waits meanwhile.  Acceptable for a
+ * team-sized hub; the move to the libuv thread pool is noted in the report.
+ * An unknown user name still costs one verification (against a dummy hash),
+ * so response times do not tell which names exist.
+ *
+ * Secrets are never logged: neither tokens, cookies, CSRF values nor
+ * passwords appear in any log line; failed logins log the (sanitised) user
+ * name and the peer.
+ */
+#include "api/api_int.h"
+#include "auth/passwd.h"
+#include "auth/token.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define BAD_CREDENTIALS "invalid or expired credentials"
+#define BAD_LOGIN "wrong user name or password"
+
+static void api_auth_cookie(api_t *a, http_req_t *req, const char *value, int max_age)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s",
+             API_SESSION_COOKIE, value, max_age, a->secure_cookies ? "; Secure" : "");
+    http_set_header(req, "Set-Cookie", buf);
+}
+
+/* The token of an Authorization header ("Bearer X" / "token X"), or NULL. */
+static const char *api_auth_header_token(const char *h)
+{
+    size_t n;
+    if (strncasecmp(h, "Bearer ", 7) == 0) n = 7;
+    else if (strncasecmp(h, "token ", 6) == 0) n = 6;
+    else return NULL;
+    h += n;
+    while (*h == ' ') h++;
+    return *h ? h : NULL;
+}
+
+static void api_auth_ctx_user(http_req_t *req, api_ctx_t *c, const store_user_t *u)
+{
+    c->uid = u->id;
+    c->name = http_req_strdup(req, u->name);
+    c->log_name = api_log_name(req, u->name);
+    c->admin = u->is_admin;
+}
+
+/* Fill c from the request's credentials: 0, or -EACCES (no or bad
+ * credentials, *why says which message), or another errno (store trouble). */
+static int api_auth_identify(api_t *a, http_req_t *req, api_ctx_t *c, const char **why,
+                             nb_err_t *err)
+{
+    char digest[TOKEN_DIGEST_LEN + 1];
+    store_user_t u;
+    int64_t now = time_now_us();
+    const char *h = http_header(req, "Authorization");
+    if (h) {
+        const char *tok = api_auth_header_token(h);
+        *why = BAD_CREDENTIALS;
+        if (!tok || !token_is(tok, TOKEN_API)) return -EACCES;
+        token_digest(tok, digest);
+        int rc = store_token_lookup(a->store, digest, now, NULL, &u, err);
+        if (rc == -ENOENT || rc == -EKEYEXPIRED || rc == -EACCES) return -EACCES;
+        if (rc) return rc;
+        if (u.disabled) rc = -EACCES;
+        else api_auth_ctx_user(req, c, &u);
+        store_user_clear(&u);
+        return rc;
+    }
+    const char *cookie = http_cookie(req, API_SESSION_COOKIE);
+    if (cookie) {
+        *why = BAD_CREDENTIALS;
+        if (!token_is(cookie, TOKEN_SESSION)) return -EACCES;
+        token_digest(cookie, digest);
+        store_session_t s;
+        int rc = store_session_lookup(a->store, digest, now, &s, &u, err);
+        if (rc == -ENOENT || rc == -EKEYEXPIRED || rc == -EACCES) return -EACCES;
+        if (rc) return rc;
+        if (u.disabled) {
+            rc = -EACCES;
+        } else {
+            api_auth_ctx_user(req, c, &u);
+            c->via_cookie = 1;
+            c->session_digest = http_req_strdup(req, digest);
+            c->csrf = http_req_strdup(req, s.csrf_token);
+        }
+        store_session_clear(&s);
+        store_user_clear(&u);
+        return rc;
+    }
+    *why = "authentication required";
+    return -EACCES;
+}
+
+static int api_auth_unsafe_method(const http_req_t *req)
+{
+    switch (http_req_method_id(req)) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+/* API_FLOW: the flow must exist (live) and be visible. */
+static int api_auth_flow(api_t *a, http_req_t *req, api_ctx_t *c)
+{
+    const char *name = http_param(req, "name");
+    store_flow_t f;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = store_flow_get(a->store, name, 0, &f, &err);
+    if (rc == -ENOENT || (rc == 0 && !api_may_see(c, f.owner_id))) {
+        if (rc == 0) store_flow_clear(&f);
+        char msg[160];
+        snprintf(msg, sizeof msg, "no flow named '%.100s'", name);
+        api_error(req, 404, "not_found", msg);
+        return -1;
+    }
+    if (rc) {
+        api_fail(req, rc, &err);
+        return -1;
+    }
+    c->flow = http_req_strdup(req, f.name);
+    store_flow_clear(&f);
+    return 0;
+}
+
+/* API_RUN: the run must exist and its flow (live or deleted) be visible. */
+static int api_auth_run(api_t *a, http_req_t *req, api_ctx_t *c)
+{
+    int64_t id;
+    nb_err_t err;
+    err_clear(&err);
+    if (api_parse_i64(http_param(req, "id"), 1, INT64_MAX, &id) < 0) {
+        api_error(req, 404, "not_found", "no such run");
+        return -1;
+    }
+    store_run_t r;
+    int rc = store_run_get(a->store, id, &r, NULL, &err);
+    if (rc == 0) {
+        store_flow_t f;
+        rc = store_flow_get(a->store, r.flow, 1, &f, &err);
+        if (rc == 0) {
+            if (api_may_see(c, f.owner_id)) {
+                c->flow = http_req_strdup(req, r.flow);
+                c->run = r.id;
+            } else {
+                rc = -ENOENT;
+            }
+            store_flow_clear(&f);
+        }
+        store_run_clear(&r);
+    }
+    if (rc == -ENOENT) {
+        api_error(req, 404, "not_found", "no such run");
+        return -1;
+    }
+    if (rc) {
+        api_fail(req, rc, &err);
+        return -1;
+    }
+    return 0;
+}
+
+int api_auth_before(http_req_t *req, const struct http_route *route, void *ud)
+{
+    api_t *a = ud;
+    unsigned fl = route->flags;
+    if (!(fl & API_F_AUTH)) return 0;
+    api_ctx_t *c = http_req_alloc(req, sizeof *c);
+    memset(c, 0, sizeof *c);
+    const char *why = BAD_CREDENTIALS;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = api_auth_identify(a, req, c, &why, &err);
+    if (rc == -EACCES) {
+        /* A stale cookie is worth clearing, so the browser stops sending it. */
+        if (!http_header(req, "Authorization") && http_cookie(req, API_SESSION_COOKIE))
+            api_auth_cookie(a, req, "", 0);
+        api_error(req, 401, "unauthorized", why);
+        return 1;
+    }
+    if (rc == -EBUSY) {
+        /* The database stayed locked (another process): not a conflict
+         * of this request's making. */
+        api_error(req, 503, "unavailable", "the database is busy, try again");
+        return 1;
+    }
+    if (rc) {
+        api_fail(req, rc, &err);
+        return 1;
+    }
+    if (c->via_cookie && api_auth_unsafe_method(req)) {
+        const char *sent = http_header(req, "X-CSRF-Token");
+        if (!sent || !token_equal(sent, c->csrf)) {
+            api_error(req, 403, "csrf", "missing or wrong X-CSRF-Token header");
+            return 1;
+        }
+    }
+    http_req_set_user(req, c);
+    if ((fl & API_F_ADMIN) && !c->admin) {
+        api_error(req, 403, "forbidden", "admins only");
+        return 1;
+    }
+    if ((fl & API_F_SELF) && !c->admin && strcmp(http_param(req, "name"), c->name) != 0) {
+        api_error(req, 403, "forbidden", "only the user themself or an admin may do this");
+        return 1;
+    }
+    if ((fl & API_F_FLOW) && api_auth_flow(a, req, c) < 0) return 1;
+    if ((fl & API_F_RUN) && api_auth_run(a, req, c) < 0) return 1;
+    return 0;
+}
+
+/* ---- endpoints ------------------------------------------------------------ */
+
+static int api_auth_is_json(const http_req_t *req)
+{
+    const char *ct = http_header(req, "Content-Type");
+    if (!ct) return 0;
+    size_t n = strcspn(ct, "; \t");
+    return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+void api_auth_login(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (!api_auth_is_json(req)) {
+        api_error(req, 400, "bad_request", "login needs Content-Type: application/json");
+        return;
+    }
+    json_t *body;
+    if (api_body_object(req, 0, &body) < 0) return;
+    const char *name = json_string_value(json_object_get(body, "username"));
+    const char *pw = json_string_value(json_object_get(body, "password"));
+    if (!name || !pw) {
+        json_decref(body);
+        api_error(req, 400, "bad_request", "username and password (strings) are required");
+        return;
+    }
+    store_user_t u;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = store_user_by_name(a->store, name, &u, &err);
+    if (rc && rc != -ENOENT) {
+        json_decref(body);
+        api_fail(req, rc, &err);
+        return;
+    }
+    int ok = 0;
+    if (rc == 0 && u.password_hash) {
+        ok = passwd_verify(u.password_hash, pw) == 1 && !u.disabled;
+    } else {
+        /* Same work for a name that does not exist (or has no password). */
+        if (!a->dummy_hash) passwd_hash("nbhub-no-such-user-password", &a->dummy_hash, NULL);
+        if (a->dummy_hash) (void)passwd_verify(a->dummy_hash, pw);
+    }
+    const char *logname = api_log_name(req, name);
+    if (!ok) {
+        LOG_I("login failed", "user=%s peer=%s", logname, http_req_peer(req));
+        if (rc == 0) store_user_clear(&u);
+        json_decref(body);
+        api_error(req, 401, "unauthorized", BAD_LOGIN);
+        return;
+    }
+    /* Hashes made with weaker parameters are upgraded while we hold the
+     * password.  The store ends the user's other sessions when the hash
+     * changes; that happens once per parameter change, before this
+     * login's session is created, so this login survives it. */
+    if (passwd_needs_rehash(u.password_hash)) {
+        char *nh = NULL;
+        if (passwd_hash(pw, &nh, NULL) == 0 && store_user_set_password(a->store, u.id, nh, &err) != 0)
+            LOG_W("password rehash failed", "user=%s error=\"%s\"", logname, err.msg);
+        free(nh);
+    }
+    json_decref(body);
+    char sess[TOKEN_LEN + 1], csrf[TOKEN_LEN + 1], digest[TOKEN_DIGEST_LEN + 1];
+    if (token_new(TOKEN_SESSION, sess) < 0 || token_new(TOKEN_CSRF, csrf) < 0) {
+        store_user_clear(&u);
+        api_fail(req, -EIO, NULL);
+        return;
+    }
+    token_digest(sess, digest);
+    int64_t now = time_now_us();
+    rc = store_session_add(a->store, digest, csrf, u.id, now, now + API_SESSION_TTL_US, NULL, &err);
+    if (rc) {
+        store_user_clear(&u);
+        api_fail(req, rc, &err);
+        return;
+    }
+    LOG_I("login", "user=%s peer=%s", logname, http_req_peer(req));
+    api_auth_cookie(a, req, sess, (int)(API_SESSION_TTL_US / 1000000));
+    json_t *j = json_object();
+    json_object_set_new(j, "user", api_json_user(&u));
+    json_object_set_new(j, "csrf_token", json_string(csrf));
+    store_user_clear(&u);
+    /* The answer carries a secret: no cache may keep it. */
+    http_set_header(req, "Cache-Control", "no-store");
+    http_respond_json(req, 200, j);
+}
+
+void api_auth_logout(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    const api_ctx_t *c = api_ctx(req);
+    if (c->via_cookie) {
+        nb_err_t err;
+        int rc = store_session_delete(a->store, c->session_digest, &err);
+        if (rc && rc != -ENOENT) {
+            api_fail(req, rc, &err);
+            return;
+        }
+    }
+    api_auth_cookie(a, req, "", 0);
+    http_respond(req, 204, NULL, "", 0);
+}
+
+void api_auth_me(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    const api_ctx_t *c = api_ctx(req);
+    store_user_t u;
+    nb_err_t err;
+    int rc = store_user_by_id(a->store, c->uid, &u, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    json_t *j = api_json_user(&u);
+    store_user_clear(&u);
+    http_respond_json(req, 200, j);
+}

@@ -1,0 +1,371 @@
+/*
+ * api_flows — flows: list, apply a flow file, show, pause/resume, delete,
+ * trigger, backfill.
+ *
+ * Two sources, on purpose.  What a flow *is* right now (its spec, the
+ * errors of its newest file, its next tick) is the scheduler's: it holds
+ * the version in service and knows why a newer file failed to load.  What
+ * a flow *has* (owner, version, paused, its runs) is the store's, which is
+ * also where every change lands first.  Reads take each fact from its
+ * owner; every change goes through sched_* so the flows directory (the
+ * source of truth for definitions), the store and the scheduler's timers
+ * move together.  Without a scheduler (tests, a read-only daemon) the spec
+ * comes from the copy the store keeps and changes answer 503.
+ *
+ * Authorization happened in the hook (API_FLOW: the flow exists and the
+ * caller is its owner or an admin).  Applying a flow file is the one place
+ * where ownership is decided here, and the scheduler decides it
+ * (sched_flow_apply's owner rule), because it also applies to files that
+ * arrive through the flows directory.
+ *
+ * Times in requests (logical_date, backfill from/to) are read in the
+ * flow's time zone unless they carry an offset, like dates in flow files:
+ * "backfill 2026-01-01 to 2026-01-07" means those calendar days where the
+ * flow runs, and a date-only `to` covers its whole day.
+ */
+#include "api/api_int.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The canonical spec: the version in service, else the store's copy. */
+static json_t *api_flows_spec(api_t *a, const store_flow_t *f)
+{
+    const flow_t *fl = a->sched ? sched_flow(a->sched, f->name) : NULL;
+    if (fl) return flow_to_json(fl);
+    json_t *j = json_loads(f->spec_json, 0, NULL);
+    return j ? j : json_object();
+}
+
+static json_t *api_flows_last_run(api_t *a, const char *flow)
+{
+    store_run_filter_t q = { .flow = flow, .state = -1, .limit = 1 };
+    store_runs_t l;
+    if (store_runs_list(a->store, &q, &l, NULL) != 0) return json_null();
+    json_t *j = json_null();
+    if (l.n)
+        j = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)l.v[0].id, "run_id", l.v[0].run_id,
+                      "state", store_run_state_name(l.v[0].state));
+    store_runs_free(&l);
+    return j;
+}
+
+/* FlowSummary of docs/api.md; spec is borrowed. */
+static json_t *api_flows_summary(api_t *a, api_names_t *names, const store_flow_t *f,
+                                 const json_t *spec)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "name", json_string(f->name));
+    json_t *d = json_object_get(spec, "description");
+    json_object_set_new(j, "description", json_is_string(d) ? json_copy(d) : json_null());
+    json_object_set_new(j, "owner", api_json_str(api_names_get(a, names, f->owner_id)));
+    json_t *sc = json_object_get(spec, "schedule");
+    json_object_set_new(j, "schedule", json_is_string(sc) ? json_copy(sc) : json_null());
+    json_t *tzn = json_object_get(spec, "timezone");
+    json_object_set_new(j, "timezone", json_is_string(tzn) ? json_copy(tzn) : json_string("UTC"));
+    json_object_set_new(j, "paused", json_boolean(f->paused));
+    json_object_set_new(j, "version", json_integer(f->version));
+    int64_t next = a->sched ? sched_next_run(a->sched, f->name) : 0;
+    json_object_set_new(j, "next_run", api_json_time(next));
+    json_object_set_new(j, "last_run", api_flows_last_run(a, f->name));
+    json_object_set_new(j, "tasks", json_integer((json_int_t)json_array_size(json_object_get(spec, "tasks"))));
+    json_object_set_new(j, "source_path", api_json_str(f->source_path));
+    json_object_set_new(j, "errors",
+                        api_json_errlist(a->sched ? sched_flow_errors(a->sched, f->name) : NULL));
+    return j;
+}
+
+/* Load the (visible, live) flow of the request and answer with its
+ * summary, or the full Flow with the spec. */
+static void api_flows_answer(api_t *a, http_req_t *req, int status, const char *name, int full)
+{
+    store_flow_t f;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = store_flow_get(a->store, name, 0, &f, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    api_names_t names = API_NAMES_INIT;
+    json_t *spec = api_flows_spec(a, &f);
+    json_t *j = api_flows_summary(a, &names, &f, spec);
+    if (full) json_object_set(j, "spec", spec);
+    json_decref(spec);
+    api_names_free(&names);
+    store_flow_clear(&f);
+    http_respond_json(req, status, j);
+}
+
+void api_flows_list(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    const api_ctx_t *c = api_ctx(req);
+    store_flows_t l;
+    nb_err_t err;
+    err_clear(&err);
+    /* owner_id 0 lists everyone's: only admins get that.  A user's filter
+     * is their id, which also hides flows without an owner. */
+    int rc = store_flows_list(a->store, 0, c->admin ? 0 : c->uid, &l, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    api_names_t names = API_NAMES_INIT;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < l.n; i++) {
+        json_t *spec = api_flows_spec(a, &l.v[i]);
+        json_array_append_new(arr, api_flows_summary(a, &names, &l.v[i], spec));
+        json_decref(spec);
+    }
+    api_names_free(&names);
+    store_flows_free(&l);
+    json_t *j = json_pack("{s:o}", "flows", arr);
+    /* Files that never loaded have no flow, hence no owner: admins only. */
+    if (c->admin && a->sched) {
+        const char **paths = NULL;
+        const nb_errlist_t **errs = NULL;
+        size_t n = sched_broken_files(a->sched, &paths, &errs);
+        json_t *broken = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(broken, json_pack("{s:s, s:o}", "path", paths[i], "errors",
+                                                    api_json_errlist(errs[i])));
+        json_object_set_new(j, "broken", broken);
+    }
+    http_respond_json(req, 200, j);
+}
+
+static int api_flows_truthy(const char *v)
+{
+    return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
+}
+
+void api_flows_apply(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (api_no_sched(a, req)) return;
+    const api_ctx_t *c = api_ctx(req);
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    if (len == 0) {
+        api_error(req, 400, "bad_request", "the body must be a flow file (YAML)");
+        return;
+    }
+    int dry_run = api_flows_truthy(http_query(req, "dry_run"));
+    nb_errlist_t errs = ERRLIST_INIT;
+    nb_err_t err;
+    err_clear(&err);
+    char *name = NULL;
+    int64_t version = 0;
+    int created = 0, changed = 0;
+    int rc = sched_flow_apply(a->sched, body, len, c->name, c->admin, dry_run, &name, &version,
+                              &created, &changed, &errs, &err);
+    if (rc == -EINVAL && errlist_count(&errs)) {
+        char msg[1100];
+        if (err.msg[0]) snprintf(msg, sizeof msg, "%s", err.msg);
+        else snprintf(msg, sizeof msg, "the flow file has %zu error%s", errlist_count(&errs),
+                      errlist_count(&errs) == 1 ? "" : "s");
+        json_t *e = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", "invalid_flow", "message", msg,
+                              "details", api_json_errlist(&errs));
+        errlist_free(&errs);
+        free(name);
+        http_respond_json(req, 400, e);
+        return;
+    }
+    errlist_free(&errs);
+    if (rc) {
+        free(name);
+        api_fail(req, rc, &err);
+        return;
+    }
+    if (!dry_run && (created || changed))
+        LOG_I("flow applied", "flow=%s version=%lld created=%d by=%s", name ? name : "-",
+              (long long)version, created, c->log_name);
+    json_t *j = json_object();
+    json_object_set_new(j, "name", api_json_str(name));
+    json_object_set_new(j, "version", json_integer(version));
+    json_object_set_new(j, "changed", json_boolean(changed));
+    if (dry_run) json_object_set_new(j, "dry_run", json_true());
+    free(name);
+    http_respond_json(req, created && !dry_run ? 201 : 200, j);
+}
+
+void api_flows_get(http_req_t *req, void *ud)
+{
+    api_flows_answer(ud, req, 200, api_ctx(req)->flow, 1);
+}
+
+void api_flows_delete(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (api_no_sched(a, req)) return;
+    const api_ctx_t *c = api_ctx(req);
+    nb_err_t err;
+    err_clear(&err);
+    int rc = sched_flow_delete(a->sched, c->flow, &err);
+    if (rc == -EBUSY) {
+        api_error(req, 409, "conflict", err.msg[0] ? err.msg : "the flow has queued or running runs");
+        return;
+    }
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    LOG_I("flow deleted", "flow=%s by=%s", c->flow, c->log_name);
+    http_respond(req, 204, NULL, "", 0);
+}
+
+static void api_flows_set_paused(http_req_t *req, api_t *a, int paused)
+{
+    if (api_no_sched(a, req)) return;
+    const api_ctx_t *c = api_ctx(req);
+    nb_err_t err;
+    err_clear(&err);
+    int rc = sched_flow_pause(a->sched, c->flow, paused, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    api_flows_answer(a, req, 200, c->flow, 0);
+}
+
+void api_flows_pause(http_req_t *req, void *ud) { api_flows_set_paused(req, ud, 1); }
+void api_flows_resume(http_req_t *req, void *ud) { api_flows_set_paused(req, ud, 0); }
+
+/* The flow's zone for reading times: borrowed from the flow in service,
+ * else loaded from the spec's name into *owned (tz_free it).  NULL = UTC. */
+static const tz_t *api_flows_tz(api_t *a, const char *name, tz_t **owned)
+{
+    *owned = NULL;
+    const flow_t *fl = sched_flow(a->sched, name);
+    if (fl && fl->tz) return fl->tz;
+    store_flow_t f;
+    if (store_flow_get(a->store, name, 0, &f, NULL) != 0) return NULL;
+    json_t *spec = json_loads(f.spec_json, 0, NULL);
+    const char *zone = json_string_value(json_object_get(spec, "timezone"));
+    if (zone && tz_load(zone, owned, NULL) != 0) *owned = NULL;
+    json_decref(spec);
+    store_flow_clear(&f);
+    return *owned;
+}
+
+/* The first instant after the calendar day of `s` ("YYYY-MM-DD...") in tz,
+ * minus one microsecond: the end of an inclusive date-only range. */
+static int api_flows_day_end(const char *s, const tz_t *tz, int64_t *us)
+{
+    int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+    int64_t days = tz_days_from_civil(y, m, d) + 1, ny;
+    int nm, nd;
+    tz_civil_from_days(days, &ny, &nm, &nd);
+    char next[16];
+    snprintf(next, sizeof next, "%04d-%02d-%02d", (int)ny, nm, nd);
+    int rc = api_json_parse_time(next, tz, us, NULL);
+    if (rc == 0) *us -= 1;
+    return rc;
+}
+
+void api_flows_trigger(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (api_no_sched(a, req)) return;
+    const api_ctx_t *c = api_ctx(req);
+    json_t *body;
+    if (api_body_object(req, 1, &body) < 0) return;
+    json_t *params = json_object_get(body, "params");
+    json_t *jdate = json_object_get(body, "logical_date");
+    if (json_is_null(params)) params = NULL;
+    if (params && !json_is_object(params)) {
+        json_decref(body);
+        api_error(req, 400, "bad_request", "params must be an object");
+        return;
+    }
+    int64_t logical = 0;
+    if (jdate && !json_is_null(jdate)) {
+        tz_t *owned;
+        const tz_t *tz = api_flows_tz(a, c->flow, &owned);
+        int rc = json_is_string(jdate)
+                     ? api_json_parse_time(json_string_value(jdate), tz, &logical, NULL) : -EINVAL;
+        tz_free(owned);
+        if (rc) {
+            json_decref(body);
+            api_error(req, 400, "bad_request",
+                      "logical_date must be an ISO 8601 date or time (YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])");
+            return;
+        }
+    }
+    nb_err_t err;
+    err_clear(&err);
+    int64_t run = 0;
+    int rc = sched_trigger(a->sched, c->flow, params, logical, c->uid, &run, &err);
+    json_decref(body);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    LOG_I("flow triggered", "flow=%s run=%lld by=%s", c->flow, (long long)run, c->log_name);
+    json_t *j = api_runs_load(a, run, &rc, &err);
+    if (!j) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    http_respond_json(req, 201, j);
+}
+
+void api_flows_backfill(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (api_no_sched(a, req)) return;
+    const api_ctx_t *c = api_ctx(req);
+    json_t *body;
+    if (api_body_object(req, 0, &body) < 0) return;
+    const char *from = json_string_value(json_object_get(body, "from"));
+    const char *to = json_string_value(json_object_get(body, "to"));
+    int64_t from_us = 0, to_us = 0;
+    int to_date_only = 0, rc = -EINVAL;
+    if (from && to) {
+        tz_t *owned;
+        const tz_t *tz = api_flows_tz(a, c->flow, &owned);
+        rc = api_json_parse_time(from, tz, &from_us, NULL);
+        if (rc == 0) rc = api_json_parse_time(to, tz, &to_us, &to_date_only);
+        if (rc == 0 && to_date_only) rc = api_flows_day_end(to, tz, &to_us);
+        tz_free(owned);
+    }
+    json_decref(body);
+    if (rc) {
+        api_error(req, 400, "bad_request",
+                  "from and to must be ISO 8601 dates or times (YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])");
+        return;
+    }
+    if (from_us > to_us) {
+        api_error(req, 400, "bad_request", "from is after to");
+        return;
+    }
+    nb_err_t err;
+    err_clear(&err);
+    json_t *ids = json_array();
+    rc = sched_backfill(a->sched, c->flow, from_us, to_us, c->uid, ids, &err);
+    if (rc) {
+        json_decref(ids);
+        api_fail(req, rc, &err);
+        return;
+    }
+    LOG_I("flow backfilled", "flow=%s runs=%zu by=%s", c->flow, json_array_size(ids), c->log_name);
+    json_t *runs = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        json_t *r = api_runs_load(a, json_integer_value(v), &rc, &err);
+        if (r) json_array_append_new(runs, r);
+    }
+    json_decref(ids);
+    http_respond_json(req, 201, json_pack("{s:o}", "runs", runs));
+}
+
+void api_flows_runs(http_req_t *req, void *ud)
+{
+    api_runs_list_for(ud, req, api_ctx(req)->flow);
+}

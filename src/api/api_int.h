@@ -1,0 +1,216 @@
+/*
+ * api_int — what the files of src/api share: the api_t itself, the route
+ * flags and the route table, the per-request context the authentication
+ * hook leaves for the handlers, the handlers' prototypes and the small
+ * helpers every handler uses (error answers, JSON bodies).  Nothing outside
+ * src/api includes it, except the API's unit test (which generates its
+ * authorization matrix from the route table).
+ *
+ * Ownership: an api_ctx_t lives in its request's arena and dies with the
+ * request; its strings too.  json_t results of api_json_* are new
+ * references.
+ */
+#ifndef NBHUB_API_INT_H
+#define NBHUB_API_INT_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+#include "api/api.h"
+#include "http/router.h"
+#include "http/sse.h"
+#include "sched/tz.h"
+#include "store/store_auth.h"
+#include "store/store_flows.h"
+#include "store/store_runs.h"
+#include "util/errlist.h"
+
+/* Route flags, checked by api_auth_before in this order:
+ *   API_AUTH   a user must be authenticated (401 otherwise); requests that
+ *              authenticated with the session cookie must also carry the
+ *              CSRF token on POST, PUT, PATCH and DELETE (403 csrf)
+ *   API_ADMIN  the user must be an admin (403)
+ *   API_SELF   ":name" is a user name: the user themself or an admin (403)
+ *   API_FLOW   ":name" is a flow the user may see: its owner or an admin
+ *              (404 otherwise, so names do not leak)
+ *   API_RUN    ":id" is a run of a flow the user may see (404 otherwise)
+ * Routes without API_AUTH are public. */
+enum {
+    API_F_AUTH  = 1u << 0,
+    API_F_ADMIN = 1u << 1,
+    API_F_SELF  = 1u << 2,
+    API_F_FLOW  = 1u << 3,
+    API_F_RUN   = 1u << 4,
+
+    API_PUBLIC = 0,
+    API_AUTH   = API_F_AUTH,
+    API_ADMIN  = API_F_ADMIN | API_F_AUTH,
+    API_SELF   = API_F_SELF | API_F_AUTH,
+    API_FLOW   = API_F_FLOW | API_F_AUTH,
+    API_RUN    = API_F_RUN | API_F_AUTH,
+};
+
+#define API_SESSION_COOKIE "nbhub_session"
+#define API_SESSION_TTL_US (7LL * 24 * 3600 * 1000000)
+
+typedef struct api_sse_client api_sse_client_t;
+
+struct api {
+    uv_loop_t     *loop;
+    store_t       *store;
+    sched_t       *sched;
+    pool_t        *pool;
+    http_server_t *srv;
+    http_router_t *router;
+    char          *home;           /* realpath of $NBHUB_HOME (for the task file check) */
+    char          *home_given;     /* as configured, for /api/v1/info */
+    char          *version;
+    int            secure_cookies;
+    int            stopping;
+    int64_t        started_at;
+    char          *dummy_hash;     /* argon2 hash verified for unknown users (timing) */
+    char         **pool_names;
+    unsigned      *pool_sizes;
+    size_t         npool;
+    api_sse_client_t *clients;     /* connected SSE streams */
+};
+
+/* Who is asking; set by api_auth_before (http_req_user). */
+typedef struct api_ctx {
+    int64_t     uid;
+    const char *name;
+    const char *log_name;          /* name made safe for log lines */
+    int         admin;
+    int         via_cookie;        /* authenticated by the session cookie */
+    const char *session_digest;    /* digest of that cookie (logout) */
+    const char *csrf;              /* that session's CSRF token */
+    /* API_FLOW / API_RUN: the object the hook found visible. */
+    const char *flow;              /* flow name (the run's flow for API_RUN) */
+    int64_t     run;               /* runs.id for API_RUN */
+} api_ctx_t;
+
+extern const struct http_route api_routes[];
+extern const size_t api_nroutes;
+
+/* ---- api.c: helpers --------------------------------------------------- */
+
+/* The context of an authenticated request (NULL on public routes). */
+const api_ctx_t *api_ctx(const http_req_t *req);
+/* Answer {"error": {"code", "message"}}; msg is data, never a format. */
+void api_error(http_req_t *req, int status, const char *code, const char *msg);
+/* Answer the HTTP error for a negative errno from the store or scheduler:
+ * -ENOENT 404, -EACCES 403, -EBUSY/-ESTALE/-EEXIST 409, -EINVAL 400,
+ * -ESHUTDOWN/-EAGAIN/-ENOTSUP (not configured) 503, else 500 (logged, generic message). */
+void api_fail(http_req_t *req, int rc, const nb_err_t *err);
+/* The body as a JSON object.  An empty body is {} when allow_empty.  On
+ * failure answers 400 (with the parse position) and returns -1. */
+int  api_body_object(http_req_t *req, int allow_empty, json_t **out);
+/* 1 if the user may see flows owned by owner_id (owner or admin). */
+int  api_may_see(const api_ctx_t *c, int64_t owner_id);
+/* s with every character outside [A-Za-z0-9._@-] replaced by '?' and cut
+ * at 64: a name safe to put in a key=value log line (request arena). */
+const char *api_log_name(http_req_t *req, const char *s);
+/* Without a scheduler, answer 503 and return 1. */
+int  api_no_sched(api_t *a, http_req_t *req);
+/* Parse a decimal int64 in [min, max]; 0 or -EINVAL. */
+int  api_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* User names by id, looked up once per answer (owners, triggered_by). */
+typedef struct api_names {
+    int64_t *ids;
+    char   **names;
+    size_t   n;
+} api_names_t;
+#define API_NAMES_INIT { NULL, NULL, 0 }
+/* The name of user id, or NULL for 0 or an unknown id.  Borrowed from the
+ * cache: valid until api_names_free. */
+const char *api_names_get(api_t *a, api_names_t *c, int64_t id);
+void api_names_free(api_names_t *c);
+
+/* ---- api_auth.c ------------------------------------------------------- */
+
+int  api_auth_before(http_req_t *req, const struct http_route *route, void *ud);
+void api_auth_login(http_req_t *req, void *ud);
+void api_auth_logout(http_req_t *req, void *ud);
+void api_auth_me(http_req_t *req, void *ud);
+
+/* ---- api_users.c ------------------------------------------------------ */
+
+void api_users_list(http_req_t *req, void *ud);
+void api_users_create(http_req_t *req, void *ud);
+void api_users_password(http_req_t *req, void *ud);
+void api_users_tokens_list(http_req_t *req, void *ud);
+void api_users_token_create(http_req_t *req, void *ud);
+void api_users_token_delete(http_req_t *req, void *ud);
+/* [A-Za-z0-9][A-Za-z0-9._@-]{0,63}: safe in paths, flow files and logs. */
+int  api_users_name_valid(const char *s);
+
+/* ---- api_flows.c ------------------------------------------------------ */
+
+void api_flows_list(http_req_t *req, void *ud);
+void api_flows_apply(http_req_t *req, void *ud);
+void api_flows_get(http_req_t *req, void *ud);
+void api_flows_delete(http_req_t *req, void *ud);
+void api_flows_pause(http_req_t *req, void *ud);
+void api_flows_resume(http_req_t *req, void *ud);
+void api_flows_trigger(http_req_t *req, void *ud);
+void api_flows_backfill(http_req_t *req, void *ud);
+void api_flows_runs(http_req_t *req, void *ud);
+
+/* ---- api_runs.c ------------------------------------------------------- */
+
+void api_runs_list(http_req_t *req, void *ud);
+void api_runs_get(http_req_t *req, void *ud);
+void api_runs_cancel(http_req_t *req, void *ud);
+void api_runs_task_cancel(http_req_t *req, void *ud);
+void api_runs_task_log(http_req_t *req, void *ud);
+void api_runs_task_output(http_req_t *req, void *ud);
+/* GET /runs and GET /flows/:name/runs: the list for filter flow (NULL = all). */
+void api_runs_list_for(api_t *a, http_req_t *req, const char *flow);
+/* The Run object (with tasks) of runs.id, or NULL with *rc set. */
+json_t *api_runs_load(api_t *a, int64_t run, int *rc, nb_err_t *err);
+
+/* ---- api_events.c ----------------------------------------------------- */
+
+void api_events_get(http_req_t *req, void *ud);
+/* End every stream (api_free). */
+void api_events_close_all(api_t *a);
+
+/* ---- api_metrics.c ---------------------------------------------------- */
+
+void api_metrics_get(http_req_t *req, void *ud);
+void api_metrics_healthz(http_req_t *req, void *ud);
+void api_metrics_info(http_req_t *req, void *ud);
+
+/* ---- api_openapi.c ---------------------------------------------------- */
+
+void api_openapi_get(http_req_t *req, void *ud);
+/* The document (static text, valid JSON). */
+extern const char api_openapi_json[];
+
+/* ---- api_json.c ------------------------------------------------------- */
+
+/* "2026-11-22T05:00:00Z" / "...:00.123456Z" into buf (>= 40 bytes). */
+void    api_json_time_fmt(int64_t us, char *buf, size_t n);
+/* The same as a JSON string, or null for 0 (unset). */
+json_t *api_json_time(int64_t us);
+json_t *api_json_str(const char *s);       /* string or null */
+json_t *api_json_user(const store_user_t *u);
+json_t *api_json_token(const store_token_t *t);
+/* Run: triggered_by is the user's name (NULL = null); tasks NULL = no
+ * "tasks" member (lists). */
+json_t *api_json_run(const store_run_t *r, const char *triggered_by,
+                     const store_task_runs_t *tasks);
+json_t *api_json_task(const store_task_run_t *t);
+/* An event as sent in SSE data: id, at, kind, flow, run, task, plus the
+ * members of its details object. */
+json_t *api_json_event(const store_event_t *e);
+/* ["FILE:LINE:COL: msg", ...] plus "... and N more errors". */
+json_t *api_json_errlist(const nb_errlist_t *l);
+/* Parse "YYYY-MM-DD" or "YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]]" with an
+ * optional "Z" / "+HH:MM"; without an offset the reading is in tz (UTC
+ * when tz is NULL).  *date_only (may be NULL) says whether only a date was
+ * given.  0 or -EINVAL. */
+int     api_json_parse_time(const char *s, const tz_t *tz, int64_t *us, int *date_only);
+
+#endif

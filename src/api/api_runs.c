@@ -1,0 +1,355 @@
+/*
+ * api_runs — runs and task runs: lists with keyset pagination, one run with
+ * its tasks, cancel, and the task's log and output notebook.
+ *
+ * Lists.  Newest first, by id, with `?before=ID` (keyset, not offset: a
+ * page stays right while new runs arrive at the top, and costs one index
+ * range scan however deep the client pages).  We ask the store for one row
+ * more than the page so "next" is null exactly at the end, instead of one
+ * extra empty page (at the maximum page size the store's limit caps this,
+ * and a full last page then says next: ID once more).
+ *
+ * Visibility.  API_RUN routes reach here only for a run whose flow the
+ * caller may see (the hook checked).  Lists filter in SQL by the flow's
+ * owner for non-admins (store_run_filter_t.owner_id), so a page never
+ * comes back short because rows were dropped after the query.
+ *
+ * Files.  A task's log and output notebook are files whose paths the
+ * scheduler chose and recorded (task_runs.log_path / output_path); they
+ * are not user input, but a path outside $NBHUB_HOME is refused anyway
+ * (after resolving symlinks), so a corrupted or hand-edited row cannot
+ * turn this endpoint into a file server for the whole disk.  The file is
+ * opened once and read from that descriptor: the output notebook is
+ * replaced by rename while the task runs, and an open descriptor keeps
+ * reading the version it opened, never a torn mix.  Small files (<= 1 MiB)
+ * go out in one answer with a Content-Length; bigger ones are streamed in
+ * 64 KiB pieces while the connection's unsent queue is below 512 KiB,
+ * then from a 10 ms tick, so a multi-gigabyte log costs the daemon a
+ * bounded amount of memory.  A client that reads nothing for 60 s is
+ * dropped.
+ */
+#include "api/api_int.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <http_parser.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define API_RUNS_INLINE_MAX (1024 * 1024)
+#define API_RUNS_CHUNK      (64 * 1024)
+#define API_RUNS_HIGH_WATER (512 * 1024)
+#define API_RUNS_TICK_MS    10
+#define API_RUNS_STALL_MS   60000
+
+json_t *api_runs_load(api_t *a, int64_t run, int *rc, nb_err_t *err)
+{
+    store_run_t r;
+    store_task_runs_t tasks;
+    *rc = store_run_get(a->store, run, &r, &tasks, err);
+    if (*rc) return NULL;
+    api_names_t names = API_NAMES_INIT;
+    json_t *j = api_json_run(&r, api_names_get(a, &names, r.triggered_by), &tasks);
+    api_names_free(&names);
+    store_run_clear(&r);
+    store_task_runs_free(&tasks);
+    return j;
+}
+
+void api_runs_list_for(api_t *a, http_req_t *req, const char *flow)
+{
+    const api_ctx_t *c = api_ctx(req);
+    int64_t limit = 100, before = 0;
+    const char *v;
+    if ((v = http_query(req, "limit")) && api_parse_i64(v, 1, 1000, &limit) < 0) {
+        api_error(req, 400, "bad_request", "limit must be an integer from 1 to 1000");
+        return;
+    }
+    if ((v = http_query(req, "before")) && api_parse_i64(v, 1, INT64_MAX, &before) < 0) {
+        api_error(req, 400, "bad_request", "before must be a run id");
+        return;
+    }
+    store_run_filter_t q = { .flow = flow, .state = -1, .owner_id = c->admin ? 0 : c->uid,
+                             .before_id = before };
+    if ((v = http_query(req, "state"))) {
+        store_run_state_t st;
+        if (store_run_state_parse(v, &st) < 0) {
+            api_error(req, 400, "bad_request",
+                      "state must be one of queued, running, success, failed, cancelled");
+            return;
+        }
+        q.state = (int)st;
+    }
+    if (!flow && (v = http_query(req, "flow")) && *v) q.flow = v;
+    q.limit = (int)(limit < 1000 ? limit + 1 : limit);
+    store_runs_t l;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = store_runs_list(a->store, &q, &l, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    size_t shown = l.n < (size_t)limit ? l.n : (size_t)limit;
+    api_names_t names = API_NAMES_INIT;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < shown; i++)
+        json_array_append_new(arr, api_json_run(&l.v[i], api_names_get(a, &names, l.v[i].triggered_by), NULL));
+    int more = l.n > (size_t)limit || (limit == 1000 && l.n == 1000);
+    json_t *j = json_pack("{s:o, s:o}", "runs", arr, "next",
+                          more && shown ? json_integer(l.v[shown - 1].id) : json_null());
+    api_names_free(&names);
+    store_runs_free(&l);
+    http_respond_json(req, 200, j);
+}
+
+void api_runs_list(http_req_t *req, void *ud) { api_runs_list_for(ud, req, NULL); }
+
+void api_runs_get(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    int rc;
+    nb_err_t err;
+    err_clear(&err);
+    json_t *j = api_runs_load(a, api_ctx(req)->run, &rc, &err);
+    if (!j) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    http_respond_json(req, 200, j);
+}
+
+void api_runs_cancel(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (api_no_sched(a, req)) return;
+    const api_ctx_t *c = api_ctx(req);
+    nb_err_t err;
+    err_clear(&err);
+    int rc = sched_cancel_run(a->sched, c->run, &err);
+    if (rc == -ESTALE) {
+        api_error(req, 409, "conflict", "the run has already finished");
+        return;
+    }
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    LOG_I("run cancelled", "flow=%s run=%lld by=%s", c->flow, (long long)c->run, c->log_name);
+    json_t *j = api_runs_load(a, c->run, &rc, &err);
+    if (!j) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    http_respond_json(req, 200, j);
+}
+
+/* The task run called ":task" of the request's run, or answer 404. */
+static int api_runs_task(api_t *a, http_req_t *req, store_task_run_t *out)
+{
+    const char *name = http_param(req, "task");
+    store_run_t r;
+    store_task_runs_t tasks;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = store_run_get(a->store, api_ctx(req)->run, &r, &tasks, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return -1;
+    }
+    store_run_clear(&r);
+    int found = 0;
+    for (size_t i = 0; i < tasks.n; i++) {
+        if (!found && strcmp(tasks.v[i].task, name) == 0) {
+            *out = tasks.v[i];
+            memset(&tasks.v[i], 0, sizeof tasks.v[i]);
+            found = 1;
+        }
+    }
+    store_task_runs_free(&tasks);
+    if (!found) {
+        api_error(req, 404, "not_found", "the run has no such task");
+        return -1;
+    }
+    return 0;
+}
+
+void api_runs_task_cancel(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (api_no_sched(a, req)) return;
+    const api_ctx_t *c = api_ctx(req);
+    store_task_run_t t;
+    if (api_runs_task(a, req, &t) < 0) return;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = sched_cancel_task(a->sched, c->run, t.task, &err);
+    int64_t id = t.id;
+    store_task_run_clear(&t);
+    if (rc == -ESTALE) {
+        api_error(req, 409, "conflict", "the task has already finished (or its run has)");
+        return;
+    }
+    if (rc == 0) rc = store_task_run_get(a->store, id, &t, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    LOG_I("task cancelled", "flow=%s run=%lld task=%s by=%s", c->flow, (long long)c->run, t.task,
+          c->log_name);
+    json_t *j = api_json_task(&t);
+    store_task_run_clear(&t);
+    http_respond_json(req, 200, j);
+}
+
+/* ---- task files --------------------------------------------------------- */
+
+typedef struct api_fsend {
+    api_t      *api;
+    http_req_t *req;
+    int         fd;
+    off_t       off, left;
+    uint64_t    last_progress;
+} api_fsend_t;
+
+static void api_runs_fsend_free(api_fsend_t *s)
+{
+    close(s->fd);
+    free(s);
+}
+
+static void api_runs_fsend_abort(http_req_t *req, void *ud)
+{
+    api_fsend_t *s = ud;
+    http_stream_end(req);           /* client gone: this only frees req */
+    api_runs_fsend_free(s);
+}
+
+/* Send while the connection keeps up; end the answer at EOF.  1 = done. */
+static int api_runs_fsend_pump(api_fsend_t *s)
+{
+    char buf[API_RUNS_CHUNK];
+    int eof = 0;
+    while (s->left > 0 && http_stream_queued(s->req) < API_RUNS_HIGH_WATER) {
+        size_t want = s->left < (off_t)sizeof buf ? (size_t)s->left : sizeof buf;
+        ssize_t n = pread(s->fd, buf, want, s->off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            /* Shrunk or unreadable after the headers went out: all we can
+             * still do is end the body early. */
+            eof = 1;
+            break;
+        }
+        if (http_stream_write(s->req, buf, (size_t)n) < 0) return 0;    /* on_abort follows */
+        s->off += n;
+        s->left -= n;
+        s->last_progress = uv_now(s->api->loop);
+    }
+    if (s->left > 0 && !eof) return 0;
+    http_req_on_abort(s->req, NULL, NULL);
+    http_stream_end(s->req);
+    api_runs_fsend_free(s);
+    return 1;
+}
+
+static void api_runs_fsend_tick(http_req_t *req, void *ud)
+{
+    api_fsend_t *s = ud;
+    if (api_runs_fsend_pump(s)) return;
+    if (uv_now(s->api->loop) - s->last_progress > API_RUNS_STALL_MS) http_stream_drop(req);
+}
+
+/* Answer with len bytes of fd from off (fd is consumed). */
+static void api_runs_send_fd(api_t *a, http_req_t *req, int fd, off_t off, off_t len,
+                             const char *ctype)
+{
+    if (len <= API_RUNS_INLINE_MAX) {
+        char *data = xmalloc((size_t)len + 1);
+        size_t got = 0;
+        while (got < (size_t)len) {
+            ssize_t n = pread(fd, data + got, (size_t)len - got, off + (off_t)got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += (size_t)n;
+        }
+        close(fd);
+        http_respond_take(req, 200, ctype, data, got);
+        return;
+    }
+    if (http_stream_begin(req, 200, ctype) < 0 || http_req_method_id(req) == HTTP_HEAD) {
+        close(fd);
+        http_stream_end(req);
+        return;
+    }
+    api_fsend_t *s = xcalloc(1, sizeof *s);
+    s->api = a;
+    s->req = req;
+    s->fd = fd;
+    s->off = off;
+    s->left = len;
+    s->last_progress = uv_now(a->loop);
+    http_req_on_abort(req, api_runs_fsend_abort, s);
+    if (api_runs_fsend_pump(s)) return;
+    http_stream_tick(req, API_RUNS_TICK_MS, api_runs_fsend_tick, s);
+}
+
+/* Open path read-only if it resolves to a regular file below the home. */
+static int api_runs_open_below_home(api_t *a, const char *path, struct stat *st)
+{
+    char *real = realpath(path, NULL);
+    if (!real) return -ENOENT;
+    size_t hl = strlen(a->home);
+    int inside = strncmp(real, a->home, hl) == 0 && real[hl] == '/';
+    int fd = -EACCES;
+    if (inside) {
+        fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0) fd = -errno;
+        else if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+            close(fd);
+            fd = -EACCES;
+        }
+    }
+    free(real);
+    return fd;
+}
+
+static void api_runs_task_file(http_req_t *req, api_t *a, int want_log)
+{
+    store_task_run_t t;
+    if (api_runs_task(a, req, &t) < 0) return;
+    int64_t tail = -1;
+    const char *v = want_log ? http_query(req, "tail") : NULL;
+    if (v && api_parse_i64(v, 0, INT64_MAX, &tail) < 0) {
+        store_task_run_clear(&t);
+        api_error(req, 400, "bad_request", "tail must be a number of bytes");
+        return;
+    }
+    const char *path = want_log ? t.log_path : t.output_path;
+    struct stat st;
+    int fd = path ? api_runs_open_below_home(a, path, &st) : -ENOENT;
+    if (fd == -EACCES && path)
+        LOG_W("task file outside the home refused", "run=%lld task=%s", (long long)t.run, t.task);
+    store_task_run_clear(&t);
+    if (fd < 0) {
+        api_error(req, 404, "not_found", want_log ? "the task has no log (yet)"
+                                                  : "the task has no output notebook (yet)");
+        return;
+    }
+    off_t off = 0, len = st.st_size;
+    if (tail >= 0 && tail < (int64_t)len) {
+        off = len - (off_t)tail;
+        len = (off_t)tail;
+    }
+    http_set_header(req, "Cache-Control", "no-cache");
+    api_runs_send_fd(a, req, fd, off, len,
+                     want_log ? "text/plain; charset=utf-8" : "application/x-ipynb+json");
+}
+
+void api_runs_task_log(http_req_t *req, void *ud) { api_runs_task_file(req, ud, 1); }
+void api_runs_task_output(http_req_t *req, void *ud) { api_runs_task_file(req, ud, 0); }

@@ -1,0 +1,464 @@
+/*
+ * cmd_serve — `nbhub serve`: the daemon.  This file only assembles the
+ * parts on one libuv loop and owns the process's life cycle:
+ *
+ *   config (nbhub.yaml + flags) -> home dir + lock -> store (nbhub.db)
+ *   -> warm kernel pool -> scheduler (flows dir, ticks, tasks)
+ *   -> REST API + SSE on the HTTP server -> webhook deliverer
+ *
+ * One daemon per home: an flock on $HOME/nbhub.lock, so a second `nbhub
+ * serve` on the same home fails at once with a clear message instead of
+ * two schedulers firing the same ticks.
+ *
+ * First start: when the database has no user, an `admin` user is created
+ * with a random one-time password printed on stderr (JupyterHub prints a
+ * token the same way), unless NBHUB_ADMIN_PASSWORD_FILE names a file
+ * holding the password.
+ *
+ * Signals: SIGTERM / SIGINT start a graceful stop — /healthz turns 503,
+ * the listener closes, no new tick or task starts, running tasks get
+ * shutdown_grace to finish, then are stopped and recorded; the second
+ * signal makes it quick (grace 0).  SIGHUP rescans the flows directory.
+ */
+#include "cli/cli.h"
+#include "cli/srvconf.h"
+#include "api/api.h"
+#include "auth/passwd.h"
+#include "auth/token.h"
+#include "http/hclient.h"
+#include "http/notify.h"
+#include "http/server.h"
+#include "kernel/kspec.h"
+#include "sched/pool.h"
+#include "sched/sched.h"
+#include "store/store.h"
+#include "store/store_auth.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#ifndef NBHUB_VERSION
+#define NBHUB_VERSION "0.1.0"
+#endif
+
+static const char serve_usage[] =
+    "usage: nbhub serve [options]\n"
+    "\n"
+    "Run the nbhub daemon: scheduler, REST API (/api/v1), events, metrics.\n"
+    "\n"
+    "Options (they override the configuration file):\n"
+    "  --config FILE          nbhub.yaml (default: $NBHUB_CONFIG, else <home>/nbhub.yaml if present)\n"
+    "  --listen ADDR          127.0.0.1:PORT, [::1]:PORT or unix:/path (default 127.0.0.1:8765);\n"
+    "                         repeat for several\n"
+    "  --home DIR             state directory (default $NBHUB_HOME, else ~/.local/share/nbhub)\n"
+    "  --flows DIR            flows directory (default <home>/flows)\n"
+    "  --pool NAME=N          keep N warm kernels of kernel spec NAME (repeatable)\n"
+    "  --max-active-tasks N   task processes at once (default 16)\n"
+    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    "  -h, --help             this help\n"
+    "\n"
+    "Exit codes:\n"
+    "  0    stopped cleanly (SIGTERM or SIGINT)\n"
+    "  2    usage error\n"
+    "  3    invalid configuration file (FILE:LINE:COLUMN messages on stderr)\n"
+    "  8    the home directory or its database cannot be used (or another daemon uses it)\n"
+    "  9    cannot listen on an address\n";
+
+enum { SERVE_EXIT_CONFIG = 3, SERVE_EXIT_HOME = 8, SERVE_EXIT_LISTEN = 9 };
+
+struct serve {
+    uv_loop_t      loop;
+    srvconf_t      conf;
+    store_t       *store;
+    pool_t        *pool;
+    sched_t       *sched;
+    api_t         *api;
+    http_server_t *http;
+    hclient_t     *hc;
+    notify_t      *notify;
+    uv_signal_t    sigterm, sigint, sighup;
+    int            stopping;
+    int            pending;    /* parts still closing */
+};
+
+static void serve_on_change(void *ud)
+{
+    struct serve *sv = ud;
+    if (sv->api) api_notify(sv->api);
+    if (sv->notify) notify_kick(sv->notify);
+}
+
+static void serve_part_closed(void *ud)
+{
+    struct serve *sv = ud;
+    if (--sv->pending == 0) {
+        uv_close((uv_handle_t *)&sv->sigterm, NULL);
+        uv_close((uv_handle_t *)&sv->sigint, NULL);
+        uv_close((uv_handle_t *)&sv->sighup, NULL);
+    }
+}
+
+static void serve_http_stopped(http_server_t *srv, void *ud)
+{
+    (void)srv;
+    serve_part_closed(ud);
+}
+
+
+static void serve_sched_stopped(void *ud)
+{
+    struct serve *sv = ud;
+    /* Tasks are done: now the kernels and the webhook client can go. */
+    sv->pending += 3;
+    if (sv->pool) pool_close(sv->pool, serve_part_closed, sv);
+    else serve_part_closed(sv);
+    sv->pool = NULL;
+    /* A delivery in flight is abandoned (not counted as an attempt) and
+     * retried by the next daemon: shutdown does not wait for receivers. */
+    notify_close(sv->notify, serve_part_closed, sv);
+    sv->notify = NULL;
+    hclient_close(sv->hc, serve_part_closed, sv);
+    sv->hc = NULL;
+    serve_part_closed(sv);
+}
+
+static void serve_stop(struct serve *sv, uint64_t grace_ms)
+{
+    if (sv->stopping) {
+        if (grace_ms == 0) {
+            LOG_W("second signal: stopping tasks now", "%s", "");
+        }
+        return;
+    }
+    sv->stopping = 1;
+    LOG_I("stopping", "grace_ms=%llu", (unsigned long long)grace_ms);
+    api_set_stopping(sv->api);
+    sv->pending = 2;
+    http_server_stop(sv->http, serve_http_stopped, sv);
+    sched_stop(sv->sched, grace_ms, serve_sched_stopped, sv);
+}
+
+static void serve_on_signal(uv_signal_t *h, int sig)
+{
+    struct serve *sv = h->data;
+    if (sig == SIGHUP) {
+        LOG_I("SIGHUP: reloading flows", "%s", "");
+        sched_reload(sv->sched);
+        return;
+    }
+    uint64_t grace = sv->conf.shutdown_grace_ms >= 0 ? (uint64_t)sv->conf.shutdown_grace_ms : 30000;
+    serve_stop(sv, sv->stopping ? 0 : grace);
+}
+
+/* The first user, so that somebody can log in. */
+static int serve_first_admin(store_t *st)
+{
+    int64_t n = 0;
+    nb_err_t err;
+    if (store_users_count(st, &n, &err) < 0 || n > 0) return 0;
+    char pw[TOKEN_LEN + 1];
+    const char *file = getenv("NBHUB_ADMIN_PASSWORD_FILE");
+    char *text = NULL;
+    size_t len = 0;
+    if (file) {
+        if (fs_read_all(file, &text, &len, &err) < 0) {
+            cli_errorf("NBHUB_ADMIN_PASSWORD_FILE: %s", err.msg);
+            return -1;
+        }
+        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = 0;
+        snprintf(pw, sizeof pw, "%s", text);
+        free(text);
+    } else {
+        char t[TOKEN_LEN + 1];
+        if (token_new(TOKEN_API, t) < 0) return -1;
+        snprintf(pw, sizeof pw, "%.20s", t + strlen(TOKEN_API));   /* 120 random bits */
+    }
+    char *hash = NULL;
+    if (passwd_hash(pw, &hash, &err) < 0) {
+        cli_errorf("cannot hash the admin password: %s", err.msg);
+        return -1;
+    }
+    int rc = store_user_add(st, "admin", hash, 1, time_now_us(), NULL, &err);
+    free(hash);
+    if (rc < 0) {
+        cli_errorf("cannot create the admin user: %s", err.msg);
+        return -1;
+    }
+    if (!file)
+        fprintf(stderr, "nbhub: first start: created user 'admin' with the one-time password\n"
+                        "    %s\n"
+                        "nbhub: change it with `nbhub user passwd admin`\n", pw);
+    return 0;
+}
+
+static char *serve_default_home(void)
+{
+    const char *h = getenv("NBHUB_HOME");
+    if (h && *h) return xstrdup(h);
+    const char *xdg = getenv("XDG_DATA_HOME");
+    if (xdg && *xdg) return xasprintf("%s/nbhub", xdg);
+    const char *home = getenv("HOME");
+    return xasprintf("%s/.local/share/nbhub", home ? home : ".");
+}
+
+static char *serve_self_exe(const char *argv0)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) {
+        buf[n] = 0;
+        return xstrdup(buf);
+    }
+    return xstrdup(argv0);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    const char *config = getenv("NBHUB_CONFIG"), *home_flag = NULL, *flows_flag = NULL;
+    const char *level = NULL;
+    char **listen = NULL;
+    size_t nlisten = 0;
+    srvconf_t flags;
+    srvconf_init(&flags);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(serve_usage, stdout);
+            srvconf_clear(&flags);
+            free(listen);
+            return NB_EXIT_OK;
+        } else if (strcmp(a, "--config") == 0 && more) config = argv[++i];
+        else if (strcmp(a, "--home") == 0 && more) home_flag = argv[++i];
+        else if (strcmp(a, "--flows") == 0 && more) flows_flag = argv[++i];
+        else if (strcmp(a, "--log-level") == 0 && more) level = argv[++i];
+        else if (strcmp(a, "--listen") == 0 && more) {
+            listen = xrealloc(listen, (nlisten + 2) * sizeof *listen);
+            listen[nlisten++] = argv[++i];
+            listen[nlisten] = NULL;
+        } else if (strcmp(a, "--max-active-tasks") == 0 && more) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 100000) {
+                cli_errorf("--max-active-tasks: expected a positive integer, got '%s'", argv[i]);
+                goto usage;
+            }
+            flags.max_active_tasks = (unsigned)v;
+        } else if (strcmp(a, "--pool") == 0 && more) {
+            const char *spec = argv[++i], *eq = strchr(spec, '=');
+            char *end;
+            long v = eq ? strtol(eq + 1, &end, 10) : -1;
+            if (!eq || eq == spec || *end || v < 0 || v > 64) {
+                cli_errorf("--pool: expected NAME=N (N from 0 to 64), got '%s'", spec);
+                goto usage;
+            }
+            char *name = xstrndup(spec, (size_t)(eq - spec));
+            srvconf_set_pool(&flags, name, (unsigned)v);
+            free(name);
+        } else {
+            cli_errorf("serve: unknown or incomplete option '%s'", a);
+            goto usage;
+        }
+    }
+    if (level && log_level_parse(level) < 0) {
+        cli_errorf("--log-level: expected debug, info, warn or error, got '%s'", level);
+        goto usage;
+    }
+
+    struct serve sv;
+    memset(&sv, 0, sizeof sv);
+    srvconf_init(&sv.conf);
+    int rc = NB_EXIT_OK;
+    char *home = home_flag ? xstrdup(home_flag) : NULL;
+    char *cfg_path = config ? xstrdup(config) : NULL;
+    if (!cfg_path) {
+        char *h = home ? xstrdup(home) : serve_default_home();
+        char *p = xasprintf("%s/nbhub.yaml", h);
+        if (fs_exists(p)) cfg_path = p;
+        else free(p);
+        free(h);
+    }
+    if (cfg_path) {
+        nb_errlist_t errs = ERRLIST_INIT;
+        if (srvconf_load(cfg_path, &sv.conf, &errs) < 0) {
+            buf_t b = { 0 };
+            errlist_format(&errs, &b);
+            fprintf(stderr, "%s", b.data ? b.data : "");
+            buf_free(&b);
+            errlist_free(&errs);
+            free(cfg_path);
+            free(home);
+            srvconf_clear(&sv.conf);
+            srvconf_clear(&flags);
+            free(listen);
+            return SERVE_EXIT_CONFIG;
+        }
+        errlist_free(&errs);
+    }
+    /* Flags over the file over the defaults. */
+    if (!home) home = sv.conf.home ? xstrdup(sv.conf.home) : serve_default_home();
+    if (level || sv.conf.log_level) log_set_level(log_level_parse(level ? level : sv.conf.log_level));
+    else if (!getenv("NBHUB_LOG")) log_set_level(LOG_INFO);
+    for (size_t i = 0; i < flags.npool; i++)
+        srvconf_set_pool(&sv.conf, flags.pool_names[i], flags.pool_sizes[i]);
+    if (flags.max_active_tasks) sv.conf.max_active_tasks = flags.max_active_tasks;
+    srvconf_clear(&flags);
+    char *flows_dir = flows_flag ? xstrdup(flows_flag)
+                      : sv.conf.flows_dir ? (sv.conf.flows_dir[0] == '/'
+                                                 ? xstrdup(sv.conf.flows_dir)
+                                                 : xasprintf("%s/%s", home, sv.conf.flows_dir))
+                                          : xasprintf("%s/flows", home);
+    const char *default_listen[] = { "127.0.0.1:8765", NULL };
+    const char *const *addrs = listen ? (const char *const *)listen
+                               : sv.conf.listen ? (const char *const *)sv.conf.listen
+                                                : default_listen;
+    char *self = serve_self_exe(argv[0]);
+    char *db = NULL, *lock = NULL;
+    int lockfd = -1;
+    nb_err_t err;
+
+    if (fs_mkdir_p(home, 0700, &err) < 0) {
+        cli_errorf("home %s: %s", home, err.msg);
+        rc = SERVE_EXIT_HOME;
+        goto out;
+    }
+    lock = xasprintf("%s/nbhub.lock", home);
+    lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "?";
+        if (lockfd >= 0) {
+            ssize_t n = pread(lockfd, pid, sizeof pid - 1, 0);
+            pid[n > 0 ? n : 0] = 0;
+            pid[strcspn(pid, "\n")] = 0;
+        }
+        cli_errorf("home %s is in use by another nbhub serve (pid %s)", home, pid);
+        rc = SERVE_EXIT_HOME;
+        goto out;
+    }
+    /* Absolute paths, then work in the flows directory: warm kernels are
+     * started before their task is known and inherit our working
+     * directory, which is the default working directory of a notebook
+     * task (its notebook's directory) for notebooks kept with the flows. */
+    if (fs_mkdir_p(flows_dir, 0700, &err) < 0) {
+        cli_errorf("flows directory %s: %s", flows_dir, err.msg);
+        rc = SERVE_EXIT_HOME;
+        goto out;
+    }
+    char *abs;
+    if ((abs = realpath(home, NULL))) { free(home); home = abs; }
+    if ((abs = realpath(flows_dir, NULL))) { free(flows_dir); flows_dir = abs; }
+    if (chdir(flows_dir) != 0) LOG_W("cannot enter the flows directory", "dir=%s", flows_dir);
+    if (ftruncate(lockfd, 0) == 0) dprintf(lockfd, "%d\n", (int)getpid());
+    db = xasprintf("%s/nbhub.db", home);
+    if (store_open(db, &sv.store, &err) < 0) {
+        cli_errorf("%s: %s", db, err.msg);
+        rc = SERVE_EXIT_HOME;
+        goto out;
+    }
+    if (serve_first_admin(sv.store) < 0) {
+        rc = SERVE_EXIT_HOME;
+        goto out;
+    }
+
+    uv_loop_init(&sv.loop);
+    if (sv.conf.npool) {
+        sv.pool = pool_new(&sv.loop);
+        for (size_t i = 0; i < sv.conf.npool; i++)
+            if (pool_set_size(sv.pool, sv.conf.pool_names[i], sv.conf.pool_sizes[i], &err) < 0)
+                LOG_W("warm pool disabled for a kernel", "kernel=%s error=\"%s\"",
+                      sv.conf.pool_names[i], err.msg);
+    }
+    char *base_url = sv.conf.base_url ? xstrdup(sv.conf.base_url)
+                     : strncmp(addrs[0], "unix:", 5) == 0 ? xstrdup("")
+                                                          : xasprintf("http://%s", addrs[0]);
+    sched_opts_t so = {
+        .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
+        .flows_dir = flows_dir, .self_exe = self, .base_url = base_url,
+        .max_active_tasks = sv.conf.max_active_tasks,
+        .kill_grace_ms = sv.conf.kill_grace_ms > 0 ? (uint64_t)sv.conf.kill_grace_ms : 0,
+        .on_change = serve_on_change, .ud = &sv,
+    };
+    api_opts_t ao = { .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
+                      .version = NBHUB_VERSION, .secure_cookies = sv.conf.secure_cookies == 1 };
+    if (sched_new(&so, &sv.sched, &err) < 0 ||
+        (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {
+        cli_errorf("%s", err.msg);
+        rc = SERVE_EXIT_HOME;
+        free(base_url);
+        goto out_loop;
+    }
+    free(base_url);
+    api_set_pool_sizes(sv.api, (const char *const *)sv.conf.pool_names, sv.conf.pool_sizes,
+                       sv.conf.npool);
+    sv.http = http_server_new(&sv.loop, NULL, api_handle, sv.api);
+    api_set_server(sv.api, sv.http);
+    for (size_t i = 0; addrs[i]; i++)
+        if (http_server_listen(sv.http, addrs[i], &err) < 0) {
+            cli_errorf("cannot listen on %s: %s", addrs[i], err.msg);
+            rc = SERVE_EXIT_LISTEN;
+            goto out_loop;
+        }
+    sv.hc = hclient_new(&sv.loop);
+    sv.notify = notify_new(&sv.loop, sv.store, sv.hc);
+    if (sched_start(sv.sched, &err) < 0) {
+        cli_errorf("scheduler: %s", err.msg);
+        rc = SERVE_EXIT_HOME;
+        goto out_loop;
+    }
+    notify_kick(sv.notify);
+    uv_signal_init(&sv.loop, &sv.sigterm);
+    uv_signal_init(&sv.loop, &sv.sigint);
+    uv_signal_init(&sv.loop, &sv.sighup);
+    sv.sigterm.data = sv.sigint.data = sv.sighup.data = &sv;
+    uv_signal_start(&sv.sigterm, serve_on_signal, SIGTERM);
+    uv_signal_start(&sv.sigint, serve_on_signal, SIGINT);
+    uv_signal_start(&sv.sighup, serve_on_signal, SIGHUP);
+    LOG_I("nbhub serve ready", "listen=%s home=%s flows=%s pid=%d", addrs[0], home, flows_dir,
+          (int)getpid());
+    /* A line on stdout for scripts and tests that wait for readiness. */
+    printf("nbhub serve: listening on %s (port %d)\n", addrs[0], http_server_port(sv.http));
+    fflush(stdout);
+    uv_run(&sv.loop, UV_RUN_DEFAULT);
+    LOG_I("stopped", "%s", "");
+out_loop:
+    if (rc != NB_EXIT_OK) {
+        /* Startup failed after the loop existed: close what was opened. */
+        if (sv.http) http_server_stop(sv.http, NULL, NULL);
+        if (sv.sched) sched_stop(sv.sched, 0, NULL, NULL);
+        if (sv.pool) pool_close(sv.pool, NULL, NULL);
+        if (sv.notify) notify_close(sv.notify, NULL, NULL);
+        if (sv.hc) hclient_close(sv.hc, NULL, NULL);
+        uv_run(&sv.loop, UV_RUN_DEFAULT);
+    }
+    if (sv.http) http_server_free(sv.http);
+    api_free(sv.api);
+    sched_free(sv.sched);
+    uv_loop_close(&sv.loop);
+out:
+    store_close(sv.store);
+    if (lockfd >= 0) close(lockfd);
+    free(lock);
+    free(db);
+    free(self);
+    free(flows_dir);
+    free(home);
+    free(cfg_path);
+    free(listen);
+    srvconf_clear(&sv.conf);
+    return rc;
+usage:
+    srvconf_clear(&flags);
+    free(listen);
+    fputs(serve_usage, stderr);
+    return NB_EXIT_USAGE;
+}

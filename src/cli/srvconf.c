@@ -1,0 +1,233 @@
+/*
+ * srvconf — reading nbhub.yaml.  libyaml's document API keeps each node's
+ * start mark, which is all we need for FILE:LINE:COLUMN messages; the file
+ * is small and flat, so a table of keys with a type each is the whole
+ * parser.  Durations use the flow files' syntax (flow_duration_parse).
+ */
+#include "cli/srvconf.h"
+#include "sched/flow.h"
+#include "util/fsutil.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL };
+
+struct ckey {
+    const char *name;
+    enum ctype  type;
+};
+
+static const struct ckey srvconf_keys[] = {
+    { "listen", C_STRLIST },         { "home", C_STR },
+    { "flows_dir", C_STR },          { "base_url", C_STR },
+    { "max_active_tasks", C_UINT },  { "kill_grace", C_DURATION },
+    { "shutdown_grace", C_DURATION },{ "pool", C_POOL },
+    { "log_level", C_STR },          { "secure_cookies", C_BOOL },
+};
+#define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
+
+void srvconf_init(srvconf_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->kill_grace_ms = -1;
+    c->shutdown_grace_ms = -1;
+    c->secure_cookies = -1;
+}
+
+void srvconf_clear(srvconf_t *c)
+{
+    if (c->listen)
+        for (char **p = c->listen; *p; p++) free(*p);
+    free(c->listen);
+    free(c->home);
+    free(c->flows_dir);
+    free(c->base_url);
+    for (size_t i = 0; i < c->npool; i++) free(c->pool_names[i]);
+    free(c->pool_names);
+    free(c->pool_sizes);
+    free(c->log_level);
+    srvconf_init(c);
+}
+
+void srvconf_set_pool(srvconf_t *c, const char *name, unsigned size)
+{
+    for (size_t i = 0; i < c->npool; i++)
+        if (strcmp(c->pool_names[i], name) == 0) {
+            c->pool_sizes[i] = size;
+            return;
+        }
+    c->pool_names = xrealloc(c->pool_names, (c->npool + 1) * sizeof *c->pool_names);
+    c->pool_sizes = xrealloc(c->pool_sizes, (c->npool + 1) * sizeof *c->pool_sizes);
+    c->pool_names[c->npool] = xstrdup(name);
+    c->pool_sizes[c->npool++] = size;
+}
+
+#define POS(n) (int)(n)->start_mark.line + 1, (int)(n)->start_mark.column + 1
+
+static const char *scalar(yaml_node_t *n)
+{
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int parse_uint(const char *s, unsigned *out)
+{
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || errno || v > 1000000 || s[0] == '-') return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
+                      const struct ckey *k, yaml_node_t *v, nb_errlist_t *errs)
+{
+    const char *s = scalar(v);
+    switch (k->type) {
+    case C_STR:
+        if (!s || !*s) {
+            errlist_add(errs, path, POS(v), "'%s' must be a non-empty string", k->name);
+            return;
+        }
+        if (strcmp(k->name, "home") == 0) { free(c->home); c->home = xstrdup(s); }
+        else if (strcmp(k->name, "flows_dir") == 0) { free(c->flows_dir); c->flows_dir = xstrdup(s); }
+        else if (strcmp(k->name, "base_url") == 0) { free(c->base_url); c->base_url = xstrdup(s); }
+        else if (strcmp(k->name, "log_level") == 0) {
+            if (strcmp(s, "debug") && strcmp(s, "info") && strcmp(s, "warn") && strcmp(s, "error")) {
+                errlist_add(errs, path, POS(v), "'log_level' must be debug, info, warn or error, not '%s'", s);
+                return;
+            }
+            free(c->log_level);
+            c->log_level = xstrdup(s);
+        }
+        return;
+    case C_STRLIST: {
+        size_t n = 0;
+        char **list = NULL;
+        if (s) {
+            list = xcalloc(2, sizeof *list);
+            list[n++] = xstrdup(s);
+        } else if (v->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *it = v->data.sequence.items.start;
+                 it < v->data.sequence.items.top; it++) {
+                yaml_node_t *e = yaml_document_get_node(doc, *it);
+                if (!scalar(e)) {
+                    errlist_add(errs, path, POS(e), "'%s' entries must be strings", k->name);
+                    continue;
+                }
+                list = xrealloc(list, (n + 2) * sizeof *list);
+                list[n++] = xstrdup(scalar(e));
+                list[n] = NULL;
+            }
+        } else {
+            errlist_add(errs, path, POS(v), "'%s' must be an address or a list of addresses", k->name);
+            return;
+        }
+        if (c->listen)
+            for (char **p = c->listen; *p; p++) free(*p);
+        free(c->listen);
+        c->listen = list;
+        return;
+    }
+    case C_UINT: {
+        unsigned u;
+        if (parse_uint(s, &u) < 0 || u == 0) {
+            errlist_add(errs, path, POS(v), "'%s' must be a positive integer", k->name);
+            return;
+        }
+        c->max_active_tasks = u;
+        return;
+    }
+    case C_DURATION: {
+        int64_t secs;
+        if (!s || flow_duration_parse(s, &secs) < 0) {
+            errlist_add(errs, path, POS(v), "'%s' must be a duration such as 30s, 5m or 1h", k->name);
+            return;
+        }
+        if (strcmp(k->name, "kill_grace") == 0) c->kill_grace_ms = secs * 1000;
+        else c->shutdown_grace_ms = secs * 1000;
+        return;
+    }
+    case C_BOOL:
+        if (s && (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)) {
+            c->secure_cookies = strcmp(s, "true") == 0;
+            return;
+        }
+        errlist_add(errs, path, POS(v), "'%s' must be true or false", k->name);
+        return;
+    case C_POOL:
+        if (v->type != YAML_MAPPING_NODE) {
+            errlist_add(errs, path, POS(v), "'pool' must be a mapping of kernel name: count");
+            return;
+        }
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+            yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+            unsigned u;
+            if (!scalar(kn) || parse_uint(scalar(vn), &u) < 0 || u > 64) {
+                errlist_add(errs, path, POS(vn), "pool sizes must be integers from 0 to 64");
+                continue;
+            }
+            srvconf_set_pool(c, scalar(kn), u);
+        }
+        return;
+    }
+}
+
+int srvconf_load(const char *path, srvconf_t *c, nb_errlist_t *errs)
+{
+    char *text = NULL;
+    size_t len = 0;
+    nb_err_t err;
+    int rc = fs_read_all(path, &text, &len, &err);
+    if (rc < 0) {
+        errlist_add(errs, path, 0, 0, "%s", err.msg);
+        return rc;
+    }
+    size_t before = errlist_count(errs);
+    yaml_parser_t p;
+    yaml_document_t doc;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&p, &doc)) {
+        errlist_add(errs, path, (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1,
+                    "%s", p.problem ? p.problem : "invalid YAML");
+        yaml_parser_delete(&p);
+        free(text);
+        return -EINVAL;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root && !(root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)) {
+        if (root->type != YAML_MAPPING_NODE) {
+            errlist_add(errs, path, POS(root), "the configuration must be a mapping of settings");
+        } else {
+            const char *names[NKEYS];
+            for (size_t i = 0; i < NKEYS; i++) names[i] = srvconf_keys[i].name;
+            for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
+                 pr < root->data.mapping.pairs.top; pr++) {
+                yaml_node_t *kn = yaml_document_get_node(&doc, pr->key);
+                yaml_node_t *vn = yaml_document_get_node(&doc, pr->value);
+                const char *key = scalar(kn);
+                const struct ckey *k = NULL;
+                for (size_t i = 0; key && i < NKEYS; i++)
+                    if (strcmp(key, srvconf_keys[i].name) == 0) k = &srvconf_keys[i];
+                if (!k) {
+                    const char *hint = key ? errlist_closest(key, names, NKEYS) : NULL;
+                    errlist_add(errs, path, POS(kn), "unknown key '%s'%s%s%s", key ? key : "?",
+                                hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+                    continue;
+                }
+                set_value(c, path, &doc, k, vn, errs);
+            }
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&p);
+    free(text);
+    return errlist_count(errs) > before ? -EINVAL : 0;
+}

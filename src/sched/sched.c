@@ -1,0 +1,806 @@
+/*
+ * sched — flows in service, the flows directory, cron ticks, start and
+ * stop.  Runs and tasks are in sched_run.c.  The contract is in sched.h.
+ *
+ * The flows directory is the one source of truth for flow definitions:
+ * files edited by hand, copied by a deploy, or written by `nbhub flow
+ * apply` (the API writes NAME.yaml atomically) all go through the same
+ * reload.  A reload reads each .yaml or .yml file, skips files whose content did
+ * not change (FNV-1a hash), and parses the others into a new flow_t.  A
+ * file that fails keeps the previous version of its flow in service and
+ * records the problems (shown by the API); a file that disappears retires
+ * its flow (soft delete in the store, once no run of it is in flight).
+ * inotify (uv_fs_event) triggers a reload 200 ms after the last change, so
+ * an editor's write-rename-chmod sequence is one reload.
+ *
+ * Ticks: each scheduled flow has one timer armed at its next tick.  The
+ * next tick is computed from the last tick recorded in the store, so a
+ * restart neither repeats nor (with catch-up) skips one; when the timer
+ * fires, store_tick_fire records the tick and creates the run in one
+ * transaction ("record the tick, then dispatch"), and -EEXIST means it
+ * already fired.  Semantics: the tick time is the run's logical date (cron
+ * semantics: the 05:00 run runs at 05:00 with ds = that day); the data
+ * interval is [previous tick, this tick].
+ */
+
+#include "sched/sched_int.h"
+#include "sched/dag.h"
+#include "store/store_auth.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/xmalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const double sched_dur_bounds[9] = { 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800 };
+
+int64_t sched_now_us(void) { return time_now_us(); }
+
+void sched_handle_close(uv_handle_t *h)
+{
+    sched_t *s = h->data;
+    free(h);
+    if (--s->open_handles == 0 && s->stopping == 2 && s->stop_done) {
+        void (*done)(void *) = s->stop_done;
+        s->stop_done = NULL;
+        done(s->stop_ud);
+    }
+}
+
+/* Close a timer whose data pointed elsewhere (a flow, a task). */
+void sched_timer_close(sched_t *s, uv_timer_t *t)
+{
+    t->data = s;
+    uv_close((uv_handle_t *)t, sched_handle_close);
+}
+
+uv_timer_t *sched_timer_new(sched_t *s)
+{
+    uv_timer_t *t = xcalloc(1, sizeof *t);
+    uv_timer_init(s->o.loop, t);
+    t->data = s;
+    s->open_handles++;
+    return t;
+}
+
+void sched_changed(sched_t *s)
+{
+    if (s->o.on_change) s->o.on_change(s->o.ud);
+}
+
+/* ---- fref: a parsed flow shared by runs ------------------------------------ */
+
+/* The kernel a notebook task will use: the task's, else the notebook's
+ * metadata.kernelspec.name (read once per flow version, for the pool). */
+static char *sched_nb_kernel(const flow_task_t *t)
+{
+    if (t->kernel) return xstrdup(t->kernel);
+    if (!t->notebook_path) return NULL;
+    json_error_t je;
+    json_t *nb = json_load_file(t->notebook_path, 0, &je);
+    if (!nb) return NULL;
+    const char *k = json_string_value(
+        json_object_get(json_object_get(json_object_get(nb, "metadata"), "kernelspec"), "name"));
+    char *r = k ? xstrdup(k) : NULL;
+    json_decref(nb);
+    return r;
+}
+
+fref_t *fref_new(flow_t *f, int64_t version)
+{
+    fref_t *r = xcalloc(1, sizeof *r);
+    r->f = f;
+    r->refs = 1;
+    r->version = version;
+    r->kernel = xcalloc(f->ntasks ? f->ntasks : 1, sizeof *r->kernel);
+    for (size_t i = 0; i < f->ntasks; i++)
+        if (f->tasks[i].notebook_path) r->kernel[i] = sched_nb_kernel(&f->tasks[i]);
+    return r;
+}
+
+void fref_put(fref_t *r)
+{
+    if (!r || --r->refs > 0) return;
+    for (size_t i = 0; i < r->f->ntasks; i++) free(r->kernel[i]);
+    free(r->kernel);
+    flow_free(r->f);
+    free(r);
+}
+
+/* A run created from an older version of its flow: rebuild the flow from
+ * the canonical JSON the run carries.  flow_to_json adds a few derived
+ * keys the file format does not have; drop them, and point notebooks at
+ * their resolved absolute paths. */
+fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, nb_err_t *err)
+{
+    json_error_t je;
+    json_t *j = json_loads(spec_json, 0, &je);
+    if (!j) {
+        err_set(err, -EINVAL, "stored flow spec is not JSON: %s", je.text);
+        return NULL;
+    }
+    json_object_del(j, "path");
+    json_object_del(j, "schedule_kind");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(j, "tasks"), i, t) {
+        json_t *p = json_object_get(t, "notebook_path");
+        if (p) {
+            json_object_set(t, "notebook", p);
+            json_object_del(t, "notebook_path");
+        }
+    }
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    nb_errlist_t errs = ERRLIST_INIT;
+    flow_t *f = NULL;
+    int rc = flow_parse_text(text, strlen(text), "<stored spec>", "/", &f, &errs);
+    free(text);
+    if (rc < 0) {
+        buf_t b = { 0 };
+        errlist_format(&errs, &b);
+        err_set(err, -EINVAL, "stored flow spec does not load: %s", b.data ? b.data : "");
+        buf_free(&b);
+        errlist_free(&errs);
+        return NULL;
+    }
+    errlist_free(&errs);
+    return fref_new(f, version);
+}
+
+/* ---- flows ------------------------------------------------------------------- */
+
+sflow_t *sched_flow_find(sched_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->nflows; i++)
+        if (strcmp(s->flows[i]->name, name) == 0) return s->flows[i];
+    return NULL;
+}
+
+static sflow_t *sched_flow_by_path(sched_t *s, const char *path)
+{
+    for (size_t i = 0; i < s->nflows; i++)
+        if (s->flows[i]->path && strcmp(s->flows[i]->path, path) == 0) return s->flows[i];
+    return NULL;
+}
+
+static sflow_t *sched_flow_add(sched_t *s, const char *name)
+{
+    sflow_t *fl = xcalloc(1, sizeof *fl);
+    fl->s = s;
+    fl->name = xstrdup(name);
+    errlist_init(&fl->errs);
+    if (s->nflows == s->capflows) {
+        s->capflows = s->capflows ? s->capflows * 2 : 16;
+        s->flows = xrealloc(s->flows, s->capflows * sizeof *s->flows);
+    }
+    s->flows[s->nflows++] = fl;
+    return fl;
+}
+
+static void sched_flow_remove(sched_t *s, sflow_t *fl)
+{
+    for (size_t i = 0; i < s->nflows; i++)
+        if (s->flows[i] == fl) {
+            memmove(s->flows + i, s->flows + i + 1, (s->nflows - i - 1) * sizeof *s->flows);
+            s->nflows--;
+            break;
+        }
+    if (fl->timer) sched_timer_close(s, fl->timer);
+    fref_put(fl->fr);
+    errlist_free(&fl->errs);
+    free(fl->name);
+    free(fl->path);
+    free(fl->file_hash);
+    free(fl);
+}
+
+static void sched_hash(const char *data, size_t n, char out[17])
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)data[i];
+        h *= 1099511628211ULL;
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* Put a freshly parsed flow in service (takes f). */
+static int sched_install(sched_t *s, flow_t *f, const char *path, const char *hash,
+                         int64_t owner_id, int64_t *version, int *created, int *changed,
+                         nb_err_t *err)
+{
+    json_t *spec = flow_to_json(f);
+    char *spec_text = json_dumps(spec, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(spec);
+    if (!owner_id && f->owner) {
+        store_user_t u;
+        if (store_user_by_name(s->o.store, f->owner, &u, NULL) == 0) {
+            owner_id = u.id;
+            store_user_clear(&u);
+        } else {
+            LOG_W("flow owner is not a user", "flow=%s owner=%s", f->name, f->owner);
+        }
+    }
+    store_flow_in_t in = { f->name, owner_id, spec_text, path, hash };
+    int64_t v = 0;
+    int ch = 0;
+    int rc = store_flow_upsert(s->o.store, &in, sched_now_us(), &v, &ch, err);
+    free(spec_text);
+    if (rc < 0) {
+        flow_free(f);
+        return rc;
+    }
+    sflow_t *fl = sched_flow_find(s, f->name);
+    if (created) *created = fl == NULL || fl->fr == NULL;
+    if (!fl) fl = sched_flow_add(s, f->name);
+    store_flow_t row;
+    if (store_flow_get(s->o.store, f->name, 0, &row, NULL) == 0) {
+        fl->paused = row.paused;
+        fl->owner_id = row.owner_id;
+        store_flow_clear(&row);
+    }
+    if (path && (!fl->path || strcmp(fl->path, path) != 0)) {
+        free(fl->path);
+        fl->path = xstrdup(path);
+    }
+    free(fl->file_hash);
+    fl->file_hash = hash ? xstrdup(hash) : NULL;
+    errlist_free(&fl->errs);
+    errlist_init(&fl->errs);
+    if (!fl->fr || fl->fr->version != v) {
+        fref_put(fl->fr);
+        fl->fr = fref_new(f, v);
+    } else {
+        flow_free(f);   /* same version: the one in service is equivalent */
+    }
+    fl->version = v;
+    fl->seen = 1;
+    if (version) *version = v;
+    if (changed) *changed = ch;
+    if (ch) LOG_I("flow loaded", "flow=%s version=%lld", fl->name, (long long)v);
+    sched_arm_flow(s, fl);
+    if (ch) sched_changed(s);
+    return 0;
+}
+
+static void sched_broken_clear(sched_t *s)
+{
+    for (size_t i = 0; i < s->nbroken; i++) {
+        free(s->broken_paths[i]);
+        errlist_free(s->broken_errs[i]);
+        free(s->broken_errs[i]);
+    }
+    free(s->broken_paths);
+    free(s->broken_errs);
+    s->broken_paths = NULL;
+    s->broken_errs = NULL;
+    s->nbroken = 0;
+}
+
+static void sched_log_errors(const char *what, const nb_errlist_t *errs)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        char *m = errlist_format_one(errs, i);
+        LOG_W(what, "error=\"%s\"", m);
+        free(m);
+    }
+}
+
+/* Load one file of the flows dir. */
+static void sched_load_file(sched_t *s, const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    nb_err_t err;
+    if (fs_read_all(path, &text, &len, &err) < 0) {
+        LOG_W("cannot read flow file", "path=%s error=\"%s\"", path, err.msg);
+        return;
+    }
+    char hash[17];
+    sched_hash(text, len, hash);
+    sflow_t *old = sched_flow_by_path(s, path);
+    if (old && old->file_hash && strcmp(old->file_hash, hash) == 0) {
+        old->seen = 1;
+        free(text);
+        return;
+    }
+    nb_errlist_t errs = ERRLIST_INIT;
+    flow_t *f = NULL;
+    int rc = flow_parse_text(text, len, path, s->flows_dir, &f, &errs);
+    free(text);
+    if (rc == 0) {
+        sflow_t *same = sched_flow_find(s, f->name);
+        if (same && same->path && strcmp(same->path, path) != 0 && fs_exists(same->path)) {
+            errlist_add(&errs, path, 0, 0, "flow '%s' is already defined in %s", f->name,
+                        same->path);
+            flow_free(f);
+            rc = -EEXIST;
+        } else if (old && strcmp(old->name, f->name) != 0) {
+            /* Renamed inside the file: the old name loses its file. */
+            free(old->path);
+            old->path = NULL;
+        }
+    }
+    if (rc == 0) {
+        if (sched_install(s, f, path, hash, 0, NULL, NULL, NULL, &err) < 0)
+            LOG_E("cannot store flow", "path=%s error=\"%s\"", path, err.msg);
+        errlist_free(&errs);
+        return;
+    }
+    sched_log_errors("flow file rejected", &errs);
+    if (old) {
+        /* Keep the previous version in service; remember why the new one failed. */
+        errlist_free(&old->errs);
+        old->errs = errs;
+        old->seen = 1;
+        free(old->file_hash);
+        old->file_hash = xstrdup(hash);
+        sched_changed(s);
+        return;
+    }
+    s->broken_paths = xrealloc(s->broken_paths, (s->nbroken + 1) * sizeof *s->broken_paths);
+    s->broken_errs = xrealloc(s->broken_errs, (s->nbroken + 1) * sizeof *s->broken_errs);
+    s->broken_paths[s->nbroken] = xstrdup(path);
+    s->broken_errs[s->nbroken] = xmalloc(sizeof(nb_errlist_t));
+    *s->broken_errs[s->nbroken] = errs;
+    s->nbroken++;
+}
+
+static int sched_is_flow_file(const char *n)
+{
+    size_t l = strlen(n);
+    if (n[0] == '.' || strstr(n, ".nbhub-tmp-")) return 0;
+    return (l > 5 && strcmp(n + l - 5, ".yaml") == 0) || (l > 4 && strcmp(n + l - 4, ".yml") == 0);
+}
+
+/* A flow whose file is gone: retire it once nothing of it is in flight. */
+static void sched_retire(sched_t *s, sflow_t *fl)
+{
+    if (fl->timer) uv_timer_stop(fl->timer);
+    fl->next_us = 0;
+    if (fl->running_runs) return;   /* sched_run finishes it later */
+    nb_err_t err;
+    int rc = store_flow_delete(s->o.store, fl->name, sched_now_us(), &err);
+    if (rc == -EBUSY) return;
+    if (rc < 0 && rc != -ENOENT) LOG_W("cannot delete flow", "flow=%s error=\"%s\"", fl->name,
+                                       err.msg);
+    LOG_I("flow removed", "flow=%s", fl->name);
+    sched_flow_remove(s, fl);
+    sched_changed(s);
+}
+
+void sched_reload(sched_t *s)
+{
+    if (!s->flows_dir || s->stopping) return;
+    for (size_t i = 0; i < s->nflows; i++) s->flows[i]->seen = 0;
+    sched_broken_clear(s);
+    struct dirent **ents = NULL;
+    int n = scandir(s->flows_dir, &ents, NULL, alphasort);
+    if (n < 0) {
+        LOG_W("cannot read flows directory", "dir=%s error=\"%s\"", s->flows_dir,
+              strerror(errno));
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (sched_is_flow_file(ents[i]->d_name)) {
+            char *path = xasprintf("%s/%s", s->flows_dir, ents[i]->d_name);
+            sched_load_file(s, path);
+            free(path);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    for (size_t i = s->nflows; i-- > 0;) {
+        sflow_t *fl = s->flows[i];
+        if (fl->path && !fl->seen) {
+            free(fl->path);
+            fl->path = NULL;
+            sched_retire(s, fl);
+        }
+    }
+}
+
+static void sched_on_reload_timer(uv_timer_t *t)
+{
+    sched_reload(t->data);
+}
+
+static void sched_on_dir_event(uv_fs_event_t *h, const char *file, int events, int status)
+{
+    (void)events;
+    (void)status;
+    sched_t *s = h->data;
+    if (file && !sched_is_flow_file(file)) return;
+    uv_timer_start(s->reload_timer, sched_on_reload_timer, 200, 0);
+}
+
+/* ---- ticks ------------------------------------------------------------------- */
+
+/* The latest tick <= now (seconds), searching back in growing windows; 0 if
+ * none after `after`. */
+static int64_t sched_latest_tick(const flow_t *f, int64_t after, int64_t now)
+{
+    static const int64_t windows[] = { 3600, 86400, 32 * 86400, 367 * 86400, 5 * 367 * 86400 };
+    for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
+        int64_t from = now - windows[w];
+        if (f->sched_kind == FLOW_SCHED_INTERVAL && f->interval > windows[w])
+            continue;
+        if (from < after) from = after;
+        int64_t t, last = 0;
+        if (cron_next(f->cron, f->tz, from, &t) < 0 || t > now) {
+            if (from == after) return 0;
+            continue;
+        }
+        do {
+            last = t;
+        } while (cron_next(f->cron, f->tz, t, &t) == 0 && t <= now);
+        return last;
+    }
+    return 0;
+}
+
+static void sched_on_tick(uv_timer_t *t);
+
+void sched_arm_flow(sched_t *s, sflow_t *fl)
+{
+    if (fl->timer) uv_timer_stop(fl->timer);
+    fl->next_us = 0;
+    if (s->stopping || fl->paused || !fl->fr) return;
+    const flow_t *f = fl->fr->f;
+    if (f->sched_kind == FLOW_SCHED_MANUAL || !f->cron) return;
+    int64_t now = sched_now_us() / 1000000;
+    int64_t last_us = 0, after, next;
+    int have_last = store_tick_last(s->o.store, fl->name, &last_us, NULL) == 0;
+    if (have_last) after = last_us / 1000000;
+    else if (f->has_start) after = f->start_date - 1;
+    else after = now;   /* a new flow without start_date starts from now */
+    if (cron_next(f->cron, f->tz, after, &next) < 0) return;
+    if (next <= now && !f->catchup) {
+        int64_t latest = sched_latest_tick(f, after, now);
+        if (latest > next) next = latest;
+    }
+    if (f->has_end && next > f->end_date) return;
+    fl->next_us = next * 1000000;
+    if (!fl->timer) fl->timer = sched_timer_new(s);
+    fl->timer->data = fl;
+    int64_t delay_ms = next > now ? (next * 1000000 - sched_now_us()) / 1000 : 0;
+    if (delay_ms < 0) delay_ms = 0;
+    uv_timer_start(fl->timer, sched_on_tick, (uint64_t)delay_ms, 0);
+}
+
+static void sched_on_tick(uv_timer_t *t)
+{
+    sflow_t *fl = t->data;
+    sched_t *s = fl->s;
+    if (s->stopping || !fl->next_us) return;
+    int64_t now = sched_now_us();
+    if (now < fl->next_us) {   /* the wall clock went back: wait on */
+        uv_timer_start(t, sched_on_tick, (uint64_t)((fl->next_us - now) / 1000) + 1, 0);
+        return;
+    }
+    nb_err_t err;
+    int rc = sched_run_fire(s, fl, STORE_RUN_SCHEDULED, fl->next_us, NULL, 0, NULL, &err);
+    if (rc == 0) s->stats.ticks_fired++;
+    else if (rc != -EEXIST && rc != -ESTALE)
+        LOG_E("tick failed", "flow=%s error=\"%s\"", fl->name, err.msg);
+    sched_arm_flow(s, fl);
+}
+
+int64_t sched_next_run(sched_t *s, const char *name)
+{
+    sflow_t *fl = sched_flow_find(s, name);
+    return fl ? fl->next_us : 0;
+}
+
+/* ---- public flow operations ---------------------------------------------------- */
+
+const flow_t *sched_flow(sched_t *s, const char *name)
+{
+    sflow_t *fl = sched_flow_find(s, name);
+    return fl && fl->fr ? fl->fr->f : NULL;
+}
+
+const nb_errlist_t *sched_flow_errors(sched_t *s, const char *name)
+{
+    sflow_t *fl = sched_flow_find(s, name);
+    return fl && fl->errs.n ? &fl->errs : NULL;
+}
+
+size_t sched_broken_files(sched_t *s, const char ***paths, const nb_errlist_t ***errs)
+{
+    *paths = (const char **)s->broken_paths;
+    *errs = (const nb_errlist_t **)s->broken_errs;
+    return s->nbroken;
+}
+
+int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *user, int is_admin,
+                     int dry_run, char **name_out, int64_t *version, int *created, int *changed,
+                     nb_errlist_t *errs, nb_err_t *err)
+{
+    if (name_out) *name_out = NULL;
+    if (!s->flows_dir) return err_set(err, -ENOTSUP, "the server has no flows directory");
+    flow_t *f = NULL;
+    const char *label = "<request>";
+    int rc = flow_parse_text(yaml, len, label, s->flows_dir, &f, errs);
+    if (rc < 0) return err_set(err, -EINVAL, "the flow file has errors");
+    if (f->name[0] == '\0' || strcmp(f->name, "request") == 0) {
+        flow_free(f);
+        errlist_add(errs, label, 0, 0, "the flow needs a 'name' when it is sent to the server");
+        return err_set(err, -EINVAL, "the flow file has errors");
+    }
+    sflow_t *fl = sched_flow_find(s, f->name);
+    int64_t uid = 0;
+    if (user) {
+        store_user_t u;
+        if (store_user_by_name(s->o.store, user, &u, NULL) == 0) {
+            uid = u.id;
+            store_user_clear(&u);
+        }
+    }
+    if (!is_admin) {
+        if (f->owner && (!user || strcmp(f->owner, user) != 0)) {
+            rc = err_set(err, -EACCES, "flow '%s' names owner '%s': only an admin may apply "
+                         "a flow for another user", f->name, f->owner);
+            goto fail;
+        }
+        if (fl && fl->owner_id != uid) {
+            rc = err_set(err, -EACCES, "flow '%s' belongs to another user", f->name);
+            goto fail;
+        }
+    }
+    if (dry_run) {
+        if (name_out) *name_out = xstrdup(f->name);
+        if (created) *created = fl == NULL;
+        if (version) *version = fl ? fl->version : 0;
+        if (changed) *changed = 0;
+        flow_free(f);
+        return 0;
+    }
+    char *path = fl && fl->path ? xstrdup(fl->path) : xasprintf("%s/%s.yaml", s->flows_dir, f->name);
+    if ((rc = fs_write_atomic(path, yaml, len, 1, err)) < 0) {
+        free(path);
+        goto fail;
+    }
+    char hash[17];
+    sched_hash(yaml, len, hash);
+    /* Re-parse with the real file name so later messages point at it. */
+    flow_free(f);
+    f = NULL;
+    nb_errlist_t e2 = ERRLIST_INIT;
+    rc = flow_parse_text(yaml, len, path, s->flows_dir, &f, &e2);
+    errlist_free(&e2);
+    if (rc < 0) {
+        free(path);
+        return err_set(err, -EIO, "flow changed meaning when written");
+    }
+    char *name = xstrdup(f->name);
+    rc = sched_install(s, f, path, hash, fl ? 0 : uid, version, created, changed, err);
+    free(path);
+    if (rc == 0 && name_out) *name_out = name;
+    else free(name);
+    return rc;
+fail:
+    flow_free(f);
+    return rc;
+}
+
+int sched_flow_pause(sched_t *s, const char *name, int paused, nb_err_t *err)
+{
+    sflow_t *fl = sched_flow_find(s, name);
+    if (!fl || !fl->fr) return err_set(err, -ENOENT, "no flow named '%s'", name);
+    if (fl->paused == !!paused) return 0;
+    int rc = store_flow_set_paused(s->o.store, name, !!paused, sched_now_us(), err);
+    if (rc < 0 && rc != -ESTALE) return rc;
+    fl->paused = !!paused;
+    sched_arm_flow(s, fl);
+    if (!paused) sched_run_start_queued(s, name);
+    sched_changed(s);
+    return 0;
+}
+
+int sched_flow_delete(sched_t *s, const char *name, nb_err_t *err)
+{
+    sflow_t *fl = sched_flow_find(s, name);
+    if (!fl || !fl->fr) return err_set(err, -ENOENT, "no flow named '%s'", name);
+    if (fl->running_runs)
+        return err_set(err, -EBUSY, "flow '%s' has runs in flight: cancel them first", name);
+    int rc = store_flow_delete(s->o.store, name, sched_now_us(), err);
+    if (rc < 0) return rc;
+    if (fl->path && unlink(fl->path) != 0 && errno != ENOENT)
+        LOG_W("cannot remove flow file", "path=%s error=\"%s\"", fl->path, strerror(errno));
+    sched_flow_remove(s, fl);
+    sched_changed(s);
+    return 0;
+}
+
+int sched_trigger(sched_t *s, const char *flow, const json_t *params, int64_t logical_us,
+                  int64_t user_id, int64_t *run_out, nb_err_t *err)
+{
+    sflow_t *fl = sched_flow_find(s, flow);
+    if (!fl || !fl->fr) return err_set(err, -ENOENT, "no flow named '%s'", flow);
+    if (s->stopping) return err_set(err, -EAGAIN, "the server is shutting down");
+    const flow_t *f = fl->fr->f;
+    if (params && !json_is_object(params)) return err_set(err, -EINVAL, "params must be an object");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)params, k, v) {
+        if (!json_object_get(f->params, k))
+            return err_set(err, -EINVAL, "flow '%s' has no parameter '%s'", flow, k);
+    }
+    if (!logical_us) logical_us = sched_now_us();
+    return sched_run_fire(s, fl, STORE_RUN_MANUAL, logical_us, params, user_id, run_out, err);
+}
+
+int sched_backfill(sched_t *s, const char *flow, int64_t from_us, int64_t to_us,
+                   int64_t user_id, json_t *runs, nb_err_t *err)
+{
+    sflow_t *fl = sched_flow_find(s, flow);
+    if (!fl || !fl->fr) return err_set(err, -ENOENT, "no flow named '%s'", flow);
+    const flow_t *f = fl->fr->f;
+    if (!f->cron) return err_set(err, -EINVAL, "flow '%s' has no schedule to backfill", flow);
+    if (to_us < from_us) return err_set(err, -EINVAL, "backfill range ends before it starts");
+    int64_t t, to = to_us / 1000000;
+    size_t n = 0;
+    int64_t ticks[1001];
+    if (cron_next(f->cron, f->tz, from_us / 1000000 - 1, &t) == 0) {
+        while (t <= to) {
+            if (n == 1000)
+                return err_set(err, -EINVAL, "backfill of more than 1000 runs: split the range");
+            ticks[n++] = t;
+            if (cron_next(f->cron, f->tz, t, &t) < 0) break;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = 0;
+        int rc = sched_run_fire(s, fl, STORE_RUN_BACKFILL, ticks[i] * 1000000, NULL, user_id,
+                                &id, err);
+        if (rc == -EEXIST) continue;   /* that tick already ran */
+        if (rc < 0) return rc;
+        json_array_append_new(runs, json_integer(id));
+    }
+    return 0;
+}
+
+/* ---- life cycle ---------------------------------------------------------------- */
+
+int sched_new(const sched_opts_t *o, sched_t **out, nb_err_t *err)
+{
+    *out = NULL;
+    if (!o->loop || !o->store || !o->home) return err_set(err, -EINVAL, "sched: missing options");
+    sched_t *s = xcalloc(1, sizeof *s);
+    s->o = *o;
+    s->home = xstrdup(o->home);
+    s->flows_dir = o->flows_dir ? xstrdup(o->flows_dir) : NULL;
+    s->self_exe = o->self_exe ? xstrdup(o->self_exe) : NULL;
+    s->base_url = xstrdup(o->base_url ? o->base_url : "");
+    s->pool_cwd = getcwd(NULL, 0);
+    if (!s->o.max_active_tasks) s->o.max_active_tasks = 16;
+    if (!s->o.kill_grace_ms) s->o.kill_grace_ms = 10000;
+    s->reload_timer = sched_timer_new(s);
+    *out = s;
+    return 0;
+}
+
+int sched_start(sched_t *s, nb_err_t *err)
+{
+    int rc;
+    if (s->flows_dir) {
+        if ((rc = fs_mkdir_p(s->flows_dir, 0700, err)) < 0) return rc;
+        s->watch = xcalloc(1, sizeof *s->watch);
+        uv_fs_event_init(s->o.loop, s->watch);
+        s->watch->data = s;
+        s->open_handles++;
+        if ((rc = uv_fs_event_start(s->watch, sched_on_dir_event, s->flows_dir, 0)) < 0)
+            LOG_W("cannot watch flows directory (reload with `nbhub flow apply`)", "dir=%s error=%s",
+                  s->flows_dir, uv_strerror(rc));
+    }
+    /* Flows first (their fref is shared by recovered runs of the same version),
+     * and flows known to the store but without a file (e.g. applied before
+     * the flows dir moved) stay known through their stored spec. */
+    sched_reload(s);
+    store_flows_t all;
+    if (store_flows_list(s->o.store, 0, 0, &all, NULL) == 0) {
+        for (size_t i = 0; i < all.n; i++) {
+            if (sched_flow_find(s, all.v[i].name)) continue;
+            nb_err_t e;
+            fref_t *fr = sched_fref_from_spec(all.v[i].spec_json, all.v[i].version, &e);
+            if (!fr) {
+                LOG_W("stored flow does not load", "flow=%s error=\"%s\"", all.v[i].name, e.msg);
+                continue;
+            }
+            sflow_t *fl = sched_flow_add(s, all.v[i].name);
+            fl->fr = fr;
+            fl->version = all.v[i].version;
+            fl->owner_id = all.v[i].owner_id;
+            fl->paused = all.v[i].paused;
+            sched_arm_flow(s, fl);
+        }
+        store_flows_free(&all);
+    }
+    if ((rc = sched_run_recover(s, err)) < 0) return rc;
+    sched_run_dispatch(s);
+    return 0;
+}
+
+static void sched_stop_check(sched_t *s)
+{
+    if (s->stopping != 1 || s->running) return;
+    s->stopping = 2;
+    /* Close our handles; the last close callback calls done. */
+    for (size_t i = 0; i < s->nflows; i++)
+        if (s->flows[i]->timer) {
+            sched_timer_close(s, s->flows[i]->timer);
+            s->flows[i]->timer = NULL;
+        }
+    if (s->watch) {
+        uv_close((uv_handle_t *)s->watch, sched_handle_close);
+        s->watch = NULL;
+    }
+    if (s->reload_timer) {
+        uv_close((uv_handle_t *)s->reload_timer, sched_handle_close);
+        s->reload_timer = NULL;
+    }
+    if (s->stop_timer) {
+        uv_close((uv_handle_t *)s->stop_timer, sched_handle_close);
+        s->stop_timer = NULL;
+    }
+    sched_runs_free(s);
+}
+
+/* Called by sched_run.c when a child ends during a stop. */
+
+void sched_stop_progress(sched_t *s) { sched_stop_check(s); }
+
+static void sched_on_grace(uv_timer_t *t)
+{
+    sched_t *s = t->data;
+    LOG_W("grace period over: stopping tasks", "running=%u", s->running);
+    sched_run_stop_all(s);
+}
+
+void sched_stop(sched_t *s, uint64_t grace_ms, void (*done)(void *), void *ud)
+{
+    s->stopping = 1;
+    s->stop_done = done;
+    s->stop_ud = ud;
+    for (size_t i = 0; i < s->nflows; i++)
+        if (s->flows[i]->timer) uv_timer_stop(s->flows[i]->timer);
+    LOG_I("scheduler stopping", "running=%u grace_ms=%llu", s->running,
+          (unsigned long long)grace_ms);
+    if (s->running) {
+        s->stop_timer = sched_timer_new(s);
+        uv_timer_start(s->stop_timer, sched_on_grace, grace_ms, 0);
+    }
+    sched_stop_check(s);
+}
+
+void sched_free(sched_t *s)
+{
+    if (!s) return;
+    while (s->nflows) sched_flow_remove(s, s->flows[s->nflows - 1]);
+    free(s->flows);
+    sched_broken_clear(s);
+    free(s->home);
+    free(s->flows_dir);
+    free(s->self_exe);
+    free(s->base_url);
+    free(s->pool_cwd);
+    free(s);
+}
+
+void sched_get_stats(sched_t *s, sched_stats_t *out)
+{
+    *out = s->stats;
+    out->running_tasks = s->running;
+    out->queued_tasks = s->queued;
+    out->flows = 0;
+    for (size_t i = 0; i < s->nflows; i++) out->flows += s->flows[i]->fr != NULL;
+    out->broken_files = (unsigned)s->nbroken;
+}

@@ -1,0 +1,964 @@
+/*
+ * sched_run — runs in flight: the DAG of each run, the ready queue, task
+ * child processes, retries, timeouts, cancel, and recovery after restart.
+ *
+ * Event-driven: nothing here polls.  A run starts when it is created (or
+ * when a run of its flow ends and max_active_runs allows); starting it
+ * evaluates the trigger rules of every task.  A task's end (its child's
+ * exit callback) is recorded in the store and then only its children are
+ * evaluated — a skip or upstream failure propagates further down the same
+ * way — so the cost of a task end is its out-degree, not the size of the
+ * DAG, and a dependent starts within the same loop iteration as its
+ * parent's exit.
+ *
+ * The ready queue is global and FIFO: max_active_tasks bounds the children
+ * alive at once across all flows.  Every transition is written to the
+ * store before the in-memory state follows it; if the store refuses
+ * (-ESTALE: a cancel won the race) the memory is not changed.
+ *
+ * Files of a run live in $HOME/runs/<flow>/<run dir>/: <task>.ipynb (the
+ * output notebook of the latest try, updated while it runs), <task>.log
+ * (stdout and stderr of every try, each headed by a line naming the try),
+ * <task>.params.json (the rendered parameters) and <task>.status.json
+ * (written by the task wrapper, see sup.h).
+ */
+
+#include "sched/sched_int.h"
+#include "sched/dag.h"
+#include "sched/tmpl.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void task_end(stask_t *t, const sup_end_t *end);
+static void task_on_exit(sup_task_t *p, const sup_end_t *end, void *ud);
+static void run_check_done(srun_t *r);
+static void run_eval_task(srun_t *r, size_t idx);
+
+/* ---- small helpers --------------------------------------------------------------- */
+
+srun_t *sched_run_find(sched_t *s, int64_t id)
+{
+    for (srun_t *r = s->runs; r; r = r->next)
+        if (r->id == id) return r;
+    return NULL;
+}
+
+static const flow_t *run_flow(const srun_t *r) { return r->fr->f; }
+
+static dag_state_t dag_state_of(store_task_state_t st)
+{
+    switch (st) {
+    case STORE_TASK_SUCCESS:         return DAG_ST_SUCCESS;
+    case STORE_TASK_FAILED:
+    case STORE_TASK_CANCELLED:       return DAG_ST_FAILED;
+    case STORE_TASK_UPSTREAM_FAILED: return DAG_ST_UPSTREAM_FAILED;
+    case STORE_TASK_SKIPPED:         return DAG_ST_SKIPPED;
+    default:                         return DAG_ST_PENDING;
+    }
+}
+
+static char *run_dir_name(const char *run_id)
+{
+    char *d = xstrdup(run_id);
+    for (char *p = d; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-' || *p == '+'))
+            *p = '_';
+    return d;
+}
+
+static char *task_file(const srun_t *r, const stask_t *t, const char *suffix)
+{
+    return xasprintf("%s/%s%s", r->dir, run_flow(r)->tasks[t->idx].name, suffix);
+}
+
+static void queue_push(sched_t *s, stask_t *t)
+{
+    if (t->in_queue) return;
+    t->in_queue = 1;
+    t->qnext = NULL;
+    if (s->qtail) s->qtail->qnext = t;
+    else s->qhead = t;
+    s->qtail = t;
+    s->queued++;
+}
+
+static void queue_remove(sched_t *s, stask_t *t)
+{
+    if (!t->in_queue) return;
+    stask_t **pp = &s->qhead, *prev = NULL;
+    while (*pp && *pp != t) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (*pp) {
+        *pp = t->qnext;
+        if (s->qtail == t) s->qtail = prev;
+    }
+    t->in_queue = 0;
+    s->queued--;
+}
+
+static void task_timer_stop(sched_t *s, stask_t *t)
+{
+    if (!t->timer) return;
+    sched_timer_close(s, t->timer);
+    t->timer = NULL;
+}
+
+/* ---- run objects ----------------------------------------------------------------- */
+
+static void run_free(srun_t *r)
+{
+    sched_t *s = r->s;
+    for (srun_t **pp = &s->runs; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    for (size_t i = 0; i < run_flow(r)->ntasks; i++) {
+        queue_remove(s, &r->tasks[i]);
+        task_timer_stop(s, &r->tasks[i]);
+    }
+    fref_put(r->fr);
+    json_decref(r->params);
+    free(r->tasks);
+    free(r->run_id);
+    free(r->flow);
+    free(r->dir);
+    free(r);
+}
+
+void sched_runs_free(sched_t *s)
+{
+    while (s->runs) run_free(s->runs);
+}
+
+/* Build the in-memory run from the store (fr: a reference is taken). */
+static srun_t *run_load(sched_t *s, int64_t id, fref_t *fr, nb_err_t *err)
+{
+    store_run_t row;
+    store_task_runs_t tasks;
+    if (store_run_get(s->o.store, id, &row, &tasks, err) < 0) return NULL;
+    const flow_t *f = fr->f;
+    srun_t *r = xcalloc(1, sizeof *r);
+    r->s = s;
+    r->id = id;
+    r->run_id = xstrdup(row.run_id);
+    r->flow = xstrdup(row.flow);
+    r->fr = fr;
+    fr->refs++;
+    r->kind = row.kind;
+    r->state = row.state;
+    r->logical_us = row.logical_us;
+    json_error_t je;
+    r->params = row.params_json ? json_loads(row.params_json, 0, &je) : NULL;
+    if (!r->params) r->params = json_deep_copy(f->params);
+    char *dn = run_dir_name(row.run_id);
+    r->dir = xasprintf("%s/runs/%s/%s", s->home, row.flow, dn);
+    free(dn);
+    r->tasks = xcalloc(f->ntasks ? f->ntasks : 1, sizeof *r->tasks);
+    for (size_t i = 0; i < f->ntasks; i++) {
+        r->tasks[i].run = r;
+        r->tasks[i].idx = i;
+        r->tasks[i].state = STORE_TASK_PENDING;
+    }
+    for (size_t i = 0; i < tasks.n; i++) {
+        const flow_task_t *ft = flow_task(f, tasks.v[i].task);
+        if (!ft) continue;
+        stask_t *t = &r->tasks[ft->index];
+        t->id = tasks.v[i].id;
+        t->state = tasks.v[i].state;
+        t->try_number = tasks.v[i].try_number;
+        t->max_tries = tasks.v[i].max_tries;
+        t->started_us = tasks.v[i].started_at;
+        if (store_task_state_terminal(t->state)) r->nterminal++;
+    }
+    store_run_clear(&row);
+    store_task_runs_free(&tasks);
+    r->next = NULL;
+    srun_t **pp = &s->runs;   /* keep ascending id order: FIFO starts */
+    while (*pp && (*pp)->id < id) pp = &(*pp)->next;
+    r->next = *pp;
+    *pp = r;
+    return r;
+}
+
+/* ---- firing and starting runs ------------------------------------------------------ */
+
+int sched_run_fire(sched_t *s, sflow_t *fl, store_run_kind_t kind, int64_t logical_us,
+                   const json_t *params, int64_t user_id, int64_t *run_out, nb_err_t *err)
+{
+    const flow_t *f = fl->fr->f;
+    json_t *merged = json_deep_copy(f->params);
+    if (params) json_object_update(merged, (json_t *)params);
+    char *pj = json_dumps(merged, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(merged);
+    store_task_spec_t *specs = xcalloc(f->ntasks, sizeof *specs);
+    for (size_t i = 0; i < f->ntasks; i++) {
+        specs[i].task = f->tasks[i].name;
+        specs[i].max_tries = f->tasks[i].retries + 1;
+    }
+    store_fire_t fire = { fl->name, kind, logical_us, NULL, pj, user_id, specs, f->ntasks };
+    int64_t id = 0;
+    int rc = store_tick_fire(s->o.store, &fire, sched_now_us(), &id, err);
+    free(specs);
+    free(pj);
+    if (rc < 0) return rc;
+    if (run_out) *run_out = id;
+    srun_t *r = run_load(s, id, fl->fr, err);
+    if (!r) return -EIO;
+    LOG_I("run queued", "flow=%s run=%lld run_id=%s", fl->name, (long long)id, r->run_id);
+    sched_changed(s);
+    sched_run_start_queued(s, fl->name);
+    return 0;
+}
+
+static void run_begin(srun_t *r)
+{
+    sched_t *s = r->s;
+    nb_err_t err;
+    if (store_run_start(s->o.store, r->id, sched_now_us(), &err) < 0) {
+        LOG_E("cannot start run", "run=%lld error=\"%s\"", (long long)r->id, err.msg);
+        return;
+    }
+    r->state = STORE_RUN_RUNNING;
+    sflow_t *fl = sched_flow_find(s, r->flow);
+    if (fl) fl->running_runs++;
+    const flow_t *f = run_flow(r);
+    for (size_t i = 0; i < f->ntasks; i++) run_eval_task(r, f->topo[i]);
+    run_check_done(r);
+    sched_changed(s);
+}
+
+void sched_run_start_queued(sched_t *s, const char *flow)
+{
+    sflow_t *fl = sched_flow_find(s, flow);
+    unsigned max = fl && fl->fr ? (unsigned)fl->fr->f->max_active_runs : 1;
+    for (srun_t *r = s->runs, *next; r && !s->stopping; r = next) {
+        next = r->next;
+        if (r->state != STORE_RUN_QUEUED || r->finished || strcmp(r->flow, flow) != 0) continue;
+        if (fl && max && fl->running_runs >= max) break;
+        run_begin(r);
+    }
+    sched_run_dispatch(s);
+}
+
+/* ---- the DAG ----------------------------------------------------------------------- */
+
+static void task_terminal(srun_t *r, stask_t *t)
+{
+    r->nterminal++;
+    const flow_task_t *ft = &run_flow(r)->tasks[t->idx];
+    for (size_t i = 0; i < ft->nchildren; i++) run_eval_task(r, ft->children[i]);
+}
+
+/* Decide a pending task by its trigger rule; propagates skips downstream. */
+static void run_eval_task(srun_t *r, size_t idx)
+{
+    sched_t *s = r->s;
+    stask_t *t = &r->tasks[idx];
+    if (t->state != STORE_TASK_PENDING || r->state != STORE_RUN_RUNNING || r->finished) return;
+    const flow_t *f = run_flow(r);
+    const flow_task_t *ft = &f->tasks[idx];
+    dag_state_t ps[ft->nparents ? ft->nparents : 1];
+    for (size_t i = 0; i < ft->nparents; i++) ps[i] = dag_state_of(r->tasks[ft->parents[i]].state);
+    dag_verdict_t v = dag_ready(f, ft, ps);
+    nb_err_t err;
+    int64_t now = sched_now_us();
+    switch (v) {
+    case DAG_WAIT:
+        return;
+    case DAG_READY:
+        if (store_task_queue(s->o.store, t->id, now, &err) < 0) {
+            LOG_E("cannot queue task", "task=%s error=\"%s\"", ft->name, err.msg);
+            return;
+        }
+        t->state = STORE_TASK_QUEUED;
+        queue_push(s, t);
+        return;
+    case DAG_SKIP:
+    case DAG_UPSTREAM_FAILED: {
+        store_task_state_t to = v == DAG_SKIP ? STORE_TASK_SKIPPED : STORE_TASK_UPSTREAM_FAILED;
+        if (store_task_skip(s->o.store, t->id, to, NULL, now, &err) < 0) {
+            LOG_E("cannot skip task", "task=%s error=\"%s\"", ft->name, err.msg);
+            return;
+        }
+        t->state = to;
+        task_terminal(r, t);
+        return;
+    }
+    }
+}
+
+/* The webhook envelope for a run's end (notify.c posts "body" with "headers"). */
+static char *run_hook_payload(srun_t *r, const char *state, const flow_hook_t *h)
+{
+    sched_t *s = r->s;
+    const flow_t *f = run_flow(r);
+    json_t *tasks = json_array(), *failed = json_array();
+    for (size_t i = 0; i < f->ntasks; i++) {
+        const char *st = store_task_state_name(r->tasks[i].state);
+        json_array_append_new(tasks, json_pack("{ssss}", "name", f->tasks[i].name, "state", st));
+        if (dag_state_of(r->tasks[i].state) == DAG_ST_FAILED)
+            json_array_append_new(failed, json_string(f->tasks[i].name));
+    }
+    char logical[40];
+    time_iso8601_utc(r->logical_us, logical, sizeof logical, 1);
+    char *api = xasprintf("%s/api/v1/runs/%lld", s->base_url, (long long)r->id);
+    char *ui = xasprintf("%s/runs/%lld", s->base_url, (long long)r->id);
+    json_t *body = json_pack("{ss ss ss sI ss ss so so s{ssss}}", "event",
+                             strcmp(state, "success") == 0 ? "run.success" : "run.failed",
+                             "flow", r->flow, "run_id", r->run_id, "run", (json_int_t)r->id,
+                             "state", state, "logical_date", logical, "tasks", tasks,
+                             "failed_tasks", failed, "links", "run", api, "ui", ui);
+    free(api);
+    free(ui);
+    json_t *hdr = h->headers ? json_incref(h->headers) : json_object();
+    json_t *env = json_pack("{soso}", "headers", hdr, "body", body);
+    char *out = json_dumps(env, JSON_COMPACT);
+    json_decref(env);
+    return out;
+}
+
+static void run_check_done(srun_t *r)
+{
+    sched_t *s = r->s;
+    const flow_t *f = run_flow(r);
+    if (r->finished || r->state != STORE_RUN_RUNNING || r->nterminal < f->ntasks) return;
+    int ok = 1;
+    for (size_t i = 0; i < f->ntasks; i++) {
+        dag_state_t d = dag_state_of(r->tasks[i].state);
+        if (d == DAG_ST_FAILED || d == DAG_ST_UPSTREAM_FAILED) ok = 0;
+    }
+    store_run_state_t st = ok ? STORE_RUN_SUCCESS : STORE_RUN_FAILED;
+    const char *name = store_run_state_name(st);
+    const flow_hook_t *hooks = ok ? f->on_success : f->on_failure;
+    size_t nh = ok ? f->non_success : f->non_failure;
+    store_hook_t *sh = xcalloc(nh ? nh : 1, sizeof *sh);
+    char **payloads = xcalloc(nh ? nh : 1, sizeof *payloads);
+    for (size_t i = 0; i < nh; i++) {
+        payloads[i] = run_hook_payload(r, name, &hooks[i]);
+        sh[i].url = hooks[i].url;
+        sh[i].event = ok ? "run.success" : "run.failed";
+        sh[i].payload_json = payloads[i];
+    }
+    nb_err_t err;
+    int rc = store_run_finish(s->o.store, r->id, st, sched_now_us(), sh, nh, &err);
+    for (size_t i = 0; i < nh; i++) free(payloads[i]);
+    free(payloads);
+    free(sh);
+    if (rc < 0) {
+        LOG_E("cannot finish run", "run=%lld error=\"%s\"", (long long)r->id, err.msg);
+        return;
+    }
+    LOG_I("run finished", "flow=%s run=%lld state=%s", r->flow, (long long)r->id, name);
+    r->finished = 1;
+    r->state = st;
+    sflow_t *fl = sched_flow_find(s, r->flow);
+    if (fl && fl->running_runs) fl->running_runs--;
+    char *flow = xstrdup(r->flow);
+    if (r->live == 0) run_free(r);
+    sched_changed(s);
+    sched_run_start_queued(s, flow);
+    free(flow);
+}
+
+/* ---- launching a task ---------------------------------------------------------------- */
+
+/* The previous tick before `logical` (seconds), for data_interval_start. */
+static int64_t prev_tick(const flow_t *f, int64_t logical)
+{
+    if (!f->cron) return logical;
+    if (f->sched_kind == FLOW_SCHED_INTERVAL) return logical - f->interval;
+    static const int64_t windows[] = { 3600, 86400, 8 * 86400, 32 * 86400, 367 * 86400 };
+    for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
+        int64_t t, last = 0;
+        if (cron_next(f->cron, f->tz, logical - windows[w], &t) < 0) break;
+        while (t < logical) {
+            last = t;
+            if (cron_next(f->cron, f->tz, t, &t) < 0) break;
+        }
+        if (last) return last;
+    }
+    return logical;
+}
+
+static void argv_add(char ***v, size_t *n, const char *s)
+{
+    *v = xrealloc(*v, (*n + 2) * sizeof **v);
+    (*v)[(*n)++] = xstrdup(s);
+    (*v)[*n] = NULL;
+}
+
+static void strv_free(char **v)
+{
+    if (!v) return;
+    for (char **p = v; *p; p++) free(*p);
+    free(v);
+}
+
+static char *json_text(const json_t *v)
+{
+    if (json_is_string(v)) return xstrdup(json_string_value(v));
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* Environment of the task: ours, minus what we set, plus the task's env and
+ * the NBHUB_* context. */
+static char **task_env(const json_t *env, const tmpl_ctx_t *ctx, int try_number)
+{
+    char **v = NULL;
+    size_t n = 0;
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "NBHUB_", 6) == 0) continue;
+        const char *eq = strchr(*e, '=');
+        if (eq && json_object_getn(env, *e, (size_t)(eq - *e))) continue;
+        argv_add(&v, &n, *e);
+    }
+    const char *k;
+    json_t *val;
+    json_object_foreach((json_t *)env, k, val) {
+        char *t = json_text(val);
+        char *kv = xasprintf("%s=%s", k, t);
+        argv_add(&v, &n, kv);
+        free(kv);
+        free(t);
+    }
+    char ds[16], ts[40];
+    json_t *j = NULL;
+    if (tmpl_render_string("{{ ds }}", ctx, &j, NULL) == 0) {
+        snprintf(ds, sizeof ds, "%s", json_string_value(j));
+        json_decref(j);
+    } else ds[0] = 0;
+    if (tmpl_render_string("{{ ts }}", ctx, &j, NULL) == 0) {
+        snprintf(ts, sizeof ts, "%s", json_string_value(j));
+        json_decref(j);
+    } else ts[0] = 0;
+    char *kv;
+    kv = xasprintf("NBHUB_FLOW=%s", ctx->flow); argv_add(&v, &n, kv); free(kv);
+    kv = xasprintf("NBHUB_TASK=%s", ctx->task); argv_add(&v, &n, kv); free(kv);
+    kv = xasprintf("NBHUB_RUN_ID=%s", ctx->run_id); argv_add(&v, &n, kv); free(kv);
+    kv = xasprintf("NBHUB_TRY=%d", try_number); argv_add(&v, &n, kv); free(kv);
+    kv = xasprintf("NBHUB_DS=%s", ds); argv_add(&v, &n, kv); free(kv);
+    kv = xasprintf("NBHUB_TS=%s", ts); argv_add(&v, &n, kv); free(kv);
+    return v;
+}
+
+static void task_on_timeout(uv_timer_t *h)
+{
+    stask_t *t = h->data;
+    if (!t->proc) return;
+    const flow_task_t *ft = &run_flow(t->run)->tasks[t->idx];
+    LOG_W("task timed out", "flow=%s run=%lld task=%s timeout_s=%lld", t->run->flow,
+          (long long)t->run->id, ft->name, (long long)ft->timeout);
+    t->timed_out = 1;
+    sup_stop(t->proc, t->run->s->o.kill_grace_ms);
+}
+
+/* Record a task that could not even start: running, then failed (retried
+ * by its policy like any failure). */
+static void task_start_failed(srun_t *r, stask_t *t, const char *msg)
+{
+    sched_t *s = r->s;
+    nb_err_t err;
+    LOG_E("task did not start", "flow=%s task=%s error=\"%s\"", r->flow,
+          run_flow(r)->tasks[t->idx].name, msg);
+    if (store_task_start(s->o.store, t->id, 0, 0, NULL, NULL, sched_now_us(), &err) < 0) return;
+    t->state = STORE_TASK_RUNNING;
+    t->try_number++;
+    sup_end_t end = { 127, 0, 0 };
+    t->start_error = msg;
+    task_end(t, &end);
+}
+
+static void task_launch(sched_t *s, stask_t *t)
+{
+    srun_t *r = t->run;
+    const flow_t *f = run_flow(r);
+    const flow_task_t *ft = &f->tasks[t->idx];
+    nb_err_t err;
+    if (fs_mkdir_p(r->dir, 0700, &err) < 0) {
+        task_start_failed(r, t, err.msg);
+        return;
+    }
+    tmpl_ctx_t ctx = { .flow = r->flow, .task = ft->name, .run_id = r->run_id,
+                       .params = r->params };
+    int64_t logical = r->logical_us / 1000000;
+    tmpl_time_in(f->tz, logical, &ctx.logical);
+    tmpl_time_in(f->tz, r->kind == STORE_RUN_MANUAL ? logical : prev_tick(f, logical),
+                 &ctx.interval_start);
+    ctx.interval_end = ctx.logical;
+
+    char *out_path = NULL, *log_path = task_file(r, t, ".log");
+    char *status_path = task_file(r, t, ".status.json");
+    char **argv = NULL, **env = NULL;
+    size_t argc = 0;
+    json_t *renv = NULL;
+    pool_kernel_t *kernel = NULL;
+    char *failed = NULL;
+    if (tmpl_render(ft->env, &ctx, &renv, &err) < 0) {
+        failed = xasprintf("env: %s", err.msg);
+        goto out;
+    }
+    if (ft->notebook_path) {
+        json_t *params = NULL;
+        if (tmpl_render(ft->parameters, &ctx, &params, &err) < 0) {
+            failed = xasprintf("parameters: %s", err.msg);
+            goto out;
+        }
+        char *pfile = task_file(r, t, ".params.json");
+        char *ptext = json_dumps(params, JSON_SORT_KEYS | JSON_INDENT(1));
+        json_decref(params);
+        int rc = fs_write_atomic(pfile, ptext, strlen(ptext), 0, &err);
+        free(ptext);
+        if (rc < 0) {
+            free(pfile);
+            failed = xstrdup(err.msg);
+            goto out;
+        }
+        out_path = task_file(r, t, ".ipynb");
+        char *cwd = ft->cwd ? xstrdup(ft->cwd) : fs_dirname(ft->notebook_path);
+        argv_add(&argv, &argc, s->self_exe);
+        argv_add(&argv, &argc, "run");
+        argv_add(&argv, &argc, ft->notebook_path);
+        argv_add(&argv, &argc, out_path);
+        argv_add(&argv, &argc, "-f");
+        argv_add(&argv, &argc, pfile);
+        argv_add(&argv, &argc, "--cwd");
+        argv_add(&argv, &argc, cwd);
+        argv_add(&argv, &argc, "--log-output");
+        free(pfile);
+        if (ft->cell_timeout) {
+            char n[32];
+            snprintf(n, sizeof n, "%lld", (long long)ft->cell_timeout);
+            argv_add(&argv, &argc, "--execution-timeout");
+            argv_add(&argv, &argc, n);
+        }
+        if (ft->kernel) {
+            argv_add(&argv, &argc, "-k");
+            argv_add(&argv, &argc, ft->kernel);
+        }
+        /* A pooled kernel was started before the task was known, in the
+         * daemon's working directory (the flows directory): only tasks
+         * without their own environment and with that working directory
+         * can use one. */
+        const char *kname = r->fr->kernel[t->idx];
+        if (s->o.pool && kname && json_object_size(ft->env) == 0 && s->pool_cwd &&
+            strcmp(cwd, s->pool_cwd) == 0 && pool_take(s->o.pool, kname, &kernel) == 0) {
+            char pid[32];
+            snprintf(pid, sizeof pid, "%d", pool_kernel_pid(kernel));
+            argv_add(&argv, &argc, "--existing-kernel");
+            argv_add(&argv, &argc, pool_kernel_conn(kernel));
+            argv_add(&argv, &argc, "--kernel-pid");
+            argv_add(&argv, &argc, pid);
+            /* No --shutdown-kernel: the pool stops the kernel when the task's
+             * process has exited, so the task need not wait for it. */
+        }
+        free(cwd);
+    } else {
+        for (size_t i = 0; i < ft->argc; i++) {
+            json_t *v = NULL;
+            if (tmpl_render_string(ft->argv[i], &ctx, &v, &err) < 0) {
+                failed = xasprintf("command: %s", err.msg);
+                goto out;
+            }
+            char *txt = json_text(v);
+            json_decref(v);
+            argv_add(&argv, &argc, txt);
+            free(txt);
+        }
+    }
+    env = task_env(renv, &ctx, t->try_number + 1);
+
+    /* A header line in the log per try. */
+    int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        char now[40];
+        time_iso8601_utc(sched_now_us(), now, sizeof now, 1);
+        dprintf(fd, "--- nbhub: %s try %d of %d, started %s%s ---\n", ft->name,
+                t->try_number + 1, t->max_tries, now, kernel ? " (warm kernel)" : "");
+        close(fd);
+    }
+    sup_spawn_opts_t so = { s->self_exe, argv, env,
+                            ft->notebook_path ? NULL : (ft->cwd ? ft->cwd : f->base_dir),
+                            log_path, status_path };
+    sup_task_t *proc = NULL;
+    if (sup_spawn(s->o.loop, &so, task_on_exit, t, &proc, &err) < 0) {
+        failed = xstrdup(err.msg);
+        goto out;
+    }
+    int64_t now = sched_now_us();
+    if (store_task_start(s->o.store, t->id, sup_pid(proc), sup_start_time(proc), out_path,
+                         log_path, now, &err) < 0) {
+        /* A cancel won the race: stop what we just started. */
+        LOG_W("task start refused", "task=%s error=\"%s\"", ft->name, err.msg);
+        t->cancelled = 1;
+        sup_stop(proc, 0);
+    } else {
+        t->state = STORE_TASK_RUNNING;
+        t->try_number++;
+    }
+    t->proc = proc;
+    t->kernel = kernel;
+    kernel = NULL;
+    t->started_us = now;
+    s->running++;
+    r->live++;
+    s->stats.tasks_started++;
+    if (ft->timeout && !t->cancelled) {
+        t->timer = sched_timer_new(s);
+        t->timer->data = t;
+        uv_timer_start(t->timer, task_on_timeout, (uint64_t)ft->timeout * 1000, 0);
+    }
+    LOG_I("task started", "flow=%s run=%lld task=%s try=%d pid=%d", r->flow, (long long)r->id,
+          ft->name, t->try_number, sup_pid(proc));
+    sched_changed(s);
+out:
+    if (kernel) pool_return(s->o.pool, kernel);
+    json_decref(renv);
+    strv_free(argv);
+    strv_free(env);
+    free(out_path);
+    free(log_path);
+    free(status_path);
+    if (failed) {
+        task_start_failed(r, t, failed);
+        free(failed);
+    }
+}
+
+void sched_run_dispatch(sched_t *s)
+{
+    while (!s->stopping && s->qhead && s->running < s->o.max_active_tasks) {
+        stask_t *t = s->qhead;
+        queue_remove(s, t);
+        task_launch(s, t);
+    }
+}
+
+/* ---- a task's end ---------------------------------------------------------------------- */
+
+static const char *run_exit_meaning(int code)
+{
+    switch (code) {
+    case 1: return "a cell raised an error";
+    case 3: return "the notebook or its parameters are invalid";
+    case 4: return "the kernel did not start";
+    case 5: return "the kernel died";
+    case 6: return "a cell timed out";
+    case 7: return "the output notebook could not be written";
+    default: return NULL;
+    }
+}
+
+static void retry_on_timer(uv_timer_t *h);
+
+/* Record the end of a try and move the DAG on. */
+static void task_end(stask_t *t, const sup_end_t *end)
+{
+    srun_t *r = t->run;
+    sched_t *s = r->s;
+    const flow_task_t *ft = &run_flow(r)->tasks[t->idx];
+    int64_t now = sched_now_us();
+    int ok = !t->start_error && !end->lost && end->term_signal == 0 && end->exit_code == 0 && !t->timed_out &&
+             !t->cancelled && !t->shutdown;
+    char msg[256];
+    if (t->timed_out) snprintf(msg, sizeof msg, "timed out after %llds", (long long)ft->timeout);
+    else if (t->shutdown) snprintf(msg, sizeof msg, "stopped by daemon shutdown");
+    else if (end->lost) snprintf(msg, sizeof msg, "the task's process was lost (daemon restart)");
+    else if (end->term_signal) snprintf(msg, sizeof msg, "killed by signal %d", end->term_signal);
+    else if (t->start_error)
+        snprintf(msg, sizeof msg, "could not start: %s", t->start_error);
+    else {
+        const char *m = ft->notebook_path ? run_exit_meaning(end->exit_code) : NULL;
+        snprintf(msg, sizeof msg, "exit code %d%s%s", end->exit_code, m ? ": " : "", m ? m : "");
+    }
+    if (t->started_us) {
+        double d = (double)(now - t->started_us) / 1e6;
+        s->stats.dur_sum += d;
+        s->stats.dur_count++;
+        for (int i = 0; i < 9; i++)
+            if (d <= sched_dur_bounds[i]) s->stats.dur_bucket[i]++;
+        s->stats.dur_bucket[9]++;
+    }
+    t->start_error = NULL;
+    if (r->finished || t->cancelled || t->state != STORE_TASK_RUNNING) {
+        /* Cancelled: the store already says so. */
+        return;
+    }
+    int64_t retry_at = 0;
+    if (!ok && t->try_number < t->max_tries) {
+        int64_t delay = ft->retry_delay;
+        if (ft->retry_exponential_backoff)
+            for (int i = 1; i < t->try_number && delay < ft->max_retry_delay; i++) delay *= 2;
+        if (ft->max_retry_delay && delay > ft->max_retry_delay) delay = ft->max_retry_delay;
+        retry_at = now + delay * 1000000 + 1;
+    }
+    store_task_state_t ns;
+    nb_err_t err;
+    int code = end->term_signal ? -end->term_signal : end->exit_code;
+    if (store_task_finish(s->o.store, t->id, ok ? STORE_TASK_SUCCESS : STORE_TASK_FAILED, code,
+                          ok ? NULL : msg, retry_at, now, &ns, &err) < 0) {
+        LOG_E("cannot finish task", "task=%s error=\"%s\"", ft->name, err.msg);
+        return;
+    }
+    t->state = ns;
+    LOG_I("task finished", "flow=%s run=%lld task=%s state=%s%s%s%s", r->flow, (long long)r->id,
+          ft->name, store_task_state_name(ns), ok ? "" : " error=\"", ok ? "" : msg,
+          ok ? "" : "\"");
+    if (ns == STORE_TASK_UP_FOR_RETRY) {
+        t->timer = sched_timer_new(s);
+        t->timer->data = t;
+        uv_timer_start(t->timer, retry_on_timer, (uint64_t)((retry_at - now) / 1000) + 1, 0);
+    } else {
+        task_terminal(r, t);
+        run_check_done(r);   /* may free r */
+    }
+}
+
+static void task_on_exit(sup_task_t *p, const sup_end_t *end, void *ud)
+{
+    stask_t *t = ud;
+    srun_t *r = t->run;
+    sched_t *s = r->s;
+    s->running--;
+    r->live--;
+    task_timer_stop(s, t);
+    if (t->kernel) {
+        pool_return(s->o.pool, t->kernel);
+        t->kernel = NULL;
+    }
+    sup_free(p);
+    t->proc = NULL;
+    int was_finished = r->finished;
+    task_end(t, end);   /* may free r when the run ends with no child left */
+    if (was_finished && r->live == 0) run_free(r);
+    sched_changed(s);
+    sched_run_dispatch(s);
+    if (s->stopping) sched_stop_progress(s);
+}
+
+static void retry_on_timer(uv_timer_t *h)
+{
+    stask_t *t = h->data;
+    sched_t *s = t->run->s;
+    task_timer_stop(s, t);
+    store_task_runs_t due;
+    nb_err_t err;
+    if (store_task_retry_due(s->o.store, sched_now_us(), 1000, &due, &err) < 0) {
+        LOG_E("cannot requeue retries", "error=\"%s\"", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < due.n; i++) {
+        srun_t *r = sched_run_find(s, due.v[i].run);
+        if (!r) continue;
+        const flow_task_t *ft = flow_task(run_flow(r), due.v[i].task);
+        if (!ft) continue;
+        stask_t *x = &r->tasks[ft->index];
+        task_timer_stop(s, x);
+        x->state = STORE_TASK_QUEUED;
+        queue_push(s, x);
+    }
+    store_task_runs_free(&due);
+    sched_changed(s);
+    sched_run_dispatch(s);
+}
+
+/* ---- cancel ------------------------------------------------------------------------------ */
+
+int sched_cancel_run(sched_t *s, int64_t run, nb_err_t *err)
+{
+    srun_t *r = sched_run_find(s, run);
+    if (!r || r->finished) {
+        store_run_t row;
+        int rc = store_run_get(s->o.store, run, &row, NULL, err);
+        if (rc < 0) return rc;
+        store_run_clear(&row);
+        return err_set(err, -ESTALE, "run %lld already finished", (long long)run);
+    }
+    int rc = store_run_cancel(s->o.store, run, sched_now_us(), NULL, 0, NULL, err);
+    if (rc < 0) return rc;
+    LOG_I("run cancelled", "flow=%s run=%lld", r->flow, (long long)run);
+    int was_running = r->state == STORE_RUN_RUNNING;
+    r->finished = 1;
+    r->state = STORE_RUN_CANCELLED;
+    for (size_t i = 0; i < run_flow(r)->ntasks; i++) {
+        stask_t *t = &r->tasks[i];
+        queue_remove(s, t);
+        if (!store_task_state_terminal(t->state)) t->state = STORE_TASK_CANCELLED;
+        if (t->proc) {
+            t->cancelled = 1;
+            sup_stop(t->proc, s->o.kill_grace_ms);
+        } else {
+            task_timer_stop(s, t);
+        }
+    }
+    sflow_t *fl = sched_flow_find(s, r->flow);
+    if (was_running && fl && fl->running_runs) fl->running_runs--;
+    char *flow = xstrdup(r->flow);
+    if (r->live == 0) run_free(r);
+    sched_changed(s);
+    sched_run_start_queued(s, flow);
+    free(flow);
+    return 0;
+}
+
+int sched_cancel_task(sched_t *s, int64_t run, const char *task, nb_err_t *err)
+{
+    srun_t *r = sched_run_find(s, run);
+    if (!r || r->finished) {
+        store_run_t row;
+        int rc = store_run_get(s->o.store, run, &row, NULL, err);
+        if (rc < 0) return rc;
+        store_run_clear(&row);
+        return err_set(err, -ESTALE, "run %lld already finished", (long long)run);
+    }
+    const flow_task_t *ft = flow_task(run_flow(r), task);
+    if (!ft) return err_set(err, -ENOENT, "run %lld has no task '%s'", (long long)run, task);
+    stask_t *t = &r->tasks[ft->index];
+    int rc = store_task_cancel(s->o.store, t->id, "cancelled", sched_now_us(), NULL, err);
+    if (rc < 0) return rc;
+    LOG_I("task cancelled", "flow=%s run=%lld task=%s", r->flow, (long long)run, task);
+    queue_remove(s, t);
+    t->state = STORE_TASK_CANCELLED;
+    if (t->proc) {
+        t->cancelled = 1;
+        sup_stop(t->proc, s->o.kill_grace_ms);
+    } else {
+        task_timer_stop(s, t);
+    }
+    task_terminal(r, t);
+    run_check_done(r);
+    sched_changed(s);
+    sched_run_dispatch(s);
+    return 0;
+}
+
+void sched_run_stop_all(sched_t *s)
+{
+    for (srun_t *r = s->runs; r; r = r->next)
+        for (size_t i = 0; i < run_flow(r)->ntasks; i++)
+            if (r->tasks[i].proc) {
+                r->tasks[i].shutdown = 1;
+                sup_stop(r->tasks[i].proc, s->o.kill_grace_ms);
+            }
+}
+
+/* ---- recovery ----------------------------------------------------------------------------- */
+
+int sched_run_recover(sched_t *s, nb_err_t *err)
+{
+    store_task_runs_t running;
+    store_runs_t active;
+    int rc = store_recover(s->o.store, sched_now_us(), &running, &active, err);
+    if (rc < 0) return rc;
+    for (size_t i = 0; i < active.n; i++) {
+        store_run_t *row = &active.v[i];
+        sflow_t *fl = sched_flow_find(s, row->flow);
+        fref_t *fr = NULL;
+        nb_err_t e;
+        if (fl && fl->fr && fl->fr->version == row->flow_version) {
+            fr = fl->fr;
+            fr->refs++;
+        } else {
+            store_run_t full;
+            if (store_run_get(s->o.store, row->id, &full, NULL, &e) == 0) {
+                fr = sched_fref_from_spec(full.spec_json, row->flow_version, &e);
+                store_run_clear(&full);
+            }
+        }
+        if (!fr) {
+            LOG_E("cannot resume run: cancelling it", "run=%lld error=\"%s\"", (long long)row->id,
+                  e.msg);
+            store_run_cancel(s->o.store, row->id, sched_now_us(), NULL, 0, NULL, NULL);
+            continue;
+        }
+        srun_t *r = run_load(s, row->id, fr, &e);
+        fref_put(fr);
+        if (!r) continue;
+        if (r->state == STORE_RUN_RUNNING && fl) fl->running_runs++;
+    }
+    /* Tasks left running: re-attach, or take the status file, or lost. */
+    for (size_t i = 0; i < running.n; i++) {
+        store_task_run_t *tr = &running.v[i];
+        srun_t *r = sched_run_find(s, tr->run);
+        if (!r) continue;
+        const flow_task_t *ft = flow_task(run_flow(r), tr->task);
+        if (!ft) continue;
+        stask_t *t = &r->tasks[ft->index];
+        char *status = task_file(r, t, ".status.json");
+        sup_task_t *p = NULL;
+        nb_err_t e;
+        if (sup_attach(s->o.loop, tr->pid, tr->pid_start_time, status, task_on_exit, t, &p,
+                       &e) == 0) {
+            LOG_I("task re-attached", "flow=%s run=%lld task=%s pid=%d", r->flow,
+                  (long long)r->id, ft->name, tr->pid);
+            t->proc = p;
+            s->running++;
+            r->live++;
+            if (ft->timeout) {
+                int64_t left = tr->started_at + ft->timeout * 1000000 - sched_now_us();
+                t->timer = sched_timer_new(s);
+                t->timer->data = t;
+                uv_timer_start(t->timer, task_on_timeout, left > 0 ? (uint64_t)left / 1000 : 0, 0);
+            }
+        } else {
+            sup_end_t end;
+            if (sup_read_status(status, &end) != 0) {
+                end.exit_code = -1;
+                end.term_signal = 0;
+                end.lost = 1;
+            }
+            LOG_I("task ended while the daemon was down", "flow=%s run=%lld task=%s exit=%d lost=%d",
+                  r->flow, (long long)r->id, ft->name, end.exit_code, end.lost);
+            task_end(t, &end);
+        }
+        free(status);
+    }
+    store_task_runs_free(&running);
+    /* Drive the rest on: queued tasks to the queue, retries to timers,
+     * pending ones through their trigger rules; then queued runs. */
+    int64_t now = sched_now_us();
+    for (srun_t *r = s->runs, *next; r; r = next) {
+        next = r->next;
+        if (r->state != STORE_RUN_RUNNING) continue;
+        const flow_t *f = run_flow(r);
+        store_task_runs_t tasks;
+        store_run_t row;
+        if (store_run_get(s->o.store, r->id, &row, &tasks, NULL) == 0) {
+            for (size_t i = 0; i < tasks.n; i++) {
+                const flow_task_t *ft = flow_task(f, tasks.v[i].task);
+                if (!ft) continue;
+                stask_t *t = &r->tasks[ft->index];
+                if (t->state == STORE_TASK_QUEUED) queue_push(s, t);
+                else if (t->state == STORE_TASK_UP_FOR_RETRY && !t->timer) {
+                    int64_t at = tasks.v[i].next_retry_at;
+                    t->timer = sched_timer_new(s);
+                    t->timer->data = t;
+                    uv_timer_start(t->timer, retry_on_timer,
+                                   at > now ? (uint64_t)(at - now) / 1000 + 1 : 0, 0);
+                }
+            }
+            store_run_clear(&row);
+            store_task_runs_free(&tasks);
+        }
+        for (size_t i = 0; i < f->ntasks; i++) run_eval_task(r, f->topo[i]);
+        run_check_done(r);
+    }
+    for (size_t i = 0; i < active.n; i++)
+        if (active.v[i].state == STORE_RUN_QUEUED) sched_run_start_queued(s, active.v[i].flow);
+    store_runs_free(&active);
+    return 0;
+}

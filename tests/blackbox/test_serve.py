@@ -1,0 +1,279 @@
+"""nbhub serve with real kernels: DAG order, retries, timeouts, cancel,
+restart after kill -9, bad flow files, and the HTTP edge."""
+import json
+import os
+import signal
+import socket
+import time
+
+import nbformat
+import pytest
+
+from conftest import code, write_nb, read_nb, wait_for
+from nbserve import Server
+
+
+def iso_us(s):
+    """ISO 8601 UTC ('2026-11-22T05:00:00.123456Z') -> epoch microseconds."""
+    from datetime import datetime
+    return int(datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1e6)
+
+
+def stamp_nb(path, name):
+    """A notebook that records its parameter and sleeps a little."""
+    write_nb(path,
+             code("label = 'x'", tags=["parameters"]),
+             code("import time; time.sleep(0.3); print('ran', label)"))
+
+
+FANOUT = """
+name: fan
+schedule: 3s
+catchup: false
+max_active_runs: 1
+tasks:
+  start:
+    command: ["python3", "-c", "print('start {{ ds }}')"]
+  left:
+    notebook: left.ipynb
+    parameters: {label: "left {{ run_id }}"}
+    after: [start]
+  right:
+    notebook: right.ipynb
+    parameters: {label: "right"}
+    after: [start]
+  join:
+    command: ["python3", "-c", "print('join')"]
+    after: [left, right]
+"""
+
+
+def test_fanout_fanin_on_interval_schedule(h):
+    srv = Server(h)
+    stamp_nb(srv.flows / "left.ipynb", "left")
+    stamp_nb(srv.flows / "right.ipynb", "right")
+    srv.apply("fan", FANOUT)
+    srv.start()
+    try:
+        def two_done():
+            st, body = srv.api.get("/api/v1/runs?flow=fan")
+            assert st == 200, body
+            done = [r for r in body["runs"] if r["state"] == "success"]
+            return done if len(done) >= 2 else None
+        done = wait_for(two_done, 90, interval=0.2)
+        assert done, srv.log()
+        for r in done:
+            st, run = srv.api.get(f"/api/v1/runs/{r['id']}")
+            assert run["kind"] == "scheduled"
+            t = {x["name"]: x for x in run["tasks"]}
+            assert all(x["state"] == "success" for x in t.values()), t
+            # fan-out after start, fan-in after both
+            for child in ("left", "right"):
+                assert iso_us(t[child]["started_at"]) >= iso_us(t["start"]["ended_at"])
+            assert iso_us(t["join"]["started_at"]) >= max(iso_us(t["left"]["ended_at"]),
+                                                          iso_us(t["right"]["ended_at"]))
+            # the output notebook is kept, valid, with the rendered parameter
+            st, raw, _ = srv.api.request("GET", f"/api/v1/runs/{r['id']}/tasks/left/output",
+                                         raw=True)
+            assert st == 200
+            nb = nbformat.reads(raw.decode(), as_version=4)
+            nbformat.validate(nb)
+            assert f"ran left {run['run_id']}" in json.dumps(nb)
+            st, log, _ = srv.api.request("GET", f"/api/v1/runs/{r['id']}/tasks/start/log",
+                                         raw=True)
+            assert st == 200 and b"start 20" in log
+        # ticks are 3 s apart on the interval grid, each fired once
+        logical = sorted(iso_us(r["logical_date"]) for r in done)
+        assert all((b - a) % 3_000_000 == 0 for a, b in zip(logical, logical[1:]))
+        assert len(set(logical)) == len(logical)
+    finally:
+        assert srv.stop() == 0, srv.log()
+
+
+def test_retry_then_success(h):
+    srv = Server(h)
+    marker = h.tmp / "failed-once"
+    write_nb(srv.flows / "flaky.ipynb",
+             code(f"import os\nm = {str(marker)!r}\n"
+                  "if not os.path.exists(m):\n"
+                  "    open(m, 'w').close()\n"
+                  "    raise RuntimeError('first try fails')\n"
+                  "print('second try passes')"))
+    srv.apply("flaky", """
+name: flaky
+tasks:
+  t:
+    notebook: flaky.ipynb
+    retries: 2
+    retry_delay: 1s
+""")
+    srv.start()
+    try:
+        run = srv.wait_run(srv.trigger("flaky"))
+        assert run["state"] == "success", run
+        t = run["tasks"][0]
+        assert t["try_number"] == 2 and t["max_tries"] == 3, t
+        st, log, _ = srv.api.request("GET", f"/api/v1/runs/{run['id']}/tasks/t/log", raw=True)
+        assert b"try 1 of 3" in log and b"try 2 of 3" in log
+        assert b"first try fails" in log
+    finally:
+        srv.stop()
+
+
+def test_task_timeout_fails_and_dependents_are_upstream_failed(h):
+    srv = Server(h, args=["--log-level", "info"])
+    srv.apply("slow", """
+name: slow
+tasks:
+  sleepy:
+    command: ["sleep", "60"]
+    timeout: 2s
+  after:
+    command: ["true"]
+    after: [sleepy]
+""")
+    srv.start()
+    try:
+        t0 = time.monotonic()
+        run = srv.wait_run(srv.trigger("slow"), timeout=30)
+        took = time.monotonic() - t0
+        assert run["state"] == "failed"
+        t = {x["name"]: x for x in run["tasks"]}
+        assert t["sleepy"]["state"] == "failed" and "timed out after 2s" in t["sleepy"]["error"]
+        assert t["after"]["state"] == "upstream_failed"
+        assert took < 15, took
+    finally:
+        srv.stop()
+
+
+def test_cancel_run_stops_the_task(h):
+    srv = Server(h)
+    write_nb(srv.flows / "forever.ipynb", code("import time\nwhile True: time.sleep(0.1)"))
+    srv.apply("forever", """
+name: forever
+tasks:
+  spin: {notebook: forever.ipynb}
+  next: {command: ["true"], after: [spin]}
+""")
+    srv.start()
+    try:
+        rid = srv.trigger("forever")
+        srv.wait_run(rid, states=("running",))
+        wait_for(lambda: srv.api.get(f"/api/v1/runs/{rid}")[1]["tasks"][0]["state"] == "running", 30)
+        time.sleep(1.0)   # the kernel is busy in the loop
+        st, run = srv.api.post(f"/api/v1/runs/{rid}/cancel")
+        assert st == 200 and run["state"] == "cancelled", (st, run)
+        assert all(t["state"] == "cancelled" for t in run["tasks"]), run
+        # the task's processes go away (interrupt, then shutdown)
+        assert wait_for(lambda: not [p for p in h.leftovers() if "serve" not in p[1]], 20), \
+            h.leftovers()
+        st, again = srv.api.post(f"/api/v1/runs/{rid}/cancel")
+        assert st == 409
+    finally:
+        srv.stop()
+
+
+RESTART = """
+name: tick
+schedule: 2s
+catchup: true
+start_date: {start}
+max_active_runs: 5
+tasks:
+  work:
+    command: ["python3", "-c", "import time; time.sleep(1.5)"]
+    retries: 1
+    retry_delay: 1s
+"""
+
+
+def test_kill9_restart_every_tick_exactly_once_nothing_stuck(h):
+    from datetime import datetime, timezone
+    srv = Server(h)
+    start = datetime.fromtimestamp(int(time.time()) // 2 * 2 + 2, timezone.utc)
+    srv.apply("tick", RESTART.format(start=start.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    srv.start()
+    # let some runs start, then kill -9 while a task is running
+    assert wait_for(lambda: srv.db().execute(
+        "SELECT count(*) FROM task_runs WHERE state = 'running'").fetchone()[0] > 0, 30)
+    time.sleep(0.5)
+    srv.kill9()
+    time.sleep(3)      # ticks are missed while it is down
+    srv.start()
+    time.sleep(6)
+    srv.stop()
+    db = srv.db()
+    ticks = [r[0] for r in db.execute("SELECT logical_us FROM ticks WHERE flow = 'tick' "
+                                      "ORDER BY logical_us")]
+    runs = [r[0] for r in db.execute("SELECT logical_us FROM runs WHERE flow = 'tick' "
+                                     "ORDER BY logical_us")]
+    assert ticks == runs, (ticks, runs)
+    assert len(ticks) >= 5
+    # catch-up: every 2 s tick from the first to the last, none twice
+    assert len(set(ticks)) == len(ticks)
+    assert all(b - a == 2_000_000 for a, b in zip(ticks, ticks[1:])), ticks
+    # after the graceful stop nothing is left queued or running forever: restart
+    # once more and let every run finish
+    srv.start()
+    def settled():
+        return srv.db().execute("SELECT count(*) FROM runs WHERE state IN "
+                                "('queued','running') AND logical_us <= ?",
+                                (ticks[-1],)).fetchone()[0] == 0
+    assert wait_for(settled, 60, interval=0.2), srv.log()
+    srv.api.post("/api/v1/flows/tick/pause")
+    srv.stop()
+    states = dict(srv.db().execute("SELECT state, count(*) FROM runs GROUP BY state").fetchall())
+    assert set(states) <= {"success", "failed", "cancelled", "queued", "running"}
+
+
+def test_bad_flow_file_keeps_previous_version(h):
+    srv = Server(h)
+    srv.apply("good", 'name: good\ntasks:\n  a: {command: ["true"]}\n')
+    srv.start()
+    try:
+        st, flow = srv.api.get("/api/v1/flows/good")
+        assert st == 200 and flow["version"] == 1
+        srv.apply("good", 'name: good\ntasks:\n  a: {command: ["true"], retires: 2}\n')
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        def has_errors():
+            st, f = srv.api.get("/api/v1/flows/good")
+            return f if f.get("errors") else None
+        flow = wait_for(has_errors, 10)
+        assert flow, srv.log()
+        assert any(":3:" in e and "retires" in e for e in flow["errors"]), flow["errors"]
+        assert flow["version"] == 1
+        rid = srv.trigger("good")
+        assert srv.wait_run(rid)["state"] == "success"
+    finally:
+        srv.stop()
+
+
+def test_http_edge_cases(h):
+    srv = Server(h)
+    srv.start()
+    try:
+        def raw(data, read=65536):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            s.sendall(data)
+            out = b""
+            try:
+                while True:
+                    chunk = s.recv(read)
+                    if not chunk:
+                        break
+                    out += chunk
+            except socket.timeout:
+                pass
+            s.close()
+            return out
+        assert raw(b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
+        big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n"
+        assert raw(big).startswith(b"HTTP/1.1 431")
+        huge = (b"POST /api/v1/flows HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+        assert raw(huge).startswith(b"HTTP/1.1 413")
+        st, body = srv.api.get("/api/v1/flows", token=False)
+        assert st == 401
+        st, body = srv.api.get("/healthz", token=False)
+        assert st == 200 and body["status"] == "ok"
+    finally:
+        srv.stop()
