@@ -1,28 +1,20 @@
 #!/bin/sh
-# `make run`: the main job.  Until `nbhub serve` exists, that is executing the
-# example notebooks with `nbhub run` into .nbhub/runs/, the way a scheduler
-# would, and printing where the output notebooks are.
+# `make run`: the main job — `nbhub serve` on the embedded default: SQLite in
+# .nbhub/, the example flows (examples/flows/*.yaml, with the notebooks they
+# use copied next to them), one warm python3 kernel, http://127.0.0.1:8765.
+# The admin password is printed on the first start; Ctrl-C stops it cleanly.
 set -eu
 cd "$(dirname "$0")/.."
 NBHUB=${1:-build/nbhub}
 export VIRTUAL_ENV="$PWD/.venv"
 export PATH="$VIRTUAL_ENV/bin:$PATH"
-out=".nbhub/runs/examples/$(date -u +%Y%m%dT%H%M%SZ)"
-mkdir -p "$out"
-"$NBHUB" kernel list
-status=0
-for nb in examples/*.ipynb; do
-    name=$(basename "$nb" .ipynb)
-    printf '%s: ' "$name"
-    # hello.ipynb declares parameters (see `nbhub run examples/hello.ipynb --inspect`)
-    set --
-    [ "$name" = hello ] && set -- -p name "make run" -p count 3
-    if "$NBHUB" run "$nb" "$out/$name.ipynb" --no-progress-bar "$@"; then
-        echo "ok -> $out/$name.ipynb"
-    else
-        rc=$?
-        echo "exit $rc -> $out/$name.ipynb"
-        status=1
-    fi
+home="$PWD/.nbhub"
+mkdir -p "$home/flows"
+# Flows refer to their notebooks as ../NAME.ipynb: keep the same layout.
+cp examples/*.ipynb "$home/"
+for f in examples/flows/*.yaml; do
+    [ -e "$home/flows/$(basename "$f")" ] || cp "$f" "$home/flows/"
 done
-exit $status
+echo "nbhub: home $home, flows in $home/flows, API on http://127.0.0.1:${NBHUB_PORT:-8765}"
+echo "nbhub: try: NBHUB_TOKEN=\$($NBHUB user token admin --home $home) $NBHUB flow list"
+exec "$NBHUB" serve --home "$home" --listen "127.0.0.1:${NBHUB_PORT:-8765}" --pool python3=1

@@ -162,7 +162,11 @@ void api_flows_apply(http_req_t *req, void *ud)
     char *name = NULL;
     int64_t version = 0;
     int created = 0, changed = 0;
-    int rc = sched_flow_apply(a->sched, body, len, c->name, c->admin, dry_run, &name, &version,
+    /* The client's file name labels error positions (FILE:LINE:COL) and gives
+     * the default flow name, as for files in the flows directory. */
+    const char *label = http_query(req, "filename");
+    if (label && (strlen(label) > 255 || strpbrk(label, "\r\n\t"))) label = NULL;
+    int rc = sched_flow_apply(a->sched, body, len, label, c->name, c->admin, dry_run, &name, &version,
                               &created, &changed, &errs, &err);
     if (rc == -EINVAL && errlist_count(&errs)) {
         char msg[1100];

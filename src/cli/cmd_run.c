@@ -290,7 +290,34 @@ static int run_write_now(json_t *nb, const char *out)
     return 0;
 }
 
+static int cmd_run_main(int argc, char **argv);
+
+/* `--status-file FILE` (for nbhub serve, not in --help): write how the run
+ * ended to FILE as {"exit_code": N}, atomically, as `nbhub __task-wrap`
+ * does (src/sched/sup.h) — so the daemon can start notebook tasks without
+ * the wrapper process and still learn their end after its own restart. */
 int cmd_run(int argc, char **argv)
+{
+    const char *status = NULL;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--status-file") == 0) {
+            status = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
+            argc -= 2;
+            break;
+        }
+    int rc = cmd_run_main(argc, argv);
+    if (status) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "{\"exit_code\": %d}\n", rc);
+        nb_err_t err;
+        if (fs_write_atomic(status, buf, (size_t)n, 0, &err) < 0)
+            cli_errorf("cannot write %s: %s", status, err.msg);
+    }
+    return rc;
+}
+
+static int cmd_run_main(int argc, char **argv)
 {
     struct run_args a;
     memset(&a, 0, sizeof a);

@@ -19,6 +19,9 @@ static const struct cli_cmd cli_cmds[] = {
     { "run",    "execute a notebook headlessly (papermill-compatible)", cmd_run },
     { "kernel", "list Jupyter kernel specs",                            cmd_kernel },
     { "serve",  "run the daemon: scheduler, REST API, events",           cmd_serve },
+    { "flow",   "manage flows on a server",                              cmd_flow },
+    { "runs",   "inspect and control runs",                              cmd_runs },
+    { "user",   "manage users and API tokens",                           cmd_user },
     { "__kernel-exec", NULL, cmd_kernel_exec },   /* internal trampoline */
     { "__task-wrap",   NULL, sup_wrap_main },     /* internal: records a task's exit */
 };

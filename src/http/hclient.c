@@ -52,7 +52,7 @@
 #include "util/xmalloc.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
+#include "util/dlcurl.h"
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>

@@ -38,6 +38,8 @@ struct pool_entry {
     struct pool_entry *next;
 };
 
+#define POOL_REFILL_DELAY_MS 300
+
 struct pool {
     uv_loop_t          *loop;
     struct pool_entry  *entries;
@@ -221,10 +223,12 @@ int pool_take(pool_t *p, const char *kernel_name, pool_kernel_t **out)
         k->state = PK_LENT;
         k->lent = 1;
         *out = k;
-        /* The replacement starts on the next loop iteration, while the task
-         * runs: starting it here would put a fork of the daemon between
-         * the scheduler's pool_take and its spawn of the task. */
-        uv_timer_start(&p->retry, pool_on_retry, 0, 0);
+        /* The replacement starts a little later, while the task runs: a
+         * Python kernel's start-up is ~1 s of CPU (imports), and on a
+         * small machine it would compete with the task's own start — the
+         * very latency the pool exists to save (measured: the dependent's
+         * first cell 20-40 ms later with an immediate refill). */
+        uv_timer_start(&p->retry, pool_on_retry, POOL_REFILL_DELAY_MS, 0);
         return 0;
     }
     return -EAGAIN;

@@ -520,17 +520,18 @@ size_t sched_broken_files(sched_t *s, const char ***paths, const nb_errlist_t **
     return s->nbroken;
 }
 
-int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *user, int is_admin,
+int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label,
+                     const char *user, int is_admin,
                      int dry_run, char **name_out, int64_t *version, int *created, int *changed,
                      nb_errlist_t *errs, nb_err_t *err)
 {
     if (name_out) *name_out = NULL;
     if (!s->flows_dir) return err_set(err, -ENOTSUP, "the server has no flows directory");
     flow_t *f = NULL;
-    const char *label = "<request>";
+    if (!label || !*label) label = "<request>";
     int rc = flow_parse_text(yaml, len, label, s->flows_dir, &f, errs);
     if (rc < 0) return err_set(err, -EINVAL, "the flow file has errors");
-    if (f->name[0] == '\0' || strcmp(f->name, "request") == 0) {
+    if (f->name[0] == '\0' || strcmp(f->name, "<request>") == 0 || strcmp(f->name, "request") == 0) {
         flow_free(f);
         errlist_add(errs, label, 0, 0, "the flow needs a 'name' when it is sent to the server");
         return err_set(err, -EINVAL, "the flow file has errors");

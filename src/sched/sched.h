@@ -91,14 +91,17 @@ size_t sched_broken_files(sched_t *s, const char ***paths, const nb_errlist_t **
 int64_t sched_next_run(sched_t *s, const char *name);
 
 /* Apply a flow file sent by a user (API POST /flows, `nbhub flow apply`).
- * The text is parsed and validated (problems to errs, -EINVAL); owner rule:
+ * The text is parsed and validated (problems to errs, -EINVAL), labelled
+ * `label` in messages (the client's file name; NULL = "<request>"), whose
+ * base name without .yaml is also the default flow name; owner rule:
  * a non-admin may only apply flows whose `owner:` is empty or their own
  * name and must own the flow if it exists already (-EACCES, message in
  * err).  When valid and not dry_run, the file is written atomically to
  * flows_dir/NAME.yaml (so the flows directory stays the one source of
  * truth) and the flow is put in service at once.  Outputs may be NULL:
  * *name_out (malloc'd), *version, *created (1 if new), *changed. */
-int  sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *user,
+int  sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label,
+                      const char *user,
                       int is_admin, int dry_run, char **name_out, int64_t *version,
                       int *created, int *changed, nb_errlist_t *errs, nb_err_t *err);
 

@@ -539,6 +539,8 @@ static void task_launch(sched_t *s, stask_t *t)
         argv_add(&argv, &argc, "--cwd");
         argv_add(&argv, &argc, cwd);
         argv_add(&argv, &argc, "--log-output");
+        argv_add(&argv, &argc, "--status-file");
+        argv_add(&argv, &argc, status_path);
         free(pfile);
         if (ft->cell_timeout) {
             char n[32];
@@ -593,7 +595,7 @@ static void task_launch(sched_t *s, stask_t *t)
     }
     sup_spawn_opts_t so = { s->self_exe, argv, env,
                             ft->notebook_path ? NULL : (ft->cwd ? ft->cwd : f->base_dir),
-                            log_path, status_path };
+                            log_path, status_path, ft->notebook_path != NULL };
     sup_task_t *proc = NULL;
     if (sup_spawn(s->o.loop, &so, task_on_exit, t, &proc, &err) < 0) {
         failed = xstrdup(err.msg);

@@ -177,11 +177,15 @@ int sup_spawn(uv_loop_t *loop, const sup_spawn_opts_t *o, sup_exit_fn cb, void *
         return err_set(err, -errno, "cannot remove %s: %s", o->status_path, strerror(errno));
     }
     char **args = xcalloc(n + 5, sizeof *args);
-    args[0] = (char *)o->self_exe;
-    args[1] = "__task-wrap";
-    args[2] = (char *)o->status_path;
-    args[3] = "--";
-    for (size_t i = 0; i < n; i++) args[4 + i] = o->argv[i];
+    if (o->direct) {
+        for (size_t i = 0; i < n; i++) args[i] = o->argv[i];
+    } else {
+        args[0] = (char *)o->self_exe;
+        args[1] = "__task-wrap";
+        args[2] = (char *)o->status_path;
+        args[3] = "--";
+        for (size_t i = 0; i < n; i++) args[4 + i] = o->argv[i];
+    }
 
     uv_stdio_container_t stdio[3];
     stdio[0].flags = UV_IGNORE;
@@ -192,7 +196,7 @@ int sup_spawn(uv_loop_t *loop, const sup_spawn_opts_t *o, sup_exit_fn cb, void *
     uv_process_options_t po;
     memset(&po, 0, sizeof po);
     po.exit_cb = sup_on_exit;
-    po.file = o->self_exe;
+    po.file = args[0];
     po.args = args;
     po.env = (char **)o->env;
     po.cwd = o->cwd;
@@ -314,7 +318,10 @@ static void sup_wrap_write_status(const char *path, int status)
                 ? snprintf(buf, sizeof buf, "{\"exit_code\": %d}\n", WEXITSTATUS(status))
                 : snprintf(buf, sizeof buf, "{\"signal\": %d}\n", WTERMSIG(status));
     nb_err_t err;
-    if (fs_write_atomic(path, buf, (size_t)n, 1, &err) < 0)
+    /* No fsync: the file matters after a daemon crash, which leaves the
+     * page cache intact; after a power loss the task counts as lost and
+     * is retried by its policy. */
+    if (fs_write_atomic(path, buf, (size_t)n, 0, &err) < 0)
         fprintf(stderr, "nbhub: cannot write task status %s: %s\n", path, err.msg);
 }
 

@@ -53,6 +53,9 @@ typedef struct sup_spawn_opts {
     const char  *cwd;          /* NULL = inherit */
     const char  *log_path;     /* opened O_APPEND|O_CREAT, 0600: stdout and stderr */
     const char  *status_path;  /* removed before the start */
+    int          direct;       /* argv writes status_path itself (`nbhub run
+                                  --status-file`): no wrapper process, one
+                                  exec less on the path of every task */
 } sup_spawn_opts_t;
 
 int  sup_spawn(uv_loop_t *loop, const sup_spawn_opts_t *o, sup_exit_fn cb, void *ud,
