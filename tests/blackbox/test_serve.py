@@ -277,3 +277,66 @@ def test_http_edge_cases(h):
         assert st == 200 and body["status"] == "ok"
     finally:
         srv.stop()
+
+
+def test_webhook_on_failure_is_delivered(h):
+    """A failing run POSTs its on_failure webhook (JSON naming flow, run, task, state, links)."""
+    import http.server
+    import threading
+    got = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", 0))
+            got.append((dict(self.headers), json.loads(self.rfile.read(n))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    hs = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hs.serve_forever, daemon=True).start()
+    srv = Server(h)
+    srv.apply("hooked", f"""
+name: hooked
+on_failure:
+  - url: http://127.0.0.1:{hs.server_port}/hook?secret=s3cret
+    headers: {{X-Team: data}}
+tasks:
+  bad: {{command: ["false"]}}
+""")
+    srv.start()
+    try:
+        rid = srv.trigger("hooked")
+        assert srv.wait_run(rid)["state"] == "failed"
+        assert wait_for(lambda: got, 20), srv.log()
+        headers, body = got[0]
+        assert headers["X-Team"] == "data"
+        assert body["flow"] == "hooked" and body["run"] == rid and body["state"] == "failed"
+        assert body["failed_tasks"] == ["bad"]
+        assert body["links"]["run"].endswith(f"/api/v1/runs/{rid}")
+        assert "s3cret" not in srv.log()
+    finally:
+        srv.stop()
+        hs.shutdown()
+
+
+def test_sigterm_lets_running_task_finish_within_grace(h):
+    srv = Server(h)
+    srv.apply("short", """
+name: short
+tasks:
+  nap: {command: ["sleep", "2"]}
+""")
+    srv.start()
+    rid = srv.trigger("short")
+    srv.wait_run(rid, states=("running",))
+    assert wait_for(lambda: srv.db().execute(
+        "SELECT state FROM task_runs WHERE run = ?", (rid,)).fetchone()[0] == "running", 10)
+    t0 = time.monotonic()
+    assert srv.stop() == 0, srv.log()
+    assert 1.0 < time.monotonic() - t0 < 20
+    row = srv.db().execute("SELECT state, exit_code FROM task_runs WHERE run = ?", (rid,)).fetchone()
+    assert tuple(row) == ("success", 0), tuple(row)
+    assert srv.db().execute("SELECT state FROM runs WHERE id = ?", (rid,)).fetchone()[0] == "success"
