@@ -551,7 +551,12 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
                          "a flow for another user", f->name, f->owner);
             goto fail;
         }
-        if (fl && fl->owner_id != uid) {
+        /* A flow whose file names this user as owner but that has no owner
+         * in the store (the user did not exist when the file was loaded)
+         * is theirs to apply; an unowned flow without that is admin-only. */
+        int named = fl && fl->fr && fl->fr->f->owner && user &&
+                    strcmp(fl->fr->f->owner, user) == 0 && fl->owner_id == 0;
+        if (fl && fl->owner_id != uid && !named) {
             rc = err_set(err, -EACCES, "flow '%s' belongs to another user", f->name);
             goto fail;
         }
