@@ -340,3 +340,23 @@ tasks:
     row = srv.db().execute("SELECT state, exit_code FROM task_runs WHERE run = ?", (rid,)).fetchone()
     assert tuple(row) == ("success", 0), tuple(row)
     assert srv.db().execute("SELECT state FROM runs WHERE id = ?", (rid,)).fetchone()[0] == "success"
+
+
+def test_bad_config_file_exit_3_with_positions(h):
+    cfg = h.tmp / "nbhub.yaml"
+    cfg.write_text("listen: 127.0.0.1:0\nmax_active_taks: 4\nkill_grace: soon\npool: {python3: x}\n")
+    r = h.run(["serve", "--config", cfg, "--home", h.tmp / "home"])
+    assert r.rc == 3, r
+    assert f"{cfg}:2:1: unknown key 'max_active_taks' (did you mean 'max_active_tasks'?)" in r.stderr
+    assert f"{cfg}:3:13: 'kill_grace' must be a duration" in r.stderr
+    assert f"{cfg}:4:17: pool sizes must be integers" in r.stderr
+
+
+def test_second_daemon_on_same_home_is_refused(h):
+    srv = Server(h)
+    srv.start()
+    try:
+        r = h.run(["serve", "--home", srv.home, "--listen", "127.0.0.1:0"], env=srv.env)
+        assert r.rc == 8 and "in use by another nbhub serve" in r.stderr, r
+    finally:
+        srv.stop()
