@@ -32,7 +32,7 @@ static void main_usage(FILE *f)
     for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
         if (cli_cmds[i].summary)
             fprintf(f, "  %-8s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
-    fprintf(f, "\nRun 'nbhub <command> --help' for a command's options.\n\n%s", cli_exit_codes_help);
+    fprintf(f, "\nRun 'nbhub <command> --help' for a command's options and exit codes.\n");
 }
 
 int main(int argc, char **argv)
