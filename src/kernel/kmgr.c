@@ -26,6 +26,7 @@ struct kmgr {
     int             interrupt_signal;
     int             got_info, got_iopub;
     unsigned        info_period_ms;    /* kernel_info_request repeat, backing off */
+    unsigned        quick_retries;     /* immediate re-asks after a reply without iopub */
     uint64_t        deadline_ms;
     int             escalation;    /* 0 = asked politely, 1 = SIGTERM sent, 2 = SIGKILL sent */
     int             exited;
@@ -80,9 +81,20 @@ static void kmgr_on_msg(kclient_t *kc, enum kchan ch, const kmsg_t *m, void *ud)
     kmgr_t *km = ud;
     if (km->state == KM_STARTING) {
         if (ch == KCHAN_IOPUB) km->got_iopub = 1;
-        if (ch == KCHAN_SHELL && strcmp(m->msg_type, "kernel_info_reply") == 0 && !km->info) {
-            km->info = json_incref(kmsg_content(m));
-            km->got_info = 1;
+        if (ch == KCHAN_SHELL && strcmp(m->msg_type, "kernel_info_reply") == 0) {
+            if (!km->info) {
+                km->info = json_incref(kmsg_content(m));
+                km->got_info = 1;
+            }
+            /* A reply without any iopub message yet: our subscription had
+             * not reached the kernel when it published that request's
+             * status.  One round trip later it almost always has, so ask
+             * again now rather than at the next timer tick (a few times;
+             * the timer's backoff covers a kernel that never publishes). */
+            if (!km->got_iopub && km->quick_retries < 3) {
+                km->quick_retries++;
+                kclient_send(km->client, KCHAN_SHELL, "kernel_info_request", NULL, NULL, NULL);
+            }
         }
         if (km->got_info && km->got_iopub) {
             km->state = KM_READY;
