@@ -274,7 +274,23 @@ def write_results(table, args):
         "",
         "",
     ]
-    (REPO / "bench" / "RESULTS.md").write_text("\n".join(head) + table + "\n")
+    # Keep what other benchmarks wrote (bench_serve.py's sections and the
+    # hand-written analyses): this script owns only the top of the file, up to
+    # the first "## " heading it did not write.
+    path = REPO / "bench" / "RESULTS.md"
+    rest = ""
+    if path.exists():
+        old = path.read_text()
+        k = old.find("\n## nbhub serve")
+        if k >= 0:
+            rest = old[k:]
+        k = old.find("\n## Where nbhub's CPU per cell goes")
+        if k >= 0:
+            rest = old[k:]
+    text = "\n".join(head) + table + "\n"
+    if rest:
+        text += "\n" + rest.lstrip("\n")
+    path.write_text(text)
     print(f"wrote {REPO / 'bench' / 'RESULTS.md'}", file=sys.stderr)
 
 
