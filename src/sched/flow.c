@@ -588,6 +588,24 @@ static const char *node_kind_name(pst_t *p, ynode_t *n)
     return "a value";
 }
 
+/* The text of a mapping pair's key, or NULL after reporting why it cannot
+ * be used (not a scalar; a duplicate — `where` names the mapping, e.g.
+ * " in 'defaults'", "" at the top). */
+static const char *pair_key(pst_t *p, ypair_t *pr, const char *where)
+{
+    const char *k = key_text(p, pr->key);
+    if (!k) {
+        NERR(p, pr->key, "a mapping key must be a scalar, not %s", node_kind_name(p, pr->key));
+        return NULL;
+    }
+    if (pr->dup_line) {
+        NERR(p, pr->key, "duplicate key '%s'%s (first at line %d, column %d)", k, where,
+             pr->dup_line, pr->dup_col);
+        return NULL;
+    }
+    return k;
+}
+
 static int node_is_null(pst_t *p, ynode_t *n)
 {
     return n->kind == YN_SCALAR && json_is_null(scalar_json(p, n));
@@ -623,16 +641,8 @@ static json_t *node_to_json(pst_t *p, ynode_t *n, int mode)
     json_t *o = json_object();
     for (size_t i = 0; i < n->npairs; i++) {
         ypair_t *pr = &n->pairs[i];
-        const char *k = key_text(p, pr->key);
-        if (!k) {
-            NERR(p, pr->key, "a mapping key must be a scalar, not %s", node_kind_name(p, pr->key));
-            continue;
-        }
-        if (pr->dup_line) {
-            NERR(p, pr->key, "duplicate key '%s' (first at line %d, column %d)", k, pr->dup_line,
-                 pr->dup_col);
-            continue;
-        }
+        const char *k = pair_key(p, pr, "");
+        if (!k) continue;
         json_object_set_new(o, k, node_to_json(p, pr->val, mode));
     }
     return o;
@@ -1338,16 +1348,8 @@ static void parse_task(pst_t *p, flow_task_t *t, tdraft_t *d, ynode_t *m, int li
     snprintf(where, sizeof where, " in task '%.64s'", t->name ? t->name : "?");
     for (size_t i = 0; i < m->npairs; i++) {
         ypair_t *pr = &m->pairs[i];
-        const char *k = key_text(p, pr->key);
-        if (!k) {
-            NERR(p, pr->key, "a mapping key must be a scalar, not %s", node_kind_name(p, pr->key));
-            continue;
-        }
-        if (pr->dup_line) {
-            NERR(p, pr->key, "duplicate key '%s'%s (first at line %d, column %d)", k, where,
-                 pr->dup_line, pr->dup_col);
-            continue;
-        }
+        const char *k = pair_key(p, pr, where);
+        if (!k) continue;
         int key = key_index(k, task_keys, TK_COUNT);
         if (key < 0 || (key == TK_NAME && !list_form)) {
             unknown_key(p, pr->key, k, where, task_keys, TK_COUNT - (list_form ? 0 : 1), flow_keys,
@@ -1625,16 +1627,8 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
     ynode_t *keys[FK_COUNT] = { 0 };
     for (size_t i = 0; i < root->npairs; i++) {
         ypair_t *pr = &root->pairs[i];
-        const char *k = key_text(p, pr->key);
-        if (!k) {
-            NERR(p, pr->key, "a mapping key must be a scalar, not %s", node_kind_name(p, pr->key));
-            continue;
-        }
-        if (pr->dup_line) {
-            NERR(p, pr->key, "duplicate key '%s' (first at line %d, column %d)", k, pr->dup_line,
-                 pr->dup_col);
-            continue;
-        }
+        const char *k = pair_key(p, pr, "");
+        if (!k) continue;
         int key = key_index(k, flow_keys, FK_COUNT);
         if (key < 0) {
             if (strncmp(k, "x-", 2) == 0)
@@ -1775,16 +1769,8 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
         } else {
             for (size_t i = 0; i < n->npairs; i++) {
                 ypair_t *pr = &n->pairs[i];
-                const char *k = key_text(p, pr->key);
-                if (!k) {
-                    NERR(p, pr->key, "a mapping key must be a scalar, not %s", node_kind_name(p, pr->key));
-                    continue;
-                }
-                if (pr->dup_line) {
-                    NERR(p, pr->key, "duplicate key '%s' in 'defaults' (first at line %d, column %d)",
-                         k, pr->dup_line, pr->dup_col);
-                    continue;
-                }
+                const char *k = pair_key(p, pr, " in 'defaults'");
+                if (!k) continue;
                 int key = key_index(k, task_keys, TK_COUNT);
                 if (key >= 0 && !default_ok[key]) {
                     NERR(p, pr->key, "'%s' cannot be given in 'defaults'; set it on each task", k);
