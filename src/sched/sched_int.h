@@ -52,6 +52,7 @@ typedef struct stask {
     pool_kernel_t     *kernel;     /* lent kernel while running */
     uv_timer_t        *timer;      /* timeout while running, retry while up_for_retry */
     int64_t            started_us;
+    int64_t            next_retry_at;  /* as loaded from the store (recovery) */
     int                timed_out, cancelled, shutdown;
     const char        *start_error; /* set while recording a task that could not start */
     struct stask      *qnext;      /* ready queue link */

@@ -183,6 +183,7 @@ static srun_t *run_load(sched_t *s, int64_t id, fref_t *fr, nb_err_t *err)
         t->try_number = tasks.v[i].try_number;
         t->max_tries = tasks.v[i].max_tries;
         t->started_us = tasks.v[i].started_at;
+        t->next_retry_at = tasks.v[i].next_retry_at;
         if (store_task_state_terminal(t->state)) r->nterminal++;
     }
     store_run_clear(&row);
@@ -415,6 +416,17 @@ static char *json_text(const json_t *v)
     return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
+/* One template variable as text into buf ("" if it does not render). */
+static void render_var(const char *tmpl, const tmpl_ctx_t *ctx, char *buf, size_t n)
+{
+    json_t *j = NULL;
+    buf[0] = 0;
+    if (tmpl_render_string(tmpl, ctx, &j, NULL) == 0) {
+        snprintf(buf, n, "%s", json_string_value(j));
+        json_decref(j);
+    }
+}
+
 /* Environment of the task: ours, minus what we set, plus the task's env and
  * the NBHUB_* context. */
 static char **task_env(const json_t *env, const tmpl_ctx_t *ctx, int try_number)
@@ -437,15 +449,8 @@ static char **task_env(const json_t *env, const tmpl_ctx_t *ctx, int try_number)
         free(t);
     }
     char ds[16], ts[40];
-    json_t *j = NULL;
-    if (tmpl_render_string("{{ ds }}", ctx, &j, NULL) == 0) {
-        snprintf(ds, sizeof ds, "%s", json_string_value(j));
-        json_decref(j);
-    } else ds[0] = 0;
-    if (tmpl_render_string("{{ ts }}", ctx, &j, NULL) == 0) {
-        snprintf(ts, sizeof ts, "%s", json_string_value(j));
-        json_decref(j);
-    } else ts[0] = 0;
+    render_var("{{ ds }}", ctx, ds, sizeof ds);
+    render_var("{{ ts }}", ctx, ts, sizeof ts);
     char *kv;
     kv = xasprintf("NBHUB_FLOW=%s", ctx->flow); argv_add(&v, &n, kv); free(kv);
     kv = xasprintf("NBHUB_TASK=%s", ctx->task); argv_add(&v, &n, kv); free(kv);
@@ -780,18 +785,29 @@ static void retry_on_timer(uv_timer_t *h)
 
 /* ---- cancel ------------------------------------------------------------------------------ */
 
-int sched_cancel_run(sched_t *s, int64_t run, nb_err_t *err)
+/* The run in memory if it is still queued or running; else -ENOENT (no such
+ * run) or -ESTALE (it already finished). */
+static int run_in_flight(sched_t *s, int64_t run, srun_t **out, nb_err_t *err)
 {
     srun_t *r = sched_run_find(s, run);
-    if (!r || r->finished) {
-        store_run_t row;
-        int rc = store_run_get(s->o.store, run, &row, NULL, err);
-        if (rc < 0) return rc;
-        store_run_clear(&row);
-        return err_set(err, -ESTALE, "run %lld already finished", (long long)run);
+    if (r && !r->finished) {
+        *out = r;
+        return 0;
     }
-    int rc = store_run_cancel(s->o.store, run, sched_now_us(), NULL, 0, NULL, err);
+    store_run_t row;
+    int rc = store_run_get(s->o.store, run, &row, NULL, err);
     if (rc < 0) return rc;
+    store_run_clear(&row);
+    return err_set(err, -ESTALE, "run %lld already finished", (long long)run);
+}
+
+int sched_cancel_run(sched_t *s, int64_t run, nb_err_t *err)
+{
+    srun_t *r;
+    int rc = run_in_flight(s, run, &r, err);
+    if (rc < 0) return rc;
+    if ((rc = store_run_cancel(s->o.store, run, sched_now_us(), NULL, 0, NULL, err)) < 0)
+        return rc;
     LOG_I("run cancelled", "flow=%s run=%lld", r->flow, (long long)run);
     int was_running = r->state == STORE_RUN_RUNNING;
     r->finished = 1;
@@ -819,19 +835,14 @@ int sched_cancel_run(sched_t *s, int64_t run, nb_err_t *err)
 
 int sched_cancel_task(sched_t *s, int64_t run, const char *task, nb_err_t *err)
 {
-    srun_t *r = sched_run_find(s, run);
-    if (!r || r->finished) {
-        store_run_t row;
-        int rc = store_run_get(s->o.store, run, &row, NULL, err);
-        if (rc < 0) return rc;
-        store_run_clear(&row);
-        return err_set(err, -ESTALE, "run %lld already finished", (long long)run);
-    }
+    srun_t *r;
+    int rc = run_in_flight(s, run, &r, err);
+    if (rc < 0) return rc;
     const flow_task_t *ft = flow_task(run_flow(r), task);
     if (!ft) return err_set(err, -ENOENT, "run %lld has no task '%s'", (long long)run, task);
     stask_t *t = &r->tasks[ft->index];
-    int rc = store_task_cancel(s->o.store, t->id, "cancelled", sched_now_us(), NULL, err);
-    if (rc < 0) return rc;
+    if ((rc = store_task_cancel(s->o.store, t->id, "cancelled", sched_now_us(), NULL, err)) < 0)
+        return rc;
     LOG_I("task cancelled", "flow=%s run=%lld task=%s", r->flow, (long long)run, task);
     queue_remove(s, t);
     t->state = STORE_TASK_CANCELLED;
@@ -937,24 +948,16 @@ int sched_run_recover(sched_t *s, nb_err_t *err)
         next = r->next;
         if (r->state != STORE_RUN_RUNNING) continue;
         const flow_t *f = run_flow(r);
-        store_task_runs_t tasks;
-        store_run_t row;
-        if (store_run_get(s->o.store, r->id, &row, &tasks, NULL) == 0) {
-            for (size_t i = 0; i < tasks.n; i++) {
-                const flow_task_t *ft = flow_task(f, tasks.v[i].task);
-                if (!ft) continue;
-                stask_t *t = &r->tasks[ft->index];
-                if (t->state == STORE_TASK_QUEUED) queue_push(s, t);
-                else if (t->state == STORE_TASK_UP_FOR_RETRY && !t->timer) {
-                    int64_t at = tasks.v[i].next_retry_at;
-                    t->timer = sched_timer_new(s);
-                    t->timer->data = t;
-                    uv_timer_start(t->timer, retry_on_timer,
-                                   at > now ? (uint64_t)(at - now) / 1000 + 1 : 0, 0);
-                }
+        for (size_t i = 0; i < f->ntasks; i++) {
+            stask_t *t = &r->tasks[i];
+            if (t->state == STORE_TASK_QUEUED) queue_push(s, t);
+            else if (t->state == STORE_TASK_UP_FOR_RETRY && !t->timer) {
+                int64_t at = t->next_retry_at;
+                t->timer = sched_timer_new(s);
+                t->timer->data = t;
+                uv_timer_start(t->timer, retry_on_timer,
+                               at > now ? (uint64_t)(at - now) / 1000 + 1 : 0, 0);
             }
-            store_run_clear(&row);
-            store_task_runs_free(&tasks);
         }
         for (size_t i = 0; i < f->ntasks; i++) run_eval_task(r, f->topo[i]);
         run_check_done(r);
