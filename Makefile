@@ -10,7 +10,7 @@
 
 CC        ?= cc
 SANITIZER ?=
-PKGS      := libuv libzmq jansson yaml-0.1 libcrypto sqlite3 libargon2 libcurl
+PKGS      := libuv jansson yaml-0.1 libcrypto sqlite3 libargon2 libcurl
 BUILD     := build$(if $(SANITIZER),-$(SANITIZER))
 PYTHON    := .venv/bin/python
 
@@ -31,12 +31,17 @@ PKG_LIBS   := $(filter-out -lcurl,$(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Isrc $(PKG_CFLAGS) -MMD -MP
 LDFLAGS += $(OPT)
 LDLIBS  += $(PKG_LIBS) -lhttp_parser -lm
+# nbhub speaks ZMTP itself (src/kernel/zmtp.h); libzmq is linked only into
+# the unit tests, as the reference implementation they check us against.
+TEST_LIBS := $(shell pkg-config --libs libzmq 2>/dev/null)
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 LIB_SRC  := $(filter-out src/cli/main.c,$(LIB_SRC))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Each fuzz harness linked with fuzz/replay.c: replays its corpus in make test.
+REPLAY_BIN := $(patsubst fuzz/%.c,$(BUILD)/replay/%,$(sort $(wildcard fuzz/fuzz_*.c)))
 
 .PHONY: all deps run test unit blackbox fuzz valgrind bench clean
 
@@ -55,7 +60,11 @@ $(BUILD)/nbhub: $(BUILD)/src/cli/main.o $(BUILD)/libnbhub.a
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libnbhub.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS) -lcmocka
+
+$(BUILD)/replay/%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay.o $(BUILD)/libnbhub.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
 	@scripts/install-deps.sh
@@ -70,7 +79,7 @@ blackbox: all
 	NBHUB_BIN=$(CURDIR)/$(BUILD)/nbhub $(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox
 
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN)
 	@scripts/run-tests.sh $(BUILD)
 
 FUZZ_CC := clang

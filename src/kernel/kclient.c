@@ -6,15 +6,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
-
-#define KCLIENT_MAX_FRAMES 64
+#include "kernel/zsock.h"
 
 struct kclient {
     uv_loop_t     *loop;
-    void          *sock[KCHAN_COUNT];
-    uv_poll_t      poll[KCHAN_COUNT];
-    uv_idle_t      idle;        /* drains after sends */
+    zsock_t       *sock[KCHAN_COUNT];
     uv_timer_t     hb_timer;
     kwire_key_t   *key;
     kclient_msg_cb cb;
@@ -26,37 +22,19 @@ struct kclient {
     unsigned       hb_timeout_ms;
     int            hb_waiting;
     int            closing;
-    int            open_handles;
-    int            in_drain;
-    unsigned       need_drain;  /* bit per channel: sent on, re-check ZMQ_EVENTS */
 };
 
-/* One ZeroMQ context per process: it owns the I/O thread, and contexts are
- * heavyweight.  Created on first use, never destroyed (process lifetime). */
-static void *kclient_zctx(void)
+/* One socket's message: verify, parse lazily, hand to the owner. */
+static void kclient_on_frames(zsock_t *z, const kframe_t *frames, size_t n, void *ud)
 {
-    static void *ctx;
-    if (!ctx) {
-        ctx = zmq_ctx_new();
-        NB_ASSERT(ctx != NULL);
-        zmq_ctx_set(ctx, ZMQ_BLOCKY, 0);
-    }
-    return ctx;
-}
-
-static void kclient_drain(kclient_t *kc, enum kchan ch);
-
-static void kclient_deliver(kclient_t *kc, enum kchan ch, zmq_msg_t *parts, size_t n)
-{
+    kclient_t *kc = ud;
+    enum kchan ch = KCHAN_SHELL;
+    while (ch < KCHAN_COUNT && kc->sock[ch] != z) ch++;
+    if (ch == KCHAN_COUNT || kc->closing) return;
     if (ch == KCHAN_HB) {
         kc->hb_waiting = 0;
         kc->hb_last_ok_ms = uv_now(kc->loop);
         return;
-    }
-    kframe_t frames[KCLIENT_MAX_FRAMES];
-    for (size_t i = 0; i < n; i++) {
-        frames[i].data = zmq_msg_data(&parts[i]);
-        frames[i].len = zmq_msg_size(&parts[i]);
     }
     kmsg_t *m = NULL;
     nb_err_t err;
@@ -69,119 +47,34 @@ static void kclient_deliver(kclient_t *kc, enum kchan ch, zmq_msg_t *parts, size
     kmsg_free(m);
 }
 
-/* Read every complete multipart message waiting on one socket. */
-static void kclient_drain(kclient_t *kc, enum kchan ch)
-{
-    zmq_msg_t parts[KCLIENT_MAX_FRAMES];
-    kc->in_drain++;
-    while (!kc->closing) {
-        int events = 0;
-        size_t sz = sizeof events;
-        if (zmq_getsockopt(kc->sock[ch], ZMQ_EVENTS, &events, &sz) < 0 || !(events & ZMQ_POLLIN))
-            break;
-        size_t n = 0;
-        int more = 1, ok = 1;
-        while (more) {
-            zmq_msg_t tmp;
-            zmq_msg_init(&tmp);
-            if (zmq_msg_recv(&tmp, kc->sock[ch], ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&tmp);
-                ok = 0;
-                break;
-            }
-            more = zmq_msg_more(&tmp);
-            if (n < KCLIENT_MAX_FRAMES) parts[n++] = tmp;
-            else { zmq_msg_close(&tmp); ok = 0; }  /* absurd frame count: drop */
-        }
-        if (ok) kclient_deliver(kc, ch, parts, n);
-        else kc->dropped++;
-        for (size_t i = 0; i < n; i++) zmq_msg_close(&parts[i]);
-    }
-    kc->in_drain--;
-}
-
-static void kclient_on_poll(uv_poll_t *h, int status, int events)
-{
-    kclient_t *kc = h->data;
-    if (kc->closing) return;
-    for (int ch = 0; ch < KCHAN_COUNT; ch++)
-        if (h == &kc->poll[ch]) kclient_drain(kc, (enum kchan)ch);
-}
-
-static void kclient_on_idle(uv_idle_t *h)
-{
-    kclient_t *kc = h->data;
-    uv_idle_stop(h);
-    /* Only a socket we sent on can have had its edge consumed by the send. */
-    unsigned need = kc->need_drain;
-    kc->need_drain = 0;
-    for (int ch = 0; ch < KCHAN_COUNT && !kc->closing; ch++)
-        if (need & (1u << ch)) kclient_drain(kc, (enum kchan)ch);
-}
-
 int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *ud,
                  kclient_t **out, nb_err_t *err)
 {
-    static const int types[KCHAN_COUNT] = { ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER, ZMQ_REQ };
+    static const enum zsock_type types[KCHAN_COUNT] = {
+        ZSOCK_DEALER, ZSOCK_SUB, ZSOCK_DEALER, ZSOCK_DEALER, ZSOCK_REQ };
     kclient_t *kc = xcalloc(1, sizeof *kc);
     kc->loop = loop;
     kc->cb = cb;
     kc->ud = ud;
     kc->key = kwire_key_new(conn->key, strlen(conn->key));
     kwire_new_id(kc->session);
-    void *ctx = kclient_zctx();
     int rc = 0;
-    for (int ch = 0; ch < KCHAN_COUNT; ch++) {
-        void *s = zmq_socket(ctx, types[ch]);
-        NB_ASSERT(s != NULL);
-        kc->sock[ch] = s;
-        int linger = 0;
-        zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-        if (ch == KCHAN_SHELL || ch == KCHAN_STDIN)   /* stdin requests route back by identity */
-            zmq_setsockopt(s, ZMQ_ROUTING_ID, kc->session, strlen(kc->session));
-        if (ch == KCHAN_IOPUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+    for (int ch = 0; ch < KCHAN_COUNT && rc == 0; ch++) {
+        /* stdin requests are routed back to us by the shell's identity */
+        const char *id = (ch == KCHAN_SHELL || ch == KCHAN_STDIN) ? kc->session : NULL;
         char *ep = kconn_endpoint(conn, (enum kchan)ch);
-        if (zmq_connect(s, ep) < 0) {
-            rc = err_set(err, -errno, "connect %s: %s", ep, zmq_strerror(errno));
-            free(ep);
-            break;
-        }
+        rc = zsock_connect(loop, types[ch], ep, id, kclient_on_frames, kc, &kc->sock[ch], err);
         free(ep);
     }
     if (rc < 0) {
-        for (int ch = 0; ch < KCHAN_COUNT; ch++)
-            if (kc->sock[ch]) zmq_close(kc->sock[ch]);
+        for (int ch = 0; ch < KCHAN_COUNT; ch++) zsock_close(kc->sock[ch]);
         kwire_key_free(kc->key);
         free(kc);
         return rc;
     }
-    for (int ch = 0; ch < KCHAN_COUNT; ch++) {
-        int fd;
-        size_t sz = sizeof fd;
-        zmq_getsockopt(kc->sock[ch], ZMQ_FD, &fd, &sz);
-        uv_poll_init(loop, &kc->poll[ch], fd);
-        kc->poll[ch].data = kc;
-        uv_poll_start(&kc->poll[ch], UV_READABLE, kclient_on_poll);
-        kc->open_handles++;
-    }
-    uv_idle_init(loop, &kc->idle);
-    kc->idle.data = kc;
-    kc->open_handles++;
     uv_timer_init(loop, &kc->hb_timer);
     kc->hb_timer.data = kc;
-    kc->open_handles++;
-    kc->need_drain = (1u << KCHAN_COUNT) - 1;   /* look once at every socket */
-    uv_idle_start(&kc->idle, kclient_on_idle);
     *out = kc;
-    return 0;
-}
-
-static int kclient_send_frames(void *sock, kbytes_t *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (zmq_send(sock, f[i].data, f[i].len, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
-            return -errno;
-    }
     return 0;
 }
 
@@ -197,12 +90,10 @@ int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *con
     kbytes_t *f;
     size_t n;
     kwire_build(kc->key, NULL, 0, hdr, parent_header, NULL, content, &f, &n);
-    int rc = kclient_send_frames(kc->sock[ch], f, n);
+    int rc = zsock_send(kc->sock[ch], f, n);
     kwire_frames_free(f, n);
     json_decref(hdr);
     json_decref(content);
-    kc->need_drain |= 1u << ch;
-    uv_idle_start(&kc->idle, kclient_on_idle);
     return rc;
 }
 
@@ -219,11 +110,10 @@ static void kclient_on_hb(uv_timer_t *t)
         }
         return;   /* REQ sockets must get the reply before the next ping */
     }
-    if (zmq_send(kc->sock[KCHAN_HB], "ping", 4, ZMQ_DONTWAIT) == 4) {
+    kbytes_t ping = { (char *)"ping", 4 };
+    if (zsock_send(kc->sock[KCHAN_HB], &ping, 1) == 0) {
         kc->hb_waiting = 1;
         kc->hb_sent_ms = now;
-        kc->need_drain |= 1u << KCHAN_HB;
-        uv_idle_start(&kc->idle, kclient_on_idle);
     }
 }
 
@@ -240,20 +130,16 @@ const char *kclient_session(const kclient_t *kc) { return kc->session; }
 static void kclient_on_close(uv_handle_t *h)
 {
     kclient_t *kc = h->data;
-    if (--kc->open_handles == 0) {
-        kwire_key_free(kc->key);
-        free(kc);
-    }
+    kwire_key_free(kc->key);
+    free(kc);
 }
 
+/* The sockets promise no callback after zsock_close, so kc lives only until
+ * its own timer has closed. */
 void kclient_close(kclient_t *kc)
 {
     if (!kc || kc->closing) return;
     kc->closing = 1;
-    for (int ch = 0; ch < KCHAN_COUNT; ch++) {
-        uv_close((uv_handle_t *)&kc->poll[ch], kclient_on_close);
-        zmq_close(kc->sock[ch]);   /* after uv_close: the fd belongs to zmq */
-    }
-    uv_close((uv_handle_t *)&kc->idle, kclient_on_close);
+    for (int ch = 0; ch < KCHAN_COUNT; ch++) zsock_close(kc->sock[ch]);
     uv_close((uv_handle_t *)&kc->hb_timer, kclient_on_close);
 }

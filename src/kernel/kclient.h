@@ -1,11 +1,10 @@
 /*
  * kclient — a Jupyter client's five sockets, driven by a libuv loop.
  *
- * Each ZeroMQ socket's ZMQ_FD sits in a uv_poll.  That fd is edge-triggered
- * and only says "look at ZMQ_EVENTS", so on every wake-up, and after every
- * send (a send can consume the edge), we drain the socket while ZMQ_EVENTS
- * says readable.  Draining after a send happens from a uv_idle handle, not
- * inline, so a message callback that sends never re-enters the dispatcher.
+ * Each channel is a zsock (ZMTP spoken on the loop itself, no libzmq
+ * thread: zmtp.h says why): DEALER for shell, control and stdin, SUB for
+ * iopub, REQ for the heartbeat.  Messages are delivered from the sockets'
+ * read callbacks; sends never call back, so a message callback may send.
  *
  * Messages failing HMAC verification are dropped and counted, never
  * delivered.  The heartbeat (REQ "ping", expect the echo) runs only when

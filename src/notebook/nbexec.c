@@ -298,6 +298,15 @@ static void nbexec_close_handles(nbexec_t *x)
         (uv_handle_t *)&x->deadline_timer, (uv_handle_t *)&x->write_timer,
         (uv_handle_t *)&x->sigint, (uv_handle_t *)&x->sigterm,
     };
+    /* The outcome is decided and the kernel is gone: a SIGINT/SIGTERM from
+     * now on must not kill the process with a default action and an exit
+     * status that contradicts the notebook just saved.  Blocked signals
+     * die with the process. */
+    sigset_t late;
+    sigemptyset(&late);
+    sigaddset(&late, SIGINT);
+    sigaddset(&late, SIGTERM);
+    sigprocmask(SIG_BLOCK, &late, NULL);
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if (!uv_is_closing(hs[i])) uv_close(hs[i], NULL);
 }

@@ -51,7 +51,9 @@ struct nbexec_opts {
 /* Execute nb (modified in place: outputs, metadata, banners) on spec (NULL
  * when o->existing_kernel is set) and
  * write output_path as configured.  Returns an NB_EXIT_* code (cli.h);
- * err holds the reason for codes other than 0 and 1. */
+ * err holds the reason for codes other than 0 and 1.  SIGINT and SIGTERM
+ * are handled while it runs and stay blocked after it returns (the outcome
+ * is decided; the caller is about to exit with it). */
 int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_err_t *err);
 
 /* Papermill's notebook preparation without executing (used by
