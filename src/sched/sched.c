@@ -71,7 +71,36 @@ uv_timer_t *sched_timer_new(sched_t *s)
 
 void sched_changed(sched_t *s)
 {
+    if (s->batch) {   /* listeners read the store: not before the commit */
+        s->changed_in_batch = 1;
+        return;
+    }
     if (s->o.on_change) s->o.on_change(s->o.ud);
+}
+
+void sched_batch_begin(sched_t *s)
+{
+    nb_err_t err;
+    if (store_batch_begin(s->o.store, &err) < 0) {
+        LOG_W("cannot begin a store batch; committing step by step", "error=\"%s\"", err.msg);
+        return;
+    }
+    s->batch = 1;
+}
+
+void sched_batch_end(sched_t *s)
+{
+    if (!s->batch) return;
+    s->batch = 0;
+    nb_err_t err;
+    if (store_batch_end(s->o.store, &err) < 0)
+        /* Memory is ahead of the database now; a restart re-reads the
+         * store and recovers the tasks from their pids and status files. */
+        LOG_E("cannot commit the store batch", "error=\"%s\"", err.msg);
+    if (s->changed_in_batch) {
+        s->changed_in_batch = 0;
+        sched_changed(s);
+    }
 }
 
 /* ---- fref: a parsed flow shared by runs ------------------------------------ */

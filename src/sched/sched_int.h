@@ -87,6 +87,8 @@ struct sched {
     stask_t      *qhead, *qtail;   /* ready tasks waiting for a slot */
     unsigned      queued, running;
     int           stopping;
+    int           batch;          /* inside sched_batch_begin/end */
+    int           changed_in_batch;
     uv_fs_event_t *watch;
     uv_timer_t   *reload_timer;    /* debounce of directory events */
     uv_timer_t   *stop_timer;
@@ -102,6 +104,10 @@ struct sched {
 /* sched.c */
 sflow_t *sched_flow_find(sched_t *s, const char *name);
 void     sched_changed(sched_t *s);
+/* One durable commit for a burst of transitions (store_batch_begin);
+ * change notifications wait for the commit. */
+void     sched_batch_begin(sched_t *s);
+void     sched_batch_end(sched_t *s);
 void     sched_arm_flow(sched_t *s, sflow_t *fl);
 int64_t  sched_now_us(void);
 void     sched_handle_close(uv_handle_t *h);   /* frees h, counts open handles */

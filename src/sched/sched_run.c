@@ -740,6 +740,13 @@ static void task_on_exit(sup_task_t *p, const sup_end_t *end, void *ud)
     stask_t *t = ud;
     srun_t *r = t->run;
     sched_t *s = r->s;
+    /* The try's end, its children queued and the next tasks started: one
+     * commit (each fsync is ~1 ms here, and this is the dependent-latency
+     * path).  The children's processes start before the commit, so the
+     * window in which a daemon crash leaves a started task unrecorded (it
+     * runs again after the restart) is what it was with one commit per
+     * step: from its spawn to the next commit, a millisecond. */
+    sched_batch_begin(s);
     s->running--;
     r->live--;
     task_timer_stop(s, t);
@@ -754,6 +761,7 @@ static void task_on_exit(sup_task_t *p, const sup_end_t *end, void *ud)
     if (was_finished && r->live == 0) run_free(r);
     sched_changed(s);
     sched_run_dispatch(s);
+    sched_batch_end(s);
     if (s->stopping) sched_stop_progress(s);
 }
 

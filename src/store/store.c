@@ -47,6 +47,7 @@ struct store {
     struct stmt_slot *slots;   /* open addressing, cap is a power of two */
     size_t            cap, used;
     int               in_tx;
+    int               in_batch;   /* store_batch_begin: store_tx nests as a SAVEPOINT */
 };
 
 /* ---- schema ------------------------------------------------------------ */
@@ -296,19 +297,47 @@ static int exec_cached(store_t *st, const char *sql, nb_err_t *err)
 int store_tx(store_t *st, store_tx_fn fn, void *arg, nb_err_t *err)
 {
     NB_ASSERT(!st->in_tx);
+    /* Inside a batch the transition is a savepoint: atomic on its own (a
+     * failure undoes just this step), durable with the batch's COMMIT. */
+    const char *begin = st->in_batch ? "SAVEPOINT tx" : "BEGIN IMMEDIATE";
+    const char *commit = st->in_batch ? "RELEASE tx" : "COMMIT";
     /* IMMEDIATE takes the write lock now (waiting up to busy_timeout), so
      * the state we read inside is the state we write over: no upgrade
      * deadlock, no lost update. */
-    int rc = exec_cached(st, "BEGIN IMMEDIATE", err);
+    int rc = exec_cached(st, begin, err);
     if (rc) return rc;
     st->in_tx = 1;
     rc = fn(st, arg, err);
-    if (rc == 0) rc = exec_cached(st, "COMMIT", err);
-    if (rc != 0 && !sqlite3_get_autocommit(st->db)) {
+    if (rc == 0) rc = exec_cached(st, commit, err);
+    if (rc != 0 && st->in_batch) {
+        nb_err_t ignored;
+        exec_cached(st, "ROLLBACK TO tx", &ignored);
+        exec_cached(st, "RELEASE tx", &ignored);
+    } else if (rc != 0 && !sqlite3_get_autocommit(st->db)) {
         nb_err_t ignored;
         exec_cached(st, "ROLLBACK", &ignored);
     }
     st->in_tx = 0;
+    return rc;
+}
+
+int store_batch_begin(store_t *st, nb_err_t *err)
+{
+    NB_ASSERT(!st->in_tx && !st->in_batch);
+    int rc = exec_cached(st, "BEGIN IMMEDIATE", err);
+    if (rc == 0) st->in_batch = 1;
+    return rc;
+}
+
+int store_batch_end(store_t *st, nb_err_t *err)
+{
+    NB_ASSERT(st->in_batch && !st->in_tx);
+    st->in_batch = 0;
+    int rc = exec_cached(st, "COMMIT", err);
+    if (rc != 0 && !sqlite3_get_autocommit(st->db)) {
+        nb_err_t ignored;
+        exec_cached(st, "ROLLBACK", &ignored);
+    }
     return rc;
 }
 

@@ -181,6 +181,14 @@ int  store_events_prune(store_t *st, int64_t before_us, int64_t *deleted, nb_err
 void store_event_clear(store_event_t *e);
 void store_events_free(store_events_t *l);
 
+/* Group commit: the transitions between begin and end are each atomic (a
+ * SAVEPOINT; a failed one is undone alone) and become durable together at
+ * end, with one fsync instead of one each.  For a burst the loop does in
+ * one callback (a task's end, its children queued and started).  Nothing
+ * may be shown outside the process (events, replies) before end. */
+int store_batch_begin(store_t *st, nb_err_t *err);
+int store_batch_end(store_t *st, nb_err_t *err);
+
 #ifdef NBHUB_STORE_INTERNAL
 /*
  * Internal interface shared by store.c, store_flows.c, store_runs.c and
@@ -216,6 +224,7 @@ int store_step_done(store_t *st, sqlite3_stmt *s, const char *what, nb_err_t *er
  * reentrant: a transition never calls another transition. */
 typedef int (*store_tx_fn)(store_t *st, void *arg, nb_err_t *err);
 int store_tx(store_t *st, store_tx_fn fn, void *arg, nb_err_t *err);
+
 
 /* Append one event; `data` (may be NULL = {}) is consumed (json_decref'ed).
  * Called only inside a transaction, by the transition that caused it. */

@@ -1204,6 +1204,35 @@ static void test_bench_transitions(void **state)
     printf("[ bench    ]   store_run_get + task_runs: %8.0f reads/s\n", 1000 / rd);
 }
 
+/* A batch: each transition atomic on its own (a refused one undoes only
+ * itself), all durable at the end; without the end (a crash), none is. */
+static void test_batch_group_commit(void **state)
+{
+    fx_t *f = *state;
+    nb_err_t err;
+    add_flow(f->st, "f", 0);
+    int64_t run;
+    assert_int_equal(fire(f->st, "f", STORE_RUN_SCHEDULED, T0, &run, &err), 0);
+    assert_int_equal(store_run_start(f->st, run, T0 + 1, &err), 0);
+    int64_t a = task_id(f->st, run, "a"), b = task_id(f->st, run, "b");
+
+    assert_int_equal(store_batch_begin(f->st, &err), 0);
+    assert_int_equal(store_task_queue(f->st, a, T0 + 2, &err), 0);
+    assert_int_equal(store_task_queue(f->st, a, T0 + 2, &err), -ESTALE);   /* undone alone */
+    assert_int_equal(store_task_start(f->st, a, 4242, 1, NULL, NULL, T0 + 3, &err), 0);
+    assert_int_equal(task_state(f->st, a), STORE_TASK_RUNNING);  /* visible to ourselves */
+    assert_int_equal(store_batch_end(f->st, &err), 0);
+    reopen(f);
+    assert_int_equal(task_state(f->st, a), STORE_TASK_RUNNING);
+
+    /* No end: the process dies with the transaction open. */
+    assert_int_equal(store_batch_begin(f->st, &err), 0);
+    assert_int_equal(store_task_queue(f->st, b, T0 + 4, &err), 0);
+    assert_int_equal(task_state(f->st, b), STORE_TASK_QUEUED);
+    reopen(f);   /* closing without COMMIT rolls back, as a crash does */
+    assert_int_equal(task_state(f->st, b), STORE_TASK_PENDING);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1218,6 +1247,7 @@ int main(void)
         T(test_run_id_format),
         T(test_tick_exactly_once),
         T(test_transitions_happy_and_wrong),
+        T(test_batch_group_commit),
         T(test_two_connections_race),
         T(test_retry_flow),
         T(test_retry_not_due_after_cancel),
