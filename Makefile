@@ -30,7 +30,9 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(filter-out -lcurl,$(shell pkg-config --libs $(PKGS) 2>/dev/null))
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Isrc $(PKG_CFLAGS) -MMD -MP
 LDFLAGS += $(OPT)
-LDLIBS  += $(PKG_LIBS) -lhttp_parser -lm
+# cmark-gfm ships a .pc for the core library only; its extensions are linked by name.
+CMARK_LIBS := -lcmark-gfm-extensions -lcmark-gfm
+LDLIBS  += $(PKG_LIBS) -lhttp_parser $(CMARK_LIBS) -lm
 # nbhub speaks ZMTP itself (src/kernel/zmtp.h); libzmq is linked only into
 # the unit tests, as the reference implementation they check us against.
 TEST_LIBS := $(shell pkg-config --libs libzmq 2>/dev/null)
@@ -66,6 +68,9 @@ $(BUILD)/replay/%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay.o $(BUILD)/libnbhub.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The web UI is compiled into api_ui.o with .incbin (src/api/api_ui.c).
+$(BUILD)/src/api/api_ui.o: $(wildcard web/*)
+
 deps:
 	@scripts/install-deps.sh
 
@@ -88,7 +93,7 @@ fuzz: $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 build-fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $(PKG_CFLAGS) \
-	  -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lhttp_parser -lm
+	  -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lhttp_parser $(CMARK_LIBS) -lm
 
 valgrind: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do valgrind -q --leak-check=full --error-exitcode=1 $$t || exit 1; done
@@ -99,6 +104,10 @@ bench: deps all
 # nbhub serve vs Apache Airflow (bench/bench_serve.py, ~25 min).  The script creates
 # bench/.venv-airflow from bench/requirements-airflow.txt when it is missing, and
 # records in bench/RESULTS.md why the anchor is absent if that fails.
+.PHONY: bench-render
+bench-render: deps all
+	$(PYTHON) bench/bench_render.py --nbhub $(CURDIR)/$(BUILD)/nbhub --write
+
 .PHONY: bench-serve
 bench-serve: deps all
 	$(PYTHON) bench/bench_serve.py --nbhub $(CURDIR)/$(BUILD)/nbhub --write

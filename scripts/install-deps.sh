@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 DEB_PKGS="build-essential pkg-config clang libclang-rt-14-dev libuv1-dev libzmq3-dev libjansson-dev libyaml-dev
-libssl-dev libsqlite3-dev libcurl4-openssl-dev libargon2-dev libcmocka-dev libhttp-parser-dev tzdata
+libssl-dev libsqlite3-dev libcurl4-openssl-dev libargon2-dev libcmocka-dev libhttp-parser-dev libcmark-gfm-dev libcmark-gfm-extensions-dev tzdata
 python3 python3-venv python3-dev procps"
 
 missing=""
@@ -35,3 +35,4 @@ if [ "$want" != "$have" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -r "$REQ"
     echo "$want" > .venv/.nbhub-stamp
 fi
+

@@ -33,6 +33,7 @@ struct cli_cmd {
 int cmd_run(int argc, char **argv);
 int cmd_kernel(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_render(int argc, char **argv);
 /* Clients of the REST API (cmd_flow.c, cmd_runs.c, cmd_user.c); their exit
  * codes are client.h's enum client_exit. */
 int cmd_flow(int argc, char **argv);
