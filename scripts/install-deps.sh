@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PKGS="build-essential pkg-config clang libclang-rt-14-dev libuv1-dev libzmq3-dev libjansson-dev libyaml-dev
 libssl-dev libsqlite3-dev libcurl4-openssl-dev libargon2-dev libcmocka-dev libhttp-parser-dev libcmark-gfm-dev libcmark-gfm-extensions-dev tzdata
-python3 python3-venv python3-dev procps"
+python3 python3-venv python3-dev procps chromium fonts-dejavu-core"
 
 missing=""
 for p in $DEB_PKGS; do
@@ -16,6 +16,10 @@ for p in $DEB_PKGS; do
         missing="$missing $p"
     fi
 done
+# Node for the browser tests (playwright-core): Debian's, unless a node is
+# already on PATH (images that ship their own must not get a second one).
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
     echo "install-deps: installing Debian packages:$missing"
     SUDO=""
@@ -36,3 +40,13 @@ if [ "$want" != "$have" ]; then
     echo "$want" > .venv/.nbhub-stamp
 fi
 
+# Browser-test tools from npm (playwright-core drives Debian's chromium; it
+# downloads no browser of its own): reinstalled when the lock file changes.
+LOCK=tests/browser/package-lock.json
+want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+have=$(cat tests/browser/node_modules/.nbhub-stamp 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+    echo "install-deps: npm ci in tests/browser"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > tests/browser/node_modules/.nbhub-stamp
+fi

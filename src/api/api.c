@@ -31,6 +31,8 @@
 
 const struct http_route api_routes[] = {
     /* session and server */
+    { "GET",    "/",                                     api_ui_index,            API_PUBLIC },
+    { "GET",    "/ui/:file",                             api_ui_asset,            API_PUBLIC },
     { "GET",    "/healthz",                              api_metrics_healthz,     API_PUBLIC },
     { "GET",    "/metrics",                              api_metrics_get,         API_ADMIN },
     { "GET",    "/api/v1/openapi.json",                  api_openapi_get,         API_PUBLIC },
@@ -56,6 +58,7 @@ const struct http_route api_routes[] = {
     { "POST",   "/api/v1/flows/:name/runs",              api_flows_trigger,       API_FLOW },
     { "POST",   "/api/v1/flows/:name/backfill",          api_flows_backfill,      API_FLOW },
     { "GET",    "/api/v1/flows/:name/runs",              api_flows_runs,          API_FLOW },
+    { "GET",    "/api/v1/flows/:name/parameters",        api_flows_parameters,    API_FLOW },
     /* runs and tasks */
     { "GET",    "/api/v1/runs",                          api_runs_list,           API_AUTH },
     { "GET",    "/api/v1/runs/:id",                      api_runs_get,            API_RUN },
@@ -63,6 +66,7 @@ const struct http_route api_routes[] = {
     { "POST",   "/api/v1/runs/:id/tasks/:task/cancel",   api_runs_task_cancel,    API_RUN },
     { "GET",    "/api/v1/runs/:id/tasks/:task/log",      api_runs_task_log,       API_RUN },
     { "GET",    "/api/v1/runs/:id/tasks/:task/output",   api_runs_task_output,    API_RUN },
+    { "GET",    "/api/v1/runs/:id/tasks/:task/output.html", api_runs_task_output_html, API_RUN },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 

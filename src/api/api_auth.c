@@ -370,5 +370,9 @@ void api_auth_me(http_req_t *req, void *ud)
     }
     json_t *j = api_json_user(&u);
     store_user_clear(&u);
+    /* A page reloaded by the browser has the cookie but lost the CSRF
+     * token it got at login; other origins cannot read this answer (no
+     * CORS), so handing it out again here is safe. */
+    if (c->via_cookie && c->csrf) json_object_set_new(j, "csrf_token", json_string(c->csrf));
     http_respond_json(req, 200, j);
 }

@@ -24,6 +24,8 @@
  * flow runs, and a date-only `to` covers its whole day.
  */
 #include "api/api_int.h"
+#include "notebook/nb.h"
+#include "notebook/nbparams.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -41,17 +43,25 @@ static json_t *api_flows_spec(api_t *a, const store_flow_t *f)
     return j ? j : json_object();
 }
 
-static json_t *api_flows_last_run(api_t *a, const char *flow)
+/* The newest run (last_run) and the states of the last ten, oldest first
+ * (recent_runs: the coloured squares of the flow list). */
+static void api_flows_recent(api_t *a, const char *flow, json_t *j)
 {
-    store_run_filter_t q = { .flow = flow, .state = -1, .limit = 1 };
+    store_run_filter_t q = { .flow = flow, .state = -1, .limit = 10 };
     store_runs_t l;
-    if (store_runs_list(a->store, &q, &l, NULL) != 0) return json_null();
-    json_t *j = json_null();
-    if (l.n)
-        j = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)l.v[0].id, "run_id", l.v[0].run_id,
-                      "state", store_run_state_name(l.v[0].state));
-    store_runs_free(&l);
-    return j;
+    json_t *last = json_null(), *recent = json_array();
+    if (store_runs_list(a->store, &q, &l, NULL) == 0) {
+        if (l.n)
+            last = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)l.v[0].id, "run_id", l.v[0].run_id,
+                             "state", store_run_state_name(l.v[0].state));
+        for (size_t i = l.n; i-- > 0;)
+            json_array_append_new(recent, json_pack("{s:I, s:s, s:o}", "id", (json_int_t)l.v[i].id,
+                                                    "state", store_run_state_name(l.v[i].state),
+                                                    "logical_date", api_json_time(l.v[i].logical_us)));
+        store_runs_free(&l);
+    }
+    json_object_set_new(j, "last_run", last);
+    json_object_set_new(j, "recent_runs", recent);
 }
 
 /* FlowSummary of docs/api.md; spec is borrowed. */
@@ -71,7 +81,7 @@ static json_t *api_flows_summary(api_t *a, api_names_t *names, const store_flow_
     json_object_set_new(j, "version", json_integer(f->version));
     int64_t next = a->sched ? sched_next_run(a->sched, f->name) : 0;
     json_object_set_new(j, "next_run", api_json_time(next));
-    json_object_set_new(j, "last_run", api_flows_last_run(a, f->name));
+    api_flows_recent(a, f->name, j);
     json_object_set_new(j, "tasks", json_integer((json_int_t)json_array_size(json_object_get(spec, "tasks"))));
     json_object_set_new(j, "source_path", api_json_str(f->source_path));
     json_object_set_new(j, "errors",
@@ -372,4 +382,76 @@ void api_flows_backfill(http_req_t *req, void *ud)
 void api_flows_runs(http_req_t *req, void *ud)
 {
     api_runs_list_for(ud, req, api_ctx(req)->flow);
+}
+
+/* The JSON type of a default, in papermill's type names. */
+static const char *api_flows_type_of(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_INTEGER: return "int";
+    case JSON_REAL: return "float";
+    case JSON_TRUE: case JSON_FALSE: return "bool";
+    case JSON_NULL: return "None";
+    case JSON_STRING: return "str";
+    default: return "json";
+    }
+}
+
+/* GET /flows/:name/parameters: what a trigger may override (the flow's
+ * params), each with its default and type, and, where a notebook task
+ * passes it straight through ("{{ params.x }}"), the help comment and the
+ * type papermill infers from that notebook's parameters cell: what the
+ * UI's trigger form is generated from. */
+void api_flows_parameters(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    store_flow_t f;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = store_flow_get(a->store, api_ctx(req)->flow, 0, &f, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    json_t *spec = api_flows_spec(a, &f);
+    store_flow_clear(&f);
+    json_t *out = json_array();
+    const char *pname;
+    json_t *pdef;
+    json_object_foreach(json_object_get(spec, "params"), pname, pdef) {
+        json_t *p = json_pack("{s:s, s:O, s:s, s:s, s:[]}", "name", pname, "default", pdef,
+                              "type", api_flows_type_of(pdef), "help", "", "used_by");
+        char want[300];
+        snprintf(want, sizeof want, "{{ params.%s }}", pname);
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(spec, "tasks"), i, t) {
+            const char *k;
+            json_t *v;
+            json_object_foreach(json_object_get(t, "parameters"), k, v) {
+                const char *sv = json_string_value(v);
+                if (!sv || strcmp(sv, want) != 0) continue;
+                json_array_append_new(json_object_get(p, "used_by"), json_string(json_string_value(json_object_get(t, "name"))));
+                const char *path = json_string_value(json_object_get(t, "notebook_path"));
+                json_t *nb = NULL;
+                if (!path || nb_load_file(path, &nb, NULL) < 0) continue;
+                json_t *decl = nbparams_inspect(nb, nb_language(nb) ? nb_language(nb) : "python");
+                size_t di;
+                json_t *d;
+                json_array_foreach(decl, di, d) {
+                    if (strcmp(json_string_value(json_object_get(d, "name")), k) != 0) continue;
+                    const char *help = json_string_value(json_object_get(d, "help"));
+                    const char *ty = json_string_value(json_object_get(d, "inferred_type_name"));
+                    if (help && *help && !*json_string_value(json_object_get(p, "help")))
+                        json_object_set_new(p, "help", json_string(help));
+                    if (ty && strcmp(ty, "None") != 0) json_object_set_new(p, "notebook_type", json_string(ty));
+                }
+                json_decref(decl);
+                json_decref(nb);
+            }
+        }
+        json_array_append_new(out, p);
+    }
+    json_decref(spec);
+    http_respond_json(req, 200, json_pack("{s:o}", "parameters", out));
 }

@@ -165,6 +165,11 @@ void api_runs_cancel(http_req_t *req, void *ud);
 void api_runs_task_cancel(http_req_t *req, void *ud);
 void api_runs_task_log(http_req_t *req, void *ud);
 void api_runs_task_output(http_req_t *req, void *ud);
+void api_runs_task_output_html(http_req_t *req, void *ud);
+void api_flows_parameters(http_req_t *req, void *ud);
+/* api_ui.c: the web UI's page and files, compiled in from web/. */
+void api_ui_index(http_req_t *req, void *ud);
+void api_ui_asset(http_req_t *req, void *ud);
 /* GET /runs and GET /flows/:name/runs: the list for filter flow (NULL = all). */
 void api_runs_list_for(api_t *a, http_req_t *req, const char *flow);
 /* The Run object (with tasks) of runs.id, or NULL with *rc set. */

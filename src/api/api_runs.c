@@ -27,8 +27,17 @@
  * then from a 10 ms tick, so a multi-gigabyte log costs the daemon a
  * bounded amount of memory.  A client that reads nothing for 60 s is
  * dropped.
+ *
+ * Rendered output.  /output.html is the output notebook as HTML
+ * (nbhtml.h), rendered on libuv's thread pool (a notebook with 50 plots is
+ * milliseconds of CPU, a pathological one could be seconds: never on the
+ * loop).  It is served with `Content-Security-Policy: sandbox`, so the page
+ * gets an opaque origin: whatever a notebook's HTML output does, it cannot
+ * read the session cookie or call the API as the viewer.
  */
 #include "api/api_int.h"
+#include "notebook/nb.h"
+#include "notebook/nbhtml.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -352,4 +361,87 @@ static void api_runs_task_file(http_req_t *req, api_t *a, int want_log)
 }
 
 void api_runs_task_log(http_req_t *req, void *ud) { api_runs_task_file(req, ud, 1); }
+
+/* The policy of a rendered notebook: the document's own (nbhtml.h) plus
+ * sandbox (opaque origin, no scripts, no forms, no top navigation). */
+#define API_RENDER_CSP "sandbox allow-popups allow-popups-to-escape-sandbox; " NBHTML_CSP "; frame-ancestors 'self'"
+
+struct api_render_job {
+    uv_work_t   work;
+    http_req_t *req;
+    int         fd;
+    char       *title, *href;
+    buf_t       html;
+    int         status;
+    char        msg[1100];
+};
+
+static void api_render_work(uv_work_t *w)
+{
+    struct api_render_job *j = w->data;
+    buf_t text = BUF_INIT;
+    char chunk[65536];
+    ssize_t n;
+    while ((n = read(j->fd, chunk, sizeof chunk)) > 0) buf_append(&text, chunk, (size_t)n);
+    close(j->fd);
+    json_t *nb = NULL;
+    nb_err_t err;
+    if (n < 0 || nb_load_text(text.data ? text.data : "", text.len, j->title, &nb, &err) < 0) {
+        j->status = 422;
+        snprintf(j->msg, sizeof j->msg, "%s", n < 0 ? "cannot read the output notebook" : err.msg);
+    } else {
+        struct nbhtml_opts o = { j->title, j->href, 0 };
+        nbhtml_render(nb, &o, &j->html);
+        j->status = 200;
+    }
+    json_decref(nb);
+    buf_free(&text);
+}
+
+static void api_render_done(uv_work_t *w, int status)
+{
+    struct api_render_job *j = w->data;
+    if (j->status == 200) {
+        http_set_header(j->req, "Content-Security-Policy", API_RENDER_CSP);
+        http_set_header(j->req, "Cache-Control", "no-cache");
+        http_respond_take(j->req, 200, "text/html; charset=utf-8", j->html.data, j->html.len);
+    } else {
+        api_error(j->req, j->status, "unprocessable", j->msg);
+        buf_free(&j->html);
+    }
+    free(j->title);
+    free(j->href);
+    free(j);
+}
+
+void api_runs_task_output_html(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    store_task_run_t t;
+    if (api_runs_task(a, req, &t) < 0) return;
+    struct stat st;
+    int fd = t.output_path ? api_runs_open_below_home(a, t.output_path, &st) : -ENOENT;
+    if (fd < 0) {
+        store_task_run_clear(&t);
+        api_error(req, 404, "not_found", "the task has no output notebook (yet)");
+        return;
+    }
+    /* The descriptor was opened non-blocking for streaming; a regular file
+     * reads the same either way, and the pool thread may block. */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    struct api_render_job *j = xcalloc(1, sizeof *j);
+    j->req = req;
+    j->fd = fd;
+    j->title = xasprintf("%s — run %lld", t.task, (long long)t.run);
+    j->href = xasprintf("/api/v1/runs/%lld/tasks/%s/output", (long long)t.run, t.task);
+    store_task_run_clear(&t);
+    j->work.data = j;
+    if (uv_queue_work(a->loop, &j->work, api_render_work, api_render_done) < 0) {
+        close(fd);
+        free(j->title);
+        free(j->href);
+        free(j);
+        api_error(req, 503, "unavailable", "cannot render now");
+    }
+}
 void api_runs_task_output(http_req_t *req, void *ud) { api_runs_task_file(req, ud, 0); }

@@ -408,6 +408,9 @@ int cmd_serve(int argc, char **argv)
     api_set_pool_sizes(sv.api, (const char *const *)sv.conf.pool_names, sv.conf.pool_sizes,
                        sv.conf.npool);
     sv.http = http_server_new(&sv.loop, NULL, api_handle, sv.api);
+    /* API answers are data, never documents to render or frame; the UI's
+     * page and the rendered notebooks set their own policies. */
+    http_server_set_csp(sv.http, "default-src 'none'; frame-ancestors 'none'");
     api_set_server(sv.api, sv.http);
     for (size_t i = 0; addrs[i]; i++)
         if (http_server_listen(sv.http, addrs[i], &err) < 0) {

@@ -1,0 +1,270 @@
+// nbhub web UI — entry point: the API client, the live event stream, the
+// hash router and the DOM helper every page uses.
+//
+// Design: plain ES modules, no build step, no framework.  Pages build DOM
+// nodes with h() (textContent and attributes only, never innerHTML), so a
+// flow name, a log line or a parameter value can never become markup.  The
+// session is the cookie set by POST /api/v1/login; writes carry the CSRF
+// token that login (or GET /me after a reload) returned.  Live updates come
+// from one EventSource on /api/v1/events that pages subscribe to.
+
+import * as pages from "./pages.js";
+
+// ---- DOM ------------------------------------------------------------------
+
+// h("a.btn", {href: "#/x", onclick: f}, "text", child, ...) -> element
+export function h(spec, attrs, ...kids) {
+  const [tag, ...classes] = spec.split(".");
+  const el = document.createElement(tag || "div");
+  if (classes.length) el.className = classes.join(" ");
+  if (attrs && (typeof attrs !== "object" || attrs instanceof Node || Array.isArray(attrs))) {
+    kids.unshift(attrs);
+    attrs = null;
+  }
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  append(el, kids);
+  return el;
+}
+
+// Replace el's children (null/false kids are skipped, unlike replaceChildren).
+export function fill(el, ...kids) {
+  el.replaceChildren();
+  return append(el, kids);
+}
+
+export function append(el, kids) {
+  for (const k of kids.flat(Infinity)) {
+    if (k === undefined || k === null || k === false) continue;
+    el.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  }
+  return el;
+}
+
+// SVG elements (the DAG), attributes only.
+export function s(tag, attrs, ...kids) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined && v !== null) el.setAttribute(k, String(v));
+  append(el, kids);
+  return el;
+}
+
+// ---- formatting -------------------------------------------------------------
+
+// Times are shown in the browser's time zone; the full ISO time is the title.
+export function when(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return h("time", { datetime: iso, title: d.toISOString() }, d.toLocaleString());
+}
+
+export function ago(iso) {
+  if (!iso) return "—";
+  const s = (Date.now() - new Date(iso).getTime()) / 1000;
+  const f = (n, u) => `${Math.round(n)} ${u}${Math.round(n) === 1 ? "" : "s"}`;
+  const txt = Math.abs(s) < 60 ? f(Math.abs(s), "second") : Math.abs(s) < 3600 ? f(Math.abs(s) / 60, "minute")
+    : Math.abs(s) < 86400 ? f(Math.abs(s) / 3600, "hour") : f(Math.abs(s) / 86400, "day");
+  return h("time", { datetime: iso, title: new Date(iso).toLocaleString() }, s >= 0 ? `${txt} ago` : `in ${txt}`);
+}
+
+export function duration(a, b) {
+  if (!a) return "—";
+  const ms = (b ? new Date(b) : new Date()) - new Date(a);
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  const m = Math.floor(ms / 60000), sec = Math.round((ms % 60000) / 1000);
+  return m < 60 ? `${m} min ${sec} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+export function state(st) {
+  return h("span.state.st-" + String(st).replace(/[^a-z_]/g, ""), { title: st }, st.replace(/_/g, " "));
+}
+
+const DOW = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const two = (n) => String(n).padStart(2, "0");
+
+// A schedule in words, for the forms nbhub accepts (docs/flows.md); the
+// cron text is always shown beside it.
+export function scheduleWords(sc, tz) {
+  if (!sc) return "on demand";
+  const iv = /^(\d+)(s|m|h|d)$/.exec(sc);
+  if (iv) return `every ${iv[1]} ${{ s: "second", m: "minute", h: "hour", d: "day" }[iv[2]]}${iv[1] === "1" ? "" : "s"}`;
+  const named = { "@hourly": "every hour", "@daily": "every day at 00:00", "@midnight": "every day at 00:00",
+    "@weekly": "every Sunday at 00:00", "@monthly": "on the 1st of every month at 00:00",
+    "@yearly": "every 1 January at 00:00", "@annually": "every 1 January at 00:00" };
+  let w = named[sc];
+  const f = sc.split(/\s+/);
+  if (!w && f.length === 5) {
+    const [mi, ho, dom, mon, dow] = f;
+    const num = (x) => /^\d+$/.test(x);
+    if (num(mi) && num(ho) && dom === "*" && mon === "*") {
+      const at = `${two(ho)}:${two(mi)}`;
+      if (dow === "*") w = `every day at ${at}`;
+      else if (dow === "1-5") w = `every weekday at ${at}`;
+      else if (num(dow)) w = `every ${DOW[+dow % 7]} at ${at}`;
+    } else if (num(mi) && ho === "*" && dom === "*" && mon === "*" && dow === "*") {
+      w = `every hour at :${two(mi)}`;
+    } else if (/^\*\/\d+$/.test(mi) && ho === "*" && dom === "*" && mon === "*" && dow === "*") {
+      w = `every ${mi.slice(2)} minutes`;
+    } else if (num(mi) && num(ho) && num(dom) && mon === "*" && dow === "*") {
+      w = `on day ${dom} of every month at ${two(ho)}:${two(mi)}`;
+    }
+  }
+  w = w || "cron schedule";
+  return tz && tz !== "UTC" ? `${w} (${tz})` : w;
+}
+
+// ---- API --------------------------------------------------------------------
+
+export const session = { user: null, csrf: null };
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error && body.error.message) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && session.csrf) headers["X-CSRF-Token"] = session.csrf;
+  const r = await fetch("/api/v1" + path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (r.status === 204) return null;
+  const type = r.headers.get("Content-Type") || "";
+  const data = type.includes("json") ? await r.json().catch(() => null) : await r.text();
+  if (r.status === 401 && path !== "/login") {
+    session.user = null;
+    go("#/login");
+  }
+  if (!r.ok) throw new ApiError(r.status, data);
+  return data;
+}
+
+// ---- live events --------------------------------------------------------------
+
+const KINDS = ["run.queued", "run.running", "run.success", "run.failed", "run.cancelled",
+  "task.queued", "task.running", "task.success", "task.failed", "task.up_for_retry",
+  "task.upstream_failed", "task.skipped", "task.cancelled", "task.pending",
+  "flow.created", "flow.updated", "flow.paused", "flow.unpaused", "flow.deleted", "flow.invalid"];
+let source = null;
+const listeners = new Set();
+
+// fn(event) for every event until the returned function is called.  Pages
+// subscribe on render and are unsubscribed when the route changes.
+export function subscribe(fn) {
+  listeners.add(fn);
+  if (!source) {
+    source = new EventSource("/api/v1/events");
+    const deliver = (ev) => {
+      let data = null;
+      try { data = JSON.parse(ev.data); } catch { return; }
+      for (const l of [...listeners]) l(data);
+    };
+    for (const k of KINDS) source.addEventListener(k, deliver);
+    source.addEventListener("message", deliver);
+    source.onopen = () => document.body.classList.remove("offline");
+    source.onerror = () => document.body.classList.add("offline");
+  }
+  return () => listeners.delete(fn);
+}
+
+function closeEvents() {
+  if (source) source.close();
+  source = null;
+  listeners.clear();
+}
+
+// ---- router -------------------------------------------------------------------
+
+const routes = [
+  [/^#\/login$/, pages.login, true],
+  [/^#\/?$|^#\/flows$|^$/, pages.flows],
+  [/^#\/flows\/([^/]+)$/, pages.flow],
+  [/^#\/runs$/, pages.runs],
+  [/^#\/runs\/(\d+)$/, pages.run],
+  [/^#\/runs\/(\d+)\/tasks\/([^/]+)\/output$/, pages.output],
+  [/^#\/admin\/users$/, pages.users],
+];
+
+let cleanup = [];
+export function onLeave(fn) { cleanup.push(fn); }
+
+export function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+async function route() {
+  for (const fn of cleanup) try { fn(); } catch { /* a page's cleanup must not stop the next page */ }
+  cleanup = [];
+  const main = document.getElementById("main");
+  const hash = location.hash;
+  for (const [re, page, open] of routes) {
+    const m = re.exec(hash);
+    if (!m) continue;
+    if (!open && !session.user && !(await whoami())) {
+      go("#/login");
+      return;
+    }
+    showNav();
+    const args = m.slice(1).map(decodeURIComponent);
+    try {
+      const view = await page(...args);
+      if (location.hash !== hash) return;   // navigated away meanwhile
+      fill(main, view);
+      const h1 = main.querySelector("h1");
+      document.title = (h1 ? h1.textContent + " · " : "") + "nbhub";
+    } catch (e) {
+      fill(main, errorBox(e));
+    }
+    return;
+  }
+  fill(main, h("section", h("h1", "Not found"), h("p", h("a", { href: "#/flows" }, "Back to the flows"))));
+}
+
+export function errorBox(e) {
+  const msg = e instanceof ApiError ? e.message : String(e && e.message || e);
+  return h("div.error-box", { role: "alert" }, h("strong", e.status === 404 ? "Not found: " : "Error: "), msg);
+}
+
+async function whoami() {
+  try {
+    const me = await api("GET", "/me");
+    session.user = me;
+    session.csrf = me.csrf_token || null;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function showNav() {
+  const nav = document.getElementById("nav");
+  nav.hidden = !session.user;
+  document.getElementById("nav-users").hidden = !(session.user && session.user.admin);
+  document.getElementById("who").textContent = session.user ? session.user.name : "";
+  for (const a of nav.querySelectorAll("a")) {
+    const cur = location.hash.startsWith(a.getAttribute("href"));
+    if (cur) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+}
+
+document.getElementById("logout").addEventListener("click", async () => {
+  try { await api("POST", "/logout"); } catch { /* the session may be gone already */ }
+  session.user = null;
+  session.csrf = null;
+  closeEvents();
+  go("#/login");
+});
+
+window.addEventListener("hashchange", route);
+route();

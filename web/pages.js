@@ -1,0 +1,357 @@
+// nbhub web UI — the pages.  Each page is an async function that fetches
+// what it needs and returns a DOM node; live pages subscribe to the event
+// stream and re-render their changing part in place.
+
+import { h, fill, api, session, go, subscribe, onLeave, when, ago, duration, state, scheduleWords,
+  errorBox, ApiError } from "./app.js";
+import { dagSvg } from "./dag.js";
+
+const enc = encodeURIComponent;
+const TERMINAL = new Set(["success", "failed", "cancelled", "skipped", "upstream_failed"]);
+
+function flash(box, msg, ok) {
+  fill(box, h(ok ? "p.ok" : "p.error-box", { role: ok ? "status" : "alert" }, msg));
+}
+
+// A handler that reports failures next to the control that caused them.
+function guarded(box, fn) {
+  return async (ev) => {
+    if (ev) ev.preventDefault();
+    try { await fn(ev); } catch (e) { fill(box, errorBox(e)); }
+  };
+}
+
+// ---- login ------------------------------------------------------------------
+
+export async function login() {
+  const msg = h("div", { "aria-live": "polite" });
+  const user = h("input", { id: "user", name: "username", autocomplete: "username", required: true, autofocus: true });
+  const pass = h("input", { id: "pass", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const form = h("form.card.login", {
+    onsubmit: guarded(msg, async () => {
+      const r = await api("POST", "/login", { username: user.value, password: pass.value });
+      session.user = r.user;
+      session.csrf = r.csrf_token;
+      go("#/flows");
+    }),
+  },
+  h("h1", "Log in to nbhub"),
+  h("label", { for: "user" }, "User name"), user,
+  h("label", { for: "pass" }, "Password"), pass,
+  h("button.primary", { type: "submit" }, "Log in"), msg,
+  h("p.muted", "The first start of ", h("code", "nbhub serve"), " prints the admin's one-time password."));
+  return h("section.center", form);
+}
+
+// ---- flows --------------------------------------------------------------------
+
+function squares(runs) {
+  return h("span.squares", runs.map((r) => h("a.sq.st-" + r.state, {
+    href: `#/runs/${r.id}`, title: `${r.state} · ${new Date(r.logical_date).toLocaleString()}`,
+    "aria-label": `run ${r.id}: ${r.state}`,
+  })));
+}
+
+function emptyState() {
+  return h("div.card.empty",
+    h("h2", "No flows yet"),
+    h("p", "A flow is a YAML file that says which notebooks run, when, and after what. Save this as ",
+      h("code", "hello.yaml"), " next to a notebook:"),
+    h("pre.code", "name: hello\nschedule: \"0 5 * * *\"      # every day at 05:00\ntimezone: Europe/Berlin\n" +
+      "tasks:\n  greet:\n    notebook: hello.ipynb\n    parameters: {day: \"{{ ds }}\"}\n    retries: 2\n"),
+    h("p", "Then either drop it into the server's flows directory (it is picked up within a second), or run ",
+      h("code", "nbhub flow apply hello.yaml"), ". See docs/flows.md for every option."));
+}
+
+export async function flows() {
+  const body = h("div");
+  async function load() {
+    const r = await api("GET", "/flows");
+    const rows = r.flows.map((f) => h("tr",
+      h("td", h("a.strong", { href: `#/flows/${enc(f.name)}` }, f.name),
+        f.description ? h("div.muted.small", f.description) : null),
+      h("td", f.errors && f.errors.length ? h("span.state.st-failed", "invalid") :
+        f.paused ? h("span.state.st-paused", "paused") : h("span.state.st-active", "active")),
+      h("td", scheduleWords(f.schedule, f.timezone), f.schedule ? h("div", h("code.small", f.schedule)) : null),
+      h("td", f.next_run ? when(f.next_run) : "—"),
+      h("td", squares(f.recent_runs || [])),
+      h("td", f.owner || h("span.muted", "admins"))));
+    const broken = (r.broken || []).map((b) => h("div.error-box", h("strong", b.path), h("ul", b.errors.map((e) => h("li", e)))));
+    fill(body, 
+      r.flows.length ? h("div.scroll", h("table.list",
+        h("thead", h("tr", ["Flow", "State", "Schedule", "Next run", "Last runs", "Owner"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", rows))) : emptyState(),
+      broken.length ? h("section", h("h2", "Flow files with errors"), broken) : null);
+  }
+  await load();
+  let pending = null;
+  onLeave(subscribe((ev) => {
+    if (!ev.kind.startsWith("run.") && !ev.kind.startsWith("flow.")) return;
+    clearTimeout(pending);
+    pending = setTimeout(() => load().catch(() => {}), 150);
+  }));
+  return h("section", h("h1", "Flows"), body);
+}
+
+// ---- one flow -------------------------------------------------------------------
+
+function paramInput(p) {
+  const id = "p-" + p.name;
+  const type = p.notebook_type || p.type;
+  let input;
+  if (type === "bool") {
+    input = h("select", { id, name: p.name }, h("option", { value: "true", selected: p.default === true }, "True"),
+      h("option", { value: "false", selected: p.default !== true }, "False"));
+  } else if (type === "int" || type === "float") {
+    input = h("input", { id, name: p.name, type: "number", step: type === "int" ? "1" : "any", value: p.default });
+  } else if (type === "str") {
+    input = h("input", { id, name: p.name, value: p.default ?? "" });
+  } else {
+    input = h("input", { id, name: p.name, value: JSON.stringify(p.default), "data-json": "1" });
+  }
+  input.dataset.type = type;
+  return h("div.field",
+    h("label", { for: id }, p.name, " ", h("span.muted.small", type)),
+    input,
+    p.help ? h("div.muted.small", p.help) : null);
+}
+
+function readParams(form, params) {
+  const out = {};
+  for (const p of params) {
+    const el = form.elements.namedItem(p.name);
+    const t = el.dataset.type;
+    let v = el.value;
+    if (t === "bool") v = v === "true";
+    else if (t === "int") v = parseInt(v, 10);
+    else if (t === "float") v = parseFloat(v);
+    else if (el.dataset.json) v = JSON.parse(v);
+    if (JSON.stringify(v) !== JSON.stringify(p.default)) out[p.name] = v;
+  }
+  return out;
+}
+
+export async function flow(name) {
+  const [f, pr, runs] = await Promise.all([
+    api("GET", `/flows/${enc(name)}`),
+    api("GET", `/flows/${enc(name)}/parameters`),
+    api("GET", `/flows/${enc(name)}/runs?limit=15`),
+  ]);
+  const spec = f.spec || {};
+  const tasks = spec.tasks || [];
+  const msg = h("div", { "aria-live": "polite" });
+
+  // Trigger with parameters.
+  const params = pr.parameters || [];
+  const trig = h("form.card", {
+    onsubmit: guarded(msg, async (ev) => {
+      const body = { params: readParams(ev.target, params) };
+      const r = await api("POST", `/flows/${enc(name)}/runs`, body);
+      go(`#/runs/${r.id}`);
+    }),
+  }, h("h2", "Trigger a run"),
+  params.length ? params.map(paramInput) : h("p.muted", "This flow declares no parameters."),
+  h("button.primary", { type: "submit" }, "Trigger"));
+
+  const pause = h("button", {
+    type: "button",
+    onclick: guarded(msg, async () => {
+      await api("POST", `/flows/${enc(name)}/${f.paused ? "resume" : "pause"}`);
+      go(location.hash);
+    }),
+  }, f.paused ? "Resume" : "Pause");
+
+  const from = h("input", { id: "bf-from", type: "date", required: true });
+  const to = h("input", { id: "bf-to", type: "date", required: true });
+  const backfill = h("form.card", {
+    onsubmit: guarded(msg, async () => {
+      const r = await api("POST", `/flows/${enc(name)}/backfill`, { from: from.value, to: to.value });
+      flash(msg, `Backfill queued: ${(r.runs || []).length} run(s).`, true);
+    }),
+  }, h("h2", "Backfill"),
+  spec.schedule ? [h("div.row", h("label", { for: "bf-from" }, "From"), from, h("label", { for: "bf-to" }, "To"), to),
+    h("button", { type: "submit" }, "Backfill")] : h("p.muted", "On-demand flows have no ticks to backfill."));
+
+  // Grid of task x run states (Airflow's grid), newest run on the right.
+  const detail = await Promise.all(runs.runs.slice(0, 15).map((r) => api("GET", `/runs/${r.id}`).catch(() => null)));
+  const cols = detail.filter(Boolean).reverse();
+  const grid = cols.length ? h("div.scroll", h("table.grid",
+    h("thead", h("tr", h("th", { scope: "col" }, "Task"), cols.map((r) => h("th", { scope: "col" },
+      h("a.sq.st-" + r.state, { href: `#/runs/${r.id}`, title: `${r.run_id}: ${r.state}`, "aria-label": `run ${r.id}` }))))),
+    h("tbody", tasks.map((t) => h("tr", h("th", { scope: "row" }, t.name), cols.map((r) => {
+      const tr = (r.tasks || []).find((x) => x.name === t.name);
+      const st = tr ? tr.state : "none";
+      return h("td", h("a.sq.st-" + st, { href: `#/runs/${r.id}`, title: `${t.name}: ${st}`, "aria-label": `${t.name} in run ${r.id}: ${st}` }));
+    })))))) : h("p.muted", "No runs yet.");
+
+  return h("section",
+    h("div.head", h("h1", f.name), f.paused ? h("span.state.st-paused", "paused") : null, pause),
+    f.description ? h("p", f.description) : null,
+    h("p.muted", scheduleWords(f.schedule, f.timezone), f.schedule ? [" · ", h("code", f.schedule)] : null,
+      f.next_run ? [" · next ", when(f.next_run)] : null, f.owner ? ` · owner ${f.owner}` : ""),
+    (f.errors || []).length ? h("div.error-box", h("ul", f.errors.map((e) => h("li", e)))) : null,
+    msg,
+    h("h2", "Tasks"), h("div.card.dag", dagSvg(tasks)),
+    h("h2", "Recent runs"), grid,
+    h("div.cols", trig, backfill));
+}
+
+// ---- runs -------------------------------------------------------------------------
+
+export async function runs() {
+  const r = await api("GET", "/runs?limit=50");
+  return h("section", h("h1", "Runs"),
+    r.runs.length ? h("div.scroll", h("table.list",
+      h("thead", h("tr", ["Run", "Flow", "State", "Logical date", "Started", "Duration"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", r.runs.map((x) => h("tr",
+        h("td", h("a", { href: `#/runs/${x.id}` }, x.run_id)),
+        h("td", h("a", { href: `#/flows/${enc(x.flow)}` }, x.flow)),
+        h("td", state(x.state)), h("td", when(x.logical_date)), h("td", ago(x.started_at)),
+        h("td", duration(x.started_at, x.ended_at))))))) : h("p.muted", "No runs yet."));
+}
+
+function timeline(run) {
+  const ts = (run.tasks || []).filter((t) => t.started_at);
+  if (!ts.length) return h("p.muted", "No task has started yet.");
+  const t0 = Math.min(...ts.map((t) => +new Date(t.started_at)));
+  const t1 = Math.max(...ts.map((t) => +new Date(t.ended_at || Date.now())), t0 + 1);
+  return h("div.timeline", ts.map((t) => {
+    const a = +new Date(t.started_at), b = +new Date(t.ended_at || Date.now());
+    const bar = h("span.bar.st-" + t.state, { title: `${t.name}: ${duration(t.started_at, t.ended_at)}` });
+    bar.style.marginLeft = `${((a - t0) / (t1 - t0)) * 100}%`;
+    bar.style.width = `${Math.max(((b - a) / (t1 - t0)) * 100, 0.5)}%`;
+    return h("div.tl-row", h("span.tl-name", t.name), h("span.tl-track", bar), h("span.tl-dur", duration(t.started_at, t.ended_at)));
+  }));
+}
+
+export async function run(id) {
+  const msg = h("div", { "aria-live": "polite" });
+  const head = h("div"), tasksBox = h("div"), tl = h("div"), logBox = h("pre.log", { tabindex: "0", "aria-label": "task log" });
+  const logSel = h("select", { id: "log-task", "aria-label": "task whose log is shown" });
+  let cur = null, logTask = null, logTimer = null;
+
+  async function loadLog() {
+    if (!logTask) return;
+    try {
+      const t = await api("GET", `/runs/${id}/tasks/${enc(logTask)}/log?tail=65536`);
+      const atEnd = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 4;
+      logBox.textContent = t || "(empty)";
+      if (atEnd) logBox.scrollTop = logBox.scrollHeight;
+    } catch (e) {
+      logBox.textContent = e.status === 404 ? "(no log yet)" : String(e.message);
+    }
+  }
+
+  function render(r) {
+    cur = r;
+    const live = !TERMINAL.has(r.state);
+    fill(head, 
+      h("div.head", h("h1", `Run ${r.run_id}`), state(r.state),
+        live ? h("button.danger", { type: "button", onclick: guarded(msg, async () => {
+          if (!confirm(`Cancel run ${r.run_id}?`)) return;
+          await api("POST", `/runs/${id}/cancel`);
+        }) }, "Cancel run") : null,
+        h("button", { type: "button", onclick: guarded(msg, async () => {
+          const n = await api("POST", `/flows/${enc(r.flow)}/runs`, { params: r.params || {} });
+          go(`#/runs/${n.id}`);
+        }) }, "Run again")),
+      h("p.muted", "flow ", h("a", { href: `#/flows/${enc(r.flow)}` }, r.flow), " · ", r.kind, " · logical date ",
+        when(r.logical_date), " · started ", when(r.started_at), " · ", duration(r.started_at, r.ended_at)),
+      Object.keys(r.params || {}).length ? h("p.small", "parameters: ", h("code", JSON.stringify(r.params))) : null);
+    fill(tasksBox, h("div.scroll", h("table.list",
+      h("thead", h("tr", ["Task", "State", "Try", "Started", "Duration", "Output", ""].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", (r.tasks || []).map((t) => h("tr", { dataset: { task: t.name, state: t.state } },
+        h("th", { scope: "row" }, t.name),
+        h("td", state(t.state), t.error ? h("div.small.err", t.error) : null),
+        h("td", `${t.try_number}/${t.max_tries}`),
+        h("td", when(t.started_at)), h("td", duration(t.started_at, t.ended_at)),
+        h("td", t.has_output ? h("a", { href: `#/runs/${id}/tasks/${enc(t.name)}/output` }, "notebook") : "—"),
+        h("td", !TERMINAL.has(t.state) && t.state !== "pending" ? h("button.small", { type: "button",
+          onclick: guarded(msg, () => api("POST", `/runs/${id}/tasks/${enc(t.name)}/cancel`)) }, "Cancel") : null)))))));
+    fill(tl, timeline(r));
+    const names = (r.tasks || []).filter((t) => t.has_log).map((t) => t.name);
+    if (!logTask && names.length) logTask = names[0];
+    fill(logSel, ...names.map((n) => h("option", { value: n, selected: n === logTask }, n)));
+    clearInterval(logTimer);
+    const lt = (r.tasks || []).find((t) => t.name === logTask);
+    if (lt && !TERMINAL.has(lt.state)) logTimer = setInterval(loadLog, 1000);   // follow a running task's log
+  }
+
+  render(await api("GET", `/runs/${id}`));
+  await loadLog();
+  logSel.addEventListener("change", () => { logTask = logSel.value; render(cur); loadLog(); });
+  let pending = null;
+  onLeave(subscribe((ev) => {
+    if (String(ev.run) !== String(id)) return;
+    clearTimeout(pending);
+    pending = setTimeout(async () => {
+      try { render(await api("GET", `/runs/${id}`)); loadLog(); } catch { /* shown on the next event */ }
+    }, 50);
+  }));
+  onLeave(() => clearInterval(logTimer));
+  return h("section", head, msg, h("h2", "Tasks"), tasksBox, h("h2", "Timeline"), tl,
+    h("h2", "Log ", logSel), logBox);
+}
+
+// ---- an output notebook ------------------------------------------------------------
+
+export async function output(id, task) {
+  const base = `/api/v1/runs/${id}/tasks/${enc(task)}`;
+  // The notebook is rendered by nbhub (nbhtml.c) and served with
+  // `Content-Security-Policy: sandbox`; the iframe is sandboxed too (no
+  // scripts, no same-origin), so nothing in it can act as the viewer.
+  const frame = h("iframe.nb", { src: `${base}/output.html`, title: `output notebook of ${task}`,
+    sandbox: "allow-popups allow-popups-to-escape-sandbox", referrerpolicy: "no-referrer" });
+  return h("section.wide",
+    h("div.head", h("h1", `${task} · run ${id}`),
+      h("a.btn", { href: `#/runs/${id}` }, "Back to the run"),
+      h("a.btn", { href: `${base}/output`, download: `${task}.ipynb` }, "Download .ipynb")),
+    frame);
+}
+
+// ---- users (admins) ----------------------------------------------------------------
+
+export async function users() {
+  if (!session.user.admin) throw new ApiError(403, { error: { message: "admins only" } });
+  const msg = h("div", { "aria-live": "polite" });
+  const list = h("div"), tokens = h("div");
+
+  async function showTokens(name) {
+    const r = await api("GET", `/users/${enc(name)}/tokens`);
+    const tname = h("input", { id: "tok-name", placeholder: "laptop", required: true });
+    fill(tokens, h("div.card", h("h2", `Tokens of ${name}`),
+      (r.tokens || []).length ? h("table.list", h("thead", h("tr", ["Name", "Created", "Expires", "Last used", ""].map((t) => h("th", t)))),
+        h("tbody", r.tokens.map((t) => h("tr", h("td", t.name), h("td", when(t.created_at)), h("td", when(t.expires_at)),
+          h("td", when(t.last_used_at)), h("td", h("button.small.danger", { type: "button", onclick: guarded(msg, async () => {
+            await api("DELETE", `/users/${enc(name)}/tokens/${t.id}`);
+            showTokens(name);
+          }) }, "Revoke")))))) : h("p.muted", "No tokens."),
+      h("form.row", { onsubmit: guarded(msg, async () => {
+        const t = await api("POST", `/users/${enc(name)}/tokens`, { name: tname.value });
+        showTokens(name);
+        flash(msg, "", true);
+        fill(msg, h("div.ok", { role: "status" }, "New token (shown once, copy it now): ", h("code.token", t.token)));
+      }) }, h("label", { for: "tok-name" }, "New token"), tname, h("button", { type: "submit" }, "Create"))));
+  }
+
+  async function load() {
+    const r = await api("GET", "/users");
+    fill(list, h("table.list", h("thead", h("tr", ["User", "Admin", "Created", "State", ""].map((t) => h("th", t)))),
+      h("tbody", r.users.map((u) => h("tr", h("td", u.name), h("td", u.admin ? "yes" : "no"), h("td", when(u.created_at)),
+        h("td", u.disabled ? "disabled" : "active"),
+        h("td", h("button.small", { type: "button", onclick: guarded(msg, () => showTokens(u.name)) }, "Tokens")))))));
+  }
+  const nu = h("input", { id: "nu-name", required: true, autocomplete: "off" });
+  const np = h("input", { id: "nu-pass", type: "password", required: true, autocomplete: "new-password", minlength: 8 });
+  const na = h("input", { id: "nu-admin", type: "checkbox" });
+  const form = h("form.card", { onsubmit: guarded(msg, async () => {
+    await api("POST", "/users", { name: nu.value, password: np.value, admin: na.checked });
+    flash(msg, `User ${nu.value} created.`, true);
+    nu.value = np.value = "";
+    load();
+  }) }, h("h2", "Add a user"),
+  h("label", { for: "nu-name" }, "Name"), nu, h("label", { for: "nu-pass" }, "Password"), np,
+  h("label.check", na, " admin"), h("button.primary", { type: "submit" }, "Add"));
+  await load();
+  return h("section", h("h1", "Users and tokens"), msg, list, h("div.cols", form, tokens));
+}
