@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -138,17 +140,6 @@ def check_output(out, ncells):
     done = [c for c in nb.cells if c.cell_type == "code" and c.execution_count is not None]
     if len(done) != ncells:
         raise RuntimeError(f"{out}: {len(done)}/{ncells} cells executed")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def med(xs):

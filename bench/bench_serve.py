@@ -162,7 +162,7 @@ def tree_mem(roots):
     return rss, pss, n
 
 
-from bench_run import cpu_model  # noqa: E402  (same directory: one definition of the machine line)
+from benchlib import cpu_model, replace_section  # noqa: E402  (same directory)
 
 
 def make_notebook(path, sources):
@@ -1176,15 +1176,7 @@ def write_results(table, res, args):
         "",
         "",
     ]
-    section = "\n".join(head) + table + "\n"
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    i = text.find(SECTION)
-    if i >= 0:
-        j = text.find("\n## ", i + len(SECTION))
-        text = text[:i] + section + ("\n" + text[j + 1:] if j >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    replace_section(SECTION, "\n".join(head) + table + "\n")
     log(f"wrote {RESULTS}")
 
 

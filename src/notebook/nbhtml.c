@@ -173,6 +173,32 @@ void nbhtml_ansi(buf_t *out, const char *s, size_t n)
     if (a.open) buf_puts(out, "</span>");
 }
 
+/* Append s without its line breaks and spaces (base64 stored in lines). */
+static void append_no_newlines(buf_t *out, const char *s)
+{
+    while (*s) {
+        size_t run = strcspn(s, "\r\n ");
+        buf_append(out, s, run);
+        s += run;
+        while (*s == '\r' || *s == '\n' || *s == ' ') s++;
+    }
+}
+
+/* Append the base64 form of s[0..n) (SVG text becomes a data: URI). */
+static void b64_append(buf_t *out, const char *src, size_t n)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *s = (const unsigned char *)src;
+    buf_reserve(out, (n + 2) / 3 * 4);
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
+                     (i + 2 < n ? s[i + 2] : 0);
+        char q[4] = { b64[(v >> 18) & 63], b64[(v >> 12) & 63],
+                      i + 1 < n ? b64[(v >> 6) & 63] : '=', i + 2 < n ? b64[v & 63] : '=' };
+        buf_append(out, q, 4);
+    }
+}
+
 /* ---- markdown with math ---------------------------------------------------- */
 
 /* Math spans are replaced by U+E000 <index> U+E001 (private-use characters
@@ -333,20 +359,9 @@ static void resolve_attachments(cmark_node *root, const json_t *att)
             buf_printf(&url, "data:%s;base64,", mime);
             if (!strcmp(mime, "image/svg+xml")) {
                 /* SVG attachments are stored as text; encode them. */
-                static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-                const unsigned char *s = (const unsigned char *)json_string_value(data);
-                size_t n = json_string_length(data);
-                for (size_t i = 0; i < n; i += 3) {
-                    unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
-                                 (i + 2 < n ? s[i + 2] : 0);
-                    buf_putc(&url, b64[(v >> 18) & 63]);
-                    buf_putc(&url, b64[(v >> 12) & 63]);
-                    buf_putc(&url, i + 1 < n ? b64[(v >> 6) & 63] : '=');
-                    buf_putc(&url, i + 2 < n ? b64[v & 63] : '=');
-                }
+                b64_append(&url, json_string_value(data), json_string_length(data));
             } else {
-                for (const char *c = json_string_value(data); *c; c++)
-                    if (*c != '\n' && *c != '\r' && *c != ' ') buf_putc(&url, *c);
+                append_no_newlines(&url, json_string_value(data));
             }
             cmark_node_set_url(nd, url.data);
             break;
@@ -405,8 +420,7 @@ static void put_img_b64(buf_t *out, const char *mime, const char *data, const js
         return;
     }
     buf_printf(out, "<div class=\"out image\"><img alt=\"output image\" src=\"data:%s;base64,", mime);
-    for (const char *c = data; *c; c++)
-        if (*c != '\n' && *c != '\r') buf_putc(out, *c);
+    append_no_newlines(out, data);
     buf_putc(out, '"');
     const json_t *dims = json_object_get(meta, mime);
     json_int_t w = json_integer_value(json_object_get(dims, "width"));
@@ -418,17 +432,8 @@ static void put_img_b64(buf_t *out, const char *mime, const char *data, const js
 
 static void put_svg(buf_t *out, const char *svg, size_t n)
 {
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *s = (const unsigned char *)svg;
     buf_puts(out, "<div class=\"out image\"><img alt=\"output image\" src=\"data:image/svg+xml;base64,");
-    buf_reserve(out, (n + 2) / 3 * 4);
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
-                     (i + 2 < n ? s[i + 2] : 0);
-        char q[4] = { b64[(v >> 18) & 63], b64[(v >> 12) & 63],
-                      i + 1 < n ? b64[(v >> 6) & 63] : '=', i + 2 < n ? b64[v & 63] : '=' };
-        buf_append(out, q, 4);
-    }
+    b64_append(out, svg, n);
     buf_puts(out, "\"></div>\n");
 }
 

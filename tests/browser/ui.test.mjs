@@ -174,6 +174,24 @@ test("admins manage users and tokens", async () => {
   await snap("users");
 });
 
+test("a user without flows sees how to add the first one, and no admin pages", async () => {
+  const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const p = await other.newPage();
+  await p.goto(URL + "/");
+  await p.fill("#user", "bob");
+  await p.fill("#pass", "bob-password-1");
+  await p.click('button[type="submit"]');
+  await p.locator('h2:text-is("No flows yet")').waitFor();
+  assert.match(await p.locator(".empty").textContent(), /nbhub flow apply hello\.yaml/);
+  assert.equal(await p.locator("#nav-users").isVisible(), false);
+  // The admins' flows are not his: the API says 404, the page says so.
+  await p.goto(URL + "/#/flows/ui-demo");
+  await p.locator(".error-box").waitFor();
+  assert.match(await p.locator(".error-box").textContent(), /Not found/);
+  await snap("empty-state", p);
+  await other.close();
+});
+
 test("a narrow screen gets the same pages without horizontal scrolling", async () => {
   const narrow = await ctx.newPage();
   await narrow.setViewportSize({ width: 390, height: 844 });

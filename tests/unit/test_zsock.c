@@ -190,6 +190,17 @@ static int zrecv_all(void *s, char frames[][64], size_t *lens, int max, int time
     return n;
 }
 
+/* Receive on a libzmq socket while our loop runs (our side must write). */
+static int pump_recv(uv_loop_t *loop, void *s, char frames[][64], size_t *lens)
+{
+    int n = -1;
+    for (int i = 0; i < 200 && n < 0; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        n = zrecv_all(s, frames, lens, 8, 10);
+    }
+    return n;
+}
+
 static void close_and_drain(uv_loop_t *loop, zsock_t *z)
 {
     zsock_close(z);
@@ -222,11 +233,7 @@ static void test_dealer_router(void **state)
     assert_true(zsock_ready(z));
     char fr[8][64];
     size_t lens[8];
-    int n = -1;
-    for (int i = 0; i < 200 && n < 0; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        n = zrecv_all(router, fr, lens, 8, 10);
-    }
+    int n = pump_recv(&loop, router, fr, lens);
     assert_int_equal(n, 4);
     assert_string_equal(fr[0], "me-123");   /* our Identity property */
     assert_string_equal(fr[1], "one");
@@ -265,11 +272,7 @@ static void test_dealer_router(void **state)
     assert_true(zsock_ready(z));
     kbytes_t again = { (char *)"again", 5 };
     assert_int_equal(zsock_send(z, &again, 1), 0);
-    n = -1;
-    for (int i = 0; i < 200 && n < 0; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        n = zrecv_all(router, fr, lens, 8, 10);
-    }
+    n = pump_recv(&loop, router, fr, lens);
     assert_int_equal(n, 2);
     assert_string_equal(fr[1], "again");
     assert_int_equal(zsock_dropped(z), 0);
@@ -326,11 +329,7 @@ static void test_req_rep(void **state)
     assert_int_equal(zsock_send(z, &ping, 1), 0);
     char fr[8][64];
     size_t lens[8];
-    int n = -1;
-    for (int i = 0; i < 200 && n < 0; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        n = zrecv_all(rep, fr, lens, 8, 10);
-    }
+    int n = pump_recv(&loop, rep, fr, lens);
     assert_int_equal(n, 1);                /* REP stripped our delimiter */
     assert_string_equal(fr[0], "ping");
     zmq_send(rep, "pong", 4, 0);

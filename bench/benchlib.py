@@ -1,0 +1,32 @@
+"""What the benchmarks share: the machine line and the sections of bench/RESULTS.md.
+
+Each benchmark owns one section of RESULTS.md, starting at its "## " title; writing
+replaces that section and keeps every other one (bench_run.py owns the file's top)."""
+
+import platform
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def replace_section(title, section):
+    """Put `section` (starting with `title`) where the old one was, or at the end."""
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    i = text.find(title)
+    if i >= 0:
+        j = text.find("\n## ", i + len(title))
+        text = text[:i] + section + ("\n" + text[j + 1:] if j >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text)
