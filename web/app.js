@@ -55,11 +55,14 @@ export function s(tag, attrs, ...kids) {
 
 // ---- formatting -------------------------------------------------------------
 
-// Times are shown in the browser's time zone; the full ISO time is the title.
+// Times are shown in the browser's time zone and locale, as toLocaleString()
+// shows them (one formatter for the page: creating one per call costs more
+// than building the table row); the ISO time is the title.
+const localFormat = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "numeric", day: "numeric",
+  hour: "numeric", minute: "numeric", second: "numeric" });
 export function when(iso) {
   if (!iso) return "—";
-  const d = new Date(iso);
-  return h("time", { datetime: iso, title: d.toISOString() }, d.toLocaleString());
+  return h("time", { datetime: iso, title: iso }, localFormat.format(new Date(iso)));
 }
 
 export function ago(iso) {
@@ -211,15 +214,16 @@ async function route() {
   for (const [re, page, open] of routes) {
     const m = re.exec(hash);
     if (!m) continue;
-    if (!open && !session.user && !(await whoami())) {
-      go("#/login");
-      return;
-    }
-    showNav();
+    // The page's requests and GET /me go out together (no extra round trip
+    // before the data); a 401 on either sends us to the login page.
+    const me = !open && !session.user ? whoami() : Promise.resolve(true);
     const args = m.slice(1).map(decodeURIComponent);
     try {
-      const view = await page(...args);
+      const [view, ok] = await Promise.all([page(...args).catch((e) => e), me]);
+      if (!ok) { go("#/login"); return; }
+      if (view instanceof Error) throw view;
       if (location.hash !== hash) return;   // navigated away meanwhile
+      showNav();
       fill(main, view);
       const h1 = main.querySelector("h1");
       document.title = (h1 ? h1.textContent + " · " : "") + "nbhub";
