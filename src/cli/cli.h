@@ -39,6 +39,10 @@ int cmd_render(int argc, char **argv);
 int cmd_flow(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+/* cmd_kernel_spark.c: `nbhub kernel install-spark` and `remove`. */
+int cmd_kernel_install_spark(int argc, char **argv);
+int cmd_kernel_remove(int argc, char **argv);
+extern const char cmd_kernel_install_spark_usage[], cmd_kernel_remove_usage[];
 /* Hidden helper: exec a kernel with PR_SET_PDEATHSIG so it dies with us. */
 int cmd_kernel_exec(int argc, char **argv);
 

@@ -50,7 +50,9 @@ static const char cmd_kernel_list_usage[] =
 
 static const struct cmd_kernel_sub cmd_kernel_subs[] = {
     { "list", "list installed kernel specs", cmd_kernel_list_usage, cmd_kernel_list },
-    /* install-spark, remove: to come. */
+    { "install-spark", "write a PySpark kernel spec (docs/spark.md)", cmd_kernel_install_spark_usage,
+      cmd_kernel_install_spark },
+    { "remove", "remove kernel specs", cmd_kernel_remove_usage, cmd_kernel_remove },
 };
 #define CMD_KERNEL_NSUBS (sizeof cmd_kernel_subs / sizeof cmd_kernel_subs[0])
 

@@ -18,7 +18,7 @@
 static const struct cli_cmd cli_cmds[] = {
     { "run",    "execute a notebook headlessly (papermill-compatible)", cmd_run },
     { "render", "render a notebook to a self-contained HTML file",      cmd_render },
-    { "kernel", "list Jupyter kernel specs",                            cmd_kernel },
+    { "kernel", "Jupyter kernel specs: list, install-spark, remove",    cmd_kernel },
     { "serve",  "run the daemon: scheduler, REST API, events",           cmd_serve },
     { "flow",   "manage flows on a server",                              cmd_flow },
     { "runs",   "inspect and control runs",                              cmd_runs },

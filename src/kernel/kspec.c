@@ -256,7 +256,7 @@ static int kspec_prefer_env(const char *prefix)
 }
 
 /* jupyter_core.paths.jupyter_data_dir on Linux. */
-static char *kspec_user_data_dir(void)
+char *kspec_user_data_dir(void)
 {
     const char *v = kspec_getenv("JUPYTER_DATA_DIR");
     if (v) return kspec_abspath(v);

@@ -89,6 +89,8 @@ void   kspec_dirs_free(char **dirs);
 
 /* Python's sys.prefix as guessed by the rule above (fresh), or NULL. */
 char *kspec_sys_prefix(void);
+/* jupyter_core's jupyter_data_dir() (where `--user` kernel specs go). */
+char *kspec_user_data_dir(void);
 
 /* Every kernelspec directory (a directory holding a kernel.json regular
  * file) on the search path, first hit per name, in search-path order.
