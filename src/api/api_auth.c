@@ -264,6 +264,84 @@ static int api_auth_is_json(const http_req_t *req)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
+/* A login's password check, done on libuv's thread pool: argon2id with
+ * m = 19 MiB takes ~35 ms, which on the loop would stall every request,
+ * event stream and task of the daemon.  Checks run one at a time (a queue
+ * in front of the pool): memory stays at one argon2 work area, and a burst
+ * of guesses is served at argon2's pace, ~30 per second, without slowing
+ * anything else. */
+struct api_login_job {
+    uv_work_t              work;
+    api_t                 *a;
+    http_req_t            *req;
+    store_user_t           u;
+    int                    found;      /* u holds a user with a password */
+    char                  *password;   /* wiped before it is freed */
+    char                  *logname;    /* the name as logs may show it */
+    char                  *new_hash;   /* rehash made in the pool, or NULL */
+    int                    ok;
+    struct api_login_job  *next;
+};
+
+static void api_login_start_next(api_t *a);
+
+static void api_login_work(uv_work_t *w)
+{
+    struct api_login_job *j = w->data;
+    api_t *a = j->a;
+    if (j->found) {
+        j->ok = passwd_verify(j->u.password_hash, j->password) == 1 && !j->u.disabled;
+        /* Hashes made with weaker parameters are upgraded while we hold the
+         * password (written by the loop, below). */
+        if (j->ok && passwd_needs_rehash(j->u.password_hash) && passwd_hash(j->password, &j->new_hash, NULL) != 0)
+            j->new_hash = NULL;
+    } else {
+        /* Same work for a name that does not exist (or has no password).
+         * One job at a time, so the lazy dummy hash is not raced. */
+        if (!a->dummy_hash) passwd_hash("nbhub-no-such-user-password", &a->dummy_hash, NULL);
+        if (a->dummy_hash) (void)passwd_verify(a->dummy_hash, j->password);
+        j->ok = 0;
+    }
+}
+
+static void api_login_free(struct api_login_job *j)
+{
+    explicit_bzero(j->password, strlen(j->password));
+    free(j->password);
+    free(j->new_hash);
+    free(j->logname);
+    if (j->found || j->u.name) store_user_clear(&j->u);
+    free(j);
+}
+
+static void api_login_finish(struct api_login_job *j);
+
+static void api_login_done(uv_work_t *w, int status)
+{
+    struct api_login_job *j = w->data;
+    api_t *a = j->a;
+    a->login_running = NULL;
+    if (status == 0) api_login_finish(j);
+    else api_error(j->req, 503, "unavailable", "the login could not be checked");
+    api_login_free(j);
+    api_login_start_next(a);
+}
+
+static void api_login_start_next(api_t *a)
+{
+    while (!a->login_running && a->login_queue) {
+        struct api_login_job *j = a->login_queue;
+        a->login_queue = j->next;
+        if (!a->login_queue) a->login_tail = NULL;
+        a->login_running = j;
+        j->work.data = j;
+        if (uv_queue_work(a->loop, &j->work, api_login_work, api_login_done) == 0) return;
+        a->login_running = NULL;
+        api_error(j->req, 503, "unavailable", "the login could not be checked");
+        api_login_free(j);
+    }
+}
+
 void api_auth_login(http_req_t *req, void *ud)
 {
     api_t *a = ud;
@@ -280,65 +358,72 @@ void api_auth_login(http_req_t *req, void *ud)
         api_error(req, 400, "bad_request", "username and password (strings) are required");
         return;
     }
-    store_user_t u;
+    struct api_login_job *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->req = req;
     nb_err_t err;
     err_clear(&err);
-    int rc = store_user_by_name(a->store, name, &u, &err);
+    int rc = store_user_by_name(a->store, name, &j->u, &err);
     if (rc && rc != -ENOENT) {
         json_decref(body);
+        free(j);
         api_fail(req, rc, &err);
         return;
     }
-    int ok = 0;
-    if (rc == 0 && u.password_hash) {
-        ok = passwd_verify(u.password_hash, pw) == 1 && !u.disabled;
-    } else {
-        /* Same work for a name that does not exist (or has no password). */
-        if (!a->dummy_hash) passwd_hash("nbhub-no-such-user-password", &a->dummy_hash, NULL);
-        if (a->dummy_hash) (void)passwd_verify(a->dummy_hash, pw);
+    if (rc == 0 && !j->u.password_hash) {
+        store_user_clear(&j->u);
+        memset(&j->u, 0, sizeof j->u);
+    } else if (rc == 0) {
+        j->found = 1;
     }
-    const char *logname = api_log_name(req, name);
-    if (!ok) {
+    j->password = xstrdup(pw);
+    j->logname = xstrdup(api_log_name(req, name));
+    json_decref(body);
+    if (a->login_tail) a->login_tail->next = j;
+    else a->login_queue = j;
+    a->login_tail = j;
+    api_login_start_next(a);
+}
+
+/* Back on the loop: the rehash, the session, the answer. */
+static void api_login_finish(struct api_login_job *j)
+{
+    api_t *a = j->a;
+    http_req_t *req = j->req;
+    const char *logname = j->logname;
+    nb_err_t err;
+    err_clear(&err);
+    if (!j->ok) {
         LOG_I("login failed", "user=%s peer=%s", logname, http_req_peer(req));
-        if (rc == 0) store_user_clear(&u);
-        json_decref(body);
         api_error(req, 401, "unauthorized", BAD_LOGIN);
         return;
     }
-    /* Hashes made with weaker parameters are upgraded while we hold the
-     * password.  The store ends the user's other sessions when the hash
-     * changes; that happens once per parameter change, before this
-     * login's session is created, so this login survives it. */
-    if (passwd_needs_rehash(u.password_hash)) {
-        char *nh = NULL;
-        if (passwd_hash(pw, &nh, NULL) == 0 && store_user_set_password(a->store, u.id, nh, &err) != 0)
-            LOG_W("password rehash failed", "user=%s error=\"%s\"", logname, err.msg);
-        free(nh);
-    }
-    json_decref(body);
+    store_user_t *u = &j->u;
+    /* The store ends the user's other sessions when the hash changes; that
+     * happens once per parameter change, before this login's session is
+     * created, so this login survives it. */
+    if (j->new_hash && store_user_set_password(a->store, u->id, j->new_hash, &err) != 0)
+        LOG_W("password rehash failed", "user=%s error=\"%s\"", logname, err.msg);
     char sess[TOKEN_LEN + 1], csrf[TOKEN_LEN + 1], digest[TOKEN_DIGEST_LEN + 1];
     if (token_new(TOKEN_SESSION, sess) < 0 || token_new(TOKEN_CSRF, csrf) < 0) {
-        store_user_clear(&u);
         api_fail(req, -EIO, NULL);
         return;
     }
     token_digest(sess, digest);
     int64_t now = time_now_us();
-    rc = store_session_add(a->store, digest, csrf, u.id, now, now + API_SESSION_TTL_US, NULL, &err);
+    int rc = store_session_add(a->store, digest, csrf, u->id, now, now + API_SESSION_TTL_US, NULL, &err);
     if (rc) {
-        store_user_clear(&u);
         api_fail(req, rc, &err);
         return;
     }
     LOG_I("login", "user=%s peer=%s", logname, http_req_peer(req));
     api_auth_cookie(a, req, sess, (int)(API_SESSION_TTL_US / 1000000));
-    json_t *j = json_object();
-    json_object_set_new(j, "user", api_json_user(&u));
-    json_object_set_new(j, "csrf_token", json_string(csrf));
-    store_user_clear(&u);
+    json_t *ans = json_object();
+    json_object_set_new(ans, "user", api_json_user(u));
+    json_object_set_new(ans, "csrf_token", json_string(csrf));
     /* The answer carries a secret: no cache may keep it. */
     http_set_header(req, "Cache-Control", "no-store");
-    http_respond_json(req, 200, j);
+    http_respond_json(req, 200, ans);
 }
 
 void api_auth_logout(http_req_t *req, void *ud)

@@ -69,6 +69,9 @@ struct api {
     int            stopping;
     int64_t        started_at;
     char          *dummy_hash;     /* argon2 hash verified for unknown users (timing) */
+    /* Logins waiting for their password check, and the one in the pool
+     * (api_auth.c: one at a time). */
+    struct api_login_job *login_queue, *login_tail, *login_running;
     char         **pool_names;
     unsigned      *pool_sizes;
     size_t         npool;

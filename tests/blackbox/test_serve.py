@@ -360,3 +360,39 @@ def test_second_daemon_on_same_home_is_refused(h):
         assert r.rc == 8 and "in use by another nbhub serve" in r.stderr, r
     finally:
         srv.stop()
+
+
+def test_logins_do_not_stall_the_daemon(h):
+    """argon2id (~35 ms a check) runs on the thread pool, one check at a time:
+    while a burst of logins is being checked, other requests are answered at once,
+    and every login still gets its right answer."""
+    import threading
+    from nbserve import ADMIN_PASSWORD, Api
+    srv = Server(h).start()
+    try:
+        results, times = {}, {}
+        t0 = time.monotonic()
+
+        def login(i):
+            pw = ADMIN_PASSWORD if i % 2 == 0 else "wrong-password-1"
+            st, _ = Api(srv.port).post("/api/v1/login", {"username": "admin", "password": pw}, token=False)
+            results[i] = st
+            times[i] = time.monotonic() - t0
+
+        threads = [threading.Thread(target=login, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.02)   # the burst is queued in the daemon now
+        hz0 = time.monotonic()
+        st, _ = srv.api.get("/healthz", token=False)
+        hz = time.monotonic() - hz0
+        hz_done = time.monotonic() - t0
+        for t in threads:
+            t.join(timeout=60)
+        assert st == 200
+        assert [results[i] for i in range(8)] == [200, 401] * 4, results
+        # Eight checks in a row take >= 8 x argon2; the health check did not wait for them.
+        assert hz_done < max(times.values()), (hz, times)
+        assert hz < 0.2, hz
+    finally:
+        srv.stop()
