@@ -43,6 +43,14 @@ int cmd_user(int argc, char **argv);
 int cmd_kernel_install_spark(int argc, char **argv);
 int cmd_kernel_remove(int argc, char **argv);
 extern const char cmd_kernel_install_spark_usage[], cmd_kernel_remove_usage[];
+int cmd_kernel_spark_locate(const char *python, const char *home_opt, char **py_out, char **home_out,
+                            char **py4j_out);
+/* cmd_spark.c: `nbhub spark up|down|status|list` and the hidden supervisor. */
+int cmd_kernel_spark_java(void);   /* 1 if a java is found (JAVA_HOME, PATH) */
+/* $NBHUB_HOME, else $XDG_DATA_HOME/nbhub, else ~/.local/share/nbhub (new string). */
+char *cli_default_home(void);
+int cmd_spark(int argc, char **argv);
+int cmd_spark_supervise(int argc, char **argv);
 /* Hidden helper: exec a kernel with PR_SET_PDEATHSIG so it dies with us. */
 int cmd_kernel_exec(int argc, char **argv);
 

@@ -146,7 +146,7 @@ static char *find_py4j(const char *home)
     return found;
 }
 
-static int java_found(void)
+int cmd_kernel_spark_java(void)
 {
     const char *jh = getenv("JAVA_HOME");
     if (jh && *jh) {
@@ -159,6 +159,76 @@ static int java_found(void)
     int ok = j != NULL;
     free(j);
     return ok;
+}
+
+/* The kernel's Python and Spark (see the top of this file).  0, or an exit
+ * code (3, 4) after printing why. */
+int cmd_kernel_spark_locate(const char *python, const char *home_opt, char **py_out, char **home_out,
+                            char **py4j_out)
+{
+    char *py = NULL, *home = NULL, *py4j = NULL;
+    int code = NB_EXIT_INPUT;
+    /* The interpreter. */
+    if (python) {
+        py = python[0] == '/' ? xstrdup(python) : on_path(python);
+        if (!py || !is_exec(py)) {
+            cli_errorf("--python %s: not an executable file", python);
+            goto fail;
+        }
+    } else {
+        const char *venv = getenv("VIRTUAL_ENV");
+        if (venv && *venv) {
+            py = xasprintf("%s/bin/python", venv);
+            if (!is_exec(py)) { free(py); py = NULL; }
+        }
+        if (!py) py = on_path("python3");
+        if (!py) {
+            cli_errorf("no Python found: activate the environment with ipykernel and pyspark, or pass --python");
+            goto fail;
+        }
+    }
+
+    /* Spark. */
+    const char *envhome = getenv("SPARK_HOME");
+    const char *given = home_opt ? home_opt : (envhome && *envhome ? envhome : NULL);
+    if (given) {
+        home = realpath(given, NULL);
+        char *submit = home ? xasprintf("%s/bin/spark-submit", home) : NULL;
+        int ok = submit && is_exec(submit);
+        free(submit);
+        if (!ok) {
+            cli_errorf("%s %s is not a Spark distribution (no bin/spark-submit there)",
+                       home_opt ? "--spark-home" : "SPARK_HOME", given);
+            code = 4;
+            goto fail;
+        }
+        py4j = find_py4j(home);
+        if (!py4j) {
+            cli_errorf("%s has no python/lib/py4j-*.zip: not a Spark build with Python support", home);
+            code = 4;
+            goto fail;
+        }
+    } else {
+        char *args[] = { py, (char *)"-c",
+                         (char *)"import os, pyspark; print(os.path.dirname(os.path.abspath(pyspark.__file__)))", NULL };
+        home = run_capture(args);
+        if (!home) {
+            cli_errorf("no Spark found: %s cannot import pyspark, and SPARK_HOME is not set "
+                       "(pip install pyspark, or pass --spark-home DIR)", py);
+            code = 4;
+            goto fail;
+        }
+    }
+
+    *py_out = py;
+    *home_out = home;
+    *py4j_out = py4j;
+    return NB_EXIT_OK;
+fail:
+    free(py);
+    free(home);
+    free(py4j);
+    return code;
 }
 
 int cmd_kernel_install_spark(int argc, char **argv)
@@ -211,67 +281,19 @@ int cmd_kernel_install_spark(int argc, char **argv)
     o.conf = conf;
     code = NB_EXIT_INPUT;
 
-    /* The interpreter. */
-    if (python) {
-        py = python[0] == '/' ? xstrdup(python) : on_path(python);
-        if (!py || !is_exec(py)) {
-            cli_errorf("--python %s: not an executable file", python);
-            goto out;
-        }
-    } else {
-        const char *venv = getenv("VIRTUAL_ENV");
-        if (venv && *venv) {
-            py = xasprintf("%s/bin/python", venv);
-            if (!is_exec(py)) { free(py); py = NULL; }
-        }
-        if (!py) py = on_path("python3");
-        if (!py) {
-            cli_errorf("no Python found: activate the environment with ipykernel and pyspark, or pass --python");
-            goto out;
-        }
-    }
+    code = cmd_kernel_spark_locate(python, home_opt, &py, &home, &py4j);
+    if (code != NB_EXIT_OK) goto out;
     o.python = py;
-
-    /* Spark. */
-    const char *envhome = getenv("SPARK_HOME");
-    const char *given = home_opt ? home_opt : (envhome && *envhome ? envhome : NULL);
-    if (given) {
-        home = realpath(given, NULL);
-        char *submit = home ? xasprintf("%s/bin/spark-submit", home) : NULL;
-        int ok = submit && is_exec(submit);
-        free(submit);
-        if (!ok) {
-            cli_errorf("%s %s is not a Spark distribution (no bin/spark-submit there)",
-                       home_opt ? "--spark-home" : "SPARK_HOME", given);
-            code = 4;
-            goto out;
-        }
-        py4j = find_py4j(home);
-        if (!py4j) {
-            cli_errorf("%s has no python/lib/py4j-*.zip: not a Spark build with Python support", home);
-            code = 4;
-            goto out;
-        }
-        o.py4j_zip = py4j;
-    } else {
-        char *args[] = { py, (char *)"-c",
-                         (char *)"import os, pyspark; print(os.path.dirname(os.path.abspath(pyspark.__file__)))", NULL };
-        home = run_capture(args);
-        if (!home) {
-            cli_errorf("no Spark found: %s cannot import pyspark, and SPARK_HOME is not set "
-                       "(pip install pyspark, or pass --spark-home DIR)", py);
-            code = 4;
-            goto out;
-        }
-    }
     o.spark_home = home;
+    o.py4j_zip = py4j;
+    code = NB_EXIT_INPUT;
 
     nb_err_t err;
     if (sparkspec_build(&o, &spec, &err) < 0) {
         cli_errorf("%s", err.msg);
         goto out;
     }
-    if (!java_found())
+    if (!cmd_kernel_spark_java())
         fprintf(stderr, "nbhub: warning: no Java found (JAVA_HOME, PATH): Spark needs Java 17 or later "
                         "where the kernel runs (Debian: apt-get install openjdk-17-jre-headless)\n");
 

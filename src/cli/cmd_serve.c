@@ -202,7 +202,7 @@ static int serve_first_admin(store_t *st)
     return 0;
 }
 
-static char *serve_default_home(void)
+char *cli_default_home(void)
 {
     const char *h = getenv("NBHUB_HOME");
     if (h && *h) return xstrdup(h);
@@ -283,7 +283,7 @@ int cmd_serve(int argc, char **argv)
     char *home = home_flag ? xstrdup(home_flag) : NULL;
     char *cfg_path = config ? xstrdup(config) : NULL;
     if (!cfg_path) {
-        char *h = home ? xstrdup(home) : serve_default_home();
+        char *h = home ? xstrdup(home) : cli_default_home();
         char *p = xasprintf("%s/nbhub.yaml", h);
         if (fs_exists(p)) cfg_path = p;
         else free(p);
@@ -307,7 +307,7 @@ int cmd_serve(int argc, char **argv)
         errlist_free(&errs);
     }
     /* Flags over the file over the defaults. */
-    if (!home) home = sv.conf.home ? xstrdup(sv.conf.home) : serve_default_home();
+    if (!home) home = sv.conf.home ? xstrdup(sv.conf.home) : cli_default_home();
     if (level || sv.conf.log_level) log_set_level(log_level_parse(level ? level : sv.conf.log_level));
     else if (!getenv("NBHUB_LOG")) log_set_level(LOG_INFO);
     for (size_t i = 0; i < flags.npool; i++)

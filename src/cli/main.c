@@ -19,12 +19,14 @@ static const struct cli_cmd cli_cmds[] = {
     { "run",    "execute a notebook headlessly (papermill-compatible)", cmd_run },
     { "render", "render a notebook to a self-contained HTML file",      cmd_render },
     { "kernel", "Jupyter kernel specs: list, install-spark, remove",    cmd_kernel },
+    { "spark",  "local Spark clusters: up, down, status, list",         cmd_spark },
     { "serve",  "run the daemon: scheduler, REST API, events",           cmd_serve },
     { "flow",   "manage flows on a server",                              cmd_flow },
     { "runs",   "inspect and control runs",                              cmd_runs },
     { "user",   "manage users and API tokens",                           cmd_user },
     { "__kernel-exec", NULL, cmd_kernel_exec },   /* internal trampoline */
     { "__task-wrap",   NULL, sup_wrap_main },     /* internal: records a task's exit */
+    { "__spark-supervise", NULL, cmd_spark_supervise },   /* internal: keeps a cluster alive */
 };
 
 static void main_usage(FILE *f)

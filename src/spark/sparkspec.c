@@ -145,6 +145,19 @@ int sparkspec_submit_args(const struct sparkspec_opts *o, buf_t *out, nb_err_t *
         buf_free(&b);
         return err_set(err, -EINVAL, "--image and --namespace apply to k8s:// masters only");
     }
+    /* A driver for a master on this machine listens on loopback only (left
+     * alone, Spark binds it to the address the host name resolves to). */
+    int loopback = !strncmp(o->master, "local", 5) || !strncmp(o->master, "spark://127.0.0.1:", 18) ||
+                   !strncmp(o->master, "spark://localhost:", 18);
+    if (loopback) {
+        int host = 0, bind = 0;
+        for (const char *const *c = o->conf; c && *c; c++) {
+            if (!strncmp(*c, "spark.driver.host=", 18)) host = 1;
+            if (!strncmp(*c, "spark.driver.bindAddress=", 25)) bind = 1;
+        }
+        if (!host) add_conf(&b, "spark.driver.host", "127.0.0.1");
+        if (!bind) add_conf(&b, "spark.driver.bindAddress", "127.0.0.1");
+    }
     if (o->image) add_conf(&b, "spark.kubernetes.container.image", o->image);
     if (o->k8s_namespace) add_conf(&b, "spark.kubernetes.namespace", o->k8s_namespace);
     /* pyspark's java_gateway requires the primary resource last. */

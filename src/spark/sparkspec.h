@@ -15,6 +15,11 @@
  * from the launching environment, which is how a Kubernetes pod's
  * ConfigMap (envFrom) reaches the kernel without templating the file.
  *
+ * For a master on this machine (local[...], spark://127.0.0.1 or localhost)
+ * the driver is told to listen on 127.0.0.1 (spark.driver.host and
+ * .bindAddress, unless given): Spark would otherwise bind it to whatever
+ * address the host name resolves to.
+ *
  * Masters accepted: local, local[N], local[*], local[N,F], spark://H:P[,H:P],
  * k8s://https://H[:P] (or http), yarn.  Conf keys must look like Spark's
  * (dotted words); the values are not interpreted.

@@ -125,6 +125,10 @@ def test_remove(h):
     assert r.rc == 3 and "no kernel spec named 'gone'" in r.stderr, r
     # Installing again over an existing spec replaces it.
     install(h, "again", "--master", "local[*]", prefix=prefix)
-    r, _ = install(h, "again", "--master", "local[1]", prefix=prefix)
+    r, _ = install(h, "again", "--master", "local[1]", "--conf", "spark.driver.host=10.1.2.3", prefix=prefix)
     assert r.rc == 0 and "Replaced kernelspec again" in r.stdout, r
-    assert "local[1]" in spec_of(prefix, "again")["env"]["PYSPARK_SUBMIT_ARGS"]
+    args = shlex.split(spec_of(prefix, "again")["env"]["PYSPARK_SUBMIT_ARGS"])
+    assert args[1] == "local[1]"
+    # a loopback master's driver listens on 127.0.0.1, unless told otherwise
+    assert "spark.driver.host=10.1.2.3" in args and "spark.driver.host=127.0.0.1" not in args
+    assert "spark.driver.bindAddress=127.0.0.1" in args

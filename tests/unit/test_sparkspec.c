@@ -116,7 +116,9 @@ static void test_build(void **state)
     assert_string_equal(json_string_value(json_object_get(env, "PYSPARK_PYTHON")), "/venv/bin/python");
     assert_string_equal(json_string_value(json_object_get(env, "PYTHONPATH")),
                         "/opt/spark/python:/opt/spark/python/lib/py4j-0.10.9.9-src.zip");
-    assert_string_equal(json_string_value(json_object_get(env, "PYSPARK_SUBMIT_ARGS")), "--master local[2] pyspark-shell");
+    assert_string_equal(json_string_value(json_object_get(env, "PYSPARK_SUBMIT_ARGS")),
+                        "--master local[2] --conf spark.driver.host=127.0.0.1 "
+                        "--conf spark.driver.bindAddress=127.0.0.1 pyspark-shell");
     json_decref(k);
 
     o.py4j_zip = NULL;   /* pyspark from PyPI: no PYTHONPATH to shadow it */

@@ -1,0 +1,718 @@
+/*
+ * cmd_spark — `nbhub spark up|down|status|list`: local Spark standalone
+ * clusters as managed resources, and `nbhub __spark-supervise DIR`, the
+ * process that keeps one alive.
+ *
+ * A cluster lives in $NBHUB_HOME/spark/NAME/: config.json (what `up` asked
+ * for), state.json (what the supervisor sees, rewritten atomically every
+ * second), supervisor.log, logs/master.log, logs/worker-N.log, work/.
+ *
+ * `up` writes the config, starts the supervisor in its own session and
+ * waits until the master reports every worker ALIVE.  The supervisor runs
+ * the master and the workers (spark-class from SPARK_HOME or pyspark's
+ * bundled Spark, through `nbhub __kernel-exec`, so they get
+ * PR_SET_PDEATHSIG: if the supervisor is killed, even with kill -9, the
+ * JVMs die with it — no orphans).  A child that exits is started again
+ * after 1, 2, 4 ... 30 s (reset after a minute of running); a master that
+ * cannot start is given new ports and the workers follow it.  Health is
+ * the master's /json/.  SIGTERM (`down`): SIGTERM to every JVM's group,
+ * SIGKILL after 10 s, state.json removed, exit 0.
+ *
+ * Exit codes: 0, 2 usage, 3 invalid option / no such cluster, 4 no Java or
+ * no Spark, 5 already up, 6 not ready in time (stopped again; see the
+ * logs), 7 state could not be written.
+ */
+#include "cli/cli.h"
+#include "spark/scluster.h"
+#include "util/buf.h"
+#include "util/dlcurl.h"
+#include "util/fsutil.h"
+#include "util/xmalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+extern char **environ;
+
+#define SPARK_MAX_WORKERS 64
+
+static const char cmd_spark_usage[] =
+    "usage: nbhub spark <up|down|status|list> [options]\n"
+    "\n"
+    "  up NAME [--workers N] [--worker-cores C] [--worker-memory M] [--timeout S]\n"
+    "          start a Spark standalone master and N workers (default 1 worker, 1 core,\n"
+    "          1g) on 127.0.0.1, supervised by nbhub; prints the master URL\n"
+    "  down NAME        stop the cluster (its JVMs get SIGTERM, then SIGKILL after 10 s)\n"
+    "  status NAME      state, master and UI URLs, workers alive, cores, memory, restarts\n"
+    "  list             the clusters that are up\n"
+    "\n"
+    "Common options: --home DIR (default $NBHUB_HOME, else ~/.local/share/nbhub),\n"
+    "--json (status, list), --python PATH / --spark-home DIR (up: where Spark comes from,\n"
+    "as for nbhub kernel install-spark).\n"
+    "\n"
+    "Exit codes: 0 done, 2 usage error, 3 invalid option or no such cluster, 4 no Java or\n"
+    "no Spark found, 5 already up, 6 not ready within --timeout (stopped again; see its\n"
+    "logs), 7 its state could not be written.\n";
+
+/* ---- shared ---------------------------------------------------------------- */
+
+static int name_ok(const char *n)
+{
+    if (!n || !*n || strlen(n) > 64) return 0;
+    for (const char *p = n; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return 0;
+    return n[0] != '.';
+}
+
+static json_t *read_json(const char *path)
+{
+    return json_load_file(path, 0, NULL);
+}
+
+/* The supervisor's pid from state.json if that process is alive and is a
+ * supervisor (pids get reused), else 0. */
+static int live_supervisor(const char *dir)
+{
+    char *p = xasprintf("%s/state.json", dir);
+    json_t *st = read_json(p);
+    free(p);
+    int pid = (int)json_integer_value(json_object_get(st, "pid"));
+    json_decref(st);
+    if (pid <= 0 || kill(pid, 0) < 0) return 0;
+    char cmd[256] = "";
+    char *cp = xasprintf("/proc/%d/cmdline", pid);
+    int fd = open(cp, O_RDONLY | O_CLOEXEC);
+    free(cp);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, cmd, sizeof cmd - 1);
+    close(fd);
+    for (ssize_t i = 0; i < n; i++)
+        if (!cmd[i]) cmd[i] = ' ';
+    cmd[n > 0 ? n : 0] = '\0';
+    return strstr(cmd, "__spark-supervise") ? pid : 0;
+}
+
+static char *self_exe(void)
+{
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return xstrdup("nbhub");
+    buf[n] = '\0';
+    return xstrdup(buf);
+}
+
+/* ---- the supervisor ----------------------------------------------------------- */
+
+struct child {
+    struct sv     *sv;
+    uv_process_t   proc;
+    int            running, pid, gen, index;   /* index -1 = master */
+    unsigned       restarts, failures;
+    uint64_t       started_ms, next_start_ms;
+    char          *log;
+};
+
+struct sv {
+    uv_loop_t      loop;
+    char          *dir, *name, *spark_home, *memory, *self;
+    int            nworkers, cores;
+    int            port, ui_port, gen;
+    struct child   master, workers[SPARK_MAX_WORKERS];
+    uv_timer_t     tick, kill_timer;
+    uv_signal_t    sigterm, sigint;
+    int            stopping, ever_ready;
+    struct scluster_status st;
+    int            have_st;
+    char           message[512];
+};
+
+static uint64_t now_ms(struct sv *s) { return uv_now(&s->loop); }
+
+static void sv_log(struct sv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sv_log(struct sv *s, const char *fmt, ...)
+{
+    char ts[32];
+    time_t t = time(NULL);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s cluster=%s ", ts, s->name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    (void)s;
+}
+
+static void sv_write_state(struct sv *s, const char *state)
+{
+    json_t *kids = json_array();
+    unsigned restarts = s->master.restarts;
+    json_array_append_new(kids, json_pack("{s:s, s:i, s:i}", "role", "master", "pid", s->master.running ? s->master.pid : 0,
+                                          "restarts", (int)s->master.restarts));
+    for (int i = 0; i < s->nworkers; i++) {
+        restarts += s->workers[i].restarts;
+        json_array_append_new(kids, json_pack("{s:s, s:i, s:i}", "role", "worker",
+                                              "pid", s->workers[i].running ? s->workers[i].pid : 0,
+                                              "restarts", (int)s->workers[i].restarts));
+    }
+    char url[64], ui[64];
+    snprintf(url, sizeof url, "spark://127.0.0.1:%d", s->port);
+    snprintf(ui, sizeof ui, "http://127.0.0.1:%d/", s->ui_port);
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:I, s:i, s:i, s:s, s:o}",
+                          "name", s->name, "state", state, "pid", (int)getpid(), "master_url", url,
+                          "ui_url", ui, "workers", s->nworkers,
+                          "alive_workers", s->have_st ? s->st.alive_workers : 0,
+                          "cores", s->have_st ? s->st.cores : 0,
+                          "memory_mb", (json_int_t)(s->have_st ? s->st.memory_mb : 0),
+                          "active_apps", s->have_st ? s->st.active_apps : 0,
+                          "restarts", (int)restarts, "message", s->message, "processes", kids);
+    char *text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
+    json_decref(j);
+    char *p = xasprintf("%s/state.json", s->dir);
+    nb_err_t err;
+    if (fs_write_atomic(p, text, strlen(text), 0, &err) < 0) sv_log(s, "cannot write state: %s", err.msg);
+    free(p);
+    free(text);
+}
+
+static void sv_on_exit(uv_process_t *p, int64_t status, int sig);
+
+static void sv_closed(uv_handle_t *h) { (void)h; }
+
+static void sv_spawn(struct sv *s, struct child *c)
+{
+    char **jargv = c->index < 0 ? scluster_master_argv(s->spark_home, s->port, s->ui_port) : NULL;
+    if (c->index >= 0) {
+        char url[64], work[4096];
+        snprintf(url, sizeof url, "spark://127.0.0.1:%d", s->port);
+        snprintf(work, sizeof work, "%s/work/worker-%d", s->dir, c->index);
+        nb_err_t err;
+        fs_mkdir_p(work, 0700, &err);
+        jargv = scluster_worker_argv(s->spark_home, url, s->cores, s->memory, work);
+    }
+    /* nbhub __kernel-exec PPID -- spark-class ...: PR_SET_PDEATHSIG, then exec. */
+    size_t n = 0;
+    while (jargv[n]) n++;
+    char **argv = xcalloc(n + 5, sizeof *argv);
+    char ppid[16];
+    snprintf(ppid, sizeof ppid, "%d", (int)getpid());
+    argv[0] = s->self;
+    argv[1] = (char *)"__kernel-exec";
+    argv[2] = ppid;
+    argv[3] = (char *)"--";
+    for (size_t i = 0; i < n; i++) argv[4 + i] = jargv[i];
+    char **env = scluster_env(s->spark_home);
+    int fd = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    uv_stdio_container_t io[3] = { { .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = fd },
+                                   { .flags = UV_INHERIT_FD, .data.fd = fd } };
+    uv_process_options_t o = { .exit_cb = sv_on_exit, .file = s->self, .args = argv, .env = env,
+                               .stdio_count = 3, .stdio = io, .flags = UV_PROCESS_DETACHED };
+    c->proc.data = c;
+    int rc = uv_spawn(&s->loop, &c->proc, &o);
+    if (fd >= 0) close(fd);
+    if (rc == 0) {
+        c->running = 1;
+        c->pid = c->proc.pid;
+        c->gen = s->gen;
+        c->started_ms = now_ms(s);
+        sv_log(s, "started %s pid=%d", c->index < 0 ? "master" : "worker", c->pid);
+    } else {
+        uv_close((uv_handle_t *)&c->proc, sv_closed);
+        snprintf(s->message, sizeof s->message, "cannot start %s: %s", argv[4], uv_strerror(rc));
+        c->next_start_ms = now_ms(s) + 5000;
+    }
+    free(argv);
+    scluster_strv_free(jargv);
+    scluster_strv_free(env);
+}
+
+static void sv_new_ports(struct sv *s)
+{
+    int p = scluster_free_port(), u = scluster_free_port();
+    if (p > 0 && u > 0 && p != u) {
+        s->port = p;
+        s->ui_port = u;
+        s->gen++;
+    }
+}
+
+static void sv_maybe_done(struct sv *s)
+{
+    if (!s->stopping || s->master.running) return;
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].running) return;
+    char *p = xasprintf("%s/state.json", s->dir);
+    unlink(p);
+    free(p);
+    sv_log(s, "stopped");
+    uv_stop(&s->loop);
+}
+
+static void sv_on_exit(uv_process_t *p, int64_t status, int sig)
+{
+    struct child *c = p->data;
+    struct sv *s = c->sv;
+    c->running = 0;
+    uv_close((uv_handle_t *)p, sv_closed);
+    if (s->stopping) {
+        sv_maybe_done(s);
+        return;
+    }
+    uint64_t ran = now_ms(s) - c->started_ms;
+    if (ran > 60000) c->failures = 0;
+    c->failures++;
+    c->restarts++;
+    unsigned delay = 1000u << (c->failures > 5 ? 5 : c->failures - 1);
+    if (delay > 30000) delay = 30000;
+    c->next_start_ms = now_ms(s) + delay;
+    snprintf(s->message, sizeof s->message, "%s pid %d %s %d after %.1f s; restarting in %u s",
+             c->index < 0 ? "master" : "worker", c->pid, sig ? "was killed by signal" : "exited with",
+             sig ? sig : (int)status, ran / 1000.0, delay / 1000);
+    sv_log(s, "%s", s->message);
+    /* A master that died at once probably lost its ports: new ones, and the
+     * workers follow it (they are restarted for the new URL in the tick). */
+    if (c->index < 0 && ran < 5000) sv_new_ports(s);
+}
+
+/* The master's /json/, on this process's own thread: a local request with
+ * a one-second limit is all this loop ever waits for. */
+static int sv_poll_master(struct sv *s)
+{
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/json/", s->ui_port);
+    CURL *h = curl_easy_init();
+    if (!h) return -1;
+    buf_t body = BUF_INIT;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    FILE *mem = open_memstream(&body.data, &body.len);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, mem);
+    CURLcode rc = curl_easy_perform(h);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    fclose(mem);
+    int ok = -1;
+    nb_err_t err;
+    if (rc == CURLE_OK && code == 200 && scluster_status_parse(body.data, body.len, &s->st, &err) == 0) {
+        s->have_st = 1;
+        ok = 0;
+    }
+    free(body.data);
+    return ok;
+}
+
+static void sv_on_tick(uv_timer_t *t)
+{
+    struct sv *s = t->data;
+    if (s->stopping) return;
+    uint64_t now = now_ms(s);
+    if (!s->master.running && now >= s->master.next_start_ms) sv_spawn(s, &s->master);
+    int master_ok = s->master.running && sv_poll_master(s) == 0 && !strcmp(s->st.status, "ALIVE");
+    if (!master_ok) s->have_st = s->master.running ? s->have_st : 0;
+    for (int i = 0; i < s->nworkers; i++) {
+        struct child *w = &s->workers[i];
+        if (w->running && w->gen != s->gen) {      /* the master moved: follow it */
+            kill(-w->pid, SIGTERM);
+            continue;
+        }
+        if (!w->running && master_ok && now >= w->next_start_ms) sv_spawn(s, w);
+    }
+    const char *state = "starting";
+    if (master_ok && s->st.alive_workers >= s->nworkers) {
+        state = "running";
+        if (!s->ever_ready) sv_log(s, "running: %d workers alive", s->st.alive_workers);
+        s->ever_ready = 1;
+        s->message[0] = '\0';
+    } else if (s->ever_ready) {
+        state = "degraded";
+    }
+    sv_write_state(s, state);
+}
+
+static void sv_on_kill_timer(uv_timer_t *t)
+{
+    struct sv *s = t->data;
+    if (s->master.running) kill(-s->master.pid, SIGKILL);
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].running) kill(-s->workers[i].pid, SIGKILL);
+}
+
+static void sv_on_signal(uv_signal_t *h, int sig)
+{
+    struct sv *s = h->data;
+    if (s->stopping) return;
+    s->stopping = 1;
+    sv_log(s, "stopping (signal %d)", sig);
+    sv_write_state(s, "stopping");
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].running) kill(-s->workers[i].pid, SIGTERM);
+    if (s->master.running) kill(-s->master.pid, SIGTERM);
+    uv_timer_start(&s->kill_timer, sv_on_kill_timer, 10000, 0);
+    sv_maybe_done(s);
+}
+
+int cmd_spark_supervise(int argc, char **argv)
+{
+    if (argc != 2) {
+        cli_errorf("__spark-supervise: internal command, usage: __spark-supervise DIR");
+        return NB_EXIT_USAGE;
+    }
+    struct sv *s = xcalloc(1, sizeof *s);
+    s->dir = xstrdup(argv[1]);
+    char *cp = xasprintf("%s/config.json", s->dir);
+    json_t *cfg = read_json(cp);
+    free(cp);
+    if (!cfg) {
+        cli_errorf("__spark-supervise: no config.json in %s", s->dir);
+        return NB_EXIT_INPUT;
+    }
+    s->name = xstrdup(json_string_value(json_object_get(cfg, "name")));
+    s->spark_home = xstrdup(json_string_value(json_object_get(cfg, "spark_home")));
+    s->memory = xstrdup(json_string_value(json_object_get(cfg, "worker_memory")));
+    s->nworkers = (int)json_integer_value(json_object_get(cfg, "workers"));
+    s->cores = (int)json_integer_value(json_object_get(cfg, "worker_cores"));
+    json_decref(cfg);
+    s->self = self_exe();
+    char *logs = xasprintf("%s/logs", s->dir);
+    nb_err_t err;
+    fs_mkdir_p(logs, 0700, &err);
+    s->master.sv = s;
+    s->master.index = -1;
+    s->master.log = xasprintf("%s/master.log", logs);
+    for (int i = 0; i < s->nworkers; i++) {
+        s->workers[i].sv = s;
+        s->workers[i].index = i;
+        s->workers[i].log = xasprintf("%s/worker-%d.log", logs, i);
+    }
+    free(logs);
+    sv_new_ports(s);
+    uv_loop_init(&s->loop);
+    uv_timer_init(&s->loop, &s->tick);
+    uv_timer_init(&s->loop, &s->kill_timer);
+    uv_signal_init(&s->loop, &s->sigterm);
+    uv_signal_init(&s->loop, &s->sigint);
+    s->tick.data = s->kill_timer.data = s->sigterm.data = s->sigint.data = s;
+    uv_signal_start(&s->sigterm, sv_on_signal, SIGTERM);
+    uv_signal_start(&s->sigint, sv_on_signal, SIGINT);
+    sv_write_state(s, "starting");
+    uv_timer_start(&s->tick, sv_on_tick, 0, 1000);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    return NB_EXIT_OK;   /* the process ends here; the OS takes the rest */
+}
+
+/* ---- the client side ------------------------------------------------------------- */
+
+struct spark_args {
+    const char *name, *home, *python, *spark_home, *memory;
+    int workers, cores, json, timeout_s;
+};
+
+static int parse_int(const char *flag, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        cli_errorf("%s %s: a whole number from %d to %d expected", flag, v, lo, hi);
+        return NB_EXIT_INPUT;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+static int spark_parse(int argc, char **argv, struct spark_args *a, int want_name)
+{
+    memset(a, 0, sizeof *a);
+    a->workers = 1;
+    a->cores = 1;
+    a->memory = "1g";
+    a->timeout_s = 180;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "--json")) { a->json = 1; continue; }
+        const char **sv = !strcmp(f, "--home") ? &a->home : !strcmp(f, "--python") ? &a->python
+                        : !strcmp(f, "--spark-home") ? &a->spark_home : !strcmp(f, "--worker-memory") ? &a->memory : NULL;
+        int iv = !strcmp(f, "--workers") || !strcmp(f, "--worker-cores") || !strcmp(f, "--timeout");
+        if (sv || iv) {
+            if (i + 1 >= argc) {
+                cli_errorf("%s needs a value (see nbhub spark --help)", f);
+                return NB_EXIT_USAGE;
+            }
+            const char *v = argv[++i];
+            if (sv) *sv = v;
+            else if (!strcmp(f, "--workers")) { if (parse_int(f, v, 1, SPARK_MAX_WORKERS, &a->workers)) return NB_EXIT_INPUT; }
+            else if (!strcmp(f, "--worker-cores")) { if (parse_int(f, v, 1, 1024, &a->cores)) return NB_EXIT_INPUT; }
+            else if (parse_int(f, v, 1, 3600, &a->timeout_s)) return NB_EXIT_INPUT;
+            continue;
+        }
+        if (f[0] == '-') {
+            cli_errorf("spark %s: unknown option %s (see nbhub spark --help)", argv[0], f);
+            return NB_EXIT_USAGE;
+        }
+        if (!want_name || a->name) {
+            cli_errorf("spark %s: unexpected argument '%s'", argv[0], f);
+            return NB_EXIT_USAGE;
+        }
+        a->name = f;
+    }
+    if (want_name && !a->name) {
+        cli_errorf("spark %s: which cluster? (see nbhub spark --help)", argv[0]);
+        return NB_EXIT_USAGE;
+    }
+    if (a->name && !name_ok(a->name)) {
+        cli_errorf("cluster name '%s': letters, digits, '.', '_' and '-' expected", a->name);
+        return NB_EXIT_INPUT;
+    }
+    if (scluster_memory_ok(a->memory) < 0) {
+        cli_errorf("--worker-memory %s: a size such as 512m or 2g expected", a->memory);
+        return NB_EXIT_INPUT;
+    }
+    return 0;
+}
+
+static char *cluster_dir(const struct spark_args *a, const char *name)
+{
+    char *home = a->home ? xstrdup(a->home) : cli_default_home();
+    char *d = name ? xasprintf("%s/spark/%s", home, name) : xasprintf("%s/spark", home);
+    free(home);
+    return d;
+}
+
+static void print_state(const json_t *st, int as_json)
+{
+    if (as_json) {
+        char *t = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
+        puts(t);
+        free(t);
+        return;
+    }
+    printf("%s: %s\n  master  %s\n  ui      %s\n  workers %lld of %lld alive, %lld cores, %lld MB; %lld restarts\n",
+           json_string_value(json_object_get(st, "name")), json_string_value(json_object_get(st, "state")),
+           json_string_value(json_object_get(st, "master_url")), json_string_value(json_object_get(st, "ui_url")),
+           json_integer_value(json_object_get(st, "alive_workers")), json_integer_value(json_object_get(st, "workers")),
+           json_integer_value(json_object_get(st, "cores")), json_integer_value(json_object_get(st, "memory_mb")),
+           json_integer_value(json_object_get(st, "restarts")));
+    const char *m = json_string_value(json_object_get(st, "message"));
+    if (m && *m) printf("  last    %s\n", m);
+}
+
+static int spark_up(int argc, char **argv)
+{
+    struct spark_args a;
+    int rc = spark_parse(argc, argv, &a, 1);
+    if (rc) return rc;
+    char *dir = cluster_dir(&a, a.name);
+    int code = NB_EXIT_OUTPUT;
+    char *py = NULL, *home = NULL, *py4j = NULL, *self = NULL;
+    int pid = live_supervisor(dir);
+    if (pid) {
+        cli_errorf("cluster '%s' is already up (supervisor pid %d); nbhub spark status %s", a.name, pid, a.name);
+        code = 5;
+        goto out;
+    }
+    if (!cmd_kernel_spark_java()) {
+        cli_errorf("no Java found (JAVA_HOME, PATH): Spark needs Java 17 or later "
+                   "(Debian: apt-get install openjdk-17-jre-headless)");
+        code = 4;
+        goto out;
+    }
+    code = cmd_kernel_spark_locate(a.python, a.spark_home, &py, &home, &py4j);
+    if (code) goto out;
+    nb_err_t err;
+    code = NB_EXIT_OUTPUT;
+    if (fs_mkdir_p(dir, 0700, &err) < 0) {
+        cli_errorf("cannot create %s: %s", dir, err.msg);
+        goto out;
+    }
+    json_t *cfg = json_pack("{s:s, s:s, s:i, s:i, s:s}", "name", a.name, "spark_home", home, "workers", a.workers,
+                            "worker_cores", a.cores, "worker_memory", a.memory);
+    char *text = json_dumps(cfg, JSON_INDENT(1) | JSON_SORT_KEYS);
+    json_decref(cfg);
+    char *cpath = xasprintf("%s/config.json", dir), *spath = xasprintf("%s/state.json", dir);
+    rc = fs_write_atomic(cpath, text, strlen(text), 1, &err);
+    free(text);
+    free(cpath);
+    unlink(spath);
+    if (rc < 0) {
+        cli_errorf("cannot write the cluster's config: %s", err.msg);
+        free(spath);
+        goto out;
+    }
+    /* The supervisor: its own session, so it outlives this command and
+     * the terminal; output to supervisor.log. */
+    self = self_exe();
+    char *logp = xasprintf("%s/supervisor.log", dir);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID);
+    char *sargv[] = { self, (char *)"__spark-supervise", dir, NULL };
+    pid_t sp;
+    rc = posix_spawn(&sp, self, &fa, &at, sargv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    free(logp);
+    if (rc != 0) {
+        cli_errorf("cannot start the supervisor: %s", strerror(rc));
+        free(spath);
+        goto out;
+    }
+    /* Wait for every worker to be ALIVE at the master. */
+    code = 6;
+    for (int waited = 0; waited < a.timeout_s * 10; waited++) {
+        json_t *st = read_json(spath);
+        const char *s = json_string_value(json_object_get(st, "state"));
+        if (s && !strcmp(s, "running")) {
+            if (a.json) print_state(st, 1);
+            else printf("%s\n", json_string_value(json_object_get(st, "master_url")));
+            json_decref(st);
+            code = NB_EXIT_OK;
+            break;
+        }
+        json_decref(st);
+        int status;
+        if (waitpid(sp, &status, WNOHANG) == sp) {
+            cli_errorf("the supervisor of '%s' exited; see %s/supervisor.log", a.name, dir);
+            break;
+        }
+        usleep(100000);
+    }
+    if (code == 6) {
+        json_t *st = read_json(spath);
+        const char *m = json_string_value(json_object_get(st, "message"));
+        cli_errorf("cluster '%s' was not ready within %d s%s%s; stopping it (logs in %s/logs)", a.name,
+                   a.timeout_s, m && *m ? ": " : "", m && *m ? m : "", dir);
+        json_decref(st);
+        kill(sp, SIGTERM);
+    }
+    free(spath);
+out:
+    free(dir);
+    free(py);
+    free(home);
+    free(py4j);
+    free(self);
+    return code;
+}
+
+static int spark_down(int argc, char **argv)
+{
+    struct spark_args a;
+    int rc = spark_parse(argc, argv, &a, 1);
+    if (rc) return rc;
+    char *dir = cluster_dir(&a, a.name);
+    int pid = live_supervisor(dir);
+    if (!pid) {
+        cli_errorf("no cluster '%s' is up", a.name);
+        free(dir);
+        return NB_EXIT_INPUT;
+    }
+    kill(pid, SIGTERM);
+    /* The supervisor gives the JVMs 10 s, then kills them. */
+    for (int i = 0; i < 300 && kill(pid, 0) == 0; i++) usleep(100000);
+    int code = kill(pid, 0) == 0 ? NB_EXIT_OUTPUT : NB_EXIT_OK;
+    if (code) cli_errorf("cluster '%s' did not stop within 30 s (supervisor pid %d)", a.name, pid);
+    else printf("stopped %s\n", a.name);
+    free(dir);
+    return code;
+}
+
+static int spark_status(int argc, char **argv)
+{
+    struct spark_args a;
+    int rc = spark_parse(argc, argv, &a, 1);
+    if (rc) return rc;
+    char *dir = cluster_dir(&a, a.name);
+    char *p = xasprintf("%s/state.json", dir);
+    json_t *st = live_supervisor(dir) ? read_json(p) : NULL;
+    free(p);
+    free(dir);
+    if (!st) {
+        cli_errorf("no cluster '%s' is up", a.name);
+        return NB_EXIT_INPUT;
+    }
+    print_state(st, a.json);
+    json_decref(st);
+    return NB_EXIT_OK;
+}
+
+static int spark_list(int argc, char **argv)
+{
+    struct spark_args a;
+    int rc = spark_parse(argc, argv, &a, 0);
+    if (rc) return rc;
+    char *base = cluster_dir(&a, NULL);
+    DIR *d = opendir(base);
+    json_t *all = json_array();
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char *dir = xasprintf("%s/%s", base, e->d_name);
+        char *p = xasprintf("%s/state.json", dir);
+        json_t *st = live_supervisor(dir) ? read_json(p) : NULL;
+        if (st) json_array_append_new(all, st);
+        free(p);
+        free(dir);
+    }
+    if (d) closedir(d);
+    free(base);
+    if (a.json) {
+        char *t = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
+        puts(t);
+        free(t);
+    } else if (!json_array_size(all)) {
+        puts("No clusters are up.");
+    } else {
+        size_t i;
+        json_t *st;
+        printf("%-20s %-9s %-28s %s\n", "NAME", "STATE", "MASTER", "WORKERS");
+        json_array_foreach(all, i, st)
+            printf("%-20s %-9s %-28s %lld/%lld\n", json_string_value(json_object_get(st, "name")),
+                   json_string_value(json_object_get(st, "state")), json_string_value(json_object_get(st, "master_url")),
+                   json_integer_value(json_object_get(st, "alive_workers")), json_integer_value(json_object_get(st, "workers")));
+    }
+    json_decref(all);
+    return NB_EXIT_OK;
+}
+
+int cmd_spark(int argc, char **argv)
+{
+    static const struct { const char *name; int (*fn)(int, char **); } subs[] = {
+        { "up", spark_up }, { "down", spark_down }, { "status", spark_status }, { "list", spark_list },
+    };
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        fputs(cmd_spark_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? NB_EXIT_USAGE : NB_EXIT_OK;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(cmd_spark_usage, stdout);
+            return NB_EXIT_OK;
+        }
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        if (!strcmp(argv[1], subs[i].name)) return subs[i].fn(argc - 1, argv + 1);
+    cli_errorf("spark: unknown subcommand '%s'", argv[1]);
+    fputs(cmd_spark_usage, stderr);
+    return NB_EXIT_USAGE;
+}

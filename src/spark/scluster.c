@@ -1,0 +1,130 @@
+/* scluster — see scluster.h. */
+#include "spark/scluster.h"
+#include "util/xmalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static char **strv(const char *const *items)
+{
+    size_t n = 0;
+    while (items[n]) n++;
+    char **v = xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = xstrdup(items[i]);
+    return v;
+}
+
+void scluster_strv_free(char **v)
+{
+    if (!v) return;
+    for (char **p = v; *p; p++) free(*p);
+    free(v);
+}
+
+char **scluster_master_argv(const char *spark_home, int port, int ui_port)
+{
+    char *cls = xasprintf("%s/bin/spark-class", spark_home);
+    char p[16], u[16];
+    snprintf(p, sizeof p, "%d", port);
+    snprintf(u, sizeof u, "%d", ui_port);
+    const char *a[] = { cls, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                        "--port", p, "--webui-port", u, NULL };
+    char **v = strv(a);
+    free(cls);
+    return v;
+}
+
+char **scluster_worker_argv(const char *spark_home, const char *master_url, int cores,
+                            const char *memory, const char *work_dir)
+{
+    char *cls = xasprintf("%s/bin/spark-class", spark_home);
+    char c[16];
+    snprintf(c, sizeof c, "%d", cores);
+    /* --webui-port 0: any free port (workers' UIs are reached through the
+     * master's page). */
+    const char *a[] = { cls, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                        "--cores", c, "--memory", memory, "--work-dir", work_dir,
+                        "--webui-port", "0", master_url, NULL };
+    char **v = strv(a);
+    free(cls);
+    return v;
+}
+
+char **scluster_env(const char *spark_home)
+{
+    static const char *const drop[] = { "SPARK_HOME=", "SPARK_LOCAL_IP=", "SPARK_PUBLIC_DNS=",
+                                        "SPARK_MASTER_OPTS=", "SPARK_WORKER_OPTS=", NULL };
+    size_t n = 0;
+    while (environ[n]) n++;
+    char **v = xcalloc(n + 6, sizeof *v);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int skip = 0;
+        for (const char *const *d = drop; *d; d++)
+            if (!strncmp(environ[i], *d, strlen(*d))) skip = 1;
+        if (!skip) v[k++] = xstrdup(environ[i]);
+    }
+    v[k++] = xasprintf("SPARK_HOME=%s", spark_home);
+    v[k++] = xstrdup("SPARK_LOCAL_IP=127.0.0.1");
+    v[k++] = xstrdup("SPARK_PUBLIC_DNS=127.0.0.1");
+    v[k++] = xstrdup("SPARK_MASTER_OPTS=-Dspark.master.rest.enabled=false -Dspark.port.maxRetries=0");
+    v[k++] = xstrdup("SPARK_WORKER_OPTS=-Dspark.port.maxRetries=0");
+    return v;
+}
+
+int scluster_status_parse(const char *text, size_t len, struct scluster_status *st, nb_err_t *err)
+{
+    memset(st, 0, sizeof *st);
+    json_error_t je;
+    json_t *j = json_loadb(text, len, 0, &je);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return err_set(err, -EINVAL, "the master's /json/ is not a JSON object (%s)", je.text);
+    }
+    const char *url = json_string_value(json_object_get(j, "url"));
+    const char *status = json_string_value(json_object_get(j, "status"));
+    if (!url || !status) {
+        json_decref(j);
+        return err_set(err, -EINVAL, "the master's /json/ lacks url or status");
+    }
+    snprintf(st->url, sizeof st->url, "%s", url);
+    snprintf(st->status, sizeof st->status, "%s", status);
+    st->alive_workers = (int)json_integer_value(json_object_get(j, "aliveworkers"));
+    st->cores = (int)json_integer_value(json_object_get(j, "cores"));
+    st->cores_used = (int)json_integer_value(json_object_get(j, "coresused"));
+    st->memory_mb = (long)json_integer_value(json_object_get(j, "memory"));
+    st->memory_used_mb = (long)json_integer_value(json_object_get(j, "memoryused"));
+    st->active_apps = (int)json_array_size(json_object_get(j, "activeapps"));
+    json_decref(j);
+    return 0;
+}
+
+int scluster_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof a;
+    int rc = bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(fd, (struct sockaddr *)&a, &l) < 0
+                 ? -errno : ntohs(a.sin_port);
+    close(fd);
+    return rc;
+}
+
+int scluster_memory_ok(const char *m)
+{
+    size_t d = strspn(m, "0123456789");
+    if (d == 0 || atol(m) <= 0) return -EINVAL;
+    if (m[d] == '\0') return 0;                          /* megabytes */
+    return (m[d + 1] == '\0' && strchr("mMgGtT", m[d])) ? 0 : -EINVAL;
+}

@@ -1,0 +1,49 @@
+/*
+ * scluster — the pieces of a local Spark standalone cluster that need no
+ * process: the master's and workers' command lines, the environment that
+ * keeps them on 127.0.0.1, and the master's state as its UI serves it at
+ * /json/ (JsonProtocol.writeMasterState).
+ *
+ * The processes themselves are supervised by `nbhub __spark-supervise`
+ * (src/cli/cmd_spark.c).  Everything binds to 127.0.0.1: SPARK_LOCAL_IP
+ * for the UIs and RPC, the master's REST submission server off, and port
+ * retries off (spark.port.maxRetries=0), so a port taken by someone else
+ * is a failed start the supervisor retries with new ports, never a silent
+ * move to a port nobody recorded.
+ *
+ * Ownership: argv/env arrays are new (free with scluster_strv_free).
+ */
+#ifndef NBHUB_SCLUSTER_H
+#define NBHUB_SCLUSTER_H
+
+#include <stddef.h>
+#include "util/err.h"
+
+struct scluster_status {
+    char   url[256];        /* spark://host:port */
+    char   status[32];      /* ALIVE, STANDBY, ... */
+    int    alive_workers;
+    int    cores, cores_used;
+    long   memory_mb, memory_used_mb;
+    int    active_apps;
+};
+
+/* spark-class Master on 127.0.0.1:port with its UI on ui_port. */
+char **scluster_master_argv(const char *spark_home, int port, int ui_port);
+/* spark-class Worker for master_url with cores and memory (e.g. "1g"). */
+char **scluster_worker_argv(const char *spark_home, const char *master_url, int cores,
+                            const char *memory, const char *work_dir);
+/* environ plus SPARK_HOME and the 127.0.0.1 settings above. */
+char **scluster_env(const char *spark_home);
+void   scluster_strv_free(char **v);
+
+/* Parse the master's /json/ answer.  0, or -EINVAL with a message. */
+int scluster_status_parse(const char *json, size_t len, struct scluster_status *st, nb_err_t *err);
+
+/* A TCP port free on 127.0.0.1 right now (bind to port 0), or -errno. */
+int scluster_free_port(void);
+
+/* "512m", "2g", "1024m": Spark's worker memory; 0 if valid. */
+int scluster_memory_ok(const char *m);
+
+#endif

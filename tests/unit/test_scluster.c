@@ -1,0 +1,93 @@
+/* Unit tests for scluster: the master's /json/ (a real answer of Spark 4.3's
+ * master, trimmed), command lines, the loopback environment, sizes, ports. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spark/scluster.h"
+
+static const char master_json[] =
+    "{\"url\":\"spark://127.0.0.1:42479\",\"workers\":[{\"id\":\"worker-1\",\"host\":\"127.0.0.1\","
+    "\"port\":45059,\"cores\":1,\"coresused\":0,\"memory\":1024,\"memoryused\":0,\"state\":\"ALIVE\"},"
+    "{\"id\":\"worker-2\",\"host\":\"127.0.0.1\",\"port\":45517,\"cores\":1,\"coresused\":1,"
+    "\"memory\":1024,\"memoryused\":512,\"state\":\"ALIVE\"}],\"aliveworkers\":2,\"cores\":2,"
+    "\"coresused\":1,\"memory\":2048,\"memoryused\":512,\"resources\":[],\"resourcesused\":[],"
+    "\"activeapps\":[{\"id\":\"app-1\"}],\"completedapps\":[],\"activedrivers\":[],"
+    "\"completeddrivers\":[],\"status\":\"ALIVE\"}";
+
+static void test_status_parse(void **state)
+{
+    (void)state;
+    struct scluster_status st;
+    nb_err_t err;
+    assert_int_equal(scluster_status_parse(master_json, strlen(master_json), &st, &err), 0);
+    assert_string_equal(st.url, "spark://127.0.0.1:42479");
+    assert_string_equal(st.status, "ALIVE");
+    assert_int_equal(st.alive_workers, 2);
+    assert_int_equal(st.cores, 2);
+    assert_int_equal(st.cores_used, 1);
+    assert_int_equal(st.memory_mb, 2048);
+    assert_int_equal(st.memory_used_mb, 512);
+    assert_int_equal(st.active_apps, 1);
+    assert_int_equal(scluster_status_parse("<html>", 6, &st, &err), -EINVAL);
+    assert_int_equal(scluster_status_parse("{\"url\":1}", 9, &st, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "lacks url"));
+}
+
+static void test_argv_env(void **state)
+{
+    (void)state;
+    char **m = scluster_master_argv("/opt/spark", 7077, 8080);
+    assert_string_equal(m[0], "/opt/spark/bin/spark-class");
+    assert_string_equal(m[1], "org.apache.spark.deploy.master.Master");
+    assert_string_equal(m[3], "127.0.0.1");
+    assert_string_equal(m[5], "7077");
+    assert_string_equal(m[7], "8080");
+    assert_null(m[8]);
+    scluster_strv_free(m);
+    char **w = scluster_worker_argv("/opt/spark", "spark://127.0.0.1:7077", 2, "1g", "/w");
+    assert_string_equal(w[1], "org.apache.spark.deploy.worker.Worker");
+    assert_string_equal(w[5], "2");
+    assert_string_equal(w[7], "1g");
+    assert_string_equal(w[12], "spark://127.0.0.1:7077");
+    scluster_strv_free(w);
+    setenv("SPARK_LOCAL_IP", "0.0.0.0", 1);   /* never inherited */
+    char **e = scluster_env("/opt/spark");
+    int local = 0, rest = 0, home = 0;
+    for (char **p = e; *p; p++) {
+        if (!strcmp(*p, "SPARK_LOCAL_IP=0.0.0.0")) fail_msg("inherited SPARK_LOCAL_IP");
+        if (!strcmp(*p, "SPARK_LOCAL_IP=127.0.0.1")) local = 1;
+        if (strstr(*p, "spark.master.rest.enabled=false")) rest = 1;
+        if (!strcmp(*p, "SPARK_HOME=/opt/spark")) home = 1;
+    }
+    assert_true(local && rest && home);
+    scluster_strv_free(e);
+}
+
+static void test_memory_and_port(void **state)
+{
+    (void)state;
+    assert_int_equal(scluster_memory_ok("512m"), 0);
+    assert_int_equal(scluster_memory_ok("2g"), 0);
+    assert_int_equal(scluster_memory_ok("1024"), 0);
+    assert_int_equal(scluster_memory_ok("lots"), -EINVAL);
+    assert_int_equal(scluster_memory_ok("0g"), -EINVAL);
+    assert_int_equal(scluster_memory_ok("2gb"), -EINVAL);
+    int p = scluster_free_port();
+    assert_true(p > 1024 && p < 65536);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_parse),
+        cmocka_unit_test(test_argv_env),
+        cmocka_unit_test(test_memory_and_port),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
