@@ -38,11 +38,14 @@ extern char **environ;
 
 const char cmd_kernel_install_spark_usage[] =
     "usage: nbhub kernel install-spark NAME --master MASTER [options]\n"
+    "       nbhub kernel install-spark NAME --remote sc://HOST:PORT [--python PATH]\n"
     "\n"
     "Write a PySpark kernel spec: a notebook on it gets a SparkSession from\n"
     "SparkSession.builder.getOrCreate() with nothing else to configure.\n"
     "\n"
     "  --master MASTER           local[*], local[N], spark://HOST:PORT, k8s://https://HOST:PORT, yarn\n"
+    "  --remote sc://HOST:PORT   a Spark Connect kernel instead (SPARK_REMOTE; no JVM in the\n"
+    "                            kernel; needs pyspark's connect extra: pandas, pyarrow, grpcio)\n"
     "  --conf KEY=VALUE          a Spark setting (repeatable); a value may be ${VAR}, taken from\n"
     "                            the environment the kernel is started in\n"
     "  --executor-instances N, --executor-cores C, --executor-memory M (2g, 512m)\n"
@@ -243,7 +246,7 @@ int cmd_kernel_install_spark(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         struct { const char *flag; const char **dst; } vals[] = {
-            { "--master", &o.master }, { "--executor-instances", &o.executor_instances },
+            { "--master", &o.master }, { "--remote", &o.remote }, { "--executor-instances", &o.executor_instances },
             { "--executor-cores", &o.executor_cores }, { "--executor-memory", &o.executor_memory },
             { "--image", &o.image }, { "--namespace", &o.k8s_namespace }, { "--python", &python },
             { "--spark-home", &home_opt }, { "--display-name", &o.display_name }, { "--prefix", &prefix },
@@ -274,8 +277,8 @@ int cmd_kernel_install_spark(int argc, char **argv)
         }
         o.name = a;
     }
-    if (!o.name || !o.master) {
-        cli_errorf("install-spark: NAME and --master are required (see nbhub kernel install-spark --help)");
+    if (!o.name || (!o.master && !o.remote)) {
+        cli_errorf("install-spark: NAME and --master (or --remote) are required (see nbhub kernel install-spark --help)");
         goto out;
     }
     o.conf = conf;

@@ -39,6 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -52,9 +55,10 @@ extern char **environ;
 static const char cmd_spark_usage[] =
     "usage: nbhub spark <up|down|status|list> [options]\n"
     "\n"
-    "  up NAME [--workers N] [--worker-cores C] [--worker-memory M] [--timeout S]\n"
+    "  up NAME [--workers N] [--worker-cores C] [--worker-memory M] [--connect] [--timeout S]\n"
     "          start a Spark standalone master and N workers (default 1 worker, 1 core,\n"
-    "          1g) on 127.0.0.1, supervised by nbhub; prints the master URL\n"
+    "          1g) on 127.0.0.1, supervised by nbhub; prints the master URL; --connect adds\n"
+    "          a Spark Connect server (printed next: sc://127.0.0.1:PORT, for SPARK_REMOTE)\n"
     "  down NAME        stop the cluster (its JVMs get SIGTERM, then SIGKILL after 10 s)\n"
     "  status NAME      state, master and UI URLs, workers alive, cores, memory, restarts\n"
     "  list             the clusters that are up\n"
@@ -121,7 +125,7 @@ static char *self_exe(void)
 struct child {
     struct sv     *sv;
     uv_process_t   proc;
-    int            running, pid, gen, index;   /* index -1 = master */
+    int            running, pid, gen, index;   /* index -1 = master, -2 = Connect server */
     unsigned       restarts, failures;
     uint64_t       started_ms, next_start_ms;
     char          *log;
@@ -130,9 +134,9 @@ struct child {
 struct sv {
     uv_loop_t      loop;
     char          *dir, *name, *spark_home, *memory, *self;
-    int            nworkers, cores;
-    int            port, ui_port, gen;
-    struct child   master, workers[SPARK_MAX_WORKERS];
+    int            nworkers, cores, connect;
+    int            port, ui_port, connect_port, gen;
+    struct child   master, workers[SPARK_MAX_WORKERS], server;
     uv_timer_t     tick, kill_timer;
     uv_signal_t    sigterm, sigint;
     int            stopping, ever_ready;
@@ -170,7 +174,14 @@ static void sv_write_state(struct sv *s, const char *state)
                                               "pid", s->workers[i].running ? s->workers[i].pid : 0,
                                               "restarts", (int)s->workers[i].restarts));
     }
-    char url[64], ui[64];
+    if (s->connect) {
+        restarts += s->server.restarts;
+        json_array_append_new(kids, json_pack("{s:s, s:i, s:i}", "role", "connect",
+                                              "pid", s->server.running ? s->server.pid : 0,
+                                              "restarts", (int)s->server.restarts));
+    }
+    char url[64], ui[64], sc[64];
+    snprintf(sc, sizeof sc, "sc://127.0.0.1:%d", s->connect_port);
     snprintf(url, sizeof url, "spark://127.0.0.1:%d", s->port);
     snprintf(ui, sizeof ui, "http://127.0.0.1:%d/", s->ui_port);
     json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:I, s:i, s:i, s:s, s:o}",
@@ -181,6 +192,7 @@ static void sv_write_state(struct sv *s, const char *state)
                           "memory_mb", (json_int_t)(s->have_st ? s->st.memory_mb : 0),
                           "active_apps", s->have_st ? s->st.active_apps : 0,
                           "restarts", (int)restarts, "message", s->message, "processes", kids);
+    json_object_set_new(j, "connect_url", s->connect ? json_string(sc) : json_null());
     char *text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
     json_decref(j);
     char *p = xasprintf("%s/state.json", s->dir);
@@ -196,7 +208,12 @@ static void sv_closed(uv_handle_t *h) { (void)h; }
 
 static void sv_spawn(struct sv *s, struct child *c)
 {
-    char **jargv = c->index < 0 ? scluster_master_argv(s->spark_home, s->port, s->ui_port) : NULL;
+    char **jargv = c->index == -1 ? scluster_master_argv(s->spark_home, s->port, s->ui_port) : NULL;
+    if (c->index == -2) {
+        char url[64];
+        snprintf(url, sizeof url, "spark://127.0.0.1:%d", s->port);
+        jargv = scluster_connect_argv(s->spark_home, url, s->connect_port, s->memory);
+    }
     if (c->index >= 0) {
         char url[64], work[4096];
         snprintf(url, sizeof url, "spark://127.0.0.1:%d", s->port);
@@ -230,7 +247,7 @@ static void sv_spawn(struct sv *s, struct child *c)
         c->pid = c->proc.pid;
         c->gen = s->gen;
         c->started_ms = now_ms(s);
-        sv_log(s, "started %s pid=%d", c->index < 0 ? "master" : "worker", c->pid);
+        sv_log(s, "started %s pid=%d", c->index == -1 ? "master" : c->index == -2 ? "connect server" : "worker", c->pid);
     } else {
         uv_close((uv_handle_t *)&c->proc, sv_closed);
         snprintf(s->message, sizeof s->message, "cannot start %s: %s", argv[4], uv_strerror(rc));
@@ -243,17 +260,30 @@ static void sv_spawn(struct sv *s, struct child *c)
 
 static void sv_new_ports(struct sv *s)
 {
-    int p = scluster_free_port(), u = scluster_free_port();
-    if (p > 0 && u > 0 && p != u) {
+    int p = scluster_free_port(), u = scluster_free_port(), c = scluster_free_port();
+    if (p > 0 && u > 0 && c > 0 && p != u && c != p && c != u) {
         s->port = p;
         s->ui_port = u;
+        s->connect_port = c;
         s->gen++;
     }
 }
 
+/* Is something accepting on 127.0.0.1:port (the Connect server's gRPC)? */
+static int sv_port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
 static void sv_maybe_done(struct sv *s)
 {
-    if (!s->stopping || s->master.running) return;
+    if (!s->stopping || s->master.running || s->server.running) return;
     for (int i = 0; i < s->nworkers; i++)
         if (s->workers[i].running) return;
     char *p = xasprintf("%s/state.json", s->dir);
@@ -281,12 +311,12 @@ static void sv_on_exit(uv_process_t *p, int64_t status, int sig)
     if (delay > 30000) delay = 30000;
     c->next_start_ms = now_ms(s) + delay;
     snprintf(s->message, sizeof s->message, "%s pid %d %s %d after %.1f s; restarting in %u s",
-             c->index < 0 ? "master" : "worker", c->pid, sig ? "was killed by signal" : "exited with",
+             c->index == -1 ? "master" : c->index == -2 ? "connect server" : "worker", c->pid, sig ? "was killed by signal" : "exited with",
              sig ? sig : (int)status, ran / 1000.0, delay / 1000);
     sv_log(s, "%s", s->message);
     /* A master that died at once probably lost its ports: new ones, and the
      * workers follow it (they are restarted for the new URL in the tick). */
-    if (c->index < 0 && ran < 5000) sv_new_ports(s);
+    if (c->index == -1 && ran < 5000) sv_new_ports(s);
 }
 
 /* The master's /json/, on this process's own thread: a local request with
@@ -335,8 +365,16 @@ static void sv_on_tick(uv_timer_t *t)
         }
         if (!w->running && master_ok && now >= w->next_start_ms) sv_spawn(s, w);
     }
+    int workers_ok = master_ok && s->st.alive_workers >= s->nworkers;
+    int connect_ok = 1;
+    if (s->connect) {
+        struct child *c = &s->server;
+        if (c->running && c->gen != s->gen) kill(-c->pid, SIGTERM);
+        else if (!c->running && workers_ok && now >= c->next_start_ms) sv_spawn(s, c);
+        connect_ok = c->running && sv_port_open(s->connect_port);
+    }
     const char *state = "starting";
-    if (master_ok && s->st.alive_workers >= s->nworkers) {
+    if (workers_ok && connect_ok) {
         state = "running";
         if (!s->ever_ready) sv_log(s, "running: %d workers alive", s->st.alive_workers);
         s->ever_ready = 1;
@@ -351,6 +389,7 @@ static void sv_on_kill_timer(uv_timer_t *t)
 {
     struct sv *s = t->data;
     if (s->master.running) kill(-s->master.pid, SIGKILL);
+    if (s->server.running) kill(-s->server.pid, SIGKILL);
     for (int i = 0; i < s->nworkers; i++)
         if (s->workers[i].running) kill(-s->workers[i].pid, SIGKILL);
 }
@@ -364,6 +403,7 @@ static void sv_on_signal(uv_signal_t *h, int sig)
     sv_write_state(s, "stopping");
     for (int i = 0; i < s->nworkers; i++)
         if (s->workers[i].running) kill(-s->workers[i].pid, SIGTERM);
+    if (s->server.running) kill(-s->server.pid, SIGTERM);
     if (s->master.running) kill(-s->master.pid, SIGTERM);
     uv_timer_start(&s->kill_timer, sv_on_kill_timer, 10000, 0);
     sv_maybe_done(s);
@@ -389,6 +429,7 @@ int cmd_spark_supervise(int argc, char **argv)
     s->memory = xstrdup(json_string_value(json_object_get(cfg, "worker_memory")));
     s->nworkers = (int)json_integer_value(json_object_get(cfg, "workers"));
     s->cores = (int)json_integer_value(json_object_get(cfg, "worker_cores"));
+    s->connect = json_is_true(json_object_get(cfg, "connect"));
     json_decref(cfg);
     s->self = self_exe();
     char *logs = xasprintf("%s/logs", s->dir);
@@ -397,6 +438,9 @@ int cmd_spark_supervise(int argc, char **argv)
     s->master.sv = s;
     s->master.index = -1;
     s->master.log = xasprintf("%s/master.log", logs);
+    s->server.sv = s;
+    s->server.index = -2;
+    s->server.log = xasprintf("%s/connect.log", logs);
     for (int i = 0; i < s->nworkers; i++) {
         s->workers[i].sv = s;
         s->workers[i].index = i;
@@ -422,7 +466,7 @@ int cmd_spark_supervise(int argc, char **argv)
 
 struct spark_args {
     const char *name, *home, *python, *spark_home, *memory;
-    int workers, cores, json, timeout_s;
+    int workers, cores, json, timeout_s, connect;
 };
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out)
@@ -447,6 +491,7 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--json")) { a->json = 1; continue; }
+        if (!strcmp(f, "--connect")) { a->connect = 1; continue; }
         const char **sv = !strcmp(f, "--home") ? &a->home : !strcmp(f, "--python") ? &a->python
                         : !strcmp(f, "--spark-home") ? &a->spark_home : !strcmp(f, "--worker-memory") ? &a->memory : NULL;
         int iv = !strcmp(f, "--workers") || !strcmp(f, "--worker-cores") || !strcmp(f, "--timeout");
@@ -503,9 +548,11 @@ static void print_state(const json_t *st, int as_json)
         free(t);
         return;
     }
-    printf("%s: %s\n  master  %s\n  ui      %s\n  workers %lld of %lld alive, %lld cores, %lld MB; %lld restarts\n",
+    const char *sc = json_string_value(json_object_get(st, "connect_url"));
+    printf("%s: %s\n  master  %s\n%s%s%s  ui      %s\n  workers %lld of %lld alive, %lld cores, %lld MB; %lld restarts\n",
            json_string_value(json_object_get(st, "name")), json_string_value(json_object_get(st, "state")),
-           json_string_value(json_object_get(st, "master_url")), json_string_value(json_object_get(st, "ui_url")),
+           json_string_value(json_object_get(st, "master_url")), sc ? "  connect " : "", sc ? sc : "", sc ? "\n" : "",
+           json_string_value(json_object_get(st, "ui_url")),
            json_integer_value(json_object_get(st, "alive_workers")), json_integer_value(json_object_get(st, "workers")),
            json_integer_value(json_object_get(st, "cores")), json_integer_value(json_object_get(st, "memory_mb")),
            json_integer_value(json_object_get(st, "restarts")));
@@ -541,8 +588,8 @@ static int spark_up(int argc, char **argv)
         cli_errorf("cannot create %s: %s", dir, err.msg);
         goto out;
     }
-    json_t *cfg = json_pack("{s:s, s:s, s:i, s:i, s:s}", "name", a.name, "spark_home", home, "workers", a.workers,
-                            "worker_cores", a.cores, "worker_memory", a.memory);
+    json_t *cfg = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b}", "name", a.name, "spark_home", home, "workers", a.workers,
+                            "worker_cores", a.cores, "worker_memory", a.memory, "connect", a.connect);
     char *text = json_dumps(cfg, JSON_INDENT(1) | JSON_SORT_KEYS);
     json_decref(cfg);
     char *cpath = xasprintf("%s/config.json", dir), *spath = xasprintf("%s/state.json", dir);
@@ -585,7 +632,10 @@ static int spark_up(int argc, char **argv)
         const char *s = json_string_value(json_object_get(st, "state"));
         if (s && !strcmp(s, "running")) {
             if (a.json) print_state(st, 1);
-            else printf("%s\n", json_string_value(json_object_get(st, "master_url")));
+            else {
+                printf("%s\n", json_string_value(json_object_get(st, "master_url")));
+                if (a.connect) printf("%s\n", json_string_value(json_object_get(st, "connect_url")));
+            }
             json_decref(st);
             code = NB_EXIT_OK;
             break;

@@ -59,13 +59,32 @@ char **scluster_worker_argv(const char *spark_home, const char *master_url, int 
     return v;
 }
 
+char **scluster_connect_argv(const char *spark_home, const char *master_url, int port,
+                             const char *executor_memory)
+{
+    char *submit = xasprintf("%s/bin/spark-submit", spark_home);
+    char *bind = xasprintf("spark.connect.grpc.binding.port=%d", port);
+    /* No primary resource: SparkSubmit knows the Connect server as one of
+     * its internal classes (as Spark's sbin/start-connect-server.sh runs it). */
+    const char *a[] = { submit, "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+                        "--name", "Spark Connect server", "--master", master_url,
+                        "--executor-memory", executor_memory,
+                        "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", bind,
+                        "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
+                        "--conf", "spark.ui.enabled=false", NULL };
+    char **v = strv(a);
+    free(submit);
+    free(bind);
+    return v;
+}
+
 char **scluster_env(const char *spark_home)
 {
     static const char *const drop[] = { "SPARK_HOME=", "SPARK_LOCAL_IP=", "SPARK_PUBLIC_DNS=",
-                                        "SPARK_MASTER_OPTS=", "SPARK_WORKER_OPTS=", NULL };
+                                        "SPARK_MASTER_OPTS=", "SPARK_WORKER_OPTS=", "SPARK_CONNECT_MODE=", "SPARK_REMOTE=", NULL };
     size_t n = 0;
     while (environ[n]) n++;
-    char **v = xcalloc(n + 6, sizeof *v);
+    char **v = xcalloc(n + 7, sizeof *v);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         int skip = 0;
@@ -78,6 +97,7 @@ char **scluster_env(const char *spark_home)
     v[k++] = xstrdup("SPARK_PUBLIC_DNS=127.0.0.1");
     v[k++] = xstrdup("SPARK_MASTER_OPTS=-Dspark.master.rest.enabled=false -Dspark.port.maxRetries=0");
     v[k++] = xstrdup("SPARK_WORKER_OPTS=-Dspark.port.maxRetries=0");
+    v[k++] = xstrdup("SPARK_CONNECT_MODE=0");   /* the server itself is classic Spark */
     return v;
 }
 

@@ -33,6 +33,10 @@ char **scluster_master_argv(const char *spark_home, int port, int ui_port);
 /* spark-class Worker for master_url with cores and memory (e.g. "1g"). */
 char **scluster_worker_argv(const char *spark_home, const char *master_url, int cores,
                             const char *memory, const char *work_dir);
+/* The Spark Connect server as an application of master_url, listening on
+ * 127.0.0.1:port, one executor of executor_memory per worker. */
+char **scluster_connect_argv(const char *spark_home, const char *master_url, int port,
+                             const char *executor_memory);
 /* environ plus SPARK_HOME and the 127.0.0.1 settings above. */
 char **scluster_env(const char *spark_home);
 void   scluster_strv_free(char **v);

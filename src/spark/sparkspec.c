@@ -175,19 +175,35 @@ static int name_ok(const char *n)
     return 1;
 }
 
+/* sc://HOST:PORT with an optional /;key=value... tail, no blanks or quotes. */
+static int remote_ok(const char *r)
+{
+    if (strncmp(r, "sc://", 5) != 0 || strpbrk(r, " \t\n'\"\\")) return 0;
+    const char *hp = r + 5;
+    size_t l = strcspn(hp, "/");
+    return host_port(hp, l);
+}
+
 int sparkspec_build(const struct sparkspec_opts *o, json_t **out, nb_err_t *err)
 {
     *out = NULL;
     if (!name_ok(o->name))
         return err_set(err, -EINVAL, "kernel name '%s': 1 to 64 letters, digits, '.', '_' or '-' expected",
                        o->name ? o->name : "");
+    if (o->remote && (o->master || (o->conf && *o->conf) || o->executor_instances || o->executor_cores ||
+                      o->executor_memory || o->image || o->k8s_namespace))
+        return err_set(err, -EINVAL, "--remote (Spark Connect) takes no --master, --conf or executor options: "
+                                     "the Connect server has its own");
+    if (o->remote && !remote_ok(o->remote))
+        return err_set(err, -EINVAL, "--remote '%s': sc://HOST:PORT expected", o->remote);
     buf_t args = BUF_INIT;
-    int rc = sparkspec_submit_args(o, &args, err);
+    int rc = o->remote ? 0 : sparkspec_submit_args(o, &args, err);
     if (rc < 0) return rc;
     json_t *env = json_object();
     json_object_set_new(env, "SPARK_HOME", json_string(o->spark_home));
     json_object_set_new(env, "PYSPARK_PYTHON", json_string(o->python));
-    json_object_set_new(env, "PYSPARK_SUBMIT_ARGS", json_string(args.data));
+    if (o->remote) json_object_set_new(env, "SPARK_REMOTE", json_string(o->remote));
+    else json_object_set_new(env, "PYSPARK_SUBMIT_ARGS", json_string(args.data));
     /* A Spark distribution's python and py4j, as its bin/pyspark sets them;
      * pyspark from PyPI is importable already and must not be shadowed. */
     if (o->py4j_zip) {
@@ -199,7 +215,8 @@ int sparkspec_build(const struct sparkspec_opts *o, json_t **out, nb_err_t *err)
     json_t *k = json_pack("{s:[s,s,s,s,s], s:s, s:s, s:s, s:o, s:{s:{s:s, s:s}}}",
                           "argv", o->python, "-m", "ipykernel_launcher", "-f", "{connection_file}",
                           "display_name", dn, "language", "python", "interrupt_mode", "signal",
-                          "env", env, "metadata", "nbhub", "spark_master", o->master,
+                          "env", env, "metadata", "nbhub", o->remote ? "spark_remote" : "spark_master",
+                          o->remote ? o->remote : o->master,
                           "generated_by", "nbhub kernel install-spark");
     free(dn);
     buf_free(&args);

@@ -24,6 +24,10 @@
  * k8s://https://H[:P] (or http), yarn.  Conf keys must look like Spark's
  * (dotted words); the values are not interpreted.
  *
+ * With remote (sc://HOST:PORT[/;params]) the kernel is a Spark Connect
+ * client instead: SPARK_REMOTE in its env, no PYSPARK_SUBMIT_ARGS, no JVM
+ * in the kernel (pyspark's connect extra must be installed).
+ *
  * Ownership: sparkspec_build returns a new reference; strings in the
  * options are borrowed.
  */
@@ -37,7 +41,8 @@
 struct sparkspec_opts {
     const char        *name;            /* kernel directory name */
     const char        *display_name;    /* NULL: "PySpark (NAME)" */
-    const char        *master;
+    const char        *master;          /* or NULL with remote */
+    const char        *remote;          /* sc://HOST:PORT: a Spark Connect kernel (SPARK_REMOTE) */
     const char *const *conf;            /* "key=value", NULL-terminated; may be NULL */
     const char        *executor_instances, *executor_cores, *executor_memory;  /* or NULL */
     const char        *image, *k8s_namespace;   /* k8s:// masters; or NULL */

@@ -109,3 +109,44 @@ def test_bad_input(h, args, rc, msg, env):
     r = spark(h, *args, env=dict(h.env, **env) if env else None)
     assert r.rc == rc, r
     assert msg in r.stderr, r.stderr
+
+
+def test_spark_connect_server_and_remote_kernel(h, tmp_path):
+    """`up --connect`: a Spark Connect server on the cluster; a kernel made with
+    --remote talks to it with SPARK_REMOTE, no JVM in the kernel."""
+    r = spark(h, "up", "c3", "--connect", "--worker-memory", "1g")
+    assert r.rc == 0, r
+    master, remote = r.stdout.split()
+    assert master.startswith("spark://127.0.0.1:") and remote.startswith("sc://127.0.0.1:")
+    st = state(h, "c3")
+    assert st["connect_url"] == remote and st["state"] == "running"
+    assert [p["role"] for p in st["processes"]] == ["master", "worker", "connect"]
+    # The Connect server is an application of the cluster.
+    ui = json.load(urllib.request.urlopen(st["ui_url"] + "json/", timeout=10))
+    assert [a["name"] for a in ui["activeapps"]] == ["Spark Connect server"]
+
+    prefix = tmp_path / "k"
+    r = h.run(["kernel", "install-spark", "remote", "--remote", remote, "--prefix", prefix])
+    assert r.rc == 0, r
+    spec = json.loads((prefix / "share" / "jupyter" / "kernels" / "remote" / "kernel.json").read_text())
+    assert spec["env"]["SPARK_REMOTE"] == remote and "PYSPARK_SUBMIT_ARGS" not in spec["env"]
+    nb = write_nb(tmp_path / "r.ipynb",
+                  code("from pyspark.sql import SparkSession\nspark = SparkSession.builder.getOrCreate()\n"
+                       "print(type(spark).__module__)\n"
+                       "print(spark.range(1, 101).selectExpr('sum(id) AS s').collect()[0].s)"),
+                  kernel="remote")
+    out = tmp_path / "out.ipynb"
+    r = h.run(["run", nb, out], env=dict(h.env, JUPYTER_PATH=str(prefix / "share" / "jupyter")), timeout=300)
+    assert r.rc == 0, r
+    assert stream_text(code_cells(read_nb(out))[0]).split("\n")[:2] == ["pyspark.sql.connect.session", "5050"]
+    pids = [st["pid"]] + [p["pid"] for p in st["processes"]]
+    r = spark(h, "down", "c3")
+    assert r.rc == 0, r
+    assert not [p for p in pids if alive(p)]
+
+
+def test_remote_kernel_options_are_checked(h, tmp_path):
+    for args, msg in ((["--remote", "http://x:1"], "--remote 'http://x:1'"),
+                      (["--remote", "sc://h:15002", "--master", "local[*]"], "takes no --master")):
+        r = h.run(["kernel", "install-spark", "k", *args, "--prefix", tmp_path])
+        assert r.rc == 3 and msg in r.stderr, r

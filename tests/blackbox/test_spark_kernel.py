@@ -94,7 +94,7 @@ def test_k8s_options_and_distribution_home(h, tmp_path):
 
 
 @pytest.mark.parametrize("args,rc,msg", [
-    (["x"], 2, "--master are required"),
+    (["x"], 2, "are required"),
     (["x", "--master"], 2, "needs a value"),
     (["x", "--master", "mesos://h:5050"], 3, "master 'mesos://h:5050'"),
     (["x", "--master", "local[*]", "--conf", "oops"], 3, "--conf 'oops'"),

@@ -128,6 +128,21 @@ static void test_build(void **state)
     assert_string_equal(json_string_value(json_object_get(k, "display_name")), "Spark <team>");
     json_decref(k);
 
+    /* A Spark Connect kernel. */
+    struct sparkspec_opts r = { .name = "remote", .remote = "sc://127.0.0.1:15002", .python = "/venv/bin/python",
+                                .spark_home = "/opt/spark" };
+    assert_int_equal(sparkspec_build(&r, &k, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(k, "env"), "SPARK_REMOTE")),
+                        "sc://127.0.0.1:15002");
+    assert_null(json_object_get(json_object_get(k, "env"), "PYSPARK_SUBMIT_ARGS"));
+    json_decref(k);
+    r.remote = "sc://nohost";
+    assert_int_equal(sparkspec_build(&r, &k, &err), -EINVAL);
+    r.remote = "sc://h:1";
+    r.executor_memory = "1g";
+    assert_int_equal(sparkspec_build(&r, &k, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "takes no --master"));
+
     o.name = "../etc";
     assert_int_equal(sparkspec_build(&o, &k, &err), -EINVAL);
     assert_null(k);
