@@ -104,6 +104,10 @@ bench: deps all
 # nbhub serve vs Apache Airflow (bench/bench_serve.py, ~25 min).  The script creates
 # bench/.venv-airflow from bench/requirements-airflow.txt when it is missing, and
 # records in bench/RESULTS.md why the anchor is absent if that fails.
+.PHONY: bench-spark
+bench-spark: deps all
+	$(PYTHON) bench/bench_spark.py --nbhub $(CURDIR)/$(BUILD)/nbhub --write
+
 .PHONY: bench-render
 bench-render: deps all
 	$(PYTHON) bench/bench_render.py --nbhub $(CURDIR)/$(BUILD)/nbhub --write

@@ -15,7 +15,9 @@
  * JVMs die with it — no orphans).  A child that exits is started again
  * after 1, 2, 4 ... 30 s (reset after a minute of running); a master that
  * cannot start is given new ports and the workers follow it.  Health is
- * the master's /json/.  SIGTERM (`down`): SIGTERM to every JVM's group,
+ * the master's /json/, polled every 200 ms while starting (workers are
+ * started once it answers: one started earlier backs off for seconds
+ * between registration attempts), then every second.  SIGTERM (`down`): SIGTERM to every JVM's group,
  * SIGKILL after 10 s, state.json removed, exit 0.
  *
  * Exit codes: 0, 2 usage, 3 invalid option / no such cluster, 4 no Java or
@@ -363,6 +365,8 @@ static void sv_on_tick(uv_timer_t *t)
             kill(-w->pid, SIGTERM);
             continue;
         }
+        /* Workers start once the master answers: one started earlier
+         * backs off between registration attempts for seconds. */
         if (!w->running && master_ok && now >= w->next_start_ms) sv_spawn(s, w);
     }
     int workers_ok = master_ok && s->st.alive_workers >= s->nworkers;
@@ -376,7 +380,10 @@ static void sv_on_tick(uv_timer_t *t)
     const char *state = "starting";
     if (workers_ok && connect_ok) {
         state = "running";
-        if (!s->ever_ready) sv_log(s, "running: %d workers alive", s->st.alive_workers);
+        if (!s->ever_ready) {
+            sv_log(s, "running: %d workers alive", s->st.alive_workers);
+            uv_timer_set_repeat(&s->tick, 1000);   /* fast checks only while starting */
+        }
         s->ever_ready = 1;
         s->message[0] = '\0';
     } else if (s->ever_ready) {
@@ -457,7 +464,7 @@ int cmd_spark_supervise(int argc, char **argv)
     uv_signal_start(&s->sigterm, sv_on_signal, SIGTERM);
     uv_signal_start(&s->sigint, sv_on_signal, SIGINT);
     sv_write_state(s, "starting");
-    uv_timer_start(&s->tick, sv_on_tick, 0, 1000);
+    uv_timer_start(&s->tick, sv_on_tick, 0, 200);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     return NB_EXIT_OK;   /* the process ends here; the OS takes the rest */
 }
@@ -627,7 +634,7 @@ static int spark_up(int argc, char **argv)
     }
     /* Wait for every worker to be ALIVE at the master. */
     code = 6;
-    for (int waited = 0; waited < a.timeout_s * 10; waited++) {
+    for (int waited = 0; waited < a.timeout_s * 20; waited++) {
         json_t *st = read_json(spath);
         const char *s = json_string_value(json_object_get(st, "state"));
         if (s && !strcmp(s, "running")) {
@@ -646,7 +653,7 @@ static int spark_up(int argc, char **argv)
             cli_errorf("the supervisor of '%s' exited; see %s/supervisor.log", a.name, dir);
             break;
         }
-        usleep(100000);
+        usleep(50000);
     }
     if (code == 6) {
         json_t *st = read_json(spath);
