@@ -162,7 +162,7 @@ def tree_mem(roots):
     return rss, pss, n
 
 
-from benchlib import cpu_model, replace_section  # noqa: E402  (same directory)
+from benchlib import cpu_model, free_port, replace_section  # noqa: E402  (same directory)
 
 
 def make_notebook(path, sources):
@@ -760,139 +760,6 @@ def airflow_env(home, port=28080, parallelism=16, log_port=28081):
         "no_proxy": "*",
     })
     return env
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class Airflow:
-    """api-server + dag-processor + scheduler (LocalExecutor, SQLite), each its own process group."""
-
-    def __init__(self, args, tmp, cfg):
-        self.args = args
-        self.home = tmp / "airflow"
-        (self.home / "dags").mkdir(parents=True)
-        shutil.copy(AF_DAGS, self.home / "dags" / "bench_dags.py")
-        (self.home / "dags" / "bench_dags.json").write_text(json.dumps(cfg))
-        self.port = free_port()
-        self.ndags = sum(1 for k in ("chains", "wide", "runs") if cfg.get(k))
-        self.env = airflow_env(self.home, self.port, args.max_active, free_port())
-        self.procs = {}
-        self.api = None
-
-    def start(self):
-        airflow = str(AF_VENV / "bin" / "airflow")
-        r = subprocess.run([airflow, "db", "migrate"], env=self.env, cwd=str(self.home),
-                           capture_output=True, text=True, timeout=600)
-        if r.returncode != 0:
-            raise RuntimeError(f"airflow db migrate failed: {r.stderr[-2000:]}")
-        self.t_start = time.monotonic()
-        for name, argv in (("api-server", ["api-server"]), ("dag-processor", ["dag-processor"]),
-                           ("scheduler", ["scheduler"])):
-            lf = open(self.home / f"{name}.log", "wb")
-            self.procs[name] = subprocess.Popen([airflow, *argv], env=self.env, cwd=str(self.home),
-                                                stdin=subprocess.DEVNULL, stdout=lf, stderr=lf,
-                                                start_new_session=True)
-        pwfile = self.home / "simple_auth_manager_passwords.json.generated"
-
-        def ready():
-            for name, p in self.procs.items():
-                if p.poll() is not None:
-                    raise RuntimeError(f"airflow {name} exited {p.returncode}: {self.log(name)}")
-            if not pwfile.exists():
-                return False
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                c.request("POST", "/auth/token", body=json.dumps(
-                    {"username": "admin", "password": json.loads(pwfile.read_text())["admin"]}),
-                    headers={"Content-Type": "application/json"})
-                r = c.getresponse()
-                b = r.read()
-                c.close()
-                if r.status in (200, 201):
-                    return json.loads(b)["access_token"]
-            except (OSError, ValueError, http.client.HTTPException):
-                return False
-            return False
-        token = wait_until(ready, 300, 0.5, "the Airflow api-server")
-        self.api = Http(self.port, token)
-
-        def dags_loaded():
-            st, b = self.api.get("/api/v2/dags?limit=100")
-            return st == 200 and b["total_entries"] >= self.ndags
-        wait_until(dags_loaded, 300, 1.0, "Airflow to parse bench_dags.py")
-        return self
-
-    def log(self, name):
-        try:
-            return (self.home / f"{name}.log").read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-    def check(self, st, body, want=(200, 201)):
-        if st not in want:
-            raise RuntimeError(f"Airflow API answered {st}: {str(body)[:800]}")
-        return body
-
-    def unpause(self, dag):
-        st, b = self.api.request("PATCH", f"/api/v2/dags/{dag}", {"is_paused": False})
-        self.check(st, b)
-
-    def trigger(self, dag):
-        st, b = self.api.post(f"/api/v2/dags/{dag}/dagRuns", {"logical_date": None})
-        return self.check(st, b)["dag_run_id"]
-
-    def wait_run(self, dag, run_id, timeout):
-        q = urllib.parse.quote(run_id, safe="")
-
-        def done():
-            st, b = self.api.get(f"/api/v2/dags/{dag}/dagRuns/{q}")
-            self.check(st, b)
-            return b if b["state"] in ("success", "failed") else None
-        return wait_until(done, timeout, 0.5, f"Airflow {dag} run")
-
-    def task_instances(self, dag, run_id):
-        q = urllib.parse.quote(run_id, safe="")
-        out, off = [], 0
-        while True:
-            st, b = self.api.get(f"/api/v2/dags/{dag}/dagRuns/{q}/taskInstances?limit=100&offset={off}")
-            b = self.check(st, b)
-            out.extend(b["task_instances"])
-            off += len(b["task_instances"])
-            if not b["task_instances"] or off >= b["total_entries"]:
-                return out
-
-    def pids(self, which=None):
-        return [p.pid for n, p in self.procs.items() if which is None or n in which]
-
-    def stop(self):
-        if self.api:
-            self.api.close()
-        for p in self.procs.values():
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 60
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(p.pid, signal.SIGKILL)     # stragglers of its group (workers, serve-logs)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
 
 
 def airflow_all(args, tmp, parts, results):

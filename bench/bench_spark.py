@@ -24,7 +24,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchlib import cpu_model, replace_section
+from benchlib import cpu_model, free_port, replace_section
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv"
@@ -54,14 +53,6 @@ def spark_home():
     return subprocess.run([str(VENV / "bin" / "python"), "-c",
                            "import os, pyspark; print(os.path.dirname(pyspark.__file__))"],
                           capture_output=True, text=True, check=True).stdout.strip()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_alive(ui, n, t0, timeout=180):

@@ -20,6 +20,16 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def free_port():
+    """A TCP port free on 127.0.0.1 now (bind to 0)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
 def replace_section(title, section):
     """Put `section` (starting with `title`) where the old one was, or at the end."""
     text = RESULTS.read_text() if RESULTS.exists() else ""

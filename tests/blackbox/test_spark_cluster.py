@@ -35,6 +35,18 @@ def alive(pid):
         return f.read().split(") ", 1)[1][0] != "Z"
 
 
+def run_on_kernel(h, tmp_path, kernel, prefix, lines):
+    """Run a one-cell notebook (SparkSession from getOrCreate, then `lines`) on a
+    kernel spec under prefix; its printed lines."""
+    nb = write_nb(tmp_path / f"{kernel}.ipynb",
+                  code("from pyspark.sql import SparkSession\nspark = SparkSession.builder.getOrCreate()\n" + lines),
+                  kernel=kernel)
+    out = tmp_path / f"{kernel}.out.ipynb"
+    r = h.run(["run", nb, out], env=dict(h.env, JUPYTER_PATH=str(prefix / "share" / "jupyter")), timeout=300)
+    assert r.rc == 0, r
+    return stream_text(code_cells(read_nb(out))[0]).split("\n")
+
+
 def test_cluster_up_compute_restart_down(h, tmp_path):
     r = spark(h, "up", "c1", "--workers", "2", "--worker-cores", "1", "--worker-memory", "1g")
     assert r.rc == 0, r
@@ -54,15 +66,10 @@ def test_cluster_up_compute_restart_down(h, tmp_path):
     r = h.run(["kernel", "install-spark", "on-c1", "--master", url, "--executor-memory", "512m",
                "--conf", "spark.ui.enabled=false", "--prefix", prefix])
     assert r.rc == 0, r
-    nb = write_nb(tmp_path / "c.ipynb",
-                  code("from pyspark.sql import SparkSession\nspark = SparkSession.builder.getOrCreate()\n"
-                       "print(spark.sparkContext.master)\n"
-                       "print(spark.sparkContext.parallelize(range(1000), 4).map(lambda x: 2 * x).sum())"),
-                  kernel="on-c1")
-    out = tmp_path / "out.ipynb"
-    r = h.run(["run", nb, out], env=dict(h.env, JUPYTER_PATH=str(prefix / "share" / "jupyter")), timeout=300)
-    assert r.rc == 0, r
-    assert stream_text(code_cells(read_nb(out))[0]).split("\n")[:2] == [url, "999000"]
+    got = run_on_kernel(h, tmp_path, "on-c1", prefix,
+                        "print(spark.sparkContext.master)\n"
+                        "print(spark.sparkContext.parallelize(range(1000), 4).map(lambda x: 2 * x).sum())")
+    assert got[:2] == [url, "999000"]
 
     # A worker killed with SIGKILL is started again.
     worker = [p["pid"] for p in st["processes"] if p["role"] == "worker"][0]
@@ -130,15 +137,10 @@ def test_spark_connect_server_and_remote_kernel(h, tmp_path):
     assert r.rc == 0, r
     spec = json.loads((prefix / "share" / "jupyter" / "kernels" / "remote" / "kernel.json").read_text())
     assert spec["env"]["SPARK_REMOTE"] == remote and "PYSPARK_SUBMIT_ARGS" not in spec["env"]
-    nb = write_nb(tmp_path / "r.ipynb",
-                  code("from pyspark.sql import SparkSession\nspark = SparkSession.builder.getOrCreate()\n"
-                       "print(type(spark).__module__)\n"
-                       "print(spark.range(1, 101).selectExpr('sum(id) AS s').collect()[0].s)"),
-                  kernel="remote")
-    out = tmp_path / "out.ipynb"
-    r = h.run(["run", nb, out], env=dict(h.env, JUPYTER_PATH=str(prefix / "share" / "jupyter")), timeout=300)
-    assert r.rc == 0, r
-    assert stream_text(code_cells(read_nb(out))[0]).split("\n")[:2] == ["pyspark.sql.connect.session", "5050"]
+    got = run_on_kernel(h, tmp_path, "remote", prefix,
+                        "print(type(spark).__module__)\n"
+                        "print(spark.range(1, 101).selectExpr('sum(id) AS s').collect()[0].s)")
+    assert got[:2] == ["pyspark.sql.connect.session", "5050"]
     pids = [st["pid"]] + [p["pid"] for p in st["processes"]]
     r = spark(h, "down", "c3")
     assert r.rc == 0, r
