@@ -49,6 +49,8 @@ int cmd_kernel_spark_locate(const char *python, const char *home_opt, char **py_
 int cmd_kernel_spark_java(void);   /* 1 if a java is found (JAVA_HOME, PATH) */
 /* $NBHUB_HOME, else $XDG_DATA_HOME/nbhub, else ~/.local/share/nbhub (new string). */
 char *cli_default_home(void);
+/* This binary's path (/proc/self/exe), else argv0 (new string). */
+char *cli_self_exe(const char *argv0);
 int cmd_spark(int argc, char **argv);
 int cmd_spark_supervise(int argc, char **argv);
 /* Hidden helper: exec a kernel with PR_SET_PDEATHSIG so it dies with us. */

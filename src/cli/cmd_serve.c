@@ -212,7 +212,7 @@ char *cli_default_home(void)
     return xasprintf("%s/.local/share/nbhub", home ? home : ".");
 }
 
-static char *serve_self_exe(const char *argv0)
+char *cli_self_exe(const char *argv0)
 {
     char buf[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -323,7 +323,7 @@ int cmd_serve(int argc, char **argv)
     const char *const *addrs = listen ? (const char *const *)listen
                                : sv.conf.listen ? (const char *const *)sv.conf.listen
                                                 : default_listen;
-    char *self = serve_self_exe(argv[0]);
+    char *self = cli_self_exe(argv[0]);
     char *db = NULL, *lock = NULL;
     int lockfd = -1;
     nb_err_t err;

@@ -85,41 +85,39 @@ static int name_ok(const char *n)
     return n[0] != '.';
 }
 
-static json_t *read_json(const char *path)
-{
-    return json_load_file(path, 0, NULL);
-}
-
-/* The supervisor's pid from state.json if that process is alive and is a
- * supervisor (pids get reused), else 0. */
-static int live_supervisor(const char *dir)
+/* state.json of the cluster in dir if its supervisor is alive and is a
+ * supervisor (pids get reused), else NULL.  One read serves the liveness
+ * check and the caller. */
+static json_t *live_state(const char *dir)
 {
     char *p = xasprintf("%s/state.json", dir);
-    json_t *st = read_json(p);
+    json_t *st = json_load_file(p, 0, NULL);
     free(p);
     int pid = (int)json_integer_value(json_object_get(st, "pid"));
-    json_decref(st);
-    if (pid <= 0 || kill(pid, 0) < 0) return 0;
     char cmd[256] = "";
-    char *cp = xasprintf("/proc/%d/cmdline", pid);
-    int fd = open(cp, O_RDONLY | O_CLOEXEC);
-    free(cp);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, cmd, sizeof cmd - 1);
-    close(fd);
-    for (ssize_t i = 0; i < n; i++)
-        if (!cmd[i]) cmd[i] = ' ';
-    cmd[n > 0 ? n : 0] = '\0';
-    return strstr(cmd, "__spark-supervise") ? pid : 0;
+    int fd = -1;
+    if (pid > 0 && kill(pid, 0) == 0) {
+        char *cp = xasprintf("/proc/%d/cmdline", pid);
+        fd = open(cp, O_RDONLY | O_CLOEXEC);
+        free(cp);
+    }
+    if (fd >= 0) {
+        ssize_t n = read(fd, cmd, sizeof cmd - 1);
+        close(fd);
+        for (ssize_t i = 0; i < n; i++)
+            if (!cmd[i]) cmd[i] = ' ';
+        cmd[n > 0 ? n : 0] = '\0';
+    }
+    if (!strstr(cmd, "__spark-supervise")) {
+        json_decref(st);
+        return NULL;
+    }
+    return st;
 }
 
-static char *self_exe(void)
+static int state_pid(const json_t *st)
 {
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0) return xstrdup("nbhub");
-    buf[n] = '\0';
-    return xstrdup(buf);
+    return (int)json_integer_value(json_object_get(st, "pid"));
 }
 
 /* ---- the supervisor ----------------------------------------------------------- */
@@ -161,7 +159,6 @@ static void sv_log(struct sv *s, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    (void)s;
 }
 
 static void sv_write_state(struct sv *s, const char *state)
@@ -425,7 +422,7 @@ int cmd_spark_supervise(int argc, char **argv)
     struct sv *s = xcalloc(1, sizeof *s);
     s->dir = xstrdup(argv[1]);
     char *cp = xasprintf("%s/config.json", s->dir);
-    json_t *cfg = read_json(cp);
+    json_t *cfg = json_load_file(cp, 0, NULL);
     free(cp);
     if (!cfg) {
         cli_errorf("__spark-supervise: no config.json in %s", s->dir);
@@ -438,7 +435,7 @@ int cmd_spark_supervise(int argc, char **argv)
     s->cores = (int)json_integer_value(json_object_get(cfg, "worker_cores"));
     s->connect = json_is_true(json_object_get(cfg, "connect"));
     json_decref(cfg);
-    s->self = self_exe();
+    s->self = cli_self_exe("nbhub");
     char *logs = xasprintf("%s/logs", s->dir);
     nb_err_t err;
     fs_mkdir_p(logs, 0700, &err);
@@ -575,9 +572,10 @@ static int spark_up(int argc, char **argv)
     char *dir = cluster_dir(&a, a.name);
     int code = NB_EXIT_OUTPUT;
     char *py = NULL, *home = NULL, *py4j = NULL, *self = NULL;
-    int pid = live_supervisor(dir);
-    if (pid) {
-        cli_errorf("cluster '%s' is already up (supervisor pid %d); nbhub spark status %s", a.name, pid, a.name);
+    json_t *up = live_state(dir);
+    if (up) {
+        cli_errorf("cluster '%s' is already up (supervisor pid %d); nbhub spark status %s", a.name, state_pid(up), a.name);
+        json_decref(up);
         code = 5;
         goto out;
     }
@@ -611,7 +609,7 @@ static int spark_up(int argc, char **argv)
     }
     /* The supervisor: its own session, so it outlives this command and
      * the terminal; output to supervisor.log. */
-    self = self_exe();
+    self = cli_self_exe("nbhub");
     char *logp = xasprintf("%s/supervisor.log", dir);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -635,7 +633,7 @@ static int spark_up(int argc, char **argv)
     /* Wait for every worker to be ALIVE at the master. */
     code = 6;
     for (int waited = 0; waited < a.timeout_s * 20; waited++) {
-        json_t *st = read_json(spath);
+        json_t *st = json_load_file(spath, 0, NULL);
         const char *s = json_string_value(json_object_get(st, "state"));
         if (s && !strcmp(s, "running")) {
             if (a.json) print_state(st, 1);
@@ -656,7 +654,7 @@ static int spark_up(int argc, char **argv)
         usleep(50000);
     }
     if (code == 6) {
-        json_t *st = read_json(spath);
+        json_t *st = json_load_file(spath, 0, NULL);
         const char *m = json_string_value(json_object_get(st, "message"));
         cli_errorf("cluster '%s' was not ready within %d s%s%s; stopping it (logs in %s/logs)", a.name,
                    a.timeout_s, m && *m ? ": " : "", m && *m ? m : "", dir);
@@ -679,12 +677,14 @@ static int spark_down(int argc, char **argv)
     int rc = spark_parse(argc, argv, &a, 1);
     if (rc) return rc;
     char *dir = cluster_dir(&a, a.name);
-    int pid = live_supervisor(dir);
-    if (!pid) {
+    json_t *st = live_state(dir);
+    if (!st) {
         cli_errorf("no cluster '%s' is up", a.name);
         free(dir);
         return NB_EXIT_INPUT;
     }
+    int pid = state_pid(st);
+    json_decref(st);
     kill(pid, SIGTERM);
     /* The supervisor gives the JVMs 10 s, then kills them. */
     for (int i = 0; i < 300 && kill(pid, 0) == 0; i++) usleep(100000);
@@ -701,9 +701,7 @@ static int spark_status(int argc, char **argv)
     int rc = spark_parse(argc, argv, &a, 1);
     if (rc) return rc;
     char *dir = cluster_dir(&a, a.name);
-    char *p = xasprintf("%s/state.json", dir);
-    json_t *st = live_supervisor(dir) ? read_json(p) : NULL;
-    free(p);
+    json_t *st = live_state(dir);
     free(dir);
     if (!st) {
         cli_errorf("no cluster '%s' is up", a.name);
@@ -726,10 +724,8 @@ static int spark_list(int argc, char **argv)
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char *dir = xasprintf("%s/%s", base, e->d_name);
-        char *p = xasprintf("%s/state.json", dir);
-        json_t *st = live_supervisor(dir) ? read_json(p) : NULL;
+        json_t *st = live_state(dir);
         if (st) json_array_append_new(all, st);
-        free(p);
         free(dir);
     }
     if (d) closedir(d);
