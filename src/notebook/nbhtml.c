@@ -484,10 +484,10 @@ static void put_data(buf_t *out, const json_t *o)
     }
 }
 
-static int put_output(buf_t *out, const json_t *o, int *failed)
+static void put_output(buf_t *out, const json_t *o, int *failed)
 {
     const char *type = str_of(json_object_get(o, "output_type"));
-    if (!type) return 0;
+    if (!type) return;
     if (!strcmp(type, "stream")) {
         const char *name = str_of(json_object_get(o, "name"));
         const char *text = str_of(json_object_get(o, "text"));
@@ -517,7 +517,6 @@ static int put_output(buf_t *out, const json_t *o, int *failed)
     } else if (!strcmp(type, "execute_result") || !strcmp(type, "display_data")) {
         put_data(out, o);
     }
-    return 1;
 }
 
 /* ---- the document ------------------------------------------------------------ */
