@@ -67,6 +67,7 @@ const struct http_route api_routes[] = {
     { "GET",    "/api/v1/runs/:id/tasks/:task/log",      api_runs_task_log,       API_RUN },
     { "GET",    "/api/v1/runs/:id/tasks/:task/output",   api_runs_task_output,    API_RUN },
     { "GET",    "/api/v1/runs/:id/tasks/:task/output.html", api_runs_task_output_html, API_RUN },
+    { "GET",    "/api/v1/runs/:id/tasks/:task/spark",    api_runs_task_spark,     API_RUN },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 

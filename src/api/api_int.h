@@ -169,6 +169,8 @@ void api_runs_task_cancel(http_req_t *req, void *ud);
 void api_runs_task_log(http_req_t *req, void *ud);
 void api_runs_task_output(http_req_t *req, void *ud);
 void api_runs_task_output_html(http_req_t *req, void *ud);
+void api_runs_task_spark(http_req_t *req, void *ud);
+char *api_runs_spark_path(const char *log_path);   /* new string or NULL */
 void api_flows_parameters(http_req_t *req, void *ud);
 /* api_ui.c: the web UI's page and files, compiled in from web/. */
 void api_ui_index(http_req_t *req, void *ud);

@@ -99,6 +99,7 @@ json_t *api_json_task(const store_task_run_t *t)
      * when the task starts, the file appears a moment later. */
     json_object_set_new(j, "has_output", json_boolean(t->output_path && access(t->output_path, F_OK) == 0));
     json_object_set_new(j, "has_log", json_boolean(t->log_path && access(t->log_path, F_OK) == 0));
+    json_object_set_new(j, "spark_app_id", api_json_str(t->spark_app_id));
     return j;
 }
 

@@ -362,6 +362,40 @@ static void api_runs_task_file(http_req_t *req, api_t *a, int want_log)
 
 void api_runs_task_log(http_req_t *req, void *ud) { api_runs_task_file(req, ud, 1); }
 
+/* The path of a task's Spark state (<task>.spark.json next to <task>.log,
+ * written by nbhub __spark-task), or NULL. */
+char *api_runs_spark_path(const char *log_path)
+{
+    size_t n = log_path ? strlen(log_path) : 0;
+    if (n < 4 || strcmp(log_path + n - 4, ".log")) return NULL;
+    return xasprintf("%.*s.spark.json", (int)(n - 4), log_path);
+}
+
+/* The Spark side of a task: cluster, application id, jobs and stages.  A
+ * small file (at most SPROGRESS_MAX_JOBS jobs), read on the loop. */
+void api_runs_task_spark(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    store_task_run_t t;
+    if (api_runs_task(a, req, &t) < 0) return;
+    char *p = api_runs_spark_path(t.log_path);
+    store_task_run_clear(&t);
+    struct stat st;
+    int fd = p ? api_runs_open_below_home(a, p, &st) : -ENOENT;
+    free(p);
+    json_t *j = NULL;
+    if (fd >= 0) {
+        j = json_loadfd(fd, 0, NULL);
+        close(fd);
+    }
+    if (!j) {
+        api_error(req, 404, "not_found", "the task has no Spark state (it does not use Spark, or has not started)");
+        return;
+    }
+    http_set_header(req, "Cache-Control", "no-cache");
+    http_respond_json(req, 200, j);
+}
+
 /* The policy of a rendered notebook: the document's own (nbhtml.h) plus
  * sandbox (opaque origin, no scripts, no forms, no top navigation). */
 #define API_RENDER_CSP "sandbox allow-popups allow-popups-to-escape-sandbox; " NBHTML_CSP "; frame-ancestors 'self'"

@@ -16,12 +16,13 @@ const char cli_exit_codes_help[] =
     "  7    the output notebook could not be written\n"
     "  130  interrupted by SIGINT (Ctrl-C); 143 terminated by SIGTERM\n";
 
+char cli_last_error[512];
+
 void cli_errorf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("nbhub: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(cli_last_error, sizeof cli_last_error, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "nbhub: %s\n", cli_last_error);
 }

@@ -398,7 +398,18 @@ static int cmd_run_main(int argc, char **argv)
     const char *lang = a.language ? a.language
                      : (spec && spec->language && *spec->language ? spec->language : nb_lang);
 
+    /* A flow task that asked for Spark (nbhub __spark-task): its cluster
+     * wins over the master a PySpark kernel spec names. */
+    static char *spark_env[3];   /* lives until exit */
+    if (getenv("NBHUB_SPARK_MASTER")) {
+        size_t ns = 0;
+        if (getenv("PYSPARK_SUBMIT_ARGS"))
+            spark_env[ns++] = xasprintf("PYSPARK_SUBMIT_ARGS=%s", getenv("PYSPARK_SUBMIT_ARGS"));
+        if (getenv("SPARK_REMOTE"))
+            spark_env[ns++] = xasprintf("SPARK_REMOTE=%s", getenv("SPARK_REMOTE"));
+    }
     struct nbexec_opts o = {
+        .kernel_env = spark_env,
         .input_path = a.in, .output_path = a.out, .cwd = a.cwd,
         .exec_timeout_s = a.exec_timeout, .deadline_s = a.deadline,
         .start_timeout_s = a.start_timeout, .max_output_bytes = a.max_output,

@@ -88,7 +88,7 @@ static int name_ok(const char *n)
 /* state.json of the cluster in dir if its supervisor is alive and is a
  * supervisor (pids get reused), else NULL.  One read serves the liveness
  * check and the caller. */
-static json_t *live_state(const char *dir)
+json_t *cmd_spark_live_state(const char *dir)
 {
     char *p = xasprintf("%s/state.json", dir);
     json_t *st = json_load_file(p, 0, NULL);
@@ -324,23 +324,12 @@ static int sv_poll_master(struct sv *s)
 {
     char url[96];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/json/", s->ui_port);
-    CURL *h = curl_easy_init();
-    if (!h) return -1;
-    buf_t body = BUF_INIT;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    FILE *mem = open_memstream(&body.data, &body.len);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, mem);
-    CURLcode rc = curl_easy_perform(h);
-    long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(h);
-    fclose(mem);
+    buf_t body;
+    long code;
     int ok = -1;
     nb_err_t err;
-    if (rc == CURLE_OK && code == 200 && scluster_status_parse(body.data, body.len, &s->st, &err) == 0) {
+    if (dlcurl_get(url, 1000, &body, &code) == 0 && code == 200 &&
+        scluster_status_parse(body.data, body.len, &s->st, &err) == 0) {
         s->have_st = 1;
         ok = 0;
     }
@@ -469,7 +458,7 @@ int cmd_spark_supervise(int argc, char **argv)
 /* ---- the client side ------------------------------------------------------------- */
 
 struct spark_args {
-    const char *name, *home, *python, *spark_home, *memory;
+    const char *name, *home, *python, *spark_home, *memory, *owner;
     int workers, cores, json, timeout_s, connect;
 };
 
@@ -497,7 +486,8 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
         if (!strcmp(f, "--json")) { a->json = 1; continue; }
         if (!strcmp(f, "--connect")) { a->connect = 1; continue; }
         const char **sv = !strcmp(f, "--home") ? &a->home : !strcmp(f, "--python") ? &a->python
-                        : !strcmp(f, "--spark-home") ? &a->spark_home : !strcmp(f, "--worker-memory") ? &a->memory : NULL;
+                        : !strcmp(f, "--spark-home") ? &a->spark_home : !strcmp(f, "--worker-memory") ? &a->memory
+                        : !strcmp(f, "--owner") ? &a->owner : NULL;
         int iv = !strcmp(f, "--workers") || !strcmp(f, "--worker-cores") || !strcmp(f, "--timeout");
         if (sv || iv) {
             if (i + 1 >= argc) {
@@ -564,52 +554,40 @@ static void print_state(const json_t *st, int as_json)
     if (m && *m) printf("  last    %s\n", m);
 }
 
-static int spark_up(int argc, char **argv)
+int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int *pid_out, json_t **state_out)
 {
-    struct spark_args a;
-    int rc = spark_parse(argc, argv, &a, 1);
-    if (rc) return rc;
-    char *dir = cluster_dir(&a, a.name);
-    int code = NB_EXIT_OUTPUT;
-    char *py = NULL, *home = NULL, *py4j = NULL, *self = NULL;
-    json_t *up = live_state(dir);
-    if (up) {
-        cli_errorf("cluster '%s' is already up (supervisor pid %d); nbhub spark status %s", a.name, state_pid(up), a.name);
-        json_decref(up);
-        code = 5;
-        goto out;
+    const char *name = json_string_value(json_object_get(cfg, "name"));
+    const char *mem = json_string_value(json_object_get(cfg, "worker_memory"));
+    long workers = (long)json_integer_value(json_object_get(cfg, "workers"));
+    /* A worker only advertises its memory; an executor asking for more
+     * than the machine has fails late and obscurely.  Refuse it here. */
+    long want = scluster_memory_mb(mem) * workers, have = scluster_host_memory_mb();
+    if (have > 0 && want > have) {
+        cli_errorf("cluster '%s': %ld worker%s x %s = %ld MB, but this machine has %ld MB of memory",
+                   name, workers, workers == 1 ? "" : "s", mem, want, have);
+        return NB_EXIT_INPUT;
     }
-    if (!cmd_kernel_spark_java()) {
-        cli_errorf("no Java found (JAVA_HOME, PATH): Spark needs Java 17 or later "
-                   "(Debian: apt-get install openjdk-17-jre-headless)");
-        code = 4;
-        goto out;
-    }
-    code = cmd_kernel_spark_locate(a.python, a.spark_home, &py, &home, &py4j);
-    if (code) goto out;
     nb_err_t err;
-    code = NB_EXIT_OUTPUT;
     if (fs_mkdir_p(dir, 0700, &err) < 0) {
         cli_errorf("cannot create %s: %s", dir, err.msg);
-        goto out;
+        return NB_EXIT_OUTPUT;
     }
-    json_t *cfg = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b}", "name", a.name, "spark_home", home, "workers", a.workers,
-                            "worker_cores", a.cores, "worker_memory", a.memory, "connect", a.connect);
     char *text = json_dumps(cfg, JSON_INDENT(1) | JSON_SORT_KEYS);
-    json_decref(cfg);
     char *cpath = xasprintf("%s/config.json", dir), *spath = xasprintf("%s/state.json", dir);
-    rc = fs_write_atomic(cpath, text, strlen(text), 1, &err);
+    int rc = fs_write_atomic(cpath, text, strlen(text), 1, &err);
     free(text);
     free(cpath);
     unlink(spath);
     if (rc < 0) {
         cli_errorf("cannot write the cluster's config: %s", err.msg);
         free(spath);
-        goto out;
+        return NB_EXIT_OUTPUT;
     }
-    /* The supervisor: its own session, so it outlives this command and
-     * the terminal; output to supervisor.log. */
-    self = cli_self_exe("nbhub");
+    /* The supervisor: its own session, so the signals of a terminal or of a
+     * task's process group do not reach it; output to supervisor.log.  Tied
+     * to us through __kernel-exec (PR_SET_PDEATHSIG) when it must not
+     * outlive us, else free to outlive this command. */
+    char *self = cli_self_exe("nbhub");
     char *logp = xasprintf("%s/supervisor.log", dir);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -619,56 +597,118 @@ static int spark_up(int argc, char **argv)
     posix_spawnattr_t at;
     posix_spawnattr_init(&at);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID);
-    char *sargv[] = { self, (char *)"__spark-supervise", dir, NULL };
+    char ppid[32];
+    snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
+    char *free_argv[] = { self, (char *)"__spark-supervise", (char *)dir, NULL };
+    char *tied_argv[] = { self, (char *)"__kernel-exec", ppid, (char *)"--", self, (char *)"__spark-supervise",
+                          (char *)dir, NULL };
     pid_t sp;
-    rc = posix_spawn(&sp, self, &fa, &at, sargv, environ);
+    rc = posix_spawn(&sp, self, &fa, &at, tied ? tied_argv : free_argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     free(logp);
+    free(self);
     if (rc != 0) {
         cli_errorf("cannot start the supervisor: %s", strerror(rc));
         free(spath);
-        goto out;
+        return NB_EXIT_OUTPUT;
     }
     /* Wait for every worker to be ALIVE at the master. */
-    code = 6;
-    for (int waited = 0; waited < a.timeout_s * 20; waited++) {
+    int code = 6;
+    for (int waited = 0; waited < timeout_s * 20; waited++) {
         json_t *st = json_load_file(spath, 0, NULL);
         const char *s = json_string_value(json_object_get(st, "state"));
         if (s && !strcmp(s, "running")) {
-            if (a.json) print_state(st, 1);
-            else {
-                printf("%s\n", json_string_value(json_object_get(st, "master_url")));
-                if (a.connect) printf("%s\n", json_string_value(json_object_get(st, "connect_url")));
-            }
-            json_decref(st);
-            code = NB_EXIT_OK;
-            break;
+            *state_out = st;
+            *pid_out = sp;
+            free(spath);
+            return NB_EXIT_OK;
         }
         json_decref(st);
         int status;
         if (waitpid(sp, &status, WNOHANG) == sp) {
-            cli_errorf("the supervisor of '%s' exited; see %s/supervisor.log", a.name, dir);
-            break;
+            cli_errorf("the supervisor of '%s' exited; see %s/supervisor.log", name, dir);
+            free(spath);
+            return code;
         }
+        if (cmd_spark_stop_requested) break;
         usleep(50000);
     }
-    if (code == 6) {
-        json_t *st = json_load_file(spath, 0, NULL);
-        const char *m = json_string_value(json_object_get(st, "message"));
-        cli_errorf("cluster '%s' was not ready within %d s%s%s; stopping it (logs in %s/logs)", a.name,
-                   a.timeout_s, m && *m ? ": " : "", m && *m ? m : "", dir);
-        json_decref(st);
-        kill(sp, SIGTERM);
-    }
+    json_t *st = json_load_file(spath, 0, NULL);
+    const char *m = json_string_value(json_object_get(st, "message"));
+    if (cmd_spark_stop_requested)
+        cli_errorf("cluster '%s': stopped while starting", name);
+    else
+        cli_errorf("cluster '%s' was not ready within %d s%s%s; stopping it (logs in %s/logs)", name, timeout_s,
+                   m && *m ? ": " : "", m && *m ? m : "", dir);
+    json_decref(st);
+    cmd_spark_stop(sp);
     free(spath);
+    return code;
+}
+
+volatile sig_atomic_t cmd_spark_stop_requested;
+
+int cmd_spark_stop(int pid)
+{
+    kill(pid, SIGTERM);
+    /* The supervisor gives the JVMs 10 s, then kills them. */
+    for (int i = 0; i < 300; i++) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid || kill(pid, 0) < 0) return 0;
+        usleep(100000);
+    }
+    kill(pid, SIGKILL);
+    return -ETIMEDOUT;
+}
+
+static int spark_up(int argc, char **argv)
+{
+    struct spark_args a;
+    int rc = spark_parse(argc, argv, &a, 1);
+    if (rc) return rc;
+    char *dir = cluster_dir(&a, a.name);
+    int code;
+    char *py = NULL, *home = NULL, *py4j = NULL;
+    json_t *up = cmd_spark_live_state(dir);
+    if (up) {
+        cli_errorf("cluster '%s' is already up (supervisor pid %d); nbhub spark status %s", a.name, state_pid(up), a.name);
+        json_decref(up);
+        code = 5;
+        goto out;
+    }
+    if ((code = cmd_spark_locate(a.python, a.spark_home, &py, &home, &py4j))) goto out;
+    json_t *cfg = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s?}", "name", a.name, "spark_home", home,
+                            "workers", a.workers, "worker_cores", a.cores, "worker_memory", a.memory,
+                            "connect", a.connect, "owner", a.owner);
+    json_t *st = NULL;
+    int sp;
+    code = cmd_spark_start(dir, cfg, 0, a.timeout_s, &sp, &st);
+    json_decref(cfg);
+    if (code == NB_EXIT_OK) {
+        if (a.json) print_state(st, 1);
+        else {
+            printf("%s\n", json_string_value(json_object_get(st, "master_url")));
+            if (a.connect) printf("%s\n", json_string_value(json_object_get(st, "connect_url")));
+        }
+        json_decref(st);
+    }
 out:
     free(dir);
     free(py);
     free(home);
     free(py4j);
-    free(self);
     return code;
+}
+
+int cmd_spark_locate(const char *python, const char *spark_home, char **py, char **home, char **py4j)
+{
+    if (!cmd_kernel_spark_java()) {
+        cli_errorf("no Java found (JAVA_HOME, PATH): Spark needs Java 17 or later "
+                   "(Debian: apt-get install openjdk-17-jre-headless)");
+        return 4;
+    }
+    return cmd_kernel_spark_locate(python, spark_home, py, home, py4j);
 }
 
 static int spark_down(int argc, char **argv)
@@ -677,7 +717,7 @@ static int spark_down(int argc, char **argv)
     int rc = spark_parse(argc, argv, &a, 1);
     if (rc) return rc;
     char *dir = cluster_dir(&a, a.name);
-    json_t *st = live_state(dir);
+    json_t *st = cmd_spark_live_state(dir);
     if (!st) {
         cli_errorf("no cluster '%s' is up", a.name);
         free(dir);
@@ -685,10 +725,7 @@ static int spark_down(int argc, char **argv)
     }
     int pid = state_pid(st);
     json_decref(st);
-    kill(pid, SIGTERM);
-    /* The supervisor gives the JVMs 10 s, then kills them. */
-    for (int i = 0; i < 300 && kill(pid, 0) == 0; i++) usleep(100000);
-    int code = kill(pid, 0) == 0 ? NB_EXIT_OUTPUT : NB_EXIT_OK;
+    int code = cmd_spark_stop(pid) < 0 ? NB_EXIT_OUTPUT : NB_EXIT_OK;
     if (code) cli_errorf("cluster '%s' did not stop within 30 s (supervisor pid %d)", a.name, pid);
     else printf("stopped %s\n", a.name);
     free(dir);
@@ -701,7 +738,7 @@ static int spark_status(int argc, char **argv)
     int rc = spark_parse(argc, argv, &a, 1);
     if (rc) return rc;
     char *dir = cluster_dir(&a, a.name);
-    json_t *st = live_state(dir);
+    json_t *st = cmd_spark_live_state(dir);
     free(dir);
     if (!st) {
         cli_errorf("no cluster '%s' is up", a.name);
@@ -724,7 +761,7 @@ static int spark_list(int argc, char **argv)
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char *dir = xasprintf("%s/%s", base, e->d_name);
-        json_t *st = live_state(dir);
+        json_t *st = cmd_spark_live_state(dir);
         if (st) json_array_append_new(all, st);
         free(dir);
     }

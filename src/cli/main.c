@@ -27,6 +27,7 @@ static const struct cli_cmd cli_cmds[] = {
     { "__kernel-exec", NULL, cmd_kernel_exec },   /* internal trampoline */
     { "__task-wrap",   NULL, sup_wrap_main },     /* internal: records a task's exit */
     { "__spark-supervise", NULL, cmd_spark_supervise },   /* internal: keeps a cluster alive */
+    { "__spark-task",  NULL, cmd_spark_task },    /* internal: the Spark side of a flow task */
 };
 
 static void main_usage(FILE *f)

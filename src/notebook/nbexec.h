@@ -43,6 +43,7 @@ struct nbexec_opts {
     int         log_output;       /* stream outputs to stderr */
     int         progress;         /* progress bar on stderr */
     int         tcp;              /* tcp transport instead of ipc */
+    char *const *kernel_env;      /* "K=V" pairs that win over the kernel spec's env, may be NULL */
     const char *existing_kernel;  /* attach to this connection file instead of starting one */
     int         kernel_pid;       /* its pid if known (death via pidfd; signals) */
     int         shutdown_kernel;  /* ask the attached kernel to exit at the end */

@@ -39,6 +39,7 @@
 
 #include "sched/dag.h"
 #include "sched/tmpl.h"
+#include "spark/scluster.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/xmalloc.h"
@@ -1065,29 +1066,30 @@ static int parse_date(const char *s, const tz_t *tz, int64_t *utc)
 
 static const char *const flow_keys[] = {
     "name", "description", "owner", "schedule", "timezone", "start_date", "end_date", "catchup",
-    "max_active_runs", "params", "on_failure", "on_success", "defaults", "tasks",
+    "max_active_runs", "params", "on_failure", "on_success", "defaults", "tasks", "spark",
 };
 enum {
     FK_NAME, FK_DESCRIPTION, FK_OWNER, FK_SCHEDULE, FK_TIMEZONE, FK_START, FK_END, FK_CATCHUP,
-    FK_MAX_ACTIVE, FK_PARAMS, FK_ON_FAILURE, FK_ON_SUCCESS, FK_DEFAULTS, FK_TASKS, FK_COUNT
+    FK_MAX_ACTIVE, FK_PARAMS, FK_ON_FAILURE, FK_ON_SUCCESS, FK_DEFAULTS, FK_TASKS, FK_SPARK,
+    FK_COUNT
 };
 
 static const char *const task_keys[] = {
     "notebook", "command", "kernel", "parameters", "env", "cwd", "after", "retries", "retry_delay",
     "retry_exponential_backoff", "max_retry_delay", "timeout", "cell_timeout", "trigger_rule",
-    "description", "name",
+    "spark", "spark_submit", "description", "name",
 };
 enum {
     TK_NOTEBOOK, TK_COMMAND, TK_KERNEL, TK_PARAMETERS, TK_ENV, TK_CWD, TK_AFTER, TK_RETRIES,
     TK_RETRY_DELAY, TK_BACKOFF, TK_MAX_RETRY_DELAY, TK_TIMEOUT, TK_CELL_TIMEOUT, TK_TRIGGER,
-    TK_DESCRIPTION, TK_NAME, TK_COUNT
+    TK_SPARK, TK_SUBMIT, TK_DESCRIPTION, TK_NAME, TK_COUNT
 };
 
 /* Keys `defaults` accepts: the task policy keys. */
 static const int default_ok[TK_COUNT] = {
     [TK_KERNEL] = 1, [TK_ENV] = 1, [TK_CWD] = 1, [TK_RETRIES] = 1, [TK_RETRY_DELAY] = 1,
     [TK_BACKOFF] = 1, [TK_MAX_RETRY_DELAY] = 1, [TK_TIMEOUT] = 1, [TK_CELL_TIMEOUT] = 1,
-    [TK_TRIGGER] = 1,
+    [TK_TRIGGER] = 1, [TK_SPARK] = 1,
 };
 
 static const char *const trigger_names[] = {
@@ -1112,8 +1114,40 @@ typedef struct tdraft {
     int      set[TK_COUNT];
 } tdraft_t;
 
+static void spark_free(flow_spark_t *s)
+{
+    free(s->cluster);
+    free(s->worker_memory);
+    json_decref(s->conf);
+    memset(s, 0, sizeof *s);
+}
+
+static void spark_copy(flow_spark_t *dst, const flow_spark_t *src)
+{
+    spark_free(dst);
+    *dst = *src;
+    dst->cluster = src->cluster ? xstrdup(src->cluster) : NULL;
+    dst->worker_memory = src->worker_memory ? xstrdup(src->worker_memory) : NULL;
+    dst->conf = src->conf ? json_deep_copy(src->conf) : NULL;
+}
+
+static void submit_free(flow_submit_t *u)
+{
+    if (!u)
+        return;
+    free(u->application);
+    free(u->application_path);
+    argv_free(u->args);
+    json_decref(u->conf);
+    argv_free(u->py_files);
+    free(u->main_class);
+    free(u);
+}
+
 static void task_free_fields(flow_task_t *t)
 {
+    spark_free(&t->spark);
+    submit_free(t->submit);
     free(t->name);
     free(t->notebook);
     free(t->notebook_path);
@@ -1164,6 +1198,210 @@ static json_t *parse_env(pst_t *p, ynode_t *n, const char *where)
         json_object_set_new(o, k, json_string(v));
     }
     return o;
+}
+
+/* conf: a mapping of Spark property name to a scalar (its text as written). */
+static json_t *parse_conf(pst_t *p, ynode_t *n, const char *what)
+{
+    json_t *o = json_object();
+    if (node_is_null(p, n))
+        return o;
+    if (n->kind != YN_MAP) {
+        NERR(p, n, "'%s' must be a mapping of spark.property: value, not %s", what, node_kind_name(p, n));
+        return o;
+    }
+    for (size_t i = 0; i < n->npairs; i++) {
+        ypair_t *pr = &n->pairs[i];
+        const char *k = key_text(p, pr->key);
+        if (!k || strncmp(k, "spark.", 6) != 0 || strcspn(k, " \t\n=") != strlen(k)) {
+            /* spark-submit ignores other keys with only a warning; we refuse them */
+            NERR(p, pr->key, "'%s': '%.64s' is not a Spark property (spark.something, no spaces or '=')",
+                 what, k ? k : "");
+            continue;
+        }
+        if (pr->dup_line) {
+            NERR(p, pr->key, "duplicate key '%s' (first at line %d, column %d)", k, pr->dup_line, pr->dup_col);
+            continue;
+        }
+        if (pr->val->kind != YN_SCALAR || node_is_null(p, pr->val)) {
+            NERR(p, pr->val, "the value of '%s' must be a string or number, not %s", k, node_kind_name(p, pr->val));
+            continue;
+        }
+        json_object_set_new(o, k, json_string(pr->val->text));
+    }
+    return o;
+}
+
+/* A file of a Spark application: resolved against the flow's directory and
+ * checked, unless it is a URL-like reference (local://, hdfs://, s3a://, ...)
+ * that only Spark can read. */
+static char *spark_file(pst_t *p, ynode_t *n, const char *s, const char *what)
+{
+    if (strstr(s, "://"))
+        return xstrdup(s);
+    char *path = path_join(p->base_dir, s);
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+        NERR(p, n, "%s '%s' not found (looked for %s)", what, s, path);
+    return path;
+}
+
+/* spark: false | true | {cluster: NAME} | {workers, worker_cores, worker_memory, connect, conf} */
+static void parse_spark(pst_t *p, ynode_t *n, flow_spark_t *sp)
+{
+    static const char *const keys[] = { "cluster", "workers", "worker_cores", "worker_memory", "connect", "conf" };
+    spark_free(sp);
+    sp->conf = json_object();
+    if (node_is_null(p, n))
+        return;
+    if (n->kind == YN_SCALAR) {
+        int b;
+        if (get_bool(p, n, "spark", &b) == 0 && b) {
+            sp->kind = FLOW_SPARK_EPHEMERAL;
+            sp->workers = sp->worker_cores = 1;
+            sp->worker_memory = xstrdup("1g");
+        }
+        return;
+    }
+    if (n->kind != YN_MAP) {
+        NERR(p, n, "'spark' must be true, false or a mapping (cluster, or workers, worker_cores, "
+             "worker_memory, connect, conf), not %s", node_kind_name(p, n));
+        return;
+    }
+    sp->kind = FLOW_SPARK_EPHEMERAL;
+    sp->workers = sp->worker_cores = 1;
+    sp->worker_memory = xstrdup("1g");
+    ynode_t *sized = NULL;
+    for (size_t i = 0; i < n->npairs; i++) {
+        ypair_t *pr = &n->pairs[i];
+        const char *k = pair_key(p, pr, " in 'spark'");
+        if (!k) continue;
+        int key = key_index(k, keys, 6);
+        long long x;
+        const char *s;
+        switch (key) {
+        case 0:
+            if (get_text(p, pr->val, "cluster", &s) > 0) {
+                sp->kind = FLOW_SPARK_CLUSTER;
+                free(sp->cluster);
+                sp->cluster = xstrdup(s);
+                if (!flow_task_name_valid(s))
+                    NERR(p, pr->val, "invalid cluster name '%.64s' (letters, digits, '.', '_' and '-')", s);
+            }
+            break;
+        case 1:
+        case 2:
+            sized = pr->key;
+            if (get_int(p, pr->val, k, 1, key == 1 ? 64 : 1024, &x) == 0)
+                *(key == 1 ? &sp->workers : &sp->worker_cores) = (int)x;
+            break;
+        case 3:
+            sized = pr->key;
+            if (get_text(p, pr->val, "worker_memory", &s) > 0) {
+                if (scluster_memory_ok(s) < 0)
+                    NERR(p, pr->val, "'worker_memory' %.32s: a size such as 512m or 2g expected", s);
+                free(sp->worker_memory);
+                sp->worker_memory = xstrdup(s);
+            }
+            break;
+        case 4:
+            get_bool(p, pr->val, "connect", &sp->connect);
+            break;
+        case 5:
+            json_decref(sp->conf);
+            sp->conf = parse_conf(p, pr->val, "spark.conf");
+            break;
+        default:
+            unknown_key(p, pr->key, k, " in 'spark'", keys, 6, NULL, 0, NULL);
+        }
+    }
+    if (sp->kind == FLOW_SPARK_CLUSTER && sized)
+        NERR(p, sized, "'%s' sizes an ephemeral cluster; a named cluster has the size it was started "
+             "with (nbhub spark up)", key_text(p, sized));
+}
+
+/* spark_submit: {application, args, conf, py_files, class} */
+static void parse_submit(pst_t *p, ynode_t *n, flow_task_t *t)
+{
+    static const char *const keys[] = { "application", "args", "conf", "py_files", "class" };
+    submit_free(t->submit);
+    flow_submit_t *u = t->submit = xcalloc(1, sizeof *u);
+    u->conf = json_object();
+    if (n->kind != YN_MAP) {
+        NERR(p, n, "'spark_submit' must be a mapping (application, args, conf, py_files, class), not %s",
+             node_kind_name(p, n));
+        return;
+    }
+    for (size_t i = 0; i < n->npairs; i++) {
+        ypair_t *pr = &n->pairs[i];
+        const char *k = pair_key(p, pr, " in 'spark_submit'");
+        if (!k) continue;
+        int key = key_index(k, keys, 5);
+        const char *s;
+        ynode_t *v = pr->val;
+        switch (key) {
+        case 0:
+            if (get_text(p, v, "application", &s) > 0) {
+                u->application = xstrdup(s);
+                u->application_path = spark_file(p, v, s, "application");
+            }
+            break;
+        case 1:
+        case 3: {
+            /* a list; py_files also as "a.py,b.py" like --py-files */
+            char ***out = key == 1 ? &u->args : &u->py_files;
+            size_t *cnt = key == 1 ? &u->nargs : &u->npy_files;
+            argv_free(*out);
+            *out = NULL;
+            *cnt = 0;
+            if (node_is_null(p, v)) break;
+            if (key == 3 && v->kind == YN_SCALAR) {
+                char *copy = xstrdup(v->text), *save = NULL;
+                size_t n1 = 1;
+                for (const char *c = copy; *c; c++) n1 += *c == ',';
+                *out = xcalloc(n1 + 1, sizeof **out);
+                for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+                    (*out)[(*cnt)++] = spark_file(p, v, tok, "py_files entry");
+                free(copy);
+                break;
+            }
+            if (v->kind != YN_SEQ) {
+                NERR(p, v, "'%s' must be a list, not %s", k, node_kind_name(p, v));
+                break;
+            }
+            *out = xcalloc(v->nitems + 1, sizeof **out);
+            for (size_t j = 0; j < v->nitems; j++) {
+                ynode_t *it = v->items[j];
+                if (it->kind != YN_SCALAR || node_is_null(p, it)) {
+                    NERR(p, it, "'%s' items must be strings, not %s", k, node_kind_name(p, it));
+                    continue;
+                }
+                nb_err_t e;
+                if (key == 1 && tmpl_check(it->text, p->params, &e) < 0)
+                    NERR(p, it, "%s", e.msg);
+                (*out)[(*cnt)++] = key == 1 ? xstrdup(it->text) : spark_file(p, it, it->text, "py_files entry");
+            }
+            break;
+        }
+        case 2:
+            json_decref(u->conf);
+            u->conf = parse_conf(p, v, "spark_submit.conf");
+            break;
+        case 4:
+            if (get_text(p, v, "class", &s) > 0) {
+                free(u->main_class);
+                u->main_class = xstrdup(s);
+            }
+            break;
+        default:
+            unknown_key(p, pr->key, k, " in 'spark_submit'", keys, 5, NULL, 0, NULL);
+        }
+    }
+    if (!u->application)
+        NERR(p, n, "'spark_submit' needs an 'application' (a .py file or a .jar)");
+    else if (!u->main_class && strlen(u->application) > 4 &&
+             !strcmp(u->application + strlen(u->application) - 4, ".jar"))
+        NERR(p, n, "'spark_submit': a .jar application needs its main 'class'");
 }
 
 /* One task key.  Shared by tasks and `defaults` (where t is the defaults
@@ -1300,6 +1538,12 @@ static void task_field(pst_t *p, flow_task_t *t, tdraft_t *d, int key, ynode_t *
             }
         }
         break;
+    case TK_SPARK:
+        parse_spark(p, v, &t->spark);
+        break;
+    case TK_SUBMIT:
+        parse_submit(p, v, t);
+        break;
     case TK_DESCRIPTION:
         get_text(p, v, "description", &s);
         break;
@@ -1337,6 +1581,7 @@ static void task_from_defaults(flow_task_t *t, const flow_task_t *def)
     t->kernel = def->kernel ? xstrdup(def->kernel) : NULL;
     t->cwd = def->cwd ? xstrdup(def->cwd) : NULL;
     json_object_update(t->env, def->env);
+    spark_copy(&t->spark, &def->spark);
 }
 
 static const char *const notebook_only[] = { "kernel", "parameters", "cell_timeout" };
@@ -1358,21 +1603,22 @@ static void parse_task(pst_t *p, flow_task_t *t, tdraft_t *d, ynode_t *m, int li
         }
         task_field(p, t, d, key, pr->val, where);
     }
-    int nb = t->notebook != NULL, cmd = t->argv != NULL;
-    if (nb && cmd)
-        NERR(p, d->keynode, "task '%s' has both 'notebook' and 'command'; give exactly one", t->name);
-    else if (!nb && !cmd && !d->set[TK_NOTEBOOK] && !d->set[TK_COMMAND])
-        NERR(p, d->keynode, "task '%s' needs 'notebook' or 'command'", t->name);
-    if (d->set[TK_COMMAND] && !d->set[TK_NOTEBOOK]) {
+    int nb = d->set[TK_NOTEBOOK], cmd = d->set[TK_COMMAND], sub = d->set[TK_SUBMIT];
+    if (nb + cmd + sub > 1)
+        NERR(p, d->keynode, "task '%s' has more than one of 'notebook', 'command' and 'spark_submit'; "
+             "give exactly one", t->name);
+    else if (!nb && !cmd && !sub)
+        NERR(p, d->keynode, "task '%s' needs 'notebook', 'command' or 'spark_submit'", t->name);
+    if ((cmd || sub) && !nb) {
         /* Keys that only mean something to a notebook. */
         for (size_t i = 0; i < m->npairs; i++) {
             const char *k = key_text(p, m->pairs[i].key);
             if (k && key_index(k, notebook_only, 3) >= 0 && !m->pairs[i].dup_line)
-                NERR(p, m->pairs[i].key, "'%s' applies only to notebook tasks (task '%s' runs a "
-                     "command)", k, t->name);
+                NERR(p, m->pairs[i].key, "'%s' applies only to notebook tasks (task '%s' runs %s)", k,
+                     t->name, sub ? "spark-submit" : "a command");
         }
     }
-    if (d->set[TK_COMMAND] && !d->set[TK_NOTEBOOK]) {
+    if ((cmd || sub) && !nb) {
         /* notebook-only defaults do not apply to commands */
         free(t->kernel);
         t->kernel = NULL;
@@ -1559,7 +1805,7 @@ static void add_task(pst_t *p, flow_t *f, tdraft_t **drafts, size_t *cap, const 
     d->keynode = namenode;
     f->ntasks++;
     if (node_is_null(p, m)) {
-        NERR(p, kn, "task '%s' needs 'notebook' or 'command'", name);
+        NERR(p, kn, "task '%s' needs 'notebook', 'command' or 'spark_submit'", name);
         return;
     }
     if (m->kind != YN_MAP) {
@@ -1763,6 +2009,9 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
     tdraft_t ddraft;
     task_init_defaults(&def);
     memset(&ddraft, 0, sizeof ddraft);
+    /* spark at the top: the default of every task (a task's own wins) */
+    if ((n = keys[FK_SPARK]))
+        parse_spark(p, n, &def.spark);
     if ((n = keys[FK_DEFAULTS]) && !node_is_null(p, n)) {
         if (n->kind != YN_MAP) {
             NERR(p, n, "'defaults' must be a mapping of task keys, not %s", node_kind_name(p, n));
@@ -1928,6 +2177,16 @@ const flow_task_t *flow_task_topo(const flow_t *f, size_t i)
 
 /* ---- canonical JSON ---------------------------------------------------- */
 
+json_t *flow_spark_json(const flow_spark_t *sp)
+{
+    if (sp->kind == FLOW_SPARK_NONE)
+        return json_null();
+    if (sp->kind == FLOW_SPARK_CLUSTER)
+        return json_pack("{s:s, s:b, s:O}", "cluster", sp->cluster, "connect", sp->connect, "conf", sp->conf);
+    return json_pack("{s:i, s:i, s:s, s:b, s:O}", "workers", sp->workers, "worker_cores", sp->worker_cores,
+                     "worker_memory", sp->worker_memory, "connect", sp->connect, "conf", sp->conf);
+}
+
 static json_t *utc_json(int has, int64_t t)
 {
     if (!has)
@@ -1986,6 +2245,17 @@ json_t *flow_to_json(const flow_t *f)
             json_object_set_new(j, "kernel", str_or_null(t->kernel));
             json_object_set_new(j, "parameters", json_deep_copy(t->parameters));
             json_object_set_new(j, "cell_timeout", json_integer(t->cell_timeout));
+        } else if (t->submit) {
+            const flow_submit_t *u = t->submit;
+            json_t *args = json_array(), *py = json_array();
+            for (size_t k = 0; k < u->nargs; k++)
+                json_array_append_new(args, json_string(u->args[k]));
+            for (size_t k = 0; k < u->npy_files; k++)
+                json_array_append_new(py, json_string(u->py_files[k]));
+            json_object_set_new(j, "spark_submit",
+                                json_pack("{s:s, s:s, s:o, s:O, s:o, s:o}", "application", u->application,
+                                          "application_path", u->application_path, "args", args,
+                                          "conf", u->conf, "py_files", py, "class", str_or_null(u->main_class)));
         } else {
             json_t *argv = json_array();
             for (size_t k = 0; k < t->argc; k++)
@@ -2004,6 +2274,7 @@ json_t *flow_to_json(const flow_t *f)
         json_object_set_new(j, "max_retry_delay", json_integer(t->max_retry_delay));
         json_object_set_new(j, "timeout", json_integer(t->timeout));
         json_object_set_new(j, "trigger_rule", json_string(flow_trigger_name(t->trigger_rule)));
+        json_object_set_new(j, "spark", flow_spark_json(&t->spark));
         json_array_append_new(tasks, j);
     }
     json_object_set_new(o, "tasks", tasks);

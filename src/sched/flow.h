@@ -56,16 +56,47 @@ typedef struct flow_hook {
     json_t *headers;         /* object of strings (maybe empty) */
 } flow_hook_t;
 
+/* What a task asks of Spark (docs/spark.md, "Spark in flows"). */
+typedef enum flow_spark_kind {
+    FLOW_SPARK_NONE = 0,     /* no Spark (or `spark: false` over a flow's default) */
+    FLOW_SPARK_EPHEMERAL,    /* a cluster created before the task, removed after it */
+    FLOW_SPARK_CLUSTER,      /* a long-lived cluster by name (nbhub spark up) */
+} flow_spark_kind_t;
+
+typedef struct flow_spark {
+    flow_spark_kind_t kind;
+    char   *cluster;         /* FLOW_SPARK_CLUSTER */
+    int     workers;         /* FLOW_SPARK_EPHEMERAL: defaults 1, 1 core, "1g" */
+    int     worker_cores;
+    char   *worker_memory;
+    int     connect;         /* the kernel gets SPARK_REMOTE instead of PYSPARK_SUBMIT_ARGS */
+    json_t *conf;            /* object of strings: Spark conf of the application (maybe empty) */
+} flow_spark_t;
+
+/* A spark-submit batch task (the SparkApplication idea without Kubernetes). */
+typedef struct flow_submit {
+    char   *application;     /* as written */
+    char   *application_path;/* resolved against the flow file's directory */
+    char  **args;            /* NULL-terminated; templates unrendered */
+    size_t  nargs;
+    json_t *conf;            /* object of strings (maybe empty) */
+    char  **py_files;        /* NULL-terminated, resolved paths */
+    size_t  npy_files;
+    char   *main_class;      /* NULL unless a JVM application names it */
+} flow_submit_t;
+
 typedef struct flow_task {
     char   *name;
     size_t  index;           /* position in the file (and in flow->tasks) */
     int     line, col;       /* where the task is defined */
 
-    /* Exactly one of notebook / argv is set. */
+    /* Exactly one of notebook / argv / submit is set. */
     char   *notebook;        /* as written in the file */
     char   *notebook_path;   /* resolved against the flow file's directory */
     char  **argv;            /* NULL-terminated; templates unrendered */
     size_t  argc;
+    flow_submit_t *submit;   /* spark_submit */
+    flow_spark_t spark;      /* the task's own, else the flow's `spark`, else none */
 
     char   *kernel;          /* NULL = the notebook's own kernelspec */
     json_t *parameters;      /* object (maybe empty); templates unrendered */
@@ -151,6 +182,9 @@ const flow_task_t *flow_task_topo(const flow_t *f, size_t i);
 
 /* Trigger rule names ("all_success" ...) and back; -1 if unknown. */
 const char *flow_trigger_name(flow_trigger_t t);
+/* A task's spark as JSON: null, {cluster, connect, conf} or {workers,
+ * worker_cores, worker_memory, connect, conf}.  New reference. */
+json_t *flow_spark_json(const flow_spark_t *sp);
 int flow_trigger_parse(const char *s);
 
 /* Durations: "30s", "5m", "1h30m", "2d" (units d h m s, largest first, each

@@ -26,6 +26,7 @@
 #include "sched/sched_int.h"
 #include "sched/dag.h"
 #include "sched/tmpl.h"
+#include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -488,6 +489,111 @@ static void task_start_failed(srun_t *r, stask_t *t, const char *msg)
     task_end(t, &end);
 }
 
+/* spark-submit's options and the application, for __spark-task --submit
+ * (which puts SPARK_HOME's spark-submit, the master, the driver's settings
+ * and the conf in front; the conf goes to it, see spark_wrap). */
+static int submit_argv(const flow_submit_t *u, const tmpl_ctx_t *ctx, char ***argv, size_t *argc, nb_err_t *err)
+{
+    argv_add(argv, argc, "spark-submit");
+    if (u->main_class) {
+        argv_add(argv, argc, "--class");
+        argv_add(argv, argc, u->main_class);
+    }
+    if (u->npy_files) {
+        buf_t b = BUF_INIT;
+        for (size_t i = 0; i < u->npy_files; i++) buf_printf(&b, "%s%s", i ? "," : "", u->py_files[i]);
+        argv_add(argv, argc, "--py-files");
+        argv_add(argv, argc, b.data);
+        buf_free(&b);
+    }
+    argv_add(argv, argc, u->application_path);
+    for (size_t i = 0; i < u->nargs; i++) {
+        json_t *rv = NULL;
+        if (tmpl_render_string(u->args[i], ctx, &rv, err) < 0) return -EINVAL;
+        char *txt = json_text(rv);
+        json_decref(rv);
+        argv_add(argv, argc, txt);
+        free(txt);
+    }
+    return 0;
+}
+
+static int task_wants_spark(const flow_task_t *ft)
+{
+    return ft->spark.kind != FLOW_SPARK_NONE || ft->submit != NULL;
+}
+
+/* Put `nbhub __spark-task ... --` in front of a task's command: the
+ * cluster, the connection in the environment, progress in <task>.spark.json
+ * (src/cli/cmd_spark_task.c). */
+static void spark_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t *argc)
+{
+    const flow_t *f = run_flow(r);
+    const flow_task_t *ft = &f->tasks[t->idx];
+    const flow_spark_t *sp = &ft->spark;
+    char **w = NULL;
+    size_t n = 0;
+    char *state = task_file(r, t, ".spark.json");
+    char *app = xasprintf("%s.%s (run %s, try %d)", f->name, ft->name, r->run_id, t->try_number + 1);
+    argv_add(&w, &n, s->self_exe);
+    argv_add(&w, &n, "__spark-task");
+    argv_add(&w, &n, "--home");
+    argv_add(&w, &n, s->home);
+    argv_add(&w, &n, "--state");
+    argv_add(&w, &n, state);
+    argv_add(&w, &n, "--app-name");
+    argv_add(&w, &n, app);
+    if (f->owner) {
+        argv_add(&w, &n, "--owner");
+        argv_add(&w, &n, f->owner);
+    }
+    if (sp->kind == FLOW_SPARK_CLUSTER) {
+        argv_add(&w, &n, "--cluster");
+        argv_add(&w, &n, sp->cluster);
+    } else if (sp->kind == FLOW_SPARK_EPHEMERAL) {
+        /* one cluster per task run, named after it: unique, and found
+         * again by name in `nbhub spark list` and the API */
+        char name[96], num[32];
+        snprintf(name, sizeof name, "%.40s-t%lld", f->name, (long long)t->id);
+        argv_add(&w, &n, "--ephemeral");
+        argv_add(&w, &n, name);
+        snprintf(num, sizeof num, "%d", sp->workers);
+        argv_add(&w, &n, "--workers");
+        argv_add(&w, &n, num);
+        snprintf(num, sizeof num, "%d", sp->worker_cores);
+        argv_add(&w, &n, "--worker-cores");
+        argv_add(&w, &n, num);
+        argv_add(&w, &n, "--worker-memory");
+        argv_add(&w, &n, sp->worker_memory);
+    } else {
+        argv_add(&w, &n, "--local");
+    }
+    if (sp->connect) argv_add(&w, &n, "--connect");
+    if (ft->submit) argv_add(&w, &n, "--submit");
+    /* The conf of the task's spark, then spark_submit's (which wins: the
+     * later --conf of a key wins in spark-submit too); __spark-task checks
+     * it against the cluster. */
+    const json_t *confs[2] = { sp->conf, ft->submit ? ft->submit->conf : NULL };
+    for (int c = 0; c < 2; c++) {
+        const char *k;
+        json_t *v;
+        if (confs[c])
+            json_object_foreach((json_t *)confs[c], k, v) {
+                char *kv = xasprintf("%s=%s", k, json_string_value(v));
+                argv_add(&w, &n, "--conf");
+                argv_add(&w, &n, kv);
+                free(kv);
+            }
+    }
+    argv_add(&w, &n, "--");
+    for (size_t i = 0; i < *argc; i++) argv_add(&w, &n, (*argv)[i]);
+    strv_free(*argv);
+    *argv = w;
+    *argc = n;
+    free(state);
+    free(app);
+}
+
 static void task_launch(sched_t *s, stask_t *t)
 {
     srun_t *r = t->run;
@@ -562,7 +668,7 @@ static void task_launch(sched_t *s, stask_t *t)
          * without their own environment and with that working directory
          * can use one. */
         const char *kname = r->fr->kernel[t->idx];
-        if (s->o.pool && kname && json_object_size(ft->env) == 0 && s->pool_cwd &&
+        if (s->o.pool && kname && json_object_size(ft->env) == 0 && !task_wants_spark(ft) && s->pool_cwd &&
             strcmp(cwd, s->pool_cwd) == 0 && pool_take(s->o.pool, kname, &kernel) == 0) {
             char pid[32];
             snprintf(pid, sizeof pid, "%d", pool_kernel_pid(kernel));
@@ -574,6 +680,11 @@ static void task_launch(sched_t *s, stask_t *t)
              * process has exited, so the task need not wait for it. */
         }
         free(cwd);
+    } else if (ft->submit) {
+        if (submit_argv(ft->submit, &ctx, &argv, &argc, &err) < 0) {
+            failed = xasprintf("spark_submit: %s", err.msg);
+            goto out;
+        }
     } else {
         for (size_t i = 0; i < ft->argc; i++) {
             json_t *v = NULL;
@@ -587,6 +698,8 @@ static void task_launch(sched_t *s, stask_t *t)
             free(txt);
         }
     }
+    int spark = task_wants_spark(ft);
+    if (spark) spark_wrap(s, r, t, &argv, &argc);
     env = task_env(renv, &ctx, t->try_number + 1);
 
     /* A header line in the log per try. */
@@ -600,7 +713,7 @@ static void task_launch(sched_t *s, stask_t *t)
     }
     sup_spawn_opts_t so = { s->self_exe, argv, env,
                             ft->notebook_path ? NULL : (ft->cwd ? ft->cwd : f->base_dir),
-                            log_path, status_path, ft->notebook_path != NULL };
+                            log_path, status_path, ft->notebook_path != NULL && !spark };
     sup_task_t *proc = NULL;
     if (sup_spawn(s->o.loop, &so, task_on_exit, t, &proc, &err) < 0) {
         failed = xstrdup(err.msg);
@@ -670,6 +783,46 @@ static const char *run_exit_meaning(int code)
     }
 }
 
+/* Exit codes of nbhub __spark-task (src/cli/cmd_spark_task.c). */
+static const char *spark_exit_meaning(int code)
+{
+    switch (code) {
+    case 20: return "no Java or no Spark found";
+    case 21: return "the Spark cluster did not start";
+    case 22: return "the Spark cluster is not up or not usable by this flow";
+    case 23: return "the Spark settings do not fit the cluster";
+    default: return NULL;
+    }
+}
+
+/* The Spark application of a try, from <task>.spark.json, onto the task run. */
+static void spark_record(srun_t *r, stask_t *t)
+{
+    char *p = task_file(r, t, ".spark.json");
+    json_t *j = json_load_file(p, 0, NULL);
+    free(p);
+    const char *id = json_string_value(json_object_get(j, "app_id"));
+    nb_err_t err;
+    if (id && store_task_set_spark(r->s->o.store, t->id, id, &err) < 0)
+        LOG_W("spark app id not recorded", "task=%lld error=\"%s\"", (long long)t->id, err.msg);
+    json_decref(j);
+}
+
+/* Append what __spark-task saw go wrong ("exit code 21: the Spark cluster
+ * did not start: 2 workers x 64g = ..."; "exit code 1: a cell raised an
+ * error; the Spark master died during the task"). */
+static void spark_why(srun_t *r, stask_t *t, char *msg, size_t n)
+{
+    char *p = task_file(r, t, ".spark.json");
+    json_t *j = json_load_file(p, 0, NULL);
+    free(p);
+    const char *why = json_string_value(json_object_get(j, "message"));
+    size_t len = strlen(msg);
+    if (why && *why && len < n)
+        snprintf(msg + len, n - len, "%s%s", strstr(msg, ": ") ? "; " : ": ", why);
+    json_decref(j);
+}
+
 static void retry_on_timer(uv_timer_t *h);
 
 /* Record the end of a try and move the DAG on. */
@@ -681,7 +834,7 @@ static void task_end(stask_t *t, const sup_end_t *end)
     int64_t now = sched_now_us();
     int ok = !t->start_error && !end->lost && end->term_signal == 0 && end->exit_code == 0 && !t->timed_out &&
              !t->cancelled && !t->shutdown;
-    char msg[256];
+    char msg[512];
     if (t->timed_out) snprintf(msg, sizeof msg, "timed out after %llds", (long long)ft->timeout);
     else if (t->shutdown) snprintf(msg, sizeof msg, "stopped by daemon shutdown");
     else if (end->lost) snprintf(msg, sizeof msg, "the task's process was lost (daemon restart)");
@@ -689,9 +842,12 @@ static void task_end(stask_t *t, const sup_end_t *end)
     else if (t->start_error)
         snprintf(msg, sizeof msg, "could not start: %s", t->start_error);
     else {
-        const char *m = ft->notebook_path ? run_exit_meaning(end->exit_code) : NULL;
+        const char *m = task_wants_spark(ft) ? spark_exit_meaning(end->exit_code) : NULL;
+        if (!m && ft->notebook_path) m = run_exit_meaning(end->exit_code);
         snprintf(msg, sizeof msg, "exit code %d%s%s", end->exit_code, m ? ": " : "", m ? m : "");
+        if (task_wants_spark(ft) && end->exit_code) spark_why(r, t, msg, sizeof msg);
     }
+    if (task_wants_spark(ft)) spark_record(r, t);
     if (t->started_us) {
         double d = (double)(now - t->started_us) / 1e6;
         s->stats.dur_sum += d;

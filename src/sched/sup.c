@@ -67,7 +67,8 @@ int64_t sup_proc_start_time(int pid)
     char *p = strrchr(buf, ')');
     if (!p) return 0;
     p++;
-    for (int field = 2; field < 22 && p; field++) p = strchr(p + 1, ' ');
+    /* p is at the space before field 3; 19 more spaces to the one before 22 */
+    for (int field = 3; field < 22 && p; field++) p = strchr(p + 1, ' ');
     return p ? strtoll(p + 1, NULL, 10) : 0;
 }
 

@@ -141,6 +141,25 @@ int scluster_free_port(void)
     return rc;
 }
 
+long scluster_memory_mb(const char *m)
+{
+    if (scluster_memory_ok(m) < 0) return -EINVAL;
+    long n = atol(m);
+    char u = m[strspn(m, "0123456789")];
+    return u == 'g' || u == 'G' ? n * 1024 : u == 't' || u == 'T' ? n * 1024 * 1024 : n;
+}
+
+long scluster_host_memory_mb(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[128];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemTotal: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb > 0 ? kb / 1024 : -1;
+}
+
 int scluster_memory_ok(const char *m)
 {
     size_t d = strspn(m, "0123456789");

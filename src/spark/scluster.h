@@ -49,5 +49,9 @@ int scluster_free_port(void);
 
 /* "512m", "2g", "1024m": Spark's worker memory; 0 if valid. */
 int scluster_memory_ok(const char *m);
+/* That size in megabytes, or -EINVAL. */
+long scluster_memory_mb(const char *m);
+/* This machine's memory (MemTotal) in megabytes, -1 if unknown. */
+long scluster_host_memory_mb(void);
 
 #endif

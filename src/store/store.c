@@ -172,6 +172,8 @@ static const char *const migrations[] = {
     "  task  TEXT,"
     "  json  TEXT    NOT NULL"
     ") STRICT;",
+    /* 1 -> 2: the Spark application a task ran (docs/spark.md). */
+    "ALTER TABLE task_runs ADD COLUMN spark_app_id TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -137,7 +137,7 @@
 #include "util/err.h"
 
 /* The schema version this nbhub writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct store store_t;
 

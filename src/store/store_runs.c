@@ -130,7 +130,7 @@ void store_run_id_format(store_run_kind_t kind, int64_t logical_us, char *buf, s
                         "r.ended_at, r.triggered_by"
 #define TASK_COLS "t.id, t.run, t.task, t.state, t.try_number, t.max_tries, t.next_retry_at, " \
                   "t.pid, t.pid_start_time, t.queued_at, t.started_at, t.ended_at, "          \
-                  "t.exit_code, t.error, t.output_path, t.log_path"
+                  "t.exit_code, t.error, t.output_path, t.log_path, t.spark_app_id"
 #define HOOK_COLS "id, run, url, event, payload_json, state, attempts, next_attempt_at, " \
                   "last_error, created_at, delivered_at"
 
@@ -170,6 +170,7 @@ static void task_row(sqlite3_stmt *s, store_task_run_t *t)
     t->error = store_col_str(s, 13);
     t->output_path = store_col_str(s, 14);
     t->log_path = store_col_str(s, 15);
+    t->spark_app_id = store_col_str(s, 16);
 }
 
 static void hook_row(sqlite3_stmt *s, store_webhook_t *w)
@@ -748,6 +749,16 @@ out:
     return rc;
 }
 
+int store_task_set_spark(store_t *st, int64_t task_run, const char *app_id, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "UPDATE task_runs SET spark_app_id = ?2 WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, task_run);
+    store_bind_text(s, 2, app_id);
+    return store_step_done(st, s, "record the Spark application", err);
+}
+
 int store_task_finish(store_t *st, int64_t task_run, store_task_state_t result, int exit_code,
                       const char *error, int64_t retry_at, int64_t now,
                       store_task_state_t *new_state, nb_err_t *err)
@@ -1245,6 +1256,7 @@ void store_task_run_clear(store_task_run_t *t)
     free(t->error);
     free(t->output_path);
     free(t->log_path);
+    free(t->spark_app_id);
     memset(t, 0, sizeof *t);
 }
 

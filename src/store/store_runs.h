@@ -91,6 +91,7 @@ typedef struct store_task_run {
     char              *error;        /* may be NULL */
     char              *output_path;  /* may be NULL */
     char              *log_path;     /* may be NULL */
+    char              *spark_app_id; /* the Spark application of the latest try, may be NULL */
 } store_task_run_t;
 
 typedef struct store_task_runs {
@@ -163,6 +164,9 @@ int store_task_queue(store_t *st, int64_t task_run, int64_t now, nb_err_t *err);
 int store_task_start(store_t *st, int64_t task_run, int pid, int64_t pid_start_time,
                      const char *output_path, const char *log_path, int64_t now,
                      nb_err_t *err);
+
+/* The Spark application id the task's latest try ran (NULL clears it). */
+int store_task_set_spark(store_t *st, int64_t task_run, const char *app_id, nb_err_t *err);
 
 /* running -> success, or running -> failed / up_for_retry.  A failure
  * becomes up_for_retry when try_number < max_tries and retry_at != 0

@@ -1,7 +1,10 @@
 /* dlcurl — see dlcurl.h. */
 #include "util/dlcurl.h"
 
+#include "util/buf.h"
+
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,4 +62,24 @@ const struct dlcurl *dlcurl(void)
 {
     pthread_once(&dlcurl_once, dlcurl_load);
     return &dlcurl_table;
+}
+
+int dlcurl_get(const char *url, long timeout_ms, buf_t *body, long *status)
+{
+    *status = 0;
+    body->data = NULL;
+    body->len = 0;
+    CURL *h = curl_easy_init();
+    if (!h) return -EIO;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    FILE *mem = open_memstream(&body->data, &body->len);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, mem);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(h);
+    fclose(mem);
+    return rc == CURLE_OK ? 0 : -EIO;
 }

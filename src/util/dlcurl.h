@@ -108,4 +108,11 @@ const struct dlcurl *dlcurl(void);
 #undef curl_url_get
 #define curl_url_get (dlcurl()->url_get)
 
+/* A blocking GET of a local URL (the Spark master's /json/, an
+ * application's REST API) within timeout_ms: the body in *body (caller
+ * frees body->data), the HTTP status in *status.  0, or -EIO when no answer
+ * came.  For short requests on processes with nothing else to do. */
+struct buf;
+int dlcurl_get(const char *url, long timeout_ms, struct buf *body, long *status);
+
 #endif

@@ -337,6 +337,9 @@ class Harness:
     def leftovers(self):
         me = os.getpid()
         mark = f"NBHUB_TEST_MARKER={self.marker}".encode()
+        # nbhub serve gives its tasks none of its own NBHUB_* variables; this
+        # one they keep, so processes of a flow's task are found too
+        rt = f"JUPYTER_RUNTIME_DIR={self.tmp / 'runtime'}".encode()
         parents = {f"JPY_PARENT_PID={pid}".encode() for pid in self.pids}
         tmp = str(self.tmp).encode()
         found = []
@@ -354,7 +357,7 @@ class Harness:
                     cmd = f.read()
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
-            if mark in env or any(e in parents for e in env) or tmp in cmd:
+            if mark in env or rt in env or any(e in parents for e in env) or tmp in cmd:
                 found.append((int(d), cmd.replace(b"\0", b" ").decode(errors="replace")))
         return found
 

@@ -574,7 +574,7 @@ def test_stub_apply_sends_bytes_filename_and_token(h, stub):
             return (200, {"name": "good", "version": 0, "changed": True, "dry_run": True})
         if "bad" in fn:
             return (400, {"error": {"code": "invalid_flow", "message": "the flow file has 2 errors",
-                                    "details": [f"{fn}:3:3: task 't' needs 'notebook' or 'command'",
+                                    "details": [f"{fn}:3:3: task 't' needs 'notebook', 'command' or 'spark_submit'",
                                                 f"{fn}:4:5: unknown key 'comand'; did you mean 'command'?"]}})
         if "same" in fn:
             return (200, {"name": "same", "version": 4, "changed": False})
@@ -588,7 +588,7 @@ def test_stub_apply_sends_bytes_filename_and_token(h, stub):
     err = r.stderr.splitlines()
     assert "nbhub: the flow file has 2 errors" in err
     # positions name the user's path, printed bare (compiler style)
-    assert "flows/bad.yaml:3:3: task 't' needs 'notebook' or 'command'" in err
+    assert "flows/bad.yaml:3:3: task 't' needs 'notebook', 'command' or 'spark_submit'" in err
     assert "flows/bad.yaml:4:5: unknown key 'comand'; did you mean 'command'?" in err
 
     reqs = stub.reqs("POST", "/api/v1/flows")

@@ -137,6 +137,9 @@ static int64_t store_run(fx_t *f, const char *flow, int64_t logical, int start)
     snprintf(out, sizeof out, "%s/run%lld.ipynb", f->dir, (long long)run);
     write_file(log, "line one\nline two\n");
     write_file(out, NOTEBOOK);
+    char spark[192];
+    snprintf(spark, sizeof spark, "%s/run%lld.spark.json", f->dir, (long long)run);
+    write_file(spark, "{\"mode\": \"local\", \"app_id\": \"local-1\", \"master_url\": \"local[*]\"}");
     assert_int_equal(store_task_queue(f->st, tid, time_now_us(), &err), 0);
     assert_int_equal(store_task_start(f->st, tid, 4242, 1, out, log, time_now_us(), &err), 0);
     store_run_clear(&r);
@@ -192,8 +195,13 @@ static fx_t *fx_new(int with_sched)
         store_run_t r;
         store_task_runs_t tl;
         assert_int_equal(store_run_get(f->st, f->run, &r, &tl, &err), 0);
-        for (size_t i = 0; i < tl.n; i++)
+        for (size_t i = 0; i < tl.n; i++) {
             if (tl.v[i].output_path) write_file(tl.v[i].output_path, NOTEBOOK);
+            /* and the Spark state a task with spark: would have */
+            char *sp = tl.v[i].log_path ? api_runs_spark_path(tl.v[i].log_path) : NULL;
+            if (sp) write_file(sp, "{\"mode\": \"local\", \"app_id\": \"local-1\"}");
+            free(sp);
+        }
         store_run_clear(&r);
         store_task_runs_free(&tl);
     } else {

@@ -212,7 +212,7 @@ static void test_error_kinds(void **state)
     expect_errors("frobnicate: 1\ntasks: {a: {command: ls}}\n",
                   "t.yaml:1:1: unknown key 'frobnicate' (known keys: name, description, owner, "
                   "schedule, timezone, start_date, end_date, catchup, max_active_runs, params, "
-                  "on_failure, on_success, defaults, tasks)\n");
+                  "on_failure, on_success, defaults, tasks, spark)\n");
     expect_errors("retries: 1\ntasks: {a: {command: ls}}\n",
                   "t.yaml:1:1: unknown key 'retries'; 'retries' belongs in a task (under 'tasks')\n");
     expect_errors("tasks:\n  a:\n    command: ls\n    schedule: 5m\n",
@@ -275,10 +275,10 @@ static void test_error_kinds(void **state)
                   "t.yaml:2:27: cycle: a -> b -> c -> a\n");
     /* both / neither notebook and command */
     t = xasprintf("tasks:\n  a:\n%s    command: ls\n", nb);
-    expect_errors(t, "t.yaml:2:3: task 'a' has both 'notebook' and 'command'; give exactly one\n");
+    expect_errors(t, "t.yaml:2:3: task 'a' has more than one of 'notebook', 'command' and 'spark_submit'; give exactly one\n");
     free(t);
-    expect_errors("tasks:\n  a:\n    retries: 1\n", "t.yaml:2:3: task 'a' needs 'notebook' or 'command'\n");
-    expect_errors("tasks:\n  a:\n", "t.yaml:2:3: task 'a' needs 'notebook' or 'command'\n");
+    expect_errors("tasks:\n  a:\n    retries: 1\n", "t.yaml:2:3: task 'a' needs 'notebook', 'command' or 'spark_submit'\n");
+    expect_errors("tasks:\n  a:\n", "t.yaml:2:3: task 'a' needs 'notebook', 'command' or 'spark_submit'\n");
     /* invalid names */
     expect_errors("name: Daily Report\ntasks: {a: {command: ls}}\n",
                   "t.yaml:1:7: invalid flow name 'Daily Report': use lowercase letters, digits, '_' "
@@ -618,6 +618,80 @@ static void test_closest(void **state)
     assert_null(errlist_closest("x", c, 4));
 }
 
+/* spark and spark_submit (docs/spark.md). */
+static void test_spark(void **state)
+{
+    (void)state;
+    mismatches = 0;
+    /* The flow's spark is every task's default; a task's own wins; false opts out. */
+    flow_t *f = parse_ok("spark: {workers: 2, worker_memory: 2g, conf: {spark.sql.shuffle.partitions: 8}}\n"
+                         "tasks:\n"
+                         "  a: {command: [\"true\"]}\n"
+                         "  b: {command: [\"true\"], spark: {cluster: shared, connect: true}}\n"
+                         "  c: {command: [\"true\"], spark: false}\n"
+                         "  d: {command: [\"true\"], spark: true}\n");
+    assert_int_equal(f->tasks[0].spark.kind, FLOW_SPARK_EPHEMERAL);
+    assert_int_equal(f->tasks[0].spark.workers, 2);
+    assert_string_equal(f->tasks[0].spark.worker_memory, "2g");
+    assert_string_equal(json_string_value(json_object_get(f->tasks[0].spark.conf, "spark.sql.shuffle.partitions")), "8");
+    assert_int_equal(f->tasks[1].spark.kind, FLOW_SPARK_CLUSTER);
+    assert_string_equal(f->tasks[1].spark.cluster, "shared");
+    assert_true(f->tasks[1].spark.connect);
+    assert_int_equal(f->tasks[2].spark.kind, FLOW_SPARK_NONE);
+    assert_int_equal(f->tasks[3].spark.kind, FLOW_SPARK_EPHEMERAL);
+    assert_int_equal(f->tasks[3].spark.workers, 1);
+    assert_string_equal(f->tasks[3].spark.worker_memory, "1g");
+    json_t *j = flow_to_json(f);
+    json_t *t1 = json_array_get(json_object_get(j, "tasks"), 1);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(t1, "spark"), "cluster")), "shared");
+    assert_true(json_is_null(json_object_get(json_array_get(json_object_get(j, "tasks"), 2), "spark")));
+    json_decref(j);
+    flow_free(f);
+
+    /* spark_submit: files resolved against the flow's directory; URLs kept. */
+    f = parse_ok("tasks:\n"
+                 "  s:\n"
+                 "    spark_submit:\n"
+                 "      application: notebooks/a.ipynb\n"
+                 "      args: ['{{ ds }}', x]\n"
+                 "      py_files: 'notebooks/a.ipynb,s3a://b/lib.zip'\n"
+                 "      conf: {spark.executor.cores: 2}\n");
+    const flow_submit_t *u = f->tasks[0].submit;
+    assert_non_null(u);
+    assert_non_null(strstr(u->application_path, "/notebooks/a.ipynb"));
+    assert_int_equal(u->nargs, 2);
+    assert_string_equal(u->args[0], "{{ ds }}");
+    assert_int_equal(u->npy_files, 2);
+    assert_string_equal(u->py_files[1], "s3a://b/lib.zip");
+    assert_string_equal(json_string_value(json_object_get(u->conf, "spark.executor.cores")), "2");
+    flow_free(f);
+
+    expect_errors("tasks:\n  a: {command: [x], spark: {cluster: c, workers: 2}}\n",
+                  "t.yaml:2:41: 'workers' sizes an ephemeral cluster; a named cluster has the size it was "
+                  "started with (nbhub spark up)\n");
+    expect_errors("tasks:\n  a: {command: [x], spark: {worker_memory: lots}}\n",
+                  "t.yaml:2:44: 'worker_memory' lots: a size such as 512m or 2g expected\n");
+    expect_errors("tasks:\n  a: {command: [x], spark: {conf: {executor.memory: 1g}}}\n",
+                  "t.yaml:2:36: 'spark.conf': 'executor.memory' is not a Spark property (spark.something, no "
+                  "spaces or '=')\n");
+    expect_errors("tasks:\n  a: {command: [x], spark: {wokers: 2}}\n",
+                  "t.yaml:2:29: unknown key 'wokers' in 'spark'; did you mean 'workers'?\n");
+    expect_errors("tasks:\n  a: {command: [x], spark: 3}\n",
+                  "t.yaml:2:28: 'spark' must be true or false, not an integer\n");
+    expect_errors("tasks:\n  a: {spark_submit: {args: [x]}}\n",
+                  "t.yaml:2:21: 'spark_submit' needs an 'application' (a .py file or a .jar)\n");
+    expect_errors("tasks:\n  a: {spark_submit: {application: 'local:///opt/app.jar'}}\n",
+                  "t.yaml:2:21: 'spark_submit': a .jar application needs its main 'class'\n");
+    char *e = errors_of("tasks:\n  a: {spark_submit: {application: nope.py}}\n");
+    assert_non_null(strstr(e, "t.yaml:2:35: application 'nope.py' not found (looked for /"));
+    assert_non_null(strstr(e, "/tests/unit/data/flows/nope.py)"));
+    free(e);
+    expect_errors("tasks:\n  a: {command: [x], spark_submit: {application: 'local:///a.py'}}\n",
+                  "t.yaml:2:3: task 'a' has more than one of 'notebook', 'command' and 'spark_submit'; give "
+                  "exactly one\n");
+    assert_int_equal(mismatches, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_alias_bomb),
         cmocka_unit_test(test_closest),
+        cmocka_unit_test(test_spark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "spark/scluster.h"
+#include "spark/sprogress.h"
+
+#include <jansson.h>
 
 static const char master_json[] =
     "{\"url\":\"spark://127.0.0.1:42479\",\"workers\":[{\"id\":\"worker-1\",\"host\":\"127.0.0.1\","
@@ -90,12 +93,77 @@ static void test_memory_and_port(void **state)
     assert_true(p > 1024 && p < 65536);
 }
 
+static void test_memory_mb(void **state)
+{
+    (void)state;
+    assert_int_equal(scluster_memory_mb("512m"), 512);
+    assert_int_equal(scluster_memory_mb("2g"), 2048);
+    assert_int_equal(scluster_memory_mb("1T"), 1024 * 1024);
+    assert_int_equal(scluster_memory_mb("300"), 300);
+    assert_int_equal(scluster_memory_mb("2x"), -EINVAL);
+    assert_true(scluster_host_memory_mb() > 0);
+}
+
+/* The answers of a driver's REST API as Spark 4 serves them (trimmed). */
+static void test_progress_summary(void **state)
+{
+    (void)state;
+    json_t *apps = json_loads("[{\"id\": \"app-20261202080349-0000\", \"name\": \"x\", \"attempts\": []}]", 0, NULL);
+    assert_string_equal(sprogress_app_id(apps), "app-20261202080349-0000");
+    assert_null(sprogress_app_id(NULL));
+    json_t *empty = json_array();
+    assert_null(sprogress_app_id(empty));
+    json_t *jobs = json_loads(
+        "[{\"jobId\": 1, \"name\": \"count at x.py:3\", \"status\": \"RUNNING\", \"stageIds\": [1, 2],"
+        "  \"numTasks\": 8, \"numActiveTasks\": 2, \"numCompletedTasks\": 5, \"numSkippedTasks\": 0,"
+        "  \"numFailedTasks\": 1, \"numCompletedStages\": 1},"
+        " {\"jobId\": 0, \"name\": \"sum\", \"status\": \"SUCCEEDED\", \"stageIds\": [0], \"numTasks\": 4,"
+        "  \"numCompletedTasks\": 4, \"numCompletedStages\": 1}, 42]", 0, NULL);
+    json_t *stages = json_loads("[{\"stageId\": 2, \"attemptId\": 0, \"name\": \"count\", \"status\": \"ACTIVE\","
+                                " \"numTasks\": 4, \"numActiveTasks\": 2, \"numCompleteTasks\": 1, \"numFailedTasks\": 1}]",
+                                0, NULL);
+    json_t *s = sprogress_summary("app-1", jobs, stages);
+    assert_string_equal(json_string_value(json_object_get(s, "app_id")), "app-1");
+    json_t *t = json_object_get(s, "totals");
+    assert_int_equal(json_integer_value(json_object_get(t, "jobs")), 2);   /* 42 is no job */
+    assert_int_equal(json_integer_value(json_object_get(t, "running")), 1);
+    assert_int_equal(json_integer_value(json_object_get(t, "succeeded")), 1);
+    json_t *j0 = json_array_get(json_object_get(s, "jobs"), 0);
+    assert_int_equal(json_integer_value(json_object_get(j0, "id")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j0, "done")), 5);
+    assert_int_equal(json_integer_value(json_object_get(j0, "stages")), 2);
+    json_t *st = json_array_get(json_object_get(s, "active_stages"), 0);
+    assert_int_equal(json_integer_value(json_object_get(st, "id")), 2);
+    assert_int_equal(json_integer_value(json_object_get(st, "active")), 2);
+    json_decref(s);
+    /* Nothing yet: an empty summary, not a crash. */
+    s = sprogress_summary(NULL, NULL, NULL);
+    assert_true(json_is_null(json_object_get(s, "app_id")));
+    assert_int_equal(json_array_size(json_object_get(s, "jobs")), 0);
+    json_decref(s);
+    /* At most SPROGRESS_MAX_JOBS jobs kept; all counted. */
+    json_t *many = json_array();
+    for (int i = 0; i < 3 * SPROGRESS_MAX_JOBS; i++)
+        json_array_append_new(many, json_pack("{s:i, s:s}", "jobId", i, "status", "SUCCEEDED"));
+    s = sprogress_summary("a", many, NULL);
+    assert_int_equal(json_array_size(json_object_get(s, "jobs")), SPROGRESS_MAX_JOBS);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "totals"), "succeeded")), 3 * SPROGRESS_MAX_JOBS);
+    json_decref(s);
+    json_decref(many);
+    json_decref(apps);
+    json_decref(empty);
+    json_decref(jobs);
+    json_decref(stages);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_parse),
         cmocka_unit_test(test_argv_env),
         cmocka_unit_test(test_memory_and_port),
+        cmocka_unit_test(test_memory_mb),
+        cmocka_unit_test(test_progress_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

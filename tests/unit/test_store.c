@@ -207,7 +207,9 @@ static void test_newer_version_refused(void **state)
     sqlite3_step(s);
     assert_int_equal(sqlite3_column_int(s, 0), 99);
     sqlite3_finalize(s);
-    sqlite3_exec(db, "PRAGMA user_version=1", 0, 0, 0);
+    char reset[64];
+    snprintf(reset, sizeof reset, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);
+    sqlite3_exec(db, reset, 0, 0, 0);
     sqlite3_close(db);
     reopen(f);
 }

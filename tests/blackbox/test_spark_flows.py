@@ -1,0 +1,237 @@
+"""Spark in flows, with real Spark (pyspark's bundled distribution, Java 17):
+an ephemeral 2-worker cluster created for a notebook task and gone after it,
+spark_submit batch tasks (exit status, driver log, application id), a named
+cluster with its owner, kill -9 of nbhub serve during a Spark task, cancel,
+and the faults that must give a clear message on the task run.  The
+harness's orphan check runs after each test: every JVM carries the test's
+marker in its environment."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import code, code_cells, read_nb, stream_text, wait_for, write_nb
+from nbserve import Server
+
+pytest.importorskip("pyspark")
+
+SPARK_NB = ("from pyspark.sql import SparkSession\n"
+            "spark = SparkSession.builder.getOrCreate()\n"
+            "sc = spark.sparkContext\n"
+            "print(sc.master)\n"
+            "print(sc.parallelize(range(1000), 4).map(lambda x: 2 * x).sum())\n"
+            "print(len({w for w in sc.parallelize(range(8), 8).map(lambda _: __import__('os').getpid()).collect()}) >= 1)\n")
+
+
+def spark_cli(h, *args):
+    return h.run(["spark", *args, "--home", h.tmp / "home"], timeout=120)
+
+
+def task_row(srv, run_id, task):
+    return srv.db().execute("SELECT t.* FROM task_runs t JOIN runs r ON r.id = t.run "
+                            "WHERE r.id = ? AND t.task = ?", (run_id, task)).fetchone()
+
+
+def spark_state(srv, run_id, task):
+    st, t = srv.api.get(f"/api/v1/runs/{run_id}/tasks/{task}/spark")
+    assert st == 200, (st, t)
+    return t
+
+
+def jvms(h):
+    """Pids of Java processes of this test (nbhub serve drops NBHUB_TEST_MARKER
+    from its tasks' environment; their JUPYTER_RUNTIME_DIR is the test's)."""
+    mark = f"JUPYTER_RUNTIME_DIR={h.tmp / 'runtime'}".encode()
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if b"java" in cmd.split(b"\0")[0] and mark in env.split(b"\0"):
+            out.append(int(pid))
+    return out
+
+
+def test_ephemeral_cluster_for_a_notebook_task(h, tmp_path):
+    srv = Server(h)
+    write_nb(srv.flows / "count.ipynb", code(SPARK_NB))
+    srv.apply("sparky", "owner: admin\n"
+                        "tasks:\n"
+                        "  count:\n"
+                        "    notebook: count.ipynb\n"
+                        "    spark: {workers: 2, worker_cores: 1, worker_memory: 512m,\n"
+                        "            conf: {spark.executor.memory: 512m}}\n")
+    srv.start()
+    try:
+        rid = srv.trigger("sparky")
+        # While it runs: the ephemeral cluster is listed under the task's name.
+        def listed():
+            r = spark_cli(h, "list", "--json")
+            return [c for c in json.loads(r.stdout) if c["name"].startswith("sparky-t")] if r.rc == 0 else []
+        assert wait_for(listed, 120, interval=0.5), srv.log()
+        cl = listed()[0]
+        run = srv.wait_run(rid, timeout=240)
+        assert run["state"] == "success", (run, srv.log())
+        out = read_nb(srv.home / "runs" / "sparky" / os.listdir(srv.home / "runs" / "sparky")[0] / "count.ipynb")
+        lines = stream_text(code_cells(out)[0]).split("\n")
+        assert lines[0] == cl["master_url"] and lines[0].startswith("spark://127.0.0.1:"), lines
+        assert lines[1] == "999000"
+        # The application id on the task run and its progress from the REST API.
+        row = task_row(srv, rid, "count")
+        assert row["spark_app_id"] and row["spark_app_id"].startswith("app-"), dict(row)
+        sp = spark_state(srv, rid, "count")
+        assert sp["mode"] == "ephemeral" and sp["app_id"] == row["spark_app_id"], sp
+        assert sp["progress"]["totals"]["succeeded"] >= 1, sp
+        assert all(j["done"] == j["tasks"] for j in sp["progress"]["jobs"] if j["status"] == "SUCCEEDED")
+        t = [x for x in run["tasks"] if x["name"] == "count"][0]
+        assert t["spark_app_id"] == row["spark_app_id"], t
+        # After the task: the cluster is gone, no JVM is left.
+        assert not listed()
+        assert not jvms(h)
+        log = (srv.home / "runs" / "sparky").rglob("count.log").__next__().read_text()
+        assert "Spark cluster sparky-t" in log and "removed" in log, log
+    finally:
+        srv.stop()
+
+
+def test_spark_submit_batch_tasks(h, tmp_path):
+    srv = Server(h)
+    (srv.flows / "job.py").write_text(
+        "import sys\n"
+        "from pyspark.sql import SparkSession\n"
+        "from helper import double\n"
+        "spark = SparkSession.builder.getOrCreate()\n"
+        "n = int(sys.argv[1])\n"
+        "print('conf', spark.conf.get('spark.nbhub.test', 'unset'))\n"
+        "print('sum', spark.sparkContext.parallelize(range(n), 3).map(double).sum())\n"
+        "if sys.argv[2] == 'fail':\n"
+        "    raise SystemExit(3)\n"
+        "spark.stop()\n")
+    (srv.flows / "helper.py").write_text("def double(x):\n    return 2 * x\n")
+    srv.apply("batch", "params: {n: 100}\n"
+                       "tasks:\n"
+                       "  ok:\n"
+                       "    spark_submit:\n"
+                       "      application: job.py\n"
+                       "      args: ['{{ params.n }}', 'ok']\n"
+                       "      conf: {spark.nbhub.test: hello}\n"
+                       "      py_files: [helper.py]\n"
+                       "  bad:\n"
+                       "    spark_submit: {application: job.py, args: ['10', 'fail'], py_files: helper.py}\n")
+    srv.start()
+    try:
+        rid = srv.trigger("batch", {"n": 1000})
+        run = srv.wait_run(rid, timeout=240)
+        assert run["state"] == "failed", run
+        ok, bad = task_row(srv, rid, "ok"), task_row(srv, rid, "bad")
+        assert ok["state"] == "success" and ok["exit_code"] == 0, dict(ok)
+        assert bad["state"] == "failed" and bad["exit_code"] == 3, dict(bad)
+        assert "exit code 3" in bad["error"]
+        # The driver's output is the task's log; the application id is recorded.
+        log = open(ok["log_path"]).read()
+        assert "conf hello" in log and "sum 999000" in log, log
+        for row in (ok, bad):
+            assert row["spark_app_id"] and row["spark_app_id"].startswith("local-"), dict(row)
+        sp = spark_state(srv, rid, "ok")
+        assert sp["mode"] == "local" and sp["master_url"] == "local[*]", sp
+    finally:
+        srv.stop()
+
+
+def test_named_cluster_owner_and_missing(h, tmp_path):
+    r = spark_cli(h, "up", "shared", "--worker-memory", "512m", "--owner", "alice")
+    assert r.rc == 0, r
+    url = r.stdout.strip()
+    srv = Server(h)
+    write_nb(srv.flows / "nb.ipynb", code(SPARK_NB))
+    srv.apply("mine", "owner: alice\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared}}\n")
+    srv.apply("theirs", "owner: bob\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared}}\n")
+    srv.apply("nocluster", "tasks:\n  a: {notebook: nb.ipynb, spark: {cluster: nope}}\n")
+    srv.apply("toobig", "owner: alice\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared, "
+                        "conf: {spark.executor.memory: 2g}}}\n")
+    srv.start()
+    try:
+        # The users the flows name must exist for the flows to load.
+        for u in ("alice", "bob"):
+            st, _ = srv.api.post("/api/v1/users", {"name": u, "password": "pw-123456789"})
+            assert st in (201, 409), st
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        time.sleep(1)
+        a, b, c, d = srv.trigger("mine"), srv.trigger("theirs"), srv.trigger("nocluster"), srv.trigger("toobig")
+        ra = srv.wait_run(a, timeout=240)
+        assert ra["state"] == "success", (ra, srv.log())
+        out = open(task_row(srv, a, "a")["output_path"]).read()
+        assert url in out
+        rb, rc = srv.wait_run(b, timeout=60), srv.wait_run(c, timeout=60)
+        assert rb["state"] == "failed" and rc["state"] == "failed"
+        eb, ec = task_row(srv, b, "a")["error"], task_row(srv, c, "a")["error"]
+        assert "exit code 22" in eb and "belongs to alice" in eb and "bob" in eb, eb
+        assert "exit code 22" in ec and "'nope' is not up" in ec, ec
+        assert srv.wait_run(d, timeout=60)["state"] == "failed"
+        ed = task_row(srv, d, "a")["error"]
+        assert "exit code 23: the Spark settings do not fit the cluster" in ed and "spark.executor.memory 2g" in ed, ed
+        # The long-lived cluster is still up.
+        assert spark_cli(h, "status", "shared").rc == 0
+    finally:
+        srv.stop()
+        spark_cli(h, "down", "shared")
+
+
+def test_cluster_asking_for_too_much_memory(h, tmp_path):
+    srv = Server(h)
+    write_nb(srv.flows / "nb.ipynb", code("print(1)"))
+    srv.apply("big", "tasks:\n  a: {notebook: nb.ipynb, spark: {workers: 4, worker_memory: 4096g}}\n")
+    srv.start()
+    try:
+        run = srv.wait_run(srv.trigger("big"), timeout=60)
+        assert run["state"] == "failed"
+        err = task_row(srv, run["id"], "a")["error"]
+        assert "exit code 21: the Spark cluster did not start" in err and "4 workers x 4096g" in err, err
+        assert "MB of memory" in err
+    finally:
+        srv.stop()
+
+
+def test_cancel_and_kill9_of_serve_leave_no_jvm(h, tmp_path):
+    srv = Server(h)
+    write_nb(srv.flows / "slow.ipynb", code("import time\n" + SPARK_NB + "time.sleep(float(secs))\nprint('slept')\n",
+                                             ),
+             )
+    nb = read_nb(srv.flows / "slow.ipynb")
+    nb["cells"].insert(0, code("secs = 1", tags=["parameters"]))
+    (srv.flows / "slow.ipynb").write_text(json.dumps(nb))
+    srv.apply("slow", "params: {secs: 1}\ntasks:\n  a: {notebook: slow.ipynb, parameters: {secs: '{{ params.secs }}'},\n"
+                      "      spark: {worker_memory: 512m}}\n")
+    srv.start()
+    # Cancel while the notebook sleeps on the cluster: the cluster goes too.
+    rid = srv.trigger("slow", {"secs": 300})
+    assert wait_for(lambda: jvms(h), 120, interval=0.5)
+    assert wait_for(lambda: "999000" in (open(task_row(srv, rid, "a")["output_path"]).read()
+                                         if task_row(srv, rid, "a")["output_path"] and
+                                         os.path.exists(task_row(srv, rid, "a")["output_path"]) else ""), 180)
+    st, _ = srv.api.post(f"/api/v1/runs/{rid}/cancel")
+    assert st in (200, 202), st
+    assert srv.wait_run(rid, timeout=60)["state"] == "cancelled"
+    assert wait_for(lambda: not jvms(h), 40, interval=0.5), jvms(h)
+
+    # kill -9 of nbhub serve while a Spark task runs: the task runs on, the
+    # restarted daemon picks it up, and when it ends its cluster is gone.
+    rid = srv.trigger("slow", {"secs": 15})
+    assert wait_for(lambda: len(jvms(h)) >= 3, 120, interval=0.5)   # master, worker, driver
+    srv.kill9()
+    time.sleep(2)
+    assert jvms(h), "the task's cluster must survive a daemon crash while the task runs"
+    srv.start()
+    run = srv.wait_run(rid, timeout=240)
+    assert run["state"] == "success", (run, srv.log())
+    assert wait_for(lambda: not jvms(h), 40, interval=0.5), jvms(h)
+    srv.stop()
