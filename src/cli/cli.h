@@ -48,6 +48,8 @@ int cmd_kernel_remove(int argc, char **argv);
 extern const char cmd_kernel_install_spark_usage[], cmd_kernel_remove_usage[];
 int cmd_kernel_spark_locate(const char *python, const char *home_opt, char **py_out, char **home_out,
                             char **py4j_out);
+/* cmd_spark_k8s.c: `nbhub spark render-k8s` (argv[0] = "render-k8s"). */
+int cmd_spark_render_k8s(int argc, char **argv);
 /* cmd_spark.c: `nbhub spark up|down|status|list` and the hidden supervisor. */
 int cmd_kernel_spark_java(void);   /* 1 if a java is found (JAVA_HOME, PATH) */
 /* $NBHUB_HOME, else $XDG_DATA_HOME/nbhub, else ~/.local/share/nbhub (new string). */

@@ -64,6 +64,7 @@ static const char cmd_spark_usage[] =
     "  down NAME        stop the cluster (its JVMs get SIGTERM, then SIGKILL after 10 s)\n"
     "  status NAME      state, master and UI URLs, workers alive, cores, memory, restarts\n"
     "  list             the clusters that are up\n"
+    "  render-k8s app|notebook|connect NAME ...  Kubernetes manifests (nbhub spark render-k8s help)\n"
     "\n"
     "Common options: --home DIR (default $NBHUB_HOME, else ~/.local/share/nbhub),\n"
     "--json (status, list), --python PATH / --spark-home DIR (up: where Spark comes from,\n"
@@ -790,6 +791,7 @@ int cmd_spark(int argc, char **argv)
 {
     static const struct { const char *name; int (*fn)(int, char **); } subs[] = {
         { "up", spark_up }, { "down", spark_down }, { "status", spark_status }, { "list", spark_list },
+        { "render-k8s", cmd_spark_render_k8s },
     };
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         fputs(cmd_spark_usage, argc < 2 ? stderr : stdout);

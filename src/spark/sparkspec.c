@@ -91,6 +91,14 @@ static int conf_key_ok(const char *k, size_t n)
     return 1;
 }
 
+int sparkspec_check_conf(const char *item, nb_err_t *err)
+{
+    const char *eq = strchr(item, '=');
+    if (!eq || !conf_key_ok(item, (size_t)(eq - item)))
+        return err_set(err, -EINVAL, "--conf '%s': KEY=VALUE with a Spark key (such as spark.executor.memory=2g) expected", item);
+    return 0;
+}
+
 static void add_conf(buf_t *out, const char *key, const char *value)
 {
     buf_puts(out, " --conf ");
@@ -117,10 +125,9 @@ int sparkspec_submit_args(const struct sparkspec_opts *o, buf_t *out, nb_err_t *
     buf_puts(&b, "--master ");
     sparkspec_quote(&b, o->master);
     for (const char *const *c = o->conf; c && *c; c++) {
-        const char *eq = strchr(*c, '=');
-        if (!eq || !conf_key_ok(*c, (size_t)(eq - *c))) {
+        if ((rc = sparkspec_check_conf(*c, err)) < 0) {
             buf_free(&b);
-            return err_set(err, -EINVAL, "--conf '%s': KEY=VALUE with a Spark key (such as spark.executor.memory=2g) expected", *c);
+            return rc;
         }
         buf_puts(&b, " --conf ");
         sparkspec_quote(&b, *c);

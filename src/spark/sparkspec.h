@@ -61,6 +61,10 @@ int sparkspec_submit_args(const struct sparkspec_opts *o, buf_t *out, nb_err_t *
 /* Append word quoted so Python's shlex.split gives it back unchanged. */
 void sparkspec_quote(buf_t *out, const char *word);
 
+/* 0 if item is KEY=VALUE with a Spark-like key (dotted words of letters,
+ * digits, '_' and '-'), else -EINVAL with a message naming it as --conf. */
+int sparkspec_check_conf(const char *item, nb_err_t *err);
+
 /* 0 if master is one of the forms above, else -EINVAL with the reason. */
 int sparkspec_check_master(const char *master, nb_err_t *err);
 

@@ -594,6 +594,11 @@ static enum ykind resolve_plain(const char *s, size_t n)
     return Y_STR;
 }
 
+int yamljson_plain_is_str(const char *s, size_t n)
+{
+    return resolve_plain(s, n) == Y_STR;
+}
+
 /* ---- the builder -------------------------------------------------------- */
 
 typedef struct yj_anchor {

@@ -41,6 +41,12 @@
  */
 int yamljson_parse(const char *text, size_t len, const char *name, json_t **out, nb_err_t *err);
 
+/* 1 if the plain (unquoted, untagged) scalar s[0..n) loads as a str under
+ * safe_load's implicit resolvers, 0 if it would become null, a bool, a
+ * number, a timestamp or a merge/value key.  An emitter that writes a
+ * string plain must get 1 here (src/util/jsonyaml.c). */
+int yamljson_plain_is_str(const char *s, size_t n);
+
 /* The stand-in for a Python number JSON cannot hold (see above). */
 json_t *yamljson_pynum(const char *repr);
 
