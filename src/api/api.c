@@ -68,6 +68,10 @@ const struct http_route api_routes[] = {
     { "GET",    "/api/v1/runs/:id/tasks/:task/output",   api_runs_task_output,    API_RUN },
     { "GET",    "/api/v1/runs/:id/tasks/:task/output.html", api_runs_task_output_html, API_RUN },
     { "GET",    "/api/v1/runs/:id/tasks/:task/spark",    api_runs_task_spark,     API_RUN },
+    { "GET",    "/api/v1/spark/clusters",                api_spark_list,          API_AUTH },
+    { "POST",   "/api/v1/spark/clusters",                api_spark_create,        API_AUTH },
+    { "GET",    "/api/v1/spark/clusters/:name",          api_spark_get,           API_CLUSTER },
+    { "DELETE", "/api/v1/spark/clusters/:name",          api_spark_delete,        API_CLUSTER },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 
@@ -82,6 +86,7 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     a->sched = o->sched;
     a->pool = o->pool;
     a->home_given = xstrdup(o->home);
+    a->self_exe = xstrdup(o->self_exe ? o->self_exe : "nbhub");
     /* Task files are checked against the real path of the home, so a
      * symlinked $NBHUB_HOME still works and "../" tricks do not. */
     char *real = realpath(o->home, NULL);
@@ -131,6 +136,7 @@ void api_free(api_t *a)
     api_set_pool_sizes(a, NULL, NULL, 0);
     free(a->home);
     free(a->home_given);
+    free(a->self_exe);
     free(a->version);
     free(a->dummy_hash);
     free(a);

@@ -47,6 +47,7 @@ typedef struct api_opts {
     pool_t     *pool;            /* may be NULL: no warm kernels */
     const char *home;            /* $NBHUB_HOME; task files must lie below it */
     const char *version;         /* shown by /api/v1/info */
+    const char *self_exe;        /* the nbhub binary (Spark clusters run `nbhub spark up`); NULL = "nbhub" */
     int         secure_cookies;  /* 1 when served over https: cookies get Secure */
 } api_opts_t;
 

@@ -251,6 +251,7 @@ int api_auth_before(http_req_t *req, const struct http_route *route, void *ud)
     }
     if ((fl & API_F_FLOW) && api_auth_flow(a, req, c) < 0) return 1;
     if ((fl & API_F_RUN) && api_auth_run(a, req, c) < 0) return 1;
+    if ((fl & API_F_CLUSTER) && api_spark_auth(a, req, c) < 0) return 1;
     return 0;
 }
 

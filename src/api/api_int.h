@@ -34,6 +34,8 @@
  *   API_FLOW   ":name" is a flow the user may see: its owner or an admin
  *              (404 otherwise, so names do not leak)
  *   API_RUN    ":id" is a run of a flow the user may see (404 otherwise)
+ *   API_CLUSTER ":name" is a Spark cluster the user may see: its owner or
+ *              an admin (404 otherwise)
  * Routes without API_AUTH are public. */
 enum {
     API_F_AUTH  = 1u << 0,
@@ -41,6 +43,7 @@ enum {
     API_F_SELF  = 1u << 2,
     API_F_FLOW  = 1u << 3,
     API_F_RUN   = 1u << 4,
+    API_F_CLUSTER = 1u << 5,
 
     API_PUBLIC = 0,
     API_AUTH   = API_F_AUTH,
@@ -48,6 +51,7 @@ enum {
     API_SELF   = API_F_SELF | API_F_AUTH,
     API_FLOW   = API_F_FLOW | API_F_AUTH,
     API_RUN    = API_F_RUN | API_F_AUTH,
+    API_CLUSTER = API_F_CLUSTER | API_F_AUTH,
 };
 
 #define API_SESSION_COOKIE "nbhub_session"
@@ -64,6 +68,7 @@ struct api {
     http_router_t *router;
     char          *home;           /* realpath of $NBHUB_HOME (for the task file check) */
     char          *home_given;     /* as configured, for /api/v1/info */
+    char          *self_exe;       /* the nbhub binary */
     char          *version;
     int            secure_cookies;
     int            stopping;
@@ -170,6 +175,13 @@ void api_runs_task_log(http_req_t *req, void *ud);
 void api_runs_task_output(http_req_t *req, void *ud);
 void api_runs_task_output_html(http_req_t *req, void *ud);
 void api_runs_task_spark(http_req_t *req, void *ud);
+
+/* ---- api_spark.c: Spark clusters --------------------------------------- */
+int  api_spark_auth(api_t *a, http_req_t *req, const api_ctx_t *c);   /* API_CLUSTER; -1 = answered 404 */
+void api_spark_list(http_req_t *req, void *ud);
+void api_spark_create(http_req_t *req, void *ud);
+void api_spark_get(http_req_t *req, void *ud);
+void api_spark_delete(http_req_t *req, void *ud);
 char *api_runs_spark_path(const char *log_path);   /* new string or NULL */
 void api_flows_parameters(http_req_t *req, void *ud);
 /* api_ui.c: the web UI's page and files, compiled in from web/. */

@@ -59,8 +59,7 @@ char *cli_self_exe(const char *argv0);
 int cmd_spark(int argc, char **argv);
 int cmd_spark_supervise(int argc, char **argv);
 /* Shared with cmd_spark_task.c (an ephemeral cluster of a flow task).
- * cmd_spark_live_state: the cluster's state.json if its supervisor is alive
- * (new reference), else NULL.  cmd_spark_start: write cfg as DIR/config.json,
+ * cmd_spark_start: write cfg as DIR/config.json,
  * start the supervisor in its own session (tied: it dies with this process,
  * PR_SET_PDEATHSIG) and wait up to timeout_s for every worker; 0 with the
  * supervisor's pid and state (new reference), else an exit code of `nbhub
@@ -68,7 +67,6 @@ int cmd_spark_supervise(int argc, char **argv);
  * signal handler) ends the wait.  cmd_spark_stop: SIGTERM, wait (30 s),
  * SIGKILL; 0 when gone.  cmd_spark_locate: Java, then Python and Spark as for
  * install-spark; 0 or exit code 4 (3 for a bad option) after printing why. */
-json_t *cmd_spark_live_state(const char *dir);
 int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int *pid, json_t **state);
 int cmd_spark_stop(int pid);
 int cmd_spark_locate(const char *python, const char *spark_home, char **py, char **home, char **py4j);

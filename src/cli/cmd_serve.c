@@ -396,7 +396,7 @@ int cmd_serve(int argc, char **argv)
         .on_change = serve_on_change, .ud = &sv,
     };
     api_opts_t ao = { .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
-                      .version = NBHUB_VERSION, .secure_cookies = sv.conf.secure_cookies == 1 };
+                      .version = NBHUB_VERSION, .self_exe = self, .secure_cookies = sv.conf.secure_cookies == 1 };
     if (sched_new(&so, &sv.sched, &err) < 0 ||
         (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {
         cli_errorf("%s", err.msg);

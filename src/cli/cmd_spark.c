@@ -76,45 +76,6 @@ static const char cmd_spark_usage[] =
 
 /* ---- shared ---------------------------------------------------------------- */
 
-static int name_ok(const char *n)
-{
-    if (!n || !*n || strlen(n) > 64) return 0;
-    for (const char *p = n; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.'))
-            return 0;
-    return n[0] != '.';
-}
-
-/* state.json of the cluster in dir if its supervisor is alive and is a
- * supervisor (pids get reused), else NULL.  One read serves the liveness
- * check and the caller. */
-json_t *cmd_spark_live_state(const char *dir)
-{
-    char *p = xasprintf("%s/state.json", dir);
-    json_t *st = json_load_file(p, 0, NULL);
-    free(p);
-    int pid = (int)json_integer_value(json_object_get(st, "pid"));
-    char cmd[256] = "";
-    int fd = -1;
-    if (pid > 0 && kill(pid, 0) == 0) {
-        char *cp = xasprintf("/proc/%d/cmdline", pid);
-        fd = open(cp, O_RDONLY | O_CLOEXEC);
-        free(cp);
-    }
-    if (fd >= 0) {
-        ssize_t n = read(fd, cmd, sizeof cmd - 1);
-        close(fd);
-        for (ssize_t i = 0; i < n; i++)
-            if (!cmd[i]) cmd[i] = ' ';
-        cmd[n > 0 ? n : 0] = '\0';
-    }
-    if (!strstr(cmd, "__spark-supervise")) {
-        json_decref(st);
-        return NULL;
-    }
-    return st;
-}
 
 static int state_pid(const json_t *st)
 {
@@ -516,7 +477,7 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
         cli_errorf("spark %s: which cluster? (see nbhub spark --help)", argv[0]);
         return NB_EXIT_USAGE;
     }
-    if (a->name && !name_ok(a->name)) {
+    if (a->name && !scluster_name_ok(a->name)) {
         cli_errorf("cluster name '%s': letters, digits, '.', '_' and '-' expected", a->name);
         return NB_EXIT_INPUT;
     }
@@ -671,7 +632,7 @@ static int spark_up(int argc, char **argv)
     char *dir = cluster_dir(&a, a.name);
     int code;
     char *py = NULL, *home = NULL, *py4j = NULL;
-    json_t *up = cmd_spark_live_state(dir);
+    json_t *up = scluster_live_state(dir);
     if (up) {
         cli_errorf("cluster '%s' is already up (supervisor pid %d); nbhub spark status %s", a.name, state_pid(up), a.name);
         json_decref(up);
@@ -718,7 +679,7 @@ static int spark_down(int argc, char **argv)
     int rc = spark_parse(argc, argv, &a, 1);
     if (rc) return rc;
     char *dir = cluster_dir(&a, a.name);
-    json_t *st = cmd_spark_live_state(dir);
+    json_t *st = scluster_live_state(dir);
     if (!st) {
         cli_errorf("no cluster '%s' is up", a.name);
         free(dir);
@@ -739,7 +700,7 @@ static int spark_status(int argc, char **argv)
     int rc = spark_parse(argc, argv, &a, 1);
     if (rc) return rc;
     char *dir = cluster_dir(&a, a.name);
-    json_t *st = cmd_spark_live_state(dir);
+    json_t *st = scluster_live_state(dir);
     free(dir);
     if (!st) {
         cli_errorf("no cluster '%s' is up", a.name);
@@ -762,7 +723,7 @@ static int spark_list(int argc, char **argv)
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char *dir = xasprintf("%s/%s", base, e->d_name);
-        json_t *st = cmd_spark_live_state(dir);
+        json_t *st = scluster_live_state(dir);
         if (st) json_array_append_new(all, st);
         free(dir);
     }

@@ -146,7 +146,7 @@ static void st_poll(struct st_run *r)
         free(sp);
     }
     if (r->cluster_dir) {
-        json_t *cs = cmd_spark_live_state(r->cluster_dir);
+        json_t *cs = scluster_live_state(r->cluster_dir);
         const char *name = json_string_value(json_object_get(r->doc, "cluster"));
         if (!cs) {
             if (!json_object_get(r->doc, "cluster_lost")) {
@@ -227,7 +227,7 @@ static int st_cluster(struct st_run *r, const char *spark_home, int *sup_pid)
     json_t *cs = NULL;
     if (a->cluster) {
         st_set(r, "mode", "cluster");
-        cs = cmd_spark_live_state(r->cluster_dir);
+        cs = scluster_live_state(r->cluster_dir);
         if (!cs) {
             cli_errorf("Spark cluster '%s' is not up (start it with: nbhub spark up %s)", name, name);
             return ST_EXIT_NAMED;

@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -166,4 +168,44 @@ int scluster_memory_ok(const char *m)
     if (d == 0 || atol(m) <= 0) return -EINVAL;
     if (m[d] == '\0') return 0;                          /* megabytes */
     return (m[d + 1] == '\0' && strchr("mMgGtT", m[d])) ? 0 : -EINVAL;
+}
+
+/* state.json of the cluster in dir if its supervisor is alive and is a
+ * supervisor (pids get reused), else NULL.  One read serves the liveness
+ * check and the caller. */
+json_t *scluster_live_state(const char *dir)
+{
+    char *p = xasprintf("%s/state.json", dir);
+    json_t *st = json_load_file(p, 0, NULL);
+    free(p);
+    int pid = (int)json_integer_value(json_object_get(st, "pid"));
+    char cmd[256] = "";
+    int fd = -1;
+    if (pid > 0 && kill(pid, 0) == 0) {
+        char *cp = xasprintf("/proc/%d/cmdline", pid);
+        fd = open(cp, O_RDONLY | O_CLOEXEC);
+        free(cp);
+    }
+    if (fd >= 0) {
+        ssize_t n = read(fd, cmd, sizeof cmd - 1);
+        close(fd);
+        for (ssize_t i = 0; i < n; i++)
+            if (!cmd[i]) cmd[i] = ' ';
+        cmd[n > 0 ? n : 0] = '\0';
+    }
+    if (!strstr(cmd, "__spark-supervise")) {
+        json_decref(st);
+        return NULL;
+    }
+    return st;
+}
+
+int scluster_name_ok(const char *n)
+{
+    if (!n || !*n || strlen(n) > 64) return 0;
+    for (const char *p = n; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return 0;
+    return n[0] != '.';
 }

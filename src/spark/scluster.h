@@ -44,6 +44,15 @@ void   scluster_strv_free(char **v);
 /* Parse the master's /json/ answer.  0, or -EINVAL with a message. */
 int scluster_status_parse(const char *json, size_t len, struct scluster_status *st, nb_err_t *err);
 
+/* DIR/state.json (new reference) if the cluster's supervisor is alive and
+ * is a supervisor (pids get reused: /proc/PID/cmdline), else NULL. */
+#include <jansson.h>
+json_t *scluster_live_state(const char *dir);
+
+/* 1 if n is a valid cluster name: letters, digits, ".", "_", "-", at most
+ * 64, not starting with ".". */
+int scluster_name_ok(const char *n);
+
 /* A TCP port free on 127.0.0.1 right now (bind to port 0), or -errno. */
 int scluster_free_port(void);
 

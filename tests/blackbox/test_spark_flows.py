@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import code, code_cells, read_nb, stream_text, wait_for, write_nb
-from nbserve import Server
+from nbserve import Api, Server
 
 pytest.importorskip("pyspark")
 
@@ -147,25 +147,45 @@ def test_spark_submit_batch_tasks(h, tmp_path):
         srv.stop()
 
 
-def test_named_cluster_owner_and_missing(h, tmp_path):
-    r = spark_cli(h, "up", "shared", "--worker-memory", "512m", "--owner", "alice")
-    assert r.rc == 0, r
-    url = r.stdout.strip()
+def test_named_cluster_through_the_api_with_owners(h, tmp_path):
     srv = Server(h)
     write_nb(srv.flows / "nb.ipynb", code(SPARK_NB))
-    srv.apply("mine", "owner: alice\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared}}\n")
-    srv.apply("theirs", "owner: bob\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared}}\n")
-    srv.apply("nocluster", "tasks:\n  a: {notebook: nb.ipynb, spark: {cluster: nope}}\n")
-    srv.apply("toobig", "owner: alice\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared, "
-                        "conf: {spark.executor.memory: 2g}}}\n")
     srv.start()
     try:
-        # The users the flows name must exist for the flows to load.
+        # Users, each with a token (an admin may mint them).
+        api = {}
         for u in ("alice", "bob"):
             st, _ = srv.api.post("/api/v1/users", {"name": u, "password": "pw-123456789"})
-            assert st in (201, 409), st
+            assert st == 201, st
+            st, t = srv.api.post(f"/api/v1/users/{u}/tokens", {"name": "t"})
+            assert st == 201, (st, t)
+            api[u] = Api(srv.port, t["token"])
+        # alice starts a cluster through the API; it is hers.
+        st, c = api["alice"].post("/api/v1/spark/clusters", {"name": "shared", "worker_memory": "512m"})
+        assert st == 202 and c["state"] == "starting" and c["owner"] == "alice", (st, c)
+        st, c = api["alice"].post("/api/v1/spark/clusters", {"name": "bad name!"})
+        assert st == 400, (st, c)
+        def running():
+            st, c = api["alice"].get("/api/v1/spark/clusters/shared")
+            return c if st == 200 and c["state"] == "running" else None
+        cl = wait_for(running, 120, interval=0.5)
+        assert cl and cl["master_url"].startswith("spark://127.0.0.1:") and cl["alive_workers"] == 1, cl
+        url = cl["master_url"]
+        # bob neither sees nor stops it; the admin sees it.
+        assert api["bob"].get("/api/v1/spark/clusters/shared")[0] == 404
+        assert api["bob"].delete("/api/v1/spark/clusters/shared")[0] == 404
+        assert api["bob"].get("/api/v1/spark/clusters")[1] == {"clusters": []}
+        assert [x["name"] for x in srv.api.get("/api/v1/spark/clusters")[1]["clusters"]] == ["shared"]
+        st, c = api["bob"].post("/api/v1/spark/clusters", {"name": "shared"})
+        assert st == 409, (st, c)
+
+        srv.apply("mine", "owner: alice\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared}}\n")
+        srv.apply("theirs", "owner: bob\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared}}\n")
+        srv.apply("nocluster", "tasks:\n  a: {notebook: nb.ipynb, spark: {cluster: nope}}\n")
+        srv.apply("toobig", "owner: alice\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared, "
+                            "conf: {spark.executor.memory: 2g}}}\n")
         os.kill(srv.proc.pid, signal.SIGHUP)
-        time.sleep(1)
+        assert wait_for(lambda: srv.api.get("/api/v1/flows/toobig")[0] == 200, 10)
         a, b, c, d = srv.trigger("mine"), srv.trigger("theirs"), srv.trigger("nocluster"), srv.trigger("toobig")
         ra = srv.wait_run(a, timeout=240)
         assert ra["state"] == "success", (ra, srv.log())
@@ -179,8 +199,12 @@ def test_named_cluster_owner_and_missing(h, tmp_path):
         assert srv.wait_run(d, timeout=60)["state"] == "failed"
         ed = task_row(srv, d, "a")["error"]
         assert "exit code 23: the Spark settings do not fit the cluster" in ed and "spark.executor.memory 2g" in ed, ed
-        # The long-lived cluster is still up.
+        # The long-lived cluster is still up; alice stops it.
         assert spark_cli(h, "status", "shared").rc == 0
+        st, c = api["alice"].delete("/api/v1/spark/clusters/shared")
+        assert st == 202, (st, c)
+        assert wait_for(lambda: api["alice"].get("/api/v1/spark/clusters/shared")[1]["state"] == "stopped", 60)
+        assert wait_for(lambda: not jvms(h), 30, interval=0.5)
     finally:
         srv.stop()
         spark_cli(h, "down", "shared")

@@ -173,7 +173,16 @@ static fx_t *fx_new(int with_sched)
     token_digest(tok, digest);
     assert_int_equal(store_token_add(f->st, f->uid[ALICE], "spare", digest, time_now_us(), 0,
                                      &f->spare_token, &err), 0);
-    api_opts_t ao = { &f->loop, f->st, NULL, NULL, f->dir, "test-1.0", 0 };
+    api_opts_t ao = { .loop = &f->loop, .store = f->st, .home = f->dir, .version = "test-1.0",
+                      .self_exe = "/bin/true" };
+    /* a stopped Spark cluster of alice's, named like her flow */
+    char *sd = xasprintf("%s/spark/daily", f->dir);
+    nb_err_t serr;
+    assert_int_equal(fs_mkdir_p(sd, 0700, &serr), 0);
+    char *sc = xasprintf("%s/config.json", sd);
+    write_file(sc, "{\"name\": \"daily\", \"owner\": \"alice\", \"workers\": 1, \"worker_memory\": \"1g\"}");
+    free(sc);
+    free(sd);
     if (api_new(&ao, &f->api, &err) != 0) fail_msg("api_new: %s", err.msg);
     if (with_sched) {
         /* The scheduler's on_change needs the api, and the api the
@@ -380,6 +389,7 @@ static const struct { const char *method, *pattern, *body; } mx_bodies[] = {
     { "POST", "/api/v1/flows", "name: fresh\ntasks:\n  a: {command: [\"true\"]}\n" },
     { "POST", "/api/v1/flows/:name/runs", "{\"params\": {\"n\": 2}}" },
     { "POST", "/api/v1/flows/:name/backfill", "{\"from\": \"2026-01-01\", \"to\": \"2026-01-02\"}" },
+    { "POST", "/api/v1/spark/clusters", "{\"name\": \"mx\", \"workers\": 1, \"worker_memory\": \"512m\"}" },
 };
 
 /* The route's pattern with every parameter filled in for the fixture. */
@@ -439,7 +449,7 @@ static void test_route_matrix(void **state)
             } else if (rt->flags & API_F_SELF) {
                 want = who == BOB ? "403" : "2xx";
                 good = who == BOB ? st == 403 : ok;
-            } else if (rt->flags & (API_F_FLOW | API_F_RUN)) {
+            } else if (rt->flags & (API_F_FLOW | API_F_RUN | API_F_CLUSTER)) {
                 want = who == BOB ? "404" : "2xx";
                 good = who == BOB ? st == 404 : ok;
             } else {
