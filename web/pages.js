@@ -224,11 +224,39 @@ function timeline(run) {
   }));
 }
 
+// One task's Spark application: where it ran and its jobs as progress bars.
+function sparkTask(name, d) {
+  const p = d.progress || { jobs: [], totals: {} };
+  const where = d.mode === "ephemeral" ? `ephemeral cluster ${d.cluster}` : d.mode === "cluster" ? `cluster ${d.cluster}` : "local";
+  return h("div.spark", { dataset: { task: name } },
+    h("h2", `Spark · ${name}`),
+    h("p.small.muted", where, " · ", h("code", d.master_url || ""), d.app_id ? [" · application ", h("code", d.app_id)] : null,
+      " · ", d.state || "", d.message ? h("span.err", ` · ${d.message}`) : null),
+    p.jobs.length ? h("table.list.small", h("thead", h("tr", ["Job", "Status", "Tasks", ""].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", p.jobs.map((j) => h("tr", { dataset: { job: String(j.id), status: j.status } },
+        h("td", `${j.id} ${j.name}`), h("td", j.status), h("td", `${j.done}/${j.tasks}${j.failed ? `, ${j.failed} failed` : ""}`),
+        h("td", h("progress", { max: String(j.tasks || 1), value: String(j.done), "aria-label": `job ${j.id} progress` })))))) :
+      h("p.small.muted", "no Spark job yet"));
+}
+
 export async function run(id) {
   const msg = h("div", { "aria-live": "polite" });
   const head = h("div"), tasksBox = h("div"), tl = h("div"), logBox = h("pre.log", { tabindex: "0", "aria-label": "task log" });
   const logSel = h("select", { id: "log-task", "aria-label": "task whose log is shown" });
-  let cur = null, logTask = null, logTimer = null;
+  let cur = null, logTask = null, logTimer = null, sparkTimer = null;
+  const sparkBox = h("div"), sparkSeen = new Map();   // task -> its /spark document, once a task has one
+
+  // The Spark side of tasks (cluster, application, jobs with progress), read
+  // every 2 s while a task runs; a finished task's once.
+  async function loadSpark(r) {
+    const tasks = (r.tasks || []).filter((t) => t.started_at && (!TERMINAL.has(t.state) || !sparkSeen.has(t.name)));
+    await Promise.all(tasks.map(async (t) => {
+      try { sparkSeen.set(t.name, await api("GET", `/runs/${id}/tasks/${enc(t.name)}/spark`)); }
+      catch (e) { if (e.status === 404 && TERMINAL.has(t.state)) sparkSeen.set(t.name, null); }
+    }));
+    const rows = [...sparkSeen].filter(([, d]) => d);
+    fill(sparkBox, rows.length ? rows.map(([name, d]) => sparkTask(name, d)) : null);
+  }
 
   async function loadLog() {
     if (!logTask) return;
@@ -275,6 +303,9 @@ export async function run(id) {
     clearInterval(logTimer);
     const lt = (r.tasks || []).find((t) => t.name === logTask);
     if (lt && !TERMINAL.has(lt.state)) logTimer = setInterval(loadLog, 1000);   // follow a running task's log
+    clearInterval(sparkTimer);
+    loadSpark(r);
+    if (live) sparkTimer = setInterval(() => loadSpark(cur), 2000);
   }
 
   render(await api("GET", `/runs/${id}`));
@@ -288,8 +319,8 @@ export async function run(id) {
       try { render(await api("GET", `/runs/${id}`)); loadLog(); } catch { /* shown on the next event */ }
     }, 50);
   }));
-  onLeave(() => clearInterval(logTimer));
-  return h("section", head, msg, h("h2", "Tasks"), tasksBox, h("h2", "Timeline"), tl,
+  onLeave(() => { clearInterval(logTimer); clearInterval(sparkTimer); });
+  return h("section", head, msg, h("h2", "Tasks"), tasksBox, sparkBox, h("h2", "Timeline"), tl,
     h("h2", "Log ", logSel), logBox);
 }
 
