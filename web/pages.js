@@ -249,10 +249,10 @@ export async function run(id) {
   // The Spark side of tasks (cluster, application, jobs with progress), read
   // every 2 s while a task runs; a finished task's once.
   async function loadSpark(r) {
-    const tasks = (r.tasks || []).filter((t) => t.started_at && (!TERMINAL.has(t.state) || !sparkSeen.has(t.name)));
+    const tasks = (r.tasks || []).filter((t) => t.has_spark && (!TERMINAL.has(t.state) || !sparkSeen.has(t.name)));
     await Promise.all(tasks.map(async (t) => {
       try { sparkSeen.set(t.name, await api("GET", `/runs/${id}/tasks/${enc(t.name)}/spark`)); }
-      catch (e) { if (e.status === 404 && TERMINAL.has(t.state)) sparkSeen.set(t.name, null); }
+      catch { /* shown on the next refresh */ }
     }));
     const rows = [...sparkSeen].filter(([, d]) => d);
     fill(sparkBox, rows.length ? rows.map(([name, d]) => sparkTask(name, d)) : null);

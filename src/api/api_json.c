@@ -100,6 +100,9 @@ json_t *api_json_task(const store_task_run_t *t)
     json_object_set_new(j, "has_output", json_boolean(t->output_path && access(t->output_path, F_OK) == 0));
     json_object_set_new(j, "has_log", json_boolean(t->log_path && access(t->log_path, F_OK) == 0));
     json_object_set_new(j, "spark_app_id", api_json_str(t->spark_app_id));
+    char *sp = api_runs_spark_path(t->log_path);
+    json_object_set_new(j, "has_spark", json_boolean(sp && access(sp, F_OK) == 0));
+    free(sp);
     return j;
 }
 

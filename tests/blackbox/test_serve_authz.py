@@ -51,6 +51,12 @@ def test_authorization_matrix_every_endpoint(h):
         for name in ("f-owner", "f-admin"):
             runs[name] = srv.trigger(name)
             srv.wait_run(runs[name])
+        # A (stopped) Spark cluster of alice's named like her, and the Spark
+        # state a task with spark: leaves next to its log.
+        (srv.home / "spark" / "alice").mkdir(parents=True)
+        (srv.home / "spark" / "alice" / "config.json").write_text(json.dumps({"name": "alice", "owner": "alice"}))
+        for (log,) in srv.db().execute("SELECT log_path FROM task_runs WHERE log_path IS NOT NULL"):
+            open(log[:-len(".log")] + ".spark.json", "w").write('{"mode": "local", "app_id": "local-1"}')
         alice_tokens = []
         for _ in range(2):
             st, t = Api(srv.port, tokens["alice"]).post("/api/v1/users/alice/tokens", {"name": "x"})
@@ -93,7 +99,7 @@ def test_authorization_matrix_every_endpoint(h):
                     continue
                 p = concrete(path, flow, tid)
                 st = call(method, p, token)
-                owned = "/flows/{name}" in path or "/runs/{id}" in path
+                owned = "/flows/{name}" in path or "/runs/{id}" in path or "/spark/clusters/{name}" in path
                 selfish = "/users/{name}" in path
                 if role == "anonymous":
                     ok = st == 401
