@@ -40,9 +40,7 @@ static char *api_spark_dir(const api_t *a, const char *name)
 static json_t *api_spark_config(const api_t *a, const char *name)
 {
     char *d = api_spark_dir(a, name);
-    char *p = xasprintf("%s/config.json", d);
-    json_t *j = json_load_file(p, 0, NULL);
-    free(p);
+    json_t *j = scluster_config(d);
     free(d);
     return j;
 }

@@ -372,9 +372,7 @@ int cmd_spark_supervise(int argc, char **argv)
     }
     struct sv *s = xcalloc(1, sizeof *s);
     s->dir = xstrdup(argv[1]);
-    char *cp = xasprintf("%s/config.json", s->dir);
-    json_t *cfg = json_load_file(cp, 0, NULL);
-    free(cp);
+    json_t *cfg = scluster_config(s->dir);
     if (!cfg) {
         cli_errorf("__spark-supervise: no config.json in %s", s->dir);
         return NB_EXIT_INPUT;

@@ -122,6 +122,13 @@ static json_t *st_get(int port, const char *path)
     return j;
 }
 
+/* How often the cluster's master was restarted (its state.json lists the
+ * master first). */
+static json_int_t st_master_restarts(const json_t *cs)
+{
+    return json_integer_value(json_object_get(json_array_get(json_object_get(cs, "processes"), 0), "restarts"));
+}
+
 /* One look at the application and at the cluster. */
 static void st_poll(struct st_run *r)
 {
@@ -155,8 +162,7 @@ static void st_poll(struct st_run *r)
                 st_set(r, "message", "the Spark cluster went down during the task");
             }
         } else {
-            json_int_t rs = json_integer_value(json_object_get(json_array_get(json_object_get(cs, "processes"), 0),
-                                                               "restarts"));
+            json_int_t rs = st_master_restarts(cs);
             if (rs > r->master_restarts) {
                 fprintf(stderr, "nbhub: the Spark master of cluster '%s' died and was restarted; applications "
                                 "running on it were lost\n", name);
@@ -227,7 +233,7 @@ static int st_cluster(struct st_run *r, const char *spark_home, int *sup_pid)
     const char *name = a->cluster ? a->cluster : a->ephemeral;
     r->cluster_dir = xasprintf("%s/spark/%s", a->home, name);
     st_set(r, "cluster", name);
-    json_t *cs = NULL;
+    json_t *cs = NULL, *cfg = NULL;
     if (a->cluster) {
         st_set(r, "mode", "cluster");
         cs = scluster_live_state(r->cluster_dir);
@@ -235,9 +241,7 @@ static int st_cluster(struct st_run *r, const char *spark_home, int *sup_pid)
             cli_errorf("Spark cluster '%s' is not up (start it with: nbhub spark up %s)", name, name);
             return ST_EXIT_NAMED;
         }
-        char *cp = xasprintf("%s/config.json", r->cluster_dir);
-        json_t *cfg = json_load_file(cp, 0, NULL);
-        free(cp);
+        cfg = scluster_config(r->cluster_dir);
         const char *owner = json_string_value(json_object_get(cfg, "owner"));
         /* A cluster without an owner was started by the operator (nbhub
          * spark up without --owner): every flow may use it. */
@@ -248,19 +252,18 @@ static int st_cluster(struct st_run *r, const char *spark_home, int *sup_pid)
             json_decref(cs);
             return ST_EXIT_NAMED;
         }
-        json_decref(cfg);
     } else {
         st_set(r, "mode", "ephemeral");
         st_set(r, "state", "starting cluster");
         st_write(r);
-        json_t *cfg = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s?, s:b, s:s?}", "name", name, "spark_home",
+        cfg = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s?, s:b, s:s?}", "name", name, "spark_home",
                                 spark_home, "workers", a->workers, "worker_cores", a->cores, "worker_memory",
                                 a->memory, "connect", a->connect, "owner", a->owner, "ephemeral", 1, "task",
                                 a->app_name);
         uint64_t t0 = time_now_us();
         int code = cmd_spark_start(r->cluster_dir, cfg, 1, a->timeout_s, sup_pid, &cs);
-        json_decref(cfg);
         if (code) {
+            json_decref(cfg);
             st_set(r, "state", "failed");
             st_set(r, "message", cli_last_error);
             return code == 4 ? ST_EXIT_NO_SPARK : ST_EXIT_CLUSTER;
@@ -272,15 +275,13 @@ static int st_cluster(struct st_run *r, const char *spark_home, int *sup_pid)
     if (a->connect && !json_string_value(json_object_get(cs, "connect_url"))) {
         cli_errorf("Spark cluster '%s' has no Spark Connect server (nbhub spark up %s --connect)", name, name);
         json_decref(cs);
+        json_decref(cfg);
         return ST_EXIT_NAMED;
     }
     /* Executors must fit a worker, or Spark waits for resources forever.
      * Spark's default executor (1g) does not fit a 512m worker: without a
      * spark.executor.memory of the task's, one executor takes the worker's
      * memory (as the Connect server's do). */
-    char *cp = xasprintf("%s/config.json", r->cluster_dir);
-    json_t *cfg = json_load_file(cp, 0, NULL);
-    free(cp);
     const char *wmem = json_string_value(json_object_get(cfg, "worker_memory"));
     const char *emem = NULL;
     for (size_t i = 0; i < a->nconf; i++)
@@ -297,8 +298,7 @@ static int st_cluster(struct st_run *r, const char *spark_home, int *sup_pid)
     json_object_set(r->doc, "master_url", json_object_get(cs, "master_url"));
     json_object_set(r->doc, "ui_url", json_object_get(cs, "ui_url"));
     json_object_set(r->doc, "connect_url", json_object_get(cs, "connect_url"));
-    r->master_restarts = json_integer_value(json_object_get(json_array_get(json_object_get(cs, "processes"), 0),
-                                                            "restarts"));
+    r->master_restarts = st_master_restarts(cs);
     json_decref(cs);
     return 0;
 }
@@ -364,11 +364,7 @@ int cmd_spark_task(int argc, char **argv)
         words[nw++] = "--name";
         words[nw++] = a.app_name;
     }
-    static const char *const fixed[] = { "spark.driver.host=127.0.0.1", "spark.driver.bindAddress=127.0.0.1" };
-    const char *confs[2 + 1];
-    confs[0] = fixed[0];
-    confs[1] = fixed[1];
-    confs[2] = uip;
+    const char *confs[] = { "spark.driver.host=127.0.0.1", "spark.driver.bindAddress=127.0.0.1", uip };
     for (size_t i = 0; i < 3; i++) {
         words[nw++] = "--conf";
         words[nw++] = confs[i];

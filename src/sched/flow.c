@@ -1246,6 +1246,14 @@ static char *spark_file(pst_t *p, ynode_t *n, const char *s, const char *what)
     return path;
 }
 
+/* An ephemeral cluster of the default size: 1 worker, 1 core, 1g. */
+static void spark_ephemeral(flow_spark_t *sp)
+{
+    sp->kind = FLOW_SPARK_EPHEMERAL;
+    sp->workers = sp->worker_cores = 1;
+    sp->worker_memory = xstrdup("1g");
+}
+
 /* spark: false | true | {cluster: NAME} | {workers, worker_cores, worker_memory, connect, conf} */
 static void parse_spark(pst_t *p, ynode_t *n, flow_spark_t *sp)
 {
@@ -1256,11 +1264,7 @@ static void parse_spark(pst_t *p, ynode_t *n, flow_spark_t *sp)
         return;
     if (n->kind == YN_SCALAR) {
         int b;
-        if (get_bool(p, n, "spark", &b) == 0 && b) {
-            sp->kind = FLOW_SPARK_EPHEMERAL;
-            sp->workers = sp->worker_cores = 1;
-            sp->worker_memory = xstrdup("1g");
-        }
+        if (get_bool(p, n, "spark", &b) == 0 && b) spark_ephemeral(sp);
         return;
     }
     if (n->kind != YN_MAP) {
@@ -1268,9 +1272,7 @@ static void parse_spark(pst_t *p, ynode_t *n, flow_spark_t *sp)
              "worker_memory, connect, conf), not %s", node_kind_name(p, n));
         return;
     }
-    sp->kind = FLOW_SPARK_EPHEMERAL;
-    sp->workers = sp->worker_cores = 1;
-    sp->worker_memory = xstrdup("1g");
+    spark_ephemeral(sp);
     ynode_t *sized = NULL;
     for (size_t i = 0; i < n->npairs; i++) {
         ypair_t *pr = &n->pairs[i];

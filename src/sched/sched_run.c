@@ -795,32 +795,33 @@ static const char *spark_exit_meaning(int code)
     }
 }
 
-/* The Spark application of a try, from <task>.spark.json, onto the task run. */
-static void spark_record(srun_t *r, stask_t *t)
+/* <task>.spark.json of a try (written by __spark-task), or NULL. */
+static json_t *spark_state(srun_t *r, stask_t *t)
 {
     char *p = task_file(r, t, ".spark.json");
     json_t *j = json_load_file(p, 0, NULL);
     free(p);
-    const char *id = json_string_value(json_object_get(j, "app_id"));
+    return j;
+}
+
+/* The Spark application of a try onto the task run. */
+static void spark_record(srun_t *r, stask_t *t, const json_t *sj)
+{
+    const char *id = json_string_value(json_object_get(sj, "app_id"));
     nb_err_t err;
     if (id && store_task_set_spark(r->s->o.store, t->id, id, &err) < 0)
         LOG_W("spark app id not recorded", "task=%lld error=\"%s\"", (long long)t->id, err.msg);
-    json_decref(j);
 }
 
 /* Append what __spark-task saw go wrong ("exit code 21: the Spark cluster
  * did not start: 2 workers x 64g = ..."; "exit code 1: a cell raised an
  * error; the Spark master died during the task"). */
-static void spark_why(srun_t *r, stask_t *t, char *msg, size_t n)
+static void spark_why(const json_t *sj, char *msg, size_t n)
 {
-    char *p = task_file(r, t, ".spark.json");
-    json_t *j = json_load_file(p, 0, NULL);
-    free(p);
-    const char *why = json_string_value(json_object_get(j, "message"));
+    const char *why = json_string_value(json_object_get(sj, "message"));
     size_t len = strlen(msg);
     if (why && *why && len < n)
         snprintf(msg + len, n - len, "%s%s", strstr(msg, ": ") ? "; " : ": ", why);
-    json_decref(j);
 }
 
 static void retry_on_timer(uv_timer_t *h);
@@ -835,6 +836,7 @@ static void task_end(stask_t *t, const sup_end_t *end)
     int ok = !t->start_error && !end->lost && end->term_signal == 0 && end->exit_code == 0 && !t->timed_out &&
              !t->cancelled && !t->shutdown;
     char msg[512];
+    json_t *sj = task_wants_spark(ft) ? spark_state(r, t) : NULL;
     if (t->timed_out) snprintf(msg, sizeof msg, "timed out after %llds", (long long)ft->timeout);
     else if (t->shutdown) snprintf(msg, sizeof msg, "stopped by daemon shutdown");
     else if (end->lost) snprintf(msg, sizeof msg, "the task's process was lost (daemon restart)");
@@ -845,9 +847,10 @@ static void task_end(stask_t *t, const sup_end_t *end)
         const char *m = task_wants_spark(ft) ? spark_exit_meaning(end->exit_code) : NULL;
         if (!m && ft->notebook_path) m = run_exit_meaning(end->exit_code);
         snprintf(msg, sizeof msg, "exit code %d%s%s", end->exit_code, m ? ": " : "", m ? m : "");
-        if (task_wants_spark(ft) && end->exit_code) spark_why(r, t, msg, sizeof msg);
+        if (sj && end->exit_code) spark_why(sj, msg, sizeof msg);
     }
-    if (task_wants_spark(ft)) spark_record(r, t);
+    if (sj) spark_record(r, t, sj);
+    json_decref(sj);
     if (t->started_us) {
         double d = (double)(now - t->started_us) / 1e6;
         s->stats.dur_sum += d;

@@ -209,3 +209,11 @@ int scluster_name_ok(const char *n)
             return 0;
     return n[0] != '.';
 }
+
+json_t *scluster_config(const char *dir)
+{
+    char *p = xasprintf("%s/config.json", dir);
+    json_t *j = json_load_file(p, 0, NULL);
+    free(p);
+    return j;
+}

@@ -48,6 +48,9 @@ int scluster_status_parse(const char *json, size_t len, struct scluster_status *
  * is a supervisor (pids get reused: /proc/PID/cmdline), else NULL. */
 #include <jansson.h>
 json_t *scluster_live_state(const char *dir);
+/* DIR/config.json, what `nbhub spark up` asked for (name, owner, workers,
+ * worker_memory, ...): new reference, NULL if there is none. */
+json_t *scluster_config(const char *dir);
 
 /* 1 if n is a valid cluster name: letters, digits, ".", "_", "-", at most
  * 64, not starting with ".". */
