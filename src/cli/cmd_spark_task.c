@@ -37,6 +37,7 @@
  */
 #include "cli/cli.h"
 #include "spark/scluster.h"
+#include "spark/seventlog.h"
 #include "spark/sparkspec.h"
 #include "spark/sprogress.h"
 #include "util/buf.h"
@@ -50,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +76,8 @@ struct st_run {
     int ui_port;            /* the driver's UI */
     json_int_t master_restarts;
     char *exec_mem;         /* the spark.executor.memory we added, or NULL */
+    char *events;           /* the driver's event log directory, or NULL */
+    char *evconf;           /* spark.eventLog.dir=file://<events> */
 };
 
 static void st_on_signal(int sig)
@@ -173,6 +177,31 @@ static void st_poll(struct st_run *r)
         }
     }
     st_write(r);
+}
+
+/* The application's final progress, from its event log: the REST API is
+ * gone with the driver, and its last answer may predate the last jobs (or
+ * never have come: a notebook can be done within a poll). */
+static void st_final(struct st_run *r)
+{
+    if (!r->events) return;
+    const char *id = json_string_value(json_object_get(r->doc, "app_id"));
+    char *path = seventlog_find(r->events, id);
+    FILE *f = path ? fopen(path, "r") : NULL;
+    free(path);
+    if (!f) return;
+    char *logged = NULL;
+    json_t *jobs = seventlog_jobs(f, &logged);
+    fclose(f);
+    if (!id && logged) {
+        st_set(r, "app_id", logged);
+        fprintf(stderr, "nbhub: Spark application %s\n", logged);
+        id = logged;
+    }
+    if (json_array_size(jobs) || !json_object_get(r->doc, "progress"))
+        json_object_set_new(r->doc, "progress", sprogress_summary(id, jobs, NULL));
+    json_decref(jobs);
+    free(logged);
 }
 
 static int st_parse(int argc, char **argv, struct st_args *a)
@@ -369,6 +398,28 @@ int cmd_spark_task(int argc, char **argv)
         words[nw++] = "--conf";
         words[nw++] = confs[i];
     }
+    /* The event log, next to --state: the jobs on record once the driver
+     * is gone (st_final).  Plain and in one file so that we (and a Spark
+     * history server pointed at it) can read it; a task's own
+     * spark.eventLog.* conf comes later and wins.  A Connect server's
+     * driver is the cluster's, not the task's: nothing to log here. */
+    size_t sl = strlen(a.state);
+    if (!sc && sl > 5 && !strcmp(a.state + sl - 5, ".json")) {
+        char *dir = xasprintf("%.*s-events", (int)(sl - 5), a.state);
+        r.events = mkdir(dir, 0700) == 0 || errno == EEXIST ? realpath(dir, NULL) : NULL;
+        free(dir);
+    }
+    if (r.events) {
+        static const char *const ev[] = { "spark.eventLog.enabled=true", "spark.eventLog.compress=false",
+                                          "spark.eventLog.rolling.enabled=false" };
+        for (size_t i = 0; i < 3; i++) {
+            words[nw++] = "--conf";
+            words[nw++] = ev[i];
+        }
+        r.evconf = xasprintf("spark.eventLog.dir=file://%s", r.events);
+        words[nw++] = "--conf";
+        words[nw++] = r.evconf;
+    }
 
     /* The environment. */
     for (char **e = environ; *e; e++)
@@ -438,6 +489,7 @@ int cmd_spark_task(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    st_final(&r);
     st_set(&r, "state", "done");
 out:
     if (sup) {
@@ -454,6 +506,8 @@ out:
     free(r.last);
     free(r.cluster_dir);
     free(r.exec_mem);
+    free(r.events);
+    free(r.evconf);
     free(py);
     free(home);
     free(py4j);

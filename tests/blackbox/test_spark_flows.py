@@ -85,13 +85,19 @@ def test_ephemeral_cluster_for_a_notebook_task(h, tmp_path):
         lines = stream_text(code_cells(out)[0]).split("\n")
         assert lines[0] == cl["master_url"] and lines[0].startswith("spark://127.0.0.1:"), lines
         assert lines[1] == "999000"
-        # The application id on the task run and its progress from the REST API.
+        # The application id on the task run and its final progress, from
+        # the driver's event log kept next to the run: both jobs of the
+        # notebook (sum, collect), however fast they were.
         row = task_row(srv, rid, "count")
         assert row["spark_app_id"] and row["spark_app_id"].startswith("app-"), dict(row)
         sp = spark_state(srv, rid, "count")
         assert sp["mode"] == "ephemeral" and sp["app_id"] == row["spark_app_id"], sp
-        assert sp["progress"]["totals"]["succeeded"] >= 1, sp
-        assert all(j["done"] == j["tasks"] for j in sp["progress"]["jobs"] if j["status"] == "SUCCEEDED")
+        assert sp["progress"]["totals"] == {"jobs": 2, "running": 0, "succeeded": 2, "failed": 0}, sp
+        jobs = sp["progress"]["jobs"]
+        assert [(j["id"], j["tasks"], j["done"]) for j in jobs] == [(1, 8, 8), (0, 4, 4)], jobs
+        assert jobs[1]["name"].startswith("sum at"), jobs
+        logs = list((srv.home / "runs" / "sparky").rglob("*.spark-events/" + row["spark_app_id"]))
+        assert len(logs) == 1, list((srv.home / "runs" / "sparky").rglob("*"))
         t = [x for x in run["tasks"] if x["name"] == "count"][0]
         assert t["spark_app_id"] == row["spark_app_id"], t
         # After the task: the cluster is gone, no JVM is left.
@@ -143,6 +149,10 @@ def test_spark_submit_batch_tasks(h, tmp_path):
             assert row["spark_app_id"] and row["spark_app_id"].startswith("local-"), dict(row)
         sp = spark_state(srv, rid, "ok")
         assert sp["mode"] == "local" and sp["master_url"] == "local[*]", sp
+        # Each driver's one job is on record, the failed one's too.
+        for name in ("ok", "bad"):
+            totals = spark_state(srv, rid, name)["progress"]["totals"]
+            assert totals == {"jobs": 1, "running": 0, "succeeded": 1, "failed": 0}, (name, totals)
     finally:
         srv.stop()
 

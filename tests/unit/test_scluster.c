@@ -8,8 +8,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "spark/scluster.h"
+#include "spark/seventlog.h"
 #include "spark/sprogress.h"
 
 #include <jansson.h>
@@ -156,6 +158,107 @@ static void test_progress_summary(void **state)
     json_decref(stages);
 }
 
+/* The event log of a real Spark 4.3 application (tests/unit/data/
+ * spark-eventlog.jsonl, bulky fields trimmed): a sum (job 0, 4 tasks), a
+ * reduceByKey counted twice (job 1 runs both stages; job 2 reuses the
+ * shuffle, its map stage skipped) and a collect whose task raised (job 3). */
+static void test_eventlog(void **state)
+{
+    (void)state;
+    FILE *f = fopen("tests/unit/data/spark-eventlog.jsonl", "r");
+    assert_non_null(f);
+    char *app = NULL;
+    json_t *jobs = seventlog_jobs(f, &app);
+    assert_string_equal(app, "local-1796223557523");
+    assert_int_equal(json_array_size(jobs), 4);
+    /* Newest first, with the REST API's names and counts. */
+    static const struct { int id; const char *status; int tasks, done, failed, skipped, stages_done; } want[] = {
+        { 3, "FAILED", 2, 1, 1, 0, 0 },
+        { 2, "SUCCEEDED", 6, 3, 0, 3, 1 },
+        { 1, "SUCCEEDED", 6, 6, 0, 0, 2 },
+        { 0, "SUCCEEDED", 4, 4, 0, 0, 1 },
+    };
+    for (size_t i = 0; i < 4; i++) {
+        json_t *j = json_array_get(jobs, i);
+        assert_int_equal(json_integer_value(json_object_get(j, "jobId")), want[i].id);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), want[i].status);
+        assert_int_equal(json_integer_value(json_object_get(j, "numTasks")), want[i].tasks);
+        assert_int_equal(json_integer_value(json_object_get(j, "numCompletedTasks")), want[i].done);
+        assert_int_equal(json_integer_value(json_object_get(j, "numFailedTasks")), want[i].failed);
+        assert_int_equal(json_integer_value(json_object_get(j, "numSkippedTasks")), want[i].skipped);
+        assert_int_equal(json_integer_value(json_object_get(j, "numCompletedStages")), want[i].stages_done);
+    }
+    assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, 3), "name")),
+                        "sum at /tmp/evl/job.py:4");
+    /* What the run keeps: sprogress condenses it like a REST answer. */
+    json_t *s = sprogress_summary(app, jobs, NULL);
+    json_t *t = json_object_get(s, "totals");
+    assert_int_equal(json_integer_value(json_object_get(t, "succeeded")), 3);
+    assert_int_equal(json_integer_value(json_object_get(t, "failed")), 1);
+    json_decref(s);
+    json_decref(jobs);
+    free(app);
+
+    /* Cut short inside job 3 (the driver was killed): job 3 is unknown,
+     * the torn last line is ignored, the rest counts. */
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    char *text = malloc((size_t)size);
+    rewind(f);
+    assert_int_equal(fread(text, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    char *cut = strstr(text, "{\"Event\":\"SparkListenerJobEnd\",\"Job ID\":3");
+    assert_non_null(cut);
+    FILE *m = fmemopen(text, (size_t)(cut - text) + 30, "r");
+    jobs = seventlog_jobs(m, NULL);
+    fclose(m);
+    assert_int_equal(json_array_size(jobs), 4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, 0), "status")), "UNKNOWN");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, 1), "status")), "SUCCEEDED");
+    json_decref(jobs);
+    free(text);
+
+    /* Garbage and events of no job: nothing, no crash. */
+    static const char junk[] = "not json\n{\"Event\":\"SparkListenerTaskEnd\",\"Stage ID\":7}\n"
+                               "{\"Event\":\"SparkListenerJobEnd\",\"Job ID\":\"x\"}\n[1,2]\n";
+    m = fmemopen((void *)junk, sizeof junk - 1, "r");
+    jobs = seventlog_jobs(m, &app);
+    fclose(m);
+    assert_int_equal(json_array_size(jobs), 0);
+    assert_null(app);
+    json_decref(jobs);
+}
+
+/* The log of an application among others: by its id, else the newest. */
+static void test_eventlog_find(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nbhub-evl-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_null(seventlog_find(dir, "app-1"));
+    char p[128];
+    const char *names[] = { "app-1.inprogress", "app-2", ".hidden" };
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        FILE *f = fopen(p, "w");
+        fputs("{}\n", f);
+        fclose(f);
+    }
+    char *got = seventlog_find(dir, "app-1");
+    snprintf(p, sizeof p, "%s/app-1.inprogress", dir);
+    assert_string_equal(got, p);
+    free(got);
+    got = seventlog_find(dir, "app-10");
+    assert_non_null(got);
+    assert_null(strstr(got, ".hidden"));
+    free(got);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +267,8 @@ int main(void)
         cmocka_unit_test(test_memory_and_port),
         cmocka_unit_test(test_memory_mb),
         cmocka_unit_test(test_progress_summary),
+        cmocka_unit_test(test_eventlog),
+        cmocka_unit_test(test_eventlog_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
