@@ -232,6 +232,11 @@ function sparkTask(name, d) {
     h("h2", `Spark · ${name}`),
     h("p.small.muted", where, " · ", h("code", d.master_url || ""), d.app_id ? [" · application ", h("code", d.app_id)] : null,
       " · ", d.state || "", d.message ? h("span.err", ` · ${d.message}`) : null),
+    // The Spark UIs through nbhub's proxy, while there is something to see:
+    // the application's while it runs, the cluster's while it is up.
+    d.ui_path && d.state === "running" ? h("p.small",
+      d.app_ui_path ? [h("a", { href: d.app_ui_path, target: "_blank", rel: "noopener" }, "Spark application UI"), " · "] : null,
+      h("a", { href: d.ui_path, target: "_blank", rel: "noopener" }, "Spark master UI")) : null,
     p.jobs.length ? h("table.list.small", h("thead", h("tr", ["Job", "Status", "Tasks", ""].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", p.jobs.map((j) => h("tr", { dataset: { job: String(j.id), status: j.status } },
         h("td", `${j.id} ${j.name}`), h("td", j.status), h("td", `${j.done}/${j.tasks}${j.failed ? `, ${j.failed} failed` : ""}`),

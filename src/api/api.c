@@ -72,6 +72,9 @@ const struct http_route api_routes[] = {
     { "POST",   "/api/v1/spark/clusters",                api_spark_create,        API_AUTH },
     { "GET",    "/api/v1/spark/clusters/:name",          api_spark_get,           API_CLUSTER },
     { "DELETE", "/api/v1/spark/clusters/:name",          api_spark_delete,        API_CLUSTER },
+    /* the cluster's Spark UIs (a reverse proxy: api_sparkui.c) */
+    { "GET",    "/spark/:name/ui",                       api_sparkui_get,         API_CLUSTER },
+    { "GET",    "/spark/:name/ui/" "*path",              api_sparkui_get,         API_CLUSTER },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 
@@ -93,6 +96,7 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     a->home = real ? real : xstrdup(o->home);
     a->version = xstrdup(o->version ? o->version : "unknown");
     a->secure_cookies = o->secure_cookies;
+    a->hc = o->hc;
     a->started_at = time_now_us();
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
     if (rc < 0) {

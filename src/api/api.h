@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "http/hclient.h"
 #include "http/server.h"
 #include "sched/pool.h"
 #include "sched/sched.h"
@@ -49,6 +50,7 @@ typedef struct api_opts {
     const char *version;         /* shown by /api/v1/info */
     const char *self_exe;        /* the nbhub binary (Spark clusters run `nbhub spark up`); NULL = "nbhub" */
     int         secure_cookies;  /* 1 when served over https: cookies get Secure */
+    hclient_t  *hc;              /* borrowed, outlives the api: the Spark UI proxy's client; NULL = 503 */
 } api_opts_t;
 
 /* A new API; -EINVAL with a message for missing options.  *out is owned by

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "http/hclient.h"
 #include "http/router.h"
 #include "http/sse.h"
 #include "sched/tz.h"
@@ -69,6 +70,7 @@ struct api {
     char          *home;           /* realpath of $NBHUB_HOME (for the task file check) */
     char          *home_given;     /* as configured, for /api/v1/info */
     char          *self_exe;       /* the nbhub binary */
+    hclient_t     *hc;             /* borrowed: requests to Spark's UIs (NULL: 503) */
     char          *version;
     int            secure_cookies;
     int            stopping;
@@ -183,6 +185,9 @@ void api_spark_create(http_req_t *req, void *ud);
 void api_spark_get(http_req_t *req, void *ud);
 void api_spark_delete(http_req_t *req, void *ud);
 char *api_runs_spark_path(const char *log_path);   /* new string or NULL */
+
+/* ---- api_sparkui.c: the Spark UIs through the proxy --------------------- */
+void api_sparkui_get(http_req_t *req, void *ud);
 void api_flows_parameters(http_req_t *req, void *ud);
 /* api_ui.c: the web UI's page and files, compiled in from web/. */
 void api_ui_index(http_req_t *req, void *ud);

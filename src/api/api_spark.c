@@ -66,6 +66,10 @@ static json_t *api_spark_json(const api_t *a, const char *name, const json_t *cf
                                                                        : json_false());
     json_object_set(st, "worker_memory", json_object_get(cfg, "worker_memory"));
     json_object_set(st, "worker_cores", json_object_get(cfg, "worker_cores"));
+    /* Where its UIs are, through nbhub (api_sparkui.c). */
+    char *ui = scluster_ui_path(name);
+    json_object_set_new(st, "ui_path", json_sprintf("%s/", ui));
+    free(ui);
     return st;
 }
 

@@ -395,8 +395,12 @@ int cmd_serve(int argc, char **argv)
         .kill_grace_ms = sv.conf.kill_grace_ms > 0 ? (uint64_t)sv.conf.kill_grace_ms : 0,
         .on_change = serve_on_change, .ud = &sv,
     };
+    /* One HTTP client for what the daemon asks of others: webhooks and the
+     * Spark UI proxy. */
+    sv.hc = hclient_new(&sv.loop);
     api_opts_t ao = { .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
-                      .version = NBHUB_VERSION, .self_exe = self, .secure_cookies = sv.conf.secure_cookies == 1 };
+                      .version = NBHUB_VERSION, .self_exe = self, .secure_cookies = sv.conf.secure_cookies == 1,
+                      .hc = sv.hc };
     if (sched_new(&so, &sv.sched, &err) < 0 ||
         (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {
         cli_errorf("%s", err.msg);
@@ -418,7 +422,6 @@ int cmd_serve(int argc, char **argv)
             rc = SERVE_EXIT_LISTEN;
             goto out_loop;
         }
-    sv.hc = hclient_new(&sv.loop);
     sv.notify = notify_new(&sv.loop, sv.store, sv.hc);
     if (sched_start(sv.sched, &err) < 0) {
         cli_errorf("scheduler: %s", err.msg);

@@ -194,7 +194,7 @@ static void sv_spawn(struct sv *s, struct child *c)
     argv[2] = ppid;
     argv[3] = (char *)"--";
     for (size_t i = 0; i < n; i++) argv[4 + i] = jargv[i];
-    char **env = scluster_env(s->spark_home);
+    char **env = scluster_env(s->spark_home, s->name);
     int fd = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     uv_stdio_container_t io[3] = { { .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = fd },
                                    { .flags = UV_INHERIT_FD, .data.fd = fd } };

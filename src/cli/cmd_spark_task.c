@@ -78,6 +78,7 @@ struct st_run {
     char *exec_mem;         /* the spark.executor.memory we added, or NULL */
     char *events;           /* the driver's event log directory, or NULL */
     char *evconf;           /* spark.eventLog.dir=file://<events> */
+    char *proxyconf;        /* spark.ui.reverseProxyUrl=/spark/NAME/ui */
 };
 
 static void st_on_signal(int sig)
@@ -112,6 +113,19 @@ static void st_set(struct st_run *r, const char *key, const char *value)
     json_object_set_new(r->doc, key, value ? json_string(value) : json_null());
 }
 
+/* The application is known: its id, and on a cluster where its UI is
+ * through nbhub's proxy (the master proxies the driver's). */
+static void st_app(struct st_run *r, const char *id)
+{
+    st_set(r, "app_id", id);
+    fprintf(stderr, "nbhub: Spark application %s\n", id);
+    const char *cname = json_string_value(json_object_get(r->doc, "cluster"));
+    if (!cname) return;
+    char *ui = scluster_ui_path(cname);
+    json_object_set_new(r->doc, "app_ui_path", json_sprintf("%s/proxy/%s/", ui, id));
+    free(ui);
+}
+
 /* GET a JSON document from the driver's UI; NULL if there is none yet. */
 static json_t *st_get(int port, const char *path)
 {
@@ -140,10 +154,7 @@ static void st_poll(struct st_run *r)
     if (!id) {
         json_t *apps = st_get(r->ui_port, "applications");
         const char *got = sprogress_app_id(apps);
-        if (got) {
-            st_set(r, "app_id", got);
-            fprintf(stderr, "nbhub: Spark application %s\n", got);
-        }
+        if (got) st_app(r, got);
         json_decref(apps);
         id = json_string_value(json_object_get(r->doc, "app_id"));
     }
@@ -194,8 +205,7 @@ static void st_final(struct st_run *r)
     json_t *jobs = seventlog_jobs(f, &logged);
     fclose(f);
     if (!id && logged) {
-        st_set(r, "app_id", logged);
-        fprintf(stderr, "nbhub: Spark application %s\n", logged);
+        st_app(r, logged);
         id = logged;
     }
     if (json_array_size(jobs) || !json_object_get(r->doc, "progress"))
@@ -326,6 +336,9 @@ static int st_cluster(struct st_run *r, const char *spark_home, int *sup_pid)
     json_decref(cfg);
     json_object_set(r->doc, "master_url", json_object_get(cs, "master_url"));
     json_object_set(r->doc, "ui_url", json_object_get(cs, "ui_url"));
+    char *ui = scluster_ui_path(name);
+    json_object_set_new(r->doc, "ui_path", json_sprintf("%s/", ui));
+    free(ui);
     json_object_set(r->doc, "connect_url", json_object_get(cs, "connect_url"));
     r->master_restarts = st_master_restarts(cs);
     json_decref(cs);
@@ -397,6 +410,20 @@ int cmd_spark_task(int argc, char **argv)
     for (size_t i = 0; i < 3; i++) {
         words[nw++] = "--conf";
         words[nw++] = confs[i];
+    }
+    /* On a cluster, the driver's UI draws its links for nbhub's proxy
+     * (Spark wants the same settings on master, workers and drivers). */
+    const char *cname = json_string_value(json_object_get(r.doc, "cluster"));
+    if (cname) {
+        char *path = scluster_ui_path(cname);
+        r.proxyconf = xasprintf("spark.ui.reverseProxyUrl=%s", path);
+        free(path);
+        words[nw++] = "--conf";
+        words[nw++] = "spark.ui.reverseProxy=true";
+        words[nw++] = "--conf";
+        words[nw++] = r.proxyconf;
+        words[nw++] = "--conf";
+        words[nw++] = "spark.ui.killEnabled=false";
     }
     /* The event log, next to --state: the jobs on record once the driver
      * is gone (st_final).  Plain and in one file so that we (and a Spark
@@ -508,6 +535,7 @@ out:
     free(r.exec_mem);
     free(r.events);
     free(r.evconf);
+    free(r.proxyconf);
     free(py);
     free(home);
     free(py4j);

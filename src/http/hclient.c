@@ -48,6 +48,7 @@
  * callbacks has run.
  */
 #include "http/hclient.h"
+#include "util/buf.h"
 #include "util/timeutil.h"
 #include "util/xmalloc.h"
 
@@ -89,6 +90,9 @@ struct hc_req {
     uv_getaddrinfo_t   gai;
     uv_timer_t         rtimer;       /* the deadline while resolving */
     size_t             snip_len;
+    size_t             max_body;     /* hclient_get: the whole body up to this, else 0 */
+    int                too_big;
+    buf_t              body, head;   /* hclient_get: body, header lines of the last response */
     struct hc_req     *prev, *next;  /* hc->reqs: not yet answered */
     char               errbuf[CURL_ERROR_SIZE];
     char               snip[HCLIENT_SNIPPET_MAX + 1];
@@ -219,15 +223,24 @@ static void req_answer(struct hc_req *r, int code, const char *error, long statu
     rtimer_close(r);
     r->phase = PH_DONE;
     r->snip[r->snip_len] = '\0';
+    if (r->too_big) {
+        code = -EFBIG;
+        error = "response body too large";
+    }
+    buf_putc(&r->body, '\0');
+    buf_putc(&r->head, '\0');
     hclient_resp_t resp = {
         .code = code,
         .status = (int)status,
         .error = code ? error : NULL,
-        .body = r->snip,
-        .body_len = r->snip_len,
+        .body = r->max_body ? r->body.data : r->snip,
+        .body_len = r->max_body ? r->body.len - 1 : r->snip_len,
+        .headers = r->head.data,
         .elapsed_ms = time_mono_ms() - r->start_ms,
     };
     r->cb(&resp, r->ud);
+    buf_free(&r->body);
+    buf_free(&r->head);
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->hdrs);
     curl_slist_free_all(r->resolve);
@@ -336,11 +349,32 @@ static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct hc_req *r = ud;
-    size_t n = size * nmemb, room = HCLIENT_SNIPPET_MAX - r->snip_len;
+    size_t n = size * nmemb;
+    if (r->max_body) {
+        if (r->body.len + n > r->max_body) {
+            r->too_big = 1;
+            return 0;   /* curl stops the transfer */
+        }
+        buf_append(&r->body, p, n);
+        return n;
+    }
+    size_t room = HCLIENT_SNIPPET_MAX - r->snip_len;
     size_t take = n < room ? n : room;
     memcpy(r->snip + r->snip_len, p, take);
     r->snip_len += take;
     return n;   /* the rest is read and dropped: the timeout bounds a server that never stops */
+}
+
+/* Header lines of the last response only (a 100 Continue or a proxy's
+ * CONNECT answer comes first), kept for hclient_get. */
+static size_t header_cb(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct hc_req *r = ud;
+    size_t n = size * nmemb;
+    if (n >= 5 && !memcmp(p, "HTTP/", 5)) buf_reset(&r->head);
+    if (r->head.len + n > 64 * 1024) return 0;   /* a header flood */
+    buf_append(&r->head, p, n);
+    return n;
 }
 
 /* ---- name resolution -------------------------------------------------- */
@@ -538,9 +572,9 @@ void hclient_url_host(const char *url, char *out, size_t n)
     curl_url_cleanup(u);
 }
 
-int hclient_post(hclient_t *hc, const char *url, const char *const *headers,
-                 const char *body, size_t len, uint64_t timeout_ms,
-                 hclient_done_fn cb, void *ud)
+/* POST (body != NULL) or GET (body == NULL, max_body > 0). */
+static int hc_request(hclient_t *hc, const char *url, const char *const *headers, const char *body, size_t len,
+                      size_t max_body, uint64_t timeout_ms, hclient_done_fn cb, void *ud)
 {
     NB_ASSERT(cb != NULL);
     if (hc->closing) return -ESHUTDOWN;
@@ -558,6 +592,7 @@ int hclient_post(hclient_t *hc, const char *url, const char *const *headers,
     r->ud = ud;
     r->host = host;
     r->port = port;
+    r->max_body = max_body;
     r->easy = curl_easy_init();
     NB_ASSERT(r->easy != NULL);
 
@@ -594,9 +629,15 @@ int hclient_post(hclient_t *hc, const char *url, const char *const *headers,
     bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ctmo) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "nbhub") != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs) != CURLE_OK;
-    /* Size first: COPYPOSTFIELDS copies that many bytes (the body may hold NULs). */
-    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body ? body : "") != CURLE_OK;
+    if (body) {
+        /* Size first: COPYPOSTFIELDS copies that many bytes (the body may hold NULs). */
+        bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK;
+    } else {
+        bad |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, r) != CURLE_OK;
+    }
     bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, r) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
@@ -652,6 +693,37 @@ int hclient_post(hclient_t *hc, const char *url, const char *const *headers,
         return -EIO;
     }
     return 0;
+}
+
+int hclient_post(hclient_t *hc, const char *url, const char *const *headers,
+                 const char *body, size_t len, uint64_t timeout_ms,
+                 hclient_done_fn cb, void *ud)
+{
+    return hc_request(hc, url, headers, body ? body : "", len, 0, timeout_ms, cb, ud);
+}
+
+int hclient_get(hclient_t *hc, const char *url, const char *const *headers, size_t max_body,
+                uint64_t timeout_ms, hclient_done_fn cb, void *ud)
+{
+    if (max_body == 0) return -EINVAL;
+    return hc_request(hc, url, headers, NULL, 0, max_body, timeout_ms, cb, ud);
+}
+
+char *hclient_resp_header(const hclient_resp_t *resp, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *l = resp->headers; l && *l;) {
+        const char *end = strchr(l, '\n');
+        size_t ll = end ? (size_t)(end - l) : strlen(l);
+        if (ll > n && l[n] == ':' && !strncasecmp(l, name, n)) {
+            const char *v = l + n + 1, *e = l + ll;
+            while (v < e && (*v == ' ' || *v == '\t')) v++;
+            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) e--;
+            return xstrndup(v, (size_t)(e - v));
+        }
+        l += ll + (end ? 1 : 0);
+    }
+    return NULL;
 }
 
 size_t hclient_pending(const hclient_t *hc)

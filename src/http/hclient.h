@@ -70,12 +70,14 @@ typedef struct hclient_resp {
      *   -ECONNREFUSED  nothing listens / connect failed
      *   -EHOSTUNREACH  the host name did not resolve
      *   -ECANCELED     aborted by hclient_close
+     *   -EFBIG         hclient_get: the body was larger than asked for
      *   -EIO           anything else (TLS, protocol, ...; see error) */
     int         code;
     int         status;      /* HTTP status, 0 when no status line arrived */
     const char *error;       /* NULL when code == 0, else curl's message */
     const char *body;        /* first HCLIENT_SNIPPET_MAX bytes, NUL-terminated, never NULL */
     size_t      body_len;
+    const char *headers;     /* hclient_get: the response's header lines ("Name: value\r\n"...), else "" */
     uint64_t    elapsed_ms;  /* from hclient_post to completion */
 } hclient_resp_t;
 
@@ -104,6 +106,18 @@ hclient_t *hclient_new(uv_loop_t *loop);
 int hclient_post(hclient_t *hc, const char *url, const char *const *headers,
                  const char *body, size_t len, uint64_t timeout_ms,
                  hclient_done_fn cb, void *ud);
+
+/*
+ * GET url and keep the whole body (up to max_body bytes: beyond, the
+ * transfer stops and cb gets -EFBIG) and the response's headers.  The rest
+ * as hclient_post (redirects not followed: a 3xx comes back as it is).
+ */
+int hclient_get(hclient_t *hc, const char *url, const char *const *headers, size_t max_body,
+                uint64_t timeout_ms, hclient_done_fn cb, void *ud);
+
+/* The value of header name (case-insensitive, first of its kind) in an
+ * hclient_get answer, trimmed; new string, NULL if absent. */
+char *hclient_resp_header(const hclient_resp_t *resp, const char *name);
 
 /* Requests in flight (tests, metrics). */
 size_t hclient_pending(const hclient_t *hc);

@@ -80,7 +80,21 @@ char **scluster_connect_argv(const char *spark_home, const char *master_url, int
     return v;
 }
 
-char **scluster_env(const char *spark_home)
+char *scluster_ui_path(const char *name)
+{
+    return xasprintf("/spark/%s/ui", name);
+}
+
+char *scluster_ui_opts(const char *name)
+{
+    char *path = scluster_ui_path(name);
+    char *o = xasprintf("-Dspark.ui.reverseProxy=true -Dspark.ui.reverseProxyUrl=%s -Dspark.ui.killEnabled=false",
+                        path);
+    free(path);
+    return o;
+}
+
+char **scluster_env(const char *spark_home, const char *name)
 {
     static const char *const drop[] = { "SPARK_HOME=", "SPARK_LOCAL_IP=", "SPARK_PUBLIC_DNS=",
                                         "SPARK_MASTER_OPTS=", "SPARK_WORKER_OPTS=", "SPARK_CONNECT_MODE=", "SPARK_REMOTE=", NULL };
@@ -97,8 +111,11 @@ char **scluster_env(const char *spark_home)
     v[k++] = xasprintf("SPARK_HOME=%s", spark_home);
     v[k++] = xstrdup("SPARK_LOCAL_IP=127.0.0.1");
     v[k++] = xstrdup("SPARK_PUBLIC_DNS=127.0.0.1");
-    v[k++] = xstrdup("SPARK_MASTER_OPTS=-Dspark.master.rest.enabled=false -Dspark.port.maxRetries=0");
-    v[k++] = xstrdup("SPARK_WORKER_OPTS=-Dspark.port.maxRetries=0");
+    /* The UIs behind nbhub's proxy (scluster.h). */
+    char *ui = scluster_ui_opts(name);
+    v[k++] = xasprintf("SPARK_MASTER_OPTS=-Dspark.master.rest.enabled=false -Dspark.port.maxRetries=0 %s", ui);
+    v[k++] = xasprintf("SPARK_WORKER_OPTS=-Dspark.port.maxRetries=0 %s", ui);
+    free(ui);
     v[k++] = xstrdup("SPARK_CONNECT_MODE=0");   /* the server itself is classic Spark */
     return v;
 }

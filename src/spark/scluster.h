@@ -37,8 +37,22 @@ char **scluster_worker_argv(const char *spark_home, const char *master_url, int 
  * 127.0.0.1:port, one executor of executor_memory per worker. */
 char **scluster_connect_argv(const char *spark_home, const char *master_url, int port,
                              const char *executor_memory);
-/* environ plus SPARK_HOME and the 127.0.0.1 settings above. */
-char **scluster_env(const char *spark_home);
+/* environ plus SPARK_HOME, the 127.0.0.1 settings above and the UI
+ * settings of scluster_ui_opts for cluster name. */
+char **scluster_env(const char *spark_home, const char *name);
+
+/*
+ * The cluster's UIs are reached through nbhub serve's reverse proxy at
+ * scluster_ui_path(name) = /spark/NAME/ui (api_sparkui.c): the master's
+ * page there, a worker's or an application's at .../proxy/ID/.  Spark
+ * draws its links for that when spark.ui.reverseProxy is on with
+ * spark.ui.reverseProxyUrl the path, on the master, the workers and every
+ * driver alike (Spark's rule); the master then proxies workers and
+ * drivers itself.  Killing from the UI is off: the proxy passes only GET.
+ * scluster_ui_opts: those settings as -D options (SPARK_*_OPTS); both new.
+ */
+char *scluster_ui_path(const char *name);
+char *scluster_ui_opts(const char *name);
 void   scluster_strv_free(char **v);
 
 /* Parse the master's /json/ answer.  0, or -EINVAL with a message. */

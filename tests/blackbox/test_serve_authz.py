@@ -99,7 +99,8 @@ def test_authorization_matrix_every_endpoint(h):
                     continue
                 p = concrete(path, flow, tid)
                 st = call(method, p, token)
-                owned = "/flows/{name}" in path or "/runs/{id}" in path or "/spark/clusters/{name}" in path
+                owned = ("/flows/{name}" in path or "/runs/{id}" in path or "/spark/clusters/{name}" in path
+                         or path.startswith("/spark/{name}/ui"))
                 selfish = "/users/{name}" in path
                 if role == "anonymous":
                     ok = st == 401

@@ -160,6 +160,13 @@ def test_spark_submit_batch_tasks(h, tmp_path):
 def test_named_cluster_through_the_api_with_owners(h, tmp_path):
     srv = Server(h)
     write_nb(srv.flows / "nb.ipynb", code(SPARK_NB))
+    go = tmp_path / "go"
+    # alice's notebook keeps its application up until the test says go, so
+    # its UI can be looked at through the proxy.
+    write_nb(srv.flows / "held.ipynb", code(SPARK_NB + "import os, time\n"
+                                            f"deadline = time.time() + 180\n"
+                                            f"while not os.path.exists({str(go)!r}) and time.time() < deadline:\n"
+                                            "    time.sleep(0.2)\n"))
     srv.start()
     try:
         # Users, each with a token (an admin may mint them).
@@ -189,7 +196,7 @@ def test_named_cluster_through_the_api_with_owners(h, tmp_path):
         st, c = api["bob"].post("/api/v1/spark/clusters", {"name": "shared"})
         assert st == 409, (st, c)
 
-        srv.apply("mine", "owner: alice\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared}}\n")
+        srv.apply("mine", "owner: alice\ntasks:\n  a: {notebook: held.ipynb, spark: {cluster: shared}}\n")
         srv.apply("theirs", "owner: bob\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared}}\n")
         srv.apply("nocluster", "tasks:\n  a: {notebook: nb.ipynb, spark: {cluster: nope}}\n")
         srv.apply("toobig", "owner: alice\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared, "
@@ -197,6 +204,8 @@ def test_named_cluster_through_the_api_with_owners(h, tmp_path):
         os.kill(srv.proc.pid, signal.SIGHUP)
         assert wait_for(lambda: srv.api.get("/api/v1/flows/toobig")[0] == 200, 10)
         a, b, c, d = srv.trigger("mine"), srv.trigger("theirs"), srv.trigger("nocluster"), srv.trigger("toobig")
+        spark_ui_through_the_proxy(srv, api, a)
+        go.write_text("")
         ra = srv.wait_run(a, timeout=240)
         assert ra["state"] == "success", (ra, srv.log())
         out = open(task_row(srv, a, "a")["output_path"]).read()
@@ -218,6 +227,59 @@ def test_named_cluster_through_the_api_with_owners(h, tmp_path):
     finally:
         srv.stop()
         spark_cli(h, "down", "shared")
+
+
+def spark_ui_through_the_proxy(srv, api, run_id):
+    """The cluster's Spark UIs at /spark/shared/ui/: the master's, and the
+    running application's through it, for alice and the admin only."""
+    alice = api["alice"]
+    def app_id():
+        try:
+            return spark_state(srv, run_id, "a").get("app_id")
+        except Exception:
+            return None
+    app = wait_for(app_id, 180, interval=0.5)
+    assert app and app.startswith("app-"), srv.log()
+    ui = "/spark/shared/ui"
+    # The task's Spark state and the cluster say where the UIs are.
+    sp = spark_state(srv, run_id, "a")
+    assert sp["ui_path"] == ui + "/" and sp["app_ui_path"] == f"{ui}/proxy/{app}/", sp
+    assert alice.get("/api/v1/spark/clusters/shared")[1]["ui_path"] == ui + "/"
+    st, body, hdr = alice.get(ui, raw=True)
+    assert st == 302 and hdr["location"] == ui + "/", (st, hdr)
+    st, body, hdr = alice.get(ui + "/", raw=True)
+    page = body.decode()
+    assert st == 200 and hdr["content-type"].startswith("text/html"), (st, hdr, page[:300])
+    assert "Spark Master at spark://127.0.0.1:" in page, page[:2000]
+    # Spark draws its links for the proxy: nothing points at its own ports.
+    assert f'href="{ui}/proxy/{app}"' in page and f'src="{ui}/static/' in page, page
+    assert 'href="http' not in page and 'src="http' not in page, page
+    # Spark's CSP (a nonce for its own inline scripts) is what the browser gets.
+    assert "script-src 'self' 'nonce-" in hdr["content-security-policy"], hdr
+    st, body, hdr = alice.get(f"{ui}/static/webui.js", raw=True)
+    assert st == 200 and b"function" in body, (st, body[:200])
+    # The application's UI, proxied by the master: its redirect comes back
+    # under the prefix, its pages and REST API work, its scripts get a CSP
+    # built around Spark's nonce (the master drops the driver's header).
+    st, body, hdr = alice.get(f"{ui}/proxy/{app}", raw=True)
+    assert st == 302 and hdr["location"] == f"{ui}/proxy/{app}/jobs/", (st, hdr)
+    st, body, hdr = alice.get(f"{ui}/proxy/{app}/jobs/", raw=True)
+    page = body.decode()
+    assert st == 200 and "Spark Jobs" in page, (st, page[:500])
+    assert f'href="{ui}/proxy/{app}/executors/"' in page, page
+    nonce = page.split('<script nonce="', 1)[1].split('"', 1)[0]
+    assert f"script-src 'self' 'nonce-{nonce}'" in hdr["content-security-policy"], hdr
+    def jobs():
+        st, js = alice.get(f"{ui}/proxy/{app}/api/v1/applications/{app}/jobs")
+        assert st == 200, (st, js)
+        return js if [j["status"] for j in js] == ["SUCCEEDED"] * 2 else None
+    assert wait_for(jobs, 120, interval=0.5), alice.get(f"{ui}/proxy/{app}/api/v1/applications/{app}/jobs")
+    # Others: the same 404 as no cluster; nobody: 401; only GET passes.
+    assert api["bob"].get(ui + "/")[0] == 404
+    assert api["bob"].get("/spark/nope/ui/")[0] == 404
+    assert srv.api.get(ui + "/")[0] == 200
+    assert Api(srv.port).get(ui + "/")[0] == 401
+    assert alice.post(f"{ui}/proxy/{app}/jobs/job/kill/?id=0", {})[0] == 405
 
 
 def test_cluster_asking_for_too_much_memory(h, tmp_path):

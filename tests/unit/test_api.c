@@ -431,7 +431,11 @@ static void test_route_matrix(void **state)
             struct resp r;
             call(f, who, rt->method, target, body, &r);
             int st = r.status;
-            int ok = (st >= 200 && st < 300) || st == 409;
+            /* Past the authorization check: a success, a conflict, or for
+             * the Spark UI proxy (the fixture's cluster is stopped) its
+             * redirect to the trailing slash or 503 "not running". */
+            int ok = (st >= 200 && st < 300) || st == 409 ||
+                     (!strncmp(rt->pattern, "/spark/", 7) && (st == 302 || st == 503));
             const char *want;
             int good;
             if (!(rt->flags & API_F_AUTH)) {
@@ -470,6 +474,23 @@ static void test_route_matrix(void **state)
 
 /* ---- OpenAPI ---------------------------------------------------------------- */
 
+/* A route pattern as OpenAPI writes it: ":name" and a final "*rest" are
+ * both {name}. */
+static char *openapi_path(const char *pattern)
+{
+    buf_t p = BUF_INIT;
+    for (const char *s = pattern; *s;) {
+        if (*s == ':' || *s == '*') {
+            size_t n = strcspn(s + 1, "/");
+            buf_printf(&p, "{%.*s}", (int)n, s + 1);
+            s += 1 + n;
+        } else {
+            buf_putc(&p, *s++);
+        }
+    }
+    return buf_detach(&p);
+}
+
 static void test_openapi(void **state)
 {
     (void)state;
@@ -481,26 +502,15 @@ static void test_openapi(void **state)
     assert_true(json_is_object(paths));
     /* Every route is documented ... */
     for (size_t i = 0; i < api_nroutes; i++) {
-        buf_t p = BUF_INIT;
-        for (const char *s = api_routes[i].pattern; *s;) {
-            if (*s == ':') {
-                size_t n = strcspn(s + 1, "/");
-                buf_putc(&p, '{');
-                buf_append(&p, s + 1, n);
-                buf_putc(&p, '}');
-                s += 1 + n;
-            } else {
-                buf_putc(&p, *s++);
-            }
-        }
+        char *p = openapi_path(api_routes[i].pattern);
         char m[16];
         size_t k = 0;
         for (; api_routes[i].method[k] && k < sizeof m - 1; k++) m[k] = (char)(api_routes[i].method[k] | 0x20);
         m[k] = '\0';
-        json_t *op = json_object_get(json_object_get(paths, p.data), m);
-        if (!json_is_object(op)) fail_msg("route %s %s missing from openapi.json", m, p.data);
+        json_t *op = json_object_get(json_object_get(paths, p), m);
+        if (!json_is_object(op)) fail_msg("route %s %s missing from openapi.json", m, p);
         assert_non_null(json_object_get(op, "responses"));
-        buf_free(&p);
+        free(p);
     }
     /* ... and everything documented is a route. */
     const char *path;
@@ -513,18 +523,7 @@ static void test_openapi(void **state)
             nops++;
             int found = 0;
             for (size_t i = 0; i < api_nroutes && !found; i++) {
-                char *t = NULL;
-                buf_t p = BUF_INIT;
-                for (const char *s = api_routes[i].pattern; *s;) {
-                    if (*s == ':') {
-                        size_t n = strcspn(s + 1, "/");
-                        buf_printf(&p, "{%.*s}", (int)n, s + 1);
-                        s += 1 + n;
-                    } else {
-                        buf_putc(&p, *s++);
-                    }
-                }
-                t = buf_detach(&p);
+                char *t = openapi_path(api_routes[i].pattern);
                 found = strcmp(t, path) == 0 && strcasecmp(api_routes[i].method, m) == 0;
                 free(t);
             }

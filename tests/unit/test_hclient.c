@@ -93,6 +93,13 @@ static void handler(http_req_t *req, void *ud)
     } else if (strncmp(path, "/status/", 8) == 0) {
         f->active--;
         http_respond(req, atoi(path + 8), "text/plain", "status body", 11);
+    } else if (strcmp(path, "/big") == 0) {
+        f->active--;
+        char *big = xmalloc(100000);
+        memset(big, 'b', 100000);
+        http_set_header(req, "X-Big", " yes ");
+        http_respond(req, 200, "text/html", big, 100000);
+        free(big);
     } else if (strcmp(path, "/redirect") == 0) {
         f->active--;
         http_set_header(req, "Location", "/ok");
@@ -190,6 +197,7 @@ typedef struct result {
     char    *body;
     size_t   body_len;
     uint64_t elapsed_ms;
+    char    *location, *xbig, *ctype;   /* hclient_get: response headers */
     int     *counter;    /* if set, incremented by each callback */
     hclient_t *post_again;   /* if set, try to post from the callback */
     int      post_again_rc;
@@ -210,6 +218,11 @@ static void on_done(const hclient_resp_t *r, void *ud)
     res->body = xstrdup(r->body);
     res->body_len = r->body_len;
     res->elapsed_ms = r->elapsed_ms;
+    assert_non_null(r->headers);
+    free(res->location); free(res->xbig); free(res->ctype);
+    res->location = hclient_resp_header(r, "location");
+    res->xbig = hclient_resp_header(r, "X-BIG");
+    res->ctype = hclient_resp_header(r, "Content-Type");
     if (res->post_again)
         res->post_again_rc = hclient_post(res->post_again, "http://127.0.0.1:1/", NULL, "", 0,
                                           100, on_done, ud);
@@ -219,6 +232,9 @@ static void result_free(result_t *r)
 {
     free(r->error);
     free(r->body);
+    free(r->location);
+    free(r->xbig);
+    free(r->ctype);
 }
 
 static char *url(const fx_t *f, const char *path)
@@ -289,6 +305,45 @@ static void test_status_and_redirect(void **state)
     assert_null(f->method);                /* /ok never reached */
     result_free(&r2);
     free(u);
+}
+
+/* GET: the whole body and the headers (the proxy's needs), up to a bound. */
+static void test_get(void **state)
+{
+    fx_t *f = *state;
+    char *u = url(f, "/big");
+    result_t r = { 0 };
+    assert_int_equal(hclient_get(f->hc, u, NULL, 1 << 20, 2000, on_done, &r), 0);
+    assert_true(run_until(f, &r.done, 5000));
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 100000);
+    assert_string_equal(r.xbig, "yes");
+    assert_string_equal(r.ctype, "text/html");
+    assert_null(r.location);
+    assert_string_equal(f->method ? f->method : "GET", "GET");
+    result_free(&r);
+
+    /* Larger than allowed: the transfer stops, -EFBIG. */
+    result_t r2 = { 0 };
+    assert_int_equal(hclient_get(f->hc, u, NULL, 1000, 2000, on_done, &r2), 0);
+    assert_true(run_until(f, &r2.done, 5000));
+    assert_int_equal(r2.code, -EFBIG);
+    assert_non_null(r2.error);
+    result_free(&r2);
+    free(u);
+
+    /* A redirect comes back as it is, Location and all. */
+    u = url(f, "/redirect");
+    result_t r3 = { 0 };
+    assert_int_equal(hclient_get(f->hc, u, NULL, 1000, 2000, on_done, &r3), 0);
+    assert_true(run_until(f, &r3.done, 5000));
+    assert_int_equal(r3.status, 302);
+    assert_string_equal(r3.location, "/ok");
+    result_free(&r3);
+    free(u);
+    assert_int_equal(hclient_get(f->hc, "file:///etc/passwd", NULL, 1000, 2000, on_done, &r3), -EINVAL);
+    assert_int_equal(hclient_get(f->hc, "http://127.0.0.1:1/", NULL, 0, 2000, on_done, &r3), -EINVAL);
 }
 
 /* A port nothing listens on: bind one, note it, close it. */
@@ -524,6 +579,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_post_200, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_and_redirect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_server_loop_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),

@@ -70,15 +70,20 @@ static void test_argv_env(void **state)
     assert_true(bound);
     scluster_strv_free(c);
     setenv("SPARK_LOCAL_IP", "0.0.0.0", 1);   /* never inherited */
-    char **e = scluster_env("/opt/spark");
-    int local = 0, rest = 0, home = 0;
+    char **e = scluster_env("/opt/spark", "c1");
+    int local = 0, rest = 0, home = 0, proxied = 0;
     for (char **p = e; *p; p++) {
         if (!strcmp(*p, "SPARK_LOCAL_IP=0.0.0.0")) fail_msg("inherited SPARK_LOCAL_IP");
         if (!strcmp(*p, "SPARK_LOCAL_IP=127.0.0.1")) local = 1;
         if (strstr(*p, "spark.master.rest.enabled=false")) rest = 1;
         if (!strcmp(*p, "SPARK_HOME=/opt/spark")) home = 1;
+        /* Master and workers draw their links for nbhub's proxy. */
+        if ((!strncmp(*p, "SPARK_MASTER_OPTS=", 18) || !strncmp(*p, "SPARK_WORKER_OPTS=", 18)) &&
+            strstr(*p, " -Dspark.ui.reverseProxy=true -Dspark.ui.reverseProxyUrl=/spark/c1/ui "))
+            proxied++;
     }
     assert_true(local && rest && home);
+    assert_int_equal(proxied, 2);
     scluster_strv_free(e);
 }
 
