@@ -157,7 +157,8 @@ export async function api(method, path, body) {
 const KINDS = ["run.queued", "run.running", "run.success", "run.failed", "run.cancelled",
   "task.queued", "task.running", "task.success", "task.failed", "task.up_for_retry",
   "task.upstream_failed", "task.skipped", "task.cancelled", "task.pending",
-  "flow.created", "flow.updated", "flow.paused", "flow.unpaused", "flow.deleted", "flow.invalid"];
+  "flow.created", "flow.updated", "flow.paused", "flow.unpaused", "flow.deleted", "flow.invalid",
+  "task.spark"];   // a Spark task's progress: not a stored event, no id
 let source = null;
 const listeners = new Set();
 

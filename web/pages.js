@@ -259,6 +259,10 @@ export async function run(id) {
       try { sparkSeen.set(t.name, await api("GET", `/runs/${id}/tasks/${enc(t.name)}/spark`)); }
       catch { /* shown on the next refresh */ }
     }));
+    showSpark();
+  }
+
+  function showSpark() {
     const rows = [...sparkSeen].filter(([, d]) => d);
     fill(sparkBox, rows.length ? rows.map(([name, d]) => sparkTask(name, d)) : null);
   }
@@ -310,7 +314,8 @@ export async function run(id) {
     if (lt && !TERMINAL.has(lt.state)) logTimer = setInterval(loadLog, 1000);   // follow a running task's log
     clearInterval(sparkTimer);
     loadSpark(r);
-    if (live) sparkTimer = setInterval(() => loadSpark(cur), 2000);
+    // Progress arrives as task.spark events; a slow poll covers a stream that is down.
+    if (live) sparkTimer = setInterval(() => loadSpark(cur), 15000);
   }
 
   render(await api("GET", `/runs/${id}`));
@@ -319,6 +324,11 @@ export async function run(id) {
   let pending = null;
   onLeave(subscribe((ev) => {
     if (String(ev.run) !== String(id)) return;
+    if (ev.kind === "task.spark") {
+      sparkSeen.set(ev.task, ev.spark);
+      showSpark();
+      return;
+    }
     clearTimeout(pending);
     pending = setTimeout(async () => {
       try { render(await api("GET", `/runs/${id}`)); loadLog(); } catch { /* shown on the next event */ }

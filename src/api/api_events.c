@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define API_EVENTS_BATCH 1000
 
@@ -82,13 +83,19 @@ static void api_events_cache_free(api_owner_cache_t *c)
     free(c->owners);
 }
 
+/* May cl see what happens to flow (NULL: about no flow)? */
+static int api_events_may_see(api_t *a, api_owner_cache_t *cache, const api_sse_client_t *cl, const char *flow)
+{
+    if (cl->admin) return 1;
+    if (!flow) return 0;
+    int64_t owner = api_events_owner(a, cache, flow);
+    return owner > 0 && owner == cl->uid;
+}
+
 static int api_events_visible(api_t *a, api_owner_cache_t *cache, const api_sse_client_t *cl,
                               const store_event_t *e)
 {
-    if (cl->admin) return 1;
-    if (!e->flow) return 0;
-    int64_t owner = api_events_owner(a, cache, e->flow);
-    return owner > 0 && owner == cl->uid;
+    return api_events_may_see(a, cache, cl, e->flow);
 }
 
 /* Send one event to one client (if visible) and move its cursor. */
@@ -152,12 +159,107 @@ void api_notify(api_t *a)
     api_events_pump(a, from, NULL);
 }
 
+/* ---- Spark progress ----------------------------------------------------
+ *
+ * A Spark task's progress (<task>.spark.json, rewritten by its
+ * __spark-task whenever a poll of the driver saw something new) goes out
+ * as "task.spark" events: {"kind", "flow", "run", "task", "spark": the file}.
+ * Progress is a view of the moment, not a state transition: these events
+ * are not rows of the events table and carry no id (a reconnecting client
+ * reads the current state with GET .../spark, and Last-Event-ID keeps
+ * meaning "rows seen").  While a stream is open, a 1 s timer asks the
+ * scheduler for its running Spark tasks and sends a file again only when
+ * its mtime or size moved (one stat per task per second; no stream, no
+ * timer). */
+
+struct api_spark_seen {
+    char   *path;
+    int64_t mtime_ns;
+    int64_t size;
+};
+
+struct api_spark_tick {
+    api_t                 *a;
+    api_owner_cache_t      cache;
+    struct api_spark_seen *next;   /* the files seen this tick */
+    size_t                 nnext;
+};
+
+static void api_events_spark_one(const char *flow, int64_t run, const char *task, const char *path, void *ud)
+{
+    struct api_spark_tick *k = ud;
+    api_t *a = k->a;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return;
+    int64_t mt = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    int changed = 1;
+    for (size_t i = 0; i < a->nspark_seen; i++)
+        if (!strcmp(a->spark_seen[i].path, path))
+            changed = a->spark_seen[i].mtime_ns != mt || a->spark_seen[i].size != (int64_t)sb.st_size;
+    k->next = xrealloc(k->next, (k->nnext + 1) * sizeof *k->next);
+    k->next[k->nnext++] = (struct api_spark_seen){ xstrdup(path), mt, (int64_t)sb.st_size };
+    if (!changed) return;
+    json_t *doc = json_load_file(path, 0, NULL);
+    if (!json_is_object(doc)) {   /* never half-written (atomic rename), but not ours to trust */
+        json_decref(doc);
+        return;
+    }
+    json_t *ev = json_pack("{s:s, s:s, s:I, s:s, s:o}", "kind", "task.spark", "flow", flow, "run", (json_int_t)run,
+                           "task", task, "spark", doc);
+    char *data = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    for (api_sse_client_t *cl = a->clients; data && cl; cl = cl->next)
+        if (!cl->dead && api_events_may_see(a, &k->cache, cl, flow) &&
+            http_sse_send(cl->sse, "task.spark", NULL, data) < 0)
+            cl->dead = 1;
+    free(data);
+}
+
+static void api_events_spark_forget(api_t *a)
+{
+    for (size_t i = 0; i < a->nspark_seen; i++) free(a->spark_seen[i].path);
+    free(a->spark_seen);
+    a->spark_seen = NULL;
+    a->nspark_seen = 0;
+}
+
+static void api_events_spark_tick(uv_timer_t *t)
+{
+    api_t *a = t->data;
+    if (!a->sched || !a->clients) return;
+    struct api_spark_tick k = { .a = a };
+    sched_spark_each(a->sched, api_events_spark_one, &k);
+    api_events_cache_free(&k.cache);
+    api_events_spark_forget(a);
+    a->spark_seen = k.next;
+    a->nspark_seen = k.nnext;
+}
+
+static void api_events_timer_closed(uv_handle_t *h) { free(h); }
+
+/* The timer runs while a stream is open. */
+static void api_events_spark_timer(api_t *a, int on)
+{
+    if (on && !a->spark_timer) {
+        a->spark_timer = xcalloc(1, sizeof *a->spark_timer);
+        uv_timer_init(a->loop, a->spark_timer);
+        a->spark_timer->data = a;
+        uv_unref((uv_handle_t *)a->spark_timer);   /* never what keeps the daemon up */
+        uv_timer_start(a->spark_timer, api_events_spark_tick, 1000, 1000);
+    } else if (!on && a->spark_timer) {
+        uv_close((uv_handle_t *)a->spark_timer, api_events_timer_closed);
+        a->spark_timer = NULL;
+        api_events_spark_forget(a);
+    }
+}
+
 static void api_events_unlink(api_sse_client_t *cl)
 {
     api_t *a = cl->api;
     if (cl->prev) cl->prev->next = cl->next;
     else a->clients = cl->next;
     if (cl->next) cl->next->prev = cl->prev;
+    if (!a->clients) api_events_spark_timer(a, 0);
 }
 
 static void api_events_closed(http_sse_t *s, void *ud)
@@ -203,6 +305,7 @@ void api_events_get(http_req_t *req, void *ud)
     cl->next = a->clients;
     if (a->clients) a->clients->prev = cl;
     a->clients = cl;
+    api_events_spark_timer(a, 1);
     /* A comment first, so clients and proxies see the stream is open even
      * when there is nothing to replay. */
     http_sse_comment(cl->sse, "nbhub events");

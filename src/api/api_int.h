@@ -83,6 +83,9 @@ struct api {
     unsigned      *pool_sizes;
     size_t         npool;
     api_sse_client_t *clients;     /* connected SSE streams */
+    uv_timer_t    *spark_timer;    /* while a stream is open: Spark progress (api_events.c) */
+    struct api_spark_seen *spark_seen;
+    size_t         nspark_seen;
 };
 
 /* Who is asking; set by api_auth_before (http_req_user). */

@@ -157,4 +157,12 @@ extern const double sched_dur_bounds[9];
 
 void sched_get_stats(sched_t *s, sched_stats_t *out);
 
+/* Each running try of a task that asks for Spark, with the path of the
+ * state file its __spark-task keeps (<task>.spark.json, maybe not written
+ * yet): what the API streams as task.spark events.  Strings are borrowed
+ * for the call. */
+typedef void (*sched_spark_fn)(const char *flow, int64_t run, const char *task, const char *state_path,
+                               void *ud);
+void sched_spark_each(sched_t *s, sched_spark_fn fn, void *ud);
+
 #endif

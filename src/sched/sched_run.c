@@ -795,6 +795,21 @@ static const char *spark_exit_meaning(int code)
     }
 }
 
+void sched_spark_each(sched_t *s, sched_spark_fn fn, void *ud)
+{
+    for (srun_t *r = s->runs; r; r = r->next) {
+        if (r->finished) continue;
+        const flow_t *f = run_flow(r);
+        for (size_t i = 0; i < f->ntasks; i++) {
+            stask_t *t = &r->tasks[i];
+            if (t->state != STORE_TASK_RUNNING || !task_wants_spark(&f->tasks[i])) continue;
+            char *p = task_file(r, t, ".spark.json");
+            fn(r->flow, r->id, f->tasks[i].name, p, ud);
+            free(p);
+        }
+    }
+}
+
 /* <task>.spark.json of a try (written by __spark-task), or NULL. */
 static json_t *spark_state(srun_t *r, stask_t *t)
 {

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import sqlite3
+import threading
 import time
 
 ADMIN_PASSWORD = "admin-password-123"
@@ -53,6 +54,48 @@ class Api:
 
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
+
+
+class EventStream:
+    """GET /api/v1/events read in a thread: .events is a list of
+    (event, id, data) as they arrive (id None when the event had none)."""
+
+    def __init__(self, port, token):
+        self.events = []
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        self.conn.request("GET", "/api/v1/events", headers={"Authorization": f"Bearer {token}"})
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200, self.resp.status
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        ev, eid, data = None, None, []
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\r\n")
+                if not line:
+                    if data:
+                        self.events.append((ev, eid, json.loads("\n".join(data))))
+                    ev, eid, data = None, None, []
+                elif line.startswith("event: "):
+                    ev = line[7:]
+                elif line.startswith("id: "):
+                    eid = line[4:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+
+    def of(self, kind):
+        return [e for e in list(self.events) if e[0] == kind]
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(2)
+        except OSError:
+            pass
+        self.conn.close()
 
 
 class Server:

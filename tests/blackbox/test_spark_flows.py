@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import code, code_cells, read_nb, stream_text, wait_for, write_nb
-from nbserve import Api, Server
+from nbserve import Api, EventStream, Server
 
 pytest.importorskip("pyspark")
 
@@ -71,6 +71,10 @@ def test_ephemeral_cluster_for_a_notebook_task(h, tmp_path):
                         "    spark: {workers: 2, worker_cores: 1, worker_memory: 512m,\n"
                         "            conf: {spark.executor.memory: 512m}}\n")
     srv.start()
+    stream = EventStream(srv.port, srv.api.token)
+    # bob, who does not own the flow, opens a stream too: he must see nothing of it.
+    srv.api.post("/api/v1/users", {"name": "bob", "password": "pw-123456789"})
+    bob = EventStream(srv.port, srv.api.post("/api/v1/users/bob/tokens", {"name": "t"})[1]["token"])
     try:
         rid = srv.trigger("sparky")
         # While it runs: the ephemeral cluster is listed under the task's name.
@@ -98,6 +102,15 @@ def test_ephemeral_cluster_for_a_notebook_task(h, tmp_path):
         assert jobs[1]["name"].startswith("sum at"), jobs
         logs = list((srv.home / "runs" / "sparky").rglob("*.spark-events/" + row["spark_app_id"]))
         assert len(logs) == 1, list((srv.home / "runs" / "sparky").rglob("*"))
+        # Progress went out on the event stream while the task ran, as
+        # task.spark events without ids (not rows of the events table).
+        prog = stream.of("task.spark")
+        assert prog, stream.events
+        assert all(eid is None and d["run"] == rid and d["task"] == "count" and d["flow"] == "sparky"
+                   for _, eid, d in prog), prog
+        assert prog[-1][2]["spark"]["mode"] == "ephemeral", prog[-1]
+        assert any(d["spark"].get("app_id") for _, _, d in prog), prog
+        assert not [e for e in bob.events if e[2].get("flow") == "sparky"], bob.events
         t = [x for x in run["tasks"] if x["name"] == "count"][0]
         assert t["spark_app_id"] == row["spark_app_id"], t
         # After the task: the cluster is gone, no JVM is left.
@@ -106,6 +119,8 @@ def test_ephemeral_cluster_for_a_notebook_task(h, tmp_path):
         log = (srv.home / "runs" / "sparky").rglob("count.log").__next__().read_text()
         assert "Spark cluster sparky-t" in log and "removed" in log, log
     finally:
+        stream.close()
+        bob.close()
         srv.stop()
 
 
