@@ -53,14 +53,17 @@
 extern char **environ;
 
 #define SPARK_MAX_WORKERS 64
+#define SPARK_EXIT_PORT   8   /* a port asked for is in use */
 
 static const char cmd_spark_usage[] =
     "usage: nbhub spark <up|down|status|list> [options]\n"
     "\n"
     "  up NAME [--workers N] [--worker-cores C] [--worker-memory M] [--connect] [--timeout S]\n"
+    "          [--port P] [--ui-port U]\n"
     "          start a Spark standalone master and N workers (default 1 worker, 1 core,\n"
     "          1g) on 127.0.0.1, supervised by nbhub; prints the master URL; --connect adds\n"
-    "          a Spark Connect server (printed next: sc://127.0.0.1:PORT, for SPARK_REMOTE)\n"
+    "          a Spark Connect server (printed next: sc://127.0.0.1:PORT, for SPARK_REMOTE);\n"
+    "          --port / --ui-port: the master's and its UI's ports (default: free ones)\n"
     "  down NAME        stop the cluster (its JVMs get SIGTERM, then SIGKILL after 10 s)\n"
     "  status NAME      state, master and UI URLs, workers alive, cores, memory, restarts\n"
     "  list             the clusters that are up\n"
@@ -72,7 +75,7 @@ static const char cmd_spark_usage[] =
     "\n"
     "Exit codes: 0 done, 2 usage error, 3 invalid option or no such cluster, 4 no Java or\n"
     "no Spark found, 5 already up, 6 not ready within --timeout (stopped again; see its\n"
-    "logs), 7 its state could not be written.\n";
+    "logs), 7 its state could not be written, 8 a port asked for is in use.\n";
 
 /* ---- shared ---------------------------------------------------------------- */
 
@@ -98,6 +101,7 @@ struct sv {
     char          *dir, *name, *spark_home, *memory, *self;
     int            nworkers, cores, connect;
     int            port, ui_port, connect_port, gen;
+    int            fixed_port, fixed_ui_port;   /* --port / --ui-port, 0 = free ones */
     struct child   master, workers[SPARK_MAX_WORKERS], server;
     uv_timer_t     tick, kill_timer;
     uv_signal_t    sigterm, sigint;
@@ -219,9 +223,13 @@ static void sv_spawn(struct sv *s, struct child *c)
     scluster_strv_free(env);
 }
 
+/* Ports for the master, its UI and the Connect server: free ones, or the
+ * ones asked for (kept across restarts: the operator chose them). */
 static void sv_new_ports(struct sv *s)
 {
-    int p = scluster_free_port(), u = scluster_free_port(), c = scluster_free_port();
+    int p = s->fixed_port ? s->fixed_port : scluster_free_port();
+    int u = s->fixed_ui_port ? s->fixed_ui_port : scluster_free_port();
+    int c = scluster_free_port();
     if (p > 0 && u > 0 && c > 0 && p != u && c != p && c != u) {
         s->port = p;
         s->ui_port = u;
@@ -383,6 +391,8 @@ int cmd_spark_supervise(int argc, char **argv)
     s->nworkers = (int)json_integer_value(json_object_get(cfg, "workers"));
     s->cores = (int)json_integer_value(json_object_get(cfg, "worker_cores"));
     s->connect = json_is_true(json_object_get(cfg, "connect"));
+    s->fixed_port = (int)json_integer_value(json_object_get(cfg, "port"));
+    s->fixed_ui_port = (int)json_integer_value(json_object_get(cfg, "ui_port"));
     json_decref(cfg);
     s->self = cli_self_exe("nbhub");
     char *logs = xasprintf("%s/logs", s->dir);
@@ -419,7 +429,7 @@ int cmd_spark_supervise(int argc, char **argv)
 
 struct spark_args {
     const char *name, *home, *python, *spark_home, *memory, *owner;
-    int workers, cores, json, timeout_s, connect;
+    int workers, cores, json, timeout_s, connect, port, ui_port;
 };
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out)
@@ -448,7 +458,8 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
         const char **sv = !strcmp(f, "--home") ? &a->home : !strcmp(f, "--python") ? &a->python
                         : !strcmp(f, "--spark-home") ? &a->spark_home : !strcmp(f, "--worker-memory") ? &a->memory
                         : !strcmp(f, "--owner") ? &a->owner : NULL;
-        int iv = !strcmp(f, "--workers") || !strcmp(f, "--worker-cores") || !strcmp(f, "--timeout");
+        int iv = !strcmp(f, "--workers") || !strcmp(f, "--worker-cores") || !strcmp(f, "--timeout") ||
+                 !strcmp(f, "--port") || !strcmp(f, "--ui-port");
         if (sv || iv) {
             if (i + 1 >= argc) {
                 cli_errorf("%s needs a value (see nbhub spark --help)", f);
@@ -458,6 +469,8 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
             if (sv) *sv = v;
             else if (!strcmp(f, "--workers")) { if (parse_int(f, v, 1, SPARK_MAX_WORKERS, &a->workers)) return NB_EXIT_INPUT; }
             else if (!strcmp(f, "--worker-cores")) { if (parse_int(f, v, 1, 1024, &a->cores)) return NB_EXIT_INPUT; }
+            else if (!strcmp(f, "--port")) { if (parse_int(f, v, 1, 65535, &a->port)) return NB_EXIT_INPUT; }
+            else if (!strcmp(f, "--ui-port")) { if (parse_int(f, v, 1, 65535, &a->ui_port)) return NB_EXIT_INPUT; }
             else if (parse_int(f, v, 1, 3600, &a->timeout_s)) return NB_EXIT_INPUT;
             continue;
         }
@@ -526,6 +539,18 @@ int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int *
         cli_errorf("cluster '%s': %ld worker%s x %s = %ld MB, but this machine has %ld MB of memory",
                    name, workers, workers == 1 ? "" : "s", mem, want, have);
         return NB_EXIT_INPUT;
+    }
+    /* Ports asked for must be free now: a JVM that cannot bind would be
+     * restarted on the same port forever. */
+    static const char *const fixed[] = { "port", "ui_port" };
+    for (size_t i = 0; i < 2; i++) {
+        int p = (int)json_integer_value(json_object_get(cfg, fixed[i]));
+        if (p && (p == json_integer_value(json_object_get(cfg, fixed[1 - i])) || scluster_port_bind(p) != p)) {
+            cli_errorf("cluster '%s': port %d on 127.0.0.1 (--%s) is %s: choose another, or leave --%s out for a "
+                       "free one", name, p, i ? "ui-port" : "port", scluster_port_bind(p) == p ? "asked for twice" : "in use",
+                       i ? "ui-port" : "port");
+            return SPARK_EXIT_PORT;
+        }
     }
     nb_err_t err;
     if (fs_mkdir_p(dir, 0700, &err) < 0) {
@@ -641,6 +666,8 @@ static int spark_up(int argc, char **argv)
     json_t *cfg = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s?}", "name", a.name, "spark_home", home,
                             "workers", a.workers, "worker_cores", a.cores, "worker_memory", a.memory,
                             "connect", a.connect, "owner", a.owner);
+    if (a.port) json_object_set_new(cfg, "port", json_integer(a.port));
+    if (a.ui_port) json_object_set_new(cfg, "ui_port", json_integer(a.ui_port));
     json_t *st = NULL;
     int sp;
     code = cmd_spark_start(dir, cfg, 0, a.timeout_s, &sp, &st);

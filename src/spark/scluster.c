@@ -147,17 +147,25 @@ int scluster_status_parse(const char *text, size_t len, struct scluster_status *
     return 0;
 }
 
-int scluster_free_port(void)
+int scluster_port_bind(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
+    /* As a JVM's server socket does: a port in TIME_WAIT is free to it. */
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t l = sizeof a;
     int rc = bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(fd, (struct sockaddr *)&a, &l) < 0
                  ? -errno : ntohs(a.sin_port);
     close(fd);
     return rc;
+}
+
+int scluster_free_port(void)
+{
+    return scluster_port_bind(0);
 }
 
 long scluster_memory_mb(const char *m)

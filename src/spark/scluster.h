@@ -72,6 +72,9 @@ int scluster_name_ok(const char *n);
 
 /* A TCP port free on 127.0.0.1 right now (bind to port 0), or -errno. */
 int scluster_free_port(void);
+/* port if it is free on 127.0.0.1 right now (a listener anywhere on it
+ * makes it -EADDRINUSE), else -errno; 0 = any free port. */
+int scluster_port_bind(int port);
 
 /* "512m", "2g", "1024m": Spark's worker memory; 0 if valid. */
 int scluster_memory_ok(const char *m);

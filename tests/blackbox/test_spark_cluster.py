@@ -7,6 +7,7 @@ test: every JVM carries the test's marker)."""
 import json
 import os
 import signal
+import socket
 import time
 import urllib.request
 
@@ -47,12 +48,21 @@ def run_on_kernel(h, tmp_path, kernel, prefix, lines):
     return stream_text(code_cells(read_nb(out))[0]).split("\n")
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_cluster_up_compute_restart_down(h, tmp_path):
-    r = spark(h, "up", "c1", "--workers", "2", "--worker-cores", "1", "--worker-memory", "1g")
+    port, ui_port = free_port(), free_port()
+    r = spark(h, "up", "c1", "--workers", "2", "--worker-cores", "1", "--worker-memory", "1g",
+              "--port", str(port), "--ui-port", str(ui_port))
     assert r.rc == 0, r
     url = r.stdout.strip()
-    assert url.startswith("spark://127.0.0.1:")
+    assert url == f"spark://127.0.0.1:{port}", url
     st = state(h, "c1")
+    assert st["ui_url"] == f"http://127.0.0.1:{ui_port}/", st
     assert st["state"] == "running" and st["alive_workers"] == 2 and st["cores"] == 2, st
     # The master's own view, from its UI on loopback.
     master = json.load(urllib.request.urlopen(st["ui_url"] + "json/", timeout=10))
@@ -78,6 +88,14 @@ def test_cluster_up_compute_restart_down(h, tmp_path):
     assert wait_for(lambda: (state(h, "c1") or {}).get("state") == "running", timeout=90)
     st2 = state(h, "c1")
     assert st2["restarts"] >= 1 and st2["alive_workers"] == 2
+    # So is the master, on the ports asked for, and the workers find it again.
+    master_pid = [p["pid"] for p in st2["processes"] if p["role"] == "master"][0]
+    os.kill(master_pid, signal.SIGKILL)
+    assert wait_for(lambda: (state(h, "c1") or {}).get("state") != "running", timeout=20)
+    assert wait_for(lambda: (state(h, "c1") or {}).get("state") == "running"
+                    and state(h, "c1")["alive_workers"] == 2, timeout=120), state(h, "c1")
+    st2 = state(h, "c1")
+    assert st2["master_url"] == url and st2["ui_url"] == f"http://127.0.0.1:{ui_port}/", st2
     pids = [st2["pid"]] + [p["pid"] for p in st2["processes"]]
 
     # Up twice is refused; down stops everything.
@@ -101,6 +119,25 @@ def test_kill9_of_the_supervisor_leaves_no_jvm(h):
     assert wait_for(lambda: not [p for p in jvms if alive(p)], timeout=15), "a JVM outlived its supervisor"
     r = spark(h, "status", "c2")
     assert r.rc == 3
+
+
+def test_port_in_use(h):
+    """A port asked for that something else listens on: exit 8 with the
+    port named, nothing started, nothing left."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        p = busy.getsockname()[1]
+        for flag in ("--port", "--ui-port"):
+            r = spark(h, "up", "px", flag, str(p))
+            assert r.rc == 8, r
+            assert f"port {p} on 127.0.0.1 ({flag}) is in use" in r.stderr, r.stderr
+            assert not (h.tmp / "home" / "spark" / "px" / "state.json").exists()
+    r = spark(h, "up", "px", "--port", "7", "--ui-port", "7")
+    assert r.rc == 8 and "asked for twice" in r.stderr, r
+    r = spark(h, "up", "px", "--port", "70000")
+    assert r.rc == 3 and "--port 70000" in r.stderr, r
+    assert spark(h, "status", "px").rc == 3
 
 
 @pytest.mark.parametrize("args,rc,msg,env", [
