@@ -177,7 +177,7 @@ static void sv_spawn(struct sv *s, struct child *c)
     if (c->index == -2) {
         char url[64];
         snprintf(url, sizeof url, "spark://127.0.0.1:%d", s->port);
-        jargv = scluster_connect_argv(s->spark_home, url, s->connect_port, s->memory);
+        jargv = scluster_connect_argv(s->spark_home, s->name, url, s->connect_port, s->memory);
     }
     if (c->index >= 0) {
         char url[64], work[4096];

@@ -61,11 +61,12 @@ char **scluster_worker_argv(const char *spark_home, const char *master_url, int 
     return v;
 }
 
-char **scluster_connect_argv(const char *spark_home, const char *master_url, int port,
+char **scluster_connect_argv(const char *spark_home, const char *name, const char *master_url, int port,
                              const char *executor_memory)
 {
     char *submit = xasprintf("%s/bin/spark-submit", spark_home);
     char *bind = xasprintf("spark.connect.grpc.binding.port=%d", port);
+    char *ui = scluster_ui_path(name), *proxy = xasprintf("spark.ui.reverseProxyUrl=%s", ui);
     /* No primary resource: SparkSubmit knows the Connect server as one of
      * its internal classes (as Spark's sbin/start-connect-server.sh runs it). */
     const char *a[] = { submit, "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
@@ -73,10 +74,16 @@ char **scluster_connect_argv(const char *spark_home, const char *master_url, int
                         "--executor-memory", executor_memory,
                         "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", bind,
                         "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
-                        "--conf", "spark.ui.enabled=false", NULL };
+                        /* Its UI (a free port: the master proxies it) shows every
+                         * session's jobs and SQL, through nbhub at
+                         * /spark/NAME/ui/proxy/APP/. */
+                        "--conf", "spark.ui.port=0", "--conf", "spark.ui.reverseProxy=true", "--conf", proxy,
+                        "--conf", "spark.ui.killEnabled=false", NULL };
     char **v = strv(a);
     free(submit);
     free(bind);
+    free(ui);
+    free(proxy);
     return v;
 }
 

@@ -35,7 +35,7 @@ char **scluster_worker_argv(const char *spark_home, const char *master_url, int 
                             const char *memory, const char *work_dir);
 /* The Spark Connect server as an application of master_url, listening on
  * 127.0.0.1:port, one executor of executor_memory per worker. */
-char **scluster_connect_argv(const char *spark_home, const char *master_url, int port,
+char **scluster_connect_argv(const char *spark_home, const char *name, const char *master_url, int port,
                              const char *executor_memory);
 /* environ plus SPARK_HOME, the 127.0.0.1 settings above and the UI
  * settings of scluster_ui_opts for cluster name. */

@@ -168,6 +168,10 @@ def test_spark_connect_server_and_remote_kernel(h, tmp_path):
     # The Connect server is an application of the cluster.
     ui = json.load(urllib.request.urlopen(st["ui_url"] + "json/", timeout=10))
     assert [a["name"] for a in ui["activeapps"]] == ["Spark Connect server"]
+    # Its UI is up, reached through the master (the proxy's path): the master's
+    # page links to it under /spark/c3/ui/.
+    page = urllib.request.urlopen(st["ui_url"], timeout=10).read().decode()
+    assert f'href="/spark/c3/ui/proxy/{ui["activeapps"][0]["id"]}"' in page, page
 
     prefix = tmp_path / "k"
     r = h.run(["kernel", "install-spark", "remote", "--remote", remote, "--prefix", prefix])

@@ -220,6 +220,13 @@ def test_named_cluster_through_the_api_with_owners(h, tmp_path):
         assert wait_for(lambda: srv.api.get("/api/v1/flows/toobig")[0] == 200, 10)
         a, b, c, d = srv.trigger("mine"), srv.trigger("theirs"), srv.trigger("nocluster"), srv.trigger("toobig")
         spark_ui_through_the_proxy(srv, api, a)
+        # The master dies mid-task (kill -9): nbhub restarts it, and the
+        # task run says what happened to its application.
+        st = json.loads(spark_cli(h, "status", "shared", "--json").stdout)
+        os.kill([p["pid"] for p in st["processes"] if p["role"] == "master"][0], signal.SIGKILL)
+        said = lambda: "Spark master died" in (spark_state(srv, a, "a").get("message") or "")
+        assert wait_for(said, 30, interval=0.5), spark_state(srv, a, "a")
+        assert wait_for(lambda: api["alice"].get("/api/v1/spark/clusters/shared")[1]["state"] == "running", 120)
         go.write_text("")
         ra = srv.wait_run(a, timeout=240)
         assert ra["state"] == "success", (ra, srv.log())

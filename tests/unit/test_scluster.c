@@ -61,13 +61,14 @@ static void test_argv_env(void **state)
     assert_string_equal(w[7], "1g");
     assert_string_equal(w[12], "spark://127.0.0.1:7077");
     scluster_strv_free(w);
-    char **c = scluster_connect_argv("/opt/spark", "spark://127.0.0.1:7077", 15002, "1g");
+    char **c = scluster_connect_argv("/opt/spark", "c1", "spark://127.0.0.1:7077", 15002, "1g");
     assert_string_equal(c[0], "/opt/spark/bin/spark-submit");
     assert_string_equal(c[2], "org.apache.spark.sql.connect.service.SparkConnectServer");
     int bound = 0;
     for (char **q = c; *q; q++)
         if (!strcmp(*q, "spark.connect.grpc.binding.address=127.0.0.1")) bound = 1;
-    assert_true(bound);
+        else if (!strcmp(*q, "spark.ui.reverseProxyUrl=/spark/c1/ui")) bound += 10;
+    assert_int_equal(bound, 11);
     scluster_strv_free(c);
     setenv("SPARK_LOCAL_IP", "0.0.0.0", 1);   /* never inherited */
     char **e = scluster_env("/opt/spark", "c1");
