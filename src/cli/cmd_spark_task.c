@@ -15,11 +15,16 @@
  *      with --submit, ARGV[0] "spark-submit" becomes SPARK_HOME's and the
  *      same settings go on its command line;
  *   3. runs ARGV in our process group (the task's stop signals reach it)
- *      and, once a second while it runs (NBHUB_SPARK_POLL_MS), reads the driver's REST API
- *      (/api/v1/applications, .../jobs, .../stages?status=active) into
- *      --state FILE (atomically, only when it changed): the application id,
- *      jobs and stages with progress, the cluster's URLs; the daemon serves
- *      that file and sends it over SSE;
+ *      with the driver's event log on (in <state>-events/, next to
+ *      --state) and, once a second while it runs (NBHUB_SPARK_POLL_MS),
+ *      reads what the driver added to it (spark/seventlog.c: nothing is
+ *      asked of the driver, so tracking costs the job nothing but the
+ *      log's writes) into --state FILE (atomically, only when it changed):
+ *      the application id, jobs and active stages with progress, the
+ *      cluster's URLs; the daemon serves that file and sends it over SSE.
+ *      A task with its own spark.eventLog.* conf is read from the driver's
+ *      REST API instead; once the driver has exited, the log is read to its
+ *      end for the final count;
  *   4. removes an ephemeral cluster when ARGV has exited, whatever the
  *      outcome, and exits with ARGV's status (128+N for a signal).
  *
@@ -77,6 +82,9 @@ struct st_run {
     json_int_t master_restarts;
     char *exec_mem;         /* the spark.executor.memory we added, or NULL */
     char *events;           /* the driver's event log directory, or NULL */
+    struct timespec since;  /* files there older than this are earlier tries' */
+    FILE *evf;              /* our driver's log, once it exists */
+    seventlog_t *evlog;     /* what has been read of it */
     char *evconf;           /* spark.eventLog.dir=file://<events> */
     char *proxyconf;        /* spark.ui.reverseProxyUrl=/spark/NAME/ui */
 };
@@ -148,7 +156,33 @@ static json_int_t st_master_restarts(const json_t *cs)
 }
 
 /* One look at the application and at the cluster. */
-static void st_poll(struct st_run *r)
+/* Read what the driver has added to its event log. */
+static void st_tail(struct st_run *r)
+{
+    if (!r->evf) {
+        char *path = seventlog_find(r->events, NULL, &r->since);
+        r->evf = path ? fopen(path, "r") : NULL;
+        free(path);
+        if (!r->evf) return;
+        r->evlog = seventlog_new();
+    }
+    seventlog_read(r->evlog, r->evf);
+}
+
+/* The progress document from the event log (see seventlog.h). */
+static void st_progress_from_log(struct st_run *r)
+{
+    const char *id = seventlog_app_id(r->evlog);
+    if (id && !json_string_value(json_object_get(r->doc, "app_id"))) st_app(r, id);
+    json_t *jobs = seventlog_jobs_json(r->evlog), *stages = seventlog_active_stages(r->evlog);
+    json_object_set_new(r->doc, "progress", sprogress_summary(id, jobs, stages));
+    json_decref(jobs);
+    json_decref(stages);
+}
+
+/* The progress from the driver's REST API: when there is no event log of
+ * ours (a task's own spark.eventLog.* conf). */
+static void st_rest(struct st_run *r)
 {
     const char *id = json_string_value(json_object_get(r->doc, "app_id"));
     if (!id) {
@@ -166,6 +200,16 @@ static void st_poll(struct st_run *r)
         json_decref(stages);
         free(jp);
         free(sp);
+    }
+}
+
+static void st_poll(struct st_run *r)
+{
+    if (r->events) {
+        st_tail(r);
+        if (r->evlog) st_progress_from_log(r);
+    } else {
+        st_rest(r);
     }
     if (r->cluster_dir) {
         json_t *cs = scluster_live_state(r->cluster_dir);
@@ -196,22 +240,10 @@ static void st_poll(struct st_run *r)
 static void st_final(struct st_run *r)
 {
     if (!r->events) return;
-    const char *id = json_string_value(json_object_get(r->doc, "app_id"));
-    char *path = seventlog_find(r->events, id);
-    FILE *f = path ? fopen(path, "r") : NULL;
-    free(path);
-    if (!f) return;
-    char *logged = NULL;
-    json_t *jobs = seventlog_jobs(f, &logged);
-    fclose(f);
-    if (!id && logged) {
-        st_app(r, logged);
-        id = logged;
-    }
-    if (json_array_size(jobs) || !json_object_get(r->doc, "progress"))
-        json_object_set_new(r->doc, "progress", sprogress_summary(id, jobs, NULL));
-    json_decref(jobs);
-    free(logged);
+    st_tail(r);
+    if (!r->evlog) return;   /* the driver never started, or logs elsewhere */
+    seventlog_finish(r->evlog);
+    st_progress_from_log(r);
 }
 
 static int st_parse(int argc, char **argv, struct st_args *a)
@@ -220,11 +252,8 @@ static int st_parse(int argc, char **argv, struct st_args *a)
     a->workers = a->cores = 1;
     a->memory = "1g";
     a->timeout_s = 300;
-    /* NBHUB_SPARK_POLL_MS: the progress polling interval (0 = off).  A
-     * second: a job shorter than the interval would not be seen.  What
-     * polling costs a job looks one-time (the driver's REST API starting
-     * up), not per request: 1 s and 5 s cost the same, +4.6 % and +6.2 %
-     * on a 24 s job on 2 cores (bench/bench_spark_flow.py). */
+    /* NBHUB_SPARK_POLL_MS: how often the progress is looked at (0 = only
+     * at the end).  A look reads the new bytes of a local file. */
     const char *pm = getenv("NBHUB_SPARK_POLL_MS");
     a->poll_ms = pm && *pm ? atoi(pm) : 1000;
     a->conf = xcalloc((size_t)argc + 1, sizeof *a->conf);
@@ -434,6 +463,7 @@ int cmd_spark_task(int argc, char **argv)
     if (!sc && sl > 5 && !strcmp(a.state + sl - 5, ".json")) {
         char *dir = xasprintf("%.*s-events", (int)(sl - 5), a.state);
         r.events = mkdir(dir, 0700) == 0 || errno == EEXIST ? realpath(dir, NULL) : NULL;
+        clock_gettime(CLOCK_REALTIME, &r.since);
         free(dir);
     }
     if (r.events) {
@@ -534,6 +564,8 @@ out:
     free(r.cluster_dir);
     free(r.exec_mem);
     free(r.events);
+    if (r.evf) fclose(r.evf);
+    seventlog_free(r.evlog);
     free(r.evconf);
     free(r.proxyconf);
     free(py);

@@ -84,7 +84,7 @@ class EventStream:
                     eid = line[4:]
                 elif line.startswith("data: "):
                     data.append(line[6:])
-        except (OSError, ValueError, http.client.HTTPException):
+        except Exception:   # closed under our feet by close(): the end of the stream
             pass
 
     def of(self, kind):

@@ -235,13 +235,61 @@ static void test_eventlog(void **state)
     json_decref(jobs);
 }
 
+/* Read live, in pieces as the driver writes them (7 bytes at a time: lines
+ * split anywhere), up to job 1's second stage running its 3 tasks. */
+static void test_eventlog_live(void **state)
+{
+    (void)state;
+    FILE *f = fopen("tests/unit/data/spark-eventlog.jsonl", "r");
+    assert_non_null(f);
+    char text[65536];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    const char *cut = strstr(text, "{\"Event\":\"SparkListenerTaskEnd\",\"Stage ID\":2");
+    assert_non_null(cut);
+    seventlog_t *l = seventlog_new();
+    for (const char *p = text; p < cut; p += 7) seventlog_feed(l, p, (size_t)(cut - p) < 7 ? (size_t)(cut - p) : 7);
+    assert_string_equal(seventlog_app_id(l), "local-1796223557523");
+    json_t *jobs = seventlog_jobs_json(l), *stages = seventlog_active_stages(l);
+    assert_int_equal(json_array_size(jobs), 2);
+    json_t *j1 = json_array_get(jobs, 0);
+    assert_string_equal(json_string_value(json_object_get(j1, "status")), "RUNNING");
+    assert_int_equal(json_integer_value(json_object_get(j1, "numCompletedTasks")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j1, "numActiveTasks")), 3);
+    assert_int_equal(json_array_size(stages), 1);
+    json_t *st = json_array_get(stages, 0);
+    assert_int_equal(json_integer_value(json_object_get(st, "stageId")), 2);
+    assert_int_equal(json_integer_value(json_object_get(st, "numActiveTasks")), 3);
+    assert_int_equal(json_integer_value(json_object_get(st, "numTasks")), 3);
+    /* The same in sprogress's shape: one running job, its active stage. */
+    json_t *sum = sprogress_summary(seventlog_app_id(l), jobs, stages);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(sum, "totals"), "running")), 1);
+    assert_int_equal(json_array_size(json_object_get(sum, "active_stages")), 1);
+    json_decref(sum);
+    json_decref(jobs);
+    json_decref(stages);
+    /* The rest arrives; once final, nothing is active and all four jobs ended. */
+    seventlog_feed(l, cut, len - (size_t)(cut - text));
+    seventlog_finish(l);
+    jobs = seventlog_jobs_json(l);
+    stages = seventlog_active_stages(l);
+    assert_int_equal(json_array_size(jobs), 4);
+    assert_int_equal(json_array_size(stages), 0);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, 2), "status")), "SUCCEEDED");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(jobs, 2), "numActiveTasks")), 0);
+    json_decref(jobs);
+    json_decref(stages);
+    seventlog_free(l);
+}
+
 /* The log of an application among others: by its id, else the newest. */
 static void test_eventlog_find(void **state)
 {
     (void)state;
     char dir[] = "/tmp/nbhub-evl-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    assert_null(seventlog_find(dir, "app-1"));
+    assert_null(seventlog_find(dir, "app-1", NULL));
     char p[128];
     const char *names[] = { "app-1.inprogress", "app-2", ".hidden" };
     for (size_t i = 0; i < 3; i++) {
@@ -250,14 +298,17 @@ static void test_eventlog_find(void **state)
         fputs("{}\n", f);
         fclose(f);
     }
-    char *got = seventlog_find(dir, "app-1");
+    char *got = seventlog_find(dir, "app-1", NULL);
     snprintf(p, sizeof p, "%s/app-1.inprogress", dir);
     assert_string_equal(got, p);
     free(got);
-    got = seventlog_find(dir, "app-10");
+    got = seventlog_find(dir, "app-10", NULL);
     assert_non_null(got);
     assert_null(strstr(got, ".hidden"));
     free(got);
+    /* Files older than a try's start are earlier tries'. */
+    struct timespec later = { time(NULL) + 60, 0 };
+    assert_null(seventlog_find(dir, NULL, &later));
     for (size_t i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
         unlink(p);
@@ -274,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_memory_mb),
         cmocka_unit_test(test_progress_summary),
         cmocka_unit_test(test_eventlog),
+        cmocka_unit_test(test_eventlog_live),
         cmocka_unit_test(test_eventlog_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
