@@ -50,6 +50,11 @@ int cmd_kernel_spark_locate(const char *python, const char *home_opt, char **py_
                             char **py4j_out);
 /* cmd_spark_k8s.c: `nbhub spark render-k8s` (argv[0] = "render-k8s"). */
 int cmd_spark_render_k8s(int argc, char **argv);
+/* render-k8s flow FILE: the manifests of a flow's Spark tasks, with cli's
+ * options (cmd_spark_k8s_flow.c); an exit code, *docs new on 0. */
+struct sk8s_opts;
+#include <jansson.h>
+int cmd_spark_k8s_flow(const char *file, const struct sk8s_opts *cli, json_t **docs);
 /* cmd_spark.c: `nbhub spark up|down|status|list` and the hidden supervisor. */
 int cmd_kernel_spark_java(void);   /* 1 if a java is found (JAVA_HOME, PATH) */
 /* $NBHUB_HOME, else $XDG_DATA_HOME/nbhub, else ~/.local/share/nbhub (new string). */

@@ -35,6 +35,7 @@ static const char render_usage[] =
     "usage: nbhub spark render-k8s app NAME --application FILE --image IMG [options]\n"
     "       nbhub spark render-k8s notebook NAME --image IMG [options]\n"
     "       nbhub spark render-k8s connect NAME --image IMG [options]\n"
+    "       nbhub spark render-k8s flow FILE --image IMG [options]\n"
     "\n"
     "Print Kubernetes manifests (YAML, or --json) for the Kubeflow Spark operator and for\n"
     "notebooks in client mode; nothing is applied (pipe to kubectl apply -f -).\n"
@@ -47,6 +48,10 @@ static const char render_usage[] =
     "            the pod needs the selector's label and serviceAccountName SA\n"
     "  connect   a SparkConnect (a Spark Connect server; clients use\n"
     "            sc://NAME-server.NS.svc.cluster.local:15002)\n"
+    "  flow      the Spark tasks of a flow file: an app per spark_submit task (scheduled with\n"
+    "            the flow's schedule), a notebook per notebook task with spark:, a connect\n"
+    "            for spark: {connect: true}; each named FLOW-TASK; what does not carry over\n"
+    "            (after, tasks without Spark, templates) is said on stderr\n"
     "\n"
     "Every form:\n"
     "  --image IMG                the container image with Spark (required)\n"
@@ -85,7 +90,7 @@ static const char render_usage[] =
     "Exit codes: 0 printed, 2 usage error, 3 invalid option (the message says which),\n"
     "4 no local Spark to take the default --spark-version from, 7 the output could not be written.\n";
 
-enum { F_APP = 1, F_NOTEBOOK = 2, F_CONNECT = 4, F_ALL = 7 };
+enum { F_APP = 1, F_NOTEBOOK = 2, F_CONNECT = 4, F_FLOW = 8, F_ALL = 15 };
 
 /* The version in a file: a distribution's RELEASE ("Spark 4.0.1 built for
  * ...") or pyspark's version.py (__version__: str = '4.3.0').  New string
@@ -181,9 +186,9 @@ int cmd_spark_render_k8s(int argc, char **argv)
     }
     const char *formname = argv[1];
     unsigned form = !strcmp(formname, "app") ? F_APP : !strcmp(formname, "notebook") ? F_NOTEBOOK
-                  : !strcmp(formname, "connect") ? F_CONNECT : 0;
+                  : !strcmp(formname, "connect") ? F_CONNECT : !strcmp(formname, "flow") ? F_FLOW : 0;
     if (!form) {
-        cli_errorf("render-k8s: app, notebook or connect expected, not '%s' (see nbhub spark render-k8s help)", formname);
+        cli_errorf("render-k8s: app, notebook, connect or flow expected, not '%s' (see nbhub spark render-k8s help)", formname);
         return NB_EXIT_USAGE;
     }
     struct sk8s_opts o = { 0 };
@@ -210,7 +215,7 @@ int cmd_spark_render_k8s(int argc, char **argv)
             { "--executor-cores", &o.executor_cores, NULL, NULL, F_ALL },
             { "--executor-memory", &o.executor_memory, NULL, NULL, F_ALL },
             { "--driver-memory", &o.driver_memory, NULL, NULL, F_ALL },
-            { "--driver-cores", &o.driver_cores, NULL, NULL, F_APP | F_CONNECT },
+            { "--driver-cores", &o.driver_cores, NULL, NULL, F_APP | F_CONNECT | F_FLOW },
             { "--application", &o.application, NULL, NULL, F_APP },
             { "--type", &o.type, NULL, NULL, F_APP },
             { "--main-class", &o.main_class, NULL, NULL, F_APP },
@@ -218,14 +223,14 @@ int cmd_spark_render_k8s(int argc, char **argv)
             { "--py-files", &o.py_files, NULL, NULL, F_APP },
             { "--jars", &o.jars, NULL, NULL, F_APP },
             { "--files", &o.files, NULL, NULL, F_APP },
-            { "--workdir", &o.workdir, NULL, NULL, F_APP },
+            { "--workdir", &o.workdir, NULL, NULL, F_APP | F_FLOW },
             { "--retries", &o.retries, NULL, NULL, F_APP },
             { "--retry-interval", &o.retry_interval, NULL, NULL, F_APP },
             { "--schedule", &o.schedule, NULL, NULL, F_APP },
             { "--time-zone", &o.time_zone, NULL, NULL, F_APP },
             { "--selector", NULL, sel, &nsel, F_NOTEBOOK },
-            { "--master", &o.master, NULL, NULL, F_NOTEBOOK },
-            { "--cluster-domain", &o.cluster_domain, NULL, NULL, F_NOTEBOOK },
+            { "--master", &o.master, NULL, NULL, F_NOTEBOOK | F_FLOW },
+            { "--cluster-domain", &o.cluster_domain, NULL, NULL, F_NOTEBOOK | F_FLOW },
         };
         size_t k, nopts = sizeof opts / sizeof opts[0];
         for (k = 0; k < nopts; k++)
@@ -282,11 +287,16 @@ int cmd_spark_render_k8s(int argc, char **argv)
 
     code = NB_EXIT_INPUT;
     nb_err_t err;
-    int rc = form == F_APP ? sk8s_app(&o, &docs, &err) : form == F_NOTEBOOK ? sk8s_notebook(&o, &docs, &err)
-                                                                             : sk8s_connect(&o, &docs, &err);
-    if (rc < 0) {
-        cli_errorf("%s", err.msg);
-        goto out;
+    if (form == F_FLOW) {
+        if ((code = cmd_spark_k8s_flow(o.name, &o, &docs))) goto out;
+        code = NB_EXIT_INPUT;
+    } else {
+        int rc = form == F_APP ? sk8s_app(&o, &docs, &err) : form == F_NOTEBOOK ? sk8s_notebook(&o, &docs, &err)
+                                                                                 : sk8s_connect(&o, &docs, &err);
+        if (rc < 0) {
+            cli_errorf("%s", err.msg);
+            goto out;
+        }
     }
     /* The operator resolves the zone with Go's tzdata; the same names are
      * in tzdata here ("Local" is the operator's own zone). */

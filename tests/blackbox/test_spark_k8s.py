@@ -414,3 +414,82 @@ def test_crd_copies_are_the_operators():
     assert set(CRDS) == {("sparkoperator.k8s.io/v1beta2", "SparkApplication"),
                          ("sparkoperator.k8s.io/v1beta2", "ScheduledSparkApplication"),
                          ("sparkoperator.k8s.io/v1alpha1", "SparkConnect")}
+
+
+FLOW = """\
+schedule: "0 5 * * *"
+timezone: Europe/Berlin
+params: {day: today}
+tasks:
+  prepare:
+    command: "echo hi"
+  etl_job:
+    after: [prepare]
+    retries: 2
+    retry_delay: 1m
+    spark: {workers: 3, worker_cores: 2, worker_memory: 2g, conf: {spark.sql.shuffle.partitions: "64"}}
+    spark_submit:
+      application: jobs/etl.py
+      args: ["{{ params.day }}", "--full"]
+      py_files: [lib/helpers.py]
+      conf: {spark.executor.memory: 3g}
+  report:
+    after: [etl_job]
+    notebook: report.ipynb
+    spark: {workers: 2, worker_memory: 1g}
+  ask:
+    notebook: ask.ipynb
+    spark: {connect: true}
+"""
+
+
+def test_flow_renders_its_spark_tasks(h, tmp_path):
+    """render-k8s flow FILE: each Spark task of a flow as the operator's
+    manifests, valid against the CRDs, and what does not carry over said."""
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "etl.py").write_text("print(1)\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "helpers.py").write_text("")
+    for nb in ("report.ipynb", "ask.ipynb"):
+        (tmp_path / nb).write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    f = tmp_path / "nightly.yaml"
+    f.write_text(FLOW)
+    docs = render_both(h, "flow", str(f), "--image", IMAGE, "--namespace", "team-a", *V)
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert kinds == [("ScheduledSparkApplication", "nightly-etl-job"), ("Service", "nightly-report"),
+                     ("ConfigMap", "nightly-report-spark"), ("SparkConnect", "nightly-connect")], kinds
+    for d in docs:
+        if d["apiVersion"].startswith("sparkoperator"):
+            assert_valid(d)
+    app = docs[0]["spec"]
+    assert docs[0]["spec"]["schedule"] == "0 5 * * *" and docs[0]["spec"]["timeZone"] == "Europe/Berlin"
+    t = app["template"]
+    assert t["mainApplicationFile"] == "local:///opt/spark/work-dir/jobs/etl.py"
+    assert t["arguments"] == ["{{ params.day }}", "--full"]
+    assert t["deps"]["pyFiles"] == ["local:///opt/spark/work-dir/lib/helpers.py"]
+    # The ephemeral cluster's workers are the executors; the task's conf
+    # sets the executor memory as the option, the rest stays conf.
+    assert t["executor"] == {"instances": 3, "cores": 2, "memory": "3g"}, t["executor"]
+    assert t["sparkConf"] == {"spark.sql.shuffle.partitions": "64"}, t["sparkConf"]
+    assert t["restartPolicy"]["type"] == "OnFailure" and t["restartPolicy"]["onFailureRetries"] == 2
+    assert t["restartPolicy"]["onFailureRetryInterval"] == 60
+    cm = docs[2]["data"]
+    assert "--conf spark.executor.instances=2" in cm["PYSPARK_SUBMIT_ARGS"], cm
+    r = render(h, "flow", str(f), "--image", IMAGE, *V)
+    for said in ("task prepare has no Spark", "argument '{{ params.day }}' is a template",
+                 "the order of the tasks (after) is nbhub's"):
+        assert said in r.stderr, r.stderr
+
+
+def test_flow_errors(h, tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("tasks:\n  a:\n    command: 'true'\n    retries: lots\n")
+    r = render(h, "flow", str(f), "--image", IMAGE, *V, expect=3)
+    assert f"{f}:4:" in r.stderr, r.stderr
+    f.write_text("tasks:\n  a: {command: 'true'}\n")
+    r = render(h, "flow", str(f), "--image", IMAGE, *V, expect=3)
+    assert "has no Spark task" in r.stderr, r.stderr
+    r = render(h, "flow", str(tmp_path / "nope.yaml"), "--image", IMAGE, *V, expect=3)
+    assert "nope.yaml" in r.stderr, r.stderr
+    r = render(h, "flow", str(f), "--image", IMAGE, "--selector", "a=b", *V, expect=2)
+    assert "--selector does not apply" in r.stderr, r.stderr
