@@ -210,6 +210,13 @@ export async function runs() {
         h("td", duration(x.started_at, x.ended_at))))))) : h("p.muted", "No runs yet."));
 }
 
+// A duration that keeps counting while b (the end) is unknown: the run
+// page's 1 s ticker updates every [data-since] in place (re-drawing the
+// table would take the keyboard focus away).
+function liveDuration(a, b) {
+  return a && !b ? h("span", { dataset: { since: a } }, duration(a)) : duration(a, b);
+}
+
 function timeline(run) {
   const ts = (run.tasks || []).filter((t) => t.started_at);
   if (!ts.length) return h("p.muted", "No task has started yet.");
@@ -220,7 +227,7 @@ function timeline(run) {
     const bar = h("span.bar.st-" + t.state, { title: `${t.name}: ${duration(t.started_at, t.ended_at)}` });
     bar.style.marginLeft = `${((a - t0) / (t1 - t0)) * 100}%`;
     bar.style.width = `${Math.max(((b - a) / (t1 - t0)) * 100, 0.5)}%`;
-    return h("div.tl-row", h("span.tl-name", t.name), h("span.tl-track", bar), h("span.tl-dur", duration(t.started_at, t.ended_at)));
+    return h("div.tl-row", h("span.tl-name", t.name), h("span.tl-track", bar), h("span.tl-dur", liveDuration(t.started_at, t.ended_at)));
   }));
 }
 
@@ -293,7 +300,7 @@ export async function run(id) {
           go(`#/runs/${n.id}`);
         }) }, "Run again")),
       h("p.muted", "flow ", h("a", { href: `#/flows/${enc(r.flow)}` }, r.flow), " · ", r.kind, " · logical date ",
-        when(r.logical_date), " · started ", when(r.started_at), " · ", duration(r.started_at, r.ended_at)),
+        when(r.logical_date), " · started ", when(r.started_at), " · ", liveDuration(r.started_at, r.ended_at)),
       Object.keys(r.params || {}).length ? h("p.small", "parameters: ", h("code", JSON.stringify(r.params))) : null);
     fill(tasksBox, h("div.scroll", h("table.list",
       h("thead", h("tr", ["Task", "State", "Try", "Started", "Duration", "Output", ""].map((t) => h("th", { scope: "col" }, t)))),
@@ -301,7 +308,7 @@ export async function run(id) {
         h("th", { scope: "row" }, t.name),
         h("td", state(t.state), t.error ? h("div.small.err", t.error) : null),
         h("td", `${t.try_number}/${t.max_tries}`),
-        h("td", when(t.started_at)), h("td", duration(t.started_at, t.ended_at)),
+        h("td", when(t.started_at)), h("td", liveDuration(t.started_at, t.ended_at)),
         h("td", t.has_output ? h("a", { href: `#/runs/${id}/tasks/${enc(t.name)}/output` }, "notebook") : "—"),
         h("td", !TERMINAL.has(t.state) && t.state !== "pending" ? h("button.small", { type: "button",
           onclick: guarded(msg, () => api("POST", `/runs/${id}/tasks/${enc(t.name)}/cancel`)) }, "Cancel") : null)))))));
@@ -334,7 +341,10 @@ export async function run(id) {
       try { render(await api("GET", `/runs/${id}`)); loadLog(); } catch { /* shown on the next event */ }
     }, 50);
   }));
-  onLeave(() => { clearInterval(logTimer); clearInterval(sparkTimer); });
+  const ticker = setInterval(() => {
+    for (const el of document.querySelectorAll("[data-since]")) el.textContent = duration(el.dataset.since);
+  }, 1000);
+  onLeave(() => { clearInterval(logTimer); clearInterval(sparkTimer); clearInterval(ticker); });
   return h("section", head, msg, h("h2", "Tasks"), tasksBox, sparkBox, h("h2", "Timeline"), tl,
     h("h2", "Log ", logSel), logBox);
 }

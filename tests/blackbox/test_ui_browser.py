@@ -50,6 +50,17 @@ def _prepare(h):
         "  boom:\n    notebook: ../boom.ipynb\n    after: [plot]\n")
     (flows / "slow.yaml").write_text(
         "name: slow\ndescription: Counts for two minutes.\ntasks:\n  count:\n    notebook: ../slow.ipynb\n")
+    # A Spark batch job on local[*] (pyspark from .venv): four jobs a few
+    # seconds apart, so the run page shows them arrive while it runs.
+    (nbs / "spark_job.py").write_text(
+        "import time\nfrom pyspark.sql import SparkSession\n"
+        "sc = SparkSession.builder.getOrCreate().sparkContext\n"
+        "for i in range(4):\n"
+        "    sc.parallelize(range(1000), 2).map(lambda x: x * i).sum()\n"
+        "    time.sleep(3)\n")
+    (flows / "spark-demo.yaml").write_text(
+        "name: spark-demo\ndescription: Four Spark jobs.\ntasks:\n"
+        "  jobs:\n    spark_submit: {application: ../spark_job.py}\n")
     (flows / "evil.yaml").write_text(
         "name: evil\ndescription: \"<img src=x onerror=alert(1)>\"\ntasks:\n  evil:\n    notebook: ../evil.ipynb\n")
     return flows

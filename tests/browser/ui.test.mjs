@@ -138,6 +138,28 @@ test("cancel a long run", async () => {
   await snap("cancelled");
 });
 
+test("a Spark task's jobs appear on the run page while it runs", async () => {
+  await page.goto(URL + "/#/flows/spark-demo");
+  await page.click('button:text-is("Trigger")');
+  await page.waitForURL(/#\/runs\/\d+$/);
+  await page.evaluate(() => { window.__noReload = true; });
+  // A finished job shows while the task still runs: the panel follows the
+  // task.spark events without a reload.
+  await page.waitForSelector('.spark tr[data-status="SUCCEEDED"]', { timeout: 120000 });
+  assert.equal(await page.locator('tr[data-task="jobs"]').getAttribute("data-state"), "running");
+  // The running task's duration keeps counting (seconds by now, not the ms of the first draw).
+  await page.waitForFunction(() => / s$/.test(document.querySelector('tr[data-task="jobs"] [data-since]')?.textContent || ""),
+    null, { timeout: 10000 });
+  await snap("spark-live");
+  await page.waitForSelector('tr[data-task="jobs"][data-state="success"]', { timeout: 120000 });
+  await page.waitForFunction(() => document.querySelectorAll('.spark tr[data-status="SUCCEEDED"]').length === 4,
+    null, { timeout: 30000 });
+  assert.equal(await page.evaluate(() => window.__noReload), true, "the run page reloaded");
+  const bar = page.locator(".spark progress").first();
+  assert.equal(await bar.getAttribute("value"), await bar.getAttribute("max"));
+  await snap("spark-done");
+});
+
 test("script injection through outputs, SVG and markdown runs nothing", async () => {
   await page.goto(URL + "/#/flows/evil");
   await page.click('button:text-is("Trigger")');
