@@ -246,6 +246,26 @@ static void st_final(struct st_run *r)
     st_progress_from_log(r);
 }
 
+/* An ephemeral cluster's directory (its JVMs' logs) goes with the task
+ * run, next to --state, once the cluster is down: it is the run's record
+ * (kept and pruned with the run), and $NBHUB_HOME/spark keeps only
+ * clusters that exist.  A later try of the task gets .2, .3, ... */
+static void st_keep_cluster_dir(struct st_run *r)
+{
+    size_t sl = strlen(r->a->state);
+    if (!r->cluster_dir || sl <= 5 || strcmp(r->a->state + sl - 5, ".json")) return;
+    char *to = xasprintf("%.*s-cluster", (int)(sl - 5), r->a->state);
+    for (int n = 2; rename(r->cluster_dir, to) < 0 && (errno == EEXIST || errno == ENOTEMPTY) && n < 100; n++) {
+        free(to);
+        to = xasprintf("%.*s-cluster.%d", (int)(sl - 5), r->a->state, n);
+    }
+    if (access(r->cluster_dir, F_OK) == 0)
+        fprintf(stderr, "nbhub: the logs of Spark cluster %s stay in %s\n", r->a->ephemeral, r->cluster_dir);
+    else
+        json_object_set_new(r->doc, "cluster_logs", json_string(to));
+    free(to);
+}
+
 static int st_parse(int argc, char **argv, struct st_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -557,6 +577,11 @@ out:
         st_set(&r, "state", code == 0 ? "done" : "failed");
     } else if (code && !json_object_get(r.doc, "state")) {
         st_set(&r, "state", "failed");
+    }
+    if (a.ephemeral && r.cluster_dir) {
+        json_t *live = scluster_live_state(r.cluster_dir);
+        if (!live) st_keep_cluster_dir(&r);
+        json_decref(live);
     }
     st_write(&r);
     json_decref(r.doc);

@@ -118,6 +118,11 @@ def test_ephemeral_cluster_for_a_notebook_task(h, tmp_path):
         assert not jvms(h)
         log = (srv.home / "runs" / "sparky").rglob("count.log").__next__().read_text()
         assert "Spark cluster sparky-t" in log and "removed" in log, log
+        # Its directory (the JVMs' logs) went with the run; $NBHUB_HOME/spark keeps
+        # only clusters that exist.
+        assert not [d for d in os.listdir(srv.home / "spark") if d.startswith("sparky-t")]
+        kept = spark_state(srv, rid, "count")["cluster_logs"]
+        assert kept.endswith("count.spark-cluster") and os.path.exists(os.path.join(kept, "logs", "master.log")), kept
     finally:
         stream.close()
         bob.close()
