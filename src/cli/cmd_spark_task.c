@@ -87,6 +87,7 @@ struct st_run {
     seventlog_t *evlog;     /* what has been read of it */
     char *evconf;           /* spark.eventLog.dir=file://<events> */
     char *proxyconf;        /* spark.ui.reverseProxyUrl=/spark/NAME/ui */
+    char session[40];       /* Spark Connect: the session id we give the client */
 };
 
 static void st_on_signal(int sig)
@@ -203,9 +204,81 @@ static void st_rest(struct st_run *r)
     }
 }
 
+/* A Spark Connect task: its jobs are the Connect server's (an application
+ * of the cluster, shared by every client) that carry our session's tag
+ * (SparkConnect_OperationTag_User_..._Session_<id>_Operation_...), read
+ * from the server's REST API through the master's proxy. */
+static void st_connect(struct st_run *r)
+{
+    const char *ui = json_string_value(json_object_get(r->doc, "ui_url"));
+    if (!ui) return;
+    const char *app = json_string_value(json_object_get(r->doc, "app_id"));
+    if (!app) {
+        char url[512];
+        snprintf(url, sizeof url, "%sjson/", ui);
+        buf_t body;
+        long code;
+        json_t *m = NULL;
+        if (dlcurl_get(url, 500, &body, &code) == 0 && code == 200) m = json_loadb(body.data, body.len, 0, NULL);
+        free(body.data);
+        size_t i;
+        json_t *a;
+        json_array_foreach(json_object_get(m, "activeapps"), i, a) {
+            const char *n = json_string_value(json_object_get(a, "name"));
+            const char *id = json_string_value(json_object_get(a, "id"));
+            if (n && id && !strcmp(n, "Spark Connect server")) st_app(r, id);
+        }
+        json_decref(m);
+        app = json_string_value(json_object_get(r->doc, "app_id"));
+        if (!app) return;
+    }
+    char *url = xasprintf("%sproxy/%s/api/v1/applications/%s/jobs", ui, app, app);
+    buf_t body;
+    long code;
+    json_t *jobs = NULL;
+    if (dlcurl_get(url, 2000, &body, &code) == 0 && code == 200) jobs = json_loadb(body.data, body.len, 0, NULL);
+    free(body.data);
+    free(url);
+    if (!jobs) return;
+    char tag[64];
+    snprintf(tag, sizeof tag, "_Session_%s_", r->session);
+    json_t *ours = json_array();
+    size_t i, k;
+    json_t *j, *t;
+    json_array_foreach(jobs, i, j) {
+        json_array_foreach(json_object_get(j, "jobTags"), k, t) {
+            const char *s = json_string_value(t);
+            if (s && strstr(s, tag)) {
+                json_array_append(ours, j);
+                break;
+            }
+        }
+    }
+    json_object_set_new(r->doc, "progress", sprogress_summary(app, ours, NULL));
+    json_decref(ours);
+    json_decref(jobs);
+}
+
+/* A random (version 4) UUID: the Spark Connect session id of the task. */
+static void st_uuid(char out[40])
+{
+    unsigned char b[16] = { 0 };
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(b, 1, sizeof b, f) != sizeof b) {
+        for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)(rand() ^ (int)getpid());
+    }
+    if (f) fclose(f);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
 static void st_poll(struct st_run *r)
 {
-    if (r->events) {
+    if (r->session[0]) {
+        st_connect(r);
+    } else if (r->events) {
         st_tail(r);
         if (r->evlog) st_progress_from_log(r);
     } else {
@@ -239,6 +312,10 @@ static void st_poll(struct st_run *r)
  * never have come: a notebook can be done within a poll). */
 static void st_final(struct st_run *r)
 {
+    if (r->session[0]) {
+        st_connect(r);   /* the server lives on: one last look has every job */
+        return;
+    }
     if (!r->events) return;
     st_tail(r);
     if (!r->evlog) return;   /* the driver never started, or logs elsewhere */
@@ -504,7 +581,11 @@ int cmd_spark_task(int argc, char **argv)
             strncmp(*e, "NBHUB_SPARK_", 12))
             strv_add(&env, &nenv, xstrdup(*e));
     if (sc) {
-        strv_add(&env, &nenv, xasprintf("SPARK_REMOTE=%s", sc));
+        /* A session id of ours, so the server's jobs of this task can be
+         * told from other clients' (st_connect). */
+        st_uuid(r.session);
+        st_set(&r, "session_id", r.session);
+        strv_add(&env, &nenv, xasprintf("SPARK_REMOTE=%s/;session_id=%s", sc, r.session));
     } else {
         buf_t b = BUF_INIT;
         for (size_t i = 0; i < nw; i++) {

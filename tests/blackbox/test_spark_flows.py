@@ -9,11 +9,12 @@ marker in its environment."""
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
-from conftest import code, code_cells, read_nb, stream_text, wait_for, write_nb
+from conftest import REPO, code, code_cells, read_nb, stream_text, wait_for, write_nb
 from nbserve import Api, EventStream, Server
 
 pytest.importorskip("pyspark")
@@ -358,3 +359,49 @@ def test_cancel_and_kill9_of_serve_leave_no_jvm(h, tmp_path):
     assert run["state"] == "success", (run, srv.log())
     assert wait_for(lambda: not jvms(h), 40, interval=0.5), jvms(h)
     srv.stop()
+
+
+def test_spark_connect_task_progress(h, tmp_path):
+    """A notebook task with spark: {cluster, connect: true}: the kernel gets
+    SPARK_REMOTE with a session id of nbhub's, and the task's progress is the
+    Connect server's jobs of that session only, not other clients'."""
+    r = spark_cli(h, "up", "cc", "--connect", "--worker-memory", "1g")
+    assert r.rc == 0, r
+    remote = r.stdout.split()[1]
+    srv = Server(h)
+    try:
+        # Another client's jobs on the same server first.
+        other = tmp_path / "other.py"
+        other.write_text("from pyspark.sql import SparkSession\n"
+                         f"s = SparkSession.builder.remote({remote!r}).getOrCreate()\n"
+                         "print(s.range(0, 50).count())\n")
+        out = subprocess.run([str(REPO / ".venv" / "bin" / "python"), str(other)],
+                             capture_output=True, text=True, timeout=180, env=h.env)
+        assert out.returncode == 0 and "50" in out.stdout, out.stderr[-2000:]
+        write_nb(srv.flows / "remote.ipynb", code(
+            "from pyspark.sql import SparkSession\n"
+            "spark = SparkSession.builder.getOrCreate()\n"
+            "print(type(spark).__module__)\n"
+            "print(spark.range(1, 101).selectExpr('sum(id) AS s').collect()[0].s)\n"))
+        srv.apply("remote", "tasks:\n  q: {notebook: remote.ipynb, spark: {cluster: cc, connect: true}}\n")
+        srv.start()
+        rid = srv.trigger("remote")
+        run = srv.wait_run(rid, timeout=240)
+        assert run["state"] == "success", (run, srv.log())
+        nb = read_nb(task_row(srv, rid, "q")["output_path"])
+        assert stream_text(code_cells(nb)[0]).split("\n")[:2] == ["pyspark.sql.connect.session", "5050"]
+        sp = spark_state(srv, rid, "q")
+        assert len(sp["session_id"]) == 36 and sp["app_id"].startswith("app-"), sp
+        assert sp["app_ui_path"] == f"/spark/cc/ui/proxy/{sp['app_id']}/", sp
+        jobs = sp["progress"]["jobs"]
+        assert jobs and all(j["status"] == "SUCCEEDED" for j in jobs), sp
+        # The other client's job came first (id 0 and up): none of them is the task's.
+        st, all_jobs = srv.api.get(f"/spark/cc/ui/proxy/{sp['app_id']}/api/v1/applications/{sp['app_id']}/jobs")
+        assert st == 200, (st, all_jobs)
+        theirs = [j["jobId"] for j in all_jobs if not any(sp["session_id"] in t for t in j.get("jobTags", []))]
+        assert theirs and not set(theirs) & {j["id"] for j in jobs}, (theirs, jobs)
+        assert sp["progress"]["totals"]["jobs"] == len(all_jobs) - len(theirs), (sp, all_jobs)
+    finally:
+        srv.stop()
+        spark_cli(h, "down", "cc")
+    assert wait_for(lambda: not jvms(h), 30, interval=0.5)
