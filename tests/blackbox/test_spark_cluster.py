@@ -148,6 +148,8 @@ def test_port_in_use(h):
     (["down", "nope"], 3, "no cluster 'nope' is up", None),
     (["bogus"], 2, "unknown subcommand", None),
     (["up", "x"], 4, "no Java found", {"PATH": "/nonexistent", "JAVA_HOME": ""}),
+    (["up", "x", "--spark-home", "/nonexistent"], 4, "--spark-home /nonexistent is not a Spark distribution", None),
+    (["up", "x"], 4, "SPARK_HOME /nonexistent is not a Spark distribution", {"SPARK_HOME": "/nonexistent"}),
 ])
 def test_bad_input(h, args, rc, msg, env):
     r = spark(h, *args, env=dict(h.env, **env) if env else None)

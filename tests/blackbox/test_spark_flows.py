@@ -310,6 +310,21 @@ def spark_ui_through_the_proxy(srv, api, run_id):
     assert alice.post(f"{ui}/proxy/{app}/jobs/job/kill/?id=0", {})[0] == 405
 
 
+def test_wrong_spark_home_fails_the_task_with_its_reason(h, tmp_path):
+    srv = Server(h, env={"SPARK_HOME": str(tmp_path)})
+    write_nb(srv.flows / "nb.ipynb", code("print(1)"))
+    srv.apply("nohome", "tasks:\n  a: {notebook: nb.ipynb, spark: true}\n")
+    srv.start()
+    try:
+        run = srv.wait_run(srv.trigger("nohome"), timeout=60)
+        assert run["state"] == "failed", run
+        err = task_row(srv, run["id"], "a")["error"]
+        assert "exit code 20" in err and f"SPARK_HOME {tmp_path} is not a Spark distribution" in err, err
+        assert not jvms(h)
+    finally:
+        srv.stop()
+
+
 def test_cluster_asking_for_too_much_memory(h, tmp_path):
     srv = Server(h)
     write_nb(srv.flows / "nb.ipynb", code("print(1)"))
