@@ -86,7 +86,7 @@ struct st_run {
     FILE *evf;              /* our driver's log, once it exists */
     seventlog_t *evlog;     /* what has been read of it */
     char *evconf;           /* spark.eventLog.dir=file://<events> */
-    char *proxyconf;        /* spark.ui.reverseProxyUrl=/spark/NAME/ui */
+    char **uiconf;          /* on a cluster: its UI settings (scluster_ui_confs) */
     char session[40];       /* Spark Connect: the session id we give the client */
 };
 
@@ -541,15 +541,11 @@ int cmd_spark_task(int argc, char **argv)
      * (Spark wants the same settings on master, workers and drivers). */
     const char *cname = json_string_value(json_object_get(r.doc, "cluster"));
     if (cname) {
-        char *path = scluster_ui_path(cname);
-        r.proxyconf = xasprintf("spark.ui.reverseProxyUrl=%s", path);
-        free(path);
-        words[nw++] = "--conf";
-        words[nw++] = "spark.ui.reverseProxy=true";
-        words[nw++] = "--conf";
-        words[nw++] = r.proxyconf;
-        words[nw++] = "--conf";
-        words[nw++] = "spark.ui.killEnabled=false";
+        r.uiconf = scluster_ui_confs(cname);
+        for (size_t i = 0; i < SCLUSTER_UI_NCONFS; i++) {
+            words[nw++] = "--conf";
+            words[nw++] = r.uiconf[i];
+        }
     }
     /* The event log, next to --state: the jobs on record once the driver
      * is gone (st_final).  Plain and in one file so that we (and a Spark
@@ -673,7 +669,7 @@ out:
     if (r.evf) fclose(r.evf);
     seventlog_free(r.evlog);
     free(r.evconf);
-    free(r.proxyconf);
+    scluster_strv_free(r.uiconf);
     free(py);
     free(home);
     free(py4j);

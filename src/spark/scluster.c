@@ -66,7 +66,7 @@ char **scluster_connect_argv(const char *spark_home, const char *name, const cha
 {
     char *submit = xasprintf("%s/bin/spark-submit", spark_home);
     char *bind = xasprintf("spark.connect.grpc.binding.port=%d", port);
-    char *ui = scluster_ui_path(name), *proxy = xasprintf("spark.ui.reverseProxyUrl=%s", ui);
+    char **ui = scluster_ui_confs(name);
     /* No primary resource: SparkSubmit knows the Connect server as one of
      * its internal classes (as Spark's sbin/start-connect-server.sh runs it). */
     const char *a[] = { submit, "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
@@ -77,13 +77,11 @@ char **scluster_connect_argv(const char *spark_home, const char *name, const cha
                         /* Its UI (a free port: the master proxies it) shows every
                          * session's jobs and SQL, through nbhub at
                          * /spark/NAME/ui/proxy/APP/. */
-                        "--conf", "spark.ui.port=0", "--conf", "spark.ui.reverseProxy=true", "--conf", proxy,
-                        "--conf", "spark.ui.killEnabled=false", NULL };
+                        "--conf", "spark.ui.port=0", "--conf", ui[0], "--conf", ui[1], "--conf", ui[2], NULL };
     char **v = strv(a);
     free(submit);
     free(bind);
-    free(ui);
-    free(proxy);
+    scluster_strv_free(ui);
     return v;
 }
 
@@ -92,12 +90,21 @@ char *scluster_ui_path(const char *name)
     return xasprintf("/spark/%s/ui", name);
 }
 
+char **scluster_ui_confs(const char *name)
+{
+    char *path = scluster_ui_path(name), *url = xasprintf("spark.ui.reverseProxyUrl=%s", path);
+    const char *a[] = { "spark.ui.reverseProxy=true", url, "spark.ui.killEnabled=false", NULL };
+    char **v = strv(a);
+    free(path);
+    free(url);
+    return v;
+}
+
 char *scluster_ui_opts(const char *name)
 {
-    char *path = scluster_ui_path(name);
-    char *o = xasprintf("-Dspark.ui.reverseProxy=true -Dspark.ui.reverseProxyUrl=%s -Dspark.ui.killEnabled=false",
-                        path);
-    free(path);
+    char **c = scluster_ui_confs(name);
+    char *o = xasprintf("-D%s -D%s -D%s", c[0], c[1], c[2]);
+    scluster_strv_free(c);
     return o;
 }
 

@@ -49,9 +49,14 @@ char **scluster_env(const char *spark_home, const char *name);
  * spark.ui.reverseProxyUrl the path, on the master, the workers and every
  * driver alike (Spark's rule); the master then proxies workers and
  * drivers itself.  Killing from the UI is off: the proxy passes only GET.
- * scluster_ui_opts: those settings as -D options (SPARK_*_OPTS); both new.
+ * scluster_ui_confs: those settings as SCLUSTER_UI_NCONFS "key=value"
+ * strings (for --conf; free with scluster_strv_free), the one place they
+ * are spelled; scluster_ui_opts: the same as -D options (SPARK_*_OPTS).
+ * All new.
  */
+#define SCLUSTER_UI_NCONFS 3
 char *scluster_ui_path(const char *name);
+char **scluster_ui_confs(const char *name);
 char *scluster_ui_opts(const char *name);
 void   scluster_strv_free(char **v);
 
