@@ -41,6 +41,7 @@
  * with "Initial job has not accepted any resources"), 2 usage.
  */
 #include "cli/cli.h"
+#include "kernel/kwire.h"
 #include "spark/scluster.h"
 #include "spark/seventlog.h"
 #include "spark/sparkspec.h"
@@ -135,18 +136,24 @@ static void st_app(struct st_run *r, const char *id)
     free(ui);
 }
 
-/* GET a JSON document from the driver's UI; NULL if there is none yet. */
+/* GET a JSON document; NULL if there is none (yet). */
+static json_t *st_get_url(const char *url, long timeout_ms)
+{
+    buf_t body;
+    long code;
+    json_t *j = NULL;
+    if (dlcurl_get(url, timeout_ms, &body, &code) == 0 && code == 200)
+        j = json_loadb(body.data, body.len, 0, NULL);
+    free(body.data);
+    return j;
+}
+
+/* GET a JSON document from the driver's REST API. */
 static json_t *st_get(int port, const char *path)
 {
     char url[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/%s", port, path);
-    buf_t body;
-    long code;
-    json_t *j = NULL;
-    if (dlcurl_get(url, 500, &body, &code) == 0 && code == 200)
-        j = json_loadb(body.data, body.len, 0, NULL);
-    free(body.data);
-    return j;
+    return st_get_url(url, 500);
 }
 
 /* How often the cluster's master was restarted (its state.json lists the
@@ -156,7 +163,6 @@ static json_int_t st_master_restarts(const json_t *cs)
     return json_integer_value(json_object_get(json_array_get(json_object_get(cs, "processes"), 0), "restarts"));
 }
 
-/* One look at the application and at the cluster. */
 /* Read what the driver has added to its event log. */
 static void st_tail(struct st_run *r)
 {
@@ -214,13 +220,9 @@ static void st_connect(struct st_run *r)
     if (!ui) return;
     const char *app = json_string_value(json_object_get(r->doc, "app_id"));
     if (!app) {
-        char url[512];
-        snprintf(url, sizeof url, "%sjson/", ui);
-        buf_t body;
-        long code;
-        json_t *m = NULL;
-        if (dlcurl_get(url, 500, &body, &code) == 0 && code == 200) m = json_loadb(body.data, body.len, 0, NULL);
-        free(body.data);
+        char *url = xasprintf("%sjson/", ui);
+        json_t *m = st_get_url(url, 500);
+        free(url);
         size_t i;
         json_t *a;
         json_array_foreach(json_object_get(m, "activeapps"), i, a) {
@@ -233,11 +235,7 @@ static void st_connect(struct st_run *r)
         if (!app) return;
     }
     char *url = xasprintf("%sproxy/%s/api/v1/applications/%s/jobs", ui, app, app);
-    buf_t body;
-    long code;
-    json_t *jobs = NULL;
-    if (dlcurl_get(url, 2000, &body, &code) == 0 && code == 200) jobs = json_loadb(body.data, body.len, 0, NULL);
-    free(body.data);
+    json_t *jobs = st_get_url(url, 2000);
     free(url);
     if (!jobs) return;
     char tag[64];
@@ -262,18 +260,15 @@ static void st_connect(struct st_run *r)
 /* A random (version 4) UUID: the Spark Connect session id of the task. */
 static void st_uuid(char out[40])
 {
-    unsigned char b[16] = { 0 };
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (!f || fread(b, 1, sizeof b, f) != sizeof b) {
-        for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)(rand() ^ (int)getpid());
-    }
-    if (f) fclose(f);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    char h[33];
+    kwire_new_id(h);
+    int v = h[16] <= '9' ? h[16] - '0' : h[16] - 'a' + 10;
+    h[12] = '4';              /* version 4 */
+    h[16] = "89ab"[v & 3];    /* variant 10xx */
+    snprintf(out, 40, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
 }
 
+/* One look at the application and at the cluster. */
 static void st_poll(struct st_run *r)
 {
     if (r->session[0]) {
@@ -323,19 +318,29 @@ static void st_final(struct st_run *r)
     st_progress_from_log(r);
 }
 
+/* --state with its ".json" replaced by suffix (a path beside it), or NULL
+ * if --state does not end in .json. */
+static char *st_beside(const struct st_args *a, const char *suffix)
+{
+    size_t sl = strlen(a->state);
+    return sl > 5 && !strcmp(a->state + sl - 5, ".json") ? xasprintf("%.*s%s", (int)(sl - 5), a->state, suffix)
+                                                         : NULL;
+}
+
 /* An ephemeral cluster's directory (its JVMs' logs) goes with the task
  * run, next to --state, once the cluster is down: it is the run's record
  * (kept and pruned with the run), and $NBHUB_HOME/spark keeps only
  * clusters that exist.  A later try of the task gets .2, .3, ... */
 static void st_keep_cluster_dir(struct st_run *r)
 {
-    size_t sl = strlen(r->a->state);
-    if (!r->cluster_dir || sl <= 5 || strcmp(r->a->state + sl - 5, ".json")) return;
-    char *to = xasprintf("%.*s-cluster", (int)(sl - 5), r->a->state);
+    char *base = r->cluster_dir ? st_beside(r->a, "-cluster") : NULL;
+    if (!base) return;
+    char *to = xstrdup(base);
     for (int n = 2; rename(r->cluster_dir, to) < 0 && (errno == EEXIST || errno == ENOTEMPTY) && n < 100; n++) {
         free(to);
-        to = xasprintf("%.*s-cluster.%d", (int)(sl - 5), r->a->state, n);
+        to = xasprintf("%s.%d", base, n);
     }
+    free(base);
     if (access(r->cluster_dir, F_OK) == 0)
         fprintf(stderr, "nbhub: the logs of Spark cluster %s stay in %s\n", r->a->ephemeral, r->cluster_dir);
     else
@@ -552,9 +557,8 @@ int cmd_spark_task(int argc, char **argv)
      * history server pointed at it) can read it; a task's own
      * spark.eventLog.* conf comes later and wins.  A Connect server's
      * driver is the cluster's, not the task's: nothing to log here. */
-    size_t sl = strlen(a.state);
-    if (!sc && sl > 5 && !strcmp(a.state + sl - 5, ".json")) {
-        char *dir = xasprintf("%.*s-events", (int)(sl - 5), a.state);
+    char *dir = sc ? NULL : st_beside(&a, "-events");
+    if (dir) {
         r.events = mkdir(dir, 0700) == 0 || errno == EEXIST ? realpath(dir, NULL) : NULL;
         clock_gettime(CLOCK_REALTIME, &r.since);
         free(dir);
