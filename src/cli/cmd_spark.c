@@ -542,13 +542,14 @@ int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int *
     }
     /* Ports asked for must be free now: a JVM that cannot bind would be
      * restarted on the same port forever. */
-    static const char *const fixed[] = { "port", "ui_port" };
+    static const char *const fixed[] = { "port", "ui_port" }, *const flag[] = { "port", "ui-port" };
     for (size_t i = 0; i < 2; i++) {
         int p = (int)json_integer_value(json_object_get(cfg, fixed[i]));
-        if (p && (p == json_integer_value(json_object_get(cfg, fixed[1 - i])) || scluster_port_bind(p) != p)) {
+        if (!p) continue;
+        int twice = p == json_integer_value(json_object_get(cfg, fixed[1 - i]));
+        if (twice || scluster_port_bind(p) != p) {
             cli_errorf("cluster '%s': port %d on 127.0.0.1 (--%s) is %s: choose another, or leave --%s out for a "
-                       "free one", name, p, i ? "ui-port" : "port", scluster_port_bind(p) == p ? "asked for twice" : "in use",
-                       i ? "ui-port" : "port");
+                       "free one", name, p, flag[i], twice ? "asked for twice" : "in use", flag[i]);
             return SPARK_EXIT_PORT;
         }
     }
