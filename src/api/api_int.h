@@ -183,6 +183,7 @@ void api_runs_task_spark(http_req_t *req, void *ud);
 
 /* ---- api_spark.c: Spark clusters --------------------------------------- */
 int  api_spark_auth(api_t *a, http_req_t *req, const api_ctx_t *c);   /* API_CLUSTER; -1 = answered 404 */
+char *api_spark_dir(const api_t *a, const char *name);   /* $HOME/spark[/NAME], new */
 void api_spark_list(http_req_t *req, void *ud);
 void api_spark_create(http_req_t *req, void *ud);
 void api_spark_get(http_req_t *req, void *ud);

@@ -31,7 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *api_spark_dir(const api_t *a, const char *name)
+char *api_spark_dir(const api_t *a, const char *name)
 {
     return name ? xasprintf("%s/spark/%s", a->home, name) : xasprintf("%s/spark", a->home);
 }

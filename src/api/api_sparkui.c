@@ -135,7 +135,7 @@ void api_sparkui_get(http_req_t *req, void *ud)
         free(prefix);
         return;
     }
-    char *dir = xasprintf("%s/spark/%s", a->home, name);
+    char *dir = api_spark_dir(a, name);
     json_t *st = scluster_live_state(dir);
     free(dir);
     const char *ui = json_string_value(json_object_get(st, "ui_url"));
