@@ -31,6 +31,7 @@
 #include "cli/cli.h"
 #include "sched/flow.h"
 #include "spark/sk8s.h"
+#include "util/buf.h"
 #include "util/errlist.h"
 #include "util/xmalloc.h"
 
@@ -65,6 +66,17 @@ struct kf_conf {
     size_t nowned;
 };
 
+/* One KEY=VALUE more (owned: freed with the list). */
+static void kf_push(struct kf_conf *c, const char *kv, char *owned)
+{
+    c->kv = xrealloc(c->kv, (c->n + 2) * sizeof *c->kv);
+    c->kv[c->n++] = kv;
+    c->kv[c->n] = NULL;
+    if (!owned) return;
+    c->owned = xrealloc(c->owned, (c->nowned + 1) * sizeof *c->owned);
+    c->owned[c->nowned++] = owned;
+}
+
 static void kf_add_conf(struct kf_conf *c, struct sk8s_opts *o, const struct sk8s_opts *cli, const json_t *conf)
 {
     const char *k;
@@ -86,10 +98,8 @@ static void kf_add_conf(struct kf_conf *c, struct sk8s_opts *o, const struct sk8
             if (!map[i].given) *map[i].dst = s;
             continue;
         }
-        c->kv = xrealloc(c->kv, (c->n + 2) * sizeof *c->kv);
-        c->owned = xrealloc(c->owned, (c->nowned + 1) * sizeof *c->owned);
-        c->kv[c->n++] = c->owned[c->nowned++] = xasprintf("%s=%s", k, s);
-        c->kv[c->n] = NULL;
+        char *kv = xasprintf("%s=%s", k, s);
+        kf_push(c, kv, kv);
     }
 }
 
@@ -139,11 +149,7 @@ int cmd_spark_k8s_flow(const char *file, const struct sk8s_opts *cli, json_t **o
                             "pods of its own\n", ft->name, sp->cluster);
         struct sk8s_opts o = *cli;
         struct kf_conf c = { 0 };
-        for (const char *const *p = cli->conf; p && *p; p++) {
-            c.kv = xrealloc(c.kv, (c.n + 2) * sizeof *c.kv);
-            c.kv[c.n++] = *p;
-            c.kv[c.n] = NULL;
-        }
+        for (const char *const *p = cli->conf; p && *p; p++) kf_push(&c, *p, NULL);
         char workers[16], cores[16], interval[24];
         if (sp->kind == FLOW_SPARK_EPHEMERAL) {
             snprintf(workers, sizeof workers, "%d", sp->workers);
@@ -175,14 +181,12 @@ int cmd_spark_k8s_flow(const char *file, const struct sk8s_opts *cli, json_t **o
             }
             o.args = args;
             if (sb->npy_files) {
-                size_t len = 0;
-                for (size_t i = 0; i < sb->npy_files; i++) len += strlen(as_written(f, sb->py_files[i])) + 1;
-                py = xcalloc(len + 1, 1);
+                buf_t b = BUF_INIT;
                 for (size_t i = 0; i < sb->npy_files; i++) {
-                    if (i) strcat(py, ",");
-                    strcat(py, as_written(f, sb->py_files[i]));
+                    if (i) buf_putc(&b, ',');
+                    buf_puts(&b, as_written(f, sb->py_files[i]));
                 }
-                o.py_files = py;
+                o.py_files = py = buf_detach(&b);
             }
             if (f->schedule) {
                 o.schedule = f->schedule;
