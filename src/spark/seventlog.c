@@ -37,10 +37,8 @@ struct seventlog {
     int final;
 };
 
-typedef struct seventlog sev_t;
-
 /* The stage with id, or where it would go (*found 0). */
-static size_t sev_stage_at(const sev_t *s, json_int_t id, int *found)
+static size_t sev_stage_at(const seventlog_t *s, json_int_t id, int *found)
 {
     size_t lo = 0, hi = s->nst;
     while (lo < hi) {
@@ -52,7 +50,7 @@ static size_t sev_stage_at(const sev_t *s, json_int_t id, int *found)
     return lo;
 }
 
-static struct sev_stage *sev_stage(sev_t *s, const json_t *id)
+static struct sev_stage *sev_stage(seventlog_t *s, const json_t *id)
 {
     if (!json_is_integer(id)) return NULL;
     int found;
@@ -65,7 +63,7 @@ static json_int_t num(const json_t *o, const char *k)
     return json_integer_value(json_object_get(o, k));
 }
 
-static void sev_job_start(sev_t *s, const json_t *e)
+static void sev_job_start(seventlog_t *s, const json_t *e)
 {
     const json_t *infos = json_object_get(e, "Stage Infos");
     if (!json_is_integer(json_object_get(e, "Job ID")) || s->njobs >= SEV_MAX_JOBS) return;
@@ -112,7 +110,7 @@ static void sev_job_start(sev_t *s, const json_t *e)
     s->njobs++;
 }
 
-static struct sev_job *sev_job(sev_t *s, const json_t *id)
+static struct sev_job *sev_job(seventlog_t *s, const json_t *id)
 {
     if (!json_is_integer(id)) return NULL;
     for (size_t i = s->njobs; i-- > 0;)   /* the job ending is usually the last one */
@@ -120,7 +118,7 @@ static struct sev_job *sev_job(sev_t *s, const json_t *id)
     return NULL;
 }
 
-static void sev_job_end(sev_t *s, const json_t *e)
+static void sev_job_end(seventlog_t *s, const json_t *e)
 {
     struct sev_job *j = sev_job(s, json_object_get(e, "Job ID"));
     if (!j) return;
@@ -135,7 +133,7 @@ static void sev_job_end(sev_t *s, const json_t *e)
     }
 }
 
-static void sev_stage_event(sev_t *s, const json_t *e, int ended)
+static void sev_stage_event(seventlog_t *s, const json_t *e, int ended)
 {
     const json_t *info = json_object_get(e, "Stage Info");
     struct sev_stage *st = sev_stage(s, json_object_get(info, "Stage ID"));
@@ -156,13 +154,13 @@ static void sev_stage_event(sev_t *s, const json_t *e, int ended)
     s->jobs[st->job].stages_done++;
 }
 
-static void sev_task_start(sev_t *s, const json_t *e)
+static void sev_task_start(seventlog_t *s, const json_t *e)
 {
     struct sev_stage *st = sev_stage(s, json_object_get(e, "Stage ID"));
     if (st && !st->ended) st->active++;
 }
 
-static void sev_task_end(sev_t *s, const json_t *e)
+static void sev_task_end(seventlog_t *s, const json_t *e)
 {
     struct sev_stage *st = sev_stage(s, json_object_get(e, "Stage ID"));
     if (!st) return;
@@ -196,7 +194,7 @@ static int sev_wanted(const char *line)
 }
 
 /* One line of the log (without its newline). */
-static void sev_line(sev_t *s, const char *line, size_t n)
+static void sev_line(seventlog_t *s, const char *line, size_t n)
 {
     if (!n || !sev_wanted(line)) return;
     json_t *e = json_loadb(line, n, 0, NULL);
@@ -227,7 +225,7 @@ static void sev_line(sev_t *s, const char *line, size_t n)
 
 seventlog_t *seventlog_new(void)
 {
-    return xcalloc(1, sizeof(sev_t));
+    return xcalloc(1, sizeof(seventlog_t));
 }
 
 void seventlog_free(seventlog_t *s)
@@ -301,7 +299,7 @@ json_t *seventlog_jobs_json(const seventlog_t *s)
         size_t k;
         json_t *sid;
         json_array_foreach(j->stage_ids, k, sid) {
-            struct sev_stage *st = sev_stage((sev_t *)s, sid);
+            struct sev_stage *st = sev_stage((seventlog_t *)s, sid);
             if (st && &s->jobs[st->job] == j) active += st->active;
         }
         json_array_append_new(out, json_pack("{s:I, s:s, s:s, s:O, s:I, s:I, s:I, s:I, s:I, s:I}", "jobId",
@@ -330,7 +328,7 @@ json_t *seventlog_active_stages(const seventlog_t *s)
 
 json_t *seventlog_jobs(FILE *f, char **app_id)
 {
-    sev_t *s = seventlog_new();
+    seventlog_t *s = seventlog_new();
     seventlog_read(s, f);
     seventlog_finish(s);
     json_t *out = seventlog_jobs_json(s);
