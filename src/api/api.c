@@ -20,6 +20,7 @@
  * the client (they may carry SQLite text or paths).
  */
 #include "api/api_int.h"
+#include "util/jparse.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/xmalloc.h"
@@ -206,7 +207,7 @@ int api_body_object(http_req_t *req, int allow_empty, json_t **out)
         return -1;
     }
     json_error_t je;
-    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *j = jparse(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
         char msg[400];
         snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d (byte %d): %s", je.line,

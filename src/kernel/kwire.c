@@ -10,6 +10,7 @@
  * learn the signature byte by byte from timing.
  */
 #include "kernel/kwire.h"
+#include "util/jparse.h"
 #include "util/timeutil.h"
 #include "util/xmalloc.h"
 
@@ -86,7 +87,7 @@ static kbytes_t kwire_copy(const kframe_t *f)
 static json_t *kwire_json(const kframe_t *f, const char *what, nb_err_t *err)
 {
     json_error_t je;
-    json_t *v = json_loadb(f->data, f->len, 0, &je);
+    json_t *v = jparse(f->data, f->len, 0, &je);
     if (!v) {
         err_set(err, -EBADMSG, "%s frame is not valid JSON: %s", what, je.text);
         return NULL;

@@ -15,6 +15,7 @@
 #include "notebook/nb.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
+#include "util/jparse.h"
 #include "util/xmalloc.h"
 
 #include <errno.h>
@@ -236,7 +237,7 @@ int nb_load_text(const char *text, size_t len, const char *name, json_t **nb, nb
     *nb = NULL;
     /* JSON_ALLOW_NUL: Python's json accepts "\u0000" and kernels do print NULs;
        nbjson writes strings by length, so they survive a round trip. */
-    json_t *v = json_loadb(text, len, JSON_ALLOW_NUL, &je);
+    json_t *v = jparse(text, len, JSON_ALLOW_NUL, &je);
     if (!v)
         return err_set(err, -EINVAL, "%s:%d:%d: invalid JSON: %s", name, je.line < 1 ? 1 : je.line,
                        je.column < 1 ? 1 : je.column, je.text);

@@ -1,6 +1,7 @@
 /* seventlog — see seventlog.h. */
 #include "spark/seventlog.h"
 #include "util/buf.h"
+#include "util/jparse.h"
 #include "util/xmalloc.h"
 
 #include <dirent.h>
@@ -197,7 +198,7 @@ static int sev_wanted(const char *line)
 static void sev_line(seventlog_t *s, const char *line, size_t n)
 {
     if (!n || !sev_wanted(line)) return;
-    json_t *e = json_loadb(line, n, 0, NULL);
+    json_t *e = jparse(line, n, 0, NULL);
     const char *ev = json_string_value(json_object_get(e, "Event"));
     if (!ev || strncmp(ev, "SparkListener", 13)) {
         json_decref(e);
