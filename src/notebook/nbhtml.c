@@ -18,10 +18,20 @@
 
 /* ---- escaping ------------------------------------------------------------ */
 
+/* The bytes escaping replaces; everything else is copied in runs. */
+static const unsigned char nbhtml_special[256] = {
+    ['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\''] = 1, ['\0'] = 1,
+};
+
 void nbhtml_escape(buf_t *out, const char *s, size_t n)
 {
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t run = 0, i = 0;
+    buf_reserve(out, n);
+    for (;;) {
+        while (i < n && !nbhtml_special[u[i]]) i++;
+        buf_append(out, s + run, i - run);
+        if (i == n) return;
         const char *rep;
         switch (s[i]) {
         case '&': rep = "&amp;"; break;
@@ -29,14 +39,11 @@ void nbhtml_escape(buf_t *out, const char *s, size_t n)
         case '>': rep = "&gt;"; break;
         case '"': rep = "&quot;"; break;
         case '\'': rep = "&#39;"; break;
-        case '\0': rep = "\xEF\xBF\xBD"; break;   /* U+FFFD, as browsers do */
-        default: continue;
+        default: rep = "\xEF\xBF\xBD"; break;   /* NUL: U+FFFD, as browsers do */
         }
-        buf_append(out, s + run, i - run);
         buf_puts(out, rep);
-        run = i + 1;
+        run = ++i;
     }
-    buf_append(out, s + run, n - run);
 }
 
 static void esc(buf_t *out, const char *s)
@@ -138,7 +145,9 @@ void nbhtml_ansi(buf_t *out, const char *s, size_t n)
     struct ansi a = { -1, -1, 0, 0, 0 };
     size_t i = 0, run = 0;
     while (i < n) {
-        if (s[i] != '\x1b') { i++; continue; }
+        const char *e = memchr(s + i, '\x1b', n - i);
+        if (!e) break;
+        i = (size_t)(e - s);
         nbhtml_escape(out, s + run, i - run);
         size_t j = i + 1;
         if (j < n && s[j] == '[') {
@@ -176,6 +185,7 @@ void nbhtml_ansi(buf_t *out, const char *s, size_t n)
 /* Append s without its line breaks and spaces (base64 stored in lines). */
 static void append_no_newlines(buf_t *out, const char *s)
 {
+    buf_reserve(out, strlen(s));
     while (*s) {
         size_t run = strcspn(s, "\r\n ");
         buf_append(out, s, run);
@@ -404,13 +414,23 @@ void nbhtml_markdown(buf_t *out, const char *md, size_t n, const json_t *attachm
 
 /* ---- outputs --------------------------------------------------------------- */
 
+/* base64 as nbformat stores it: the alphabet, '=' and line breaks */
+static const unsigned char nbhtml_b64[256] = {
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
+    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['+'] = 1, ['/'] = 1, ['='] = 1, ['\n'] = 1, ['\r'] = 1,
+};
+
 static int is_base64(const char *s)
 {
-    for (; *s; s++)
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-              *s == '+' || *s == '/' || *s == '=' || *s == '\n' || *s == '\r'))
-            return 0;
-    return 1;
+    const unsigned char *u = (const unsigned char *)s;
+    while (nbhtml_b64[*u]) u++;
+    return *u == '\0';
 }
 
 static void put_img_b64(buf_t *out, const char *mime, const char *data, const json_t *meta)
