@@ -93,9 +93,9 @@ int kconn_new(int ipc, kconn_t **out, nb_err_t *err)
     }
     c->file = xasprintf("%s/kernel-%s.json", c->dir, id);
     char keyid[33];
-    kwire_new_id(keyid);
+    kwire_new_key(keyid);
     char keyid2[33];
-    kwire_new_id(keyid2);
+    kwire_new_key(keyid2);
     snprintf(c->key, sizeof c->key, "%s%s", keyid, keyid2);
     if (ipc) {
         c->ip = xasprintf("%s/ipc", c->dir);

@@ -101,7 +101,11 @@ json_t *kmsg_metadata(const kmsg_t *m);
  * inside the delivery callback unless kwire_parse was asked to parse eagerly. */
 json_t *kmsg_content(const kmsg_t *m);
 
-/* A random 32-hex-digit id (uuid4-like, without dashes) into out[33]. */
+/* A unique 32-hex-digit id (uuid4-like, without dashes) into out[33]:
+ * message, session and cell ids.  Cheap and unique, not secret. */
 void kwire_new_id(char out[33]);
+/* 32 hex digits from the CSPRNG (RAND_bytes) into out[33]: for secrets,
+ * such as a kernel's HMAC key. */
+void kwire_new_key(char out[33]);
 
 #endif

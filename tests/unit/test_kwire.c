@@ -6,7 +6,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "kernel/kwire.h"
 
@@ -28,6 +31,24 @@ static void test_sign_vector(void **state)
     kwire_sign(k, e, sig);
     assert_string_equal(sig, "5d5d139563c95b5967b9bd9a8c9b233a9dedb45072794cd232dc1b74832607d0");
     kwire_key_free(k);
+
+    /* keys of a block (64 bytes) and longer (hashed first, RFC 2104) */
+    static const struct { char c; size_t n; const char *sig; } longk[] = {
+        { 'k', 100, "c12274e08933dfb5c69a95950e1d96984f5f250d0726b14bd8c54e0139707dc3" },
+        { 'x', 64, "237ad25899318b38128dd0bc8faf4c686f2b878341b79c5ec7beadc0590d831b" },
+        { 'y', 65, "5dff86ae3bead415df2a864c4d0669e43ce6848d5387514b657e5e1f1092f8c6" },
+    };
+    kframe_t g[4] = { F("{\"h\":1}"), F("{\"p\":2}"), F("{}"), F("{\"c\":3}") };
+    for (size_t i = 0; i < sizeof longk / sizeof *longk; i++) {
+        char key[128];
+        memset(key, longk[i].c, longk[i].n);
+        k = kwire_key_new(key, longk[i].n);
+        kwire_sign(k, g, sig);
+        assert_string_equal(sig, longk[i].sig);
+        kwire_sign(k, g, sig);   /* the keyed states are not used up */
+        assert_string_equal(sig, longk[i].sig);
+        kwire_key_free(k);
+    }
 }
 
 static void test_empty_key_no_signature(void **state)
@@ -127,14 +148,42 @@ static void test_malformed(void **state)
     kwire_key_free(k);
 }
 
+/* Ids: 32 hex digits, unique over many, and a forked child does not repeat
+   its parent's (it draws its own seed); keys come from the CSPRNG. */
 static void test_ids_unique(void **state)
 {
     (void)state;
-    char a[33], b[33];
-    kwire_new_id(a);
-    kwire_new_id(b);
-    assert_int_equal(strlen(a), 32);
-    assert_string_not_equal(a, b);
+    enum { N = 20000 };
+    static char ids[N][33];
+    for (int i = 0; i < N; i++) {
+        kwire_new_id(ids[i]);
+        assert_int_equal(strlen(ids[i]), 32);
+        assert_int_equal(strspn(ids[i], "0123456789abcdef"), 32);
+    }
+    qsort(ids, N, sizeof ids[0], (int (*)(const void *, const void *))strcmp);
+    for (int i = 1; i < N; i++) assert_string_not_equal(ids[i - 1], ids[i]);
+
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char parent[33], child[33] = "";
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        kwire_new_id(child);
+        _exit(write(fds[1], child, 33) == 33 ? 0 : 1);
+    }
+    kwire_new_id(parent);
+    assert_int_equal(read(fds[0], child, 33), 33);
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+    assert_string_not_equal(parent, child);
+
+    char k1[33], k2[33];
+    kwire_new_key(k1);
+    kwire_new_key(k2);
+    assert_int_equal(strspn(k1, "0123456789abcdef"), 32);
+    assert_string_not_equal(k1, k2);
 }
 
 int main(void)
