@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sched/tz.h"
+#include "util/timeutil.h"
 
 static tz_t *load(const char *name)
 {
@@ -378,6 +380,33 @@ static void test_civil(void **state)
     assert_int_equal(tz_days_in_month(2000, 2), 29);
 }
 
+/* time_iso8601_utc writes its digits by hand: the same text as the
+   snprintf it replaced, over years 1970..9999 and every field's edges. */
+static void test_iso8601(void **state)
+{
+    (void)state;
+    static const int64_t secs[] = { 0, 59, 3599, 86399, 951782400 /* 2000-02-29 */, 1767225599,
+                                    4102444800, 253402300799 /* 9999-12-31 23:59:59 */ };
+    static const int fracs[] = { 0, 1, 999999, 123456 };
+    for (size_t i = 0; i < sizeof secs / sizeof *secs; i++) {
+        for (size_t f = 0; f < sizeof fracs / sizeof *fracs; f++) {
+            for (int z = 0; z < 2; z++) {
+                char got[40], want[80];
+                time_t t = (time_t)secs[i];
+                struct tm tm;
+                gmtime_r(&t, &tm);
+                snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%06d%s", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, fracs[f], z ? "Z" : "");
+                time_iso8601_utc(secs[i] * 1000000 + fracs[f], got, sizeof got, z);
+                assert_string_equal(got, want);
+            }
+        }
+    }
+    char small[12];
+    time_iso8601_utc(0, small, sizeof small, 1);
+    assert_string_equal(small, "1970-01-01T");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_v1),
         cmocka_unit_test(test_offset_bounds),
         cmocka_unit_test(test_civil),
+        cmocka_unit_test(test_iso8601),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
