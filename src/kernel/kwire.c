@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 struct kwire_key {
@@ -332,11 +333,28 @@ static void kwire_hex(const unsigned char *r, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* Random bytes from the kernel's CSPRNG.  getrandom, not RAND_bytes: the
+ * first RAND_bytes initialises all of libcrypto (config file, providers,
+ * cipher tables), a seventh of a one-cell run's CPU, and nothing else in
+ * nbhub run needs it. */
+static int kwire_random(void *p, size_t n)
+{
+    unsigned char *b = p;
+    while (n > 0) {
+        ssize_t r = getrandom(b, n, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return RAND_bytes(b, (int)n) == 1 ? 0 : -1;
+        b += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
 void kwire_new_key(char out[33])
 {
     unsigned char r[16];
     /* no fallback: a key nobody can guess or none at all */
-    NB_ASSERT(RAND_bytes(r, sizeof r) == 1);
+    NB_ASSERT(kwire_random(r, sizeof r) == 0);
     kwire_hex(r, sizeof r, out);
 }
 
@@ -365,7 +383,7 @@ void kwire_new_id(char out[33])
     if (!__atomic_load_n(&kwire_ids.seeded, __ATOMIC_ACQUIRE)) {
         static int atfork;
         if (!atfork) atfork = 1, pthread_atfork(NULL, NULL, kwire_ids_forked);
-        if (RAND_bytes((unsigned char *)kwire_ids.seed, sizeof kwire_ids.seed) != 1) {
+        if (kwire_random(kwire_ids.seed, sizeof kwire_ids.seed) < 0) {
             kwire_ids.seed[0] = (uint64_t)time_now_us();
             kwire_ids.seed[1] = (uint64_t)getpid();
         }
