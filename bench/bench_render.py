@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark `nbhub render` against `jupyter nbconvert --to html`, and weigh the web UI.
 
-    .venv/bin/python bench/bench_render.py [-n 5] [--write] [--nbhub build/nbhub] [--no-ui]
+    .venv/bin/python bench/bench_render.py [-n 5] [--write] [--nbhub build/nbhub] [--no-ui | --no-render]
 
 Part 1, rendering (both tools as a user runs them, one process per notebook):
   small  examples/outputs.ipynb executed by nbhub run (markdown, streams, an
@@ -132,7 +132,7 @@ def bench_ui(args, tmp):
     flows = home / "flows"
     flows.mkdir(parents=True)
     for i in range(200):
-        sched = ['"0 5 * * *"', '"*/15 * * * *"', "30m", "@daily"][i % 4]
+        sched = ['"0 5 * * *"', '"*/15 * * * *"', "30m", '"@daily"'][i % 4]   # @ cannot start a plain YAML scalar
         (flows / f"flow-{i:03d}.yaml").write_text(
             f"name: flow-{i:03d}\ndescription: Flow number {i} of the page-weight benchmark.\n"
             f"schedule: {sched}\nstart_date: 2099-01-01\ntimezone: Europe/Berlin\n"
@@ -175,20 +175,20 @@ def bench_ui(args, tmp):
 
 def table(render, ui):
     L = ["| notebook | input (MB) | nbhub render (ms) | nbconvert --to html (ms) | ratio | target | | nbhub HTML (KB) | nbconvert HTML (KB) |",
-         "|---|---:|---:|---:|---:|---|---|---:|---:|"]
+         "|---|---:|---:|---:|---:|---|---|---:|---:|"] if render else []
     for r in render:
         ok = r["ratio"] >= 20
         L.append(f"| {r['case']} | {r['input_mb']:.2f} | {r['nbhub_s']*1000:.1f} | {r['nbconvert_s']*1000:.0f} | "
                  f"{r['ratio']:.0f}x | >= 20x | {'PASS' if ok else 'MISS'} | {r['nbhub_kb']:.0f} | {r['nbconvert_kb']:.0f} |")
     if ui:
-        L += ["", "| page (200 flows) | transferred (KB) | requests | first render (ms) | target | |",
+        L += ["" if L else None, "| page (200 flows) | transferred (KB) | requests | first render (ms) | target | |",
               "|---|---:|---:|---:|---|---|"]
         for k, v in ui.items():
             ok = v["kb"] < 200 and v["ms"] < 100
             ref = "reference" in k
             L.append(f"| {k} | {v['kb']:.1f} | {v['requests']} | {v['ms']:.1f} | "
                      f"{'' if ref else '< 200 KB, < 100 ms'} | {'' if ref else ('PASS' if ok else 'MISS')} |")
-    return "\n".join(L)
+    return "\n".join(x for x in L if x is not None)
 
 
 def write_results(text, args):
@@ -209,20 +209,24 @@ def main():
     ap.add_argument("-n", "--reps", type=int, default=5)
     ap.add_argument("--nbhub", default=str(REPO / "build" / "nbhub"))
     ap.add_argument("--write", action="store_true")
-    ap.add_argument("--no-ui", action="store_true")
+    ap.add_argument("--no-ui", action="store_true", help="part 1 only (nbhub render vs nbconvert)")
+    ap.add_argument("--no-render", action="store_true", help="part 2 only (the web UI), e.g. to iterate on it")
     ap.add_argument("--json")
     args = ap.parse_args()
     r = subprocess.run([str(VENV / "bin" / "jupyter"), "nbconvert", "--version"], capture_output=True, text=True)
     args.nbconvert_version = r.stdout.strip() or "?"
     with tempfile.TemporaryDirectory(prefix="nbhub-bench-render-") as d:
         tmp = Path(d)
-        render = bench_render(args, tmp)
+        render = [] if args.no_render else bench_render(args, tmp)
         ui = None if args.no_ui else bench_ui(args, tmp)
     text = table(render, ui)
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps({"render": render, "ui": ui}, indent=1))
     if args.write:
+        if args.no_render or args.no_ui:
+            log("--write needs both parts (the section is one table); not written")
+            return 2
         write_results(text, args)
     return 0
 
