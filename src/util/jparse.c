@@ -252,73 +252,84 @@ static json_t *jp_literal(jp_t *j, const char *word, json_t *v)
     return v;
 }
 
+/* The step after '[' or '{' (j->p on it): 1 if the container is empty
+   (close consumed), 0 to read the first item. */
+static int jp_open(jp_t *j, unsigned char close)
+{
+    j->p++;
+    jp_ws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* The step after an item: 1 at the close (consumed), 0 after a comma (the
+   next item follows), -1 for anything else. */
+static int jp_next(jp_t *j, unsigned char close)
+{
+    jp_ws(j);
+    if (j->p >= j->end) return -1;
+    if (*j->p == close) {
+        j->p++;
+        return 1;
+    }
+    if (*j->p++ != ',') return -1;
+    jp_ws(j);
+    return 0;
+}
+
 static json_t *jp_array(jp_t *j)
 {
     json_t *a = json_array();
-    j->p++;
-    jp_ws(j);
-    if (j->p < j->end && *j->p == ']') {
-        j->p++;
-        return a;
-    }
+    if (jp_open(j, ']')) return a;
     for (;;) {
         json_t *v = jp_value(j);
-        if (!v || json_array_append_new(a, v) < 0) goto fail;
-        jp_ws(j);
-        if (j->p >= j->end) goto fail;
-        if (*j->p == ']') {
-            j->p++;
-            return a;
-        }
-        if (*j->p++ != ',') goto fail;
-        jp_ws(j);
+        if (!v || json_array_append_new(a, v) < 0) break;
+        int r = jp_next(j, ']');
+        if (r > 0) return a;
+        if (r < 0) break;
     }
-fail:
     json_decref(a);
     return NULL;
+}
+
+/* One "key": value into o: 0, or -1 for anything jansson would refuse. */
+static int jp_member(jp_t *j, json_t *o)
+{
+    const char *k;
+    size_t kn;
+    if (j->p >= j->end || *j->p != '"') return -1;
+    j->p++;
+    if (jp_string(j, &k, &kn) < 0 || memchr(k, '\0', kn)) return -1;
+    /* the key may sit in tmp, which the value's strings reuse */
+    char kbuf[64], *key = kn < sizeof kbuf ? kbuf : xmalloc(kn + 1);
+    memcpy(key, k, kn);
+    key[kn] = '\0';
+    int rc = -1;
+    if (!(j->flags & JSON_REJECT_DUPLICATES) || !json_object_getn(o, key, kn)) {
+        jp_ws(j);
+        if (j->p < j->end && *j->p++ == ':') {
+            jp_ws(j);
+            json_t *v = jp_value(j);
+            if (v && json_object_setn_new_nocheck(o, key, kn, v) == 0) rc = 0;
+        }
+    }
+    if (key != kbuf) free(key);
+    return rc;
 }
 
 static json_t *jp_object(jp_t *j)
 {
     json_t *o = json_object();
-    j->p++;
-    jp_ws(j);
-    if (j->p < j->end && *j->p == '}') {
-        j->p++;
-        return o;
-    }
+    if (jp_open(j, '}')) return o;
     for (;;) {
-        const char *k;
-        size_t kn;
-        if (j->p >= j->end || *j->p != '"') goto fail;
-        j->p++;
-        if (jp_string(j, &k, &kn) < 0 || memchr(k, '\0', kn)) goto fail;
-        /* the key may sit in tmp, which the value's strings reuse */
-        char kbuf[64], *key = kn < sizeof kbuf ? kbuf : xmalloc(kn + 1);
-        memcpy(key, k, kn);
-        key[kn] = '\0';
-        json_t *v = NULL;
-        if ((j->flags & JSON_REJECT_DUPLICATES) && json_object_getn(o, key, kn)) goto fail_key;
-        jp_ws(j);
-        if (j->p >= j->end || *j->p++ != ':') goto fail_key;
-        jp_ws(j);
-        v = jp_value(j);
-        if (!v || json_object_setn_new_nocheck(o, key, kn, v) < 0) goto fail_key;
-        if (key != kbuf) free(key);
-        jp_ws(j);
-        if (j->p >= j->end) goto fail;
-        if (*j->p == '}') {
-            j->p++;
-            return o;
-        }
-        if (*j->p++ != ',') goto fail;
-        jp_ws(j);
-        continue;
-    fail_key:
-        if (key != kbuf) free(key);
-        goto fail;
+        if (jp_member(j, o) < 0) break;
+        int r = jp_next(j, '}');
+        if (r > 0) return o;
+        if (r < 0) break;
     }
-fail:
     json_decref(o);
     return NULL;
 }
