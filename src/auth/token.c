@@ -1,5 +1,6 @@
 /* token — see token.h. */
 #include "auth/token.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -34,12 +35,7 @@ void token_digest(const char *token, char out[TOKEN_DIGEST_LEN + 1])
     unsigned char md[32];
     unsigned int n = 0;
     EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL);
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[TOKEN_DIGEST_LEN] = '\0';
+    hex_encode(md, sizeof md, out);
 }
 
 int token_equal(const char *a, const char *b)

@@ -14,6 +14,7 @@
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "kernel/kwire.h"
+#include "util/hex.h"
 #include "util/jparse.h"
 #include "util/timeutil.h"
 #include "util/xmalloc.h"
@@ -74,12 +75,7 @@ void kwire_sign(const kwire_key_t *k, const kframe_t frames[4], char out[65])
     SHA256_Update(&c, mac, sizeof mac);
     SHA256_Final(mac, &c);
     OPENSSL_cleanse(&c, sizeof c);
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[mac[i] >> 4];
-        out[2 * i + 1] = hex[mac[i] & 15];
-    }
-    out[64] = '\0';
+    hex_encode(mac, sizeof mac, out);
 }
 
 static kbytes_t kwire_copy(const kframe_t *f)
@@ -323,16 +319,6 @@ json_t *kmsg_parent(const kmsg_t *m) { return kmsg_lazy(m, &m->parent_header, 1)
 json_t *kmsg_metadata(const kmsg_t *m) { return kmsg_lazy(m, &m->metadata, 2); }
 json_t *kmsg_content(const kmsg_t *m) { return kmsg_lazy(m, &m->content, 3); }
 
-static void kwire_hex(const unsigned char *r, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[r[i] >> 4];
-        out[2 * i + 1] = hex[r[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* Random bytes from the kernel's CSPRNG.  getrandom, not RAND_bytes: the
  * first RAND_bytes initialises all of libcrypto (config file, providers,
  * cipher tables), a seventh of a one-cell run's CPU, and nothing else in
@@ -355,7 +341,7 @@ void kwire_new_key(char out[33])
     unsigned char r[16];
     /* no fallback: a key nobody can guess or none at all */
     NB_ASSERT(kwire_random(r, sizeof r) == 0);
-    kwire_hex(r, sizeof r, out);
+    hex_encode(r, sizeof r, out);
 }
 
 /* Ids need uniqueness, not secrecy (jupyter_client's are uuid4s; nothing
@@ -391,7 +377,7 @@ void kwire_new_id(char out[33])
     }
     uint64_t c = __atomic_fetch_add(&kwire_ids.next, 1, __ATOMIC_RELAXED);
     uint64_t v[2] = { kwire_mix(kwire_ids.seed[0] + c), kwire_mix(kwire_ids.seed[1] ^ (c * 0x9e3779b97f4a7c15ULL)) };
-    kwire_hex((const unsigned char *)v, sizeof v, out);
+    hex_encode((const unsigned char *)v, sizeof v, out);
 }
 
 json_t *kwire_header(const char *session, const char *msg_type)

@@ -104,7 +104,7 @@ json_t *kmsg_content(const kmsg_t *m);
 /* A unique 32-hex-digit id (uuid4-like, without dashes) into out[33]:
  * message, session and cell ids.  Cheap and unique, not secret. */
 void kwire_new_id(char out[33]);
-/* 32 hex digits from the CSPRNG (RAND_bytes) into out[33]: for secrets,
+/* 32 hex digits from the kernel's CSPRNG (getrandom) into out[33]: for secrets,
  * such as a kernel's HMAC key. */
 void kwire_new_key(char out[33]);
 
