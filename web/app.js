@@ -271,5 +271,12 @@ document.getElementById("logout").addEventListener("click", async () => {
   go("#/login");
 });
 
+// The skip link's "#main", followed as a fragment, would become the route
+// (and show "Not found"): it moves the focus to the content instead.
+document.querySelector("a.skip").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  document.getElementById("main").focus();
+});
+
 window.addEventListener("hashchange", route);
 route();
