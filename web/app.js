@@ -226,6 +226,11 @@ async function route() {
       if (location.hash !== hash) return;   // navigated away meanwhile
       showNav();
       fill(main, view);
+      // autofocus acts once per document (the HTML spec's "autofocus
+      // processed" flag) and the whole UI is one document: the login page
+      // after a logout, or drawn a second time, would leave its field
+      // unfocused (Firefox showed it), so the page's field is focused here.
+      main.querySelector("[autofocus]")?.focus();
       const h1 = main.querySelector("h1");
       document.title = (h1 ? h1.textContent + " · " : "") + "nbhub";
     } catch (e) {
