@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PKGS="build-essential pkg-config clang libclang-rt-14-dev libuv1-dev libzmq3-dev libjansson-dev libyaml-dev
 libssl-dev libsqlite3-dev libcurl4-openssl-dev libargon2-dev libcmocka-dev libhttp-parser-dev libcmark-gfm-dev libcmark-gfm-extensions-dev tzdata
-python3 python3-venv python3-dev procps chromium fonts-dejavu-core openjdk-17-jre-headless"
+python3 python3-venv python3-dev procps chromium firefox-esr fonts-dejavu-core openjdk-17-jre-headless"
 
 missing=""
 for p in $DEB_PKGS; do
@@ -16,7 +16,7 @@ for p in $DEB_PKGS; do
         missing="$missing $p"
     fi
 done
-# Node for the browser tests (playwright-core): Debian's, unless a node is
+# Node for the browser tests (playwright-core, puppeteer-core): Debian's, unless a node is
 # already on PATH (images that ship their own must not get a second one).
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
@@ -40,8 +40,10 @@ if [ "$want" != "$have" ]; then
     echo "$want" > .venv/.nbhub-stamp
 fi
 
-# Browser-test tools from npm (playwright-core drives Debian's chromium; it
-# downloads no browser of its own): reinstalled when the lock file changes.
+# Browser-test tools from npm, reinstalled when the lock file changes; neither
+# downloads a browser of its own.  playwright-core drives Debian's chromium;
+# puppeteer-core drives Debian's firefox-esr over WebDriver BiDi (playwright
+# drives only its own patched Firefox build, which cannot be fetched here).
 LOCK=tests/browser/package-lock.json
 want=$(sha256sum "$LOCK" | cut -d' ' -f1)
 have=$(cat tests/browser/node_modules/.nbhub-stamp 2>/dev/null || true)

@@ -226,6 +226,11 @@ async function route() {
       if (location.hash !== hash) return;   // navigated away meanwhile
       showNav();
       fill(main, view);
+      // autofocus acts once per document (the HTML spec's "autofocus
+      // processed" flag) and the whole UI is one document: the login page
+      // after a logout, or drawn a second time, would leave its field
+      // unfocused (Firefox showed it), so the page's field is focused here.
+      main.querySelector("[autofocus]")?.focus();
       const h1 = main.querySelector("h1");
       document.title = (h1 ? h1.textContent + " · " : "") + "nbhub";
     } catch (e) {
@@ -269,6 +274,13 @@ document.getElementById("logout").addEventListener("click", async () => {
   session.csrf = null;
   closeEvents();
   go("#/login");
+});
+
+// The skip link's "#main", followed as a fragment, would become the route
+// (and show "Not found"): it moves the focus to the content instead.
+document.querySelector("a.skip").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  document.getElementById("main").focus();
 });
 
 window.addEventListener("hashchange", route);

@@ -1,11 +1,17 @@
-"""The web UI in a real browser: Debian's chromium driven by playwright-core
-(npm, tests/browser/) against a real `nbhub serve` with real kernels.
+"""The web UI in real browsers, both from Debian, against a real `nbhub serve`
+with real kernels:
 
-This file prepares the server (the example flows plus three of its own: a
-plot that feeds a failing notebook, a long run to cancel, and a notebook
-whose outputs try script injection) and runs tests/browser/ui.test.mjs,
+- chromium, driven by playwright-core (npm, tests/browser/ui.test.mjs): the
+  whole UI, hostile notebooks and the admin pages included;
+- Firefox ESR, driven over WebDriver BiDi by puppeteer-core
+  (tests/browser/ui.firefox.test.mjs; playwright drives only its own patched
+  Firefox, which cannot be downloaded here): what depends on the engine.
+
+This file prepares the server (the example flows plus four of its own: a
+plot that feeds a failing notebook, a long run to cancel, a Spark job and a
+notebook whose outputs try script injection) and runs the browser script,
 whose steps are node:test tests.  Screenshots of every step are kept in
-build/test-artifacts/ui/ (desktop 1280 px and narrow 390 px)."""
+build/test-artifacts/ui/ (chromium) and build/test-artifacts/ui-firefox/."""
 
 import os
 import shutil
@@ -19,7 +25,8 @@ from nbserve import ADMIN_PASSWORD, Server
 
 BROWSER_DIR = REPO / "tests" / "browser"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = REPO / "build" / "test-artifacts" / "ui"
+FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
+ARTIFACTS = REPO / "build" / "test-artifacts"
 
 
 def _prepare(h):
@@ -66,22 +73,37 @@ def _prepare(h):
     return flows
 
 
-@pytest.mark.skipif(not (BROWSER_DIR / "node_modules" / "playwright-core").exists(),
-                    reason="playwright-core not installed (scripts/install-deps.sh runs npm ci)")
-def test_ui_in_chromium(h):
-    assert os.path.exists(CHROMIUM), "Debian's chromium is not installed"
+def _run_browser_test(h, script, artifacts, **env):
+    """Start nbhub serve on the prepared flows and run tests/browser/SCRIPT
+    against it; returns the screenshots' names.  env is added to the
+    browser script's environment."""
     flows = _prepare(h)
     srv = Server(h, flows=flows).start()
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+    artifacts.mkdir(parents=True)
     env = dict(h.env, NBHUB_URL=f"http://127.0.0.1:{srv.port}", NBHUB_USER="admin",
-               NBHUB_PASSWORD=ADMIN_PASSWORD, NBHUB_SHOTS=str(ARTIFACTS), CHROMIUM=CHROMIUM)
-    p = h.popen(["node", "--test", "--test-reporter=spec", "--test-concurrency=1", str(BROWSER_DIR / "ui.test.mjs")],
+               NBHUB_PASSWORD=ADMIN_PASSWORD, NBHUB_TOKEN=srv.api.token, NBHUB_SHOTS=str(artifacts), **env)
+    p = h.popen(["node", "--test", "--test-reporter=spec", "--test-concurrency=1", str(BROWSER_DIR / script)],
                 exe="/usr/bin/env", env=env, cwd=BROWSER_DIR)
     r = h.finish(p, timeout=600)
     print(r.stdout[-20000:])
     srv.stop()
     assert r.rc == 0, f"browser tests failed:\n{r.stdout[-12000:]}\n{r.stderr[-4000:]}\n--- server ---\n{srv.log()}"
-    shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
+    return sorted(p.name for p in artifacts.glob("*.png"))
+
+
+@pytest.mark.skipif(not (BROWSER_DIR / "node_modules" / "playwright-core").exists(),
+                    reason="playwright-core not installed (scripts/install-deps.sh runs npm ci)")
+def test_ui_in_chromium(h):
+    assert os.path.exists(CHROMIUM), "Debian's chromium is not installed"
+    shots = _run_browser_test(h, "ui.test.mjs", ARTIFACTS / "ui", CHROMIUM=CHROMIUM)
+    assert len(shots) >= 10, shots
+
+
+@pytest.mark.skipif(not (BROWSER_DIR / "node_modules" / "puppeteer-core").exists(),
+                    reason="puppeteer-core not installed (scripts/install-deps.sh runs npm ci)")
+def test_ui_in_firefox(h):
+    assert os.path.exists(FIREFOX), "Debian's firefox-esr is not installed"
+    shots = _run_browser_test(h, "ui.firefox.test.mjs", ARTIFACTS / "ui-firefox", FIREFOX=FIREFOX)
     assert len(shots) >= 10, shots
