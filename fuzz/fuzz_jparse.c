@@ -3,7 +3,8 @@
  * For every input and each flag set nbhub uses, the fast path must accept
  * exactly what jansson accepts and build the same tree (json_equal, and the
  * same serialisation, so key order and number types too); jparse as a whole
- * must then report jansson's error text and position.  A difference aborts
+ * must then report jansson's error text and position, and jwrite must write
+ * every accepted tree back as json_dumps(JSON_COMPACT) does.  A difference aborts
  * so libFuzzer keeps the input. */
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "util/jparse.h"
+#include "util/jwrite.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,6 +33,16 @@ static void fuzz_jparse_one(const char *s, size_t n, size_t flags)
         }
         free(df);
         free(db);
+        /* the writing half: jwrite's bytes are json_dumps's */
+        char *dc = json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY);
+        buf_t w = BUF_INIT;
+        jwrite_value(&w, f);
+        if (!dc || w.len != strlen(dc) || memcmp(w.data, dc, w.len) != 0) {
+            fprintf(stderr, "fuzz_jparse: jwrite differs\n%s\n%s\n", w.data ? w.data : "", dc ? dc : "(null)");
+            abort();
+        }
+        free(dc);
+        buf_free(&w);
     } else {
         json_t *a = jparse(s, n, flags, &ea);
         if (a || strcmp(ea.text, eb.text) != 0 || ea.line != eb.line || ea.column != eb.column) {

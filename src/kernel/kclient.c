@@ -85,14 +85,13 @@ int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *con
         json_decref(content);
         return -ECANCELED;
     }
-    json_t *hdr = kwire_header(kc->session, msg_type);
-    if (msg_id_out) strcpy(msg_id_out, json_string_value(json_object_get(hdr, "msg_id")));
+    char id[33];
     kbytes_t *f;
     size_t n;
-    kwire_build(kc->key, NULL, 0, hdr, parent_header, NULL, content, &f, &n);
+    kwire_request(kc->key, kc->session, msg_type, parent_header, content, id, &f, &n);
+    if (msg_id_out) memcpy(msg_id_out, id, sizeof id);
     int rc = zsock_send(kc->sock[ch], f, n);
     kwire_frames_free(f, n);
-    json_decref(hdr);
     json_decref(content);
     return rc;
 }

@@ -71,16 +71,19 @@ int kwire_parse(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
 int kwire_parse_lazy(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
                      kmsg_t **out, nb_err_t *err);
 
-/* A fresh header object {msg_id, session, username, date, msg_type, version}. */
-json_t *kwire_header(const char *session, const char *msg_type);
-
 /* Serialise a message for sending: fills frames with freshly allocated
  * bytes ("<IDS|MSG>", signature, 4 JSON frames; identities first if any).
  * *nframes gets the count; free with kwire_frames_free.  Steals nothing:
- * the JSON arguments stay owned by the caller. */
+ * the JSON arguments stay owned by the caller; NULL ones are sent as {}. */
 int kwire_build(const kwire_key_t *k, const kbytes_t *ids, size_t nids,
                 const json_t *header, const json_t *parent, const json_t *metadata,
                 const json_t *content, kbytes_t **frames, size_t *nframes);
+/* The same for a client's request: a fresh header {msg_id, session,
+ * username, date, msg_type, version} (its msg_id into msg_id), no
+ * identities, empty metadata. */
+void kwire_request(const kwire_key_t *k, const char *session, const char *msg_type,
+                   const json_t *parent, const json_t *content, char msg_id[33],
+                   kbytes_t **frames, size_t *nframes);
 void kwire_frames_free(kbytes_t *frames, size_t nframes);
 
 void kmsg_free(kmsg_t *m);

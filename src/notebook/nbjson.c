@@ -18,6 +18,7 @@
  * output buffer to the suffix, skipping the cells themselves.
  */
 #include "notebook/nbjson.h"
+#include "util/jwrite.h"
 #include "util/xmalloc.h"
 
 #include <math.h>
@@ -99,40 +100,6 @@ size_t nbjson_line_len(const char *s, size_t n)
         }
     }
     return n;
-}
-
-void nbjson_format_string(const char *s, size_t n, buf_t *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    buf_reserve(out, n + 2);   /* the common case: nothing to escape */
-    buf_putc(out, '"');
-    size_t run = 0;            /* start of bytes not yet copied */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = p[i];
-        if (nbjson_special[ch] != 1) continue;
-        if (i > run) buf_append(out, s + run, i - run);
-        run = i + 1;
-        char esc[6] = { '\\', 0, 0, 0, 0, 0 };
-        size_t elen = 2;
-        switch (ch) {
-        case '"':  esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
-            esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-            esc[4] = hex[ch >> 4]; esc[5] = hex[ch & 15];
-            elen = 6;
-            break;
-        }
-        buf_append(out, esc, elen);
-    }
-    if (n > run) buf_append(out, s + run, n - run);
-    buf_putc(out, '"');
 }
 
 /* Does the decimal m * 10^e10 read back as d?  Spelled by hand: snprintf
@@ -298,7 +265,7 @@ static void nbjson_emit_lines(buf_t *out, const char *s, size_t n, int depth)
         if (pos) buf_putc(out, ',');
         nbjson_newline(out, depth + 1);
         size_t l = nbjson_line_len(s + pos, n - pos);
-        nbjson_format_string(s + pos, l, out);
+        jwrite_string_py(out, s + pos, l);
         pos += l;
     }
     nbjson_newline(out, depth);
@@ -407,7 +374,7 @@ static void nbjson_emit_object(nbjson_ctx_t *c, const json_t *obj, int depth, in
         for (size_t i = 0; i < k; i++) {
             if (i) buf_putc(c->out, ',');
             nbjson_newline(c->out, depth + 1);
-            nbjson_format_string(mem[i].key, mem[i].klen, c->out);
+            jwrite_string_py(c->out, mem[i].key, mem[i].klen);
             buf_append(c->out, ": ", 2);
             nbjson_emit(c, mem[i].val, depth + 1, nbjson_child_kind(kind, obj, &mem[i]));
         }
@@ -462,7 +429,7 @@ static void nbjson_emit(nbjson_ctx_t *c, const json_t *v, int depth, int kind)
         if (kind == NBJSON_LINES)
             nbjson_emit_lines(c->out, json_string_value(v), json_string_length(v), depth);
         else
-            nbjson_format_string(json_string_value(v), json_string_length(v), c->out);
+            jwrite_string_py(c->out, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER: {
         char num[32];

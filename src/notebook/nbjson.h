@@ -85,11 +85,6 @@ void nbjson_dump_frame(const json_t *nb, buf_t *prefix, buf_t *suffix);
    NaN, Infinity, -Infinity. */
 void nbjson_format_real(double d, buf_t *out);
 
-/* Append the JSON string literal (with quotes) of n bytes of UTF-8, escaped
-   like json.dumps(..., ensure_ascii=False): only '"', '\\' and characters
-   below U+0020 are escaped. */
-void nbjson_format_string(const char *s, size_t n, buf_t *out);
-
 /* Length of the first line of s[0..n) including its line terminator, as
    str.splitlines(keepends=True) cuts it: \n, \r\n, \r, \v, \f, \x1c, \x1d,
    \x1e, U+0085, U+2028, U+2029.  Returns n if there is no terminator. */

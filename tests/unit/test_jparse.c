@@ -1,4 +1,5 @@
-/* Unit tests for jparse: every input, valid or not, must give what
+/* Unit tests for jparse (and jwrite, which must write every tree read back
+ * as json_dumps(JSON_COMPACT) does): every input, valid or not, must give what
  * json_loadb gives — the same tree (types, values, key order) or the same
  * error text, line and column.  The inputs are the corners of jansson's
  * grammar that a hand-written scanner gets wrong first: number syntax and
@@ -16,6 +17,7 @@
 
 #include "util/buf.h"
 #include "util/jparse.h"
+#include "util/jwrite.h"
 
 static void same(const char *s, size_t n, size_t flags)
 {
@@ -42,6 +44,14 @@ static void same(const char *s, size_t n, size_t flags)
     if (!json_equal(a, b) || strcmp(da, db) != 0) fail_msg("[%.*s]: %s vs %s", (int)n, s, da, db);
     free(da);
     free(db);
+    /* and written back: jwrite gives json_dumps's compact bytes */
+    char *dc = json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY);
+    buf_t w = BUF_INIT;
+    jwrite_value(&w, a);
+    if (!dc || w.len != strlen(dc) || memcmp(w.data, dc, w.len) != 0)
+        fail_msg("jwrite [%.*s]: %s vs %s", (int)w.len, w.data, w.data, dc);
+    free(dc);
+    buf_free(&w);
     json_decref(a);
     json_decref(b);
 }
@@ -64,7 +74,7 @@ static void test_values(void **state)
         "[1,]", "{\"a\":1,}", "{\"a\"}", "{\"a\" 1}", "{1:2}", "[", "{", "]", "", "   ", "[1]x", "[1] [2]",
         "true", "false", "null", "truex", "nul", "[true1]", "[nullnull]", "[True]",
         "{\"a\":1,\"a\":2}", "{\"a\":1,\"b\":2,\"a\":3}",
-        "[\"\\u0000\"]", "{\"a\\u0000b\":1}", "[\"a\\u00e9\\u20ac\\ud83d\\ude00\"]", "[\"\\ud83d\"]",
+        "[\"\\u0000\"]", "[\"\\u001f\\u000b\\u007f\"]", "{\"a\\u0000b\":1}", "[\"a\\u00e9\\u20ac\\ud83d\\ude00\"]", "[\"\\ud83d\"]",
         "[\"\\ud83dx\"]", "[\"\\ude00\"]", "[\"\\ud83d\\u0041\"]", "[\"\\u12\"]", "[\"\\uZZZZ\"]",
         "[\"\\x\"]", "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"]", "[\"tab\there\"]", "[\"nl\nhere\"]",
         "[\"\xc3\xa9\"]", "[\"\xe2\x82\xac\"]", "[\"\xf0\x9f\x98\x80\"]", "[\"\xc0\x80\"]", "[\"\xc1\xbf\"]",

@@ -64,7 +64,9 @@ static void test_empty_key_no_signature(void **state)
 
 static void build_frames(kwire_key_t *k, kbytes_t **fr, size_t *n, kframe_t *out)
 {
-    json_t *h = kwire_header("sess", "execute_request");
+    json_t *h = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "msg_id", "0123", "session", "sess",
+                          "username", "nbhub", "date", "2026-12-02T10:00:00.000000Z",
+                          "msg_type", "execute_request", "version", "5.3");
     json_t *c = json_pack("{s:s}", "code", "1+1");
     kbytes_t id = { (char *)"ident", 5 };
     assert_int_equal(kwire_build(k, &id, 1, h, NULL, NULL, c, fr, n), 0);
@@ -94,6 +96,54 @@ static void test_round_trip(void **state)
     assert_string_equal(json_string_value(json_object_get(m->content, "code")), "1+1");
     assert_null(m->parent_id);
     kmsg_free(m);
+    kwire_frames_free(fr, n);
+    kwire_key_free(k);
+}
+
+/* A client request: the header written as text must be the JSON a
+ * json_pack'd header dumps to, verify with the key, and escape what it is
+ * given. */
+static void test_request(void **state)
+{
+    (void)state;
+    kwire_key_t *k = kwire_key_new("secret", 6);
+    json_t *parent = json_pack("{s:s}", "msg_id", "p1");
+    json_t *content = json_pack("{s:s, s:b, s:i}", "code", "print(\"\\n\")\n\x01", "silent", 0, "n", -42);
+    char id[33];
+    kbytes_t *fr;
+    size_t n;
+    kwire_request(k, "se\"ss", "execute_request", parent, content, id, &fr, &n);
+    assert_int_equal(n, 6);
+    assert_int_equal(strlen(id), 32);
+    kframe_t f[6];
+    for (size_t i = 0; i < n; i++) f[i] = (kframe_t){ fr[i].data, fr[i].len };
+    json_error_t je;
+    json_t *h = json_loadb(f[2].data, f[2].len, 0, &je);
+    assert_non_null(h);
+    json_t *want = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s}", "msg_id", id, "session", "se\"ss",
+                             "username", "nbhub", "date", json_object_get(h, "date"),
+                             "msg_type", "execute_request", "version", "5.3");
+    char *ws = json_dumps(want, JSON_COMPACT);
+    assert_string_equal(f[2].data, ws);   /* same keys, same order, same bytes */
+    free(ws);
+    const char *date = json_string_value(json_object_get(h, "date"));
+    assert_int_equal(strlen(date), 27);
+    assert_int_equal(date[26], 'Z');
+    char *cs = json_dumps(content, JSON_COMPACT);
+    assert_string_equal(f[5].data, cs);
+    free(cs);
+    assert_string_equal(f[3].data, "{\"msg_id\":\"p1\"}");
+    assert_string_equal(f[4].data, "{}");
+    kmsg_t *m = NULL;
+    nb_err_t err;
+    assert_int_equal(kwire_parse(k, f, n, &m, &err), 0);
+    assert_string_equal(m->msg_id, id);
+    assert_string_equal(m->parent_id, "p1");
+    kmsg_free(m);
+    json_decref(want);
+    json_decref(h);
+    json_decref(parent);
+    json_decref(content);
     kwire_frames_free(fr, n);
     kwire_key_free(k);
 }
@@ -192,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_sign_vector),
         cmocka_unit_test(test_empty_key_no_signature),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_request),
         cmocka_unit_test(test_forged_dropped),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_ids_unique),
