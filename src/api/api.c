@@ -20,6 +20,7 @@
  * the client (they may carry SQLite text or paths).
  */
 #include "api/api_int.h"
+#include "auth/lockout.h"
 #include "util/jparse.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -86,6 +87,7 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
         return err_set(err, -EINVAL, "api: loop, store and home are required");
     api_t *a = xcalloc(1, sizeof *a);
     a->loop = o->loop;
+    a->lockout = lockout_new();
     a->store = o->store;
     a->sched = o->sched;
     a->pool = o->pool;
@@ -144,6 +146,7 @@ void api_free(api_t *a)
     free(a->self_exe);
     free(a->version);
     free(a->dummy_hash);
+    lockout_free(a->lockout);
     free(a);
 }
 

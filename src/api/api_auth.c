@@ -41,6 +41,7 @@
  * name and the peer.
  */
 #include "api/api_int.h"
+#include "auth/lockout.h"
 #include "auth/passwd.h"
 #include "auth/token.h"
 #include "util/log.h"
@@ -278,6 +279,7 @@ struct api_login_job {
     store_user_t           u;
     int                    found;      /* u holds a user with a password */
     char                  *password;   /* wiped before it is freed */
+    char                  *name;       /* as given: the lockout's key */
     char                  *logname;    /* the name as logs may show it */
     char                  *new_hash;   /* rehash made in the pool, or NULL */
     int                    ok;
@@ -310,6 +312,7 @@ static void api_login_free(struct api_login_job *j)
     explicit_bzero(j->password, strlen(j->password));
     free(j->password);
     free(j->new_hash);
+    free(j->name);
     free(j->logname);
     if (j->found || j->u.name) store_user_clear(&j->u);
     free(j);
@@ -328,12 +331,31 @@ static void api_login_done(uv_work_t *w, int status)
     api_login_start_next(a);
 }
 
+/* 429 with Retry-After if name must wait (lockout.h); 1 if refused. */
+static int api_login_locked(api_t *a, http_req_t *req, const char *name, const char *logname)
+{
+    int64_t wait = lockout_wait_s(a->lockout, name, time_now_us());
+    if (!wait) return 0;
+    char v[24], msg[160];
+    snprintf(v, sizeof v, "%lld", (long long)wait);
+    snprintf(msg, sizeof msg, "too many failed logins for this user name; try again in %lld s", (long long)wait);
+    LOG_W("login refused: locked out", "user=%s peer=%s wait_s=%lld", logname, http_req_peer(req), (long long)wait);
+    http_set_header(req, "Retry-After", v);
+    api_error(req, 429, "too_many_requests", msg);
+    return 1;
+}
+
 static void api_login_start_next(api_t *a)
 {
     while (!a->login_running && a->login_queue) {
         struct api_login_job *j = a->login_queue;
         a->login_queue = j->next;
         if (!a->login_queue) a->login_tail = NULL;
+        /* a burst queued before the lockout began is refused here */
+        if (api_login_locked(a, j->req, j->name, j->logname)) {
+            api_login_free(j);
+            continue;
+        }
         a->login_running = j;
         j->work.data = j;
         if (uv_queue_work(a->loop, &j->work, api_login_work, api_login_done) == 0) return;
@@ -359,6 +381,10 @@ void api_auth_login(http_req_t *req, void *ud)
         api_error(req, 400, "bad_request", "username and password (strings) are required");
         return;
     }
+    if (api_login_locked(a, req, name, api_log_name(req, name))) {
+        json_decref(body);
+        return;
+    }
     struct api_login_job *j = xcalloc(1, sizeof *j);
     j->a = a;
     j->req = req;
@@ -378,6 +404,7 @@ void api_auth_login(http_req_t *req, void *ud)
         j->found = 1;
     }
     j->password = xstrdup(pw);
+    j->name = xstrdup(name);
     j->logname = xstrdup(api_log_name(req, name));
     json_decref(body);
     if (a->login_tail) a->login_tail->next = j;
@@ -395,6 +422,7 @@ static void api_login_finish(struct api_login_job *j)
     nb_err_t err;
     err_clear(&err);
     if (!j->ok) {
+        lockout_failed(a->lockout, j->name, time_now_us());
         LOG_I("login failed", "user=%s peer=%s", logname, http_req_peer(req));
         api_error(req, 401, "unauthorized", BAD_LOGIN);
         return;
@@ -417,6 +445,7 @@ static void api_login_finish(struct api_login_job *j)
         api_fail(req, rc, &err);
         return;
     }
+    lockout_succeeded(a->lockout, j->name);
     LOG_I("login", "user=%s peer=%s", logname, http_req_peer(req));
     api_auth_cookie(a, req, sess, (int)(API_SESSION_TTL_US / 1000000));
     json_t *ans = json_object();

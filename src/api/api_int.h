@@ -79,6 +79,7 @@ struct api {
     /* Logins waiting for their password check, and the one in the pool
      * (api_auth.c: one at a time). */
     struct api_login_job *login_queue, *login_tail, *login_running;
+    struct lockout *lockout;       /* failed logins per name (auth/lockout.c) */
     char         **pool_names;
     unsigned      *pool_sizes;
     size_t         npool;

@@ -396,3 +396,33 @@ def test_logins_do_not_stall_the_daemon(h):
         assert hz < 0.2, hz
     finally:
         srv.stop()
+
+
+def test_login_lockout_after_repeated_failures(h):
+    """Five wrong passwords for a name, then attempts are refused with 429 and
+    Retry-After without a password check, the right password included; other
+    names are unaffected, and a name that does not exist locks the same way (a
+    lockout tells nothing about which names are real)."""
+    from nbserve import ADMIN_PASSWORD, Api
+    srv = Server(h).start()
+    try:
+        api = Api(srv.port)
+        for name in ("admin", "nobody-such"):
+            for i in range(5):
+                st, body = api.post("/api/v1/login", {"username": name, "password": f"wrong-{i}"}, token=False)
+                assert st == 401, (name, i, st, body)
+            st, payload, hdr = api.request("POST", "/api/v1/login", {"username": name, "password": ADMIN_PASSWORD},
+                                           token=False, raw=True)
+            assert st == 429, (name, st, payload)
+            assert hdr.get("retry-after") == "30", hdr
+            err = json.loads(payload)
+            assert "too many failed logins" in json.dumps(err), err
+        # another user logs in: the lockout is per name
+        assert srv.api.post("/api/v1/users", {"name": "ann", "password": "ann-password-1"})[0] in (200, 201)
+        st, _ = api.post("/api/v1/login", {"username": "ann", "password": "ann-password-1"}, token=False)
+        assert st == 200
+        log = srv.log()
+        assert "login refused: locked out" in log, log
+        assert "wrong-" not in log   # passwords never reach the log
+    finally:
+        srv.stop()

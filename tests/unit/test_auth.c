@@ -6,8 +6,10 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "auth/lockout.h"
 #include "auth/passwd.h"
 #include "auth/token.h"
 
@@ -61,12 +63,55 @@ static void test_token_shape_and_digest(void **state)
     assert_false(token_equal("abc", "abcd"));
 }
 
+#define S 1000000LL   /* microseconds per second */
+
+/* Free failures, then 30 s doubling to 15 min; a success or a quiet spell
+ * resets; names are separate, also unknown ones; the table is bounded. */
+static void test_lockout(void **state)
+{
+    (void)state;
+    lockout_t *l = lockout_new();
+    int64_t t = 1000 * S;
+    for (int i = 0; i < LOCKOUT_FREE - 1; i++) {
+        lockout_failed(l, "ann", t);
+        assert_int_equal(lockout_wait_s(l, "ann", t), 0);
+    }
+    lockout_failed(l, "ann", t);
+    assert_int_equal(lockout_wait_s(l, "ann", t), LOCKOUT_FIRST_S);
+    assert_int_equal(lockout_wait_s(l, "ann", t + 29 * S + 1), 1);
+    assert_int_equal(lockout_wait_s(l, "ann", t + 30 * S), 0);
+    assert_int_equal(lockout_wait_s(l, "bob", t), 0);          /* another name */
+    lockout_failed(l, "ann", t + 30 * S);                       /* next failure: 60 s */
+    assert_int_equal(lockout_wait_s(l, "ann", t + 30 * S), 2 * LOCKOUT_FIRST_S);
+    for (int i = 0; i < 20; i++) lockout_failed(l, "ann", t + 31 * S);
+    assert_int_equal(lockout_wait_s(l, "ann", t + 31 * S), LOCKOUT_MAX_S);
+    lockout_succeeded(l, "ann");
+    assert_int_equal(lockout_wait_s(l, "ann", t + 31 * S), 0);
+    /* quiet for longer than the longest wait: counting starts over */
+    for (int i = 0; i < LOCKOUT_FREE - 1; i++) lockout_failed(l, "cy", t);
+    lockout_failed(l, "cy", t + (LOCKOUT_MAX_S + 1) * S);
+    assert_int_equal(lockout_wait_s(l, "cy", t + (LOCKOUT_MAX_S + 1) * S), 0);
+    /* spraying names reuses the slot idle longest; the table does not grow */
+    for (int i = 0; i < LOCKOUT_FREE; i++) lockout_failed(l, "dee", t + 40 * S);
+    char name[32];
+    for (int i = 0; i < 2 * LOCKOUT_SLOTS; i++) {
+        snprintf(name, sizeof name, "spray-%d", i);
+        lockout_failed(l, name, t + 50 * S + i);
+    }
+    assert_int_equal(lockout_wait_s(l, "dee", t + 41 * S), 0);   /* evicted: idle longest */
+    snprintf(name, sizeof name, "spray-%d", 2 * LOCKOUT_SLOTS - 1);
+    for (int i = 0; i < LOCKOUT_FREE; i++) lockout_failed(l, name, t + 60 * S);
+    assert_true(lockout_wait_s(l, name, t + 60 * S) > 0);
+    lockout_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_passwd_roundtrip),
         cmocka_unit_test(test_passwd_rules),
         cmocka_unit_test(test_token_shape_and_digest),
+        cmocka_unit_test(test_lockout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
