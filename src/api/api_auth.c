@@ -103,8 +103,12 @@ static int api_auth_identify(api_t *a, http_req_t *req, api_ctx_t *c, const char
         int rc = store_token_lookup(a->store, digest, now, NULL, &u, err);
         if (rc == -ENOENT || rc == -EKEYEXPIRED || rc == -EACCES) return -EACCES;
         if (rc) return rc;
-        if (u.disabled) rc = -EACCES;
-        else api_auth_ctx_user(req, c, &u);
+        if (u.disabled) {
+            rc = -EACCES;
+        } else {
+            api_auth_ctx_user(req, c, &u);
+            c->token_digest = http_req_strdup(req, digest);
+        }
         store_user_clear(&u);
         return rc;
     }
@@ -254,6 +258,21 @@ int api_auth_before(http_req_t *req, const struct http_route *route, void *ud)
     if ((fl & API_F_RUN) && api_auth_run(a, req, c) < 0) return 1;
     if ((fl & API_F_CLUSTER) && api_spark_auth(a, req, c) < 0) return 1;
     return 0;
+}
+
+int api_auth_recheck(api_t *a, int via_cookie, const char *digest, int64_t uid, int *admin)
+{
+    store_user_t u;
+    nb_err_t err;
+    int64_t now = time_now_us();
+    int rc = via_cookie ? store_session_lookup(a->store, digest, now, NULL, &u, &err)
+                        : store_token_lookup(a->store, digest, now, NULL, &u, &err);
+    if (rc == -ENOENT || rc == -EKEYEXPIRED || rc == -EACCES) return 0;
+    if (rc) return rc;
+    int ok = !u.disabled && u.id == uid;
+    if (ok) *admin = u.is_admin;
+    store_user_clear(&u);
+    return ok;
 }
 
 /* ---- endpoints ------------------------------------------------------------ */

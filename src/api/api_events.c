@@ -20,10 +20,15 @@
  * Visibility.  An event about a flow goes to that flow's owner and to
  * admins, looked up once per batch per flow (soft-deleted flows keep their
  * owner, so "flow.deleted" reaches the owner).  Events about no flow
- * (webhook.failed without a run, store.recover) go to admins only.  The
- * user and admin bit are the ones of the request that opened the stream;
- * a user disabled later keeps a stream already open until it reconnects
- * (see the report: the stream is not re-authenticated).
+ * (webhook.failed without a run, store.recover) go to admins only.
+ *
+ * Re-authentication.  The user and admin bit start as the ones of the
+ * request that opened the stream.  Every API_EVENTS_RECHECK_S seconds each
+ * stream's credential is looked up again (api_auth_recheck: one indexed row
+ * per stream): a stream whose session ended (logout, expiry), whose token
+ * was revoked or whose user was disabled is closed — a browser's
+ * EventSource then reconnects and gets 401 — and an admin bit taken away
+ * stops the admin-only events.
  *
  * Back-pressure is the SSE layer's: a client whose unsent data passes 1 MiB
  * is dropped (http_sse_send says -ENOBUFS) and will reconnect with its
@@ -41,6 +46,7 @@
 #include <sys/stat.h>
 
 #define API_EVENTS_BATCH 1000
+#define API_EVENTS_RECHECK_S 10
 
 struct api_sse_client {
     api_t            *api;
@@ -48,6 +54,8 @@ struct api_sse_client {
     int64_t           uid;
     int               admin;
     int64_t           cursor;       /* last event id handled for this client */
+    int               via_cookie;   /* the credential: a session, else a token */
+    char              digest[65];   /* its digest, for api_auth_recheck */
     int               dead;         /* send failed: on_close will follow */
     api_sse_client_t *prev, *next;
 };
@@ -223,9 +231,35 @@ static void api_events_spark_forget(api_t *a)
     a->nspark_seen = 0;
 }
 
+static void api_events_unlink(api_sse_client_t *cl);
+
+/* Streams whose credential is no longer good are closed (see the top). */
+static void api_events_recheck(api_t *a)
+{
+    api_sse_client_t *next;
+    for (api_sse_client_t *cl = a->clients; cl; cl = next) {
+        next = cl->next;
+        if (cl->dead) continue;
+        int admin = cl->admin;
+        int rc = api_auth_recheck(a, cl->via_cookie, cl->digest, cl->uid, &admin);
+        if (rc < 0) continue;
+        cl->admin = admin;
+        if (rc == 0) {
+            LOG_I("event stream closed: credential no longer valid", "uid=%lld", (long long)cl->uid);
+            api_events_unlink(cl);
+            http_sse_close(cl->sse);
+            free(cl);
+        }
+    }
+}
+
 static void api_events_spark_tick(uv_timer_t *t)
 {
     api_t *a = t->data;
+    if (a->clients && ++a->recheck_ticks >= API_EVENTS_RECHECK_S) {
+        a->recheck_ticks = 0;
+        api_events_recheck(a);
+    }
     if (!a->sched || !a->clients) return;
     struct api_spark_tick k = { .a = a };
     sched_spark_each(a->sched, api_events_spark_one, &k);
@@ -296,6 +330,9 @@ void api_events_get(http_req_t *req, void *ud)
     cl->uid = c->uid;
     cl->admin = c->admin;
     cl->cursor = cursor;
+    cl->via_cookie = c->via_cookie;
+    const char *dg = c->via_cookie ? c->session_digest : c->token_digest;
+    snprintf(cl->digest, sizeof cl->digest, "%s", dg ? dg : "");
     /* The request dies in http_sse_start: c must not be used after it. */
     cl->sse = http_sse_start(req, api_events_closed, cl);
     if (!cl->sse) {

@@ -84,7 +84,8 @@ struct api {
     unsigned      *pool_sizes;
     size_t         npool;
     api_sse_client_t *clients;     /* connected SSE streams */
-    uv_timer_t    *spark_timer;    /* while a stream is open: Spark progress (api_events.c) */
+    uv_timer_t    *spark_timer;    /* while a stream is open: Spark progress, rechecks (api_events.c) */
+    unsigned       recheck_ticks;  /* spark_timer ticks since the streams' last recheck */
     struct api_spark_seen *spark_seen;
     size_t         nspark_seen;
 };
@@ -97,6 +98,7 @@ typedef struct api_ctx {
     int         admin;
     int         via_cookie;        /* authenticated by the session cookie */
     const char *session_digest;    /* digest of that cookie (logout) */
+    const char *token_digest;      /* digest of the bearer token, if that was it */
     const char *csrf;              /* that session's CSRF token */
     /* API_FLOW / API_RUN: the object the hook found visible. */
     const char *flow;              /* flow name (the run's flow for API_RUN) */
@@ -147,6 +149,11 @@ int  api_auth_before(http_req_t *req, const struct http_route *route, void *ud);
 void api_auth_login(http_req_t *req, void *ud);
 void api_auth_logout(http_req_t *req, void *ud);
 void api_auth_me(http_req_t *req, void *ud);
+/* Is the credential a long-lived request (an event stream) was opened with
+ * still good: the session or token with this digest not revoked or
+ * expired, its user uid still enabled?  1 (and *admin refreshed), 0 (end
+ * the stream), or a negative errno (store trouble: keep it, ask later). */
+int  api_auth_recheck(api_t *a, int via_cookie, const char *digest, int64_t uid, int *admin);
 
 /* ---- api_users.c ------------------------------------------------------ */
 

@@ -426,3 +426,52 @@ def test_login_lockout_after_repeated_failures(h):
         assert "wrong-" not in log   # passwords never reach the log
     finally:
         srv.stop()
+
+
+def test_event_streams_end_when_their_credential_does(h):
+    """An open event stream is re-authenticated (every 10 s): revoking the token
+    it was opened with, or logging out the session, ends it; a stream whose
+    credential is still good stays open."""
+    import http.client
+    import threading
+    from nbserve import Api, EventStream
+    srv = Server(h).start()
+    try:
+        assert srv.api.post("/api/v1/users", {"name": "ann", "password": "ann-password-1"})[0] == 201
+        st, tok = srv.api.post("/api/v1/users/ann/tokens", {"name": "stream"})
+        assert st == 201, tok
+        by_token = EventStream(srv.port, tok["token"])
+        kept = EventStream(srv.port, srv.api.token)
+        # the browser's way: the session cookie from a login
+        st, body, hdr = Api(srv.port).request("POST", "/api/v1/login",
+                                              {"username": "ann", "password": "ann-password-1"},
+                                              token=False, raw=True)
+        assert st == 200
+        cookie = hdr["set-cookie"].split(";", 1)[0]
+        csrf = json.loads(body)["csrf_token"]
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        c.request("GET", "/api/v1/events", headers={"Cookie": cookie})
+        resp = c.getresponse()
+        assert resp.status == 200
+        by_cookie = threading.Thread(target=lambda: [None for _ in resp], daemon=True)
+        by_cookie.start()
+
+        time.sleep(0.5)
+        assert by_token.thread.is_alive() and by_cookie.is_alive()
+        st, _ = srv.api.delete(f"/api/v1/users/ann/tokens/{tok['id']}")
+        assert st == 204
+        st, _ = Api(srv.port).request("POST", "/api/v1/logout", {}, headers={"Cookie": cookie, "X-CSRF-Token": csrf},
+                                      token=False)
+        assert st == 204
+        t0 = time.monotonic()
+        by_token.thread.join(timeout=25)
+        by_cookie.join(timeout=25)
+        took = time.monotonic() - t0
+        assert not by_token.thread.is_alive() and not by_cookie.is_alive(), "streams still open after 25 s"
+        assert took < 15, took
+        assert kept.thread.is_alive()
+        assert "event stream closed: credential no longer valid" in srv.log()
+        kept.close()
+        c.close()
+    finally:
+        srv.stop()
