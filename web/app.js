@@ -1,14 +1,15 @@
 // nbhub web UI — entry point: the API client, the live event stream, the
 // hash router and the DOM helper every page uses.
 //
-// Design: plain ES modules, no build step, no framework.  Pages build DOM
+// Design: plain ES modules, no bundler, no framework (the server puts the
+// three into the page as one script: api_ui.c).  Pages build DOM
 // nodes with h() (textContent and attributes only, never innerHTML), so a
 // flow name, a log line or a parameter value can never become markup.  The
 // session is the cookie set by POST /api/v1/login; writes carry the CSRF
 // token that login (or GET /me after a reload) returned.  Live updates come
 // from one EventSource on /api/v1/events that pages subscribe to.
 
-import * as pages from "./pages.js";
+import { login, flows, flow, runs, run, output, users } from "./pages.js";
 
 // ---- DOM ------------------------------------------------------------------
 
@@ -57,12 +58,19 @@ export function s(tag, attrs, ...kids) {
 
 // Times are shown in the browser's time zone and locale, as toLocaleString()
 // shows them (one formatter for the page: creating one per call costs more
-// than building the table row); the ISO time is the title.
-const localFormat = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "numeric", day: "numeric",
-  hour: "numeric", minute: "numeric", second: "numeric" });
+// than building the table row); the ISO time is the title.  The formatter
+// is made on first use, or by the router while a page's data is on its way:
+// the first Intl object of a renderer process costs 25-60 ms (ICU starting;
+// measured in chromium), which the login page need not pay at all and the
+// other pages should not pay after their data came.
+let localFormat = null;
+function timeFormat() {
+  return localFormat ||= new Intl.DateTimeFormat(undefined, { year: "numeric", month: "numeric", day: "numeric",
+    hour: "numeric", minute: "numeric", second: "numeric" });
+}
 export function when(iso) {
   if (!iso) return "—";
-  return h("time", { datetime: iso, title: iso }, localFormat.format(new Date(iso)));
+  return h("time", { datetime: iso, title: iso }, timeFormat().format(new Date(iso)));
 }
 
 export function ago(iso) {
@@ -190,13 +198,13 @@ function closeEvents() {
 // ---- router -------------------------------------------------------------------
 
 const routes = [
-  [/^#\/login$/, pages.login, true],
-  [/^#\/?$|^#\/flows$|^$/, pages.flows],
-  [/^#\/flows\/([^/]+)$/, pages.flow],
-  [/^#\/runs$/, pages.runs],
-  [/^#\/runs\/(\d+)$/, pages.run],
-  [/^#\/runs\/(\d+)\/tasks\/([^/]+)\/output$/, pages.output],
-  [/^#\/admin\/users$/, pages.users],
+  [/^#\/login$/, login, true],
+  [/^#\/?$|^#\/flows$|^$/, flows],
+  [/^#\/flows\/([^/]+)$/, flow],
+  [/^#\/runs$/, runs],
+  [/^#\/runs\/(\d+)$/, run],
+  [/^#\/runs\/(\d+)\/tasks\/([^/]+)\/output$/, output],
+  [/^#\/admin\/users$/, users],
 ];
 
 let cleanup = [];
@@ -219,8 +227,12 @@ async function route() {
     // before the data); a 401 on either sends us to the login page.
     const me = !open && !session.user ? whoami() : Promise.resolve(true);
     const args = m.slice(1).map(decodeURIComponent);
+    const shown = page(...args).catch((e) => e);
+    // The requests are out: start ICU now, in a task of its own, while the
+    // main thread would otherwise wait for them (see timeFormat).
+    if (!open && !localFormat) setTimeout(timeFormat, 0);
     try {
-      const [view, ok] = await Promise.all([page(...args).catch((e) => e), me]);
+      const [view, ok] = await Promise.all([shown, me]);
       if (!ok) { go("#/login"); return; }
       if (view instanceof Error) throw view;
       if (location.hash !== hash) return;   // navigated away meanwhile

@@ -326,7 +326,7 @@ export async function run(id) {
   }
 
   render(await api("GET", `/runs/${id}`));
-  await loadLog();
+  loadLog();   // the task table is the page; the log follows when it comes
   logSel.addEventListener("change", () => { logTask = logSel.value; render(cur); loadLog(); });
   let pending = null;
   onLeave(subscribe((ev) => {

@@ -475,3 +475,39 @@ def test_event_streams_end_when_their_credential_does(h):
         c.close()
     finally:
         srv.stop()
+
+
+def test_ui_page_inlines_its_files_under_csp_hashes(h):
+    """GET / carries the stylesheet and the linked modules inline (api_ui.c),
+    and its Content-Security-Policy allows exactly those texts by SHA-256:
+    no 'unsafe-inline', no other script or style.  A hash that did not match
+    would leave a blank page in every browser."""
+    import base64
+    import hashlib
+    import re
+    srv = Server(h).start()
+    try:
+        st, page, hdr = srv.api.get("/", token=False, raw=True)
+        assert st == 200 and hdr["content-type"].startswith("text/html")
+        csp = hdr["content-security-policy"]
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        page = page.decode()
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        for tag, directive in (("script", "script-src"), ("style", "style-src")):
+            texts = re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", page, re.S)
+            assert len(texts) == 1 and len(texts[0]) > 1000, (tag, [len(t) for t in texts])
+            digest = base64.b64encode(hashlib.sha256(texts[0].encode()).digest()).decode()
+            assert directives[directive].split() == ["'self'", f"'sha256-{digest}'"], (directive, csp)
+        script = re.search(r"<script[^>]*>(.*?)</script>", page, re.S).group(1)
+        assert not re.search(r"^(import|export) ", script, re.M)
+        # Each module is still served as written, and the stylesheet is the one inlined.
+        st, css, _ = srv.api.get("/ui/app.css", token=False, raw=True)
+        assert st == 200 and css.decode() == re.search(r"<style[^>]*>(.*?)</style>", page, re.S).group(1)
+        for name in ("app.js", "pages.js", "dag.js"):
+            st, js, _ = srv.api.get(f"/ui/{name}", token=False, raw=True)
+            assert st == 200 and b"export " in js
+        # The ETag still revalidates the assembled page.
+        st, _, _ = srv.api.get("/", token=False, raw=True, headers={"If-None-Match": hdr["etag"]})
+        assert st == 304
+    finally:
+        srv.stop()
