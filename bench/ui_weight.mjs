@@ -3,8 +3,10 @@
 // repetition: a fresh browser context (empty cache), log in through the API,
 // load the page, and record the time from navigation start until the page's
 // content exists (a MutationObserver installed before any script runs), and
+// the first contentful paint (the browser's own
+// paint entry: for the app pages that is the header, drawn before the data), and
 // the bytes of every response (Resource Timing transferSize: headers + body
-// as sent).  Prints JSON {page: {kb, requests, ms}} with medians.  The login
+// as sent).  Prints JSON {page: {kb, requests, ms, fcp}} with medians.  The login
 // page is the reference: the same shell, stylesheet and modules with no data
 // to fetch, i.e. the floor any page of the UI starts from.
 import { chromium } from "../tests/browser/node_modules/playwright-core/index.mjs";   // installed by scripts/install-deps.sh
@@ -37,7 +39,7 @@ const pages = {
 };
 const out = {};
 for (const [name, [path, sel]] of Object.entries(pages)) {
-  const kb = [], ms = [], reqs = [];
+  const kb = [], ms = [], reqs = [], fcp = [];
   for (let i = 0; i < REPS + 1; i++) {
     const ctx = await session();
     const page = await ctx.newPage();
@@ -54,12 +56,13 @@ for (const [name, [path, sel]] of Object.entries(pages)) {
     await page.waitForTimeout(300);   // the rest (an open SSE stream never ends: no networkidle)
     const m = await page.evaluate(() => {
       const e = [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")];
-      return { bytes: e.reduce((a, x) => a + (x.transferSize || 0), 0), n: e.length, t: window.__rendered };
+      const fcp = performance.getEntriesByName("first-contentful-paint")[0];
+      return { bytes: e.reduce((a, x) => a + (x.transferSize || 0), 0), n: e.length, t: window.__rendered, fcp: fcp ? fcp.startTime : null };
     });
-    if (i > 0) { kb.push(m.bytes / 1024); ms.push(m.t); reqs.push(m.n); }   // first load warms the server
+    if (i > 0) { kb.push(m.bytes / 1024); ms.push(m.t); reqs.push(m.n); if (m.fcp !== null) fcp.push(m.fcp); }   // first load warms the server
     await ctx.close();
   }
-  out[name] = { kb: median(kb), ms: median(ms), requests: median(reqs), samples_ms: ms };
+  out[name] = { kb: median(kb), ms: median(ms), requests: median(reqs), fcp: fcp.length ? median(fcp) : null, samples_ms: ms };
 }
 await browser.close();
 console.log(JSON.stringify(out));
