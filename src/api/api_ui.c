@@ -34,6 +34,7 @@
  * revalidates with If-None-Match and gets 304 until the binary changes.
  */
 #include "api/api_int.h"
+#include "util/base64.h"
 #include "util/buf.h"
 #include "util/xmalloc.h"
 
@@ -81,7 +82,7 @@ static struct api_ui_file api_ui_files[] = {
 
 static char *api_ui_csp;   /* the page's policy, made with the page */
 
-static const struct api_ui_file *api_ui_find(const char *name, size_t n)
+static struct api_ui_file *api_ui_find(const char *name, size_t n)
 {
     for (size_t i = 1; i < API_UI_NFILES; i++)
         if (strlen(api_ui_files[i].name) == n && memcmp(api_ui_files[i].name, name, n) == 0)
@@ -95,15 +96,24 @@ static int api_ui_starts(const char *p, const char *end, const char *prefix)
     return (size_t)(end - p) >= n && memcmp(p, prefix, n) == 0;
 }
 
+/* The next name of the space-separated list [*p, end), or NULL at its end;
+ * *n is its length, and *p moves past it. */
+static const char *api_ui_next_name(const char **p, const char *end, size_t *n)
+{
+    if (*p >= end) return NULL;
+    const char *name = *p, *sp = memchr(name, ' ', (size_t)(end - name));
+    const char *e = sp ? sp : end;
+    *n = (size_t)(e - name);
+    *p = e + 1;
+    return name;
+}
+
 /* Is NAME (n bytes) one of the space-separated names in [list, end)? */
 static int api_ui_listed(const char *list, const char *end, const char *name, size_t n)
 {
-    for (const char *p = list; p < end;) {
-        const char *sp = memchr(p, ' ', (size_t)(end - p));
-        const char *e = sp ? sp : end;
-        if ((size_t)(e - p) == n && memcmp(p, name, n) == 0) return 1;
-        p = e + 1;
-    }
+    size_t k;
+    for (const char *e; (e = api_ui_next_name(&list, end, &k));)
+        if (k == n && memcmp(e, name, n) == 0) return 1;
     return 0;
 }
 
@@ -146,9 +156,9 @@ static void api_ui_hash(buf_t *b, const char *p, const char *end)
     unsigned int n = 0;
     int ok = EVP_Digest(p, (size_t)(end - p), md, &n, EVP_sha256(), NULL);
     NB_ASSERT(ok == 1);
-    unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
-    int k = EVP_EncodeBlock(b64, md, (int)n);
-    buf_printf(b, " 'sha256-%.*s'", k, (const char *)b64);
+    buf_puts(b, " 'sha256-");
+    base64_append(b, md, n);
+    buf_putc(b, '\'');
 }
 
 /* Put the page and its policy together (once; they live until exit).  The
@@ -171,14 +181,12 @@ static void api_ui_page(void)
         NB_ASSERT(js ? memmem(tag, (size_t)(gt - tag), " type=\"module\"", 14) != NULL
                      : api_ui_starts(tag, m, "<style"));
         buf_reset(&text);
-        for (const char *n = list; n < lend;) {
-            const char *sp = memchr(n, ' ', (size_t)(lend - n));
-            const char *e = sp ? sp : lend;
-            const struct api_ui_file *f = api_ui_find(n, (size_t)(e - n));
+        size_t k;
+        for (const char *q = list, *n; (n = api_ui_next_name(&q, lend, &k));) {
+            const struct api_ui_file *f = api_ui_find(n, k);
             NB_ASSERT(f);
             if (js) api_ui_link(&text, f, list, lend);
             else buf_append(&text, f->data, (size_t)(f->end - f->data));
-            n = e + 1;
         }
         /* The text must not end its element early. */
         NB_ASSERT(text.len && !memmem(text.data, text.len, "</", 2));
@@ -227,10 +235,10 @@ void api_ui_asset(http_req_t *req, void *ud)
 {
     (void)ud;
     const char *name = http_param(req, "file");
-    const struct api_ui_file *f = api_ui_find(name, strlen(name));
+    struct api_ui_file *f = api_ui_find(name, strlen(name));
     if (!f) {
         api_error(req, 404, "not_found", "no such UI file");
         return;
     }
-    api_ui_send(req, (struct api_ui_file *)f);
+    api_ui_send(req, f);
 }

@@ -8,6 +8,7 @@
  */
 #include "notebook/nbhtml.h"
 #include "notebook/nb.h"
+#include "util/base64.h"
 #include "util/xmalloc.h"
 
 #include <cmark-gfm.h>
@@ -194,21 +195,6 @@ static void append_no_newlines(buf_t *out, const char *s)
     }
 }
 
-/* Append the base64 form of s[0..n) (SVG text becomes a data: URI). */
-static void b64_append(buf_t *out, const char *src, size_t n)
-{
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *s = (const unsigned char *)src;
-    buf_reserve(out, (n + 2) / 3 * 4);
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
-                     (i + 2 < n ? s[i + 2] : 0);
-        char q[4] = { b64[(v >> 18) & 63], b64[(v >> 12) & 63],
-                      i + 1 < n ? b64[(v >> 6) & 63] : '=', i + 2 < n ? b64[v & 63] : '=' };
-        buf_append(out, q, 4);
-    }
-}
-
 /* ---- markdown with math ---------------------------------------------------- */
 
 /* Math spans are replaced by U+E000 <index> U+E001 (private-use characters
@@ -369,7 +355,7 @@ static void resolve_attachments(cmark_node *root, const json_t *att)
             buf_printf(&url, "data:%s;base64,", mime);
             if (!strcmp(mime, "image/svg+xml")) {
                 /* SVG attachments are stored as text; encode them. */
-                b64_append(&url, json_string_value(data), json_string_length(data));
+                base64_append(&url, json_string_value(data), json_string_length(data));
             } else {
                 append_no_newlines(&url, json_string_value(data));
             }
@@ -453,7 +439,7 @@ static void put_img_b64(buf_t *out, const char *mime, const char *data, const js
 static void put_svg(buf_t *out, const char *svg, size_t n)
 {
     buf_puts(out, "<div class=\"out image\"><img alt=\"output image\" src=\"data:image/svg+xml;base64,");
-    b64_append(out, svg, n);
+    base64_append(out, svg, n);
     buf_puts(out, "\"></div>\n");
 }
 

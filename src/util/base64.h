@@ -1,0 +1,17 @@
+/*
+ * base64 — bytes as standard base64 with padding (RFC 4648 section 4), as
+ * data: URIs and CSP hash sources want it.  Tokens use the URL-safe
+ * alphabet without padding and have their own fixed-size encoder
+ * (auth/token.c).
+ */
+#ifndef NBHUB_BASE64_H
+#define NBHUB_BASE64_H
+
+#include "util/buf.h"
+
+#include <stddef.h>
+
+/* Appends the base64 form of src[0..n) to out (4 characters per 3 bytes). */
+void base64_append(buf_t *out, const void *src, size_t n);
+
+#endif
