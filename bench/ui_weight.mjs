@@ -8,7 +8,10 @@
 // the bytes of every response (Resource Timing transferSize: headers + body
 // as sent).  Prints JSON {page: {kb, requests, ms, fcp}} with medians.  The login
 // page is the reference: the same shell, stylesheet and modules with no data
-// to fetch, i.e. the floor any page of the UI starts from.
+// to fetch.  The flow list and the run page come with their first view
+// written in by the server (src/api/api_ssr.c); each has an anchor beside
+// it, the same HTML without its script served as a static file.
+import http from "node:http";
 import { chromium } from "../tests/browser/node_modules/playwright-core/index.mjs";   // installed by scripts/install-deps.sh
 
 const URL = process.env.NBHUB_URL, REPS = +process.env.REPS || 5;
@@ -32,26 +35,50 @@ for (let i = 0; i < 300; i++) {
 }
 await c0.close();
 
+// The anchor: each app page's HTML as nbhub sent it, without its script,
+// from a static file server (node's http module) on 127.0.0.1: what this
+// browser needs to show that content at all, whoever serves it.
+const statics = {};
+{
+  const c = await session();
+  for (const [k, path] of [["flows", "/flows"], ["run", `/runs/${run.id}`]]) {
+    const html = await (await c.request.get(URL + path)).text();
+    statics[k] = html.replace(/<script\b[^>]*>[\s\S]*?<\/script>/g, "");
+  }
+  await c.close();
+}
+statics.healthz = "ok";
+const files = http.createServer((req, res) => {
+  const body = statics[req.url.slice(1)];
+  res.writeHead(body === undefined ? 404 : 200, { "Content-Type": "text/html; charset=utf-8" });
+  res.end(body || "");
+});
+await new Promise((f) => files.listen(0, "127.0.0.1", f));
+const FILES = `http://127.0.0.1:${files.address().port}`;
+
 const pages = {
-  "login page (shell only, reference)": ["/#/login", "#user"],
-  "flow list": ["/#/flows", "table.list tbody tr"],
-  "run page": [`/#/runs/${run.id}`, "table.list tbody tr[data-task]"],
+  "login page (shell only, reference)": ["/login", "#user"],
+  "flow list": ["/flows", "table.list tbody tr"],
+  "flow list as a static file (anchor)": [FILES + "/flows", "table.list tbody tr"],
+  "run page": [`/runs/${run.id}`, "table.list tbody tr[data-task]"],
+  "run page as a static file (anchor)": [FILES + "/run", "table.list tbody tr[data-task]"],
 };
 const out = {};
-for (const [name, [path, sel]] of Object.entries(pages)) {
+for (const [name, [target, sel]] of Object.entries(pages)) {
+  const origin = target.startsWith("http") ? FILES : URL, path = target.startsWith("http") ? target.slice(FILES.length) : target;
   const kb = [], ms = [], reqs = [], fcp = [];
   for (let i = 0; i < REPS + 1; i++) {
     const ctx = await session();
     const page = await ctx.newPage();
     // A same-origin JSON page first, so the renderer process exists (its
     // start is Chromium's cost, not the page's); the UI's files stay uncached.
-    await page.goto(URL + "/healthz");
+    await page.goto(origin + "/healthz");
     await page.addInitScript((s) => {
       new MutationObserver((_, obs) => {
         if (document.querySelector(s)) { window.__rendered = performance.now(); obs.disconnect(); }
       }).observe(document, { childList: true, subtree: true });
     }, sel);
-    await page.goto(URL + path);
+    await page.goto(origin + path);
     await page.waitForFunction(() => window.__rendered !== undefined, null, { timeout: 30000 });
     await page.waitForTimeout(300);   // the rest (an open SSE stream never ends: no networkidle)
     const m = await page.evaluate(() => {
@@ -65,4 +92,5 @@ for (const [name, [path, sel]] of Object.entries(pages)) {
   out[name] = { kb: median(kb), ms: median(ms), requests: median(reqs), fcp: fcp.length ? median(fcp) : null, samples_ms: ms };
 }
 await browser.close();
+files.close();
 console.log(JSON.stringify(out));

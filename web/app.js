@@ -1,5 +1,5 @@
 // nbhub web UI — entry point: the API client, the live event stream, the
-// hash router and the DOM helper every page uses.
+// router and the DOM helper every page uses.
 //
 // Design: plain ES modules, no bundler, no framework (the server puts the
 // three into the page as one script: api_ui.c).  Pages build DOM
@@ -13,7 +13,7 @@ import { login, flows, flow, runs, run, output, users } from "./pages.js";
 
 // ---- DOM ------------------------------------------------------------------
 
-// h("a.btn", {href: "#/x", onclick: f}, "text", child, ...) -> element
+// h("a.btn", {href: "/x", onclick: f}, "text", child, ...) -> element
 export function h(spec, attrs, ...kids) {
   const [tag, ...classes] = spec.split(".");
   const el = document.createElement(tag || "div");
@@ -95,38 +95,11 @@ export function state(st) {
   return h("span.state.st-" + String(st).replace(/[^a-z_]/g, ""), { title: st }, st.replace(/_/g, " "));
 }
 
-const DOW = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
-const two = (n) => String(n).padStart(2, "0");
-
-// A schedule in words, for the forms nbhub accepts (docs/flows.md); the
-// cron text is always shown beside it.
-export function scheduleWords(sc, tz) {
-  if (!sc) return "on demand";
-  const iv = /^(\d+)(s|m|h|d)$/.exec(sc);
-  if (iv) return `every ${iv[1]} ${{ s: "second", m: "minute", h: "hour", d: "day" }[iv[2]]}${iv[1] === "1" ? "" : "s"}`;
-  const named = { "@hourly": "every hour", "@daily": "every day at 00:00", "@midnight": "every day at 00:00",
-    "@weekly": "every Sunday at 00:00", "@monthly": "on the 1st of every month at 00:00",
-    "@yearly": "every 1 January at 00:00", "@annually": "every 1 January at 00:00" };
-  let w = named[sc];
-  const f = sc.split(/\s+/);
-  if (!w && f.length === 5) {
-    const [mi, ho, dom, mon, dow] = f;
-    const num = (x) => /^\d+$/.test(x);
-    if (num(mi) && num(ho) && dom === "*" && mon === "*") {
-      const at = `${two(ho)}:${two(mi)}`;
-      if (dow === "*") w = `every day at ${at}`;
-      else if (dow === "1-5") w = `every weekday at ${at}`;
-      else if (num(dow)) w = `every ${DOW[+dow % 7]} at ${at}`;
-    } else if (num(mi) && ho === "*" && dom === "*" && mon === "*" && dow === "*") {
-      w = `every hour at :${two(mi)}`;
-    } else if (/^\*\/\d+$/.test(mi) && ho === "*" && dom === "*" && mon === "*" && dow === "*") {
-      w = `every ${mi.slice(2)} minutes`;
-    } else if (num(mi) && num(ho) && num(dom) && mon === "*" && dow === "*") {
-      w = `on day ${dom} of every month at ${two(ho)}:${two(mi)}`;
-    }
-  }
-  w = w || "cron schedule";
-  return tz && tz !== "UTC" ? `${w} (${tz})` : w;
+// A flow's schedule in words is the server's (schedule_words of
+// FlowSummary, from cron_describe), so the page and the first view the
+// server writes (api_ssr.c) say the same.
+export function scheduleWords(f) {
+  return f.schedule_words || (f.schedule ? "cron schedule" : "on demand");
 }
 
 // ---- API --------------------------------------------------------------------
@@ -154,7 +127,7 @@ export async function api(method, path, body) {
   const data = type.includes("json") ? await r.json().catch(() => null) : await r.text();
   if (r.status === 401 && path !== "/login") {
     session.user = null;
-    go("#/login");
+    go("/login");
   }
   if (!r.ok) throw new ApiError(r.status, data);
   return data;
@@ -197,31 +170,37 @@ function closeEvents() {
 
 // ---- router -------------------------------------------------------------------
 
+// Paths, not #fragments: a fragment never reaches the server, and the
+// server writes the first view of / , /flows and /runs/ID into the page
+// itself (api_ssr.c).  Links are ordinary <a href="/runs/5">: a click on one
+// of ours is turned into history.pushState and a route() here, and a link
+// opened in a new tab, or a reload, asks the server, which answers every
+// one of these paths with this page (api.c).
 const routes = [
-  [/^#\/login$/, login, true],
-  [/^#\/?$|^#\/flows$|^$/, flows],
-  [/^#\/flows\/([^/]+)$/, flow],
-  [/^#\/runs$/, runs],
-  [/^#\/runs\/(\d+)$/, run],
-  [/^#\/runs\/(\d+)\/tasks\/([^/]+)\/output$/, output],
-  [/^#\/admin\/users$/, users],
+  [/^\/login$/, login, true],
+  [/^\/$|^\/flows$/, flows],
+  [/^\/flows\/([^/]+)$/, flow],
+  [/^\/runs$/, runs],
+  [/^\/runs\/(\d+)$/, run],
+  [/^\/runs\/(\d+)\/tasks\/([^/]+)\/output$/, output],
+  [/^\/admin\/users$/, users],
 ];
 
 let cleanup = [];
 export function onLeave(fn) { cleanup.push(fn); }
 
-export function go(hash) {
-  if (location.hash === hash) route();
-  else location.hash = hash;
+export function go(path) {
+  if (location.pathname !== path) history.pushState(null, "", path);
+  route();
 }
 
 async function route() {
   for (const fn of cleanup) try { fn(); } catch { /* a page's cleanup must not stop the next page */ }
   cleanup = [];
   const main = document.getElementById("main");
-  const hash = location.hash;
+  const path = location.pathname;
   for (const [re, page, open] of routes) {
-    const m = re.exec(hash);
+    const m = re.exec(path);
     if (!m) continue;
     // The page's requests and GET /me go out together (no extra round trip
     // before the data); a 401 on either sends us to the login page.
@@ -233,16 +212,21 @@ async function route() {
     if (!open && !localFormat) setTimeout(timeFormat, 0);
     try {
       const [view, ok] = await Promise.all([shown, me]);
-      if (!ok) { go("#/login"); return; }
+      if (!ok) { go("/login"); return; }
       if (view instanceof Error) throw view;
-      if (location.hash !== hash) return;   // navigated away meanwhile
+      if (location.pathname !== path) return;   // navigated away meanwhile
       showNav();
+      // The first view may be the server's (api_ssr.c), and someone may
+      // already have tabbed into it: the link they were on keeps the focus.
+      const was = main.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
       fill(main, view);
+      const again = was && [...main.querySelectorAll("a[href]")].find((a) => a.getAttribute("href") === was);
       // autofocus acts once per document (the HTML spec's "autofocus
       // processed" flag) and the whole UI is one document: the login page
       // after a logout, or drawn a second time, would leave its field
       // unfocused (Firefox showed it), so the page's field is focused here.
-      main.querySelector("[autofocus]")?.focus();
+      if (again) again.focus();
+      else main.querySelector("[autofocus]")?.focus();
       const h1 = main.querySelector("h1");
       document.title = (h1 ? h1.textContent + " · " : "") + "nbhub";
     } catch (e) {
@@ -250,8 +234,20 @@ async function route() {
     }
     return;
   }
-  fill(main, h("section", h("h1", "Not found"), h("p", h("a", { href: "#/flows" }, "Back to the flows"))));
+  fill(main, h("section", h("h1", "Not found"), h("p", h("a", { href: "/flows" }, "Back to the flows"))));
 }
+
+// A plain click on a link to one of the routes stays in the page; other
+// links (the API's downloads, the Spark UIs, a new tab) go to the browser.
+document.addEventListener("click", (ev) => {
+  if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  const a = ev.target.closest && ev.target.closest("a[href]");
+  if (!a || a.target || a.hasAttribute("download")) return;
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin || !routes.some(([re]) => re.test(url.pathname))) return;
+  ev.preventDefault();
+  go(url.pathname);
+});
 
 export function errorBox(e) {
   const msg = e instanceof ApiError ? e.message : String(e && e.message || e);
@@ -275,7 +271,7 @@ function showNav() {
   document.getElementById("nav-users").hidden = !(session.user && session.user.admin);
   document.getElementById("who").textContent = session.user ? session.user.name : "";
   for (const a of nav.querySelectorAll("a")) {
-    const cur = location.hash.startsWith(a.getAttribute("href"));
+    const cur = location.pathname.startsWith(a.getAttribute("href"));
     if (cur) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
 }
@@ -285,15 +281,17 @@ document.getElementById("logout").addEventListener("click", async () => {
   session.user = null;
   session.csrf = null;
   closeEvents();
-  go("#/login");
+  go("/login");
 });
 
-// The skip link's "#main", followed as a fragment, would become the route
-// (and show "Not found"): it moves the focus to the content instead.
+// The skip link moves the focus to the content (without adding "#main" to
+// the address).
 document.querySelector("a.skip").addEventListener("click", (ev) => {
   ev.preventDefault();
   document.getElementById("main").focus();
 });
 
-window.addEventListener("hashchange", route);
+window.addEventListener("popstate", route);
+// Addresses of the UI before it had paths (/#/runs/5) still work.
+if (location.hash.startsWith("#/")) history.replaceState(null, "", location.hash.slice(1));
 route();

@@ -32,7 +32,7 @@ export async function login() {
       const r = await api("POST", "/login", { username: user.value, password: pass.value });
       session.user = r.user;
       session.csrf = r.csrf_token;
-      go("#/flows");
+      go("/flows");
     }),
   },
   h("h1", "Log in to nbhub"),
@@ -47,7 +47,7 @@ export async function login() {
 
 function squares(runs) {
   return h("span.squares", runs.map((r) => h("a.sq.st-" + r.state, {
-    href: `#/runs/${r.id}`, title: `${r.state} · ${new Date(r.logical_date).toLocaleString()}`,
+    href: `/runs/${r.id}`, title: `${r.state} · ${new Date(r.logical_date).toLocaleString()}`,
     "aria-label": `run ${r.id}: ${r.state}`,
   })));
 }
@@ -68,11 +68,11 @@ export async function flows() {
   async function load() {
     const r = await api("GET", "/flows");
     const rows = r.flows.map((f) => h("tr",
-      h("td", h("a.strong", { href: `#/flows/${enc(f.name)}` }, f.name),
+      h("td", h("a.strong", { href: `/flows/${enc(f.name)}` }, f.name),
         f.description ? h("div.muted.small", f.description) : null),
       h("td", f.errors && f.errors.length ? h("span.state.st-failed", "invalid") :
         f.paused ? h("span.state.st-paused", "paused") : h("span.state.st-active", "active")),
-      h("td", scheduleWords(f.schedule, f.timezone), f.schedule ? h("div", h("code.small", f.schedule)) : null),
+      h("td", scheduleWords(f), f.schedule ? h("div", h("code.small", f.schedule)) : null),
       h("td", f.next_run ? when(f.next_run) : "—"),
       h("td", squares(f.recent_runs || [])),
       h("td", f.owner || h("span.muted", "admins"))));
@@ -147,7 +147,7 @@ export async function flow(name) {
     onsubmit: guarded(msg, async (ev) => {
       const body = { params: readParams(ev.target, params) };
       const r = await api("POST", `/flows/${enc(name)}/runs`, body);
-      go(`#/runs/${r.id}`);
+      go(`/runs/${r.id}`);
     }),
   }, h("h2", "Trigger a run"),
   params.length ? params.map(paramInput) : h("p.muted", "This flow declares no parameters."),
@@ -157,7 +157,7 @@ export async function flow(name) {
     type: "button",
     onclick: guarded(msg, async () => {
       await api("POST", `/flows/${enc(name)}/${f.paused ? "resume" : "pause"}`);
-      go(location.hash);
+      go(location.pathname);
     }),
   }, f.paused ? "Resume" : "Pause");
 
@@ -177,17 +177,17 @@ export async function flow(name) {
   const cols = detail.filter(Boolean).reverse();
   const grid = cols.length ? h("div.scroll", h("table.grid",
     h("thead", h("tr", h("th", { scope: "col" }, "Task"), cols.map((r) => h("th", { scope: "col" },
-      h("a.sq.st-" + r.state, { href: `#/runs/${r.id}`, title: `${r.run_id}: ${r.state}`, "aria-label": `run ${r.id}` }))))),
+      h("a.sq.st-" + r.state, { href: `/runs/${r.id}`, title: `${r.run_id}: ${r.state}`, "aria-label": `run ${r.id}` }))))),
     h("tbody", tasks.map((t) => h("tr", h("th", { scope: "row" }, t.name), cols.map((r) => {
       const tr = (r.tasks || []).find((x) => x.name === t.name);
       const st = tr ? tr.state : "none";
-      return h("td", h("a.sq.st-" + st, { href: `#/runs/${r.id}`, title: `${t.name}: ${st}`, "aria-label": `${t.name} in run ${r.id}: ${st}` }));
+      return h("td", h("a.sq.st-" + st, { href: `/runs/${r.id}`, title: `${t.name}: ${st}`, "aria-label": `${t.name} in run ${r.id}: ${st}` }));
     })))))) : h("p.muted", "No runs yet.");
 
   return h("section",
     h("div.head", h("h1", f.name), f.paused ? h("span.state.st-paused", "paused") : null, pause),
     f.description ? h("p", f.description) : null,
-    h("p.muted", scheduleWords(f.schedule, f.timezone), f.schedule ? [" · ", h("code", f.schedule)] : null,
+    h("p.muted", scheduleWords(f), f.schedule ? [" · ", h("code", f.schedule)] : null,
       f.next_run ? [" · next ", when(f.next_run)] : null, f.owner ? ` · owner ${f.owner}` : ""),
     (f.errors || []).length ? h("div.error-box", h("ul", f.errors.map((e) => h("li", e)))) : null,
     msg,
@@ -204,8 +204,8 @@ export async function runs() {
     r.runs.length ? h("div.scroll", h("table.list",
       h("thead", h("tr", ["Run", "Flow", "State", "Logical date", "Started", "Duration"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", r.runs.map((x) => h("tr",
-        h("td", h("a", { href: `#/runs/${x.id}` }, x.run_id)),
-        h("td", h("a", { href: `#/flows/${enc(x.flow)}` }, x.flow)),
+        h("td", h("a", { href: `/runs/${x.id}` }, x.run_id)),
+        h("td", h("a", { href: `/flows/${enc(x.flow)}` }, x.flow)),
         h("td", state(x.state)), h("td", when(x.logical_date)), h("td", ago(x.started_at)),
         h("td", duration(x.started_at, x.ended_at))))))) : h("p.muted", "No runs yet."));
 }
@@ -297,9 +297,9 @@ export async function run(id) {
         }) }, "Cancel run") : null,
         h("button", { type: "button", onclick: guarded(msg, async () => {
           const n = await api("POST", `/flows/${enc(r.flow)}/runs`, { params: r.params || {} });
-          go(`#/runs/${n.id}`);
+          go(`/runs/${n.id}`);
         }) }, "Run again")),
-      h("p.muted", "flow ", h("a", { href: `#/flows/${enc(r.flow)}` }, r.flow), " · ", r.kind, " · logical date ",
+      h("p.muted", "flow ", h("a", { href: `/flows/${enc(r.flow)}` }, r.flow), " · ", r.kind, " · logical date ",
         when(r.logical_date), " · started ", when(r.started_at), " · ", liveDuration(r.started_at, r.ended_at)),
       Object.keys(r.params || {}).length ? h("p.small", "parameters: ", h("code", JSON.stringify(r.params))) : null);
     fill(tasksBox, h("div.scroll", h("table.list",
@@ -309,7 +309,7 @@ export async function run(id) {
         h("td", state(t.state), t.error ? h("div.small.err", t.error) : null),
         h("td", `${t.try_number}/${t.max_tries}`),
         h("td", when(t.started_at)), h("td", liveDuration(t.started_at, t.ended_at)),
-        h("td", t.has_output ? h("a", { href: `#/runs/${id}/tasks/${enc(t.name)}/output` }, "notebook") : "—"),
+        h("td", t.has_output ? h("a", { href: `/runs/${id}/tasks/${enc(t.name)}/output` }, "notebook") : "—"),
         h("td", !TERMINAL.has(t.state) && t.state !== "pending" ? h("button.small", { type: "button",
           onclick: guarded(msg, () => api("POST", `/runs/${id}/tasks/${enc(t.name)}/cancel`)) }, "Cancel") : null)))))));
     fill(tl, timeline(r));
@@ -360,7 +360,7 @@ export async function output(id, task) {
     sandbox: "allow-popups allow-popups-to-escape-sandbox", referrerpolicy: "no-referrer" });
   return h("section.wide",
     h("div.head", h("h1", `${task} · run ${id}`),
-      h("a.btn", { href: `#/runs/${id}` }, "Back to the run"),
+      h("a.btn", { href: `/runs/${id}` }, "Back to the run"),
       h("a.btn", { href: `${base}/output`, download: `${task}.ipynb` }, "Download .ipynb")),
     frame);
 }

@@ -35,6 +35,15 @@ const struct http_route api_routes[] = {
     /* session and server */
     { "GET",    "/",                                     api_ui_index,            API_PUBLIC },
     { "GET",    "/ui/:file",                             api_ui_asset,            API_PUBLIC },
+    /* the UI's pages (its router's paths): the same page, the first view
+     * of some written in by the server (api_ssr.c) */
+    { "GET",    "/login",                                api_ui_index,            API_PUBLIC },
+    { "GET",    "/flows",                                api_ui_index,            API_PUBLIC },
+    { "GET",    "/flows/:name",                          api_ui_index,            API_PUBLIC },
+    { "GET",    "/runs",                                 api_ui_index,            API_PUBLIC },
+    { "GET",    "/runs/:id",                             api_ui_index,            API_PUBLIC },
+    { "GET",    "/runs/:id/tasks/:task/output",          api_ui_index,            API_PUBLIC },
+    { "GET",    "/admin/users",                          api_ui_index,            API_PUBLIC },
     { "GET",    "/healthz",                              api_metrics_healthz,     API_PUBLIC },
     { "GET",    "/metrics",                              api_metrics_get,         API_ADMIN },
     { "GET",    "/api/v1/openapi.json",                  api_openapi_get,         API_PUBLIC },

@@ -173,21 +173,13 @@ static int api_auth_flow(api_t *a, http_req_t *req, api_ctx_t *c)
     return 0;
 }
 
-/* API_RUN: the run must exist and its flow (live or deleted) be visible. */
-static int api_auth_run(api_t *a, http_req_t *req, api_ctx_t *c)
+int api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb_err_t *err)
 {
-    int64_t id;
-    nb_err_t err;
-    err_clear(&err);
-    if (api_parse_i64(http_param(req, "id"), 1, INT64_MAX, &id) < 0) {
-        api_error(req, 404, "not_found", "no such run");
-        return -1;
-    }
     store_run_t r;
-    int rc = store_run_get(a->store, id, &r, NULL, &err);
+    int rc = store_run_get(a->store, id, &r, NULL, err);
     if (rc == 0) {
         store_flow_t f;
-        rc = store_flow_get(a->store, r.flow, 1, &f, &err);
+        rc = store_flow_get(a->store, r.flow, 1, &f, err);
         if (rc == 0) {
             if (api_may_see(c, f.owner_id)) {
                 c->flow = http_req_strdup(req, r.flow);
@@ -199,6 +191,20 @@ static int api_auth_run(api_t *a, http_req_t *req, api_ctx_t *c)
         }
         store_run_clear(&r);
     }
+    return rc;
+}
+
+/* API_RUN: the run must exist and its flow (live or deleted) be visible. */
+static int api_auth_run(api_t *a, http_req_t *req, api_ctx_t *c)
+{
+    int64_t id;
+    nb_err_t err;
+    err_clear(&err);
+    if (api_parse_i64(http_param(req, "id"), 1, INT64_MAX, &id) < 0) {
+        api_error(req, 404, "not_found", "no such run");
+        return -1;
+    }
+    int rc = api_auth_run_visible(a, req, c, id, &err);
     if (rc == -ENOENT) {
         api_error(req, 404, "not_found", "no such run");
         return -1;
@@ -208,6 +214,15 @@ static int api_auth_run(api_t *a, http_req_t *req, api_ctx_t *c)
         return -1;
     }
     return 0;
+}
+
+int api_auth_peek(api_t *a, http_req_t *req, api_ctx_t *c)
+{
+    memset(c, 0, sizeof *c);
+    const char *why;
+    nb_err_t err;
+    err_clear(&err);
+    return api_auth_identify(a, req, c, &why, &err);
 }
 
 int api_auth_before(http_req_t *req, const struct http_route *route, void *ud)

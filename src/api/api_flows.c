@@ -69,6 +69,21 @@ static void api_flows_recent(api_t *a, const char *flow, json_t *j)
  * list asks this for every flow, and building each flow's whole spec as
  * JSON to read four of it was a third of the list's time.  Without it they
  * come from spec, the store's copy (borrowed). */
+/* The schedule in English (cron_describe), with the time zone when it is
+ * not UTC: "every day at 05:00 (Europe/Berlin)".  The server says it so
+ * that the UI's pages and its server-written first view (api_ssr.c) agree.
+ * null for a flow that did not load (its schedule is not known to parse). */
+static json_t *api_flows_words(const flow_t *fl)
+{
+    if (!fl) return json_null();
+    if (!fl->cron) return json_string("on demand");
+    char *w = cron_describe(fl->cron);
+    json_t *j = fl->timezone && strcmp(fl->timezone, "UTC") != 0 ? json_sprintf("%s (%s)", w, fl->timezone)
+                                                                 : json_string(w);
+    free(w);
+    return j;
+}
+
 static json_t *api_flows_summary(api_t *a, api_names_t *names, const store_flow_t *f,
                                  const flow_t *fl, const json_t *spec)
 {
@@ -83,6 +98,7 @@ static json_t *api_flows_summary(api_t *a, api_names_t *names, const store_flow_
     json_t *tzn = json_object_get(spec, "timezone");
     json_object_set_new(j, "timezone", fl ? json_string(fl->timezone)
                                           : json_is_string(tzn) ? json_copy(tzn) : json_string("UTC"));
+    json_object_set_new(j, "schedule_words", api_flows_words(fl));
     json_object_set_new(j, "paused", json_boolean(f->paused));
     json_object_set_new(j, "version", json_integer(f->version));
     int64_t next = a->sched ? sched_next_run(a->sched, f->name) : 0;
@@ -118,20 +134,13 @@ static void api_flows_answer(api_t *a, http_req_t *req, int status, const char *
     http_respond_json(req, status, j);
 }
 
-void api_flows_list(http_req_t *req, void *ud)
+json_t *api_flows_list_json(api_t *a, const api_ctx_t *c, int *rc, nb_err_t *err)
 {
-    api_t *a = ud;
-    const api_ctx_t *c = api_ctx(req);
     store_flows_t l;
-    nb_err_t err;
-    err_clear(&err);
     /* owner_id 0 lists everyone's: only admins get that.  A user's filter
      * is their id, which also hides flows without an owner. */
-    int rc = store_flows_list(a->store, 0, c->admin ? 0 : c->uid, &l, &err);
-    if (rc) {
-        api_fail(req, rc, &err);
-        return;
-    }
+    *rc = store_flows_list(a->store, 0, c->admin ? 0 : c->uid, &l, err);
+    if (*rc) return NULL;
     api_names_t names = API_NAMES_INIT;
     json_t *arr = json_array();
     for (size_t i = 0; i < l.n; i++) {
@@ -153,6 +162,19 @@ void api_flows_list(http_req_t *req, void *ud)
             json_array_append_new(broken, json_pack("{s:s, s:o}", "path", paths[i], "errors",
                                                     api_json_errlist(errs[i])));
         json_object_set_new(j, "broken", broken);
+    }
+    return j;
+}
+
+void api_flows_list(http_req_t *req, void *ud)
+{
+    int rc;
+    nb_err_t err;
+    err_clear(&err);
+    json_t *j = api_flows_list_json(ud, api_ctx(req), &rc, &err);
+    if (!j) {
+        api_fail(req, rc, &err);
+        return;
     }
     http_respond_json(req, 200, j);
 }

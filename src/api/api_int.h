@@ -23,6 +23,7 @@
 #include "sched/tz.h"
 #include "store/store_auth.h"
 #include "store/store_flows.h"
+#include "util/buf.h"
 #include "store/store_runs.h"
 #include "util/errlist.h"
 
@@ -146,6 +147,13 @@ void api_names_free(api_names_t *c);
 /* ---- api_auth.c ------------------------------------------------------- */
 
 int  api_auth_before(http_req_t *req, const struct http_route *route, void *ud);
+/* Who sent a request on a public route (the web UI's pages): 0 and c
+ * filled in, or a negative errno (no or bad credentials: -EACCES).  Never
+ * answers the request. */
+int  api_auth_peek(api_t *a, http_req_t *req, api_ctx_t *c);
+/* Run id exists and c may see its flow: 0 (c->flow and c->run set),
+ * -ENOENT (absent or not visible: the same answer), or another errno. */
+int  api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb_err_t *err);
 void api_auth_login(http_req_t *req, void *ud);
 void api_auth_logout(http_req_t *req, void *ud);
 void api_auth_me(http_req_t *req, void *ud);
@@ -169,6 +177,8 @@ int  api_users_name_valid(const char *s);
 /* ---- api_flows.c ------------------------------------------------------ */
 
 void api_flows_list(http_req_t *req, void *ud);
+/* GET /flows's document for c: a new reference, or NULL with *rc and err. */
+json_t *api_flows_list_json(api_t *a, const api_ctx_t *c, int *rc, nb_err_t *err);
 void api_flows_apply(http_req_t *req, void *ud);
 void api_flows_get(http_req_t *req, void *ud);
 void api_flows_delete(http_req_t *req, void *ud);
@@ -204,6 +214,10 @@ void api_flows_parameters(http_req_t *req, void *ud);
 /* api_ui.c: the web UI's page and files, compiled in from web/. */
 void api_ui_index(http_req_t *req, void *ud);
 void api_ui_asset(http_req_t *req, void *ud);
+/* api_ssr.c: for GET / and /flows (the flow list) and /runs/ID, with a
+ * valid session, page (the assembled index.html) with the first view
+ * written into it, into out: 1; else 0 and out untouched. */
+int  api_ssr_page(api_t *a, http_req_t *req, const char *page, size_t len, buf_t *out);
 /* GET /runs and GET /flows/:name/runs: the list for filter flow (NULL = all). */
 void api_runs_list_for(api_t *a, http_req_t *req, const char *flow);
 /* The Run object (with tasks) of runs.id, or NULL with *rc set. */

@@ -34,6 +34,7 @@
  * revalidates with If-None-Match and gets 304 until the binary changes.
  */
 #include "api/api_int.h"
+#include "http/gzip.h"
 #include "util/base64.h"
 #include "util/buf.h"
 #include "util/xmalloc.h"
@@ -67,15 +68,18 @@ struct api_ui_file {
     const char *type;
     const char *data, *end;
     char        etag[24];
+    char       *gz;         /* gzip'ed once at level 9, on first demand */
+    size_t      gzlen;
+    int         gz_tried;
 };
 
 /* [0] is the page, made by api_ui_page; the others are served as /ui/NAME. */
 static struct api_ui_file api_ui_files[] = {
-    { "index.html", "text/html; charset=utf-8", NULL, NULL, "" },
-    { "app.js", "text/javascript; charset=utf-8", nbhub_ui_app_js, nbhub_ui_app_js_end, "" },
-    { "pages.js", "text/javascript; charset=utf-8", nbhub_ui_pages_js, nbhub_ui_pages_js_end, "" },
-    { "dag.js", "text/javascript; charset=utf-8", nbhub_ui_dag_js, nbhub_ui_dag_js_end, "" },
-    { "app.css", "text/css; charset=utf-8", nbhub_ui_app_css, nbhub_ui_app_css_end, "" },
+    { "index.html", "text/html; charset=utf-8", NULL, NULL, "", NULL, 0, 0 },
+    { "app.js", "text/javascript; charset=utf-8", nbhub_ui_app_js, nbhub_ui_app_js_end, "", NULL, 0, 0 },
+    { "pages.js", "text/javascript; charset=utf-8", nbhub_ui_pages_js, nbhub_ui_pages_js_end, "", NULL, 0, 0 },
+    { "dag.js", "text/javascript; charset=utf-8", nbhub_ui_dag_js, nbhub_ui_dag_js_end, "", NULL, 0, 0 },
+    { "app.css", "text/css; charset=utf-8", nbhub_ui_app_css, nbhub_ui_app_css_end, "", NULL, 0, 0 },
 };
 
 #define API_UI_NFILES (sizeof api_ui_files / sizeof api_ui_files[0])
@@ -213,12 +217,30 @@ static void api_ui_send(http_req_t *req, struct api_ui_file *f)
         for (const char *p = f->data; p < f->end; p++) hsh = (hsh ^ (unsigned char)*p) * 1099511628211ULL;
         snprintf(f->etag, sizeof f->etag, "\"%016llx\"", (unsigned long long)hsh);
     }
-    http_set_header(req, "ETag", f->etag);
+    /* The server would compress each answer at its fast level; these
+     * never change, so they are compressed once, smaller.  The gzip'ed
+     * bytes get the weak form of the tag (as http/server.c does). */
+    int gz = gzip_accepted(http_header(req, "Accept-Encoding"));
+    if (gz && !f->gz_tried) {
+        f->gz_tried = 1;
+        if (gzip_encode(f->data, (size_t)(f->end - f->data), 9, &f->gz, &f->gzlen) < 0) f->gz = NULL;
+    }
+    gz = gz && f->gz;
+    char weak[sizeof f->etag + 2];
+    snprintf(weak, sizeof weak, "W/%s", f->etag);
+    http_set_header(req, "ETag", gz ? weak : f->etag);
+    http_set_header(req, "Vary", "Accept-Encoding");
     http_set_header(req, "Cache-Control", "no-cache");
     if (f == &api_ui_files[0]) http_set_header(req, "Content-Security-Policy", api_ui_csp);
+    /* weak comparison, as If-None-Match asks for */
     const char *inm = http_header(req, "If-None-Match");
-    if (inm && strcmp(inm, f->etag) == 0) {
+    if (inm && strcmp(inm + (strncmp(inm, "W/", 2) == 0 ? 2 : 0), f->etag) == 0) {
         http_respond(req, 304, NULL, "", 0);
+        return;
+    }
+    if (gz) {
+        http_set_header(req, "Content-Encoding", "gzip");
+        http_respond(req, 200, f->type, f->gz, f->gzlen);
         return;
     }
     http_respond(req, 200, f->type, f->data, (size_t)(f->end - f->data));
@@ -226,9 +248,18 @@ static void api_ui_send(http_req_t *req, struct api_ui_file *f)
 
 void api_ui_index(http_req_t *req, void *ud)
 {
-    (void)ud;
     if (!api_ui_files[0].data) api_ui_page();
-    api_ui_send(req, &api_ui_files[0]);
+    struct api_ui_file *f = &api_ui_files[0];
+    buf_t b = BUF_INIT;
+    if (api_ssr_page(ud, req, f->data, (size_t)(f->end - f->data), &b)) {
+        /* The user's data: neither cached nor revalidated. */
+        http_set_header(req, "Cache-Control", "no-store");
+        http_set_header(req, "Content-Security-Policy", api_ui_csp);
+        http_respond(req, 200, f->type, b.data, b.len);
+        buf_free(&b);
+        return;
+    }
+    api_ui_send(req, f);
 }
 
 void api_ui_asset(http_req_t *req, void *ud)

@@ -36,6 +36,7 @@
  * client that went away, and a vanished client's work should stop.
  */
 #include "http/server.h"
+#include "http/gzip.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -640,6 +641,31 @@ static int req_answer_dead(http_req_t *r)
 
 static int status_ok(int status) { return status >= 200 && status <= 599; }
 
+/* gzip the answer when it is worth it (http/gzip.h says which).  The
+ * choice depends on Accept-Encoding, so caches are told (Vary), and an
+ * ETag names the encoded bytes, which are not the identity's: it becomes
+ * weak (RFC 9110 8.8.3), and If-None-Match compares weakly anyway. */
+static void http_compress(http_req_t *r, const char *ctype, char **body, size_t *len, int nobody)
+{
+    if (!gzip_type_ok(ctype) || user_has(r, "content-encoding")) return;
+    if (!user_has(r, "vary")) http_set_header(r, "Vary", "Accept-Encoding");
+    if (*len < GZIP_MIN_BYTES || !gzip_accepted(http_header(r, "Accept-Encoding"))) return;
+    char *z;
+    size_t zlen;
+    if (nobody || gzip_encode(*body, *len, GZIP_LEVEL_FAST, &z, &zlen) < 0) return;
+    free(*body);
+    *body = z;
+    *len = zlen;
+    http_set_header(r, "Content-Encoding", "gzip");
+    for (size_t i = 0; i < r->resp.n; i++)
+        if (strcasecmp(r->resp.v[i].name, "ETag") == 0 && r->resp.v[i].value[0] == '"') {
+            char *w = xasprintf("W/%s", r->resp.v[i].value);
+            r->resp.v[i].value = http_req_strdup(r, w);
+            free(w);
+            break;
+        }
+}
+
 int http_respond_take(http_req_t *r, int status, const char *ctype, char *body, size_t len)
 {
     NB_ASSERT(!r->streaming);
@@ -651,9 +677,10 @@ int http_respond_take(http_req_t *r, int status, const char *ctype, char *body, 
     NB_ASSERT(c->qhead == r && r->dispatched);
     if (!status_ok(status)) status = 500;
     int keep = r->keep_alive && !c->close_after;
+    int nobody = r->is_head || status == 204 || status == 304;
+    http_compress(r, ctype, &body, &len, nobody);
     buf_t head = BUF_INIT;
     build_head(&head, c, r, status, ctype, (long long)len, keep, 0);
-    int nobody = r->is_head || status == 204 || status == 304;
     uv_buf_t bufs[2];
     unsigned n = 0;
     size_t hlen = head.len;

@@ -511,3 +511,32 @@ def test_ui_page_inlines_its_files_under_csp_hashes(h):
         assert st == 304
     finally:
         srv.stop()
+
+
+def test_big_text_answers_are_gzipped_when_the_client_asks(h):
+    """Text and JSON answers of 1 KiB and more go out gzip'ed to a client that
+    accepts it (http/gzip.h), with Vary and a weak ETag that still gives 304;
+    small answers (the ones that carry a CSRF token) and other clients get
+    the identity."""
+    import gzip
+    srv = Server(h).start()
+    try:
+        st, plain, hdr = srv.api.get("/", token=False, raw=True)
+        assert st == 200 and "content-encoding" not in hdr and hdr["vary"] == "Accept-Encoding"
+        st, packed, zhdr = srv.api.get("/", token=False, raw=True, headers={"Accept-Encoding": "gzip, br"})
+        assert st == 200 and zhdr["content-encoding"] == "gzip"
+        assert int(zhdr["content-length"]) == len(packed) < len(plain) / 2.5
+        assert gzip.decompress(packed) == plain
+        assert zhdr["etag"] == "W/" + hdr["etag"]
+        for tag in (zhdr["etag"], hdr["etag"]):
+            st, _, _ = srv.api.get("/", token=False, raw=True,
+                                   headers={"Accept-Encoding": "gzip", "If-None-Match": tag})
+            assert st == 304, tag
+        st, _, hdr = srv.api.get("/", token=False, raw=True, headers={"Accept-Encoding": "gzip;q=0"})
+        assert "content-encoding" not in hdr
+        st, body, hdr = srv.api.get("/api/v1/openapi.json", token=False, raw=True, headers={"Accept-Encoding": "gzip"})
+        assert hdr["content-encoding"] == "gzip" and json.loads(gzip.decompress(body))["openapi"]
+        st, body, hdr = srv.api.get("/api/v1/me", raw=True, headers={"Accept-Encoding": "gzip"})
+        assert st == 200 and "content-encoding" not in hdr and json.loads(body)["name"] == "admin"
+    finally:
+        srv.stop()

@@ -5,7 +5,7 @@ import re
 import socket
 
 from conftest import code, write_nb
-from nbserve import Api, Server
+from nbserve import ADMIN_PASSWORD, Api, Server
 
 FLOW = """
 name: {name}
@@ -72,6 +72,11 @@ def test_authorization_matrix_every_endpoint(h):
         assert len(endpoints) >= 25, endpoints
         public = {("GET", "/healthz"), ("GET", "/api/v1/openapi.json"), ("POST", "/api/v1/login"),
                   ("GET", "/"), ("GET", "/ui/{file}")}   # the web UI's files hold no data
+        # The web UI's pages: the same public page for everyone; what the
+        # server writes into it for a session is the caller's own
+        # (test_ui_first_view_shows_only_what_the_api_would below).
+        public |= {("GET", p) for p in ("/login", "/flows", "/flows/{name}", "/runs", "/runs/{id}",
+                                         "/runs/{id}/tasks/{task}/output", "/admin/users")}
         admin_only = {("GET", "/metrics"), ("GET", "/api/v1/users"), ("POST", "/api/v1/users")}
 
         def concrete(path, flow, token_id):
@@ -118,5 +123,102 @@ def test_authorization_matrix_every_endpoint(h):
                 if not ok:
                     failures.append(f"{role:9} {method:6} {p} -> {st}")
         assert not failures, "\n".join(failures)
+    finally:
+        srv.stop()
+
+
+EVIL = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>"
+
+
+def login_cookie(port, user, password):
+    st, body, hdr = Api(port).request("POST", "/api/v1/login", {"username": user, "password": password},
+                                      token=False, raw=True)
+    assert st == 200, body
+    return hdr["set-cookie"].split(";", 1)[0]
+
+
+def page(port, path, cookie=None):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+
+def test_ui_first_view_shows_only_what_the_api_would(h):
+    """GET /flows and /runs/ID with a session cookie carry the page's first
+    view, written by the server (api_ssr.c): only the caller's flows and
+    runs, every string escaped, never cached; without a session, or for a
+    run the caller may not see, the plain page."""
+    srv = Server(h)
+    write_nb(srv.flows / "nb.ipynb", code("print('hi')"))
+    write_nb(srv.flows / "bad.ipynb", code(f"raise ValueError({EVIL!r})"))
+    srv.start()
+    try:
+        admin = srv.api
+        for user in ("alice", "bob"):
+            assert admin.post("/api/v1/users", {"name": user, "password": f"{user}-password-1"})[0] == 201
+        st, t = admin.post("/api/v1/users/alice/tokens", {"name": "ssr"})
+        alice = Api(srv.port, t["token"])
+        desc = json.dumps(EVIL)
+        for name, nb in (("f-alice", "nb.ipynb"), ("f-evil", "bad.ipynb")):
+            st, body = alice.request("POST", f"/api/v1/flows?filename={name}.yaml",
+                                     f"name: {name}\ndescription: {desc}\nschedule: '0 5 * * *'\n"
+                                     f"timezone: Europe/Berlin\ntasks:\n  t: {{notebook: {nb}}}\n",
+                                     headers={"Content-Type": "application/yaml"})
+            assert st in (200, 201), (st, body)
+        st, body = admin.request("POST", "/api/v1/flows?filename=f-admin.yaml",
+                                 "name: f-admin\ntasks:\n  t: {notebook: nb.ipynb}\n",
+                                 headers={"Content-Type": "application/yaml"})
+        assert st in (200, 201), (st, body)
+        ok_run, evil_run, admin_run = srv.trigger("f-alice"), srv.trigger("f-evil"), srv.trigger("f-admin")
+        for r in (ok_run, evil_run, admin_run):
+            srv.wait_run(r)
+
+        st, anon_hdr, shell = page(srv.port, "/flows")
+        assert st == 200 and "<!--ssr--><p class=\"muted\">Loading" in shell and "etag" in anon_hdr
+        csp = anon_hdr["content-security-policy"]
+
+        ca = login_cookie(srv.port, "alice", "alice-password-1")
+        for path in ("/", "/flows"):
+            st, hdr, body = page(srv.port, path, ca)
+            assert st == 200 and hdr["cache-control"] == "no-store" and "etag" not in hdr
+            assert hdr["content-security-policy"] == csp
+            assert 'href="/flows/f-alice"' in body and 'href="/flows/f-evil"' in body
+            assert "f-admin" not in body
+            assert "<script>alert" not in body and "onerror=alert(2)>" not in body
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+            assert "every day at 05:00 (Europe/Berlin)" in body
+            assert f'href="/runs/{ok_run}"' in body
+            assert '<span class="who" id="who">alice</span>' in body
+            assert 'id="nav-users" hidden' in body          # not an admin
+        # the same schedule words in the API's answer, which the script draws with
+        st, flows = alice.get("/api/v1/flows")
+        assert {f["name"]: f["schedule_words"] for f in flows["flows"]}["f-alice"] == \
+            "every day at 05:00 (Europe/Berlin)"
+
+        st, hdr, body = page(srv.port, f"/runs/{ok_run}", ca)
+        assert st == 200 and hdr["cache-control"] == "no-store"
+        assert 'data-task="t" data-state="success"' in body and 'href="/flows/f-alice"' in body
+        st, hdr, body = page(srv.port, f"/runs/{evil_run}", ca)
+        assert 'data-task="t" data-state="failed"' in body
+        assert '<div class="small err">exit code 1' in body     # the task's error, as the API has it
+        # someone else's run, a run that does not exist, a bad id: the plain page
+        for path in (f"/runs/{admin_run}", "/runs/999999", "/runs/abc"):
+            st, hdr, body = page(srv.port, path, ca)
+            assert st == 200 and "<!--ssr--><p class=\"muted\">Loading" in body, path
+            assert "f-admin" not in body and "data-task" not in body
+
+        # bob sees no flow: the plain page (the script shows the empty state)
+        st, hdr, body = page(srv.port, "/flows", login_cookie(srv.port, "bob", "bob-password-1"))
+        assert "Loading" in body and "f-alice" not in body
+        # a forged or stale cookie: the plain page
+        st, hdr, body = page(srv.port, "/flows", "nbhub_session=nbs_forged")
+        assert st == 200 and "Loading" in body and "f-alice" not in body
+        # the admin sees every flow and the Users link
+        st, hdr, body = page(srv.port, "/flows", login_cookie(srv.port, "admin", ADMIN_PASSWORD))
+        assert "f-admin" in body and "f-alice" in body and 'id="nav-users">' in body
     finally:
         srv.stop()

@@ -178,8 +178,8 @@ test("trigger plot-on-demand and watch the run turn green live", async () => {
   // Mark the document: a reload would lose the mark.
   await page.evaluate(() => { window.__noReload = true; });
   await (await byText("button", "Trigger")).click();
-  await page.waitForFunction(() => /^#\/runs\/\d+$/.test(location.hash));
-  greenRun = await page.evaluate(() => location.hash.split("/")[2]);
+  await page.waitForFunction(() => /^\/runs\/\d+$/.test(location.pathname));
+  greenRun = await page.evaluate(() => location.pathname.split("/")[2]);
   await page.waitForSelector('tr[data-task="plot"]');
   await snap("run-started");
   // Only the event stream re-draws the task table (the page polls no state).
@@ -217,7 +217,7 @@ test("the output notebook shows the plot inside the sandboxed iframe", async () 
 });
 
 test("the failed notebook shows its traceback with colours", async () => {
-  await page.goto(`${URL}/#/runs/${failedRun}`);
+  await page.goto(`${URL}/runs/${failedRun}`);
   await page.waitForSelector('tr[data-task="boom"][data-state="failed"]', { timeout: 60000 });
   await (await page.waitForSelector('tr[data-task="boom"] td a')).click();
   const frame = await notebookFrame("boom");
@@ -229,7 +229,7 @@ test("the failed notebook shows its traceback with colours", async () => {
 });
 
 test("script injection through outputs, SVG and markdown runs nothing", async () => {
-  await page.goto(`${URL}/#/runs/${evilRun}`);
+  await page.goto(`${URL}/runs/${evilRun}`);
   await page.waitForSelector('tr[data-task="evil"][data-state="success"]', { timeout: 60000 });
   await (await page.waitForSelector('tr[data-task="evil"] td a')).click();
   const frame = await notebookFrame("evil");
@@ -248,8 +248,8 @@ test("script injection through outputs, SVG and markdown runs nothing", async ()
 test("a 390 px screen: every page fits without horizontal scrolling", async () => {
   await page.setViewport({ width: 390, height: 844 });
   try {
-    for (const [hash, sel, name] of [["#/flows", "table.list", "flows"], ["#/flows/daily-report", ".dag svg", "flow"],
-      [`#/runs/${greenRun}`, 'tr[data-task="plot"]', "run"], [`#/runs/${greenRun}/tasks/plot/output`, "iframe.nb", "output"]]) {
+    for (const [hash, sel, name] of [["flows", "table.list", "flows"], ["flows/daily-report", ".dag svg", "flow"],
+      [`runs/${greenRun}`, 'tr[data-task="plot"]', "run"], [`runs/${greenRun}/tasks/plot/output`, "iframe.nb", "output"]]) {
       await page.goto(URL + "/" + hash);
       await page.waitForSelector(sel);
       const over = await overflow();
@@ -264,7 +264,7 @@ test("a 390 px screen: every page fits without horizontal scrolling", async () =
 test("the keyboard reaches the links and buttons, with a visible focus", async () => {
   // A fresh document: the focus starts at the top.
   await page.goto("about:blank");
-  await page.goto(URL + "/#/flows");
+  await page.goto(URL + "/flows");
   await page.waitForSelector("table.list");
   const seen = [];
   for (let i = 0; i < 7; i++) {
@@ -285,7 +285,7 @@ test("the keyboard reaches the links and buttons, with a visible focus", async (
   assert.equal((await focused()).text, "Skip to content");
   await page.keyboard.press("Enter");
   await page.waitForFunction(() => document.activeElement?.id === "main");
-  assert.equal(await page.evaluate(() => location.hash), "#/flows");
+  assert.equal(await page.evaluate(() => location.pathname), "/flows");
   assert.ok(await page.$("table.list"), "the skip link replaced the page");
   await page.keyboard.press("Tab");
   const first = await focused();

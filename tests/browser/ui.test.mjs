@@ -91,7 +91,7 @@ test("trigger ui-demo with a parameter changed and watch it turn green live", as
   // Mark the document: if the page reloads, the mark is gone.
   await page.evaluate(() => { window.__noReload = true; });
   await page.click('button:text-is("Trigger")');
-  await page.waitForURL(/#\/runs\/\d+$/);
+  await page.waitForURL(/\/runs\/\d+$/);
   await page.waitForSelector('tr[data-task="plot"]');
   await snap("run-started");
   await page.waitForSelector('tr[data-task="plot"][data-state="success"]', { timeout: 120000 });
@@ -125,9 +125,9 @@ test("the output notebook shows the plot image; the failed one its traceback", a
 });
 
 test("cancel a long run", async () => {
-  await page.goto(URL + "/#/flows/slow");
+  await page.goto(URL + "/flows/slow");
   await page.click('button:text-is("Trigger")');
-  await page.waitForURL(/#\/runs\/\d+$/);
+  await page.waitForURL(/\/runs\/\d+$/);
   await page.waitForSelector('tr[data-task="count"][data-state="running"]', { timeout: 60000 });
   // The log follows the running task.
   await page.waitForFunction(() => /\n5\n/.test(document.querySelector("pre.log").textContent), null, { timeout: 30000 });
@@ -139,9 +139,9 @@ test("cancel a long run", async () => {
 });
 
 test("a Spark task's jobs appear on the run page while it runs", async () => {
-  await page.goto(URL + "/#/flows/spark-demo");
+  await page.goto(URL + "/flows/spark-demo");
   await page.click('button:text-is("Trigger")');
-  await page.waitForURL(/#\/runs\/\d+$/);
+  await page.waitForURL(/\/runs\/\d+$/);
   await page.evaluate(() => { window.__noReload = true; });
   // A finished job shows while the task still runs: the panel follows the
   // task.spark events without a reload.
@@ -161,9 +161,9 @@ test("a Spark task's jobs appear on the run page while it runs", async () => {
 });
 
 test("script injection through outputs, SVG and markdown runs nothing", async () => {
-  await page.goto(URL + "/#/flows/evil");
+  await page.goto(URL + "/flows/evil");
   await page.click('button:text-is("Trigger")');
-  await page.waitForURL(/#\/runs\/\d+$/);
+  await page.waitForURL(/\/runs\/\d+$/);
   await page.waitForSelector('tr[data-task="evil"][data-state="success"]', { timeout: 120000 });
   await page.click('tr[data-task="evil"] a:text-is("notebook")');
   const frame = page.frameLocator("iframe.nb");
@@ -182,7 +182,7 @@ test("script injection through outputs, SVG and markdown runs nothing", async ()
 });
 
 test("admins manage users and tokens", async () => {
-  await page.goto(URL + "/#/admin/users");
+  await page.goto(URL + "/admin/users");
   await page.fill("#nu-name", "bob");
   await page.fill("#nu-pass", "bob-password-1");
   await page.click('button:text-is("Add")');
@@ -207,7 +207,7 @@ test("a user without flows sees how to add the first one, and no admin pages", a
   assert.match(await p.locator(".empty").textContent(), /nbhub flow apply hello\.yaml/);
   assert.equal(await p.locator("#nav-users").isVisible(), false);
   // The admins' flows are not his: the API says 404, the page says so.
-  await p.goto(URL + "/#/flows/ui-demo");
+  await p.goto(URL + "/flows/ui-demo");
   await p.locator(".error-box").waitFor();
   assert.match(await p.locator(".error-box").textContent(), /Not found/);
   await snap("empty-state", p);
@@ -217,12 +217,12 @@ test("a user without flows sees how to add the first one, and no admin pages", a
 test("a narrow screen gets the same pages without horizontal scrolling", async () => {
   const narrow = await ctx.newPage();
   await narrow.setViewportSize({ width: 390, height: 844 });
-  await narrow.goto(URL + "/#/flows");
+  await narrow.goto(URL + "/flows");
   await narrow.waitForSelector("table.list");
   const over = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(over <= 1, `page is ${over}px wider than the screen`);
   await snap("narrow-flows", narrow);
-  await narrow.goto(URL + "/#/flows/daily-report");
+  await narrow.goto(URL + "/flows/daily-report");
   await narrow.waitForSelector(".dag svg");
   await snap("narrow-flow", narrow);
   await narrow.close();

@@ -27,7 +27,9 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include "http/gzip.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "http/sse.h"
@@ -1287,6 +1289,57 @@ static void test_router_compile(void **state)
     http_router_free(r);
 }
 
+/* ---- gzip ------------------------------------------------------------- */
+
+static void test_gzip(void **state)
+{
+    (void)state;
+    assert_true(gzip_accepted("gzip"));
+    assert_true(gzip_accepted("gzip, deflate, br, zstd"));
+    assert_true(gzip_accepted("br;q=1.0, GZIP;q=0.5"));
+    assert_true(gzip_accepted("*"));
+    assert_false(gzip_accepted(NULL));
+    assert_false(gzip_accepted(""));
+    assert_false(gzip_accepted("deflate, br"));
+    assert_false(gzip_accepted("gzip;q=0"));
+    assert_false(gzip_accepted("gzip; q=0.000, deflate"));
+    assert_false(gzip_accepted("xgzip, gzipx"));
+    assert_true(gzip_type_ok("text/html; charset=utf-8"));
+    assert_true(gzip_type_ok("application/json"));
+    assert_false(gzip_type_ok("image/png"));
+    assert_false(gzip_type_ok(NULL));
+    /* round trip through zlib's own decoder */
+    char in[8192];
+    for (size_t k = 0; k < sizeof in; k++) in[k] = "<tr><td>flow</td></tr>\n"[k % 23];
+    char *z;
+    size_t zlen;
+    assert_int_equal(gzip_encode(in, sizeof in, 9, &z, &zlen), 0);
+    assert_true(zlen < sizeof in / 10);
+    assert_int_equal((unsigned char)z[0], 0x1f);
+    assert_int_equal((unsigned char)z[1], 0x8b);
+    char back[sizeof in + 16];
+    z_stream d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(inflateInit2(&d, 15 + 16), Z_OK);
+    d.next_in = (Bytef *)z;
+    d.avail_in = (uInt)zlen;
+    d.next_out = (Bytef *)back;
+    d.avail_out = sizeof back;
+    assert_int_equal(inflate(&d, Z_FINISH), Z_STREAM_END);
+    assert_int_equal(d.total_out, sizeof in);
+    inflateEnd(&d);
+    assert_memory_equal(back, in, sizeof in);
+    free(z);
+    /* incompressible input is left alone */
+    unsigned char rnd[256];
+    uint32_t x = 2463534242u;
+    for (size_t k = 0; k < sizeof rnd; k++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        rnd[k] = (unsigned char)x;
+    }
+    assert_int_equal(gzip_encode(rnd, sizeof rnd, 1, &z, &zlen), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest shared[] = {
@@ -1325,6 +1378,7 @@ int main(void)
         cmocka_unit_test(test_detached_split),
         cmocka_unit_test(test_detached_limits),
         cmocka_unit_test(test_router_compile),
+        cmocka_unit_test(test_gzip),
     };
     int fails = cmocka_run_group_tests_name("http", shared, group_setup, group_teardown);
     fails += cmocka_run_group_tests_name("http_detached", detached, NULL, NULL);
