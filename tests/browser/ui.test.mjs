@@ -228,6 +228,33 @@ test("a narrow screen gets the same pages without horizontal scrolling", async (
   await narrow.close();
 });
 
+test("the flow list and a run show before any script runs: the server wrote them", async () => {
+  // The logged-in session's cookie, in a context that runs no JavaScript at all.
+  const still = await browser.newContext({ viewport: { width: 1280, height: 900 }, javaScriptEnabled: false,
+    storageState: await ctx.storageState() });
+  const p = await still.newPage();
+  await p.goto(URL + "/flows");
+  const row = p.locator("table.list tbody tr", { hasText: "daily-report" });
+  assert.match(await row.textContent(), /every day at 05:00 \(Europe\/Berlin\)/);
+  assert.equal(await p.locator("#who").textContent(), process.env.NBHUB_USER);
+  const square = row.locator("a.sq").first();
+  const href = await square.getAttribute("href");
+  assert.match(href, /^\/runs\/\d+$/);
+  await snap("server-written-flows", p);
+  // A plain link, followed by the browser: the run's page comes written too.
+  await square.click();
+  await p.waitForURL(URL + href);
+  assert.ok(await p.locator("table.list tbody tr[data-task]").count() > 0);
+  await snap("server-written-run", p);
+  await still.close();
+  // With script, the page is drawn over the server's: times in the browser's zone, not UTC.
+  const live = await ctx.newPage();
+  await live.goto(URL + "/flows");
+  await live.waitForFunction(() => document.querySelector("table.list time")?.textContent.indexOf("UTC") === -1);
+  assert.doesNotMatch(await live.locator("table.list").textContent(), / UTC/);
+  await live.close();
+});
+
 test("no console errors, no unexpected dialogs", () => {
   assert.deepEqual(problems, []);
 });
