@@ -32,6 +32,13 @@
  * from the authenticated API).  Each answer has a strong ETag (FNV-1a of
  * the content, computed once) and `Cache-Control: no-cache`, so a browser
  * revalidates with If-None-Match and gets 304 until the binary changes.
+ * To a browser that accepts gzip they go compressed (once, at level 9),
+ * under the weak form of the tag.
+ *
+ * The page is also the answer to each of the UI's paths (/flows, /runs/ID,
+ * ...: api.c), and for / , /flows and /runs/ID with a session it comes with
+ * the first view written in (api_ssr.c): then it holds the user's data and
+ * is sent `no-store`, without an ETag.
  */
 #include "api/api_int.h"
 #include "http/gzip.h"
@@ -255,8 +262,8 @@ void api_ui_index(http_req_t *req, void *ud)
         /* The user's data: neither cached nor revalidated. */
         http_set_header(req, "Cache-Control", "no-store");
         http_set_header(req, "Content-Security-Policy", api_ui_csp);
-        http_respond(req, 200, f->type, b.data, b.len);
-        buf_free(&b);
+        size_t n = b.len;
+        http_respond_take(req, 200, f->type, buf_detach(&b), n);
         return;
     }
     api_ui_send(req, f);
