@@ -31,6 +31,7 @@ enum zstate { ZS_IDLE, ZS_CONNECTING, ZS_GREETING, ZS_HANDSHAKE, ZS_ACTIVE, ZS_C
 
 #define ZSOCK_READ_CHUNK  (64 * 1024)
 #define ZSOCK_RETRY_FIRST 10    /* ms between attempts until the first handshake */
+#define ZSOCK_RETRY_WATCHED 250 /* the same while the directory is watched: a safety net */
 #define ZSOCK_RETRY_AFTER 100   /* ms after a connection that worked was lost */
 
 struct zsock {
@@ -45,6 +46,8 @@ struct zsock {
     union { uv_pipe_t pipe; uv_tcp_t tcp; uv_stream_t stream; uv_handle_t handle; } s;
     uv_connect_t    creq;
     uv_timer_t      retry;
+    uv_fs_event_t   watch;          /* ipc: the socket's directory, until the first connection */
+    int             watching;
     enum zstate     state;
     int             ever_ready;
     int             closing;
@@ -91,6 +94,56 @@ static void zsock_on_timer_closed(uv_handle_t *h)
 static void zsock_on_retry(uv_timer_t *t)
 {
     zsock_start_connect(t->data);
+}
+
+/* ---- waiting for an ipc socket to appear ----
+ *
+ * Until the kernel has bound its socket there is nothing to connect to.
+ * Rather than look every 10 ms (five channels, ~70 looks while an
+ * ipykernel starts, many more for a Spark kernel: each a wake-up and a
+ * stat), the socket's directory is watched (inotify, through libuv) and
+ * the attempt is made when a file of that name is created.  The timer
+ * stays as a safety net at 250 ms; where no watch can be set, it is the
+ * 10 ms poll as before. */
+
+static void zsock_on_watch_closed(uv_handle_t *h)
+{
+    zsock_t *z = h->data;
+    z->handles--;
+    zsock_maybe_free(z);
+}
+
+static void zsock_unwatch(zsock_t *z)
+{
+    if (!z->watching) return;
+    z->watching = 0;
+    uv_close((uv_handle_t *)&z->watch, zsock_on_watch_closed);
+}
+
+static void zsock_on_dir_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    zsock_t *z = h->data;
+    (void)events;
+    if (z->closing || z->state != ZS_IDLE || z->ever_ready) return;
+    const char *base = strrchr(z->path, '/');
+    base = base ? base + 1 : z->path;
+    if (status == 0 && filename && strcmp(filename, base) != 0) return;
+    uv_timer_stop(&z->retry);
+    zsock_start_connect(z);
+}
+
+static void zsock_watch(zsock_t *z)
+{
+    const char *slash = strrchr(z->path, '/');
+    if (!slash || slash == z->path) return;
+    char *dir = xstrndup(z->path, (size_t)(slash - z->path));
+    if (uv_fs_event_init(z->loop, &z->watch) == 0) {
+        z->watch.data = z;
+        z->handles++;
+        if (uv_fs_event_start(&z->watch, zsock_on_dir_event, dir, 0) == 0) z->watching = 1;
+        else uv_close((uv_handle_t *)&z->watch, zsock_on_watch_closed);
+    }
+    free(dir);
 }
 
 static void zsock_on_stream_closed(uv_handle_t *h)
@@ -213,6 +266,7 @@ static void zsock_become_active(zsock_t *z)
 {
     z->state = ZS_ACTIVE;
     z->ever_ready = 1;
+    zsock_unwatch(z);
     if (z->type == ZSOCK_SUB) {   /* ZMTP 3.0 subscription: a message 0x01 + topic "" */
         static char sub[3] = { 0, 1, 1 };
         uv_buf_t b = uv_buf_init(sub, 3);
@@ -376,7 +430,7 @@ static void zsock_start_connect(zsock_t *z)
      * a fifth of a one-cell run's CPU). */
     struct stat st;
     if (z->ipc && !z->ever_ready && stat(z->path, &st) < 0 && errno == ENOENT) {
-        uv_timer_start(&z->retry, zsock_on_retry, ZSOCK_RETRY_FIRST, 0);
+        uv_timer_start(&z->retry, zsock_on_retry, z->watching ? ZSOCK_RETRY_WATCHED : ZSOCK_RETRY_FIRST, 0);
         return;
     }
     z->state = ZS_CONNECTING;
@@ -449,6 +503,7 @@ int zsock_connect(uv_loop_t *loop, enum zsock_type type, const char *endpoint,
     uv_timer_init(loop, &z->retry);
     z->retry.data = z;
     z->handles = 1;
+    if (z->ipc) zsock_watch(z);   /* before the first look: no creation is missed */
     zsock_start_connect(z);
     *out = z;
     return 0;
@@ -461,6 +516,7 @@ void zsock_close(zsock_t *z)
 {
     if (!z || z->closing) return;
     z->closing = 1;
+    zsock_unwatch(z);
     uv_close((uv_handle_t *)&z->retry, zsock_on_timer_closed);
     if (z->state != ZS_IDLE && z->state != ZS_CLOSING_STREAM)
         uv_close(&z->s.handle, zsock_on_stream_closed);
