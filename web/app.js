@@ -242,7 +242,7 @@ async function route() {
 document.addEventListener("click", (ev) => {
   if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
   const a = ev.target.closest && ev.target.closest("a[href]");
-  if (!a || a.target || a.hasAttribute("download")) return;
+  if (!a || a.target || a.hasAttribute("download") || a.getAttribute("href").startsWith("#")) return;
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || !routes.some(([re]) => re.test(url.pathname))) return;
   ev.preventDefault();
