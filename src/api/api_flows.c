@@ -64,11 +64,6 @@ static void api_flows_recent(api_t *a, const char *flow, json_t *j)
     json_object_set_new(j, "recent_runs", recent);
 }
 
-/* FlowSummary of docs/api.md.  Its facts from the spec come from the
- * version in service (fl) when there is one, read from its fields: the
- * list asks this for every flow, and building each flow's whole spec as
- * JSON to read four of it was a third of the list's time.  Without it they
- * come from spec, the store's copy (borrowed). */
 /* The schedule in English (cron_describe), with the time zone when it is
  * not UTC: "every day at 05:00 (Europe/Berlin)".  The server says it so
  * that the UI's pages and its server-written first view (api_ssr.c) agree.
@@ -84,6 +79,11 @@ static json_t *api_flows_words(const flow_t *fl)
     return j;
 }
 
+/* FlowSummary of docs/api.md.  Its facts from the spec come from the
+ * version in service (fl) when there is one, read from its fields: the
+ * list asks this for every flow, and building each flow's whole spec as
+ * JSON to read four of it was a third of the list's time.  Without it they
+ * come from spec, the store's copy (borrowed). */
 static json_t *api_flows_summary(api_t *a, api_names_t *names, const store_flow_t *f,
                                  const flow_t *fl, const json_t *spec)
 {

@@ -23,8 +23,8 @@
 #include "sched/tz.h"
 #include "store/store_auth.h"
 #include "store/store_flows.h"
-#include "util/buf.h"
 #include "store/store_runs.h"
+#include "util/buf.h"
 #include "util/errlist.h"
 
 /* Route flags, checked by api_auth_before in this order:

@@ -24,12 +24,13 @@
  * then shows the login page or "Not found", as before).
  *
  * Every string from the data goes through nbhtml_escape; names in links are
- * percent-encoded as encodeURIComponent does.  The page holds the user's
+ * percent-encoded (urlesc), as the script's encodeURIComponent writes them.  The page holds the user's
  * data, so it is sent with Cache-Control: no-store (api_ui.c).
  */
 #include "api/api_int.h"
 #include "notebook/nbhtml.h"
 #include "util/buf.h"
+#include "util/urlesc.h"
 #include "util/xmalloc.h"
 
 #include <errno.h>
@@ -47,21 +48,6 @@ static void api_ssr_text(buf_t *b, const char *s)
 static const char *api_ssr_str(const json_t *o, const char *key)
 {
     return json_string_value(json_object_get(o, key));
-}
-
-/* encodeURIComponent: everything but A-Z a-z 0-9 - _ . ! ~ * ' ( ) as %XX.
- * The apostrophe is kept by the JS function but is escaped here too, since
- * the result goes into an attribute. */
-static void api_ssr_enc(buf_t *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            strchr("-_.!~*()", *p))
-            buf_putc(b, (char)*p);
-        else
-            buf_printf(b, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
-    }
 }
 
 /* A state's class suffix: what JS's replace(/[^a-z_]/g, "") leaves. */
@@ -112,36 +98,13 @@ static void api_ssr_when(buf_t *b, const char *iso)
     buf_puts(b, "</time>");
 }
 
-/* Microseconds since the epoch of an API time ("2026-12-04T05:00:00.123456Z"). */
-static int api_ssr_us(const char *iso, int64_t *us)
-{
-    int y, mo, d, h, mi, s, k = 0;
-    if (!iso || sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &k) != 6) return -1;
-    int64_t frac = 0;
-    const char *p = iso + k;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 6) frac = frac * 10 + (*p - '0');
-        for (; digits < 6; digits++) frac *= 10;
-    }
-    /* days from civil (Howard Hinnant's algorithm) */
-    y -= mo <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    int64_t days = era * 146097 + doe - 719468;
-    *us = ((days * 86400 + h * 3600 + mi * 60 + s) * 1000000) + frac;
-    return 0;
-}
-
 /* duration(a, b) of app.js for a finished interval; a running one gets
  * "—" and starts counting when the script draws the page. */
 static void api_ssr_duration(buf_t *b, const char *a, const char *e)
 {
     int64_t t0, t1;
-    if (!a || !e || api_ssr_us(a, &t0) < 0 || api_ssr_us(e, &t1) < 0) {
+    if (!a || !e || api_json_parse_time(a, NULL, &t0, NULL) < 0 ||
+        api_json_parse_time(e, NULL, &t1, NULL) < 0) {
         buf_puts(b, "\xe2\x80\x94");
         return;
     }
@@ -172,7 +135,7 @@ static void api_ssr_flow_row(buf_t *b, const json_t *f)
 {
     const char *name = api_ssr_str(f, "name"), *desc = api_ssr_str(f, "description");
     buf_puts(b, "<tr><td><a class=\"strong\" href=\"/flows/");
-    api_ssr_enc(b, name);
+    urlesc_append(b, name);
     buf_puts(b, "\">");
     api_ssr_text(b, name);
     buf_puts(b, "</a>");
@@ -279,7 +242,7 @@ static void api_ssr_task_row(buf_t *b, long long id, const json_t *t)
     buf_puts(b, "</td><td>");
     if (json_is_true(json_object_get(t, "has_output"))) {
         buf_printf(b, "<a href=\"/runs/%lld/tasks/", id);
-        api_ssr_enc(b, name);
+        urlesc_append(b, name);
         buf_puts(b, "/output\">notebook</a>");
     } else {
         buf_puts(b, "\xe2\x80\x94");
@@ -303,7 +266,7 @@ static int api_ssr_run(api_t *a, http_req_t *req, api_ctx_t *c, const char *idte
     buf_puts(b, "</h1>");
     api_ssr_state(b, st);
     buf_puts(b, "</div><p class=\"muted\">flow <a href=\"/flows/");
-    api_ssr_enc(b, flow);
+    urlesc_append(b, flow);
     buf_puts(b, "\">");
     api_ssr_text(b, flow);
     buf_puts(b, "</a> \xc2\xb7 ");

@@ -27,6 +27,7 @@
 #include "cli/table.h"
 #include "util/dlcurl.h"   /* libcurl, opened on first use (see there) */
 #include "util/timeutil.h"
+#include "util/urlesc.h"
 #include "util/xmalloc.h"
 #include "util/yamljson.h"
 
@@ -594,18 +595,9 @@ int client_call(client_t *c, const char *method, const char *path, const json_t 
 
 char *client_esc(const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
     buf_t b = BUF_INIT;
     buf_puts(&b, "");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-            buf_putc(&b, (char)*p);
-        } else {
-            char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-            buf_append(&b, e, 3);
-        }
-    }
+    urlesc_append(&b, s);
     return buf_detach(&b);
 }
 
