@@ -450,10 +450,11 @@ static int cmd_run_main(int argc, char **argv)
          * mix in the kernel, which we reap. */
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        LOG_I("run finished", "exit=%d cells=%zu cpu_user_us=%ld cpu_sys_us=%ld maxrss_kb=%ld", code,
+        LOG_I("run finished", "exit=%d cells=%zu cpu_user_us=%ld cpu_sys_us=%ld maxrss_kb=%ld wakeups=%ld", code,
               json_array_size(json_object_get(nb, "cells")),
               (long)(ru.ru_utime.tv_sec * 1000000L + ru.ru_utime.tv_usec),
-              (long)(ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec), ru.ru_maxrss);
+              (long)(ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec), ru.ru_maxrss,
+              ru.ru_nvcsw);
     }
     if (code != NB_EXIT_OK && err.msg[0]) cli_errorf("%s", err.msg);
     else if (code != NB_EXIT_OK) cli_errorf("run failed (exit %d)", code);

@@ -21,6 +21,7 @@ struct kclient {
     uint64_t       hb_sent_ms, hb_last_ok_ms;
     unsigned       hb_timeout_ms;
     int            hb_waiting;
+    int            iopub_held;
     int            closing;
 };
 
@@ -35,6 +36,13 @@ static void kclient_on_frames(zsock_t *z, const kframe_t *frames, size_t n, void
         kc->hb_waiting = 0;
         kc->hb_last_ok_ms = uv_now(kc->loop);
         return;
+    }
+    /* A reply comes after the iopub messages its request caused were
+     * published: with iopub held, read them first, so they are delivered
+     * in the order the kernel sent them. */
+    if (ch != KCHAN_IOPUB && kc->iopub_held) {
+        zsock_drain(kc->sock[KCHAN_IOPUB]);
+        if (kc->closing) return;
     }
     kmsg_t *m = NULL;
     nb_err_t err;
@@ -96,6 +104,23 @@ int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *con
     return rc;
 }
 
+int kclient_send_text(kclient_t *kc, enum kchan ch, const char *msg_type, kbytes_t content,
+                      char *msg_id_out)
+{
+    if (kc->closing) {
+        free(content.data);
+        return -ECANCELED;
+    }
+    char id[33];
+    kbytes_t *f;
+    size_t n;
+    kwire_request_text(kc->key, kc->session, msg_type, NULL, content, id, &f, &n);
+    if (msg_id_out) memcpy(msg_id_out, id, sizeof id);
+    int rc = zsock_send(kc->sock[ch], f, n);
+    kwire_frames_free(f, n);
+    return rc;
+}
+
 static void kclient_on_hb(uv_timer_t *t)
 {
     kclient_t *kc = t->data;
@@ -121,6 +146,18 @@ void kclient_hb_start(kclient_t *kc, unsigned interval_ms, unsigned timeout_ms, 
     kc->hb_lost = lost_cb;
     kc->hb_timeout_ms = timeout_ms;
     uv_timer_start(&kc->hb_timer, kclient_on_hb, 0, interval_ms);
+}
+
+void kclient_hold_iopub(kclient_t *kc, int hold)
+{
+    if (kc->closing) return;
+    kc->iopub_held = !!hold;
+    zsock_hold(kc->sock[KCHAN_IOPUB], hold);
+}
+
+void kclient_drain_iopub(kclient_t *kc)
+{
+    if (!kc->closing && kc->iopub_held) zsock_drain(kc->sock[KCHAN_IOPUB]);
 }
 
 unsigned long kclient_dropped(const kclient_t *kc) { return kc->dropped; }

@@ -35,9 +35,19 @@ int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *
  * not NULL, receives the new message id (33 bytes). */
 int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *content,
                  const json_t *parent_header, char *msg_id_out);
+/* The same with the content as JSON text, taken over (malloc'd). */
+int kclient_send_text(kclient_t *kc, enum kchan ch, const char *msg_type, kbytes_t content,
+                      char *msg_id_out);
 /* Start heartbeats: ping every interval_ms; call lost_cb once if no echo
  * arrives within timeout_ms. */
 void kclient_hb_start(kclient_t *kc, unsigned interval_ms, unsigned timeout_ms, kclient_hb_cb lost_cb);
+/* Hold iopub (1) or release it (0).  While held, iopub is not read as
+ * messages arrive but in one go before any other channel's message is
+ * delivered (a reply follows the outputs of its request), or by
+ * kclient_drain_iopub.  A client that expects a reply soon saves a wake-up
+ * per output message; one that wants outputs live releases it. */
+void kclient_hold_iopub(kclient_t *kc, int hold);
+void kclient_drain_iopub(kclient_t *kc);
 /* Messages dropped for a bad signature or malformed framing. */
 unsigned long kclient_dropped(const kclient_t *kc);
 const char *kclient_session(const kclient_t *kc);

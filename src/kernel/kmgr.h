@@ -68,6 +68,10 @@ int  kmgr_interrupt(kmgr_t *km);
 void kmgr_shutdown(kmgr_t *km, unsigned grace_ms);
 /* Immediate SIGKILL of the group, then the stop sequence completes. */
 void kmgr_kill(kmgr_t *km);
+/* Hold iopub (kclient_hold_iopub): its messages are read in one go before
+ * the next shell, control or stdin message, and before a death is
+ * reported.  Only while ready; a no-op otherwise. */
+void kmgr_hold_iopub(kmgr_t *km, int hold);
 /* The kernel_info_reply content (borrowed), or NULL before ready. */
 const json_t *kmgr_kernel_info(const kmgr_t *km);
 /* Environment variables nbhub set for the kernel beyond its inherited ones

@@ -67,7 +67,9 @@ int kwire_parse(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
 /* The same, but no JSON tree is built: the routing fields (msg_type, msg_id,
  * parent msg_id, date) are found by a scanner of top-level keys, and the
  * frames are parsed only if an accessor asks (kmsg_header, kmsg_content...).
- * Most iopub traffic is routed and dropped without ever being parsed. */
+ * Most iopub traffic is routed and dropped without ever being parsed.
+ * The routing identities are not kept (nids is 0): a client routes by msg
+ * ids, and iopub's topic frames cost an allocation per message. */
 int kwire_parse_lazy(const kwire_key_t *k, const kframe_t *frames, size_t nframes,
                      kmsg_t **out, nb_err_t *err);
 
@@ -84,6 +86,11 @@ int kwire_build(const kwire_key_t *k, const kbytes_t *ids, size_t nids,
 void kwire_request(const kwire_key_t *k, const char *session, const char *msg_type,
                    const json_t *parent, const json_t *content, char msg_id[33],
                    kbytes_t **frames, size_t *nframes);
+/* The same with the content given as JSON text, taken over (malloc'd):
+ * for a request sent often, built without a tree (kmgr_execute). */
+void kwire_request_text(const kwire_key_t *k, const char *session, const char *msg_type,
+                        const json_t *parent, kbytes_t content, char msg_id[33],
+                        kbytes_t **frames, size_t *nframes);
 void kwire_frames_free(kbytes_t *frames, size_t nframes);
 
 void kmsg_free(kmsg_t *m);

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 enum zstate { ZS_IDLE, ZS_CONNECTING, ZS_GREETING, ZS_HANDSHAKE, ZS_ACTIVE, ZS_CLOSING_STREAM };
 
@@ -51,6 +52,7 @@ struct zsock {
     enum zstate     state;
     int             ever_ready;
     int             closing;
+    int             held;           /* zsock_hold: not read until drained or released */
     int             handles;        /* open libuv handles (the timer, the stream) */
     /* receive side */
     uint8_t        *rb;
@@ -267,6 +269,7 @@ static void zsock_become_active(zsock_t *z)
     z->state = ZS_ACTIVE;
     z->ever_ready = 1;
     zsock_unwatch(z);
+    if (z->held) uv_read_stop(&z->s.stream);
     if (z->type == ZSOCK_SUB) {   /* ZMTP 3.0 subscription: a message 0x01 + topic "" */
         static char sub[3] = { 0, 1, 1 };
         uv_buf_t b = uv_buf_init(sub, 3);
@@ -507,6 +510,40 @@ int zsock_connect(uv_loop_t *loop, enum zsock_type type, const char *endpoint,
     zsock_start_connect(z);
     *out = z;
     return 0;
+}
+
+/* ---- holding ----
+ *
+ * A held socket is not watched by the loop: what the peer sends waits in
+ * the kernel's socket buffer (and behind it in the peer's queue) until
+ * zsock_drain reads it.  This lets a client take the messages of one
+ * channel in one read when another channel's message says they are all
+ * there, instead of being woken for each. */
+
+void zsock_hold(zsock_t *z, int hold)
+{
+    if (z->closing || z->held == !!hold) return;
+    z->held = !!hold;
+    if (z->state != ZS_ACTIVE) return;   /* applied when the connection becomes active */
+    if (hold) uv_read_stop(&z->s.stream);
+    else uv_read_start(&z->s.stream, zsock_on_alloc, zsock_on_read);
+}
+
+void zsock_drain(zsock_t *z)
+{
+    uv_os_fd_t fd;
+    if (!z->held || z->closing || z->state != ZS_ACTIVE || uv_fileno(&z->s.handle, &fd) < 0) return;
+    for (;;) {
+        uv_buf_t b;
+        zsock_on_alloc(&z->s.handle, ZSOCK_READ_CHUNK, &b);
+        ssize_t n = read(fd, b.base, b.len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        zsock_on_read(&z->s.stream, n > 0 ? n : n == 0 ? UV_EOF : -errno, &b);
+        /* A short read emptied the socket (as libuv assumes too); the
+         * callbacks may have closed or released it. */
+        if (n <= 0 || (size_t)n < b.len || !z->held || z->closing || z->state != ZS_ACTIVE) return;
+    }
 }
 
 int zsock_ready(const zsock_t *z) { return z->state == ZS_ACTIVE; }

@@ -41,6 +41,12 @@ int zsock_connect(uv_loop_t *loop, enum zsock_type type, const char *endpoint,
 /* Send a multipart message (the frames are copied).  Returns 0, or -ENOBUFS
  * when the queue of a socket still connecting is full (message dropped). */
 int zsock_send(zsock_t *z, const kbytes_t *frames, size_t n);
+/* Hold (1) or release (0) the receive side: a held socket is not read by
+ * the loop, only by zsock_drain, which reads what has arrived and delivers
+ * it from inside the call.  Holding an unconnected socket takes effect
+ * when its handshake is complete. */
+void zsock_hold(zsock_t *z, int hold);
+void zsock_drain(zsock_t *z);
 /* 1 once the handshake with the peer is complete (and the connection up). */
 int zsock_ready(const zsock_t *z);
 /* Messages dropped: malformed, too many frames, or over the queue limit. */

@@ -1,9 +1,21 @@
 /* nbexec — see nbexec.h for the behaviour; this file is the state machine.
  *
- * States of a run: starting (kernel handshake) -> cells (one at a time,
- * x->running while a cell is on the kernel) -> finishing (metadata, banners,
- * final write, kernel shutdown) -> done when every libuv handle is closed.
- * Every path out of "cells" goes through nbexec_finish exactly once.
+ * States of a run: starting (kernel handshake) -> cells -> finishing
+ * (metadata, banners, final write, kernel shutdown) -> done when every
+ * libuv handle is closed.  Every path out of "cells" goes through
+ * nbexec_finish exactly once.
+ *
+ * Cells: a cell is done when both its execute_reply (shell) and its status
+ * idle (iopub) have come, as in nbclient.  The reply comes first, and the
+ * kernel only starts the next request after publishing that idle, so once
+ * a cell's reply says "ok" the next cell is sent at once (x->fl[1]) while
+ * the idle of the first is still on its way: the kernel never waits for
+ * us, and iopub messages keep their order (all of a cell's, its idle, then
+ * the next cell's).  While a cell executes, iopub is held (kmgr_hold_iopub)
+ * and read in one go when the reply comes: one wake-up per cell instead of
+ * one per message.  A cell still running after NBEXEC_PEEK_MS has its
+ * outputs read as they come again, so --log-output and a watcher of OUT
+ * see them live.
  */
 #include "notebook/nbexec.h"
 #include "cli/cli.h"
@@ -23,11 +35,22 @@
 #include <uv.h>
 
 #define NBEXEC_VERSION "0.1.0"
+#define NBEXEC_PEEK_MS 20  /* a cell running this long has its outputs read live */
 #define NBEXEC_ERROR_TAG "papermill-error-cell-tag"
 #define NBEXEC_ERROR_STYLE \
     "style=\"color:red; font-family:Helvetica Neue, Helvetica, Arial, sans-serif; font-size:2em;\""
 
 enum nbexec_abort { ABORT_NONE, ABORT_TIMEOUT, ABORT_DEADLINE, ABORT_SIGNAL };
+
+/* A cell sent to the kernel: at most two are (see the top of the file). */
+struct nbexec_flight {
+    size_t  ci;
+    char    msg_id[33];
+    json_t *reply;      /* execute_reply content, once it came */
+    json_t *exec_md;    /* borrowed: the cell's metadata.execution */
+    int     got_idle;
+    int64_t end_us;     /* when the kernel was seen done with it */
+};
 
 typedef struct nbexec {
     uv_loop_t                 loop;
@@ -37,13 +60,12 @@ typedef struct nbexec {
     int                       km_dead;      /* died callback seen: do not call kmgr */
     nbout_t                  *out;
     nbwriter_t               *w;
-    uv_timer_t                cell_timer, grace_timer, deadline_timer, write_timer;
+    uv_timer_t                cell_timer, grace_timer, deadline_timer, write_timer, peek_timer;
     uv_signal_t               sigint, sigterm;
-    size_t                    ci;           /* current cell */
-    char                      msg_id[33];
-    int                       running;      /* a cell is on the kernel */
-    int                       got_reply, got_idle;
-    json_t                   *reply;        /* execute_reply content */
+    size_t                    ci;           /* the cell outputs go to: fl[0]'s */
+    size_t                    next;         /* the next cell to start */
+    struct nbexec_flight      fl[2];        /* fl[0] the older */
+    int                       running;      /* cells in flight: 0, 1 or 2 */
     enum nbexec_abort         abort;
     int                       signum;
     int                       finished;
@@ -56,13 +78,15 @@ typedef struct nbexec {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static json_t *nbexec_now_iso(void)
+static json_t *nbexec_iso(int64_t us)
 {
     char ts[48];
-    time_iso8601_utc(time_now_us(), ts, sizeof ts, 0);
+    time_iso8601_utc(us, ts, sizeof ts, 0);
     strcat(ts, "+00:00");   /* datetime.now(timezone.utc).isoformat() */
     return json_string(ts);
 }
+
+static json_t *nbexec_now_iso(void) { return nbexec_iso(time_now_us()); }
 
 /* A fresh object at obj[key], replacing a non-object. */
 static json_t *nbexec_obj(json_t *obj, const char *key)
@@ -204,14 +228,14 @@ static void nbexec_notebook_start(nbexec_t *x)
     nbwriter_all_dirty(x->w);
 }
 
-static void nbexec_cell_start(nbexec_t *x, json_t *cell)
+static void nbexec_cell_start(nbexec_t *x, size_t i)
 {
-    json_t *pm = nbexec_pm(cell);
+    json_t *pm = nbexec_pm(json_array_get(x->cells, i));
     json_object_set_new(pm, "start_time", nbexec_now_iso());
     json_object_set_new(pm, "status", json_string("running"));
     json_object_set_new(pm, "exception", json_false());
     json_object_set_new(pm, "_start_us", json_integer(time_now_us()));
-    nbwriter_cell_dirty(x->w, x->ci);
+    nbwriter_cell_dirty(x->w, i);
 }
 
 static void nbexec_cell_exception(nbexec_t *x, json_t *cell)
@@ -222,18 +246,19 @@ static void nbexec_cell_exception(nbexec_t *x, json_t *cell)
     json_object_set_new(nbexec_obj(nbexec_obj(x->nb, "metadata"), "papermill"), "exception", json_true());
 }
 
-static void nbexec_cell_complete(nbexec_t *x, json_t *cell)
+/* end_us: when it ended; 0 = now. */
+static void nbexec_cell_complete(nbexec_t *x, size_t i, int64_t end_us)
 {
-    json_t *pm = nbexec_pm(cell);
-    int64_t now = time_now_us();
-    json_object_set_new(pm, "end_time", nbexec_now_iso());
+    json_t *pm = nbexec_pm(json_array_get(x->cells, i));
+    int64_t now = end_us ? end_us : time_now_us();
+    json_object_set_new(pm, "end_time", nbexec_iso(now));
     json_t *st = json_object_get(pm, "_start_us");
     if (json_is_integer(st))
         json_object_set_new(pm, "duration", json_real((double)(now - json_integer_value(st)) / 1e6));
     json_object_del(pm, "_start_us");
     const char *status = json_string_value(json_object_get(pm, "status"));
     if (!status || strcmp(status, "failed") != 0) json_object_set_new(pm, "status", json_string("completed"));
-    nbwriter_cell_dirty(x->w, x->ci);
+    nbwriter_cell_dirty(x->w, i);
 }
 
 /* papermill's raise_for_execution_errors: banner at the top, anchor before
@@ -291,11 +316,20 @@ static int nbexec_error_banners(nbexec_t *x)
 
 /* ---- finishing ---------------------------------------------------------- */
 
+/* No cell is in flight any more. */
+static void nbexec_land(nbexec_t *x)
+{
+    for (int i = 0; i < x->running; i++) json_decref(x->fl[i].reply);
+    memset(x->fl, 0, sizeof x->fl);
+    x->running = 0;
+}
+
 static void nbexec_close_handles(nbexec_t *x)
 {
     uv_handle_t *hs[] = {
         (uv_handle_t *)&x->cell_timer, (uv_handle_t *)&x->grace_timer,
         (uv_handle_t *)&x->deadline_timer, (uv_handle_t *)&x->write_timer,
+        (uv_handle_t *)&x->peek_timer,
         (uv_handle_t *)&x->sigint, (uv_handle_t *)&x->sigterm,
     };
     /* The outcome is decided and the kernel is gone: a SIGINT/SIGTERM from
@@ -320,10 +354,12 @@ static void nbexec_finish(nbexec_t *x, int code)
     uv_timer_stop(&x->grace_timer);
     uv_timer_stop(&x->deadline_timer);
     uv_timer_stop(&x->write_timer);
+    uv_timer_stop(&x->peek_timer);
     if (x->running) {
         nbout_end(x->out);
-        x->running = 0;
+        nbexec_land(x);
     }
+    if (x->km && !x->km_dead) kmgr_hold_iopub(x->km, 0);
     nbexec_progress(x, 1);
 
     if (json_object_get(nbexec_obj(nbexec_obj(x->nb, "metadata"), "papermill"), "start_time")) {
@@ -357,20 +393,31 @@ static void nbexec_finish(nbexec_t *x, int code)
     uv_close((uv_handle_t *)&x->grace_timer, NULL);
     uv_close((uv_handle_t *)&x->deadline_timer, NULL);
     uv_close((uv_handle_t *)&x->write_timer, NULL);
+    uv_close((uv_handle_t *)&x->peek_timer, NULL);
     if (!x->km) nbexec_close_handles(x);
+}
+
+static void nbexec_cell_done(nbexec_t *x);
+
+/* Two in flight and the older must end now (the newer failed, or the
+ * kernel moved on to it): it ends as its idle would have ended it.  Its
+ * reply was "ok", or the newer would not have been sent. */
+static void nbexec_settle(nbexec_t *x)
+{
+    if (x->running == 2) nbexec_cell_done(x);
 }
 
 /* The running cell ends abnormally: add our error output, mark it failed. */
 static void nbexec_fail_cell(nbexec_t *x, const char *ename, const char *evalue)
 {
-    json_t *cell = json_array_get(x->cells, x->ci);
+    nbexec_settle(x);
     nbout_append(x->out, json_pack("{s:s, s:s, s:s, s:[s]}", "output_type", "error",
                                    "ename", ename, "evalue", evalue, "traceback",
                                    evalue));
     nbout_end(x->out);
-    x->running = 0;
-    nbexec_cell_exception(x, cell);
-    nbexec_cell_complete(x, cell);
+    nbexec_land(x);
+    nbexec_cell_exception(x, json_array_get(x->cells, x->ci));
+    nbexec_cell_complete(x, x->ci, 0);
 }
 
 static const char *nbexec_abort_ename(nbexec_t *x)
@@ -402,86 +449,146 @@ static void nbexec_timeout_fail(nbexec_t *x, const char *extra)
 
 static void nbexec_on_cell_timeout(uv_timer_t *t);
 
-static void nbexec_run_next(nbexec_t *x)
+static void nbexec_on_peek(uv_timer_t *t)
 {
-    while (!x->finished && x->ci < json_array_size(x->cells)) {
-        json_t *cell = json_array_get(x->cells, x->ci);
-        nbexec_cell_start(x, cell);
+    nbexec_t *x = t->data;
+    if (!x->finished && x->km && !x->km_dead) kmgr_hold_iopub(x->km, 0);
+}
+
+/* Send the next executable cell, completing the others on the way.
+ * Returns 1 if one was sent (or sending failed and the run finished), 0 if
+ * none is left. */
+static int nbexec_run_next(nbexec_t *x)
+{
+    while (!x->finished && x->next < json_array_size(x->cells)) {
+        size_t i = x->next++;
+        json_t *cell = json_array_get(x->cells, i);
+        nbexec_cell_start(x, i);
         if (!nbexec_executable(cell)) {
-            nbexec_cell_complete(x, cell);
-            x->ci++;
+            nbexec_cell_complete(x, i, 0);
             continue;
         }
         int stop_on_error = !nbexec_has_tag(cell, "raises-exception");
-        x->got_reply = x->got_idle = 0;
-        json_decref(x->reply);
-        x->reply = NULL;
-        json_object_set_new(nbexec_obj(cell, "metadata"), "execution", json_object());
-        nbout_begin(x->out, x->ci);
+        struct nbexec_flight *f = &x->fl[x->running];
+        memset(f, 0, sizeof *f);
+        f->ci = i;
+        f->exec_md = json_object();
+        json_object_set_new(nbexec_obj(cell, "metadata"), "execution", f->exec_md);
+        if (x->running++ == 0) {   /* else outputs go to it when the one before is done */
+            x->ci = i;
+            nbout_begin(x->out, i);
+        }
         int rc = kmgr_execute(x->km, json_string_value(json_object_get(cell, "source")),
-                              stop_on_error, x->msg_id);
+                              stop_on_error, f->msg_id);
         if (rc < 0) {
             err_set(x->err, rc, "cannot send the cell to the kernel: %s", strerror(-rc));
-            x->running = 1;
             nbexec_fail_cell(x, "DeadKernelError", "Could not send the cell to the kernel");
             nbexec_finish(x, NB_EXIT_KERNEL_DIED);
-            return;
+            return 1;
         }
-        x->running = 1;
         if (x->o->exec_timeout_s > 0)
             uv_timer_start(&x->cell_timer, nbexec_on_cell_timeout,
                            (uint64_t)(x->o->exec_timeout_s * 1000), 0);
+        kmgr_hold_iopub(x->km, 1);
+        uv_timer_start(&x->peek_timer, nbexec_on_peek, NBEXEC_PEEK_MS, 0);
         nbexec_progress(x, 0);
-        return;
+        return 1;
     }
-    if (!x->finished) nbexec_finish(x, NB_EXIT_OK);
+    return 0;
 }
 
+/* fl[0] has its reply and its idle (or nbexec_settle says it is over). */
 static void nbexec_cell_done(nbexec_t *x)
 {
-    json_t *cell = json_array_get(x->cells, x->ci);
-    uv_timer_stop(&x->cell_timer);
-    uv_timer_stop(&x->grace_timer);
+    struct nbexec_flight *f = &x->fl[0];
+    json_t *cell = json_array_get(x->cells, f->ci);
+    if (x->running == 1) {   /* else the timers are the newer cell's */
+        uv_timer_stop(&x->cell_timer);
+        uv_timer_stop(&x->grace_timer);
+    }
     x->ndone++;
     if (x->abort == ABORT_TIMEOUT || x->abort == ABORT_DEADLINE) {
         nbexec_timeout_fail(x, "");
         return;
     }
     nbout_end(x->out);
-    x->running = 0;
-    const char *status = json_string_value(json_object_get(x->reply, "status"));
-    if (status && strcmp(status, "error") == 0 && !nbexec_has_tag(cell, "raises-exception")) {
+    const char *status = json_string_value(json_object_get(f->reply, "status"));
+    int failed = status && strcmp(status, "error") == 0 && !nbexec_has_tag(cell, "raises-exception");
+    int code = NB_EXIT_OK;
+    if (failed) {
         nbexec_cell_exception(x, cell);
-        nbexec_cell_complete(x, cell);
-        const char *en = json_string_value(json_object_get(x->reply, "ename"));
-        const char *ev = json_string_value(json_object_get(x->reply, "evalue"));
-        if (en && strcmp(en, "SystemExit") == 0 && ev && (!*ev || strcmp(ev, "0") == 0)) {
-            /* papermill: sys.exit(0) stops the notebook without failing it. */
-            nbexec_finish(x, NB_EXIT_OK);
-            return;
+        const char *en = json_string_value(json_object_get(f->reply, "ename"));
+        const char *ev = json_string_value(json_object_get(f->reply, "evalue"));
+        /* papermill: sys.exit(0) stops the notebook without failing it. */
+        if (!(en && strcmp(en, "SystemExit") == 0 && ev && (!*ev || strcmp(ev, "0") == 0))) {
+            err_set(x->err, -EINVAL, "cell %zu raised %s: %s", f->ci + 1, en ? en : "an error", ev ? ev : "");
+            code = NB_EXIT_FAILED;
         }
-        err_set(x->err, -EINVAL, "cell %zu raised %s: %s", x->ci + 1, en ? en : "an error", ev ? ev : "");
-        nbexec_finish(x, NB_EXIT_FAILED);
+    }
+    nbexec_cell_complete(x, f->ci, f->end_us);
+    json_decref(f->reply);
+    x->fl[0] = x->fl[1];
+    memset(&x->fl[1], 0, sizeof x->fl[1]);
+    if (--x->running) {
+        x->ci = x->fl[0].ci;
+        nbout_begin(x->out, x->ci);
+    }
+    nbexec_progress(x, 0);
+    if (failed) nbexec_finish(x, code);
+}
+
+static int nbexec_reply_ok(const struct nbexec_flight *f)
+{
+    const char *status = json_string_value(json_object_get(f->reply, "status"));
+    return status && strcmp(status, "ok") == 0;
+}
+
+/* After each message: end the cells the kernel is done with, and keep it
+ * busy (see the top of the file). */
+static void nbexec_advance(nbexec_t *x)
+{
+    while (!x->finished && x->running && x->fl[0].reply && x->fl[0].got_idle) nbexec_cell_done(x);
+    if (x->finished) return;
+    if (x->running == 0) {
+        if (!nbexec_run_next(x)) nbexec_finish(x, NB_EXIT_OK);
         return;
     }
-    nbexec_cell_complete(x, cell);
-    x->ci++;
-    nbexec_progress(x, 0);
-    nbexec_run_next(x);
+    if (!x->fl[x->running - 1].reply) return;   /* the newest is still executing */
+    if (x->running == 1 && x->abort == ABORT_NONE && nbexec_reply_ok(&x->fl[0]) && nbexec_run_next(x))
+        return;
+    /* Nothing more to send before this idle: read iopub as it comes. */
+    uv_timer_stop(&x->peek_timer);
+    kmgr_hold_iopub(x->km, 0);
+}
+
+static struct nbexec_flight *nbexec_flight_of(nbexec_t *x, const kmsg_t *m)
+{
+    for (int i = 0; m->parent_id && i < x->running; i++)
+        if (strcmp(m->parent_id, x->fl[i].msg_id) == 0) return &x->fl[i];
+    return NULL;
 }
 
 static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
 {
     nbexec_t *x = ud;
-    if (!x->running || !m->parent_id || strcmp(m->parent_id, x->msg_id) != 0) return;
-    json_t *cell = json_array_get(x->cells, x->ci);
-    json_t *exec_md = nbexec_obj(nbexec_obj(cell, "metadata"), "execution");
+    struct nbexec_flight *f = nbexec_flight_of(x, m);
+    if (!f || x->finished) return;
+    if (f == &x->fl[1] && ch == KCHAN_IOPUB) {
+        /* Output of the newer cell: the kernel has moved on, so the older
+         * cell's idle will not come before it (a kernel that sends none). */
+        nbexec_settle(x);
+        if (x->finished) return;
+        f = &x->fl[0];
+    }
+    json_t *cell = json_array_get(x->cells, f->ci);
+    json_t *exec_md = f->exec_md;
     json_t *date = m->date ? json_string(m->date) : NULL;
 
     if (ch == KCHAN_SHELL && strcmp(m->msg_type, "execute_reply") == 0) {
         json_t *content = kmsg_content(m);
-        x->got_reply = 1;
-        x->reply = json_incref(content);
+        json_decref(f->reply);
+        f->reply = json_incref(content);
+        f->end_us = time_now_us();
         json_t *ec = json_object_get(content, "execution_count");
         if (ec) json_object_set(cell, "execution_count", ec);
         if (date) json_object_set(exec_md, "shell.execute_reply", date);
@@ -496,7 +603,8 @@ static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
             if (strcmp(st, "busy") == 0 && date) json_object_set(exec_md, "iopub.status.busy", date);
             if (strcmp(st, "idle") == 0) {
                 if (date) json_object_set(exec_md, "iopub.status.idle", date);
-                x->got_idle = 1;
+                f->got_idle = 1;
+                if (x->running == 1) f->end_us = time_now_us();   /* read as it came */
             }
         } else if (strcmp(m->msg_type, "execute_input") == 0) {
             json_t *ec = json_object_get(kmsg_content(m), "execution_count");
@@ -506,15 +614,15 @@ static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
             if (x->o->log_output) nbout_log(m->msg_type, kmsg_content(m), stderr);
             nbout_handle(x->out, m->msg_type, kmsg_content(m));
         }
-        nbwriter_cell_dirty(x->w, x->ci);
+        nbwriter_cell_dirty(x->w, f->ci);
     } else if (ch == KCHAN_STDIN && strcmp(m->msg_type, "input_request") == 0) {
         /* We send allow_stdin=false, so ipykernel raises StdinNotImplementedError
          * itself.  A kernel that asks anyway gets an empty answer, never a hang. */
-        LOG_W("kernel asked for input although stdin is not allowed; answering empty", "cell=%zu", x->ci + 1);
+        LOG_W("kernel asked for input although stdin is not allowed; answering empty", "cell=%zu", f->ci + 1);
         kmgr_request(km, KCHAN_STDIN, "input_reply", json_pack("{s:s}", "value", ""), NULL);
     }
     json_decref(date);
-    if (x->got_reply && x->got_idle) nbexec_cell_done(x);
+    nbexec_advance(x);
 }
 
 /* ---- timeouts, death, signals -------------------------------------------- */
@@ -530,6 +638,7 @@ static void nbexec_on_grace(uv_timer_t *t)
 static void nbexec_abort_cell(nbexec_t *x, enum nbexec_abort why)
 {
     if (!x->running || x->abort != ABORT_NONE) return;
+    nbexec_settle(x);   /* the cell the kernel is executing is the newer one */
     x->abort = why;
     LOG_W("interrupting the kernel", "cell=%zu reason=%s", x->ci + 1, why == ABORT_DEADLINE ? "deadline" : "timeout");
     kmgr_interrupt(x->km);
@@ -625,6 +734,7 @@ static void nbexec_on_ready(kmgr_t *km, int status, const char *errmsg, void *ud
         uv_close((uv_handle_t *)&x->grace_timer, NULL);
         uv_close((uv_handle_t *)&x->deadline_timer, NULL);
         uv_close((uv_handle_t *)&x->write_timer, NULL);
+        uv_close((uv_handle_t *)&x->peek_timer, NULL);
         return;
     }
     x->start_us = time_now_us();
@@ -634,7 +744,7 @@ static void nbexec_on_ready(kmgr_t *km, int status, const char *errmsg, void *ud
         uv_timer_start(&x->deadline_timer, nbexec_on_deadline, (uint64_t)(x->o->deadline_s * 1000), 0);
     unsigned iv = x->o->write_interval_ms ? x->o->write_interval_ms : 1000;
     uv_timer_start(&x->write_timer, nbexec_on_write_timer, iv, iv);
-    nbexec_run_next(x);
+    nbexec_advance(x);
 }
 
 int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_err_t *err)
@@ -652,7 +762,9 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     uv_timer_init(&x->loop, &x->grace_timer);
     uv_timer_init(&x->loop, &x->deadline_timer);
     uv_timer_init(&x->loop, &x->write_timer);
+    uv_timer_init(&x->loop, &x->peek_timer);
     x->cell_timer.data = x->grace_timer.data = x->deadline_timer.data = x->write_timer.data = x;
+    x->peek_timer.data = x;
     uv_signal_init(&x->loop, &x->sigint);
     uv_signal_init(&x->loop, &x->sigterm);
     x->sigint.data = x->sigterm.data = x;
@@ -678,7 +790,7 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
         code = x->exit_code;
     }
     NB_ASSERT(uv_loop_close(&x->loop) == 0);
-    json_decref(x->reply);
+    nbexec_land(x);
     nbout_free(x->out);
     nbwriter_free(x->w);
     free(x);

@@ -161,7 +161,10 @@ static void nbout_stream(nbout_t *o, const json_t *content)
     const char *prev = o->stream_out ? json_string_value(json_object_get(o->stream_out, "name")) : NULL;
     if (!prev || strcmp(prev, name) != 0) {
         nbout_end_stream(o);
-        o->stream_out = json_pack("{s:s, s:s, s:s}", "output_type", "stream", "name", name, "text", "");
+        o->stream_out = json_object();   /* not json_pack: its format parsing showed in profiles */
+        json_object_set_new_nocheck(o->stream_out, "output_type", json_string_nocheck("stream"));
+        json_object_set_new_nocheck(o->stream_out, "name", json_string(name));
+        json_object_set_new_nocheck(o->stream_out, "text", json_string_nocheck(""));
         json_array_append_new(o->outs, o->stream_out);
     }
     buf_append(&o->stream_text, text, keep);

@@ -2,6 +2,7 @@
 #include "util/timeutil.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t time_now_us(void)
@@ -28,6 +29,19 @@ void time_iso8601_utc(int64_t us, char *out, size_t n, int zulu)
 {
     time_t secs = (time_t)(us / 1000000);
     int frac = (int)(us % 1000000);
+    /* Most calls fall in the same second as the last one (a date per kernel
+     * message): keep its "YYYY-MM-DDTHH:MM:SS" and skip gmtime_r's lock. */
+    static _Thread_local time_t last_secs = -1;
+    static _Thread_local char last_head[20];
+    if (secs == last_secs && n >= 28 && frac >= 0) {
+        memcpy(out, last_head, 19);
+        char *p = out + 19;
+        *p++ = '.';
+        p = time_digits(p, frac, 6);
+        if (zulu) *p++ = 'Z';
+        *p = '\0';
+        return;
+    }
     struct tm tm;
     gmtime_r(&secs, &tm);
     if (n < 28 || frac < 0 || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) {
@@ -52,4 +66,6 @@ void time_iso8601_utc(int64_t us, char *out, size_t n, int zulu)
     p = time_digits(p, frac, 6);
     if (zulu) *p++ = 'Z';
     *p = '\0';
+    memcpy(last_head, out, 19);
+    last_secs = secs;
 }

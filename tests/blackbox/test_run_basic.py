@@ -112,6 +112,51 @@ def test_execution_timestamps_like_nbclient(h, tmp_path):
         assert parse_iso(ex["iopub.status.busy"]) <= parse_iso(ex["iopub.status.idle"])
 
 
+def test_quick_cells_keep_their_own_outputs_and_times(h, tmp_path):
+    """Each cell is sent as soon as the one before has its reply (before that
+    one's idle): outputs and times must still be each cell's own."""
+    cells = []
+    for i in range(60):
+        kind = i % 4
+        if kind == 0:
+            cells.append(f"print('out-{i}')")
+        elif kind == 1:
+            cells.append(f"import sys; print('err-{i}', file=sys.stderr)")
+        elif kind == 2:
+            cells.append(f"display({{'text/plain': 'disp-{i}'}}, raw=True)")
+        else:
+            cells.append(f"{i} * 1")
+    nb = write_nb(tmp_path / "in.ipynb", *cells)
+    out = tmp_path / "out.ipynb"
+    r = h.run(["run", nb, out])
+    assert r.rc == 0, r
+    got = code_cells(read_nb(out))
+    assert len(got) == 60
+    prev_end = None
+    for i, cell in enumerate(got):
+        assert cell.execution_count == i + 1, (i, cell.execution_count)
+        assert len(cell.outputs) == 1, (i, cell.outputs)
+        o = cell.outputs[0]
+        kind = i % 4
+        if kind == 0:
+            assert (o.output_type, o.name, o.text) == ("stream", "stdout", f"out-{i}\n")
+        elif kind == 1:
+            assert (o.output_type, o.name, o.text) == ("stream", "stderr", f"err-{i}\n")
+        elif kind == 2:
+            assert o.output_type == "display_data" and o.data["text/plain"] == f"disp-{i}"
+        else:
+            assert o.output_type == "execute_result" and o.data["text/plain"] == str(i)
+        pm = cell.metadata.papermill
+        start, end = parse_iso(pm["start_time"]), parse_iso(pm["end_time"])
+        assert start <= end and pm["status"] == "completed"
+        if prev_end is not None:
+            assert prev_end <= start, f"cell {i} started before cell {i - 1} ended"
+        prev_end = end
+        ex = cell.metadata.execution
+        assert parse_iso(ex["iopub.status.busy"]) <= parse_iso(ex["shell.execute_reply"])
+        assert parse_iso(ex["shell.execute_reply"]) <= parse_iso(ex["iopub.status.idle"])
+
+
 def test_stream_outputs_are_merged(h, tmp_path):
     nb = write_nb(tmp_path / "in.ipynb",
                   "import sys, time\nfor i in range(100):\n    print(i)\n    if i % 25 == 0:\n"

@@ -119,11 +119,15 @@ struct got {
     size_t lens[8];
     size_t biglen;
     char   bigfirst, biglast;
+    int    out_of_order;   /* bodies "mNNN" not in NNN order */
 };
 
 static void on_msg(zsock_t *z, const kframe_t *f, size_t n, void *ud)
 {
     struct got *g = ud;
+    if (n == 1 && f[0].len > 4 && ((const char *)f[0].data)[0] == 'm' &&
+        atoi((const char *)f[0].data + 1) != g->n)
+        g->out_of_order++;
     g->n++;
     g->nframes = n;
     for (size_t i = 0; i < n && i < 8; i++) {
@@ -312,6 +316,64 @@ static void test_sub_pub_tcp(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A held SUB is not read by the loop: what the publisher sends waits until
+ * zsock_drain, which delivers all of it, in order, from inside the call
+ * (also more than one read's worth); released, it is read live again. */
+static void test_sub_hold_drain(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char ep[128];
+    snprintf(ep, sizeof ep, "ipc://%s/iopub", tmpdir);
+    void *pub = zmq_socket(zctx, ZMQ_PUB);
+    assert_int_equal(zmq_bind(pub, ep), 0);
+    struct got g = { 0 };
+    zsock_t *z;
+    nb_err_t err;
+    assert_int_equal(zsock_connect(&loop, ZSOCK_SUB, ep, NULL, on_msg, &g, &z, &err), 0);
+    for (int i = 0; i < 3000 && g.n == 0; i++) {   /* until subscribed */
+        zmq_send(pub, "hello", 5, 0);
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_true(g.n > 0);
+    PUMP_UNTIL(&loop, 0);   /* let stragglers of the hello loop arrive */
+
+    zsock_hold(z, 1);
+    zsock_drain(z);        /* nothing waiting: returns at once */
+    g = (struct got){ 0 };
+    char body[2000];
+    memset(body, 'b', sizeof body);
+    for (int i = 0; i < 100; i++) {   /* ~200 KB: more than one 64 KiB read */
+        snprintf(body, 16, "m%03d", i);
+        zmq_send(pub, body, sizeof body, 0);
+    }
+    for (int i = 0; i < 300; i++) {   /* the loop runs; nothing is delivered */
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(g.n, 0);
+    for (int i = 0; i < 3000 && g.n < 100; i++) {   /* libzmq's thread writes as we read */
+        zsock_drain(z);
+        usleep(1000);
+    }
+    assert_int_equal(g.n, 100);
+    assert_int_equal(g.out_of_order, 0);
+    assert_memory_equal(g.frames[0], "m099", 4);   /* the last one came last */
+    assert_int_equal(g.lens[0], sizeof body);
+
+    zsock_hold(z, 0);
+    zmq_send(pub, "live", 4, 0);
+    PUMP_UNTIL(&loop, g.n == 101);
+    assert_int_equal(g.n, 101);
+    assert_string_equal(g.frames[0], "live");
+    assert_int_equal(zsock_dropped(z), 0);
+    close_and_drain(&loop, z);
+    zmq_close(pub);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_req_rep(void **state)
 {
     (void)state;
@@ -400,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_ready),
         cmocka_unit_test(test_dealer_router),
         cmocka_unit_test(test_sub_pub_tcp),
+        cmocka_unit_test(test_sub_hold_drain),
         cmocka_unit_test(test_req_rep),
         cmocka_unit_test(test_incompatible_peer),
         cmocka_unit_test(test_bad_endpoints),
