@@ -2,7 +2,8 @@
  * frames at every "\n--\n", so the fuzzer controls frame count and content;
  * half the inputs are checked with an empty key so the JSON parsing behind
  * the signature check is reached.  Every message the full parse takes, the
- * lazy parse must take too, with the same routing fields. */
+ * lazy parse must take too, with the same routing fields and the same
+ * integer execution_count. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         b[i] ? b[i] : "(null)");
                 abort();
             }
+        /* And kmsg_scan_int, which nbhub run reads execution_count with. */
+        long long want = 0, got = 0;
+        json_t *ec = json_object_get(m->content, "execution_count");
+        int has = json_is_integer(ec);
+        if (has) want = json_integer_value(ec);
+        int r = kmsg_scan_int(l, 3, "execution_count", &got);
+        if (r != has || (has && got != want)) {
+            fprintf(stderr, "fuzz_kwire: execution_count %d/%lld vs %d/%lld\n", has, want, r, got);
+            abort();
+        }
         kmsg_free(l);
         kmsg_free(m);
     }

@@ -163,8 +163,8 @@ static size_t kwire_skip_value(const char *s, size_t n, size_t i)
  * if the object is malformed, a wanted value is not a plain string or a
  * wanted key is there twice (the caller then parses the frame for real).
  * The whole object is walked, so a repeated key is always seen. */
-static int kwire_scan_keys(const kframe_t *f, const char *const *keys, int nk,
-                           const char **v, size_t *vlen)
+static int kwire_scan_keys_impl(const kframe_t *f, const char *const *keys, int nk,
+                                const char **v, size_t *vlen, int raw)
 {
     const char *s = f->data;
     size_t n = f->len, klen[4];
@@ -189,7 +189,14 @@ static int kwire_scan_keys(const kframe_t *f, const char *const *keys, int nk,
         i = kwire_ws(s, n, kend);
         if (i >= n || s[i] != ':') return -1;
         i = kwire_ws(s, n, i + 1);
-        if (match >= 0) {
+        if (match >= 0 && raw && i < n && s[i] != '"') {
+            /* raw: a number, literal, object or array as its text */
+            size_t vend = kwire_skip_value(s, n, i);
+            if (vend > n) return -1;
+            v[match] = s + i;
+            vlen[match] = vend - i;
+            i = vend;
+        } else if (match >= 0) {
             if (i >= n || s[i] != '"') return -1;
             esc = 0;
             size_t vend = kwire_skip_string(s, n, i, &esc);
@@ -207,6 +214,12 @@ static int kwire_scan_keys(const kframe_t *f, const char *const *keys, int nk,
         return -1;
     }
     return -1;
+}
+
+static int kwire_scan_keys(const kframe_t *f, const char *const *keys, int nk,
+                           const char **v, size_t *vlen)
+{
+    return kwire_scan_keys_impl(f, keys, nk, v, vlen, 0);
 }
 
 /* One key: 1 found (*v, *vlen), 0 absent, -1 malformed or not a plain string. */
@@ -350,6 +363,36 @@ int kmsg_scan(const kmsg_t *m, int frame, const char *key, char *out, size_t out
     if (vlen + 1 > outlen) return -1;
     memcpy(out, v, vlen);
     out[vlen] = '\0';
+    return 1;
+}
+
+int kmsg_scan_int(const kmsg_t *m, int frame, const char *key, long long *out)
+{
+    json_t *const slots[4] = { m->header, m->parent_header, m->metadata, m->content };
+    const char *v;
+    size_t vlen;
+    if (frame >= 0 && frame < 4 && m->raw[frame].data && !slots[frame] &&
+        kwire_scan_keys_impl(&m->raw[frame], &key, 1, &v, &vlen, 1) == 0) {
+        if (!v || v[-1] == '"') return 0;   /* absent, or a string (v is past its quote) */
+        /* JSON's integer grammar exactly: -?(0|[1-9][0-9]*), nothing after;
+         * anything else (a real, a literal, a long number) asks the tree. */
+        size_t i = *v == '-';
+        int ok = i < vlen && vlen - i <= 18 && (v[i] != '0' || vlen - i == 1);
+        long long r = 0;
+        for (; ok && i < vlen; i++) {
+            if (v[i] < '0' || v[i] > '9') ok = 0;
+            else r = r * 10 + (v[i] - '0');
+        }
+        if (ok) {
+            *out = *v == '-' ? -r : r;
+            return 1;
+        }
+    }
+    json_t *o = frame == 0 ? kmsg_header(m) : frame == 1 ? kmsg_parent(m)
+              : frame == 2 ? kmsg_metadata(m) : kmsg_content(m);
+    json_t *j = json_object_get(o, key);
+    if (!json_is_integer(j)) return 0;
+    *out = json_integer_value(j);
     return 1;
 }
 

@@ -99,6 +99,8 @@ void kmsg_free(kmsg_t *m);
  * content) copied into out, without building a tree when possible.
  * Returns 1 found, 0 absent or not a string, -1 too long for out. */
 int kmsg_scan(const kmsg_t *m, int frame, const char *key, char *out, size_t outlen);
+/* The same for an integer field: 1 and *out if it is one, else 0. */
+int kmsg_scan_int(const kmsg_t *m, int frame, const char *key, long long *out);
 
 /* Lazily parsed frames (borrowed; an empty object if a frame is invalid). */
 json_t *kmsg_header(const kmsg_t *m);

@@ -46,7 +46,9 @@ enum nbexec_abort { ABORT_NONE, ABORT_TIMEOUT, ABORT_DEADLINE, ABORT_SIGNAL };
 struct nbexec_flight {
     size_t  ci;
     char    msg_id[33];
-    json_t *reply;      /* execute_reply content, once it came */
+    int     got_reply;
+    char    status[16]; /* the reply's status: "ok", "error", "aborted" */
+    json_t *reply;      /* the reply's content, kept unless it was "ok" */
     json_t *exec_md;    /* borrowed: the cell's metadata.execution */
     int     got_idle;
     int64_t end_us;     /* when the kernel was seen done with it */
@@ -73,6 +75,8 @@ typedef struct nbexec {
     nb_err_t                 *err;
     int64_t                   start_us;
     size_t                    ncode, ndone; /* progress */
+    int64_t                  *starts;       /* per cell: when it started (its duration) */
+    size_t                    nstarts;
     int                       progress_drawn;
 } nbexec_t;
 
@@ -231,10 +235,11 @@ static void nbexec_notebook_start(nbexec_t *x)
 static void nbexec_cell_start(nbexec_t *x, size_t i)
 {
     json_t *pm = nbexec_pm(json_array_get(x->cells, i));
-    json_object_set_new(pm, "start_time", nbexec_now_iso());
-    json_object_set_new(pm, "status", json_string("running"));
+    int64_t now = time_now_us();
+    if (i < x->nstarts) x->starts[i] = now;
+    json_object_set_new(pm, "start_time", nbexec_iso(now));
+    json_object_set_new(pm, "status", json_string_nocheck("running"));
     json_object_set_new(pm, "exception", json_false());
-    json_object_set_new(pm, "_start_us", json_integer(time_now_us()));
     nbwriter_cell_dirty(x->w, i);
 }
 
@@ -252,12 +257,10 @@ static void nbexec_cell_complete(nbexec_t *x, size_t i, int64_t end_us)
     json_t *pm = nbexec_pm(json_array_get(x->cells, i));
     int64_t now = end_us ? end_us : time_now_us();
     json_object_set_new(pm, "end_time", nbexec_iso(now));
-    json_t *st = json_object_get(pm, "_start_us");
-    if (json_is_integer(st))
-        json_object_set_new(pm, "duration", json_real((double)(now - json_integer_value(st)) / 1e6));
-    json_object_del(pm, "_start_us");
+    if (i < x->nstarts && x->starts[i])
+        json_object_set_new(pm, "duration", json_real((double)(now - x->starts[i]) / 1e6));
     const char *status = json_string_value(json_object_get(pm, "status"));
-    if (!status || strcmp(status, "failed") != 0) json_object_set_new(pm, "status", json_string("completed"));
+    if (!status || strcmp(status, "failed") != 0) json_object_set_new(pm, "status", json_string_nocheck("completed"));
     nbwriter_cell_dirty(x->w, i);
 }
 
@@ -512,8 +515,7 @@ static void nbexec_cell_done(nbexec_t *x)
         return;
     }
     nbout_end(x->out);
-    const char *status = json_string_value(json_object_get(f->reply, "status"));
-    int failed = status && strcmp(status, "error") == 0 && !nbexec_has_tag(cell, "raises-exception");
+    int failed = strcmp(f->status, "error") == 0 && !nbexec_has_tag(cell, "raises-exception");
     int code = NB_EXIT_OK;
     if (failed) {
         nbexec_cell_exception(x, cell);
@@ -537,23 +539,19 @@ static void nbexec_cell_done(nbexec_t *x)
     if (failed) nbexec_finish(x, code);
 }
 
-static int nbexec_reply_ok(const struct nbexec_flight *f)
-{
-    const char *status = json_string_value(json_object_get(f->reply, "status"));
-    return status && strcmp(status, "ok") == 0;
-}
+static int nbexec_reply_ok(const struct nbexec_flight *f) { return strcmp(f->status, "ok") == 0; }
 
 /* After each message: end the cells the kernel is done with, and keep it
  * busy (see the top of the file). */
 static void nbexec_advance(nbexec_t *x)
 {
-    while (!x->finished && x->running && x->fl[0].reply && x->fl[0].got_idle) nbexec_cell_done(x);
+    while (!x->finished && x->running && x->fl[0].got_reply && x->fl[0].got_idle) nbexec_cell_done(x);
     if (x->finished) return;
     if (x->running == 0) {
         if (!nbexec_run_next(x)) nbexec_finish(x, NB_EXIT_OK);
         return;
     }
-    if (!x->fl[x->running - 1].reply) return;   /* the newest is still executing */
+    if (!x->fl[x->running - 1].got_reply) return;   /* the newest is still executing */
     if (x->running == 1 && x->abort == ABORT_NONE && nbexec_reply_ok(&x->fl[0]) && nbexec_run_next(x))
         return;
     /* Nothing more to send before this idle: read iopub as it comes. */
@@ -566,6 +564,14 @@ static struct nbexec_flight *nbexec_flight_of(nbexec_t *x, const kmsg_t *m)
     for (int i = 0; m->parent_id && i < x->running; i++)
         if (strcmp(m->parent_id, x->fl[i].msg_id) == 0) return &x->fl[i];
     return NULL;
+}
+
+/* execution_count from execute_input or execute_reply, without a tree. */
+static void nbexec_set_count(json_t *cell, const kmsg_t *m)
+{
+    long long ec;
+    if (kmsg_scan_int(m, 3, "execution_count", &ec) > 0)
+        json_object_set_new(cell, "execution_count", json_integer(ec));
 }
 
 static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
@@ -582,15 +588,19 @@ static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
     }
     json_t *cell = json_array_get(x->cells, f->ci);
     json_t *exec_md = f->exec_md;
-    json_t *date = m->date ? json_string(m->date) : NULL;
+    json_t *date = m->date ? json_string(m->date) : NULL;   /* validated: the scanner does not */
 
     if (ch == KCHAN_SHELL && strcmp(m->msg_type, "execute_reply") == 0) {
-        json_t *content = kmsg_content(m);
-        json_decref(f->reply);
-        f->reply = json_incref(content);
+        /* An "ok" reply is read by the scanner; any other is kept whole
+         * (ename, evalue for the error message). */
+        f->got_reply = 1;
         f->end_us = time_now_us();
-        json_t *ec = json_object_get(content, "execution_count");
-        if (ec) json_object_set(cell, "execution_count", ec);
+        if (kmsg_scan(m, 3, "status", f->status, sizeof f->status) <= 0) f->status[0] = '\0';
+        if (strcmp(f->status, "ok") != 0) {
+            json_decref(f->reply);
+            f->reply = json_incref(kmsg_content(m));
+        }
+        nbexec_set_count(cell, m);
         if (date) json_object_set(exec_md, "shell.execute_reply", date);
     } else if (ch == KCHAN_IOPUB) {
         if (strcmp(m->msg_type, "stream") == 0 && nbout_full(x->out) && !x->o->log_output) {
@@ -607,8 +617,7 @@ static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
                 if (x->running == 1) f->end_us = time_now_us();   /* read as it came */
             }
         } else if (strcmp(m->msg_type, "execute_input") == 0) {
-            json_t *ec = json_object_get(kmsg_content(m), "execution_count");
-            if (ec) json_object_set(cell, "execution_count", ec);
+            nbexec_set_count(cell, m);
             if (date) json_object_set(exec_md, "iopub.execute_input", date);
         } else {
             if (x->o->log_output) nbout_log(m->msg_type, kmsg_content(m), stderr);
@@ -757,6 +766,8 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     x->start_us = time_now_us();
     x->w = nbwriter_new(o->output_path ? o->output_path : "/dev/null");
     x->out = nbout_new(x->cells, o->max_output_bytes, nbexec_dirty, x);
+    x->nstarts = json_array_size(x->cells);
+    x->starts = xcalloc(x->nstarts ? x->nstarts : 1, sizeof *x->starts);
     uv_loop_init(&x->loop);
     uv_timer_init(&x->loop, &x->cell_timer);
     uv_timer_init(&x->loop, &x->grace_timer);
@@ -793,6 +804,7 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     nbexec_land(x);
     nbout_free(x->out);
     nbwriter_free(x->w);
+    free(x->starts);
     free(x);
     return code;
 }

@@ -148,6 +148,49 @@ static void test_request(void **state)
     kwire_key_free(k);
 }
 
+/* kmsg_scan_int: integers by the scanner, everything else as the tree says. */
+static void test_scan_int(void **state)
+{
+    (void)state;
+    kwire_key_t *k = kwire_key_new("secret", 6);
+    static const struct { const char *content; int found; long long v; } cases[] = {
+        { "{\"execution_count\":7}", 1, 7 },
+        { "{\"code\":\"x\\\"y\",\"execution_count\": 123 }", 1, 123 },
+        { "{\"execution_count\":-0}", 1, 0 },
+        { "{\"execution_count\":-12}", 1, -12 },
+        { "{\"execution_count\":1.5}", 0, 0 },
+        { "{\"execution_count\":1e3}", 0, 0 },
+        { "{\"execution_count\":\"7\"}", 0, 0 },
+        { "{\"execution_count\":null}", 0, 0 },
+        { "{\"execution_count\":[1]}", 0, 0 },
+        { "{\"other\":{\"execution_count\":5}}", 0, 0 },            /* nested: not top level */
+        { "{\"execution_count\":1,\"execution_count\":2}", 1, 2 },  /* twice: the tree's last */
+        { "{\"execution_count\":1234567890123456789}", 1, 1234567890123456789LL },  /* long: the tree */
+        { "{}", 0, 0 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        json_t *content = json_loads(cases[c].content, 0, NULL);
+        assert_non_null(content);
+        char id[33];
+        kbytes_t *fr;
+        size_t n;
+        kwire_request_text(k, "s", "execute_input", NULL,
+                           (kbytes_t){ strdup(cases[c].content), strlen(cases[c].content) }, id, &fr, &n);
+        kframe_t f[8];
+        for (size_t i = 0; i < n; i++) f[i] = (kframe_t){ fr[i].data, fr[i].len };
+        kmsg_t *m = NULL;
+        nb_err_t err;
+        assert_int_equal(kwire_parse_lazy(k, f, n, &m, &err), 0);
+        long long v = -999;
+        assert_int_equal(kmsg_scan_int(m, 3, "execution_count", &v), cases[c].found);
+        if (cases[c].found) assert_true(v == cases[c].v);
+        kmsg_free(m);
+        kwire_frames_free(fr, n);
+        json_decref(content);
+    }
+    kwire_key_free(k);
+}
+
 static void test_forged_dropped(void **state)
 {
     (void)state;
@@ -243,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_empty_key_no_signature),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_request),
+        cmocka_unit_test(test_scan_int),
         cmocka_unit_test(test_forged_dropped),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_ids_unique),
