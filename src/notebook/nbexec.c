@@ -76,7 +76,8 @@ typedef struct nbexec {
     int64_t                   start_us;
     size_t                    ncode, ndone; /* progress */
     int64_t                  *starts;       /* per cell: when it started (its duration) */
-    size_t                    nstarts;
+    json_t                  **pms;          /* per cell: borrowed metadata.papermill */
+    size_t                    nstarts;      /* cells at the start (banners come after) */
     int                       progress_drawn;
 } nbexec_t;
 
@@ -225,16 +226,27 @@ static void nbexec_notebook_start(nbexec_t *x)
             json_object_set_new(cell, "outputs", json_array());
             if (nbexec_executable(cell)) x->ncode++;
         }
-        json_object_set_new(nbexec_obj(cell, "metadata"), "papermill",
-                            json_pack("{s:n, s:n, s:n, s:n, s:s}", "exception", "start_time",
-                                      "end_time", "duration", "status", "pending"));
+        json_t *cpm = json_object();
+        json_object_set_new_nocheck(cpm, "exception", json_null());
+        json_object_set_new_nocheck(cpm, "start_time", json_null());
+        json_object_set_new_nocheck(cpm, "end_time", json_null());
+        json_object_set_new_nocheck(cpm, "duration", json_null());
+        json_object_set_new_nocheck(cpm, "status", json_string_nocheck("pending"));
+        json_object_set_new(nbexec_obj(cell, "metadata"), "papermill", cpm);
+        if (i < x->nstarts) x->pms[i] = cpm;
     }
     nbwriter_all_dirty(x->w);
 }
 
+/* cells[i].metadata.papermill, made by nbexec_notebook_start. */
+static json_t *nbexec_pm_of(nbexec_t *x, size_t i)
+{
+    return i < x->nstarts && x->pms[i] ? x->pms[i] : nbexec_pm(json_array_get(x->cells, i));
+}
+
 static void nbexec_cell_start(nbexec_t *x, size_t i)
 {
-    json_t *pm = nbexec_pm(json_array_get(x->cells, i));
+    json_t *pm = nbexec_pm_of(x, i);
     int64_t now = time_now_us();
     if (i < x->nstarts) x->starts[i] = now;
     json_object_set_new(pm, "start_time", nbexec_iso(now));
@@ -254,7 +266,7 @@ static void nbexec_cell_exception(nbexec_t *x, json_t *cell)
 /* end_us: when it ended; 0 = now. */
 static void nbexec_cell_complete(nbexec_t *x, size_t i, int64_t end_us)
 {
-    json_t *pm = nbexec_pm(json_array_get(x->cells, i));
+    json_t *pm = nbexec_pm_of(x, i);
     int64_t now = end_us ? end_us : time_now_us();
     json_object_set_new(pm, "end_time", nbexec_iso(now));
     if (i < x->nstarts && x->starts[i])
@@ -314,6 +326,7 @@ static int nbexec_error_banners(nbexec_t *x)
                   "metadata", "tags", NBEXEC_ERROR_TAG, "source", banner));
     free(banner);
     nbwriter_all_dirty(x->w);
+    x->nstarts = 0;   /* the indices of starts[] and pms[] have moved */
     return 1;
 }
 
@@ -768,6 +781,7 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     x->out = nbout_new(x->cells, o->max_output_bytes, nbexec_dirty, x);
     x->nstarts = json_array_size(x->cells);
     x->starts = xcalloc(x->nstarts ? x->nstarts : 1, sizeof *x->starts);
+    x->pms = xcalloc(x->nstarts ? x->nstarts : 1, sizeof *x->pms);
     uv_loop_init(&x->loop);
     uv_timer_init(&x->loop, &x->cell_timer);
     uv_timer_init(&x->loop, &x->grace_timer);
@@ -805,6 +819,7 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     nbout_free(x->out);
     nbwriter_free(x->w);
     free(x->starts);
+    free(x->pms);
     free(x);
     return code;
 }
