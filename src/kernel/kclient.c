@@ -160,6 +160,17 @@ void kclient_drain_iopub(kclient_t *kc)
     if (!kc->closing && kc->iopub_held) zsock_drain(kc->sock[KCHAN_IOPUB]);
 }
 
+void kclient_final(kclient_t *kc)
+{
+    if (kc->closing) return;
+    for (int ch = 0; ch < KCHAN_COUNT; ch++) zsock_final(kc->sock[ch]);
+}
+
+int kclient_ready(const kclient_t *kc, enum kchan ch)
+{
+    return !kc->closing && zsock_ready(kc->sock[ch]);
+}
+
 unsigned long kclient_dropped(const kclient_t *kc) { return kc->dropped; }
 const char *kclient_session(const kclient_t *kc) { return kc->session; }
 

@@ -48,6 +48,10 @@ void kclient_hb_start(kclient_t *kc, unsigned interval_ms, unsigned timeout_ms, 
  * per output message; one that wants outputs live releases it. */
 void kclient_hold_iopub(kclient_t *kc, int hold);
 void kclient_drain_iopub(kclient_t *kc);
+/* The kernel is going away: lost connections are not retried (zsock_final). */
+void kclient_final(kclient_t *kc);
+/* 1 once the channel's connection is up (sends go out at once). */
+int kclient_ready(const kclient_t *kc, enum kchan ch);
 /* Messages dropped for a bad signature or malformed framing. */
 unsigned long kclient_dropped(const kclient_t *kc);
 const char *kclient_session(const kclient_t *kc);

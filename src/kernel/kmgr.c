@@ -29,6 +29,7 @@ struct kmgr {
     int             got_info, got_iopub;
     unsigned        info_period_ms;    /* kernel_info_request repeat, backing off */
     unsigned        quick_retries;     /* immediate re-asks after a reply without iopub */
+    int             infos_queued;      /* a kernel_info_request was sent (or queued) */
     uint64_t        deadline_ms;
     int             escalation;    /* 0 = asked politely, 1 = SIGTERM sent, 2 = SIGKILL sent */
     int             exited;
@@ -176,7 +177,16 @@ static void kmgr_on_start_timer(uv_timer_t *t)
         kmgr_kill(km);
         return;
     }
+    /* Until shell is connected, the first request waits in its queue (it
+     * goes out the moment the kernel binds) and more would only be answered,
+     * with two iopub statuses each, later: just look again in 250 ms.  The
+     * quick re-asks after a reply without iopub cover the slow joiner. */
+    if (km->infos_queued && !kclient_ready(km->client, KCHAN_SHELL)) {
+        uv_timer_start(&km->timer, kmgr_on_start_timer, 250, 0);
+        return;
+    }
     kclient_send(km->client, KCHAN_SHELL, "kernel_info_request", NULL, NULL, NULL);
+    km->infos_queued = 1;
     /* Ask again soon, then less often: the first request's iopub messages
      * are often published before our SUB socket's subscription reached the
      * kernel (ZeroMQ's slow joiner), and a ready kernel answers in a
@@ -351,9 +361,13 @@ void kmgr_shutdown(kmgr_t *km, unsigned grace_ms)
         kmgr_finish(km);
         return;
     }
-    if (was_ready)
+    if (was_ready) {
         kclient_send(km->client, KCHAN_CONTROL, "shutdown_request",
                      json_pack("{s:b}", "restart", 0), NULL, NULL);
+        /* It closes its sockets before it exits: reconnecting to them would
+         * be five refused connects every 100 ms until the exit is seen. */
+        kclient_final(km->client);
+    }
     else if (!was_lent)
         grace_ms = 0;   /* lent: the borrower may be shutting it down itself */
     uv_timer_stop(&km->timer);

@@ -53,6 +53,7 @@ struct zsock {
     int             ever_ready;
     int             closing;
     int             held;           /* zsock_hold: not read until drained or released */
+    int             final;          /* zsock_final: a lost connection is not retried */
     int             handles;        /* open libuv handles (the timer, the stream) */
     /* receive side */
     uint8_t        *rb;
@@ -157,6 +158,7 @@ static void zsock_on_stream_closed(uv_handle_t *h)
         zsock_maybe_free(z);
         return;
     }
+    if (z->final) return;
     uv_timer_start(&z->retry, zsock_on_retry, z->ever_ready ? ZSOCK_RETRY_AFTER : ZSOCK_RETRY_FIRST, 0);
 }
 
@@ -544,6 +546,12 @@ void zsock_drain(zsock_t *z)
          * callbacks may have closed or released it. */
         if (n <= 0 || (size_t)n < b.len || !z->held || z->closing || z->state != ZS_ACTIVE) return;
     }
+}
+
+void zsock_final(zsock_t *z)
+{
+    z->final = 1;
+    if (z->state == ZS_IDLE) uv_timer_stop(&z->retry);
 }
 
 int zsock_ready(const zsock_t *z) { return z->state == ZS_ACTIVE; }
