@@ -3,13 +3,14 @@
  * half the inputs are checked with an empty key so the JSON parsing behind
  * the signature check is reached.  Every message the full parse takes, the
  * lazy parse must take too, with the same routing fields and the same
- * integer execution_count. */
+ * integer execution_count, and stream literals decode to the tree's strings. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernel/kwire.h"
+#include "util/jparse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,6 +55,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "fuzz_kwire: execution_count %d/%lld vs %d/%lld\n", has, want, r, got);
             abort();
         }
+        /* kmsg_scan_literals + jparse_string, which stream outputs are read
+         * with: what they decode is what the tree holds. */
+        static const char *const keys[2] = { "name", "text" };
+        kframe_t lit[2];
+        kmsg_t *l2 = NULL;
+        if (kwire_parse_lazy(k, frames, n, &l2, &err) != 0) abort();
+        if (kmsg_scan_literals(l2, 3, keys, 2, lit) == 0) {
+            for (int i = 0; i < 2; i++) {
+                json_t *tv = json_object_get(m->content, keys[i]);
+                if (!lit[i].data) {
+                    if (tv) { fprintf(stderr, "fuzz_kwire: scanner missed %s\n", keys[i]); abort(); }
+                    continue;
+                }
+                char *dec = NULL;
+                size_t dl = 0, dc = 0;
+                int rc = jparse_string(lit[i].data, lit[i].len, &dec, &dl, &dc);
+                if (rc != 0 || !json_is_string(tv) || dl != json_string_length(tv) ||
+                    memcmp(dec, json_string_value(tv), dl) != 0) {
+                    fprintf(stderr, "fuzz_kwire: literal %s decoded differently (rc %d)\n", keys[i], rc);
+                    abort();
+                }
+                free(dec);
+            }
+        }
+        kmsg_free(l2);
         kmsg_free(l);
         kmsg_free(m);
     }

@@ -189,7 +189,16 @@ static int kwire_scan_keys_impl(const kframe_t *f, const char *const *keys, int 
         i = kwire_ws(s, n, kend);
         if (i >= n || s[i] != ':') return -1;
         i = kwire_ws(s, n, i + 1);
-        if (match >= 0 && raw && i < n && s[i] != '"') {
+        if (match >= 0 && raw == 2) {
+            /* literal: a string with its quotes, escapes and all */
+            if (i >= n || s[i] != '"') return -1;
+            esc = 0;
+            size_t vend = kwire_skip_string(s, n, i, &esc);
+            if (vend > n) return -1;
+            v[match] = s + i;
+            vlen[match] = vend - i;
+            i = vend;
+        } else if (match >= 0 && raw && i < n && s[i] != '"') {
             /* raw: a number, literal, object or array as its text */
             size_t vend = kwire_skip_value(s, n, i);
             if (vend > n) return -1;
@@ -364,6 +373,21 @@ int kmsg_scan(const kmsg_t *m, int frame, const char *key, char *out, size_t out
     memcpy(out, v, vlen);
     out[vlen] = '\0';
     return 1;
+}
+
+int kmsg_scan_literals(const kmsg_t *m, int frame, const char *const *keys, int nk, kframe_t *lits)
+{
+    json_t *const slots[4] = { m->header, m->parent_header, m->metadata, m->content };
+    const char *v[4];
+    size_t vlen[4];
+    if (nk < 1 || nk > 4 || frame < 0 || frame > 3 || !m->raw[frame].data || slots[frame] ||
+        kwire_scan_keys_impl(&m->raw[frame], keys, nk, v, vlen, 2) < 0)
+        return -1;
+    for (int k = 0; k < nk; k++) {
+        lits[k].data = v[k];
+        lits[k].len = v[k] ? vlen[k] : 0;
+    }
+    return 0;
 }
 
 int kmsg_scan_int(const kmsg_t *m, int frame, const char *key, long long *out)

@@ -99,6 +99,12 @@ void kmsg_free(kmsg_t *m);
  * content) copied into out, without building a tree when possible.
  * Returns 1 found, 0 absent or not a string, -1 too long for out. */
 int kmsg_scan(const kmsg_t *m, int frame, const char *key, char *out, size_t outlen);
+/* The string literals (quotes and escapes included, for jparse_string) of
+ * up to 4 top-level keys of frame 0..3, without a tree: 0 and lits[k]
+ * (data NULL for an absent key), or -1 when the scanner cannot decide (a
+ * value is not a string, a key is there twice, the frame is malformed, or
+ * its tree was already built): ask the tree then. */
+int kmsg_scan_literals(const kmsg_t *m, int frame, const char *const *keys, int nk, kframe_t *lits);
 /* The same for an integer field: 1 and *out if it is one, else 0. */
 int kmsg_scan_int(const kmsg_t *m, int frame, const char *key, long long *out);
 

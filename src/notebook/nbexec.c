@@ -22,6 +22,7 @@
 #include "kernel/kmgr.h"
 #include "notebook/nbout.h"
 #include "notebook/nbwriter.h"
+#include "util/jparse.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/xmalloc.h"
@@ -75,6 +76,8 @@ typedef struct nbexec {
     nb_err_t                 *err;
     int64_t                   start_us;
     size_t                    ncode, ndone; /* progress */
+    char                     *text;         /* nbexec_stream_fast's decoded text */
+    size_t                    textcap;
     int64_t                  *starts;       /* per cell: when it started (its duration) */
     json_t                  **pms;          /* per cell: borrowed metadata.papermill */
     size_t                    nstarts;      /* cells at the start (banners come after) */
@@ -579,6 +582,29 @@ static struct nbexec_flight *nbexec_flight_of(nbexec_t *x, const kmsg_t *m)
     return NULL;
 }
 
+/* A stream message straight from its text: no content tree (the most
+ * common output there is).  0 if the scanner cannot decide: use the tree. */
+static int nbexec_stream_fast(nbexec_t *x, const kmsg_t *m)
+{
+    static const char *const keys[2] = { "name", "text" };
+    kframe_t lit[2];
+    if (kmsg_scan_literals(m, 3, keys, 2, lit) < 0 || !lit[0].data || !lit[1].data) return 0;
+    char name[16];
+    size_t nl = lit[0].len - 2;
+    /* A name is "stdout" or "stderr": short lowercase; anything else the tree way. */
+    if (nl >= sizeof name) return 0;
+    for (size_t i = 0; i < nl; i++) {
+        char c = ((const char *)lit[0].data)[1 + i];
+        if (c < 'a' || c > 'z') return 0;
+        name[i] = c;
+    }
+    name[nl] = '\0';
+    size_t tl;
+    if (jparse_string(lit[1].data, lit[1].len, &x->text, &tl, &x->textcap) < 0) return 0;
+    nbout_stream_text(x->out, name, x->text, tl);
+    return 1;
+}
+
 /* execution_count from execute_input or execute_reply, without a tree. */
 static void nbexec_set_count(json_t *cell, const kmsg_t *m)
 {
@@ -632,7 +658,7 @@ static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
         } else if (strcmp(m->msg_type, "execute_input") == 0) {
             nbexec_set_count(cell, m);
             if (date) json_object_set(exec_md, "iopub.execute_input", date);
-        } else {
+        } else if (x->o->log_output || strcmp(m->msg_type, "stream") != 0 || !nbexec_stream_fast(x, m)) {
             if (x->o->log_output) nbout_log(m->msg_type, kmsg_content(m), stderr);
             nbout_handle(x->out, m->msg_type, kmsg_content(m));
         }
@@ -818,6 +844,7 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     nbexec_land(x);
     nbout_free(x->out);
     nbwriter_free(x->w);
+    free(x->text);
     free(x->starts);
     free(x->pms);
     free(x);

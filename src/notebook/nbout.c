@@ -148,7 +148,11 @@ static void nbout_stream(nbout_t *o, const json_t *content)
     json_t *t = json_object_get(content, "text");
     const char *text = json_string_value(t);
     if (!name || !text) return;
-    size_t n = json_string_length(t);
+    nbout_stream_text(o, name, text, json_string_length(t));
+}
+
+void nbout_stream_text(nbout_t *o, const char *name, const char *text, size_t n)
+{
     if (o->clear_pending) {
         o->clear_pending = 0;
         nbout_clear_now(o);

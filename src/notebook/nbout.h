@@ -34,6 +34,9 @@ void     nbout_free(nbout_t *o);
 void     nbout_begin(nbout_t *o, size_t index);
 /* Apply one iopub message for the current cell.  Unknown types are ignored. */
 void     nbout_handle(nbout_t *o, const char *msg_type, const json_t *content);
+/* A stream message given as its name and text (valid UTF-8), without the
+ * content tree: what nbout_handle does with "stream". */
+void     nbout_stream_text(nbout_t *o, const char *name, const char *text, size_t n);
 /* Append an output object (stolen) directly, e.g. an error nbhub makes. */
 void     nbout_append(nbout_t *o, json_t *output);
 /* Write pending stream text into the JSON tree (before serialising). */

@@ -196,6 +196,28 @@ static int jp_string(jp_t *j, const char **s, size_t *n)
     return 0;
 }
 
+int jparse_string(const char *lit, size_t n, char **out, size_t *outlen, size_t *outcap)
+{
+    if (n < 2 || lit[0] != '"') return -1;
+    jp_t j = { (const unsigned char *)lit + 1, (const unsigned char *)lit + n, 0, 0,
+               *out, 0, *outcap };
+    const char *s;
+    size_t len;
+    int rc = jp_string(&j, &s, &len);
+    *out = j.tmp;           /* jp_put may have grown it */
+    *outcap = j.tcap;
+    if (rc < 0 || j.p != j.end) return -1;   /* refused, or not one whole literal */
+    if (s != j.tmp) {       /* no escapes: the bytes are the input's */
+        if (len + 1 > *outcap) {
+            *outcap = len + 1;
+            *out = xrealloc(*out, *outcap);
+        }
+        memcpy(*out, s, len);
+    }
+    *outlen = len;
+    return 0;
+}
+
 static int jp_digits(jp_t *j)
 {
     const unsigned char *p0 = j->p;

@@ -23,4 +23,11 @@ json_t *jparse(const char *s, size_t n, size_t flags, json_error_t *err);
    For the tests and fuzz/fuzz_jparse.c, which hold it to json_loadb. */
 json_t *jparse_fast(const char *s, size_t n, size_t flags);
 
+/* One JSON string literal, lit[0..n) from its opening to its closing quote,
+   decoded as json_loadb would (escapes, surrogate pairs, UTF-8 checked, no
+   \u0000) into *out, a malloc'd buffer of *outcap bytes that the call may
+   grow (NULL and 0 to start); *outlen gets the text's length.  Returns 0,
+   or -1 if json_loadb would refuse the literal. */
+int jparse_string(const char *lit, size_t n, char **out, size_t *outlen, size_t *outcap);
+
 #endif

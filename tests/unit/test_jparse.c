@@ -152,6 +152,38 @@ static void test_errors_are_janssons(void **state)
 }
 
 /* A notebook-shaped document: long base64 and many escaped lines. */
+/* jparse_string decodes one literal exactly as json_loads decodes it inside
+ * an array, and refuses what json_loads refuses. */
+static void test_string_literal(void **state)
+{
+    (void)state;
+    static const char *const lits[] = {
+        "\"\"", "\"plain\"", "\"a\\nb\\tc\\\\d\\\"e\\/f\\b\\f\\r\"", "\"\\u00e9\\u20ac\"",
+        "\"\\ud83d\\ude00 smile\"", "\"caf\xc3\xa9\"",
+        /* refused */
+        "\"ctrl\x01\"", "\"\\ud83d alone\"", "\"\\ude00\"", "\"\\u0000\"", "\"bad\xc3\"",
+        "\"\\x\"", "\"open", "\"two\" \"x\"", "noquote\"", "\"\\u12\"",
+    };
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    for (size_t i = 0; i < sizeof lits / sizeof lits[0]; i++) {
+        char doc[128];
+        snprintf(doc, sizeof doc, "[%s]", lits[i]);
+        json_t *want = json_loads(doc, 0, NULL);
+        int rc = jparse_string(lits[i], strlen(lits[i]), &out, &len, &cap);
+        if (!want) {
+            assert_int_equal(rc, -1);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        json_t *w = json_array_get(want, 0);
+        assert_int_equal(len, json_string_length(w));
+        assert_memory_equal(out, json_string_value(w), len);
+        json_decref(want);
+    }
+    free(out);
+}
+
 static void test_big_strings(void **state)
 {
     (void)state;
@@ -177,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_errors_are_janssons),
         cmocka_unit_test(test_big_strings),
+        cmocka_unit_test(test_string_literal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
