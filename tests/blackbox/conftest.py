@@ -196,6 +196,9 @@ class Harness:
             "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
             "PYTHONDONTWRITEBYTECODE": "1",
         })
+        # Under `make SANITIZER=address` ASan keeps up to 256 MB of freed memory
+        # in quarantine, which peak-RSS tests would measure instead of nbhub.
+        self.env.setdefault("ASAN_OPTIONS", "quarantine_size_mb=16")
         self.kernels_dir = None
 
     # -- custom kernelspecs in an isolated Jupyter home -------------------------------
