@@ -86,6 +86,16 @@ int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *
     return 0;
 }
 
+/* Send built frames (freed here) and report the request's id. */
+static int kclient_push(kclient_t *kc, enum kchan ch, kbytes_t *f, size_t n, const char *id,
+                        char *msg_id_out)
+{
+    if (msg_id_out) memcpy(msg_id_out, id, 33);
+    int rc = zsock_send(kc->sock[ch], f, n);
+    kwire_frames_free(f, n);
+    return rc;
+}
+
 int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *content,
                  const json_t *parent_header, char *msg_id_out)
 {
@@ -97,11 +107,8 @@ int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *con
     kbytes_t *f;
     size_t n;
     kwire_request(kc->key, kc->session, msg_type, parent_header, content, id, &f, &n);
-    if (msg_id_out) memcpy(msg_id_out, id, sizeof id);
-    int rc = zsock_send(kc->sock[ch], f, n);
-    kwire_frames_free(f, n);
     json_decref(content);
-    return rc;
+    return kclient_push(kc, ch, f, n, id, msg_id_out);
 }
 
 int kclient_send_text(kclient_t *kc, enum kchan ch, const char *msg_type, kbytes_t content,
@@ -115,10 +122,7 @@ int kclient_send_text(kclient_t *kc, enum kchan ch, const char *msg_type, kbytes
     kbytes_t *f;
     size_t n;
     kwire_request_text(kc->key, kc->session, msg_type, NULL, content, id, &f, &n);
-    if (msg_id_out) memcpy(msg_id_out, id, sizeof id);
-    int rc = zsock_send(kc->sock[ch], f, n);
-    kwire_frames_free(f, n);
-    return rc;
+    return kclient_push(kc, ch, f, n, id, msg_id_out);
 }
 
 static void kclient_on_hb(uv_timer_t *t)

@@ -275,9 +275,15 @@ int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
     return 0;
 }
 
+/* Requests go out only to a kernel that is ready (or being stopped). */
+static int kmgr_can_send(const kmgr_t *km)
+{
+    return (km->state == KM_READY || km->state == KM_STOPPING) && km->client;
+}
+
 int kmgr_request(kmgr_t *km, enum kchan ch, const char *msg_type, json_t *content, char *msg_id)
 {
-    if ((km->state != KM_READY && km->state != KM_STOPPING) || !km->client) {
+    if (!kmgr_can_send(km)) {
         json_decref(content);
         return -ENOTCONN;
     }
@@ -286,7 +292,7 @@ int kmgr_request(kmgr_t *km, enum kchan ch, const char *msg_type, json_t *conten
 
 int kmgr_execute(kmgr_t *km, const char *code, int stop_on_error, char *msg_id)
 {
-    if ((km->state != KM_READY && km->state != KM_STOPPING) || !km->client) return -ENOTCONN;
+    if (!kmgr_can_send(km)) return -ENOTCONN;
     /* Written as text, as json_pack and a dump would spell it: through the
      * tree this was a seventh of the cost of sending a cell. */
     buf_t b = BUF_INIT;

@@ -158,13 +158,20 @@ static size_t kwire_skip_value(const char *s, size_t n, size_t i)
     return i;
 }
 
-/* The string values of up to 4 top-level keys in one pass: v[k] set (and
- * vlen[k]) for each key found, NULL for the absent ones.  Returns 0, or -1
- * if the object is malformed, a wanted value is not a plain string or a
- * wanted key is there twice (the caller then parses the frame for real).
- * The whole object is walked, so a repeated key is always seen. */
+/* What a scan returns for a wanted key's value. */
+enum kwire_want {
+    KWIRE_PLAIN,     /* a string without escapes, its bytes without the quotes */
+    KWIRE_ANY,       /* the same, or any other value as its text (numbers) */
+    KWIRE_LITERAL,   /* a string as its literal: quotes, escapes and all */
+};
+
+/* The values of up to 4 top-level keys in one pass: v[k] set (and vlen[k])
+ * for each key found, NULL for the absent ones.  Returns 0, or -1 if the
+ * object is malformed, a wanted value is not what `want` takes, or a wanted
+ * key is there twice (the caller then parses the frame for real).  The
+ * whole object is walked, so a repeated key is always seen. */
 static int kwire_scan_keys_impl(const kframe_t *f, const char *const *keys, int nk,
-                                const char **v, size_t *vlen, int raw)
+                                const char **v, size_t *vlen, enum kwire_want want)
 {
     const char *s = f->data;
     size_t n = f->len, klen[4];
@@ -189,7 +196,7 @@ static int kwire_scan_keys_impl(const kframe_t *f, const char *const *keys, int 
         i = kwire_ws(s, n, kend);
         if (i >= n || s[i] != ':') return -1;
         i = kwire_ws(s, n, i + 1);
-        if (match >= 0 && raw == 2) {
+        if (match >= 0 && want == KWIRE_LITERAL) {
             /* literal: a string with its quotes, escapes and all */
             if (i >= n || s[i] != '"') return -1;
             esc = 0;
@@ -198,8 +205,8 @@ static int kwire_scan_keys_impl(const kframe_t *f, const char *const *keys, int 
             v[match] = s + i;
             vlen[match] = vend - i;
             i = vend;
-        } else if (match >= 0 && raw && i < n && s[i] != '"') {
-            /* raw: a number, literal, object or array as its text */
+        } else if (match >= 0 && want == KWIRE_ANY && i < n && s[i] != '"') {
+            /* a number, true/false/null, object or array as its text */
             size_t vend = kwire_skip_value(s, n, i);
             if (vend > n) return -1;
             v[match] = s + i;
@@ -228,7 +235,7 @@ static int kwire_scan_keys_impl(const kframe_t *f, const char *const *keys, int 
 static int kwire_scan_keys(const kframe_t *f, const char *const *keys, int nk,
                            const char **v, size_t *vlen)
 {
-    return kwire_scan_keys_impl(f, keys, nk, v, vlen, 0);
+    return kwire_scan_keys_impl(f, keys, nk, v, vlen, KWIRE_PLAIN);
 }
 
 /* One key: 1 found (*v, *vlen), 0 absent, -1 malformed or not a plain string. */
@@ -352,17 +359,29 @@ static json_t *kmsg_lazy(const kmsg_t *cm, json_t *const *cslot, int i)
     return *slot;
 }
 
+/* Frame 0..3 for the scanner, or NULL: no such frame, or its tree is
+ * built already (then the tree is the answer). */
+static const kframe_t *kmsg_scannable(const kmsg_t *m, int frame)
+{
+    json_t *const slots[4] = { m->header, m->parent_header, m->metadata, m->content };
+    return frame >= 0 && frame < 4 && m->raw[frame].data && !slots[frame] ? &m->raw[frame] : NULL;
+}
+
+/* Frame 0..3 as a tree (parsed on first use). */
+static json_t *kmsg_tree(const kmsg_t *m, int frame)
+{
+    return frame == 0 ? kmsg_header(m) : frame == 1 ? kmsg_parent(m)
+         : frame == 2 ? kmsg_metadata(m) : kmsg_content(m);
+}
+
 int kmsg_scan(const kmsg_t *m, int frame, const char *key, char *out, size_t outlen)
 {
     const char *v;
     size_t vlen;
-    json_t *const slots[4] = { m->header, m->parent_header, m->metadata, m->content };
-    int r = (frame >= 0 && frame < 4 && m->raw[frame].data && !slots[frame])
-        ? kwire_scan(&m->raw[frame], key, &v, &vlen) : -1;
+    const kframe_t *f = kmsg_scannable(m, frame);
+    int r = f ? kwire_scan(f, key, &v, &vlen) : -1;
     if (r < 0) {   /* tree already built, or the scanner cannot decide */
-        json_t *o = frame == 0 ? kmsg_header(m) : frame == 1 ? kmsg_parent(m)
-                  : frame == 2 ? kmsg_metadata(m) : kmsg_content(m);
-        json_t *j = json_object_get(o, key);
+        json_t *j = json_object_get(kmsg_tree(m, frame), key);
         if (!json_is_string(j)) return 0;
         v = json_string_value(j);
         vlen = json_string_length(j);
@@ -377,11 +396,10 @@ int kmsg_scan(const kmsg_t *m, int frame, const char *key, char *out, size_t out
 
 int kmsg_scan_literals(const kmsg_t *m, int frame, const char *const *keys, int nk, kframe_t *lits)
 {
-    json_t *const slots[4] = { m->header, m->parent_header, m->metadata, m->content };
+    const kframe_t *f = kmsg_scannable(m, frame);
     const char *v[4];
     size_t vlen[4];
-    if (nk < 1 || nk > 4 || frame < 0 || frame > 3 || !m->raw[frame].data || slots[frame] ||
-        kwire_scan_keys_impl(&m->raw[frame], keys, nk, v, vlen, 2) < 0)
+    if (nk < 1 || nk > 4 || !f || kwire_scan_keys_impl(f, keys, nk, v, vlen, KWIRE_LITERAL) < 0)
         return -1;
     for (int k = 0; k < nk; k++) {
         lits[k].data = v[k];
@@ -392,11 +410,10 @@ int kmsg_scan_literals(const kmsg_t *m, int frame, const char *const *keys, int 
 
 int kmsg_scan_int(const kmsg_t *m, int frame, const char *key, long long *out)
 {
-    json_t *const slots[4] = { m->header, m->parent_header, m->metadata, m->content };
+    const kframe_t *f = kmsg_scannable(m, frame);
     const char *v;
     size_t vlen;
-    if (frame >= 0 && frame < 4 && m->raw[frame].data && !slots[frame] &&
-        kwire_scan_keys_impl(&m->raw[frame], &key, 1, &v, &vlen, 1) == 0) {
+    if (f && kwire_scan_keys_impl(f, &key, 1, &v, &vlen, KWIRE_ANY) == 0) {
         if (!v || v[-1] == '"') return 0;   /* absent, or a string (v is past its quote) */
         /* JSON's integer grammar exactly: -?(0|[1-9][0-9]*), nothing after;
          * anything else (a real, a literal, a long number) asks the tree. */
@@ -412,9 +429,7 @@ int kmsg_scan_int(const kmsg_t *m, int frame, const char *key, long long *out)
             return 1;
         }
     }
-    json_t *o = frame == 0 ? kmsg_header(m) : frame == 1 ? kmsg_parent(m)
-              : frame == 2 ? kmsg_metadata(m) : kmsg_content(m);
-    json_t *j = json_object_get(o, key);
+    json_t *j = json_object_get(kmsg_tree(m, frame), key);
     if (!json_is_integer(j)) return 0;
     *out = json_integer_value(j);
     return 1;

@@ -51,6 +51,8 @@ struct nbexec_flight {
     char    status[16]; /* the reply's status: "ok", "error", "aborted" */
     json_t *reply;      /* the reply's content, kept unless it was "ok" */
     json_t *exec_md;    /* borrowed: the cell's metadata.execution */
+    json_t *pm;         /* borrowed: the cell's metadata.papermill */
+    int64_t start_us;   /* when it was sent (its duration) */
     int     got_idle;
     int64_t end_us;     /* when the kernel was seen done with it */
 };
@@ -78,9 +80,6 @@ typedef struct nbexec {
     size_t                    ncode, ndone; /* progress */
     char                     *text;         /* nbexec_stream_fast's decoded text */
     size_t                    textcap;
-    int64_t                  *starts;       /* per cell: when it started (its duration) */
-    json_t                  **pms;          /* per cell: borrowed metadata.papermill */
-    size_t                    nstarts;      /* cells at the start (banners come after) */
     int                       progress_drawn;
 } nbexec_t;
 
@@ -236,26 +235,19 @@ static void nbexec_notebook_start(nbexec_t *x)
         json_object_set_new_nocheck(cpm, "duration", json_null());
         json_object_set_new_nocheck(cpm, "status", json_string_nocheck("pending"));
         json_object_set_new(nbexec_obj(cell, "metadata"), "papermill", cpm);
-        if (i < x->nstarts) x->pms[i] = cpm;
     }
     nbwriter_all_dirty(x->w);
 }
 
-/* cells[i].metadata.papermill, made by nbexec_notebook_start. */
-static json_t *nbexec_pm_of(nbexec_t *x, size_t i)
+/* pm: cells[i].metadata.papermill.  Returns the start time. */
+static int64_t nbexec_cell_start(nbexec_t *x, size_t i, json_t *pm)
 {
-    return i < x->nstarts && x->pms[i] ? x->pms[i] : nbexec_pm(json_array_get(x->cells, i));
-}
-
-static void nbexec_cell_start(nbexec_t *x, size_t i)
-{
-    json_t *pm = nbexec_pm_of(x, i);
     int64_t now = time_now_us();
-    if (i < x->nstarts) x->starts[i] = now;
     json_object_set_new(pm, "start_time", nbexec_iso(now));
     json_object_set_new(pm, "status", json_string_nocheck("running"));
     json_object_set_new(pm, "exception", json_false());
     nbwriter_cell_dirty(x->w, i);
+    return now;
 }
 
 static void nbexec_cell_exception(nbexec_t *x, json_t *cell)
@@ -266,14 +258,15 @@ static void nbexec_cell_exception(nbexec_t *x, json_t *cell)
     json_object_set_new(nbexec_obj(nbexec_obj(x->nb, "metadata"), "papermill"), "exception", json_true());
 }
 
-/* end_us: when it ended; 0 = now. */
-static void nbexec_cell_complete(nbexec_t *x, size_t i, int64_t end_us)
+/* pm: cells[i].metadata.papermill (NULL: look it up); start_us from
+ * nbexec_cell_start (0: unknown, no duration); end_us: when it ended, 0 = now. */
+static void nbexec_cell_complete(nbexec_t *x, size_t i, json_t *pm, int64_t start_us, int64_t end_us)
 {
-    json_t *pm = nbexec_pm_of(x, i);
+    if (!pm) pm = nbexec_pm(json_array_get(x->cells, i));
     int64_t now = end_us ? end_us : time_now_us();
     json_object_set_new(pm, "end_time", nbexec_iso(now));
-    if (i < x->nstarts && x->starts[i])
-        json_object_set_new(pm, "duration", json_real((double)(now - x->starts[i]) / 1e6));
+    if (start_us)
+        json_object_set_new(pm, "duration", json_real((double)(now - start_us) / 1e6));
     const char *status = json_string_value(json_object_get(pm, "status"));
     if (!status || strcmp(status, "failed") != 0) json_object_set_new(pm, "status", json_string_nocheck("completed"));
     nbwriter_cell_dirty(x->w, i);
@@ -329,7 +322,6 @@ static int nbexec_error_banners(nbexec_t *x)
                   "metadata", "tags", NBEXEC_ERROR_TAG, "source", banner));
     free(banner);
     nbwriter_all_dirty(x->w);
-    x->nstarts = 0;   /* the indices of starts[] and pms[] have moved */
     return 1;
 }
 
@@ -434,9 +426,11 @@ static void nbexec_fail_cell(nbexec_t *x, const char *ename, const char *evalue)
                                    "ename", ename, "evalue", evalue, "traceback",
                                    evalue));
     nbout_end(x->out);
+    json_t *pm = x->fl[0].pm;
+    int64_t start_us = x->fl[0].start_us;
     nbexec_land(x);
     nbexec_cell_exception(x, json_array_get(x->cells, x->ci));
-    nbexec_cell_complete(x, x->ci, 0);
+    nbexec_cell_complete(x, x->ci, pm, start_us, 0);
 }
 
 static const char *nbexec_abort_ename(nbexec_t *x)
@@ -482,15 +476,18 @@ static int nbexec_run_next(nbexec_t *x)
     while (!x->finished && x->next < json_array_size(x->cells)) {
         size_t i = x->next++;
         json_t *cell = json_array_get(x->cells, i);
-        nbexec_cell_start(x, i);
+        json_t *pm = nbexec_pm(cell);
+        int64_t start_us = nbexec_cell_start(x, i, pm);
         if (!nbexec_executable(cell)) {
-            nbexec_cell_complete(x, i, 0);
+            nbexec_cell_complete(x, i, pm, start_us, 0);
             continue;
         }
         int stop_on_error = !nbexec_has_tag(cell, "raises-exception");
         struct nbexec_flight *f = &x->fl[x->running];
         memset(f, 0, sizeof *f);
         f->ci = i;
+        f->pm = pm;
+        f->start_us = start_us;
         f->exec_md = json_object();
         json_object_set_new(nbexec_obj(cell, "metadata"), "execution", f->exec_md);
         if (x->running++ == 0) {   /* else outputs go to it when the one before is done */
@@ -543,7 +540,7 @@ static void nbexec_cell_done(nbexec_t *x)
             code = NB_EXIT_FAILED;
         }
     }
-    nbexec_cell_complete(x, f->ci, f->end_us);
+    nbexec_cell_complete(x, f->ci, f->pm, f->start_us, f->end_us);
     json_decref(f->reply);
     x->fl[0] = x->fl[1];
     memset(&x->fl[1], 0, sizeof x->fl[1]);
@@ -805,9 +802,6 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     x->start_us = time_now_us();
     x->w = nbwriter_new(o->output_path ? o->output_path : "/dev/null");
     x->out = nbout_new(x->cells, o->max_output_bytes, nbexec_dirty, x);
-    x->nstarts = json_array_size(x->cells);
-    x->starts = xcalloc(x->nstarts ? x->nstarts : 1, sizeof *x->starts);
-    x->pms = xcalloc(x->nstarts ? x->nstarts : 1, sizeof *x->pms);
     uv_loop_init(&x->loop);
     uv_timer_init(&x->loop, &x->cell_timer);
     uv_timer_init(&x->loop, &x->grace_timer);
@@ -845,8 +839,6 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     nbout_free(x->out);
     nbwriter_free(x->w);
     free(x->text);
-    free(x->starts);
-    free(x->pms);
     free(x);
     return code;
 }

@@ -286,6 +286,24 @@ static void test_dealer_router(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Connect a SUB to the publisher at ep and publish [topic, body] until the
+ * subscription has reached it (ZeroMQ's slow joiner); the loop stays
+ * unpumped after, so stragglers of the loop may still arrive. */
+static zsock_t *subscribe(uv_loop_t *loop, void *pub, const char *ep, struct got *g)
+{
+    zsock_t *z;
+    nb_err_t err;
+    assert_int_equal(zsock_connect(loop, ZSOCK_SUB, ep, NULL, on_msg, g, &z, &err), 0);
+    for (int i = 0; i < 3000 && g->n == 0; i++) {
+        zmq_send(pub, "topic", 5, ZMQ_SNDMORE);
+        zmq_send(pub, "body", 4, 0);
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_true(g->n > 0);
+    return z;
+}
+
 static void test_sub_pub_tcp(void **state)
 {
     (void)state;
@@ -297,17 +315,7 @@ static void test_sub_pub_tcp(void **state)
     size_t sz = sizeof ep;
     zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, ep, &sz);
     struct got g = { 0 };
-    zsock_t *z;
-    nb_err_t err;
-    assert_int_equal(zsock_connect(&loop, ZSOCK_SUB, ep, NULL, on_msg, &g, &z, &err), 0);
-    /* Publish until the subscription has reached the publisher. */
-    for (int i = 0; i < 3000 && g.n == 0; i++) {
-        zmq_send(pub, "topic", 5, ZMQ_SNDMORE);
-        zmq_send(pub, "body", 4, 0);
-        uv_run(&loop, UV_RUN_NOWAIT);
-        usleep(1000);
-    }
-    assert_true(g.n > 0);
+    zsock_t *z = subscribe(&loop, pub, ep, &g);
     assert_int_equal(g.nframes, 2);
     assert_string_equal(g.frames[0], "topic");
     assert_string_equal(g.frames[1], "body");
@@ -329,16 +337,8 @@ static void test_sub_hold_drain(void **state)
     void *pub = zmq_socket(zctx, ZMQ_PUB);
     assert_int_equal(zmq_bind(pub, ep), 0);
     struct got g = { 0 };
-    zsock_t *z;
-    nb_err_t err;
-    assert_int_equal(zsock_connect(&loop, ZSOCK_SUB, ep, NULL, on_msg, &g, &z, &err), 0);
-    for (int i = 0; i < 3000 && g.n == 0; i++) {   /* until subscribed */
-        zmq_send(pub, "hello", 5, 0);
-        uv_run(&loop, UV_RUN_NOWAIT);
-        usleep(1000);
-    }
-    assert_true(g.n > 0);
-    PUMP_UNTIL(&loop, 0);   /* let stragglers of the hello loop arrive */
+    zsock_t *z = subscribe(&loop, pub, ep, &g);
+    PUMP_UNTIL(&loop, 0);   /* let stragglers of the subscribing loop arrive */
 
     zsock_hold(z, 1);
     zsock_drain(z);        /* nothing waiting: returns at once */
