@@ -38,6 +38,7 @@
 #include "api/api_int.h"
 #include "notebook/nb.h"
 #include "notebook/nbhtml.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -308,24 +309,20 @@ static void api_runs_send_fd(api_t *a, http_req_t *req, int fd, off_t off, off_t
     http_stream_tick(req, API_RUNS_TICK_MS, api_runs_fsend_tick, s);
 }
 
-/* Open path read-only if it resolves to a regular file below the home. */
+/* Open path read-only if it is a regular file below the home.  The path
+ * itself is opened, never its resolution: a task may have replaced its
+ * output notebook or log by a symlink (to nbhub.db, to another user's run)
+ * or a hard link, which fs_open_regular refuses. */
 static int api_runs_open_below_home(api_t *a, const char *path, struct stat *st)
 {
     char *real = realpath(path, NULL);
     if (!real) return -ENOENT;
     size_t hl = strlen(a->home);
     int inside = strncmp(real, a->home, hl) == 0 && real[hl] == '/';
-    int fd = -EACCES;
-    if (inside) {
-        fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0) fd = -errno;
-        else if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-            close(fd);
-            fd = -EACCES;
-        }
-    }
     free(real);
-    return fd;
+    if (!inside) return -EACCES;
+    int fd = fs_open_regular(path, O_RDONLY, 0, st);
+    return fd == -EINVAL || fd == -ELOOP ? -EACCES : fd;
 }
 
 static void api_runs_task_file(http_req_t *req, api_t *a, int want_log)

@@ -42,6 +42,7 @@ int cmd_render(int argc, char **argv);
 int cmd_flow(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+int cmd_asuser(int argc, char **argv);
 /* cmd_kernel_spark.c: `nbhub kernel install-spark` and `remove`. */
 int cmd_kernel_install_spark(int argc, char **argv);
 int cmd_kernel_remove(int argc, char **argv);

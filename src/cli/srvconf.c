@@ -5,6 +5,7 @@
  * parser.  Durations use the flow files' syntax (flow_duration_parse).
  */
 #include "cli/srvconf.h"
+#include "iso/uacct.h"
 #include "sched/flow.h"
 #include "util/fsutil.h"
 #include "util/xmalloc.h"
@@ -14,7 +15,7 @@
 #include <string.h>
 #include <yaml.h>
 
-enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL };
+enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS };
 
 struct ckey {
     const char *name;
@@ -27,6 +28,9 @@ static const struct ckey srvconf_keys[] = {
     { "max_active_tasks", C_UINT },  { "kill_grace", C_DURATION },
     { "shutdown_grace", C_DURATION },{ "pool", C_POOL },
     { "log_level", C_STR },          { "secure_cookies", C_BOOL },
+    { "isolation", C_STR },          { "system_user", C_STR },
+    { "create_system_users", C_BOOL },{ "limits", C_LIMITS },
+    { "user_limits", C_ULIMITS },    { "trusted_users", C_STRLIST },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -36,6 +40,14 @@ void srvconf_init(srvconf_t *c)
     c->kill_grace_ms = -1;
     c->shutdown_grace_ms = -1;
     c->secure_cookies = -1;
+    c->create_system_users = -1;
+}
+
+const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user)
+{
+    for (size_t i = 0; user && i < c->nulimits; i++)
+        if (!strcmp(c->ulimit_names[i], user)) return &c->ulimits[i];
+    return &c->limits;
 }
 
 void srvconf_clear(srvconf_t *c)
@@ -50,6 +62,14 @@ void srvconf_clear(srvconf_t *c)
     free(c->pool_names);
     free(c->pool_sizes);
     free(c->log_level);
+    free(c->isolation);
+    free(c->system_user);
+    for (size_t i = 0; i < c->nulimits; i++) free(c->ulimit_names[i]);
+    free(c->ulimit_names);
+    free(c->ulimits);
+    if (c->trusted_users)
+        for (char **p = c->trusted_users; *p; p++) free(*p);
+    free(c->trusted_users);
     srvconf_init(c);
 }
 
@@ -84,6 +104,30 @@ static int parse_uint(const char *s, unsigned *out)
     return 0;
 }
 
+/* limits: {memory: 4g, cpu: 2, pids: 512}, each key optional. */
+static void parse_limits(const char *path, yaml_document_t *doc, yaml_node_t *v, const char *what,
+                         iso_limits_t *out, nb_errlist_t *errs)
+{
+    if (v->type != YAML_MAPPING_NODE) {
+        errlist_add(errs, path, POS(v), "'%s' must be a mapping such as {memory: 4g, cpu: 2, pids: 512}", what);
+        return;
+    }
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
+        const char *key = scalar(kn), *val = scalar(vn), *why = NULL;
+        int rc;
+        if (!key) rc = -1, why = "is not a key";
+        else if (!strcmp(key, "memory")) rc = limits_parse_memory(val, &out->memory, &why);
+        else if (!strcmp(key, "cpu")) rc = limits_parse_cpu(val, &out->cpu_milli, &why);
+        else if (!strcmp(key, "pids")) rc = limits_parse_pids(val, &out->pids, &why);
+        else {
+            errlist_add(errs, path, POS(kn), "unknown limit '%s' (memory, cpu or pids)", key);
+            continue;
+        }
+        if (rc < 0) errlist_add(errs, path, POS(vn), "%s: '%s' %s", what, key ? key : "?", why);
+    }
+}
+
 static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
                       const struct ckey *k, yaml_node_t *v, nb_errlist_t *errs)
 {
@@ -97,6 +141,22 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
         if (strcmp(k->name, "home") == 0) { free(c->home); c->home = xstrdup(s); }
         else if (strcmp(k->name, "flows_dir") == 0) { free(c->flows_dir); c->flows_dir = xstrdup(s); }
         else if (strcmp(k->name, "base_url") == 0) { free(c->base_url); c->base_url = xstrdup(s); }
+        else if (strcmp(k->name, "isolation") == 0) {
+            if (strcmp(s, "shared") && strcmp(s, "system")) {
+                errlist_add(errs, path, POS(v), "'isolation' must be shared or system, not '%s'", s);
+                return;
+            }
+            free(c->isolation);
+            c->isolation = xstrdup(s);
+        } else if (strcmp(k->name, "system_user") == 0) {
+            if (!uacct_template_valid(s)) {
+                errlist_add(errs, path, POS(v),
+                            "'system_user' must contain {name} and give a valid Unix account name, such as nbhub-{name}");
+                return;
+            }
+            free(c->system_user);
+            c->system_user = xstrdup(s);
+        }
         else if (strcmp(k->name, "log_level") == 0) {
             if (strcmp(s, "debug") && strcmp(s, "info") && strcmp(s, "warn") && strcmp(s, "error")) {
                 errlist_add(errs, path, POS(v), "'log_level' must be debug, info, warn or error, not '%s'", s);
@@ -128,10 +188,11 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
             errlist_add(errs, path, POS(v), "'%s' must be an address or a list of addresses", k->name);
             return;
         }
-        if (c->listen)
-            for (char **p = c->listen; *p; p++) free(*p);
-        free(c->listen);
-        c->listen = list;
+        char ***slot = strcmp(k->name, "trusted_users") == 0 ? &c->trusted_users : &c->listen;
+        if (*slot)
+            for (char **p = *slot; *p; p++) free(*p);
+        free(*slot);
+        *slot = list;
         return;
     }
     case C_UINT: {
@@ -155,7 +216,9 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
     }
     case C_BOOL:
         if (s && (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)) {
-            c->secure_cookies = strcmp(s, "true") == 0;
+            int b = strcmp(s, "true") == 0;
+            if (strcmp(k->name, "create_system_users") == 0) c->create_system_users = b;
+            else c->secure_cookies = b;
             return;
         }
         errlist_add(errs, path, POS(v), "'%s' must be true or false", k->name);
@@ -174,6 +237,29 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
                 continue;
             }
             srvconf_set_pool(c, scalar(kn), u);
+        }
+        return;
+    case C_LIMITS:
+        parse_limits(path, doc, v, "limits", &c->limits, errs);
+        return;
+    case C_ULIMITS:
+        if (v->type != YAML_MAPPING_NODE) {
+            errlist_add(errs, path, POS(v), "'user_limits' must be a mapping of user name: limits");
+            return;
+        }
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+            if (!scalar(kn)) {
+                errlist_add(errs, path, POS(kn), "'user_limits' keys must be user names");
+                continue;
+            }
+            c->ulimit_names = xrealloc(c->ulimit_names, (c->nulimits + 1) * sizeof *c->ulimit_names);
+            c->ulimits = xrealloc(c->ulimits, (c->nulimits + 1) * sizeof *c->ulimits);
+            c->ulimit_names[c->nulimits] = xstrdup(scalar(kn));
+            c->ulimits[c->nulimits] = (iso_limits_t){ 0, 0, 0 };
+            parse_limits(path, doc, yaml_document_get_node(doc, p->value), "user_limits",
+                         &c->ulimits[c->nulimits], errs);
+            c->nulimits++;
         }
         return;
     }

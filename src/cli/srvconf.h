@@ -11,6 +11,12 @@
  *     pool: {python3: 2}            # warm kernels per kernel spec
  *     log_level: info
  *     secure_cookies: false         # set true behind https
+ *     isolation: system             # shared (default unless root) | system (docs/security.md)
+ *     system_user: "nbhub-{name}"   # system: the Unix account of each nbhub user
+ *     create_system_users: false    # system: useradd missing accounts
+ *     limits: {memory: 4g, cpu: 2, pids: 512}   # each user's (cgroups)
+ *     user_limits: {alice: {memory: 8g}}         # per user, instead of limits
+ *     trusted_users: [alice]        # shared: may save command tasks and paths outside the flow's directory
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -23,6 +29,7 @@
 #define NBHUB_SRVCONF_H
 #include <stddef.h>
 #include <stdint.h>
+#include "iso/limits.h"
 #include "util/errlist.h"
 
 typedef struct srvconf {
@@ -38,7 +45,18 @@ typedef struct srvconf {
     size_t   npool;
     char    *log_level;
     int      secure_cookies;  /* -1 = unset */
+    char    *isolation;       /* "shared" | "system" | NULL = by euid */
+    char    *system_user;     /* account template, NULL = nbhub-{name} */
+    int      create_system_users;   /* -1 = unset */
+    iso_limits_t limits;      /* every user's, zeros = none */
+    char   **ulimit_names;    /* nulimits per-user overrides */
+    iso_limits_t *ulimits;
+    size_t   nulimits;
+    char   **trusted_users;   /* NULL-terminated, may be NULL */
 } srvconf_t;
+
+/* The limits of one user: their user_limits entry, else limits. */
+const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user);
 
 void srvconf_init(srvconf_t *c);
 /* 0, or -EINVAL with problems in errs, or -ENOENT/-EIO (unreadable). */

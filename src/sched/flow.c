@@ -1074,22 +1074,24 @@ enum {
     FK_COUNT
 };
 
+static void parse_limits(pst_t *p, ynode_t *v, iso_limits_t *out);
+
 static const char *const task_keys[] = {
     "notebook", "command", "kernel", "parameters", "env", "cwd", "after", "retries", "retry_delay",
     "retry_exponential_backoff", "max_retry_delay", "timeout", "cell_timeout", "trigger_rule",
-    "spark", "spark_submit", "description", "name",
+    "spark", "spark_submit", "description", "name", "limits",
 };
 enum {
     TK_NOTEBOOK, TK_COMMAND, TK_KERNEL, TK_PARAMETERS, TK_ENV, TK_CWD, TK_AFTER, TK_RETRIES,
     TK_RETRY_DELAY, TK_BACKOFF, TK_MAX_RETRY_DELAY, TK_TIMEOUT, TK_CELL_TIMEOUT, TK_TRIGGER,
-    TK_SPARK, TK_SUBMIT, TK_DESCRIPTION, TK_NAME, TK_COUNT
+    TK_SPARK, TK_SUBMIT, TK_DESCRIPTION, TK_NAME, TK_LIMITS, TK_COUNT
 };
 
 /* Keys `defaults` accepts: the task policy keys. */
 static const int default_ok[TK_COUNT] = {
     [TK_KERNEL] = 1, [TK_ENV] = 1, [TK_CWD] = 1, [TK_RETRIES] = 1, [TK_RETRY_DELAY] = 1,
     [TK_BACKOFF] = 1, [TK_MAX_RETRY_DELAY] = 1, [TK_TIMEOUT] = 1, [TK_CELL_TIMEOUT] = 1,
-    [TK_TRIGGER] = 1, [TK_SPARK] = 1,
+    [TK_TRIGGER] = 1, [TK_SPARK] = 1, [TK_LIMITS] = 1,
 };
 
 static const char *const trigger_names[] = {
@@ -1551,6 +1553,38 @@ static void task_field(pst_t *p, flow_task_t *t, tdraft_t *d, int key, ynode_t *
         break;
     case TK_NAME:
         break;   /* handled by the caller */
+    case TK_LIMITS:
+        parse_limits(p, v, &t->limits);
+        break;
+    }
+}
+
+/* limits: {memory: 4g, cpu: 2, pids: 512} (iso/limits.h); enforced with
+ * cgroups by nbhub serve, together with the owner's own limits. */
+static void parse_limits(pst_t *p, ynode_t *v, iso_limits_t *out)
+{
+    if (v->kind != YN_MAP) {
+        NERR(p, v, "'limits' must be a mapping such as {memory: 4g, cpu: 2, pids: 512}");
+        return;
+    }
+    for (size_t i = 0; i < v->npairs; i++) {
+        ypair_t *pr = &v->pairs[i];
+        const char *k = pair_key(p, pr, " in limits"), *s = NULL, *why = NULL;
+        if (!k) continue;
+        if (pr->val->kind != YN_SCALAR || node_is_null(p, pr->val)) {
+            NERR(p, pr->val, "limit '%s' must be a value such as 4g, 2 or 512", k);
+            continue;
+        }
+        s = pr->val->text;
+        int rc;
+        if (!strcmp(k, "memory")) rc = limits_parse_memory(s, &out->memory, &why);
+        else if (!strcmp(k, "cpu")) rc = limits_parse_cpu(s, &out->cpu_milli, &why);
+        else if (!strcmp(k, "pids")) rc = limits_parse_pids(s, &out->pids, &why);
+        else {
+            NERR(p, pr->key, "unknown limit '%.64s' (memory, cpu or pids)", k);
+            continue;
+        }
+        if (rc < 0) NERR(p, pr->val, "limit '%s' %s", k, why);
     }
 }
 
@@ -1579,6 +1613,7 @@ static void task_from_defaults(flow_task_t *t, const flow_task_t *def)
     t->max_retry_delay = def->max_retry_delay;
     t->timeout = def->timeout;
     t->cell_timeout = def->cell_timeout;
+    t->limits = def->limits;
     t->trigger_rule = def->trigger_rule;
     t->kernel = def->kernel ? xstrdup(def->kernel) : NULL;
     t->cwd = def->cwd ? xstrdup(def->cwd) : NULL;
@@ -2241,6 +2276,24 @@ json_t *flow_to_json(const flow_t *f)
         const flow_task_t *t = &f->tasks[i];
         json_t *j = json_object();
         json_object_set_new(j, "name", json_string(t->name));
+        if (limits_any(&t->limits)) {
+            /* In the file's own spelling, so a run's stored spec loads again. */
+            json_t *l = json_object();
+            char v[48];
+            if (t->limits.memory) {
+                limits_memory_text(t->limits.memory, v, sizeof v);
+                json_object_set_new(l, "memory", json_string(v));
+            }
+            if (t->limits.cpu_milli) {
+                snprintf(v, sizeof v, "%lldm", (long long)t->limits.cpu_milli);
+                json_object_set_new(l, "cpu", json_string(v));
+            }
+            if (t->limits.pids) {
+                snprintf(v, sizeof v, "%lld", (long long)t->limits.pids);
+                json_object_set_new(l, "pids", json_string(v));
+            }
+            json_object_set_new(j, "limits", l);
+        }
         if (t->notebook) {
             json_object_set_new(j, "notebook", json_string(t->notebook));
             json_object_set_new(j, "notebook_path", json_string(t->notebook_path));

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "iso/limits.h"
 
 #include "sched/cron.h"
 #include "sched/tz.h"
@@ -109,6 +110,7 @@ typedef struct flow_task {
     int64_t max_retry_delay; /* seconds, cap for the backoff */
     int64_t timeout;         /* seconds for the whole task, 0 = none */
     int64_t cell_timeout;    /* seconds per cell, 0 = none */
+    iso_limits_t limits;     /* `limits:` (zeros = none); with the owner's, by cgroups */
     flow_trigger_t trigger_rule;
 
     /* DAG, filled by dag_build during parsing (indices into flow->tasks). */

@@ -121,7 +121,7 @@ static char *sched_nb_kernel(const flow_task_t *t)
     return r;
 }
 
-fref_t *fref_new(flow_t *f, int64_t version)
+fref_t *fref_new(flow_t *f, int64_t version, int read_kernels)
 {
     fref_t *r = xcalloc(1, sizeof *r);
     r->f = f;
@@ -129,7 +129,7 @@ fref_t *fref_new(flow_t *f, int64_t version)
     r->version = version;
     r->kernel = xcalloc(f->ntasks ? f->ntasks : 1, sizeof *r->kernel);
     for (size_t i = 0; i < f->ntasks; i++)
-        if (f->tasks[i].notebook_path) r->kernel[i] = sched_nb_kernel(&f->tasks[i]);
+        if (read_kernels && f->tasks[i].notebook_path) r->kernel[i] = sched_nb_kernel(&f->tasks[i]);
     return r;
 }
 
@@ -146,7 +146,7 @@ void fref_put(fref_t *r)
  * the canonical JSON the run carries.  flow_to_json adds a few derived
  * keys the file format does not have; drop them, and point notebooks at
  * their resolved absolute paths. */
-fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, nb_err_t *err)
+fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, int read_kernels, nb_err_t *err)
 {
     json_error_t je;
     json_t *j = json_loads(spec_json, 0, &je);
@@ -180,7 +180,7 @@ fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, nb_err_t *e
         return NULL;
     }
     errlist_free(&errs);
-    return fref_new(f, version);
+    return fref_new(f, version, read_kernels);
 }
 
 /* ---- flows ------------------------------------------------------------------- */
@@ -285,7 +285,7 @@ static int sched_install(sched_t *s, flow_t *f, const char *path, const char *ha
     errlist_init(&fl->errs);
     if (!fl->fr || fl->fr->version != v) {
         fref_put(fl->fr);
-        fl->fr = fref_new(f, v);
+        fl->fr = fref_new(f, v, s->o.pool != NULL);
     } else {
         flow_free(f);   /* same version: the one in service is equivalent */
     }
@@ -745,7 +745,7 @@ int sched_start(sched_t *s, nb_err_t *err)
         for (size_t i = 0; i < all.n; i++) {
             if (sched_flow_find(s, all.v[i].name)) continue;
             nb_err_t e;
-            fref_t *fr = sched_fref_from_spec(all.v[i].spec_json, all.v[i].version, &e);
+            fref_t *fr = sched_fref_from_spec(all.v[i].spec_json, all.v[i].version, s->o.pool != NULL, &e);
             if (!fr) {
                 LOG_W("stored flow does not load", "flow=%s error=\"%s\"", all.v[i].name, e.msg);
                 continue;

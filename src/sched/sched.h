@@ -28,6 +28,7 @@
 #define NBHUB_SCHED_H
 #include <stdint.h>
 #include <uv.h>
+#include "iso/limits.h"
 #include <jansson.h>
 #include "sched/flow.h"
 #include "sched/pool.h"
@@ -51,6 +52,18 @@ typedef struct sched_opts {
      * events (store_events_since) to SSE clients.  May be NULL. */
     void      (*on_change)(void *ud);
     void       *ud;
+    /* Isolation (docs/security.md).  system: every task runs as its flow
+     * owner's Unix account (account_tmpl, e.g. "nbhub-{name}"; created when
+     * missing if create_accounts) through `nbhub __as-user`, with an
+     * environment of env_keep only; no warm pool.  cgroups: limits are
+     * enforced (cgroup_probe passed); user_limits(limits_ud, owner) gives an
+     * owner's limits (NULL = none). */
+    int         system;
+    const char *account_tmpl;
+    int         create_accounts;
+    int         cgroups;
+    const iso_limits_t *(*user_limits)(void *limits_ud, const char *user);
+    void       *limits_ud;
 } sched_opts_t;
 
 int  sched_new(const sched_opts_t *o, sched_t **out, nb_err_t *err);

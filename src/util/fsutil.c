@@ -5,12 +5,39 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+int fs_open_regular(const char *path, int flags, unsigned mode, struct stat *st)
+{
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, (mode_t)mode);
+    if (fd < 0) return -errno;
+    struct stat sb;
+    if (!st) st = &sb;
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || st->st_nlink != 1) {
+        close(fd);
+        return -EINVAL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+static int fs_read_fd(int fd, const char *path, size_t max, char **out, size_t *len, nb_err_t *err);
+
+int fs_read_regular(const char *path, size_t max, char **out, size_t *len, nb_err_t *err)
+{
+    int fd = fs_open_regular(path, O_RDONLY, 0, NULL);
+    if (fd < 0)
+        return err_set(err, fd, "%s: %s", path,
+                       fd == -EINVAL ? "not a regular file with one link" : strerror(-fd));
+    return fs_read_fd(fd, path, max, out, len, err);
+}
 
 int fs_read_all(const char *path, char **out, size_t *len, nb_err_t *err)
 {
@@ -19,6 +46,12 @@ int fs_read_all(const char *path, char **out, size_t *len, nb_err_t *err)
         int e = errno;
         return err_set(err, -e, "%s: %s", path, strerror(e));
     }
+    return fs_read_fd(fd, path, SIZE_MAX, out, len, err);
+}
+
+/* Read fd to its end (closing it unless it is stdin). */
+static int fs_read_fd(int fd, const char *path, size_t max, char **out, size_t *len, nb_err_t *err)
+{
     struct stat st;
     if (fd != STDIN_FILENO && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(fd);
@@ -38,6 +71,11 @@ int fs_read_all(const char *path, char **out, size_t *len, nb_err_t *err)
         }
         if (r == 0) break;
         b.len += (size_t)r;
+        if (b.len > max) {
+            if (fd != STDIN_FILENO) close(fd);
+            buf_free(&b);
+            return err_set(err, -EFBIG, "%s: larger than %zu bytes", path, max);
+        }
     }
     b.data[b.len] = '\0';
     if (fd != STDIN_FILENO) close(fd);

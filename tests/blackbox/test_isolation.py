@@ -1,0 +1,179 @@
+"""isolation: system — each user's tasks run as that user's Unix account, inside
+cgroup limits (docs/security.md).  These tests need root (CI runs as root):
+they create the accounts nbhub-isoa and nbhub-isob with useradd, through
+nbhub itself (create_system_users), and remove them at the end.
+"""
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from nbserve import Server
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="isolation: system needs root")
+
+ALICE, BOB = "isoa", "isob"
+
+
+@pytest.fixture(scope="module")
+def accounts():
+    yield
+    for u in (ALICE, BOB):
+        subprocess.run(["userdel", "-r", f"nbhub-{u}"], capture_output=True)
+
+
+def system_server(h, extra=""):
+    # tmp_path lives below /tmp/pytest-of-root (0700): the users' accounts could
+    # not reach their run directories there, and nbhub serve says so.
+    home = Path(tempfile.mkdtemp(prefix="nbhub-iso-", dir="/tmp"))
+    os.chmod(home, 0o711)
+    (home / "nbhub.yaml").write_text("isolation: system\ncreate_system_users: true\n" + extra)
+    # A kernel every account can run: Debian's python3 with its ipykernel (the
+    # test .venv's interpreter lives below /root, which is 0700).
+    spec = home / "jupyter" / "kernels" / "syspy"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text('{"argv": ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", '
+                                      '"{connection_file}"], "display_name": "System Python", "language": "python"}')
+    for d in (home / "jupyter", home / "jupyter" / "kernels", spec):
+        os.chmod(d, 0o755)
+    os.chmod(spec / "kernel.json", 0o644)
+    srv = Server(h, home=home, env={"NBHUB_ISOLATION": "", "JUPYTER_PATH": str(home / "jupyter")}).start()
+    return srv
+
+
+def run_task(srv, flow, text, timeout=60):
+    srv.apply(flow, text)
+    deadline = time.monotonic() + 20
+    while True:
+        st, run = srv.api.post(f"/api/v1/flows/{flow}/runs", {})
+        if st == 201 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert st == 201, (st, run, srv.log())
+    return srv.wait_run(run["id"], timeout=timeout)
+
+
+def task_log(srv, run):
+    t = run["tasks"][0]
+    st, body, _ = srv.api.request("GET", f"/api/v1/runs/{run['id']}/tasks/{t['name']}/log", raw=True)
+    assert st == 200, (st, body)
+    return body.decode()
+
+
+def test_tasks_run_as_their_owner_and_cannot_read_others(h, accounts):
+    srv = system_server(h)
+    try:
+        bob = run_task(srv, "bobs", f"owner: {BOB}\ntasks:\n  secret:\n"
+                       "    command: [sh, -c, 'echo bob-secret-42; id -un']\n")
+        assert bob["state"] == "success", (bob, srv.log())
+        assert f"nbhub-{BOB}" in task_log(srv, bob)
+        bob_dir = next((srv.home / "runs" / "bobs").iterdir())
+        bob_log = next(bob_dir.glob("*.log"))
+        assert pwd.getpwuid(bob_dir.stat().st_uid).pw_name == f"nbhub-{BOB}"
+        assert bob_dir.stat().st_mode & 0o777 == 0o700
+        script = (f"id -u; echo HOME=$HOME; "
+                  f"cat {bob_log} && echo LEAK-LOG; ls {bob_dir} && echo LEAK-DIR; "
+                  f"cat {srv.home}/nbhub.db > /dev/null && echo LEAK-DB; "
+                  f"ls {srv.flows} && echo LEAK-FLOWS; "
+                  f"env | grep -c NBHUB_ADMIN_PASSWORD_FILE || true; exit 0")
+        alice = run_task(srv, "alices", f"owner: {ALICE}\ntasks:\n  snoop:\n"
+                         f"    command: [sh, -c, \"{script}\"]\n")
+        assert alice["state"] == "success", (alice, srv.log())
+        log = task_log(srv, alice)
+        uid = pwd.getpwnam(f"nbhub-{ALICE}").pw_uid
+        assert f"\n{uid}\n" in log, log
+        assert f"HOME=/home/nbhub-{ALICE}" in log
+        for leak in ("bob-secret-42", "LEAK-LOG", "LEAK-DIR", "LEAK-DB", "LEAK-FLOWS"):
+            assert leak not in log, log
+        assert log.count("Permission denied") >= 4, log
+        # The daemon's environment (here: the admin password file) is scrubbed.
+        assert "\n0\n" in log, log
+        # The daemon's own files stay private.
+        assert (srv.home / "nbhub.db").stat().st_mode & 0o077 == 0
+        assert srv.flows.stat().st_mode & 0o077 == 0
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.home, ignore_errors=True)
+
+
+def test_notebook_task_runs_as_owner(h, accounts):
+    srv = system_server(h)
+    try:
+        # The notebook must be readable by its owner: it lives in alice's home.
+        acct = pwd.getpwnam(f"nbhub-{ALICE}") if _exists(f"nbhub-{ALICE}") else None
+        if acct is None:
+            run_task(srv, "mk", f"owner: {ALICE}\ntasks:\n  t: {{command: [true]}}\n")
+            acct = pwd.getpwnam(f"nbhub-{ALICE}")
+        nb = Path(acct.pw_dir) / "who.ipynb"
+        nb.write_text('{"cells": [{"cell_type": "code", "execution_count": null, "id": "a", "metadata": {}, '
+                      '"outputs": [], "source": "import os; print(os.getuid(), os.getcwd())"}], '
+                      '"metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", '
+                      '"language": "python"}}, "nbformat": 4, "nbformat_minor": 5}')
+        os.chown(nb, acct.pw_uid, acct.pw_gid)
+        run = run_task(srv, "nbflow", f"owner: {ALICE}\ntasks:\n  who:\n    notebook: {nb}\n"
+                       f"    kernel: syspy\n", timeout=120)
+        log = task_log(srv, run)
+        assert run["state"] == "success", (run, log)
+        assert f"{acct.pw_uid} {acct.pw_dir}" in log, log
+        out = next((srv.home / "runs" / "nbflow").iterdir()) / "who.ipynb"
+        assert out.stat().st_uid == acct.pw_uid
+        st, body, _ = srv.api.request("GET", f"/api/v1/runs/{run['id']}/tasks/who/output", raw=True)
+        assert st == 200 and b"cells" in body
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.home, ignore_errors=True)
+
+
+def _exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def test_memory_limit_kills_with_a_message(h, accounts):
+    srv = system_server(h, "limits: {memory: 1g}\n")
+    try:
+        run = run_task(srv, "hog", f"owner: {ALICE}\ntasks:\n  hog:\n    limits: {{memory: 64m}}\n"
+                       "    command: [/usr/bin/python3, -c, 'x = bytearray(400 << 20); print(len(x))']\n")
+        assert run["state"] == "failed", run
+        err = run["tasks"][0].get("error") or ""
+        assert "memory limit 64m exceeded" in err, (run, srv.log())
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.home, ignore_errors=True)
+
+
+def test_symlinked_output_is_not_served(h, accounts):
+    """A task owns its run directory: it may replace its log by a link to
+    nbhub.db, but the daemon never follows it."""
+    srv = system_server(h)
+    try:
+        run = run_task(srv, "linker", f"owner: {ALICE}\ntasks:\n  t:\n"
+                       "    command: [sh, -c, 'echo hello']\n")
+        assert run["state"] == "success"
+        log = next(next((srv.home / "runs" / "linker").iterdir()).glob("t.log"))
+        log.unlink()
+        log.symlink_to(srv.home / "nbhub.db")
+        st, body, _ = srv.api.request("GET", f"/api/v1/runs/{run['id']}/tasks/t/log", raw=True)
+        assert st != 200 or b"SQLite" not in body, body[:100]
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.home, ignore_errors=True)
+
+
+def test_system_mode_needs_an_owner(h):
+    srv = system_server(h)
+    try:
+        run = run_task(srv, "nobody", "tasks:\n  t: {command: [true]}\n")
+        assert run["state"] == "failed"
+        assert "no owner" in (run["tasks"][0].get("error") or ""), run
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.home, ignore_errors=True)
