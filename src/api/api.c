@@ -107,6 +107,13 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     char *real = realpath(o->home, NULL);
     a->home = real ? real : xstrdup(o->home);
     a->version = xstrdup(o->version ? o->version : "unknown");
+    a->isolation_system = o->isolation_system;
+    if (o->trusted_users) {
+        size_t n = 0;
+        while (o->trusted_users[n]) n++;
+        a->trusted_users = xcalloc(n + 1, sizeof *a->trusted_users);
+        for (size_t i = 0; i < n; i++) a->trusted_users[i] = xstrdup(o->trusted_users[i]);
+    }
     a->secure_cookies = o->secure_cookies;
     a->hc = o->hc;
     a->started_at = time_now_us();
@@ -154,6 +161,9 @@ void api_free(api_t *a)
     free(a->home_given);
     free(a->self_exe);
     free(a->version);
+    if (a->trusted_users)
+        for (char **p = a->trusted_users; *p; p++) free(*p);
+    free(a->trusted_users);
     free(a->dummy_hash);
     lockout_free(a->lockout);
     free(a);

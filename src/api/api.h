@@ -51,6 +51,9 @@ typedef struct api_opts {
     const char *self_exe;        /* the nbhub binary (Spark clusters run `nbhub spark up`); NULL = "nbhub" */
     int         secure_cookies;  /* 1 when served over https: cookies get Secure */
     hclient_t  *hc;              /* borrowed, outlives the api: the Spark UI proxy's client; NULL = 503 */
+    int         isolation_system;   /* tasks run as their owners (docs/security.md) */
+    char *const *trusted_users;  /* NULL-terminated, may be NULL: under isolation shared, who
+                                    besides admins may save commands and outside paths */
 } api_opts_t;
 
 /* A new API; -EINVAL with a message for missing options.  *out is owned by

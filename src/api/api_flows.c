@@ -184,6 +184,34 @@ static int api_flows_truthy(const char *v)
     return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
 }
 
+/* 1 if c may not save this flow under isolation: shared (answered 403):
+ * it runs commands or reaches outside its directory as the daemon's Unix
+ * user, which only admins and trusted users may (docs/security.md).  Under
+ * isolation: system the task runs as its owner and the kernel enforces the
+ * owner's own rights, so anything goes.  A file with errors is left to
+ * sched_flow_apply, which reports them all. */
+static int api_flows_untrusted(api_t *a, http_req_t *req, const api_ctx_t *c, const char *body, size_t len,
+                               const char *label)
+{
+    if (a->isolation_system || c->admin) return 0;
+    for (char **p = a->trusted_users; p && *p; p++)
+        if (c->name && !strcmp(*p, c->name)) return 0;
+    flow_t *f = NULL;
+    nb_errlist_t errs = ERRLIST_INIT;
+    char why[256];
+    int bad = flow_parse_text(body, len, label ? label : "<request>", sched_flows_dir(a->sched), &f, &errs) == 0 &&
+              flow_needs_trust(f, why, sizeof why);
+    errlist_free(&errs);
+    flow_free(f);
+    if (bad) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s: only admins and trusted users may save that on this server "
+                 "(isolation: shared runs every task as the server's own account)", why);
+        api_error(req, 403, "forbidden", msg);
+    }
+    return bad;
+}
+
 void api_flows_apply(http_req_t *req, void *ud)
 {
     api_t *a = ud;
@@ -206,6 +234,7 @@ void api_flows_apply(http_req_t *req, void *ud)
      * the default flow name, as for files in the flows directory. */
     const char *label = http_query(req, "filename");
     if (label && (strlen(label) > 255 || strpbrk(label, "\r\n\t"))) label = NULL;
+    if (api_flows_untrusted(a, req, c, body, len, label)) return;
     int rc = sched_flow_apply(a->sched, body, len, label, c->name, c->admin, dry_run, &name, &version,
                               &created, &changed, &errs, &err);
     if (rc == -EINVAL && errlist_count(&errs)) {

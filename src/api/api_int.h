@@ -74,6 +74,8 @@ struct api {
     hclient_t     *hc;             /* borrowed: requests to Spark's UIs (NULL: 503) */
     char          *version;
     int            secure_cookies;
+    int            isolation_system;
+    char         **trusted_users;  /* NULL-terminated copy, may be NULL */
     int            stopping;
     int64_t        started_at;
     char          *dummy_hash;     /* argon2 hash verified for unknown users (timing) */

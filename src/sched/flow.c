@@ -2091,6 +2091,37 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
 
 /* ---- entry points ------------------------------------------------------ */
 
+/* path is dir itself or below it, after resolving links of what exists
+ * (a path that does not exist yet is judged by its text: no "..").  */
+static int path_below(const char *path, const char *dir)
+{
+    char *rp = realpath(path, NULL), *rd = realpath(dir, NULL);
+    const char *p = rp ? rp : path, *d = rd ? rd : dir;
+    size_t dl = strlen(d);
+    int ok = strncmp(p, d, dl) == 0 && (p[dl] == '/' || p[dl] == 0) && (rp || !strstr(p, "/../"));
+    free(rp);
+    free(rd);
+    return ok;
+}
+
+int flow_needs_trust(const flow_t *f, char *why, size_t n)
+{
+    const char *dir = f->base_dir ? f->base_dir : ".";
+    for (size_t i = 0; i < f->ntasks; i++) {
+        const flow_task_t *t = &f->tasks[i];
+        const char *r = NULL;
+        if (t->submit) r = "runs spark_submit";
+        else if (!t->notebook_path) r = "runs a command";
+        else if (!path_below(t->notebook_path, dir)) r = "runs a notebook outside the flow's directory";
+        else if (t->cwd && !path_below(t->cwd, dir)) r = "works in a directory outside the flow's directory";
+        if (r) {
+            snprintf(why, n, "task '%s' %s", t->name, r);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void flow_free(flow_t *f)
 {
     if (!f)

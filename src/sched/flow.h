@@ -172,6 +172,14 @@ int flow_parse_text(const char *text, size_t len, const char *name_for_messages,
 
 void flow_free(flow_t *f);
 
+/* Under isolation: shared every task runs as the daemon's user, so what a
+ * flow saved through the API may do depends on who saves it: a task that
+ * runs a command or spark_submit, or a notebook (or cwd) outside the flow's
+ * own directory (base_dir: no absolute path elsewhere, no "..") needs an
+ * admin or a trusted user.  0 if f needs no trust, else 1 with the first
+ * reason in why ("task 'load' runs a command"). */
+int flow_needs_trust(const flow_t *f, char *why, size_t n);
+
 /* Canonical JSON: every effective value (defaults applied, durations in
  * seconds, dates as ISO 8601 UTC), tasks in file order.  Two loads of
  * equivalent files give equal JSON, so json_equal (or a dump with

@@ -549,6 +549,8 @@ size_t sched_broken_files(sched_t *s, const char ***paths, const nb_errlist_t **
     return s->nbroken;
 }
 
+const char *sched_flows_dir(const sched_t *s) { return s->flows_dir; }
+
 int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label,
                      const char *user, int is_admin,
                      int dry_run, char **name_out, int64_t *version, int *created, int *changed,

@@ -84,6 +84,9 @@ void sched_free(sched_t *s);
 
 /* ---- flows ----------------------------------------------------------- */
 
+/* The flows directory (NULL = none). */
+const char *sched_flows_dir(const sched_t *s);
+
 /* Rescan the flows directory now (also done on inotify changes). */
 void sched_reload(sched_t *s);
 

@@ -15,7 +15,7 @@ import pytest
 
 from nbserve import Server
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="isolation: system needs root")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="isolation: system needs root")
 
 ALICE, BOB = "isoa", "isob"
 
@@ -65,6 +65,7 @@ def task_log(srv, run):
     return body.decode()
 
 
+@needs_root
 def test_tasks_run_as_their_owner_and_cannot_read_others(h, accounts):
     srv = system_server(h)
     try:
@@ -101,6 +102,7 @@ def test_tasks_run_as_their_owner_and_cannot_read_others(h, accounts):
         shutil.rmtree(srv.home, ignore_errors=True)
 
 
+@needs_root
 def test_notebook_task_runs_as_owner(h, accounts):
     srv = system_server(h)
     try:
@@ -137,6 +139,7 @@ def _exists(name):
         return False
 
 
+@needs_root
 def test_memory_limit_kills_with_a_message(h, accounts):
     srv = system_server(h, "limits: {memory: 1g}\n")
     try:
@@ -150,6 +153,7 @@ def test_memory_limit_kills_with_a_message(h, accounts):
         shutil.rmtree(srv.home, ignore_errors=True)
 
 
+@needs_root
 def test_symlinked_output_is_not_served(h, accounts):
     """A task owns its run directory: it may replace its log by a link to
     nbhub.db, but the daemon never follows it."""
@@ -168,6 +172,7 @@ def test_symlinked_output_is_not_served(h, accounts):
         shutil.rmtree(srv.home, ignore_errors=True)
 
 
+@needs_root
 def test_system_mode_needs_an_owner(h):
     srv = system_server(h)
     try:
@@ -177,3 +182,61 @@ def test_system_mode_needs_an_owner(h):
     finally:
         srv.stop()
         shutil.rmtree(srv.home, ignore_errors=True)
+
+
+# ---- isolation: shared ---------------------------------------------------------------------
+
+def _shared_server(h, trusted=()):
+    home = h.tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    if trusted:
+        (home / "nbhub.yaml").write_text("trusted_users: [%s]\n" % ", ".join(trusted))
+    srv = Server(h, home=home).start()
+    for u in ("bob", "carol"):
+        assert srv.api.post("/api/v1/users", {"name": u, "password": f"{u}-password-1"})[0] == 201
+    return srv
+
+
+def _user_api(srv, user):
+    from nbserve import Api
+    st, body, hdr = srv.api.request("POST", "/api/v1/login", {"username": user, "password": f"{user}-password-1"},
+                                    token=False, raw=True)
+    assert st == 200, body
+    import json
+    cookie = hdr["set-cookie"].split(";")[0]
+    csrf = json.loads(body)["csrf_token"]
+    st, tok = srv.api.request("POST", f"/api/v1/users/{user}/tokens", {"name": "t"},
+                              headers={"Cookie": cookie, "X-CSRF-Token": csrf}, token=False)
+    assert st == 201, tok
+    return Api(srv.port, tok["token"])
+
+
+def test_shared_mode_ordinary_users_cannot_save_commands_or_outside_paths(h):
+    srv = _shared_server(h, trusted=("carol",))
+    try:
+        (srv.flows / "x.py").write_text("print(1)\n")
+        (srv.flows / "inside.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+        bob = _user_api(srv, "bob")
+        refused = {
+            "cmd": "name: b1\ntasks:\n  t: {command: [sqlite3, x.db, 'update users set is_admin=1']}\n",
+            "abs": "name: b2\ntasks:\n  t: {notebook: /etc/passwd}\n",
+            "dotdot": "name: b3\ntasks:\n  t: {notebook: ../nbhub.db}\n",
+            "submit": f"name: b4\ntasks:\n  t: {{spark_submit: {{application: {srv.flows / 'x.py'}}}}}\n",
+        }
+        for what, text in refused.items():
+            st, body = bob.request("POST", "/api/v1/flows", text, headers={"Content-Type": "application/yaml"})
+            assert st == 403, (what, st, body)
+            assert "only admins and trusted users" in body["error"]["message"], body
+        st, body = bob.request("POST", "/api/v1/flows", "name: b5\ntasks:\n  t: {notebook: inside.ipynb}\n",
+                               headers={"Content-Type": "application/yaml"})
+        assert st == 201, body
+        # A trusted user and an admin may.
+        carol = _user_api(srv, "carol")
+        st, body = carol.request("POST", "/api/v1/flows", "name: c1\ntasks:\n  t: {command: [true]}\n",
+                                 headers={"Content-Type": "application/yaml"})
+        assert st == 201, body
+        st, body = srv.api.request("POST", "/api/v1/flows", "name: a1\ntasks:\n  t: {command: [true]}\n",
+                                   headers={"Content-Type": "application/yaml"})
+        assert st == 201, body
+    finally:
+        srv.stop()
