@@ -550,7 +550,9 @@ static int cmd_user_passwd_api(const struct cmd_user_args *a)
     json_decref(me);
     char *old = NULL, *pw = NULL;
     if (self) rc = cmd_user_old_password(a->name, a->pw_stdin, &old);
-    if (rc == CLIENT_EXIT_OK) rc = cmd_user_password(a->name, a->pw_stdin, &pw);
+    if (rc == CLIENT_EXIT_OK && (rc = cmd_user_password(a->name, a->pw_stdin, &pw)) && self && a->pw_stdin)
+        cli_errorf("changing your own password: stdin holds the current password on its first "
+                   "line and the new one on the second");
     json_t *body = NULL;
     if (rc == CLIENT_EXIT_OK) {
         body = json_pack("{s:s}", "password", pw);
