@@ -30,11 +30,16 @@
  * user may not see it, so a handler only ever runs on an object the caller
  * may act on, and names of other people's flows do not leak through a 403.
  *
- * Login cost.  passwd_verify is argon2id, 20-40 ms of CPU, and it runs on
- * the loop thread: every other request waits meanwhile.  Acceptable for a
- * team-sized hub; the move to the libuv thread pool is noted in the report.
- * An unknown user name still costs one verification (against a dummy hash),
- * so response times do not tell which names exist.
+ * Login cost.  passwd_verify is argon2id, 20-40 ms of CPU, run on libuv's
+ * thread pool one check at a time (below).  An unknown user name still
+ * costs one verification (against a dummy hash), so response times do not
+ * tell which names exist.  Failures are limited per (name, client address)
+ * and server-wide (auth/lockout.h); a password change's old password is
+ * checked in the same queue under the same limits, so a stolen session or
+ * token cannot guess it faster than a login could.
+ *
+ * Logout ends the credential it was sent with: the session (cookie) or the
+ * API token (bearer), so a script can drop its token without its id.
  *
  * Secrets are never logged: neither tokens, cookies, CSRF values nor
  * passwords appear in any log line; failed logins log the (sanitised) user
