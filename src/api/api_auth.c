@@ -307,13 +307,10 @@ static int api_auth_is_json(const http_req_t *req)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-/* The client's address as the lockout counts it (lockout.h): the peer
- * without its port; an IPv6 address cut to its /64, except an IPv4 one
- * mapped into IPv6 (a dual-stack listener), which stays the IPv4 address. */
-static const char *api_auth_client_addr(http_req_t *req)
+void api_auth_peer_key(const char *peer, char *out, size_t size)
 {
-    const char *p = http_req_peer(req);
     char host[64];
+    const char *p = peer;
     const char *e = p[0] == '[' ? strchr(p, ']') : strrchr(p, ':');
     if (p[0] == '[') p++;
     size_t n = e && e >= p ? (size_t)(e - p) : strlen(p);
@@ -330,7 +327,14 @@ static const char *api_auth_client_addr(http_req_t *req)
             strcat(host, "/64");
         }
     }
-    return http_req_strdup(req, host);
+    snprintf(out, size, "%s", host);
+}
+
+static const char *api_auth_client_addr(http_req_t *req)
+{
+    char key[64];
+    api_auth_peer_key(http_req_peer(req), key, sizeof key);
+    return http_req_strdup(req, key);
 }
 
 /*

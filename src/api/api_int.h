@@ -155,6 +155,12 @@ int  api_auth_peek(api_t *a, http_req_t *req, api_ctx_t *c);
  * -ENOENT (absent or not visible: the same answer), or another errno. */
 int  api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb_err_t *err);
 void api_auth_login(http_req_t *req, void *ud);
+/* The client address the login lockout counts (auth/lockout.h) of a peer
+ * as http_req_peer gives it ("192.0.2.1:5342", "[2001:db8::1]:5342",
+ * "unix"): the address without its port; IPv6 cut to its /64
+ * ("2001:db8::/64"), except an IPv4 address mapped into IPv6 (a dual-stack
+ * listener), which is the IPv4 address. */
+void api_auth_peer_key(const char *peer, char *out, size_t size);
 /* POST /logout: with the cookie ends that session, with a token revokes it. */
 void api_auth_logout(http_req_t *req, void *ud);
 /* Set u's password to new_pw for the request's user (already allowed by
