@@ -82,7 +82,7 @@ struct api {
     /* Logins waiting for their password check, and the one in the pool
      * (api_auth.c: one at a time). */
     struct api_login_job *login_queue, *login_tail, *login_running;
-    struct lockout *lockout;       /* failed logins per name (auth/lockout.c) */
+    struct lockout *lockout;       /* failed logins per name and address (auth/lockout.c) */
     char         **pool_names;
     unsigned      *pool_sizes;
     size_t         npool;
@@ -157,7 +157,23 @@ int  api_auth_peek(api_t *a, http_req_t *req, api_ctx_t *c);
  * -ENOENT (absent or not visible: the same answer), or another errno. */
 int  api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb_err_t *err);
 void api_auth_login(http_req_t *req, void *ud);
+/* The client address the login lockout counts (auth/lockout.h) of a peer
+ * as http_req_peer gives it ("192.0.2.1:5342", "[2001:db8::1]:5342",
+ * "unix"): the address without its port; IPv6 cut to its /64
+ * ("2001:db8::/64"), except an IPv4 address mapped into IPv6 (a dual-stack
+ * listener), which is the IPv4 address. */
+void api_auth_peer_key(const char *peer, char *out, size_t size);
+/* POST /logout: with the cookie ends that session, with a token revokes it. */
 void api_auth_logout(http_req_t *req, void *ud);
+/* Set u's password to new_pw for the request's user (already allowed by
+ * the route: u themself or an admin) and answer the request: 204, 403 when
+ * u is the caller and old_pw is missing or wrong (counted as a failed
+ * login), 429 while locked out.  The old password is checked and the new
+ * one hashed on the thread pool.  u's other sessions end (the caller's
+ * own stays when it is u's), its API tokens too with revoke_tokens.
+ * Takes u (cleared). */
+void api_auth_password_change(api_t *a, http_req_t *req, store_user_t *u, const char *old_pw,
+                              const char *new_pw, int revoke_tokens);
 void api_auth_me(http_req_t *req, void *ud);
 /* Is the credential a long-lived request (an event stream) was opened with
  * still good: the session or token with this digest not revoked or

@@ -1708,10 +1708,32 @@ static void test_json_times(void **state)
     assert_false(api_users_name_valid(long_name));
 }
 
+/* The lockout's client key: port dropped, IPv6 per /64, mapped IPv4 as IPv4. */
+static void test_peer_key(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        { "192.0.2.1:5342", "192.0.2.1" },
+        { "127.0.0.2:1", "127.0.0.2" },
+        { "[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64" },
+        { "[2001:db8:1:2:ffff::9]:443", "2001:db8:1:2::/64" },
+        { "[::1]:8765", "::/64" },
+        { "[::ffff:198.51.100.7]:80", "198.51.100.7" },
+        { "unix", "unix" },
+        { "?", "?" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char key[64];
+        api_auth_peer_key(cases[i][0], key, sizeof key);
+        assert_string_equal(key, cases[i][1]);
+    }
+}
+
 int main(void)
 {
     log_set_level(LOG_OFF);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_peer_key),
         cmocka_unit_test(test_json_times),
         cmocka_unit_test(test_openapi),
         cmocka_unit_test(test_auth_tokens),

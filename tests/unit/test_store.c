@@ -1041,6 +1041,28 @@ static void test_users(void **state)
     store_user_clear(&u);
     assert_int_equal(store_user_set_password(f->st, 999, "x", &err), -ENOENT);
 
+    /* a change the user asked for: the session that made it stays, the
+     * others end; tokens stay unless revoked with it, and only this user's */
+    assert_int_equal(store_session_add(f->st, "keep", "c1", id, T0, T0 + HOUR, NULL, &err), 0);
+    assert_int_equal(store_session_add(f->st, "other", "c2", id, T0, T0 + HOUR, NULL, &err), 0);
+    assert_int_equal(store_session_add(f->st, "bobs", "c3", id2, T0, T0 + HOUR, NULL, &err), 0);
+    assert_int_equal(store_token_add(f->st, id, "a", "atok", T0, 0, NULL, &err), 0);
+    assert_int_equal(store_token_add(f->st, id2, "b", "btok", T0, 0, NULL, &err), 0);
+    assert_int_equal(store_user_change_password(f->st, id, "$argon2id$w", "keep", 0, &err), 0);
+    assert_int_equal(store_session_lookup(f->st, "keep", T0, NULL, NULL, &err), 0);
+    assert_int_equal(store_session_lookup(f->st, "other", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "atok", T0, NULL, NULL, &err), 0);
+    assert_int_equal(store_user_change_password(f->st, id, "$argon2id$v", NULL, 1, &err), 0);
+    assert_int_equal(store_session_lookup(f->st, "keep", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "atok", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "btok", T0, NULL, NULL, &err), 0);
+    assert_int_equal(store_session_lookup(f->st, "bobs", T0, NULL, NULL, &err), 0);
+    /* logout with a token: revoked by its digest */
+    assert_int_equal(store_token_revoke_hash(f->st, "btok", &err), 0);
+    assert_int_equal(store_token_lookup(f->st, "btok", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_revoke_hash(f->st, "btok", &err), -ENOENT);
+    assert_int_equal(store_session_delete(f->st, "bobs", &err), 0);
+
     /* disabled users cannot authenticate with tokens or sessions */
     assert_int_equal(store_token_add(f->st, id2, "ci", "tokhash", T0, 0, NULL, &err), 0);
     assert_int_equal(store_session_add(f->st, "sess2", "csrf2", id2, T0, T0 + HOUR, NULL, &err),
