@@ -173,8 +173,12 @@ static fx_t *fx_new(int with_sched)
     token_digest(tok, digest);
     assert_int_equal(store_token_add(f->st, f->uid[ALICE], "spare", digest, time_now_us(), 0,
                                      &f->spare_token, &err), 0);
+    /* The ordinary users are trusted: these tests are about who may see and
+     * change what, with command tasks as the simplest flows; what untrusted
+     * users may save is tests/blackbox/test_isolation.py's. */
+    static char *const trusted[] = { "alice", "bob", NULL };
     api_opts_t ao = { .loop = &f->loop, .store = f->st, .home = f->dir, .version = "test-1.0",
-                      .self_exe = "/bin/true" };
+                      .self_exe = "/bin/true", .trusted_users = trusted };
     /* a stopped Spark cluster of alice's, named like her flow */
     char *sd = xasprintf("%s/spark/daily", f->dir);
     nb_err_t serr;
