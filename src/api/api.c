@@ -70,6 +70,7 @@ const struct http_route api_routes[] = {
     { "POST",   "/api/v1/flows/:name/backfill",          api_flows_backfill,      API_FLOW },
     { "GET",    "/api/v1/flows/:name/runs",              api_flows_runs,          API_FLOW },
     { "GET",    "/api/v1/flows/:name/parameters",        api_flows_parameters,    API_FLOW },
+    { "GET",    "/api/v1/flows/:name/files",             api_flows_files,         API_FLOW },
     /* runs and tasks */
     { "GET",    "/api/v1/runs",                          api_runs_list,           API_AUTH },
     { "GET",    "/api/v1/runs/:id",                      api_runs_get,            API_RUN },

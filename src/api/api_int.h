@@ -229,6 +229,7 @@ char *api_runs_spark_path(const char *log_path);   /* new string or NULL */
 /* ---- api_sparkui.c: the Spark UIs through the proxy --------------------- */
 void api_sparkui_get(http_req_t *req, void *ud);
 void api_flows_parameters(http_req_t *req, void *ud);
+void api_flows_files(http_req_t *req, void *ud);
 /* api_ui.c: the web UI's page and files, compiled in from web/. */
 void api_ui_index(http_req_t *req, void *ud);
 void api_ui_asset(http_req_t *req, void *ud);

@@ -9,7 +9,8 @@
  *
  *   1. find the account, or create it (--create: useradd, home 0700);
  *   2. hand the task's files to it (--chown: the run directory, the
- *      parameters file; lchown, never following a link);
+ *      parameters file; --chown-tree: the flow's own directory with the
+ *      notebooks `flow apply` sent; lchown, never following a link);
  *   3. create the cgroups (--cgroup REL=MEMORY,CPU_MILLI,PIDS, parents
  *      first) and enter the last one: every process of the task is inside
  *      its limits from its first instruction;
@@ -33,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -57,6 +59,17 @@ static int fail(const char *fmt, ...)
     return ASUSER_FAIL;
 }
 
+static uid_t tree_uid;
+static gid_t tree_gid;
+
+static int chown_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return lchown(p, tree_uid, tree_gid) < 0 ? -1 : 0;
+}
+
 int cmd_asuser(int argc, char **argv)
 {
     if (argc < 4) {
@@ -67,11 +80,13 @@ int cmd_asuser(int argc, char **argv)
     int create = 0, self = 0, i;
     char **chowns = xcalloc((size_t)argc, sizeof *chowns);
     char **groups = xcalloc((size_t)argc, sizeof *groups);
-    size_t nchown = 0, ngroup = 0;
+    char **trees = xcalloc((size_t)argc, sizeof *trees);
+    size_t nchown = 0, ngroup = 0, ntree = 0;
     for (i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (!strcmp(argv[i], "--create")) create = 1;
         else if (!strcmp(argv[i], "--self")) self = 1;
         else if (!strcmp(argv[i], "--chown") && i + 1 < argc) chowns[nchown++] = argv[++i];
+        else if (!strcmp(argv[i], "--chown-tree") && i + 1 < argc) trees[ntree++] = argv[++i];
         else if (!strcmp(argv[i], "--cgroup") && i + 1 < argc) groups[ngroup++] = argv[++i];
         else if (!strcmp(argv[i], "--cwd") && i + 1 < argc) cwd = argv[++i];
         else return fail("__as-user: unknown option %s", argv[i]);
@@ -94,6 +109,11 @@ int cmd_asuser(int argc, char **argv)
     }
     for (size_t k = 0; k < nchown; k++)
         if (lchown(chowns[k], a.uid, a.gid) < 0) return fail("cannot give %s to its user: %s", chowns[k], strerror(errno));
+    tree_uid = a.uid;
+    tree_gid = a.gid;
+    for (size_t k = 0; k < ntree; k++)
+        if (nftw(trees[k], chown_one, 16, FTW_PHYS) != 0)
+            return fail("cannot give %s to its user: %s", trees[k], strerror(errno));
 
     for (size_t k = 0; k < ngroup; k++) {
         char *spec = groups[k], *eq = strchr(spec, '=');

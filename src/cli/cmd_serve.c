@@ -268,7 +268,7 @@ static int serve_isolation_check(const srvconf_t *c, int system_mode, cgroup_kin
 static void serve_isolation_home(const char *home, const char *flows, const char *db, const char *lock)
 {
     chmod(home, 0711);
-    chmod(flows, 0700);
+    chmod(flows, 0711);   /* not listable; flows/NAME/ belongs to NAME's owner */
     chmod(lock, 0600);
     char *runs = xasprintf("%s/runs", home);
     mkdir(runs, 0711);

@@ -1066,12 +1066,12 @@ static int parse_date(const char *s, const tz_t *tz, int64_t *utc)
 
 static const char *const flow_keys[] = {
     "name", "description", "owner", "schedule", "timezone", "start_date", "end_date", "catchup",
-    "max_active_runs", "params", "on_failure", "on_success", "defaults", "tasks", "spark",
+    "max_active_runs", "params", "on_failure", "on_success", "defaults", "tasks", "spark", "files",
 };
 enum {
     FK_NAME, FK_DESCRIPTION, FK_OWNER, FK_SCHEDULE, FK_TIMEZONE, FK_START, FK_END, FK_CATCHUP,
     FK_MAX_ACTIVE, FK_PARAMS, FK_ON_FAILURE, FK_ON_SUCCESS, FK_DEFAULTS, FK_TASKS, FK_SPARK,
-    FK_COUNT
+    FK_FILES, FK_COUNT
 };
 
 static void parse_limits(pst_t *p, ynode_t *v, iso_limits_t *out);
@@ -2047,6 +2047,27 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
     task_init_defaults(&def);
     memset(&ddraft, 0, sizeof ddraft);
     /* spark at the top: the default of every task (a task's own wins) */
+    if ((n = keys[FK_FILES]) && !node_is_null(p, n)) {
+        if (n->kind != YN_SEQ) {
+            NERR(p, n, "'files' must be a list of paths relative to the flow's directory");
+        } else {
+            f->files = xcalloc(n->nitems + 1, sizeof *f->files);
+            for (size_t i = 0; i < n->nitems; i++) {
+                ynode_t *it = n->items[i];
+                if (get_text(p, it, "files entry", &s) <= 0 || !*s) continue;
+                if (s[0] == '/' || !strcmp(s, "..") || !strncmp(s, "../", 3) || strstr(s, "/../") ||
+                    (strlen(s) >= 3 && !strcmp(s + strlen(s) - 3, "/.."))) {
+                    NERR(p, it, "files entry '%s' must be a path inside the flow's directory", s);
+                    continue;
+                }
+                char *path = path_join(p->base_dir, s);
+                struct stat st;
+                if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                    NERR(p, it, "file '%s' not found (looked for %s)", s, path);
+                f->files[f->nfiles++] = path;
+            }
+        }
+    }
     if ((n = keys[FK_SPARK]))
         parse_spark(p, n, &def.spark);
     if ((n = keys[FK_DEFAULTS]) && !node_is_null(p, n)) {
@@ -2131,6 +2152,8 @@ void flow_free(flow_t *f)
     free(f->base_dir);
     free(f->description);
     free(f->owner);
+    for (size_t i = 0; i < f->nfiles; i++) free(f->files[i]);
+    free(f->files);
     free(f->schedule);
     if (f->cron)
         cron_free(f->cron);

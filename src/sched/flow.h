@@ -127,6 +127,8 @@ typedef struct flow {
     char   *base_dir;        /* relative paths resolve against this */
     char   *description;     /* NULL if absent */
     char   *owner;           /* NULL if absent */
+    char  **files;           /* `files:` resolved against base_dir (sent by `flow apply`) */
+    size_t  nfiles;
 
     flow_sched_kind_t sched_kind;
     char   *schedule;        /* as written (a number becomes "Ns"), NULL = manual */

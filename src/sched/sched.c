@@ -323,6 +323,8 @@ static void sched_log_errors(const char *what, const nb_errlist_t *errs)
 }
 
 /* Load one file of the flows dir. */
+static char *sched_flow_base(sched_t *s, const char *name);
+
 static void sched_load_file(sched_t *s, const char *path)
 {
     char *text = NULL;
@@ -342,7 +344,13 @@ static void sched_load_file(sched_t *s, const char *path)
     }
     nb_errlist_t errs = ERRLIST_INIT;
     flow_t *f = NULL;
-    int rc = flow_parse_text(text, len, path, s->flows_dir, &f, &errs);
+    const char *slash = strrchr(path, '/');
+    char *stem = xstrdup(slash ? slash + 1 : path), *dot = strrchr(stem, '.');
+    if (dot) *dot = 0;
+    char *base = sched_flow_base(s, stem);
+    free(stem);
+    int rc = flow_parse_text(text, len, path, base, &f, &errs);
+    free(base);
     free(text);
     if (rc == 0) {
         sflow_t *same = sched_flow_find(s, f->name);
@@ -551,7 +559,80 @@ size_t sched_broken_files(sched_t *s, const char ***paths, const nb_errlist_t **
 
 const char *sched_flows_dir(const sched_t *s) { return s->flows_dir; }
 
-int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label,
+int sched_file_path_ok(const char *path)
+{
+    size_t n = strlen(path);
+    if (n == 0 || n > 255 || path[0] == '/') return -EINVAL;
+    const char *c = path;
+    for (const char *p = path;; p++) {
+        if (*p == '/' || *p == 0) {
+            if (p == c || *c == '.') return -EINVAL;   /* "", ".", "..", ".hidden" */
+            if (!*p) break;
+            c = p + 1;
+        } else if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e || *p == '\\') {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* The directory a flow's paths resolve against: flows_dir/NAME/ when the
+ * flow was deployed with its files, else the flows directory itself. */
+static char *sched_flow_base(sched_t *s, const char *name)
+{
+    char *d = xasprintf("%s/%s", s->flows_dir, name);
+    if (fs_is_dir(d)) return d;
+    free(d);
+    return xstrdup(s->flows_dir);
+}
+
+/* Write files below a fresh staging directory of the flows directory. */
+static char *sched_stage_files(sched_t *s, const sched_file_t *files, size_t nfiles, nb_err_t *err)
+{
+    static unsigned seq;
+    char *dir = xasprintf("%s/.nbhub-upload-%d-%u", s->flows_dir, (int)getpid(), ++seq);
+    if (mkdir(dir, 0700) < 0) {
+        err_set(err, -errno, "%s: %s", dir, strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    for (size_t i = 0; i < nfiles; i++) {
+        char *path = xasprintf("%s/%s", dir, files[i].path), *parent = fs_dirname(path);
+        int rc = sched_file_path_ok(files[i].path) < 0
+                     ? err_set(err, -EINVAL, "file name '%s' is not allowed", files[i].path)
+                     : fs_mkdir_p(parent, 0700, err);
+        if (rc == 0) rc = fs_write_atomic(path, files[i].data, files[i].len, 0, err);
+        free(parent);
+        free(path);
+        if (rc < 0) {
+            fs_rm_tree(dir);
+            free(dir);
+            return NULL;
+        }
+    }
+    return dir;
+}
+
+/* Move the staging directory to flows_dir/NAME/, replacing the old one. */
+static int sched_commit_files(sched_t *s, const char *staged, const char *name, nb_err_t *err)
+{
+    char *final = xasprintf("%s/%s", s->flows_dir, name);
+    char *old = xasprintf("%s/.nbhub-old-%s-%d", s->flows_dir, name, (int)getpid());
+    int had = fs_is_dir(final), rc = 0;
+    if (had && rename(final, old) < 0) rc = err_set(err, -errno, "%s: %s", final, strerror(errno));
+    else if (rename(staged, final) < 0) {
+        rc = err_set(err, -errno, "%s: %s", final, strerror(errno));
+        if (had) rename(old, final);
+    } else if (had) {
+        fs_rm_tree(old);
+    }
+    free(final);
+    free(old);
+    return rc;
+}
+
+int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const sched_file_t *files, size_t nfiles,
+                     int trusted, const char *label,
                      const char *user, int is_admin,
                      int dry_run, char **name_out, int64_t *version, int *created, int *changed,
                      nb_errlist_t *errs, nb_err_t *err)
@@ -560,10 +641,28 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
     if (!s->flows_dir) return err_set(err, -ENOTSUP, "the server has no flows directory");
     flow_t *f = NULL;
     if (!label || !*label) label = "<request>";
-    int rc = flow_parse_text(yaml, len, label, s->flows_dir, &f, errs);
-    if (rc < 0) return err_set(err, -EINVAL, "the flow file has errors");
+    char *staged = NULL;
+    if (nfiles && !(staged = sched_stage_files(s, files, nfiles, err))) return err->code;
+    int rc = flow_parse_text(yaml, len, label, staged ? staged : s->flows_dir, &f, errs);
+    if (rc == 0 && !staged && f->name[0]) {
+        /* Deployed earlier with its files: its paths resolve there. */
+        char *base = sched_flow_base(s, f->name);
+        if (strcmp(base, s->flows_dir) != 0) {
+            flow_free(f);
+            f = NULL;
+            rc = flow_parse_text(yaml, len, label, base, &f, errs);
+        }
+        free(base);
+    }
+    if (rc < 0) {
+        if (staged) fs_rm_tree(staged);
+        free(staged);
+        return err_set(err, -EINVAL, "the flow file has errors");
+    }
     if (f->name[0] == '\0' || strcmp(f->name, "<request>") == 0 || strcmp(f->name, "request") == 0) {
         flow_free(f);
+        if (staged) fs_rm_tree(staged);
+        free(staged);
         errlist_add(errs, label, 0, 0, "the flow needs a 'name' when it is sent to the server");
         return err_set(err, -EINVAL, "the flow file has errors");
     }
@@ -592,13 +691,26 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
             goto fail;
         }
     }
+    char why[256];
+    if (!trusted && flow_needs_trust(f, why, sizeof why)) {
+        rc = err_set(err, -EACCES, "%s: only admins and trusted users may save that on this server "
+                     "(isolation: shared runs every task as the server's own account)", why);
+        goto fail;
+    }
     if (dry_run) {
+        if (staged) fs_rm_tree(staged);
+        free(staged);
         if (name_out) *name_out = xstrdup(f->name);
         if (created) *created = fl == NULL;
         if (version) *version = fl ? fl->version : 0;
         if (changed) *changed = 0;
         flow_free(f);
         return 0;
+    }
+    if (staged) {
+        if ((rc = sched_commit_files(s, staged, f->name, err)) < 0) goto fail;
+        free(staged);
+        staged = NULL;
     }
     char *path = fl && fl->path ? xstrdup(fl->path) : xasprintf("%s/%s.yaml", s->flows_dir, f->name);
     if ((rc = fs_write_atomic(path, yaml, len, 1, err)) < 0) {
@@ -611,7 +723,18 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
     flow_free(f);
     f = NULL;
     nb_errlist_t e2 = ERRLIST_INIT;
-    rc = flow_parse_text(yaml, len, path, s->flows_dir, &f, &e2);
+    char *base = NULL;
+    {
+        /* the flow's name is the file's stem for files the API writes */
+        const char *slash = strrchr(path, '/');
+        char *stem = xstrdup(slash ? slash + 1 : path);
+        char *dot = strrchr(stem, '.');
+        if (dot) *dot = 0;
+        base = sched_flow_base(s, stem);
+        free(stem);
+    }
+    rc = flow_parse_text(yaml, len, path, base, &f, &e2);
+    free(base);
     errlist_free(&e2);
     if (rc < 0) {
         free(path);
@@ -624,6 +747,8 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
     else free(name);
     return rc;
 fail:
+    if (staged) fs_rm_tree(staged);
+    free(staged);
     flow_free(f);
     return rc;
 }

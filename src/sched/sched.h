@@ -116,7 +116,27 @@ int64_t sched_next_run(sched_t *s, const char *name);
  * flows_dir/NAME.yaml (so the flows directory stays the one source of
  * truth) and the flow is put in service at once.  Outputs may be NULL:
  * *name_out (malloc'd), *version, *created (1 if new), *changed. */
-int  sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label,
+/* A file sent with a flow (`nbhub flow apply` bundles the notebooks and
+ * `files:` it references): path relative to the flow's directory. */
+typedef struct sched_file {
+    const char *path;
+    const char *data;
+    size_t      len;
+} sched_file_t;
+
+/* 0 if path may name a file in a flow's directory: relative, at most 255
+ * bytes, components of printable ASCII, none empty, ".", ".." or starting
+ * with '.' (no hidden files, no escapes). */
+int  sched_file_path_ok(const char *path);
+
+/* files (nfiles, may be 0) are written to flows_dir/NAME/ — the flow's
+ * directory, against which its paths then resolve — replacing what was
+ * there, all at once (staged, then renamed) and only when the flow is
+ * valid and the caller may apply it.  trusted: the caller may save command
+ * tasks and paths outside the flow's directory (flow_needs_trust); else
+ * such a flow is refused (-EACCES). */
+int  sched_flow_apply(sched_t *s, const char *yaml, size_t len, const sched_file_t *files, size_t nfiles,
+                      int trusted, const char *label,
                       const char *user,
                       int is_admin, int dry_run, char **name_out, int64_t *version,
                       int *created, int *changed, nb_errlist_t *errs, nb_err_t *err);

@@ -677,6 +677,13 @@ static int isolate_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t 
             argv_add(&w, &n, pfile);
             free(pfile);
         }
+        /* A flow deployed with its files: its directory is the owner's. */
+        const flow_t *fw = run_flow(r);
+        if (fw->base_dir && s->flows_dir && strcmp(fw->base_dir, s->flows_dir) != 0 &&
+            strncmp(fw->base_dir, s->flows_dir, strlen(s->flows_dir)) == 0) {
+            argv_add(&w, &n, "--chown-tree");
+            argv_add(&w, &n, fw->base_dir);
+        }
         if (ft->cwd && !ft->notebook_path) {
             argv_add(&w, &n, "--cwd");
             argv_add(&w, &n, ft->cwd);
@@ -781,7 +788,8 @@ static void task_launch(sched_t *s, stask_t *t)
         argv_add(&argv, &argc, pfile);
         /* Under isolation: system the flows directory is the daemon's: the
          * kernel starts in the task's cwd or the user's home. */
-        if (!s->o.system || ft->cwd) {
+        if (!s->o.system || ft->cwd ||
+            (f->base_dir && s->flows_dir && strcmp(f->base_dir, s->flows_dir) != 0)) {
             argv_add(&argv, &argc, "--cwd");
             argv_add(&argv, &argc, cwd);
         }

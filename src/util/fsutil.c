@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,25 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+static int fs_rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return (flag == FTW_DP ? rmdir(p) : unlink(p)) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int fs_rm_tree(const char *path)
+{
+    int rc = nftw(path, fs_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return rc < 0 ? (errno == ENOENT ? 0 : -errno) : rc;
+}
+
+int fs_is_dir(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
 
 int fs_open_regular(const char *path, int flags, unsigned mode, struct stat *st)
 {

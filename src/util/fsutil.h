@@ -26,6 +26,12 @@ int fs_exists(const char *path);
 /* Directory part of a path, freshly allocated ("." if none). */
 char *fs_dirname(const char *path);
 
+/* rm -rf path, never following symlinks (a link is removed, not its
+ * target).  0, or the first -errno. */
+int fs_rm_tree(const char *path);
+/* 1 if path is a directory (not following a final symlink). */
+int fs_is_dir(const char *path);
+
 /* Files in directories a user's code can write (run directories under
  * `isolation: system`, and anything a task may touch in `shared` mode) are
  * opened by the daemon only through these: the last component is never

@@ -96,7 +96,7 @@ def test_tasks_run_as_their_owner_and_cannot_read_others(h, accounts):
         assert "\n0\n" in log, log
         # The daemon's own files stay private.
         assert (srv.home / "nbhub.db").stat().st_mode & 0o077 == 0
-        assert srv.flows.stat().st_mode & 0o077 == 0
+        assert srv.flows.stat().st_mode & 0o066 == 0   # 0711: not listable
     finally:
         srv.stop()
         shutil.rmtree(srv.home, ignore_errors=True)
@@ -240,3 +240,30 @@ def test_shared_mode_ordinary_users_cannot_save_commands_or_outside_paths(h):
         assert st == 201, body
     finally:
         srv.stop()
+
+
+@needs_root
+def test_deployed_flow_directory_belongs_to_its_owner(h, accounts):
+    import base64
+    import json
+    srv = system_server(h)
+    try:
+        nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "a", "metadata": {}, "outputs": [],
+                         "source": "import os; print(os.getuid(), open('data.txt').read())"}],
+              "metadata": {"kernelspec": {"name": "syspy", "display_name": "S", "language": "python"}},
+              "nbformat": 4, "nbformat_minor": 5}
+        files = {"who.ipynb": base64.b64encode(json.dumps(nb).encode()).decode(),
+                 "data.txt": base64.b64encode(b"deployed-data").decode()}
+        yaml = f"name: dep\nowner: {ALICE}\nfiles: [data.txt]\ntasks:\n  who: {{notebook: who.ipynb}}\n"
+        st, body = srv.api.post("/api/v1/flows", {"flow": yaml, "files": files})
+        assert st == 201, body
+        st, run = srv.api.post("/api/v1/flows/dep/runs", {})
+        run = srv.wait_run(run["id"], timeout=120)
+        log = task_log(srv, run)
+        uid = pwd.getpwnam(f"nbhub-{ALICE}").pw_uid
+        assert run["state"] == "success", (run, log)
+        assert f"{uid} deployed-data" in log, log
+        assert (srv.flows / "dep").stat().st_uid == uid
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.home, ignore_errors=True)

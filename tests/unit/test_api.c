@@ -197,7 +197,7 @@ static fx_t *fx_new(int with_sched)
         assert_int_equal(sched_new(&so, &f->sched, &err), 0);
         f->api->sched = f->sched;
         nb_errlist_t errs = ERRLIST_INIT;
-        int rc = sched_flow_apply(f->sched, FLOW_YAML, strlen(FLOW_YAML), NULL, "alice", 0, 0, NULL, NULL,
+        int rc = sched_flow_apply(f->sched, FLOW_YAML, strlen(FLOW_YAML), NULL, 0, 1, NULL, "alice", 0, 0, NULL, NULL,
                                   NULL, NULL, &errs, &err);
         if (rc) fail_msg("apply: %s", err.msg);
         errlist_free(&errs);
