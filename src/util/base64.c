@@ -30,7 +30,8 @@ int base64_decode_append(buf_t *out, const char *src, size_t n)
             buf_append(out, &byte, 1);
         }
     }
-    return 0;
+    /* The bits past the last byte must be zero: one spelling per content. */
+    return acc & ((1u << bits) - 1) ? -1 : 0;
 }
 
 void base64_append(buf_t *out, const void *src, size_t n)
