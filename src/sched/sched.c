@@ -273,6 +273,7 @@ static int sched_install(sched_t *s, flow_t *f, const char *path, const char *ha
     if (store_flow_get(s->o.store, f->name, 0, &row, NULL) == 0) {
         fl->paused = row.paused;
         fl->owner_id = row.owner_id;
+        fl->flow_id = row.id;
         store_flow_clear(&row);
     }
     if (path && (!fl->path || strcmp(fl->path, path) != 0)) {
@@ -549,6 +550,88 @@ size_t sched_broken_files(sched_t *s, const char ***paths, const nb_errlist_t **
     return s->nbroken;
 }
 
+/* The value of a top-level `key:` of a flow file, read line by line so it
+ * works on files YAML cannot parse: quotes and a trailing comment removed.
+ * NULL when absent or empty. */
+static char *sched_peek_key(const char *text, size_t len, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < len;) {
+        const char *line = text + i;
+        const char *nl = memchr(line, '\n', len - i);
+        size_t ll = nl ? (size_t)(nl - line) : len - i;
+        i += ll + 1;
+        if (ll <= kl || memcmp(line, key, kl) != 0) continue;
+        size_t p = kl;
+        while (p < ll && line[p] == ' ') p++;
+        if (p >= ll || line[p] != ':') continue;
+        p++;
+        while (p < ll && (line[p] == ' ' || line[p] == '\t')) p++;
+        size_t e = ll;
+        if (p < ll && (line[p] == '"' || line[p] == '\'')) {
+            const char *q = memchr(line + p + 1, line[p], ll - p - 1);
+            if (!q) return NULL;
+            e = (size_t)(q - line);
+            p++;
+        } else {
+            for (size_t k = p; k < ll; k++)
+                if (line[k] == '#' && (k == p || line[k - 1] == ' ' || line[k - 1] == '\t')) {
+                    e = k;
+                    break;
+                }
+            while (e > p && (line[e - 1] == ' ' || line[e - 1] == '\t' || line[e - 1] == '\r'))
+                e--;
+        }
+        return e > p ? xstrndup(line + p, e - p) : NULL;
+    }
+    return NULL;
+}
+
+/* A flow file of the flows dir that failed to load, and that applying
+ * `name` to `target` would replace or shadow: the one at that path, or one
+ * that says it is that flow.  Its owner (user name, into *owner, may stay
+ * NULL) is its `owner:` key, else the owner of the flow the store last
+ * loaded from that path.  1 if there is one. */
+static int sched_broken_owner(sched_t *s, const char *name, const char *target, char **owner)
+{
+    *owner = NULL;
+    for (size_t i = 0; i < s->nbroken; i++) {
+        const char *path = s->broken_paths[i];
+        char *text = NULL;
+        size_t len = 0;
+        nb_err_t e;
+        if (fs_read_all(path, &text, &len, &e) < 0) continue;
+        char *declared = sched_peek_key(text, len, "name");
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        size_t bl = strcspn(base, ".");
+        int same = strcmp(path, target) == 0 ||
+                   (declared ? strcmp(declared, name) == 0
+                             : strlen(name) == bl && strncmp(base, name, bl) == 0);
+        if (same) *owner = sched_peek_key(text, len, "owner");
+        free(text);
+        if (!same) {
+            free(declared);
+            continue;
+        }
+        if (!*owner) {
+            store_flow_t row;
+            if (store_flow_get(s->o.store, declared ? declared : name, 1, &row, NULL) == 0) {
+                store_user_t u;
+                if (row.owner_id && row.source_path && strcmp(row.source_path, path) == 0 &&
+                    store_user_by_id(s->o.store, row.owner_id, &u, NULL) == 0) {
+                    *owner = xstrdup(u.name);
+                    store_user_clear(&u);
+                }
+                store_flow_clear(&row);
+            }
+        }
+        free(declared);
+        return 1;
+    }
+    return 0;
+}
+
 int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label,
                      const char *user, int is_admin,
                      int dry_run, char **name_out, int64_t *version, int *created, int *changed,
@@ -590,6 +673,33 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
             goto fail;
         }
     }
+    /* Not in service here, but maybe still someone's: a live row in the
+     * store (a stored spec that did not load), or a file of the flows dir
+     * that failed to load.  Only its owner or an admin may replace it. */
+    int64_t live_owner = -1;
+    if (!fl) {
+        store_flow_t row;
+        if (store_flow_get(s->o.store, f->name, 0, &row, NULL) == 0) {
+            live_owner = row.owner_id;
+            store_flow_clear(&row);
+        }
+        if (!is_admin && live_owner >= 0 && live_owner != uid) {
+            rc = err_set(err, -EACCES, "flow '%s' belongs to another user", f->name);
+            goto fail;
+        }
+        char *target = xasprintf("%s/%s.yaml", s->flows_dir, f->name);
+        char *bowner = NULL;
+        int broken = sched_broken_owner(s, f->name, target, &bowner);
+        free(target);
+        int mine = bowner && user && strcmp(bowner, user) == 0;
+        free(bowner);
+        if (broken && !is_admin && !mine && live_owner != uid) {
+            rc = err_set(err, -EACCES, "flow '%s' has a file in the flows directory that failed "
+                         "to load and belongs to another user (or to no one): only its owner "
+                         "or an admin may replace it", f->name);
+            goto fail;
+        }
+    }
     if (dry_run) {
         if (name_out) *name_out = xstrdup(f->name);
         if (created) *created = fl == NULL;
@@ -616,7 +726,10 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
         return err_set(err, -EIO, "flow changed meaning when written");
     }
     char *name = xstrdup(f->name);
-    rc = sched_install(s, f, path, hash, fl ? 0 : uid, version, created, changed, err);
+    /* The applier becomes the owner of a new flow only: an existing one
+     * (in service or a live stored row) keeps its owner. */
+    rc = sched_install(s, f, path, hash, fl || live_owner >= 0 ? 0 : uid, version, created,
+                       changed, err);
     free(path);
     if (rc == 0 && name_out) *name_out = name;
     else free(name);
@@ -754,6 +867,7 @@ int sched_start(sched_t *s, nb_err_t *err)
             fl->fr = fr;
             fl->version = all.v[i].version;
             fl->owner_id = all.v[i].owner_id;
+            fl->flow_id = all.v[i].id;
             fl->paused = all.v[i].paused;
             sched_arm_flow(s, fl);
         }

@@ -137,7 +137,7 @@
 #include "util/err.h"
 
 /* The schema version this nbhub writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store store_t;
 
@@ -163,6 +163,7 @@ typedef struct store_event {
     int64_t run;       /* runs.id, 0 if none */
     char   *task;      /* NULL if none */
     char   *json;      /* a JSON object, never NULL */
+    int64_t flow_id;   /* flows.id of the incarnation it is about, 0 if none */
 } store_event_t;
 
 typedef struct store_events {
@@ -197,6 +198,10 @@ int store_batch_end(store_t *st, nb_err_t *err);
  */
 #include <sqlite3.h>
 #include <jansson.h>
+
+/* store_open, migrating no further than `version` (1..STORE_SCHEMA_VERSION):
+ * for the unit test that builds an old database and upgrades it. */
+int store_open_at(const char *path, int version, store_t **out, nb_err_t *err);
 
 /* The connection, for the unit test's benchmark only. */
 sqlite3 *store_db(store_t *st);

@@ -1,0 +1,192 @@
+"""Flows and runs across owners (issue 16): a flow deleted and created again
+under the same name, flow files that failed to load, parameter names that
+would be code in the parameters cell, schedules that never fire and logical
+dates out of range.  Two ordinary users, alice and bob, are created through
+the API by the admin."""
+import json
+import socket
+import time
+
+from conftest import code, write_nb
+from nbserve import Api, Server
+
+FLOW = """
+name: {name}
+tasks:
+  t:
+    command: ["sh", "-c", "echo {word}-was-here"]
+"""
+
+
+def users(srv, *names):
+    tokens = {}
+    for user in names:
+        st, body = srv.api.post("/api/v1/users", {"name": user, "password": f"{user}-password-1"})
+        assert st == 201, (st, body)
+        st, t = srv.api.post(f"/api/v1/users/{user}/tokens", {"name": "t"})
+        assert st == 201, (st, t)
+        tokens[user] = Api(srv.port, t["token"])
+    return tokens
+
+
+def apply(api, name, text):
+    return api.request("POST", f"/api/v1/flows?filename={name}.yaml", text,
+                       headers={"Content-Type": "application/yaml"})
+
+
+def wait(api, run, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st, r = api.get(f"/api/v1/runs/{run}")
+        assert st == 200, (st, r)
+        if r["state"] in ("success", "failed", "cancelled"):
+            return r
+        time.sleep(0.1)
+    raise AssertionError(f"run {run} did not end")
+
+
+def replay(port, token, idle=1.5):
+    """Every event the caller may see, from the first (?after=0): (kind, data)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=idle)
+    s.sendall(f"GET /api/v1/events?after=0 HTTP/1.1\r\nHost: x\r\n"
+              f"Authorization: Bearer {token}\r\n\r\n".encode())
+    buf = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except socket.timeout:
+        pass
+    s.close()
+    head, _, body = buf.partition(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n")[0], head
+    out, ev = [], None
+    for line in body.decode(errors="replace").split("\n"):
+        if line.startswith("event: "):
+            ev = line[7:].strip()
+        elif line.startswith("data: ") and ev:
+            try:
+                out.append((ev, json.loads(line[6:])))
+            except ValueError:      # a chunk-size line of the chunked body: not ours
+                pass
+            ev = None
+    return out
+
+
+def test_recreated_flow_does_not_inherit_runs(h):
+    """alice's flow, deleted and created again by bob under the same name, must
+    not give bob alice's runs, logs or events, and alice keeps them."""
+    srv = Server(h).start()
+    try:
+        u = users(srv, "alice", "bob")
+        alice, bob = u["alice"], u["bob"]
+        st, body = apply(alice, "shared", FLOW.format(name="shared", word="alice"))
+        assert st == 201, (st, body)
+        st, run = alice.post("/api/v1/flows/shared/runs", {"logical_date": "2026-03-01T00:00:00Z",
+                                                           "params": None})
+        assert st == 201, (st, run)
+        old = run["id"]
+        assert wait(alice, old)["state"] == "success", (alice.get(f"/api/v1/runs/{old}"), srv.log())
+        st, log = alice.request("GET", f"/api/v1/runs/{old}/tasks/t/log", raw=True)[:2]
+        assert st == 200 and b"alice-was-here" in log
+        assert alice.delete("/api/v1/flows/shared")[0] == 204
+
+        # bob takes the name
+        st, body = apply(bob, "shared", FLOW.format(name="shared", word="bob"))
+        assert st == 201, (st, body)
+        st, runs = bob.get("/api/v1/flows/shared/runs")
+        assert st == 200 and runs["runs"] == [], runs
+        assert bob.get(f"/api/v1/runs/{old}")[0] == 404
+        assert body["version"] == 1
+        st, flows = bob.get("/api/v1/flows")
+        (f,) = [f for f in flows["flows"] if f["name"] == "shared"]
+        assert f["last_run"] is None and f["recent_runs"] == [], f
+        assert bob.get(f"/api/v1/runs/{old}")[0] == 404
+        assert bob.get(f"/api/v1/runs/{old}/tasks/t/log")[0] == 404
+        st, lst = bob.get("/api/v1/runs?flow=shared")
+        assert st == 200 and old not in [r["id"] for r in lst["runs"]], lst
+        st, lst = bob.get("/api/v1/runs")
+        assert old not in [r["id"] for r in lst["runs"]], lst
+        assert bob.post(f"/api/v1/runs/{old}/cancel")[0] == 404
+
+        # the same run id text in the new incarnation: its own directory
+        st, run = bob.post("/api/v1/flows/shared/runs", {"logical_date": "2026-03-01T00:00:00Z"})
+        assert st == 201, (st, run)
+        new = run["id"]
+        assert wait(bob, new)["state"] == "success"
+        st, log = bob.request("GET", f"/api/v1/runs/{new}/tasks/t/log", raw=True)[:2]
+        assert st == 200 and b"bob-was-here" in log and b"alice" not in log
+
+        # alice still reads her run, its log untouched, and not bob's
+        st, r = alice.get(f"/api/v1/runs/{old}")
+        assert st == 200 and r["flow"] == "shared", (st, r)
+        st, log = alice.request("GET", f"/api/v1/runs/{old}/tasks/t/log", raw=True)[:2]
+        assert st == 200 and b"alice-was-here" in log and b"bob" not in log, log
+        assert alice.get(f"/api/v1/runs/{new}")[0] == 404
+        st, lst = alice.get("/api/v1/runs?flow=shared")
+        assert [r["id"] for r in lst["runs"]] == [old], lst
+        assert alice.get("/api/v1/flows/shared")[0] == 404
+        # the admin sees both runs, the flow's own list only the live one
+        st, lst = srv.api.get("/api/v1/runs?flow=shared")
+        assert {r["id"] for r in lst["runs"]} == {old, new}
+        st, lst = srv.api.get("/api/v1/flows/shared/runs")
+        assert [r["id"] for r in lst["runs"]] == [new]
+
+        # events: each sees only their own incarnation's
+        seen = {who: replay(srv.port, api.token) for who, api in (("alice", alice), ("bob", bob))}
+        a_runs = {d.get("run") for k, d in seen["alice"] if d.get("run")}
+        b_runs = {d.get("run") for k, d in seen["bob"] if d.get("run")}
+        assert old in a_runs and new not in a_runs, seen["alice"]
+        assert new in b_runs and old not in b_runs, seen["bob"]
+        assert "flow.deleted" not in [k for k, _ in seen["bob"]], seen["bob"]
+        assert "flow.deleted" in [k for k, _ in seen["alice"]]
+        admin_runs = {d.get("run") for k, d in replay(srv.port, srv.api.token) if d.get("run")}
+        assert {old, new} <= admin_runs
+    finally:
+        srv.stop()
+
+
+def test_recreated_by_same_user_starts_fresh(h):
+    """Even the same user gets a new flow: no old runs in it, the old ones
+    still hers by id; a scheduled tick that fired before fires again."""
+    srv = Server(h).start()
+    try:
+        alice = users(srv, "alice")["alice"]
+        assert apply(alice, "again", FLOW.format(name="again", word="one"))[0] == 201
+        st, run = alice.post("/api/v1/flows/again/runs", {})
+        assert st == 201
+        wait(alice, run["id"])
+        assert alice.delete("/api/v1/flows/again")[0] == 204
+        assert apply(alice, "again", FLOW.format(name="again", word="two"))[0] == 201
+        assert alice.get("/api/v1/flows/again/runs")[1]["runs"] == []
+        assert alice.get(f"/api/v1/runs/{run['id']}")[0] == 200
+    finally:
+        srv.stop()
+
+
+def test_broken_flow_file_keeps_its_owner(h):
+    """A file of the flows dir that fails to load is still its owner's: bob
+    may not overwrite it through the API; alice and the admin may."""
+    srv = Server(h)
+    (srv.flows / "precious.yaml").write_text(
+        "name: precious\nowner: alice\ntasks:\n  t: {command: [true], nonsense: 1}\n")
+    (srv.flows / "orphan.yaml").write_text("tasks: [\n")
+    srv.start()
+    try:
+        u = users(srv, "alice", "bob")
+        st, body = apply(u["bob"], "precious", FLOW.format(name="precious", word="bob"))
+        assert st == 403, (st, body)
+        assert "nonsense" in (srv.flows / "precious.yaml").read_text()
+        # a broken file at the path the flow would be written to, no owner:
+        # only an admin may replace it
+        st, body = apply(u["bob"], "orphan", FLOW.format(name="orphan", word="bob"))
+        assert st == 403, (st, body)
+        assert (srv.flows / "orphan.yaml").read_text() == "tasks: [\n"
+        st, body = apply(u["alice"], "precious", FLOW.format(name="precious", word="alice"))
+        assert st in (200, 201), (st, body)
+        st, body = apply(srv.api, "orphan", FLOW.format(name="orphan", word="admin"))
+        assert st in (200, 201), (st, body)
+    finally:
+        srv.stop()
