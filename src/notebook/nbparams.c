@@ -567,7 +567,7 @@ static int check_name(const translator_t *t, const char *name, size_t len, nb_er
         else buf_printf(&b, "\\x%02x", c);
     }
     if (b.len >= 60) buf_puts(&b, "...");
-    int rc = err_set(err, -EINVAL, "parameter name '%s' is not a %s identifier%s",
+    int rc = err_set(err, -EINVAL, "parameter name '%s' is not a valid %s identifier%s",
                      b.len ? b.data : "", rule_language(r, t),
                      is_keyword(kw, n, nl) ? " (it is a reserved word)" : "");
     buf_free(&b);

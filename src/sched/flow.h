@@ -202,4 +202,10 @@ int flow_name_valid(const char *s);
 /* Whether s is a valid task name: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
 int flow_task_name_valid(const char *s);
 
+/* Whether `name` may name a flow parameter (`params:` keys, the names a
+ * trigger may set): an ASCII identifier, [A-Za-z_][A-Za-z0-9_]*, at most 64
+ * bytes — what {{ params.NAME }} can reach, and an identifier in every
+ * language a notebook task may pass it on to. */
+int flow_param_name_ok(const char *name);
+
 #endif

@@ -779,6 +779,13 @@ int sched_trigger(sched_t *s, const char *flow, const json_t *params, int64_t lo
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)params, k, v) {
+        /* Names reach templates, and through them notebook parameters:
+         * a name that is not an identifier is refused by itself, with a
+         * message that says so (it could not be a declared one anyway). */
+        if (!flow_param_name_ok(k))
+            return err_set(err, -EINVAL, "parameter name '%.64s%s' is not an identifier: letters, "
+                           "digits and '_' (ASCII), not starting with a digit", k,
+                           strlen(k) > 64 ? "..." : "");
         if (!json_object_get(f->params, k))
             return err_set(err, -EINVAL, "flow '%s' has no parameter '%s'", flow, k);
     }

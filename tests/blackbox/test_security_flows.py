@@ -190,3 +190,56 @@ def test_broken_flow_file_keeps_its_owner(h):
         assert st in (200, 201), (st, body)
     finally:
         srv.stop()
+
+
+EVIL = "x=1\nimport os; open('PWNED', 'w').write('1')\ny"
+
+
+def test_run_refuses_parameter_names_that_are_code(h):
+    """`nbhub run -p/-r/-y/-f NAME`: a name that is not an identifier of the
+    notebook's language exits 3 and runs nothing (papermill writes it into
+    the cell as it comes)."""
+    nb = h.tmp / "nb.ipynb"
+    write_nb(nb, code("y = 0", tags=["parameters"]), code("print('ran')"))
+    pfile = h.tmp / "p.yaml"
+    pfile.write_text(json.dumps({EVIL: 2}))
+    for args in (["-p", EVIL, "2"], ["-r", EVIL, "2"], ["-y", json.dumps({EVIL: 2})],
+                 ["-f", str(pfile)], ["-p", "class", "1"]):
+        out = h.tmp / "out.ipynb"
+        r = h.run(["run", nb, out, *args], cwd=h.tmp)
+        assert r.rc == 3, r
+        assert "is not a valid Python identifier" in r.stderr, r
+        assert not (h.tmp / "PWNED").exists()
+        assert not out.exists() or "import os" not in out.read_text()
+    r = h.run(["run", nb, h.tmp / "ok.ipynb", "-p", "y", "2", "-p", "caf\u00e9", "3"], cwd=h.tmp)
+    assert r.rc == 0, r
+
+
+def test_flow_parameter_names_checked(h):
+    """In a flow: bad names under a notebook task's parameters or the flow's
+    params are load errors with FILE:LINE:COLUMN; a trigger's bad name is 400."""
+    srv = Server(h)
+    write_nb(srv.flows / "nb.ipynb", code("y = 0", tags=["parameters"]))
+    srv.start()
+    try:
+        alice = users(srv, "alice")["alice"]
+        text = ("name: evil\ntasks:\n  t:\n    notebook: nb.ipynb\n    parameters:\n"
+                f"      {json.dumps(EVIL)}: 1\n")
+        st, body = apply(alice, "evil", text)
+        assert st == 400, (st, body)
+        assert body["error"]["code"] == "invalid_flow"
+        (d,) = body["error"]["details"]
+        assert d.startswith("evil.yaml:6:7: task 't': parameter name 'x=1\\nimport os;"), d
+        assert "is not a valid Python identifier" in d, d
+        st, body = apply(alice, "evil", "name: evil\nparams: {'a b': 1}\ntasks: {t: {command: [true]}}\n")
+        assert st == 400 and "not an identifier" in json.dumps(body), body
+        ok = "name: fine\nparams: {n: 1}\ntasks:\n  t:\n    notebook: nb.ipynb\n    parameters: {y: '{{ params.n }}'}\n"
+        assert apply(alice, "fine", ok)[0] == 201
+        st, body = alice.post("/api/v1/flows/fine/runs", {"params": {EVIL: 1}})
+        assert st == 400 and "not an identifier" in body["error"]["message"], (st, body)
+        st, body = alice.post("/api/v1/flows/fine/runs", {"params": {"n": 2}})
+        assert st == 201, (st, body)
+        assert wait(alice, body["id"])["state"] == "success"
+        assert not (srv.flows / "PWNED").exists()
+    finally:
+        srv.stop()

@@ -359,6 +359,46 @@ static void test_multiple_errors_in_order(void **state)
 }
 
 /* At most ERRLIST_MAX errors are kept, the rest counted. */
+/* Parameter names become code in the notebook's parameters cell (issue
+ * 16): a notebook task's `parameters` keys must be identifiers of its
+ * language, a flow's `params` keys ASCII identifiers. */
+static void test_parameter_names(void **state)
+{
+    (void)state;
+    expect_errors("params: {ok_1: 1, 1: one, 'a b': 2, \"x\\nimport os\": 3}\n"
+                  "tasks: {a: {command: ls}}\n",
+                  "t.yaml:1:19: parameter name '1' is not an identifier: letters, digits and '_' "
+                  "(ASCII), not starting with a digit\n"
+                  "t.yaml:1:27: parameter name 'a b' is not an identifier: letters, digits and '_' "
+                  "(ASCII), not starting with a digit\n"
+                  "t.yaml:1:37: parameter name 'x\nimport os' is not an identifier: letters, digits "
+                  "and '_' (ASCII), not starting with a digit\n");
+    expect_errors("tasks:\n"
+                  "  a:\n"
+                  "    notebook: notebooks/py.ipynb\n"
+                  "    parameters:\n"
+                  "      fine: 1\n"
+                  "      \"x=1\\nimport os; os.system('id')\\ny\": 2\n"
+                  "      class: 3\n",
+                  "t.yaml:6:7: task 'a': parameter name 'x=1\\nimport os; os.system(\\'id\\')\\ny' "
+                  "is not a valid Python identifier\n"
+                  "t.yaml:7:7: task 'a': parameter name 'class' is not a valid Python identifier (it is a "
+                  "reserved word)\n");
+    expect_errors("tasks:\n  a:\n    notebook: notebooks/r.ipynb\n    parameters: {x.y: 1, 'a-b': 2}\n",
+                  "t.yaml:4:26: task 'a': parameter name 'a-b' is not a valid R identifier\n");
+    /* unknown language (no metadata): checked when the task runs */
+    flow_t *f = parse_ok("tasks:\n  a:\n    notebook: notebooks/a.ipynb\n    parameters: {'a-b': 2}\n");
+    flow_free(f);
+    f = parse_ok("params: {caf_1: 1}\ntasks:\n  a:\n    notebook: notebooks/py.ipynb\n"
+                 "    parameters: {caf\xc3\xa9: '{{ params.caf_1 }}'}\n");
+    flow_free(f);
+    assert_true(flow_param_name_ok("a_1"));
+    assert_false(flow_param_name_ok("1a"));
+    assert_false(flow_param_name_ok("a-b"));
+    assert_false(flow_param_name_ok(""));
+    assert_int_equal(mismatches, 0);
+}
+
 static void test_error_cap(void **state)
 {
     (void)state;
@@ -431,12 +471,11 @@ static void test_defaults_and_values(void **state)
 
     /* YAML typing follows PyYAML for params; string fields take the text. */
     f = parse_ok(
-        "params: {a: 010, b: yes, c: '10', d: 1.5, e: ~, f: 2026-01-01, 1: one}\n"
+        "params: {a: 010, b: yes, c: '10', d: 1.5, e: ~, f: 2026-01-01}\n"
         "tasks:\n"
         "  a: {command: ls, env: {X: yes, Y: 010, Z: ~}}\n");
     char *s = json_dumps(f->params, JSON_COMPACT);
-    assert_string_equal(s, "{\"a\":8,\"b\":true,\"c\":\"10\",\"d\":1.5,\"e\":null,\"f\":\"2026-01-01\","
-                        "\"1\":\"one\"}");
+    assert_string_equal(s, "{\"a\":8,\"b\":true,\"c\":\"10\",\"d\":1.5,\"e\":null,\"f\":\"2026-01-01\"}");
     free(s);
     s = json_dumps(f->tasks[0].env, JSON_COMPACT);
     assert_string_equal(s, "{\"X\":\"yes\",\"Y\":\"010\",\"Z\":\"\"}");
@@ -702,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_error_kinds),
         cmocka_unit_test(test_multiple_errors_in_order),
         cmocka_unit_test(test_error_cap),
+        cmocka_unit_test(test_parameter_names),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_defaults_and_values),
         cmocka_unit_test(test_notebook_paths),

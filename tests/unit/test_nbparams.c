@@ -276,7 +276,7 @@ static void test_parameter_names(void **state)
     char *out = NULL;
     assert_int_equal(nbparams_translate(p, "python", &out, &err), -EINVAL);
     assert_null(out);
-    assert_non_null(strstr(err.msg, "not a Python identifier"));
+    assert_non_null(strstr(err.msg, "not a valid Python identifier"));
     assert_non_null(strstr(err.msg, "x=1\\nimport os"));
     assert_int_equal(nbparams_check_names(p, "python", &err), -EINVAL);
     json_decref(p);
