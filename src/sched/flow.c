@@ -1591,6 +1591,25 @@ static void task_from_defaults(flow_task_t *t, const flow_task_t *def)
     spark_copy(&t->spark, &def->spark);
 }
 
+/* A schedule that can never fire is a mistake ("0 0 31 2 *", or a 29
+ * February between a start_date and end_date that hold none): refused at
+ * load rather than shown as a flow whose next run is never. */
+static void check_fires(pst_t *p, ynode_t *n, const flow_t *f)
+{
+    if (!f->cron || (!f->tz && !cron_is_interval(f->cron)))
+        return;   /* the zone's own error was reported */
+    int64_t from = f->has_start ? f->start_date : FLOW_TIME_MIN;
+    int64_t to = f->has_end ? f->end_date : FLOW_TIME_MAX - 1;
+    int64_t next = 0;
+    int rc = cron_next(f->cron, f->tz, from - 1, &next);
+    if (rc == -ENOENT || (rc == 0 && next > to && !f->has_start && !f->has_end))
+        NERR(p, n, "schedule '%.64s' never fires", f->schedule);
+    else if (rc == 0 && next > to)
+        NERR(p, n, "schedule '%.64s' never fires between start_date and end_date", f->schedule);
+    else if (rc < 0)
+        NERR(p, n, "schedule '%.64s' has no fire time in " FLOW_TIME_WINDOW, f->schedule);
+}
+
 static const char *const notebook_only[] = { "kernel", "parameters", "cell_timeout" };
 
 /* The parameter translator a notebook task will get, as `nbhub run` picks
@@ -1998,6 +2017,8 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
         if (rc < 0)
             NERR(p, n, "bad start_date '%.40s': expected YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS] "
                  "(optionally with Z or +HH:MM)", s);
+        else if (!flow_time_ok(f->start_date))
+            NERR(p, n, "start_date '%.40s' is outside " FLOW_TIME_WINDOW, s);
         else
             f->has_start = 1;
     }
@@ -2006,6 +2027,8 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
         if (rc < 0)
             NERR(p, n, "bad end_date '%.40s': expected YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS] "
                  "(optionally with Z or +HH:MM)", s);
+        else if (!flow_time_ok(f->end_date))
+            NERR(p, n, "end_date '%.40s' is outside " FLOW_TIME_WINDOW, s);
         else if (f->has_start && f->end_date < f->start_date)
             NERR(p, n, "end_date is before start_date");
         else
@@ -2041,6 +2064,7 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
                 } else {
                     f->sched_kind = FLOW_SCHED_CRON;
                 }
+                check_fires(p, n, f);
             }
         }
     }
@@ -2346,4 +2370,9 @@ int flow_param_name_ok(const char *name)
               *c == '_'))
             return 0;
     return n <= 64;
+}
+
+int flow_time_ok(int64_t utc_seconds)
+{
+    return utc_seconds >= FLOW_TIME_MIN && utc_seconds < FLOW_TIME_MAX;
 }

@@ -790,6 +790,8 @@ int sched_trigger(sched_t *s, const char *flow, const json_t *params, int64_t lo
             return err_set(err, -EINVAL, "flow '%s' has no parameter '%s'", flow, k);
     }
     if (!logical_us) logical_us = sched_now_us();
+    if (!flow_time_ok(logical_us / 1000000 - (logical_us < 0 && logical_us % 1000000 ? 1 : 0)))
+        return err_set(err, -EINVAL, "the logical date must be within " FLOW_TIME_WINDOW);
     return sched_run_fire(s, fl, STORE_RUN_MANUAL, logical_us, params, user_id, run_out, err);
 }
 
@@ -801,6 +803,8 @@ int sched_backfill(sched_t *s, const char *flow, int64_t from_us, int64_t to_us,
     const flow_t *f = fl->fr->f;
     if (!f->cron) return err_set(err, -EINVAL, "flow '%s' has no schedule to backfill", flow);
     if (to_us < from_us) return err_set(err, -EINVAL, "backfill range ends before it starts");
+    if (from_us < FLOW_TIME_MIN * 1000000 || to_us >= FLOW_TIME_MAX * 1000000)
+        return err_set(err, -EINVAL, "a backfill must be within " FLOW_TIME_WINDOW);
     int64_t t, to = to_us / 1000000;
     size_t n = 0;
     int64_t ticks[1001];

@@ -243,3 +243,29 @@ def test_flow_parameter_names_checked(h):
         assert not (srv.flows / "PWNED").exists()
     finally:
         srv.stop()
+
+
+def test_schedule_that_never_fires_and_dates_out_of_range(h):
+    """`0 0 31 2 *` was accepted with next_run null; logical dates before
+    1970 or from 2200 on are refused (400)."""
+    srv = Server(h).start()
+    try:
+        alice = users(srv, "alice")["alice"]
+        st, body = apply(alice, "feb31", "name: feb31\nschedule: '0 0 31 2 *'\ntasks: {t: {command: [true]}}\n")
+        assert st == 400, (st, body)
+        assert body["error"]["details"] == ["feb31.yaml:2:11: schedule '0 0 31 2 *' never fires"], body
+        st, body = apply(alice, "old", "name: old\nschedule: '@daily'\nstart_date: 1960-01-01\n"
+                                       "tasks: {t: {command: [true]}}\n")
+        assert st == 400 and "outside 1970-01-01" in json.dumps(body), body
+        assert apply(alice, "daily", "name: daily\nschedule: '@daily'\nstart_date: 2026-01-01\n"
+                                     "tasks: {t: {command: [true]}}\n")[0] == 201
+        for date in ("1969-12-31T23:59:59Z", "2200-01-01", "1000-01-01"):
+            st, body = alice.post("/api/v1/flows/daily/runs", {"logical_date": date})
+            assert st == 400 and "logical date must be within" in body["error"]["message"], (date, st, body)
+        assert alice.post("/api/v1/flows/daily/runs", {"logical_date": "9999-12-31"})[0] == 400
+        st, body = alice.post("/api/v1/flows/daily/backfill", {"from": "1900-01-01", "to": "1900-01-03"})
+        assert st == 400, (st, body)
+        st, body = alice.post("/api/v1/flows/daily/runs", {"logical_date": "2199-12-31"})
+        assert st == 201, (st, body)
+    finally:
+        srv.stop()

@@ -399,6 +399,46 @@ static void test_parameter_names(void **state)
     assert_int_equal(mismatches, 0);
 }
 
+/* A schedule that never fires and dates outside 1970..2200 are load
+ * errors (issue 16: "0 0 31 2 *" was accepted with next_run null). */
+static void test_schedule_window(void **state)
+{
+    (void)state;
+    expect_errors("schedule: '0 0 31 2 *'\ntasks: {a: {command: ls}}\n",
+                  "t.yaml:1:11: schedule '0 0 31 2 *' never fires\n");
+    expect_errors("tasks: {a: {command: ls}}\nschedule: 0 0 30 2 *\n",
+                  "t.yaml:2:11: schedule '0 0 30 2 *' never fires\n");
+    expect_errors("schedule: '0 0 29 2 *'\nstart_date: 2025-03-01\nend_date: 2027-12-31\n"
+                  "tasks: {a: {command: ls}}\n",
+                  "t.yaml:1:11: schedule '0 0 29 2 *' never fires between start_date and end_date\n");
+    expect_errors("schedule: '@daily'\nstart_date: 1969-12-31\ntasks: {a: {command: ls}}\n",
+                  "t.yaml:2:13: start_date '1969-12-31' is outside 1970-01-01T00:00:00Z up to "
+                  "2200-01-01T00:00:00Z\n");
+    expect_errors("schedule: '@daily'\nend_date: 2200-01-01\ntasks: {a: {command: ls}}\n",
+                  "t.yaml:2:11: end_date '2200-01-01' is outside 1970-01-01T00:00:00Z up to "
+                  "2200-01-01T00:00:00Z\n");
+    expect_errors("schedule: '@daily'\nstart_date: 1900-01-01\ntasks: {a: {command: ls}}\n",
+                  "t.yaml:2:13: start_date '1900-01-01' is outside 1970-01-01T00:00:00Z up to "
+                  "2200-01-01T00:00:00Z\n");
+    /* leap days in the window, the window's ends, intervals */
+    flow_t *f = parse_ok("schedule: '0 0 29 2 *'\nstart_date: 2027-03-01\nend_date: 2028-12-31\n"
+                         "tasks: {a: {command: ls}}\n");
+    flow_free(f);
+    f = parse_ok("schedule: '@yearly'\nstart_date: 1970-01-01\nend_date: 2199-12-31 23:59:59\n"
+                 "tasks: {a: {command: ls}}\n");
+    flow_free(f);
+    f = parse_ok("schedule: 5m\nstart_date: 2026-01-01\ntasks: {a: {command: ls}}\n");
+    flow_free(f);
+    f = parse_ok("schedule: 1d\nstart_date: 2026-01-01 10:00\nend_date: 2026-01-01 10:00\n"
+                 "tasks: {a: {command: ls}}\n");
+    flow_free(f);
+    assert_true(flow_time_ok(0));
+    assert_false(flow_time_ok(-1));
+    assert_true(flow_time_ok(FLOW_TIME_MAX - 1));
+    assert_false(flow_time_ok(FLOW_TIME_MAX));
+    assert_int_equal(mismatches, 0);
+}
+
 static void test_error_cap(void **state)
 {
     (void)state;
@@ -742,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_multiple_errors_in_order),
         cmocka_unit_test(test_error_cap),
         cmocka_unit_test(test_parameter_names),
+        cmocka_unit_test(test_schedule_window),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_defaults_and_values),
         cmocka_unit_test(test_notebook_paths),
