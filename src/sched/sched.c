@@ -688,6 +688,15 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
             goto fail;
         }
         char *target = xasprintf("%s/%s.yaml", s->flows_dir, f->name);
+        sflow_t *other = sched_flow_by_path(s, target);
+        if (other) {
+            /* The file of another flow (its name: differs from the file's):
+             * writing it would replace that flow, whoever asks. */
+            rc = err_set(err, -EEXIST, "%s.yaml holds flow '%s'; give this flow another name",
+                         f->name, other->name);
+            free(target);
+            goto fail;
+        }
         char *bowner = NULL;
         int broken = sched_broken_owner(s, f->name, target, &bowner);
         free(target);

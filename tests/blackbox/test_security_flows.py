@@ -186,6 +186,17 @@ def test_broken_flow_file_keeps_its_owner(h):
         assert (srv.flows / "orphan.yaml").read_text() == "tasks: [\n"
         st, body = apply(u["alice"], "precious", FLOW.format(name="precious", word="alice"))
         assert st in (200, 201), (st, body)
+        # a loaded flow whose file is named otherwise: its file is not free
+        # for a flow named like the file
+        (srv.flows / "other-file.yaml").write_text(
+            "name: alices\nowner: alice\ntasks: {t: {command: [true]}}\n")
+        deadline = time.monotonic() + 10
+        while srv.api.get("/api/v1/flows/alices")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert srv.api.get("/api/v1/flows/alices")[0] == 200
+        st, body = apply(u["bob"], "other-file", FLOW.format(name="other-file", word="bob"))
+        assert st == 409, (st, body)
+        assert "alices" in (srv.flows / "other-file.yaml").read_text()
         st, body = apply(srv.api, "orphan", FLOW.format(name="orphan", word="admin"))
         assert st in (200, 201), (st, body)
     finally:
