@@ -176,6 +176,7 @@ static int api_auth_flow(api_t *a, http_req_t *req, api_ctx_t *c)
         return -1;
     }
     c->flow = http_req_strdup(req, f.name);
+    c->flow_id = f.id;
     store_flow_clear(&f);
     return 0;
 }
@@ -185,11 +186,15 @@ int api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb
     store_run_t r;
     int rc = store_run_get(a->store, id, &r, NULL, err);
     if (rc == 0) {
+        /* The owner of the incarnation the run belongs to, not of whatever
+         * flow has the name today (it may have been deleted and created
+         * again by someone else). */
         store_flow_t f;
-        rc = store_flow_get(a->store, r.flow, 1, &f, err);
+        rc = store_flow_get_id(a->store, r.flow_id, &f, err);
         if (rc == 0) {
             if (api_may_see(c, f.owner_id)) {
                 c->flow = http_req_strdup(req, r.flow);
+                c->flow_id = r.flow_id;
                 c->run = r.id;
             } else {
                 rc = -ENOENT;
@@ -201,7 +206,8 @@ int api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb
     return rc;
 }
 
-/* API_RUN: the run must exist and its flow (live or deleted) be visible. */
+/* API_RUN: the run must exist and its flow incarnation (live or deleted)
+ * be visible. */
 static int api_auth_run(api_t *a, http_req_t *req, api_ctx_t *c)
 {
     int64_t id;

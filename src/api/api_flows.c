@@ -51,9 +51,9 @@ static json_t *api_flows_spec(api_t *a, const store_flow_t *f)
 
 /* The newest run (last_run) and the states of the last ten, oldest first
  * (recent_runs: the coloured squares of the flow list). */
-static void api_flows_recent(api_t *a, const char *flow, json_t *j)
+static void api_flows_recent(api_t *a, int64_t flow_id, json_t *j)
 {
-    store_run_filter_t q = { .flow = flow, .state = -1, .limit = 10 };
+    store_run_filter_t q = { .flow_id = flow_id, .state = -1, .limit = 10 };
     store_runs_t l;
     json_t *last = json_null(), *recent = json_array();
     if (store_runs_list(a->store, &q, &l, NULL) == 0) {
@@ -109,7 +109,7 @@ static json_t *api_flows_summary(api_t *a, api_names_t *names, const store_flow_
     json_object_set_new(j, "version", json_integer(f->version));
     int64_t next = a->sched ? sched_next_run(a->sched, f->name) : 0;
     json_object_set_new(j, "next_run", api_json_time(next));
-    api_flows_recent(a, f->name, j);
+    api_flows_recent(a, f->id, j);
     json_object_set_new(j, "tasks", json_integer(fl ? (json_int_t)fl->ntasks
                                                     : (json_int_t)json_array_size(json_object_get(spec, "tasks"))));
     json_object_set_new(j, "source_path", api_json_str(f->source_path));
@@ -497,9 +497,11 @@ void api_flows_backfill(http_req_t *req, void *ud)
     http_respond_json(req, 201, json_pack("{s:o}", "runs", runs));
 }
 
+/* The runs of the live incarnation only: a name created again starts
+ * without the runs of the flow deleted before it. */
 void api_flows_runs(http_req_t *req, void *ud)
 {
-    api_runs_list_for(ud, req, api_ctx(req)->flow);
+    api_runs_list_for(ud, req, NULL, api_ctx(req)->flow_id);
 }
 
 /* The JSON type of a default, in papermill's type names. */

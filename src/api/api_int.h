@@ -105,6 +105,7 @@ typedef struct api_ctx {
     const char *csrf;              /* that session's CSRF token */
     /* API_FLOW / API_RUN: the object the hook found visible. */
     const char *flow;              /* flow name (the run's flow for API_RUN) */
+    int64_t     flow_id;           /* flows.id: the live one (API_FLOW), the run's (API_RUN) */
     int64_t     run;               /* runs.id for API_RUN */
 } api_ctx_t;
 
@@ -238,7 +239,7 @@ void api_ui_asset(http_req_t *req, void *ud);
  * written into it, into out: 1; else 0 and out untouched. */
 int  api_ssr_page(api_t *a, http_req_t *req, const char *page, size_t len, buf_t *out);
 /* GET /runs and GET /flows/:name/runs: the list for filter flow (NULL = all). */
-void api_runs_list_for(api_t *a, http_req_t *req, const char *flow);
+void api_runs_list_for(api_t *a, http_req_t *req, const char *flow, int64_t flow_id);
 /* The Run object (with tasks) of runs.id, or NULL with *rc set. */
 json_t *api_runs_load(api_t *a, int64_t run, int *rc, nb_err_t *err);
 

@@ -37,6 +37,9 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "kernel/kspec.h"
+#include "notebook/nb.h"
+#include "notebook/nbparams.h"
 #include "sched/dag.h"
 #include "sched/tmpl.h"
 #include "spark/scluster.h"
@@ -1112,6 +1115,7 @@ int flow_trigger_parse(const char *s)
  * known (after) and which fields were set explicitly. */
 typedef struct tdraft {
     ynode_t *after;           /* NULL if absent */
+    ynode_t *parameters;      /* the task's own parameters: mapping, NULL if none */
     ynode_t *keynode;         /* for positions */
     int      set[TK_COUNT];
 } tdraft_t;
@@ -1487,6 +1491,7 @@ static void task_field(pst_t *p, flow_task_t *t, tdraft_t *d, int key, ynode_t *
             t->parameters = json_object();
         } else {
             t->parameters = node_to_json(p, v, CONV_TEMPLATES);
+            d->parameters = v;
         }
         break;
     case TK_ENV: {
@@ -1621,7 +1626,67 @@ static void task_from_defaults(flow_task_t *t, const flow_task_t *def)
     spark_copy(&t->spark, &def->spark);
 }
 
+/* A schedule that can never fire is a mistake ("0 0 31 2 *", or a 29
+ * February between a start_date and end_date that hold none): refused at
+ * load rather than shown as a flow whose next run is never. */
+static void check_fires(pst_t *p, ynode_t *n, const flow_t *f)
+{
+    if (!f->cron || (!f->tz && !cron_is_interval(f->cron)))
+        return;   /* the zone's own error was reported */
+    int64_t from = f->has_start ? f->start_date : FLOW_TIME_MIN;
+    int64_t to = f->has_end ? f->end_date : FLOW_TIME_MAX - 1;
+    int64_t next = 0;
+    int rc = cron_next(f->cron, f->tz, from - 1, &next);
+    if (rc == -ENOENT || (rc == 0 && next > to && !f->has_start && !f->has_end))
+        NERR(p, n, "schedule '%.64s' never fires", f->schedule);
+    else if (rc == 0 && next > to)
+        NERR(p, n, "schedule '%.64s' never fires between start_date and end_date", f->schedule);
+    else if (rc < 0)
+        NERR(p, n, "schedule '%.64s' has no fire time in " FLOW_TIME_WINDOW, f->schedule);
+}
+
 static const char *const notebook_only[] = { "kernel", "parameters", "cell_timeout" };
+
+/* The parameter translator a notebook task will get, as `nbhub run` picks
+ * it: the language of the kernel spec (the task's kernel, else the
+ * notebook's), else the notebook's own metadata.  NULL when it cannot be
+ * known now (no such notebook yet, an unknown language): the names are
+ * then checked when the task runs. */
+static char *task_language(const flow_task_t *t)
+{
+    json_t *nb = NULL;
+    if (!t->notebook_path || nb_load_file(t->notebook_path, &nb, NULL) < 0) return NULL;
+    const char *kname = t->kernel ? t->kernel : nb_kernel_name(nb);
+    kspec_t *spec = NULL;
+    char *lang = NULL;
+    if (kname && kspec_find(kname, &spec, NULL) == 0 && spec->language && *spec->language)
+        lang = xstrdup(spec->language);
+    else if (nb_language(nb))
+        lang = xstrdup(nb_language(nb));
+    kspec_free(spec);
+    json_decref(nb);
+    const char *key;
+    if (lang && nbparams_find_translator(NULL, lang, &key, NULL) < 0) {
+        free(lang);
+        lang = NULL;
+    }
+    return lang;
+}
+
+/* Each name under a notebook task's `parameters` becomes code in the
+ * notebook's parameters cell: it must be an identifier of its language. */
+static void check_parameter_names(pst_t *p, flow_task_t *t, ynode_t *m)
+{
+    char *lang = task_language(t);
+    if (!lang) return;
+    for (size_t i = 0; i < m->npairs; i++) {
+        const char *k = key_text(p, m->pairs[i].key);
+        nb_err_t e;
+        if (k && !m->pairs[i].dup_line && nbparams_check_name(k, lang, &e) < 0)
+            NERR(p, m->pairs[i].key, "task '%s': %s", t->name, e.msg);
+    }
+    free(lang);
+}
 
 /* Parse one task mapping into t (already initialised from defaults). */
 static void parse_task(pst_t *p, flow_task_t *t, tdraft_t *d, ynode_t *m, int list_form)
@@ -1655,6 +1720,7 @@ static void parse_task(pst_t *p, flow_task_t *t, tdraft_t *d, ynode_t *m, int li
                      t->name, sub ? "spark-submit" : "a command");
         }
     }
+    if (nb && !cmd && !sub && d->parameters) check_parameter_names(p, t, d->parameters);
     if ((cmd || sub) && !nb) {
         /* notebook-only defaults do not apply to commands */
         free(t->kernel);
@@ -1954,6 +2020,12 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
         } else {
             json_decref(f->params);
             f->params = node_to_json(p, n, CONV_PLAIN);
+            for (size_t i = 0; i < n->npairs; i++) {
+                const char *k = key_text(p, n->pairs[i].key);
+                if (k && !n->pairs[i].dup_line && !flow_param_name_ok(k))
+                    NERR(p, n->pairs[i].key, "parameter name '%.64s' is not an identifier: "
+                         "letters, digits and '_' (ASCII), not starting with a digit", k);
+            }
         }
     }
     p->params = f->params;
@@ -1980,6 +2052,8 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
         if (rc < 0)
             NERR(p, n, "bad start_date '%.40s': expected YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS] "
                  "(optionally with Z or +HH:MM)", s);
+        else if (!flow_time_ok(f->start_date))
+            NERR(p, n, "start_date '%.40s' is outside " FLOW_TIME_WINDOW, s);
         else
             f->has_start = 1;
     }
@@ -1988,6 +2062,8 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
         if (rc < 0)
             NERR(p, n, "bad end_date '%.40s': expected YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS] "
                  "(optionally with Z or +HH:MM)", s);
+        else if (!flow_time_ok(f->end_date))
+            NERR(p, n, "end_date '%.40s' is outside " FLOW_TIME_WINDOW, s);
         else if (f->has_start && f->end_date < f->start_date)
             NERR(p, n, "end_date is before start_date");
         else
@@ -2023,6 +2099,7 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
                 } else {
                     f->sched_kind = FLOW_SCHED_CRON;
                 }
+                check_fires(p, n, f);
             }
         }
     }
@@ -2388,4 +2465,21 @@ json_t *flow_to_json(const flow_t *f)
     }
     json_object_set_new(o, "tasks", tasks);
     return o;
+}
+
+int flow_param_name_ok(const char *name)
+{
+    if (!name || !((*name >= 'a' && *name <= 'z') || (*name >= 'A' && *name <= 'Z') || *name == '_'))
+        return 0;
+    size_t n = 0;
+    for (const char *c = name; *c; c++, n++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '_'))
+            return 0;
+    return n <= 64;
+}
+
+int flow_time_ok(int64_t utc_seconds)
+{
+    return utc_seconds >= FLOW_TIME_MIN && utc_seconds < FLOW_TIME_MAX;
 }

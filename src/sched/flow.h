@@ -214,4 +214,20 @@ int flow_name_valid(const char *s);
 /* Whether s is a valid task name: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
 int flow_task_name_valid(const char *s);
 
+/* Whether `name` may name a flow parameter (`params:` keys, the names a
+ * trigger may set): an ASCII identifier, [A-Za-z_][A-Za-z0-9_]*, at most 64
+ * bytes — what {{ params.NAME }} can reach, and an identifier in every
+ * language a notebook task may pass it on to. */
+int flow_param_name_ok(const char *name);
+
+/* The window of logical dates nbhub accepts: a flow's start_date and
+ * end_date, a manual run's logical date, a backfill's range, in UTC
+ * seconds, [FLOW_TIME_MIN, FLOW_TIME_MAX): 1970-01-01T00:00:00Z up to but
+ * not including 2200-01-01T00:00:00Z.  Outside it a date is a typo or an
+ * attack on the run id and directory names, never a real schedule. */
+#define FLOW_TIME_MIN 0LL
+#define FLOW_TIME_MAX 7258118400LL
+#define FLOW_TIME_WINDOW "1970-01-01T00:00:00Z up to 2200-01-01T00:00:00Z"
+int flow_time_ok(int64_t utc_seconds);
+
 #endif

@@ -273,6 +273,7 @@ static int sched_install(sched_t *s, flow_t *f, const char *path, const char *ha
     if (store_flow_get(s->o.store, f->name, 0, &row, NULL) == 0) {
         fl->paused = row.paused;
         fl->owner_id = row.owner_id;
+        fl->flow_id = row.id;
         store_flow_clear(&row);
     }
     if (path && (!fl->path || strcmp(fl->path, path) != 0)) {
@@ -576,6 +577,88 @@ int sched_file_path_ok(const char *path)
     return 0;
 }
 
+/* The value of a top-level `key:` of a flow file, read line by line so it
+ * works on files YAML cannot parse: quotes and a trailing comment removed.
+ * NULL when absent or empty. */
+static char *sched_peek_key(const char *text, size_t len, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < len;) {
+        const char *line = text + i;
+        const char *nl = memchr(line, '\n', len - i);
+        size_t ll = nl ? (size_t)(nl - line) : len - i;
+        i += ll + 1;
+        if (ll <= kl || memcmp(line, key, kl) != 0) continue;
+        size_t p = kl;
+        while (p < ll && line[p] == ' ') p++;
+        if (p >= ll || line[p] != ':') continue;
+        p++;
+        while (p < ll && (line[p] == ' ' || line[p] == '\t')) p++;
+        size_t e = ll;
+        if (p < ll && (line[p] == '"' || line[p] == '\'')) {
+            const char *q = memchr(line + p + 1, line[p], ll - p - 1);
+            if (!q) return NULL;
+            e = (size_t)(q - line);
+            p++;
+        } else {
+            for (size_t k = p; k < ll; k++)
+                if (line[k] == '#' && (k == p || line[k - 1] == ' ' || line[k - 1] == '\t')) {
+                    e = k;
+                    break;
+                }
+            while (e > p && (line[e - 1] == ' ' || line[e - 1] == '\t' || line[e - 1] == '\r'))
+                e--;
+        }
+        return e > p ? xstrndup(line + p, e - p) : NULL;
+    }
+    return NULL;
+}
+
+/* A flow file of the flows dir that failed to load, and that applying
+ * `name` to `target` would replace or shadow: the one at that path, or one
+ * that says it is that flow.  Its owner (user name, into *owner, may stay
+ * NULL) is its `owner:` key, else the owner of the flow the store last
+ * loaded from that path.  1 if there is one. */
+static int sched_broken_owner(sched_t *s, const char *name, const char *target, char **owner)
+{
+    *owner = NULL;
+    for (size_t i = 0; i < s->nbroken; i++) {
+        const char *path = s->broken_paths[i];
+        char *text = NULL;
+        size_t len = 0;
+        nb_err_t e;
+        if (fs_read_all(path, &text, &len, &e) < 0) continue;
+        char *declared = sched_peek_key(text, len, "name");
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        size_t bl = strcspn(base, ".");
+        int same = strcmp(path, target) == 0 ||
+                   (declared ? strcmp(declared, name) == 0
+                             : strlen(name) == bl && strncmp(base, name, bl) == 0);
+        if (same) *owner = sched_peek_key(text, len, "owner");
+        free(text);
+        if (!same) {
+            free(declared);
+            continue;
+        }
+        if (!*owner) {
+            store_flow_t row;
+            if (store_flow_get(s->o.store, declared ? declared : name, 1, &row, NULL) == 0) {
+                store_user_t u;
+                if (row.owner_id && row.source_path && strcmp(row.source_path, path) == 0 &&
+                    store_user_by_id(s->o.store, row.owner_id, &u, NULL) == 0) {
+                    *owner = xstrdup(u.name);
+                    store_user_clear(&u);
+                }
+                store_flow_clear(&row);
+            }
+        }
+        free(declared);
+        return 1;
+    }
+    return 0;
+}
+
 /* The directory a flow's paths resolve against: flows_dir/NAME/ when the
  * flow was deployed with its files, else the flows directory itself. */
 static char *sched_flow_base(sched_t *s, const char *name)
@@ -691,6 +774,42 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const sched_file_
             goto fail;
         }
     }
+    /* Not in service here, but maybe still someone's: a live row in the
+     * store (a stored spec that did not load), or a file of the flows dir
+     * that failed to load.  Only its owner or an admin may replace it. */
+    int64_t live_owner = -1;
+    if (!fl) {
+        store_flow_t row;
+        if (store_flow_get(s->o.store, f->name, 0, &row, NULL) == 0) {
+            live_owner = row.owner_id;
+            store_flow_clear(&row);
+        }
+        if (!is_admin && live_owner >= 0 && live_owner != uid) {
+            rc = err_set(err, -EACCES, "flow '%s' belongs to another user", f->name);
+            goto fail;
+        }
+        char *target = xasprintf("%s/%s.yaml", s->flows_dir, f->name);
+        sflow_t *other = sched_flow_by_path(s, target);
+        if (other) {
+            /* The file of another flow (its name: differs from the file's):
+             * writing it would replace that flow, whoever asks. */
+            rc = err_set(err, -EEXIST, "%s.yaml holds flow '%s'; give this flow another name",
+                         f->name, other->name);
+            free(target);
+            goto fail;
+        }
+        char *bowner = NULL;
+        int broken = sched_broken_owner(s, f->name, target, &bowner);
+        free(target);
+        int mine = bowner && user && strcmp(bowner, user) == 0;
+        free(bowner);
+        if (broken && !is_admin && !mine && live_owner != uid) {
+            rc = err_set(err, -EACCES, "flow '%s' has a file in the flows directory that failed "
+                         "to load and belongs to another user (or to no one): only its owner "
+                         "or an admin may replace it", f->name);
+            goto fail;
+        }
+    }
     char why[256];
     if (!trusted && flow_needs_trust(f, why, sizeof why)) {
         rc = err_set(err, -EACCES, "%s: only admins and trusted users may save that on this server "
@@ -741,7 +860,10 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const sched_file_
         return err_set(err, -EIO, "flow changed meaning when written");
     }
     char *name = xstrdup(f->name);
-    rc = sched_install(s, f, path, hash, fl ? 0 : uid, version, created, changed, err);
+    /* The applier becomes the owner of a new flow only: an existing one
+     * (in service or a live stored row) keeps its owner. */
+    rc = sched_install(s, f, path, hash, fl || live_owner >= 0 ? 0 : uid, version, created,
+                       changed, err);
     free(path);
     if (rc == 0 && name_out) *name_out = name;
     else free(name);
@@ -793,10 +915,19 @@ int sched_trigger(sched_t *s, const char *flow, const json_t *params, int64_t lo
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)params, k, v) {
+        /* Names reach templates, and through them notebook parameters:
+         * a name that is not an identifier is refused by itself, with a
+         * message that says so (it could not be a declared one anyway). */
+        if (!flow_param_name_ok(k))
+            return err_set(err, -EINVAL, "parameter name '%.64s%s' is not an identifier: letters, "
+                           "digits and '_' (ASCII), not starting with a digit", k,
+                           strlen(k) > 64 ? "..." : "");
         if (!json_object_get(f->params, k))
             return err_set(err, -EINVAL, "flow '%s' has no parameter '%s'", flow, k);
     }
     if (!logical_us) logical_us = sched_now_us();
+    if (!flow_time_ok(logical_us / 1000000 - (logical_us < 0 && logical_us % 1000000 ? 1 : 0)))
+        return err_set(err, -EINVAL, "the logical date must be within " FLOW_TIME_WINDOW);
     return sched_run_fire(s, fl, STORE_RUN_MANUAL, logical_us, params, user_id, run_out, err);
 }
 
@@ -808,6 +939,8 @@ int sched_backfill(sched_t *s, const char *flow, int64_t from_us, int64_t to_us,
     const flow_t *f = fl->fr->f;
     if (!f->cron) return err_set(err, -EINVAL, "flow '%s' has no schedule to backfill", flow);
     if (to_us < from_us) return err_set(err, -EINVAL, "backfill range ends before it starts");
+    if (from_us < FLOW_TIME_MIN * 1000000 || to_us >= FLOW_TIME_MAX * 1000000)
+        return err_set(err, -EINVAL, "a backfill must be within " FLOW_TIME_WINDOW);
     int64_t t, to = to_us / 1000000;
     size_t n = 0;
     int64_t ticks[1001];
@@ -881,6 +1014,7 @@ int sched_start(sched_t *s, nb_err_t *err)
             fl->fr = fr;
             fl->version = all.v[i].version;
             fl->owner_id = all.v[i].owner_id;
+            fl->flow_id = all.v[i].id;
             fl->paused = all.v[i].paused;
             sched_arm_flow(s, fl);
         }

@@ -32,6 +32,7 @@ typedef struct sflow {
     char        *path;         /* its file in the flows dir, NULL if none */
     char        *file_hash;    /* of the file content last seen */
     int64_t      version, owner_id;
+    int64_t      flow_id;      /* flows.id of the live incarnation (store_flows.h) */
     int          paused;
     int          seen;         /* mark for reload sweeps */
     nb_errlist_t errs;         /* newest file's problems (n == 0: loaded fine) */

@@ -16,7 +16,8 @@
  * store before the in-memory state follows it; if the store refuses
  * (-ESTALE: a cancel won the race) the memory is not changed.
  *
- * Files of a run live in $HOME/runs/<flow>/<run dir>/: <task>.ipynb (the
+ * Files of a run live in $HOME/runs/<flow>/<run dir>/ (runs/<flow>@<n>/...
+ * for the n-th incarnation of the name, n > 1): <task>.ipynb (the
  * output notebook of the latest try, updated while it runs), <task>.log
  * (stdout and stderr of every try, each headed by a line naming the try),
  * <task>.params.json (the rendered parameters) and <task>.status.json
@@ -169,8 +170,16 @@ static srun_t *run_load(sched_t *s, int64_t id, fref_t *fr, nb_err_t *err)
     json_error_t je;
     r->params = row.params_json ? json_loads(row.params_json, 0, &je) : NULL;
     if (!r->params) r->params = json_deep_copy(f->params);
+    /* A later incarnation of the name gets its own directory: run ids such
+     * as manual__<time> may repeat across incarnations, and one owner's
+     * files must not be overwritten by, or served as, another's.  '@' is
+     * not allowed in flow names, so no flow's directory can collide. */
     char *dn = run_dir_name(row.run_id);
-    r->dir = xasprintf("%s/runs/%s/%s", s->home, row.flow, dn);
+    if (row.flow_incarnation > 1)
+        r->dir = xasprintf("%s/runs/%s@%lld/%s", s->home, row.flow,
+                           (long long)row.flow_incarnation, dn);
+    else
+        r->dir = xasprintf("%s/runs/%s/%s", s->home, row.flow, dn);
     free(dn);
     r->tasks = xcalloc(f->ntasks ? f->ntasks : 1, sizeof *r->tasks);
     for (size_t i = 0; i < f->ntasks; i++) {
@@ -215,7 +224,8 @@ int sched_run_fire(sched_t *s, sflow_t *fl, store_run_kind_t kind, int64_t logic
         specs[i].task = f->tasks[i].name;
         specs[i].max_tries = f->tasks[i].retries + 1;
     }
-    store_fire_t fire = { fl->name, kind, logical_us, NULL, pj, user_id, specs, f->ntasks };
+    store_fire_t fire = { fl->name, kind, logical_us, NULL, pj, user_id, specs, f->ntasks,
+                          fl->flow_id };
     int64_t id = 0;
     int rc = store_tick_fire(s->o.store, &fire, sched_now_us(), &id, err);
     free(specs);

@@ -121,7 +121,7 @@ static void store_flow(fx_t *f, const char *name, int64_t owner)
 static int64_t store_run(fx_t *f, const char *flow, int64_t logical, int start)
 {
     store_task_spec_t tasks[2] = { { "extract", 2 }, { "load", 1 } };
-    store_fire_t fire = { flow, STORE_RUN_SCHEDULED, logical, NULL, "{\"n\": 1}", 0, tasks, 2 };
+    store_fire_t fire = { flow, STORE_RUN_SCHEDULED, logical, NULL, "{\"n\": 1}", 0, tasks, 2, 0 };
     int64_t run;
     nb_err_t err;
     int rc = store_tick_fire(f->st, &fire, time_now_us(), &run, &err);
