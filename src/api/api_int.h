@@ -74,6 +74,7 @@ struct api {
     hclient_t     *hc;             /* borrowed: requests to Spark's UIs (NULL: 503) */
     char          *version;
     int            secure_cookies;
+    size_t         anon_body_max;  /* body limit of requests no credential vouches for */
     int            stopping;
     int64_t        started_at;
     char          *dummy_hash;     /* argon2 hash verified for unknown users (timing) */

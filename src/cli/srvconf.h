@@ -11,6 +11,12 @@
  *     pool: {python3: 2}            # warm kernels per kernel spec
  *     log_level: info
  *     secure_cookies: false         # set true behind https
+ *     http:                         # request body limits (docs/serve.md)
+ *       max_body: 8m                # an authenticated request's body
+ *       anon_body: 64k              # a request no credential vouches for (login)
+ *       body_budget: 64m            # all bodies being received at once; 0 = no budget
+ *       min_body_rate: 1k           # bytes/s averaged, after body_grace; 0 = off
+ *       body_grace: 10s
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -38,6 +44,12 @@ typedef struct srvconf {
     size_t   npool;
     char    *log_level;
     int      secure_cookies;  /* -1 = unset */
+    /* http: ...; -1 = unset (the server's defaults) */
+    int64_t  http_max_body;
+    int64_t  http_anon_body;
+    int64_t  http_body_budget;
+    int64_t  http_min_body_rate;
+    int64_t  http_body_grace_ms;
 } srvconf_t;
 
 void srvconf_init(srvconf_t *c);
