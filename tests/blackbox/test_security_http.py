@@ -276,3 +276,59 @@ def test_bad_http_config_is_refused_with_positions(h):
     cfg.write_text("http: {max_body: 16m, body_budget: 8m}\n")
     r = h.run(["serve", "--config", cfg, "--home", h.tmp / "home"])
     assert r.rc == 3 and "is smaller than max_body" in r.stderr, r
+
+
+def test_200_slow_connections_heads_and_bodies_get_408(h):
+    """Slowloris, both halves: 100 heads and 100 anonymous bodies trickling a
+    byte a second.  Heads have 10 s in all; bodies must average 1 KiB/s after
+    10 s.  All 200 are answered 408 and closed while the daemon keeps
+    answering others."""
+    srv = Server(h)
+    srv.start()
+    try:
+        conns = []
+        for i in range(200):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            if i % 2:
+                s.sendall(head("/api/v1/login", 60000))
+            else:
+                s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            s.setblocking(False)
+            conns.append({"sock": s, "got": b"", "closed": False})
+        t0 = time.monotonic()
+        slowest_health = 0.0
+        while time.monotonic() - t0 < 25 and not all(c["closed"] for c in conns):
+            for c in conns:
+                if c["closed"]:
+                    continue
+                try:
+                    while True:
+                        d = c["sock"].recv(4096)
+                        if not d:
+                            c["closed"] = True
+                            break
+                        c["got"] += d
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    c["closed"] = True
+                if not c["closed"]:
+                    try:
+                        c["sock"].send(b"X" if c["got"] == b"" and conns.index(c) % 2 == 0 else b" ")
+                    except OSError:
+                        pass
+            t = time.monotonic()
+            st, _ = srv.api.get("/healthz", token=False)
+            assert st == 200
+            slowest_health = max(slowest_health, time.monotonic() - t)
+            time.sleep(max(0.0, 1 - (time.monotonic() - t)))
+        dt = time.monotonic() - t0
+        for c in conns:
+            c["sock"].close()
+        statuses = [c["got"].split(b"\r\n")[0] for c in conns]
+        bad = [(i, s) for i, s in enumerate(statuses) if not s.startswith(b"HTTP/1.1 408")]
+        assert not bad, f"{len(bad)} not answered 408 after {dt:.0f} s, e.g. {bad[:4]}"
+        assert dt < 20, dt
+        assert slowest_health < 2, slowest_health
+    finally:
+        srv.stop()
