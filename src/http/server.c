@@ -213,6 +213,7 @@ struct http_server {
     http_gate_fn gate;
     void *gate_ud;
     size_t body_used;               /* request body bytes held, all connections */
+    size_t small_used;              /* ... of which by requests the gate held to a lower limit */
     struct listener *ls[MAX_LISTENERS];
     size_t nls;
     http_conn_t *conns;
@@ -290,12 +291,22 @@ static http_req_t *req_new(http_conn_t *c)
     return r;
 }
 
+/* Held by the gate to less than max_body (anonymous requests): such bodies
+ * may fill only a quarter of the budget, so that clients nobody vouches for
+ * cannot take it all from those somebody does. */
+static int req_small(const http_server_t *srv, const http_req_t *r)
+{
+    return r->body_max && r->body_max < srv->lim.max_body;
+}
+
 /* Give back r's share of the body budget (its client is gone, or it is
  * freed).  The connection, and so the server, must still be there. */
 static void req_uncharge(http_req_t *r)
 {
     if (r->conn && r->body_charged) {
-        r->conn->srv->body_used -= r->body_charged;
+        http_server_t *srv = r->conn->srv;
+        srv->body_used -= r->body_charged;
+        if (req_small(srv, r)) srv->small_used -= r->body_charged;
         r->body_charged = 0;
     }
 }
@@ -890,8 +901,13 @@ static int body_charge(http_conn_t *c, http_req_t *r, size_t total, int force)
     http_server_t *srv = c->srv;
     if (total <= r->body_charged) return 0;
     size_t extra = total - r->body_charged;
-    if (!force && srv->lim.body_budget && srv->body_used + extra > srv->lim.body_budget) return -ENOSPC;
+    int small = req_small(srv, r);
+    if (!force && srv->lim.body_budget &&
+        (srv->body_used + extra > srv->lim.body_budget ||
+         (small && srv->small_used + extra > srv->lim.body_budget / 4)))
+        return -ENOSPC;
     srv->body_used += extra;
+    if (small) srv->small_used += extra;
     r->body_charged = total;
     return 0;
 }

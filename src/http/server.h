@@ -65,7 +65,8 @@ struct http_limits {
     size_t   max_header_bytes;  /* request line + header fields/values: 16 KiB -> 431 */
     size_t   max_headers;       /* 100 -> 431 */
     size_t   max_body;          /* 8 MiB -> 413 (from Content-Length, before reading); a gate may lower it per request */
-    size_t   body_budget;       /* 64 MiB of request bodies buffered at once, all connections: beyond -> 503; 0 = none */
+    size_t   body_budget;       /* 64 MiB of request bodies buffered at once, all connections: beyond -> 503; 0 = none;
+                                 * bodies a gate held below max_body (anonymous) get a quarter of it */
     size_t   min_body_rate;     /* 1 KiB/s: a body arriving slower on average after body_grace_ms -> 408; 0 = off */
     uint64_t body_grace_ms;     /* 10 s before min_body_rate applies */
     size_t   max_url;           /* 8 KiB -> 414 */
@@ -137,7 +138,9 @@ const char *http_req_peer(const http_req_t *req);       /* "127.0.0.1:5342", "[:
 /* The body, NUL-terminated (len may be NULL). */
 const char *http_req_body(const http_req_t *req, size_t *len);
 /* From the gate only: this request's body may not exceed max (nor the
- * server's max_body): a larger Content-Length is answered 413 unread. */
+ * server's max_body): a larger Content-Length is answered 413 unread.  A
+ * max below max_body also puts the body in the quarter of body_budget that
+ * such requests share. */
 void        http_req_set_body_max(http_req_t *req, size_t max);
 /* HTTP minor version (0 or 1). */
 int         http_req_minor(const http_req_t *req);

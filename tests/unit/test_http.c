@@ -1324,6 +1324,14 @@ static void test_detached_gate(void **state)
     dfx_finish(&d);
 }
 
+/* A gate like api_gate: requests marked anonymous get 400 bytes. */
+static int anon_gate(http_req_t *req, void *router)
+{
+    if (http_router_gate(req, router)) return 1;
+    if (http_header(req, "x-anon")) http_req_set_body_max(req, 400);
+    return 0;
+}
+
 /* The body budget is shared: a second body that does not fit gets 503 with
  * Retry-After while the first still holds its share; freed shares return. */
 static void test_detached_budget(void **state)
@@ -1357,6 +1365,27 @@ static void test_detached_budget(void **state)
     http_conn_free_detached(b);
     assert_int_equal(http_server_body_bytes(srv), 1001);
     http_conn_free_detached(a);
+    assert_int_equal(http_server_body_bytes(srv), 0);
+    /* Anonymous bodies share a quarter of it (375 bytes here): a second
+     * 300-byte one does not fit, a vouched-for 1000-byte one still does. */
+    http_server_set_gate(srv, anon_gate, router);
+    const char *anon = "POST /echo HTTP/1.1\r\nX-Anon: 1\r\nContent-Length: 300\r\n\r\nx";
+    http_conn_t *a1 = http_conn_new_detached(srv), *a2 = http_conn_new_detached(srv);
+    assert_int_equal(http_conn_feed(a1, anon, strlen(anon)), 0);
+    assert_int_equal(http_conn_feed(a2, anon, strlen(anon)), -ECONNRESET);
+    assert_non_null(strstr(http_conn_output(a2)->data, "HTTP/1.1 503 "));
+    b = http_conn_new_detached(srv);
+    assert_int_equal(http_conn_feed(b, h1000, strlen(h1000)), 0);
+    assert_int_equal(http_server_body_bytes(srv), 301 + 1001);
+    /* Over the gate's 400: 413 unread. */
+    http_conn_t *a3 = http_conn_new_detached(srv);
+    const char *anon_big = "POST /echo HTTP/1.1\r\nX-Anon: 1\r\nContent-Length: 401\r\n\r\n";
+    assert_int_equal(http_conn_feed(a3, anon_big, strlen(anon_big)), -ECONNRESET);
+    assert_non_null(strstr(http_conn_output(a3)->data, "HTTP/1.1 413 "));
+    http_conn_free_detached(a3);
+    http_conn_free_detached(a2);
+    http_conn_free_detached(a1);
+    http_conn_free_detached(b);
     assert_int_equal(http_server_body_bytes(srv), 0);
     http_server_stop(srv, dfx_stopped, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
