@@ -15,7 +15,7 @@
  *       max_body: 8m                # an authenticated request's body
  *       anon_body: 64k              # a request no credential vouches for (login)
  *       body_budget: 64m            # all bodies being received at once; 0 = no budget
- *       min_body_rate: 1k           # bytes/s averaged, after body_grace; 0 = off
+ *       min_body_rate: 1k           # bytes/s, over each window of body_grace; 0 = off
  *       body_grace: 10s
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with

@@ -142,7 +142,8 @@ struct http_req {
     long long content_length;       /* -1: none or chunked */
     size_t body_max;                /* 0: the server's max_body; set by the gate */
     size_t body_charged;            /* bytes of body_budget this request holds */
-    uint64_t body_t0;               /* uv_now ms when its body was first wanted */
+    uint64_t win_t0;                /* uv_now ms: start of the current body rate window (0: none) */
+    size_t win_len;                 /* body.len then */
     int status;
     size_t bytes_out;
     unsigned complete : 1, dispatched : 1, streaming : 1, chunked : 1, keep_alive : 1,
@@ -926,7 +927,8 @@ static int body_start(http_conn_t *c, http_req_t *r)
         r->body.data[0] = '\0';
         r->body.cap = cl + 1;
     }
-    if (!c->detached) r->body_t0 = c->last_body = uv_now(c->srv->loop);
+    if (!c->detached) r->win_t0 = c->last_body = uv_now(c->srv->loop);
+    r->win_len = 0;
     return 0;
 }
 
@@ -1284,13 +1286,9 @@ static void conn_update(http_conn_t *c)
         timer_set(c, T_NONE, 0, 0);
     } else if (cur) {
         uint64_t dl = c->last_body + lim->body_timeout_ms;
-        if (lim->min_body_rate && cur->body_t0) {
-            /* Averaged since the body was wanted: by time t it must have
-             * brought rate * (t - t0) bytes, once the grace is over. */
-            uint64_t earned = (uint64_t)cur->body.len * 1000 / lim->min_body_rate;
-            uint64_t rdl = cur->body_t0 + (earned > lim->body_grace_ms ? earned : lim->body_grace_ms);
-            if (rdl < dl) dl = rdl;
-        }
+        /* ... or the end of the rate window (body_window_ok). */
+        if (lim->min_body_rate && lim->body_grace_ms && cur->win_t0 && cur->win_t0 + lim->body_grace_ms < dl)
+            dl = cur->win_t0 + lim->body_grace_ms;
         timer_set(c, T_BODY, dl > now ? dl - now : 0, 0);
     } else if (!c->qhead) {
         /* A new connection gets head_timeout for its first request from
@@ -1302,6 +1300,26 @@ static void conn_update(http_conn_t *c)
     }
 }
 
+/* The body timer fired: is it only the end of a rate window the body
+ * passed?  A body must bring min_body_rate * body_grace bytes in each
+ * window of body_grace from when it was first wanted (10 KiB per 10 s by
+ * default), not on average since then: a fast start buys no time to hold
+ * the connection afterwards.  Then a new window starts (1); the
+ * no-progress timeout or a short window is a 408 (0). */
+static int body_window_ok(http_conn_t *c, http_req_t *r)
+{
+    const struct http_limits *lim = &c->srv->lim;
+    uint64_t now = uv_now(c->srv->loop);
+    if (now >= c->last_body + lim->body_timeout_ms) return 0;
+    if (!lim->min_body_rate || !lim->body_grace_ms || !r->win_t0) return 1;     /* not a window's end */
+    if (now < r->win_t0 + lim->body_grace_ms) return 1;                         /* early wake-up */
+    uint64_t need = (uint64_t)lim->min_body_rate * lim->body_grace_ms / 1000;
+    if (r->body.len - r->win_len < need) return 0;
+    r->win_t0 = now;
+    r->win_len = r->body.len;
+    return 1;
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     http_conn_t *c = t->data;
@@ -1309,8 +1327,13 @@ static void timer_cb(uv_timer_t *t)
     case T_TICK:
         if (c->tick_fn && c->qhead && c->qhead->streaming) c->tick_fn(c->qhead, c->tick_ud);
         break;
-    case T_HEAD:
     case T_BODY:
+        if (c->cur && body_window_ok(c, c->cur)) {
+            conn_update(c);
+            break;
+        }
+        /* fall through */
+    case T_HEAD:
         if (c->cur || !c->nrequests) conn_reject(c, 408);
         else conn_close(c);
         break;

@@ -17,8 +17,9 @@
  * the connection closes), or let the body in, maybe under a lower limit
  * (anonymous requests).  Every body is charged to a server-wide budget
  * (body_budget, 503 + Retry-After beyond it) until its request is freed,
- * and must keep arriving: no progress for body_timeout_ms, or an average
- * below min_body_rate once body_grace_ms have passed, is a 408.
+ * and must keep arriving: no progress for body_timeout_ms, or less than
+ * min_body_rate * body_grace_ms bytes in any window of body_grace_ms
+ * (consecutive windows from when the body was first wanted), is a 408.
  *
  * Ownership of a request (http_req_t):
  *   - The server owns it until it calls the handler.  From then on the
@@ -67,8 +68,8 @@ struct http_limits {
     size_t   max_body;          /* 8 MiB -> 413 (from Content-Length, before reading); a gate may lower it per request */
     size_t   body_budget;       /* 64 MiB of request bodies buffered at once, all connections: beyond -> 503; 0 = none;
                                  * bodies a gate held below max_body (anonymous) get a quarter of it */
-    size_t   min_body_rate;     /* 1 KiB/s: a body arriving slower on average after body_grace_ms -> 408; 0 = off */
-    uint64_t body_grace_ms;     /* 10 s before min_body_rate applies */
+    size_t   min_body_rate;     /* 1 KiB/s: a body slower than that over a window of body_grace_ms -> 408; 0 = off */
+    uint64_t body_grace_ms;     /* 10 s: the rate's window (the first one starts with the body) */
     size_t   max_url;           /* 8 KiB -> 414 */
     size_t   max_connections;   /* 1024; beyond: accept, 503, close */
     size_t   max_pipeline;      /* 16 parsed requests waiting: stop reading until answered */

@@ -1393,9 +1393,9 @@ static void test_detached_budget(void **state)
     http_router_free(router);
 }
 
-/* A body that keeps moving, but slower than min_body_rate once the grace
- * is over, is answered 408 (the no-progress timeout alone would never end
- * it); a fast one on the same server is not. */
+/* A body that keeps moving, but slower than min_body_rate over a window of
+ * body_grace, is answered 408 (the no-progress timeout alone would never
+ * end it), even after a fast start; a fast one on the same server is not. */
 static void test_min_body_rate(void **state)
 {
     (void)state;
@@ -1418,6 +1418,24 @@ static void test_min_body_rate(void **state)
     assert_int_equal(r.status, 408);
     uint64_t dt = now_ms() - t0;
     assert_true(dt >= 250 && dt < 1800);
+    buf_free(&r.body);
+    cli_close(&c);
+    /* A fast start buys nothing: each 300 ms window needs its 300 bytes. */
+    c = cli_tcp(f->port, 0);
+    buf_t fast = BUF_INIT;
+    buf_puts(&fast, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    for (int i = 0; i < 5000; i++) buf_puts(&fast, "0123456789");
+    t0 = now_ms();
+    cli_send(&c, fast.data, fast.len);
+    buf_free(&fast);
+    for (int i = 0; i < 40; i++) {
+        usleep(50 * 1000);
+        if (send(c.fd, "0123456789", 10, MSG_NOSIGNAL) < 0) break;
+    }
+    assert_int_equal(cli_response(&c, &r, 0), 0);
+    assert_int_equal(r.status, 408);
+    dt = now_ms() - t0;
+    assert_true(dt >= 500 && dt < 1800);
     buf_free(&r.body);
     cli_close(&c);
     /* 20 kB at once is far above the rate. */
