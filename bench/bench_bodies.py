@@ -18,13 +18,16 @@ ephemeral port, nothing else running): 100 connections, half to POST
 /api/v1/login (the public one), each announcing Content-Length 8 MiB and
 sending all of it but the last byte as fast as the server takes it, then
 holding the connection for --hold seconds (the last byte never comes), then
-closing.  RSS is the daemon's VmRSS from /proc: "before" just before the
+closing.  Then the same with an admin's API token, all to /api/v1/flows:
+bodies the server has to take, bounded by the body budget (--no-auth skips it).  RSS is the daemon's VmRSS from /proc: "before" just before the
 attack, "peak" the highest sample (every round of the sending loop, ~50 ms),
 "after" 3 s after every connection closed.  Medians over the repetitions.
 """
 
 import argparse
 import datetime as dt
+import http.client
+import json
 import os
 import platform
 import re
@@ -83,6 +86,24 @@ class Serve:
             time.sleep(0.02)
         raise RuntimeError(f"{exe} serve did not start: {(self.home / 'serve.log').read_text()[-2000:]}")
 
+    def token(self):
+        """An admin API token, made through the API (login, then a token)."""
+        def req(method, path, body, headers):
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            c.request(method, path, json.dumps(body), dict(headers, **{"Content-Type": "application/json"}))
+            r = c.getresponse()
+            data = r.read()
+            hdr = dict((k.lower(), v) for k, v in r.getheaders())
+            c.close()
+            return r.status, json.loads(data), hdr
+        st, ans, hdr = req("POST", "/api/v1/login", {"username": "admin", "password": "bench-password-123"}, {})
+        assert st == 200, (st, ans)
+        cookie = hdr["set-cookie"].split(";")[0]
+        st, tok, _ = req("POST", "/api/v1/users/admin/tokens", {"name": "bench"},
+                         {"Cookie": cookie, "X-CSRF-Token": ans["csrf_token"]})
+        assert st == 201, (st, tok)
+        return tok["token"]
+
     def stop(self):
         self.proc.terminate()
         try:
@@ -95,16 +116,18 @@ class Serve:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def attack(port, n, size, hold, sample):
+def attack(port, n, size, hold, sample, token=None):
     """n connections: head + size-1 body bytes as fast as taken, hold, close.
-    Returns how many got an answer (any status) before they closed."""
+    With token, all go to POST /api/v1/flows as that user.  Returns how many
+    got an answer (any status) before they closed."""
     chunk = b"x" * (256 * 1024)
     sel = selectors.DefaultSelector()
     conns = []
     for i in range(n):
-        path = "/api/v1/flows" if i % 2 else "/api/v1/login"
+        path = "/api/v1/flows" if i % 2 or token else "/api/v1/login"
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}"
                   f"Content-Length: {size}\r\n\r\n".encode())
         s.setblocking(False)
         st = {"sock": s, "sent": 0, "answer": b"", "open": True}
@@ -157,9 +180,10 @@ def attack(port, n, size, hold, sample):
     return sum(1 for st in conns if st["answer"].startswith(b"HTTP/1.1 "))
 
 
-def one(exe, tmp, args):
+def one(exe, tmp, args, auth):
     srv = Serve(exe, tmp)
     try:
+        token = srv.token() if auth else None
         time.sleep(1.0)
         pid = srv.proc.pid
         before = rss_kb(pid)
@@ -169,7 +193,7 @@ def one(exe, tmp, args):
             peak[0] = max(peak[0], rss_kb(pid))
 
         t0 = time.monotonic()
-        answered = attack(srv.port, args.conns, args.size, args.hold, sample)
+        answered = attack(srv.port, args.conns, args.size, args.hold, sample, token)
         secs = time.monotonic() - t0
         time.sleep(3)
         sample()
@@ -194,6 +218,18 @@ def build_base(tmp):
     return str(exe)
 
 
+def table_rows(med, conns, target):
+    rows = [("RSS before (MB)", "before"), ("RSS peak (MB)", "peak"), ("RSS after (MB)", "after"),
+            (f"extra RSS at the peak (MB{target})", "extra"),
+            (f"connections answered before they closed (of {conns})", "answered"),
+            ("attack duration (s)", "secs")]
+    out = ["| measure | main at c67784b | this branch |", "|---|---:|---:|"]
+    for label, m in rows:
+        fmt = "{:.0f}" if m == "answered" else "{:.1f}"
+        out.append(f"| {label} | {fmt.format(med['base'][m])} | {fmt.format(med['new'][m])} |")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=3, help="repetitions (default 3)")
@@ -202,49 +238,59 @@ def main():
     ap.add_argument("--conns", type=int, default=100)
     ap.add_argument("--size", type=int, default=8 * MB, help="announced Content-Length (default 8 MiB)")
     ap.add_argument("--hold", type=float, default=3.0, help="seconds to hold after sending (default 3)")
+    ap.add_argument("--no-auth", action="store_true", help="skip the authenticated attack")
     ap.add_argument("--write", action="store_true", help="write the section of bench/RESULTS.md")
     args = ap.parse_args()
+    scenarios = ["anon"] + ([] if args.no_auth else ["auth"])
     with tempfile.TemporaryDirectory(prefix="bench-bodies-") as tmp:
         base = args.base or build_base(tmp)
         exes = {"base": base, "new": args.new}
-        res = {"base": [], "new": []}
+        res = {sc: {"base": [], "new": []} for sc in scenarios}
         for rep in range(args.n):
             order = ["base", "new"] if rep % 2 == 0 else ["new", "base"]
-            for k in order:
-                r = one(exes[k], tmp, args)
-                res[k].append(r)
-                log(f"rep {rep + 1} {k}: before {r['before']:.1f} MB, peak {r['peak']:.1f} MB, "
-                    f"after {r['after']:.1f} MB, answered {r['answered']}/{args.conns}, {r['secs']:.1f} s")
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("before", "peak", "after", "answered", "secs")}
-           for k, v in res.items()}
-    for k in med:
-        med[k]["extra"] = statistics.median(r["peak"] - r["before"] for r in res[k])
+            for sc in scenarios:
+                for k in order:
+                    r = one(exes[k], tmp, args, sc == "auth")
+                    res[sc][k].append(r)
+                    log(f"rep {rep + 1} {sc} {k}: before {r['before']:.1f} MB, peak {r['peak']:.1f} MB, "
+                        f"after {r['after']:.1f} MB, answered {r['answered']}/{args.conns}, {r['secs']:.1f} s")
+    med = {}
+    for sc in scenarios:
+        med[sc] = {k: {m: statistics.median(r[m] for r in v) for m in ("before", "peak", "after", "answered", "secs")}
+                   for k, v in res[sc].items()}
+        for k in med[sc]:
+            med[sc][k]["extra"] = statistics.median(r["peak"] - r["before"] for r in res[sc][k])
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = (f"{os.cpu_count()} CPUs, {benchlib.cpu_model()}, Linux {platform.release()}, "
                f"Python {platform.python_version()}")
-    rows = [("RSS before (MB)", "before"), ("RSS peak (MB)", "peak"), ("RSS after (MB)", "after"),
-            ("extra RSS at the peak (MB; target <= 50)", "extra"),
-            (f"connections answered before they closed (of {args.conns})", "answered"),
-            ("attack duration (s)", "secs")]
-    table = ["| measure | main at c67784b | this branch |", "|---|---:|---:|"]
-    for label, m in rows:
-        fmt = "{:.0f}" if m == "answered" else "{:.1f}"
-        table.append(f"| {label} | {fmt.format(med['base'][m])} | {fmt.format(med['new'][m])} |")
-    verdict = "PASS" if med["new"]["extra"] <= 50 else "FAIL"
-    runs = "; ".join(f"{k}: " + ", ".join(f"{r['peak'] - r['before']:.0f}" for r in res[k]) for k in res)
-    section = "\n".join([
+    verdict = "PASS" if med["anon"]["new"]["extra"] <= 50 else "FAIL"
+
+    def runs(sc):
+        return "; ".join(f"{'main' if k == 'base' else 'branch'}: " +
+                         ", ".join(f"{r['peak'] - r['before']:.0f}" for r in res[sc][k]) for k in res[sc])
+    flags = f" -n {args.n}" + (" --no-auth" if args.no_auth else "") + (" --write" if args.write else "")
+    lines = [
         TITLE, "",
-        f"Generated by `bench/bench_bodies.py -n {args.n}{' --write' if args.write else ''}` on {now}.",
+        f"Generated by `bench/bench_bodies.py{flags}` on {now}.",
         f"Machine: {machine}.",
-        f"{args.conns} connections, half to POST /api/v1/flows without credentials, half to POST "
-        f"/api/v1/login, each announcing a {args.size / MB:.0f} MiB body and sending all of it but the last "
-        f"byte as fast as the server takes it, then holding {args.hold:.0f} s. The daemon's VmRSS; medians "
-        f"of {args.n} alternating repetitions on fresh daemons. Target: at most 50 MB extra: **{verdict}**.",
-        "", *table, "",
-        f"Extra RSS per repetition (MB): {runs}. The old server read every body before the route's "
+        f"Each connection announces a {args.size / MB:.0f} MiB body and sends all of it but the last byte as "
+        f"fast as the server takes it, then holds {args.hold:.0f} s and closes. The daemon's VmRSS from /proc; "
+        f"medians of {args.n} repetitions on fresh daemons, the two binaries alternating.", "",
+        f"**{args.conns} anonymous connections**, half to POST /api/v1/flows without credentials, half to "
+        f"POST /api/v1/login. Target: at most 50 MB extra: **{verdict}**.", "",
+        *table_rows(med["anon"], args.conns, "; target <= 50"), "",
+        f"Extra RSS per repetition (MB): {runs('anon')}. The old server read every body before the route's "
         "authentication ran (8 MiB each); this branch authenticates on the head, answers 401 (flows) or "
         "413 (login: anonymous bodies are held to 64 KiB) without reading the body and closes, so what "
-        "remains is the connections themselves.", ""])
+        "remains is the connections themselves.", ""]
+    if "auth" in scenarios:
+        lines += [
+            f"**{args.conns} authenticated connections** (an admin's API token), all POST /api/v1/flows: "
+            "bodies the server must take. The body budget (64 MiB by default) bounds them: those that do "
+            "not fit get 503 with Retry-After on their head.", "",
+            *table_rows(med["auth"], args.conns, ""), "",
+            f"Extra RSS per repetition (MB): {runs('auth')}.", ""]
+    section = "\n".join(lines)
     print(section)
     if args.write:
         benchlib.replace_section(TITLE, section)
