@@ -116,6 +116,7 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
         for (size_t i = 0; i < n; i++) a->trusted_users[i] = xstrdup(o->trusted_users[i]);
     }
     a->secure_cookies = o->secure_cookies;
+    a->anon_body_max = o->anon_body_max ? o->anon_body_max : API_ANON_BODY_MAX;
     a->hc = o->hc;
     a->started_at = time_now_us();
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
@@ -132,6 +133,18 @@ void api_handle(http_req_t *req, void *api)
 {
     api_t *a = api;
     http_router_handle(req, a->router);
+}
+
+/* Bodies are read only for requests their route would take: refusals
+ * (404, 405, 401, CSRF's 403, admins-only, other people's flows) go out on
+ * the head alone, so nobody can make the server hold a body it would throw
+ * away.  A body no credential vouches for (login) is kept small. */
+int api_gate(http_req_t *req, void *api)
+{
+    api_t *a = api;
+    if (http_router_gate(req, a->router)) return 1;
+    if (!(http_req_route_flags(req) & API_F_AUTH)) http_req_set_body_max(req, a->anon_body_max);
+    return 0;
 }
 
 void api_set_stopping(api_t *a) { a->stopping = 1; }

@@ -17,6 +17,7 @@
  *     api_opts_t o = { loop, store, sched, pool, home, version, secure };
  *     api_new(&o, &api, &err);
  *     srv = http_server_new(loop, NULL, api_handle, api);
+ *     http_server_set_gate(srv, api_gate, api);
  *     api_set_server(api, srv);  api_set_pool_sizes(api, ...);
  *     ...
  *     api_set_stopping(api);            // SIGTERM: /healthz answers 503
@@ -54,7 +55,11 @@ typedef struct api_opts {
     int         isolation_system;   /* tasks run as their owners (docs/security.md) */
     char *const *trusted_users;  /* NULL-terminated, may be NULL: under isolation shared, who
                                     besides admins may save commands and outside paths */
+    size_t      anon_body_max;   /* body limit on public routes (login): 0 = API_ANON_BODY_MAX */
 } api_opts_t;
+
+/* Anonymous bodies: a login is a few hundred bytes. */
+#define API_ANON_BODY_MAX (64 * 1024)
 
 /* A new API; -EINVAL with a message for missing options.  *out is owned by
  * the caller (api_free). */
@@ -62,6 +67,10 @@ int  api_new(const api_opts_t *o, api_t **out, nb_err_t *err);
 
 /* The http_handler_fn to give http_server_new, with the api as ud. */
 void api_handle(http_req_t *req, void *api);
+/* The http_gate_fn to give http_server_set_gate, with the api as ud: the
+ * route and its authentication and authorization are checked on the head,
+ * before the body is read; public routes get anon_body_max. */
+int  api_gate(http_req_t *req, void *api);
 
 /* New events were committed (the scheduler's on_change): read them with
  * store_events_since and push each to the SSE clients allowed to see it. */

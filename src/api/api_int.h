@@ -76,6 +76,7 @@ struct api {
     int            secure_cookies;
     int            isolation_system;
     char         **trusted_users;  /* NULL-terminated copy, may be NULL */
+    size_t         anon_body_max;  /* body limit of requests no credential vouches for */
     int            stopping;
     int64_t        started_at;
     char          *dummy_hash;     /* argon2 hash verified for unknown users (timing) */

@@ -22,7 +22,7 @@ const char api_openapi_json[] =
     " \"info\": {\n"
     "  \"title\": \"nbhub REST API\",\n"
     "  \"version\": \"1\",\n"
-    "  \"description\": \"The API of nbhub serve (docs/api.md). Times are ISO 8601 UTC. Lists are newest first with keyset pagination (limit, before -> next). Cookie-authenticated POST, PUT, PATCH and DELETE need the X-CSRF-Token header.\"\n"
+    "  \"description\": \"The API of nbhub serve (docs/api.md). Times are ISO 8601 UTC. Lists are newest first with keyset pagination (limit, before -> next). Cookie-authenticated POST, PUT, PATCH and DELETE need the X-CSRF-Token header. A request's route, credentials, CSRF header and permissions are checked on its head, before its body is read; a refusal closes the connection. Bodies: at most 8 MiB (64 KiB on public routes such as login), else 413; 503 with Retry-After when the server's body budget is full; 408 for a body bringing less than 10 KiB in 10 s.\"\n"
     " },\n"
     " \"servers\": [\n"
     "  {\n"

@@ -503,7 +503,8 @@ int cmd_serve(int argc, char **argv)
     sv.hc = hclient_new(&sv.loop);
     api_opts_t ao = { .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
                       .version = NBHUB_VERSION, .self_exe = self, .secure_cookies = sv.conf.secure_cookies == 1,
-                      .hc = sv.hc, .isolation_system = system_mode, .trusted_users = sv.conf.trusted_users };
+                      .hc = sv.hc, .isolation_system = system_mode, .trusted_users = sv.conf.trusted_users,
+                      .anon_body_max = sv.conf.http_anon_body > 0 ? (size_t)sv.conf.http_anon_body : 0 };
     if (sched_new(&so, &sv.sched, &err) < 0 ||
         (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {
         cli_errorf("%s", err.msg);
@@ -514,7 +515,16 @@ int cmd_serve(int argc, char **argv)
     free(base_url);
     api_set_pool_sizes(sv.api, (const char *const *)sv.conf.pool_names, sv.conf.pool_sizes,
                        sv.conf.npool);
-    sv.http = http_server_new(&sv.loop, NULL, api_handle, sv.api);
+    struct http_limits lim;
+    http_limits_default(&lim);
+    if (sv.conf.http_max_body > 0) lim.max_body = (size_t)sv.conf.http_max_body;
+    if (sv.conf.http_body_budget >= 0) lim.body_budget = (size_t)sv.conf.http_body_budget;
+    if (sv.conf.http_min_body_rate >= 0) lim.min_body_rate = (size_t)sv.conf.http_min_body_rate;
+    if (sv.conf.http_body_grace_ms >= 0) lim.body_grace_ms = (uint64_t)sv.conf.http_body_grace_ms;
+    sv.http = http_server_new(&sv.loop, &lim, api_handle, sv.api);
+    /* Authentication and authorization on the head: no body is read for a
+     * request that would be refused (api_gate). */
+    http_server_set_gate(sv.http, api_gate, sv.api);
     /* API answers are data, never documents to render or frame; the UI's
      * page and the rendered notebooks set their own policies. */
     http_server_set_csp(sv.http, "default-src 'none'; frame-ancestors 'none'");

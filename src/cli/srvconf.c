@@ -15,7 +15,7 @@
 #include <string.h>
 #include <yaml.h>
 
-enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS };
+enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP };
 
 struct ckey {
     const char *name;
@@ -31,6 +31,7 @@ static const struct ckey srvconf_keys[] = {
     { "isolation", C_STR },          { "system_user", C_STR },
     { "create_system_users", C_BOOL },{ "limits", C_LIMITS },
     { "user_limits", C_ULIMITS },    { "trusted_users", C_STRLIST },
+    { "http", C_HTTP },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -41,6 +42,8 @@ void srvconf_init(srvconf_t *c)
     c->shutdown_grace_ms = -1;
     c->secure_cookies = -1;
     c->create_system_users = -1;
+    c->http_max_body = c->http_anon_body = c->http_body_budget = -1;
+    c->http_min_body_rate = c->http_body_grace_ms = -1;
 }
 
 const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user)
@@ -126,6 +129,80 @@ static void parse_limits(const char *path, yaml_document_t *doc, yaml_node_t *v,
         }
         if (rc < 0) errlist_add(errs, path, POS(vn), "%s: '%s' %s", what, key ? key : "?", why);
     }
+}
+
+/* A byte count: "65536", "64k", "8m", "1g" (also "64KiB", "8MB": powers
+ * of 1024 all).  -1 if malformed or above 1 TiB. */
+static int64_t parse_size(const char *s)
+{
+    if (!s || *s < '0' || *s > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    unsigned long long mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1ULL << 10; end++; break;
+    case 'm': case 'M': mul = 1ULL << 20; end++; break;
+    case 'g': case 'G': mul = 1ULL << 30; end++; break;
+    default: break;
+    }
+    if (mul > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0 || strcmp(end, "b") == 0)) end += strlen(end);
+    else if (mul == 1 && (strcmp(end, "B") == 0 || strcmp(end, "b") == 0)) end++;
+    if (*end || v > (1ULL << 40) / mul) return -1;
+    return (int64_t)(v * mul);
+}
+
+/* The http: mapping (keys of their own, each a size but body_grace). */
+static void set_http(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_node_t *v, nb_errlist_t *errs)
+{
+    static const char *const keys[] = { "max_body", "anon_body", "body_budget", "min_body_rate", "body_grace" };
+    const size_t nkeys = sizeof keys / sizeof *keys;
+    if (v->type != YAML_MAPPING_NODE) {
+        errlist_add(errs, path, POS(v), "'http' must be a mapping (max_body, anon_body, body_budget, "
+                                        "min_body_rate, body_grace)");
+        return;
+    }
+    yaml_node_t *budget_node = NULL;
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        const char *key = scalar(kn), *s = scalar(vn);
+        size_t i = 0;
+        while (key && i < nkeys && strcmp(key, keys[i]) != 0) i++;
+        if (!key || i == nkeys) {
+            const char *hint = key ? errlist_closest(key, keys, nkeys) : NULL;
+            errlist_add(errs, path, POS(kn), "unknown key 'http.%s'%s%s%s", key ? key : "?",
+                        hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+            continue;
+        }
+        if (i == 4) {
+            int64_t secs;
+            if (!s || flow_duration_parse(s, &secs) < 0) {
+                errlist_add(errs, path, POS(vn), "'http.body_grace' must be a duration such as 10s or 1m");
+                continue;
+            }
+            c->http_body_grace_ms = secs * 1000;
+            continue;
+        }
+        int64_t n = parse_size(s);
+        /* Zero turns the budget and the rate off; a zero body limit is a typo. */
+        if (n < 0 || (n == 0 && i < 2)) {
+            errlist_add(errs, path, POS(vn), "'http.%s' must be a size such as 65536, 64k or 8m%s", key,
+                        i < 2 ? "" : " (0 = off)");
+            continue;
+        }
+        if (i == 0) c->http_max_body = n;
+        else if (i == 1) c->http_anon_body = n;
+        else if (i == 2) c->http_body_budget = n, budget_node = vn;
+        else c->http_min_body_rate = n;
+    }
+    /* A budget smaller than one allowed body would refuse that body forever. */
+    int64_t max = c->http_max_body > 0 ? c->http_max_body : 8 << 20;
+    if (budget_node && c->http_body_budget > 0 && c->http_body_budget < max)
+        errlist_add(errs, path, POS(budget_node), "'http.body_budget' (%lld bytes) is smaller than max_body "
+                    "(%lld bytes): such a body could never be received", (long long)c->http_body_budget,
+                    (long long)max);
 }
 
 static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
@@ -222,6 +299,9 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
             return;
         }
         errlist_add(errs, path, POS(v), "'%s' must be true or false", k->name);
+        return;
+    case C_HTTP:
+        set_http(c, path, doc, v, errs);
         return;
     case C_POOL:
         if (v->type != YAML_MAPPING_NODE) {

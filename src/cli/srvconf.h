@@ -17,6 +17,12 @@
  *     limits: {memory: 4g, cpu: 2, pids: 512}   # each user's (cgroups)
  *     user_limits: {alice: {memory: 8g}}         # per user, instead of limits
  *     trusted_users: [alice]        # shared: may save command tasks and paths outside the flow's directory
+ *     http:                         # request body limits (docs/serve.md)
+ *       max_body: 8m                # an authenticated request's body
+ *       anon_body: 64k              # a request no credential vouches for (login)
+ *       body_budget: 64m            # all bodies being received at once; 0 = no budget
+ *       min_body_rate: 1k           # bytes/s, over each window of body_grace; 0 = off
+ *       body_grace: 10s
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -53,6 +59,12 @@ typedef struct srvconf {
     iso_limits_t *ulimits;
     size_t   nulimits;
     char   **trusted_users;   /* NULL-terminated, may be NULL */
+    /* http: ...; -1 = unset (the server's defaults) */
+    int64_t  http_max_body;
+    int64_t  http_anon_body;
+    int64_t  http_body_budget;
+    int64_t  http_min_body_rate;
+    int64_t  http_body_grace_ms;
 } srvconf_t;
 
 /* The limits of one user: their user_limits entry, else limits. */

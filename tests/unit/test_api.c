@@ -222,6 +222,7 @@ static fx_t *fx_new(int with_sched)
         f->run = store_run(f, "daily", T0, 1);
     }
     f->srv = http_server_new(&f->loop, NULL, api_handle, f->api);
+    http_server_set_gate(f->srv, api_gate, f->api);     /* as nbhub serve does */
     api_set_server(f->api, f->srv);
     return f;
 }

@@ -1,0 +1,2 @@
+build-merge/src/cli/cli.o: src/cli/cli.c src/cli/cli.h
+src/cli/cli.h:

@@ -1,0 +1,2 @@
+build-merge/src/iso/limits.o: src/iso/limits.c src/iso/limits.h
+src/iso/limits.h:

@@ -1,0 +1,2 @@
+build-merge/src/util/timeutil.o: src/util/timeutil.c src/util/timeutil.h
+src/util/timeutil.h:
