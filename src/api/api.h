@@ -41,6 +41,9 @@
 
 typedef struct api api_t;
 
+#define API_SPARK_MAX_CLUSTERS  2
+#define API_SPARK_MAX_MEMORY_MB 8192
+
 typedef struct api_opts {
     uv_loop_t  *loop;
     store_t    *store;
@@ -51,6 +54,11 @@ typedef struct api_opts {
     const char *self_exe;        /* the nbhub binary (Spark clusters run `nbhub spark up`); NULL = "nbhub" */
     int         secure_cookies;  /* 1 when served over https: cookies get Secure */
     hclient_t  *hc;              /* borrowed, outlives the api: the Spark UI proxy's client; NULL = 503 */
+    /* nbhub.yaml spark: what one user (not an admin) may start through the
+     * API: clusters starting or up, and their workers x worker_memory in
+     * MB.  0 = the defaults, API_SPARK_MAX_CLUSTERS and _MEMORY_MB. */
+    int         spark_max_clusters;
+    long        spark_max_memory_mb;
 } api_opts_t;
 
 /* A new API; -EINVAL with a message for missing options.  *out is owned by

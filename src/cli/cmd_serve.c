@@ -400,7 +400,8 @@ int cmd_serve(int argc, char **argv)
     sv.hc = hclient_new(&sv.loop);
     api_opts_t ao = { .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
                       .version = NBHUB_VERSION, .self_exe = self, .secure_cookies = sv.conf.secure_cookies == 1,
-                      .hc = sv.hc };
+                      .hc = sv.hc, .spark_max_clusters = (int)sv.conf.spark_max_clusters,
+                      .spark_max_memory_mb = sv.conf.spark_max_memory_mb };
     if (sched_new(&so, &sv.sched, &err) < 0 ||
         (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {
         cli_errorf("%s", err.msg);

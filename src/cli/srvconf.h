@@ -11,6 +11,7 @@
  *     pool: {python3: 2}            # warm kernels per kernel spec
  *     log_level: info
  *     secure_cookies: false         # set true behind https
+ *     spark: {max_clusters_per_user: 2, max_memory_per_user: 8g}   # API limits, admins exempt
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -38,6 +39,8 @@ typedef struct srvconf {
     size_t   npool;
     char    *log_level;
     int      secure_cookies;  /* -1 = unset */
+    unsigned spark_max_clusters;    /* spark: max_clusters_per_user; 0 = unset */
+    long     spark_max_memory_mb;   /* spark: max_memory_per_user in MB; 0 = unset */
 } srvconf_t;
 
 void srvconf_init(srvconf_t *c);
