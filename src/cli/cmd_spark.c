@@ -777,7 +777,8 @@ static int spark_down(int argc, char **argv)
     char *dir = cluster_dir(&a, a.name, 0);
     json_t *st = scluster_live_state(dir);
     if (!st) {
-        cli_errorf("no cluster '%s' is up", a.name);
+        cli_errorf("no cluster '%s' is up%s%s", a.name, a.owner ? " for " : " (a user's: --owner USER)",
+                   a.owner ? a.owner : "");
         free(dir);
         return NB_EXIT_INPUT;
     }
@@ -799,7 +800,8 @@ static int spark_status(int argc, char **argv)
     json_t *st = scluster_live_state(dir);
     free(dir);
     if (!st) {
-        cli_errorf("no cluster '%s' is up", a.name);
+        cli_errorf("no cluster '%s' is up%s%s", a.name, a.owner ? " for " : " (a user's: --owner USER)",
+                   a.owner ? a.owner : "");
         return NB_EXIT_INPUT;
     }
     print_state(st, a.json);

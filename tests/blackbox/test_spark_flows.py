@@ -232,7 +232,7 @@ def test_named_cluster_through_the_api_with_owners(h, tmp_path):
         spark_ui_through_the_proxy(srv, api, a)
         # The master dies mid-task (kill -9): nbhub restarts it, and the
         # task run says what happened to its application.
-        st = json.loads(spark_cli(h, "status", "shared", "--json").stdout)
+        st = json.loads(spark_cli(h, "status", "shared", "--owner", "alice", "--json").stdout)
         os.kill([p["pid"] for p in st["processes"] if p["role"] == "master"][0], signal.SIGKILL)
         said = lambda: "Spark master died" in (spark_state(srv, a, "a").get("message") or "")
         assert wait_for(said, 30, interval=0.5), spark_state(srv, a, "a")
@@ -252,14 +252,14 @@ def test_named_cluster_through_the_api_with_owners(h, tmp_path):
         ed = task_row(srv, d, "a")["error"]
         assert "exit code 23: the Spark settings do not fit the cluster" in ed and "spark.executor.memory 2g" in ed, ed
         # The long-lived cluster is still up; alice stops it.
-        assert spark_cli(h, "status", "shared").rc == 0
+        assert spark_cli(h, "status", "shared", "--owner", "alice").rc == 0
         st, c = api["alice"].delete("/api/v1/spark/clusters/shared")
         assert st == 202, (st, c)
         assert wait_for(lambda: api["alice"].get("/api/v1/spark/clusters/shared")[1]["state"] == "stopped", 60)
         assert wait_for(lambda: not jvms(h), 30, interval=0.5)
     finally:
         srv.stop()
-        spark_cli(h, "down", "shared")
+        spark_cli(h, "down", "shared", "--owner", "alice")
 
 
 def spark_ui_through_the_proxy(srv, api, run_id):
