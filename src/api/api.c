@@ -87,6 +87,10 @@ const struct http_route api_routes[] = {
     /* the cluster's Spark UIs (a reverse proxy: api_sparkui.c) */
     { "GET",    "/spark/:name/ui",                       api_sparkui_get,         API_CLUSTER },
     { "GET",    "/spark/:name/ui/" "*path",              api_sparkui_get,         API_CLUSTER },
+    /* a user's cluster: /spark/~OWNER/NAME/ui/ (the path is read whole:
+     * api_sparkui_resolve) */
+    { "GET",    "/spark/:owner/:name/ui",                api_sparkui_get,         API_CLUSTER },
+    { "GET",    "/spark/:owner/:name/ui/" "*path",       api_sparkui_get,         API_CLUSTER },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 
@@ -118,6 +122,8 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     a->secure_cookies = o->secure_cookies;
     a->anon_body_max = o->anon_body_max ? o->anon_body_max : API_ANON_BODY_MAX;
     a->hc = o->hc;
+    a->spark_max_clusters = o->spark_max_clusters > 0 ? o->spark_max_clusters : API_SPARK_MAX_CLUSTERS;
+    a->spark_max_memory_mb = o->spark_max_memory_mb > 0 ? o->spark_max_memory_mb : API_SPARK_MAX_MEMORY_MB;
     a->started_at = time_now_us();
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
     if (rc < 0) {

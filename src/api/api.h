@@ -42,6 +42,9 @@
 
 typedef struct api api_t;
 
+#define API_SPARK_MAX_CLUSTERS  2
+#define API_SPARK_MAX_MEMORY_MB 8192
+
 typedef struct api_opts {
     uv_loop_t  *loop;
     store_t    *store;
@@ -56,6 +59,11 @@ typedef struct api_opts {
     char *const *trusted_users;  /* NULL-terminated, may be NULL: under isolation shared, who
                                     besides admins may save commands and outside paths */
     size_t      anon_body_max;   /* body limit on public routes (login): 0 = API_ANON_BODY_MAX */
+    /* nbhub.yaml spark: what one user (not an admin) may start through the
+     * API: clusters starting or up, and their workers x worker_memory in
+     * MB.  0 = the defaults, API_SPARK_MAX_CLUSTERS and _MEMORY_MB. */
+    int         spark_max_clusters;
+    long        spark_max_memory_mb;
 } api_opts_t;
 
 /* Anonymous bodies: a login is a few hundred bytes. */

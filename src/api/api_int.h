@@ -36,8 +36,9 @@
  *   API_FLOW   ":name" is a flow the user may see: its owner or an admin
  *              (404 otherwise, so names do not leak)
  *   API_RUN    ":id" is a run of a flow the user may see (404 otherwise)
- *   API_CLUSTER ":name" is a Spark cluster the user may see: its owner or
- *              an admin (404 otherwise)
+ *   API_CLUSTER ":name" (?owner=) or the /spark/.../ui path names a Spark
+ *              cluster the user may see: their own, or any for an admin
+ *              (404 otherwise; names are per user, api_spark.c)
  * Routes without API_AUTH are public. */
 enum {
     API_F_AUTH  = 1u << 0,
@@ -72,6 +73,8 @@ struct api {
     char          *home_given;     /* as configured, for /api/v1/info */
     char          *self_exe;       /* the nbhub binary */
     hclient_t     *hc;             /* borrowed: requests to Spark's UIs (NULL: 503) */
+    int            spark_max_clusters;    /* per user (admins exempt), api_spark.c */
+    long           spark_max_memory_mb;   /* per user: workers x worker_memory of those */
     char          *version;
     int            secure_cookies;
     int            isolation_system;
@@ -108,6 +111,7 @@ typedef struct api_ctx {
     const char *flow;              /* flow name (the run's flow for API_RUN) */
     int64_t     flow_id;           /* flows.id: the live one (API_FLOW), the run's (API_RUN) */
     int64_t     run;               /* runs.id for API_RUN */
+    const char *cluster;           /* API_CLUSTER: the Spark cluster's id (scluster_id) */
 } api_ctx_t;
 
 extern const struct http_route api_routes[];
@@ -220,8 +224,12 @@ void api_runs_task_output_html(http_req_t *req, void *ud);
 void api_runs_task_spark(http_req_t *req, void *ud);
 
 /* ---- api_spark.c: Spark clusters --------------------------------------- */
-int  api_spark_auth(api_t *a, http_req_t *req, const api_ctx_t *c);   /* API_CLUSTER; -1 = answered 404 */
-char *api_spark_dir(const api_t *a, const char *name);   /* $HOME/spark[/NAME], new */
+int  api_spark_auth(api_t *a, http_req_t *req, api_ctx_t *c);   /* API_CLUSTER; -1 = answered 404 */
+char *api_spark_dir(const api_t *a, const char *id);     /* $HOME/spark[/ID], new */
+/* The id of cluster NAME as the caller sees it (owner: an admin naming
+ * another user's; NULL: the caller's own, else for an admin the
+ * operator's), or NULL if there is none they may see.  New string. */
+char *api_spark_resolve(const api_t *a, const api_ctx_t *c, const char *owner, const char *name);
 void api_spark_list(http_req_t *req, void *ud);
 void api_spark_create(http_req_t *req, void *ud);
 void api_spark_get(http_req_t *req, void *ud);
@@ -230,6 +238,9 @@ char *api_runs_spark_path(const char *log_path);   /* new string or NULL */
 
 /* ---- api_sparkui.c: the Spark UIs through the proxy --------------------- */
 void api_sparkui_get(http_req_t *req, void *ud);
+/* The cluster a /spark/NAME/ui... or /spark/~OWNER/NAME/ui... path names,
+ * as the caller sees it (api_spark_resolve), or NULL.  New string. */
+char *api_sparkui_resolve(const api_t *a, http_req_t *req, const api_ctx_t *c);
 void api_flows_parameters(http_req_t *req, void *ud);
 void api_flows_files(http_req_t *req, void *ud);
 /* api_ui.c: the web UI's page and files, compiled in from web/. */

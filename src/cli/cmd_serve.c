@@ -504,7 +504,9 @@ int cmd_serve(int argc, char **argv)
     api_opts_t ao = { .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
                       .version = NBHUB_VERSION, .self_exe = self, .secure_cookies = sv.conf.secure_cookies == 1,
                       .hc = sv.hc, .isolation_system = system_mode, .trusted_users = sv.conf.trusted_users,
-                      .anon_body_max = sv.conf.http_anon_body > 0 ? (size_t)sv.conf.http_anon_body : 0 };
+                      .anon_body_max = sv.conf.http_anon_body > 0 ? (size_t)sv.conf.http_anon_body : 0,
+                      .spark_max_clusters = (int)sv.conf.spark_max_clusters,
+                      .spark_max_memory_mb = sv.conf.spark_max_memory_mb };
     if (sched_new(&so, &sv.sched, &err) < 0 ||
         (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {
         cli_errorf("%s", err.msg);

@@ -7,6 +7,7 @@
 #include "cli/srvconf.h"
 #include "iso/uacct.h"
 #include "sched/flow.h"
+#include "spark/scluster.h"
 #include "util/fsutil.h"
 #include "util/xmalloc.h"
 
@@ -15,7 +16,7 @@
 #include <string.h>
 #include <yaml.h>
 
-enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP };
+enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK };
 
 struct ckey {
     const char *name;
@@ -32,6 +33,7 @@ static const struct ckey srvconf_keys[] = {
     { "create_system_users", C_BOOL },{ "limits", C_LIMITS },
     { "user_limits", C_ULIMITS },    { "trusted_users", C_STRLIST },
     { "http", C_HTTP },
+    { "spark", C_SPARK },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -340,6 +342,35 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
             parse_limits(path, doc, yaml_document_get_node(doc, p->value), "user_limits",
                          &c->ulimits[c->nulimits], errs);
             c->nulimits++;
+        }
+        return;
+    case C_SPARK:
+        if (v->type != YAML_MAPPING_NODE) {
+            errlist_add(errs, path, POS(v), "'spark' must be a mapping (max_clusters_per_user, max_memory_per_user)");
+            return;
+        }
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+            yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+            const char *key = scalar(kn), *val = scalar(vn);
+            unsigned u;
+            if (key && !strcmp(key, "max_clusters_per_user")) {
+                if (parse_uint(val, &u) < 0 || u == 0)
+                    errlist_add(errs, path, POS(vn), "'spark.max_clusters_per_user' must be a positive integer");
+                else
+                    c->spark_max_clusters = u;
+            } else if (key && !strcmp(key, "max_memory_per_user")) {
+                long mb = val ? scluster_memory_mb(val) : -EINVAL;
+                if (mb <= 0)
+                    errlist_add(errs, path, POS(vn), "'spark.max_memory_per_user' must be a size such as 8g or 4096m");
+                else
+                    c->spark_max_memory_mb = mb;
+            } else {
+                static const char *const sk[] = { "max_clusters_per_user", "max_memory_per_user" };
+                const char *hint = key ? errlist_closest(key, sk, 2) : NULL;
+                errlist_add(errs, path, POS(kn), "unknown key 'spark.%s'%s%s%s", key ? key : "?",
+                            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+            }
         }
         return;
     }

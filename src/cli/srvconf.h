@@ -23,6 +23,7 @@
  *       body_budget: 64m            # all bodies being received at once; 0 = no budget
  *       min_body_rate: 1k           # bytes/s, over each window of body_grace; 0 = off
  *       body_grace: 10s
+ *     spark: {max_clusters_per_user: 2, max_memory_per_user: 8g}   # API limits, admins exempt
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -65,6 +66,8 @@ typedef struct srvconf {
     int64_t  http_body_budget;
     int64_t  http_min_body_rate;
     int64_t  http_body_grace_ms;
+    unsigned spark_max_clusters;    /* spark: max_clusters_per_user; 0 = unset */
+    long     spark_max_memory_mb;   /* spark: max_memory_per_user in MB; 0 = unset */
 } srvconf_t;
 
 /* The limits of one user: their user_limits entry, else limits. */

@@ -412,6 +412,7 @@ static char *mx_target(fx_t *f, const char *pattern)
         else if (n == 2 && strncmp(p + 1, "id", 2) == 0)
             buf_printf(&b, "%lld", (long long)(users ? f->spare_token : f->run));
         else if (n == 4 && strncmp(p + 1, "task", 4) == 0) buf_puts(&b, "extract");
+        else if (n == 5 && strncmp(p + 1, "owner", 5) == 0) buf_puts(&b, "~alice");   /* /spark/~OWNER/NAME/ui */
         else if (n == 4 && strncmp(p + 1, "file", 4) == 0) buf_puts(&b, "app.js");
         else fail_msg("unknown parameter in %s", pattern);
         p += 1 + n;
