@@ -146,7 +146,16 @@ int fs_write_atomic_chunks(const char *path, const struct fs_chunk *chunks, size
         return 0;
     }
     char *tmp = xasprintf("%s.nbhub-tmp-%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Created, never opened: the directory may belong to a user's task
+     * (a run directory under isolation: system), which could have put a
+     * symlink at this predictable name for us to write through.  An entry
+     * already there is removed (unlink removes a link, not its target). */
+    int fd = -1;
+    for (int tries = 0; tries < 3 && fd < 0; tries++) {
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == EEXIST) unlink(tmp);
+        else break;
+    }
     if (fd < 0) {
         int e = errno;
         rc = err_set(err, -e, "%s: cannot create: %s", path, strerror(e));
