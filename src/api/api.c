@@ -113,6 +113,11 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     a->home = real ? real : xstrdup(o->home);
     a->version = xstrdup(o->version ? o->version : "unknown");
     a->isolation_system = o->isolation_system;
+    a->account_tmpl = o->account_tmpl ? xstrdup(o->account_tmpl) : NULL;
+    a->create_accounts = o->create_accounts;
+    a->cgroups = o->cgroups;
+    a->user_limits = o->user_limits;
+    a->limits_ud = o->limits_ud;
     if (o->trusted_users) {
         size_t n = 0;
         while (o->trusted_users[n]) n++;
@@ -181,6 +186,7 @@ void api_free(api_t *a)
     free(a->home_given);
     free(a->self_exe);
     free(a->version);
+    free(a->account_tmpl);
     if (a->trusted_users)
         for (char **p = a->trusted_users; *p; p++) free(*p);
     free(a->trusted_users);

@@ -32,6 +32,7 @@
 
 #include <stddef.h>
 #include <uv.h>
+#include "iso/limits.h"
 
 #include "http/hclient.h"
 #include "http/server.h"
@@ -56,6 +57,14 @@ typedef struct api_opts {
     int         secure_cookies;  /* 1 when served over https: cookies get Secure */
     hclient_t  *hc;              /* borrowed, outlives the api: the Spark UI proxy's client; NULL = 503 */
     int         isolation_system;   /* tasks run as their owners (docs/security.md) */
+    /* isolation: system — what Spark clusters started through the API run
+     * as: the owner's account (template, created when missing) inside the
+     * owner's cgroup with their limits when cgroups are usable. */
+    const char *account_tmpl;
+    int         create_accounts;
+    int         cgroups;
+    const iso_limits_t *(*user_limits)(void *limits_ud, const char *user);
+    void       *limits_ud;
     char *const *trusted_users;  /* NULL-terminated, may be NULL: under isolation shared, who
                                     besides admins may save commands and outside paths */
     size_t      anon_body_max;   /* body limit on public routes (login): 0 = API_ANON_BODY_MAX */

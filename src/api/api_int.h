@@ -78,6 +78,10 @@ struct api {
     char          *version;
     int            secure_cookies;
     int            isolation_system;
+    char          *account_tmpl;
+    int            create_accounts, cgroups;
+    const iso_limits_t *(*user_limits)(void *limits_ud, const char *user);
+    void          *limits_ud;
     char         **trusted_users;  /* NULL-terminated copy, may be NULL */
     size_t         anon_body_max;  /* body limit of requests no credential vouches for */
     int            stopping;

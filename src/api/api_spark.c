@@ -35,6 +35,7 @@
  */
 #include "api/api_int.h"
 #include "spark/scluster.h"
+#include "iso/uacct.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
@@ -184,9 +185,10 @@ static int api_spark_spawn(api_t *a, const char *id, char **argv, int lock_fd, n
     fs_mkdir_p(dir, 0700, &e2);
     char *logp = xasprintf("%s/api.log", dir);
     free(dir);
-    int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    /* The directory may be the owner's account's (isolation: system). */
+    int fd = fs_open_regular(logp, O_WRONLY | O_CREAT | O_APPEND, 0600, NULL);
     free(logp);
-    if (fd < 0) return err_set(err, -errno, "cannot open the cluster's log: %s", strerror(errno));
+    if (fd < 0) return err_set(err, fd, "cannot open the cluster's log: %s", strerror(-fd));
     struct api_spark_job *j = xcalloc(1, sizeof *j);
     j->what = xasprintf("spark %s %s", argv[2], id);
     j->proc.data = j;
@@ -194,7 +196,11 @@ static int api_spark_spawn(api_t *a, const char *id, char **argv, int lock_fd, n
                                    { UV_INHERIT_FD, { .fd = fd } }, { UV_INHERIT_FD, { .fd = lock_fd } } };
     uv_process_options_t po = { .exit_cb = api_spark_exited, .file = argv[0], .args = argv,
                                 .stdio_count = lock_fd >= 0 ? 4 : 3, .stdio = io };
+    /* A user's cluster under isolation: system gets none of our environment. */
+    char **env = a->isolation_system && !strcmp(argv[1], "__as-user") ? uacct_env(NULL) : NULL;
+    po.env = env;
     int rc = uv_spawn(a->loop, &j->proc, &po);
+    free(env);
     close(fd);
     if (rc < 0) {
         free(j->what);
@@ -202,6 +208,52 @@ static int api_spark_spawn(api_t *a, const char *id, char **argv, int lock_fd, n
         return err_set(err, rc, "cannot start nbhub spark: %s", uv_strerror(rc));
     }
     return 0;
+}
+
+/* Under isolation: system a user's cluster runs as the user's account (its
+ * supervisor, master, workers and their Python), inside the user's cgroup,
+ * so its JVMs count against the user's limits: `nbhub __as-user ACCOUNT
+ * --chown-tree spark/~OWNER --cgroup nbhub/u-ACCOUNT=LIMITS --cgroup
+ * nbhub/u-ACCOUNT/spark-NAME --self -- argv...`.  *out is NULL-terminated,
+ * its strings malloc'd (api_spark_wrapped_free). */
+static int api_spark_as_owner(api_t *a, const char *owner, const char *name, char **argv, char ***out,
+                              nb_err_t *err)
+{
+    char acct[64];
+    int rc = uacct_name(a->account_tmpl ? a->account_tmpl : UACCT_DEFAULT_TEMPLATE, owner, acct, sizeof acct, err);
+    if (rc < 0) return rc;
+    const iso_limits_t *ul = a->user_limits ? a->user_limits(a->limits_ud, owner) : NULL;
+    size_t n = 0, cap = 32;
+    for (char **p = argv; *p; p++) cap++;
+    char **w = xcalloc(cap, sizeof *w);
+    w[n++] = xstrdup(a->self_exe);
+    w[n++] = xstrdup("__as-user");
+    w[n++] = xstrdup(acct);
+    if (a->create_accounts) w[n++] = xstrdup("--create");
+    char *id = scluster_id(owner, name), *dir = scluster_dir(a->home, id), *odir = fs_dirname(dir);
+    w[n++] = xstrdup("--chown-tree");
+    w[n++] = odir;
+    free(id);
+    free(dir);
+    if (a->cgroups) {
+        w[n++] = xstrdup("--cgroup");
+        w[n++] = xasprintf("nbhub/u-%s=%lld,%lld,%lld", acct, ul ? (long long)ul->memory : 0LL,
+                           ul ? (long long)ul->cpu_milli : 0LL, ul ? (long long)ul->pids : 0LL);
+        w[n++] = xstrdup("--cgroup");
+        w[n++] = xasprintf("nbhub/u-%s/spark-%s=0,0,0", acct, name);
+    }
+    w[n++] = xstrdup("--self");
+    w[n++] = xstrdup("--");
+    for (char **p = argv; *p; p++) w[n++] = xstrdup(*p);
+    w[n] = NULL;
+    *out = w;
+    return 0;
+}
+
+static void api_spark_wrapped_free(char **w)
+{
+    for (char **p = w; p && *p; p++) free(*p);
+    free(w);
 }
 
 /* 0 if the caller may start one more cluster of workers x mb MB, else an
@@ -304,7 +356,18 @@ void api_spark_create(http_req_t *req, void *ud)
                      json_is_true(json_object_get(b, "connect")) ? (char *)"--connect" : NULL, NULL };
     /* The claim goes to the child as its fd 3; ours is closed below, so
      * from here the child (then the supervisor) alone holds it. */
-    rc = api_spark_spawn(a, id, argv, lk, &err);
+    char **run = argv, **wrapped = NULL;
+    if (a->isolation_system && (rc = api_spark_as_owner(a, c->name, name, argv, &wrapped, &err)) < 0) {
+        api_fail(req, rc, &err);
+        free(self);
+        free(w);
+        free(co);
+        free(h);
+        goto out;
+    }
+    if (wrapped) run = wrapped;
+    rc = api_spark_spawn(a, id, run, lk, &err);
+    api_spark_wrapped_free(wrapped);
     if (rc < 0) api_fail(req, rc, &err);
     else {
         LOG_I("spark cluster starting", "name=%s by=%s", name, c->log_name);

@@ -270,10 +270,15 @@ static void serve_isolation_home(const char *home, const char *flows, const char
     chmod(home, 0711);
     chmod(flows, 0711);   /* not listable; flows/NAME/ belongs to NAME's owner */
     chmod(lock, 0600);
-    char *runs = xasprintf("%s/runs", home);
-    mkdir(runs, 0711);
-    chmod(runs, 0711);
-    free(runs);
+    /* runs/ and spark/: users reach their own runs/<flow>/<run>/ and
+     * spark/~NAME/, which belong to their accounts. */
+    static const char *const shared_dirs[] = { "runs", "spark" };
+    for (size_t i = 0; i < 2; i++) {
+        char *d = xasprintf("%s/%s", home, shared_dirs[i]);
+        mkdir(d, 0711);
+        chmod(d, 0711);
+        free(d);
+    }
     int fd = open(db, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) {
         fchmod(fd, 0600);
@@ -506,6 +511,8 @@ int cmd_serve(int argc, char **argv)
                       .hc = sv.hc, .isolation_system = system_mode, .trusted_users = sv.conf.trusted_users,
                       .anon_body_max = sv.conf.http_anon_body > 0 ? (size_t)sv.conf.http_anon_body : 0,
                       .spark_max_clusters = (int)sv.conf.spark_max_clusters,
+                      .account_tmpl = sv.conf.system_user, .create_accounts = sv.conf.create_system_users == 1,
+                      .cgroups = cg != CGROUP_NONE, .user_limits = serve_user_limits, .limits_ud = &sv.conf,
                       .spark_max_memory_mb = sv.conf.spark_max_memory_mb };
     if (sched_new(&so, &sv.sched, &err) < 0 ||
         (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {

@@ -99,6 +99,28 @@ int uacct_create(const char *name, nb_err_t *err)
     return 0;
 }
 
+int uacct_env_kept(const char *kv)
+{
+    static const char *const keep[] = { "PATH=", "LANG=", "LANGUAGE=", "LC_", "TZ=", "JUPYTER_PATH=",
+                                        "VIRTUAL_ENV=", "JAVA_HOME=", "SPARK_HOME=", "PYSPARK_PYTHON=" };
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+        if (!strncmp(kv, keep[i], strlen(keep[i]))) return 1;
+    return 0;
+}
+
+char **uacct_env(char *const *extra)
+{
+    extern char **environ;
+    size_t n = 0, k = 0;
+    for (char **e = environ; *e; e++) n++;
+    for (char *const *e = extra; e && *e; e++) n++;
+    char **v = xcalloc(n + 1, sizeof *v);
+    for (char **e = environ; *e; e++)
+        if (uacct_env_kept(*e)) v[k++] = *e;
+    for (char *const *e = extra; e && *e; e++) v[k++] = *e;
+    return v;
+}
+
 void uacct_clear(uacct_t *a)
 {
     free(a->name);

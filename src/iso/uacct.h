@@ -47,4 +47,14 @@ int  uacct_lookup(const char *name, uacct_t *out, nb_err_t *err);
 int  uacct_create(const char *name, nb_err_t *err);
 void uacct_clear(uacct_t *a);
 
+/* Under isolation: system a user's process gets none of the daemon's
+ * environment (its tokens, XDG_RUNTIME_DIR, whatever the service manager
+ * set) but what finds programs, kernels, Java and Spark, and the locale:
+ * 1 if the "K=V" entry kv is one of those.  HOME, USER, LOGNAME and SHELL
+ * come from the account (`nbhub __as-user`). */
+int  uacct_env_kept(const char *kv);
+/* environ filtered by uacct_env_kept, plus extra (NULL-terminated, may be
+ * NULL); the strings are environ's and extra's (free the array only). */
+char **uacct_env(char *const *extra);
+
 #endif

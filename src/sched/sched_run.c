@@ -443,26 +443,13 @@ static void render_var(const char *tmpl, const tmpl_ctx_t *ctx, char *buf, size_
 
 /* Environment of the task: ours, minus what we set, plus the task's env and
  * the NBHUB_* context. */
-/* Under isolation: system a task gets none of the daemon's environment
- * (its tokens, XDG_RUNTIME_DIR, whatever the service manager set) but
- * these: what finds programs, kernels, Java and Spark, and the locale.
- * HOME, USER, LOGNAME and SHELL come from the account (__as-user). */
-static int env_kept(const char *kv)
-{
-    static const char *const keep[] = { "PATH=", "LANG=", "LANGUAGE=", "LC_", "TZ=", "JUPYTER_PATH=",
-                                        "VIRTUAL_ENV=", "JAVA_HOME=", "SPARK_HOME=", "PYSPARK_PYTHON=" };
-    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
-        if (!strncmp(kv, keep[i], strlen(keep[i]))) return 1;
-    return 0;
-}
-
 static char **task_env(const json_t *env, const tmpl_ctx_t *ctx, int try_number, int scrub)
 {
     char **v = NULL;
     size_t n = 0;
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, "NBHUB_", 6) == 0) continue;
-        if (scrub && !env_kept(*e)) continue;
+        if (scrub && !uacct_env_kept(*e)) continue;
         const char *eq = strchr(*e, '=');
         if (eq && json_object_getn(env, *e, (size_t)(eq - *e))) continue;
         argv_add(&v, &n, *e);

@@ -7,6 +7,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -266,4 +267,73 @@ def test_deployed_flow_directory_belongs_to_its_owner(h, accounts):
         assert (srv.flows / "dep").stat().st_uid == uid
     finally:
         srv.stop()
+        shutil.rmtree(srv.home, ignore_errors=True)
+
+
+def _procs_of(uid):
+    """(pid, cmdline) of the processes of a uid."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if p.stat().st_uid == uid:
+                    out.append((int(p.name), (p / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+            except OSError:
+                pass
+    return out
+
+
+@needs_root
+def test_spark_cluster_runs_as_its_owner_in_their_cgroup(h, accounts):
+    """A Spark cluster a user starts through the API runs as the user's account
+    (supervisor, master, worker), inside the user's cgroup (so its JVMs count
+    against the user's limits), without the daemon's environment; deleting it
+    leaves no process of the account behind."""
+    # pyspark's Spark in the test .venv: the account can read it, but not run
+    # the .venv's Python (below /root), so nbhub finds Debian's python3.
+    spark_home = next(Path(sys.prefix).glob("lib/python3*/site-packages/pyspark"))
+    srv = system_server(h, "limits: {memory: 6g, pids: 2048}\n")
+    srv.stop()
+    srv.env["SPARK_HOME"] = str(spark_home)
+    srv.env["NBHUB_SECRET_CANARY"] = "canary-123"
+    srv.start()
+    try:
+        assert srv.api.post("/api/v1/users", {"name": ALICE, "password": f"{ALICE}-password-1"})[0] == 201
+        alice = _user_api(srv, ALICE)
+        st, c = alice.post("/api/v1/spark/clusters", {"name": "dev", "workers": 1, "worker_memory": "512m"})
+        assert st == 202, (st, c)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            st, c = alice.get("/api/v1/spark/clusters/dev")
+            if c.get("state") == "running":
+                break
+            time.sleep(0.5)
+        log = ""
+        for f in (srv.home / "spark").rglob("*.log"):
+            log += f"--- {f}\n" + f.read_text(errors="replace")[-1500:]
+        stj = srv.home / "spark" / f"~{ALICE}" / "dev" / "state.json"
+        extra = stj.read_text() if stj.exists() else "no state.json"
+        assert c.get("state") == "running", (c, extra, log[-3000:])
+        uid = pwd.getpwnam(f"nbhub-{ALICE}").pw_uid
+        procs = _procs_of(uid)
+        assert any("__spark-supervise" in cmd for _, cmd in procs), procs
+        jvms = [pid for pid, cmd in procs if "java" in cmd]
+        assert len(jvms) >= 2, procs                      # master and worker
+        for pid in jvms:
+            cg = Path(f"/proc/{pid}/cgroup").read_text()
+            assert f"nbhub/u-nbhub-{ALICE}/spark-dev" in cg, cg
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+            assert b"canary-123" not in env and b"NBHUB_ADMIN_PASSWORD_FILE" not in env
+        # nothing of the cluster's directory is the daemon's any more
+        d = srv.home / "spark" / f"~{ALICE}" / "dev"
+        assert d.stat().st_uid == uid
+        assert alice.delete("/api/v1/spark/clusters/dev")[0] in (200, 202)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _procs_of(uid):
+            time.sleep(0.5)
+        assert _procs_of(uid) == [], _procs_of(uid)
+    finally:
+        srv.stop()
+        for pid, _ in _procs_of(pwd.getpwnam(f"nbhub-{ALICE}").pw_uid) if _exists(f"nbhub-{ALICE}") else []:
+            os.kill(pid, 9)
         shutil.rmtree(srv.home, ignore_errors=True)
