@@ -30,6 +30,7 @@
 #include "iso/cgroup.h"
 #include "iso/uacct.h"
 #include "util/buf.h"
+#include "util/urlesc.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -680,6 +681,19 @@ static int isolate_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t 
             strncmp(fw->base_dir, s->flows_dir, strlen(s->flows_dir)) == 0) {
             argv_add(&w, &n, "--chown-tree");
             argv_add(&w, &n, fw->base_dir);
+        }
+        /* A Spark task's ephemeral cluster lives in spark/~OWNER/, which
+         * must be the account's (spark/ is 0711, the daemon's). */
+        if (task_wants_spark(ft)) {
+            buf_t od = BUF_INIT;
+            buf_printf(&od, "%s/spark/~", s->home);
+            urlesc_append(&od, run_flow(r)->owner);
+            nb_err_t e2;
+            if (fs_mkdir_p(od.data, 0700, &e2) == 0) {
+                argv_add(&w, &n, "--chown");
+                argv_add(&w, &n, od.data);
+            }
+            buf_free(&od);
         }
         if (ft->cwd && !ft->notebook_path) {
             argv_add(&w, &n, "--cwd");

@@ -337,3 +337,27 @@ def test_spark_cluster_runs_as_its_owner_in_their_cgroup(h, accounts):
         for pid, _ in _procs_of(pwd.getpwnam(f"nbhub-{ALICE}").pw_uid) if _exists(f"nbhub-{ALICE}") else []:
             os.kill(pid, 9)
         shutil.rmtree(srv.home, ignore_errors=True)
+
+
+@needs_root
+def test_spark_task_cluster_runs_as_the_flow_owner(h, accounts):
+    """A flow task with `spark:` starts its ephemeral cluster inside the task,
+    as the flow's owner: its directory under spark/~OWNER/ is the account's."""
+    spark_home = next(Path(sys.prefix).glob("lib/python3*/site-packages/pyspark"))
+    srv = system_server(h)
+    srv.stop()
+    srv.env["SPARK_HOME"] = str(spark_home)
+    srv.start()
+    try:
+        run = run_task(srv, "sp", f"owner: {ALICE}\ntasks:\n  t:\n"
+                       "    command: [sh, -c, 'id -u; echo \"$PYSPARK_SUBMIT_ARGS\"']\n"
+                       "    spark: {workers: 1, worker_memory: 512m}\n", timeout=240)
+        log = task_log(srv, run)
+        uid = pwd.getpwnam(f"nbhub-{ALICE}").pw_uid
+        assert run["state"] == "success", (run, log[-3000:])
+        assert f"\n{uid}\n" in log and "--master spark://127.0.0.1:" in log, log[-3000:]
+        assert (srv.home / "spark" / f"~{ALICE}").stat().st_uid == uid
+        assert _procs_of(uid) == [] or all("java" not in c for _, c in _procs_of(uid)), _procs_of(uid)
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.home, ignore_errors=True)
