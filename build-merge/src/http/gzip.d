@@ -1,4 +1,0 @@
-build-merge/src/http/gzip.o: src/http/gzip.c src/http/gzip.h \
- src/util/xmalloc.h
-src/http/gzip.h:
-src/util/xmalloc.h:

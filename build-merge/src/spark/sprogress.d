@@ -1,3 +1,0 @@
-build-merge/src/spark/sprogress.o: src/spark/sprogress.c \
- src/spark/sprogress.h
-src/spark/sprogress.h:

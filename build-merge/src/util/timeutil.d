@@ -1,2 +1,0 @@
-build-merge/src/util/timeutil.o: src/util/timeutil.c src/util/timeutil.h
-src/util/timeutil.h:
