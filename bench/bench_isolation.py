@@ -55,8 +55,12 @@ class Serve:
             os.chmod(d, 0o755)
         os.chmod(spec / "kernel.json", 0o644)
         (self.home / "nbhub.yaml").write_text(f"isolation: {mode}\ncreate_system_users: true\n")
-        flows = self.home / "flows" / "one"
-        flows.mkdir(parents=True)
+        # The warm pool serves tasks that run in the flows directory (its
+        # kernels start there): the shared set-ups keep the notebook beside
+        # the flow file; under system the flow's own directory is the
+        # owner's, which the account can read.
+        flows = self.home / "flows" / "one" if mode == "system" else self.home / "flows"
+        flows.mkdir(parents=True, exist_ok=True)
         (flows / "one.ipynb").write_text(json.dumps(NB))
         (self.home / "flows" / "one.yaml").write_text("name: one\nowner: benchiso\ntasks:\n  t: {notebook: one.ipynb}\n")
         pw = self.home / "pw"
@@ -167,7 +171,12 @@ def main():
         lines.append(f"| {label} | {t:.0f} | {r:.0f} | {t / base:.1f}x |")
     lines += ["", "The difference between the first two rows is the warm pool (a kernel start per task); "
               "between the last two, what `nbhub __as-user` adds (account lookup, chown of the run directory, "
-              "initgroups/setuid, exec through a descriptor).", ""]
+              "initgroups/setuid, exec through a descriptor). The choice for isolation: system (docs/security.md): "
+              "no warm pool — a pooled kernel is started before its user is known, and a kernel cannot change its "
+              "Unix user once running — so each notebook task pays a kernel start. A pool per user (kernels started "
+              "as the account for users with recent tasks, one idle kernel, ~50 MB, each) is the way back to the "
+              "first row; it is not built yet. The shared rows keep the notebook in the flows directory: the pool "
+              "serves only tasks that run where its kernels start.", ""]
     if a.write:
         replace_section(TITLE, "\n".join(lines) + "\n")
     print("\n".join(lines))
