@@ -5,6 +5,7 @@
  * parser.  Durations use the flow files' syntax (flow_duration_parse).
  */
 #include "cli/srvconf.h"
+#include "http/netguard.h"
 #include "sched/flow.h"
 #include "util/fsutil.h"
 #include "util/xmalloc.h"
@@ -14,7 +15,7 @@
 #include <string.h>
 #include <yaml.h>
 
-enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL };
+enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_WEBHOOKS, C_UI };
 
 struct ckey {
     const char *name;
@@ -27,6 +28,7 @@ static const struct ckey srvconf_keys[] = {
     { "max_active_tasks", C_UINT },  { "kill_grace", C_DURATION },
     { "shutdown_grace", C_DURATION },{ "pool", C_POOL },
     { "log_level", C_STR },          { "secure_cookies", C_BOOL },
+    { "webhooks", C_WEBHOOKS },      { "ui", C_UI },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -36,6 +38,14 @@ void srvconf_init(srvconf_t *c)
     c->kill_grace_ms = -1;
     c->shutdown_grace_ms = -1;
     c->secure_cookies = -1;
+    c->render_max = -1;
+}
+
+static void strv_free(char **v)
+{
+    if (v)
+        for (char **p = v; *p; p++) free(*p);
+    free(v);
 }
 
 void srvconf_clear(srvconf_t *c)
@@ -50,6 +60,7 @@ void srvconf_clear(srvconf_t *c)
     free(c->pool_names);
     free(c->pool_sizes);
     free(c->log_level);
+    strv_free(c->webhook_allow);
     srvconf_init(c);
 }
 
@@ -82,6 +93,116 @@ static int parse_uint(const char *s, unsigned *out)
     if (*end || errno || v > 1000000 || s[0] == '-') return -1;
     *out = (unsigned)v;
     return 0;
+}
+
+int srvconf_parse_size(const char *s, int64_t *out)
+{
+    if (!s || !*s || *s == '-') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno) return -1;
+    uint64_t mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024; end++; break;
+    case 'm': case 'M': mul = 1024 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024ULL * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (mul > 1 && *end == 'i') end++;
+    if (*end == 'b' || *end == 'B') end++;
+    if (*end || v > (uint64_t)INT64_MAX / mul) return -1;
+    *out = (int64_t)(v * mul);
+    return 0;
+}
+
+/* A mapping's sub-keys, with the same unknown-key message as the top level. */
+static int sub_key(const char *path, yaml_node_t *kn, const char *parent, const char *const *names,
+                   size_t n, nb_errlist_t *errs)
+{
+    const char *key = scalar(kn);
+    for (size_t i = 0; key && i < n; i++)
+        if (strcmp(key, names[i]) == 0) return (int)i;
+    const char *hint = key ? errlist_closest(key, names, n) : NULL;
+    errlist_add(errs, path, POS(kn), "unknown key '%s' in '%s'%s%s%s", key ? key : "?", parent,
+                hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+    return -1;
+}
+
+static void set_webhooks(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_node_t *v,
+                         nb_errlist_t *errs)
+{
+    if (v->type != YAML_MAPPING_NODE) {
+        errlist_add(errs, path, POS(v), "'webhooks' must be a mapping, such as {allow: [10.0.0.0/8]}");
+        return;
+    }
+    static const char *const names[] = { "allow" };
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        if (sub_key(path, kn, "webhooks", names, 1, errs) < 0) continue;
+        if (vn->type != YAML_SEQUENCE_NODE) {
+            errlist_add(errs, path, POS(vn), "'webhooks.allow' must be a list of CIDRs, addresses "
+                                             "or host[:port] entries");
+            continue;
+        }
+        netguard_t *g = netguard_new();
+        size_t n = 0;
+        char **list = xcalloc(1, sizeof *list);
+        for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
+             it++) {
+            yaml_node_t *e = yaml_document_get_node(doc, *it);
+            nb_err_t err;
+            if (!scalar(e)) {
+                errlist_add(errs, path, POS(e), "'webhooks.allow' entries must be strings");
+                continue;
+            }
+            if (netguard_allow(g, scalar(e), &err) < 0) {
+                errlist_add(errs, path, POS(e), "webhooks.allow: %s", err.msg);
+                continue;
+            }
+            list = xrealloc(list, (n + 2) * sizeof *list);
+            list[n++] = xstrdup(scalar(e));
+            list[n] = NULL;
+        }
+        netguard_free(g);
+        strv_free(c->webhook_allow);
+        c->webhook_allow = list;
+    }
+}
+
+static void set_ui(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_node_t *v,
+                   nb_errlist_t *errs)
+{
+    if (v->type != YAML_MAPPING_NODE) {
+        errlist_add(errs, path, POS(v), "'ui' must be a mapping, such as {render_max: 32m}");
+        return;
+    }
+    static const char *const names[] = { "render_max", "render_jobs", "render_queue" };
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        int k = sub_key(path, kn, "ui", names, 3, errs);
+        unsigned u;
+        if (k == 0) {
+            int64_t sz;
+            if (srvconf_parse_size(scalar(vn), &sz) < 0)
+                errlist_add(errs, path, POS(vn), "'ui.render_max' must be a size such as 32m, "
+                                                 "512k or 1g (0: never render)");
+            else
+                c->render_max = sz;
+        } else if (k == 1) {
+            if (parse_uint(scalar(vn), &u) < 0 || u < 1 || u > 64)
+                errlist_add(errs, path, POS(vn), "'ui.render_jobs' must be an integer from 1 to 64");
+            else
+                c->render_jobs = u;
+        } else if (k == 2) {
+            if (parse_uint(scalar(vn), &u) < 0 || u < 1 || u > 10000)
+                errlist_add(errs, path, POS(vn), "'ui.render_queue' must be an integer from 1 to 10000");
+            else
+                c->render_queue = u;
+        }
+    }
 }
 
 static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
@@ -175,6 +296,12 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
             }
             srvconf_set_pool(c, scalar(kn), u);
         }
+        return;
+    case C_WEBHOOKS:
+        set_webhooks(c, path, doc, v, errs);
+        return;
+    case C_UI:
+        set_ui(c, path, doc, v, errs);
         return;
     }
 }

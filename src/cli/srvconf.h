@@ -11,6 +11,12 @@
  *     pool: {python3: 2}            # warm kernels per kernel spec
  *     log_level: info
  *     secure_cookies: false         # set true behind https
+ *     webhooks:
+ *       allow: [10.0.0.0/8, "hooks.internal:8080"]   # internal receivers (http/netguard.h)
+ *     ui:
+ *       render_max: 32m             # largest output notebook output.html renders
+ *       render_jobs: 2              # renders at once (libuv's thread pool)
+ *       render_queue: 16            # renders waiting for a slot; beyond, 503
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -38,7 +44,15 @@ typedef struct srvconf {
     size_t   npool;
     char    *log_level;
     int      secure_cookies;  /* -1 = unset */
+    char   **webhook_allow;   /* NULL-terminated, may be NULL; each checked by netguard_allow */
+    int64_t  render_max;      /* bytes; -1 = unset */
+    unsigned render_jobs;     /* 0 = unset */
+    unsigned render_queue;    /* 0 = unset */
 } srvconf_t;
+
+/* "32m", "512k", "1g", "1048576" (k, m, g are powers of 1024; a final B
+ * or iB is allowed): 0, or -1. */
+int srvconf_parse_size(const char *s, int64_t *out);
 
 void srvconf_init(srvconf_t *c);
 /* 0, or -EINVAL with problems in errs, or -ENOENT/-EIO (unreadable). */
