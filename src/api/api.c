@@ -109,6 +109,9 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     a->version = xstrdup(o->version ? o->version : "unknown");
     a->secure_cookies = o->secure_cookies;
     a->hc = o->hc;
+    a->render_max = o->render_max ? o->render_max : API_RENDER_MAX_DEFAULT;
+    a->render_jobs = o->render_jobs ? o->render_jobs : API_RENDER_JOBS_DEFAULT;
+    a->render_queue = o->render_queue ? o->render_queue : API_RENDER_QUEUE_DEFAULT;
     a->started_at = time_now_us();
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
     if (rc < 0) {

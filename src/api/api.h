@@ -51,6 +51,12 @@ typedef struct api_opts {
     const char *self_exe;        /* the nbhub binary (Spark clusters run `nbhub spark up`); NULL = "nbhub" */
     int         secure_cookies;  /* 1 when served over https: cookies get Secure */
     hclient_t  *hc;              /* borrowed, outlives the api: the Spark UI proxy's client; NULL = 503 */
+    /* output.html (api_runs.c): a notebook larger than render_max bytes gets
+     * a "too big to render" page instead; at most render_jobs renders run at
+     * once and render_queue more wait, beyond that 503. */
+    int64_t     render_max;      /* bytes; 0 = default (32 MiB); < 0 = never render */
+    unsigned    render_jobs;     /* 0 = default (2) */
+    unsigned    render_queue;    /* 0 = default (16) */
 } api_opts_t;
 
 /* A new API; -EINVAL with a message for missing options.  *out is owned by

@@ -402,7 +402,11 @@ int cmd_serve(int argc, char **argv)
     sv.hc = hclient_new(&sv.loop);
     api_opts_t ao = { .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
                       .version = NBHUB_VERSION, .self_exe = self, .secure_cookies = sv.conf.secure_cookies == 1,
-                      .hc = sv.hc };
+                      .hc = sv.hc,
+                      /* nbhub.yaml's ui.render_max 0 means "never render": -1 for the api */
+                      .render_max = sv.conf.render_max < 0 ? 0 : sv.conf.render_max == 0 ? -1
+                                                                 : sv.conf.render_max,
+                      .render_jobs = sv.conf.render_jobs, .render_queue = sv.conf.render_queue };
     if (sched_new(&so, &sv.sched, &err) < 0 ||
         (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {
         cli_errorf("%s", err.msg);
