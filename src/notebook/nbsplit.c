@@ -104,7 +104,7 @@ int nbsplit_open(nbsplit_t *it, const char *text, size_t len, const char *name, 
     it->done = 1;
     *skeleton = NULL;
     const char *s = text;
-    size_t i = ws(s, len, 0), cells = BAD;
+    size_t i = ws(s, len, 0), cells = BAD, cells_end = 0;
     int rc = 0;
     if (i >= len || s[i] != '{') {
         /* not an object: jparse gives nb_load_text's answer (or the error) */
@@ -147,14 +147,23 @@ int nbsplit_open(nbsplit_t *it, const char *text, size_t len, const char *name, 
                 rc = json_err(it, v, 0, 0, "unexpected end of input or invalid value", err);
                 goto fail;
             }
+            if (strcmp(key, "cells") == 0 && cells != BAD) {
+                /* A second "cells": the last one wins, and the one it
+                 * replaces is still checked (json_loadb refuses a document
+                 * with any invalid part). */
+                json_t *old = parse_at(it, cells, cells_end, err, &rc);
+                if (!old) goto fail;
+                json_decref(old);
+                cells = BAD;
+            }
             if (strcmp(key, "cells") == 0 && s[v] == '[') {
-                cells = v;                                  /* the last one wins */
+                cells = v;
+                cells_end = ve;
                 json_object_set_new(skel, "cells", json_array());
             } else {
                 json_t *val = parse_at(it, v, ve, err, &rc);
                 if (!val) goto fail;
                 json_object_set_new(skel, key, val);
-                if (strcmp(key, "cells") == 0) cells = BAD;
             }
             i = ws(s, len, ve);
             if (i < len && s[i] == ',') {
