@@ -156,11 +156,16 @@ def main():
     ap.add_argument("--base", required=True, help="nbhub binary of the commit before (main)")
     ap.add_argument("--base-label", default="main c67784b")
     ap.add_argument("--nbhub", default=str(REPO / "build" / "nbhub"))
-    ap.add_argument("--label", default="this branch")
+    ap.add_argument("--label", default=None, help="name of --nbhub's row (default: its git commit)")
     ap.add_argument("--mb", type=float, default=63)
     ap.add_argument("-n", type=int, default=3)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
+    if args.label is None:
+        import subprocess
+        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True).stdout.strip()
+        args.label = f"this branch ({rev})" if rev else "this branch"
     if os.geteuid() != 0:
         sys.exit("needs root: the peak RSS is reset through /proc/PID/clear_refs")
     tmp = tempfile.mkdtemp(prefix="nbhub-rmem-")
@@ -205,7 +210,20 @@ def main():
             "request(s) minus its VmRSS before, the peak reset through /proc/PID/clear_refs; medians of "
             f"{args.n} repetitions, a fresh server each, binaries alternating (the capped row: one). "
             "The new binary ran with `ui: {render_max: 1g}`; with its default cap (32 MiB) it answers the "
-            "too-big page without reading the notebook.\n\n" + table + "\n")
+            "too-big page without reading the notebook.\n\n" + table + "\n\n"
+            "Where main's memory went, per request: the file read whole into a buffer (1x); jansson's "
+            "tree of the whole notebook, where nbformat's lists of lines cost about 1.5x their text "
+            "until nb_normalise joins them (a second copy of each joined field while it does); a "
+            "buffer per cell copied into the page afterwards (one more copy of the biggest cell); the "
+            "HTML (1x); its gzip, made from the whole HTML on the loop thread (another buffer, and "
+            "the daemon's loop stalled for the compression). Now (src/api/api_runs.c, "
+            "src/notebook/nbsplit.c): the text is read into an anonymous mapping whose pages are "
+            "released (MADV_DONTNEED) behind the last parsed cell; the notebook is parsed one cell "
+            "at a time and each cell freed once drawn; a cell is drawn straight into the output; "
+            "the HTML is gzip-compressed cell by cell on the pool thread. What is left is the text "
+            "itself at the start (read whole: the top-level members after \"cells\" must be read "
+            "first) and the answer while it is sent. Four at once: two render (ui.render_jobs), "
+            "two wait.\n")
         replace_section(SECTION, section)
         log("written to bench/RESULTS.md")
 
