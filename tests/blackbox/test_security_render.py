@@ -205,3 +205,26 @@ def test_small_notebook_still_renders_under_the_cap(h, tmp_path):
         assert "x-nbhub-render" not in hdr
     finally:
         srv.stop()
+
+
+def test_waiting_render_dropped_when_client_leaves(h, big_nb):
+    """A viewer who closes the page while its render waits for a slot is
+    dropped at once (answered into the void, logged aborted); the others
+    are served."""
+    import socket
+    srv, path = served(h, big_nb, config="ui: {render_max: 1g, render_jobs: 1, render_queue: 4}\n")
+    try:
+        res = [None] * 2
+        first = threading.Thread(target=get, args=(srv, path, res, 0))
+        first.start()
+        time.sleep(0.05)
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {srv.api.token}\r\n\r\n".encode())
+        time.sleep(0.05)
+        s.close()                                   # waiting behind the first: dropped
+        get(srv, path, res, 1)
+        first.join()
+        assert [r[0] for r in res] == [200, 200]
+        assert wait_for(lambda: "aborted=1" in srv.log(), 10), srv.log()
+    finally:
+        srv.stop()
