@@ -423,12 +423,18 @@ struct api_render_job {
 /* Give back [*from, upto) of the text, whole pages only: it will not be
  * read again (nbsplit_consumed), and the pages of an anonymous mapping
  * released with MADV_DONTNEED leave the RSS at once. */
-static void api_render_release(char *text, size_t *from, size_t upto)
+struct api_render_text {
+    char  *text;
+    size_t released;
+};
+
+static void api_render_release(void *ud, size_t upto)
 {
+    struct api_render_text *t = ud;
     size_t page = 4096, end = upto / page * page;
-    if (end > *from) {
-        madvise(text + *from, end - *from, MADV_DONTNEED);
-        *from = end;
+    if (end > t->released) {
+        madvise(t->text + t->released, end - t->released, MADV_DONTNEED);
+        t->released = end;
     }
 }
 
@@ -444,7 +450,7 @@ static void api_render_release(char *text, size_t *from, size_t upto)
 static void api_render_work(uv_work_t *w)
 {
     struct api_render_job *j = w->data;
-    size_t size = j->size, got = 0, released = 0;
+    size_t size = j->size, got = 0;
     char *text = mmap(NULL, size + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (text == MAP_FAILED) {
         close(j->fd);
@@ -465,6 +471,11 @@ static void api_render_work(uv_work_t *w)
         munmap(text, size + 1);
         return;
     }
+    /* Pages of text go back as soon as nbsplit is past them, also inside
+     * a cell with a long list of lines. */
+    struct api_render_text rt = { text, 0 };
+    it.release = api_render_release;
+    it.release_ud = &rt;
     struct nbhtml_opts o = { j->title, j->href, 0 };
     gzip_stream_t *z = j->gzip ? gzip_stream_new(GZIP_LEVEL_FAST) : NULL;
     buf_t piece = BUF_INIT;
@@ -475,7 +486,7 @@ static void api_render_work(uv_work_t *w)
     while ((rc = nbsplit_next(&it, &cell, &err)) > 0) {
         nbhtml_cell(cell, &o, dst);
         json_decref(cell);
-        api_render_release(text, &released, nbsplit_consumed(&it));
+        api_render_release(&rt, nbsplit_consumed(&it));
         if (z) {
             gzip_stream_write(z, piece.data, piece.len, &j->out);
             if (piece.cap > 4 * 1024 * 1024) buf_free(&piece);   /* a big cell: give it back */

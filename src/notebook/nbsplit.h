@@ -11,7 +11,9 @@
  * memchr, nothing decoded), parses every member except "cells" into a
  * skeleton notebook whose "cells" is [] and checks it with nb_normalise;
  * nbsplit_next then parses and normalises (nb_normalise_cell) the next
- * element of the cells array.  The caller frees each cell when done and may
+ * element of the cells array, decoding lists of lines (a source, a
+ * stream's text, a bundle's text/plain ...) straight into the one string
+ * nb_normalise would join them into.  The caller frees each cell when done and may
  * release the text before nbsplit_consumed(): it is never read again.
  *
  * What is accepted is what nb_load_text accepts (each part goes through
@@ -36,8 +38,14 @@ typedef struct nbsplit {
     size_t      n;
     const char *name;
     size_t      pos;      /* where the next cell (or the closing ]) is looked for */
+    size_t      cells_end;/* after the cells array's ] */
     size_t      index;    /* cells returned so far */
     int         done;
+    /* Optional, set after nbsplit_open: told now and then, while a long
+     * list of lines is decoded, that text[0..upto) will not be read again
+     * (a caller can give those pages back before the cell is complete). */
+    void      (*release)(void *ud, size_t upto);
+    void       *release_ud;
 } nbsplit_t;
 
 /* 0 with *skeleton (the notebook, "cells": []), or a negative code and a

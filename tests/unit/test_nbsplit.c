@@ -120,6 +120,55 @@ static void test_odd_but_valid(void **state)
     }
 }
 
+/* Lists of lines that cannot be decoded one literal at a time ("\u0000",
+ * not only strings) go through jparse and nb_normalise as before; values
+ * nested near jansson's depth limit (2048) are refused exactly when
+ * nb_load_text refuses them, wherever they sit. */
+static void test_fallbacks_and_depth(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{\"cells\":[{\"cell_type\":\"code\",\"metadata\":{},\"execution_count\":1,\"source\":[\"a\\u0000\",\"b\"],"
+        "\"outputs\":[{\"output_type\":\"stream\",\"name\":\"stdout\",\"text\":[\"x\\u0000y\\n\",\"z\"]},"
+        "{\"output_type\":\"display_data\",\"metadata\":{},\"data\":{\"text/plain\":[\"p\",1],"
+        "\"application/json\":[\"a\",\"b\"],\"text/html\":[\"<b>\",\"</b>\"]}}]}],"
+        "\"metadata\":{},\"nbformat\":4,\"nbformat_minor\":5}",
+        "{\"cells\":[{\"cell_type\":\"code\",\"metadata\":{},\"source\":[],\"outputs\":["
+        "{\"text\":[\"t\"],\"output_type\":\"execute_result\",\"data\":{\"text/plain\":[]},\"metadata\":{}},"
+        "{\"output_type\":\"error\",\"ename\":\"E\",\"evalue\":\"v\",\"traceback\":[\"a\",\"b\"],\"text\":[\"q\"]}]}],"
+        "\"metadata\":{},\"nbformat\":4,\"nbformat_minor\":5}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
+        if (!same(docs[i], strlen(docs[i]))) fail_msg("%s", docs[i]);
+
+    static const char *const where[][2] = {
+        { "{\"metadata\":{\"x\":", "},\"cells\":[],\"nbformat\":4}" },
+        { "{\"metadata\":{},\"nbformat\":4,\"cells\":[{\"cell_type\":\"code\",\"metadata\":{},"
+          "\"source\":\"\",\"outputs\":[{\"output_type\":\"display_data\",\"metadata\":{},"
+          "\"data\":{\"text/plain\":", "}}]}]}" },
+        { "{\"metadata\":{},\"nbformat\":4,\"cells\":[{\"cell_type\":\"raw\",\"metadata\":{},\"source\":",
+          "}]}" },
+    };
+    int took = 0, refused = 0;
+    for (size_t w = 0; w < 3; w++)
+        for (int k = 2036; k <= 2050; k++) {
+            buf_t b = BUF_INIT;
+            buf_puts(&b, where[w][0]);
+            for (int i = 0; i < k; i++) buf_putc(&b, '[');
+            buf_puts(&b, "\"s\"");
+            for (int i = 0; i < k; i++) buf_putc(&b, ']');
+            buf_puts(&b, where[w][1]);
+            if (!same(b.data, b.len)) fail_msg("depth %d at place %zu", k, w);
+            nb_err_t err;
+            char *h = render_split(b.data, b.len, &err);
+            if (h) took++;
+            else refused++;
+            free(h);
+            buf_free(&b);
+        }
+    assert_true(took > 0 && refused > 0);     /* the limit falls inside the range */
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -155,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_corpus_renders_the_same),
         cmocka_unit_test(test_odd_but_valid),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_fallbacks_and_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
