@@ -6,12 +6,14 @@ at once, for two nbhub binaries side by side (issue 16).
     .venv/bin/python bench/bench_render_mem.py --base /tmp/main-base/build/nbhub \\
         [--nbhub build/nbhub] [--mb 63] [-n 3] [--write]
 
-For each binary and repetition: a fresh `nbhub serve` (own home) runs a flow
-with one tiny notebook task; the task's output notebook is then replaced (by
-rename, as nbhub run writes it) with a generated one of --mb megabytes shaped
-like a plotting notebook: per code cell 1 MB of stdout as nbformat stores it (a
-list of 100-byte lines) and a 500 KB base64 PNG-sized image (random bytes: as
-incompressible as real PNGs), plus a markdown cell.  Then, on that server:
+For each notebook shape, binary and repetition: a fresh `nbhub serve` (own
+home) runs a flow with one tiny notebook task; the task's output notebook is
+then replaced (by rename, as nbhub run writes it) with a generated one of --mb
+megabytes, either "many cells" shaped like a plotting notebook (per code cell
+1 MB of stdout as nbformat stores it, a list of 100-byte lines, and a 500 KB
+base64 PNG-sized image of random bytes, as incompressible as real PNGs, plus a
+markdown cell) or "one cell" (one output of --mb MB of lines: the worst case
+for a renderer that works cell by cell).  Then, on that server:
 
   one   its peak RSS is reset (echo 5 > /proc/PID/clear_refs, root), VmRSS
         read, one GET as a browser sends it (Accept-Encoding: gzip), VmHWM
@@ -76,6 +78,20 @@ def make_big(path, mb, seed=1):
     with open(tmp, "w") as f:
         json.dump(nb, f, indent=1, sort_keys=True, ensure_ascii=False)
         f.write("\n")
+    return tmp
+
+
+def make_one_cell(path, mb):
+    """One code cell that printed mb MB of 100-byte lines (nbformat's list of lines)."""
+    import json
+    line = "0123456789 " * 9 + "\n"
+    cell = {"cell_type": "code", "id": "c0", "execution_count": 1, "metadata": {}, "source": ["print(x)"],
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": [line] * int(mb * 1e6 / 110)}]}
+    nb = {"cells": [cell], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(nb, f, indent=1, sort_keys=True)
     return tmp
 
 
@@ -169,48 +185,59 @@ def main():
     if os.geteuid() != 0:
         sys.exit("needs root: the peak RSS is reset through /proc/PID/clear_refs")
     tmp = tempfile.mkdtemp(prefix="nbhub-rmem-")
-    big = Path(tmp) / "big.ipynb"
-    os.replace(make_big(big, args.mb), big)
-    size = big.stat().st_size
-    log(f"notebook: {size / 1e6:.1f} MB")
+    shapes = []
+    for shape, maker in (("many cells", make_big), ("one cell", make_one_cell)):
+        p = Path(tmp) / f"{shape.replace(' ', '-')}.ipynb"
+        os.replace(maker(p, args.mb), p)
+        shapes.append((shape, p, p.stat().st_size))
+        log(f"notebook ({shape}): {p.stat().st_size / 1e6:.1f} MB")
     sides = [("base", args.base_label, args.base, None),
              ("new", args.label, args.nbhub, "ui: {render_max: 1g}\n"),
              ("capped", args.label + ", default cap", args.nbhub, None)]
-    res = {k: [] for k, *_ in sides}
+    res = {(sh, k): [] for sh, *_ in shapes for k, *_ in sides}
     for rep in range(args.n):
-        for key, label, binary, cfg in sides:
-            if key == "capped" and rep > 0:
-                continue
-            r = one_server(args, tmp, key, binary, big, cfg)
-            res[key].append(r)
-            log(f"rep {rep} {key}: one +{r['one'][0] / 1e6:.0f} MB {r['one'][1]:.2f} s {r['one'][2]} "
-                f"{r['one'][3]}; four +{r['four'][0] / 1e6:.0f} MB {r['four'][1]:.2f} s {r['four'][2]}")
+        for shape, big, size in shapes:
+            for key, label, binary, cfg in sides:
+                if key == "capped" and (rep > 0 or shape != "many cells"):
+                    continue
+                r = one_server(args, tmp, key, binary, big, cfg)
+                res[(shape, key)].append(r)
+                log(f"rep {rep} {shape} {key}: one +{r['one'][0] / 1e6:.0f} MB {r['one'][1]:.2f} s "
+                    f"{r['one'][2]} {r['one'][3]}; four +{r['four'][0] / 1e6:.0f} MB {r['four'][1]:.2f} s "
+                    f"{r['four'][2]}")
 
-    def med(key, part, i):
-        return statistics.median(r[part][i] for r in res[key])
+    def med(k, part, i):
+        return statistics.median(r[part][i] for r in res[k])
     rows = []
-    for key, label, binary, cfg in sides:
-        one, four = med(key, "one", 0), med(key, "four", 0)
-        rows.append(f"| {label} | {one / 1e6:.0f} | {one / size:.2f}x | {med(key, 'one', 1):.2f} | "
-                    f"{four / 1e6:.0f} | {four / size:.2f}x | {med(key, 'four', 1):.2f} | "
-                    f"{res[key][0]['one'][2][0]} |")
+    for shape, big, size in shapes:
+        for key, label, binary, cfg in sides:
+            k = (shape, key)
+            if not res[k]:
+                continue
+            one, four = med(k, "one", 0), med(k, "four", 0)
+            rows.append(f"| {shape}, {size / 1e6:.1f} MB | {label} | {one / 1e6:.0f} | {one / size:.2f}x | "
+                        f"{med(k, 'one', 1):.2f} | {four / 1e6:.0f} | {four / size:.2f}x | {med(k, 'four', 1):.2f} | "
+                        f"{res[k][0]['one'][2][0]} |")
+    size = shapes[0][2]
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     table = "\n".join([
-        "| nbhub | one request: RSS growth (MB) | / notebook | wall (s) | four at once: RSS growth (MB) "
+        "| notebook | nbhub | one request: RSS growth (MB) | / notebook | wall (s) | four at once: RSS growth (MB) "
         "| / notebook | wall (s) | status |",
-        "|---|---|---|---|---|---|---|---|", *rows])
+        "|---|---|---|---|---|---|---|---|---|", *rows])
     print(table)
     if args.write:
         section = (
             f"{SECTION}\n\nGenerated by `bench/bench_render_mem.py -n {args.n} --mb {args.mb:g} --write` on {now}, "
             f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}.\n\n"
-            f"A {size / 1e6:.1f} MB output notebook ({round(args.mb * 1e6 / 1.55e6)} code cells, each 1 MB "
-            "of stdout as a list of lines and a 500 KB base64 image, plus markdown), rendered by "
+            f"Two output notebooks of about {args.mb:g} MB: *many cells* ({round(args.mb * 1e6 / 1.55e6)} code "
+            "cells, each 1 MB of stdout as a list of lines and a 500 KB base64 image, plus markdown) and "
+            "*one cell* (one output of 100-byte lines: the worst case for a renderer that works cell by "
+            "cell), rendered by "
             "GET output.html with Accept-Encoding: gzip. RSS growth = the server's VmHWM after the "
             "request(s) minus its VmRSS before, the peak reset through /proc/PID/clear_refs; medians of "
             f"{args.n} repetitions, a fresh server each, binaries alternating (the capped row: one). "
             "The new binary ran with `ui: {render_max: 1g}`; with its default cap (32 MiB) it answers the "
-            "too-big page without reading the notebook.\n\n" + table + "\n\n"
+            "too-big page without reading the notebook (measured on the many-cell one).\n\n" + table + "\n\n"
             "Where main's memory went, per request: the file read whole into a buffer (1x); jansson's "
             "tree of the whole notebook, where nbformat's lists of lines cost about 1.5x their text "
             "until nb_normalise joins them (a second copy of each joined field while it does); a "
@@ -223,7 +250,8 @@ def main():
             "the HTML is gzip-compressed cell by cell on the pool thread. What is left is the text "
             "itself at the start (read whole: the top-level members after \"cells\" must be read "
             "first) and the answer while it is sent. Four at once: two render (ui.render_jobs), "
-            "two wait.\n")
+            "two wait. For one cell, what remains is that output's joined text (jansson copies it "
+            "once more when the string is made) and its HTML.\n")
         replace_section(SECTION, section)
         log("written to bench/RESULTS.md")
 
