@@ -34,6 +34,7 @@ import http.client
 import os
 import platform
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -185,6 +186,13 @@ def main():
     if os.geteuid() != 0:
         sys.exit("needs root: the peak RSS is reset through /proc/PID/clear_refs")
     tmp = tempfile.mkdtemp(prefix="nbhub-rmem-")
+    try:
+        run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args, tmp):
     shapes = []
     for shape, maker in (("many cells", make_big), ("one cell", make_one_cell)):
         p = Path(tmp) / f"{shape.replace(' ', '-')}.ipynb"
