@@ -129,6 +129,9 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     a->hc = o->hc;
     a->spark_max_clusters = o->spark_max_clusters > 0 ? o->spark_max_clusters : API_SPARK_MAX_CLUSTERS;
     a->spark_max_memory_mb = o->spark_max_memory_mb > 0 ? o->spark_max_memory_mb : API_SPARK_MAX_MEMORY_MB;
+    a->render_max = o->render_max ? o->render_max : API_RENDER_MAX_DEFAULT;
+    a->render_jobs = o->render_jobs ? o->render_jobs : API_RENDER_JOBS_DEFAULT;
+    a->render_queue = o->render_queue ? o->render_queue : API_RENDER_QUEUE_DEFAULT;
     a->started_at = time_now_us();
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
     if (rc < 0) {

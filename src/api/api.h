@@ -73,6 +73,12 @@ typedef struct api_opts {
      * MB.  0 = the defaults, API_SPARK_MAX_CLUSTERS and _MEMORY_MB. */
     int         spark_max_clusters;
     long        spark_max_memory_mb;
+    /* output.html (api_runs.c): a notebook larger than render_max bytes gets
+     * a "too big to render" page instead; at most render_jobs renders run at
+     * once and render_queue more wait, beyond that 503. */
+    int64_t     render_max;      /* bytes; 0 = default (32 MiB); < 0 = never render */
+    unsigned    render_jobs;     /* 0 = default (2) */
+    unsigned    render_queue;    /* 0 = default (16) */
 } api_opts_t;
 
 /* Anonymous bodies: a login is a few hundred bytes. */

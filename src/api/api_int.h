@@ -99,7 +99,16 @@ struct api {
     unsigned       recheck_ticks;  /* spark_timer ticks since the streams' last recheck */
     struct api_spark_seen *spark_seen;
     size_t         nspark_seen;
+    /* output.html renders (api_runs.c): the cap, the slots, the waiting line. */
+    int64_t        render_max;     /* bytes; < 0: never render */
+    unsigned       render_jobs, render_queue, render_running;
+    size_t         render_nwaiting;
+    struct api_render_job *render_head, *render_tail;
 };
+
+#define API_RENDER_MAX_DEFAULT   (32LL * 1024 * 1024)
+#define API_RENDER_JOBS_DEFAULT  2
+#define API_RENDER_QUEUE_DEFAULT 16
 
 /* Who is asking; set by api_auth_before (http_req_user). */
 typedef struct api_ctx {

@@ -41,6 +41,8 @@
 #include "notebook/nb.h"
 #include "notebook/nbhtml.h"
 #include "util/fsutil.h"
+#include "notebook/nbsplit.h"
+#include "http/gzip.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -51,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -401,52 +404,211 @@ void api_runs_task_spark(http_req_t *req, void *ud)
  * sandbox (opaque origin, no scripts, no forms, no top navigation). */
 #define API_RENDER_CSP "sandbox allow-popups allow-popups-to-escape-sandbox; " NBHTML_CSP "; frame-ancestors 'self'"
 
+/* A render: waiting in a->render_head..tail, or running on the pool. */
 struct api_render_job {
     uv_work_t   work;
+    api_t      *a;
     http_req_t *req;
     int         fd;
+    size_t      size;            /* the file's size when opened */
+    int         gzip;            /* the client takes gzip: compress as we go */
+    int         running;
+    int         cancelled;       /* the client left (atomic: read by the worker) */
     char       *title, *href;
-    buf_t       html;
+    buf_t       out;             /* the answer: HTML, or its gzip stream */
     int         status;
     char        msg[1100];
+    struct api_render_job *next;
 };
 
+/* Give back [*from, upto) of the text, whole pages only: it will not be
+ * read again (nbsplit_consumed), and the pages of an anonymous mapping
+ * released with MADV_DONTNEED leave the RSS at once. */
+struct api_render_text {
+    char  *text;
+    size_t released;
+};
+
+static void api_render_release(void *ud, size_t upto)
+{
+    struct api_render_text *t = ud;
+    size_t page = 4096, end = upto / page * page;
+    if (end > t->released) {
+        madvise(t->text + t->released, end - t->released, MADV_DONTNEED);
+        t->released = end;
+    }
+}
+
+/*
+ * The render, on a pool thread.  Memory is what the design is about: the
+ * text is read into an anonymous mapping, the notebook is parsed one cell
+ * at a time (nbsplit.h) and each cell is freed once drawn, the pages of
+ * text behind the last cell are released, and the HTML goes straight into
+ * a gzip stream when the client takes gzip (a cell's HTML at a time).  So
+ * the text shrinks while the answer grows: peak about the file's size, not
+ * text + tree + HTML + gzip at once (3.3x the file, bench/RESULTS.md).
+ */
 static void api_render_work(uv_work_t *w)
 {
     struct api_render_job *j = w->data;
-    buf_t text = BUF_INIT;
-    char chunk[65536];
-    ssize_t n;
-    while ((n = read(j->fd, chunk, sizeof chunk)) > 0) buf_append(&text, chunk, (size_t)n);
+    size_t size = j->size, got = 0;
+    char *text = mmap(NULL, size + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (text == MAP_FAILED) {
+        close(j->fd);
+        j->status = 503;
+        snprintf(j->msg, sizeof j->msg, "not enough memory to render the notebook now");
+        return;
+    }
+    ssize_t n = 0;
+    while (got < size && (n = read(j->fd, text + got, size - got)) > 0) got += (size_t)n;
     close(j->fd);
-    json_t *nb = NULL;
+    json_t *skel = NULL, *cell;
+    nbsplit_t it;
     nb_err_t err;
-    if (n < 0 || nb_load_text(text.data ? text.data : "", text.len, j->title, &nb, &err) < 0) {
+    int rc = n < 0 ? -EIO : nbsplit_open(&it, text, got, j->title, &skel, &err);
+    if (rc < 0) {
         j->status = 422;
         snprintf(j->msg, sizeof j->msg, "%s", n < 0 ? "cannot read the output notebook" : err.msg);
-    } else {
-        struct nbhtml_opts o = { j->title, j->href, 0 };
-        nbhtml_render(nb, &o, &j->html);
-        j->status = 200;
+        munmap(text, size + 1);
+        return;
     }
-    json_decref(nb);
-    buf_free(&text);
+    /* Pages of text go back as soon as nbsplit is past them, also inside
+     * a cell with a long list of lines. */
+    struct api_render_text rt = { text, 0 };
+    it.release = api_render_release;
+    it.release_ud = &rt;
+    struct nbhtml_opts o = { j->title, j->href, 0 };
+    gzip_stream_t *z = j->gzip ? gzip_stream_new(GZIP_LEVEL_FAST) : NULL;
+    buf_t piece = BUF_INIT;
+    buf_t *dst = z ? &piece : &j->out;
+    buf_reserve(&j->out, 64 * 1024);
+    nbhtml_begin(skel, &o, dst);
+    json_decref(skel);
+    while ((rc = nbsplit_next(&it, &cell, &err)) > 0) {
+        nbhtml_cell(cell, &o, dst);
+        json_decref(cell);
+        api_render_release(&rt, nbsplit_consumed(&it));
+        if (z) {
+            gzip_stream_write(z, piece.data, piece.len, &j->out);
+            if (piece.cap > 4 * 1024 * 1024) buf_free(&piece);   /* a big cell: give it back */
+            else buf_reset(&piece);
+        }
+        if (__atomic_load_n(&j->cancelled, __ATOMIC_RELAXED)) {
+            rc = -ECANCELED;
+            break;
+        }
+    }
+    munmap(text, size + 1);
+    if (rc == 0) {
+        nbhtml_end(dst);
+        if (z) {
+            gzip_stream_write(z, piece.data, piece.len, &j->out);
+            gzip_stream_finish(z, &j->out);
+        }
+    }
+    gzip_stream_free(z);
+    buf_free(&piece);
+    if (rc < 0) {
+        buf_free(&j->out);
+        j->status = rc == -ECANCELED ? 499 : 422;
+        snprintf(j->msg, sizeof j->msg, "%s", rc == -ECANCELED ? "cancelled" : err.msg);
+        return;
+    }
+    j->status = 200;
+}
+
+static void api_render_next(api_t *a);
+
+static void api_render_free(struct api_render_job *j)
+{
+    buf_free(&j->out);
+    free(j->title);
+    free(j->href);
+    free(j);
 }
 
 static void api_render_done(uv_work_t *w, int status)
 {
+    (void)status;
     struct api_render_job *j = w->data;
+    api_t *a = j->a;
+    a->render_running--;
     if (j->status == 200) {
         http_set_header(j->req, "Content-Security-Policy", API_RENDER_CSP);
         http_set_header(j->req, "Cache-Control", "no-cache");
-        http_respond_take(j->req, 200, "text/html; charset=utf-8", j->html.data, j->html.len);
+        http_set_header(j->req, "Vary", "Accept-Encoding");
+        if (j->gzip) http_set_header(j->req, "Content-Encoding", "gzip");
+        size_t len = j->out.len;
+        http_respond_take(j->req, 200, "text/html; charset=utf-8", buf_detach(&j->out), len);
+    } else if (j->status == 503) {
+        http_set_header(j->req, "Retry-After", "5");
+        api_error(j->req, 503, "unavailable", j->msg);
     } else {
-        api_error(j->req, j->status, "unprocessable", j->msg);
-        buf_free(&j->html);
+        api_error(j->req, j->status == 499 ? 422 : j->status, "unprocessable", j->msg);
     }
-    free(j->title);
-    free(j->href);
-    free(j);
+    api_render_free(j);
+    api_render_next(a);
+}
+
+/* Start waiting renders while slots are free. */
+static void api_render_next(api_t *a)
+{
+    while (a->render_head && a->render_running < a->render_jobs) {
+        struct api_render_job *j = a->render_head;
+        a->render_head = j->next;
+        if (!a->render_head) a->render_tail = NULL;
+        a->render_nwaiting--;
+        j->next = NULL;
+        j->running = 1;
+        a->render_running++;
+        if (uv_queue_work(a->loop, &j->work, api_render_work, api_render_done) < 0) {
+            a->render_running--;
+            close(j->fd);
+            api_error(j->req, 503, "unavailable", "cannot render now");
+            api_render_free(j);
+        }
+    }
+}
+
+/* The client left: a waiting render is dropped now, a running one stops at
+ * its next cell (its answer then only frees the request). */
+static void api_render_abort(http_req_t *req, void *ud)
+{
+    struct api_render_job *j = ud;
+    if (j->running) {
+        __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    api_t *a = j->a;
+    struct api_render_job **p = &a->render_head, *prev = NULL;
+    while (*p && *p != j) { prev = *p; p = &(*p)->next; }
+    if (!*p) return;
+    *p = j->next;
+    if (a->render_tail == j) a->render_tail = prev;
+    a->render_nwaiting--;
+    close(j->fd);
+    api_error(req, 503, "unavailable", "the client left");
+    api_render_free(j);
+}
+
+static void api_render_too_big(http_req_t *req, const char *title, const char *href, int64_t size,
+                               int64_t max)
+{
+    char msg[300];
+    if (max < 0)
+        snprintf(msg, sizeof msg, "Notebooks are not rendered on this server (ui.render_max is 0 in "
+                                  "nbhub.yaml). Download the .ipynb to open it.");
+    else
+        snprintf(msg, sizeof msg, "This notebook is too big to render here: %.1f MB, and the limit is "
+                                  "%.1f MB (ui.render_max in nbhub.yaml). Download the .ipynb to open it "
+                                  "in Jupyter.", (double)size / 1048576, (double)max / 1048576);
+    buf_t b = BUF_INIT;
+    nbhtml_notice(&b, title, msg, href);
+    http_set_header(req, "Content-Security-Policy", API_RENDER_CSP);
+    http_set_header(req, "Cache-Control", "no-cache");
+    http_set_header(req, "X-Nbhub-Render", "too-big");
+    size_t len = b.len;
+    http_respond_take(req, 200, "text/html; charset=utf-8", buf_detach(&b), len);
 }
 
 void api_runs_task_output_html(http_req_t *req, void *ud)
@@ -461,22 +623,41 @@ void api_runs_task_output_html(http_req_t *req, void *ud)
         api_error(req, 404, "not_found", "the task has no output notebook (yet)");
         return;
     }
+    char *title = xasprintf("%s — run %lld", t.task, (long long)t.run);
+    char *href = xasprintf("/api/v1/runs/%lld/tasks/%s/output", (long long)t.run, t.task);
+    store_task_run_clear(&t);
+    if (a->render_max < 0 || st.st_size > a->render_max) {
+        close(fd);
+        api_render_too_big(req, title, href, (int64_t)st.st_size, a->render_max);
+        free(title);
+        free(href);
+        return;
+    }
+    if (a->render_running >= a->render_jobs && a->render_nwaiting >= a->render_queue) {
+        close(fd);
+        free(title);
+        free(href);
+        http_set_header(req, "Retry-After", "5");
+        api_error(req, 503, "unavailable", "too many notebooks are being rendered; try again in a few seconds");
+        return;
+    }
     /* The descriptor was opened non-blocking for streaming; a regular file
      * reads the same either way, and the pool thread may block. */
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     struct api_render_job *j = xcalloc(1, sizeof *j);
+    j->a = a;
     j->req = req;
     j->fd = fd;
-    j->title = xasprintf("%s — run %lld", t.task, (long long)t.run);
-    j->href = xasprintf("/api/v1/runs/%lld/tasks/%s/output", (long long)t.run, t.task);
-    store_task_run_clear(&t);
+    j->size = (size_t)st.st_size;
+    j->gzip = gzip_accepted(http_header(req, "Accept-Encoding"));
+    j->title = title;
+    j->href = href;
     j->work.data = j;
-    if (uv_queue_work(a->loop, &j->work, api_render_work, api_render_done) < 0) {
-        close(fd);
-        free(j->title);
-        free(j->href);
-        free(j);
-        api_error(req, 503, "unavailable", "cannot render now");
-    }
+    http_req_on_abort(req, api_render_abort, j);
+    if (a->render_tail) a->render_tail->next = j;
+    else a->render_head = j;
+    a->render_tail = j;
+    a->render_nwaiting++;
+    api_render_next(a);
 }
 void api_runs_task_output(http_req_t *req, void *ud) { api_runs_task_file(req, ud, 0); }

@@ -27,6 +27,7 @@
 #include "auth/passwd.h"
 #include "auth/token.h"
 #include "http/hclient.h"
+#include "http/netguard.h"
 #include "http/notify.h"
 #include "http/server.h"
 #include "kernel/kspec.h"
@@ -91,6 +92,7 @@ struct serve {
     http_server_t *http;
     hclient_t     *hc;
     notify_t      *notify;
+    netguard_t    *guard;      /* where webhooks may go (nbhub.yaml webhooks.allow) */
     uv_signal_t    sigterm, sigint, sighup;
     int            stopping;
     int            pending;    /* parts still closing */
@@ -511,9 +513,13 @@ int cmd_serve(int argc, char **argv)
                       .hc = sv.hc, .isolation_system = system_mode, .trusted_users = sv.conf.trusted_users,
                       .anon_body_max = sv.conf.http_anon_body > 0 ? (size_t)sv.conf.http_anon_body : 0,
                       .spark_max_clusters = (int)sv.conf.spark_max_clusters,
+                      .spark_max_memory_mb = sv.conf.spark_max_memory_mb,
                       .account_tmpl = sv.conf.system_user, .create_accounts = sv.conf.create_system_users == 1,
                       .cgroups = cg != CGROUP_NONE, .user_limits = serve_user_limits, .limits_ud = &sv.conf,
-                      .spark_max_memory_mb = sv.conf.spark_max_memory_mb };
+                      /* nbhub.yaml's ui.render_max 0 means "never render": -1 for the api */
+                      .render_max = sv.conf.render_max < 0 ? 0 : sv.conf.render_max == 0 ? -1
+                                                                 : sv.conf.render_max,
+                      .render_jobs = sv.conf.render_jobs, .render_queue = sv.conf.render_queue };
     if (sched_new(&so, &sv.sched, &err) < 0 ||
         (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {
         cli_errorf("%s", err.msg);
@@ -544,7 +550,17 @@ int cmd_serve(int argc, char **argv)
             rc = SERVE_EXIT_LISTEN;
             goto out_loop;
         }
-    sv.notify = notify_new(&sv.loop, sv.store, sv.hc);
+    /* Webhooks reach public addresses, and the internal ones the admin
+     * listed (srvconf checked every entry already). */
+    sv.guard = netguard_new();
+    for (size_t i = 0; sv.conf.webhook_allow && sv.conf.webhook_allow[i]; i++)
+        NB_ASSERT(netguard_allow(sv.guard, sv.conf.webhook_allow[i], &err) == 0);
+    if (netguard_count(sv.guard))
+        LOG_I("webhook allow-list", "entries=%zu", netguard_count(sv.guard));
+    notify_opts_t no;
+    notify_opts_default(&no);
+    no.guard = sv.guard;
+    sv.notify = notify_new_opts(&sv.loop, sv.store, sv.hc, &no);
     if (sched_start(sv.sched, &err) < 0) {
         cli_errorf("scheduler: %s", err.msg);
         rc = SERVE_EXIT_HOME;
@@ -579,6 +595,7 @@ out_loop:
     api_free(sv.api);
     sched_free(sv.sched);
     uv_loop_close(&sv.loop);
+    netguard_free(sv.guard);
 out:
     store_close(sv.store);
     if (lockfd >= 0) close(lockfd);

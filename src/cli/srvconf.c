@@ -6,6 +6,7 @@
  */
 #include "cli/srvconf.h"
 #include "iso/uacct.h"
+#include "http/netguard.h"
 #include "sched/flow.h"
 #include "spark/scluster.h"
 #include "util/fsutil.h"
@@ -16,7 +17,8 @@
 #include <string.h>
 #include <yaml.h>
 
-enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK };
+enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK,
+             C_WEBHOOKS, C_UI };
 
 struct ckey {
     const char *name;
@@ -34,6 +36,7 @@ static const struct ckey srvconf_keys[] = {
     { "user_limits", C_ULIMITS },    { "trusted_users", C_STRLIST },
     { "http", C_HTTP },
     { "spark", C_SPARK },
+    { "webhooks", C_WEBHOOKS },      { "ui", C_UI },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -46,6 +49,7 @@ void srvconf_init(srvconf_t *c)
     c->create_system_users = -1;
     c->http_max_body = c->http_anon_body = c->http_body_budget = -1;
     c->http_min_body_rate = c->http_body_grace_ms = -1;
+    c->render_max = -1;
 }
 
 const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user)
@@ -53,6 +57,13 @@ const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user)
     for (size_t i = 0; user && i < c->nulimits; i++)
         if (!strcmp(c->ulimit_names[i], user)) return &c->ulimits[i];
     return &c->limits;
+}
+
+static void strv_free(char **v)
+{
+    if (v)
+        for (char **p = v; *p; p++) free(*p);
+    free(v);
 }
 
 void srvconf_clear(srvconf_t *c)
@@ -75,6 +86,7 @@ void srvconf_clear(srvconf_t *c)
     if (c->trusted_users)
         for (char **p = c->trusted_users; *p; p++) free(*p);
     free(c->trusted_users);
+    strv_free(c->webhook_allow);
     srvconf_init(c);
 }
 
@@ -133,26 +145,12 @@ static void parse_limits(const char *path, yaml_document_t *doc, yaml_node_t *v,
     }
 }
 
-/* A byte count: "65536", "64k", "8m", "1g" (also "64KiB", "8MB": powers
- * of 1024 all).  -1 if malformed or above 1 TiB. */
+/* A byte count for http: (srvconf_parse_size's grammar), at most 1 TiB; -1
+ * if malformed. */
 static int64_t parse_size(const char *s)
 {
-    if (!s || *s < '0' || *s > '9') return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno) return -1;
-    unsigned long long mul = 1;
-    switch (*end) {
-    case 'k': case 'K': mul = 1ULL << 10; end++; break;
-    case 'm': case 'M': mul = 1ULL << 20; end++; break;
-    case 'g': case 'G': mul = 1ULL << 30; end++; break;
-    default: break;
-    }
-    if (mul > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0 || strcmp(end, "b") == 0)) end += strlen(end);
-    else if (mul == 1 && (strcmp(end, "B") == 0 || strcmp(end, "b") == 0)) end++;
-    if (*end || v > (1ULL << 40) / mul) return -1;
-    return (int64_t)(v * mul);
+    int64_t v;
+    return srvconf_parse_size(s, &v) < 0 || v > (1LL << 40) ? -1 : v;
 }
 
 /* The http: mapping (keys of their own, each a size but body_grace). */
@@ -205,6 +203,116 @@ static void set_http(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_
         errlist_add(errs, path, POS(budget_node), "'http.body_budget' (%lld bytes) is smaller than max_body "
                     "(%lld bytes): such a body could never be received", (long long)c->http_body_budget,
                     (long long)max);
+}
+
+int srvconf_parse_size(const char *s, int64_t *out)
+{
+    if (!s || !*s || *s == '-') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno) return -1;
+    uint64_t mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024; end++; break;
+    case 'm': case 'M': mul = 1024 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024ULL * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (mul > 1 && *end == 'i') end++;
+    if (*end == 'b' || *end == 'B') end++;
+    if (*end || v > (uint64_t)INT64_MAX / mul) return -1;
+    *out = (int64_t)(v * mul);
+    return 0;
+}
+
+/* A mapping's sub-keys, with the same unknown-key message as the top level. */
+static int sub_key(const char *path, yaml_node_t *kn, const char *parent, const char *const *names,
+                   size_t n, nb_errlist_t *errs)
+{
+    const char *key = scalar(kn);
+    for (size_t i = 0; key && i < n; i++)
+        if (strcmp(key, names[i]) == 0) return (int)i;
+    const char *hint = key ? errlist_closest(key, names, n) : NULL;
+    errlist_add(errs, path, POS(kn), "unknown key '%s' in '%s'%s%s%s", key ? key : "?", parent,
+                hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+    return -1;
+}
+
+static void set_webhooks(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_node_t *v,
+                         nb_errlist_t *errs)
+{
+    if (v->type != YAML_MAPPING_NODE) {
+        errlist_add(errs, path, POS(v), "'webhooks' must be a mapping, such as {allow: [10.0.0.0/8]}");
+        return;
+    }
+    static const char *const names[] = { "allow" };
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        if (sub_key(path, kn, "webhooks", names, 1, errs) < 0) continue;
+        if (vn->type != YAML_SEQUENCE_NODE) {
+            errlist_add(errs, path, POS(vn), "'webhooks.allow' must be a list of CIDRs, addresses "
+                                             "or host[:port] entries");
+            continue;
+        }
+        netguard_t *g = netguard_new();
+        size_t n = 0;
+        char **list = xcalloc(1, sizeof *list);
+        for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
+             it++) {
+            yaml_node_t *e = yaml_document_get_node(doc, *it);
+            nb_err_t err;
+            if (!scalar(e)) {
+                errlist_add(errs, path, POS(e), "'webhooks.allow' entries must be strings");
+                continue;
+            }
+            if (netguard_allow(g, scalar(e), &err) < 0) {
+                errlist_add(errs, path, POS(e), "webhooks.allow: %s", err.msg);
+                continue;
+            }
+            list = xrealloc(list, (n + 2) * sizeof *list);
+            list[n++] = xstrdup(scalar(e));
+            list[n] = NULL;
+        }
+        netguard_free(g);
+        strv_free(c->webhook_allow);
+        c->webhook_allow = list;
+    }
+}
+
+static void set_ui(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_node_t *v,
+                   nb_errlist_t *errs)
+{
+    if (v->type != YAML_MAPPING_NODE) {
+        errlist_add(errs, path, POS(v), "'ui' must be a mapping, such as {render_max: 32m}");
+        return;
+    }
+    static const char *const names[] = { "render_max", "render_jobs", "render_queue" };
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        int k = sub_key(path, kn, "ui", names, 3, errs);
+        unsigned u;
+        if (k == 0) {
+            int64_t sz;
+            if (srvconf_parse_size(scalar(vn), &sz) < 0)
+                errlist_add(errs, path, POS(vn), "'ui.render_max' must be a size such as 32m, "
+                                                 "512k or 1g (0: never render)");
+            else
+                c->render_max = sz;
+        } else if (k == 1) {
+            if (parse_uint(scalar(vn), &u) < 0 || u < 1 || u > 64)
+                errlist_add(errs, path, POS(vn), "'ui.render_jobs' must be an integer from 1 to 64");
+            else
+                c->render_jobs = u;
+        } else if (k == 2) {
+            if (parse_uint(scalar(vn), &u) < 0 || u < 1 || u > 10000)
+                errlist_add(errs, path, POS(vn), "'ui.render_queue' must be an integer from 1 to 10000");
+            else
+                c->render_queue = u;
+        }
+    }
 }
 
 static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
@@ -372,6 +480,12 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
                             hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
             }
         }
+        return;
+    case C_WEBHOOKS:
+        set_webhooks(c, path, doc, v, errs);
+        return;
+    case C_UI:
+        set_ui(c, path, doc, v, errs);
         return;
     }
 }

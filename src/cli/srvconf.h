@@ -24,6 +24,12 @@
  *       min_body_rate: 1k           # bytes/s, over each window of body_grace; 0 = off
  *       body_grace: 10s
  *     spark: {max_clusters_per_user: 2, max_memory_per_user: 8g}   # API limits, admins exempt
+ *     webhooks:
+ *       allow: [10.0.0.0/8, "hooks.internal:8080"]   # internal receivers (http/netguard.h)
+ *     ui:
+ *       render_max: 32m             # largest output notebook output.html renders
+ *       render_jobs: 2              # renders at once (libuv's thread pool)
+ *       render_queue: 16            # renders waiting for a slot; beyond, 503
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -68,10 +74,18 @@ typedef struct srvconf {
     int64_t  http_body_grace_ms;
     unsigned spark_max_clusters;    /* spark: max_clusters_per_user; 0 = unset */
     long     spark_max_memory_mb;   /* spark: max_memory_per_user in MB; 0 = unset */
+    char   **webhook_allow;   /* NULL-terminated, may be NULL; each checked by netguard_allow */
+    int64_t  render_max;      /* bytes; -1 = unset */
+    unsigned render_jobs;     /* 0 = unset */
+    unsigned render_queue;    /* 0 = unset */
 } srvconf_t;
 
 /* The limits of one user: their user_limits entry, else limits. */
 const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user);
+
+/* "32m", "512k", "1g", "1048576" (k, m, g are powers of 1024; a final B
+ * or iB is allowed): 0, or -1. */
+int srvconf_parse_size(const char *s, int64_t *out);
 
 void srvconf_init(srvconf_t *c);
 /* 0, or -EINVAL with problems in errs, or -ENOENT/-EIO (unreadable). */

@@ -1,5 +1,6 @@
 /* http/gzip — see gzip.h. */
 #include "http/gzip.h"
+#include "util/buf.h"
 #include "util/xmalloc.h"
 
 #include <stdint.h>
@@ -58,4 +59,61 @@ int gzip_encode(const void *in, size_t n, int level, char **out, size_t *outlen)
     *out = buf;
     *outlen = len;
     return 0;
+}
+
+/* ---- streams ------------------------------------------------------------ */
+
+struct gzip_stream {
+    z_stream z;
+};
+
+gzip_stream_t *gzip_stream_new(int level)
+{
+    gzip_stream_t *g = xcalloc(1, sizeof *g);
+    int rc = deflateInit2(&g->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    NB_ASSERT(rc == Z_OK);
+    return g;
+}
+
+/* Deflate in[0..n) with flush, growing out as zlib asks. */
+static void gzip_pump(gzip_stream_t *g, const void *in, size_t n, buf_t *out, int flush)
+{
+    const unsigned char *p = in;
+    for (;;) {
+        uInt take = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        g->z.next_in = (Bytef *)(uintptr_t)p;
+        g->z.avail_in = take;
+        int rc;
+        do {
+            buf_reserve(out, 64 * 1024);
+            size_t room = out->cap - out->len - 1;   /* buf keeps a NUL after the data */
+            g->z.next_out = (Bytef *)out->data + out->len;
+            g->z.avail_out = (uInt)(room > (1u << 30) ? (1u << 30) : room);
+            uInt before = g->z.avail_out;
+            rc = deflate(&g->z, n == take ? flush : Z_NO_FLUSH);
+            out->len += before - g->z.avail_out;
+            out->data[out->len] = '\0';
+        } while (g->z.avail_out == 0 || (rc == Z_OK && flush == Z_FINISH && n == take));
+        NB_ASSERT(rc == Z_OK || rc == Z_BUF_ERROR || rc == Z_STREAM_END);
+        p += take;
+        n -= take;
+        if (n == 0) return;
+    }
+}
+
+void gzip_stream_write(gzip_stream_t *g, const void *in, size_t n, buf_t *out)
+{
+    if (n) gzip_pump(g, in, n, out, Z_NO_FLUSH);
+}
+
+void gzip_stream_finish(gzip_stream_t *g, buf_t *out)
+{
+    gzip_pump(g, "", 0, out, Z_FINISH);
+}
+
+void gzip_stream_free(gzip_stream_t *g)
+{
+    if (!g) return;
+    deflateEnd(&g->z);
+    free(g);
 }

@@ -34,4 +34,16 @@ int gzip_encode(const void *in, size_t n, int level, char **out, size_t *outlen)
  * by whoever owns it. */
 #define GZIP_LEVEL_FAST 1
 
+/* A gzip stream written piece by piece into a growing buffer, for answers
+ * made in parts (a rendered notebook, cell by cell) that should never be
+ * held uncompressed in full.  gzip_stream_new never fails (allocation
+ * aborts; a zlib that cannot start is an assertion); write and finish
+ * append to out (util/buf.h); gzip_stream_free releases zlib's state. */
+typedef struct gzip_stream gzip_stream_t;
+struct buf;
+gzip_stream_t *gzip_stream_new(int level);
+void           gzip_stream_write(gzip_stream_t *g, const void *in, size_t n, struct buf *out);
+void           gzip_stream_finish(gzip_stream_t *g, struct buf *out);
+void           gzip_stream_free(gzip_stream_t *g);
+
 #endif

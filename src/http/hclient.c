@@ -48,6 +48,7 @@
  * callbacks has run.
  */
 #include "http/hclient.h"
+#include "http/netguard.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
 #include "util/xmalloc.h"
@@ -61,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define MAX_ADDRS          8      /* addresses of one name handed to curl */
@@ -92,6 +94,8 @@ struct hc_req {
     size_t             snip_len;
     size_t             max_body;     /* hclient_get: the whole body up to this, else 0 */
     int                too_big;
+    const netguard_t  *guard;        /* borrowed; NULL: any address */
+    char               refused[160]; /* why the guard refused an address ("" if it did not) */
     buf_t              body, head;   /* hclient_get: body, header lines of the last response */
     struct hc_req     *prev, *next;  /* hc->reqs: not yet answered */
     char               errbuf[CURL_ERROR_SIZE];
@@ -258,7 +262,13 @@ static void req_done(struct hc_req *r, CURLcode res)
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_multi_remove_handle(hc->multi, r->easy);
     const char *msg = r->errbuf[0] ? r->errbuf : curl_easy_strerror(res);
-    req_answer(r, map_curl_code(res), msg, status);
+    int code = map_curl_code(res);
+    if (r->refused[0] && res == CURLE_COULDNT_CONNECT) {
+        /* Every address was refused by the guard (none was connected). */
+        code = -EACCES;
+        msg = r->refused;
+    }
+    req_answer(r, code, msg, status);
 }
 
 /* Read every finished transfer.  Stops when a callback closed the client:
@@ -377,6 +387,28 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* ---- the address guard ------------------------------------------------ */
+
+/* curl's socket for one connection attempt: the address it is about to
+ * connect to is checked here, so what is checked is exactly what is
+ * connected (each address of a name, each happy-eyeballs attempt).  A
+ * refusal makes curl try the next address, then fail with
+ * CURLE_COULDNT_CONNECT, which req_done turns into -EACCES. */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct hc_req *r = ud;
+    if (r->guard) {
+        char why[128];
+        if (purpose != CURLSOCKTYPE_IPCXN ||
+            netguard_check(r->guard, r->host, r->port, &a->addr, NULL, why, sizeof why) < 0) {
+            if (purpose != CURLSOCKTYPE_IPCXN) snprintf(why, sizeof why, "not a plain connection");
+            snprintf(r->refused, sizeof r->refused, "address not allowed: %s", why);
+            return CURL_SOCKET_BAD;
+        }
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 /* ---- name resolution -------------------------------------------------- */
 
 /* Hand the request to curl, with what is left of its time. */
@@ -469,14 +501,16 @@ static int proxy_configured(void)
 }
 
 /* 1 if host must be looked up before curl sees it: not an IP literal, plain
- * ASCII (an IDN name is converted by curl, which then resolves it). */
-static int needs_lookup(const char *host)
+ * ASCII (an IDN name is converted by curl, which then resolves it).  A
+ * guarded request never goes through a proxy (hc_request), so it is
+ * looked up here whatever the environment says. */
+static int needs_lookup(const char *host, int guarded)
 {
     struct in_addr a4;
     if (host[0] == '[' || inet_pton(AF_INET, host, &a4) == 1) return 0;
     for (const unsigned char *p = (const unsigned char *)host; *p; p++)
         if (*p >= 0x80) return 0;
-    return !proxy_configured();
+    return guarded || !proxy_configured();
 }
 
 /* ---- public ----------------------------------------------------------- */
@@ -574,7 +608,8 @@ void hclient_url_host(const char *url, char *out, size_t n)
 
 /* POST (body != NULL) or GET (body == NULL, max_body > 0). */
 static int hc_request(hclient_t *hc, const char *url, const char *const *headers, const char *body, size_t len,
-                      size_t max_body, uint64_t timeout_ms, hclient_done_fn cb, void *ud)
+                      size_t max_body, uint64_t timeout_ms, const netguard_t *guard,
+                      hclient_done_fn cb, void *ud)
 {
     NB_ASSERT(cb != NULL);
     if (hc->closing) return -ESHUTDOWN;
@@ -593,6 +628,7 @@ static int hc_request(hclient_t *hc, const char *url, const char *const *headers
     r->host = host;
     r->port = port;
     r->max_body = max_body;
+    r->guard = guard;
     r->easy = curl_easy_init();
     NB_ASSERT(r->easy != NULL);
 
@@ -642,6 +678,17 @@ static int hc_request(hclient_t *hc, const char *url, const char *const *headers
     bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, r) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r) != CURLE_OK;
+    if (guard) {
+        /* The guard must see the address of the receiver itself: no proxy
+         * (it would connect for us), and a connection of its own, never a
+         * cached one that an unguarded request (the Spark UI proxy, on the
+         * loopback) opened without the check.  Not cached afterwards either. */
+        bad |= curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK;
+    }
     if (bad) {
         curl_easy_cleanup(e);
         curl_slist_free_all(r->hdrs);
@@ -656,7 +703,7 @@ static int hc_request(hclient_t *hc, const char *url, const char *const *headers
     hc->reqs = r;
     hc->nreqs++;
 
-    if (needs_lookup(r->host)) {
+    if (needs_lookup(r->host, guard != NULL)) {
         struct addrinfo hints;
         memset(&hints, 0, sizeof hints);
         hints.ai_family = AF_UNSPEC;
@@ -699,14 +746,22 @@ int hclient_post(hclient_t *hc, const char *url, const char *const *headers,
                  const char *body, size_t len, uint64_t timeout_ms,
                  hclient_done_fn cb, void *ud)
 {
-    return hc_request(hc, url, headers, body ? body : "", len, 0, timeout_ms, cb, ud);
+    return hc_request(hc, url, headers, body ? body : "", len, 0, timeout_ms, NULL, cb, ud);
+}
+
+int hclient_post_guarded(hclient_t *hc, const char *url, const char *const *headers,
+                         const char *body, size_t len, uint64_t timeout_ms,
+                         const netguard_t *guard, hclient_done_fn cb, void *ud)
+{
+    NB_ASSERT(guard != NULL);
+    return hc_request(hc, url, headers, body ? body : "", len, 0, timeout_ms, guard, cb, ud);
 }
 
 int hclient_get(hclient_t *hc, const char *url, const char *const *headers, size_t max_body,
                 uint64_t timeout_ms, hclient_done_fn cb, void *ud)
 {
     if (max_body == 0) return -EINVAL;
-    return hc_request(hc, url, headers, NULL, 0, max_body, timeout_ms, cb, ud);
+    return hc_request(hc, url, headers, NULL, 0, max_body, timeout_ms, NULL, cb, ud);
 }
 
 char *hclient_resp_header(const hclient_resp_t *resp, const char *name)

@@ -58,6 +58,7 @@
 #include <uv.h>
 
 typedef struct hclient hclient_t;
+typedef struct netguard netguard_t;   /* http/netguard.h */
 
 /* The body snippet kept from a response (the rest is read and dropped). */
 #define HCLIENT_SNIPPET_MAX        1024
@@ -71,6 +72,8 @@ typedef struct hclient_resp {
      *   -EHOSTUNREACH  the host name did not resolve
      *   -ECANCELED     aborted by hclient_close
      *   -EFBIG         hclient_get: the body was larger than asked for
+     *   -EACCES        hclient_post_guarded: the guard refused every address
+     *                  the host has (error: "address not allowed: ...")
      *   -EIO           anything else (TLS, protocol, ...; see error) */
     int         code;
     int         status;      /* HTTP status, 0 when no status line arrived */
@@ -106,6 +109,20 @@ hclient_t *hclient_new(uv_loop_t *loop);
 int hclient_post(hclient_t *hc, const char *url, const char *const *headers,
                  const char *body, size_t len, uint64_t timeout_ms,
                  hclient_done_fn cb, void *ud);
+
+/*
+ * hclient_post, connecting only where guard (borrowed, must outlive the
+ * request) allows: the check is made on each address curl is about to
+ * connect to (CURLOPT_OPENSOCKETFUNCTION), after name resolution, so it
+ * holds for any spelling of an address and there is no second lookup to
+ * win.  Such a request never uses a proxy from the environment and always
+ * opens a connection of its own (FRESH_CONNECT, FORBID_REUSE): a cached
+ * connection was not made under its guard.  Redirects are not followed
+ * (as for every request).
+ */
+int hclient_post_guarded(hclient_t *hc, const char *url, const char *const *headers,
+                         const char *body, size_t len, uint64_t timeout_ms,
+                         const netguard_t *guard, hclient_done_fn cb, void *ud);
 
 /*
  * GET url and keep the whole body (up to max_body bytes: beyond, the

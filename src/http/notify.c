@@ -34,10 +34,8 @@
 #include <string.h>
 #include <strings.h>
 
-/* Room for the stored error text ("HTTP 503: <start of the body>" or
- * curl's message). */
+/* Room for the stored error text (a fixed sentence, notify.h). */
 #define ERROR_MAX   256
-#define SNIPPET_IN_ERROR 160
 
 struct delivery {
     notify_t        *n;
@@ -53,6 +51,7 @@ struct notify {
     store_t         *st;
     hclient_t       *hc;
     notify_opts_t    o;
+    netguard_t      *own_guard;      /* when the options gave none */
     uv_timer_t       timer;
     struct delivery *inflight;
     size_t           ninflight;
@@ -70,6 +69,7 @@ void notify_opts_default(notify_opts_t *o)
     o->max_inflight = 8;
     o->timeout_ms = 10000;
     o->poll_ms = 30000;
+    o->guard = NULL;
 }
 
 uint64_t notify_backoff_ms(const notify_opts_t *o, int attempt)
@@ -134,6 +134,7 @@ static void timer_closed(uv_handle_t *h)
     notify_t *n = h->data;
     void (*done)(void *) = n->done;
     void *ud = n->done_ud;
+    netguard_free(n->own_guard);
     free(n);
     if (done) done(ud);
 }
@@ -188,6 +189,29 @@ static int in_flight(const notify_t *n, int64_t id)
     return 0;
 }
 
+/* The error users see (notify.h): the status, or a fixed sentence per
+ * kind of failure.  Never the receiver's body, never curl's message (it
+ * names resolved addresses and ports: a map of the inside for whoever
+ * writes URLs). */
+static void public_error(const hclient_resp_t *resp, char *out, size_t n)
+{
+    const char *s;
+    switch (resp->code) {
+    case 0:
+        snprintf(out, n, "HTTP %d from the receiver (a 2xx was expected)", resp->status);
+        return;
+    case -EACCES:
+        s = "address not allowed: the receiver's address is loopback, private, link-local or "
+            "otherwise internal; an admin can list it under webhooks.allow in nbhub.yaml";
+        break;
+    case -ETIMEDOUT:    s = "timed out"; break;
+    case -ECONNREFUSED: s = "could not connect to the receiver"; break;
+    case -EHOSTUNREACH: s = "the receiver's host name did not resolve"; break;
+    default:            s = "the request failed (TLS or protocol error)"; break;
+    }
+    snprintf(out, n, "%s", s);
+}
+
 static void on_done(const hclient_resp_t *resp, void *ud)
 {
     struct delivery *d = ud;
@@ -205,16 +229,17 @@ static void on_done(const hclient_resp_t *resp, void *ud)
         int64_t now = time_now_us(), next = 0;
         char error[ERROR_MAX] = "";
         if (!ok) {
-            if (resp->code == 0) {
-                char snip[SNIPPET_IN_ERROR + 1];
-                clean_text(snip, sizeof snip, resp->body, resp->body_len);
-                snprintf(error, sizeof error, snip[0] ? "HTTP %d: %s" : "HTTP %d", resp->status,
-                         snip);
-            } else {
-                clean_text(error, sizeof error, resp->error, strlen(resp->error));
-            }
-            uint64_t delay = notify_backoff_ms(&n->o, attempt);
+            public_error(resp, error, sizeof error);
+            /* An address the guard refuses stays refused: no retries. */
+            uint64_t delay = resp->code == -EACCES ? 0 : notify_backoff_ms(&n->o, attempt);
             if (delay) next = now + (int64_t)delay * 1000;
+            if (resp->code != 0) {
+                /* The admin's log gets curl's words (or the refused address). */
+                char detail[ERROR_MAX];
+                clean_text(detail, sizeof detail, resp->error, strlen(resp->error));
+                LOG_I("webhook attempt detail", "delivery=%lld host=%s detail=\"%s\"",
+                      (long long)d->id, d->host, detail);
+            }
         }
         if (ok)
             LOG_I("webhook delivered", "delivery=%lld event=%s host=%s status=%d attempt=%d ms=%llu",
@@ -333,8 +358,8 @@ static int start(notify_t *n, const store_webhook_t *w)
     clean_text(event, sizeof event, w->event ? w->event : "?", SIZE_MAX);
     d->event = xstrdup(event);   /* for logs only */
     memcpy(d->host, host, sizeof d->host);
-    int rc = hclient_post(n->hc, w->url ? w->url : "", (const char *const *)lines, text,
-                          strlen(text), n->o.timeout_ms, on_done, d);
+    int rc = hclient_post_guarded(n->hc, w->url ? w->url : "", (const char *const *)lines, text,
+                                  strlen(text), n->o.timeout_ms, n->o.guard, on_done, d);
     free(text);
     free_lines(lines);
     if (rc == 0) {
@@ -419,7 +444,9 @@ notify_t *notify_new_opts(uv_loop_t *loop, store_t *st, hclient_t *hc, const not
         if (o->max_inflight > 0) n->o.max_inflight = o->max_inflight;
         if (o->timeout_ms) n->o.timeout_ms = o->timeout_ms;
         if (o->poll_ms) n->o.poll_ms = o->poll_ms;
+        n->o.guard = o->guard;
     }
+    if (!n->o.guard) n->o.guard = n->own_guard = netguard_new();
     if (n->o.backoff_max_ms < n->o.backoff_base_ms) n->o.backoff_max_ms = n->o.backoff_base_ms;
     uv_timer_init(loop, &n->timer);
     n->timer.data = n;

@@ -20,8 +20,9 @@
  * `headers` (which may replace those defaults, not Host/Content-Length/
  * Transfer-Encoding/Connection/Expect).  A payload without a "body" member
  * is POSTed whole.  A payload that is not JSON, a header name or value with
- * CR/LF or other control characters, or a URL that is not http(s) can never
- * succeed: the row fails at once, without retries.
+ * CR/LF or other control characters, a URL that is not http(s), or a
+ * receiver at an address the guard refuses can never succeed: the row
+ * fails at once, without retries.
  *
  * Retries.  A 2xx answer is success.  Anything else — another status, a
  * refused connection, a timeout, a TLS error — is retried with exponential
@@ -42,6 +43,18 @@
  * that timer on the next loop iteration: a burst of run ends is one query.
  * If recording an attempt fails (database locked), no new delivery starts
  * for poll_ms, so a broken store cannot turn into a tight resend loop.
+ *
+ * Where.  Every delivery is posted with hclient_post_guarded: a receiver
+ * whose address is loopback, private, link-local, ... (http/netguard.h) is
+ * not connected to unless nbhub.yaml's webhooks.allow lists it; such a row
+ * fails at once ("address not allowed"), without retries.
+ *
+ * What users see.  The stored error (webhook_deliveries.last_error, and
+ * the "webhook.failed" event the flow's owner reads) is a fixed sentence
+ * per kind of failure: "HTTP 500 from the receiver", "timed out", "could
+ * not connect", ... — never the receiver's answer, which could be anything
+ * an internal service says, and never the address a name resolved to.
+ * The admin's log has curl's own message and the refused address.
  *
  * Logs name the URL's host only (hclient_url_host): webhook URLs often
  * carry a secret in their path or query.
@@ -65,6 +78,7 @@
 #include <uv.h>
 
 #include "http/hclient.h"
+#include "http/netguard.h"
 #include "store/store.h"
 
 typedef struct notify notify_t;
@@ -76,6 +90,8 @@ typedef struct notify_opts {
     int      max_inflight;     /* 8: deliveries in flight at once (>= 1) */
     uint64_t timeout_ms;       /* 10000: whole-request timeout of one attempt */
     uint64_t poll_ms;          /* 30000: longest sleep between two looks at the outbox */
+    const netguard_t *guard;   /* where deliveries may connect (borrowed, outlives the
+                                  notifier); NULL: public addresses only (netguard_new) */
 } notify_opts_t;
 
 void notify_opts_default(notify_opts_t *o);

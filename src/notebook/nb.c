@@ -132,7 +132,7 @@ static int nb_check_output(json_t *out, const char *name, size_t ci, size_t oi, 
 #undef OUT_ERR
 }
 
-static int nb_check_cell(json_t *cell, const char *name, size_t ci, nb_err_t *err)
+int nb_normalise_cell(json_t *cell, const char *name, size_t ci, nb_err_t *err)
 {
 #define CELL_ERR(...) err_set(err, -EINVAL, "%s: cell %zu: " __VA_ARGS__)
     if (!json_is_object(cell)) return CELL_ERR("not an object", name, ci);
@@ -225,7 +225,7 @@ int nb_normalise(json_t *nb, const char *name, nb_err_t *err)
     size_t i;
     json_t *cell;
     json_array_foreach(cells, i, cell) {
-        int rc = nb_check_cell(cell, name, i + 1, err);
+        int rc = nb_normalise_cell(cell, name, i + 1, err);
         if (rc < 0) return rc;
     }
     return 0;

@@ -47,6 +47,9 @@ int nb_load_file(const char *path, json_t **nb, nb_err_t *err);
 /* The checks and normalisation of nb_load_text on an already parsed value
    (modified in place). */
 int nb_normalise(json_t *nb, const char *name, nb_err_t *err);
+/* nb_normalise's part for one cell, the index-th (1-based, for messages),
+   of a notebook read cell by cell (nbsplit.h). */
+int nb_normalise_cell(json_t *cell, const char *name, size_t index, nb_err_t *err);
 
 /* The cell's "source" string; "" if missing or not a string. */
 const char *nb_cell_source(const json_t *cell);

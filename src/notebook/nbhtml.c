@@ -611,10 +611,11 @@ static void put_header(buf_t *out, const json_t *nb, const struct nbhtml_opts *o
     buf_puts(out, "</header>\n");
 }
 
-void nbhtml_render(const json_t *nb, const struct nbhtml_opts *o, buf_t *out)
+static const struct nbhtml_opts nbhtml_none = { 0 };
+
+void nbhtml_begin(const json_t *nb, const struct nbhtml_opts *o, buf_t *out)
 {
-    static const struct nbhtml_opts none = { 0 };
-    if (!o) o = &none;
+    if (!o) o = &nbhtml_none;
     const char *title = o->title ? o->title : "Notebook";
     buf_puts(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                   "<meta http-equiv=\"Content-Security-Policy\" content=\"" NBHTML_CSP "\">\n"
@@ -625,51 +626,95 @@ void nbhtml_render(const json_t *nb, const struct nbhtml_opts *o, buf_t *out)
     buf_puts(out, nbhtml_css);
     buf_puts(out, "</style></head>\n<body><main>\n");
     put_header(out, nb, o, title);
+}
 
+/* 1 if one of a code cell's outputs is an error (the cell is drawn failed). */
+static int has_error_output(const json_t *cell)
+{
+    size_t k;
+    json_t *op;
+    json_array_foreach(json_object_get(cell, "outputs"), k, op) {
+        const char *t = str_of(json_object_get(op, "output_type"));
+        if (t && !strcmp(t, "error")) return 1;
+    }
+    return 0;
+}
+
+/* The cell is written straight into out: its outputs can be most of the
+ * notebook, and a buffer per cell copied in afterwards was one more copy of
+ * the biggest cell. */
+void nbhtml_cell(const json_t *cell, const struct nbhtml_opts *o, buf_t *out)
+{
+    if (!o) o = &nbhtml_none;
+    const char *type = str_of(json_object_get(cell, "cell_type"));
+    if (!type) return;
+    const char *src = nb_cell_source(cell);
+    const char *id = str_of(json_object_get(cell, "id"));
+    int code = !strcmp(type, "code"), md = !strcmp(type, "markdown");
+    const json_t *pmc = json_object_get(json_object_get(cell, "metadata"), "papermill");
+    const char *status = str_of(json_object_get(pmc, "status"));
+    int failed = (status && !strcmp(status, "failed")) || (code && has_error_output(cell));
+    buf_puts(out, "<section class=\"cell ");
+    buf_puts(out, code ? "code" : md ? "markdown" : "raw");
+    if (failed) buf_puts(out, " failed");
+    if (status && !strcmp(status, "pending")) buf_puts(out, " pending");
+    buf_puts(out, "\"");
+    if (id) { buf_puts(out, " id=\"cell-"); esc(out, id); buf_puts(out, "\""); }
+    buf_puts(out, "><div class=\"prompt\">");
+    if (code) {
+        const json_t *ec = json_object_get(cell, "execution_count");
+        if (json_is_integer(ec)) buf_printf(out, "In&nbsp;[%lld]:", (long long)json_integer_value(ec));
+        else buf_puts(out, "In&nbsp;[&nbsp;]:");
+    }
+    buf_puts(out, "</div><div class=\"body\">");
+    if (md) {
+        nbhtml_markdown(out, src, strlen(src), json_object_get(cell, "attachments"));
+    } else if (code) {
+        if (!o->no_input) {
+            buf_puts(out, "<pre class=\"source\"><code>");
+            esc(out, src);
+            buf_puts(out, "</code></pre>\n");
+        }
+        size_t k;
+        json_t *op;
+        int ignored = 0;
+        json_array_foreach(json_object_get(cell, "outputs"), k, op) put_output(out, op, &ignored);
+    } else {
+        buf_puts(out, "<pre class=\"raw\">");
+        esc(out, src);
+        buf_puts(out, "</pre>\n");
+    }
+    buf_puts(out, "</div></section>\n");
+}
+
+void nbhtml_end(buf_t *out)
+{
+    buf_puts(out, "</main></body></html>\n");
+}
+
+void nbhtml_render(const json_t *nb, const struct nbhtml_opts *o, buf_t *out)
+{
+    nbhtml_begin(nb, o, out);
     size_t i;
     json_t *cell;
-    json_array_foreach(json_object_get(nb, "cells"), i, cell) {
-        const char *type = str_of(json_object_get(cell, "cell_type"));
-        const char *src = nb_cell_source(cell);
-        const char *id = str_of(json_object_get(cell, "id"));
-        if (!type) continue;
-        int code = !strcmp(type, "code"), md = !strcmp(type, "markdown");
-        const json_t *pmc = json_object_get(json_object_get(cell, "metadata"), "papermill");
-        const char *status = str_of(json_object_get(pmc, "status"));
-        int failed = status && !strcmp(status, "failed");
-        buf_t body = BUF_INIT;
-        if (md) {
-            nbhtml_markdown(&body, src, strlen(src), json_object_get(cell, "attachments"));
-        } else if (code) {
-            if (!o->no_input) {
-                buf_puts(&body, "<pre class=\"source\"><code>");
-                esc(&body, src);
-                buf_puts(&body, "</code></pre>\n");
-            }
-            size_t k;
-            json_t *op;
-            json_array_foreach(json_object_get(cell, "outputs"), k, op) put_output(&body, op, &failed);
-        } else {
-            buf_puts(&body, "<pre class=\"raw\">");
-            esc(&body, src);
-            buf_puts(&body, "</pre>\n");
-        }
-        buf_puts(out, "<section class=\"cell ");
-        buf_puts(out, code ? "code" : md ? "markdown" : "raw");
-        if (failed) buf_puts(out, " failed");
-        if (status && !strcmp(status, "pending")) buf_puts(out, " pending");
-        buf_puts(out, "\"");
-        if (id) { buf_puts(out, " id=\"cell-"); esc(out, id); buf_puts(out, "\""); }
-        buf_puts(out, "><div class=\"prompt\">");
-        if (code) {
-            const json_t *ec = json_object_get(cell, "execution_count");
-            if (json_is_integer(ec)) buf_printf(out, "In&nbsp;[%lld]:", (long long)json_integer_value(ec));
-            else buf_puts(out, "In&nbsp;[&nbsp;]:");
-        }
-        buf_puts(out, "</div><div class=\"body\">");
-        buf_append(out, body.data ? body.data : "", body.len);
-        buf_puts(out, "</div></section>\n");
-        buf_free(&body);
+    json_array_foreach(json_object_get(nb, "cells"), i, cell) nbhtml_cell(cell, o, out);
+    nbhtml_end(out);
+}
+
+void nbhtml_notice(buf_t *out, const char *title, const char *message, const char *ipynb_href)
+{
+    struct nbhtml_opts o = { title, NULL, 0 };
+    json_t *empty = json_object();
+    nbhtml_begin(empty, &o, out);
+    json_decref(empty);
+    buf_puts(out, "<section class=\"notice\"><p>");
+    esc(out, message);
+    buf_puts(out, "</p>");
+    if (ipynb_href) {
+        buf_puts(out, "<p><a download href=\"");
+        esc(out, ipynb_href);
+        buf_puts(out, "\">Download the .ipynb</a></p>");
     }
-    buf_puts(out, "</main></body></html>\n");
+    buf_puts(out, "</section>\n");
+    nbhtml_end(out);
 }

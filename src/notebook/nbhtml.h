@@ -48,6 +48,18 @@ struct nbhtml_opts {
 
 void nbhtml_render(const json_t *nb, const struct nbhtml_opts *o, buf_t *out);
 
+/* The same in pieces, for a notebook read cell by cell (nbsplit.h):
+ * nbhtml_begin with the notebook (its "cells" are not read), nbhtml_cell
+ * for each cell in order, nbhtml_end.  nbhtml_render is exactly these. */
+void nbhtml_begin(const json_t *nb, const struct nbhtml_opts *o, buf_t *out);
+void nbhtml_cell(const json_t *cell, const struct nbhtml_opts *o, buf_t *out);
+void nbhtml_end(buf_t *out);
+
+/* A page in the rendered notebooks' style and policy that shows a notice
+ * instead of the notebook (too big to render, ...): title, the message
+ * (text, escaped) and, if ipynb_href is not NULL, a download link. */
+void nbhtml_notice(buf_t *out, const char *title, const char *message, const char *ipynb_href);
+
 /* Building blocks, exposed for tests. */
 /* Append s[0..n) with & < > " ' escaped. */
 void nbhtml_escape(buf_t *out, const char *s, size_t n);

@@ -299,6 +299,8 @@ def test_webhook_on_failure_is_delivered(h):
     hs = http.server.HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hs.serve_forever, daemon=True).start()
     srv = Server(h)
+    # A receiver on the loopback is reached only when it is on the allow-list.
+    (srv.home / "nbhub.yaml").write_text(f'webhooks: {{allow: ["127.0.0.1:{hs.server_port}"]}}\n')
     srv.apply("hooked", f"""
 name: hooked
 on_failure:

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "http/hclient.h"
+#include "http/netguard.h"
 #include "http/server.h"
 #include "util/timeutil.h"
 #include "util/xmalloc.h"
@@ -554,6 +555,55 @@ static void test_refuses(void **state)
     free(u);
 }
 
+/* hclient_post_guarded: the loopback receiver is refused before any byte is
+ * sent, also right after an unguarded request left a kept-alive connection
+ * to it in curl's cache (the Spark UI proxy's kind of request); listed, it
+ * is reached, directly even when the environment names a proxy. */
+static void test_guarded(void **state)
+{
+    fx_t *f = *state;
+    char *u = url(f, "/ok");
+    netguard_t *none = netguard_new();
+    result_t r0 = { 0 }, r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+    assert_int_equal(hclient_post(f->hc, u, NULL, "{}", 2, 2000, on_done, &r0), 0);
+    assert_true(run_until(f, &r0.done, 5000));
+    assert_int_equal(r0.status, 200);
+    int hits = f->hits;
+    assert_int_equal(hclient_post_guarded(f->hc, u, NULL, "{}", 2, 2000, none, on_done, &r1), 0);
+    assert_true(run_until(f, &r1.done, 5000));
+    assert_int_equal(r1.code, -EACCES);
+    assert_int_equal(r1.status, 0);
+    assert_non_null(strstr(r1.error, "127.0.0.1 is a loopback address"));
+    assert_int_equal(f->hits, hits);
+
+    netguard_t *g = netguard_new();
+    char entry[32];
+    snprintf(entry, sizeof entry, "127.0.0.1:%d", f->port);
+    assert_int_equal(netguard_allow(g, entry, NULL), 0);
+    setenv("http_proxy", "http://127.0.0.1:1", 1);        /* would refuse the connection */
+    assert_int_equal(hclient_post_guarded(f->hc, u, NULL, "{}", 2, 2000, g, on_done, &r2), 0);
+    assert_true(run_until(f, &r2.done, 5000));
+    unsetenv("http_proxy");
+    assert_int_equal(r2.code, 0);
+    assert_int_equal(r2.status, 200);
+    assert_int_equal(f->hits, hits + 1);
+
+    /* "localhost" is looked up on the pool, then refused by its address. */
+    char *lu = xasprintf("http://localhost:%d/ok", f->port);
+    assert_int_equal(hclient_post_guarded(f->hc, lu, NULL, "{}", 2, 2000, none, on_done, &r3), 0);
+    assert_true(run_until(f, &r3.done, 5000));
+    assert_int_equal(r3.code, -EACCES);
+    assert_int_equal(f->hits, hits + 1);
+    result_free(&r0);
+    result_free(&r1);
+    result_free(&r2);
+    result_free(&r3);
+    netguard_free(none);
+    netguard_free(g);
+    free(lu);
+    free(u);
+}
+
 static void test_url_host(void **state)
 {
     (void)state;
@@ -588,6 +638,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_host_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses, setup, teardown),
         cmocka_unit_test(test_url_host),
+        cmocka_unit_test_setup_teardown(test_guarded, setup, teardown),
     };
     return cmocka_run_group_tests_name("hclient", tests, NULL, NULL);
 }

@@ -26,6 +26,7 @@
 #include "http/hclient.h"
 #include "http/server.h"
 #include "http/notify.h"
+#include "http/netguard.h"
 #include "store/store.h"
 #include "store/store_auth.h"
 #include "store/store_flows.h"
@@ -57,6 +58,7 @@ typedef struct fx {
     int            port, stopped;
     hclient_t     *hc;
     notify_t      *n;
+    netguard_t    *guard;         /* allows 127.0.0.1: the receiver is on the loopback */
     /* receiver behaviour */
     int            fail_first;    /* answer 500 to this many requests first */
     uint64_t       delay_ms;      /* answer after this long */
@@ -190,6 +192,8 @@ static int setup(void **state)
     }
     f->port = http_server_port(f->srv);
     f->hc = hclient_new(&f->loop);
+    f->guard = netguard_new();
+    assert_int_equal(netguard_allow(f->guard, "127.0.0.1", NULL), 0);
     *state = f;
     return 0;
 }
@@ -236,13 +240,20 @@ static int teardown(void **state)
         free(h->ctype); free(h->agent); free(h->event); free(h->delivery);
     }
     free(f->seen_error);
+    netguard_free(f->guard);
     free(f);
     return 0;
 }
 
+/* The receiver is on 127.0.0.1, which webhooks may only reach when it is
+ * on the allow-list: o without a guard gets the fixture's. */
 static void start_notify(fx_t *f, const notify_opts_t *o)
 {
-    f->n = notify_new_opts(&f->loop, f->st, f->hc, o);
+    notify_opts_t g;
+    if (o) g = *o;
+    else notify_opts_default(&g);
+    if (!g.guard) g.guard = f->guard;
+    f->n = notify_new_opts(&f->loop, f->st, f->hc, &g);
 }
 
 /* Options that make a test fast: short backoff, short poll. */
@@ -479,7 +490,8 @@ static void test_retry_then_success(void **state)
     /* Between the attempts the row was pending with the first failure. */
     assert_int_equal(f->seen_attempts, 1);
     assert_non_null(f->seen_error);
-    assert_string_equal(f->seen_error, "HTTP 500: boom 'x' ");   /* ASCII, quotes/CTLs cleaned */
+    /* The status, never the receiver's answer ("boom ..."). */
+    assert_string_equal(f->seen_error, "HTTP 500 from the receiver (a 2xx was expected)");
     row_t r;
     assert_true(row_get(f, id, &r));
     assert_string_equal(r.state, "delivered");
@@ -570,6 +582,65 @@ static void test_refused_gives_up(void **state)
     json_decref(body);
     free(env);
     free(u);
+}
+
+/* Without the allow-list the same receiver on 127.0.0.1 is never reached,
+ * whatever the URL's spelling; the row fails at once, no retries, and the
+ * event says why without the address. */
+static void test_loopback_refused(void **state)
+{
+    fx_t *f = *state;
+    static const char *const spellings[] = {
+        "127.0.0.1", "0x7f000001", "2130706433", "127.1", "0177.0.0.1", "localhost",
+        "localhost.", "[::ffff:127.0.0.1]", "[::1]",
+    };
+    size_t n = sizeof spellings / sizeof spellings[0];
+    char *urls[16];
+    store_hook_t hooks[16];
+    for (size_t i = 0; i < n; i++) {
+        urls[i] = xasprintf("http://%s:%d/hook", spellings[i], f->port);
+        hooks[i] = (store_hook_t){ urls[i], "run.failed", NULL };
+    }
+    finish_run_with_hooks(f, hooks, n);
+    notify_opts_t o = fast_opts();
+    o.max_inflight = 16;
+    netguard_t *none = netguard_new();     /* no allow-list: public addresses only */
+    o.guard = none;
+    start_notify(f, &o);
+    uint64_t t0 = time_mono_ms();
+    notify_kick(f->n);
+    assert_true(run_until(f, none_pending, 5000));
+    uint64_t ms = time_mono_ms() - t0;
+    assert_int_equal(f->nhits, 0);         /* the receiver saw nothing */
+    char json[8192];
+    assert_int_equal(failed_events(f, json, sizeof json), (int)n);
+    const char *p = json;
+    if (getenv("NBHUB_TEST_LOG")) fprintf(stderr, "%s", json);
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_loads(p, JSON_DISABLE_EOF_CHECK, NULL);
+        assert_non_null(ev);
+        const char *e = json_string_value(json_object_get(ev, "error"));
+        /* "localhost." resolves only where the resolver knows it (not from
+         * this machine's /etc/hosts): then it is refused like the rest. */
+        if (strstr(json_string_value(json_object_get(ev, "url")), "localhost.") &&
+            strstr(e, "did not resolve")) {
+            json_decref(ev);
+            p = strchr(p, '\n') + 1;
+            continue;
+        }
+        assert_int_equal(json_integer_value(json_object_get(ev, "attempts")), 1);
+        assert_non_null(strstr(e, "address not allowed"));
+        assert_null(strstr(e, "127.0.0.1"));   /* what a name resolved to is not told */
+        json_decref(ev);
+        p = strchr(p, '\n') + 1;
+    }
+    printf("notify: %zu spellings of the loopback refused in %llu ms, receiver saw 0 requests\n", n,
+           (unsigned long long)ms);
+    notify_close(f->n, NULL, NULL);
+    f->n = NULL;
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    netguard_free(none);
+    for (size_t i = 0; i < n; i++) free(urls[i]);
 }
 
 /* The receiver takes 1 s; a 20 ms timer in the same loop keeps ticking. */
@@ -811,11 +882,12 @@ int main(void)
     static const char *const proxies[] = { "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                                            "all_proxy", "ALL_PROXY" };
     for (size_t i = 0; i < sizeof proxies / sizeof proxies[0]; i++) unsetenv(proxies[i]);
-    log_set_level(LOG_OFF);   /* the failures here are on purpose */
+    log_set_level(getenv("NBHUB_TEST_LOG") ? LOG_DEBUG : LOG_OFF);   /* the failures here are on purpose */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_deliver_200, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_gives_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loopback_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_receiver_loop_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
