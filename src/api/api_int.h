@@ -238,8 +238,20 @@ void api_metrics_info(http_req_t *req, void *ud);
 /* ---- api_openapi.c ---------------------------------------------------- */
 
 void api_openapi_get(http_req_t *req, void *ud);
-/* The document (static text, valid JSON). */
-extern const char api_openapi_json[];
+/* The document: src/api/openapi.json as compiled in (API_INCBIN). */
+extern const char api_openapi_json[], api_openapi_json_end[];
+
+/* A file compiled into the binary with the assembler's .incbin (api_ui.c,
+ * api_openapi.c): sym is its text and sym_end where it ends, followed by a
+ * NUL byte so that sym is also a C string.  The path is relative to the
+ * project root, where make runs the compiler; the Makefile lists the file
+ * as a prerequisite of the object, since the compiler's dependency files
+ * do not see it. */
+#define API_INCBIN(sym, file)                                                     \
+    __asm__(".section .rodata\n.balign 16\n.globl " #sym "\n" #sym ":\n"          \
+            ".incbin \"" file "\"\n.globl " #sym "_end\n" #sym "_end:\n.byte 0\n" \
+            ".previous\n");                                                        \
+    extern const char sym[], sym##_end[]
 
 /* ---- api_json.c ------------------------------------------------------- */
 
