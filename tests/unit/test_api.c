@@ -1395,6 +1395,11 @@ static void test_events(void **state)
     free(auth);
     expect_error(&r, 400, "bad_request");
     resp_free(&r);
+    auth = xasprintf("Authorization: Bearer %s\r\nLast-Event-ID:\r\n", f->tok[ALICE]);
+    request_on(f, "GET", "/api/v1/events", auth, NULL, &r, NULL);
+    free(auth);
+    expect_error(&r, 400, "bad_request");
+    resp_free(&r);
     http_conn_free_detached(cr);
     /* Streams still open when the API goes away are ended properly. */
     api_events_close_all(f->api);
