@@ -100,6 +100,8 @@ build-fuzz/%: fuzz/%.c $(LIB_SRC)
 valgrind: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do valgrind -q --leak-check=full --error-exitcode=1 $$t || exit 1; done
 
+# Benchmarks run as one person's server (isolation shared), also as root.
+bench bench-spark bench-render bench-serve: export NBHUB_ISOLATION = shared
 bench: deps all
 	$(PYTHON) bench/bench_run.py --nbhub $(CURDIR)/$(BUILD)/nbhub --write
 

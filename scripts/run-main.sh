@@ -17,4 +17,5 @@ for f in examples/flows/*.yaml; do
 done
 echo "nbhub: home $home, flows in $home/flows, API on http://127.0.0.1:${NBHUB_PORT:-8765}"
 echo "nbhub: try: NBHUB_TOKEN=\$($NBHUB user token admin --home $home) $NBHUB flow list"
-exec "$NBHUB" serve --home "$home" --listen "127.0.0.1:${NBHUB_PORT:-8765}" --pool python3=1
+# The demo is one person's laptop: isolation shared, also when run as root.
+exec "$NBHUB" serve --isolation shared --home "$home" --listen "127.0.0.1:${NBHUB_PORT:-8765}" --pool python3=1

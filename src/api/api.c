@@ -70,6 +70,7 @@ const struct http_route api_routes[] = {
     { "POST",   "/api/v1/flows/:name/backfill",          api_flows_backfill,      API_FLOW },
     { "GET",    "/api/v1/flows/:name/runs",              api_flows_runs,          API_FLOW },
     { "GET",    "/api/v1/flows/:name/parameters",        api_flows_parameters,    API_FLOW },
+    { "GET",    "/api/v1/flows/:name/files",             api_flows_files,         API_FLOW },
     /* runs and tasks */
     { "GET",    "/api/v1/runs",                          api_runs_list,           API_AUTH },
     { "GET",    "/api/v1/runs/:id",                      api_runs_get,            API_RUN },
@@ -86,6 +87,10 @@ const struct http_route api_routes[] = {
     /* the cluster's Spark UIs (a reverse proxy: api_sparkui.c) */
     { "GET",    "/spark/:name/ui",                       api_sparkui_get,         API_CLUSTER },
     { "GET",    "/spark/:name/ui/" "*path",              api_sparkui_get,         API_CLUSTER },
+    /* a user's cluster: /spark/~OWNER/NAME/ui/ (the path is read whole:
+     * api_sparkui_resolve) */
+    { "GET",    "/spark/:owner/:name/ui",                api_sparkui_get,         API_CLUSTER },
+    { "GET",    "/spark/:owner/:name/ui/" "*path",       api_sparkui_get,         API_CLUSTER },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 
@@ -107,8 +112,23 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     char *real = realpath(o->home, NULL);
     a->home = real ? real : xstrdup(o->home);
     a->version = xstrdup(o->version ? o->version : "unknown");
+    a->isolation_system = o->isolation_system;
+    a->account_tmpl = o->account_tmpl ? xstrdup(o->account_tmpl) : NULL;
+    a->create_accounts = o->create_accounts;
+    a->cgroups = o->cgroups;
+    a->user_limits = o->user_limits;
+    a->limits_ud = o->limits_ud;
+    if (o->trusted_users) {
+        size_t n = 0;
+        while (o->trusted_users[n]) n++;
+        a->trusted_users = xcalloc(n + 1, sizeof *a->trusted_users);
+        for (size_t i = 0; i < n; i++) a->trusted_users[i] = xstrdup(o->trusted_users[i]);
+    }
     a->secure_cookies = o->secure_cookies;
+    a->anon_body_max = o->anon_body_max ? o->anon_body_max : API_ANON_BODY_MAX;
     a->hc = o->hc;
+    a->spark_max_clusters = o->spark_max_clusters > 0 ? o->spark_max_clusters : API_SPARK_MAX_CLUSTERS;
+    a->spark_max_memory_mb = o->spark_max_memory_mb > 0 ? o->spark_max_memory_mb : API_SPARK_MAX_MEMORY_MB;
     a->started_at = time_now_us();
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
     if (rc < 0) {
@@ -124,6 +144,18 @@ void api_handle(http_req_t *req, void *api)
 {
     api_t *a = api;
     http_router_handle(req, a->router);
+}
+
+/* Bodies are read only for requests their route would take: refusals
+ * (404, 405, 401, CSRF's 403, admins-only, other people's flows) go out on
+ * the head alone, so nobody can make the server hold a body it would throw
+ * away.  A body no credential vouches for (login) is kept small. */
+int api_gate(http_req_t *req, void *api)
+{
+    api_t *a = api;
+    if (http_router_gate(req, a->router)) return 1;
+    if (!(http_req_route_flags(req) & API_F_AUTH)) http_req_set_body_max(req, a->anon_body_max);
+    return 0;
 }
 
 void api_set_stopping(api_t *a) { a->stopping = 1; }
@@ -154,6 +186,10 @@ void api_free(api_t *a)
     free(a->home_given);
     free(a->self_exe);
     free(a->version);
+    free(a->account_tmpl);
+    if (a->trusted_users)
+        for (char **p = a->trusted_users; *p; p++) free(*p);
+    free(a->trusted_users);
     free(a->dummy_hash);
     lockout_free(a->lockout);
     free(a);

@@ -17,6 +17,7 @@
  *     api_opts_t o = { loop, store, sched, pool, home, version, secure };
  *     api_new(&o, &api, &err);
  *     srv = http_server_new(loop, NULL, api_handle, api);
+ *     http_server_set_gate(srv, api_gate, api);
  *     api_set_server(api, srv);  api_set_pool_sizes(api, ...);
  *     ...
  *     api_set_stopping(api);            // SIGTERM: /healthz answers 503
@@ -31,6 +32,7 @@
 
 #include <stddef.h>
 #include <uv.h>
+#include "iso/limits.h"
 
 #include "http/hclient.h"
 #include "http/server.h"
@@ -40,6 +42,9 @@
 #include "util/err.h"
 
 typedef struct api api_t;
+
+#define API_SPARK_MAX_CLUSTERS  2
+#define API_SPARK_MAX_MEMORY_MB 8192
 
 typedef struct api_opts {
     uv_loop_t  *loop;
@@ -51,7 +56,27 @@ typedef struct api_opts {
     const char *self_exe;        /* the nbhub binary (Spark clusters run `nbhub spark up`); NULL = "nbhub" */
     int         secure_cookies;  /* 1 when served over https: cookies get Secure */
     hclient_t  *hc;              /* borrowed, outlives the api: the Spark UI proxy's client; NULL = 503 */
+    int         isolation_system;   /* tasks run as their owners (docs/security.md) */
+    /* isolation: system — what Spark clusters started through the API run
+     * as: the owner's account (template, created when missing) inside the
+     * owner's cgroup with their limits when cgroups are usable. */
+    const char *account_tmpl;
+    int         create_accounts;
+    int         cgroups;
+    const iso_limits_t *(*user_limits)(void *limits_ud, const char *user);
+    void       *limits_ud;
+    char *const *trusted_users;  /* NULL-terminated, may be NULL: under isolation shared, who
+                                    besides admins may save commands and outside paths */
+    size_t      anon_body_max;   /* body limit on public routes (login): 0 = API_ANON_BODY_MAX */
+    /* nbhub.yaml spark: what one user (not an admin) may start through the
+     * API: clusters starting or up, and their workers x worker_memory in
+     * MB.  0 = the defaults, API_SPARK_MAX_CLUSTERS and _MEMORY_MB. */
+    int         spark_max_clusters;
+    long        spark_max_memory_mb;
 } api_opts_t;
+
+/* Anonymous bodies: a login is a few hundred bytes. */
+#define API_ANON_BODY_MAX (64 * 1024)
 
 /* A new API; -EINVAL with a message for missing options.  *out is owned by
  * the caller (api_free). */
@@ -59,6 +84,10 @@ int  api_new(const api_opts_t *o, api_t **out, nb_err_t *err);
 
 /* The http_handler_fn to give http_server_new, with the api as ud. */
 void api_handle(http_req_t *req, void *api);
+/* The http_gate_fn to give http_server_set_gate, with the api as ud: the
+ * route and its authentication and authorization are checked on the head,
+ * before the body is read; public routes get anon_body_max. */
+int  api_gate(http_req_t *req, void *api);
 
 /* New events were committed (the scheduler's on_change): read them with
  * store_events_since and push each to the SSE clients allowed to see it. */

@@ -30,11 +30,16 @@
  * user may not see it, so a handler only ever runs on an object the caller
  * may act on, and names of other people's flows do not leak through a 403.
  *
- * Login cost.  passwd_verify is argon2id, 20-40 ms of CPU, and it runs on
- * the loop thread: every other request waits meanwhile.  Acceptable for a
- * team-sized hub; the move to the libuv thread pool is noted in the report.
- * An unknown user name still costs one verification (against a dummy hash),
- * so response times do not tell which names exist.
+ * Login cost.  passwd_verify is argon2id, 20-40 ms of CPU, run on libuv's
+ * thread pool one check at a time (below).  An unknown user name still
+ * costs one verification (against a dummy hash), so response times do not
+ * tell which names exist.  Failures are limited per (name, client address)
+ * and server-wide (auth/lockout.h); a password change's old password is
+ * checked in the same queue under the same limits, so a stolen session or
+ * token cannot guess it faster than a login could.
+ *
+ * Logout ends the credential it was sent with: the session (cookie) or the
+ * API token (bearer), so a script can drop its token without its id.
  *
  * Secrets are never logged: neither tokens, cookies, CSRF values nor
  * passwords appear in any log line; failed logins log the (sanitised) user
@@ -48,8 +53,10 @@
 #include "util/timeutil.h"
 #include "util/xmalloc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <http_parser.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +176,7 @@ static int api_auth_flow(api_t *a, http_req_t *req, api_ctx_t *c)
         return -1;
     }
     c->flow = http_req_strdup(req, f.name);
+    c->flow_id = f.id;
     store_flow_clear(&f);
     return 0;
 }
@@ -178,11 +186,15 @@ int api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb
     store_run_t r;
     int rc = store_run_get(a->store, id, &r, NULL, err);
     if (rc == 0) {
+        /* The owner of the incarnation the run belongs to, not of whatever
+         * flow has the name today (it may have been deleted and created
+         * again by someone else). */
         store_flow_t f;
-        rc = store_flow_get(a->store, r.flow, 1, &f, err);
+        rc = store_flow_get_id(a->store, r.flow_id, &f, err);
         if (rc == 0) {
             if (api_may_see(c, f.owner_id)) {
                 c->flow = http_req_strdup(req, r.flow);
+                c->flow_id = r.flow_id;
                 c->run = r.id;
             } else {
                 rc = -ENOENT;
@@ -194,7 +206,8 @@ int api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb
     return rc;
 }
 
-/* API_RUN: the run must exist and its flow (live or deleted) be visible. */
+/* API_RUN: the run must exist and its flow incarnation (live or deleted)
+ * be visible. */
 static int api_auth_run(api_t *a, http_req_t *req, api_ctx_t *c)
 {
     int64_t id;
@@ -300,32 +313,89 @@ static int api_auth_is_json(const http_req_t *req)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-/* A login's password check, done on libuv's thread pool: argon2id with
- * m = 19 MiB takes ~35 ms, which on the loop would stall every request,
- * event stream and task of the daemon.  Checks run one at a time (a queue
- * in front of the pool): memory stays at one argon2 work area, and a burst
- * of guesses is served at argon2's pace, ~30 per second, without slowing
- * anything else. */
+void api_auth_peer_key(const char *peer, char *out, size_t size)
+{
+    char host[64];
+    const char *p = peer;
+    const char *e = p[0] == '[' ? strchr(p, ']') : strrchr(p, ':');
+    if (p[0] == '[') p++;
+    size_t n = e && e >= p ? (size_t)(e - p) : strlen(p);
+    if (n >= sizeof host) n = sizeof host - 1;
+    memcpy(host, p, n);
+    host[n] = '\0';
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            inet_ntop(AF_INET, a6.s6_addr + 12, host, sizeof host);
+        } else {
+            memset(a6.s6_addr + 8, 0, 8);
+            inet_ntop(AF_INET6, &a6, host, sizeof host - 3);
+            strcat(host, "/64");
+        }
+    }
+    snprintf(out, size, "%s", host);
+}
+
+static const char *api_auth_client_addr(http_req_t *req)
+{
+    char key[64];
+    api_auth_peer_key(http_req_peer(req), key, sizeof key);
+    return http_req_strdup(req, key);
+}
+
+/*
+ * Password checks — a login's, or the old password of a password change —
+ * done on libuv's thread pool: argon2id with m = 19 MiB takes ~35 ms,
+ * which on the loop would stall every request, event stream and task of
+ * the daemon.  Checks run one at a time (a queue in front of the pool):
+ * memory stays at one argon2 work area, and a burst of guesses is served
+ * at argon2's pace, ~30 per second, without slowing anything else.  A
+ * password change hashes its new password in the same job.  Both kinds
+ * count their failures in the same lockout, so a stolen session cannot
+ * guess the old password faster than a login could.
+ */
 struct api_login_job {
     uv_work_t              work;
     api_t                 *a;
     http_req_t            *req;
     store_user_t           u;
     int                    found;      /* u holds a user with a password */
-    char                  *password;   /* wiped before it is freed */
+    char                  *password;   /* login: the password; change: the old one,
+                                        * NULL when none is checked (wiped, freed) */
     char                  *name;       /* as given: the lockout's key */
+    char                  *addr;       /* the client's address: the lockout's key too */
     char                  *logname;    /* the name as logs may show it */
-    char                  *new_hash;   /* rehash made in the pool, or NULL */
+    char                  *new_hash;   /* rehash / the new password's hash, or NULL */
     int                    ok;
+    /* a password change */
+    int                    change;
+    char                  *new_password;   /* wiped, freed */
+    int                    hash_rc;
+    nb_err_t               hash_err;
+    char                  *keep_session;   /* digest of the session that survives */
+    int                    revoke_tokens;
     struct api_login_job  *next;
 };
 
 static void api_login_start_next(api_t *a);
 
+/* Same work for a name that does not exist (or has no password).  One job
+ * at a time, so the lazy dummy hash is not raced. */
+static void api_login_dummy(api_t *a, const char *password)
+{
+    if (!a->dummy_hash) passwd_hash("nbhub-no-such-user-password", &a->dummy_hash, NULL);
+    if (a->dummy_hash) (void)passwd_verify(a->dummy_hash, password);
+}
+
 static void api_login_work(uv_work_t *w)
 {
     struct api_login_job *j = w->data;
     api_t *a = j->a;
+    if (j->change) {
+        j->ok = !j->password || passwd_verify(j->u.password_hash, j->password) == 1;
+        if (j->ok) j->hash_rc = passwd_hash(j->new_password, &j->new_hash, &j->hash_err);
+        return;
+    }
     if (j->found) {
         j->ok = passwd_verify(j->u.password_hash, j->password) == 1 && !j->u.disabled;
         /* Hashes made with weaker parameters are upgraded while we hold the
@@ -333,47 +403,66 @@ static void api_login_work(uv_work_t *w)
         if (j->ok && passwd_needs_rehash(j->u.password_hash) && passwd_hash(j->password, &j->new_hash, NULL) != 0)
             j->new_hash = NULL;
     } else {
-        /* Same work for a name that does not exist (or has no password).
-         * One job at a time, so the lazy dummy hash is not raced. */
-        if (!a->dummy_hash) passwd_hash("nbhub-no-such-user-password", &a->dummy_hash, NULL);
-        if (a->dummy_hash) (void)passwd_verify(a->dummy_hash, j->password);
+        api_login_dummy(a, j->password);
         j->ok = 0;
     }
 }
 
+static void api_login_wipe(char *s)
+{
+    if (!s) return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
 static void api_login_free(struct api_login_job *j)
 {
-    explicit_bzero(j->password, strlen(j->password));
-    free(j->password);
+    api_login_wipe(j->password);
+    api_login_wipe(j->new_password);
     free(j->new_hash);
     free(j->name);
+    free(j->addr);
     free(j->logname);
+    free(j->keep_session);
     if (j->found || j->u.name) store_user_clear(&j->u);
     free(j);
 }
 
 static void api_login_finish(struct api_login_job *j);
+static void api_passwd_finish(struct api_login_job *j);
 
 static void api_login_done(uv_work_t *w, int status)
 {
     struct api_login_job *j = w->data;
     api_t *a = j->a;
     a->login_running = NULL;
-    if (status == 0) api_login_finish(j);
-    else api_error(j->req, 503, "unavailable", "the login could not be checked");
+    if (status != 0) api_error(j->req, 503, "unavailable", "the password could not be checked");
+    else if (j->change) api_passwd_finish(j);
+    else api_login_finish(j);
     api_login_free(j);
     api_login_start_next(a);
 }
 
-/* 429 with Retry-After if name must wait (lockout.h); 1 if refused. */
-static int api_login_locked(api_t *a, http_req_t *req, const char *name, const char *logname)
+/* 429 with Retry-After if name must wait from addr, or the whole server
+ * has had too many failures (lockout.h); 1 if refused. */
+static int api_login_locked(api_t *a, http_req_t *req, const char *name, const char *addr,
+                            const char *logname)
 {
-    int64_t wait = lockout_wait_s(a->lockout, name, time_now_us());
+    int64_t now = time_now_us();
+    int64_t wait = lockout_wait_s(a->lockout, name, addr, now);
+    const char *why = "too many failed logins for this user name from this address";
+    const char *scope = "name_address";
+    if (!wait) {
+        wait = lockout_global_wait_s(a->lockout, now);
+        why = "too many failed logins on this server";
+        scope = "server";
+    }
     if (!wait) return 0;
     char v[24], msg[160];
     snprintf(v, sizeof v, "%lld", (long long)wait);
-    snprintf(msg, sizeof msg, "too many failed logins for this user name; try again in %lld s", (long long)wait);
-    LOG_W("login refused: locked out", "user=%s peer=%s wait_s=%lld", logname, http_req_peer(req), (long long)wait);
+    snprintf(msg, sizeof msg, "%s; try again in %lld s", why, (long long)wait);
+    LOG_W("login refused: locked out", "user=%s peer=%s wait_s=%lld scope=%s", logname,
+          http_req_peer(req), (long long)wait, scope);
     http_set_header(req, "Retry-After", v);
     api_error(req, 429, "too_many_requests", msg);
     return 1;
@@ -385,8 +474,9 @@ static void api_login_start_next(api_t *a)
         struct api_login_job *j = a->login_queue;
         a->login_queue = j->next;
         if (!a->login_queue) a->login_tail = NULL;
-        /* a burst queued before the lockout began is refused here */
-        if (api_login_locked(a, j->req, j->name, j->logname)) {
+        /* A burst queued before the lockout began is refused here.  A
+         * change that checks no old password (an admin's) is not a guess. */
+        if ((!j->change || j->password) && api_login_locked(a, j->req, j->name, j->addr, j->logname)) {
             api_login_free(j);
             continue;
         }
@@ -394,9 +484,17 @@ static void api_login_start_next(api_t *a)
         j->work.data = j;
         if (uv_queue_work(a->loop, &j->work, api_login_work, api_login_done) == 0) return;
         a->login_running = NULL;
-        api_error(j->req, 503, "unavailable", "the login could not be checked");
+        api_error(j->req, 503, "unavailable", "the password could not be checked");
         api_login_free(j);
     }
+}
+
+static void api_login_enqueue(api_t *a, struct api_login_job *j)
+{
+    if (a->login_tail) a->login_tail->next = j;
+    else a->login_queue = j;
+    a->login_tail = j;
+    api_login_start_next(a);
 }
 
 void api_auth_login(http_req_t *req, void *ud)
@@ -415,7 +513,8 @@ void api_auth_login(http_req_t *req, void *ud)
         api_error(req, 400, "bad_request", "username and password (strings) are required");
         return;
     }
-    if (api_login_locked(a, req, name, api_log_name(req, name))) {
+    const char *addr = api_auth_client_addr(req);
+    if (api_login_locked(a, req, name, addr, api_log_name(req, name))) {
         json_decref(body);
         return;
     }
@@ -439,12 +538,10 @@ void api_auth_login(http_req_t *req, void *ud)
     }
     j->password = xstrdup(pw);
     j->name = xstrdup(name);
+    j->addr = xstrdup(addr);
     j->logname = xstrdup(api_log_name(req, name));
     json_decref(body);
-    if (a->login_tail) a->login_tail->next = j;
-    else a->login_queue = j;
-    a->login_tail = j;
-    api_login_start_next(a);
+    api_login_enqueue(a, j);
 }
 
 /* Back on the loop: the rehash, the session, the answer. */
@@ -456,7 +553,7 @@ static void api_login_finish(struct api_login_job *j)
     nb_err_t err;
     err_clear(&err);
     if (!j->ok) {
-        lockout_failed(a->lockout, j->name, time_now_us());
+        lockout_failed(a->lockout, j->name, j->addr, time_now_us());
         LOG_I("login failed", "user=%s peer=%s", logname, http_req_peer(req));
         api_error(req, 401, "unauthorized", BAD_LOGIN);
         return;
@@ -479,7 +576,7 @@ static void api_login_finish(struct api_login_job *j)
         api_fail(req, rc, &err);
         return;
     }
-    lockout_succeeded(a->lockout, j->name);
+    lockout_succeeded(a->lockout, j->name, j->addr);
     LOG_I("login", "user=%s peer=%s", logname, http_req_peer(req));
     api_auth_cookie(a, req, sess, (int)(API_SESSION_TTL_US / 1000000));
     json_t *ans = json_object();
@@ -490,19 +587,102 @@ static void api_login_finish(struct api_login_job *j)
     http_respond_json(req, 200, ans);
 }
 
+/* ---- password change ----------------------------------------------------- */
+
+void api_auth_password_change(api_t *a, http_req_t *req, store_user_t *u, const char *old_pw,
+                              const char *new_pw, int revoke_tokens)
+{
+    const api_ctx_t *c = api_ctx(req);
+    int self = c->uid == u->id;
+    const char *addr = api_auth_client_addr(req);
+    const char *logname = api_log_name(req, u->name);
+    /* One's own password needs the old one, admin or not: whoever holds a
+     * session or a token must not be able to take the account over.  A
+     * user who has none yet (token login only) sets the first freely: the
+     * token can do anything a password could. */
+    int need_old = self && u->password_hash;
+    if (need_old && api_login_locked(a, req, u->name, addr, logname)) {
+        store_user_clear(u);
+        return;
+    }
+    if (need_old && !old_pw) {
+        lockout_failed(a->lockout, u->name, addr, time_now_us());
+        LOG_I("password change refused: no old password", "user=%s peer=%s", logname,
+              http_req_peer(req));
+        api_error(req, 403, "forbidden", "changing your own password needs the current one in old_password");
+        store_user_clear(u);
+        return;
+    }
+    struct api_login_job *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->req = req;
+    j->change = 1;
+    j->u = *u;
+    memset(u, 0, sizeof *u);
+    j->found = 1;
+    j->password = need_old ? xstrdup(old_pw) : NULL;
+    j->new_password = xstrdup(new_pw);
+    j->name = xstrdup(j->u.name);
+    j->addr = xstrdup(addr);
+    j->logname = xstrdup(logname);
+    /* The session that made the change stays (as JupyterHub and GitHub
+     * do): its owner just proved to know the password. */
+    j->keep_session = self && c->via_cookie ? xstrdup(c->session_digest) : NULL;
+    j->revoke_tokens = revoke_tokens;
+    api_login_enqueue(a, j);
+}
+
+static void api_passwd_finish(struct api_login_job *j)
+{
+    api_t *a = j->a;
+    http_req_t *req = j->req;
+    if (!j->ok) {
+        lockout_failed(a->lockout, j->name, j->addr, time_now_us());
+        LOG_I("password change refused: wrong old password", "user=%s peer=%s", j->logname,
+              http_req_peer(req));
+        api_error(req, 403, "forbidden", "old_password is not your current password");
+        return;
+    }
+    if (j->hash_rc) {
+        api_fail(req, j->hash_rc, &j->hash_err);
+        return;
+    }
+    nb_err_t err;
+    err_clear(&err);
+    int rc = store_user_change_password(a->store, j->u.id, j->new_hash, j->keep_session,
+                                        j->revoke_tokens, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    if (j->password) lockout_succeeded(a->lockout, j->name, j->addr);
+    LOG_I("password changed", "user=%s by=%s session_kept=%d tokens_revoked=%d", j->logname,
+          api_ctx(req)->log_name, j->keep_session != NULL, j->revoke_tokens);
+    http_respond(req, 204, NULL, "", 0);
+}
+
+/* ---- logout -------------------------------------------------------------- */
+
+/* With the cookie: that session ends and the cookie is cleared.  With a
+ * token: that token is revoked — what a script's "log out" means, and the
+ * only way to end a token one holds without knowing its id. */
 void api_auth_logout(http_req_t *req, void *ud)
 {
     api_t *a = ud;
     const api_ctx_t *c = api_ctx(req);
-    if (c->via_cookie) {
-        nb_err_t err;
-        int rc = store_session_delete(a->store, c->session_digest, &err);
-        if (rc && rc != -ENOENT) {
-            api_fail(req, rc, &err);
-            return;
-        }
+    nb_err_t err;
+    err_clear(&err);
+    int rc = c->via_cookie ? store_session_delete(a->store, c->session_digest, &err)
+                           : store_token_revoke_hash(a->store, c->token_digest, &err);
+    if (rc && rc != -ENOENT) {
+        api_fail(req, rc, &err);
+        return;
     }
-    api_auth_cookie(a, req, "", 0);
+    if (c->via_cookie) {
+        api_auth_cookie(a, req, "", 0);
+    } else {
+        LOG_I("token revoked by logout", "user=%s peer=%s", c->log_name, http_req_peer(req));
+    }
     http_respond(req, 204, NULL, "", 0);
 }
 

@@ -17,9 +17,11 @@
  * client's cursor moves over rows it may not see too, so they are not
  * considered again.  With no client connected, api_notify costs nothing.
  *
- * Visibility.  An event about a flow goes to that flow's owner and to
- * admins, looked up once per batch per flow (soft-deleted flows keep their
- * owner, so "flow.deleted" reaches the owner).  Events about no flow
+ * Visibility.  An event about a flow goes to the owner of the flow
+ * incarnation it is about (events.flow_id, see store_flows.h) and to
+ * admins, looked up once per batch per incarnation.  A deleted flow keeps
+ * its owner, so "flow.deleted" reaches the owner, and the events of its
+ * runs never reach whoever creates the name again.  Events about no flow
  * (webhook.failed without a run, store.recover) go to admins only.
  *
  * Re-authentication.  The user and admin bit start as the ones of the
@@ -35,6 +37,7 @@
  * Last-Event-ID, reading the rest from the table at its own pace.
  */
 #include "api/api_int.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -60,50 +63,50 @@ struct api_sse_client {
     api_sse_client_t *prev, *next;
 };
 
-/* flow name -> owner id, for one batch of events. */
+/* flow incarnation (flows.id) -> owner id, for one batch of events. */
 typedef struct api_owner_cache {
-    char   **names;
+    int64_t *ids;
     int64_t *owners;                /* -1 = no such flow */
     size_t   n;
 } api_owner_cache_t;
 
-static int64_t api_events_owner(api_t *a, api_owner_cache_t *c, const char *flow)
+static int64_t api_events_owner(api_t *a, api_owner_cache_t *c, int64_t flow_id)
 {
     for (size_t i = 0; i < c->n; i++)
-        if (strcmp(c->names[i], flow) == 0) return c->owners[i];
+        if (c->ids[i] == flow_id) return c->owners[i];
     store_flow_t f;
     int64_t owner = -1;
-    if (store_flow_get(a->store, flow, 1, &f, NULL) == 0) {
+    if (store_flow_get_id(a->store, flow_id, &f, NULL) == 0) {
         owner = f.owner_id;
         store_flow_clear(&f);
     }
-    c->names = xrealloc(c->names, (c->n + 1) * sizeof *c->names);
+    c->ids = xrealloc(c->ids, (c->n + 1) * sizeof *c->ids);
     c->owners = xrealloc(c->owners, (c->n + 1) * sizeof *c->owners);
-    c->names[c->n] = xstrdup(flow);
+    c->ids[c->n] = flow_id;
     c->owners[c->n] = owner;
     return c->owners[c->n++];
 }
 
 static void api_events_cache_free(api_owner_cache_t *c)
 {
-    for (size_t i = 0; i < c->n; i++) free(c->names[i]);
-    free(c->names);
+    free(c->ids);
     free(c->owners);
 }
 
-/* May cl see what happens to flow (NULL: about no flow)? */
-static int api_events_may_see(api_t *a, api_owner_cache_t *cache, const api_sse_client_t *cl, const char *flow)
+/* May cl see what happens to this flow incarnation (0: about no flow)? */
+static int api_events_may_see(api_t *a, api_owner_cache_t *cache, const api_sse_client_t *cl,
+                              int64_t flow_id)
 {
     if (cl->admin) return 1;
-    if (!flow) return 0;
-    int64_t owner = api_events_owner(a, cache, flow);
+    if (!flow_id) return 0;
+    int64_t owner = api_events_owner(a, cache, flow_id);
     return owner > 0 && owner == cl->uid;
 }
 
 static int api_events_visible(api_t *a, api_owner_cache_t *cache, const api_sse_client_t *cl,
                               const store_event_t *e)
 {
-    return api_events_may_see(a, cache, cl, e->flow);
+    return api_events_may_see(a, cache, cl, e->flow_id);
 }
 
 /* Send one event to one client (if visible) and move its cursor. */
@@ -207,7 +210,10 @@ static void api_events_spark_one(const char *flow, int64_t run, const char *task
     k->next = xrealloc(k->next, (k->nnext + 1) * sizeof *k->next);
     k->next[k->nnext++] = (struct api_spark_seen){ xstrdup(path), mt, (int64_t)sb.st_size };
     if (!changed) return;
-    json_t *doc = json_load_file(path, 0, NULL);
+    char *text = NULL;
+    size_t tlen = 0;
+    json_t *doc = fs_read_regular(path, 16 << 20, &text, &tlen, NULL) == 0 ? json_loadb(text, tlen, 0, NULL) : NULL;
+    free(text);
     if (!json_is_object(doc)) {   /* never half-written (atomic rename), but not ours to trust */
         json_decref(doc);
         return;
@@ -216,8 +222,15 @@ static void api_events_spark_one(const char *flow, int64_t run, const char *task
                            "task", task, "spark", doc);
     char *data = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
+    /* Visible like the run's own events: by the run's flow incarnation. */
+    int64_t flow_id = 0;
+    store_run_t r;
+    if (store_run_get(a->store, run, &r, NULL, NULL) == 0) {
+        flow_id = r.flow_id;
+        store_run_clear(&r);
+    }
     for (api_sse_client_t *cl = a->clients; data && cl; cl = cl->next)
-        if (!cl->dead && api_events_may_see(a, &k->cache, cl, flow) &&
+        if (!cl->dead && api_events_may_see(a, &k->cache, cl, flow_id) &&
             http_sse_send(cl->sse, "task.spark", NULL, data) < 0)
             cl->dead = 1;
     free(data);

@@ -24,8 +24,14 @@
  * flow runs, and a date-only `to` covers its whole day.
  */
 #include "api/api_int.h"
+#include <strings.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include "notebook/nb.h"
 #include "notebook/nbparams.h"
+#include "util/base64.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -45,9 +51,9 @@ static json_t *api_flows_spec(api_t *a, const store_flow_t *f)
 
 /* The newest run (last_run) and the states of the last ten, oldest first
  * (recent_runs: the coloured squares of the flow list). */
-static void api_flows_recent(api_t *a, const char *flow, json_t *j)
+static void api_flows_recent(api_t *a, int64_t flow_id, json_t *j)
 {
-    store_run_filter_t q = { .flow = flow, .state = -1, .limit = 10 };
+    store_run_filter_t q = { .flow_id = flow_id, .state = -1, .limit = 10 };
     store_runs_t l;
     json_t *last = json_null(), *recent = json_array();
     if (store_runs_list(a->store, &q, &l, NULL) == 0) {
@@ -103,7 +109,7 @@ static json_t *api_flows_summary(api_t *a, api_names_t *names, const store_flow_
     json_object_set_new(j, "version", json_integer(f->version));
     int64_t next = a->sched ? sched_next_run(a->sched, f->name) : 0;
     json_object_set_new(j, "next_run", api_json_time(next));
-    api_flows_recent(a, f->name, j);
+    api_flows_recent(a, f->id, j);
     json_object_set_new(j, "tasks", json_integer(fl ? (json_int_t)fl->ntasks
                                                     : (json_int_t)json_array_size(json_object_get(spec, "tasks"))));
     json_object_set_new(j, "source_path", api_json_str(f->source_path));
@@ -184,6 +190,69 @@ static int api_flows_truthy(const char *v)
     return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
 }
 
+/* May c save commands and paths outside the flow's directory?  Under
+ * isolation: system every task runs as its owner and the kernel enforces the
+ * owner's own rights, so anyone; under shared, admins and trusted users
+ * (docs/security.md). */
+static int api_flows_trusted(api_t *a, const api_ctx_t *c)
+{
+    if (a->isolation_system || c->admin) return 1;
+    for (char **p = a->trusted_users; p && *p; p++)
+        if (c->name && !strcmp(*p, c->name)) return 1;
+    return 0;
+}
+
+#define API_FLOW_FILES_MAX 256
+
+/* A flow with its files: {"flow": "<yaml>", "files": {"path": "<base64>"}}
+ * (`nbhub flow apply` sends this when the flow references notebooks or
+ * `files:` next to it).  Fills the outputs or answers 400 and returns -1. */
+static int api_flows_bundle(http_req_t *req, const char *body, size_t len, json_t **doc, sched_file_t **files,
+                            size_t *nfiles, buf_t **data)
+{
+    json_error_t je;
+    json_t *j = json_loadb(body, len, 0, &je), *jf = NULL;
+    const char *k, *bad = NULL;
+    json_t *v;
+    if (!json_is_object(j) || !json_is_string(json_object_get(j, "flow"))) bad = "the body must be {\"flow\": \"<YAML>\", \"files\": {...}}";
+    else if ((jf = json_object_get(j, "files")) && !json_is_object(jf)) bad = "files must be an object of path: base64";
+    else if (json_object_size(j) > (size_t)(jf ? 2 : 1)) bad = "unknown member in the body (flow and files only)";
+    else if (jf && json_object_size(jf) > API_FLOW_FILES_MAX) bad = "more than 256 files";
+    if (bad) {
+        json_decref(j);
+        api_error(req, 400, "bad_request", bad);
+        return -1;
+    }
+    size_t n = jf ? json_object_size(jf) : 0, i = 0;
+    *files = xcalloc(n ? n : 1, sizeof **files);
+    *data = xcalloc(n ? n : 1, sizeof **data);
+    if (jf)
+        json_object_foreach(jf, k, v) {
+            char msg[400];
+            if (sched_file_path_ok(k) < 0) {
+                snprintf(msg, sizeof msg, "file name '%.255s' is not allowed (relative, no '..', no hidden files)", k);
+                bad = msg;
+            } else if (!json_is_string(v) ||
+                       base64_decode_append(&(*data)[i], json_string_value(v), json_string_length(v)) < 0) {
+                snprintf(msg, sizeof msg, "file '%.255s' must be base64", k);
+                bad = msg;
+            }
+            if (bad) {
+                for (size_t m = 0; m <= i && m < n; m++) buf_free(&(*data)[m]);
+                free(*files);
+                free(*data);
+                json_decref(j);
+                api_error(req, 400, "bad_request", bad);
+                return -1;
+            }
+            (*files)[i] = (sched_file_t){ k, (*data)[i].data ? (*data)[i].data : "", (*data)[i].len };
+            i++;
+        }
+    *nfiles = n;
+    *doc = j;
+    return 0;
+}
+
 void api_flows_apply(http_req_t *req, void *ud)
 {
     api_t *a = ud;
@@ -194,6 +263,21 @@ void api_flows_apply(http_req_t *req, void *ud)
     if (len == 0) {
         api_error(req, 400, "bad_request", "the body must be a flow file (YAML)");
         return;
+    }
+    json_t *bundle = NULL;
+    sched_file_t *files = NULL;
+    buf_t *fdata = NULL;
+    size_t nfiles = 0;
+    const char *ctype = http_header(req, "content-type");
+    /* A JSON object with a "flow" string is a bundle; any other body is the
+     * flow file itself (JSON is YAML, and clients have sent JSON flows). */
+    json_t *probe = ctype && !strncasecmp(ctype, "application/json", 16) ? json_loadb(body, len, 0, NULL) : NULL;
+    int is_bundle = json_is_string(json_object_get(probe, "flow"));
+    json_decref(probe);
+    if (is_bundle) {
+        if (api_flows_bundle(req, body, len, &bundle, &files, &nfiles, &fdata) < 0) return;
+        body = json_string_value(json_object_get(bundle, "flow"));
+        len = json_string_length(json_object_get(bundle, "flow"));
     }
     int dry_run = api_flows_truthy(http_query(req, "dry_run"));
     nb_errlist_t errs = ERRLIST_INIT;
@@ -206,8 +290,12 @@ void api_flows_apply(http_req_t *req, void *ud)
      * the default flow name, as for files in the flows directory. */
     const char *label = http_query(req, "filename");
     if (label && (strlen(label) > 255 || strpbrk(label, "\r\n\t"))) label = NULL;
-    int rc = sched_flow_apply(a->sched, body, len, label, c->name, c->admin, dry_run, &name, &version,
-                              &created, &changed, &errs, &err);
+    int rc = sched_flow_apply(a->sched, body, len, files, nfiles, api_flows_trusted(a, c), label, c->name,
+                              c->admin, dry_run, &name, &version, &created, &changed, &errs, &err);
+    for (size_t i = 0; i < nfiles; i++) buf_free(&fdata[i]);
+    free(fdata);
+    free(files);
+    json_decref(bundle);
     if (rc == -EINVAL && errlist_count(&errs)) {
         char msg[1100];
         if (err.msg[0]) snprintf(msg, sizeof msg, "%s", err.msg);
@@ -409,9 +497,11 @@ void api_flows_backfill(http_req_t *req, void *ud)
     http_respond_json(req, 201, json_pack("{s:o}", "runs", runs));
 }
 
+/* The runs of the live incarnation only: a name created again starts
+ * without the runs of the flow deleted before it. */
 void api_flows_runs(http_req_t *req, void *ud)
 {
-    api_runs_list_for(ud, req, api_ctx(req)->flow);
+    api_runs_list_for(ud, req, NULL, api_ctx(req)->flow_id);
 }
 
 /* The JSON type of a default, in papermill's type names. */
@@ -484,4 +574,73 @@ void api_flows_parameters(http_req_t *req, void *ud)
     }
     json_decref(spec);
     http_respond_json(req, 200, json_pack("{s:o}", "parameters", out));
+}
+
+/* ---- GET /flows/:name/files: the flow file and its directory ------------ */
+
+#define API_FLOW_FILES_BYTES (64 << 20)
+
+struct api_walk {
+    json_t     *files;
+    size_t      prefix, bytes;
+    int         over;
+};
+static struct api_walk *api_walk_cur;   /* nftw has no user pointer; one loop thread */
+
+static int api_flows_walk(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    struct api_walk *w = api_walk_cur;
+    const char *rel = p + w->prefix;
+    /* hidden entries (staging leftovers, editor files) and links are not part of a flow */
+    if (ftw->level > 0 && p[ftw->base] == '.') return flag == FTW_D ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
+    if (flag != FTW_F || !S_ISREG(st->st_mode)) return FTW_CONTINUE;
+    if (json_object_size(w->files) >= API_FLOW_FILES_MAX || w->bytes + (size_t)st->st_size > API_FLOW_FILES_BYTES) {
+        w->over = 1;
+        return FTW_STOP;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (fs_read_regular(p, API_FLOW_FILES_BYTES, &text, &len, NULL) < 0) return FTW_CONTINUE;
+    buf_t b = BUF_INIT;
+    base64_append(&b, text, len);
+    json_object_set_new(w->files, rel, json_stringn(b.data ? b.data : "", b.len));
+    buf_free(&b);
+    free(text);
+    w->bytes += len;
+    return FTW_CONTINUE;
+}
+
+void api_flows_files(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (api_no_sched(a, req)) return;
+    const char *name = api_ctx(req)->flow;
+    const flow_t *f = sched_flow(a->sched, name);
+    char *text = NULL;
+    size_t len = 0;
+    if (!f || !f->path || fs_read_regular(f->path, 8 << 20, &text, &len, NULL) < 0) {
+        api_error(req, 404, "not_found", "the flow has no file on the server (it failed to load, or was deleted)");
+        return;
+    }
+    struct api_walk w = { json_object(), 0, 0, 0 };
+    const char *fd = sched_flows_dir(a->sched);
+    if (f->base_dir && fd && strcmp(f->base_dir, fd) != 0) {
+        w.prefix = strlen(f->base_dir) + 1;
+        api_walk_cur = &w;
+        nftw(f->base_dir, api_flows_walk, 16, FTW_PHYS | FTW_ACTIONRETVAL);
+        api_walk_cur = NULL;
+    }
+    if (w.over) {
+        json_decref(w.files);
+        free(text);
+        api_error(req, 413, "too_large", "the flow's directory holds more than 256 files or 64 MiB");
+        return;
+    }
+    json_t *j = json_pack("{s:s, s:s%, s:o}", "name", name, "flow", text, len, "files", w.files);
+    free(text);
+    if (!j) {
+        api_error(req, 500, "internal", "the flow file is not UTF-8");
+        return;
+    }
+    http_respond_json(req, 200, j);
 }

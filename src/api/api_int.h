@@ -36,8 +36,9 @@
  *   API_FLOW   ":name" is a flow the user may see: its owner or an admin
  *              (404 otherwise, so names do not leak)
  *   API_RUN    ":id" is a run of a flow the user may see (404 otherwise)
- *   API_CLUSTER ":name" is a Spark cluster the user may see: its owner or
- *              an admin (404 otherwise)
+ *   API_CLUSTER ":name" (?owner=) or the /spark/.../ui path names a Spark
+ *              cluster the user may see: their own, or any for an admin
+ *              (404 otherwise; names are per user, api_spark.c)
  * Routes without API_AUTH are public. */
 enum {
     API_F_AUTH  = 1u << 0,
@@ -72,15 +73,24 @@ struct api {
     char          *home_given;     /* as configured, for /api/v1/info */
     char          *self_exe;       /* the nbhub binary */
     hclient_t     *hc;             /* borrowed: requests to Spark's UIs (NULL: 503) */
+    int            spark_max_clusters;    /* per user (admins exempt), api_spark.c */
+    long           spark_max_memory_mb;   /* per user: workers x worker_memory of those */
     char          *version;
     int            secure_cookies;
+    int            isolation_system;
+    char          *account_tmpl;
+    int            create_accounts, cgroups;
+    const iso_limits_t *(*user_limits)(void *limits_ud, const char *user);
+    void          *limits_ud;
+    char         **trusted_users;  /* NULL-terminated copy, may be NULL */
+    size_t         anon_body_max;  /* body limit of requests no credential vouches for */
     int            stopping;
     int64_t        started_at;
     char          *dummy_hash;     /* argon2 hash verified for unknown users (timing) */
     /* Logins waiting for their password check, and the one in the pool
      * (api_auth.c: one at a time). */
     struct api_login_job *login_queue, *login_tail, *login_running;
-    struct lockout *lockout;       /* failed logins per name (auth/lockout.c) */
+    struct lockout *lockout;       /* failed logins per name and address (auth/lockout.c) */
     char         **pool_names;
     unsigned      *pool_sizes;
     size_t         npool;
@@ -103,7 +113,9 @@ typedef struct api_ctx {
     const char *csrf;              /* that session's CSRF token */
     /* API_FLOW / API_RUN: the object the hook found visible. */
     const char *flow;              /* flow name (the run's flow for API_RUN) */
+    int64_t     flow_id;           /* flows.id: the live one (API_FLOW), the run's (API_RUN) */
     int64_t     run;               /* runs.id for API_RUN */
+    const char *cluster;           /* API_CLUSTER: the Spark cluster's id (scluster_id) */
 } api_ctx_t;
 
 extern const struct http_route api_routes[];
@@ -160,7 +172,23 @@ int  api_auth_peek(api_t *a, http_req_t *req, api_ctx_t *c);
  * -ENOENT (absent or not visible: the same answer), or another errno. */
 int  api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb_err_t *err);
 void api_auth_login(http_req_t *req, void *ud);
+/* The client address the login lockout counts (auth/lockout.h) of a peer
+ * as http_req_peer gives it ("192.0.2.1:5342", "[2001:db8::1]:5342",
+ * "unix"): the address without its port; IPv6 cut to its /64
+ * ("2001:db8::/64"), except an IPv4 address mapped into IPv6 (a dual-stack
+ * listener), which is the IPv4 address. */
+void api_auth_peer_key(const char *peer, char *out, size_t size);
+/* POST /logout: with the cookie ends that session, with a token revokes it. */
 void api_auth_logout(http_req_t *req, void *ud);
+/* Set u's password to new_pw for the request's user (already allowed by
+ * the route: u themself or an admin) and answer the request: 204, 403 when
+ * u is the caller and old_pw is missing or wrong (counted as a failed
+ * login), 429 while locked out.  The old password is checked and the new
+ * one hashed on the thread pool.  u's other sessions end (the caller's
+ * own stays when it is u's), its API tokens too with revoke_tokens.
+ * Takes u (cleared). */
+void api_auth_password_change(api_t *a, http_req_t *req, store_user_t *u, const char *old_pw,
+                              const char *new_pw, int revoke_tokens);
 void api_auth_me(http_req_t *req, void *ud);
 /* Is the credential a long-lived request (an event stream) was opened with
  * still good: the session or token with this digest not revoked or
@@ -205,8 +233,12 @@ void api_runs_task_output_html(http_req_t *req, void *ud);
 void api_runs_task_spark(http_req_t *req, void *ud);
 
 /* ---- api_spark.c: Spark clusters --------------------------------------- */
-int  api_spark_auth(api_t *a, http_req_t *req, const api_ctx_t *c);   /* API_CLUSTER; -1 = answered 404 */
-char *api_spark_dir(const api_t *a, const char *name);   /* $HOME/spark[/NAME], new */
+int  api_spark_auth(api_t *a, http_req_t *req, api_ctx_t *c);   /* API_CLUSTER; -1 = answered 404 */
+char *api_spark_dir(const api_t *a, const char *id);     /* $HOME/spark[/ID], new */
+/* The id of cluster NAME as the caller sees it (owner: an admin naming
+ * another user's; NULL: the caller's own, else for an admin the
+ * operator's), or NULL if there is none they may see.  New string. */
+char *api_spark_resolve(const api_t *a, const api_ctx_t *c, const char *owner, const char *name);
 void api_spark_list(http_req_t *req, void *ud);
 void api_spark_create(http_req_t *req, void *ud);
 void api_spark_get(http_req_t *req, void *ud);
@@ -215,7 +247,11 @@ char *api_runs_spark_path(const char *log_path);   /* new string or NULL */
 
 /* ---- api_sparkui.c: the Spark UIs through the proxy --------------------- */
 void api_sparkui_get(http_req_t *req, void *ud);
+/* The cluster a /spark/NAME/ui... or /spark/~OWNER/NAME/ui... path names,
+ * as the caller sees it (api_spark_resolve), or NULL.  New string. */
+char *api_sparkui_resolve(const api_t *a, http_req_t *req, const api_ctx_t *c);
 void api_flows_parameters(http_req_t *req, void *ud);
+void api_flows_files(http_req_t *req, void *ud);
 /* api_ui.c: the web UI's page and files, compiled in from web/. */
 void api_ui_index(http_req_t *req, void *ud);
 void api_ui_asset(http_req_t *req, void *ud);
@@ -224,7 +260,7 @@ void api_ui_asset(http_req_t *req, void *ud);
  * written into it, into out: 1; else 0 and out untouched. */
 int  api_ssr_page(api_t *a, http_req_t *req, const char *page, size_t len, buf_t *out);
 /* GET /runs and GET /flows/:name/runs: the list for filter flow (NULL = all). */
-void api_runs_list_for(api_t *a, http_req_t *req, const char *flow);
+void api_runs_list_for(api_t *a, http_req_t *req, const char *flow, int64_t flow_id);
 /* The Run object (with tasks) of runs.id, or NULL with *rc set. */
 json_t *api_runs_load(api_t *a, int64_t run, int *rc, nb_err_t *err);
 

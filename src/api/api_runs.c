@@ -9,10 +9,12 @@
  * extra empty page (at the maximum page size the store's limit caps this,
  * and a full last page then says next: ID once more).
  *
- * Visibility.  API_RUN routes reach here only for a run whose flow the
- * caller may see (the hook checked).  Lists filter in SQL by the flow's
- * owner for non-admins (store_run_filter_t.owner_id), so a page never
- * comes back short because rows were dropped after the query.
+ * Visibility.  API_RUN routes reach here only for a run whose flow
+ * incarnation the caller may see (the hook checked).  Lists filter in SQL
+ * by the owner of each run's incarnation for non-admins
+ * (store_run_filter_t.owner_id), so a page never comes back short because
+ * rows were dropped after the query, and runs of a deleted flow stay with
+ * its owner when someone else creates the name again.
  *
  * Files.  A task's log and output notebook are files whose paths the
  * scheduler chose and recorded (task_runs.log_path / output_path); they
@@ -38,6 +40,7 @@
 #include "api/api_int.h"
 #include "notebook/nb.h"
 #include "notebook/nbhtml.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -71,7 +74,7 @@ json_t *api_runs_load(api_t *a, int64_t run, int *rc, nb_err_t *err)
     return j;
 }
 
-void api_runs_list_for(api_t *a, http_req_t *req, const char *flow)
+void api_runs_list_for(api_t *a, http_req_t *req, const char *flow, int64_t flow_id)
 {
     const api_ctx_t *c = api_ctx(req);
     int64_t limit = 100, before = 0;
@@ -84,8 +87,8 @@ void api_runs_list_for(api_t *a, http_req_t *req, const char *flow)
         api_error(req, 400, "bad_request", "before must be a run id");
         return;
     }
-    store_run_filter_t q = { .flow = flow, .state = -1, .owner_id = c->admin ? 0 : c->uid,
-                             .before_id = before };
+    store_run_filter_t q = { .flow = flow, .flow_id = flow_id, .state = -1,
+                             .owner_id = c->admin ? 0 : c->uid, .before_id = before };
     if ((v = http_query(req, "state"))) {
         store_run_state_t st;
         if (store_run_state_parse(v, &st) < 0) {
@@ -95,7 +98,9 @@ void api_runs_list_for(api_t *a, http_req_t *req, const char *flow)
         }
         q.state = (int)st;
     }
-    if (!flow && (v = http_query(req, "flow")) && *v) q.flow = v;
+    /* ?flow=NAME: every incarnation of the name, still only those the
+     * caller may see (owner_id). */
+    if (!flow && !flow_id && (v = http_query(req, "flow")) && *v) q.flow = v;
     q.limit = (int)(limit < 1000 ? limit + 1 : limit);
     store_runs_t l;
     nb_err_t err;
@@ -118,7 +123,7 @@ void api_runs_list_for(api_t *a, http_req_t *req, const char *flow)
     http_respond_json(req, 200, j);
 }
 
-void api_runs_list(http_req_t *req, void *ud) { api_runs_list_for(ud, req, NULL); }
+void api_runs_list(http_req_t *req, void *ud) { api_runs_list_for(ud, req, NULL, 0); }
 
 void api_runs_get(http_req_t *req, void *ud)
 {
@@ -308,24 +313,20 @@ static void api_runs_send_fd(api_t *a, http_req_t *req, int fd, off_t off, off_t
     http_stream_tick(req, API_RUNS_TICK_MS, api_runs_fsend_tick, s);
 }
 
-/* Open path read-only if it resolves to a regular file below the home. */
+/* Open path read-only if it is a regular file below the home.  The path
+ * itself is opened, never its resolution: a task may have replaced its
+ * output notebook or log by a symlink (to nbhub.db, to another user's run)
+ * or a hard link, which fs_open_regular refuses. */
 static int api_runs_open_below_home(api_t *a, const char *path, struct stat *st)
 {
     char *real = realpath(path, NULL);
     if (!real) return -ENOENT;
     size_t hl = strlen(a->home);
     int inside = strncmp(real, a->home, hl) == 0 && real[hl] == '/';
-    int fd = -EACCES;
-    if (inside) {
-        fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0) fd = -errno;
-        else if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-            close(fd);
-            fd = -EACCES;
-        }
-    }
     free(real);
-    return fd;
+    if (!inside) return -EACCES;
+    int fd = fs_open_regular(path, O_RDONLY, 0, st);
+    return fd == -EINVAL || fd == -ELOOP ? -EACCES : fd;
 }
 
 static void api_runs_task_file(http_req_t *req, api_t *a, int want_log)

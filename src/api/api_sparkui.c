@@ -1,10 +1,15 @@
 /*
  * api_sparkui — a Spark cluster's web UIs through nbhub serve, at
- * /spark/NAME/ui/ (docs/spark.md, "Spark UIs"): the master's page, and
+ * /spark/ID/ui/ (docs/spark.md, "Spark UIs"; ID is NAME for the operator's
+ * clusters, ~OWNER/NAME for a user's, scluster.h): the master's page, and
  * through it (spark.ui.reverseProxy) every worker's and every running
- * application's at /spark/NAME/ui/proxy/ID/.  The cluster, its workers and
+ * application's at /spark/ID/ui/proxy/APP/.  The cluster, its workers and
  * the drivers nbhub starts draw their links for that path (scluster.h), so
- * nothing in the pages needs rewriting here.
+ * nothing in the pages needs rewriting here.  The path is fixed when the
+ * cluster starts, so it names the owner: an admin browsing bob's "dev"
+ * follows links that stay on bob's.  /spark/NAME/ui/... names the caller's
+ * own NAME and is redirected to its ~OWNER form (an admin without one of
+ * that name gets the operator's, which lives there).
  *
  * Who: the cluster's owner and admins (API_CLUSTER; anyone else gets the
  * same 404 as for a cluster that does not exist).  The UI's ports stay on
@@ -40,6 +45,47 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+/* The raw path /spark/NAME/ui[/REST] or /spark/~OWNER/NAME/ui[/REST]:
+ * owner (NULL in the first form) and name, percent-decoded into the
+ * request's arena, and the length of the raw prefix up to "ui".  -1 if
+ * the path has neither shape.  (The router cannot tell
+ * /spark/~bob/ui/ui/x, bob's cluster "ui", from the operator's "~bob" with
+ * a path ui/x; "~" is never in a cluster name, so this can.) */
+static int sparkui_split(http_req_t *req, const char **owner, const char **name, size_t *plen)
+{
+    const char *raw = http_req_raw_path(req), *p = raw + 7, *seg[3];
+    size_t len[3];
+    if (strncmp(raw, "/spark/", 7)) return -1;
+    for (int i = 0; i < 3; i++) {
+        seg[i] = p;
+        len[i] = strcspn(p, "/");
+        p += len[i];
+        if (*p == '/') p++;
+        else if (i < 2) {
+            for (int k = i + 1; k < 3; k++) seg[k] = p, len[k] = 0;
+            break;
+        }
+    }
+    const char *first = http_req_decode(req, seg[0], len[0], 0);
+    if (!first) return -1;
+    int qualified = first[0] == '~';
+    const char *ui = seg[qualified ? 2 : 1];
+    size_t ul = len[qualified ? 2 : 1];
+    if (ul != 2 || strncmp(ui, "ui", 2)) return -1;
+    *owner = qualified ? first + 1 : NULL;
+    *name = qualified ? http_req_decode(req, seg[1], len[1], 0) : first;
+    *plen = (size_t)(ui + 2 - raw);
+    return *name ? 0 : -1;
+}
+
+char *api_sparkui_resolve(const api_t *a, http_req_t *req, const api_ctx_t *c)
+{
+    const char *owner, *name;
+    size_t plen;
+    if (sparkui_split(req, &owner, &name, &plen) < 0) return NULL;
+    return api_spark_resolve(a, c, owner, name);
+}
 
 #define SPARKUI_MAX_BODY   (64u << 20)
 #define SPARKUI_TIMEOUT_MS 30000
@@ -121,21 +167,24 @@ out:
 void api_sparkui_get(http_req_t *req, void *ud)
 {
     api_t *a = ud;
-    const char *name = http_param(req, "name");
-    char *prefix = scluster_ui_path(name);
+    const char *id = api_ctx(req)->cluster, *owner, *name;
+    char *prefix = scluster_ui_path(id);
     const char *raw = http_req_raw_path(req);
-    size_t pl = strlen(prefix);
-    /* Spark's relative links need the trailing slash (as reverseProxyUrl's
-     * documentation says the front proxy must see to). */
+    size_t pl = strlen(prefix), asked;
+    /* The cluster's own path, with the slash Spark's relative links need
+     * (as reverseProxyUrl's documentation says the front proxy must see
+     * to); else there, with the rest of the path and the query. */
     if (strncmp(raw, prefix, pl) || !raw[pl]) {
-        char *to = xasprintf("%s/", prefix);
+        const char *rest = sparkui_split(req, &owner, &name, &asked) == 0 ? raw + asked : "";
+        const char *q = http_req_query(req);
+        char *to = xasprintf("%s%s%s%s", prefix, *rest ? rest : "/", *q ? "?" : "", q);
         http_set_header(req, "Location", to);
         http_respond(req, 302, "text/plain", "", 0);
         free(to);
         free(prefix);
         return;
     }
-    char *dir = api_spark_dir(a, name);
+    char *dir = api_spark_dir(a, id);
     json_t *st = scluster_live_state(dir);
     free(dir);
     const char *ui = json_string_value(json_object_get(st, "ui_url"));

@@ -130,15 +130,34 @@ void api_users_create(http_req_t *req, void *ud)
     http_respond_json(req, 201, j);
 }
 
+/* PUT /users/:name/password {"password", "old_password"?, "revoke_tokens"?}:
+ * the checks of the body here, the rest (old password, lockout, hashing on
+ * the pool, the store) in api_auth_password_change. */
 void api_users_password(http_req_t *req, void *ud)
 {
     api_t *a = ud;
     json_t *body;
-    if (api_body_object(req, 0, API_MEMBERS("password"), &body) < 0) return;
+    if (api_body_object(req, 0, API_MEMBERS("password", "old_password", "revoke_tokens"), &body) < 0) return;
+    json_t *jold = json_object_get(body, "old_password"), *jrev = json_object_get(body, "revoke_tokens");
     const char *pw = json_string_value(json_object_get(body, "password"));
     if (!pw) {
         json_decref(body);
         api_error(req, 400, "bad_request", "password (a string) is required");
+        return;
+    }
+    if ((jold && !json_is_null(jold) && !json_is_string(jold)) || (jrev && !json_is_boolean(jrev))) {
+        json_decref(body);
+        api_error(req, 400, "bad_request", "old_password must be a string and revoke_tokens a boolean");
+        return;
+    }
+    /* A new password the hash would refuse is refused before the old one
+     * is looked at: a typo in the new one is not a failed login. */
+    size_t n = passwd_chars(pw);
+    if (n < PASSWD_MIN_LEN || n > PASSWD_MAX_LEN) {
+        json_decref(body);
+        char msg[80];
+        snprintf(msg, sizeof msg, "password must be %d to %d characters", PASSWD_MIN_LEN, PASSWD_MAX_LEN);
+        api_error(req, 400, "bad_request", msg);
         return;
     }
     store_user_t u;
@@ -146,22 +165,8 @@ void api_users_password(http_req_t *req, void *ud)
         json_decref(body);
         return;
     }
-    char *hash = NULL;
-    nb_err_t err;
-    err_clear(&err);
-    int rc = passwd_hash(pw, &hash, &err);
+    api_auth_password_change(a, req, &u, json_string_value(jold), pw, json_is_true(jrev));
     json_decref(body);
-    if (rc == 0) rc = store_user_set_password(a->store, u.id, hash, &err);
-    free(hash);
-    if (rc == 0)
-        LOG_I("password changed", "user=%s by=%s", api_log_name(req, u.name),
-              api_ctx(req)->log_name);
-    store_user_clear(&u);
-    if (rc) {
-        api_fail(req, rc, &err);
-        return;
-    }
-    http_respond(req, 204, NULL, "", 0);
 }
 
 void api_users_tokens_list(http_req_t *req, void *ud)

@@ -14,9 +14,7 @@
 #define PASSWD_SALT   16
 #define PASSWD_HASH   32
 
-/* Characters, as the OpenAPI document's minLength counts them: UTF-8
- * code points (bytes that do not continue a sequence). */
-static size_t passwd_chars(const char *s)
+size_t passwd_chars(const char *s)
 {
     size_t n = 0;
     for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;

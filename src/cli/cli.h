@@ -42,6 +42,7 @@ int cmd_render(int argc, char **argv);
 int cmd_flow(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+int cmd_asuser(int argc, char **argv);
 /* cmd_kernel_spark.c: `nbhub kernel install-spark` and `remove`. */
 int cmd_kernel_install_spark(int argc, char **argv);
 int cmd_kernel_remove(int argc, char **argv);
@@ -64,15 +65,17 @@ char *cli_self_exe(const char *argv0);
 int cmd_spark(int argc, char **argv);
 int cmd_spark_supervise(int argc, char **argv);
 /* Shared with cmd_spark_task.c (an ephemeral cluster of a flow task).
- * cmd_spark_start: write cfg as DIR/config.json,
- * start the supervisor in its own session (tied: it dies with this process,
+ * cmd_spark_start: take DIR's claim (scluster_lock; lock_fd: one handed
+ * down to us, else -1; exit 5 if another holds it or a supervisor of the
+ * old layout runs there), write cfg as DIR/config.json,
+ * start the supervisor (which inherits the claim) in its own session (tied: it dies with this process,
  * PR_SET_PDEATHSIG) and wait up to timeout_s for every worker; 0 with the
  * supervisor's pid and state (new reference), else an exit code of `nbhub
  * spark up` after printing why.  Setting cmd_spark_stop_requested (from a
  * signal handler) ends the wait.  cmd_spark_stop: SIGTERM, wait (30 s),
  * SIGKILL; 0 when gone.  cmd_spark_locate: Java, then Python and Spark as for
  * install-spark; 0 or exit code 4 (3 for a bad option) after printing why. */
-int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int *pid, json_t **state);
+int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int lock_fd, int *pid, json_t **state);
 int cmd_spark_stop(int pid);
 int cmd_spark_locate(const char *python, const char *spark_home, char **py, char **home, char **py4j);
 extern volatile sig_atomic_t cmd_spark_stop_requested;

@@ -30,6 +30,9 @@
 #include "cli/client.h"
 #include "cli/table.h"
 #include "notebook/nbparams.h"
+#include "sched/flow.h"
+#include "sched/sched.h"
+#include "util/base64.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/timeutil.h"
@@ -50,6 +53,7 @@ static int cmd_flow_pause(int argc, char **argv);
 static int cmd_flow_resume(int argc, char **argv);
 static int cmd_flow_backfill(int argc, char **argv);
 static int cmd_flow_delete(int argc, char **argv);
+static int cmd_flow_pull(int argc, char **argv);
 
 static const char cmd_flow_help[] =
     "Manage the flows of an nbhub server (see docs/flows.md for the file format).\n"
@@ -86,7 +90,9 @@ static const char cmd_flow_apply_usage[] =
     "Upload flow files (YAML; '-' reads stdin) and print, per file, whether the\n"
     "flow was created, updated or unchanged.  A file with problems is refused and\n"
     "every problem is printed on stderr as FILE:LINE:COL: message; the other\n"
-    "files are still applied.\n"
+    "files are still applied.  The notebooks the flow names and the files listed\n"
+    "under its `files:` key travel with it when they lie in the flow file's\n"
+    "directory: they land in the flow's own directory on the server.\n"
     "\n"
     "Options:\n"
     "  --dry-run      only validate (nothing changes on the server)\n"
@@ -149,10 +155,23 @@ static const char cmd_flow_delete_usage[] =
     "Options:\n"
     CMD_FLOW_OPTS;
 
+static const char cmd_flow_pull_usage[] =
+    "usage: nbhub flow pull NAME [-o DIR] [--force]\n"
+    "\n"
+    "Get a flow back from the server: DIR/NAME.yaml and the files of its directory\n"
+    "(the notebooks and files `flow apply` sent).  Existing files are not\n"
+    "overwritten unless --force is given.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output DIR   where to write (default: the current directory)\n"
+    "  --force            overwrite existing files\n"
+    CMD_FLOW_OPTS;
+
 static const struct client_sub cmd_flow_subs[] = {
     { "list",     "list flows",                                 cmd_flow_list_usage,     cmd_flow_list },
     { "show",     "show one flow",                              cmd_flow_show_usage,     cmd_flow_show },
     { "apply",    "upload flow files (create or update)",       cmd_flow_apply_usage,    cmd_flow_apply },
+    { "pull",     "download a flow file and its files",         cmd_flow_pull_usage,     cmd_flow_pull },
     { "run",      "trigger a run now (and wait for it)",        cmd_flow_run_usage,      cmd_flow_run },
     { "pause",    "stop scheduling a flow",                     cmd_flow_pause_usage,    cmd_flow_pause },
     { "resume",   "schedule a paused flow again",               cmd_flow_resume_usage,   cmd_flow_resume },
@@ -402,6 +421,64 @@ static int cmd_flow_show(int argc, char **argv)
 
 /* ------------------------------------------------------------ apply */
 
+/* path relative to dir when it lies inside it (after resolving links),
+ * else NULL: only such files travel with a flow. */
+static char *cmd_flow_inside(const char *path, const char *dir)
+{
+    char *rp = realpath(path, NULL), *rd = realpath(dir, NULL), *rel = NULL;
+    if (rp && rd) {
+        size_t dl = strlen(rd);
+        if (strncmp(rp, rd, dl) == 0 && rp[dl] == '/') rel = xstrdup(rp + dl + 1);
+    }
+    free(rp);
+    free(rd);
+    return rel;
+}
+
+static void cmd_flow_bundle_add(json_t *files, const char *path, const char *dir)
+{
+    char *rel = cmd_flow_inside(path, dir), *text = NULL;
+    size_t len = 0;
+    if (rel && !json_object_get(files, rel) && fs_read_all(path, &text, &len, NULL) == 0) {
+        buf_t b = BUF_INIT;
+        base64_append(&b, text, len);
+        json_object_set_new(files, rel, json_stringn(b.data ? b.data : "", b.len));
+        buf_free(&b);
+    }
+    free(text);
+    free(rel);
+}
+
+/* The flow's notebooks and `files:` that lie in the flow file's directory,
+ * as {"flow": TEXT, "files": {...}}; NULL when there are none (or the file
+ * does not parse here: the server then reports its errors). */
+static char *cmd_flow_bundle(const char *file, const char *label, const char *text, size_t len, size_t *out_len)
+{
+    if (!strcmp(file, "-")) return NULL;
+    char *dir = fs_dirname(file);
+    flow_t *f = NULL;
+    nb_errlist_t errs = ERRLIST_INIT;
+    char *res = NULL;
+    if (flow_parse_text(text, len, label, dir, &f, &errs) == 0) {
+        json_t *files = json_object();
+        for (size_t i = 0; i < f->ntasks; i++)
+            if (f->tasks[i].notebook_path) cmd_flow_bundle_add(files, f->tasks[i].notebook_path, dir);
+        for (size_t i = 0; i < f->nfiles; i++) cmd_flow_bundle_add(files, f->files[i], dir);
+        if (json_object_size(files)) {
+            json_t *j = json_pack("{s:s%, s:o}", "flow", text, len, "files", files);
+            res = j ? json_dumps(j, JSON_COMPACT) : NULL;
+            json_decref(j);
+        } else {
+            json_decref(files);
+        }
+    }
+    errlist_free(&errs);
+    flow_free(f);
+    free(dir);
+    if (res) *out_len = strlen(res);
+    return res;
+}
+
 /* Apply one file; an exit code (the error already printed). */
 static int cmd_flow_apply_one(client_t *c, const char *file, int dry_run)
 {
@@ -418,7 +495,11 @@ static int cmd_flow_apply_one(client_t *c, const char *file, int dry_run)
     client_query_add(&path, "filename", label);
     if (dry_run) client_query_add(&path, "dry_run", "1");
     client_resp_t r = CLIENT_RESP_INIT;
-    int rc = client_call_raw(c, "POST", path.data, "application/yaml", text, len, &r);
+    size_t blen = 0;
+    char *bundle = cmd_flow_bundle(file, label, text, len, &blen);
+    int rc = bundle ? client_call_raw(c, "POST", path.data, "application/json", bundle, blen, &r)
+                    : client_call_raw(c, "POST", path.data, "application/yaml", text, len, &r);
+    free(bundle);
     free(text);
     buf_free(&path);
     if (rc) return rc;
@@ -775,4 +856,82 @@ static int cmd_flow_backfill(int argc, char **argv)
     }
     json_decref(ans);
     return cmd_flow_emit(&out);
+}
+
+/* ------------------------------------------------------------ pull */
+
+/* Write one pulled file below dir; an exit code (the error printed). */
+static int cmd_flow_pull_write(const char *dir, const char *rel, const char *data, size_t len, int force)
+{
+    if (sched_file_path_ok(rel) < 0) {
+        cli_errorf("the server sent a file named '%s', which is not a safe relative path: skipped", rel);
+        return CLIENT_EXIT_INVALID;
+    }
+    char *path = xasprintf("%s/%s", dir, rel), *parent = fs_dirname(path);
+    nb_err_t err;
+    int rc = CLIENT_EXIT_OK;
+    if (!force && fs_exists(path)) {
+        cli_errorf("%s exists (use --force to overwrite)", path);
+        rc = CLIENT_EXIT_INVALID;
+    } else if (fs_mkdir_p(parent, 0755, &err) < 0 || fs_write_atomic(path, data, len, 1, &err) < 0) {
+        cli_errorf("%s", err.msg);
+        rc = CLIENT_EXIT_INVALID;
+    } else {
+        printf("%s\n", path);
+    }
+    free(parent);
+    free(path);
+    return rc;
+}
+
+static int cmd_flow_pull(int argc, char **argv)
+{
+    struct client_opts o = { 0 };
+    const char *name = NULL, *dir = ".";
+    int force = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = client_opt_common(&o, argc, argv, &i, "flow pull");
+        if (r < 0) return CLIENT_EXIT_USAGE;
+        if (r) continue;
+        if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "--force")) force = 1;
+        else if (argv[i][0] == '-') return client_usage_error("flow pull", "unknown option '%s'", argv[i]);
+        else if (name) return client_usage_error("flow pull", "one flow NAME only");
+        else name = argv[i];
+    }
+    if (!name) return client_usage_error("flow pull", "missing flow NAME");
+    if (o.json) return client_usage_error("flow pull", "--json is not supported here");
+    client_t *c;
+    int rc = client_open(&o, &c);
+    if (rc) return rc;
+    char *path = cmd_flow_path(name, "/files");
+    json_t *ans = NULL;
+    rc = client_call(c, "GET", path, NULL, &ans);
+    free(path);
+    client_close(c);
+    if (rc) return rc;
+    const char *text = client_str(ans, "flow"), *fname = client_str(ans, "name");
+    if (!text || !fname || !flow_name_valid(fname)) {
+        json_decref(ans);
+        cli_errorf("the server's answer has no flow file");
+        return CLIENT_EXIT_INVALID;
+    }
+    char *yname = xasprintf("%s.yaml", fname);
+    int first = cmd_flow_pull_write(dir, yname, text, strlen(text), force);
+    free(yname);
+    const char *rel;
+    json_t *v;
+    json_object_foreach(json_object_get(ans, "files"), rel, v) {
+        /* Next to the flow file, as `flow apply` found them: the pulled
+         * directory applies again as it is. */
+        buf_t b = BUF_INIT;
+        int r = json_is_string(v) && base64_decode_append(&b, json_string_value(v), json_string_length(v)) == 0
+                    ? cmd_flow_pull_write(dir, rel, b.data ? b.data : "", b.len, force)
+                    : (cli_errorf("file %s: not base64", rel), CLIENT_EXIT_INVALID);
+        if (r && !first) first = r;
+        buf_free(&b);
+    }
+    json_decref(ans);
+    rc = client_flush();
+    return first ? first : rc;
 }

@@ -421,6 +421,15 @@ static int cmd_run_main(int argc, char **argv)
     if (a.report_mode) run_report_mode(nb);
     nbexec_prepare(nb, &o);
     params = run_merge_params(&a);
+    /* Names are code in the parameters cell: only identifiers of the
+     * language (nbparams.h), checked before anything echoes them. */
+    if (json_object_size(params) > 0 &&
+        nbparams_check_names(params, lang ? lang : "python", &err) == -EINVAL) {
+        cli_errorf("%s", err.msg);
+        err_clear(&err);
+        code = NB_EXIT_INPUT;
+        goto done;
+    }
     if (json_object_size(params) > 0) {
         json_t *unknown = nbparams_unknown(nb, params, lang ? lang : "python");
         size_t i;

@@ -22,6 +22,7 @@
  */
 #include "cli/cli.h"
 #include "cli/srvconf.h"
+#include "iso/cgroup.h"
 #include "api/api.h"
 #include "auth/passwd.h"
 #include "auth/token.h"
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef NBHUB_VERSION
@@ -65,6 +67,8 @@ static const char serve_usage[] =
     "  --flows DIR            flows directory (default <home>/flows)\n"
     "  --pool NAME=N          keep N warm kernels of kernel spec NAME (repeatable)\n"
     "  --max-active-tasks N   task processes at once (default 16)\n"
+    "  --isolation MODE       shared or system (default: the file's, else $NBHUB_ISOLATION,\n"
+    "                         else system as root and shared otherwise; docs/security.md)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
     "  -h, --help             this help\n"
     "\n"
@@ -223,10 +227,79 @@ char *cli_self_exe(const char *argv0)
     return xstrdup(argv0);
 }
 
+/* ---- isolation (docs/security.md) ---------------------------------------- */
+
+static const iso_limits_t *serve_user_limits(void *ud, const char *user)
+{
+    return srvconf_user_limits(ud, user);
+}
+
+static int serve_any_limits(const srvconf_t *c)
+{
+    if (limits_any(&c->limits)) return 1;
+    for (size_t i = 0; i < c->nulimits; i++)
+        if (limits_any(&c->ulimits[i])) return 1;
+    return 0;
+}
+
+/* Refuse what cannot be kept: system mode without root, limits without
+ * cgroups.  *cg says whether flow tasks' own limits can be enforced. */
+static int serve_isolation_check(const srvconf_t *c, int system_mode, cgroup_kind_t *cg)
+{
+    if (system_mode && geteuid() != 0) {
+        cli_errorf("isolation: system runs each user's code as that user's Unix account, "
+                   "which needs nbhub serve to run as root (or use isolation: shared)");
+        return -EPERM;
+    }
+    nb_err_t err;
+    if (geteuid() == 0 && cgroup_probe(cg, &err) == 0) return 0;
+    if (geteuid() != 0) err_set(&err, -EPERM, "cgroups need nbhub serve to run as root");
+    if (serve_any_limits(c)) {
+        cli_errorf("limits are configured but cannot be enforced here: %s", err.msg);
+        return -ENOTSUP;
+    }
+    LOG_I("resource limits not available", "why=\"%s\"", err.msg);
+    return 0;
+}
+
+/* The daemon's files are its own: <home> is searchable but not listable
+ * (0711: users reach their own run directories in runs/, 0711 too),
+ * nbhub.db, the lock and the flows directory are private. */
+static void serve_isolation_home(const char *home, const char *flows, const char *db, const char *lock)
+{
+    chmod(home, 0711);
+    chmod(flows, 0711);   /* not listable; flows/NAME/ belongs to NAME's owner */
+    chmod(lock, 0600);
+    /* runs/ and spark/: users reach their own runs/<flow>/<run>/ and
+     * spark/~NAME/, which belong to their accounts. */
+    static const char *const shared_dirs[] = { "runs", "spark" };
+    for (size_t i = 0; i < 2; i++) {
+        char *d = xasprintf("%s/%s", home, shared_dirs[i]);
+        mkdir(d, 0711);
+        chmod(d, 0711);
+        free(d);
+    }
+    int fd = open(db, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        fchmod(fd, 0600);
+        close(fd);
+    }
+    /* Every directory above <home> must let the users' accounts through. */
+    char *p = xstrdup(home);
+    for (char *slash; (slash = strrchr(p, '/')) && slash != p;) {
+        *slash = 0;
+        struct stat st;
+        if (stat(p, &st) == 0 && !(st.st_mode & S_IXOTH))
+            LOG_W("users' tasks cannot reach their run directories", "dir=%s mode=%04o fix=\"chmod o+x %s\"", p,
+                  (unsigned)(st.st_mode & 07777), p);
+    }
+    free(p);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     const char *config = getenv("NBHUB_CONFIG"), *home_flag = NULL, *flows_flag = NULL;
-    const char *level = NULL;
+    const char *level = NULL, *isolation = NULL;
     char **listen = NULL;
     size_t nlisten = 0;
     srvconf_t flags;
@@ -243,6 +316,13 @@ int cmd_serve(int argc, char **argv)
         else if (strcmp(a, "--home") == 0 && more) home_flag = argv[++i];
         else if (strcmp(a, "--flows") == 0 && more) flows_flag = argv[++i];
         else if (strcmp(a, "--log-level") == 0 && more) level = argv[++i];
+        else if (strcmp(a, "--isolation") == 0 && more) {
+            isolation = argv[++i];
+            if (strcmp(isolation, "shared") && strcmp(isolation, "system")) {
+                cli_errorf("--isolation: expected shared or system, got '%s'", isolation);
+                goto usage;
+            }
+        }
         else if (strcmp(a, "--listen") == 0 && more) {
             listen = xrealloc(listen, (nlisten + 2) * sizeof *listen);
             listen[nlisten++] = argv[++i];
@@ -327,6 +407,23 @@ int cmd_serve(int argc, char **argv)
     char *db = NULL, *lock = NULL;
     int lockfd = -1;
     nb_err_t err;
+    if (!isolation) isolation = sv.conf.isolation;
+    if (!isolation && getenv("NBHUB_ISOLATION") && *getenv("NBHUB_ISOLATION")) {
+        isolation = getenv("NBHUB_ISOLATION");
+        if (strcmp(isolation, "shared") && strcmp(isolation, "system")) {
+            cli_errorf("NBHUB_ISOLATION: expected shared or system, got '%s'", isolation);
+            rc = SERVE_EXIT_CONFIG;
+            goto out;
+        }
+    }
+    if (!isolation) isolation = geteuid() == 0 ? "system" : "shared";
+    int system_mode = !strcmp(isolation, "system");
+    cgroup_kind_t cg = CGROUP_NONE;
+    if (serve_isolation_check(&sv.conf, system_mode, &cg) < 0) {
+        rc = SERVE_EXIT_CONFIG;
+        goto out;
+    }
+    if (system_mode) umask(077);   /* the database, its WAL, logs: the daemon's alone */
 
     if (fs_mkdir_p(home, 0700, &err) < 0) {
         cli_errorf("home %s: %s", home, err.msg);
@@ -361,6 +458,7 @@ int cmd_serve(int argc, char **argv)
     if (chdir(flows_dir) != 0) LOG_W("cannot enter the flows directory", "dir=%s", flows_dir);
     if (ftruncate(lockfd, 0) == 0) dprintf(lockfd, "%d\n", (int)getpid());
     db = xasprintf("%s/nbhub.db", home);
+    if (system_mode) serve_isolation_home(home, flows_dir, db, lock);
     if (store_open(db, &sv.store, &err) < 0) {
         cli_errorf("%s: %s", db, err.msg);
         rc = SERVE_EXIT_HOME;
@@ -378,7 +476,12 @@ int cmd_serve(int argc, char **argv)
      * go back to the system when freed. */
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     uv_loop_init(&sv.loop);
-    if (sv.conf.npool) {
+    if (sv.conf.npool && system_mode) {
+        /* A warm kernel is started before its task, so before its user is
+         * known: under isolation: system every task starts its own kernel as
+         * its user (docs/security.md has the cost). */
+        LOG_W("warm kernel pool not used under isolation: system", "kernels=%zu", sv.conf.npool);
+    } else if (sv.conf.npool) {
         sv.pool = pool_new(&sv.loop);
         for (size_t i = 0; i < sv.conf.npool; i++)
             if (pool_set_size(sv.pool, sv.conf.pool_names[i], sv.conf.pool_sizes[i], &err) < 0)
@@ -394,13 +497,23 @@ int cmd_serve(int argc, char **argv)
         .max_active_tasks = sv.conf.max_active_tasks,
         .kill_grace_ms = sv.conf.kill_grace_ms > 0 ? (uint64_t)sv.conf.kill_grace_ms : 0,
         .on_change = serve_on_change, .ud = &sv,
+        .system = system_mode, .account_tmpl = sv.conf.system_user,
+        .create_accounts = sv.conf.create_system_users == 1, .cgroups = cg != CGROUP_NONE,
+        .user_limits = serve_user_limits, .limits_ud = &sv.conf,
     };
+    LOG_I("isolation", "mode=%s cgroups=%s", isolation,
+          cg == CGROUP_V2 ? "v2" : cg == CGROUP_V1 ? "v1" : "none");
     /* One HTTP client for what the daemon asks of others: webhooks and the
      * Spark UI proxy. */
     sv.hc = hclient_new(&sv.loop);
     api_opts_t ao = { .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
                       .version = NBHUB_VERSION, .self_exe = self, .secure_cookies = sv.conf.secure_cookies == 1,
-                      .hc = sv.hc };
+                      .hc = sv.hc, .isolation_system = system_mode, .trusted_users = sv.conf.trusted_users,
+                      .anon_body_max = sv.conf.http_anon_body > 0 ? (size_t)sv.conf.http_anon_body : 0,
+                      .spark_max_clusters = (int)sv.conf.spark_max_clusters,
+                      .account_tmpl = sv.conf.system_user, .create_accounts = sv.conf.create_system_users == 1,
+                      .cgroups = cg != CGROUP_NONE, .user_limits = serve_user_limits, .limits_ud = &sv.conf,
+                      .spark_max_memory_mb = sv.conf.spark_max_memory_mb };
     if (sched_new(&so, &sv.sched, &err) < 0 ||
         (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {
         cli_errorf("%s", err.msg);
@@ -411,7 +524,16 @@ int cmd_serve(int argc, char **argv)
     free(base_url);
     api_set_pool_sizes(sv.api, (const char *const *)sv.conf.pool_names, sv.conf.pool_sizes,
                        sv.conf.npool);
-    sv.http = http_server_new(&sv.loop, NULL, api_handle, sv.api);
+    struct http_limits lim;
+    http_limits_default(&lim);
+    if (sv.conf.http_max_body > 0) lim.max_body = (size_t)sv.conf.http_max_body;
+    if (sv.conf.http_body_budget >= 0) lim.body_budget = (size_t)sv.conf.http_body_budget;
+    if (sv.conf.http_min_body_rate >= 0) lim.min_body_rate = (size_t)sv.conf.http_min_body_rate;
+    if (sv.conf.http_body_grace_ms >= 0) lim.body_grace_ms = (uint64_t)sv.conf.http_body_grace_ms;
+    sv.http = http_server_new(&sv.loop, &lim, api_handle, sv.api);
+    /* Authentication and authorization on the head: no body is read for a
+     * request that would be refused (api_gate). */
+    http_server_set_gate(sv.http, api_gate, sv.api);
     /* API answers are data, never documents to render or frame; the UI's
      * page and the rendered notebooks set their own policies. */
     http_server_set_csp(sv.http, "default-src 'none'; frame-ancestors 'none'");

@@ -3,9 +3,12 @@
  * clusters as managed resources, and `nbhub __spark-supervise DIR`, the
  * process that keeps one alive.
  *
- * A cluster lives in $NBHUB_HOME/spark/NAME/: config.json (what `up` asked
+ * A cluster lives in $NBHUB_HOME/spark/ID/ (ID: NAME for the operator's,
+ * ~OWNER/NAME for a user's, scluster.h): config.json (what `up` asked
  * for), state.json (what the supervisor sees, rewritten atomically every
- * second), supervisor.log, logs/master.log, logs/worker-N.log, work/.
+ * second), lock (the claim the supervisor holds for its whole life: one
+ * supervisor per directory), supervisor.log, logs/master.log,
+ * logs/worker-N.log, work/.
  *
  * `up` writes the config, starts the supervisor in its own session and
  * waits until the master reports every worker ALIVE.  The supervisor runs
@@ -66,12 +69,13 @@ static const char cmd_spark_usage[] =
     "          --port / --ui-port: the master's and its UI's ports (default: free ones)\n"
     "  down NAME        stop the cluster (its JVMs get SIGTERM, then SIGKILL after 10 s)\n"
     "  status NAME      state, master and UI URLs, workers alive, cores, memory, restarts\n"
-    "  list             the clusters that are up\n"
+    "  list             the clusters that are up, every owner's\n"
     "  render-k8s app|notebook|connect NAME ...  Kubernetes manifests (nbhub spark render-k8s help)\n"
     "\n"
     "Common options: --home DIR (default $NBHUB_HOME, else ~/.local/share/nbhub),\n"
     "--json (status, list), --python PATH / --spark-home DIR (up: where Spark comes from,\n"
-    "as for nbhub kernel install-spark).\n"
+    "as for nbhub kernel install-spark), --owner USER (a user's cluster: names are per\n"
+    "user, as the API and flows see them; without it, the operator's).\n"
     "\n"
     "Exit codes: 0 done, 2 usage error, 3 invalid option or no such cluster, 4 no Java or\n"
     "no Spark found, 5 already up, 6 not ready within --timeout (stopped again; see its\n"
@@ -98,7 +102,8 @@ struct child {
 
 struct sv {
     uv_loop_t      loop;
-    char          *dir, *name, *spark_home, *memory, *self;
+    char          *dir, *name, *owner, *id, *spark_home, *memory, *self;   /* owner NULL: the operator's */
+    int            lock_fd;        /* DIR/lock, held for the whole life (scluster_lock) */
     int            nworkers, cores, connect;
     int            port, ui_port, connect_port, gen;
     int            fixed_port, fixed_ui_port;   /* --port / --ui-port, 0 = free ones */
@@ -158,6 +163,7 @@ static void sv_write_state(struct sv *s, const char *state)
                           "active_apps", s->have_st ? s->st.active_apps : 0,
                           "restarts", (int)restarts, "message", s->message, "processes", kids);
     json_object_set_new(j, "connect_url", s->connect ? json_string(sc) : json_null());
+    json_object_set_new(j, "owner", s->owner ? json_string(s->owner) : json_null());
     char *text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
     json_decref(j);
     char *p = xasprintf("%s/state.json", s->dir);
@@ -177,7 +183,7 @@ static void sv_spawn(struct sv *s, struct child *c)
     if (c->index == -2) {
         char url[64];
         snprintf(url, sizeof url, "spark://127.0.0.1:%d", s->port);
-        jargv = scluster_connect_argv(s->spark_home, s->name, url, s->connect_port, s->memory);
+        jargv = scluster_connect_argv(s->spark_home, s->id, url, s->connect_port, s->memory);
     }
     if (c->index >= 0) {
         char url[64], work[4096];
@@ -198,7 +204,7 @@ static void sv_spawn(struct sv *s, struct child *c)
     argv[2] = ppid;
     argv[3] = (char *)"--";
     for (size_t i = 0; i < n; i++) argv[4 + i] = jargv[i];
-    char **env = scluster_env(s->spark_home, s->name);
+    char **env = scluster_env(s->spark_home, s->id);
     int fd = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     uv_stdio_container_t io[3] = { { .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = fd },
                                    { .flags = UV_INHERIT_FD, .data.fd = fd } };
@@ -374,18 +380,30 @@ static void sv_on_signal(uv_signal_t *h, int sig)
 
 int cmd_spark_supervise(int argc, char **argv)
 {
-    if (argc != 2) {
-        cli_errorf("__spark-supervise: internal command, usage: __spark-supervise DIR");
+    if (argc != 2 && argc != 3) {
+        cli_errorf("__spark-supervise: internal command, usage: __spark-supervise DIR [LOCK-FD]");
         return NB_EXIT_USAGE;
     }
     struct sv *s = xcalloc(1, sizeof *s);
     s->dir = xstrdup(argv[1]);
+    /* The directory's claim, handed down by whoever started us (or taken
+     * here): one supervisor per directory.  Never released: the kernel
+     * drops it when this process ends, however it ends. */
+    nb_err_t lerr;
+    s->lock_fd = scluster_lock(s->dir, argc == 3 ? atoi(argv[2]) : -1, &lerr);
+    if (s->lock_fd < 0) {
+        cli_errorf("__spark-supervise: %s", lerr.msg);
+        return 5;
+    }
     json_t *cfg = scluster_config(s->dir);
     if (!cfg) {
         cli_errorf("__spark-supervise: no config.json in %s", s->dir);
         return NB_EXIT_INPUT;
     }
     s->name = xstrdup(json_string_value(json_object_get(cfg, "name")));
+    const char *owner = json_string_value(json_object_get(cfg, "owner"));
+    s->owner = owner ? xstrdup(owner) : NULL;
+    s->id = scluster_id(s->owner, s->name);
     s->spark_home = xstrdup(json_string_value(json_object_get(cfg, "spark_home")));
     s->memory = xstrdup(json_string_value(json_object_get(cfg, "worker_memory")));
     s->nworkers = (int)json_integer_value(json_object_get(cfg, "workers"));
@@ -429,7 +447,7 @@ int cmd_spark_supervise(int argc, char **argv)
 
 struct spark_args {
     const char *name, *home, *python, *spark_home, *memory, *owner;
-    int workers, cores, json, timeout_s, connect, port, ui_port;
+    int workers, cores, json, timeout_s, connect, port, ui_port, lock_fd;
 };
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out)
@@ -451,6 +469,7 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
     a->cores = 1;
     a->memory = "1g";
     a->timeout_s = 180;
+    a->lock_fd = -1;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--json")) { a->json = 1; continue; }
@@ -459,7 +478,7 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
                         : !strcmp(f, "--spark-home") ? &a->spark_home : !strcmp(f, "--worker-memory") ? &a->memory
                         : !strcmp(f, "--owner") ? &a->owner : NULL;
         int iv = !strcmp(f, "--workers") || !strcmp(f, "--worker-cores") || !strcmp(f, "--timeout") ||
-                 !strcmp(f, "--port") || !strcmp(f, "--ui-port");
+                 !strcmp(f, "--port") || !strcmp(f, "--ui-port") || !strcmp(f, "--lock-fd");
         if (sv || iv) {
             if (i + 1 >= argc) {
                 cli_errorf("%s needs a value (see nbhub spark --help)", f);
@@ -471,6 +490,8 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
             else if (!strcmp(f, "--worker-cores")) { if (parse_int(f, v, 1, 1024, &a->cores)) return NB_EXIT_INPUT; }
             else if (!strcmp(f, "--port")) { if (parse_int(f, v, 1, 65535, &a->port)) return NB_EXIT_INPUT; }
             else if (!strcmp(f, "--ui-port")) { if (parse_int(f, v, 1, 65535, &a->ui_port)) return NB_EXIT_INPUT; }
+            /* internal: the API hands its claim on the directory down */
+            else if (!strcmp(f, "--lock-fd")) { if (parse_int(f, v, 3, 1023, &a->lock_fd)) return NB_EXIT_INPUT; }
             else if (parse_int(f, v, 1, 3600, &a->timeout_s)) return NB_EXIT_INPUT;
             continue;
         }
@@ -492,6 +513,10 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
         cli_errorf("cluster name '%s': letters, digits, '.', '_' and '-' expected", a->name);
         return NB_EXIT_INPUT;
     }
+    if (a->owner && !scluster_owner_ok(a->owner)) {
+        cli_errorf("--owner '%s': a user name (1 to 64 bytes, no '/') expected", a->owner);
+        return NB_EXIT_INPUT;
+    }
     if (scluster_memory_ok(a->memory) < 0) {
         cli_errorf("--worker-memory %s: a size such as 512m or 2g expected", a->memory);
         return NB_EXIT_INPUT;
@@ -499,10 +524,21 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
     return 0;
 }
 
-static char *cluster_dir(const struct spark_args *a, const char *name)
+static char *spark_home_dir(const struct spark_args *a)
 {
-    char *home = a->home ? xstrdup(a->home) : cli_default_home();
-    char *d = name ? xasprintf("%s/spark/%s", home, name) : xasprintf("%s/spark", home);
+    return a->home ? xstrdup(a->home) : cli_default_home();
+}
+
+/* The directory of cluster NAME of --owner (without: the operator's).
+ * `up` makes a new one where it belongs (scluster.h); the others find an
+ * owner's cluster of the old layout too. */
+static char *cluster_dir(const struct spark_args *a, const char *name, int for_up)
+{
+    char *home = spark_home_dir(a);
+    char *id = for_up ? NULL : scluster_find(home, a->owner, name);
+    if (!id) id = scluster_id(a->owner, name);
+    char *d = scluster_dir(home, id);
+    free(id);
     free(home);
     return d;
 }
@@ -527,7 +563,8 @@ static void print_state(const json_t *st, int as_json)
     if (m && *m) printf("  last    %s\n", m);
 }
 
-int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int *pid_out, json_t **state_out)
+int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int lock_fd, int *pid_out,
+                    json_t **state_out)
 {
     const char *name = json_string_value(json_object_get(cfg, "name"));
     const char *mem = json_string_value(json_object_get(cfg, "worker_memory"));
@@ -556,6 +593,32 @@ int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int *
     nb_err_t err;
     if (fs_mkdir_p(dir, 0700, &err) < 0) {
         cli_errorf("cannot create %s: %s", dir, err.msg);
+        if (lock_fd >= 0) close(lock_fd);
+        return NB_EXIT_OUTPUT;
+    }
+    /* The claim first, then nothing in the directory is touched by a
+     * second start: it stops here.  (A supervisor of the old layout holds
+     * no claim: its live state.json is the other check.) */
+    int lk = scluster_lock(dir, lock_fd, &err);
+    if (lk < 0) {
+        if (lock_fd >= 0) close(lock_fd);
+        if (lk == -EBUSY) cli_errorf("cluster '%s' is already up or starting", name);
+        else cli_errorf("cluster '%s': %s", name, err.msg);
+        return lk == -EBUSY ? 5 : NB_EXIT_OUTPUT;
+    }
+    json_t *old = scluster_live_state(dir);
+    if (old) {
+        cli_errorf("cluster '%s' is already up (supervisor pid %d)", name, state_pid(old));
+        json_decref(old);
+        close(lk);
+        return 5;
+    }
+    /* Kept off fds 0-3 (the supervisor gets it as fd 3: a dup2 onto
+     * itself would keep close-on-exec), close-on-exec here. */
+    int hold = fcntl(lk, F_DUPFD_CLOEXEC, 10);
+    close(lk);
+    if (hold < 0) {
+        cli_errorf("cannot keep the cluster's lock: %s", strerror(errno));
         return NB_EXIT_OUTPUT;
     }
     char *text = json_dumps(cfg, JSON_INDENT(1) | JSON_SORT_KEYS);
@@ -567,6 +630,7 @@ int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int *
     if (rc < 0) {
         cli_errorf("cannot write the cluster's config: %s", err.msg);
         free(spath);
+        close(hold);
         return NB_EXIT_OUTPUT;
     }
     /* The supervisor: its own session, so the signals of a terminal or of a
@@ -580,16 +644,20 @@ int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int *
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawn_file_actions_adddup2(&fa, hold, 3);   /* the claim, for its whole life */
     posix_spawnattr_t at;
     posix_spawnattr_init(&at);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID);
     char ppid[32];
     snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
-    char *free_argv[] = { self, (char *)"__spark-supervise", (char *)dir, NULL };
+    char *free_argv[] = { self, (char *)"__spark-supervise", (char *)dir, (char *)"3", NULL };
     char *tied_argv[] = { self, (char *)"__kernel-exec", ppid, (char *)"--", self, (char *)"__spark-supervise",
-                          (char *)dir, NULL };
+                          (char *)dir, (char *)"3", NULL };
     pid_t sp;
     rc = posix_spawn(&sp, self, &fa, &at, tied ? tied_argv : free_argv, environ);
+    /* Ours goes; the supervisor's copy keeps the claim (never unlocked
+     * here: that would release it for both). */
+    close(hold);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     free(logp);
@@ -653,12 +721,14 @@ static int spark_up(int argc, char **argv)
     struct spark_args a;
     int rc = spark_parse(argc, argv, &a, 1);
     if (rc) return rc;
-    char *dir = cluster_dir(&a, a.name);
+    char *dir = cluster_dir(&a, a.name, 1);
     int code;
     char *py = NULL, *home = NULL, *py4j = NULL;
     json_t *up = scluster_live_state(dir);
-    if (up) {
-        cli_errorf("cluster '%s' is already up (supervisor pid %d); nbhub spark status %s", a.name, state_pid(up), a.name);
+    if (up || (a.lock_fd < 0 && scluster_locked(dir))) {
+        if (up) cli_errorf("cluster '%s' is already up (supervisor pid %d); nbhub spark status %s", a.name,
+                           state_pid(up), a.name);
+        else cli_errorf("cluster '%s' is starting", a.name);
         json_decref(up);
         code = 5;
         goto out;
@@ -671,7 +741,7 @@ static int spark_up(int argc, char **argv)
     if (a.ui_port) json_object_set_new(cfg, "ui_port", json_integer(a.ui_port));
     json_t *st = NULL;
     int sp;
-    code = cmd_spark_start(dir, cfg, 0, a.timeout_s, &sp, &st);
+    code = cmd_spark_start(dir, cfg, 0, a.timeout_s, a.lock_fd, &sp, &st);
     json_decref(cfg);
     if (code == NB_EXIT_OK) {
         if (a.json) print_state(st, 1);
@@ -704,10 +774,11 @@ static int spark_down(int argc, char **argv)
     struct spark_args a;
     int rc = spark_parse(argc, argv, &a, 1);
     if (rc) return rc;
-    char *dir = cluster_dir(&a, a.name);
+    char *dir = cluster_dir(&a, a.name, 0);
     json_t *st = scluster_live_state(dir);
     if (!st) {
-        cli_errorf("no cluster '%s' is up", a.name);
+        cli_errorf("no cluster '%s' is up%s%s", a.name, a.owner ? " for " : " (a user's: --owner USER)",
+                   a.owner ? a.owner : "");
         free(dir);
         return NB_EXIT_INPUT;
     }
@@ -725,11 +796,12 @@ static int spark_status(int argc, char **argv)
     struct spark_args a;
     int rc = spark_parse(argc, argv, &a, 1);
     if (rc) return rc;
-    char *dir = cluster_dir(&a, a.name);
+    char *dir = cluster_dir(&a, a.name, 0);
     json_t *st = scluster_live_state(dir);
     free(dir);
     if (!st) {
-        cli_errorf("no cluster '%s' is up", a.name);
+        cli_errorf("no cluster '%s' is up%s%s", a.name, a.owner ? " for " : " (a user's: --owner USER)",
+                   a.owner ? a.owner : "");
         return NB_EXIT_INPUT;
     }
     print_state(st, a.json);
@@ -742,19 +814,23 @@ static int spark_list(int argc, char **argv)
     struct spark_args a;
     int rc = spark_parse(argc, argv, &a, 0);
     if (rc) return rc;
-    char *base = cluster_dir(&a, NULL);
-    DIR *d = opendir(base);
+    /* Every owner's (--owner: that one's). */
+    char *home = spark_home_dir(&a);
+    char **ids = scluster_ids(home, a.owner);
     json_t *all = json_array();
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char *dir = xasprintf("%s/%s", base, e->d_name);
+    for (char **id = ids; *id; id++) {
+        char *dir = scluster_dir(home, *id);
         json_t *st = scluster_live_state(dir);
+        if (st && !json_object_get(st, "owner")) {   /* a supervisor from before owners were in its state */
+            json_t *cfg = scluster_config(dir);
+            json_object_set(st, "owner", json_object_get(cfg, "owner") ? json_object_get(cfg, "owner") : json_null());
+            json_decref(cfg);
+        }
         if (st) json_array_append_new(all, st);
         free(dir);
     }
-    if (d) closedir(d);
-    free(base);
+    scluster_strv_free(ids);
+    free(home);
     if (a.json) {
         char *t = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
         puts(t);
@@ -764,11 +840,13 @@ static int spark_list(int argc, char **argv)
     } else {
         size_t i;
         json_t *st;
-        printf("%-20s %-9s %-28s %s\n", "NAME", "STATE", "MASTER", "WORKERS");
-        json_array_foreach(all, i, st)
-            printf("%-20s %-9s %-28s %lld/%lld\n", json_string_value(json_object_get(st, "name")),
+        printf("%-20s %-12s %-9s %-28s %s\n", "NAME", "OWNER", "STATE", "MASTER", "WORKERS");
+        json_array_foreach(all, i, st) {
+            const char *o = json_string_value(json_object_get(st, "owner"));
+            printf("%-20s %-12s %-9s %-28s %lld/%lld\n", json_string_value(json_object_get(st, "name")), o ? o : "-",
                    json_string_value(json_object_get(st, "state")), json_string_value(json_object_get(st, "master_url")),
                    json_integer_value(json_object_get(st, "alive_workers")), json_integer_value(json_object_get(st, "workers")));
+        }
     }
     json_decref(all);
     return NB_EXIT_OK;

@@ -79,6 +79,7 @@ struct st_run {
     json_t *doc;            /* what --state holds */
     char *last;             /* its last text written */
     char *cluster_dir;      /* of the cluster in use, NULL for local */
+    char *cluster_id;       /* its id (scluster_id: where it lives, its UI's path) */
     int ui_port;            /* the driver's UI */
     json_int_t master_restarts;
     char *exec_mem;         /* the spark.executor.memory we added, or NULL */
@@ -129,9 +130,8 @@ static void st_app(struct st_run *r, const char *id)
 {
     st_set(r, "app_id", id);
     fprintf(stderr, "nbhub: Spark application %s\n", id);
-    const char *cname = json_string_value(json_object_get(r->doc, "cluster"));
-    if (!cname) return;
-    char *ui = scluster_ui_path(cname);
+    if (!r->cluster_id) return;
+    char *ui = scluster_ui_path(r->cluster_id);
     json_object_set_new(r->doc, "app_ui_path", json_sprintf("%s/proxy/%s/", ui, id));
     free(ui);
 }
@@ -401,28 +401,43 @@ static int st_cluster(struct st_run *r, const char *spark_home, int *sup_pid)
         return 0;
     }
     const char *name = a->cluster ? a->cluster : a->ephemeral;
-    r->cluster_dir = xasprintf("%s/spark/%s", a->home, name);
     st_set(r, "cluster", name);
     json_t *cs = NULL, *cfg = NULL;
     if (a->cluster) {
         st_set(r, "mode", "cluster");
-        cs = scluster_live_state(r->cluster_dir);
+        /* Names are per owner (scluster.h): the flow owner's cluster of
+         * that name, else the operator's (nbhub spark up without --owner:
+         * every flow may use those).  Another user's is not looked at, and
+         * the error does not say whether one exists. */
+        r->cluster_id = a->owner ? scluster_find(a->home, a->owner, name) : NULL;
+        if (!r->cluster_id) {
+            r->cluster_id = scluster_find(a->home, NULL, name);
+            char *d = r->cluster_id ? scluster_dir(a->home, r->cluster_id) : NULL;
+            cfg = d ? scluster_config(d) : NULL;
+            free(d);
+            if (cfg && json_string_value(json_object_get(cfg, "owner"))) {
+                free(r->cluster_id);
+                r->cluster_id = NULL;
+            }
+            json_decref(cfg);
+            cfg = NULL;
+        }
+        if (r->cluster_id) {
+            r->cluster_dir = scluster_dir(a->home, r->cluster_id);
+            cs = scluster_live_state(r->cluster_dir);
+        }
         if (!cs) {
-            cli_errorf("Spark cluster '%s' is not up (start it with: nbhub spark up %s)", name, name);
+            if (a->owner)
+                cli_errorf("Spark cluster '%s' is not up (start it with: POST /api/v1/spark/clusters, or nbhub "
+                           "spark up %s --owner %s)", name, name, a->owner);
+            else
+                cli_errorf("Spark cluster '%s' is not up (start it with: nbhub spark up %s)", name, name);
             return ST_EXIT_NAMED;
         }
         cfg = scluster_config(r->cluster_dir);
-        const char *owner = json_string_value(json_object_get(cfg, "owner"));
-        /* A cluster without an owner was started by the operator (nbhub
-         * spark up without --owner): every flow may use it. */
-        if (owner && (!a->owner || strcmp(owner, a->owner))) {
-            cli_errorf("Spark cluster '%s' belongs to %s; this flow (owner %s) may not use it", name, owner,
-                       a->owner ? a->owner : "none");
-            json_decref(cfg);
-            json_decref(cs);
-            return ST_EXIT_NAMED;
-        }
     } else {
+        r->cluster_id = scluster_id(a->owner, name);
+        r->cluster_dir = scluster_dir(a->home, r->cluster_id);
         st_set(r, "mode", "ephemeral");
         st_set(r, "state", "starting cluster");
         st_write(r);
@@ -431,7 +446,7 @@ static int st_cluster(struct st_run *r, const char *spark_home, int *sup_pid)
                                 a->memory, "connect", a->connect, "owner", a->owner, "ephemeral", 1, "task",
                                 a->app_name);
         uint64_t t0 = time_now_us();
-        int code = cmd_spark_start(r->cluster_dir, cfg, 1, a->timeout_s, sup_pid, &cs);
+        int code = cmd_spark_start(r->cluster_dir, cfg, 1, a->timeout_s, -1, sup_pid, &cs);
         if (code) {
             json_decref(cfg);
             st_set(r, "state", "failed");
@@ -467,7 +482,7 @@ static int st_cluster(struct st_run *r, const char *spark_home, int *sup_pid)
     json_decref(cfg);
     json_object_set(r->doc, "master_url", json_object_get(cs, "master_url"));
     json_object_set(r->doc, "ui_url", json_object_get(cs, "ui_url"));
-    char *ui = scluster_ui_path(name);
+    char *ui = scluster_ui_path(r->cluster_id);
     json_object_set_new(r->doc, "ui_path", json_sprintf("%s/", ui));
     free(ui);
     json_object_set(r->doc, "connect_url", json_object_get(cs, "connect_url"));
@@ -544,9 +559,8 @@ int cmd_spark_task(int argc, char **argv)
     }
     /* On a cluster, the driver's UI draws its links for nbhub's proxy
      * (Spark wants the same settings on master, workers and drivers). */
-    const char *cname = json_string_value(json_object_get(r.doc, "cluster"));
-    if (cname) {
-        r.uiconf = scluster_ui_confs(cname);
+    if (r.cluster_id) {
+        r.uiconf = scluster_ui_confs(r.cluster_id);
         for (size_t i = 0; i < SCLUSTER_UI_NCONFS; i++) {
             words[nw++] = "--conf";
             words[nw++] = r.uiconf[i];
@@ -668,6 +682,7 @@ out:
     json_decref(r.doc);
     free(r.last);
     free(r.cluster_dir);
+    free(r.cluster_id);
     free(r.exec_mem);
     free(r.events);
     if (r.evf) fclose(r.evf);

@@ -79,13 +79,20 @@ static const char cmd_user_add_usage[] =
     CMD_USER_OPTS;
 
 static const char cmd_user_passwd_usage[] =
-    "usage: nbhub user passwd NAME [--password-stdin]\n"
+    "usage: nbhub user passwd NAME [--password-stdin] [--revoke-tokens]\n"
     "\n"
     "Set a user's password (asked twice on the terminal, or one line of stdin).\n"
-    "The user's browser sessions end.\n"
+    "The user's browser sessions end.  Through the API, changing one's own\n"
+    "password (admins too) needs the current one: it is asked first on the\n"
+    "terminal, or is the first line of stdin and the new one the second (an\n"
+    "empty line for a user who has no password yet).  A wrong current password\n"
+    "counts as a failed login.  An admin setting someone else's password, and\n"
+    "the local mode (--home), need no current password.\n"
     "\n"
     "Options:\n"
-    "  --password-stdin  read the password from the first line of stdin\n"
+    "  --password-stdin  read the password(s) from stdin, one per line\n"
+    "  --revoke-tokens   also revoke all of the user's API tokens (the one this\n"
+    "                    command uses too, when it is the user's own)\n"
     CMD_USER_OPTS;
 
 static const char cmd_user_token_usage[] =
@@ -132,11 +139,12 @@ struct cmd_user_args {
     const char *name;          /* the user */
     const char *label;         /* token --name */
     const char *expires_in;
-    int admin, pw_stdin, no_password;
+    int admin, pw_stdin, no_password, revoke_tokens;
 };
 
 /* Flags each subcommand accepts beyond the common ones. */
-enum { U_ADMIN = 1, U_PWSTDIN = 2, U_NOPW = 4, U_LABEL = 8, U_EXPIRES = 16, U_NAME = 32 };
+enum { U_ADMIN = 1, U_PWSTDIN = 2, U_NOPW = 4, U_LABEL = 8, U_EXPIRES = 16, U_NAME = 32,
+       U_REVOKE = 64 };
 
 static int cmd_user_parse(int argc, char **argv, const char *cmd, unsigned allowed,
                           struct cmd_user_args *a)
@@ -155,6 +163,7 @@ static int cmd_user_parse(int argc, char **argv, const char *cmd, unsigned allow
         if ((allowed & U_ADMIN) && strcmp(s, "--admin") == 0) a->admin = 1;
         else if ((allowed & U_PWSTDIN) && strcmp(s, "--password-stdin") == 0) a->pw_stdin = 1;
         else if ((allowed & U_NOPW) && strcmp(s, "--no-password") == 0) a->no_password = 1;
+        else if ((allowed & U_REVOKE) && strcmp(s, "--revoke-tokens") == 0) a->revoke_tokens = 1;
         else if (s[0] == '-' && s[1]) return client_usage_error(cmd, "unknown option '%s'", s);
         else if (!(allowed & U_NAME) || a->name)
             return client_usage_error(cmd, "unexpected argument '%s'", s);
@@ -305,6 +314,40 @@ static int cmd_user_password(const char *user, int from_stdin, char **out)
     if (rc == CLIENT_EXIT_OK) *out = xstrdup(a);
     explicit_bzero(a, sizeof a);
     return rc;
+}
+
+/*
+ * The current password of `user` (for a change of one's own through the
+ * API) into a fresh string, or NULL when given empty (a user who has none
+ * yet); from the first line of stdin or asked once on the terminal.
+ */
+static int cmd_user_old_password(const char *user, int from_stdin, char **out)
+{
+    char a[PASSWD_MAX_LEN + 2];
+    int r;
+    *out = NULL;
+    if (from_stdin) {
+        r = cmd_user_read_line(STDIN_FILENO, a, sizeof a);
+    } else {
+        int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+            cli_errorf("no terminal to ask for the password on: use --password-stdin");
+            return CLIENT_EXIT_USAGE;
+        }
+        char *p = xasprintf("Current password for %s: ", user);
+        r = cmd_user_ask(fd, p, a, sizeof a);
+        free(p);
+        close(fd);
+    }
+    if (r == -1) {
+        cli_errorf(from_stdin ? "no current password on stdin (the first line; the new one is the second)"
+                              : "no current password given");
+        return CLIENT_EXIT_INVALID;
+    }
+    if (r == 0 && a[0]) *out = xstrdup(a);
+    explicit_bzero(a, sizeof a);
+    return r == -2 ? (cli_errorf("the current password is too long"), CLIENT_EXIT_INVALID)
+                   : CLIENT_EXIT_OK;
 }
 
 static void cmd_user_secret_free(char *s)
@@ -466,51 +509,94 @@ static int cmd_user_add(int argc, char **argv)
 
 /* ------------------------------------------------------------ passwd */
 
+static int cmd_user_passwd_local(const struct cmd_user_args *a, const char *home, const char *pw)
+{
+    store_t *st;
+    int rc = cmd_user_open(home, 0, &st);
+    if (rc) return rc;
+    store_user_t u = { 0 };
+    nb_err_t err;
+    char *hash = NULL;
+    if ((rc = cmd_user_find(st, a->name, &u)) == CLIENT_EXIT_OK) {
+        if (passwd_hash(pw, &hash, &err) < 0) {
+            cli_errorf("%s", err.msg);
+            rc = CLIENT_EXIT_INVALID;
+        } else {
+            int e = store_user_change_password(st, u.id, hash, NULL, a->revoke_tokens, &err);
+            if (e < 0) rc = cmd_user_store_err(e, &err);
+        }
+    }
+    free(hash);
+    store_user_clear(&u);
+    store_close(st);
+    return rc;
+}
+
+/* Through the API: whose token this is decides whether the current
+ * password is needed (the server decides too; asking only when it will
+ * be checked spares an admin a pointless prompt). */
+static int cmd_user_passwd_api(const struct cmd_user_args *a)
+{
+    client_t *c;
+    int rc = client_open(&a->o, &c);
+    if (rc) return rc;
+    json_t *me = NULL;
+    if ((rc = client_call(c, "GET", "/api/v1/me", NULL, &me))) {
+        client_close(c);
+        return rc;
+    }
+    const char *me_name = client_str(me, "name");
+    int self = me_name && strcmp(me_name, a->name) == 0;
+    json_decref(me);
+    char *old = NULL, *pw = NULL;
+    if (self) rc = cmd_user_old_password(a->name, a->pw_stdin, &old);
+    if (rc == CLIENT_EXIT_OK && (rc = cmd_user_password(a->name, a->pw_stdin, &pw)) && self && a->pw_stdin)
+        cli_errorf("changing your own password: stdin holds the current password on its first "
+                   "line and the new one on the second");
+    json_t *body = NULL;
+    if (rc == CLIENT_EXIT_OK) {
+        body = json_pack("{s:s}", "password", pw);
+        if (body && old && json_object_set_new(body, "old_password", json_string(old)) < 0) {
+            json_decref(body);
+            body = NULL;
+        }
+        if (body && a->revoke_tokens) json_object_set_new(body, "revoke_tokens", json_true());
+        if (!body) {
+            cli_errorf("the passwords must be UTF-8 text");
+            rc = CLIENT_EXIT_INVALID;
+        }
+    }
+    if (rc == CLIENT_EXIT_OK) {
+        char *e = client_esc(a->name);
+        char *path = xasprintf("/api/v1/users/%s/password", e);
+        rc = client_call(c, "PUT", path, body, NULL);
+        free(path);
+        free(e);
+    }
+    json_decref(body);
+    cmd_user_secret_free(old);
+    cmd_user_secret_free(pw);
+    client_close(c);
+    return rc;
+}
+
 static int cmd_user_passwd(int argc, char **argv)
 {
     struct cmd_user_args a;
-    int rc = cmd_user_parse(argc, argv, "user passwd", U_NAME | U_PWSTDIN, &a);
+    int rc = cmd_user_parse(argc, argv, "user passwd", U_NAME | U_PWSTDIN | U_REVOKE, &a);
     if (rc) return rc;
     if (a.o.json) return client_usage_error("user passwd", "--json is not supported here");
     const char *home = cmd_user_local_home(&a);
-    char *pw = NULL;
-    if ((rc = cmd_user_password(a.name, a.pw_stdin, &pw))) return rc;
     if (home) {
-        store_t *st;
-        if ((rc = cmd_user_open(home, 0, &st)) == CLIENT_EXIT_OK) {
-            store_user_t u = { 0 };
-            nb_err_t err;
-            char *hash = NULL;
-            if ((rc = cmd_user_find(st, a.name, &u)) == CLIENT_EXIT_OK) {
-                if (passwd_hash(pw, &hash, &err) < 0) {
-                    cli_errorf("%s", err.msg);
-                    rc = CLIENT_EXIT_INVALID;
-                } else {
-                    int e = store_user_set_password(st, u.id, hash, &err);
-                    if (e < 0) rc = cmd_user_store_err(e, &err);
-                }
-            }
-            free(hash);
-            store_user_clear(&u);
-            store_close(st);
-        }
+        char *pw = NULL;
+        if ((rc = cmd_user_password(a.name, a.pw_stdin, &pw))) return rc;
+        rc = cmd_user_passwd_local(&a, home, pw);
+        cmd_user_secret_free(pw);
     } else {
-        client_t *c;
-        if ((rc = client_open(&a.o, &c)) == CLIENT_EXIT_OK) {
-            json_t *body = json_pack("{s:s}", "password", pw);
-            char *e = client_esc(a.name);
-            char *path = xasprintf("/api/v1/users/%s/password", e);
-            rc = body ? client_call(c, "PUT", path, body, NULL) : CLIENT_EXIT_INVALID;
-            if (!body) cli_errorf("the password must be UTF-8 text");
-            json_decref(body);
-            free(path);
-            free(e);
-            client_close(c);
-        }
+        rc = cmd_user_passwd_api(&a);
     }
-    cmd_user_secret_free(pw);
     if (rc) return rc;
-    printf("password of %s changed\n", a.name);
+    printf("password of %s changed%s\n", a.name, a.revoke_tokens ? "; its API tokens are revoked" : "");
     return client_flush();
 }
 

@@ -5,7 +5,9 @@
  * parser.  Durations use the flow files' syntax (flow_duration_parse).
  */
 #include "cli/srvconf.h"
+#include "iso/uacct.h"
 #include "sched/flow.h"
+#include "spark/scluster.h"
 #include "util/fsutil.h"
 #include "util/xmalloc.h"
 
@@ -14,7 +16,7 @@
 #include <string.h>
 #include <yaml.h>
 
-enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL };
+enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK };
 
 struct ckey {
     const char *name;
@@ -27,6 +29,11 @@ static const struct ckey srvconf_keys[] = {
     { "max_active_tasks", C_UINT },  { "kill_grace", C_DURATION },
     { "shutdown_grace", C_DURATION },{ "pool", C_POOL },
     { "log_level", C_STR },          { "secure_cookies", C_BOOL },
+    { "isolation", C_STR },          { "system_user", C_STR },
+    { "create_system_users", C_BOOL },{ "limits", C_LIMITS },
+    { "user_limits", C_ULIMITS },    { "trusted_users", C_STRLIST },
+    { "http", C_HTTP },
+    { "spark", C_SPARK },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -36,6 +43,16 @@ void srvconf_init(srvconf_t *c)
     c->kill_grace_ms = -1;
     c->shutdown_grace_ms = -1;
     c->secure_cookies = -1;
+    c->create_system_users = -1;
+    c->http_max_body = c->http_anon_body = c->http_body_budget = -1;
+    c->http_min_body_rate = c->http_body_grace_ms = -1;
+}
+
+const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user)
+{
+    for (size_t i = 0; user && i < c->nulimits; i++)
+        if (!strcmp(c->ulimit_names[i], user)) return &c->ulimits[i];
+    return &c->limits;
 }
 
 void srvconf_clear(srvconf_t *c)
@@ -50,6 +67,14 @@ void srvconf_clear(srvconf_t *c)
     free(c->pool_names);
     free(c->pool_sizes);
     free(c->log_level);
+    free(c->isolation);
+    free(c->system_user);
+    for (size_t i = 0; i < c->nulimits; i++) free(c->ulimit_names[i]);
+    free(c->ulimit_names);
+    free(c->ulimits);
+    if (c->trusted_users)
+        for (char **p = c->trusted_users; *p; p++) free(*p);
+    free(c->trusted_users);
     srvconf_init(c);
 }
 
@@ -84,6 +109,104 @@ static int parse_uint(const char *s, unsigned *out)
     return 0;
 }
 
+/* limits: {memory: 4g, cpu: 2, pids: 512}, each key optional. */
+static void parse_limits(const char *path, yaml_document_t *doc, yaml_node_t *v, const char *what,
+                         iso_limits_t *out, nb_errlist_t *errs)
+{
+    if (v->type != YAML_MAPPING_NODE) {
+        errlist_add(errs, path, POS(v), "'%s' must be a mapping such as {memory: 4g, cpu: 2, pids: 512}", what);
+        return;
+    }
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
+        const char *key = scalar(kn), *val = scalar(vn), *why = NULL;
+        int rc;
+        if (!key) rc = -1, why = "is not a key";
+        else if (!strcmp(key, "memory")) rc = limits_parse_memory(val, &out->memory, &why);
+        else if (!strcmp(key, "cpu")) rc = limits_parse_cpu(val, &out->cpu_milli, &why);
+        else if (!strcmp(key, "pids")) rc = limits_parse_pids(val, &out->pids, &why);
+        else {
+            errlist_add(errs, path, POS(kn), "unknown limit '%s' (memory, cpu or pids)", key);
+            continue;
+        }
+        if (rc < 0) errlist_add(errs, path, POS(vn), "%s: '%s' %s", what, key ? key : "?", why);
+    }
+}
+
+/* A byte count: "65536", "64k", "8m", "1g" (also "64KiB", "8MB": powers
+ * of 1024 all).  -1 if malformed or above 1 TiB. */
+static int64_t parse_size(const char *s)
+{
+    if (!s || *s < '0' || *s > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    unsigned long long mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1ULL << 10; end++; break;
+    case 'm': case 'M': mul = 1ULL << 20; end++; break;
+    case 'g': case 'G': mul = 1ULL << 30; end++; break;
+    default: break;
+    }
+    if (mul > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0 || strcmp(end, "b") == 0)) end += strlen(end);
+    else if (mul == 1 && (strcmp(end, "B") == 0 || strcmp(end, "b") == 0)) end++;
+    if (*end || v > (1ULL << 40) / mul) return -1;
+    return (int64_t)(v * mul);
+}
+
+/* The http: mapping (keys of their own, each a size but body_grace). */
+static void set_http(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_node_t *v, nb_errlist_t *errs)
+{
+    static const char *const keys[] = { "max_body", "anon_body", "body_budget", "min_body_rate", "body_grace" };
+    const size_t nkeys = sizeof keys / sizeof *keys;
+    if (v->type != YAML_MAPPING_NODE) {
+        errlist_add(errs, path, POS(v), "'http' must be a mapping (max_body, anon_body, body_budget, "
+                                        "min_body_rate, body_grace)");
+        return;
+    }
+    yaml_node_t *budget_node = NULL;
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        const char *key = scalar(kn), *s = scalar(vn);
+        size_t i = 0;
+        while (key && i < nkeys && strcmp(key, keys[i]) != 0) i++;
+        if (!key || i == nkeys) {
+            const char *hint = key ? errlist_closest(key, keys, nkeys) : NULL;
+            errlist_add(errs, path, POS(kn), "unknown key 'http.%s'%s%s%s", key ? key : "?",
+                        hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+            continue;
+        }
+        if (i == 4) {
+            int64_t secs;
+            if (!s || flow_duration_parse(s, &secs) < 0) {
+                errlist_add(errs, path, POS(vn), "'http.body_grace' must be a duration such as 10s or 1m");
+                continue;
+            }
+            c->http_body_grace_ms = secs * 1000;
+            continue;
+        }
+        int64_t n = parse_size(s);
+        /* Zero turns the budget and the rate off; a zero body limit is a typo. */
+        if (n < 0 || (n == 0 && i < 2)) {
+            errlist_add(errs, path, POS(vn), "'http.%s' must be a size such as 65536, 64k or 8m%s", key,
+                        i < 2 ? "" : " (0 = off)");
+            continue;
+        }
+        if (i == 0) c->http_max_body = n;
+        else if (i == 1) c->http_anon_body = n;
+        else if (i == 2) c->http_body_budget = n, budget_node = vn;
+        else c->http_min_body_rate = n;
+    }
+    /* A budget smaller than one allowed body would refuse that body forever. */
+    int64_t max = c->http_max_body > 0 ? c->http_max_body : 8 << 20;
+    if (budget_node && c->http_body_budget > 0 && c->http_body_budget < max)
+        errlist_add(errs, path, POS(budget_node), "'http.body_budget' (%lld bytes) is smaller than max_body "
+                    "(%lld bytes): such a body could never be received", (long long)c->http_body_budget,
+                    (long long)max);
+}
+
 static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
                       const struct ckey *k, yaml_node_t *v, nb_errlist_t *errs)
 {
@@ -97,6 +220,22 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
         if (strcmp(k->name, "home") == 0) { free(c->home); c->home = xstrdup(s); }
         else if (strcmp(k->name, "flows_dir") == 0) { free(c->flows_dir); c->flows_dir = xstrdup(s); }
         else if (strcmp(k->name, "base_url") == 0) { free(c->base_url); c->base_url = xstrdup(s); }
+        else if (strcmp(k->name, "isolation") == 0) {
+            if (strcmp(s, "shared") && strcmp(s, "system")) {
+                errlist_add(errs, path, POS(v), "'isolation' must be shared or system, not '%s'", s);
+                return;
+            }
+            free(c->isolation);
+            c->isolation = xstrdup(s);
+        } else if (strcmp(k->name, "system_user") == 0) {
+            if (!uacct_template_valid(s)) {
+                errlist_add(errs, path, POS(v),
+                            "'system_user' must contain {name} and give a valid Unix account name, such as nbhub-{name}");
+                return;
+            }
+            free(c->system_user);
+            c->system_user = xstrdup(s);
+        }
         else if (strcmp(k->name, "log_level") == 0) {
             if (strcmp(s, "debug") && strcmp(s, "info") && strcmp(s, "warn") && strcmp(s, "error")) {
                 errlist_add(errs, path, POS(v), "'log_level' must be debug, info, warn or error, not '%s'", s);
@@ -128,10 +267,11 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
             errlist_add(errs, path, POS(v), "'%s' must be an address or a list of addresses", k->name);
             return;
         }
-        if (c->listen)
-            for (char **p = c->listen; *p; p++) free(*p);
-        free(c->listen);
-        c->listen = list;
+        char ***slot = strcmp(k->name, "trusted_users") == 0 ? &c->trusted_users : &c->listen;
+        if (*slot)
+            for (char **p = *slot; *p; p++) free(*p);
+        free(*slot);
+        *slot = list;
         return;
     }
     case C_UINT: {
@@ -155,10 +295,15 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
     }
     case C_BOOL:
         if (s && (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)) {
-            c->secure_cookies = strcmp(s, "true") == 0;
+            int b = strcmp(s, "true") == 0;
+            if (strcmp(k->name, "create_system_users") == 0) c->create_system_users = b;
+            else c->secure_cookies = b;
             return;
         }
         errlist_add(errs, path, POS(v), "'%s' must be true or false", k->name);
+        return;
+    case C_HTTP:
+        set_http(c, path, doc, v, errs);
         return;
     case C_POOL:
         if (v->type != YAML_MAPPING_NODE) {
@@ -174,6 +319,58 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
                 continue;
             }
             srvconf_set_pool(c, scalar(kn), u);
+        }
+        return;
+    case C_LIMITS:
+        parse_limits(path, doc, v, "limits", &c->limits, errs);
+        return;
+    case C_ULIMITS:
+        if (v->type != YAML_MAPPING_NODE) {
+            errlist_add(errs, path, POS(v), "'user_limits' must be a mapping of user name: limits");
+            return;
+        }
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+            if (!scalar(kn)) {
+                errlist_add(errs, path, POS(kn), "'user_limits' keys must be user names");
+                continue;
+            }
+            c->ulimit_names = xrealloc(c->ulimit_names, (c->nulimits + 1) * sizeof *c->ulimit_names);
+            c->ulimits = xrealloc(c->ulimits, (c->nulimits + 1) * sizeof *c->ulimits);
+            c->ulimit_names[c->nulimits] = xstrdup(scalar(kn));
+            c->ulimits[c->nulimits] = (iso_limits_t){ 0, 0, 0 };
+            parse_limits(path, doc, yaml_document_get_node(doc, p->value), "user_limits",
+                         &c->ulimits[c->nulimits], errs);
+            c->nulimits++;
+        }
+        return;
+    case C_SPARK:
+        if (v->type != YAML_MAPPING_NODE) {
+            errlist_add(errs, path, POS(v), "'spark' must be a mapping (max_clusters_per_user, max_memory_per_user)");
+            return;
+        }
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+            yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+            const char *key = scalar(kn), *val = scalar(vn);
+            unsigned u;
+            if (key && !strcmp(key, "max_clusters_per_user")) {
+                if (parse_uint(val, &u) < 0 || u == 0)
+                    errlist_add(errs, path, POS(vn), "'spark.max_clusters_per_user' must be a positive integer");
+                else
+                    c->spark_max_clusters = u;
+            } else if (key && !strcmp(key, "max_memory_per_user")) {
+                long mb = val ? scluster_memory_mb(val) : -EINVAL;
+                if (mb <= 0)
+                    errlist_add(errs, path, POS(vn), "'spark.max_memory_per_user' must be a size such as 8g or 4096m");
+                else
+                    c->spark_max_memory_mb = mb;
+            } else {
+                static const char *const sk[] = { "max_clusters_per_user", "max_memory_per_user" };
+                const char *hint = key ? errlist_closest(key, sk, 2) : NULL;
+                errlist_add(errs, path, POS(kn), "unknown key 'spark.%s'%s%s%s", key ? key : "?",
+                            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+            }
         }
         return;
     }

@@ -11,6 +11,19 @@
  *     pool: {python3: 2}            # warm kernels per kernel spec
  *     log_level: info
  *     secure_cookies: false         # set true behind https
+ *     isolation: system             # shared (default unless root) | system (docs/security.md)
+ *     system_user: "nbhub-{name}"   # system: the Unix account of each nbhub user
+ *     create_system_users: false    # system: useradd missing accounts
+ *     limits: {memory: 4g, cpu: 2, pids: 512}   # each user's (cgroups)
+ *     user_limits: {alice: {memory: 8g}}         # per user, instead of limits
+ *     trusted_users: [alice]        # shared: may save command tasks and paths outside the flow's directory
+ *     http:                         # request body limits (docs/serve.md)
+ *       max_body: 8m                # an authenticated request's body
+ *       anon_body: 64k              # a request no credential vouches for (login)
+ *       body_budget: 64m            # all bodies being received at once; 0 = no budget
+ *       min_body_rate: 1k           # bytes/s, over each window of body_grace; 0 = off
+ *       body_grace: 10s
+ *     spark: {max_clusters_per_user: 2, max_memory_per_user: 8g}   # API limits, admins exempt
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -23,6 +36,7 @@
 #define NBHUB_SRVCONF_H
 #include <stddef.h>
 #include <stdint.h>
+#include "iso/limits.h"
 #include "util/errlist.h"
 
 typedef struct srvconf {
@@ -38,7 +52,26 @@ typedef struct srvconf {
     size_t   npool;
     char    *log_level;
     int      secure_cookies;  /* -1 = unset */
+    char    *isolation;       /* "shared" | "system" | NULL = by euid */
+    char    *system_user;     /* account template, NULL = nbhub-{name} */
+    int      create_system_users;   /* -1 = unset */
+    iso_limits_t limits;      /* every user's, zeros = none */
+    char   **ulimit_names;    /* nulimits per-user overrides */
+    iso_limits_t *ulimits;
+    size_t   nulimits;
+    char   **trusted_users;   /* NULL-terminated, may be NULL */
+    /* http: ...; -1 = unset (the server's defaults) */
+    int64_t  http_max_body;
+    int64_t  http_anon_body;
+    int64_t  http_body_budget;
+    int64_t  http_min_body_rate;
+    int64_t  http_body_grace_ms;
+    unsigned spark_max_clusters;    /* spark: max_clusters_per_user; 0 = unset */
+    long     spark_max_memory_mb;   /* spark: max_memory_per_user in MB; 0 = unset */
 } srvconf_t;
+
+/* The limits of one user: their user_limits entry, else limits. */
+const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user);
 
 void srvconf_init(srvconf_t *c);
 /* 0, or -EINVAL with problems in errs, or -ENOENT/-EIO (unreadable). */

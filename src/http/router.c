@@ -213,9 +213,10 @@ static void run_route(http_req_t *req, const struct croute *cr)
     cr->route->handler(req, r->ud);
 }
 
-void http_router_handle(http_req_t *req, void *router)
+/* Find req's route and record it (flags, parameters); NULL when there is
+ * none, after answering 404, 405 or OPTIONS' 204. */
+static const struct croute *route_match(http_router_t *r, http_req_t *req)
 {
-    http_router_t *r = router;
     struct pathsegs ps;
     const char *m = http_req_method(req);
     int is_head = http_req_method_id(req) == HTTP_HEAD;
@@ -228,8 +229,7 @@ void http_router_handle(http_req_t *req, void *router)
             if (method_match(cr->route->method, m, is_head)) {
                 http_req_set_route(req, cr->route->flags, cr);
                 add_params(req, cr, &ps);
-                run_route(req, cr);
-                return;
+                return cr;
             }
             path_hit = 1;
             allow_add(allow, sizeof allow, cr->route->method);
@@ -238,16 +238,33 @@ void http_router_handle(http_req_t *req, void *router)
     }
     if (!path_hit) {
         http_respond_error(req, 404, "not_found", "no such resource");
-        return;
+        return NULL;
     }
     if (http_req_method_id(req) == HTTP_OPTIONS) {
         allow_add(allow, sizeof allow, "OPTIONS");
         http_set_header(req, "Allow", allow);
         http_respond(req, 204, NULL, "", 0);
-        return;
+        return NULL;
     }
     http_set_header(req, "Allow", allow);
     http_respond_error(req, 405, "method_not_allowed", "method %s not allowed here", m);
+    return NULL;
+}
+
+void http_router_handle(http_req_t *req, void *router)
+{
+    /* A request the gate let in was matched then. */
+    const struct croute *cr = http_req_route(req);
+    if (!cr) cr = route_match(router, req);
+    if (cr) run_route(req, cr);
+}
+
+int http_router_gate(http_req_t *req, void *router)
+{
+    http_router_t *r = router;
+    const struct croute *cr = route_match(r, req);
+    if (!cr) return 1;
+    return r->before ? r->before(req, cr->route, r->before_ud) : 0;
 }
 
 void http_router_continue(http_req_t *req)

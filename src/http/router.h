@@ -52,6 +52,14 @@ int  http_router_new(const struct http_route *routes, size_t n, void *ud, http_r
 void http_router_set_before(http_router_t *r, http_before_fn before, void *before_ud);
 /* The server's handler: pass http_router_handle with the router as ud. */
 void http_router_handle(http_req_t *req, void *router);
+/* An http_gate_fn (server.h) with the router as ud: match the route (404,
+ * 405 and OPTIONS are answered here) and run the before hook on the head
+ * alone, so a request it refuses is refused before its body is read.  The
+ * hook must then answer synchronously when it returns non-zero.  A request
+ * let in keeps its route, and http_router_handle runs the before hook
+ * again when the body is complete: what the hook checks (a revoked token,
+ * a deleted flow) may change while a slow body arrives. */
+int  http_router_gate(http_req_t *req, void *router);
 /* Run the matched route's handler for a request a before hook took over. */
 void http_router_continue(http_req_t *req);
 void http_router_free(http_router_t *r);

@@ -140,11 +140,16 @@ struct http_req {
     http_abort_fn on_abort;
     void *abort_ud;
     uint64_t t_start;               /* uv_hrtime at the first byte */
+    long long content_length;       /* -1: none or chunked */
+    size_t body_max;                /* 0: the server's max_body; set by the gate */
+    size_t body_charged;            /* bytes of body_budget this request holds */
+    uint64_t win_t0;                /* uv_now ms: start of the current body rate window (0: none) */
+    size_t win_len;                 /* body.len then */
     int status;
     size_t bytes_out;
     unsigned complete : 1, dispatched : 1, streaming : 1, chunked : 1, keep_alive : 1,
              is_head : 1, expect_continue : 1, continue_sent : 1, aborted : 1,
-             headers_done : 1, cookies_parsed : 1, endless : 1;
+             headers_done : 1, cookies_parsed : 1, endless : 1, gate_wait : 1;
 };
 
 enum conn_phase { CONN_ACTIVE, CONN_DRAINING, CONN_CLOSING };
@@ -182,10 +187,13 @@ struct http_conn {
     char um[32];
     size_t um_len;
     int reject_status;              /* error to send once the queue ahead drains */
+    int err_budget;                 /* err_status 503 is the body budget's */
+    int reject_budget;              /* ... and so is reject_status */
+    buf_t stash;                    /* bytes read past a head that waits for the gate */
     enum conn_phase phase;
     enum timer_kind tkind;
     unsigned parse_done : 1, reading : 1, advancing : 1, close_after : 1, detached : 1,
-             reject : 1, peer_eof : 1;
+             reject : 1, peer_eof : 1, gate_wait : 1;
     /* streaming tick */
     http_tick_fn tick_fn;
     void *tick_ud;
@@ -210,6 +218,10 @@ struct http_server {
     struct http_limits lim;
     http_handler_fn handler;
     void *ud;
+    http_gate_fn gate;
+    void *gate_ud;
+    size_t body_used;               /* request body bytes held, all connections */
+    size_t small_used;              /* ... of which by requests the gate held to a lower limit */
     struct listener *ls[MAX_LISTENERS];
     size_t nls;
     http_conn_t *conns;
@@ -249,6 +261,7 @@ static void conn_update(http_conn_t *c);
 static void conn_close(http_conn_t *c);
 static void conn_drain_close(http_conn_t *c);
 static void conn_reject(http_conn_t *c, int status);
+static void conn_run(http_conn_t *c);
 static void srv_handle_closed(http_server_t *srv);
 
 void http_limits_default(struct http_limits *l)
@@ -256,6 +269,9 @@ void http_limits_default(struct http_limits *l)
     l->max_header_bytes = 16 * 1024;
     l->max_headers = 100;
     l->max_body = 8 * 1024 * 1024;
+    l->body_budget = 64 * 1024 * 1024;
+    l->min_body_rate = 1024;
+    l->body_grace_ms = 10000;
     l->max_url = 8 * 1024;
     l->max_connections = 1024;
     l->max_pipeline = 16;
@@ -279,11 +295,33 @@ static http_req_t *req_new(http_conn_t *c)
     r->method = "-";
     r->raw_path = r->path = r->target = "-";
     r->query = "";
+    r->content_length = -1;
     return r;
+}
+
+/* Held by the gate to less than max_body (anonymous requests): such bodies
+ * may fill only a quarter of the budget, so that clients nobody vouches for
+ * cannot take it all from those somebody does. */
+static int req_small(const http_server_t *srv, const http_req_t *r)
+{
+    return r->body_max && r->body_max < srv->lim.max_body;
+}
+
+/* Give back r's share of the body budget (its client is gone, or it is
+ * freed).  The connection, and so the server, must still be there. */
+static void req_uncharge(http_req_t *r)
+{
+    if (r->conn && r->body_charged) {
+        http_server_t *srv = r->conn->srv;
+        srv->body_used -= r->body_charged;
+        if (req_small(srv, r)) srv->small_used -= r->body_charged;
+        r->body_charged = 0;
+    }
 }
 
 static void req_free(http_req_t *r)
 {
+    req_uncharge(r);
     free(r->hdrs.v);
     free(r->qs.v);
     free(r->cookies.v);
@@ -414,6 +452,8 @@ const struct http_limits *http_req_limits(const http_req_t *r)
 {
     return r->conn ? &r->conn->srv->lim : NULL;
 }
+
+void http_req_set_body_max(http_req_t *r, size_t max) { r->body_max = max; }
 
 const char *http_req_body(const http_req_t *r, size_t *len)
 {
@@ -572,7 +612,7 @@ static int header_value_ok(const char *v)
 
 /* The response head.  body_len < 0 means a streaming response. */
 static void build_head(buf_t *b, http_conn_t *c, http_req_t *r, int status, const char *ctype,
-                       long long body_len, int keep_alive, int chunked)
+                       long long body_len, int keep_alive, int chunked, int retry_after)
 {
     http_server_t *srv = c->srv;
     buf_printf(b, "HTTP/1.1 %d %s\r\n", status, status_text(status));
@@ -590,6 +630,7 @@ static void build_head(buf_t *b, http_conn_t *c, http_req_t *r, int status, cons
     if (body_len >= 0 && status != 204 && status != 304)
         buf_printf(b, "Content-Length: %lld\r\n", body_len);
     if (chunked) buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    if (retry_after > 0) buf_printf(b, "Retry-After: %d\r\n", retry_after);
     if (!keep_alive) buf_puts(b, "Connection: close\r\n");
     else if (r && r->minor == 0) buf_puts(b, "Connection: keep-alive\r\n");
     buf_puts(b, "\r\n");
@@ -622,7 +663,9 @@ static void req_done(http_req_t *r)
 {
     http_conn_t *c = r->conn;
     access_log(r, r->status, NULL);
-    int keep = r->keep_alive && !c->close_after;
+    /* A request answered before its body was read (the gate refused it)
+     * leaves that body in the stream: the connection cannot go on. */
+    int keep = r->keep_alive && r->complete && !c->close_after;
     queue_remove(c, r);
     req_free(r);
     if (c->phase != CONN_ACTIVE) return;
@@ -631,8 +674,7 @@ static void req_done(http_req_t *r)
         conn_drain_close(c);
         return;
     }
-    conn_advance(c);
-    conn_update(c);
+    conn_run(c);
 }
 
 /* Common exit for an answer on a request whose client is gone or going. */
@@ -683,11 +725,11 @@ int http_respond_take(http_req_t *r, int status, const char *ctype, char *body, 
     http_conn_t *c = r->conn;
     NB_ASSERT(c->qhead == r && r->dispatched);
     if (!status_ok(status)) status = 500;
-    int keep = r->keep_alive && !c->close_after;
+    int keep = r->keep_alive && r->complete && !c->close_after;
     int nobody = r->is_head || status == 204 || status == 304;
     http_compress(r, ctype, &body, &len, nobody);
     buf_t head = BUF_INIT;
-    build_head(&head, c, r, status, ctype, (long long)len, keep, 0);
+    build_head(&head, c, r, status, ctype, (long long)len, keep, 0, 0);
     uv_buf_t bufs[2];
     unsigned n = 0;
     size_t hlen = head.len;
@@ -771,9 +813,9 @@ int http_stream_begin(http_req_t *r, int status, const char *ctype)
     /* HTTP/1.0 has no chunked encoding: the end of the body is our close. */
     r->chunked = r->minor >= 1 && !r->is_head;
     if (r->minor == 0) r->keep_alive = 0;
-    int keep = r->keep_alive && !c->close_after;
+    int keep = r->keep_alive && r->complete && !c->close_after;
     buf_t head = BUF_INIT;
-    build_head(&head, c, r, status, ctype, -1, keep, r->minor >= 1);
+    build_head(&head, c, r, status, ctype, -1, keep, r->minor >= 1, 0);
     size_t hlen = head.len;
     char *h = buf_detach(&head);
     uv_buf_t b = uv_buf_init(h, (unsigned)hlen);
@@ -843,6 +885,58 @@ static int fail(http_conn_t *c, int status)
 {
     c->err_status = status;
     return -1;
+}
+
+/* A refusal of body_start's or the budget's: a 503 is the budget's. */
+static int fail_body(http_conn_t *c, int status)
+{
+    c->err_budget = status == 503;
+    return fail(c, status);
+}
+
+/* The most r's body may hold: the server's max_body, or less if the gate said so. */
+static size_t req_body_max(const http_conn_t *c, const http_req_t *r)
+{
+    size_t max = c->srv->lim.max_body;
+    return r->body_max && r->body_max < max ? r->body_max : max;
+}
+
+/* Charge r for holding total bytes of body.  -ENOSPC (nothing charged)
+ * when that would take the server past body_budget, unless force: a
+ * buffer's doubling after bytes already accepted is charged, not refused. */
+static int body_charge(http_conn_t *c, http_req_t *r, size_t total, int force)
+{
+    http_server_t *srv = c->srv;
+    if (total <= r->body_charged) return 0;
+    size_t extra = total - r->body_charged;
+    int small = req_small(srv, r);
+    if (!force && srv->lim.body_budget &&
+        (srv->body_used + extra > srv->lim.body_budget ||
+         (small && srv->small_used + extra > srv->lim.body_budget / 4)))
+        return -ENOSPC;
+    srv->body_used += extra;
+    if (small) srv->small_used += extra;
+    r->body_charged = total;
+    return 0;
+}
+
+/* r's body is wanted now: 413 if its Content-Length is over r's limit, 503
+ * if the budget cannot hold it; else 0, the whole announced length charged
+ * and allocated at once (no doublings, no copies), and its clock started. */
+static int body_start(http_conn_t *c, http_req_t *r)
+{
+    if (r->content_length > 0) {
+        size_t cl = (size_t)r->content_length;
+        if (cl > req_body_max(c, r)) return 413;
+        if (body_charge(c, r, cl + 1, 0) < 0) return 503;
+        NB_ASSERT(!r->body.data);
+        r->body.data = xmalloc(cl + 1);
+        r->body.data[0] = '\0';
+        r->body.cap = cl + 1;
+    }
+    if (!c->detached) r->win_t0 = c->last_body = uv_now(c->srv->loop);
+    r->win_len = 0;
+    return 0;
 }
 
 static int on_message_begin(http_parser *p)
@@ -968,7 +1062,19 @@ static int on_headers_complete(http_parser *p)
         if (strcasecmp(expect, "100-continue") != 0) return fail(c, 417);
         if (r->minor >= 1) r->expect_continue = 1;
     }
-    if (!c->detached) c->last_body = uv_now(c->srv->loop);
+    if (p->flags & F_CONTENTLENGTH) r->content_length = (long long)p->content_length;
+    int has_body = (p->flags & F_CHUNKED) || r->content_length > 0;
+    if (has_body && c->srv->gate) {
+        /* Not a byte of the body before the gate has seen the head:
+         * conn_parse keeps what was read past it, conn_advance runs the
+         * gate once the request is first in line. */
+        r->gate_wait = 1;
+        c->gate_wait = 1;
+        http_parser_pause(p, 1);
+        return 0;
+    }
+    int st = has_body ? body_start(c, r) : 0;
+    if (st) return fail_body(c, st);
     return 0;
 }
 
@@ -976,8 +1082,11 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
     http_conn_t *c = p->data;
     http_req_t *r = c->cur;
-    if (r->body.len + n > c->srv->lim.max_body) return fail(c, 413);
+    size_t need = r->body.len + n;
+    if (need > req_body_max(c, r)) return fail(c, 413);
+    if (body_charge(c, r, need, 0) < 0) return fail_body(c, 503);
     buf_append(&r->body, at, n);
+    body_charge(c, r, r->body.cap, 1);
     if (!c->detached) c->last_body = uv_now(c->srv->loop);
     return 0;
 }
@@ -1053,6 +1162,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
  * outcome does not depend on how the bytes were cut (fuzz_http holds it to
  * that).  Not a token of 1 to 31 characters followed by a space: 400.
  */
+static void conn_parse(http_conn_t *c, const char *data, size_t len);
+
 static void conn_um_read(http_conn_t *c, const char *data, size_t len)
 {
     size_t i = 0;
@@ -1064,11 +1175,7 @@ static void conn_um_read(http_conn_t *c, const char *data, size_t len)
         }
         c->um[c->um_len++] = data[i++];
     }
-    if (i == len) {                 /* more letters may come: answer what came before */
-        conn_advance(c);
-        conn_update(c);
-        return;
-    }
+    if (i == len) return;           /* more letters may come (conn_run answers what came before) */
     if (data[i] != ' ' || c->um_len == 0) {
         c->um_state = UM_NONE;
         conn_reject(c, 400);
@@ -1076,8 +1183,8 @@ static void conn_um_read(http_conn_t *c, const char *data, size_t len)
     }
     c->um[c->um_len] = '\0';
     c->um_state = UM_PARSING;
-    conn_process(c, "SOURCE", 6);
-    conn_process(c, data + i, len - i);
+    conn_parse(c, "SOURCE", 6);
+    conn_parse(c, data + i, len - i);
 }
 
 static void conn_unknown_method(http_conn_t *c, const char *rest, size_t n)
@@ -1100,31 +1207,86 @@ static void conn_unknown_method(http_conn_t *c, const char *rest, size_t n)
     conn_um_read(c, rest, n);
 }
 
-static void conn_process(http_conn_t *c, const char *data, size_t len)
+static void conn_reject_budget(http_conn_t *c, int status, int budget);
+
+/* Parse len bytes.  When the parser stops at a head that waits for the
+ * gate, the rest is kept in c->stash (at most one read: reading stops
+ * while the gate waits) for conn_run to parse after the gate. */
+static void conn_parse(http_conn_t *c, const char *data, size_t len)
 {
     if (c->phase != CONN_ACTIVE || c->parse_done) return;     /* discard: lingering or done */
+    if (c->gate_wait) {
+        buf_append(&c->stash, data, len);                      /* detached feeds only */
+        return;
+    }
     if (c->um_state == UM_READING) {
         conn_um_read(c, data, len);
         return;
     }
-    size_t done = http_parser_execute(&c->parser, &parser_settings, data, len);
+    size_t n = http_parser_execute(&c->parser, &parser_settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (e == HPE_INVALID_METHOD && !c->err_status && c->um_state == UM_NONE) {
-        conn_unknown_method(c, data + done, len - done);
+        conn_unknown_method(c, data + n, len - n);
         return;
     }
     if (c->err_status) {
-        int st = c->err_status;
-        c->err_status = 0;
-        conn_reject(c, st);
+        int st = c->err_status, budget = c->err_budget;
+        c->err_status = c->err_budget = 0;
+        conn_reject_budget(c, st, budget);
         return;
     }
     if (e != HPE_OK && e != HPE_PAUSED) {
         conn_reject(c, e == HPE_HEADER_OVERFLOW ? 431 : 400);
         return;
     }
-    conn_advance(c);
+    if (c->gate_wait && n < len) buf_append(&c->stash, data + n, len - n);
+}
+
+static void conn_process(http_conn_t *c, const char *data, size_t len)
+{
+    conn_parse(c, data, len);
+    conn_run(c);
+}
+
+/* Dispatch what can be, and parse what the gate held back, until neither
+ * makes progress; then re-arm the timer and the reading. */
+static void conn_run(http_conn_t *c)
+{
+    if (c->advancing) {
+        /* An answer from inside conn_advance: the loop below, further up
+         * the stack, goes on. */
+        conn_update(c);
+        return;
+    }
+    while (c->phase == CONN_ACTIVE) {
+        conn_advance(c);
+        if (c->phase != CONN_ACTIVE || c->gate_wait || c->parse_done || !c->stash.len) break;
+        buf_t s = c->stash;
+        c->stash = (buf_t)BUF_INIT;
+        conn_parse(c, s.data, s.len);
+        buf_free(&s);
+    }
     conn_update(c);
+}
+
+/* r, first in line, waits for the gate with its body unread.  The gate
+ * either answers it (0: the connection is closing) or lets its body in
+ * (1: the parser goes on; conn_run feeds it the stash). */
+static int conn_gate(http_conn_t *c, http_req_t *r)
+{
+    r->gate_wait = 0;
+    r->dispatched = 1;              /* the gate may answer it like a handler */
+    int taken = c->srv->gate(r, c->srv->gate_ud);
+    if (taken) return 0;            /* answered and freed; conn_drain_close ran */
+    r->dispatched = 0;
+    c->gate_wait = 0;
+    http_parser_pause(&c->parser, 0);
+    int st = body_start(c, r);
+    if (st) {
+        conn_reject_budget(c, st, st == 503);
+        return 0;
+    }
+    return 1;
 }
 
 /* Dispatch requests while the head of the queue is complete and nothing
@@ -1139,11 +1301,12 @@ static void conn_advance(http_conn_t *c)
         if (!r) {
             if (c->reject) {
                 c->reject = 0;
-                conn_reject(c, c->reject_status);
+                conn_reject_budget(c, c->reject_status, c->reject_budget);
             }
             break;
         }
         if (r->dispatched) break;
+        if (r->gate_wait && !conn_gate(c, r)) break;
         if (!r->complete) {
             /* 100 Continue only once the request is at the head: an interim
              * response must not overtake the answers before it. */
@@ -1181,7 +1344,7 @@ static void conn_update(http_conn_t *c)
         size_t queued = 0;
         for (http_req_t *r = c->qhead; r; r = r->next)
             if (r->complete) queued += r->body.len;
-        int want = c->ncomplete < lim->max_pipeline && queued <= lim->max_body;
+        int want = c->ncomplete < lim->max_pipeline && queued <= lim->max_body && !c->gate_wait;
         if (want && !c->reading) {
             uv_read_start(&c->h.stream, alloc_cb, read_cb);
             c->reading = 1;
@@ -1195,8 +1358,14 @@ static void conn_update(http_conn_t *c)
         if (c->tkind != T_TICK) timer_set(c, T_TICK, c->tick_ms, c->tick_ms);
     } else if (cur && !cur->headers_done) {
         timer_set(c, T_HEAD, c->head_deadline > now ? c->head_deadline - now : 0, 0);
+    } else if (cur && cur->gate_wait) {
+        /* Behind a request in flight: its handler owns the time. */
+        timer_set(c, T_NONE, 0, 0);
     } else if (cur) {
         uint64_t dl = c->last_body + lim->body_timeout_ms;
+        /* ... or the end of the rate window (body_window_ok). */
+        if (lim->min_body_rate && lim->body_grace_ms && cur->win_t0 && cur->win_t0 + lim->body_grace_ms < dl)
+            dl = cur->win_t0 + lim->body_grace_ms;
         timer_set(c, T_BODY, dl > now ? dl - now : 0, 0);
     } else if (!c->qhead) {
         /* A new connection gets head_timeout for its first request from
@@ -1208,6 +1377,26 @@ static void conn_update(http_conn_t *c)
     }
 }
 
+/* The body timer fired: is it only the end of a rate window the body
+ * passed?  A body must bring min_body_rate * body_grace bytes in each
+ * window of body_grace from when it was first wanted (10 KiB per 10 s by
+ * default), not on average since then: a fast start buys no time to hold
+ * the connection afterwards.  Then a new window starts (1); the
+ * no-progress timeout or a short window is a 408 (0). */
+static int body_window_ok(http_conn_t *c, http_req_t *r)
+{
+    const struct http_limits *lim = &c->srv->lim;
+    uint64_t now = uv_now(c->srv->loop);
+    if (now >= c->last_body + lim->body_timeout_ms) return 0;
+    if (!lim->min_body_rate || !lim->body_grace_ms || !r->win_t0) return 1;     /* not a window's end */
+    if (now < r->win_t0 + lim->body_grace_ms) return 1;                         /* early wake-up */
+    uint64_t need = (uint64_t)lim->min_body_rate * lim->body_grace_ms / 1000;
+    if (r->body.len - r->win_len < need) return 0;
+    r->win_t0 = now;
+    r->win_len = r->body.len;
+    return 1;
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     http_conn_t *c = t->data;
@@ -1215,8 +1404,13 @@ static void timer_cb(uv_timer_t *t)
     case T_TICK:
         if (c->tick_fn && c->qhead && c->qhead->streaming) c->tick_fn(c->qhead, c->tick_ud);
         break;
-    case T_HEAD:
     case T_BODY:
+        if (c->cur && body_window_ok(c, c->cur)) {
+            conn_update(c);
+            break;
+        }
+        /* fall through */
+    case T_HEAD:
         if (c->cur || !c->nrequests) conn_reject(c, 408);
         else conn_close(c);
         break;
@@ -1241,6 +1435,7 @@ static void conn_free(http_conn_t *c)
         if (r->dispatched) {
             /* Still owned by its handler: detach, then tell it. */
             access_log(r, r->status, " aborted=1");
+            req_uncharge(r);        /* the server may go before the handler answers */
             r->conn = NULL;
             r->aborted = 1;
             if (r->on_abort) r->on_abort(r, r->abort_ud);
@@ -1252,6 +1447,7 @@ static void conn_free(http_conn_t *c)
     buf_free(&c->url);
     buf_free(&c->field);
     buf_free(&c->value);
+    buf_free(&c->stash);
     buf_free(&c->out);
     if (c->prev) c->prev->next = c->next;
     else if (srv->conns == c) srv->conns = c->next;
@@ -1298,6 +1494,8 @@ static void conn_drain_close(http_conn_t *c)
     if (c->phase != CONN_ACTIVE) return;
     c->phase = CONN_DRAINING;
     c->parse_done = 1;
+    c->gate_wait = 0;
+    buf_free(&c->stash);
     c->tick_fn = NULL;
     http_req_t *r = c->qhead;
     while (r) {
@@ -1322,8 +1520,12 @@ static void conn_drain_close(http_conn_t *c)
     if (uv_shutdown(&c->shutdown_req, &c->h.stream, shutdown_cb) < 0) conn_close(c);
 }
 
-static const char *reject_code(int status, const char **msg)
+static const char *reject_code(int status, int budget, const char **msg)
 {
+    if (status == 503 && budget) {
+        *msg = "too many request bodies are being received; try again";
+        return "unavailable";
+    }
     switch (status) {
     case 400: *msg = "malformed request"; return "bad_request";
     case 408: *msg = "request not received in time"; return "timeout";
@@ -1337,9 +1539,14 @@ static const char *reject_code(int status, const char **msg)
     }
 }
 
-/* A parse-level error: stop parsing, answer it after the requests before
- * it, then close. */
 static void conn_reject(http_conn_t *c, int status)
+{
+    conn_reject_budget(c, status, 0);
+}
+
+/* A parse-level error: stop parsing, answer it after the requests before
+ * it, then close.  budget: a 503 for the body budget (Retry-After: 1). */
+static void conn_reject_budget(http_conn_t *c, int status, int budget)
 {
     if (c->phase != CONN_ACTIVE) return;
     c->parse_done = 1;
@@ -1352,17 +1559,18 @@ static void conn_reject(http_conn_t *c, int status)
         /* Earlier requests are still waiting for their answers. */
         c->reject = 1;
         c->reject_status = status;
+        c->reject_budget = budget;
         if (bad) req_free(bad);
         /* They may not even be dispatched yet (parsed in this same read). */
         conn_advance(c);
         conn_update(c);
         return;
     }
-    const char *msg, *code = reject_code(status, &msg);
+    const char *msg, *code = reject_code(status, budget, &msg);
     char *body = error_json(code, msg);
     size_t blen = strlen(body);
     buf_t head = BUF_INIT;
-    build_head(&head, c, NULL, status, "application/json", (long long)blen, 0, 0);
+    build_head(&head, c, NULL, status, "application/json", (long long)blen, 0, 0, budget ? 1 : 0);
     size_t hlen = head.len;
     char *h = buf_detach(&head);
     uv_buf_t bufs[2] = { uv_buf_init(h, (unsigned)hlen), uv_buf_init(body, (unsigned)blen) };
@@ -1516,6 +1724,13 @@ http_server_t *http_server_new(uv_loop_t *loop, const struct http_limits *lim, h
 }
 
 const struct http_limits *http_server_limits(const http_server_t *srv) { return &srv->lim; }
+size_t http_server_body_bytes(const http_server_t *srv) { return srv->body_used; }
+
+void http_server_set_gate(http_server_t *srv, http_gate_fn gate, void *ud)
+{
+    srv->gate = gate;
+    srv->gate_ud = ud;
+}
 size_t http_server_connections(const http_server_t *srv) { return srv->nconns; }
 
 int http_server_set_csp(http_server_t *srv, const char *csp)

@@ -10,6 +10,17 @@
  * request order without any reordering buffer, and a POST is never
  * overtaken by the GET the client sent after it.
  *
+ * Bodies are read only when wanted.  A request that announces a body
+ * (Content-Length > 0 or chunked) stops the parser at the end of its head.
+ * Once it is first in its connection's queue the gate (if one is set) sees
+ * the head: it may refuse (the answer goes out, the body is never read and
+ * the connection closes), or let the body in, maybe under a lower limit
+ * (anonymous requests).  Every body is charged to a server-wide budget
+ * (body_budget, 503 + Retry-After beyond it) until its request is freed,
+ * and must keep arriving: no progress for body_timeout_ms, or less than
+ * min_body_rate * body_grace_ms bytes in any window of body_grace_ms
+ * (consecutive windows from when the body was first wanted), is a 408.
+ *
  * Ownership of a request (http_req_t):
  *   - The server owns it until it calls the handler.  From then on the
  *     handler owns it until it answers with exactly one of http_respond*,
@@ -54,7 +65,11 @@ typedef struct http_conn http_conn_t;
 struct http_limits {
     size_t   max_header_bytes;  /* request line + header fields/values: 16 KiB -> 431 */
     size_t   max_headers;       /* 100 -> 431 */
-    size_t   max_body;          /* 8 MiB -> 413 (from Content-Length, before reading) */
+    size_t   max_body;          /* 8 MiB -> 413 (from Content-Length, before reading); a gate may lower it per request */
+    size_t   body_budget;       /* 64 MiB of request bodies buffered at once, all connections: beyond -> 503; 0 = none;
+                                 * bodies a gate held below max_body (anonymous) get a quarter of it */
+    size_t   min_body_rate;     /* 1 KiB/s: a body slower than that over a window of body_grace_ms -> 408; 0 = off */
+    uint64_t body_grace_ms;     /* 10 s: the rate's window (the first one starts with the body) */
     size_t   max_url;           /* 8 KiB -> 414 */
     size_t   max_connections;   /* 1024; beyond: accept, 503, close */
     size_t   max_pipeline;      /* 16 parsed requests waiting: stop reading until answered */
@@ -70,6 +85,13 @@ struct http_limits {
 void http_limits_default(struct http_limits *l);
 
 /* A request handler (also the router's handler type). */
+/* The gate (http_server_set_gate): runs on a request that has a body once
+ * its head is complete and it is first in its connection's queue, before a
+ * byte of the body is read.  Return 0 to read the body (after
+ * http_req_set_body_max, maybe); or answer the request synchronously (it is
+ * consumed, and the connection closes after the answer, its body unread)
+ * and return 1. */
+typedef int (*http_gate_fn)(http_req_t *req, void *ud);
 typedef void (*http_handler_fn)(http_req_t *req, void *ud);
 /* Called once the client of a dispatched, unanswered request is gone. */
 typedef void (*http_abort_fn)(http_req_t *req, void *ud);
@@ -89,6 +111,10 @@ http_server_t *http_server_new(uv_loop_t *loop, const struct http_limits *lim,
 int  http_server_listen(http_server_t *srv, const char *addr, nb_err_t *err);
 /* The bound port of the first TCP listener, or -1. */
 int  http_server_port(const http_server_t *srv);
+/* Set the gate (NULL = none: every body is read up to max_body). */
+void http_server_set_gate(http_server_t *srv, http_gate_fn gate, void *ud);
+/* Bytes of request bodies held now (charged against body_budget). */
+size_t http_server_body_bytes(const http_server_t *srv);
 /* Content-Security-Policy sent on every response (copied; NULL = none). */
 int  http_server_set_csp(http_server_t *srv, const char *csp);
 const struct http_limits *http_server_limits(const http_server_t *srv);
@@ -112,6 +138,11 @@ const char *http_req_query(const http_req_t *req);      /* raw query without '?'
 const char *http_req_peer(const http_req_t *req);       /* "127.0.0.1:5342", "[::1]:5342", "unix" */
 /* The body, NUL-terminated (len may be NULL). */
 const char *http_req_body(const http_req_t *req, size_t *len);
+/* From the gate only: this request's body may not exceed max (nor the
+ * server's max_body): a larger Content-Length is answered 413 unread.  A
+ * max below max_body also puts the body in the quarter of body_budget that
+ * such requests share. */
+void        http_req_set_body_max(http_req_t *req, size_t max);
 /* HTTP minor version (0 or 1). */
 int         http_req_minor(const http_req_t *req);
 /* The server's limits, or NULL once the client is gone. */

@@ -55,8 +55,9 @@ static void kclient_on_frames(zsock_t *z, const kframe_t *frames, size_t n, void
     kmsg_free(m);
 }
 
-int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *ud,
-                 kclient_t **out, nb_err_t *err)
+/* Connect the channels in mask (bit 1 << ch); the others stay NULL. */
+static int kclient_open_chans(uv_loop_t *loop, const kconn_t *conn, unsigned mask, kclient_msg_cb cb,
+                              void *ud, kclient_t **out, nb_err_t *err)
 {
     static const enum zsock_type types[KCHAN_COUNT] = {
         ZSOCK_DEALER, ZSOCK_SUB, ZSOCK_DEALER, ZSOCK_DEALER, ZSOCK_REQ };
@@ -68,6 +69,7 @@ int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *
     kwire_new_id(kc->session);
     int rc = 0;
     for (int ch = 0; ch < KCHAN_COUNT && rc == 0; ch++) {
+        if (!(mask & (1u << ch))) continue;
         /* stdin requests are routed back to us by the shell's identity */
         const char *id = (ch == KCHAN_SHELL || ch == KCHAN_STDIN) ? kc->session : NULL;
         char *ep = kconn_endpoint(conn, (enum kchan)ch);
@@ -86,6 +88,18 @@ int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *
     return 0;
 }
 
+int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *ud,
+                 kclient_t **out, nb_err_t *err)
+{
+    return kclient_open_chans(loop, conn, (1u << KCHAN_COUNT) - 1, cb, ud, out, err);
+}
+
+int kclient_open_control(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *ud,
+                         kclient_t **out, nb_err_t *err)
+{
+    return kclient_open_chans(loop, conn, 1u << KCHAN_CONTROL, cb, ud, out, err);
+}
+
 /* Send built frames (freed here) and report the request's id. */
 static int kclient_push(kclient_t *kc, enum kchan ch, kbytes_t *f, size_t n, const char *id,
                         char *msg_id_out)
@@ -99,9 +113,9 @@ static int kclient_push(kclient_t *kc, enum kchan ch, kbytes_t *f, size_t n, con
 int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *content,
                  const json_t *parent_header, char *msg_id_out)
 {
-    if (kc->closing) {
+    if (kc->closing || !kc->sock[ch]) {
         json_decref(content);
-        return -ECANCELED;
+        return kc->closing ? -ECANCELED : -ENOTCONN;
     }
     char id[33];
     kbytes_t *f;
@@ -114,9 +128,9 @@ int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *con
 int kclient_send_text(kclient_t *kc, enum kchan ch, const char *msg_type, kbytes_t content,
                       char *msg_id_out)
 {
-    if (kc->closing) {
+    if (kc->closing || !kc->sock[ch]) {
         free(content.data);
-        return -ECANCELED;
+        return kc->closing ? -ECANCELED : -ENOTCONN;
     }
     char id[33];
     kbytes_t *f;
@@ -128,7 +142,7 @@ int kclient_send_text(kclient_t *kc, enum kchan ch, const char *msg_type, kbytes
 static void kclient_on_hb(uv_timer_t *t)
 {
     kclient_t *kc = t->data;
-    if (kc->closing) return;
+    if (kc->closing || !kc->sock[KCHAN_HB]) return;
     uint64_t now = uv_now(kc->loop);
     if (kc->hb_waiting) {
         if (now - kc->hb_sent_ms >= kc->hb_timeout_ms) {
@@ -154,7 +168,7 @@ void kclient_hb_start(kclient_t *kc, unsigned interval_ms, unsigned timeout_ms, 
 
 void kclient_hold_iopub(kclient_t *kc, int hold)
 {
-    if (kc->closing) return;
+    if (kc->closing || !kc->sock[KCHAN_IOPUB]) return;
     kc->iopub_held = !!hold;
     zsock_hold(kc->sock[KCHAN_IOPUB], hold);
 }
@@ -167,12 +181,13 @@ void kclient_drain_iopub(kclient_t *kc)
 void kclient_final(kclient_t *kc)
 {
     if (kc->closing) return;
-    for (int ch = 0; ch < KCHAN_COUNT; ch++) zsock_final(kc->sock[ch]);
+    for (int ch = 0; ch < KCHAN_COUNT; ch++)
+        if (kc->sock[ch]) zsock_final(kc->sock[ch]);
 }
 
 int kclient_ready(const kclient_t *kc, enum kchan ch)
 {
-    return !kc->closing && zsock_ready(kc->sock[ch]);
+    return !kc->closing && kc->sock[ch] && zsock_ready(kc->sock[ch]);
 }
 
 unsigned long kclient_dropped(const kclient_t *kc) { return kc->dropped; }

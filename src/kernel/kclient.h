@@ -31,6 +31,11 @@ typedef void (*kclient_hb_cb)(kclient_t *kc, void *ud);
 /* Connect all five channels.  Returns 0 or negative errno. */
 int kclient_open(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *ud,
                  kclient_t **out, nb_err_t *err);
+/* Connect only the control channel (to ask a kernel whose client has gone
+ * to shut down): sends on other channels fail with -ENOTCONN, hold, drain
+ * and heartbeats are no-ops. */
+int kclient_open_control(uv_loop_t *loop, const kconn_t *conn, kclient_msg_cb cb, void *ud,
+                         kclient_t **out, nb_err_t *err);
 /* Send a request.  content is stolen (may be NULL for {}).  msg_id_out, if
  * not NULL, receives the new message id (33 bytes). */
 int kclient_send(kclient_t *kc, enum kchan ch, const char *msg_type, json_t *content,
@@ -48,7 +53,8 @@ void kclient_hb_start(kclient_t *kc, unsigned interval_ms, unsigned timeout_ms, 
  * per output message; one that wants outputs live releases it. */
 void kclient_hold_iopub(kclient_t *kc, int hold);
 void kclient_drain_iopub(kclient_t *kc);
-/* The kernel is going away: lost connections are not retried (zsock_final). */
+/* The kernel is going away: lost connections are not retried once what was
+ * sent has gone out (zsock_final). */
 void kclient_final(kclient_t *kc);
 /* 1 once the channel's connection is up (sends go out at once). */
 int kclient_ready(const kclient_t *kc, enum kchan ch);

@@ -32,6 +32,8 @@ struct kmgr {
     int             infos_queued;      /* a kernel_info_request was sent (or queued) */
     uint64_t        deadline_ms;
     int             escalation;    /* 0 = asked politely, 1 = SIGTERM sent, 2 = SIGKILL sent */
+    int             asked;         /* shutdown_request sent (else SIGTERM is not a "did not stop") */
+    char            shutdown_id[33];
     int             exited;
     int             orderly;       /* kmgr_shutdown asked: exit is not a death */
     json_t         *info;
@@ -107,6 +109,16 @@ static void kmgr_on_msg(kclient_t *kc, enum kchan ch, const kmsg_t *m, void *ud)
             LOG_I("kernel ready", "pid=%d", kmgr_pid(km));
             km->cbs.ready(km, 0, NULL, km->ud);
         }
+        return;
+    }
+    if (km->state == KM_STOPPING && km->asked && ch == KCHAN_CONTROL &&
+        strcmp(m->msg_type, "shutdown_reply") == 0 && m->parent_id &&
+        strcmp(m->parent_id, km->shutdown_id) == 0) {
+        /* ipykernel answers, then stops its loops and exits: the exit is
+         * what we wait for.  A kernel we cannot watch (attached without a
+         * pid) has nothing more to tell: its reply is the end. */
+        LOG_D("kernel acknowledged shutdown", "pid=%d", kmgr_pid(km));
+        if (!km->proc && km->pidfd < 0) kmgr_finish(km);
         return;
     }
     if (km->state == KM_READY || km->state == KM_STOPPING)
@@ -339,7 +351,8 @@ static void kmgr_on_stop_timer(uv_timer_t *t)
     if (km->state != KM_STOPPING || km->exited) return;
     if (km->escalation == 0) {
         km->escalation = 1;
-        LOG_I("kernel did not stop; sending SIGTERM", "pid=%d", kmgr_pid(km));
+        if (km->asked) LOG_I("kernel did not stop; sending SIGTERM", "pid=%d", kmgr_pid(km));
+        else LOG_D("stopping a kernel that cannot be asked; sending SIGTERM", "pid=%d", kmgr_pid(km));
         if (kmgr_signal(km, SIGTERM) < 0 && km->attached) {
             kmgr_finish(km);   /* no pid to signal: we can only let go */
             return;
@@ -352,11 +365,33 @@ static void kmgr_on_stop_timer(uv_timer_t *t)
     }
 }
 
+/* shutdown_request on control.  Since kmgr_lend closed our sockets, a lent
+ * kernel is reached through a new connection to its control socket alone:
+ * ROUTER sockets take a new peer at any time. */
+static int kmgr_ask_shutdown(kmgr_t *km)
+{
+    if (!km->client) {
+        nb_err_t err;
+        if (kclient_open_control(km->loop, km->conn, kmgr_on_msg, km, &km->client, &err) < 0) {
+            LOG_W("cannot reach the kernel to ask it to stop", "pid=%d error=\"%s\"", kmgr_pid(km), err.msg);
+            return -ENOTCONN;
+        }
+    }
+    int rc = kclient_send(km->client, KCHAN_CONTROL, "shutdown_request", json_pack("{s:b}", "restart", 0),
+                          NULL, km->shutdown_id);
+    if (rc < 0) return rc;
+    /* It closes its sockets before it exits: reconnecting to them would be
+     * five refused connects every 100 ms until the exit is seen.  (A socket
+     * still connecting keeps trying until the request has gone out.) */
+    kclient_final(km->client);
+    km->asked = 1;
+    return 0;
+}
+
 void kmgr_shutdown(kmgr_t *km, unsigned grace_ms)
 {
-    if (km->state == KM_STOPPED || (km->state == KM_STOPPING && km->escalation)) return;
-    int was_ready = km->state == KM_READY && km->client;
-    int was_lent = km->state == KM_LENT;
+    if (km->state == KM_STOPPED || km->state == KM_STOPPING) return;
+    int was_ready = km->state == KM_READY || km->state == KM_LENT;
     km->state = KM_STOPPING;
     km->orderly = 1;
     if (km->attached && !km->shutdown_attached) {
@@ -367,15 +402,12 @@ void kmgr_shutdown(kmgr_t *km, unsigned grace_ms)
         kmgr_finish(km);
         return;
     }
-    if (was_ready) {
-        kclient_send(km->client, KCHAN_CONTROL, "shutdown_request",
-                     json_pack("{s:b}", "restart", 0), NULL, NULL);
-        /* It closes its sockets before it exits: reconnecting to them would
-         * be five refused connects every 100 ms until the exit is seen. */
-        kclient_final(km->client);
-    }
-    else if (!was_lent)
-        grace_ms = 0;   /* lent: the borrower may be shutting it down itself */
+    /* A ready (or lent and given back) kernel is asked and left the grace
+     * to exit by itself: ipykernel replies on control, runs its shutdown
+     * (the user's atexit handlers, history, its sockets' files) and exits.
+     * SIGTERM would skip all of that.  A kernel still starting cannot be
+     * asked (its handlers may not be up): SIGTERM at once. */
+    if (!was_ready || kmgr_ask_shutdown(km) < 0) grace_ms = 0;
     uv_timer_stop(&km->timer);
     uv_timer_start(&km->timer, kmgr_on_stop_timer, grace_ms, 0);
 }

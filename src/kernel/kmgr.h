@@ -12,6 +12,16 @@
  * Stop: shutdown_request on control, wait for the process to exit; after the
  * grace period SIGTERM to the process group; two seconds later SIGKILL.
  * The process exit callback always sweeps the group with SIGKILL too.
+ * ipykernel answers the request on control, runs its shutdown (the user's
+ * atexit handlers too) and exits with status 0 within ~0.1 s, so for a
+ * cooperating kernel "kernel did not stop; sending SIGTERM" never shows.
+ * A lent kernel (kmgr_lend: our sockets are closed) is asked through a new
+ * connection to its control socket.  A kernel without a watched process
+ * (attached without a pid) is done when its shutdown_reply arrives.  Only a
+ * kernel still starting is not asked: SIGTERM at once.
+ * (A lent kernel given back used to be sent SIGTERM at once, logged
+ * as "did not stop" although it had never been asked: every stop of a pool
+ * kernel in `nbhub serve` looked like a failed shutdown_request.)
  *
  * Callbacks: ready(status) once; msg for every message after ready; died
  * once if the kernel exits without being asked to; stopped once, after

@@ -158,7 +158,9 @@ static void zsock_on_stream_closed(uv_handle_t *h)
         zsock_maybe_free(z);
         return;
     }
-    if (z->final) return;
+    /* A final socket still connects while it holds messages: a shutdown
+     * request queued before the connection was up must reach the kernel. */
+    if (z->final && !z->npending) return;
     uv_timer_start(&z->retry, zsock_on_retry, z->ever_ready ? ZSOCK_RETRY_AFTER : ZSOCK_RETRY_FIRST, 0);
 }
 
@@ -551,7 +553,7 @@ void zsock_drain(zsock_t *z)
 void zsock_final(zsock_t *z)
 {
     z->final = 1;
-    if (z->state == ZS_IDLE) uv_timer_stop(&z->retry);
+    if (z->state == ZS_IDLE && !z->npending) uv_timer_stop(&z->retry);
 }
 
 int zsock_ready(const zsock_t *z) { return z->state == ZS_ACTIVE; }

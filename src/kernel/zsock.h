@@ -48,8 +48,9 @@ int zsock_send(zsock_t *z, const kbytes_t *frames, size_t n);
 void zsock_hold(zsock_t *z, int hold);
 void zsock_drain(zsock_t *z);
 /* The peer is going away for good (a kernel asked to shut down): once the
- * connection is lost it is not retried.  Sends after that are queued and
- * never go out. */
+ * connection is lost it is not retried, unless messages are still queued
+ * (sent before it was up): those are what the peer is waiting for.  A send
+ * after a lost connection is queued and never goes out. */
 void zsock_final(zsock_t *z);
 /* 1 once the handshake with the peer is complete (and the connection up). */
 int zsock_ready(const zsock_t *z);

@@ -378,6 +378,226 @@ static int translate_value(buf_t *b, const translator_t *t, const json_t *v, int
     }
 }
 
+/* ---- parameter names ------------------------------------------------------ */
+
+/*
+ * A parameter's name is written into the cell as code (`NAME = value`), so
+ * a name that is not an identifier of the language is code: papermill
+ * writes `x=1\nimport os; os.system(...)\ny = 2` as it comes.  We accept
+ * only identifiers, per translator:
+ *
+ *   Python (python, pysparkkernel)  str.isidentifier() and not a keyword
+ *   R (R, sparkrkernel)             a syntactic name after papermill's
+ *                                   stripping of leading '_': letters,
+ *                                   digits, '.', '_'; starts with a letter or
+ *                                   a '.' not followed by a digit; not a
+ *                                   reserved word
+ *   Scala (scala, sparkkernel), Julia, C#, F#, PowerShell
+ *                                   letters, digits and '_', not starting
+ *                                   with a digit, not a reserved word
+ *                                   (Julia also allows '!' after the first)
+ *   MATLAB                          starts with a letter, at most 63 chars
+ *   bash                            [A-Za-z_][A-Za-z0-9_]* (ASCII only)
+ *
+ * Unicode: ASCII is exact.  Beyond ASCII (not for bash) a code point counts
+ * as a letter when py_word() says so — letters and digits of every script,
+ * not whitespace, punctuation, symbols, combining marks, bidi or other
+ * format controls — and may not start a name if it is not a letter we can
+ * tell from a digit, so the rule is a superset of no language's
+ * punctuation: a name it lets through can never end the assignment early.
+ * (Python's NFKC normalisation of identifiers is not modelled: a name
+ * Python would refuse for a subtle Unicode reason fails in the kernel with a
+ * SyntaxError, which runs nothing.)  Empty names and names over 255 bytes
+ * are refused everywhere.
+ */
+enum ident_rule { ID_PYTHON, ID_R, ID_PLAIN, ID_JULIA, ID_MATLAB, ID_BASH };
+
+static const char *const kw_python[] = {
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
+    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
+    "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
+    "while", "with", "yield", NULL };
+static const char *const kw_r[] = {
+    "if", "else", "repeat", "while", "function", "for", "next", "break", "TRUE", "FALSE", "NULL",
+    "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_character_", "NA_complex_", "in", NULL };
+static const char *const kw_scala[] = {
+    "abstract", "case", "catch", "class", "def", "do", "else", "enum", "export", "extends",
+    "false", "final", "finally", "for", "forSome", "given", "if", "implicit", "import", "lazy",
+    "macro", "match", "new", "null", "object", "override", "package", "private", "protected",
+    "return", "sealed", "super", "then", "this", "throw", "trait", "true", "try", "type", "val",
+    "var", "while", "with", "yield", NULL };
+static const char *const kw_julia[] = {
+    "baremodule", "begin", "break", "catch", "const", "continue", "do", "else", "elseif", "end",
+    "export", "false", "finally", "for", "function", "global", "if", "import", "let", "local",
+    "macro", "module", "quote", "return", "struct", "true", "try", "using", "while", "abstract",
+    "mutable", "primitive", "public", "outer", NULL };
+static const char *const kw_matlab[] = {
+    "break", "case", "catch", "classdef", "continue", "else", "elseif", "end", "for", "function",
+    "global", "if", "otherwise", "parfor", "persistent", "return", "spmd", "switch", "try",
+    "while", NULL };
+static const char *const kw_csharp[] = {
+    "abstract", "as", "base", "bool", "break", "byte", "case", "catch", "char", "checked",
+    "class", "const", "continue", "decimal", "default", "delegate", "do", "double", "else",
+    "enum", "event", "explicit", "extern", "false", "finally", "fixed", "float", "for",
+    "foreach", "goto", "if", "implicit", "in", "int", "interface", "internal", "is", "lock",
+    "long", "namespace", "new", "null", "object", "operator", "out", "override", "params",
+    "private", "protected", "public", "readonly", "ref", "return", "sbyte", "sealed", "short",
+    "sizeof", "stackalloc", "static", "string", "struct", "switch", "this", "throw", "true",
+    "try", "typeof", "uint", "ulong", "unchecked", "unsafe", "ushort", "using", "var", "virtual",
+    "void", "volatile", "while", NULL };
+static const char *const kw_fsharp[] = {
+    "abstract", "and", "as", "assert", "base", "begin", "class", "default", "delegate", "do",
+    "done", "downcast", "downto", "elif", "else", "end", "exception", "extern", "false",
+    "finally", "fixed", "for", "fun", "function", "global", "if", "in", "inherit", "inline",
+    "interface", "internal", "lazy", "let", "match", "member", "module", "mutable", "namespace",
+    "new", "not", "null", "of", "open", "or", "override", "private", "public", "rec", "return",
+    "select", "sig", "static", "struct", "then", "to", "true", "try", "type", "upcast", "use",
+    "val", "void", "when", "while", "with", "yield", NULL };
+static const char *const kw_none[] = { NULL };
+
+static int is_keyword(const char *const *kw, const char *name, size_t len)
+{
+    for (; *kw; kw++)
+        if (strlen(*kw) == len && memcmp(*kw, name, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* Strict UTF-8 decoding of one code point at s[*i]; 0 on a bad sequence. */
+static int utf8_next(const unsigned char *s, size_t len, size_t *i, uint32_t *out)
+{
+    unsigned char b = s[*i];
+    size_t l = b < 0x80 ? 1 : (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 : (b & 0xf8) == 0xf0 ? 4 : 0;
+    if (!l || l > len - *i)
+        return 0;
+    uint32_t c = l == 1 ? b : l == 2 ? b & 0x1f : l == 3 ? b & 0x0f : b & 0x07;
+    for (size_t k = 1; k < l; k++) {
+        if ((s[*i + k] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[*i + k] & 0x3f);
+    }
+    static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (c < min[l] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *i += l;
+    *out = c;
+    return 1;
+}
+
+static int py_word(uint32_t c);
+
+/* A letter beyond ASCII, for identifiers (see above). */
+static int uni_letter(uint32_t c)
+{
+    return c >= 0x80 && py_word(c) && c != 0xfeff && !(c >= 0xfff0 && c <= 0xffff) &&
+           !(c >= 0xe0000 && c <= 0xe007f);
+}
+
+static const char *rule_language(enum ident_rule r, const translator_t *t)
+{
+    switch (r) {
+    case ID_PYTHON: return "Python";
+    case ID_R: return "R";
+    case ID_JULIA: return "Julia";
+    case ID_MATLAB: return "MATLAB";
+    case ID_BASH: return "bash";
+    default:
+        return strcmp(t->cls, "ScalaTranslator") == 0 ? "Scala"
+             : strcmp(t->cls, "CSharpTranslator") == 0 ? "C#"
+             : strcmp(t->cls, "FSharpTranslator") == 0 ? "F#" : "PowerShell";
+    }
+}
+
+static int name_ok(enum ident_rule r, const char *const *kw, const char *name, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)name;
+    if (len == 0 || len > 255)
+        return 0;
+    if (r == ID_MATLAB && len > 63)
+        return 0;
+    size_t i = 0, n = 0;
+    while (i < len) {
+        uint32_t c;
+        if (!utf8_next(s, len, &i, &c))
+            return 0;
+        int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        int digit = c >= '0' && c <= '9';
+        int ok;
+        if (c >= 0x80)
+            ok = r != ID_BASH && uni_letter(c) && !(n == 0 && r == ID_MATLAB);
+        else if (n == 0)
+            ok = alpha || (c == '_' && r != ID_MATLAB) ||
+                 (c == '.' && r == ID_R && !(len > 1 && s[1] >= '0' && s[1] <= '9'));
+        else
+            ok = alpha || digit || c == '_' || (c == '.' && r == ID_R) || (c == '!' && r == ID_JULIA);
+        if (!ok)
+            return 0;
+        n++;
+    }
+    return !is_keyword(kw, name, len);
+}
+
+/* The name as it goes into the cell (R strips leading '_'), checked. */
+static int check_name(const translator_t *t, const char *name, size_t len, nb_err_t *err)
+{
+    enum ident_rule r = ID_PLAIN;
+    const char *const *kw = kw_none;
+    if (strcmp(t->cls, "PythonTranslator") == 0) r = ID_PYTHON, kw = kw_python;
+    else if (strcmp(t->cls, "RTranslator") == 0) r = ID_R, kw = kw_r;
+    else if (strcmp(t->cls, "ScalaTranslator") == 0) kw = kw_scala;
+    else if (strcmp(t->cls, "JuliaTranslator") == 0) r = ID_JULIA, kw = kw_julia;
+    else if (strcmp(t->cls, "MatlabTranslator") == 0) r = ID_MATLAB, kw = kw_matlab;
+    else if (strcmp(t->cls, "CSharpTranslator") == 0) kw = kw_csharp;
+    else if (strcmp(t->cls, "FSharpTranslator") == 0) kw = kw_fsharp;
+    else if (strcmp(t->cls, "BashTranslator") == 0) r = ID_BASH;
+    const char *n = name;
+    size_t nl = len;
+    if (t->strip_underscores)
+        while (nl && *n == '_')
+            n++, nl--;
+    if (name_ok(r, kw, n, nl))
+        return 0;
+    /* The name, printable and short, for the message. */
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < len && b.len < 60; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '\\' || c == '\'') buf_printf(&b, "\\%c", c);
+        else if (c >= 0x20 && c < 0x7f) buf_putc(&b, (char)c);
+        else if (c == '\n') buf_puts(&b, "\\n");
+        else buf_printf(&b, "\\x%02x", c);
+    }
+    if (b.len >= 60) buf_puts(&b, "...");
+    int rc = err_set(err, -EINVAL, "parameter name '%s' is not a valid %s identifier%s",
+                     b.len ? b.data : "", rule_language(r, t),
+                     is_keyword(kw, n, nl) ? " (it is a reserved word)" : "");
+    buf_free(&b);
+    return rc;
+}
+
+int nbparams_check_name(const char *name, const char *language, nb_err_t *err)
+{
+    const translator_t *t = find(language);
+    if (!t)
+        return not_supported(language, err);
+    return check_name(t, name, strlen(name), err);
+}
+
+int nbparams_check_names(const json_t *params, const char *language, nb_err_t *err)
+{
+    const translator_t *t = find(language);
+    if (!t)
+        return not_supported(language, err);
+    const char *k;
+    size_t klen;
+    json_t *v;
+    json_object_keylen_foreach((json_t *)params, k, klen, v) {
+        int rc = check_name(t, k, klen, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int nbparams_translate(const json_t *params, const char *language, char **out, nb_err_t *err)
 {
     const translator_t *t = find(language);
@@ -395,6 +615,11 @@ int nbparams_translate(const json_t *params, const char *language, char **out, n
     json_object_keylen_foreach((json_t *)params, k, klen, v) {
         const char *name = k;
         size_t nlen = klen;
+        int bad = check_name(t, k, klen, err);
+        if (bad < 0) {
+            buf_free(&b);
+            return bad;
+        }
         if (t->strip_underscores)
             while (nlen && *name == '_')
                 name++, nlen--;

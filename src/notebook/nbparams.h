@@ -36,6 +36,16 @@ int nbparams_find_translator(const char *kernel_name, const char *language, cons
  * reference (never NULL; bytes that are not UTF-8 become U+FFFD). */
 json_t *nbparams_resolve_type(const char *value);
 
+/* Whether `name` (UTF-8) may be a parameter's name for the translator
+ * `language` (a registry key as nbparams_find_translator returns): an
+ * identifier of that language, not a reserved word (the rules are at
+ * nbparams.c's "parameter names").  0, or -EINVAL with a message naming
+ * the language; -ENOTSUP for an unknown translator.  nbparams_check_names
+ * checks every key of an object.  nbparams_translate (and so
+ * nbparams_inject) refuses a bad name the same way. */
+int nbparams_check_name(const char *name, const char *language, nb_err_t *err);
+int nbparams_check_names(const json_t *params, const char *language, nb_err_t *err);
+
 /* Translate a parameters object into the source of the injected cell, as
  * papermill's translate_parameters(..., comment='Parameters') does, e.g.
  * "# Parameters\nalpha = 0.6\n" for python (black is not applied: papermill

@@ -37,6 +37,9 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "kernel/kspec.h"
+#include "notebook/nb.h"
+#include "notebook/nbparams.h"
 #include "sched/dag.h"
 #include "sched/tmpl.h"
 #include "spark/scluster.h"
@@ -1066,30 +1069,32 @@ static int parse_date(const char *s, const tz_t *tz, int64_t *utc)
 
 static const char *const flow_keys[] = {
     "name", "description", "owner", "schedule", "timezone", "start_date", "end_date", "catchup",
-    "max_active_runs", "params", "on_failure", "on_success", "defaults", "tasks", "spark",
+    "max_active_runs", "params", "on_failure", "on_success", "defaults", "tasks", "spark", "files",
 };
 enum {
     FK_NAME, FK_DESCRIPTION, FK_OWNER, FK_SCHEDULE, FK_TIMEZONE, FK_START, FK_END, FK_CATCHUP,
     FK_MAX_ACTIVE, FK_PARAMS, FK_ON_FAILURE, FK_ON_SUCCESS, FK_DEFAULTS, FK_TASKS, FK_SPARK,
-    FK_COUNT
+    FK_FILES, FK_COUNT
 };
+
+static void parse_limits(pst_t *p, ynode_t *v, iso_limits_t *out);
 
 static const char *const task_keys[] = {
     "notebook", "command", "kernel", "parameters", "env", "cwd", "after", "retries", "retry_delay",
     "retry_exponential_backoff", "max_retry_delay", "timeout", "cell_timeout", "trigger_rule",
-    "spark", "spark_submit", "description", "name",
+    "spark", "spark_submit", "description", "name", "limits",
 };
 enum {
     TK_NOTEBOOK, TK_COMMAND, TK_KERNEL, TK_PARAMETERS, TK_ENV, TK_CWD, TK_AFTER, TK_RETRIES,
     TK_RETRY_DELAY, TK_BACKOFF, TK_MAX_RETRY_DELAY, TK_TIMEOUT, TK_CELL_TIMEOUT, TK_TRIGGER,
-    TK_SPARK, TK_SUBMIT, TK_DESCRIPTION, TK_NAME, TK_COUNT
+    TK_SPARK, TK_SUBMIT, TK_DESCRIPTION, TK_NAME, TK_LIMITS, TK_COUNT
 };
 
 /* Keys `defaults` accepts: the task policy keys. */
 static const int default_ok[TK_COUNT] = {
     [TK_KERNEL] = 1, [TK_ENV] = 1, [TK_CWD] = 1, [TK_RETRIES] = 1, [TK_RETRY_DELAY] = 1,
     [TK_BACKOFF] = 1, [TK_MAX_RETRY_DELAY] = 1, [TK_TIMEOUT] = 1, [TK_CELL_TIMEOUT] = 1,
-    [TK_TRIGGER] = 1, [TK_SPARK] = 1,
+    [TK_TRIGGER] = 1, [TK_SPARK] = 1, [TK_LIMITS] = 1,
 };
 
 static const char *const trigger_names[] = {
@@ -1110,6 +1115,7 @@ int flow_trigger_parse(const char *s)
  * known (after) and which fields were set explicitly. */
 typedef struct tdraft {
     ynode_t *after;           /* NULL if absent */
+    ynode_t *parameters;      /* the task's own parameters: mapping, NULL if none */
     ynode_t *keynode;         /* for positions */
     int      set[TK_COUNT];
 } tdraft_t;
@@ -1485,6 +1491,7 @@ static void task_field(pst_t *p, flow_task_t *t, tdraft_t *d, int key, ynode_t *
             t->parameters = json_object();
         } else {
             t->parameters = node_to_json(p, v, CONV_TEMPLATES);
+            d->parameters = v;
         }
         break;
     case TK_ENV: {
@@ -1551,6 +1558,38 @@ static void task_field(pst_t *p, flow_task_t *t, tdraft_t *d, int key, ynode_t *
         break;
     case TK_NAME:
         break;   /* handled by the caller */
+    case TK_LIMITS:
+        parse_limits(p, v, &t->limits);
+        break;
+    }
+}
+
+/* limits: {memory: 4g, cpu: 2, pids: 512} (iso/limits.h); enforced with
+ * cgroups by nbhub serve, together with the owner's own limits. */
+static void parse_limits(pst_t *p, ynode_t *v, iso_limits_t *out)
+{
+    if (v->kind != YN_MAP) {
+        NERR(p, v, "'limits' must be a mapping such as {memory: 4g, cpu: 2, pids: 512}");
+        return;
+    }
+    for (size_t i = 0; i < v->npairs; i++) {
+        ypair_t *pr = &v->pairs[i];
+        const char *k = pair_key(p, pr, " in limits"), *s = NULL, *why = NULL;
+        if (!k) continue;
+        if (pr->val->kind != YN_SCALAR || node_is_null(p, pr->val)) {
+            NERR(p, pr->val, "limit '%s' must be a value such as 4g, 2 or 512", k);
+            continue;
+        }
+        s = pr->val->text;
+        int rc;
+        if (!strcmp(k, "memory")) rc = limits_parse_memory(s, &out->memory, &why);
+        else if (!strcmp(k, "cpu")) rc = limits_parse_cpu(s, &out->cpu_milli, &why);
+        else if (!strcmp(k, "pids")) rc = limits_parse_pids(s, &out->pids, &why);
+        else {
+            NERR(p, pr->key, "unknown limit '%.64s' (memory, cpu or pids)", k);
+            continue;
+        }
+        if (rc < 0) NERR(p, pr->val, "limit '%s' %s", k, why);
     }
 }
 
@@ -1579,6 +1618,7 @@ static void task_from_defaults(flow_task_t *t, const flow_task_t *def)
     t->max_retry_delay = def->max_retry_delay;
     t->timeout = def->timeout;
     t->cell_timeout = def->cell_timeout;
+    t->limits = def->limits;
     t->trigger_rule = def->trigger_rule;
     t->kernel = def->kernel ? xstrdup(def->kernel) : NULL;
     t->cwd = def->cwd ? xstrdup(def->cwd) : NULL;
@@ -1586,7 +1626,67 @@ static void task_from_defaults(flow_task_t *t, const flow_task_t *def)
     spark_copy(&t->spark, &def->spark);
 }
 
+/* A schedule that can never fire is a mistake ("0 0 31 2 *", or a 29
+ * February between a start_date and end_date that hold none): refused at
+ * load rather than shown as a flow whose next run is never. */
+static void check_fires(pst_t *p, ynode_t *n, const flow_t *f)
+{
+    if (!f->cron || (!f->tz && !cron_is_interval(f->cron)))
+        return;   /* the zone's own error was reported */
+    int64_t from = f->has_start ? f->start_date : FLOW_TIME_MIN;
+    int64_t to = f->has_end ? f->end_date : FLOW_TIME_MAX - 1;
+    int64_t next = 0;
+    int rc = cron_next(f->cron, f->tz, from - 1, &next);
+    if (rc == -ENOENT || (rc == 0 && next > to && !f->has_start && !f->has_end))
+        NERR(p, n, "schedule '%.64s' never fires", f->schedule);
+    else if (rc == 0 && next > to)
+        NERR(p, n, "schedule '%.64s' never fires between start_date and end_date", f->schedule);
+    else if (rc < 0)
+        NERR(p, n, "schedule '%.64s' has no fire time in " FLOW_TIME_WINDOW, f->schedule);
+}
+
 static const char *const notebook_only[] = { "kernel", "parameters", "cell_timeout" };
+
+/* The parameter translator a notebook task will get, as `nbhub run` picks
+ * it: the language of the kernel spec (the task's kernel, else the
+ * notebook's), else the notebook's own metadata.  NULL when it cannot be
+ * known now (no such notebook yet, an unknown language): the names are
+ * then checked when the task runs. */
+static char *task_language(const flow_task_t *t)
+{
+    json_t *nb = NULL;
+    if (!t->notebook_path || nb_load_file(t->notebook_path, &nb, NULL) < 0) return NULL;
+    const char *kname = t->kernel ? t->kernel : nb_kernel_name(nb);
+    kspec_t *spec = NULL;
+    char *lang = NULL;
+    if (kname && kspec_find(kname, &spec, NULL) == 0 && spec->language && *spec->language)
+        lang = xstrdup(spec->language);
+    else if (nb_language(nb))
+        lang = xstrdup(nb_language(nb));
+    kspec_free(spec);
+    json_decref(nb);
+    const char *key;
+    if (lang && nbparams_find_translator(NULL, lang, &key, NULL) < 0) {
+        free(lang);
+        lang = NULL;
+    }
+    return lang;
+}
+
+/* Each name under a notebook task's `parameters` becomes code in the
+ * notebook's parameters cell: it must be an identifier of its language. */
+static void check_parameter_names(pst_t *p, flow_task_t *t, ynode_t *m)
+{
+    char *lang = task_language(t);
+    if (!lang) return;
+    for (size_t i = 0; i < m->npairs; i++) {
+        const char *k = key_text(p, m->pairs[i].key);
+        nb_err_t e;
+        if (k && !m->pairs[i].dup_line && nbparams_check_name(k, lang, &e) < 0)
+            NERR(p, m->pairs[i].key, "task '%s': %s", t->name, e.msg);
+    }
+    free(lang);
+}
 
 /* Parse one task mapping into t (already initialised from defaults). */
 static void parse_task(pst_t *p, flow_task_t *t, tdraft_t *d, ynode_t *m, int list_form)
@@ -1620,6 +1720,7 @@ static void parse_task(pst_t *p, flow_task_t *t, tdraft_t *d, ynode_t *m, int li
                      t->name, sub ? "spark-submit" : "a command");
         }
     }
+    if (nb && !cmd && !sub && d->parameters) check_parameter_names(p, t, d->parameters);
     if ((cmd || sub) && !nb) {
         /* notebook-only defaults do not apply to commands */
         free(t->kernel);
@@ -1919,6 +2020,12 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
         } else {
             json_decref(f->params);
             f->params = node_to_json(p, n, CONV_PLAIN);
+            for (size_t i = 0; i < n->npairs; i++) {
+                const char *k = key_text(p, n->pairs[i].key);
+                if (k && !n->pairs[i].dup_line && !flow_param_name_ok(k))
+                    NERR(p, n->pairs[i].key, "parameter name '%.64s' is not an identifier: "
+                         "letters, digits and '_' (ASCII), not starting with a digit", k);
+            }
         }
     }
     p->params = f->params;
@@ -1945,6 +2052,8 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
         if (rc < 0)
             NERR(p, n, "bad start_date '%.40s': expected YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS] "
                  "(optionally with Z or +HH:MM)", s);
+        else if (!flow_time_ok(f->start_date))
+            NERR(p, n, "start_date '%.40s' is outside " FLOW_TIME_WINDOW, s);
         else
             f->has_start = 1;
     }
@@ -1953,6 +2062,8 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
         if (rc < 0)
             NERR(p, n, "bad end_date '%.40s': expected YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS] "
                  "(optionally with Z or +HH:MM)", s);
+        else if (!flow_time_ok(f->end_date))
+            NERR(p, n, "end_date '%.40s' is outside " FLOW_TIME_WINDOW, s);
         else if (f->has_start && f->end_date < f->start_date)
             NERR(p, n, "end_date is before start_date");
         else
@@ -1988,6 +2099,7 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
                 } else {
                     f->sched_kind = FLOW_SCHED_CRON;
                 }
+                check_fires(p, n, f);
             }
         }
     }
@@ -2012,6 +2124,27 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
     task_init_defaults(&def);
     memset(&ddraft, 0, sizeof ddraft);
     /* spark at the top: the default of every task (a task's own wins) */
+    if ((n = keys[FK_FILES]) && !node_is_null(p, n)) {
+        if (n->kind != YN_SEQ) {
+            NERR(p, n, "'files' must be a list of paths relative to the flow's directory");
+        } else {
+            f->files = xcalloc(n->nitems + 1, sizeof *f->files);
+            for (size_t i = 0; i < n->nitems; i++) {
+                ynode_t *it = n->items[i];
+                if (get_text(p, it, "files entry", &s) <= 0 || !*s) continue;
+                if (s[0] == '/' || !strcmp(s, "..") || !strncmp(s, "../", 3) || strstr(s, "/../") ||
+                    (strlen(s) >= 3 && !strcmp(s + strlen(s) - 3, "/.."))) {
+                    NERR(p, it, "files entry '%s' must be a path inside the flow's directory", s);
+                    continue;
+                }
+                char *path = path_join(p->base_dir, s);
+                struct stat st;
+                if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                    NERR(p, it, "file '%s' not found (looked for %s)", s, path);
+                f->files[f->nfiles++] = path;
+            }
+        }
+    }
     if ((n = keys[FK_SPARK]))
         parse_spark(p, n, &def.spark);
     if ((n = keys[FK_DEFAULTS]) && !node_is_null(p, n)) {
@@ -2056,6 +2189,37 @@ static void parse_flow(pst_t *p, flow_t *f, ynode_t *root)
 
 /* ---- entry points ------------------------------------------------------ */
 
+/* path is dir itself or below it, after resolving links of what exists
+ * (a path that does not exist yet is judged by its text: no "..").  */
+static int path_below(const char *path, const char *dir)
+{
+    char *rp = realpath(path, NULL), *rd = realpath(dir, NULL);
+    const char *p = rp ? rp : path, *d = rd ? rd : dir;
+    size_t dl = strlen(d);
+    int ok = strncmp(p, d, dl) == 0 && (p[dl] == '/' || p[dl] == 0) && (rp || !strstr(p, "/../"));
+    free(rp);
+    free(rd);
+    return ok;
+}
+
+int flow_needs_trust(const flow_t *f, char *why, size_t n)
+{
+    const char *dir = f->base_dir ? f->base_dir : ".";
+    for (size_t i = 0; i < f->ntasks; i++) {
+        const flow_task_t *t = &f->tasks[i];
+        const char *r = NULL;
+        if (t->submit) r = "runs spark_submit";
+        else if (!t->notebook_path) r = "runs a command";
+        else if (!path_below(t->notebook_path, dir)) r = "runs a notebook outside the flow's directory";
+        else if (t->cwd && !path_below(t->cwd, dir)) r = "works in a directory outside the flow's directory";
+        if (r) {
+            snprintf(why, n, "task '%s' %s", t->name, r);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void flow_free(flow_t *f)
 {
     if (!f)
@@ -2065,6 +2229,8 @@ void flow_free(flow_t *f)
     free(f->base_dir);
     free(f->description);
     free(f->owner);
+    for (size_t i = 0; i < f->nfiles; i++) free(f->files[i]);
+    free(f->files);
     free(f->schedule);
     if (f->cron)
         cron_free(f->cron);
@@ -2241,6 +2407,24 @@ json_t *flow_to_json(const flow_t *f)
         const flow_task_t *t = &f->tasks[i];
         json_t *j = json_object();
         json_object_set_new(j, "name", json_string(t->name));
+        if (limits_any(&t->limits)) {
+            /* In the file's own spelling, so a run's stored spec loads again. */
+            json_t *l = json_object();
+            char v[48];
+            if (t->limits.memory) {
+                limits_memory_text(t->limits.memory, v, sizeof v);
+                json_object_set_new(l, "memory", json_string(v));
+            }
+            if (t->limits.cpu_milli) {
+                snprintf(v, sizeof v, "%lldm", (long long)t->limits.cpu_milli);
+                json_object_set_new(l, "cpu", json_string(v));
+            }
+            if (t->limits.pids) {
+                snprintf(v, sizeof v, "%lld", (long long)t->limits.pids);
+                json_object_set_new(l, "pids", json_string(v));
+            }
+            json_object_set_new(j, "limits", l);
+        }
         if (t->notebook) {
             json_object_set_new(j, "notebook", json_string(t->notebook));
             json_object_set_new(j, "notebook_path", json_string(t->notebook_path));
@@ -2281,4 +2465,21 @@ json_t *flow_to_json(const flow_t *f)
     }
     json_object_set_new(o, "tasks", tasks);
     return o;
+}
+
+int flow_param_name_ok(const char *name)
+{
+    if (!name || !((*name >= 'a' && *name <= 'z') || (*name >= 'A' && *name <= 'Z') || *name == '_'))
+        return 0;
+    size_t n = 0;
+    for (const char *c = name; *c; c++, n++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '_'))
+            return 0;
+    return n <= 64;
+}
+
+int flow_time_ok(int64_t utc_seconds)
+{
+    return utc_seconds >= FLOW_TIME_MIN && utc_seconds < FLOW_TIME_MAX;
 }

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "iso/limits.h"
 
 #include "sched/cron.h"
 #include "sched/tz.h"
@@ -109,6 +110,7 @@ typedef struct flow_task {
     int64_t max_retry_delay; /* seconds, cap for the backoff */
     int64_t timeout;         /* seconds for the whole task, 0 = none */
     int64_t cell_timeout;    /* seconds per cell, 0 = none */
+    iso_limits_t limits;     /* `limits:` (zeros = none); with the owner's, by cgroups */
     flow_trigger_t trigger_rule;
 
     /* DAG, filled by dag_build during parsing (indices into flow->tasks). */
@@ -125,6 +127,8 @@ typedef struct flow {
     char   *base_dir;        /* relative paths resolve against this */
     char   *description;     /* NULL if absent */
     char   *owner;           /* NULL if absent */
+    char  **files;           /* `files:` resolved against base_dir (sent by `flow apply`) */
+    size_t  nfiles;
 
     flow_sched_kind_t sched_kind;
     char   *schedule;        /* as written (a number becomes "Ns"), NULL = manual */
@@ -170,6 +174,14 @@ int flow_parse_text(const char *text, size_t len, const char *name_for_messages,
 
 void flow_free(flow_t *f);
 
+/* Under isolation: shared every task runs as the daemon's user, so what a
+ * flow saved through the API may do depends on who saves it: a task that
+ * runs a command or spark_submit, or a notebook (or cwd) outside the flow's
+ * own directory (base_dir: no absolute path elsewhere, no "..") needs an
+ * admin or a trusted user.  0 if f needs no trust, else 1 with the first
+ * reason in why ("task 'load' runs a command"). */
+int flow_needs_trust(const flow_t *f, char *why, size_t n);
+
 /* Canonical JSON: every effective value (defaults applied, durations in
  * seconds, dates as ISO 8601 UTC), tasks in file order.  Two loads of
  * equivalent files give equal JSON, so json_equal (or a dump with
@@ -201,5 +213,21 @@ int flow_split_command(const char *s, char ***argv, size_t *argc, nb_err_t *err)
 int flow_name_valid(const char *s);
 /* Whether s is a valid task name: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
 int flow_task_name_valid(const char *s);
+
+/* Whether `name` may name a flow parameter (`params:` keys, the names a
+ * trigger may set): an ASCII identifier, [A-Za-z_][A-Za-z0-9_]*, at most 64
+ * bytes — what {{ params.NAME }} can reach, and an identifier in every
+ * language a notebook task may pass it on to. */
+int flow_param_name_ok(const char *name);
+
+/* The window of logical dates nbhub accepts: a flow's start_date and
+ * end_date, a manual run's logical date, a backfill's range, in UTC
+ * seconds, [FLOW_TIME_MIN, FLOW_TIME_MAX): 1970-01-01T00:00:00Z up to but
+ * not including 2200-01-01T00:00:00Z.  Outside it a date is a typo or an
+ * attack on the run id and directory names, never a real schedule. */
+#define FLOW_TIME_MIN 0LL
+#define FLOW_TIME_MAX 7258118400LL
+#define FLOW_TIME_WINDOW "1970-01-01T00:00:00Z up to 2200-01-01T00:00:00Z"
+int flow_time_ok(int64_t utc_seconds);
 
 #endif

@@ -39,6 +39,10 @@ struct pool_entry {
 };
 
 #define POOL_REFILL_DELAY_MS 300
+/* From shutdown_request to SIGTERM, as `nbhub run` gives its kernel: an
+ * idle ipykernel exits in ~0.1 s (~0.1 s of CPU: Python's finalisation),
+ * but on a loaded machine that can take a while, and nobody waits for it. */
+#define POOL_STOP_GRACE_MS   3000
 
 struct pool {
     uv_loop_t          *loop;
@@ -208,7 +212,7 @@ int pool_set_size(pool_t *p, const char *kernel_name, unsigned size, nb_err_t *e
         if (k->entry != e || (k->state != PK_READY && k->state != PK_STARTING)) continue;
         if (++have > size) {
             k->state = PK_STOPPING;
-            kmgr_shutdown(k->km, 1000);
+            kmgr_shutdown(k->km, POOL_STOP_GRACE_MS);
         }
     }
     pool_refill(p);
@@ -246,12 +250,16 @@ void pool_return(pool_t *p, pool_kernel_t *k)
     }
     if (k->state != PK_STOPPING) {
         /* The borrower is done (the scheduler returns a kernel after the
-         * task's process has exited), so nobody talks to this kernel any
-         * more: no polite shutdown_request round trip, SIGTERM now (then
-         * SIGKILL after 2 s).  This keeps the borrower's exit fast — it
-         * need not wait for the kernel to go. */
+         * task's process has exited).  The kernel is asked to shut down
+         * (through a new connection to its control socket: the borrower's
+         * went with its process) like any kernel `nbhub run` stops, so the
+         * notebook's atexit and finally code runs as it would have on a
+         * kernel of its own; SIGTERM only if it has not exited after the
+         * grace.  The borrower did not wait for any of it (no
+         * --shutdown-kernel): the task ended when its cells did, and the
+         * replacement kernel has been starting since pool_take. */
         k->state = PK_STOPPING;
-        kmgr_shutdown(k->km, 0);
+        kmgr_shutdown(k->km, POOL_STOP_GRACE_MS);
     }
 }
 
@@ -273,7 +281,7 @@ void pool_close(pool_t *p, void (*done)(void *ud), void *ud)
         k->returned = 1;   /* closing: borrowers' handles end with the pool */
         if (k->state == PK_STOPPING || k->gone) continue;
         k->state = PK_STOPPING;
-        kmgr_shutdown(k->km, 1000);
+        kmgr_shutdown(k->km, POOL_STOP_GRACE_MS);
     }
     /* Handles whose kernel is already gone can go now. */
     for (pool_kernel_t *k = p->kernels, *nx; k; k = nx) {

@@ -37,8 +37,10 @@ int  pool_set_size(pool_t *p, const char *kernel_name, unsigned size, nb_err_t *
 int  pool_take(pool_t *p, const char *kernel_name, pool_kernel_t **out);
 const char *pool_kernel_conn(const pool_kernel_t *k);
 int  pool_kernel_pid(const pool_kernel_t *k);
-/* The borrower is done with it (its process has exited): the kernel gets
- * SIGTERM at once, SIGKILL after 2 s. */
+/* The borrower is done with it (its process has exited): the kernel is
+ * asked to shut down (shutdown_request), SIGTERM if it has not exited 3 s
+ * later, SIGKILL 2 s after that.  pool_close stops idle kernels the same
+ * way. */
 void pool_return(pool_t *p, pool_kernel_t *k);
 /* Ready kernels of a spec (for /metrics and tests). */
 unsigned pool_ready(const pool_t *p, const char *kernel_name);

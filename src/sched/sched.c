@@ -121,7 +121,7 @@ static char *sched_nb_kernel(const flow_task_t *t)
     return r;
 }
 
-fref_t *fref_new(flow_t *f, int64_t version)
+fref_t *fref_new(flow_t *f, int64_t version, int read_kernels)
 {
     fref_t *r = xcalloc(1, sizeof *r);
     r->f = f;
@@ -129,7 +129,7 @@ fref_t *fref_new(flow_t *f, int64_t version)
     r->version = version;
     r->kernel = xcalloc(f->ntasks ? f->ntasks : 1, sizeof *r->kernel);
     for (size_t i = 0; i < f->ntasks; i++)
-        if (f->tasks[i].notebook_path) r->kernel[i] = sched_nb_kernel(&f->tasks[i]);
+        if (read_kernels && f->tasks[i].notebook_path) r->kernel[i] = sched_nb_kernel(&f->tasks[i]);
     return r;
 }
 
@@ -146,7 +146,7 @@ void fref_put(fref_t *r)
  * the canonical JSON the run carries.  flow_to_json adds a few derived
  * keys the file format does not have; drop them, and point notebooks at
  * their resolved absolute paths. */
-fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, nb_err_t *err)
+fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, int read_kernels, nb_err_t *err)
 {
     json_error_t je;
     json_t *j = json_loads(spec_json, 0, &je);
@@ -180,7 +180,7 @@ fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, nb_err_t *e
         return NULL;
     }
     errlist_free(&errs);
-    return fref_new(f, version);
+    return fref_new(f, version, read_kernels);
 }
 
 /* ---- flows ------------------------------------------------------------------- */
@@ -273,6 +273,7 @@ static int sched_install(sched_t *s, flow_t *f, const char *path, const char *ha
     if (store_flow_get(s->o.store, f->name, 0, &row, NULL) == 0) {
         fl->paused = row.paused;
         fl->owner_id = row.owner_id;
+        fl->flow_id = row.id;
         store_flow_clear(&row);
     }
     if (path && (!fl->path || strcmp(fl->path, path) != 0)) {
@@ -285,7 +286,7 @@ static int sched_install(sched_t *s, flow_t *f, const char *path, const char *ha
     errlist_init(&fl->errs);
     if (!fl->fr || fl->fr->version != v) {
         fref_put(fl->fr);
-        fl->fr = fref_new(f, v);
+        fl->fr = fref_new(f, v, s->o.pool != NULL);
     } else {
         flow_free(f);   /* same version: the one in service is equivalent */
     }
@@ -323,6 +324,8 @@ static void sched_log_errors(const char *what, const nb_errlist_t *errs)
 }
 
 /* Load one file of the flows dir. */
+static char *sched_flow_base(sched_t *s, const char *name);
+
 static void sched_load_file(sched_t *s, const char *path)
 {
     char *text = NULL;
@@ -342,7 +345,13 @@ static void sched_load_file(sched_t *s, const char *path)
     }
     nb_errlist_t errs = ERRLIST_INIT;
     flow_t *f = NULL;
-    int rc = flow_parse_text(text, len, path, s->flows_dir, &f, &errs);
+    const char *slash = strrchr(path, '/');
+    char *stem = xstrdup(slash ? slash + 1 : path), *dot = strrchr(stem, '.');
+    if (dot) *dot = 0;
+    char *base = sched_flow_base(s, stem);
+    free(stem);
+    int rc = flow_parse_text(text, len, path, base, &f, &errs);
+    free(base);
     free(text);
     if (rc == 0) {
         sflow_t *same = sched_flow_find(s, f->name);
@@ -549,7 +558,164 @@ size_t sched_broken_files(sched_t *s, const char ***paths, const nb_errlist_t **
     return s->nbroken;
 }
 
-int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label,
+const char *sched_flows_dir(const sched_t *s) { return s->flows_dir; }
+
+int sched_file_path_ok(const char *path)
+{
+    size_t n = strlen(path);
+    if (n == 0 || n > 255 || path[0] == '/') return -EINVAL;
+    const char *c = path;
+    for (const char *p = path;; p++) {
+        if (*p == '/' || *p == 0) {
+            if (p == c || *c == '.') return -EINVAL;   /* "", ".", "..", ".hidden" */
+            if (!*p) break;
+            c = p + 1;
+        } else if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e || *p == '\\') {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* The value of a top-level `key:` of a flow file, read line by line so it
+ * works on files YAML cannot parse: quotes and a trailing comment removed.
+ * NULL when absent or empty. */
+static char *sched_peek_key(const char *text, size_t len, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < len;) {
+        const char *line = text + i;
+        const char *nl = memchr(line, '\n', len - i);
+        size_t ll = nl ? (size_t)(nl - line) : len - i;
+        i += ll + 1;
+        if (ll <= kl || memcmp(line, key, kl) != 0) continue;
+        size_t p = kl;
+        while (p < ll && line[p] == ' ') p++;
+        if (p >= ll || line[p] != ':') continue;
+        p++;
+        while (p < ll && (line[p] == ' ' || line[p] == '\t')) p++;
+        size_t e = ll;
+        if (p < ll && (line[p] == '"' || line[p] == '\'')) {
+            const char *q = memchr(line + p + 1, line[p], ll - p - 1);
+            if (!q) return NULL;
+            e = (size_t)(q - line);
+            p++;
+        } else {
+            for (size_t k = p; k < ll; k++)
+                if (line[k] == '#' && (k == p || line[k - 1] == ' ' || line[k - 1] == '\t')) {
+                    e = k;
+                    break;
+                }
+            while (e > p && (line[e - 1] == ' ' || line[e - 1] == '\t' || line[e - 1] == '\r'))
+                e--;
+        }
+        return e > p ? xstrndup(line + p, e - p) : NULL;
+    }
+    return NULL;
+}
+
+/* A flow file of the flows dir that failed to load, and that applying
+ * `name` to `target` would replace or shadow: the one at that path, or one
+ * that says it is that flow.  Its owner (user name, into *owner, may stay
+ * NULL) is its `owner:` key, else the owner of the flow the store last
+ * loaded from that path.  1 if there is one. */
+static int sched_broken_owner(sched_t *s, const char *name, const char *target, char **owner)
+{
+    *owner = NULL;
+    for (size_t i = 0; i < s->nbroken; i++) {
+        const char *path = s->broken_paths[i];
+        char *text = NULL;
+        size_t len = 0;
+        nb_err_t e;
+        if (fs_read_all(path, &text, &len, &e) < 0) continue;
+        char *declared = sched_peek_key(text, len, "name");
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        size_t bl = strcspn(base, ".");
+        int same = strcmp(path, target) == 0 ||
+                   (declared ? strcmp(declared, name) == 0
+                             : strlen(name) == bl && strncmp(base, name, bl) == 0);
+        if (same) *owner = sched_peek_key(text, len, "owner");
+        free(text);
+        if (!same) {
+            free(declared);
+            continue;
+        }
+        if (!*owner) {
+            store_flow_t row;
+            if (store_flow_get(s->o.store, declared ? declared : name, 1, &row, NULL) == 0) {
+                store_user_t u;
+                if (row.owner_id && row.source_path && strcmp(row.source_path, path) == 0 &&
+                    store_user_by_id(s->o.store, row.owner_id, &u, NULL) == 0) {
+                    *owner = xstrdup(u.name);
+                    store_user_clear(&u);
+                }
+                store_flow_clear(&row);
+            }
+        }
+        free(declared);
+        return 1;
+    }
+    return 0;
+}
+
+/* The directory a flow's paths resolve against: flows_dir/NAME/ when the
+ * flow was deployed with its files, else the flows directory itself. */
+static char *sched_flow_base(sched_t *s, const char *name)
+{
+    char *d = xasprintf("%s/%s", s->flows_dir, name);
+    if (fs_is_dir(d)) return d;
+    free(d);
+    return xstrdup(s->flows_dir);
+}
+
+/* Write files below a fresh staging directory of the flows directory. */
+static char *sched_stage_files(sched_t *s, const sched_file_t *files, size_t nfiles, nb_err_t *err)
+{
+    static unsigned seq;
+    char *dir = xasprintf("%s/.nbhub-upload-%d-%u", s->flows_dir, (int)getpid(), ++seq);
+    if (mkdir(dir, 0700) < 0) {
+        err_set(err, -errno, "%s: %s", dir, strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    for (size_t i = 0; i < nfiles; i++) {
+        char *path = xasprintf("%s/%s", dir, files[i].path), *parent = fs_dirname(path);
+        int rc = sched_file_path_ok(files[i].path) < 0
+                     ? err_set(err, -EINVAL, "file name '%s' is not allowed", files[i].path)
+                     : fs_mkdir_p(parent, 0700, err);
+        if (rc == 0) rc = fs_write_atomic(path, files[i].data, files[i].len, 0, err);
+        free(parent);
+        free(path);
+        if (rc < 0) {
+            fs_rm_tree(dir);
+            free(dir);
+            return NULL;
+        }
+    }
+    return dir;
+}
+
+/* Move the staging directory to flows_dir/NAME/, replacing the old one. */
+static int sched_commit_files(sched_t *s, const char *staged, const char *name, nb_err_t *err)
+{
+    char *final = xasprintf("%s/%s", s->flows_dir, name);
+    char *old = xasprintf("%s/.nbhub-old-%s-%d", s->flows_dir, name, (int)getpid());
+    int had = fs_is_dir(final), rc = 0;
+    if (had && rename(final, old) < 0) rc = err_set(err, -errno, "%s: %s", final, strerror(errno));
+    else if (rename(staged, final) < 0) {
+        rc = err_set(err, -errno, "%s: %s", final, strerror(errno));
+        if (had) rename(old, final);
+    } else if (had) {
+        fs_rm_tree(old);
+    }
+    free(final);
+    free(old);
+    return rc;
+}
+
+int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const sched_file_t *files, size_t nfiles,
+                     int trusted, const char *label,
                      const char *user, int is_admin,
                      int dry_run, char **name_out, int64_t *version, int *created, int *changed,
                      nb_errlist_t *errs, nb_err_t *err)
@@ -558,10 +724,28 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
     if (!s->flows_dir) return err_set(err, -ENOTSUP, "the server has no flows directory");
     flow_t *f = NULL;
     if (!label || !*label) label = "<request>";
-    int rc = flow_parse_text(yaml, len, label, s->flows_dir, &f, errs);
-    if (rc < 0) return err_set(err, -EINVAL, "the flow file has errors");
+    char *staged = NULL;
+    if (nfiles && !(staged = sched_stage_files(s, files, nfiles, err))) return err->code;
+    int rc = flow_parse_text(yaml, len, label, staged ? staged : s->flows_dir, &f, errs);
+    if (rc == 0 && !staged && f->name[0]) {
+        /* Deployed earlier with its files: its paths resolve there. */
+        char *base = sched_flow_base(s, f->name);
+        if (strcmp(base, s->flows_dir) != 0) {
+            flow_free(f);
+            f = NULL;
+            rc = flow_parse_text(yaml, len, label, base, &f, errs);
+        }
+        free(base);
+    }
+    if (rc < 0) {
+        if (staged) fs_rm_tree(staged);
+        free(staged);
+        return err_set(err, -EINVAL, "the flow file has errors");
+    }
     if (f->name[0] == '\0' || strcmp(f->name, "<request>") == 0 || strcmp(f->name, "request") == 0) {
         flow_free(f);
+        if (staged) fs_rm_tree(staged);
+        free(staged);
         errlist_add(errs, label, 0, 0, "the flow needs a 'name' when it is sent to the server");
         return err_set(err, -EINVAL, "the flow file has errors");
     }
@@ -590,13 +774,62 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
             goto fail;
         }
     }
+    /* Not in service here, but maybe still someone's: a live row in the
+     * store (a stored spec that did not load), or a file of the flows dir
+     * that failed to load.  Only its owner or an admin may replace it. */
+    int64_t live_owner = -1;
+    if (!fl) {
+        store_flow_t row;
+        if (store_flow_get(s->o.store, f->name, 0, &row, NULL) == 0) {
+            live_owner = row.owner_id;
+            store_flow_clear(&row);
+        }
+        if (!is_admin && live_owner >= 0 && live_owner != uid) {
+            rc = err_set(err, -EACCES, "flow '%s' belongs to another user", f->name);
+            goto fail;
+        }
+        char *target = xasprintf("%s/%s.yaml", s->flows_dir, f->name);
+        sflow_t *other = sched_flow_by_path(s, target);
+        if (other) {
+            /* The file of another flow (its name: differs from the file's):
+             * writing it would replace that flow, whoever asks. */
+            rc = err_set(err, -EEXIST, "%s.yaml holds flow '%s'; give this flow another name",
+                         f->name, other->name);
+            free(target);
+            goto fail;
+        }
+        char *bowner = NULL;
+        int broken = sched_broken_owner(s, f->name, target, &bowner);
+        free(target);
+        int mine = bowner && user && strcmp(bowner, user) == 0;
+        free(bowner);
+        if (broken && !is_admin && !mine && live_owner != uid) {
+            rc = err_set(err, -EACCES, "flow '%s' has a file in the flows directory that failed "
+                         "to load and belongs to another user (or to no one): only its owner "
+                         "or an admin may replace it", f->name);
+            goto fail;
+        }
+    }
+    char why[256];
+    if (!trusted && flow_needs_trust(f, why, sizeof why)) {
+        rc = err_set(err, -EACCES, "%s: only admins and trusted users may save that on this server "
+                     "(isolation: shared runs every task as the server's own account)", why);
+        goto fail;
+    }
     if (dry_run) {
+        if (staged) fs_rm_tree(staged);
+        free(staged);
         if (name_out) *name_out = xstrdup(f->name);
         if (created) *created = fl == NULL;
         if (version) *version = fl ? fl->version : 0;
         if (changed) *changed = 0;
         flow_free(f);
         return 0;
+    }
+    if (staged) {
+        if ((rc = sched_commit_files(s, staged, f->name, err)) < 0) goto fail;
+        free(staged);
+        staged = NULL;
     }
     char *path = fl && fl->path ? xstrdup(fl->path) : xasprintf("%s/%s.yaml", s->flows_dir, f->name);
     if ((rc = fs_write_atomic(path, yaml, len, 1, err)) < 0) {
@@ -609,19 +842,35 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label
     flow_free(f);
     f = NULL;
     nb_errlist_t e2 = ERRLIST_INIT;
-    rc = flow_parse_text(yaml, len, path, s->flows_dir, &f, &e2);
+    char *base = NULL;
+    {
+        /* the flow's name is the file's stem for files the API writes */
+        const char *slash = strrchr(path, '/');
+        char *stem = xstrdup(slash ? slash + 1 : path);
+        char *dot = strrchr(stem, '.');
+        if (dot) *dot = 0;
+        base = sched_flow_base(s, stem);
+        free(stem);
+    }
+    rc = flow_parse_text(yaml, len, path, base, &f, &e2);
+    free(base);
     errlist_free(&e2);
     if (rc < 0) {
         free(path);
         return err_set(err, -EIO, "flow changed meaning when written");
     }
     char *name = xstrdup(f->name);
-    rc = sched_install(s, f, path, hash, fl ? 0 : uid, version, created, changed, err);
+    /* The applier becomes the owner of a new flow only: an existing one
+     * (in service or a live stored row) keeps its owner. */
+    rc = sched_install(s, f, path, hash, fl || live_owner >= 0 ? 0 : uid, version, created,
+                       changed, err);
     free(path);
     if (rc == 0 && name_out) *name_out = name;
     else free(name);
     return rc;
 fail:
+    if (staged) fs_rm_tree(staged);
+    free(staged);
     flow_free(f);
     return rc;
 }
@@ -666,10 +915,19 @@ int sched_trigger(sched_t *s, const char *flow, const json_t *params, int64_t lo
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)params, k, v) {
+        /* Names reach templates, and through them notebook parameters:
+         * a name that is not an identifier is refused by itself, with a
+         * message that says so (it could not be a declared one anyway). */
+        if (!flow_param_name_ok(k))
+            return err_set(err, -EINVAL, "parameter name '%.64s%s' is not an identifier: letters, "
+                           "digits and '_' (ASCII), not starting with a digit", k,
+                           strlen(k) > 64 ? "..." : "");
         if (!json_object_get(f->params, k))
             return err_set(err, -EINVAL, "flow '%s' has no parameter '%s'", flow, k);
     }
     if (!logical_us) logical_us = sched_now_us();
+    if (!flow_time_ok(logical_us / 1000000 - (logical_us < 0 && logical_us % 1000000 ? 1 : 0)))
+        return err_set(err, -EINVAL, "the logical date must be within " FLOW_TIME_WINDOW);
     return sched_run_fire(s, fl, STORE_RUN_MANUAL, logical_us, params, user_id, run_out, err);
 }
 
@@ -681,6 +939,8 @@ int sched_backfill(sched_t *s, const char *flow, int64_t from_us, int64_t to_us,
     const flow_t *f = fl->fr->f;
     if (!f->cron) return err_set(err, -EINVAL, "flow '%s' has no schedule to backfill", flow);
     if (to_us < from_us) return err_set(err, -EINVAL, "backfill range ends before it starts");
+    if (from_us < FLOW_TIME_MIN * 1000000 || to_us >= FLOW_TIME_MAX * 1000000)
+        return err_set(err, -EINVAL, "a backfill must be within " FLOW_TIME_WINDOW);
     int64_t t, to = to_us / 1000000;
     size_t n = 0;
     int64_t ticks[1001];
@@ -745,7 +1005,7 @@ int sched_start(sched_t *s, nb_err_t *err)
         for (size_t i = 0; i < all.n; i++) {
             if (sched_flow_find(s, all.v[i].name)) continue;
             nb_err_t e;
-            fref_t *fr = sched_fref_from_spec(all.v[i].spec_json, all.v[i].version, &e);
+            fref_t *fr = sched_fref_from_spec(all.v[i].spec_json, all.v[i].version, s->o.pool != NULL, &e);
             if (!fr) {
                 LOG_W("stored flow does not load", "flow=%s error=\"%s\"", all.v[i].name, e.msg);
                 continue;
@@ -754,6 +1014,7 @@ int sched_start(sched_t *s, nb_err_t *err)
             fl->fr = fr;
             fl->version = all.v[i].version;
             fl->owner_id = all.v[i].owner_id;
+            fl->flow_id = all.v[i].id;
             fl->paused = all.v[i].paused;
             sched_arm_flow(s, fl);
         }

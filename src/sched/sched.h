@@ -28,6 +28,7 @@
 #define NBHUB_SCHED_H
 #include <stdint.h>
 #include <uv.h>
+#include "iso/limits.h"
 #include <jansson.h>
 #include "sched/flow.h"
 #include "sched/pool.h"
@@ -51,6 +52,18 @@ typedef struct sched_opts {
      * events (store_events_since) to SSE clients.  May be NULL. */
     void      (*on_change)(void *ud);
     void       *ud;
+    /* Isolation (docs/security.md).  system: every task runs as its flow
+     * owner's Unix account (account_tmpl, e.g. "nbhub-{name}"; created when
+     * missing if create_accounts) through `nbhub __as-user`, with an
+     * environment of env_keep only; no warm pool.  cgroups: limits are
+     * enforced (cgroup_probe passed); user_limits(limits_ud, owner) gives an
+     * owner's limits (NULL = none). */
+    int         system;
+    const char *account_tmpl;
+    int         create_accounts;
+    int         cgroups;
+    const iso_limits_t *(*user_limits)(void *limits_ud, const char *user);
+    void       *limits_ud;
 } sched_opts_t;
 
 int  sched_new(const sched_opts_t *o, sched_t **out, nb_err_t *err);
@@ -70,6 +83,9 @@ void sched_stop(sched_t *s, uint64_t grace_ms, void (*done)(void *ud), void *ud)
 void sched_free(sched_t *s);
 
 /* ---- flows ----------------------------------------------------------- */
+
+/* The flows directory (NULL = none). */
+const char *sched_flows_dir(const sched_t *s);
 
 /* Rescan the flows directory now (also done on inotify changes). */
 void sched_reload(sched_t *s);
@@ -100,7 +116,27 @@ int64_t sched_next_run(sched_t *s, const char *name);
  * flows_dir/NAME.yaml (so the flows directory stays the one source of
  * truth) and the flow is put in service at once.  Outputs may be NULL:
  * *name_out (malloc'd), *version, *created (1 if new), *changed. */
-int  sched_flow_apply(sched_t *s, const char *yaml, size_t len, const char *label,
+/* A file sent with a flow (`nbhub flow apply` bundles the notebooks and
+ * `files:` it references): path relative to the flow's directory. */
+typedef struct sched_file {
+    const char *path;
+    const char *data;
+    size_t      len;
+} sched_file_t;
+
+/* 0 if path may name a file in a flow's directory: relative, at most 255
+ * bytes, components of printable ASCII, none empty, ".", ".." or starting
+ * with '.' (no hidden files, no escapes). */
+int  sched_file_path_ok(const char *path);
+
+/* files (nfiles, may be 0) are written to flows_dir/NAME/ — the flow's
+ * directory, against which its paths then resolve — replacing what was
+ * there, all at once (staged, then renamed) and only when the flow is
+ * valid and the caller may apply it.  trusted: the caller may save command
+ * tasks and paths outside the flow's directory (flow_needs_trust); else
+ * such a flow is refused (-EACCES). */
+int  sched_flow_apply(sched_t *s, const char *yaml, size_t len, const sched_file_t *files, size_t nfiles,
+                      int trusted, const char *label,
                       const char *user,
                       int is_admin, int dry_run, char **name_out, int64_t *version,
                       int *created, int *changed, nb_errlist_t *errs, nb_err_t *err);

@@ -32,6 +32,7 @@ typedef struct sflow {
     char        *path;         /* its file in the flows dir, NULL if none */
     char        *file_hash;    /* of the file content last seen */
     int64_t      version, owner_id;
+    int64_t      flow_id;      /* flows.id of the live incarnation (store_flows.h) */
     int          paused;
     int          seen;         /* mark for reload sweeps */
     nb_errlist_t errs;         /* newest file's problems (n == 0: loaded fine) */
@@ -114,7 +115,9 @@ void     sched_handle_close(uv_handle_t *h);   /* frees h, counts open handles *
 uv_timer_t *sched_timer_new(sched_t *s);         /* counted; data = s */
 void     sched_timer_close(sched_t *s, uv_timer_t *t);
 void     sched_stop_progress(sched_t *s);         /* a child ended during a stop */
-fref_t  *fref_new(flow_t *f, int64_t version);
+/* read_kernels: read each notebook's kernel name (for the warm pool; never
+ * under isolation: system, where the daemon does not open users' notebooks). */
+fref_t  *fref_new(flow_t *f, int64_t version, int read_kernels);
 void     fref_put(fref_t *r);
 
 /* sched_run.c */
@@ -132,6 +135,6 @@ void sched_run_stop_all(sched_t *s);
 srun_t *sched_run_find(sched_t *s, int64_t id);
 void sched_runs_free(sched_t *s);
 /* Load a run's flow from its spec JSON (a previous version). */
-fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, nb_err_t *err);
+fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, int read_kernels, nb_err_t *err);
 
 #endif

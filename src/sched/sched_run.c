@@ -16,7 +16,8 @@
  * store before the in-memory state follows it; if the store refuses
  * (-ESTALE: a cancel won the race) the memory is not changed.
  *
- * Files of a run live in $HOME/runs/<flow>/<run dir>/: <task>.ipynb (the
+ * Files of a run live in $HOME/runs/<flow>/<run dir>/ (runs/<flow>@<n>/...
+ * for the n-th incarnation of the name, n > 1): <task>.ipynb (the
  * output notebook of the latest try, updated while it runs), <task>.log
  * (stdout and stderr of every try, each headed by a line naming the try),
  * <task>.params.json (the rendered parameters) and <task>.status.json
@@ -26,7 +27,10 @@
 #include "sched/sched_int.h"
 #include "sched/dag.h"
 #include "sched/tmpl.h"
+#include "iso/cgroup.h"
+#include "iso/uacct.h"
 #include "util/buf.h"
+#include "util/urlesc.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -37,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -166,8 +171,16 @@ static srun_t *run_load(sched_t *s, int64_t id, fref_t *fr, nb_err_t *err)
     json_error_t je;
     r->params = row.params_json ? json_loads(row.params_json, 0, &je) : NULL;
     if (!r->params) r->params = json_deep_copy(f->params);
+    /* A later incarnation of the name gets its own directory: run ids such
+     * as manual__<time> may repeat across incarnations, and one owner's
+     * files must not be overwritten by, or served as, another's.  '@' is
+     * not allowed in flow names, so no flow's directory can collide. */
     char *dn = run_dir_name(row.run_id);
-    r->dir = xasprintf("%s/runs/%s/%s", s->home, row.flow, dn);
+    if (row.flow_incarnation > 1)
+        r->dir = xasprintf("%s/runs/%s@%lld/%s", s->home, row.flow,
+                           (long long)row.flow_incarnation, dn);
+    else
+        r->dir = xasprintf("%s/runs/%s/%s", s->home, row.flow, dn);
     free(dn);
     r->tasks = xcalloc(f->ntasks ? f->ntasks : 1, sizeof *r->tasks);
     for (size_t i = 0; i < f->ntasks; i++) {
@@ -212,7 +225,8 @@ int sched_run_fire(sched_t *s, sflow_t *fl, store_run_kind_t kind, int64_t logic
         specs[i].task = f->tasks[i].name;
         specs[i].max_tries = f->tasks[i].retries + 1;
     }
-    store_fire_t fire = { fl->name, kind, logical_us, NULL, pj, user_id, specs, f->ntasks };
+    store_fire_t fire = { fl->name, kind, logical_us, NULL, pj, user_id, specs, f->ntasks,
+                          fl->flow_id };
     int64_t id = 0;
     int rc = store_tick_fire(s->o.store, &fire, sched_now_us(), &id, err);
     free(specs);
@@ -430,12 +444,13 @@ static void render_var(const char *tmpl, const tmpl_ctx_t *ctx, char *buf, size_
 
 /* Environment of the task: ours, minus what we set, plus the task's env and
  * the NBHUB_* context. */
-static char **task_env(const json_t *env, const tmpl_ctx_t *ctx, int try_number)
+static char **task_env(const json_t *env, const tmpl_ctx_t *ctx, int try_number, int scrub)
 {
     char **v = NULL;
     size_t n = 0;
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, "NBHUB_", 6) == 0) continue;
+        if (scrub && !uacct_env_kept(*e)) continue;
         const char *eq = strchr(*e, '=');
         if (eq && json_object_getn(env, *e, (size_t)(eq - *e))) continue;
         argv_add(&v, &n, *e);
@@ -594,6 +609,141 @@ static void spark_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t *
     free(app);
 }
 
+/* ---- isolation ------------------------------------------------------------ */
+
+/* The Unix account of the run's flow owner (isolation: system). */
+static int task_account(sched_t *s, srun_t *r, char *out, size_t n, nb_err_t *err)
+{
+    const char *owner = run_flow(r)->owner;
+    if (!owner)
+        return err_set(err, -EPERM, "isolation: system runs every task as its flow's owner, "
+                                    "and this flow has no owner: set 'owner:' in the flow file");
+    return uacct_name(s->o.account_tmpl ? s->o.account_tmpl : UACCT_DEFAULT_TEMPLATE, owner, out, n, err);
+}
+
+/* The owner's limits and the task's, the tighter of each. */
+static void task_limits(sched_t *s, srun_t *r, stask_t *t, iso_limits_t *user, iso_limits_t *task)
+{
+    const flow_t *f = run_flow(r);
+    const iso_limits_t *u = s->o.user_limits && f->owner ? s->o.user_limits(s->o.limits_ud, f->owner) : NULL;
+    *user = u ? *u : (iso_limits_t){ 0, 0, 0 };
+    *task = f->tasks[t->idx].limits;
+    limits_tighten(task, user);
+}
+
+/* cgroup names: nbhub/u-<account or "shared">[/t<task run id>-<try>]. */
+static void task_cgroups(const char *acct, stask_t *t, int try_number, char *user, char *leaf, size_t n)
+{
+    snprintf(user, n, "nbhub/u-%s", acct);
+    snprintf(leaf, n, "nbhub/u-%s/t%lld-%d", acct, (long long)t->id, try_number);
+}
+
+/* Put `nbhub __as-user` in front of the task's command when it must run
+ * as its owner (system) or inside cgroups (limits).  The run directory and
+ * the parameters file are handed to the account; the parents of the run
+ * directory become 0711 so the account can reach its own directory but
+ * list nobody's. */
+static int isolate_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t *argc, nb_err_t *err)
+{
+    const flow_task_t *ft = &run_flow(r)->tasks[t->idx];
+    iso_limits_t ul, tl;
+    task_limits(s, r, t, &ul, &tl);
+    int limited = limits_any(&ul) || limits_any(&tl);
+    if (!s->o.system && !limited) return 0;
+    if (limited && !s->o.cgroups)
+        return err_set(err, -ENOTSUP, "the task has limits, but nbhub serve cannot enforce them here (see its start-up log)");
+    char acct[64] = "-";
+    int rc;
+    if (s->o.system && (rc = task_account(s, r, acct, sizeof acct, err)) < 0) return rc;
+    char **w = NULL;
+    size_t n = 0;
+    argv_add(&w, &n, s->self_exe);
+    argv_add(&w, &n, "__as-user");
+    argv_add(&w, &n, acct);
+    if (s->o.system) {
+        if (s->o.create_accounts) argv_add(&w, &n, "--create");
+        char *runs = xasprintf("%s/runs", s->home), *flowdir = fs_dirname(r->dir);
+        chmod(runs, 0711);
+        chmod(flowdir, 0711);
+        free(runs);
+        free(flowdir);
+        argv_add(&w, &n, "--chown");
+        argv_add(&w, &n, r->dir);
+        if (ft->notebook_path) {
+            char *pfile = task_file(r, t, ".params.json");
+            argv_add(&w, &n, "--chown");
+            argv_add(&w, &n, pfile);
+            free(pfile);
+        }
+        /* A flow deployed with its files: its directory is the owner's. */
+        const flow_t *fw = run_flow(r);
+        if (fw->base_dir && s->flows_dir && strcmp(fw->base_dir, s->flows_dir) != 0 &&
+            strncmp(fw->base_dir, s->flows_dir, strlen(s->flows_dir)) == 0) {
+            argv_add(&w, &n, "--chown-tree");
+            argv_add(&w, &n, fw->base_dir);
+        }
+        /* A Spark task's ephemeral cluster lives in spark/~OWNER/, which
+         * must be the account's (spark/ is 0711, the daemon's). */
+        if (task_wants_spark(ft)) {
+            buf_t od = BUF_INIT;
+            buf_printf(&od, "%s/spark/~", s->home);
+            urlesc_append(&od, run_flow(r)->owner);
+            nb_err_t e2;
+            if (fs_mkdir_p(od.data, 0700, &e2) == 0) {
+                argv_add(&w, &n, "--chown");
+                argv_add(&w, &n, od.data);
+            }
+            buf_free(&od);
+        }
+        if (ft->cwd && !ft->notebook_path) {
+            argv_add(&w, &n, "--cwd");
+            argv_add(&w, &n, ft->cwd);
+        }
+    }
+    if (limited) {
+        char ug[160], leaf[160], spec[256];
+        task_cgroups(acct[0] == '-' ? "shared" : acct, t, t->try_number + 1, ug, leaf, sizeof ug);
+        snprintf(spec, sizeof spec, "%s=%lld,%lld,%lld", ug, (long long)ul.memory, (long long)ul.cpu_milli,
+                 (long long)ul.pids);
+        argv_add(&w, &n, "--cgroup");
+        argv_add(&w, &n, spec);
+        snprintf(spec, sizeof spec, "%s=%lld,%lld,%lld", leaf, (long long)tl.memory, (long long)tl.cpu_milli,
+                 (long long)tl.pids);
+        argv_add(&w, &n, "--cgroup");
+        argv_add(&w, &n, spec);
+    }
+    /* nbhub's own binary (nbhub run, __spark-task, __task-wrap) is exec'd
+     * through a descriptor: the account needs no access to where it lives. */
+    if (!strcmp((*argv)[0], s->self_exe)) argv_add(&w, &n, "--self");
+    argv_add(&w, &n, "--");
+    for (size_t i = 0; i < *argc; i++) argv_add(&w, &n, (*argv)[i]);
+    strv_free(*argv);
+    *argv = w;
+    *argc = n;
+    return 0;
+}
+
+/* After a try: was it the memory limit?  Then say so (instead of "killed
+ * by signal 9" or "the kernel died"), and remove its cgroup. */
+static void isolate_end(sched_t *s, srun_t *r, stask_t *t, int ok, char *msg, size_t n)
+{
+    iso_limits_t ul, tl;
+    task_limits(s, r, t, &ul, &tl);
+    if (!s->o.cgroups || (!limits_any(&ul) && !limits_any(&tl))) return;
+    char acct[64] = "shared";
+    if (s->o.system && task_account(s, r, acct, sizeof acct, NULL) < 0) return;
+    char ug[160], leaf[160];
+    task_cgroups(acct, t, t->try_number, ug, leaf, sizeof ug);
+    int64_t kills = 0;
+    if (!ok && tl.memory && cgroup_oom_kills(leaf, &kills) == 0 && kills > 0) {
+        char mem[32], was[400];
+        limits_memory_text(tl.memory, mem, sizeof mem);
+        snprintf(was, sizeof was, "%.399s", msg);
+        snprintf(msg, n, "memory limit %.31s exceeded (%.399s)", mem, was);
+    }
+    cgroup_remove(leaf);
+}
+
 static void task_launch(sched_t *s, stask_t *t)
 {
     srun_t *r = t->run;
@@ -647,8 +797,13 @@ static void task_launch(sched_t *s, stask_t *t)
         argv_add(&argv, &argc, out_path);
         argv_add(&argv, &argc, "-f");
         argv_add(&argv, &argc, pfile);
-        argv_add(&argv, &argc, "--cwd");
-        argv_add(&argv, &argc, cwd);
+        /* Under isolation: system the flows directory is the daemon's: the
+         * kernel starts in the task's cwd or the user's home. */
+        if (!s->o.system || ft->cwd ||
+            (f->base_dir && s->flows_dir && strcmp(f->base_dir, s->flows_dir) != 0)) {
+            argv_add(&argv, &argc, "--cwd");
+            argv_add(&argv, &argc, cwd);
+        }
         argv_add(&argv, &argc, "--log-output");
         argv_add(&argv, &argc, "--status-file");
         argv_add(&argv, &argc, status_path);
@@ -668,7 +823,7 @@ static void task_launch(sched_t *s, stask_t *t)
          * without their own environment and with that working directory
          * can use one. */
         const char *kname = r->fr->kernel[t->idx];
-        if (s->o.pool && kname && json_object_size(ft->env) == 0 && !task_wants_spark(ft) && s->pool_cwd &&
+        if (s->o.pool && !s->o.system && kname && json_object_size(ft->env) == 0 && !task_wants_spark(ft) && s->pool_cwd &&
             strcmp(cwd, s->pool_cwd) == 0 && pool_take(s->o.pool, kname, &kernel) == 0) {
             char pid[32];
             snprintf(pid, sizeof pid, "%d", pool_kernel_pid(kernel));
@@ -700,10 +855,14 @@ static void task_launch(sched_t *s, stask_t *t)
     }
     int spark = task_wants_spark(ft);
     if (spark) spark_wrap(s, r, t, &argv, &argc);
-    env = task_env(renv, &ctx, t->try_number + 1);
+    env = task_env(renv, &ctx, t->try_number + 1, s->o.system);
+    if (isolate_wrap(s, r, t, &argv, &argc, &err) < 0) {
+        failed = xstrdup(err.msg);
+        goto out;
+    }
 
     /* A header line in the log per try. */
-    int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int fd = fs_open_regular(log_path, O_WRONLY | O_APPEND | O_CREAT, 0600, NULL);
     if (fd >= 0) {
         char now[40];
         time_iso8601_utc(sched_now_us(), now, sizeof now, 1);
@@ -712,7 +871,7 @@ static void task_launch(sched_t *s, stask_t *t)
         close(fd);
     }
     sup_spawn_opts_t so = { s->self_exe, argv, env,
-                            ft->notebook_path ? NULL : (ft->cwd ? ft->cwd : f->base_dir),
+                            ft->notebook_path || s->o.system ? NULL : (ft->cwd ? ft->cwd : f->base_dir),
                             log_path, status_path, ft->notebook_path != NULL && !spark };
     sup_task_t *proc = NULL;
     if (sup_spawn(s->o.loop, &so, task_on_exit, t, &proc, &err) < 0) {
@@ -813,8 +972,10 @@ void sched_spark_each(sched_t *s, sched_spark_fn fn, void *ud)
 /* <task>.spark.json of a try (written by __spark-task), or NULL. */
 static json_t *spark_state(srun_t *r, stask_t *t)
 {
-    char *p = task_file(r, t, ".spark.json");
-    json_t *j = json_load_file(p, 0, NULL);
+    char *p = task_file(r, t, ".spark.json"), *text = NULL;
+    size_t len = 0;
+    json_t *j = fs_read_regular(p, 16 << 20, &text, &len, NULL) == 0 ? json_loadb(text, len, 0, NULL) : NULL;
+    free(text);
     free(p);
     return j;
 }
@@ -866,6 +1027,7 @@ static void task_end(stask_t *t, const sup_end_t *end)
     }
     if (sj) spark_record(r, t, sj);
     json_decref(sj);
+    isolate_end(s, r, t, ok, msg, sizeof msg);
     if (t->started_us) {
         double d = (double)(now - t->started_us) / 1e6;
         s->stats.dur_sum += d;
@@ -1070,7 +1232,7 @@ int sched_run_recover(sched_t *s, nb_err_t *err)
         } else {
             store_run_t full;
             if (store_run_get(s->o.store, row->id, &full, NULL, &e) == 0) {
-                fr = sched_fref_from_spec(full.spec_json, row->flow_version, &e);
+                fr = sched_fref_from_spec(full.spec_json, row->flow_version, s->o.pool != NULL, &e);
                 store_run_clear(&full);
             }
         }

@@ -75,8 +75,13 @@ int64_t sup_proc_start_time(int pid)
 int sup_read_status(const char *status_path, sup_end_t *out)
 {
     memset(out, 0, sizeof *out);
-    json_error_t je;
-    json_t *j = json_load_file(status_path, 0, &je);
+    /* The file is in a directory the task's user can write: never follow a
+     * link or block on a FIFO they put there (fs_read_regular). */
+    char *text = NULL;
+    size_t len = 0;
+    if (fs_read_regular(status_path, 4096, &text, &len, NULL) < 0) return -ENOENT;
+    json_t *j = json_loadb(text, len, 0, NULL);
+    free(text);
     if (!j) return -ENOENT;
     json_t *code = json_object_get(j, "exit_code"), *sig = json_object_get(j, "signal");
     int rc = 0;
@@ -170,7 +175,7 @@ int sup_spawn(uv_loop_t *loop, const sup_spawn_opts_t *o, sup_exit_fn cb, void *
     size_t n = 0;
     while (o->argv[n]) n++;
     if (n == 0) return err_set(err, -EINVAL, "empty command");
-    int logfd = open(o->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int logfd = fs_open_regular(o->log_path, O_WRONLY | O_APPEND | O_CREAT, 0600, NULL);
     if (logfd < 0) return err_set(err, -errno, "cannot open log %s: %s", o->log_path,
                                   strerror(errno));
     if (unlink(o->status_path) != 0 && errno != ENOENT) {

@@ -1,8 +1,11 @@
 /* scluster — see scluster.h. */
 #include "spark/scluster.h"
+#include "util/buf.h"
+#include "util/urlesc.h"
 #include "util/xmalloc.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -61,12 +65,12 @@ char **scluster_worker_argv(const char *spark_home, const char *master_url, int 
     return v;
 }
 
-char **scluster_connect_argv(const char *spark_home, const char *name, const char *master_url, int port,
+char **scluster_connect_argv(const char *spark_home, const char *id, const char *master_url, int port,
                              const char *executor_memory)
 {
     char *submit = xasprintf("%s/bin/spark-submit", spark_home);
     char *bind = xasprintf("spark.connect.grpc.binding.port=%d", port);
-    char **ui = scluster_ui_confs(name);
+    char **ui = scluster_ui_confs(id);
     /* No primary resource: SparkSubmit knows the Connect server as one of
      * its internal classes (as Spark's sbin/start-connect-server.sh runs it). */
     const char *a[] = { submit, "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
@@ -85,14 +89,14 @@ char **scluster_connect_argv(const char *spark_home, const char *name, const cha
     return v;
 }
 
-char *scluster_ui_path(const char *name)
+char *scluster_ui_path(const char *id)
 {
-    return xasprintf("/spark/%s/ui", name);
+    return xasprintf("/spark/%s/ui", id);
 }
 
-char **scluster_ui_confs(const char *name)
+char **scluster_ui_confs(const char *id)
 {
-    char *path = scluster_ui_path(name), *url = xasprintf("spark.ui.reverseProxyUrl=%s", path);
+    char *path = scluster_ui_path(id), *url = xasprintf("spark.ui.reverseProxyUrl=%s", path);
     const char *a[] = { "spark.ui.reverseProxy=true", url, "spark.ui.killEnabled=false", NULL };
     char **v = strv(a);
     free(path);
@@ -100,15 +104,15 @@ char **scluster_ui_confs(const char *name)
     return v;
 }
 
-char *scluster_ui_opts(const char *name)
+char *scluster_ui_opts(const char *id)
 {
-    char **c = scluster_ui_confs(name);
+    char **c = scluster_ui_confs(id);
     char *o = xasprintf("-D%s -D%s -D%s", c[0], c[1], c[2]);
     scluster_strv_free(c);
     return o;
 }
 
-char **scluster_env(const char *spark_home, const char *name)
+char **scluster_env(const char *spark_home, const char *id)
 {
     static const char *const drop[] = { "SPARK_HOME=", "SPARK_LOCAL_IP=", "SPARK_PUBLIC_DNS=",
                                         "SPARK_MASTER_OPTS=", "SPARK_WORKER_OPTS=", "SPARK_CONNECT_MODE=", "SPARK_REMOTE=", NULL };
@@ -126,7 +130,7 @@ char **scluster_env(const char *spark_home, const char *name)
     v[k++] = xstrdup("SPARK_LOCAL_IP=127.0.0.1");
     v[k++] = xstrdup("SPARK_PUBLIC_DNS=127.0.0.1");
     /* The UIs behind nbhub's proxy (scluster.h). */
-    char *ui = scluster_ui_opts(name);
+    char *ui = scluster_ui_opts(id);
     v[k++] = xasprintf("SPARK_MASTER_OPTS=-Dspark.master.rest.enabled=false -Dspark.port.maxRetries=0 %s", ui);
     v[k++] = xasprintf("SPARK_WORKER_OPTS=-Dspark.port.maxRetries=0 %s", ui);
     free(ui);
@@ -255,4 +259,173 @@ json_t *scluster_config(const char *dir)
     json_t *j = json_load_file(p, 0, NULL);
     free(p);
     return j;
+}
+
+/* ---- owners, ids, the claim (scluster.h) ---------------------------------- */
+
+int scluster_owner_ok(const char *o)
+{
+    if (!o || !*o || strlen(o) > 64) return 0;
+    for (const unsigned char *p = (const unsigned char *)o; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == '/') return 0;
+    return 1;
+}
+
+char *scluster_id(const char *owner, const char *name)
+{
+    if (!owner) return xstrdup(name);
+    buf_t b = { 0 };
+    buf_putc(&b, '~');
+    urlesc_append(&b, owner);
+    buf_printf(&b, "/%s", name);
+    return buf_detach(&b);
+}
+
+char *scluster_dir(const char *home, const char *id)
+{
+    return id ? xasprintf("%s/spark/%s", home, id) : xasprintf("%s/spark", home);
+}
+
+/* config.json of the cluster of that id, or NULL. */
+static json_t *scluster_config_of(const char *home, const char *id)
+{
+    char *d = scluster_dir(home, id);
+    json_t *j = scluster_config(d);
+    free(d);
+    return j;
+}
+
+/* 1 if the cluster of that id has a config.json naming owner (NULL:
+ * any, or none when owner_null), else 0. */
+static int scluster_owned(const char *home, const char *id, const char *owner)
+{
+    json_t *cfg = scluster_config_of(home, id);
+    const char *o = json_string_value(json_object_get(cfg, "owner"));
+    int ok = cfg && (!owner || (o && !strcmp(o, owner)));
+    json_decref(cfg);
+    return ok;
+}
+
+char *scluster_find(const char *home, const char *owner, const char *name)
+{
+    if (!scluster_name_ok(name) || (owner && !scluster_owner_ok(owner))) return NULL;
+    if (owner) {
+        char *id = scluster_id(owner, name);
+        if (scluster_owned(home, id, NULL)) return id;
+        free(id);
+    }
+    return scluster_owned(home, name, owner) ? xstrdup(name) : NULL;
+}
+
+static int scluster_cmp(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Append the ids under HOME/spark/SUB (SUB NULL: the top) to v. */
+static void scluster_scan(const char *home, const char *sub, const char *owner, char ***v, size_t *n, int deep)
+{
+    char *base = scluster_dir(home, sub);
+    DIR *d = opendir(base);
+    free(base);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '~' && deep) {
+            scluster_scan(home, e->d_name, owner, v, n, 0);
+            continue;
+        }
+        if (!scluster_name_ok(e->d_name)) continue;
+        char *id = sub ? xasprintf("%s/%s", sub, e->d_name) : xstrdup(e->d_name);
+        if (scluster_owned(home, id, sub ? NULL : owner)) {
+            *v = xrealloc(*v, (*n + 2) * sizeof **v);
+            (*v)[(*n)++] = id;
+            (*v)[*n] = NULL;
+        } else {
+            free(id);
+        }
+    }
+    if (d) closedir(d);
+}
+
+char **scluster_ids(const char *home, const char *owner)
+{
+    char **v = xcalloc(1, sizeof *v);
+    size_t n = 0;
+    if (owner && !scluster_owner_ok(owner)) return v;
+    scluster_scan(home, NULL, owner, &v, &n, !owner);        /* the old layout's, or all */
+    if (owner) {
+        char *mine = scluster_id(owner, "x");
+        mine[strlen(mine) - 2] = '\0';                       /* ~OWNER */
+        scluster_scan(home, mine, NULL, &v, &n, 0);
+        free(mine);
+    }
+    qsort(v, n, sizeof *v, scluster_cmp);
+    return v;
+}
+
+/* Is fd open on DIR/lock itself? */
+static int scluster_is_lock(int fd, const char *path)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int scluster_lock(const char *dir, int fd, nb_err_t *err)
+{
+    char *path = xasprintf("%s/lock", dir);
+    int own = fd < 0;
+    if (!own && !scluster_is_lock(fd, path)) {
+        free(path);
+        return err_set(err, -EBADF, "descriptor %d is not %s/lock", fd, dir);
+    }
+    if (own) fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    free(path);
+    if (fd < 0) return err_set(err, -errno, "cannot open %s/lock: %s", dir, strerror(errno));
+    /* Held by this very description (handed down): taking it again is a
+     * no-op.  Held by any other description, in any process: EAGAIN. */
+    struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    if (fcntl(fd, F_OFD_SETLK, &l) < 0) {
+        int e = errno;
+        if (own) close(fd);
+        if (e == EAGAIN || e == EACCES)
+            return err_set(err, -EBUSY, "the cluster in %s is starting or up (its lock is held)", dir);
+        return err_set(err, -e, "cannot lock %s/lock: %s", dir, strerror(e));
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);   /* the JVMs must not hold it */
+    return fd;
+}
+
+int scluster_locked(const char *dir)
+{
+    char *path = xasprintf("%s/lock", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    free(path);
+    if (fd < 0) return 0;
+    struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    int held = fcntl(fd, F_OFD_GETLK, &l) == 0 && l.l_type != F_UNLCK;
+    close(fd);
+    return held;
+}
+
+void scluster_usage(const char *home, const char *owner, const char *skip, struct scluster_usage *u)
+{
+    memset(u, 0, sizeof *u);
+    char **ids = scluster_ids(home, owner);
+    for (char **id = ids; *id; id++) {
+        if (skip && !strcmp(*id, skip)) continue;
+        char *dir = scluster_dir(home, *id);
+        json_t *cfg = scluster_config(dir), *live = NULL;
+        int busy = !json_is_true(json_object_get(cfg, "ephemeral")) &&
+                   (scluster_locked(dir) || (live = scluster_live_state(dir)) != NULL);
+        json_decref(live);
+        free(dir);
+        if (busy) {
+            const char *m = json_string_value(json_object_get(cfg, "worker_memory"));
+            long mb = m ? scluster_memory_mb(m) : 0;
+            u->clusters++;
+            u->memory_mb += (mb > 0 ? mb : 0) * (long)json_integer_value(json_object_get(cfg, "workers"));
+        }
+        json_decref(cfg);
+    }
+    scluster_strv_free(ids);
 }

@@ -34,16 +34,17 @@ char **scluster_master_argv(const char *spark_home, int port, int ui_port);
 char **scluster_worker_argv(const char *spark_home, const char *master_url, int cores,
                             const char *memory, const char *work_dir);
 /* The Spark Connect server as an application of master_url, listening on
- * 127.0.0.1:port, one executor of executor_memory per worker. */
-char **scluster_connect_argv(const char *spark_home, const char *name, const char *master_url, int port,
+ * 127.0.0.1:port, one executor of executor_memory per worker; id: the
+ * cluster's (scluster_id), for its UI's links. */
+char **scluster_connect_argv(const char *spark_home, const char *id, const char *master_url, int port,
                              const char *executor_memory);
 /* environ plus SPARK_HOME, the 127.0.0.1 settings above and the UI
- * settings of scluster_ui_opts for cluster name. */
-char **scluster_env(const char *spark_home, const char *name);
+ * settings of scluster_ui_opts for the cluster of that id. */
+char **scluster_env(const char *spark_home, const char *id);
 
 /*
  * The cluster's UIs are reached through nbhub serve's reverse proxy at
- * scluster_ui_path(name) = /spark/NAME/ui (api_sparkui.c): the master's
+ * scluster_ui_path(id) = /spark/ID/ui (api_sparkui.c): the master's
  * page there, a worker's or an application's at .../proxy/ID/.  Spark
  * draws its links for that when spark.ui.reverseProxy is on with
  * spark.ui.reverseProxyUrl the path, on the master, the workers and every
@@ -55,16 +56,17 @@ char **scluster_env(const char *spark_home, const char *name);
  * All new.
  */
 #define SCLUSTER_UI_NCONFS 3
-char *scluster_ui_path(const char *name);
-char **scluster_ui_confs(const char *name);
-char *scluster_ui_opts(const char *name);
+char *scluster_ui_path(const char *id);
+char **scluster_ui_confs(const char *id);
+char *scluster_ui_opts(const char *id);
 void   scluster_strv_free(char **v);
 
 /* Parse the master's /json/ answer.  0, or -EINVAL with a message. */
 int scluster_status_parse(const char *json, size_t len, struct scluster_status *st, nb_err_t *err);
 
 /* DIR/state.json (new reference) if the cluster's supervisor is alive and
- * is a supervisor (pids get reused: /proc/PID/cmdline), else NULL. */
+ * is a supervisor (pids get reused: /proc/PID/cmdline), else NULL.  (Not
+ * the lock: a cluster started before the lock existed holds none.) */
 #include <jansson.h>
 json_t *scluster_live_state(const char *dir);
 /* DIR/config.json, what `nbhub spark up` asked for (name, owner, workers,
@@ -74,6 +76,67 @@ json_t *scluster_config(const char *dir);
 /* 1 if n is a valid cluster name: letters, digits, ".", "_", "-", at most
  * 64, not starting with ".". */
 int scluster_name_ok(const char *n);
+
+/*
+ * Names are per owner: alice and bob may both have "dev", and nothing
+ * about one user's clusters (not even that a name is taken) reaches
+ * another.  A cluster's id is where it lives, under $NBHUB_HOME/spark/ on
+ * disk and under /spark/ in URLs (its UIs, scluster_ui_path):
+ *
+ *   NAME           the operator's (`nbhub spark up` without --owner), and
+ *                  the clusters made before names were per user (their
+ *                  config.json says whose; they stay where they are)
+ *   ~OWNER/NAME    OWNER's (the API's, `spark up --owner`, a flow's
+ *                  ephemeral ones); OWNER percent-encoded as urlesc does
+ *
+ * A cluster name has no '~' and an owner no '/', so the forms never meet,
+ * and "~OWNER" is never "." or "..".  The id is fixed when a cluster
+ * starts: its JVMs draw their links for /spark/ID/ui.
+ */
+/* 1 if o can own clusters: 1 to 64 bytes, no '/', no control bytes. */
+int scluster_owner_ok(const char *o);
+/* The id of NAME of OWNER (NULL: the operator's).  New string. */
+char *scluster_id(const char *owner, const char *name);
+/* HOME/spark/ID (ID NULL: HOME/spark).  New string. */
+char *scluster_dir(const char *home, const char *id);
+/* The id of OWNER's cluster NAME if its directory has a config.json:
+ * ~OWNER/NAME, else one from before per-user names (NAME, its config's
+ * owner OWNER).  OWNER NULL: NAME, whoever its config names.  NULL if
+ * none.  New string. */
+char *scluster_find(const char *home, const char *owner, const char *name);
+/* The ids of the clusters with a config.json under HOME/spark, sorted:
+ * OWNER's (those of the old layout included), or with OWNER NULL all of
+ * them.  NULL-terminated, new (scluster_strv_free). */
+char **scluster_ids(const char *home, const char *owner);
+
+/*
+ * One supervisor per cluster directory, whatever the concurrency: the
+ * directory's claim is an open-file-description lock (F_OFD_SETLK) on
+ * DIR/lock.  Whoever starts a cluster takes it first (the API, before it
+ * answers; `nbhub spark up`; __spark-task) and hands its descriptor down
+ * to the supervisor, which holds it for its whole life; the kernel drops
+ * it when the last holder exits, however it exits.  A second start finds
+ * it taken and stops there, before touching the directory.
+ *
+ * scluster_lock: take the claim, on fd if fd >= 0 (an inherited
+ * descriptor: it must be DIR/lock itself; if it already holds the claim,
+ * taking it again is a no-op), else on a new descriptor.  The descriptor
+ * (close-on-exec), -EBUSY if someone else holds the claim, or -errno;
+ * a message in err either way.
+ * scluster_locked: 1 if someone holds DIR/lock (a cluster starting or up),
+ * without taking it (F_OFD_GETLK), else 0.
+ */
+int scluster_lock(const char *dir, int fd, nb_err_t *err);
+int scluster_locked(const char *dir);
+
+/* OWNER's long-lived clusters (ephemeral ones are the scheduler's) that
+ * are starting or up (claimed, or a live supervisor): how many, and their
+ * workers x worker_memory in MB.  skip: an id not to count, or NULL. */
+struct scluster_usage {
+    int  clusters;
+    long memory_mb;
+};
+void scluster_usage(const char *home, const char *owner, const char *skip, struct scluster_usage *u);
 
 /* A TCP port free on 127.0.0.1 right now (bind to port 0), or -errno. */
 int scluster_free_port(void);

@@ -174,6 +174,144 @@ static const char *const migrations[] = {
     ") STRICT;",
     /* 1 -> 2: the Spark application a task ran (docs/spark.md). */
     "ALTER TABLE task_runs ADD COLUMN spark_app_id TEXT;",
+    /* 2 -> 3: flow incarnations.  A flow row gets an immutable id and is
+     * never brought back after a soft delete: the name, created again, is
+     * a new row (incarnation + 1), and runs, ticks and events point at the
+     * row they belong to, not at the name.  flows.name stops being a key,
+     * so the tables whose foreign keys named it are rebuilt: copied aside,
+     * dropped children first (no cascade fires: a child is gone before its
+     * parent), created anew and copied back, ids kept.  Every existing
+     * name has exactly one row, which becomes incarnation 1. */
+    "CREATE TEMP TABLE m_flows AS SELECT rowid AS rid, * FROM main.flows;"
+    "CREATE TEMP TABLE m_runs AS SELECT * FROM main.runs;"
+    "CREATE TEMP TABLE m_ticks AS SELECT * FROM main.ticks;"
+    "CREATE TEMP TABLE m_task_runs AS SELECT * FROM main.task_runs;"
+    "CREATE TEMP TABLE m_webhooks AS SELECT * FROM main.webhook_deliveries;"
+    "DROP TABLE main.webhook_deliveries;"
+    "DROP TABLE main.task_runs;"
+    "DROP TABLE main.ticks;"
+    "DROP TABLE main.runs;"
+    "DROP TABLE main.flows;"
+    "CREATE TABLE main.flows ("
+    "  id            INTEGER PRIMARY KEY,"
+    "  name          TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 200),"
+    "  incarnation   INTEGER NOT NULL CHECK (incarnation >= 1),"
+    "  owner_id      INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  spec_json     TEXT    NOT NULL,"
+    "  source_path   TEXT,"
+    "  source_hash   TEXT,"
+    "  version       INTEGER NOT NULL DEFAULT 1,"
+    "  paused        INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),"
+    "  created_at    INTEGER NOT NULL,"
+    "  updated_at    INTEGER NOT NULL,"
+    "  deleted_at    INTEGER,"
+    "  UNIQUE (name, incarnation)"
+    ") STRICT;"
+    /* At most one live row per name. */
+    "CREATE UNIQUE INDEX main.flows_live ON flows(name) WHERE deleted_at IS NULL;"
+    "CREATE INDEX main.flows_owner ON flows(owner_id);"
+    "INSERT INTO main.flows(id, name, incarnation, owner_id, spec_json, source_path,"
+    "  source_hash, version, paused, created_at, updated_at, deleted_at)"
+    "  SELECT rid, name, 1, owner_id, spec_json, source_path, source_hash, version, paused,"
+    "  created_at, updated_at, deleted_at FROM temp.m_flows;"
+    "CREATE TABLE main.runs ("
+    "  id            INTEGER PRIMARY KEY,"
+    "  run_id        TEXT    NOT NULL,"
+    "  flow_id       INTEGER NOT NULL REFERENCES flows(id),"
+    "  flow          TEXT    NOT NULL,"
+    "  kind          TEXT    NOT NULL CHECK (kind IN ('scheduled', 'manual', 'backfill')),"
+    "  logical_us    INTEGER NOT NULL,"
+    "  state         TEXT    NOT NULL DEFAULT 'queued'"
+    "                CHECK (state IN ('queued', 'running', 'success', 'failed', 'cancelled')),"
+    "  flow_version  INTEGER NOT NULL,"
+    "  spec_json     TEXT    NOT NULL,"
+    "  params_json   TEXT,"
+    "  created_at    INTEGER NOT NULL,"
+    "  started_at    INTEGER,"
+    "  ended_at      INTEGER,"
+    "  triggered_by  INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  UNIQUE (flow_id, run_id)"
+    ") STRICT;"
+    "CREATE INDEX main.runs_flow_name ON runs(flow);"
+    "CREATE INDEX main.runs_state ON runs(state);"
+    "CREATE INDEX main.runs_user ON runs(triggered_by);"
+    "INSERT INTO main.runs(id, run_id, flow_id, flow, kind, logical_us, state, flow_version,"
+    "  spec_json, params_json, created_at, started_at, ended_at, triggered_by)"
+    "  SELECT r.id, r.run_id, f.id, r.flow, r.kind, r.logical_us, r.state, r.flow_version,"
+    "  r.spec_json, r.params_json, r.created_at, r.started_at, r.ended_at, r.triggered_by"
+    "  FROM temp.m_runs r JOIN main.flows f ON f.name = r.flow;"
+    "CREATE TABLE main.ticks ("
+    "  flow_id       INTEGER NOT NULL REFERENCES flows(id),"
+    "  logical_us    INTEGER NOT NULL,"
+    "  fired_at      INTEGER NOT NULL,"
+    "  run           INTEGER REFERENCES runs(id) ON DELETE SET NULL,"
+    "  PRIMARY KEY (flow_id, logical_us)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX main.ticks_run ON ticks(run);"
+    "INSERT INTO main.ticks(flow_id, logical_us, fired_at, run)"
+    "  SELECT f.id, t.logical_us, t.fired_at, t.run"
+    "  FROM temp.m_ticks t JOIN main.flows f ON f.name = t.flow;"
+    "CREATE TABLE main.task_runs ("
+    "  id             INTEGER PRIMARY KEY,"
+    "  run            INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  task           TEXT    NOT NULL CHECK (length(task) >= 1),"
+    "  state          TEXT    NOT NULL DEFAULT 'pending'"
+    "                 CHECK (state IN ('pending', 'queued', 'running', 'success', 'failed',"
+    "                        'up_for_retry', 'skipped', 'cancelled', 'upstream_failed')),"
+    "  try_number     INTEGER NOT NULL DEFAULT 0,"
+    "  max_tries      INTEGER NOT NULL DEFAULT 1 CHECK (max_tries >= 1),"
+    "  next_retry_at  INTEGER,"
+    "  pid            INTEGER,"
+    "  pid_start_time INTEGER,"
+    "  queued_at      INTEGER,"
+    "  started_at     INTEGER,"
+    "  ended_at       INTEGER,"
+    "  exit_code      INTEGER,"
+    "  error          TEXT,"
+    "  output_path    TEXT,"
+    "  log_path       TEXT,"
+    "  spark_app_id   TEXT,"
+    "  UNIQUE (run, task)"
+    ") STRICT;"
+    "CREATE INDEX main.task_runs_state ON task_runs(state);"
+    "CREATE INDEX main.task_runs_retry ON task_runs(next_retry_at) WHERE state = 'up_for_retry';"
+    "INSERT INTO main.task_runs(id, run, task, state, try_number, max_tries, next_retry_at, pid,"
+    "  pid_start_time, queued_at, started_at, ended_at, exit_code, error, output_path, log_path,"
+    "  spark_app_id)"
+    "  SELECT id, run, task, state, try_number, max_tries, next_retry_at, pid, pid_start_time,"
+    "  queued_at, started_at, ended_at, exit_code, error, output_path, log_path, spark_app_id"
+    "  FROM temp.m_task_runs;"
+    "CREATE TABLE main.webhook_deliveries ("
+    "  id              INTEGER PRIMARY KEY,"
+    "  run             INTEGER REFERENCES runs(id) ON DELETE CASCADE,"
+    "  url             TEXT    NOT NULL,"
+    "  event           TEXT    NOT NULL,"
+    "  payload_json    TEXT    NOT NULL,"
+    "  state           TEXT    NOT NULL DEFAULT 'pending'"
+    "                  CHECK (state IN ('pending', 'delivered', 'failed')),"
+    "  attempts        INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER NOT NULL,"
+    "  last_error      TEXT,"
+    "  created_at      INTEGER NOT NULL,"
+    "  delivered_at    INTEGER"
+    ") STRICT;"
+    "CREATE INDEX main.webhook_due ON webhook_deliveries(next_attempt_at) WHERE state = 'pending';"
+    "CREATE INDEX main.webhook_run ON webhook_deliveries(run);"
+    "INSERT INTO main.webhook_deliveries(id, run, url, event, payload_json, state, attempts,"
+    "  next_attempt_at, last_error, created_at, delivered_at)"
+    "  SELECT id, run, url, event, payload_json, state, attempts, next_attempt_at, last_error,"
+    "  created_at, delivered_at FROM temp.m_webhooks;"
+    "DROP TABLE temp.m_flows;"
+    "DROP TABLE temp.m_runs;"
+    "DROP TABLE temp.m_ticks;"
+    "DROP TABLE temp.m_task_runs;"
+    "DROP TABLE temp.m_webhooks;"
+    /* Events name the incarnation they are about: SSE shows an event to
+     * that row's owner, not to whoever owns the name today. */
+    "ALTER TABLE events ADD COLUMN flow_id INTEGER;"
+    "UPDATE events SET flow_id = coalesce("
+    "  (SELECT r.flow_id FROM runs r WHERE r.id = events.run),"
+    "  (SELECT f.id FROM flows f WHERE f.name = events.flow)) WHERE flow IS NOT NULL;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -390,7 +528,7 @@ static int set_pragmas(store_t *st, nb_err_t *err)
 
 /* Reads the version, refuses foreign or newer databases, applies the
  * missing steps (each one transaction, version re-checked under the lock). */
-static int migrate(store_t *st, nb_err_t *err)
+static int migrate(store_t *st, int target, nb_err_t *err)
 {
     for (;;) {
         int ver = 0, app = 0, ntables = 0, rc;
@@ -415,7 +553,7 @@ static int migrate(store_t *st, nb_err_t *err)
                          "backup made with this version)", st->path, ver, STORE_SCHEMA_VERSION);
             goto fail;
         }
-        if (ver == STORE_SCHEMA_VERSION) return exec_sql(st, "COMMIT", "commit", err);
+        if (ver >= target) return exec_sql(st, "COMMIT", "commit", err);
         if ((rc = exec_sql(st, migrations[ver], "migration", err))) {
             err_set(err, rc, "%s: migration %d -> %d failed: %s", st->path, ver, ver + 1,
                     sqlite3_errmsg(st->db));
@@ -436,7 +574,13 @@ static int migrate(store_t *st, nb_err_t *err)
 
 int store_open(const char *path, store_t **out, nb_err_t *err)
 {
+    return store_open_at(path, STORE_SCHEMA_VERSION, out, err);
+}
+
+int store_open_at(const char *path, int version, store_t **out, nb_err_t *err)
+{
     *out = NULL;
+    NB_ASSERT(version >= 1 && version <= STORE_SCHEMA_VERSION);
     if (sqlite3_libversion_number() < 3037000)
         return err_set(err, -ENOTSUP, "SQLite %s is too old: nbhub needs 3.37 or newer",
                        sqlite3_libversion());
@@ -462,7 +606,7 @@ int store_open(const char *path, store_t **out, nb_err_t *err)
     /* busy_timeout first, so that the WAL switch and the migration wait for
      * another process instead of failing at once. */
     sqlite3_busy_timeout(st->db, 5000);
-    if ((rc = set_pragmas(st, err)) || (rc = migrate(st, err))) {
+    if ((rc = set_pragmas(st, err)) || (rc = migrate(st, version, err))) {
         if (err && !strstr(err->msg, path)) {
             char m[sizeof err->msg];
             snprintf(m, sizeof m, "%s", err->msg);
@@ -504,8 +648,14 @@ int store_event_add(store_t *st, int64_t at, const char *kind, const char *flow,
     json_decref(data);
     NB_ASSERT(js);
     sqlite3_stmt *s;
-    int rc = store_stmt(st, "INSERT INTO events(at, kind, flow, run, task, json) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &s, err);
+    /* The incarnation: the run's flow row, else the newest row of that
+     * name (the live one, or the one just deleted for "flow.deleted"; ids
+     * only grow and rows are never removed). */
+    int rc = store_stmt(st, "INSERT INTO events(at, kind, flow, run, task, json, flow_id) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce("
+                            "(SELECT flow_id FROM runs WHERE id = ?4), "
+                            "(SELECT id FROM flows WHERE name = ?3 ORDER BY id DESC LIMIT 1)))",
+                        &s, err);
     if (rc == 0) {
         sqlite3_bind_int64(s, 1, at);
         sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
@@ -528,6 +678,7 @@ static void event_row(sqlite3_stmt *s, store_event_t *e)
     e->run = sqlite3_column_int64(s, 4);
     e->task = store_col_str(s, 5);
     e->json = store_col_str(s, 6);
+    e->flow_id = sqlite3_column_int64(s, 7);
 }
 
 int store_events_since(store_t *st, int64_t after_id, int limit, store_events_t *out,
@@ -537,7 +688,7 @@ int store_events_since(store_t *st, int64_t after_id, int limit, store_events_t 
     out->n = 0;
     if (limit < 1 || limit > 10000) return err_set(err, -EINVAL, "limit must be 1..10000");
     sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT id, at, kind, flow, run, task, json FROM events "
+    int rc = store_stmt(st, "SELECT id, at, kind, flow, run, task, json, flow_id FROM events "
                             "WHERE id > ?1 ORDER BY id LIMIT ?2", &s, err);
     if (rc) return rc;
     sqlite3_bind_int64(s, 1, after_id);

@@ -58,7 +58,7 @@
  * callee and released with the matching store_*s_free().  Input strings are
  * borrowed for the duration of the call only.
  *
- * Schema (version 1; see store.c for the exact SQL and migrations)
+ * Schema (version 3; see store.c for the exact SQL and migrations)
  * ------
  *   users(id PK, name UNIQUE, password_hash NULL, is_admin, created_at,
  *         disabled)
@@ -66,24 +66,27 @@
  *              created_at, expires_at NULL, last_used_at NULL)
  *   sessions(id PK, token_hash UNIQUE, csrf_token, user_id -> users CASCADE,
  *            created_at, expires_at)
- *   flows(name PK, owner_id -> users NULL, spec_json, source_path,
- *         source_hash, version, paused, created_at, updated_at,
- *         deleted_at NULL)                       -- deleted_at = soft delete
- *   runs(id PK, run_id, flow -> flows, kind, logical_us, state,
- *        flow_version, spec_json, params_json NULL, created_at,
- *        started_at NULL, ended_at NULL, triggered_by -> users NULL,
- *        UNIQUE(flow, run_id))
- *   ticks(flow -> flows, logical_us, fired_at, run -> runs,
- *         PRIMARY KEY(flow, logical_us))         -- WITHOUT ROWID
+ *   flows(id PK, name, incarnation, owner_id -> users NULL, spec_json,
+ *         source_path, source_hash, version, paused, created_at, updated_at,
+ *         deleted_at NULL, UNIQUE(name, incarnation))
+ *         -- one row per incarnation of a name (store_flows.h); deleted_at =
+ *         -- soft delete, never undone; UNIQUE(name) WHERE deleted_at IS NULL
+ *   runs(id PK, run_id, flow_id -> flows, flow (the name, for display and
+ *        filters), kind, logical_us, state, flow_version, spec_json,
+ *        params_json NULL, created_at, started_at NULL, ended_at NULL,
+ *        triggered_by -> users NULL, UNIQUE(flow_id, run_id))
+ *   ticks(flow_id -> flows, logical_us, fired_at, run -> runs,
+ *         PRIMARY KEY(flow_id, logical_us))      -- WITHOUT ROWID
  *   task_runs(id PK, run -> runs CASCADE, task, state, try_number,
  *             max_tries, next_retry_at, pid, pid_start_time, queued_at,
  *             started_at, ended_at, exit_code, error, output_path,
- *             log_path, UNIQUE(run, task))
+ *             log_path, spark_app_id, UNIQUE(run, task))
  *   webhook_deliveries(id PK, run -> runs CASCADE, url, event,
  *             payload_json, state, attempts, next_attempt_at, last_error,
  *             created_at, delivered_at)          -- the notification outbox
- *   events(id PK AUTOINCREMENT, at, kind, flow, run, task, json)
- *                                                -- append-only feed
+ *   events(id PK AUTOINCREMENT, at, kind, flow, run, task, json, flow_id)
+ *                                                -- append-only feed; flow_id
+ *                                                -- = the incarnation it is about
  *
  * Departures from the first sketch, and why:
  *   - run_id is unique per flow, not globally: "scheduled__2026-11-22T05:00:00
@@ -137,7 +140,7 @@
 #include "util/err.h"
 
 /* The schema version this nbhub writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store store_t;
 
@@ -163,6 +166,7 @@ typedef struct store_event {
     int64_t run;       /* runs.id, 0 if none */
     char   *task;      /* NULL if none */
     char   *json;      /* a JSON object, never NULL */
+    int64_t flow_id;   /* flows.id of the incarnation it is about, 0 if none */
 } store_event_t;
 
 typedef struct store_events {
@@ -197,6 +201,10 @@ int store_batch_end(store_t *st, nb_err_t *err);
  */
 #include <sqlite3.h>
 #include <jansson.h>
+
+/* store_open, migrating no further than `version` (1..STORE_SCHEMA_VERSION):
+ * for the unit test that builds an old database and upgrades it. */
+int store_open_at(const char *path, int version, store_t **out, nb_err_t *err);
 
 /* The connection, for the unit test's benchmark only. */
 sqlite3 *store_db(store_t *st);

@@ -3,7 +3,8 @@
  *
  * Single-statement writes (add, revoke, delete) are atomic on their own in
  * autocommit mode; the writes that touch two tables (password change and
- * disable end the sessions) go through store_tx.  Lookups are one SELECT
+ * disable end the sessions, a password change may revoke the tokens) go
+ * through store_tx.  Lookups are one SELECT
  * joining the user, so a disabled user is rejected in the same read that
  * finds the credential.
  */
@@ -93,6 +94,8 @@ struct user_arg {
     int64_t id;
     const char *hash;
     int disabled, set_password;
+    const char *keep_session;  /* password change: this session survives */
+    int revoke_tokens;         /* password change: the API tokens go too */
 };
 
 static int user_update_tx(store_t *st, void *varg, nb_err_t *err)
@@ -110,20 +113,32 @@ static int user_update_tx(store_t *st, void *varg, nb_err_t *err)
     if (sqlite3_changes(store_db(st)) == 0)
         return err_set(err, -ENOENT, "no user with id %lld", (long long)a->id);
     if (!a->set_password && !a->disabled) return 0;   /* enabling keeps nothing to end */
-    if ((rc = store_stmt(st, "DELETE FROM sessions WHERE user_id = ?1", &s, err))) return rc;
+    if ((rc = store_stmt(st, "DELETE FROM sessions WHERE user_id = ?1 AND "
+                             "(?2 IS NULL OR token_hash <> ?2)", &s, err))) return rc;
     sqlite3_bind_int64(s, 1, a->id);
-    return store_step_done(st, s, "end sessions", err);
+    store_bind_text(s, 2, a->keep_session);
+    if ((rc = store_step_done(st, s, "end sessions", err))) return rc;
+    if (!a->revoke_tokens) return 0;
+    if ((rc = store_stmt(st, "DELETE FROM api_tokens WHERE user_id = ?1", &s, err))) return rc;
+    sqlite3_bind_int64(s, 1, a->id);
+    return store_step_done(st, s, "revoke tokens", err);
 }
 
 int store_user_set_password(store_t *st, int64_t id, const char *password_hash, nb_err_t *err)
 {
-    struct user_arg a = { id, password_hash, 0, 1 };
+    return store_user_change_password(st, id, password_hash, NULL, 0, err);
+}
+
+int store_user_change_password(store_t *st, int64_t id, const char *password_hash,
+                               const char *keep_session, int revoke_tokens, nb_err_t *err)
+{
+    struct user_arg a = { id, password_hash, 0, 1, keep_session, revoke_tokens };
     return store_tx(st, user_update_tx, &a, err);
 }
 
 int store_user_set_disabled(store_t *st, int64_t id, int disabled, nb_err_t *err)
 {
-    struct user_arg a = { id, NULL, disabled ? 1 : 0, 0 };
+    struct user_arg a = { id, NULL, disabled ? 1 : 0, 0, NULL, 0 };
     return store_tx(st, user_update_tx, &a, err);
 }
 
@@ -251,6 +266,16 @@ int store_token_revoke(store_t *st, int64_t id, int64_t user_id, nb_err_t *err)
     if (sqlite3_changes(store_db(st)) == 0)
         return err_set(err, -ENOENT, "no token with id %lld", (long long)id);
     return 0;
+}
+
+int store_token_revoke_hash(store_t *st, const char *token_hash, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "DELETE FROM api_tokens WHERE token_hash = ?1", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, token_hash);
+    if ((rc = store_step_done(st, s, "revoke token", err))) return rc;
+    return sqlite3_changes(store_db(st)) ? 0 : err_set(err, -ENOENT, "unknown token");
 }
 
 int store_tokens_list(store_t *st, int64_t user_id, store_tokens_t *out, nb_err_t *err)

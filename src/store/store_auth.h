@@ -67,6 +67,12 @@ int store_user_by_id(store_t *st, int64_t id, store_user_t *out, nb_err_t *err);
  * the user's sessions in the same transaction: a password change must log
  * out whoever knew the old one. */
 int store_user_set_password(store_t *st, int64_t id, const char *password_hash, nb_err_t *err);
+/* The same, for a password change a user asked for: the session whose
+ * digest is keep_session (the one that made the change; NULL: none) stays,
+ * and with revoke_tokens all of the user's API tokens are deleted too, in
+ * the same transaction. */
+int store_user_change_password(store_t *st, int64_t id, const char *password_hash,
+                               const char *keep_session, int revoke_tokens, nb_err_t *err);
 /* Disable (1) or enable (0); disabling also ends the user's sessions.  Tokens
  * are kept but rejected while disabled. */
 int store_user_set_disabled(store_t *st, int64_t id, int disabled, nb_err_t *err);
@@ -83,6 +89,9 @@ int store_token_lookup(store_t *st, const char *token_hash, int64_t now, store_t
 /* Delete a token; user_id != 0 restricts to that user's tokens (so a user
  * cannot revoke someone else's: -ENOENT). */
 int store_token_revoke(store_t *st, int64_t id, int64_t user_id, nb_err_t *err);
+/* Delete the token with this digest (logout with a token); -ENOENT if
+ * there is none. */
+int store_token_revoke_hash(store_t *st, const char *token_hash, nb_err_t *err);
 int store_tokens_list(store_t *st, int64_t user_id, store_tokens_t *out, nb_err_t *err);
 
 int store_session_add(store_t *st, const char *token_hash, const char *csrf_token,

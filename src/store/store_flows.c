@@ -14,7 +14,7 @@
 #include "util/xmalloc.h"
 
 #define FLOW_COLS "name, owner_id, spec_json, source_path, source_hash, version, paused, " \
-                  "created_at, updated_at, deleted_at"
+                  "created_at, updated_at, deleted_at, id, incarnation"
 
 static void flow_row(sqlite3_stmt *s, store_flow_t *f)
 {
@@ -28,6 +28,8 @@ static void flow_row(sqlite3_stmt *s, store_flow_t *f)
     f->created_at = sqlite3_column_int64(s, 7);
     f->updated_at = sqlite3_column_int64(s, 8);
     f->deleted_at = sqlite3_column_int64(s, 9);
+    f->id = sqlite3_column_int64(s, 10);
+    f->incarnation = sqlite3_column_int64(s, 11);
 }
 
 /* ---- upsert -------------------------------------------------------------- */
@@ -43,35 +45,38 @@ static int upsert_tx(store_t *st, void *varg, nb_err_t *err)
     struct upsert_arg *a = varg;
     const store_flow_in_t *in = a->in;
     sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT version, deleted_at IS NOT NULL, spec_json = ?2 "
-                            "FROM flows WHERE name = ?1", &s, err);
+    int rc = store_stmt(st, "SELECT id, version, spec_json = ?2 "
+                            "FROM flows WHERE name = ?1 AND deleted_at IS NULL", &s, err);
     if (rc) return rc;
     store_bind_text(s, 1, in->name);
     store_bind_text(s, 2, in->spec_json);
     rc = sqlite3_step(s);
     int exists = rc == SQLITE_ROW;
-    int64_t ver = exists ? sqlite3_column_int64(s, 0) : 0;
-    int deleted = exists && sqlite3_column_int(s, 1);
+    int64_t id = exists ? sqlite3_column_int64(s, 0) : 0;
+    int64_t ver = exists ? sqlite3_column_int64(s, 1) : 0;
     int same = exists && sqlite3_column_int(s, 2);
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_sqlerr(st, rc, "read flow", err);
 
     if (!exists) {
-        rc = store_stmt(st, "INSERT INTO flows(name, owner_id, spec_json, source_path, "
-                            "source_hash, version, paused, created_at, updated_at) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5, 1, 0, ?6, ?6)", &s, err);
+        /* A new incarnation: never the deleted row of the same name, whose
+         * runs and owner stay with it. */
+        rc = store_stmt(st, "INSERT INTO flows(name, incarnation, owner_id, spec_json, "
+                            "source_path, source_hash, version, paused, created_at, updated_at) "
+                            "VALUES (?1, 1 + coalesce((SELECT max(incarnation) FROM flows "
+                            "WHERE name = ?1), 0), ?2, ?3, ?4, ?5, 1, 0, ?6, ?6)", &s, err);
         if (rc) return rc;
         a->version = 1;
     } else {
-        a->version = (same && !deleted) ? ver : ver + 1;
+        a->version = same ? ver : ver + 1;
         rc = store_stmt(st, "UPDATE flows SET owner_id = coalesce(?2, owner_id), "
                             "spec_json = ?3, source_path = ?4, source_hash = ?5, "
-                            "version = ?7, deleted_at = NULL, updated_at = ?6 "
-                            "WHERE name = ?1", &s, err);
+                            "version = ?7, updated_at = ?6 WHERE id = ?1", &s, err);
         if (rc) return rc;
         sqlite3_bind_int64(s, 7, a->version);
     }
-    store_bind_text(s, 1, in->name);
+    if (exists) sqlite3_bind_int64(s, 1, id);
+    else store_bind_text(s, 1, in->name);
     store_bind_time(s, 2, in->owner_id);
     store_bind_text(s, 3, in->spec_json);
     store_bind_text(s, 4, in->source_path);
@@ -79,7 +84,7 @@ static int upsert_tx(store_t *st, void *varg, nb_err_t *err)
     sqlite3_bind_int64(s, 6, a->now);
     if ((rc = store_step_done(st, s, "write flow", err))) return rc;
 
-    a->changed = a->version != ver;
+    a->changed = !exists || a->version != ver;
     if (!a->changed) return 0;
     return store_event_add(st, a->now, "flow.upsert", in->name, 0, NULL,
                            json_pack("{sIsb}", "version", (json_int_t)a->version,
@@ -101,16 +106,20 @@ int store_flow_upsert(store_t *st, const store_flow_in_t *in, int64_t now, int64
 
 /* ---- pause / delete -------------------------------------------------------- */
 
-/* Reads a flow's paused flag under the write lock; -ENOENT unless live. */
-static int flow_live(store_t *st, const char *name, int *paused, nb_err_t *err)
+/* Reads the live flow's id and paused flag under the write lock; -ENOENT
+ * unless live. */
+static int flow_live(store_t *st, const char *name, int64_t *id, int *paused, nb_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT paused FROM flows WHERE name = ?1 AND deleted_at IS NULL",
+    int rc = store_stmt(st, "SELECT id, paused FROM flows WHERE name = ?1 AND deleted_at IS NULL",
                         &s, err);
     if (rc) return rc;
     store_bind_text(s, 1, name);
     rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) *paused = sqlite3_column_int(s, 0);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(s, 0);
+        *paused = sqlite3_column_int(s, 1);
+    }
     sqlite3_reset(s);
     if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "no flow named '%s'", name);
     if (rc != SQLITE_ROW) return store_sqlerr(st, rc, "read flow", err);
@@ -127,15 +136,16 @@ static int pause_tx(store_t *st, void *varg, nb_err_t *err)
 {
     struct pause_arg *a = varg;
     int cur, rc;
-    if ((rc = flow_live(st, a->name, &cur, err))) return rc;
+    int64_t id;
+    if ((rc = flow_live(st, a->name, &id, &cur, err))) return rc;
     if (cur == a->paused)
         return err_set(err, -ESTALE, "flow '%s' is already %s", a->name,
                        cur ? "paused" : "unpaused");
     sqlite3_stmt *s;
-    if ((rc = store_stmt(st, "UPDATE flows SET paused = ?2, updated_at = ?3 WHERE name = ?1",
+    if ((rc = store_stmt(st, "UPDATE flows SET paused = ?2, updated_at = ?3 WHERE id = ?1",
                          &s, err)))
         return rc;
-    store_bind_text(s, 1, a->name);
+    sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int(s, 2, a->paused);
     sqlite3_bind_int64(s, 3, a->now);
     if ((rc = store_step_done(st, s, "pause flow", err))) return rc;
@@ -154,12 +164,13 @@ static int delete_tx(store_t *st, void *varg, nb_err_t *err)
 {
     struct pause_arg *a = varg;
     int cur, rc;
-    if ((rc = flow_live(st, a->name, &cur, err))) return rc;
+    int64_t id;
+    if ((rc = flow_live(st, a->name, &id, &cur, err))) return rc;
     sqlite3_stmt *s;
-    if ((rc = store_stmt(st, "SELECT count(*) FROM runs WHERE flow = ?1 "
+    if ((rc = store_stmt(st, "SELECT count(*) FROM runs WHERE flow_id = ?1 "
                              "AND state IN ('queued', 'running')", &s, err)))
         return rc;
-    store_bind_text(s, 1, a->name);
+    sqlite3_bind_int64(s, 1, id);
     rc = sqlite3_step(s);
     int64_t active = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
@@ -168,9 +179,9 @@ static int delete_tx(store_t *st, void *varg, nb_err_t *err)
         return err_set(err, -EBUSY, "flow '%s' has %lld active run(s): cancel them first",
                        a->name, (long long)active);
     if ((rc = store_stmt(st, "UPDATE flows SET deleted_at = ?2, updated_at = ?2 "
-                             "WHERE name = ?1", &s, err)))
+                             "WHERE id = ?1", &s, err)))
         return rc;
-    store_bind_text(s, 1, a->name);
+    sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, a->now);
     if ((rc = store_step_done(st, s, "delete flow", err))) return rc;
     return store_event_add(st, a->now, "flow.deleted", a->name, 0, NULL, NULL, err);
@@ -189,8 +200,10 @@ int store_flow_get(store_t *st, const char *name, int include_deleted, store_flo
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s;
+    /* The live row has the highest id of its name (rows are never removed
+     * and a new incarnation is only made when none is live). */
     int rc = store_stmt(st, "SELECT " FLOW_COLS " FROM flows WHERE name = ?1 "
-                            "AND (?2 OR deleted_at IS NULL)", &s, err);
+                            "AND (?2 OR deleted_at IS NULL) ORDER BY id DESC LIMIT 1", &s, err);
     if (rc) return rc;
     store_bind_text(s, 1, name);
     sqlite3_bind_int(s, 2, include_deleted ? 1 : 0);
@@ -198,6 +211,20 @@ int store_flow_get(store_t *st, const char *name, int include_deleted, store_flo
     if (rc == SQLITE_ROW) flow_row(s, out);
     sqlite3_reset(s);
     if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "no flow named '%s'", name);
+    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read flow", err);
+}
+
+int store_flow_get_id(store_t *st, int64_t id, store_flow_t *out, nb_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT " FLOW_COLS " FROM flows WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) flow_row(s, out);
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "no flow with id %lld", (long long)id);
     return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read flow", err);
 }
 
@@ -209,7 +236,7 @@ int store_flows_list(store_t *st, int include_deleted, int64_t owner_id, store_f
     sqlite3_stmt *s;
     int rc = store_stmt(st, "SELECT " FLOW_COLS " FROM flows "
                             "WHERE (?1 OR deleted_at IS NULL) AND (?2 = 0 OR owner_id = ?2) "
-                            "ORDER BY name", &s, err);
+                            "ORDER BY name, id", &s, err);
     if (rc) return rc;
     sqlite3_bind_int(s, 1, include_deleted ? 1 : 0);
     sqlite3_bind_int64(s, 2, owner_id);

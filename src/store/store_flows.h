@@ -3,11 +3,17 @@
  * whose spec (JSON, produced by the sched layer from a flow file) is stored
  * verbatim; the store never parses it.
  *
- * `version` starts at 1 and grows by one each time the spec text changes
- * (or a soft-deleted flow is brought back), so a run can say which spec it
- * was created from (runs.flow_version) and the UI can show "edited since".
- * Deletion is soft (deleted_at): runs keep referring to their flow, and the
- * name cannot be silently reused for a different history.
+ * `version` starts at 1 and grows by one each time the spec text changes,
+ * so a run can say which spec it was created from (runs.flow_version) and
+ * the UI can show "edited since".
+ *
+ * Incarnations.  Deletion is soft (deleted_at) and final: a deleted row is
+ * never brought back.  Creating the name again — by anyone, the same user
+ * too — makes a new row with its own immutable id and incarnation + 1, at
+ * version 1, without runs, ticks or events.  Runs point at the row they ran
+ * under (runs.flow_id), so the old runs stay with the old row and its owner:
+ * the new owner of the name does not inherit them, and the old owner keeps
+ * reading them.  At most one row per name is live (a partial unique index).
  *
  * Ownership: see store.h — store_flow_t fields are owned by the caller and
  * released with store_flow_clear(); lists with store_flows_free().
@@ -18,6 +24,8 @@
 #include "store/store.h"
 
 typedef struct store_flow {
+    int64_t id;              /* flows.id: this incarnation, never reused */
+    int64_t incarnation;     /* 1 for the first row of this name, then 2, ... */
     char   *name;
     int64_t owner_id;        /* users.id, 0 = no owner (e.g. loaded from a file) */
     char   *spec_json;
@@ -43,9 +51,10 @@ typedef struct store_flow_in {
     const char *source_hash;  /* NULL allowed */
 } store_flow_in_t;
 
-/* Create the flow, or update it: version++ when spec_json differs from the
- * stored text or the flow was soft-deleted (it comes back live, unpaused
- * state kept).  Source path/hash are refreshed without a version bump.
+/* Update the live flow of that name (version++ when spec_json differs from
+ * the stored text; source path/hash are refreshed without a version bump),
+ * or, when there is none, create a new incarnation at version 1 (a deleted
+ * row of the name is left as it is).
  * *version (may be NULL) gets the resulting version; *changed (may be NULL)
  * 1 if a version was created.  Appends "flow.upsert" when it was. */
 int store_flow_upsert(store_t *st, const store_flow_in_t *in, int64_t now, int64_t *version,
@@ -59,11 +68,15 @@ int store_flow_set_paused(store_t *st, const char *name, int paused, int64_t now
  * (cancel them first: deleting must not orphan work in flight). */
 int store_flow_delete(store_t *st, const char *name, int64_t now, nb_err_t *err);
 
-/* One flow by name; deleted flows only when include_deleted.  -ENOENT. */
+/* The live flow of that name; with include_deleted, the newest incarnation
+ * even if deleted.  -ENOENT. */
 int store_flow_get(store_t *st, const char *name, int include_deleted, store_flow_t *out,
                    nb_err_t *err);
 
-/* Flows ordered by name; owner_id 0 = everyone's. */
+/* One incarnation by flows.id, live or deleted.  -ENOENT. */
+int store_flow_get_id(store_t *st, int64_t id, store_flow_t *out, nb_err_t *err);
+
+/* Flows ordered by name (then incarnation); owner_id 0 = everyone's. */
 int store_flows_list(store_t *st, int include_deleted, int64_t owner_id, store_flows_t *out,
                      nb_err_t *err);
 

@@ -123,11 +123,13 @@ void store_run_id_format(store_run_kind_t kind, int64_t logical_us, char *buf, s
 
 #define RUN_COLS "r.id, r.run_id, r.flow, r.kind, r.logical_us, r.state, r.flow_version, " \
                  "r.spec_json, r.params_json, r.created_at, r.started_at, r.ended_at, "    \
-                 "r.triggered_by"
+                 "r.triggered_by, r.flow_id, "                                             \
+                 "(SELECT incarnation FROM flows WHERE id = r.flow_id)"
 /* Lists leave the spec out: it can be large and the list never shows it. */
 #define RUN_COLS_NOSPEC "r.id, r.run_id, r.flow, r.kind, r.logical_us, r.state, "         \
                         "r.flow_version, NULL, r.params_json, r.created_at, r.started_at, " \
-                        "r.ended_at, r.triggered_by"
+                        "r.ended_at, r.triggered_by, r.flow_id, "                           \
+                        "(SELECT incarnation FROM flows WHERE id = r.flow_id)"
 #define TASK_COLS "t.id, t.run, t.task, t.state, t.try_number, t.max_tries, t.next_retry_at, " \
                   "t.pid, t.pid_start_time, t.queued_at, t.started_at, t.ended_at, "          \
                   "t.exit_code, t.error, t.output_path, t.log_path, t.spark_app_id"
@@ -149,6 +151,8 @@ static void run_row(sqlite3_stmt *s, store_run_t *r)
     r->started_at = sqlite3_column_int64(s, 10);
     r->ended_at = sqlite3_column_int64(s, 11);
     r->triggered_by = sqlite3_column_int64(s, 12);
+    r->flow_id = sqlite3_column_int64(s, 13);
+    r->flow_incarnation = sqlite3_column_int64(s, 14);
 }
 
 static void task_row(sqlite3_stmt *s, store_task_run_t *t)
@@ -357,25 +361,29 @@ static int fire_tx(store_t *st, void *varg, nb_err_t *err)
     struct fire_arg *a = varg;
     const store_fire_t *f = a->f;
     sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT paused, deleted_at IS NOT NULL FROM flows WHERE name = ?1",
+    /* The live incarnation of the name: a run never lands on a deleted row. */
+    int rc = store_stmt(st, "SELECT id, paused FROM flows WHERE name = ?1 AND deleted_at IS NULL",
                         &s, err);
     if (rc) return rc;
     store_bind_text(s, 1, f->flow);
     rc = sqlite3_step(s);
-    int paused = rc == SQLITE_ROW && sqlite3_column_int(s, 0);
-    int deleted = rc == SQLITE_ROW && sqlite3_column_int(s, 1);
+    int64_t flow_id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    int paused = rc == SQLITE_ROW && sqlite3_column_int(s, 1);
     sqlite3_reset(s);
-    if (rc == SQLITE_DONE || deleted) return err_set(err, -ENOENT, "no flow named '%s'", f->flow);
+    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "no flow named '%s'", f->flow);
     if (rc != SQLITE_ROW) return store_sqlerr(st, rc, "read flow", err);
+    if (f->flow_id && f->flow_id != flow_id)
+        return err_set(err, -ENOENT, "flow '%s' was deleted and created again", f->flow);
     if (paused && f->kind == STORE_RUN_SCHEDULED)
         return err_set(err, -ESTALE, "flow '%s' is paused: scheduled tick not fired", f->flow);
 
     /* Checked before anything is written, for a precise message (the
      * primary key below would refuse the tick anyway). */
     if (f->kind != STORE_RUN_MANUAL) {
-        rc = store_stmt(st, "SELECT run FROM ticks WHERE flow = ?1 AND logical_us = ?2", &s, err);
+        rc = store_stmt(st, "SELECT run FROM ticks WHERE flow_id = ?1 AND logical_us = ?2", &s,
+                        err);
         if (rc) return rc;
-        store_bind_text(s, 1, f->flow);
+        sqlite3_bind_int64(s, 1, flow_id);
         sqlite3_bind_int64(s, 2, f->logical_us);
         rc = sqlite3_step(s);
         sqlite3_reset(s);
@@ -386,10 +394,10 @@ static int fire_tx(store_t *st, void *varg, nb_err_t *err)
     }
 
     /* The run copies the flow's current spec and version. */
-    rc = store_stmt(st, "INSERT INTO runs(run_id, flow, kind, logical_us, state, flow_version, "
-                        "spec_json, params_json, created_at, triggered_by) "
-                        "SELECT ?1, name, ?2, ?3, 'queued', version, spec_json, ?4, ?5, ?6 "
-                        "FROM flows WHERE name = ?7", &s, err);
+    rc = store_stmt(st, "INSERT INTO runs(run_id, flow_id, flow, kind, logical_us, state, "
+                        "flow_version, spec_json, params_json, created_at, triggered_by) "
+                        "SELECT ?1, id, name, ?2, ?3, 'queued', version, spec_json, ?4, ?5, ?6 "
+                        "FROM flows WHERE id = ?7", &s, err);
     if (rc) return rc;
     store_bind_text(s, 1, a->run_id);
     store_bind_text(s, 2, kind_names[f->kind]);
@@ -397,7 +405,7 @@ static int fire_tx(store_t *st, void *varg, nb_err_t *err)
     store_bind_text(s, 4, f->params_json);
     sqlite3_bind_int64(s, 5, a->now);
     store_bind_time(s, 6, f->triggered_by);
-    store_bind_text(s, 7, f->flow);
+    sqlite3_bind_int64(s, 7, flow_id);
     if ((rc = store_step_done(st, s, "create run", err))) {
         if (rc == -EEXIST)
             err_set(err, rc, "flow '%s' already has a run '%s'", f->flow, a->run_id);
@@ -406,10 +414,10 @@ static int fire_tx(store_t *st, void *varg, nb_err_t *err)
     a->run = sqlite3_last_insert_rowid(store_db(st));
 
     if (f->kind != STORE_RUN_MANUAL) {
-        rc = store_stmt(st, "INSERT INTO ticks(flow, logical_us, fired_at, run) "
+        rc = store_stmt(st, "INSERT INTO ticks(flow_id, logical_us, fired_at, run) "
                             "VALUES (?1, ?2, ?3, ?4)", &s, err);
         if (rc) return rc;
-        store_bind_text(s, 1, f->flow);
+        sqlite3_bind_int64(s, 1, flow_id);
         sqlite3_bind_int64(s, 2, f->logical_us);
         sqlite3_bind_int64(s, 3, a->now);
         sqlite3_bind_int64(s, 4, a->run);
@@ -460,7 +468,9 @@ int store_tick_fire(store_t *st, const store_fire_t *f, int64_t now, int64_t *ru
 int store_tick_last(store_t *st, const char *flow, int64_t *logical_us, nb_err_t *err)
 {
     sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT max(logical_us) FROM ticks WHERE flow = ?1", &s, err);
+    int rc = store_stmt(st, "SELECT max(t.logical_us) FROM ticks t JOIN flows f "
+                            "ON f.id = t.flow_id WHERE f.name = ?1 AND f.deleted_at IS NULL",
+                        &s, err);
     if (rc) return rc;
     store_bind_text(s, 1, flow);
     rc = sqlite3_step(s);
@@ -1118,8 +1128,9 @@ int store_run_get_by_run_id(store_t *st, const char *flow, const char *run_id,
         tasks->n = 0;
     }
     sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT " RUN_COLS " FROM runs r WHERE r.flow = ?1 "
-                            "AND r.run_id = ?2", &s, err);
+    int rc = store_stmt(st, "SELECT " RUN_COLS " FROM runs r JOIN flows f ON f.id = r.flow_id "
+                            "WHERE f.name = ?1 AND f.deleted_at IS NULL AND r.run_id = ?2",
+                        &s, err);
     if (rc) return rc;
     store_bind_text(s, 1, flow);
     store_bind_text(s, 2, run_id);
@@ -1145,12 +1156,13 @@ int store_task_run_get(store_t *st, int64_t task_run, store_task_run_t *out, nb_
 
 /*
  * The list query is assembled from fixed fragments — one statement per
- * combination of filters, so each can use its index (runs_flow, runs_state,
- * or the rowid for "everything"), which a single "(?1 IS NULL OR flow = ?1)"
- * statement would defeat.  No input ever reaches the SQL text; the 8
- * variants are cached under the addresses of list_keys[].
+ * combination of filters, so each can use its index (runs_flow_name,
+ * runs_state, the unique (flow_id, run_id), or the rowid for "everything"),
+ * which a single "(?1 IS NULL OR flow = ?1)" statement would defeat.  No
+ * input ever reaches the SQL text; the 16 variants are cached under the
+ * addresses of list_keys[].
  */
-static const char list_keys[8] = { 0 };
+static const char list_keys[16] = { 0 };
 
 int store_runs_list(store_t *st, const store_run_filter_t *f, store_runs_t *out, nb_err_t *err)
 {
@@ -1159,16 +1171,19 @@ int store_runs_list(store_t *st, const store_run_filter_t *f, store_runs_t *out,
     if (f->limit < 1 || f->limit > 1000) return err_set(err, -EINVAL, "limit must be 1..1000");
     if (f->state >= STORE_RUN_NSTATES || f->state < -1)
         return err_set(err, -EINVAL, "bad state filter");
-    int combo = (f->flow ? 1 : 0) | (f->state >= 0 ? 2 : 0) | (f->owner_id ? 4 : 0);
+    int combo = (f->flow ? 1 : 0) | (f->state >= 0 ? 2 : 0) | (f->owner_id ? 4 : 0) |
+                (f->flow_id ? 8 : 0);
     sqlite3_stmt *s = NULL;
     char sql[1024];
+    /* The owner is the owner of the incarnation the run belongs to. */
     snprintf(sql, sizeof sql,
-             "SELECT " RUN_COLS_NOSPEC " FROM runs r%s WHERE r.id < ?1%s%s%s "
+             "SELECT " RUN_COLS_NOSPEC " FROM runs r%s WHERE r.id < ?1%s%s%s%s "
              "ORDER BY r.id DESC LIMIT ?5",
-             (combo & 4) ? " JOIN flows f ON f.name = r.flow" : "",
+             (combo & 4) ? " JOIN flows f ON f.id = r.flow_id" : "",
              (combo & 1) ? " AND r.flow = ?2" : "",
              (combo & 2) ? " AND r.state = ?3" : "",
-             (combo & 4) ? " AND f.owner_id = ?4" : "");
+             (combo & 4) ? " AND f.owner_id = ?4" : "",
+             (combo & 8) ? " AND r.flow_id = ?6" : "");
     int rc = store_stmt_k(st, &list_keys[combo], sql, &s, err);
     if (rc) return rc;
     sqlite3_bind_int64(s, 1, f->before_id > 0 ? f->before_id : INT64_MAX);
@@ -1176,6 +1191,7 @@ int store_runs_list(store_t *st, const store_run_filter_t *f, store_runs_t *out,
     if (combo & 2) store_bind_text(s, 3, run_state_names[f->state]);
     if (combo & 4) sqlite3_bind_int64(s, 4, f->owner_id);
     sqlite3_bind_int(s, 5, f->limit);
+    if (combo & 8) sqlite3_bind_int64(s, 6, f->flow_id);
     if ((rc = collect_runs(st, s, out, err))) store_runs_free(out);
     return rc;
 }

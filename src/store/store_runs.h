@@ -5,13 +5,14 @@
  * (-ESTALE if it is not the one the arrow starts from) and appends its event.
  *
  * Identifiers: runs and task_runs are addressed by their integer id (the
- * scheduler's handle).  A run also has a text run_id, unique within its
- * flow, in Airflow's form: "scheduled__2026-11-22T05:00:00+00:00",
+ * scheduler's handle).  A run belongs to one flow incarnation (flow_id, see
+ * store_flows.h).  It also has a text run_id, unique within that
+ * incarnation, in Airflow's form: "scheduled__2026-11-22T05:00:00+00:00",
  * "manual__2026-11-22T05:10:00.123456+00:00", "backfill__...": the kind,
  * two underscores, the logical time in ISO 8601 with "+00:00" (microseconds
  * only when non-zero, like Python's isoformat()).
  *
- * Exactly-once ticks: store_tick_fire records (flow, logical_us) in `ticks`
+ * Exactly-once ticks: store_tick_fire records (flow_id, logical_us) in `ticks`
  * in the same transaction that creates the run.  A scheduler that crashes
  * after the commit finds the tick on restart (-EEXIST) and does not fire it
  * again; one that crashes before finds nothing and fires it.
@@ -68,6 +69,8 @@ typedef struct store_run {
     char             *params_json;   /* may be NULL */
     int64_t           created_at, started_at, ended_at;
     int64_t           triggered_by;  /* users.id, 0 = the scheduler */
+    int64_t           flow_id;       /* flows.id: the incarnation it ran under */
+    int64_t           flow_incarnation; /* that row's incarnation (1, 2, ...) */
 } store_run_t;
 
 typedef struct store_runs {
@@ -122,6 +125,7 @@ typedef struct store_fire {
     int64_t                  triggered_by;/* users.id or 0 */
     const store_task_spec_t *tasks;
     size_t                   ntasks;      /* >= 1, names unique */
+    int64_t                  flow_id;     /* 0, or the incarnation expected live (else -ENOENT) */
 } store_fire_t;
 
 /* Create the run (queued) and its task_runs (pending) and, unless the kind
@@ -242,7 +246,8 @@ int store_run_get_by_run_id(store_t *st, const char *flow, const char *run_id,
 int store_task_run_get(store_t *st, int64_t task_run, store_task_run_t *out, nb_err_t *err);
 
 typedef struct store_run_filter {
-    const char *flow;      /* NULL = all flows */
+    const char *flow;      /* a flow name (every incarnation), NULL = all flows */
+    int64_t     flow_id;   /* one incarnation (flows.id), 0 = any */
     int         state;     /* a store_run_state_t, or -1 = any */
     int64_t     owner_id;  /* flows owned by this user, 0 = any */
     int64_t     before_id; /* keyset pagination: ids < before_id; 0 = from the newest */

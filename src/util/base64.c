@@ -3,6 +3,37 @@
  */
 #include "util/base64.h"
 
+int base64_decode_append(buf_t *out, const char *src, size_t n)
+{
+    /* A padded string: strip up to two '=' at the end, which must then be
+     * all that is missing from a group of four. */
+    size_t pad = 0;
+    while (n > 0 && src[n - 1] == '=' && pad < 2) {
+        n--;
+        pad++;
+    }
+    if (pad && (n + pad) % 4) return -1;
+    if (n % 4 == 1) return -1;
+    buf_reserve(out, n / 4 * 3 + 3);
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
+              : c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
+        if (v < 0) return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            char byte = (char)((acc >> bits) & 0xff);
+            buf_append(out, &byte, 1);
+        }
+    }
+    /* The bits past the last byte must be zero: one spelling per content. */
+    return acc & ((1u << bits) - 1) ? -1 : 0;
+}
+
 void base64_append(buf_t *out, const void *src, size_t n)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -14,4 +14,11 @@
 /* Appends the base64 form of src[0..n) to out (4 characters per 3 bytes). */
 void base64_append(buf_t *out, const void *src, size_t n);
 
+/* Decodes standard base64 onto out: padding optional at the very end, no
+ * whitespace, the unused low bits of the last character zero (so each
+ * content has one spelling).  0, or -1 on any character outside the
+ * alphabet, a misplaced '=' or stray bits (out then holds a prefix; the
+ * caller discards it). */
+int  base64_decode_append(buf_t *out, const char *src, size_t n);
+
 #endif

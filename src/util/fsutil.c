@@ -5,12 +5,59 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+static int fs_rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return (flag == FTW_DP ? rmdir(p) : unlink(p)) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int fs_rm_tree(const char *path)
+{
+    int rc = nftw(path, fs_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return rc < 0 ? (errno == ENOENT ? 0 : -errno) : rc;
+}
+
+int fs_is_dir(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int fs_open_regular(const char *path, int flags, unsigned mode, struct stat *st)
+{
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, (mode_t)mode);
+    if (fd < 0) return -errno;
+    struct stat sb;
+    if (!st) st = &sb;
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || st->st_nlink != 1) {
+        close(fd);
+        return -EINVAL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+static int fs_read_fd(int fd, const char *path, size_t max, char **out, size_t *len, nb_err_t *err);
+
+int fs_read_regular(const char *path, size_t max, char **out, size_t *len, nb_err_t *err)
+{
+    int fd = fs_open_regular(path, O_RDONLY, 0, NULL);
+    if (fd < 0)
+        return err_set(err, fd, "%s: %s", path,
+                       fd == -EINVAL ? "not a regular file with one link" : strerror(-fd));
+    return fs_read_fd(fd, path, max, out, len, err);
+}
 
 int fs_read_all(const char *path, char **out, size_t *len, nb_err_t *err)
 {
@@ -19,6 +66,12 @@ int fs_read_all(const char *path, char **out, size_t *len, nb_err_t *err)
         int e = errno;
         return err_set(err, -e, "%s: %s", path, strerror(e));
     }
+    return fs_read_fd(fd, path, SIZE_MAX, out, len, err);
+}
+
+/* Read fd to its end (closing it unless it is stdin). */
+static int fs_read_fd(int fd, const char *path, size_t max, char **out, size_t *len, nb_err_t *err)
+{
     struct stat st;
     if (fd != STDIN_FILENO && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(fd);
@@ -38,6 +91,11 @@ int fs_read_all(const char *path, char **out, size_t *len, nb_err_t *err)
         }
         if (r == 0) break;
         b.len += (size_t)r;
+        if (b.len > max) {
+            if (fd != STDIN_FILENO) close(fd);
+            buf_free(&b);
+            return err_set(err, -EFBIG, "%s: larger than %zu bytes", path, max);
+        }
     }
     b.data[b.len] = '\0';
     if (fd != STDIN_FILENO) close(fd);
@@ -88,7 +146,16 @@ int fs_write_atomic_chunks(const char *path, const struct fs_chunk *chunks, size
         return 0;
     }
     char *tmp = xasprintf("%s.nbhub-tmp-%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Created, never opened: the directory may belong to a user's task
+     * (a run directory under isolation: system), which could have put a
+     * symlink at this predictable name for us to write through.  An entry
+     * already there is removed (unlink removes a link, not its target). */
+    int fd = -1;
+    for (int tries = 0; tries < 3 && fd < 0; tries++) {
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == EEXIST) unlink(tmp);
+        else break;
+    }
     if (fd < 0) {
         int e = errno;
         rc = err_set(err, -e, "%s: cannot create: %s", path, strerror(e));

@@ -26,4 +26,25 @@ int fs_exists(const char *path);
 /* Directory part of a path, freshly allocated ("." if none). */
 char *fs_dirname(const char *path);
 
+/* rm -rf path, never following symlinks (a link is removed, not its
+ * target).  0, or the first -errno. */
+int fs_rm_tree(const char *path);
+/* 1 if path is a directory (not following a final symlink). */
+int fs_is_dir(const char *path);
+
+/* Files in directories a user's code can write (run directories under
+ * `isolation: system`, and anything a task may touch in `shared` mode) are
+ * opened by the daemon only through these: the last component is never
+ * followed if it is a symlink (O_NOFOLLOW: a task cannot point its log at
+ * /etc/passwd or its output notebook at nbhub.db), a FIFO or device never
+ * blocks the loop (O_NONBLOCK, then refused), and a file with more than one
+ * hard link is refused (a link to a file of someone else's).  flags are
+ * open(2)'s (O_RDONLY, or O_WRONLY|O_APPEND|O_CREAT with mode); returns the
+ * fd (blocking again) or a negative errno (-EINVAL for a non-regular or
+ * multiply-linked file).  st may be NULL. */
+struct stat;
+int fs_open_regular(const char *path, int flags, unsigned mode, struct stat *st);
+/* fs_read_all through fs_open_regular, refusing files over max bytes. */
+int fs_read_regular(const char *path, size_t max, char **out, size_t *len, nb_err_t *err);
+
 #endif

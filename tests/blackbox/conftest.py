@@ -195,6 +195,9 @@ class Harness:
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
             "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
             "PYTHONDONTWRITEBYTECODE": "1",
+            # Tests run as root, where nbhub serve defaults to isolation: system;
+            # the tests of that mode (test_isolation.py) ask for it.
+            "NBHUB_ISOLATION": "shared",
         })
         # Under `make SANITIZER=address` ASan keeps up to 256 MB of freed memory
         # in quarantine, which peak-RSS tests would measure instead of nbhub.

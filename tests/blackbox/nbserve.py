@@ -18,12 +18,17 @@ ADMIN_PASSWORD = "admin-password-123"
 
 
 class Api:
-    def __init__(self, port, token=None):
+    """source: the client address to connect from (any of 127/8 on Linux), so
+    tests can play several clients against the server on 127.0.0.1."""
+
+    def __init__(self, port, token=None, source=None):
         self.port = port
         self.token = token
+        self.source = source
 
     def request(self, method, path, body=None, headers=None, token=True, raw=False, timeout=30):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                       source_address=(self.source, 0) if self.source else None)
         hdrs = dict(headers or {})
         if token and self.token:
             hdrs["Authorization"] = f"Bearer {self.token}"

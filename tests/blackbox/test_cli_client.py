@@ -981,6 +981,7 @@ def test_stub_user_api(h, stub):
     assert (r.rc, r.stdout) == (0, tok + "\n"), r
     assert stub.reqs("POST", "/api/v1/users/bob/tokens")[0].json() == {"name": "ci", "expires_in": 172800}
 
+    stub.route("GET", "/api/v1/me", (200, dict(user, id=1, name="root", admin=True)))
     stub.route("PUT", "/api/v1/users/bob/password", (204, b""))
     r = api(h, stub, "user", "passwd", "bob", "--password-stdin", input="new-password\n")
     assert (r.rc, r.stdout) == (0, "password of bob changed\n"), r
@@ -1286,9 +1287,9 @@ def test_server_users_through_api(h, server):
     assert r.rc == 0 and r.stdout == "No flows.\n", r
     r = sv(h, server, "user", "add", "eve", "--no-password", env=server.env(NBHUB_TOKEN=bob))
     assert r.rc == 5, r                       # not an admin
-    r = sv(h, server, "user", "passwd", "bob", "--password-stdin", input="bobs-new-password\n",
+    r = sv(h, server, "user", "passwd", "bob", "--password-stdin", input="bobs-password\nbobs-new-password\n",
            env=server.env(NBHUB_TOKEN=bob))
-    assert r.rc == 0, r                       # one's own password
+    assert r.rc == 0, r                       # one's own password: the current one first
     j = json.loads(sv(h, server, "user", "list", "--json").stdout)
     assert sorted(u["name"] for u in j["users"]) == ["bob", "root"]
 

@@ -203,8 +203,9 @@ def test_kill9_restart_every_tick_exactly_once_nothing_stuck(h):
     time.sleep(6)
     srv.stop()
     db = srv.db()
-    ticks = [r[0] for r in db.execute("SELECT logical_us FROM ticks WHERE flow = 'tick' "
-                                      "ORDER BY logical_us")]
+    ticks = [r[0] for r in db.execute("SELECT t.logical_us FROM ticks t JOIN flows f "
+                                      "ON f.id = t.flow_id WHERE f.name = 'tick' "
+                                      "ORDER BY t.logical_us")]
     runs = [r[0] for r in db.execute("SELECT logical_us FROM runs WHERE flow = 'tick' "
                                      "ORDER BY logical_us")]
     assert ticks == runs, (ticks, runs)

@@ -80,7 +80,7 @@ def test_authorization_matrix_every_endpoint(h):
         admin_only = {("GET", "/metrics"), ("GET", "/api/v1/users"), ("POST", "/api/v1/users")}
 
         def concrete(path, flow, token_id):
-            return (path.replace("{name}", "alice").replace("{task}", "t")
+            return (path.replace("{name}", "alice").replace("{owner}", "~alice").replace("{task}", "t")
                     .replace("/flows/alice", f"/flows/{flow}")
                     .replace("/runs/{id}", f"/runs/{runs[flow]}")
                     .replace("/tokens/{id}", f"/tokens/{token_id}"))
@@ -105,7 +105,7 @@ def test_authorization_matrix_every_endpoint(h):
                 p = concrete(path, flow, tid)
                 st = call(method, p, token)
                 owned = ("/flows/{name}" in path or "/runs/{id}" in path or "/spark/clusters/{name}" in path
-                         or path.startswith("/spark/{name}/ui"))
+                         or path.startswith("/spark/{name}/ui") or path.startswith("/spark/{owner}/"))
                 selfish = "/users/{name}" in path
                 if role == "anonymous":
                     ok = st == 401

@@ -121,7 +121,9 @@ def test_ephemeral_cluster_for_a_notebook_task(h, tmp_path):
         assert "Spark cluster sparky-t" in log and "removed" in log, log
         # Its directory (the JVMs' logs) went with the run; $NBHUB_HOME/spark keeps
         # only clusters that exist.
-        assert not [d for d in os.listdir(srv.home / "spark") if d.startswith("sparky-t")]
+        # (the flow is admin's: its clusters are ~admin/..., scluster.h)
+        assert os.listdir(srv.home / "spark") == ["~admin"], os.listdir(srv.home / "spark")
+        assert not [d for d in os.listdir(srv.home / "spark" / "~admin") if d.startswith("sparky-t")]
         kept = spark_state(srv, rid, "count")["cluster_logs"]
         assert kept.endswith("count.spark-cluster") and os.path.exists(os.path.join(kept, "logs", "master.log")), kept
     finally:
@@ -214,8 +216,10 @@ def test_named_cluster_through_the_api_with_owners(h, tmp_path):
         assert api["bob"].delete("/api/v1/spark/clusters/shared")[0] == 404
         assert api["bob"].get("/api/v1/spark/clusters")[1] == {"clusters": []}
         assert [x["name"] for x in srv.api.get("/api/v1/spark/clusters")[1]["clusters"]] == ["shared"]
-        st, c = api["bob"].post("/api/v1/spark/clusters", {"name": "shared"})
-        assert st == 409, (st, c)
+        # Names are per user: bob's "shared" would be his own (here over his
+        # memory limit, 64 x 1g > 8g: the same answer as for any name).
+        st, c = api["bob"].post("/api/v1/spark/clusters", {"name": "shared", "workers": 64})
+        assert st == 429 and c["error"]["code"] == "quota" and "alice" not in c["error"]["message"], (st, c)
 
         srv.apply("mine", "owner: alice\ntasks:\n  a: {notebook: held.ipynb, spark: {cluster: shared}}\n")
         srv.apply("theirs", "owner: bob\ntasks:\n  a: {notebook: nb.ipynb, spark: {cluster: shared}}\n")
@@ -228,7 +232,7 @@ def test_named_cluster_through_the_api_with_owners(h, tmp_path):
         spark_ui_through_the_proxy(srv, api, a)
         # The master dies mid-task (kill -9): nbhub restarts it, and the
         # task run says what happened to its application.
-        st = json.loads(spark_cli(h, "status", "shared", "--json").stdout)
+        st = json.loads(spark_cli(h, "status", "shared", "--owner", "alice", "--json").stdout)
         os.kill([p["pid"] for p in st["processes"] if p["role"] == "master"][0], signal.SIGKILL)
         said = lambda: "Spark master died" in (spark_state(srv, a, "a").get("message") or "")
         assert wait_for(said, 30, interval=0.5), spark_state(srv, a, "a")
@@ -241,20 +245,21 @@ def test_named_cluster_through_the_api_with_owners(h, tmp_path):
         rb, rc = srv.wait_run(b, timeout=60), srv.wait_run(c, timeout=60)
         assert rb["state"] == "failed" and rc["state"] == "failed"
         eb, ec = task_row(srv, b, "a")["error"], task_row(srv, c, "a")["error"]
-        assert "exit code 22" in eb and "belongs to alice" in eb and "bob" in eb, eb
+        # bob's flow means bob's "shared": he has none (alice's is not named)
+        assert "exit code 22" in eb and "'shared' is not up" in eb and "alice" not in eb, eb
         assert "exit code 22" in ec and "'nope' is not up" in ec, ec
         assert srv.wait_run(d, timeout=60)["state"] == "failed"
         ed = task_row(srv, d, "a")["error"]
         assert "exit code 23: the Spark settings do not fit the cluster" in ed and "spark.executor.memory 2g" in ed, ed
         # The long-lived cluster is still up; alice stops it.
-        assert spark_cli(h, "status", "shared").rc == 0
+        assert spark_cli(h, "status", "shared", "--owner", "alice").rc == 0
         st, c = api["alice"].delete("/api/v1/spark/clusters/shared")
         assert st == 202, (st, c)
         assert wait_for(lambda: api["alice"].get("/api/v1/spark/clusters/shared")[1]["state"] == "stopped", 60)
         assert wait_for(lambda: not jvms(h), 30, interval=0.5)
     finally:
         srv.stop()
-        spark_cli(h, "down", "shared")
+        spark_cli(h, "down", "shared", "--owner", "alice")
 
 
 def spark_ui_through_the_proxy(srv, api, run_id):
@@ -268,13 +273,15 @@ def spark_ui_through_the_proxy(srv, api, run_id):
             return None
     app = wait_for(app_id, 180, interval=0.5)
     assert app and app.startswith("app-"), srv.log()
-    ui = "/spark/shared/ui"
+    ui = "/spark/~alice/shared/ui"     # alice's "shared" (names are per user)
     # The task's Spark state and the cluster say where the UIs are.
     sp = spark_state(srv, run_id, "a")
     assert sp["ui_path"] == ui + "/" and sp["app_ui_path"] == f"{ui}/proxy/{app}/", sp
     assert alice.get("/api/v1/spark/clusters/shared")[1]["ui_path"] == ui + "/"
     st, body, hdr = alice.get(ui, raw=True)
     assert st == 302 and hdr["location"] == ui + "/", (st, hdr)
+    st, body, hdr = alice.get("/spark/shared/ui/jobs/", raw=True)     # her own "shared"
+    assert st == 302 and hdr["location"] == ui + "/jobs/", (st, hdr)
     st, body, hdr = alice.get(ui + "/", raw=True)
     page = body.decode()
     assert st == 200 and hdr["content-type"].startswith("text/html"), (st, hdr, page[:300])
@@ -304,6 +311,7 @@ def spark_ui_through_the_proxy(srv, api, run_id):
     assert wait_for(jobs, 120, interval=0.5), alice.get(f"{ui}/proxy/{app}/api/v1/applications/{app}/jobs")
     # Others: the same 404 as no cluster; nobody: 401; only GET passes.
     assert api["bob"].get(ui + "/")[0] == 404
+    assert api["bob"].get("/spark/shared/ui/")[0] == 404
     assert api["bob"].get("/spark/nope/ui/")[0] == 404
     assert srv.api.get(ui + "/")[0] == 200
     assert Api(srv.port).get(ui + "/")[0] == 401

@@ -121,7 +121,7 @@ static void store_flow(fx_t *f, const char *name, int64_t owner)
 static int64_t store_run(fx_t *f, const char *flow, int64_t logical, int start)
 {
     store_task_spec_t tasks[2] = { { "extract", 2 }, { "load", 1 } };
-    store_fire_t fire = { flow, STORE_RUN_SCHEDULED, logical, NULL, "{\"n\": 1}", 0, tasks, 2 };
+    store_fire_t fire = { flow, STORE_RUN_SCHEDULED, logical, NULL, "{\"n\": 1}", 0, tasks, 2, 0 };
     int64_t run;
     nb_err_t err;
     int rc = store_tick_fire(f->st, &fire, time_now_us(), &run, &err);
@@ -173,8 +173,12 @@ static fx_t *fx_new(int with_sched)
     token_digest(tok, digest);
     assert_int_equal(store_token_add(f->st, f->uid[ALICE], "spare", digest, time_now_us(), 0,
                                      &f->spare_token, &err), 0);
+    /* The ordinary users are trusted: these tests are about who may see and
+     * change what, with command tasks as the simplest flows; what untrusted
+     * users may save is tests/blackbox/test_isolation.py's. */
+    static char *const trusted[] = { "alice", "bob", NULL };
     api_opts_t ao = { .loop = &f->loop, .store = f->st, .home = f->dir, .version = "test-1.0",
-                      .self_exe = "/bin/true" };
+                      .self_exe = "/bin/true", .trusted_users = trusted };
     /* a stopped Spark cluster of alice's, named like her flow */
     char *sd = xasprintf("%s/spark/daily", f->dir);
     nb_err_t serr;
@@ -193,7 +197,7 @@ static fx_t *fx_new(int with_sched)
         assert_int_equal(sched_new(&so, &f->sched, &err), 0);
         f->api->sched = f->sched;
         nb_errlist_t errs = ERRLIST_INIT;
-        int rc = sched_flow_apply(f->sched, FLOW_YAML, strlen(FLOW_YAML), NULL, "alice", 0, 0, NULL, NULL,
+        int rc = sched_flow_apply(f->sched, FLOW_YAML, strlen(FLOW_YAML), NULL, 0, 1, NULL, "alice", 0, 0, NULL, NULL,
                                   NULL, NULL, &errs, &err);
         if (rc) fail_msg("apply: %s", err.msg);
         errlist_free(&errs);
@@ -218,6 +222,7 @@ static fx_t *fx_new(int with_sched)
         f->run = store_run(f, "daily", T0, 1);
     }
     f->srv = http_server_new(&f->loop, NULL, api_handle, f->api);
+    http_server_set_gate(f->srv, api_gate, f->api);     /* as nbhub serve does */
     api_set_server(f->api, f->srv);
     return f;
 }
@@ -420,6 +425,7 @@ static char *mx_target(fx_t *f, const char *pattern)
         else if (n == 2 && strncmp(p + 1, "id", 2) == 0)
             buf_printf(&b, "%lld", (long long)(users ? f->spare_token : f->run));
         else if (n == 4 && strncmp(p + 1, "task", 4) == 0) buf_puts(&b, "extract");
+        else if (n == 5 && strncmp(p + 1, "owner", 5) == 0) buf_puts(&b, "~alice");   /* /spark/~OWNER/NAME/ui */
         else if (n == 4 && strncmp(p + 1, "file", 4) == 0) buf_puts(&b, "app.js");
         else fail_msg("unknown parameter in %s", pattern);
         p += 1 + n;
@@ -1792,10 +1798,32 @@ static void test_json_times(void **state)
     assert_false(api_users_name_valid(long_name));
 }
 
+/* The lockout's client key: port dropped, IPv6 per /64, mapped IPv4 as IPv4. */
+static void test_peer_key(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        { "192.0.2.1:5342", "192.0.2.1" },
+        { "127.0.0.2:1", "127.0.0.2" },
+        { "[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64" },
+        { "[2001:db8:1:2:ffff::9]:443", "2001:db8:1:2::/64" },
+        { "[::1]:8765", "::/64" },
+        { "[::ffff:198.51.100.7]:80", "198.51.100.7" },
+        { "unix", "unix" },
+        { "?", "?" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char key[64];
+        api_auth_peer_key(cases[i][0], key, sizeof key);
+        assert_string_equal(key, cases[i][1]);
+    }
+}
+
 int main(void)
 {
     log_set_level(LOG_OFF);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_peer_key),
         cmocka_unit_test(test_json_times),
         cmocka_unit_test(test_openapi),
         cmocka_unit_test(test_body_contract),

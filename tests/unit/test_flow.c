@@ -212,7 +212,7 @@ static void test_error_kinds(void **state)
     expect_errors("frobnicate: 1\ntasks: {a: {command: ls}}\n",
                   "t.yaml:1:1: unknown key 'frobnicate' (known keys: name, description, owner, "
                   "schedule, timezone, start_date, end_date, catchup, max_active_runs, params, "
-                  "on_failure, on_success, defaults, tasks, spark)\n");
+                  "on_failure, on_success, defaults, tasks, spark, files)\n");
     expect_errors("retries: 1\ntasks: {a: {command: ls}}\n",
                   "t.yaml:1:1: unknown key 'retries'; 'retries' belongs in a task (under 'tasks')\n");
     expect_errors("tasks:\n  a:\n    command: ls\n    schedule: 5m\n",
@@ -359,6 +359,86 @@ static void test_multiple_errors_in_order(void **state)
 }
 
 /* At most ERRLIST_MAX errors are kept, the rest counted. */
+/* Parameter names become code in the notebook's parameters cell (issue
+ * 16): a notebook task's `parameters` keys must be identifiers of its
+ * language, a flow's `params` keys ASCII identifiers. */
+static void test_parameter_names(void **state)
+{
+    (void)state;
+    expect_errors("params: {ok_1: 1, 1: one, 'a b': 2, \"x\\nimport os\": 3}\n"
+                  "tasks: {a: {command: ls}}\n",
+                  "t.yaml:1:19: parameter name '1' is not an identifier: letters, digits and '_' "
+                  "(ASCII), not starting with a digit\n"
+                  "t.yaml:1:27: parameter name 'a b' is not an identifier: letters, digits and '_' "
+                  "(ASCII), not starting with a digit\n"
+                  "t.yaml:1:37: parameter name 'x\nimport os' is not an identifier: letters, digits "
+                  "and '_' (ASCII), not starting with a digit\n");
+    expect_errors("tasks:\n"
+                  "  a:\n"
+                  "    notebook: notebooks/py.ipynb\n"
+                  "    parameters:\n"
+                  "      fine: 1\n"
+                  "      \"x=1\\nimport os; os.system('id')\\ny\": 2\n"
+                  "      class: 3\n",
+                  "t.yaml:6:7: task 'a': parameter name 'x=1\\nimport os; os.system(\\'id\\')\\ny' "
+                  "is not a valid Python identifier\n"
+                  "t.yaml:7:7: task 'a': parameter name 'class' is not a valid Python identifier (it is a "
+                  "reserved word)\n");
+    expect_errors("tasks:\n  a:\n    notebook: notebooks/r.ipynb\n    parameters: {x.y: 1, 'a-b': 2}\n",
+                  "t.yaml:4:26: task 'a': parameter name 'a-b' is not a valid R identifier\n");
+    /* unknown language (no metadata): checked when the task runs */
+    flow_t *f = parse_ok("tasks:\n  a:\n    notebook: notebooks/a.ipynb\n    parameters: {'a-b': 2}\n");
+    flow_free(f);
+    f = parse_ok("params: {caf_1: 1}\ntasks:\n  a:\n    notebook: notebooks/py.ipynb\n"
+                 "    parameters: {caf\xc3\xa9: '{{ params.caf_1 }}'}\n");
+    flow_free(f);
+    assert_true(flow_param_name_ok("a_1"));
+    assert_false(flow_param_name_ok("1a"));
+    assert_false(flow_param_name_ok("a-b"));
+    assert_false(flow_param_name_ok(""));
+    assert_int_equal(mismatches, 0);
+}
+
+/* A schedule that never fires and dates outside 1970..2200 are load
+ * errors (issue 16: "0 0 31 2 *" was accepted with next_run null). */
+static void test_schedule_window(void **state)
+{
+    (void)state;
+    expect_errors("schedule: '0 0 31 2 *'\ntasks: {a: {command: ls}}\n",
+                  "t.yaml:1:11: schedule '0 0 31 2 *' never fires\n");
+    expect_errors("tasks: {a: {command: ls}}\nschedule: 0 0 30 2 *\n",
+                  "t.yaml:2:11: schedule '0 0 30 2 *' never fires\n");
+    expect_errors("schedule: '0 0 29 2 *'\nstart_date: 2025-03-01\nend_date: 2027-12-31\n"
+                  "tasks: {a: {command: ls}}\n",
+                  "t.yaml:1:11: schedule '0 0 29 2 *' never fires between start_date and end_date\n");
+    expect_errors("schedule: '@daily'\nstart_date: 1969-12-31\ntasks: {a: {command: ls}}\n",
+                  "t.yaml:2:13: start_date '1969-12-31' is outside 1970-01-01T00:00:00Z up to "
+                  "2200-01-01T00:00:00Z\n");
+    expect_errors("schedule: '@daily'\nend_date: 2200-01-01\ntasks: {a: {command: ls}}\n",
+                  "t.yaml:2:11: end_date '2200-01-01' is outside 1970-01-01T00:00:00Z up to "
+                  "2200-01-01T00:00:00Z\n");
+    expect_errors("schedule: '@daily'\nstart_date: 1900-01-01\ntasks: {a: {command: ls}}\n",
+                  "t.yaml:2:13: start_date '1900-01-01' is outside 1970-01-01T00:00:00Z up to "
+                  "2200-01-01T00:00:00Z\n");
+    /* leap days in the window, the window's ends, intervals */
+    flow_t *f = parse_ok("schedule: '0 0 29 2 *'\nstart_date: 2027-03-01\nend_date: 2028-12-31\n"
+                         "tasks: {a: {command: ls}}\n");
+    flow_free(f);
+    f = parse_ok("schedule: '@yearly'\nstart_date: 1970-01-01\nend_date: 2199-12-31 23:59:59\n"
+                 "tasks: {a: {command: ls}}\n");
+    flow_free(f);
+    f = parse_ok("schedule: 5m\nstart_date: 2026-01-01\ntasks: {a: {command: ls}}\n");
+    flow_free(f);
+    f = parse_ok("schedule: 1d\nstart_date: 2026-01-01 10:00\nend_date: 2026-01-01 10:00\n"
+                 "tasks: {a: {command: ls}}\n");
+    flow_free(f);
+    assert_true(flow_time_ok(0));
+    assert_false(flow_time_ok(-1));
+    assert_true(flow_time_ok(FLOW_TIME_MAX - 1));
+    assert_false(flow_time_ok(FLOW_TIME_MAX));
+    assert_int_equal(mismatches, 0);
+}
+
 static void test_error_cap(void **state)
 {
     (void)state;
@@ -431,12 +511,11 @@ static void test_defaults_and_values(void **state)
 
     /* YAML typing follows PyYAML for params; string fields take the text. */
     f = parse_ok(
-        "params: {a: 010, b: yes, c: '10', d: 1.5, e: ~, f: 2026-01-01, 1: one}\n"
+        "params: {a: 010, b: yes, c: '10', d: 1.5, e: ~, f: 2026-01-01}\n"
         "tasks:\n"
         "  a: {command: ls, env: {X: yes, Y: 010, Z: ~}}\n");
     char *s = json_dumps(f->params, JSON_COMPACT);
-    assert_string_equal(s, "{\"a\":8,\"b\":true,\"c\":\"10\",\"d\":1.5,\"e\":null,\"f\":\"2026-01-01\","
-                        "\"1\":\"one\"}");
+    assert_string_equal(s, "{\"a\":8,\"b\":true,\"c\":\"10\",\"d\":1.5,\"e\":null,\"f\":\"2026-01-01\"}");
     free(s);
     s = json_dumps(f->tasks[0].env, JSON_COMPACT);
     assert_string_equal(s, "{\"X\":\"yes\",\"Y\":\"010\",\"Z\":\"\"}");
@@ -702,6 +781,8 @@ int main(void)
         cmocka_unit_test(test_error_kinds),
         cmocka_unit_test(test_multiple_errors_in_order),
         cmocka_unit_test(test_error_cap),
+        cmocka_unit_test(test_parameter_names),
+        cmocka_unit_test(test_schedule_window),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_defaults_and_values),
         cmocka_unit_test(test_notebook_paths),

@@ -296,6 +296,7 @@ static const struct http_route routes[] = {
     { "GET", "/static/" "*rest", h_static, 0 },
     { "GET", "/cookies", h_cookies, 0 },
     { "GET", "/secret", h_secret, FLAG_AUTH },
+    { "POST", "/secret", h_echo, FLAG_AUTH },
     { "GET", "/stream", h_stream, 0 },
     { "GET", "/events", h_events, 0 },
     { "GET", "/flood", h_flood, 0 },
@@ -1290,6 +1291,185 @@ static void test_detached_limits(void **state)
     http_router_free(router);
 }
 
+/* A gated server on a detached connection: refusals come before the body,
+ * close the connection, and a body let in is parsed from where the head
+ * stopped, whole or byte by byte, pipelined or not. */
+static void test_detached_gate(void **state)
+{
+    (void)state;
+    struct dfx d;
+    dfx_start(&d);
+    http_router_set_before(d.router, before, NULL);
+    http_server_set_gate(d.srv, http_router_gate, d.router);
+    const char *ok = "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+                     "POST /secret HTTP/1.1\r\nAuthorization: Bearer good\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n0\r\n\r\n"
+                     "GET /hello HTTP/1.1\r\n\r\n"
+                     "POST /secret HTTP/1.1\r\nContent-Length: 7\r\n\r\nignored"
+                     "GET /hello HTTP/1.1\r\n\r\n";              /* after the refusal: never read */
+    char *outs[2];
+    for (int bytewise = 0; bytewise < 2; bytewise++) {
+        http_conn_t *c = http_conn_new_detached(d.srv);
+        if (bytewise)
+            for (size_t i = 0; ok[i]; i++) http_conn_feed(c, ok + i, 1);
+        else
+            http_conn_feed(c, ok, strlen(ok));
+        outs[bytewise] = strip_date(http_conn_output(c));
+        http_conn_free_detached(c);
+    }
+    assert_string_equal(outs[0], outs[1]);
+    const char *o = outs[0];
+    int n = 0;
+    for (const char *p = o; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++) n++;
+    assert_int_equal(n, 4);
+    const char *e1 = strstr(o, "\"body\":\"hello\""), *e2 = strstr(o, "\"body\":\"abc\""),
+               *h = strstr(o, "hello\r\n" ), *u = strstr(o, "HTTP/1.1 401 ");
+    assert_non_null(e1);
+    assert_non_null(e2);
+    assert_non_null(u);
+    assert_true(e1 < e2 && e2 < u);
+    (void)h;
+    assert_non_null(strstr(u, "Connection: close"));
+    free(outs[0]);
+    free(outs[1]);
+    /* Over the gate's limit: 413 on the head. */
+    http_conn_t *c = http_conn_new_detached(d.srv);
+    const char *big = "POST /echo HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n";
+    assert_int_equal(http_conn_feed(c, big, strlen(big)), -ECONNRESET);
+    assert_non_null(strstr(http_conn_output(c)->data, "HTTP/1.1 413 "));
+    http_conn_free_detached(c);
+    assert_int_equal(http_server_body_bytes(d.srv), 0);
+    dfx_finish(&d);
+}
+
+/* A gate like api_gate: requests marked anonymous get 400 bytes. */
+static int anon_gate(http_req_t *req, void *router)
+{
+    if (http_router_gate(req, router)) return 1;
+    if (http_header(req, "x-anon")) http_req_set_body_max(req, 400);
+    return 0;
+}
+
+/* The body budget is shared: a second body that does not fit gets 503 with
+ * Retry-After while the first still holds its share; freed shares return. */
+static void test_detached_budget(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    http_router_t *router;
+    nb_err_t err;
+    assert_int_equal(http_router_new(routes, sizeof routes / sizeof routes[0], NULL, &router, &err), 0);
+    struct http_limits lim;
+    http_limits_default(&lim);
+    lim.max_body = 1000;
+    lim.body_budget = 1500;
+    http_server_t *srv = http_server_new(&loop, &lim, http_router_handle, router);
+    http_server_set_gate(srv, http_router_gate, router);
+    http_conn_t *a = http_conn_new_detached(srv), *b = http_conn_new_detached(srv);
+    const char *h1000 = "POST /echo HTTP/1.1\r\nContent-Length: 1000\r\n\r\npart";
+    assert_int_equal(http_conn_feed(a, h1000, strlen(h1000)), 0);
+    assert_int_equal(http_server_body_bytes(srv), 1001);
+    assert_int_equal(http_conn_feed(b, h1000, strlen(h1000)), -ECONNRESET);
+    const char *out = http_conn_output(b)->data;
+    assert_non_null(strstr(out, "HTTP/1.1 503 "));
+    assert_non_null(strstr(out, "Retry-After: 1\r\n"));
+    http_conn_free_detached(b);
+    /* Chunked bodies are charged as they grow. */
+    b = http_conn_new_detached(srv);
+    const char *ch = "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+    assert_int_equal(http_conn_feed(b, ch, strlen(ch)), 0);
+    assert_true(http_server_body_bytes(srv) > 1001);
+    http_conn_free_detached(b);
+    assert_int_equal(http_server_body_bytes(srv), 1001);
+    http_conn_free_detached(a);
+    assert_int_equal(http_server_body_bytes(srv), 0);
+    /* Anonymous bodies share a quarter of it (375 bytes here): a second
+     * 300-byte one does not fit, a vouched-for 1000-byte one still does. */
+    http_server_set_gate(srv, anon_gate, router);
+    const char *anon = "POST /echo HTTP/1.1\r\nX-Anon: 1\r\nContent-Length: 300\r\n\r\nx";
+    http_conn_t *a1 = http_conn_new_detached(srv), *a2 = http_conn_new_detached(srv);
+    assert_int_equal(http_conn_feed(a1, anon, strlen(anon)), 0);
+    assert_int_equal(http_conn_feed(a2, anon, strlen(anon)), -ECONNRESET);
+    assert_non_null(strstr(http_conn_output(a2)->data, "HTTP/1.1 503 "));
+    b = http_conn_new_detached(srv);
+    assert_int_equal(http_conn_feed(b, h1000, strlen(h1000)), 0);
+    assert_int_equal(http_server_body_bytes(srv), 301 + 1001);
+    /* Over the gate's 400: 413 unread. */
+    http_conn_t *a3 = http_conn_new_detached(srv);
+    const char *anon_big = "POST /echo HTTP/1.1\r\nX-Anon: 1\r\nContent-Length: 401\r\n\r\n";
+    assert_int_equal(http_conn_feed(a3, anon_big, strlen(anon_big)), -ECONNRESET);
+    assert_non_null(strstr(http_conn_output(a3)->data, "HTTP/1.1 413 "));
+    http_conn_free_detached(a3);
+    http_conn_free_detached(a2);
+    http_conn_free_detached(a1);
+    http_conn_free_detached(b);
+    assert_int_equal(http_server_body_bytes(srv), 0);
+    http_server_stop(srv, dfx_stopped, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    http_router_free(router);
+}
+
+/* A body that keeps moving, but slower than min_body_rate over a window of
+ * body_grace, is answered 408 (the no-progress timeout alone would never
+ * end it), even after a fast start; a fast one on the same server is not. */
+static void test_min_body_rate(void **state)
+{
+    (void)state;
+    struct http_limits lim;
+    test_limits(&lim);
+    lim.body_timeout_ms = 5000;
+    lim.min_body_rate = 1000;           /* bytes/s */
+    lim.body_grace_ms = 300;
+    struct fx *f = fx_start(&lim, "127.0.0.1:0", NULL);
+    struct cli c = cli_tcp(f->port, 0);
+    uint64_t t0 = now_ms();
+    cli_puts(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    struct resp r;
+    int got = -1;
+    for (int i = 0; i < 40 && got < 0; i++) {   /* 10 bytes every 50 ms: 200 B/s */
+        usleep(50 * 1000);
+        if (send(c.fd, "0123456789", 10, MSG_NOSIGNAL) < 0) got = 0;
+    }
+    assert_int_equal(cli_response(&c, &r, 0), 0);
+    assert_int_equal(r.status, 408);
+    uint64_t dt = now_ms() - t0;
+    assert_true(dt >= 250 && dt < 1800);
+    buf_free(&r.body);
+    cli_close(&c);
+    /* A fast start buys nothing: each 300 ms window needs its 300 bytes. */
+    c = cli_tcp(f->port, 0);
+    buf_t fast = BUF_INIT;
+    buf_puts(&fast, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    for (int i = 0; i < 5000; i++) buf_puts(&fast, "0123456789");
+    t0 = now_ms();
+    cli_send(&c, fast.data, fast.len);
+    buf_free(&fast);
+    for (int i = 0; i < 40; i++) {
+        usleep(50 * 1000);
+        if (send(c.fd, "0123456789", 10, MSG_NOSIGNAL) < 0) break;
+    }
+    assert_int_equal(cli_response(&c, &r, 0), 0);
+    assert_int_equal(r.status, 408);
+    dt = now_ms() - t0;
+    assert_true(dt >= 500 && dt < 1800);
+    buf_free(&r.body);
+    cli_close(&c);
+    /* 20 kB at once is far above the rate. */
+    c = cli_tcp(f->port, 0);
+    buf_t req = BUF_INIT;
+    buf_puts(&req, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n");
+    for (int i = 0; i < 2000; i++) buf_puts(&req, "0123456789");
+    cli_send(&c, req.data, req.len);
+    assert_int_equal(cli_response(&c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    buf_free(&r.body);
+    buf_free(&req);
+    cli_close(&c);
+    fx_finish(f);
+}
+
 static void test_router_compile(void **state)
 {
     (void)state;
@@ -1395,6 +1575,9 @@ int main(void)
     const struct CMUnitTest detached[] = {
         cmocka_unit_test(test_detached_split),
         cmocka_unit_test(test_detached_limits),
+        cmocka_unit_test(test_detached_gate),
+        cmocka_unit_test(test_detached_budget),
+        cmocka_unit_test(test_min_body_rate),
         cmocka_unit_test(test_router_compile),
         cmocka_unit_test(test_gzip),
     };

@@ -234,6 +234,58 @@ static void test_translate_aliases_and_errors(void **state)
     json_decref(p);
 }
 
+/* Parameter names are code in the cell: only identifiers of the language
+ * (issue 16: papermill writes "x=1\nimport os; os.system(...)\ny" as is). */
+static void test_parameter_names(void **state)
+{
+    (void)state;
+    nb_err_t err;
+    struct { const char *lang, *name; int ok; } v[] = {
+        { "python", "x", 1 }, { "python", "_x1", 1 }, { "python", "caf\xc3\xa9", 1 },
+        { "python", "\xce\xb1\xce\xb2", 1 }, { "python", "\xe5\x90\x8d\xe5\x89\x8d", 1 },
+        { "python", "x=1\nimport os; os.system('id')\ny", 0 }, { "python", "", 0 },
+        { "python", "1x", 0 }, { "python", "a b", 0 }, { "python", "a.b", 0 },
+        { "python", "class", 0 }, { "python", "None", 0 }, { "python", "a\xe2\x80\xae", 0 },
+        { "python", "a\xc2\xa0", 0 }, { "python", "x\xef\xbb\xbf", 0 },
+        { "python", "\xcc\x81x", 0 }, { "python", "a\xff", 0 }, { "python", "a\xc0\x80", 0 },
+        { "python", "x;y", 0 }, { "python", "x#", 0 }, { "python", "match", 1 },
+        { "pysparkkernel", "x)\nprint(1", 0 },
+        { "R", "x.y", 1 }, { "R", ".x", 1 }, { "R", "._", 1 }, { "R", "_x", 1 }, { "R", "__", 0 },
+        { "R", ".1x", 0 }, { "R", "if", 0 }, { "R", "TRUE", 0 }, { "R", "x <- 1; y", 0 },
+        { "sparkrkernel", "a`b", 0 },
+        { "scala", "x1", 1 }, { "scala", "val", 0 }, { "scala", "x$", 0 }, { "sparkkernel", "type", 0 },
+        { "julia", "x!", 1 }, { "julia", "!x", 0 }, { "julia", "end", 0 },
+        { "matlab", "x_1", 1 }, { "matlab", "_x", 0 }, { "matlab", "end", 0 },
+        { "matlab", "a123456789012345678901234567890123456789012345678901234567890123", 0 },
+        { ".net-csharp", "x", 1 }, { ".net-csharp", "int", 0 },
+        { ".net-fsharp", "x", 1 }, { ".net-fsharp", "let", 0 },
+        { ".net-powershell", "x", 1 }, { ".net-powershell", "x;rm", 0 },
+        { "bash", "X_1", 1 }, { "bash", "x$(id)", 0 }, { "bash", "caf\xc3\xa9", 0 },
+        { "bash", "if", 1 },
+    };
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        int rc = nbparams_check_name(v[i].name, v[i].lang, &err);
+        if ((rc == 0) != v[i].ok)
+            fail_msg("%s %s: %d (%s)", v[i].lang, v[i].name, rc, rc ? err.msg : "");
+    }
+    assert_int_equal(nbparams_check_name("x", "cobol", &err), -ENOTSUP);
+
+    /* translate and inject refuse too, with a message naming the language */
+    json_t *p = json_object();
+    json_object_set_new(p, "x=1\nimport os; os.system('id')\ny", json_integer(2));
+    char *out = NULL;
+    assert_int_equal(nbparams_translate(p, "python", &out, &err), -EINVAL);
+    assert_null(out);
+    assert_non_null(strstr(err.msg, "not a valid Python identifier"));
+    assert_non_null(strstr(err.msg, "x=1\\nimport os"));
+    assert_int_equal(nbparams_check_names(p, "python", &err), -EINVAL);
+    json_decref(p);
+    p = load("{\"ok\": 1, \"for\": 2}");
+    assert_int_equal(nbparams_translate(p, "python", &out, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "reserved word"));
+    json_decref(p);
+}
+
 static void test_find_translator(void **state)
 {
     (void)state;
@@ -467,6 +519,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_translate_vectors),
         cmocka_unit_test(test_translate_aliases_and_errors),
+        cmocka_unit_test(test_parameter_names),
         cmocka_unit_test(test_find_translator),
         cmocka_unit_test(test_resolve_type),
         cmocka_unit_test(test_inject_after_parameters),

@@ -6,9 +6,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "spark/scluster.h"
 #include "spark/seventlog.h"
@@ -316,6 +319,200 @@ static void test_eventlog_find(void **state)
     rmdir(dir);
 }
 
+/* ---- names per owner, the claim, the per-user count ------------------------ */
+
+/* A cluster directory HOME/spark/ID with a config.json of that JSON. */
+static char *mkcluster(const char *home, const char *id, const char *cfg)
+{
+    char *dir = scluster_dir(home, id), cmd[512];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    FILE *f = fopen(p, "w");
+    fputs(cfg, f);
+    fclose(f);
+    return dir;
+}
+
+static void rmtree(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_ids(void **state)
+{
+    (void)state;
+    char *id = scluster_id(NULL, "dev");
+    assert_string_equal(id, "dev");
+    free(id);
+    id = scluster_id("alice", "dev");
+    assert_string_equal(id, "~alice/dev");
+    char *ui = scluster_ui_path(id);
+    assert_string_equal(ui, "/spark/~alice/dev/ui");
+    free(ui);
+    char **c = scluster_ui_confs(id);
+    assert_string_equal(c[1], "spark.ui.reverseProxyUrl=/spark/~alice/dev/ui");
+    scluster_strv_free(c);
+    free(id);
+    /* An owner is one path component, whatever its bytes: ".." is "~.." */
+    id = scluster_id("a@b c%", "x");
+    assert_string_equal(id, "~a%40b%20c%25/x");
+    free(id);
+    id = scluster_id("..", "x");
+    assert_string_equal(id, "~../x");
+    free(id);
+    char *d = scluster_dir("/h", "~bob/dev");
+    assert_string_equal(d, "/h/spark/~bob/dev");
+    free(d);
+    assert_true(scluster_owner_ok("alice"));
+    assert_true(scluster_owner_ok("a.b@c-d"));
+    assert_false(scluster_owner_ok(""));
+    assert_false(scluster_owner_ok(NULL));
+    assert_false(scluster_owner_ok("a/b"));
+    assert_false(scluster_owner_ok("a\nb"));
+    assert_false(scluster_owner_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));   /* 65 */
+    /* No cluster name is an owner's directory. */
+    assert_false(scluster_name_ok("~alice"));
+}
+
+/* alice and bob both have "dev"; a cluster of the old layout (spark/NAME,
+ * its owner in config.json) is still its owner's; the operator's are
+ * spark/NAME without an owner. */
+static void test_find_ids(void **state)
+{
+    (void)state;
+    char home[] = "/tmp/nbhub-scl-XXXXXX";
+    assert_non_null(mkdtemp(home));
+    free(mkcluster(home, "~alice/dev", "{\"name\":\"dev\",\"owner\":\"alice\"}"));
+    free(mkcluster(home, "~bob/dev", "{\"name\":\"dev\",\"owner\":\"bob\"}"));
+    free(mkcluster(home, "old", "{\"name\":\"old\",\"owner\":\"alice\"}"));
+    free(mkcluster(home, "ops", "{\"name\":\"ops\"}"));
+    char p[256];
+    snprintf(p, sizeof p, "mkdir -p '%s/spark/~carol/nocfg'", home);   /* no config.json: no cluster */
+    assert_int_equal(system(p), 0);
+    struct { const char *owner, *name, *want; } cases[] = {
+        { "alice", "dev", "~alice/dev" }, { "bob", "dev", "~bob/dev" }, { "carol", "dev", NULL },
+        { "alice", "old", "old" },        { "bob", "old", NULL },       { NULL, "ops", "ops" },
+        { NULL, "old", "old" },           { NULL, "dev", NULL },        { "alice", "ops", NULL },
+        { "alice", "../x", NULL },        { "a/b", "dev", NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = scluster_find(home, cases[i].owner, cases[i].name);
+        if (cases[i].want) assert_string_equal(got, cases[i].want);
+        else assert_null(got);
+        free(got);
+    }
+    char **v = scluster_ids(home, "alice");
+    assert_string_equal(v[0], "old");
+    assert_string_equal(v[1], "~alice/dev");
+    assert_null(v[2]);
+    scluster_strv_free(v);
+    v = scluster_ids(home, "bob");
+    assert_string_equal(v[0], "~bob/dev");
+    assert_null(v[1]);
+    scluster_strv_free(v);
+    v = scluster_ids(home, "carol");
+    assert_null(v[0]);
+    scluster_strv_free(v);
+    v = scluster_ids(home, NULL);
+    const char *all[] = { "old", "ops", "~alice/dev", "~bob/dev" };
+    for (size_t i = 0; i < 4; i++) assert_string_equal(v[i], all[i]);
+    assert_null(v[4]);
+    scluster_strv_free(v);
+    rmtree(home);
+}
+
+/* One claim per directory: a second description cannot take it, in this
+ * process or another; the descriptor handed down keeps it after the
+ * first holder closes its copy; it goes with the last holder. */
+static void test_lock(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nbhub-lck-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nb_err_t err;
+    assert_int_equal(scluster_locked(dir), 0);
+    int fd = scluster_lock(dir, -1, &err);
+    assert_true(fd >= 0);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    assert_int_equal(scluster_locked(dir), 1);
+    assert_int_equal(scluster_lock(dir, -1, &err), -EBUSY);
+    assert_non_null(strstr(err.msg, "starting or up"));
+    assert_int_equal(scluster_lock(dir, fd, &err), fd);   /* handed down: already ours */
+    assert_int_equal(scluster_lock(dir, 0, &err), -EBADF);   /* not the lock file */
+    /* A child inherits the claim; the parent's copy goes; still held. */
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) < 0) _exit(2);
+        _exit(scluster_lock(dir, fd, &err) == fd ? 0 : 1);
+    }
+    close(go[0]);
+    close(fd);
+    assert_int_equal(scluster_locked(dir), 1);
+    assert_int_equal(scluster_lock(dir, -1, &err), -EBUSY);
+    assert_int_equal(write(go[1], "x", 1), 1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(go[1]);
+    assert_int_equal(scluster_locked(dir), 0);   /* gone with its last holder */
+    fd = scluster_lock(dir, -1, &err);
+    assert_true(fd >= 0);
+    close(fd);
+    rmtree(dir);
+}
+
+/* What one user has starting or up: claimed or live, not ephemeral, not
+ * the one being started, not another user's. */
+static void test_usage(void **state)
+{
+    (void)state;
+    char home[] = "/tmp/nbhub-use-XXXXXX";
+    assert_non_null(mkdtemp(home));
+    char *a = mkcluster(home, "~alice/a", "{\"name\":\"a\",\"owner\":\"alice\",\"workers\":2,\"worker_memory\":\"512m\"}");
+    char *b = mkcluster(home, "~alice/b", "{\"name\":\"b\",\"owner\":\"alice\",\"workers\":1,\"worker_memory\":\"1g\"}");
+    char *e = mkcluster(home, "~alice/flow-t1", "{\"name\":\"flow-t1\",\"owner\":\"alice\",\"workers\":1,"
+                                                "\"worker_memory\":\"4g\",\"ephemeral\":true}");
+    char *s = mkcluster(home, "~alice/stopped", "{\"name\":\"stopped\",\"owner\":\"alice\",\"workers\":1,"
+                                                "\"worker_memory\":\"4g\"}");
+    char *o = mkcluster(home, "~bob/a", "{\"name\":\"a\",\"owner\":\"bob\",\"workers\":1,\"worker_memory\":\"8g\"}");
+    nb_err_t err;
+    int fa = scluster_lock(a, -1, &err), fb = scluster_lock(b, -1, &err), fe = scluster_lock(e, -1, &err),
+        fo = scluster_lock(o, -1, &err);
+    assert_true(fa >= 0 && fb >= 0 && fe >= 0 && fo >= 0);
+    struct scluster_usage u;
+    scluster_usage(home, "alice", NULL, &u);
+    assert_int_equal(u.clusters, 2);
+    assert_int_equal(u.memory_mb, 2 * 512 + 1024);
+    scluster_usage(home, "alice", "~alice/b", &u);
+    assert_int_equal(u.clusters, 1);
+    assert_int_equal(u.memory_mb, 1024);
+    scluster_usage(home, "bob", NULL, &u);
+    assert_int_equal(u.clusters, 1);
+    assert_int_equal(u.memory_mb, 8192);
+    scluster_usage(home, "carol", NULL, &u);
+    assert_int_equal(u.clusters, 0);
+    close(fa);
+    scluster_usage(home, "alice", NULL, &u);
+    assert_int_equal(u.clusters, 1);
+    close(fb);
+    close(fe);
+    close(fo);
+    free(a);
+    free(b);
+    free(e);
+    free(s);
+    free(o);
+    rmtree(home);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +524,10 @@ int main(void)
         cmocka_unit_test(test_eventlog),
         cmocka_unit_test(test_eventlog_live),
         cmocka_unit_test(test_eventlog_find),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_find_ids),
+        cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -306,18 +306,152 @@ static void test_flow_delete(void **state)
     assert_int_equal(l.n, 0);
     store_flows_free(&l);
     assert_int_equal(fire(f->st, "f", STORE_RUN_SCHEDULED, T0 + HOUR, NULL, &err), -ENOENT);
-    /* upsert brings it back with a new version, its history intact */
+    /* Creating the name again makes a new incarnation: version 1, a new
+     * id, none of the old runs or ticks; the old row and its run stay. */
     int64_t v;
     store_flow_in_t in = { "f", 0, "{\"tasks\":[\"a\",\"b\"]}", NULL, NULL };
     assert_int_equal(store_flow_upsert(f->st, &in, T0 + 6, &v, NULL, &err), 0);
-    assert_int_equal(v, 2);
+    assert_int_equal(v, 1);
+    store_flow_t now;
+    assert_int_equal(store_flow_get(f->st, "f", 0, &now, &err), 0);
+    assert_int_equal(now.incarnation, 2);
+    assert_int_equal(now.deleted_at, 0);
+    assert_int_equal(store_flow_get(f->st, "f", 1, &fl, &err), 0);
+    assert_int_equal(fl.id, now.id);   /* the newest row is the live one */
+    store_flow_clear(&fl);
     store_run_t r;
     assert_int_equal(store_run_get(f->st, run, &r, NULL, &err), 0);
     assert_int_equal(r.flow_version, 1);
+    assert_true(r.flow_id != now.id);
+    assert_int_equal(r.flow_incarnation, 1);
+    store_flow_t old;
+    assert_int_equal(store_flow_get_id(f->st, r.flow_id, &old, &err), 0);
+    assert_int_equal(old.deleted_at, T0 + 5);
+    assert_int_equal(old.incarnation, 1);
+    store_flow_clear(&old);
+    store_run_clear(&r);
+    store_runs_t page;
+    store_run_filter_t mine = { .flow_id = now.id, .state = -1, .limit = 10 };
+    assert_int_equal(store_runs_list(f->st, &mine, &page, &err), 0);
+    assert_int_equal(page.n, 0);
+    store_runs_free(&page);
+    store_run_filter_t byname = { .flow = "f", .state = -1, .limit = 10 };
+    assert_int_equal(store_runs_list(f->st, &byname, &page, &err), 0);
+    assert_int_equal(page.n, 1);
+    store_runs_free(&page);
+    /* the old tick is the old incarnation's: T0 fires again, same run_id */
+    assert_int_equal(store_tick_last(f->st, "f", &v, &err), -ENOENT);
+    int64_t run2;
+    assert_int_equal(fire(f->st, "f", STORE_RUN_SCHEDULED, T0, &run2, &err), 0);
+    assert_int_equal(store_run_get(f->st, run2, &r, NULL, &err), 0);
+    assert_int_equal(r.flow_id, now.id);
+    assert_int_equal(r.flow_incarnation, 2);
     store_run_clear(&r);
     assert_int_equal(store_flows_list(f->st, 0, 0, &l, &err), 0);
     assert_int_equal(l.n, 1);
     store_flows_free(&l);
+    assert_int_equal(store_flows_list(f->st, 1, 0, &l, &err), 0);
+    assert_int_equal(l.n, 2);
+    store_flows_free(&l);
+    /* events name their incarnation */
+    store_events_t ev;
+    assert_int_equal(store_events_since(f->st, 0, 100, &ev, &err), 0);
+    for (size_t i = 0; i < ev.n; i++)
+        if (ev.v[i].run == run2) assert_int_equal(ev.v[i].flow_id, now.id);
+    int64_t old_id = 0;
+    for (size_t i = 0; i < ev.n; i++)
+        if (strcmp(ev.v[i].kind, "flow.deleted") == 0) old_id = ev.v[i].flow_id;
+    assert_true(old_id > 0 && old_id != now.id);
+    for (size_t i = 0; i < ev.n; i++)
+        if (ev.v[i].run == run) assert_int_equal(ev.v[i].flow_id, old_id);
+    store_events_free(&ev);
+    store_flow_clear(&now);
+}
+
+/* A database written by the previous schema (v2: flows keyed by name,
+ * runs and ticks pointing at the name) upgrades in place: ids, runs, ticks,
+ * task runs, webhooks and events kept, each name its incarnation 1. */
+static void test_migrate_v2(void **state)
+{
+    fx_t *f = *state;
+    nb_err_t err;
+    store_close(f->st);
+    f->st = NULL;
+    char p[160];
+    for (const char *const *x = (const char *const[]){ "", "-wal", "-shm", NULL }; *x; x++) {
+        snprintf(p, sizeof p, "%s%s", f->path, *x);
+        unlink(p);
+    }
+    assert_int_equal(store_open_at(f->path, 2, &f->st, &err), 0);
+    assert_int_equal(store_schema_version(f->st), 2);
+    const char *v2 =
+        "INSERT INTO users(id, name, is_admin, created_at) VALUES (1, 'alice', 0, 0), "
+        "  (2, 'bob', 0, 0);"
+        "INSERT INTO flows(name, owner_id, spec_json, version, created_at, updated_at, "
+        "  deleted_at) VALUES ('x', 1, '{}', 3, 0, 0, NULL), ('gone', 2, '{}', 1, 0, 0, 5);"
+        "INSERT INTO runs(id, run_id, flow, kind, logical_us, state, flow_version, spec_json, "
+        "  created_at) VALUES (7, 'scheduled__a', 'x', 'scheduled', 100, 'success', 3, '{}', 0),"
+        "  (8, 'manual__b', 'gone', 'manual', 200, 'failed', 1, '{}', 0);"
+        "INSERT INTO ticks(flow, logical_us, fired_at, run) VALUES ('x', 100, 0, 7);"
+        "INSERT INTO task_runs(id, run, task, state, output_path, spark_app_id) "
+        "  VALUES (11, 7, 'a', 'success', '/o', 'app-1'), (12, 8, 'a', 'failed', NULL, NULL);"
+        "INSERT INTO webhook_deliveries(id, run, url, event, payload_json, next_attempt_at, "
+        "  created_at) VALUES (21, 7, 'http://h', 'run.success', '{}', 0, 0);"
+        "INSERT INTO events(at, kind, flow, run, json) VALUES (0, 'run.queued', 'x', 7, '{}'),"
+        "  (0, 'flow.deleted', 'gone', NULL, '{}'), (0, 'store.recover', NULL, NULL, '{}');";
+    char *msg = NULL;
+    int rc = sqlite3_exec(store_db(f->st), v2, NULL, NULL, &msg);
+    if (rc) fprintf(stderr, "v2: %s\n", msg);
+    assert_int_equal(rc, SQLITE_OK);
+    reopen(f);
+    assert_int_equal(store_schema_version(f->st), 3);
+    assert_int_equal(count_sql(f->st, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    assert_int_equal(count_sql(f->st, "SELECT count(*) FROM sqlite_temp_schema"), 0);
+    store_flow_t x, gone;
+    assert_int_equal(store_flow_get(f->st, "x", 0, &x, &err), 0);
+    assert_int_equal(x.incarnation, 1);
+    assert_int_equal(x.owner_id, 1);
+    assert_int_equal(x.version, 3);
+    assert_int_equal(store_flow_get(f->st, "gone", 0, &gone, &err), -ENOENT);
+    assert_int_equal(store_flow_get(f->st, "gone", 1, &gone, &err), 0);
+    assert_int_equal(gone.deleted_at, 5);
+    store_run_t r;
+    store_task_runs_t ts;
+    assert_int_equal(store_run_get(f->st, 7, &r, &ts, &err), 0);
+    assert_int_equal(r.flow_id, x.id);
+    assert_string_equal(r.flow, "x");
+    assert_int_equal(ts.n, 1);
+    assert_string_equal(ts.v[0].spark_app_id, "app-1");
+    assert_string_equal(ts.v[0].output_path, "/o");
+    store_run_clear(&r);
+    store_task_runs_free(&ts);
+    assert_int_equal(count_sql(f->st, "SELECT count(*) FROM webhook_deliveries WHERE run = 7"), 1);
+    int64_t last;
+    assert_int_equal(store_tick_last(f->st, "x", &last, &err), 0);
+    assert_int_equal(last, 100);
+    assert_int_equal(fire(f->st, "x", STORE_RUN_SCHEDULED, 100, NULL, &err), -EEXIST);
+    store_events_t ev;
+    assert_int_equal(store_events_since(f->st, 0, 10, &ev, &err), 0);
+    assert_int_equal(ev.n, 3);
+    assert_int_equal(ev.v[0].flow_id, x.id);
+    assert_int_equal(ev.v[1].flow_id, gone.id);
+    assert_int_equal(ev.v[2].flow_id, 0);
+    store_events_free(&ev);
+    /* bob creates "gone" again: a new incarnation without run 8 */
+    store_flow_in_t in = { "gone", 2, "{}", NULL, NULL };
+    int64_t v;
+    assert_int_equal(store_flow_upsert(f->st, &in, T0, &v, NULL, &err), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(store_run_get(f->st, 8, &r, NULL, &err), 0);
+    assert_int_equal(r.flow_id, gone.id);
+    store_run_clear(&r);
+    store_flow_t again;
+    assert_int_equal(store_flow_get(f->st, "gone", 0, &again, &err), 0);
+    assert_int_equal(again.incarnation, 2);
+    assert_true(again.id != gone.id);
+    store_flow_clear(&again);
+    store_flow_clear(&x);
+    store_flow_clear(&gone);
 }
 
 /* ---- ticks ------------------------------------------------------------------ */
@@ -1041,6 +1175,28 @@ static void test_users(void **state)
     store_user_clear(&u);
     assert_int_equal(store_user_set_password(f->st, 999, "x", &err), -ENOENT);
 
+    /* a change the user asked for: the session that made it stays, the
+     * others end; tokens stay unless revoked with it, and only this user's */
+    assert_int_equal(store_session_add(f->st, "keep", "c1", id, T0, T0 + HOUR, NULL, &err), 0);
+    assert_int_equal(store_session_add(f->st, "other", "c2", id, T0, T0 + HOUR, NULL, &err), 0);
+    assert_int_equal(store_session_add(f->st, "bobs", "c3", id2, T0, T0 + HOUR, NULL, &err), 0);
+    assert_int_equal(store_token_add(f->st, id, "a", "atok", T0, 0, NULL, &err), 0);
+    assert_int_equal(store_token_add(f->st, id2, "b", "btok", T0, 0, NULL, &err), 0);
+    assert_int_equal(store_user_change_password(f->st, id, "$argon2id$w", "keep", 0, &err), 0);
+    assert_int_equal(store_session_lookup(f->st, "keep", T0, NULL, NULL, &err), 0);
+    assert_int_equal(store_session_lookup(f->st, "other", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "atok", T0, NULL, NULL, &err), 0);
+    assert_int_equal(store_user_change_password(f->st, id, "$argon2id$v", NULL, 1, &err), 0);
+    assert_int_equal(store_session_lookup(f->st, "keep", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "atok", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "btok", T0, NULL, NULL, &err), 0);
+    assert_int_equal(store_session_lookup(f->st, "bobs", T0, NULL, NULL, &err), 0);
+    /* logout with a token: revoked by its digest */
+    assert_int_equal(store_token_revoke_hash(f->st, "btok", &err), 0);
+    assert_int_equal(store_token_lookup(f->st, "btok", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_revoke_hash(f->st, "btok", &err), -ENOENT);
+    assert_int_equal(store_session_delete(f->st, "bobs", &err), 0);
+
     /* disabled users cannot authenticate with tokens or sessions */
     assert_int_equal(store_token_add(f->st, id2, "ci", "tokhash", T0, 0, NULL, &err), 0);
     assert_int_equal(store_session_add(f->st, "sess2", "csrf2", id2, T0, T0 + HOUR, NULL, &err),
@@ -1246,6 +1402,7 @@ int main(void)
         T(test_flow_upsert_versions),
         T(test_flow_pause),
         T(test_flow_delete),
+        T(test_migrate_v2),
         T(test_run_id_format),
         T(test_tick_exactly_once),
         T(test_transitions_happy_and_wrong),

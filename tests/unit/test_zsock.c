@@ -6,10 +6,13 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 #include <zmq.h>
@@ -427,6 +430,62 @@ static void test_incompatible_peer(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* zsock_final (a kernel asked to shut down): a message queued before the
+ * connection was up still goes out, the connection being retried until it
+ * has; once it is lost after that, it is not retried.  (tcp: with ipc the
+ * directory watch would connect anyway.) */
+static void test_final_delivers_queued(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    /* A free port, released at once (libzmq's listener would close later,
+     * in its own thread, and might take our first connection). */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    char ep[128];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+
+    struct got g = { 0 };
+    zsock_t *z;
+    nb_err_t err;
+    assert_int_equal(zsock_connect(&loop, ZSOCK_DEALER, ep, "ctl-1", on_msg, &g, &z, &err), 0);
+    kbytes_t req = { (char *)"shutdown", 8 };
+    assert_int_equal(zsock_send(z, &req, 1), 0);
+    zsock_final(z);
+    for (int i = 0; i < 50; i++) {      /* refused attempts */
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    void *router = zmq_socket(zctx, ZMQ_ROUTER);
+    assert_int_equal(zmq_bind(router, ep), 0);
+    char fr[8][64];
+    size_t lens[8];
+    int n = pump_recv(&loop, router, fr, lens);
+    assert_int_equal(n, 2);
+    assert_string_equal(fr[0], "ctl-1");
+    assert_string_equal(fr[1], "shutdown");
+
+    /* The peer goes: no reconnection, even when it is back. */
+    zmq_close(router);
+    PUMP_UNTIL(&loop, !zsock_ready(z));
+    assert_false(zsock_ready(z));
+    router = zmq_socket(zctx, ZMQ_ROUTER);
+    assert_int_equal(zmq_bind(router, ep), 0);
+    for (int i = 0; i < 300; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_false(zsock_ready(z));
+    close_and_drain(&loop, z);
+    zmq_close(router);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_bad_endpoints(void **state)
 {
     (void)state;
@@ -465,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_sub_hold_drain),
         cmocka_unit_test(test_req_rep),
         cmocka_unit_test(test_incompatible_peer),
+        cmocka_unit_test(test_final_delivers_queued),
         cmocka_unit_test(test_bad_endpoints),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
