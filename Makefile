@@ -70,6 +70,8 @@ $(BUILD)/replay/%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay.o $(BUILD)/libnbhub.a
 
 # The web UI is compiled into api_ui.o with .incbin (src/api/api_ui.c).
 $(BUILD)/src/api/api_ui.o: $(wildcard web/*)
+# So is the OpenAPI document into api_openapi.o (src/api/api_openapi.c).
+$(BUILD)/src/api/api_openapi.o: src/api/openapi.json
 
 deps:
 	@scripts/install-deps.sh

@@ -242,13 +242,15 @@ void api_fail(http_req_t *req, int rc, const nb_err_t *err)
     }
 }
 
-int api_body_object(http_req_t *req, int allow_empty, json_t **out)
+int api_body_object(http_req_t *req, int allow_empty, const char *const *members, json_t **out)
 {
     size_t len;
     const char *body = http_req_body(req, &len);
     *out = NULL;
     size_t i = 0;
-    while (i < len && strchr(" \t\r\n", body[i])) i++;
+    /* body[i] first: strchr finds the terminating NUL too, and a body of
+     * NUL bytes is not an empty body. */
+    while (i < len && body[i] && strchr(" \t\r\n", body[i])) i++;
     if (i == len) {
         if (allow_empty) {
             *out = json_object();
@@ -269,6 +271,20 @@ int api_body_object(http_req_t *req, int allow_empty, json_t **out)
     if (!json_is_object(j)) {
         json_decref(j);
         api_error(req, 400, "bad_request", "the body must be a JSON object");
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        size_t k = 0;
+        while (members[k] && strcmp(members[k], key) != 0) k++;
+        if (members[k]) continue;
+        buf_t msg = BUF_INIT;
+        buf_printf(&msg, "unknown member \"%s\"; expected:", api_log_name(req, key));
+        for (k = 0; members[k]; k++) buf_printf(&msg, "%s %s", k ? "," : "", members[k]);
+        json_decref(j);
+        api_error(req, 400, "bad_request", msg.data);
+        buf_free(&msg);
         return -1;
     }
     *out = j;

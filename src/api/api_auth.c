@@ -505,7 +505,7 @@ void api_auth_login(http_req_t *req, void *ud)
         return;
     }
     json_t *body;
-    if (api_body_object(req, 0, &body) < 0) return;
+    if (api_body_object(req, 0, API_MEMBERS("username", "password"), &body) < 0) return;
     const char *name = json_string_value(json_object_get(body, "username"));
     const char *pw = json_string_value(json_object_get(body, "password"));
     if (!name || !pw) {

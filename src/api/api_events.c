@@ -323,10 +323,15 @@ void api_events_get(http_req_t *req, void *ud)
     const api_ctx_t *c = api_ctx(req);
     const char *after = http_query(req, "after");
     const char *last = http_header(req, "Last-Event-ID");
-    const char *resume = last && *last ? last : after;
-    int64_t cursor = 0;
+    const char *resume = last ? last : after;
+    int64_t cursor = 0, ignored;
+    /* Both are checked even when Last-Event-ID wins: a bad parameter is an
+     * error whether or not it would have been used.  An empty header is no
+     * event id either, as an empty ?after= is not (a browser sends the
+     * header only with the id of an event it got). */
     if (resume) {
-        if (api_parse_i64(resume, 0, INT64_MAX, &cursor) < 0) {
+        if (api_parse_i64(resume, 0, INT64_MAX, &cursor) < 0 ||
+            (after && api_parse_i64(after, 0, INT64_MAX, &ignored) < 0)) {
             api_error(req, 400, "bad_request", "Last-Event-ID / after must be an event id");
             return;
         }

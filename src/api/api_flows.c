@@ -406,7 +406,7 @@ void api_flows_trigger(http_req_t *req, void *ud)
     if (api_no_sched(a, req)) return;
     const api_ctx_t *c = api_ctx(req);
     json_t *body;
-    if (api_body_object(req, 1, &body) < 0) return;
+    if (api_body_object(req, 1, API_MEMBERS("params", "logical_date"), &body) < 0) return;
     json_t *params = json_object_get(body, "params");
     json_t *jdate = json_object_get(body, "logical_date");
     if (json_is_null(params)) params = NULL;
@@ -453,7 +453,7 @@ void api_flows_backfill(http_req_t *req, void *ud)
     if (api_no_sched(a, req)) return;
     const api_ctx_t *c = api_ctx(req);
     json_t *body;
-    if (api_body_object(req, 0, &body) < 0) return;
+    if (api_body_object(req, 0, API_MEMBERS("from", "to"), &body) < 0) return;
     const char *from = json_string_value(json_object_get(body, "from"));
     const char *to = json_string_value(json_object_get(body, "to"));
     int64_t from_us = 0, to_us = 0;

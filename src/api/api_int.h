@@ -140,9 +140,14 @@ void api_error(http_req_t *req, int status, const char *code, const char *msg);
  * -ENOENT 404, -EACCES 403, -EBUSY/-ESTALE/-EEXIST 409, -EINVAL 400,
  * -ESHUTDOWN/-EAGAIN/-ENOTSUP (not configured) 503, else 500 (logged, generic message). */
 void api_fail(http_req_t *req, int rc, const nb_err_t *err);
-/* The body as a JSON object.  An empty body is {} when allow_empty.  On
- * failure answers 400 (with the parse position) and returns -1. */
-int  api_body_object(http_req_t *req, int allow_empty, json_t **out);
+/* The body as a JSON object.  An empty body is {} when allow_empty.  Its
+ * members must be among `members` (NULL-terminated; API_MEMBERS), as the
+ * OpenAPI document's additionalProperties: false says: a misspelt optional
+ * member ("expire_in") is refused rather than silently ignored.  On failure
+ * answers 400 (with the parse position or the unknown member) and returns
+ * -1. */
+int  api_body_object(http_req_t *req, int allow_empty, const char *const *members, json_t **out);
+#define API_MEMBERS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 /* 1 if the user may see flows owned by owner_id (owner or admin). */
 int  api_may_see(const api_ctx_t *c, int64_t owner_id);
 /* s with every character outside [A-Za-z0-9._@-] replaced by '?' and cut
@@ -283,8 +288,20 @@ void api_metrics_info(http_req_t *req, void *ud);
 /* ---- api_openapi.c ---------------------------------------------------- */
 
 void api_openapi_get(http_req_t *req, void *ud);
-/* The document (static text, valid JSON). */
-extern const char api_openapi_json[];
+/* The document: src/api/openapi.json as compiled in (API_INCBIN). */
+extern const char api_openapi_json[], api_openapi_json_end[];
+
+/* A file compiled into the binary with the assembler's .incbin (api_ui.c,
+ * api_openapi.c): sym is its text and sym_end where it ends, followed by a
+ * NUL byte so that sym is also a C string.  The path is relative to the
+ * project root, where make runs the compiler; the Makefile lists the file
+ * as a prerequisite of the object, since the compiler's dependency files
+ * do not see it. */
+#define API_INCBIN(sym, file)                                                     \
+    __asm__(".section .rodata\n.balign 16\n.globl " #sym "\n" #sym ":\n"          \
+            ".incbin \"" file "\"\n.globl " #sym "_end\n" #sym "_end:\n.byte 0\n" \
+            ".previous\n");                                                        \
+    extern const char sym[], sym##_end[]
 
 /* ---- api_json.c ------------------------------------------------------- */
 

@@ -290,7 +290,8 @@ void api_spark_create(http_req_t *req, void *ud)
     api_t *a = ud;
     const api_ctx_t *c = api_ctx(req);
     json_t *b;
-    if (api_body_object(req, 0, &b) < 0) return;
+    if (api_body_object(req, 0, API_MEMBERS("name", "workers", "worker_cores", "worker_memory", "connect"), &b) < 0)
+        return;
     const char *name = json_string_value(json_object_get(b, "name"));
     json_t *jw = json_object_get(b, "workers"), *jc = json_object_get(b, "worker_cores");
     const char *mem = json_object_get(b, "worker_memory") ? json_string_value(json_object_get(b, "worker_memory")) : "1g";

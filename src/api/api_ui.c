@@ -56,19 +56,12 @@
                    "connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; " \
                    "frame-ancestors 'none'"
 
-/* One symbol pair per file; the paths are relative to the project root,
- * where make runs the compiler (the Makefile lists them as prerequisites). */
-#define API_UI_ASSET(sym, file)                                                   \
-    __asm__(".section .rodata\n.balign 16\n.globl " #sym "\n" #sym ":\n"          \
-            ".incbin \"" file "\"\n.globl " #sym "_end\n" #sym "_end:\n.byte 0\n" \
-            ".previous\n");                                                        \
-    extern const char sym[], sym##_end[]
-
-API_UI_ASSET(nbhub_ui_index_html, "web/index.html");
-API_UI_ASSET(nbhub_ui_app_js, "web/app.js");
-API_UI_ASSET(nbhub_ui_pages_js, "web/pages.js");
-API_UI_ASSET(nbhub_ui_dag_js, "web/dag.js");
-API_UI_ASSET(nbhub_ui_app_css, "web/app.css");
+/* One symbol pair per file (API_INCBIN, api_int.h). */
+API_INCBIN(nbhub_ui_index_html, "web/index.html");
+API_INCBIN(nbhub_ui_app_js, "web/app.js");
+API_INCBIN(nbhub_ui_pages_js, "web/pages.js");
+API_INCBIN(nbhub_ui_dag_js, "web/dag.js");
+API_INCBIN(nbhub_ui_app_css, "web/app.css");
 
 struct api_ui_file {
     const char *name;

@@ -79,7 +79,7 @@ void api_users_create(http_req_t *req, void *ud)
 {
     api_t *a = ud;
     json_t *body;
-    if (api_body_object(req, 0, &body) < 0) return;
+    if (api_body_object(req, 0, API_MEMBERS("name", "password", "admin"), &body) < 0) return;
     json_t *jname = json_object_get(body, "name"), *jpw = json_object_get(body, "password"),
            *jadmin = json_object_get(body, "admin");
     const char *name = json_string_value(jname);
@@ -137,7 +137,7 @@ void api_users_password(http_req_t *req, void *ud)
 {
     api_t *a = ud;
     json_t *body;
-    if (api_body_object(req, 0, &body) < 0) return;
+    if (api_body_object(req, 0, API_MEMBERS("password", "old_password", "revoke_tokens"), &body) < 0) return;
     json_t *jold = json_object_get(body, "old_password"), *jrev = json_object_get(body, "revoke_tokens");
     const char *pw = json_string_value(json_object_get(body, "password"));
     if (!pw) {
@@ -152,7 +152,7 @@ void api_users_password(http_req_t *req, void *ud)
     }
     /* A new password the hash would refuse is refused before the old one
      * is looked at: a typo in the new one is not a failed login. */
-    size_t n = strlen(pw);
+    size_t n = passwd_chars(pw);
     if (n < PASSWD_MIN_LEN || n > PASSWD_MAX_LEN) {
         json_decref(body);
         char msg[80];
@@ -192,7 +192,7 @@ void api_users_token_create(http_req_t *req, void *ud)
 {
     api_t *a = ud;
     json_t *body;
-    if (api_body_object(req, 1, &body) < 0) return;
+    if (api_body_object(req, 1, API_MEMBERS("name", "expires_in"), &body) < 0) return;
     json_t *jname = json_object_get(body, "name"), *jexp = json_object_get(body, "expires_in");
     if ((jname && !json_is_null(jname) && !json_is_string(jname)) ||
         (jname && json_is_string(jname) && strlen(json_string_value(jname)) > TOKEN_NAME_MAX)) {

@@ -14,9 +14,16 @@
 #define PASSWD_SALT   16
 #define PASSWD_HASH   32
 
+size_t passwd_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 int passwd_hash(const char *password, char **out, nb_err_t *err)
 {
-    size_t n = strlen(password);
+    size_t n = passwd_chars(password);
     if (n < PASSWD_MIN_LEN)
         return err_set(err, -EINVAL, "password too short: at least %d characters", PASSWD_MIN_LEN);
     if (n > PASSWD_MAX_LEN)
@@ -27,7 +34,7 @@ int passwd_hash(const char *password, char **out, nb_err_t *err)
     size_t len = argon2_encodedlen(PASSWD_T_COST, PASSWD_M_COST, PASSWD_LANES, PASSWD_SALT,
                                    PASSWD_HASH, Argon2_id);
     char *enc = xmalloc(len);
-    int rc = argon2id_hash_encoded(PASSWD_T_COST, PASSWD_M_COST, PASSWD_LANES, password, n,
+    int rc = argon2id_hash_encoded(PASSWD_T_COST, PASSWD_M_COST, PASSWD_LANES, password, strlen(password),
                                    salt, sizeof salt, PASSWD_HASH, enc, len);
     if (rc != ARGON2_OK) {
         free(enc);

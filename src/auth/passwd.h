@@ -19,8 +19,12 @@
 #define PASSWD_MAX_LEN 1024
 
 /* Hash a password; *out is a fresh PHC string (free()).  Rejects passwords
- * shorter than PASSWD_MIN_LEN or longer than PASSWD_MAX_LEN with -EINVAL. */
+ * shorter than PASSWD_MIN_LEN or longer than PASSWD_MAX_LEN characters
+ * (UTF-8 code points, as JSON Schema's minLength counts) with -EINVAL. */
 int passwd_hash(const char *password, char **out, nb_err_t *err);
+/* The length the limits count: characters (UTF-8 code points, bytes that do
+ * not continue a sequence), as the OpenAPI document's minLength does. */
+size_t passwd_chars(const char *s);
 /* 1 if password matches the PHC string, 0 if not (or the string is not an
  * argon2id hash).  Constant time in the password (libargon2). */
 int passwd_verify(const char *phc, const char *password);

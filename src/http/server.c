@@ -40,6 +40,7 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <http_parser.h>
 #include <stdio.h>
@@ -179,6 +180,12 @@ struct http_conn {
     uint64_t nrequests;
     size_t wq_bytes;                /* written but not yet confirmed */
     int err_status;                 /* set by a parser callback, handled after execute */
+    /* A method http-parser does not know (conn_unknown_method): its
+     * letters while they are read, then while the request is parsed as
+     * SOURCE, until on_headers_complete puts it back. */
+    enum { UM_NONE, UM_READING, UM_PARSING } um_state;
+    char um[32];
+    size_t um_len;
     int reject_status;              /* error to send once the queue ahead drains */
     int err_budget;                 /* err_status 503 is the body budget's */
     int reject_budget;              /* ... and so is reject_status */
@@ -1010,6 +1017,11 @@ static int on_headers_complete(http_parser *p)
     r->headers_done = 1;
     r->method_id = p->method;
     r->method = http_method_str((enum http_method)p->method);
+    if (c->um_state == UM_PARSING) {
+        r->method_id = -1;
+        r->method = arena_strndup(&r->arena, c->um, c->um_len);
+        c->um_state = UM_NONE;
+    }
     r->is_head = p->method == HTTP_HEAD;
     r->major = p->http_major;
     r->minor = p->http_minor;
@@ -1138,6 +1150,63 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     conn_process(c, b->base, (size_t)nread);
 }
 
+/*
+ * A method http-parser does not know (QUERY, or any other token) is not a
+ * malformed request: the router answers it 405 with the Allow header, as it
+ * does a known method no route takes, and the connection goes on.
+ * http-parser cannot parse such a request, so when it stops at the method
+ * the letters it took (a prefix of the method it was matching: its method
+ * and index) and the ones after are collected up to the space, over as many
+ * reads as they come in; then the request is parsed as SOURCE, which no
+ * route takes, and on_headers_complete puts the method back (id -1).  The
+ * outcome does not depend on how the bytes were cut (fuzz_http holds it to
+ * that).  Not a token of 1 to 31 characters followed by a space: 400.
+ */
+static void conn_parse(http_conn_t *c, const char *data, size_t len);
+
+static void conn_um_read(http_conn_t *c, const char *data, size_t len)
+{
+    size_t i = 0;
+    while (i < len && data[i] && (isalnum((unsigned char)data[i]) || strchr("!#$%&'*+-.^_`|~", data[i]))) {
+        if (c->um_len >= sizeof c->um - 1) {
+            c->um_state = UM_NONE;
+            conn_reject(c, 400);
+            return;
+        }
+        c->um[c->um_len++] = data[i++];
+    }
+    if (i == len) return;           /* more letters may come (conn_run answers what came before) */
+    if (data[i] != ' ' || c->um_len == 0) {
+        c->um_state = UM_NONE;
+        conn_reject(c, 400);
+        return;
+    }
+    c->um[c->um_len] = '\0';
+    c->um_state = UM_PARSING;
+    conn_parse(c, "SOURCE", 6);
+    conn_parse(c, data + i, len - i);
+}
+
+static void conn_unknown_method(http_conn_t *c, const char *rest, size_t n)
+{
+    c->um_len = 0;
+    http_req_t *bad = c->cur;
+    if (bad) {                      /* begun: the method's first letters were taken */
+        const char *m = http_method_str((enum http_method)c->parser.method);
+        size_t k = c->parser.index;
+        if (k > strlen(m)) k = strlen(m);
+        memcpy(c->um, m, k);
+        c->um_len = k;
+        queue_remove(c, bad);
+        req_free(bad);
+        c->cur = NULL;
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->um_state = UM_READING;
+    conn_um_read(c, rest, n);
+}
+
 static void conn_reject_budget(http_conn_t *c, int status, int budget);
 
 /* Parse len bytes.  When the parser stops at a head that waits for the
@@ -1150,8 +1219,16 @@ static void conn_parse(http_conn_t *c, const char *data, size_t len)
         buf_append(&c->stash, data, len);                      /* detached feeds only */
         return;
     }
+    if (c->um_state == UM_READING) {
+        conn_um_read(c, data, len);
+        return;
+    }
     size_t n = http_parser_execute(&c->parser, &parser_settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_INVALID_METHOD && !c->err_status && c->um_state == UM_NONE) {
+        conn_unknown_method(c, data + n, len - n);
+        return;
+    }
     if (c->err_status) {
         int st = c->err_status, budget = c->err_budget;
         c->err_status = c->err_budget = 0;

@@ -38,6 +38,13 @@ static void test_passwd_rules(void **state)
     nb_err_t err;
     assert_int_equal(passwd_hash("short", &h, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "at least 8"));
+    /* Characters, not bytes (the OpenAPI minLength): seven two-byte
+     * characters are 14 bytes but too short; eight are enough. */
+    assert_int_equal(passwd_hash("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", &h, &err), -EINVAL);
+    assert_int_equal(passwd_hash("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", &h, &err), 0);
+    assert_true(passwd_verify(h, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"));
+    free(h);
+    h = NULL;
     assert_false(passwd_verify("$2b$10$bcryptisnotaccepted", "whatever1"));
     assert_false(passwd_verify(NULL, "whatever1"));
     assert_true(passwd_needs_rehash("$argon2id$v=19$m=4096,t=1,p=1$c2FsdHNhbHQ$aGFzaA"));
