@@ -56,6 +56,7 @@ const struct http_route api_routes[] = {
     { "GET",    "/api/v1/users",                         api_users_list,          API_ADMIN },
     { "POST",   "/api/v1/users",                         api_users_create,        API_ADMIN },
     { "PUT",    "/api/v1/users/:name/password",          api_users_password,      API_SELF },
+    { "PUT",    "/api/v1/users/:name/trusted",           api_users_trusted,       API_ADMIN },
     { "GET",    "/api/v1/users/:name/tokens",            api_users_tokens_list,   API_SELF },
     { "POST",   "/api/v1/users/:name/tokens",            api_users_token_create,  API_SELF },
     { "DELETE", "/api/v1/users/:name/tokens/:id",        api_users_token_delete,  API_SELF },

@@ -199,7 +199,11 @@ static int api_flows_trusted(api_t *a, const api_ctx_t *c)
     if (a->isolation_system || c->admin) return 1;
     for (char **p = a->trusted_users; p && *p; p++)
         if (c->name && !strcmp(*p, c->name)) return 1;
-    return 0;
+    store_user_t u;
+    memset(&u, 0, sizeof u);
+    int trusted = c->name && store_user_by_name(a->store, c->name, &u, NULL) == 0 && u.trusted;
+    store_user_clear(&u);
+    return trusted;
 }
 
 #define API_FLOW_FILES_MAX 256

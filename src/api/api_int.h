@@ -210,6 +210,7 @@ int  api_auth_recheck(api_t *a, int via_cookie, const char *digest, int64_t uid,
 void api_users_list(http_req_t *req, void *ud);
 void api_users_create(http_req_t *req, void *ud);
 void api_users_password(http_req_t *req, void *ud);
+void api_users_trusted(http_req_t *req, void *ud);
 void api_users_tokens_list(http_req_t *req, void *ud);
 void api_users_token_create(http_req_t *req, void *ud);
 void api_users_token_delete(http_req_t *req, void *ud);

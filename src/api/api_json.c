@@ -68,6 +68,7 @@ json_t *api_json_user(const store_user_t *u)
     json_object_set_new(j, "admin", json_boolean(u->is_admin));
     json_object_set_new(j, "created_at", api_json_time(u->created_at));
     json_object_set_new(j, "disabled", json_boolean(u->disabled));
+    json_object_set_new(j, "trusted", json_boolean(u->trusted));
     return j;
 }
 

@@ -79,9 +79,9 @@ void api_users_create(http_req_t *req, void *ud)
 {
     api_t *a = ud;
     json_t *body;
-    if (api_body_object(req, 0, API_MEMBERS("name", "password", "admin"), &body) < 0) return;
+    if (api_body_object(req, 0, API_MEMBERS("name", "password", "admin", "trusted"), &body) < 0) return;
     json_t *jname = json_object_get(body, "name"), *jpw = json_object_get(body, "password"),
-           *jadmin = json_object_get(body, "admin");
+           *jadmin = json_object_get(body, "admin"), *jtrusted = json_object_get(body, "trusted");
     const char *name = json_string_value(jname);
     if (!api_users_name_valid(name)) {
         json_decref(body);
@@ -89,9 +89,10 @@ void api_users_create(http_req_t *req, void *ud)
                   "name must be 1-64 characters [A-Za-z0-9._@-] starting with a letter or digit");
         return;
     }
-    if ((jpw && !json_is_null(jpw) && !json_is_string(jpw)) || (jadmin && !json_is_boolean(jadmin))) {
+    if ((jpw && !json_is_null(jpw) && !json_is_string(jpw)) || (jadmin && !json_is_boolean(jadmin)) ||
+        (jtrusted && !json_is_boolean(jtrusted))) {
         json_decref(body);
-        api_error(req, 400, "bad_request", "password must be a string and admin a boolean");
+        api_error(req, 400, "bad_request", "password must be a string, admin and trusted booleans");
         return;
     }
     char *hash = NULL;
@@ -112,7 +113,9 @@ void api_users_create(http_req_t *req, void *ud)
         api_error(req, 409, "conflict", "a user with this name exists");
         return;
     }
+    int trusted = json_is_true(jtrusted);
     json_decref(body);
+    if (rc == 0 && trusted) rc = store_user_set_trusted(a->store, id, 1, &err);
     if (rc) {
         api_fail(req, rc, &err);
         return;
@@ -128,6 +131,38 @@ void api_users_create(http_req_t *req, void *ud)
     json_t *j = api_json_user(&u);
     store_user_clear(&u);
     http_respond_json(req, 201, j);
+}
+
+/* PUT /users/:name/trusted {"trusted": bool} (admins): the role that lets a
+ * user save command tasks and paths outside a flow's directory under
+ * isolation: shared (docs/security.md). */
+void api_users_trusted(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    json_t *body;
+    if (api_body_object(req, 0, API_MEMBERS("trusted"), &body) < 0) return;
+    json_t *jt = json_object_get(body, "trusted");
+    int on = json_is_true(jt), ok = json_is_boolean(jt);
+    json_decref(body);
+    if (!ok) {
+        api_error(req, 400, "bad_request", "the body must be {\"trusted\": true|false}");
+        return;
+    }
+    store_user_t u;
+    if (api_users_target(a, req, &u) < 0) return;
+    nb_err_t err;
+    int64_t id = u.id;
+    store_user_clear(&u);
+    int rc = store_user_set_trusted(a->store, id, on, &err);
+    if (rc == 0) rc = store_user_by_id(a->store, id, &u, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    LOG_I("user trusted", "user=%s trusted=%d by=%s", api_log_name(req, u.name), on, api_ctx(req)->log_name);
+    json_t *j = api_json_user(&u);
+    store_user_clear(&u);
+    http_respond_json(req, 200, j);
 }
 
 /* PUT /users/:name/password {"password", "old_password"?, "revoke_tokens"?}:

@@ -66,13 +66,15 @@ static const char cmd_user_help[] =
     "  -h, --help     show this help\n"
 
 static const char cmd_user_add_usage[] =
-    "usage: nbhub user add NAME [--admin] [--password-stdin | --no-password] [--json]\n"
+    "usage: nbhub user add NAME [--admin] [--trusted] [--password-stdin | --no-password] [--json]\n"
     "\n"
     "Create a user.  The password is asked twice on the terminal (echo off), or\n"
     "read as one line of stdin; at least 8 characters.\n"
     "\n"
     "Options:\n"
     "  --admin           the user may manage all flows and users\n"
+    "  --trusted         the user may save command tasks and paths outside a flow's\n"
+    "                    directory on a server with isolation: shared (docs/security.md)\n"
     "  --password-stdin  read the password from the first line of stdin\n"
     "  --no-password     no password login (API tokens only)\n"
     "  --json            print the new user as JSON\n"
@@ -139,12 +141,12 @@ struct cmd_user_args {
     const char *name;          /* the user */
     const char *label;         /* token --name */
     const char *expires_in;
-    int admin, pw_stdin, no_password, revoke_tokens;
+    int admin, pw_stdin, no_password, revoke_tokens, trusted;
 };
 
 /* Flags each subcommand accepts beyond the common ones. */
 enum { U_ADMIN = 1, U_PWSTDIN = 2, U_NOPW = 4, U_LABEL = 8, U_EXPIRES = 16, U_NAME = 32,
-       U_REVOKE = 64 };
+       U_REVOKE = 64, U_TRUSTED = 128 };
 
 static int cmd_user_parse(int argc, char **argv, const char *cmd, unsigned allowed,
                           struct cmd_user_args *a)
@@ -161,6 +163,7 @@ static int cmd_user_parse(int argc, char **argv, const char *cmd, unsigned allow
         if (r < 0) return CLIENT_EXIT_USAGE;
         if (r) continue;
         if ((allowed & U_ADMIN) && strcmp(s, "--admin") == 0) a->admin = 1;
+        else if ((allowed & U_TRUSTED) && strcmp(s, "--trusted") == 0) a->trusted = 1;
         else if ((allowed & U_PWSTDIN) && strcmp(s, "--password-stdin") == 0) a->pw_stdin = 1;
         else if ((allowed & U_NOPW) && strcmp(s, "--no-password") == 0) a->no_password = 1;
         else if ((allowed & U_REVOKE) && strcmp(s, "--revoke-tokens") == 0) a->revoke_tokens = 1;
@@ -372,9 +375,9 @@ static json_t *cmd_user_time(int64_t us)
 
 static json_t *cmd_user_json(const store_user_t *u)
 {
-    return json_pack("{s:I, s:s, s:b, s:o, s:b}", "id", (json_int_t)u->id, "name", u->name,
+    return json_pack("{s:I, s:s, s:b, s:o, s:b, s:b}", "id", (json_int_t)u->id, "name", u->name,
                      "admin", u->is_admin, "created_at", cmd_user_time(u->created_at),
-                     "disabled", u->disabled);
+                     "disabled", u->disabled, "trusted", u->trusted);
 }
 
 /* The exit code of a store error, its message printed. */
@@ -440,6 +443,7 @@ static int cmd_user_add_local(const struct cmd_user_args *a, const char *home, c
     int64_t id;
     int e = store_user_add(st, a->name, hash, a->admin, time_now_us(), &id, &err);
     free(hash);
+    if (e == 0 && a->trusted) e = store_user_set_trusted(st, id, 1, &err);
     if (e < 0) {
         store_close(st);
         return cmd_user_store_err(e, &err);
@@ -467,6 +471,7 @@ static int cmd_user_add_api(const struct cmd_user_args *a, const char *pw)
     /* json_pack refuses text that is not UTF-8: such a name or password
      * cannot travel in JSON. */
     json_t *body = json_pack("{s:s, s:b}", "name", a->name, "admin", a->admin);
+    if (body && a->trusted) json_object_set_new(body, "trusted", json_true());
     if (!body || (pw && json_object_set_new(body, "password", json_string(pw)) < 0)) {
         json_decref(body);
         client_close(c);
@@ -492,7 +497,7 @@ static int cmd_user_add_api(const struct cmd_user_args *a, const char *pw)
 static int cmd_user_add(int argc, char **argv)
 {
     struct cmd_user_args a;
-    int rc = cmd_user_parse(argc, argv, "user add", U_NAME | U_ADMIN | U_PWSTDIN | U_NOPW, &a);
+    int rc = cmd_user_parse(argc, argv, "user add", U_NAME | U_ADMIN | U_TRUSTED | U_PWSTDIN | U_NOPW, &a);
     if (rc) return rc;
     if (!cmd_user_name_ok(a.name)) {
         cli_errorf("user add: bad user name '%s': 1 to 64 bytes of UTF-8, no spaces, '/' or ':'",

@@ -312,6 +312,10 @@ static const char *const migrations[] = {
     "UPDATE events SET flow_id = coalesce("
     "  (SELECT r.flow_id FROM runs r WHERE r.id = events.run),"
     "  (SELECT f.id FROM flows f WHERE f.name = events.flow)) WHERE flow IS NOT NULL;",
+    /* 3 -> 4: the trusted role (docs/security.md): under isolation: shared,
+     * who besides admins may save command tasks and paths outside a flow's
+     * directory. */
+    "ALTER TABLE users ADD COLUMN trusted INTEGER NOT NULL DEFAULT 0 CHECK (trusted IN (0, 1));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

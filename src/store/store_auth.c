@@ -21,7 +21,7 @@
 /* last_used_at is refreshed when older than this. */
 #define TOKEN_TOUCH_US (60 * 1000000LL)
 
-#define USER_COLS "u.id, u.name, u.password_hash, u.is_admin, u.created_at, u.disabled"
+#define USER_COLS "u.id, u.name, u.password_hash, u.is_admin, u.created_at, u.disabled, u.trusted"
 
 /* Reads USER_COLS starting at column `c`. */
 static void user_row(sqlite3_stmt *s, int c, store_user_t *u)
@@ -32,6 +32,7 @@ static void user_row(sqlite3_stmt *s, int c, store_user_t *u)
     u->is_admin = sqlite3_column_int(s, c + 3);
     u->created_at = sqlite3_column_int64(s, c + 4);
     u->disabled = sqlite3_column_int(s, c + 5);
+    u->trusted = sqlite3_column_int(s, c + 6);
 }
 
 /* ---- users ------------------------------------------------------------------ */
@@ -140,6 +141,17 @@ int store_user_set_disabled(store_t *st, int64_t id, int disabled, nb_err_t *err
 {
     struct user_arg a = { id, NULL, disabled ? 1 : 0, 0, NULL, 0 };
     return store_tx(st, user_update_tx, &a, err);
+}
+
+int store_user_set_trusted(store_t *st, int64_t id, int trusted, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "UPDATE users SET trusted = ?2 WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, trusted ? 1 : 0);
+    if ((rc = store_step_done(st, s, "update user", err))) return rc;
+    return sqlite3_changes(store_db(st)) ? 0 : err_set(err, -ENOENT, "no user with id %lld", (long long)id);
 }
 
 int store_users_count(store_t *st, int64_t *n, nb_err_t *err)

@@ -32,6 +32,7 @@ typedef struct store_user {
     int     is_admin;
     int64_t created_at;
     int     disabled;
+    int     trusted;         /* may save commands and outside paths under isolation: shared */
 } store_user_t;
 
 typedef struct store_users {
@@ -76,6 +77,8 @@ int store_user_change_password(store_t *st, int64_t id, const char *password_has
 /* Disable (1) or enable (0); disabling also ends the user's sessions.  Tokens
  * are kept but rejected while disabled. */
 int store_user_set_disabled(store_t *st, int64_t id, int disabled, nb_err_t *err);
+/* The trusted role on (1) or off (0). */
+int store_user_set_trusted(store_t *st, int64_t id, int trusted, nb_err_t *err);
 int store_users_count(store_t *st, int64_t *n, nb_err_t *err);
 int store_users_list(store_t *st, store_users_t *out, nb_err_t *err);
 

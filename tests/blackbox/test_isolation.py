@@ -239,6 +239,19 @@ def test_shared_mode_ordinary_users_cannot_save_commands_or_outside_paths(h):
         st, body = srv.api.request("POST", "/api/v1/flows", "name: a1\ntasks:\n  t: {command: [true]}\n",
                                    headers={"Content-Type": "application/yaml"})
         assert st == 201, body
+        # The trusted role, given and taken by an admin through the API.
+        cmd = "name: b6\ntasks:\n  t: {command: [true]}\n"
+        assert bob.request("PUT", "/api/v1/users/bob/trusted", {"trusted": True})[0] == 403
+        st, u = srv.api.request("PUT", "/api/v1/users/bob/trusted", {"trusted": True})
+        assert st == 200 and u["trusted"] is True, u
+        st, body = bob.request("POST", "/api/v1/flows", cmd, headers={"Content-Type": "application/yaml"})
+        assert st == 201, body
+        assert srv.api.request("PUT", "/api/v1/users/bob/trusted", {"trusted": False})[1]["trusted"] is False
+        st, body = bob.request("POST", "/api/v1/flows", cmd.replace("true]", "false]"),
+                               headers={"Content-Type": "application/yaml"})
+        assert st == 403, body
+        st, u = srv.api.post("/api/v1/users", {"name": "erin", "password": "erin-password-1", "trusted": True})
+        assert st == 201 and u["trusted"] is True, u
     finally:
         srv.stop()
 

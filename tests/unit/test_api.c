@@ -403,6 +403,7 @@ static const struct { const char *method, *pattern, *body; } mx_bodies[] = {
     { "POST", "/api/v1/login", "{}" },
     { "POST", "/api/v1/users", "{\"name\": \"carol\"}" },
     { "PUT", "/api/v1/users/:name/password", "{\"password\": \"new-password-1\"}" },
+    { "PUT", "/api/v1/users/:name/trusted", "{\"trusted\": true}" },
     { "POST", "/api/v1/users/:name/tokens", "{\"name\": \"ci\"}" },
     { "POST", "/api/v1/flows", "name: fresh\ntasks:\n  a: {command: [\"true\"]}\n" },
     { "POST", "/api/v1/flows/:name/runs", "{\"params\": {\"n\": 2}}" },

@@ -404,7 +404,7 @@ static void test_migrate_v2(void **state)
     if (rc) fprintf(stderr, "v2: %s\n", msg);
     assert_int_equal(rc, SQLITE_OK);
     reopen(f);
-    assert_int_equal(store_schema_version(f->st), 3);
+    assert_int_equal(store_schema_version(f->st), STORE_SCHEMA_VERSION);
     assert_int_equal(count_sql(f->st, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     assert_int_equal(count_sql(f->st, "SELECT count(*) FROM sqlite_temp_schema"), 0);
     store_flow_t x, gone;
