@@ -191,30 +191,38 @@ int cgroup_setup(const char *rel, const iso_limits_t *lim, nb_err_t *err)
             *s = c;
             if (!c) break;
         }
+        /* Every kind is written, a missing one as "no limit": a group made
+         * earlier (the user's, which outlives its tasks) must not keep
+         * limits the configuration no longer has. */
         int rc = 0;
         char num[64];
-        if (h == H_MEMORY && lim->memory) {
-            snprintf(num, sizeof num, "%lld", (long long)lim->memory);
+        if (h == H_MEMORY) {
+            if (lim->memory) snprintf(num, sizeof num, "%lld", (long long)lim->memory);
             if (g_kind == CGROUP_V2) {
-                rc = write_file(d, "memory.max", num);
-                write_file(d, "memory.swap.max", "0");   /* no escape into swap */
+                rc = write_file(d, "memory.max", lim->memory ? num : "max");
+                write_file(d, "memory.swap.max", lim->memory ? "0" : "max");   /* no escape into swap */
             } else {
-                rc = write_file(d, "memory.limit_in_bytes", num);
-                /* With swap accounting, the same bound on memory + swap. */
-                write_file(d, "memory.memsw.limit_in_bytes", num);
+                /* v1 keeps memsw >= memory at every step: raising writes memsw
+                 * first, lowering memory first; writing memsw on both sides of
+                 * memory does either (the failing write is the no-op one). */
+                const char *v = lim->memory ? num : "-1";
+                write_file(d, "memory.memsw.limit_in_bytes", v);
+                rc = write_file(d, "memory.limit_in_bytes", v);
+                write_file(d, "memory.memsw.limit_in_bytes", v);
             }
         }
-        if (!rc && lim->cpu_milli && (g_kind == CGROUP_V2 || h == H_CPU)) {
-            snprintf(num, sizeof num, "%lld 100000", (long long)lim->cpu_milli * 100);
-            if (g_kind == CGROUP_V2) rc = write_file(d, "cpu.max", num);
-            else if (!(rc = write_file(d, "cpu.cfs_period_us", "100000"))) {
-                snprintf(num, sizeof num, "%lld", (long long)lim->cpu_milli * 100);
+        if (!rc && (g_kind == CGROUP_V2 || h == H_CPU)) {
+            if (g_kind == CGROUP_V2) {
+                if (lim->cpu_milli) snprintf(num, sizeof num, "%lld 100000", (long long)lim->cpu_milli * 100);
+                rc = write_file(d, "cpu.max", lim->cpu_milli ? num : "max 100000");
+            } else if (!(rc = write_file(d, "cpu.cfs_period_us", "100000"))) {
+                snprintf(num, sizeof num, "%lld", lim->cpu_milli ? (long long)lim->cpu_milli * 100 : -1LL);
                 rc = write_file(d, "cpu.cfs_quota_us", num);
             }
         }
-        if (!rc && lim->pids && (g_kind == CGROUP_V2 || h == H_PIDS)) {
-            snprintf(num, sizeof num, "%lld", (long long)lim->pids);
-            rc = write_file(d, "pids.max", num);
+        if (!rc && (g_kind == CGROUP_V2 || h == H_PIDS)) {
+            if (lim->pids) snprintf(num, sizeof num, "%lld", (long long)lim->pids);
+            rc = write_file(d, "pids.max", lim->pids ? num : "max");
         }
         if (rc) {
             err_set(err, rc, "%s: cannot set limits: %s", d, strerror(-rc));
