@@ -12,6 +12,7 @@ import gzip
 import http.client
 import json
 import os
+import shutil
 import random
 import sqlite3
 import threading
@@ -85,7 +86,10 @@ def served(h, big, config=None, args=()):
     c = sqlite3.connect(f"file:{srv.home / 'nbhub.db'}?mode=ro", uri=True)
     out = c.execute("SELECT output_path FROM task_runs WHERE run = ?", (rid,)).fetchone()[0]
     c.close()
-    os.link(big, out + ".new")
+    # A copy, not a hard link: the daemon refuses to serve a file of a run
+    # directory that has a second name (fs_open_regular: a task could link
+    # someone else's file into its own directory).
+    shutil.copyfile(big, out + ".new")
     os.replace(out + ".new", out)
     return srv, f"/api/v1/runs/{rid}/tasks/nb/output.html"
 
