@@ -77,7 +77,8 @@ def test_authorization_matrix_every_endpoint(h):
         # (test_ui_first_view_shows_only_what_the_api_would below).
         public |= {("GET", p) for p in ("/login", "/flows", "/flows/{name}", "/runs", "/runs/{id}",
                                          "/runs/{id}/tasks/{task}/output", "/admin/users")}
-        admin_only = {("GET", "/metrics"), ("GET", "/api/v1/users"), ("POST", "/api/v1/users")}
+        admin_only = {("GET", "/metrics"), ("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
+                      ("PUT", "/api/v1/users/{name}/trusted")}   # a role only admins give
 
         def concrete(path, flow, token_id):
             return (path.replace("{name}", "alice").replace("{owner}", "~alice").replace("{task}", "t")
