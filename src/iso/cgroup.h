@@ -6,8 +6,9 @@
  * machine puts on nbhub also bound its users:
  *
  *     <own>/nbhub/u-<user>/            the user's limits (all their tasks together)
- *     <own>/nbhub/u-<user>/<leaf>/     one task try: the tighter of the user's
- *                                      and the task's limits
+ *     <own>/nbhub/u-<user>/<leaf>/     one task try: the task's own limits (the
+ *                                      user's group bounds it too; its CPU quota
+ *                                      is kept within the user's)
  *
  * Two layouts are spoken:
  *   - v2 (unified, /sys/fs/cgroup with "memory" in cgroup.controllers):
@@ -47,8 +48,13 @@ int  cgroup_probe(cgroup_kind_t *kind, nb_err_t *err);
 int  cgroup_setup(const char *rel, const iso_limits_t *lim, nb_err_t *err);
 /* Move the calling process into rel. */
 int  cgroup_enter(const char *rel, nb_err_t *err);
-/* How many processes the kernel's OOM killer ended in rel (and below). */
+/* How many processes the kernel's OOM killer ended in rel (v1: in rel
+ * itself, whichever ancestor's limit was hit; v2: in rel and below). */
 int  cgroup_oom_kills(const char *rel, int64_t *n);
+/* Whether (how often, on v2) rel's own memory limit was reached: v2
+ * memory.events max; v1 1 if the peak usage reached the limit (its failcnt
+ * is not kept by every kernel).  Tells the task's limit from an ancestor's. */
+int  cgroup_limit_hits(const char *rel, int64_t *n);
 /* SIGKILL what is left in rel and remove it; quiet, best effort. */
 void cgroup_remove(const char *rel);
 

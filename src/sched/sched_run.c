@@ -621,14 +621,21 @@ static int task_account(sched_t *s, srun_t *r, char *out, size_t n, nb_err_t *er
     return uacct_name(s->o.account_tmpl ? s->o.account_tmpl : UACCT_DEFAULT_TEMPLATE, owner, out, n, err);
 }
 
-/* The owner's limits and the task's, the tighter of each. */
+/* The owner's limits (their group's) and the task's own (its leaf's).  The
+ * owner's group bounds the leaf anyway (cgroups are hierarchical), so the
+ * leaf keeps the task's own memory limit, and a kill by the owner's limit is
+ * counted in the owner's group, where isolate_end finds it; the CPU quota is
+ * the tighter of the two, since a child's CFS quota above its parent's is
+ * refused. */
 static void task_limits(sched_t *s, srun_t *r, stask_t *t, iso_limits_t *user, iso_limits_t *task)
 {
     const flow_t *f = run_flow(r);
     const iso_limits_t *u = s->o.user_limits && f->owner ? s->o.user_limits(s->o.limits_ud, f->owner) : NULL;
     *user = u ? *u : (iso_limits_t){ 0, 0, 0 };
     *task = f->tasks[t->idx].limits;
-    limits_tighten(task, user);
+    iso_limits_t cpu = { 0, task->cpu_milli, 0 }, ucpu = { 0, user->cpu_milli, 0 };
+    limits_tighten(&cpu, &ucpu);
+    task->cpu_milli = cpu.cpu_milli;
 }
 
 /* cgroup names: nbhub/u-<account or "shared">[/t<task run id>-<try>]. */
@@ -734,12 +741,21 @@ static void isolate_end(sched_t *s, srun_t *r, stask_t *t, int ok, char *msg, si
     if (s->o.system && task_account(s, r, acct, sizeof acct, NULL) < 0) return;
     char ug[160], leaf[160];
     task_cgroups(acct, t, t->try_number, ug, leaf, sizeof ug);
-    int64_t kills = 0;
-    if (!ok && tl.memory && cgroup_oom_kills(leaf, &kills) == 0 && kills > 0) {
-        char mem[32], was[400];
-        limits_memory_text(tl.memory, mem, sizeof mem);
-        snprintf(was, sizeof was, "%.399s", msg);
-        snprintf(msg, n, "memory limit %.31s exceeded (%.399s)", mem, was);
+    int64_t kills = 0, hits = 0;
+    char mem[32], was[400];
+    snprintf(was, sizeof was, "%.399s", msg);
+    if (!ok && cgroup_oom_kills(leaf, &kills) == 0 && kills > 0) {
+        /* An OOM kill in the task: its own limit if that was reached, else
+         * the owner's, for all their tasks (and clusters) together. */
+        cgroup_limit_hits(leaf, &hits);
+        if (tl.memory && (hits > 0 || !ul.memory)) {
+            limits_memory_text(tl.memory, mem, sizeof mem);
+            snprintf(msg, n, "memory limit %.31s exceeded (%.399s)", mem, was);
+        } else if (ul.memory) {
+            limits_memory_text(ul.memory, mem, sizeof mem);
+            snprintf(msg, n, "memory limit %.31s of all of %.64s's tasks exceeded (%.300s)", mem,
+                     run_flow(r)->owner ? run_flow(r)->owner : "?", was);
+        }
     }
     cgroup_remove(leaf);
 }

@@ -374,3 +374,19 @@ def test_spark_task_cluster_runs_as_the_flow_owner(h, accounts):
     finally:
         srv.stop()
         shutil.rmtree(srv.home, ignore_errors=True)
+
+
+@needs_root
+def test_user_memory_limit_is_named_when_it_kills(h, accounts):
+    """The owner's limit (all their tasks together) killed the task: the task
+    run says which limit, not just that a process died."""
+    srv = system_server(h, "limits: {memory: 64m}\n")
+    try:
+        run = run_task(srv, "uhog", f"owner: {ALICE}\ntasks:\n  hog:\n"
+                       "    command: [/usr/bin/python3, -c, 'x = bytearray(400 << 20); print(len(x))']\n")
+        assert run["state"] == "failed", run
+        err = run["tasks"][0].get("error") or ""
+        assert f"memory limit 64m of all of {ALICE}'s tasks exceeded" in err, (run, srv.log())
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.home, ignore_errors=True)
