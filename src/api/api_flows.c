@@ -627,11 +627,11 @@ void api_flows_files(http_req_t *req, void *ud)
         return;
     }
     struct api_walk w = { json_object(), 0, 0, 0 };
-    const char *fd = sched_flows_dir(a->sched);
-    if (f->base_dir && fd && strcmp(f->base_dir, fd) != 0) {
-        w.prefix = strlen(f->base_dir) + 1;
+    const char *own = sched_flow_own_dir(a->sched, f);
+    if (own) {
+        w.prefix = strlen(own) + 1;
         api_walk_cur = &w;
-        nftw(f->base_dir, api_flows_walk, 16, FTW_PHYS | FTW_ACTIONRETVAL);
+        nftw(own, api_flows_walk, 16, FTW_PHYS | FTW_ACTIONRETVAL);
         api_walk_cur = NULL;
     }
     if (w.over) {

@@ -323,9 +323,36 @@ static void sched_log_errors(const char *what, const nb_errlist_t *errs)
     }
 }
 
-/* Load one file of the flows dir. */
-static char *sched_flow_base(sched_t *s, const char *name);
+/* The directory a flow's paths resolve against: flows_dir/NAME/ when the
+ * flow was deployed with its files, else the flows directory itself. */
+static char *sched_flow_base(sched_t *s, const char *name)
+{
+    char *d = xasprintf("%s/%s", s->flows_dir, name);
+    if (fs_is_dir(d)) return d;
+    free(d);
+    return xstrdup(s->flows_dir);
+}
 
+/* sched_flow_base for the flow in the file at path: the flow's name is the
+ * file's stem (flows the API writes are flows_dir/NAME.yaml). */
+static char *sched_flow_base_of_file(sched_t *s, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *stem = xstrdup(slash ? slash + 1 : path), *dot = strrchr(stem, '.');
+    if (dot) *dot = 0;
+    char *base = sched_flow_base(s, stem);
+    free(stem);
+    return base;
+}
+
+const char *sched_flow_own_dir(const sched_t *s, const flow_t *f)
+{
+    size_t n = s->flows_dir ? strlen(s->flows_dir) : 0;
+    return n && f->base_dir && strncmp(f->base_dir, s->flows_dir, n) == 0 && f->base_dir[n] == '/'
+               ? f->base_dir : NULL;
+}
+
+/* Load one file of the flows dir. */
 static void sched_load_file(sched_t *s, const char *path)
 {
     char *text = NULL;
@@ -345,11 +372,7 @@ static void sched_load_file(sched_t *s, const char *path)
     }
     nb_errlist_t errs = ERRLIST_INIT;
     flow_t *f = NULL;
-    const char *slash = strrchr(path, '/');
-    char *stem = xstrdup(slash ? slash + 1 : path), *dot = strrchr(stem, '.');
-    if (dot) *dot = 0;
-    char *base = sched_flow_base(s, stem);
-    free(stem);
+    char *base = sched_flow_base_of_file(s, path);
     int rc = flow_parse_text(text, len, path, base, &f, &errs);
     free(base);
     free(text);
@@ -659,16 +682,6 @@ static int sched_broken_owner(sched_t *s, const char *name, const char *target, 
     return 0;
 }
 
-/* The directory a flow's paths resolve against: flows_dir/NAME/ when the
- * flow was deployed with its files, else the flows directory itself. */
-static char *sched_flow_base(sched_t *s, const char *name)
-{
-    char *d = xasprintf("%s/%s", s->flows_dir, name);
-    if (fs_is_dir(d)) return d;
-    free(d);
-    return xstrdup(s->flows_dir);
-}
-
 /* Write files below a fresh staging directory of the flows directory. */
 static char *sched_stage_files(sched_t *s, const sched_file_t *files, size_t nfiles, nb_err_t *err)
 {
@@ -842,16 +855,7 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const sched_file_
     flow_free(f);
     f = NULL;
     nb_errlist_t e2 = ERRLIST_INIT;
-    char *base = NULL;
-    {
-        /* the flow's name is the file's stem for files the API writes */
-        const char *slash = strrchr(path, '/');
-        char *stem = xstrdup(slash ? slash + 1 : path);
-        char *dot = strrchr(stem, '.');
-        if (dot) *dot = 0;
-        base = sched_flow_base(s, stem);
-        free(stem);
-    }
+    char *base = sched_flow_base_of_file(s, path);
     rc = flow_parse_text(yaml, len, path, base, &f, &e2);
     free(base);
     errlist_free(&e2);

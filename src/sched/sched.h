@@ -86,6 +86,9 @@ void sched_free(sched_t *s);
 
 /* The flows directory (NULL = none). */
 const char *sched_flows_dir(const sched_t *s);
+/* f's own directory (flows_dir/NAME/, a flow deployed with its files), or
+ * NULL when its paths resolve against the flows directory itself. */
+const char *sched_flow_own_dir(const sched_t *s, const flow_t *f);
 
 /* Rescan the flows directory now (also done on inotify changes). */
 void sched_reload(sched_t *s);

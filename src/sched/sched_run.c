@@ -669,10 +669,10 @@ static int isolate_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t 
     argv_add(&w, &n, acct);
     if (s->o.system) {
         if (s->o.create_accounts) argv_add(&w, &n, "--create");
-        char *runs = xasprintf("%s/runs", s->home), *flowdir = fs_dirname(r->dir);
-        chmod(runs, 0711);
+        /* runs/ was made 0711 at start; runs/<flow>/ is made with the run
+         * directory (fs_mkdir_p, 0700) and must let the account through. */
+        char *flowdir = fs_dirname(r->dir);
         chmod(flowdir, 0711);
-        free(runs);
         free(flowdir);
         argv_add(&w, &n, "--chown");
         argv_add(&w, &n, r->dir);
@@ -683,11 +683,10 @@ static int isolate_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t 
             free(pfile);
         }
         /* A flow deployed with its files: its directory is the owner's. */
-        const flow_t *fw = run_flow(r);
-        if (fw->base_dir && s->flows_dir && strcmp(fw->base_dir, s->flows_dir) != 0 &&
-            strncmp(fw->base_dir, s->flows_dir, strlen(s->flows_dir)) == 0) {
+        const char *own = sched_flow_own_dir(s, run_flow(r));
+        if (own) {
             argv_add(&w, &n, "--chown-tree");
-            argv_add(&w, &n, fw->base_dir);
+            argv_add(&w, &n, own);
         }
         /* A Spark task's ephemeral cluster lives in spark/~OWNER/, which
          * must be the account's (spark/ is 0711, the daemon's). */
@@ -815,8 +814,7 @@ static void task_launch(sched_t *s, stask_t *t)
         argv_add(&argv, &argc, pfile);
         /* Under isolation: system the flows directory is the daemon's: the
          * kernel starts in the task's cwd or the user's home. */
-        if (!s->o.system || ft->cwd ||
-            (f->base_dir && s->flows_dir && strcmp(f->base_dir, s->flows_dir) != 0)) {
+        if (!s->o.system || ft->cwd || sched_flow_own_dir(s, f)) {
             argv_add(&argv, &argc, "--cwd");
             argv_add(&argv, &argc, cwd);
         }
