@@ -236,11 +236,14 @@ static int api_spark_as_owner(api_t *a, const char *owner, const char *name, cha
     free(id);
     free(dir);
     if (a->cgroups) {
+        static const iso_limits_t none = { 0, 0, 0 };
+        char *ug = xasprintf("nbhub/u-%s", acct), *leaf = xasprintf("nbhub/u-%s/spark-%s", acct, name);
         w[n++] = xstrdup("--cgroup");
-        w[n++] = xasprintf("nbhub/u-%s=%lld,%lld,%lld", acct, ul ? (long long)ul->memory : 0LL,
-                           ul ? (long long)ul->cpu_milli : 0LL, ul ? (long long)ul->pids : 0LL);
+        w[n++] = limits_spec(ug, ul ? ul : &none);
         w[n++] = xstrdup("--cgroup");
-        w[n++] = xasprintf("nbhub/u-%s/spark-%s=0,0,0", acct, name);
+        w[n++] = limits_spec(leaf, &none);
+        free(ug);
+        free(leaf);
     }
     w[n++] = xstrdup("--self");
     w[n++] = xstrdup("--");

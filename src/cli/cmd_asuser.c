@@ -116,13 +116,9 @@ int cmd_asuser(int argc, char **argv)
             return fail("cannot give %s to its user: %s", trees[k], strerror(errno));
 
     for (size_t k = 0; k < ngroup; k++) {
-        char *spec = groups[k], *eq = strchr(spec, '=');
-        iso_limits_t l = { 0, 0, 0 };
-        if (eq) {
-            *eq = 0;
-            if (sscanf(eq + 1, "%" SCNd64 ",%" SCNd64 ",%" SCNd64, &l.memory, &l.cpu_milli, &l.pids) != 3)
-                return fail("__as-user: bad --cgroup limits %s", eq + 1);
-        }
+        char *spec = groups[k];
+        iso_limits_t l;
+        if (limits_spec_parse(spec, &l) < 0) return fail("__as-user: bad --cgroup limits for %s", spec);
         if (cgroup_setup(spec, &l, &err) < 0) return fail("%s", err.msg);
         if (k + 1 == ngroup && cgroup_enter(spec, &err) < 0) return fail("%s", err.msg);
     }

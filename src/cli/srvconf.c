@@ -131,17 +131,10 @@ static void parse_limits(const char *path, yaml_document_t *doc, yaml_node_t *v,
     }
     for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
-        const char *key = scalar(kn), *val = scalar(vn), *why = NULL;
-        int rc;
-        if (!key) rc = -1, why = "is not a key";
-        else if (!strcmp(key, "memory")) rc = limits_parse_memory(val, &out->memory, &why);
-        else if (!strcmp(key, "cpu")) rc = limits_parse_cpu(val, &out->cpu_milli, &why);
-        else if (!strcmp(key, "pids")) rc = limits_parse_pids(val, &out->pids, &why);
-        else {
-            errlist_add(errs, path, POS(kn), "unknown limit '%s' (memory, cpu or pids)", key);
-            continue;
-        }
-        if (rc < 0) errlist_add(errs, path, POS(vn), "%s: '%s' %s", what, key ? key : "?", why);
+        const char *key = scalar(kn), *why = "is not a key";
+        int rc = key ? limits_set(out, key, scalar(vn), &why) : -1;
+        if (rc == -ENOENT) errlist_add(errs, path, POS(kn), "unknown limit '%s' (memory, cpu or pids)", key);
+        else if (rc < 0) errlist_add(errs, path, POS(vn), "%s: '%s' %s", what, key ? key : "?", why);
     }
 }
 

@@ -1,7 +1,9 @@
 /* limits — see limits.h. */
 #include "iso/limits.h"
+#include "util/xmalloc.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,30 @@ int limits_parse_pids(const char *s, int64_t *out, const char **why)
     if (errno || *end || v < 8 || v > 4194304) return -EINVAL;
     *out = v;
     return 0;
+}
+
+int limits_set(iso_limits_t *out, const char *key, const char *value, const char **why)
+{
+    if (!strcmp(key, "memory")) return limits_parse_memory(value, &out->memory, why);
+    if (!strcmp(key, "cpu")) return limits_parse_cpu(value, &out->cpu_milli, why);
+    if (!strcmp(key, "pids")) return limits_parse_pids(value, &out->pids, why);
+    return -ENOENT;
+}
+
+char *limits_spec(const char *rel, const iso_limits_t *l)
+{
+    return xasprintf("%s=%lld,%lld,%lld", rel, (long long)l->memory, (long long)l->cpu_milli, (long long)l->pids);
+}
+
+int limits_spec_parse(char *spec, iso_limits_t *l)
+{
+    *l = (iso_limits_t){ 0, 0, 0 };
+    char *eq = strchr(spec, '=');
+    if (!eq) return 0;
+    *eq = 0;
+    char end;
+    return sscanf(eq + 1, "%" SCNd64 ",%" SCNd64 ",%" SCNd64 "%c", &l->memory, &l->cpu_milli, &l->pids, &end) == 3
+               ? 0 : -EINVAL;
 }
 
 static int64_t tighter(int64_t a, int64_t b)

@@ -28,6 +28,15 @@ int  limits_parse_memory(const char *s, int64_t *out, const char **why);
 int  limits_parse_cpu(const char *s, int64_t *milli, const char **why);
 int  limits_parse_pids(const char *s, int64_t *out, const char **why);
 
+/* One key of a `limits:` mapping (memory, cpu or pids) into out: 0,
+ * -EINVAL (bad value, why set) or -ENOENT (unknown key). */
+int  limits_set(iso_limits_t *out, const char *key, const char *value, const char **why);
+
+/* The limits as one argument, "REL=MEMORY,CPU_MILLI,PIDS" (`nbhub __as-user
+ * --cgroup`), malloc'd; and back: 0, or -EINVAL (spec is cut at '='). */
+char *limits_spec(const char *rel, const iso_limits_t *l);
+int  limits_spec_parse(char *spec, iso_limits_t *l);
+
 /* The tighter of the two for each kind (0 = none counts as looser). */
 void limits_tighten(iso_limits_t *dst, const iso_limits_t *other);
 int  limits_any(const iso_limits_t *l);

@@ -1581,15 +1581,9 @@ static void parse_limits(pst_t *p, ynode_t *v, iso_limits_t *out)
             continue;
         }
         s = pr->val->text;
-        int rc;
-        if (!strcmp(k, "memory")) rc = limits_parse_memory(s, &out->memory, &why);
-        else if (!strcmp(k, "cpu")) rc = limits_parse_cpu(s, &out->cpu_milli, &why);
-        else if (!strcmp(k, "pids")) rc = limits_parse_pids(s, &out->pids, &why);
-        else {
-            NERR(p, pr->key, "unknown limit '%.64s' (memory, cpu or pids)", k);
-            continue;
-        }
-        if (rc < 0) NERR(p, pr->val, "limit '%s' %s", k, why);
+        int rc = limits_set(out, k, s, &why);
+        if (rc == -ENOENT) NERR(p, pr->key, "unknown limit '%.64s' (memory, cpu or pids)", k);
+        else if (rc < 0) NERR(p, pr->val, "limit '%s' %s", k, why);
     }
 }
 

@@ -707,16 +707,14 @@ static int isolate_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t 
         }
     }
     if (limited) {
-        char ug[160], leaf[160], spec[256];
+        char ug[160], leaf[160];
         task_cgroups(acct[0] == '-' ? "shared" : acct, t, t->try_number + 1, ug, leaf, sizeof ug);
-        snprintf(spec, sizeof spec, "%s=%lld,%lld,%lld", ug, (long long)ul.memory, (long long)ul.cpu_milli,
-                 (long long)ul.pids);
-        argv_add(&w, &n, "--cgroup");
-        argv_add(&w, &n, spec);
-        snprintf(spec, sizeof spec, "%s=%lld,%lld,%lld", leaf, (long long)tl.memory, (long long)tl.cpu_milli,
-                 (long long)tl.pids);
-        argv_add(&w, &n, "--cgroup");
-        argv_add(&w, &n, spec);
+        for (int k = 0; k < 2; k++) {
+            char *spec = limits_spec(k ? leaf : ug, k ? &tl : &ul);
+            argv_add(&w, &n, "--cgroup");
+            argv_add(&w, &n, spec);
+            free(spec);
+        }
     }
     /* nbhub's own binary (nbhub run, __spark-task, __task-wrap) is exec'd
      * through a descriptor: the account needs no access to where it lives. */
