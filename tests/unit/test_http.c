@@ -1193,12 +1193,13 @@ struct dfx {
     http_router_t *router;
 };
 
-static void dfx_start(struct dfx *d)
+/* lim may be NULL (the server's defaults). */
+static void dfx_start(struct dfx *d, const struct http_limits *lim)
 {
     uv_loop_init(&d->loop);
     nb_err_t err;
     assert_int_equal(http_router_new(routes, sizeof routes / sizeof routes[0], NULL, &d->router, &err), 0);
-    d->srv = http_server_new(&d->loop, NULL, http_router_handle, d->router);
+    d->srv = http_server_new(&d->loop, lim, http_router_handle, d->router);
 }
 
 static void dfx_stopped(http_server_t *srv, void *ud)
@@ -1234,7 +1235,7 @@ static void test_detached_split(void **state)
 {
     (void)state;
     struct dfx d;
-    dfx_start(&d);
+    dfx_start(&d, NULL);
     const char *in = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
                      "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
                      "GET /api/v1/flows/a%20b/runs/1?x=y HTTP/1.1\r\nCookie: a=b\r\n\r\n"
@@ -1263,15 +1264,12 @@ static void test_detached_split(void **state)
 static void test_detached_limits(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    http_router_t *router;
-    nb_err_t err;
-    assert_int_equal(http_router_new(routes, sizeof routes / sizeof routes[0], NULL, &router, &err), 0);
     struct http_limits lim;
     http_limits_default(&lim);
     lim.max_body = 10;
-    http_server_t *srv = http_server_new(&loop, &lim, http_router_handle, router);
+    struct dfx d;
+    dfx_start(&d, &lim);
+    http_server_t *srv = d.srv;
     /* A chunked body is cut as soon as it passes the limit. */
     http_conn_t *c = http_conn_new_detached(srv);
     const char *in = "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n"
@@ -1285,10 +1283,7 @@ static void test_detached_limits(void **state)
     assert_int_equal(http_conn_feed(c, in, strlen(in)), 0);
     assert_non_null(strstr(http_conn_output(c)->data, "HTTP/1.1 200 "));
     http_conn_free_detached(c);
-    http_server_stop(srv, dfx_stopped, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    http_router_free(router);
+    dfx_finish(&d);
 }
 
 /* A gated server on a detached connection: refusals come before the body,
@@ -1298,7 +1293,7 @@ static void test_detached_gate(void **state)
 {
     (void)state;
     struct dfx d;
-    dfx_start(&d);
+    dfx_start(&d, NULL);
     http_router_set_before(d.router, before, NULL);
     http_server_set_gate(d.srv, http_router_gate, d.router);
     const char *ok = "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
@@ -1355,16 +1350,14 @@ static int anon_gate(http_req_t *req, void *router)
 static void test_detached_budget(void **state)
 {
     (void)state;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    http_router_t *router;
-    nb_err_t err;
-    assert_int_equal(http_router_new(routes, sizeof routes / sizeof routes[0], NULL, &router, &err), 0);
     struct http_limits lim;
     http_limits_default(&lim);
     lim.max_body = 1000;
     lim.body_budget = 1500;
-    http_server_t *srv = http_server_new(&loop, &lim, http_router_handle, router);
+    struct dfx d;
+    dfx_start(&d, &lim);
+    http_server_t *srv = d.srv;
+    http_router_t *router = d.router;
     http_server_set_gate(srv, http_router_gate, router);
     http_conn_t *a = http_conn_new_detached(srv), *b = http_conn_new_detached(srv);
     const char *h1000 = "POST /echo HTTP/1.1\r\nContent-Length: 1000\r\n\r\npart";
@@ -1405,10 +1398,7 @@ static void test_detached_budget(void **state)
     http_conn_free_detached(a1);
     http_conn_free_detached(b);
     assert_int_equal(http_server_body_bytes(srv), 0);
-    http_server_stop(srv, dfx_stopped, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    http_router_free(router);
+    dfx_finish(&d);
 }
 
 /* A body that keeps moving, but slower than min_body_rate over a window of
