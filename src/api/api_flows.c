@@ -210,16 +210,15 @@ static int api_flows_trusted(api_t *a, const api_ctx_t *c)
 
 /* A flow with its files: {"flow": "<yaml>", "files": {"path": "<base64>"}}
  * (`nbhub flow apply` sends this when the flow references notebooks or
- * `files:` next to it).  Fills the outputs or answers 400 and returns -1. */
-static int api_flows_bundle(http_req_t *req, const char *body, size_t len, json_t **doc, sched_file_t **files,
-                            size_t *nfiles, buf_t **data)
+ * `files:` next to it), parsed already as j, whose "flow" is a string.
+ * Consumes j: fills the outputs (*doc = j) or answers 400 and returns -1. */
+static int api_flows_bundle(http_req_t *req, json_t *j, json_t **doc, sched_file_t **files, size_t *nfiles,
+                            buf_t **data)
 {
-    json_error_t je;
-    json_t *j = json_loadb(body, len, 0, &je), *jf = NULL;
+    json_t *jf = NULL;
     const char *k, *bad = NULL;
     json_t *v;
-    if (!json_is_object(j) || !json_is_string(json_object_get(j, "flow"))) bad = "the body must be {\"flow\": \"<YAML>\", \"files\": {...}}";
-    else if ((jf = json_object_get(j, "files")) && !json_is_object(jf)) bad = "files must be an object of path: base64";
+    if ((jf = json_object_get(j, "files")) && !json_is_object(jf)) bad = "files must be an object of path: base64";
     else if (json_object_size(j) > (size_t)(jf ? 2 : 1)) bad = "unknown member in the body (flow and files only)";
     else if (jf && json_object_size(jf) > API_FLOW_FILES_MAX) bad = "more than 256 files";
     if (bad) {
@@ -275,11 +274,11 @@ void api_flows_apply(http_req_t *req, void *ud)
     const char *ctype = http_header(req, "content-type");
     /* A JSON object with a "flow" string is a bundle; any other body is the
      * flow file itself (JSON is YAML, and clients have sent JSON flows). */
-    json_t *probe = ctype && !strncasecmp(ctype, "application/json", 16) ? json_loadb(body, len, 0, NULL) : NULL;
-    int is_bundle = json_is_string(json_object_get(probe, "flow"));
-    json_decref(probe);
-    if (is_bundle) {
-        if (api_flows_bundle(req, body, len, &bundle, &files, &nfiles, &fdata) < 0) return;
+    json_t *doc = ctype && !strncasecmp(ctype, "application/json", 16) ? json_loadb(body, len, 0, NULL) : NULL;
+    if (!json_is_string(json_object_get(doc, "flow"))) {
+        json_decref(doc);
+    } else {
+        if (api_flows_bundle(req, doc, &bundle, &files, &nfiles, &fdata) < 0) return;
         body = json_string_value(json_object_get(bundle, "flow"));
         len = json_string_length(json_object_get(bundle, "flow"));
     }
