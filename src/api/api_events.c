@@ -38,6 +38,7 @@
  */
 #include "api/api_int.h"
 #include "util/fsutil.h"
+#include "util/jparse.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -210,10 +211,7 @@ static void api_events_spark_one(const char *flow, int64_t run, const char *task
     k->next = xrealloc(k->next, (k->nnext + 1) * sizeof *k->next);
     k->next[k->nnext++] = (struct api_spark_seen){ xstrdup(path), mt, (int64_t)sb.st_size };
     if (!changed) return;
-    char *text = NULL;
-    size_t tlen = 0;
-    json_t *doc = fs_read_regular(path, 16 << 20, &text, &tlen, NULL) == 0 ? json_loadb(text, tlen, 0, NULL) : NULL;
-    free(text);
+    json_t *doc = jparse_file_regular(path, 16 << 20);
     if (!json_is_object(doc)) {   /* never half-written (atomic rename), but not ours to trust */
         json_decref(doc);
         return;

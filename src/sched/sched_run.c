@@ -32,6 +32,7 @@
 #include "util/buf.h"
 #include "util/urlesc.h"
 #include "util/fsutil.h"
+#include "util/jparse.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/xmalloc.h"
@@ -984,10 +985,8 @@ void sched_spark_each(sched_t *s, sched_spark_fn fn, void *ud)
 /* <task>.spark.json of a try (written by __spark-task), or NULL. */
 static json_t *spark_state(srun_t *r, stask_t *t)
 {
-    char *p = task_file(r, t, ".spark.json"), *text = NULL;
-    size_t len = 0;
-    json_t *j = fs_read_regular(p, 16 << 20, &text, &len, NULL) == 0 ? json_loadb(text, len, 0, NULL) : NULL;
-    free(text);
+    char *p = task_file(r, t, ".spark.json");
+    json_t *j = jparse_file_regular(p, 16 << 20);
     free(p);
     return j;
 }

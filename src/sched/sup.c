@@ -18,6 +18,7 @@
 
 #include "sched/sup.h"
 #include "util/fsutil.h"
+#include "util/jparse.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -77,11 +78,7 @@ int sup_read_status(const char *status_path, sup_end_t *out)
     memset(out, 0, sizeof *out);
     /* The file is in a directory the task's user can write: never follow a
      * link or block on a FIFO they put there (fs_read_regular). */
-    char *text = NULL;
-    size_t len = 0;
-    if (fs_read_regular(status_path, 4096, &text, &len, NULL) < 0) return -ENOENT;
-    json_t *j = json_loadb(text, len, 0, NULL);
-    free(text);
+    json_t *j = jparse_file_regular(status_path, 4096);
     if (!j) return -ENOENT;
     json_t *code = json_object_get(j, "exit_code"), *sig = json_object_get(j, "signal");
     int rc = 0;

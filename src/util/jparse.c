@@ -18,6 +18,7 @@
  * correctness.  fuzz/fuzz_jparse.c checks both halves against json_loadb.
  */
 #include "util/jparse.h"
+#include "util/fsutil.h"
 
 #include <errno.h>
 #include <math.h>
@@ -414,4 +415,14 @@ json_t *jparse(const char *s, size_t n, size_t flags, json_error_t *err)
         strcpy(err->source, "<buffer>");
     }
     return v;
+}
+
+json_t *jparse_file_regular(const char *path, size_t max)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (fs_read_regular(path, max, &text, &len, NULL) < 0) return NULL;
+    json_t *j = jparse(text, len, 0, NULL);
+    free(text);
+    return j;
 }

@@ -30,4 +30,9 @@ json_t *jparse_fast(const char *s, size_t n, size_t flags);
    or -1 if json_loadb would refuse the literal. */
 int jparse_string(const char *lit, size_t n, char **out, size_t *outlen, size_t *outcap);
 
+/* The JSON document in the file at path, read through fs_read_regular (no
+   link followed, no FIFO waited for: files a user's task may have written),
+   at most max bytes; NULL when it cannot be read or parsed. */
+json_t *jparse_file_regular(const char *path, size_t max);
+
 #endif
