@@ -10,7 +10,7 @@
 
 CC        ?= cc
 SANITIZER ?=
-PKGS      := libuv jansson yaml-0.1 libcrypto sqlite3 libargon2 libcurl zlib
+PKGS      := libuv jansson yaml-0.1 libssl libcrypto sqlite3 libargon2 libcurl zlib
 BUILD     := build$(if $(SANITIZER),-$(SANITIZER))
 PYTHON    := .venv/bin/python
 

@@ -34,9 +34,21 @@
  * Half-close.  EOF from the client while a request is dispatched aborts it
  * (nginx treats it the same way): we cannot tell shutdown(SHUT_WR) from a
  * client that went away, and a vanished client's work should stop.
+ *
+ * TLS (http/tls.h) sits at exactly two places, so that everything above
+ * them -- parsing, pipelining, streams, SSE -- is the same over TLS:
+ * read_cb hands ciphertext to conn_read_tls, which decrypts all it can and
+ * feeds the plaintext to conn_input (the one entry of plaintext bytes);
+ * conn_write encrypts and puts the ciphertext on the socket with
+ * conn_write_raw (the one socket write), so wq_bytes counts what is really
+ * queued.  The handshake runs under the head timeout of a new connection.
+ * A polite close sends close_notify before the FIN; a failed handshake
+ * (or plaintext HTTP sent to the TLS port, which gets a plaintext 400) is
+ * logged in one line and closed.
  */
 #include "http/server.h"
 #include "http/gzip.h"
+#include "http/tls.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -149,7 +161,7 @@ struct http_req {
     size_t bytes_out;
     unsigned complete : 1, dispatched : 1, streaming : 1, chunked : 1, keep_alive : 1,
              is_head : 1, expect_continue : 1, continue_sent : 1, aborted : 1,
-             headers_done : 1, cookies_parsed : 1, endless : 1, gate_wait : 1;
+             headers_done : 1, cookies_parsed : 1, endless : 1, gate_wait : 1, tls : 1;
 };
 
 enum conn_phase { CONN_ACTIVE, CONN_DRAINING, CONN_CLOSING };
@@ -199,6 +211,7 @@ struct http_conn {
     void *tick_ud;
     uint64_t tick_ms;
     buf_t out;                      /* detached connections: what was "written" */
+    tls_conn_t *tls;                /* TLS listener: the connection's TLS state, else NULL */
 };
 
 struct listener {
@@ -211,6 +224,7 @@ struct listener {
     http_server_t *srv;
     int is_tcp;
     char *unix_path;
+    tls_ctx_t *tls;                 /* not owned (http_server_listen_tls) */
 };
 
 struct http_server {
@@ -296,6 +310,7 @@ static http_req_t *req_new(http_conn_t *c)
     r->raw_path = r->path = r->target = "-";
     r->query = "";
     r->content_length = -1;
+    r->tls = c->tls != NULL;
     return r;
 }
 
@@ -447,6 +462,7 @@ const char *http_req_path(const http_req_t *r) { return r->path; }
 const char *http_req_query(const http_req_t *r) { return r->query; }
 const char *http_req_peer(const http_req_t *r) { return r->peer; }
 int http_req_minor(const http_req_t *r) { return r->minor; }
+int http_req_tls(const http_req_t *r) { return r->tls; }
 
 const struct http_limits *http_req_limits(const http_req_t *r)
 {
@@ -539,9 +555,10 @@ static void write_cb(uv_write_t *w, int status)
     if (status < 0 && status != UV_ECANCELED) conn_close(c);
 }
 
-/* Queue bufs for writing; the owned pointers are freed once written.  On a
- * closed connection the data is dropped. */
-static void conn_write(http_conn_t *c, uv_buf_t *bufs, unsigned n, char *own0, char *own1)
+/* Put bufs on the socket as they are (the only socket write); the owned
+ * pointers are freed once written.  On a closed connection the data is
+ * dropped. */
+static void conn_write_raw(http_conn_t *c, uv_buf_t *bufs, unsigned n, char *own0, char *own1)
 {
     size_t len = 0;
     for (unsigned i = 0; i < n; i++) len += bufs[i].len;
@@ -571,6 +588,33 @@ static void conn_write(http_conn_t *c, uv_buf_t *bufs, unsigned n, char *own0, c
         free(wr);
         conn_close(c);
     }
+}
+
+/* The ciphertext the TLS state has for the peer (handshake, records,
+ * alerts) goes on the socket. */
+static void conn_flush_tls(http_conn_t *c)
+{
+    char *data;
+    size_t n = tls_conn_take(c->tls, &data);
+    if (!n) return;
+    uv_buf_t b = uv_buf_init(data, (unsigned)n);
+    conn_write_raw(c, &b, 1, data, NULL);
+}
+
+/* Queue bufs for the client: over TLS encrypted first (the plaintext is
+ * freed at once, wq_bytes counts the ciphertext).  Every byte to a client
+ * passes here. */
+static void conn_write(http_conn_t *c, uv_buf_t *bufs, unsigned n, char *own0, char *own1)
+{
+    if (!c->tls) {
+        conn_write_raw(c, bufs, n, own0, own1);
+        return;
+    }
+    if (c->phase != CONN_CLOSING)
+        for (unsigned i = 0; i < n; i++) tls_conn_write(c->tls, bufs[i].base, bufs[i].len);
+    free(own0);
+    free(own1);
+    if (c->phase != CONN_CLOSING) conn_flush_tls(c);
 }
 
 static void conn_write_str(http_conn_t *c, const char *s)
@@ -1133,6 +1177,18 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 }
 
 static void conn_process(http_conn_t *c, const char *data, size_t len);
+static void conn_input(http_conn_t *c, const char *data, size_t len);
+static void conn_read_tls(http_conn_t *c, const char *data, size_t len);
+
+/* The client will send nothing more (EOF, error, or TLS close_notify). */
+static void conn_eof(http_conn_t *c)
+{
+    c->peer_eof = 1;
+    int inflight = c->qhead && c->qhead->dispatched;
+    if (c->phase == CONN_ACTIVE && !inflight && c->wq_bytes > 0) conn_drain_close(c);
+    else if (c->phase == CONN_DRAINING && c->wq_bytes > 0) read_stop(c);  /* let the shutdown finish */
+    else conn_close(c);
+}
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
@@ -1140,14 +1196,50 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (b->base == c->srv->rbuf) c->srv->rbuf_busy = 0;
     if (nread == 0) return;
     if (nread < 0) {
-        c->peer_eof = 1;
-        int inflight = c->qhead && c->qhead->dispatched;
-        if (c->phase == CONN_ACTIVE && !inflight && c->wq_bytes > 0) conn_drain_close(c);
-        else if (c->phase == CONN_DRAINING && c->wq_bytes > 0) read_stop(c);  /* let the shutdown finish */
-        else conn_close(c);
+        conn_eof(c);
         return;
     }
-    conn_process(c, b->base, (size_t)nread);
+    if (c->tls) conn_read_tls(c, b->base, (size_t)nread);
+    else conn_input(c, b->base, (size_t)nread);
+}
+
+/* The plaintext a client sent, in order, from the socket or from TLS. */
+static void conn_input(http_conn_t *c, const char *data, size_t len)
+{
+    conn_process(c, data, len);
+}
+
+static int conn_tls_plain(void *ud, const char *data, size_t len)
+{
+    http_conn_t *c = ud;
+    conn_input(c, data, len);
+    return c->phase == CONN_CLOSING;
+}
+
+/* Ciphertext from the client: decrypt it all (tls_conn_input leaves no
+ * plaintext behind, so stopping the socket's reads stops the input), send
+ * what the handshake or an alert wrote.  A TLS failure is one log line;
+ * plaintext HTTP gets a plaintext 400 saying what the port wants. */
+static void conn_read_tls(http_conn_t *c, const char *data, size_t len)
+{
+    if (c->phase != CONN_ACTIVE) return;            /* lingering: discard */
+    nb_err_t err;
+    int rc = tls_conn_input(c->tls, data, len, conn_tls_plain, c, &err);
+    conn_flush_tls(c);
+    if (rc == TLS_EOF) {
+        conn_eof(c);
+    } else if (rc < 0 && c->phase == CONN_ACTIVE) {
+        LOG_I("tls error", "peer=%s error=\"%s\"", c->peer, err.msg);
+        if (tls_conn_plain_http(c->tls)) {
+            static const char body[] = "This port speaks HTTPS: use an https:// URL.\n";
+            char *resp = xasprintf("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                                   "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                                   sizeof body - 1, body);
+            uv_buf_t b = uv_buf_init(resp, (unsigned)strlen(resp));
+            conn_write_raw(c, &b, 1, resp, NULL);
+        }
+        conn_drain_close(c);
+    }
 }
 
 /*
@@ -1411,7 +1503,11 @@ static void timer_cb(uv_timer_t *t)
         }
         /* fall through */
     case T_HEAD:
-        if (c->cur || !c->nrequests) conn_reject(c, 408);
+        if (c->tls && !tls_conn_established(c->tls)) {
+            LOG_I("tls error", "peer=%s error=\"handshake not complete after %llu ms\"", c->peer,
+                  (unsigned long long)c->srv->lim.head_timeout_ms);
+            conn_close(c);
+        } else if (c->cur || !c->nrequests) conn_reject(c, 408);
         else conn_close(c);
         break;
     case T_IDLE:
@@ -1449,6 +1545,7 @@ static void conn_free(http_conn_t *c)
     buf_free(&c->value);
     buf_free(&c->stash);
     buf_free(&c->out);
+    tls_conn_free(c->tls);
     if (c->prev) c->prev->next = c->next;
     else if (srv->conns == c) srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -1468,6 +1565,14 @@ static void conn_handle_closed(uv_handle_t *h)
 static void conn_close(http_conn_t *c)
 {
     if (c->phase == CONN_CLOSING) return;
+    if (c->tls && tls_conn_established(c->tls) && !c->wq_bytes && !c->peer_eof && !c->detached) {
+        /* Nothing is queued, so the alert leaves at once (uv_write writes
+         * synchronously into an empty queue): a TLS client sees a clean
+         * end rather than a truncation.  A write error re-enters here. */
+        tls_conn_close_notify(c->tls);
+        conn_flush_tls(c);
+        if (c->phase == CONN_CLOSING) return;
+    }
     c->phase = CONN_CLOSING;
     c->tick_fn = NULL;
     if (c->detached) return;
@@ -1513,6 +1618,15 @@ static void conn_drain_close(http_conn_t *c)
     if (!c->reading && !c->peer_eof) {
         uv_read_start(&c->h.stream, alloc_cb, read_cb);
         c->reading = 1;
+    }
+    if (c->tls && !tls_conn_failed(c->tls)) {
+        if (!tls_conn_established(c->tls)) {
+            conn_close(c);          /* no handshake: nothing can be said (503, 408) */
+            return;
+        }
+        tls_conn_close_notify(c->tls);      /* close_notify, then the FIN */
+        conn_flush_tls(c);
+        if (c->phase == CONN_CLOSING) return;
     }
     /* The send timeout bounds a client that never reads our answer. */
     timer_set(c, T_SEND, c->srv->lim.body_timeout_ms, 0);
@@ -1647,6 +1761,7 @@ static void on_connection(uv_stream_t *ls, int status)
     if (l->is_tcp) uv_tcp_nodelay(&c->h.tcp, 1);
     c->head_deadline = uv_now(srv->loop) + srv->lim.head_timeout_ms;
     peer_name(c, l->is_tcp);
+    if (l->tls) c->tls = tls_conn_new(l->tls);
     if (srv->nconns > srv->lim.max_connections || srv->stopping) {
         /* Far beyond the limit, do not even spend a write on it. */
         if (srv->nconns > 2 * srv->lim.max_connections) conn_close(c);
@@ -1768,10 +1883,16 @@ static int unix_stale(const char *path)
 
 int http_server_listen(http_server_t *srv, const char *addr, nb_err_t *err)
 {
+    return http_server_listen_tls(srv, addr, NULL, err);
+}
+
+int http_server_listen_tls(http_server_t *srv, const char *addr, tls_ctx_t *tls, nb_err_t *err)
+{
     if (srv->stopping) return err_set(err, -EINVAL, "server is stopping");
     if (srv->nls == MAX_LISTENERS) return err_set(err, -ENOSPC, "too many listeners");
     struct listener *l = xcalloc(1, sizeof *l);
     l->srv = srv;
+    l->tls = tls;
     l->h.handle.data = l;
     int rc;
     if (strncmp(addr, "unix:", 5) == 0) {
@@ -1846,7 +1967,7 @@ int http_server_listen(http_server_t *srv, const char *addr, nb_err_t *err)
         return err_set(err, rc, "listen on %s: %s", addr, uv_strerror(rc));
     }
     srv->ls[srv->nls++] = l;
-    LOG_I("http listening", "addr=%s", addr);
+    LOG_I("http listening", "addr=%s tls=%s", addr, tls ? "yes" : "no");
     return 0;
 }
 

@@ -54,6 +54,7 @@
 #include <uv.h>
 #include <jansson.h>
 
+#include "http/tls.h"
 #include "util/buf.h"
 #include "util/err.h"
 
@@ -109,6 +110,10 @@ http_server_t *http_server_new(uv_loop_t *loop, const struct http_limits *lim,
  * "unix:/path" (mode 0660; a stale socket file is replaced).  Port 0 picks
  * an ephemeral port (http_server_port).  May be called several times. */
 int  http_server_listen(http_server_t *srv, const char *addr, nb_err_t *err);
+/* The same, speaking TLS with tls's certificate (NULL: plain).  tls is not
+ * owned and must outlive the server; tls_ctx_reload on it applies to the
+ * connections accepted afterwards. */
+int  http_server_listen_tls(http_server_t *srv, const char *addr, tls_ctx_t *tls, nb_err_t *err);
 /* The bound port of the first TCP listener, or -1. */
 int  http_server_port(const http_server_t *srv);
 /* Set the gate (NULL = none: every body is read up to max_body). */
@@ -145,6 +150,8 @@ const char *http_req_body(const http_req_t *req, size_t *len);
 void        http_req_set_body_max(http_req_t *req, size_t max);
 /* HTTP minor version (0 or 1). */
 int         http_req_minor(const http_req_t *req);
+/* 1 if the request came over TLS (Secure cookies, X-Forwarded-Proto). */
+int         http_req_tls(const http_req_t *req);
 /* The server's limits, or NULL once the client is gone. */
 const struct http_limits *http_req_limits(const http_req_t *req);
 

@@ -1,0 +1,721 @@
+/* Unit tests for http/tls and the TLS listeners of http/server.
+ *
+ * A real server runs on its own uv loop in a background thread on
+ * 127.0.0.1 port 0 with a TLS listener; its certificate (P-256, self-signed,
+ * subjectAltName localhost and 127.0.0.1) is made here with OpenSSL's API.
+ * The client is OpenSSL on a blocking socket that verifies the chain and
+ * the host name against that certificate, as curl or a browser would.
+ * Handlers and the certificate reload run on the loop thread; the tests
+ * only look at what comes over the wire. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "http/server.h"
+#include "http/sse.h"
+#include "http/tls.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#define BIG (16u * 1024 * 1024)
+
+static char g_dir[64], g_cert[128], g_key[128], g_key2[128], g_junk[128], g_trust[128];
+
+/* ---- certificates ------------------------------------------------------ */
+
+static EVP_PKEY *key_new(void)
+{
+    EVP_PKEY *pk = EVP_EC_gen("P-256");
+    assert_non_null(pk);
+    return pk;
+}
+
+static void write_key(EVP_PKEY *pk, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+}
+
+static EVP_PKEY *g_ca_pk;
+static X509 *g_ca;
+
+/* A certificate with this serial and subject CN, subjectAltName san (NULL:
+ * a CA), signed by the test CA (or by itself when there is none yet). */
+static X509 *cert_new(EVP_PKEY *pk, long serial, const char *cn, const char *san)
+{
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, pk);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, g_ca ? X509_get_subject_name(g_ca) : name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, g_ca ? g_ca : x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = san ? X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san)
+                              : X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+    assert_non_null(ext);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    assert_true(X509_sign(x, g_ca ? g_ca_pk : pk, EVP_sha256()) > 0);
+    return x;
+}
+
+/* A certificate for localhost and 127.0.0.1 with this serial, signed by the
+ * test CA (which the client trusts), written to path. */
+static void write_cert(EVP_PKEY *pk, long serial, const char *path)
+{
+    X509 *x = cert_new(pk, serial, "localhost", "DNS:localhost,IP:127.0.0.1");
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, x), 1);
+    fclose(f);
+    assert_int_equal(rename(tmp, path), 0);
+    X509_free(x);
+}
+
+static EVP_PKEY *g_pk;
+
+/* ---- server fixture ----------------------------------------------------- */
+
+struct fx {
+    uv_loop_t loop;
+    uv_thread_t th;
+    uv_async_t stop, reload;
+    http_server_t *srv;
+    tls_ctx_t *tls;
+    int port;
+    atomic_int stopped, reloads, reload_rc;
+};
+
+static struct fx *F;
+
+static void h_sse_closed(http_sse_t *s, void *ud)
+{
+    (void)s;
+    (void)ud;
+}
+
+static void handler(http_req_t *req, void *ud)
+{
+    (void)ud;
+    const char *path = http_req_path(req);
+    if (!strcmp(path, "/hello")) {
+        char body[64];
+        snprintf(body, sizeof body, "hello tls=%d", http_req_tls(req));
+        http_respond(req, 200, "text/plain", body, strlen(body));
+    } else if (!strcmp(path, "/big")) {
+        char *b = xmalloc(BIG);
+        for (size_t i = 0; i < BIG; i++) b[i] = (char)('a' + i % 26);
+        http_respond_take(req, 200, "application/octet-stream", b, BIG);
+    } else if (!strcmp(path, "/echo")) {
+        size_t n;
+        const char *b = http_req_body(req, &n);
+        uint32_t sum = 0;
+        for (size_t i = 0; i < n; i++) sum = sum * 31 + (unsigned char)b[i];
+        char out[64];
+        snprintf(out, sizeof out, "%zu %u", n, sum);
+        http_respond(req, 200, "text/plain", out, strlen(out));
+    } else if (!strcmp(path, "/events")) {
+        http_sse_t *s = http_sse_start(req, h_sse_closed, NULL);
+        if (!s) return;
+        http_sse_send(s, "greeting", "1", "hello over tls");
+        http_sse_close(s);
+    } else if (!strcmp(path, "/stream")) {
+        http_stream_begin(req, 200, "text/plain");
+        for (int i = 0; i < 100; i++) http_stream_write(req, "0123456789", 10);
+        http_stream_end(req);
+    } else {
+        http_respond_error(req, 404, "not_found", "no");
+    }
+}
+
+static void fx_thread(void *arg)
+{
+    struct fx *f = arg;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+static void fx_stopped(http_server_t *srv, void *ud)
+{
+    struct fx *f = ud;
+    http_server_free(srv);
+    f->srv = NULL;
+    atomic_store(&f->stopped, 1);
+}
+
+static void fx_stop_async(uv_async_t *a)
+{
+    struct fx *f = a->data;
+    http_server_stop(f->srv, fx_stopped, f);
+    uv_close((uv_handle_t *)a, NULL);
+    uv_close((uv_handle_t *)&f->reload, NULL);
+}
+
+/* What SIGHUP does in nbhub serve, on the loop thread. */
+static void fx_reload_async(uv_async_t *a)
+{
+    struct fx *f = a->data;
+    nb_err_t err;
+    atomic_store(&f->reload_rc, tls_ctx_reload(f->tls, &err));
+    atomic_fetch_add(&f->reloads, 1);
+}
+
+static struct fx *fx_start(void)
+{
+    struct fx *f = xcalloc(1, sizeof *f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    struct http_limits lim;
+    http_limits_default(&lim);
+    lim.head_timeout_ms = 500;
+    lim.idle_timeout_ms = 2000;
+    lim.linger_ms = 200;
+    lim.stop_timeout_ms = 2000;
+    lim.max_stream_queue = 4 * 1024 * 1024;
+    nb_err_t err;
+    if (tls_ctx_new(g_cert, g_key, &f->tls, &err) < 0) fail_msg("tls_ctx_new: %s", err.msg);
+    f->srv = http_server_new(&f->loop, &lim, handler, NULL);
+    if (http_server_listen_tls(f->srv, "127.0.0.1:0", f->tls, &err) < 0) fail_msg("listen: %s", err.msg);
+    f->port = http_server_port(f->srv);
+    uv_async_init(&f->loop, &f->stop, fx_stop_async);
+    uv_async_init(&f->loop, &f->reload, fx_reload_async);
+    f->stop.data = f->reload.data = f;
+    assert_int_equal(uv_thread_create(&f->th, fx_thread, f), 0);
+    return f;
+}
+
+static void fx_finish(struct fx *f)
+{
+    uv_async_send(&f->stop);
+    uv_thread_join(&f->th);
+    assert_true(atomic_load(&f->stopped));
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    tls_ctx_free(f->tls);
+    free(f);
+}
+
+static void fx_reload(struct fx *f, int want_rc)
+{
+    int before = atomic_load(&f->reloads);
+    uv_async_send(&f->reload);
+    for (int i = 0; i < 500 && atomic_load(&f->reloads) == before; i++) usleep(10000);
+    assert_int_equal(atomic_load(&f->reloads), before + 1);
+    if (want_rc == 0) assert_int_equal(atomic_load(&f->reload_rc), 0);
+    else assert_true(atomic_load(&f->reload_rc) < 0);
+}
+
+/* ---- a blocking TLS client -------------------------------------------- */
+
+struct tc {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    buf_t in;
+};
+
+static int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = { 5, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* Connect and handshake; 0, or -1 if the handshake failed.  alpn is in
+ * wire format (NULL: none offered); max_version 0 = OpenSSL's. */
+static int tc_open(struct tc *c, int port, const char *alpn, size_t alpn_len, int max_version)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = tcp_connect(port);
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    assert_int_equal(SSL_CTX_load_verify_locations(c->ctx, g_trust, NULL), 1);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    if (max_version) {
+        SSL_CTX_set_min_proto_version(c->ctx, 0);
+        SSL_CTX_set_security_level(c->ctx, 0);
+        SSL_CTX_set_max_proto_version(c->ctx, max_version);
+    }
+    if (alpn) SSL_CTX_set_alpn_protos(c->ctx, (const unsigned char *)alpn, (unsigned)alpn_len);
+    c->ssl = SSL_new(c->ctx);
+    SSL_set1_host(c->ssl, "localhost");
+    SSL_set_tlsext_host_name(c->ssl, "localhost");
+    SSL_set_fd(c->ssl, c->fd);
+    if (SSL_connect(c->ssl) != 1) {
+        if (getenv("TEST_TLS_DEBUG")) {
+            fprintf(stderr, "handshake: verify=%ld\n", SSL_get_verify_result(c->ssl));
+            ERR_print_errors_fp(stderr);
+        }
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+static void tc_close(struct tc *c)
+{
+    if (c->ssl) SSL_free(c->ssl);
+    if (c->ctx) SSL_CTX_free(c->ctx);
+    if (c->fd >= 0) close(c->fd);
+    buf_free(&c->in);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
+static void tc_send(struct tc *c, const char *s, size_t n)
+{
+    size_t put;
+    while (n) {
+        assert_int_equal(SSL_write_ex(c->ssl, s, n, &put), 1);
+        s += put;
+        n -= put;
+    }
+}
+
+/* More bytes into c->in: > 0, 0 on close_notify, -1 on another end. */
+static int tc_fill(struct tc *c)
+{
+    char tmp[65536];
+    size_t got;
+    if (SSL_read_ex(c->ssl, tmp, sizeof tmp, &got) == 1) {
+        buf_append(&c->in, tmp, got);
+        return (int)got;
+    }
+    int e = SSL_get_error(c->ssl, 0);
+    ERR_clear_error();
+    return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
+struct resp {
+    int status;
+    char head[4096];
+    buf_t body;
+};
+
+/* Read one Content-Length or chunked response. */
+static int tc_response(struct tc *c, struct resp *r)
+{
+    memset(r, 0, sizeof *r);
+    char *end;
+    while (!(end = c->in.data ? strstr(c->in.data, "\r\n\r\n") : NULL))
+        if (tc_fill(c) <= 0) return -1;
+    size_t hlen = (size_t)(end - c->in.data) + 4;
+    snprintf(r->head, sizeof r->head, "%.*s", (int)hlen, c->in.data);
+    r->status = atoi(r->head + 9);
+    const char *cl = strcasestr(r->head, "\r\nContent-Length:");
+    size_t need = 0, have;
+    if (cl) {
+        need = strtoul(cl + 17, NULL, 10);
+        while (c->in.len < hlen + need)
+            if (tc_fill(c) <= 0) return -1;
+        buf_append(&r->body, c->in.data + hlen, need);
+        have = hlen + need;
+    } else if (strcasestr(r->head, "Transfer-Encoding: chunked")) {
+        size_t pos = hlen;
+        for (;;) {
+            char *crlf;
+            while (!(crlf = strstr(c->in.data + pos, "\r\n")))
+                if (tc_fill(c) <= 0) return -1;
+            size_t n = strtoul(c->in.data + pos, NULL, 16);
+            size_t start = (size_t)(crlf - c->in.data) + 2;
+            while (c->in.len < start + n + 2)
+                if (tc_fill(c) <= 0) return -1;
+            buf_append(&r->body, c->in.data + start, n);
+            pos = start + n + 2;
+            if (!n) break;
+        }
+        have = pos;
+    } else {
+        return -1;
+    }
+    memmove(c->in.data, c->in.data + have, c->in.len - have);
+    c->in.len -= have;
+    c->in.data[c->in.len] = 0;
+    return 0;
+}
+
+static long tc_serial(struct tc *c)
+{
+    X509 *x = SSL_get1_peer_certificate(c->ssl);
+    assert_non_null(x);
+    long s = ASN1_INTEGER_get(X509_get0_serialNumber(x));
+    X509_free(x);
+    return s;
+}
+
+static void tc_get_hello(struct tc *c)
+{
+    struct resp r;
+    tc_send(c, "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n", 40);
+    assert_int_equal(tc_response(c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "hello tls=1");
+    buf_free(&r.body);
+}
+
+/* Wait until the server has n connections (closes are asynchronous). */
+static void wait_conns(size_t n)
+{
+    for (int i = 0; i < 300 && http_server_connections(F->srv) != n; i++) usleep(10000);
+    assert_int_equal(http_server_connections(F->srv), n);
+}
+
+/* ---- tests ---------------------------------------------------------- */
+
+static void test_ctx_errors(void **state)
+{
+    (void)state;
+    tls_ctx_t *t = NULL;
+    nb_err_t err;
+    assert_int_equal(tls_ctx_new("/nonexistent/cert.pem", g_key, &t, &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "/nonexistent/cert.pem"));
+    assert_true(tls_ctx_new(g_junk, g_key, &t, &err) < 0);
+    assert_non_null(strstr(err.msg, "not a usable PEM certificate"));
+    assert_true(tls_ctx_new(g_cert, g_junk, &t, &err) < 0);
+    assert_non_null(strstr(err.msg, "not a usable PEM private key"));
+    assert_true(tls_ctx_new(g_cert, g_key2, &t, &err) < 0);
+    assert_non_null(strstr(err.msg, "does not match"));
+    assert_null(t);
+    assert_int_equal(tls_ctx_new(g_cert, g_key, &t, &err), 0);
+    char d[512];
+    tls_ctx_describe(t, d, sizeof d);
+    assert_non_null(strstr(d, "CN=localhost"));
+    assert_non_null(strstr(d, "serial=01"));
+    tls_ctx_free(t);
+}
+
+static void test_handshake_get(void **state)
+{
+    (void)state;
+    struct tc c;
+    assert_int_equal(tc_open(&c, F->port, "\x02h2\x08http/1.1", 12, 0), 0);
+    assert_true(SSL_version(c.ssl) >= TLS1_2_VERSION);
+    const unsigned char *p;
+    unsigned n;
+    SSL_get0_alpn_selected(c.ssl, &p, &n);
+    assert_int_equal(n, 8);
+    assert_memory_equal(p, "http/1.1", 8);
+    assert_int_equal(SSL_get_verify_result(c.ssl), X509_V_OK);
+    tc_get_hello(&c);
+    tc_close(&c);
+
+    /* A client offering only h2 gets no ALPN and HTTP/1.1 still works. */
+    assert_int_equal(tc_open(&c, F->port, "\x02h2", 3, 0), 0);
+    SSL_get0_alpn_selected(c.ssl, &p, &n);
+    assert_int_equal(n, 0);
+    tc_get_hello(&c);
+    tc_close(&c);
+    /* TLS 1.2 works too. */
+    assert_int_equal(tc_open(&c, F->port, NULL, 0, TLS1_2_VERSION), 0);
+    assert_int_equal(SSL_version(c.ssl), TLS1_2_VERSION);
+    tc_get_hello(&c);
+    tc_close(&c);
+}
+
+static void test_old_versions_refused(void **state)
+{
+    (void)state;
+    struct tc c;
+    assert_int_equal(tc_open(&c, F->port, NULL, 0, TLS1_1_VERSION), -1);
+    tc_close(&c);
+    wait_conns(0);
+}
+
+static void test_keepalive_pipelining(void **state)
+{
+    (void)state;
+    struct tc c;
+    assert_int_equal(tc_open(&c, F->port, NULL, 0, 0), 0);
+    for (int i = 0; i < 5; i++) tc_get_hello(&c);
+    /* Three requests in one record, answered in order. */
+    const char *three = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                        "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n";
+    tc_send(&c, three, strlen(three));
+    struct resp r;
+    assert_int_equal(tc_response(&c, &r), 0);
+    assert_string_equal(r.body.data, "hello tls=1");
+    buf_free(&r.body);
+    assert_int_equal(tc_response(&c, &r), 0);
+    assert_int_equal(strncmp(r.body.data, "3 ", 2), 0);
+    buf_free(&r.body);
+    assert_int_equal(tc_response(&c, &r), 0);
+    assert_int_equal(r.body.len, 1000);
+    buf_free(&r.body);
+    assert_int_equal(http_server_connections(F->srv), 1);
+    tc_close(&c);
+    wait_conns(0);
+}
+
+static void test_big_bodies(void **state)
+{
+    (void)state;
+    struct tc c;
+    assert_int_equal(tc_open(&c, F->port, NULL, 0, 0), 0);
+    tc_send(&c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n", 30);
+    struct resp r;
+    assert_int_equal(tc_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, BIG);
+    for (size_t i = 0; i < BIG; i += 4093) assert_int_equal(r.body.data[i], 'a' + i % 26);
+    buf_free(&r.body);
+
+    /* A 4 MiB upload, sent in many records, arrives whole. */
+    size_t n = 4u << 20;
+    char *up = xmalloc(n);
+    uint32_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        up[i] = (char)(i * 7 % 251);
+        sum = sum * 31 + (unsigned char)up[i];
+    }
+    char head[128];
+    snprintf(head, sizeof head, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+    tc_send(&c, head, strlen(head));
+    tc_send(&c, up, n);
+    free(up);
+    assert_int_equal(tc_response(&c, &r), 0);
+    char want[64];
+    snprintf(want, sizeof want, "%zu %u", n, sum);
+    assert_string_equal(r.body.data, want);
+    buf_free(&r.body);
+    tc_close(&c);
+}
+
+static void test_sse_and_close_notify(void **state)
+{
+    (void)state;
+    struct tc c;
+    assert_int_equal(tc_open(&c, F->port, NULL, 0, 0), 0);
+    tc_send(&c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n", 33);
+    struct resp r;
+    assert_int_equal(tc_response(&c, &r), 0);
+    assert_non_null(strstr(r.head, "text/event-stream"));
+    assert_non_null(strstr(r.body.data, "id: 1\nevent: greeting\ndata: hello over tls\n\n"));
+    buf_free(&r.body);
+    /* Connection: close -> the answer, then close_notify (a clean end, not
+     * a truncation), then the FIN. */
+    tc_send(&c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 51);
+    assert_int_equal(tc_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    buf_free(&r.body);
+    assert_int_equal(tc_fill(&c), 0);
+    assert_true(SSL_get_shutdown(c.ssl) & SSL_RECEIVED_SHUTDOWN);
+    tc_close(&c);
+    wait_conns(0);
+}
+
+static void test_plaintext_refused(void **state)
+{
+    (void)state;
+    int fd = tcp_connect(F->port);
+    const char *req = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+    char buf[1024];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0) got += (size_t)n;
+    buf[got] = 0;
+    assert_int_equal(n, 0);             /* FIN, not a reset */
+    assert_int_equal(strncmp(buf, "HTTP/1.1 400 ", 13), 0);
+    assert_non_null(strstr(buf, "https://"));
+    assert_null(strstr(buf, "hello tls"));
+    close(fd);
+    wait_conns(0);
+
+    /* Garbage that is not HTTP: closed without an answer. */
+    fd = tcp_connect(F->port);
+    char junk[300];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (char)(0x16 + i * 13);
+    junk[0] = 0x16, junk[1] = 3, junk[2] = 1, junk[3] = 0, junk[4] = 200;     /* a bogus ClientHello record */
+    send(fd, junk, sizeof junk, 0);
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {}
+    assert_true(n == 0 || errno == ECONNRESET);
+    close(fd);
+    wait_conns(0);
+
+    /* The server still serves. */
+    struct tc c;
+    assert_int_equal(tc_open(&c, F->port, NULL, 0, 0), 0);
+    tc_get_hello(&c);
+    tc_close(&c);
+}
+
+static void test_handshake_timeout(void **state)
+{
+    (void)state;
+    /* Connected, nothing sent; then half a ClientHello: both closed after
+     * head_timeout (500 ms). */
+    int fd = tcp_connect(F->port);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char buf[64];
+    assert_true(recv(fd, buf, sizeof buf, 0) <= 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    assert_true(ms >= 400 && ms < 4000);
+    close(fd);
+    fd = tcp_connect(F->port);
+    const char part[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00 };
+    send(fd, part, sizeof part, 0);
+    assert_true(recv(fd, buf, sizeof buf, 0) <= 0);
+    close(fd);
+    wait_conns(0);
+}
+
+static void test_reload(void **state)
+{
+    (void)state;
+    struct tc old;
+    assert_int_equal(tc_open(&old, F->port, NULL, 0, 0), 0);
+    assert_int_equal(tc_serial(&old), 1);
+    tc_get_hello(&old);
+
+    /* A new certificate (serial 2) with the same key, as certbot renews. */
+    write_cert(g_pk, 2, g_cert);
+    fx_reload(F, 0);
+    struct tc fresh;
+    assert_int_equal(tc_open(&fresh, F->port, NULL, 0, 0), 0);
+    assert_int_equal(tc_serial(&fresh), 2);
+    tc_get_hello(&fresh);
+    /* The open connection keeps working with its certificate. */
+    tc_get_hello(&old);
+    assert_int_equal(tc_serial(&old), 1);
+
+    /* A broken file: the reload fails and serial 2 stays in use. */
+    char *saved = NULL;
+    size_t len = 0;
+    FILE *f = fopen(g_cert, "r");
+    assert_non_null(f);
+    char tmp[8192];
+    len = fread(tmp, 1, sizeof tmp, f);
+    fclose(f);
+    saved = xmalloc(len);
+    memcpy(saved, tmp, len);
+    f = fopen(g_cert, "w");
+    fputs("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    fx_reload(F, -1);
+    struct tc third;
+    assert_int_equal(tc_open(&third, F->port, NULL, 0, 0), 0);
+    assert_int_equal(tc_serial(&third), 2);
+    tc_get_hello(&third);
+    tc_get_hello(&old);
+    tc_get_hello(&fresh);
+    f = fopen(g_cert, "w");
+    fwrite(saved, 1, len, f);
+    fclose(f);
+    free(saved);
+    tc_close(&third);
+    tc_close(&fresh);
+    tc_close(&old);
+    /* Back to serial 1 for other tests. */
+    write_cert(g_pk, 1, g_cert);
+    fx_reload(F, 0);
+    wait_conns(0);
+}
+
+static void test_many_connections(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    static struct tc cs[N];
+    for (int i = 0; i < N; i++) assert_int_equal(tc_open(&cs[i], F->port, NULL, 0, 0), 0);
+    for (int i = 0; i < N; i++) tc_get_hello(&cs[i]);
+    for (int i = 0; i < N; i++) tc_close(&cs[i]);
+    wait_conns(0);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "/tmp/nbhub-test-tls-XXXXXX");
+    if (!mkdtemp(g_dir)) return -1;
+    snprintf(g_cert, sizeof g_cert, "%s/cert.pem", g_dir);
+    snprintf(g_key, sizeof g_key, "%s/key.pem", g_dir);
+    snprintf(g_key2, sizeof g_key2, "%s/other-key.pem", g_dir);
+    snprintf(g_junk, sizeof g_junk, "%s/junk.pem", g_dir);
+    snprintf(g_trust, sizeof g_trust, "%s/trust.pem", g_dir);
+    g_ca_pk = key_new();
+    g_ca = cert_new(g_ca_pk, 100, "nbhub test CA", NULL);
+    FILE *t = fopen(g_trust, "w");
+    PEM_write_X509(t, g_ca);
+    fclose(t);
+    g_pk = key_new();
+    write_key(g_pk, g_key);
+    write_cert(g_pk, 1, g_cert);
+    EVP_PKEY *other = key_new();
+    write_key(other, g_key2);
+    EVP_PKEY_free(other);
+    FILE *f = fopen(g_junk, "w");
+    fputs("this is not PEM\n", f);
+    fclose(f);
+    F = fx_start();
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    fx_finish(F);
+    EVP_PKEY_free(g_pk);
+    EVP_PKEY_free(g_ca_pk);
+    X509_free(g_ca);
+    unlink(g_cert);
+    unlink(g_key);
+    unlink(g_key2);
+    unlink(g_junk);
+    unlink(g_trust);
+    rmdir(g_dir);
+    return 0;
+}
+
+int main(void)
+{
+    if (!getenv("NBHUB_LOG")) log_set_level(LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_handshake_get),
+        cmocka_unit_test(test_old_versions_refused),
+        cmocka_unit_test(test_keepalive_pipelining),
+        cmocka_unit_test(test_big_bodies),
+        cmocka_unit_test(test_sse_and_close_notify),
+        cmocka_unit_test(test_plaintext_refused),
+        cmocka_unit_test(test_handshake_timeout),
+        cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_many_connections),
+    };
+    return cmocka_run_group_tests_name("tls", tests, group_setup, group_teardown);
+}
