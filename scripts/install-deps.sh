@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 DEB_PKGS="build-essential pkg-config clang libclang-rt-14-dev libuv1-dev libzmq3-dev libjansson-dev libyaml-dev
-libssl-dev libsqlite3-dev libcurl4-openssl-dev libargon2-dev libcmocka-dev libhttp-parser-dev libcmark-gfm-dev libcmark-gfm-extensions-dev zlib1g-dev tzdata
+libssl-dev openssl curl libsqlite3-dev libcurl4-openssl-dev libargon2-dev libcmocka-dev libhttp-parser-dev libcmark-gfm-dev libcmark-gfm-extensions-dev zlib1g-dev tzdata
 python3 python3-venv python3-dev python3-ipykernel procps chromium firefox-esr fonts-dejavu-core openjdk-17-jre-headless"
 
 missing=""

@@ -69,7 +69,7 @@ static void api_auth_cookie(api_t *a, http_req_t *req, const char *value, int ma
 {
     char buf[256];
     snprintf(buf, sizeof buf, "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s",
-             API_SESSION_COOKIE, value, max_age, a->secure_cookies ? "; Secure" : "");
+             API_SESSION_COOKIE, value, max_age, a->secure_cookies || http_req_tls(req) ? "; Secure" : "");
     http_set_header(req, "Set-Cookie", buf);
 }
 

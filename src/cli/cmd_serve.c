@@ -18,7 +18,10 @@
  * Signals: SIGTERM / SIGINT start a graceful stop — /healthz turns 503,
  * the listener closes, no new tick or task starts, running tasks get
  * shutdown_grace to finish, then are stopped and recorded; the second
- * signal makes it quick (grace 0).  SIGHUP rescans the flows directory.
+ * signal makes it quick (grace 0).  SIGHUP rescans the flows directory
+ * and reads the TLS listeners' certificates and keys again: connections
+ * accepted afterwards get the new pair, open ones keep theirs, and a pair
+ * that does not load leaves the old one in place (logged).
  */
 #include "cli/cli.h"
 #include "cli/srvconf.h"
@@ -30,6 +33,7 @@
 #include "http/netguard.h"
 #include "http/notify.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "kernel/kspec.h"
 #include "sched/pool.h"
 #include "sched/sched.h"
@@ -63,7 +67,8 @@ static const char serve_usage[] =
     "Options (they override the configuration file):\n"
     "  --config FILE          nbhub.yaml (default: $NBHUB_CONFIG, else <home>/nbhub.yaml if present)\n"
     "  --listen ADDR          127.0.0.1:PORT, [::1]:PORT or unix:/path (default 127.0.0.1:8765);\n"
-    "                         repeat for several\n"
+    "                         repeat for several (plain HTTP; TLS listeners are set in\n"
+    "                         nbhub.yaml, and these replace them)\n"
     "  --home DIR             state directory (default $NBHUB_HOME, else ~/.local/share/nbhub)\n"
     "  --flows DIR            flows directory (default <home>/flows)\n"
     "  --pool NAME=N          keep N warm kernels of kernel spec NAME (repeatable)\n"
@@ -94,6 +99,9 @@ struct serve {
     notify_t      *notify;
     netguard_t    *guard;      /* where webhooks may go (nbhub.yaml webhooks.allow) */
     uv_signal_t    sigterm, sigint, sighup;
+    tls_ctx_t    **tls;        /* per listen address, NULL = plain; NULL-padded, nlisten long */
+    const char *const *addrs;
+    size_t         nlisten;
     int            stopping;
     int            pending;    /* parts still closing */
 };
@@ -155,12 +163,31 @@ static void serve_stop(struct serve *sv, uint64_t grace_ms)
     sched_stop(sv->sched, grace_ms, serve_sched_stopped, sv);
 }
 
+/* SIGHUP: each TLS listener's files again, for the connections to come. */
+static void serve_tls_reload(struct serve *sv)
+{
+    for (size_t i = 0; i < sv->nlisten; i++) {
+        if (!sv->tls[i]) continue;
+        nb_err_t err;
+        char d[512];
+        if (tls_ctx_reload(sv->tls[i], &err) < 0) {
+            tls_ctx_describe(sv->tls[i], d, sizeof d);
+            LOG_W("tls reload failed: keeping the old certificate", "addr=%s error=\"%s\" %s", sv->addrs[i],
+                  err.msg, d);
+            continue;
+        }
+        tls_ctx_describe(sv->tls[i], d, sizeof d);
+        LOG_I("tls certificate reloaded", "addr=%s %s", sv->addrs[i], d);
+    }
+}
+
 static void serve_on_signal(uv_signal_t *h, int sig)
 {
     struct serve *sv = h->data;
     if (sig == SIGHUP) {
         LOG_I("SIGHUP: reloading flows", "%s", "");
         sched_reload(sv->sched);
+        serve_tls_reload(sv);
         return;
     }
     uint64_t grace = sv->conf.shutdown_grace_ms >= 0 ? (uint64_t)sv->conf.shutdown_grace_ms : 30000;
@@ -405,6 +432,14 @@ int cmd_serve(int argc, char **argv)
     const char *const *addrs = listen ? (const char *const *)listen
                                : sv.conf.listen ? (const char *const *)sv.conf.listen
                                                 : default_listen;
+    /* --listen replaces the file's listeners, TLS ones included. */
+    char **certs = !listen && sv.conf.listen ? sv.conf.listen_cert : NULL;
+    char **keys = !listen && sv.conf.listen ? sv.conf.listen_key : NULL;
+    int any_tls = 0;
+    while (addrs[sv.nlisten]) sv.nlisten++;
+    sv.addrs = addrs;
+    sv.tls = xcalloc(sv.nlisten + 1, sizeof *sv.tls);
+    for (size_t i = 0; certs && i < sv.nlisten; i++) any_tls |= certs[i] != NULL;
     char *self = cli_self_exe(argv[0]);
     char *db = NULL, *lock = NULL;
     int lockfd = -1;
@@ -492,7 +527,8 @@ int cmd_serve(int argc, char **argv)
     }
     char *base_url = sv.conf.base_url ? xstrdup(sv.conf.base_url)
                      : strncmp(addrs[0], "unix:", 5) == 0 ? xstrdup("")
-                                                          : xasprintf("http://%s", addrs[0]);
+                                                          : xasprintf("%s://%s", certs && certs[0] ? "https" : "http",
+                                                                      addrs[0]);
     sched_opts_t so = {
         .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
         .flows_dir = flows_dir, .self_exe = self, .base_url = base_url,
@@ -509,7 +545,9 @@ int cmd_serve(int argc, char **argv)
      * Spark UI proxy. */
     sv.hc = hclient_new(&sv.loop);
     api_opts_t ao = { .loop = &sv.loop, .store = sv.store, .pool = sv.pool, .home = home,
-                      .version = NBHUB_VERSION, .self_exe = self, .secure_cookies = sv.conf.secure_cookies == 1,
+                      .version = NBHUB_VERSION, .self_exe = self, /* unset: Secure when any listener speaks TLS (a
+                       * cookie that came over TLS is Secure anyway: api_auth) */
+                      .secure_cookies = sv.conf.secure_cookies == 1 || (sv.conf.secure_cookies < 0 && any_tls),
                       .hc = sv.hc, .isolation_system = system_mode, .trusted_users = sv.conf.trusted_users,
                       .anon_body_max = sv.conf.http_anon_body > 0 ? (size_t)sv.conf.http_anon_body : 0,
                       .spark_max_clusters = (int)sv.conf.spark_max_clusters,
@@ -544,12 +582,24 @@ int cmd_serve(int argc, char **argv)
      * page and the rendered notebooks set their own policies. */
     http_server_set_csp(sv.http, "default-src 'none'; frame-ancestors 'none'");
     api_set_server(sv.api, sv.http);
-    for (size_t i = 0; addrs[i]; i++)
-        if (http_server_listen(sv.http, addrs[i], &err) < 0) {
+    for (size_t i = 0; addrs[i]; i++) {
+        if (certs && certs[i]) {
+            /* srvconf loaded the pair already; the files may have changed since. */
+            if (tls_ctx_new(certs[i], keys[i], &sv.tls[i], &err) < 0) {
+                cli_errorf("cannot listen on %s: tls: %s", addrs[i], err.msg);
+                rc = SERVE_EXIT_CONFIG;
+                goto out_loop;
+            }
+            char d[512];
+            tls_ctx_describe(sv.tls[i], d, sizeof d);
+            LOG_I("tls certificate", "addr=%s %s", addrs[i], d);
+        }
+        if (http_server_listen_tls(sv.http, addrs[i], sv.tls[i], &err) < 0) {
             cli_errorf("cannot listen on %s: %s", addrs[i], err.msg);
             rc = SERVE_EXIT_LISTEN;
             goto out_loop;
         }
+    }
     /* Webhooks reach public addresses, and the internal ones the admin
      * listed (srvconf checked every entry already). */
     sv.guard = netguard_new();
@@ -577,7 +627,8 @@ int cmd_serve(int argc, char **argv)
     LOG_I("nbhub serve ready", "listen=%s home=%s flows=%s pid=%d", addrs[0], home, flows_dir,
           (int)getpid());
     /* A line on stdout for scripts and tests that wait for readiness. */
-    printf("nbhub serve: listening on %s (port %d)\n", addrs[0], http_server_port(sv.http));
+    printf("nbhub serve: listening on %s%s (port %d)\n", sv.tls[0] ? "https://" : "", addrs[0],
+           http_server_port(sv.http));
     fflush(stdout);
     uv_run(&sv.loop, UV_RUN_DEFAULT);
     LOG_I("stopped", "%s", "");
@@ -592,11 +643,13 @@ out_loop:
         uv_run(&sv.loop, UV_RUN_DEFAULT);
     }
     if (sv.http) http_server_free(sv.http);
+    for (size_t i = 0; sv.tls && i < sv.nlisten; i++) tls_ctx_free(sv.tls[i]);
     api_free(sv.api);
     sched_free(sv.sched);
     uv_loop_close(&sv.loop);
     netguard_free(sv.guard);
 out:
+    free(sv.tls);
     store_close(sv.store);
     if (lockfd >= 0) close(lockfd);
     free(lock);

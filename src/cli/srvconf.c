@@ -7,6 +7,7 @@
 #include "cli/srvconf.h"
 #include "iso/uacct.h"
 #include "http/netguard.h"
+#include "http/tls.h"
 #include "sched/flow.h"
 #include "spark/scluster.h"
 #include "util/fsutil.h"
@@ -17,7 +18,7 @@
 #include <string.h>
 #include <yaml.h>
 
-enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK,
+enum ctype { C_STR, C_STRLIST, C_LISTEN, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK,
              C_WEBHOOKS, C_UI };
 
 struct ckey {
@@ -26,7 +27,7 @@ struct ckey {
 };
 
 static const struct ckey srvconf_keys[] = {
-    { "listen", C_STRLIST },         { "home", C_STR },
+    { "listen", C_LISTEN },           { "home", C_STR },
     { "flows_dir", C_STR },          { "base_url", C_STR },
     { "max_active_tasks", C_UINT },  { "kill_grace", C_DURATION },
     { "shutdown_grace", C_DURATION },{ "pool", C_POOL },
@@ -66,11 +67,22 @@ static void strv_free(char **v)
     free(v);
 }
 
+static void listen_free(srvconf_t *c)
+{
+    for (size_t i = 0; c->listen && c->listen[i]; i++) {
+        free(c->listen[i]);
+        free(c->listen_cert[i]);
+        free(c->listen_key[i]);
+    }
+    free(c->listen);
+    free(c->listen_cert);
+    free(c->listen_key);
+    c->listen = c->listen_cert = c->listen_key = NULL;
+}
+
 void srvconf_clear(srvconf_t *c)
 {
-    if (c->listen)
-        for (char **p = c->listen; *p; p++) free(*p);
-    free(c->listen);
+    listen_free(c);
     free(c->home);
     free(c->flows_dir);
     free(c->base_url);
@@ -308,6 +320,104 @@ static void set_ui(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_no
     }
 }
 
+/* tls: {cert: FILE, key: FILE} of a listen entry: both loaded now, so that
+ * a missing file, a file that is not PEM or a key of another certificate
+ * is reported here with its position rather than at the first handshake. */
+static void set_listen_tls(srvconf_t *c, size_t i, const char *path, yaml_document_t *doc, yaml_node_t *v,
+                           nb_errlist_t *errs)
+{
+    if (v->type != YAML_MAPPING_NODE) {
+        errlist_add(errs, path, POS(v), "'tls' must be a mapping {cert: FILE, key: FILE}");
+        return;
+    }
+    static const char *const names[] = { "cert", "key" };
+    yaml_node_t *nodes[2] = { NULL, NULL };
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        int k = sub_key(path, kn, "tls", names, 2, errs);
+        if (k < 0) continue;
+        if (!scalar(vn) || !*scalar(vn)) {
+            errlist_add(errs, path, POS(vn), "'tls.%s' must be a file name", names[k]);
+            continue;
+        }
+        nodes[k] = vn;
+    }
+    for (int k = 0; k < 2; k++)
+        if (!nodes[k]) {
+            errlist_add(errs, path, POS(v), "'tls' needs '%s' (a PEM %s file)", names[k],
+                        k == 0 ? "certificate chain" : "private key");
+            return;
+        }
+    const char *cert = scalar(nodes[0]), *key = scalar(nodes[1]);
+    tls_ctx_t *t;
+    nb_err_t err;
+    if (tls_ctx_new(cert, key, &t, &err) < 0) {
+        /* The certificate's own problems at cert:, the rest at key:. */
+        int at_cert = strncmp(err.msg, "certificate ", 12) == 0;
+        errlist_add(errs, path, POS(at_cert ? nodes[0] : nodes[1]), "tls: %s", err.msg);
+        return;
+    }
+    tls_ctx_free(t);
+    c->listen_cert[i] = xstrdup(cert);
+    c->listen_key[i] = xstrdup(key);
+}
+
+/* listen: an address, {addr: ADDR, tls: {cert, key}}, or a list of both. */
+static void set_listen(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_node_t *v,
+                       nb_errlist_t *errs)
+{
+    listen_free(c);
+    yaml_node_t *one[1] = { v };
+    yaml_node_t **items = one;
+    size_t n = 1;
+    yaml_node_t **seq = NULL;
+    if (v->type == YAML_SEQUENCE_NODE) {
+        n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        seq = xcalloc(n ? n : 1, sizeof *seq);
+        for (size_t i = 0; i < n; i++) seq[i] = yaml_document_get_node(doc, v->data.sequence.items.start[i]);
+        items = seq;
+    }
+    c->listen = xcalloc(n + 1, sizeof *c->listen);
+    c->listen_cert = xcalloc(n + 1, sizeof *c->listen_cert);
+    c->listen_key = xcalloc(n + 1, sizeof *c->listen_key);
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *e = items[i];
+        if (scalar(e) && *scalar(e)) {
+            c->listen[out++] = xstrdup(scalar(e));
+            continue;
+        }
+        if (e->type != YAML_MAPPING_NODE) {
+            errlist_add(errs, path, POS(e), "'listen' entries must be addresses (127.0.0.1:8765, "
+                                            "unix:/path) or {addr: ADDR, tls: {cert: FILE, key: FILE}}");
+            continue;
+        }
+        static const char *const names[] = { "addr", "tls" };
+        yaml_node_t *addr = NULL, *tls = NULL;
+        for (yaml_node_pair_t *p = e->data.mapping.pairs.start; p < e->data.mapping.pairs.top; p++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+            yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+            int k = sub_key(path, kn, "listen", names, 2, errs);
+            if (k == 0) addr = vn;
+            else if (k == 1) tls = vn;
+        }
+        if (!addr || !scalar(addr) || !*scalar(addr)) {
+            errlist_add(errs, path, POS(addr ? addr : e), "a 'listen' entry needs 'addr', such as "
+                                                          "0.0.0.0:8443 or unix:/path");
+            continue;
+        }
+        if (tls) set_listen_tls(c, out, path, doc, tls, errs);
+        c->listen[out++] = xstrdup(scalar(addr));
+    }
+    free(seq);
+    if (!out) {
+        if (v->type == YAML_SEQUENCE_NODE && n == 0)
+            errlist_add(errs, path, POS(v), "'listen' must name at least one address");
+        listen_free(c);
+    }
+}
+
 static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
                       const struct ckey *k, yaml_node_t *v, nb_errlist_t *errs)
 {
@@ -368,13 +478,13 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
             errlist_add(errs, path, POS(v), "'%s' must be an address or a list of addresses", k->name);
             return;
         }
-        char ***slot = strcmp(k->name, "trusted_users") == 0 ? &c->trusted_users : &c->listen;
-        if (*slot)
-            for (char **p = *slot; *p; p++) free(*p);
-        free(*slot);
-        *slot = list;
+        strv_free(c->trusted_users);
+        c->trusted_users = list;
         return;
     }
+    case C_LISTEN:
+        set_listen(c, path, doc, v, errs);
+        return;
     case C_UINT: {
         unsigned u;
         if (parse_uint(s, &u) < 0 || u == 0) {

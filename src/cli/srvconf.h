@@ -2,6 +2,9 @@
  * srvconf — nbhub.yaml, the configuration file of `nbhub serve`.
  *
  *     listen: 127.0.0.1:8765        # or unix:/run/nbhub.sock; a list for several
+ *     listen:                       # ... entries may speak TLS (docs/serve.md)
+ *       - {addr: "0.0.0.0:8443", tls: {cert: /etc/nbhub/cert.pem, key: /etc/nbhub/key.pem}}
+ *       - 127.0.0.1:8765
  *     home: /var/lib/nbhub          # $NBHUB_HOME, default ~/.local/share/nbhub
  *     flows_dir: flows              # relative to home; default <home>/flows
  *     base_url: https://nbhub.example.com   # for links in webhooks
@@ -10,7 +13,7 @@
  *     shutdown_grace: 30s           # SIGTERM of the daemon: tasks get this long to finish
  *     pool: {python3: 2}            # warm kernels per kernel spec
  *     log_level: info
- *     secure_cookies: false         # set true behind https
+ *     secure_cookies: true          # default: true when a listener has tls
  *     isolation: system             # shared (default unless root) | system (docs/security.md)
  *     system_user: "nbhub-{name}"   # system: the Unix account of each nbhub user
  *     create_system_users: false    # system: useradd missing accounts
@@ -47,6 +50,8 @@
 
 typedef struct srvconf {
     char   **listen;          /* NULL-terminated, may be NULL */
+    char   **listen_cert;     /* listen[i]'s TLS certificate chain file, NULL = plain */
+    char   **listen_key;      /* ... and its key; both set or both NULL */
     char    *home;
     char    *flows_dir;
     char    *base_url;
