@@ -552,7 +552,10 @@ static void write_cb(uv_write_t *w, int status)
     c->wq_bytes -= wr->len;
     for (int i = 0; i < 3; i++) free(wr->owned[i]);
     free(wr);
-    if (status < 0 && status != UV_ECANCELED) conn_close(c);
+    if (status < 0 && status != UV_ECANCELED) {
+        c->peer_eof = 1;            /* the socket is broken: conn_close says nothing more */
+        conn_close(c);
+    }
 }
 
 /* Put bufs on the socket as they are (the only socket write); the owned
@@ -601,6 +604,17 @@ static void conn_flush_tls(http_conn_t *c)
     conn_write_raw(c, &b, 1, data, NULL);
 }
 
+/* Over TLS, our close_notify goes out (once) ahead of whatever comes next,
+ * a FIN or a close: the client sees a clean end, not a truncation.  Call
+ * it before any uv_shutdown of a TLS connection's socket.  A write error
+ * closes the connection (phase CONN_CLOSING on return). */
+static void conn_tls_close_notify(http_conn_t *c)
+{
+    if (!c->tls || !tls_conn_established(c->tls)) return;
+    tls_conn_close_notify(c->tls);
+    conn_flush_tls(c);
+}
+
 /* Queue bufs for the client: over TLS encrypted first (the plaintext is
  * freed at once, wq_bytes counts the ciphertext).  Every byte to a client
  * passes here. */
@@ -610,8 +624,23 @@ static void conn_write(http_conn_t *c, uv_buf_t *bufs, unsigned n, char *own0, c
         conn_write_raw(c, bufs, n, own0, own1);
         return;
     }
-    if (c->phase != CONN_CLOSING)
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+    if (c->phase == CONN_CLOSING) {
+        /* dropped, as conn_write_raw would */
+    } else if (n > 1 && total <= 16384) {
+        /* A head and a small body: one record, not two (less framing, one
+         * seal instead of two). */
+        char one[16384];
+        size_t off = 0;
+        for (unsigned i = 0; i < n; i++) {
+            memcpy(one + off, bufs[i].base, bufs[i].len);
+            off += bufs[i].len;
+        }
+        tls_conn_write(c->tls, one, total);
+    } else {
         for (unsigned i = 0; i < n; i++) tls_conn_write(c->tls, bufs[i].base, bufs[i].len);
+    }
     free(own0);
     free(own1);
     if (c->phase != CONN_CLOSING) conn_flush_tls(c);
@@ -1565,12 +1594,11 @@ static void conn_handle_closed(uv_handle_t *h)
 static void conn_close(http_conn_t *c)
 {
     if (c->phase == CONN_CLOSING) return;
-    if (c->tls && tls_conn_established(c->tls) && !c->wq_bytes && !c->peer_eof && !c->detached) {
+    if (c->tls && !c->wq_bytes && !c->peer_eof && !c->detached) {
         /* Nothing is queued, so the alert leaves at once (uv_write writes
-         * synchronously into an empty queue): a TLS client sees a clean
-         * end rather than a truncation.  A write error re-enters here. */
-        tls_conn_close_notify(c->tls);
-        conn_flush_tls(c);
+         * synchronously into an empty queue).  A write error re-enters
+         * conn_close, which then finds nothing more to say. */
+        conn_tls_close_notify(c);
         if (c->phase == CONN_CLOSING) return;
     }
     c->phase = CONN_CLOSING;
@@ -1624,8 +1652,7 @@ static void conn_drain_close(http_conn_t *c)
             conn_close(c);          /* no handshake: nothing can be said (503, 408) */
             return;
         }
-        tls_conn_close_notify(c->tls);      /* close_notify, then the FIN */
-        conn_flush_tls(c);
+        conn_tls_close_notify(c);           /* close_notify, then the FIN */
         if (c->phase == CONN_CLOSING) return;
     }
     /* The send timeout bounds a client that never reads our answer. */
