@@ -126,6 +126,38 @@ static void h_sse_closed(http_sse_t *s, void *ud)
     (void)ud;
 }
 
+/* SSE flood for a client that never reads: 256 KiB every millisecond until
+ * the server drops it (max_stream_queue, counted in ciphertext). */
+static atomic_int g_flood_rc, g_flood_closed;
+
+struct flood {
+    uv_timer_t t;
+    http_sse_t *s;
+};
+
+static void flood_freed(uv_handle_t *h) { free(h->data); }
+
+static void flood_closed(http_sse_t *s, void *ud)
+{
+    (void)s;
+    struct flood *f = ud;
+    f->s = NULL;
+    atomic_store(&g_flood_closed, 1);
+    uv_close((uv_handle_t *)&f->t, flood_freed);
+}
+
+static void flood_tick(uv_timer_t *t)
+{
+    struct flood *f = t->data;
+    static char big[256 * 1024];
+    if (!big[0]) memset(big, 'x', sizeof big - 1);
+    int rc = f->s ? http_sse_send(f->s, NULL, NULL, big) : 0;
+    if (rc < 0) {
+        atomic_store(&g_flood_rc, rc);
+        uv_timer_stop(t);
+    }
+}
+
 static void handler(http_req_t *req, void *ud)
 {
     (void)ud;
@@ -151,6 +183,12 @@ static void handler(http_req_t *req, void *ud)
         if (!s) return;
         http_sse_send(s, "greeting", "1", "hello over tls");
         http_sse_close(s);
+    } else if (!strcmp(path, "/flood")) {
+        struct flood *f = xcalloc(1, sizeof *f);
+        uv_timer_init(&F->loop, &f->t);
+        f->t.data = f;
+        f->s = http_sse_start(req, flood_closed, f);
+        uv_timer_start(&f->t, flood_tick, 1, 1);
     } else if (!strcmp(path, "/stream")) {
         http_stream_begin(req, 200, "text/plain");
         for (int i = 0; i < 100; i++) http_stream_write(req, "0123456789", 10);
@@ -537,6 +575,23 @@ static void test_sse_and_close_notify(void **state)
     wait_conns(0);
 }
 
+static void test_sse_slow_client_dropped(void **state)
+{
+    (void)state;
+    struct tc c;
+    assert_int_equal(tc_open(&c, F->port, NULL, 0, 0), 0);
+    int small = 64 * 1024;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    tc_send(&c, "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n", 32);
+    /* Never read: the encrypted queue passes max_stream_queue (4 MiB) and
+     * the server drops the client instead of buffering without end. */
+    for (int i = 0; i < 500 && !atomic_load(&g_flood_closed); i++) usleep(10000);
+    assert_int_equal(atomic_load(&g_flood_rc), -ENOBUFS);
+    assert_true(atomic_load(&g_flood_closed));
+    tc_close(&c);
+    wait_conns(0);
+}
+
 static void test_plaintext_refused(void **state)
 {
     (void)state;
@@ -712,6 +767,7 @@ int main(void)
         cmocka_unit_test(test_keepalive_pipelining),
         cmocka_unit_test(test_big_bodies),
         cmocka_unit_test(test_sse_and_close_notify),
+        cmocka_unit_test(test_sse_slow_client_dropped),
         cmocka_unit_test(test_plaintext_refused),
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_reload),
