@@ -269,6 +269,9 @@ void tls_conn_free(tls_conn_t *c)
 
 static void conn_encrypt(tls_conn_t *c, const void *data, size_t len)
 {
+    /* Room for the records at once (at most 32 bytes of framing and tag
+     * per 16 KiB record), rather than a buffer doubling its way up. */
+    buf_reserve(&c->out, len + (len / 16384 + 1) * 32);
     while (len) {
         size_t put = 0;
         if (SSL_write_ex(c->ssl, data, len, &put) != 1) {
