@@ -128,6 +128,7 @@ static void kvs_add(struct kvs *k, const char *name, const char *value)
 struct http_req {
     http_req_t *next;               /* connection queue */
     http_conn_t *conn;              /* NULL once the client is gone */
+    uv_loop_t *loop;
     struct arena_chunk *arena;
     int method_id;
     const char *method, *target, *raw_path, *path, *query, *peer;
@@ -305,6 +306,7 @@ static http_req_t *req_new(http_conn_t *c)
 {
     http_req_t *r = xcalloc(1, sizeof *r);
     r->conn = c;
+    r->loop = c->srv->loop;
     r->t_start = uv_hrtime();
     r->peer = arena_strndup(&r->arena, c->peer, strlen(c->peer));
     r->method = "-";
@@ -2091,6 +2093,15 @@ void http_req_read_pause(http_req_t *r, int pause)
     conn_update(c);
 }
 
+void http_req_read_stop(http_req_t *r)
+{
+    r->data_fn = NULL;
+    r->data_ud = NULL;
+    http_req_read_pause(r, 1);
+}
+
+uv_loop_t *http_req_loop(const http_req_t *r) { return r->loop; }
+
 int http_raw_begin(http_req_t *r, int status)
 {
     NB_ASSERT(!r->raw && !r->streaming);
@@ -2111,6 +2122,19 @@ int http_raw_write(http_req_t *r, const void *data, size_t len)
     uv_buf_t b = uv_buf_init(copy, (unsigned)len);
     r->bytes_out += len;
     conn_write(r->conn, &b, 1, copy, NULL);
+    return r->conn && r->conn->phase != CONN_CLOSING ? 0 : -ECONNRESET;
+}
+
+int http_raw_write_take(http_req_t *r, char *data, size_t len)
+{
+    NB_ASSERT(r->raw);
+    if (!r->conn || r->conn->phase == CONN_CLOSING || len == 0) {
+        free(data);
+        return len == 0 && r->conn ? 0 : -ECONNRESET;
+    }
+    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    r->bytes_out += len;
+    conn_write(r->conn, &b, 1, data, NULL);
     return r->conn && r->conn->phase != CONN_CLOSING ? 0 : -ECONNRESET;
 }
 

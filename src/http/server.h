@@ -267,9 +267,15 @@ int       http_req_upgrade_wanted(const http_req_t *req);
 int       http_req_read_start(http_req_t *req, http_data_fn fn, void *ud);
 /* Stop (1) / resume (0) reading the client: back-pressure. */
 void      http_req_read_pause(http_req_t *req, int pause);
+/* Forget the reader (fn is not called again) and stop reading. */
+void      http_req_read_stop(http_req_t *req);
+/* The loop the request's server runs on. */
+uv_loop_t *http_req_loop(const http_req_t *req);
 
 int  http_raw_begin(http_req_t *req, int status);
 int  http_raw_write(http_req_t *req, const void *data, size_t len);
+/* The same, taking a malloc'd buffer (freed in every case; no copy). */
+int  http_raw_write_take(http_req_t *req, char *data, size_t len);
 void http_raw_on_drain(http_req_t *req, size_t low, http_drain_fn fn, void *ud);
 int  http_raw_upgrade(http_req_t *req);
 int  http_raw_shutdown(http_req_t *req);
