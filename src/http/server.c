@@ -693,6 +693,7 @@ static void req_done(http_req_t *r)
     int keep = r->keep_alive && r->complete && !c->close_after;
     queue_remove(c, r);
     req_free(r);
+    c->read_paused = 0;             /* a relaying handler's pause ends with its request */
     if (c->phase != CONN_ACTIVE) return;
     c->nrequests++;
     if (!keep) {
