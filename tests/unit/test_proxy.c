@@ -294,7 +294,7 @@ static void up_handler(http_req_t *req, void *ud)
         http_stream_write(req, "chunked ", 8);
         http_stream_write(req, "world", 5);
         http_stream_end(req);
-    } else if (strstr(p, "/close")) {
+    } else if (strstr(p, "/close") && !strstr(p, "/closeafter")) {
         const char *h = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end";
         http_raw_begin(req, 200);
         http_raw_write(req, h, strlen(h));
@@ -305,6 +305,9 @@ static void up_handler(http_req_t *req, void *ud)
         http_raw_write(req, h, strlen(h));
         http_stream_drop(req);
         http_raw_end(req, 0);
+    } else if (strstr(p, "/closeafter")) {
+        /* Looks keep-alive, but the server closes right after it. */
+        raw_answer(req, "", "{}", 0);
     } else if (strstr(p, "/ws")) {
         up_ws(req);
     } else {
@@ -374,7 +377,9 @@ static int setup(void **state)
     struct http_limits lim;
     http_limits_default(&lim);
     assert_int_equal(http_router_new(routes, 1, NULL, &F.frouter, &err), 0);
-    F.front = http_server_new(&F.loop, &lim, http_router_handle, F.frouter);
+    struct http_limits flim = lim;
+    flim.body_timeout_ms = 1000;    /* test_slow_body */
+    F.front = http_server_new(&F.loop, &flim, http_router_handle, F.frouter);
     http_server_set_gate(F.front, http_router_gate, F.frouter);
     http_server_set_csp(F.front, "default-src 'none'");
     assert_int_equal(http_server_listen(F.front, "127.0.0.1:0", &err), 0);
@@ -518,7 +523,7 @@ static void read_resp(struct rd *r, struct resp *rs, int keep, int slow, int is_
         ho += (size_t)snprintf(rs->head + ho, sizeof rs->head - ho, "%s\n", line);
     }
     rs->status = atoi(rs->head + 9);
-    if (rs->status == 101 || is_head || rs->status == 204 || rs->status == 304) return;
+    if (rs->status < 200 || is_head || rs->status == 204 || rs->status == 304) return;
     char v[64];
     long long cl = hget(rs, "content-length", v, sizeof v) ? atoll(v) : -1;
     int chunked = hget(rs, "transfer-encoding", v, sizeof v) && strcasecmp(v, "chunked") == 0;
@@ -988,6 +993,99 @@ static void test_ws_track(void **state)
     assert_true(t.broken);
 }
 
+/* A streamed body that stalls is still cut off (body_timeout_ms), and the
+ * upstream side is closed with it. */
+static void test_slow_body(void **state)
+{
+    (void)state;
+    int a0 = atomic_load(&g_up_aborts);
+    int fd = cconnect(F.front_port);
+    const char *head = "POST /s/sink HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n0123456789";
+    csend(fd, head, strlen(head));
+    uint64_t t0 = (uint64_t)time(NULL);
+    char tmp[256];
+    ssize_t k = recv(fd, tmp, sizeof tmp, 0);
+    assert_true(k <= 0);                                    /* closed, no made-up answer */
+    assert_true((uint64_t)time(NULL) - t0 <= 5);
+    close(fd);
+    assert_true(wait_for(&g_up_aborts, a0 + 1));
+    wait_idle();
+}
+
+/* Expect: 100-continue on a streamed body: the 100 comes once the proxy
+ * asks for the body. */
+static void test_expect_continue(void **state)
+{
+    (void)state;
+    int fd = cconnect(F.front_port);
+    struct rd r = { .fd = fd };
+    const char *head = "POST /e/sink HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+    csend(fd, head, strlen(head));
+    struct resp rs;
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 100);
+    resp_free(&rs);
+    csend(fd, "hello", 5);
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 200);
+    assert_string_equal(rs.body.data, "{\"len\":5}");
+    resp_free(&rs);
+    close(fd);
+    wait_idle();
+}
+
+/* A pooled connection the server closed: the next bodiless request is
+ * retried on a new one, the client sees nothing of it. */
+static void test_pool_retry(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        int fd = cconnect(F.front_port);
+        struct rd r = { .fd = fd };
+        const char *req = "GET /r/closeafter HTTP/1.1\r\nHost: h\r\n\r\nGET /r/echo HTTP/1.1\r\nHost: h\r\n\r\n";
+        csend(fd, req, strlen(req));
+        struct resp rs;
+        read_resp(&r, &rs, 1, 0, 0);
+        assert_int_equal(rs.status, 200);
+        resp_free(&rs);
+        read_resp(&r, &rs, 1, 0, 0);
+        assert_int_equal(rs.status, 200);
+        assert_non_null(strstr(rs.body.data, "/r/echo"));
+        resp_free(&rs);
+        close(fd);
+        wait_idle();
+    }
+    uint64_t retries = stats_now().retries;
+    print_message("pool retries: %llu of 5\n", (unsigned long long)retries);
+    assert_true(retries >= 1);      /* the retry path ran (the FIN comes after the answer) */
+}
+
+/* Bytes the client sends right behind its upgrade request (before the 101)
+ * are not lost. */
+static void test_websocket_eager(void **state)
+{
+    (void)state;
+    int fd = cconnect(F.front_port);
+    char buf[1024];
+    unsigned char f[64], back[64];
+    int hl = snprintf(buf, sizeof buf, "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                                       "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: k\r\n"
+                                       "Sec-WebSocket-Version: 13\r\n\r\n");
+    size_t n = ws_frame(f, 0x1, "early", 5);
+    memcpy(buf + hl, f, n);
+    csend(fd, buf, (size_t)hl + n);
+    struct rd r = { .fd = fd };
+    struct resp rs;
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 101);
+    size_t have = r.len - r.off;
+    memcpy(back, r.buf + r.off, have);
+    if (have < n) recv_exact(fd, back + have, n - have);
+    assert_memory_equal(back, f, n);
+    close(fd);
+    wait_idle();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -998,6 +1096,10 @@ int main(void)
         cmocka_unit_test(test_upstream_errors),
         cmocka_unit_test(test_client_gone),
         cmocka_unit_test(test_websocket),
+        cmocka_unit_test(test_websocket_eager),
+        cmocka_unit_test(test_slow_body),
+        cmocka_unit_test(test_expect_continue),
+        cmocka_unit_test(test_pool_retry),
         cmocka_unit_test(test_large_streamed),
         cmocka_unit_test(test_no_leak),
     };
