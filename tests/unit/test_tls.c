@@ -33,6 +33,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "http/proxy.h"
 #include "http/server.h"
 #include "http/sse.h"
 #include "http/tls.h"
@@ -111,11 +112,12 @@ static EVP_PKEY *g_pk;
 struct fx {
     uv_loop_t loop;
     uv_thread_t th;
-    uv_async_t stop, reload;
-    http_server_t *srv;
+    uv_async_t stop, reload, stats;
+    http_server_t *srv, *up;        /* the TLS server; a plain upstream it proxies /up/ to */
     tls_ctx_t *tls;
-    int port;
-    atomic_int stopped, reloads, reload_rc;
+    int port, up_port;
+    atomic_int stopped, up_stopped, reloads, reload_rc, stats_done;
+    struct proxy_stats st;
 };
 
 static struct fx *F;
@@ -158,11 +160,103 @@ static void flood_tick(uv_timer_t *t)
     }
 }
 
+/* ---- the upstream behind the proxy (plain HTTP, as a notebook server) --- */
+
+/* A download of n bytes written as the proxy drains it. */
+struct big {
+    long long left;
+};
+
+static void free_handle(uv_handle_t *h) { free(h); }
+
+static void end_fire(uv_timer_t *z)
+{
+    http_raw_end(z->data, 1);
+    uv_close((uv_handle_t *)z, free_handle);
+}
+
+static void big_pump(http_req_t *req, void *ud)
+{
+    struct big *b = ud;
+    static char chunk[65536];
+    while (b->left > 0 && http_stream_queued(req) < 256 * 1024) {
+        size_t k = b->left < (long long)sizeof chunk ? (size_t)b->left : sizeof chunk;
+        memset(chunk, 'a' + (int)(b->left % 26), k);
+        http_raw_write(req, chunk, k);
+        b->left -= (long long)k;
+    }
+    if (b->left == 0) {
+        http_raw_on_drain(req, 0, NULL, NULL);
+        http_req_on_abort(req, NULL, NULL);
+        free(b);
+        uv_timer_t *z = xcalloc(1, sizeof *z);      /* end from the loop, not from the drain callback */
+        uv_timer_init(&F->loop, z);
+        z->data = req;
+        uv_timer_start(z, end_fire, 0, 0);
+    }
+}
+
+static void big_abort(http_req_t *req, void *ud)
+{
+    free(ud);
+    http_raw_end(req, 0);
+}
+
+/* Websocket echo: every byte back; EOF -> our FIN. */
+static void ws_data(http_req_t *req, const char *data, size_t len, void *ud)
+{
+    (void)ud;
+    if (!data) http_raw_shutdown(req);
+    else http_raw_write(req, data, len);
+}
+
+static void ws_abort(http_req_t *req, void *ud)
+{
+    (void)ud;
+    http_raw_end(req, 0);
+}
+
+static void up_handler(http_req_t *req, void *ud)
+{
+    (void)ud;
+    const char *path = http_req_path(req);
+    if (!strcmp(path, "/up/ws")) {
+        buf_t b = BUF_INIT;
+        buf_printf(&b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Accept: %s\r\n\r\n", http_header(req, "sec-websocket-key"));
+        http_raw_begin(req, 101);
+        http_raw_write(req, b.data, b.len);
+        buf_free(&b);
+        http_raw_upgrade(req);
+        http_req_on_abort(req, ws_abort, NULL);
+        http_req_read_start(req, ws_data, NULL);
+    } else if (!strcmp(path, "/up/big")) {
+        struct big *b = xcalloc(1, sizeof *b);
+        b->left = atoll(http_query(req, "n"));
+        char head[128];
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %lld\r\n\r\n", b->left);
+        http_raw_begin(req, 200);
+        http_raw_write(req, head, strlen(head));
+        http_raw_on_drain(req, 64 * 1024, big_pump, b);
+        http_req_on_abort(req, big_abort, b);
+        big_pump(req, b);
+    } else {
+        const char *proto = http_header(req, "x-forwarded-proto");
+        http_respond(req, 200, "text/plain", proto ? proto : "-", strlen(proto ? proto : "-"));
+    }
+}
+
 static void handler(http_req_t *req, void *ud)
 {
     (void)ud;
     const char *path = http_req_path(req);
-    if (!strcmp(path, "/hello")) {
+    if (!strncmp(path, "/up/", 4)) {
+        struct proxy_target t = {
+            .host = "127.0.0.1", .port = F->up_port, .ud = F,
+            .scheme = http_req_tls(req) ? "https" : "http",
+        };
+        proxy_pass(req, &t);
+    } else if (!strcmp(path, "/hello")) {
         char body[64];
         snprintf(body, sizeof body, "hello tls=%d", http_req_tls(req));
         http_respond(req, 200, "text/plain", body, strlen(body));
@@ -212,12 +306,40 @@ static void fx_stopped(http_server_t *srv, void *ud)
     atomic_store(&f->stopped, 1);
 }
 
+static void fx_up_stopped(http_server_t *srv, void *ud)
+{
+    struct fx *f = ud;
+    http_server_free(srv);
+    f->up = NULL;
+    atomic_store(&f->up_stopped, 1);
+}
+
 static void fx_stop_async(uv_async_t *a)
 {
     struct fx *f = a->data;
+    proxy_drop(f);
     http_server_stop(f->srv, fx_stopped, f);
+    http_server_stop(f->up, fx_up_stopped, f);
     uv_close((uv_handle_t *)a, NULL);
     uv_close((uv_handle_t *)&f->reload, NULL);
+    uv_close((uv_handle_t *)&f->stats, NULL);
+}
+
+static void fx_stats_async(uv_async_t *a)
+{
+    struct fx *f = a->data;
+    proxy_get_stats(&f->st);
+    atomic_store(&f->stats_done, 1);
+}
+
+/* The proxy's counters, read on the loop thread. */
+static struct proxy_stats fx_stats(struct fx *f)
+{
+    atomic_store(&f->stats_done, 0);
+    uv_async_send(&f->stats);
+    for (int i = 0; i < 500 && !atomic_load(&f->stats_done); i++) usleep(2000);
+    assert_true(atomic_load(&f->stats_done));
+    return f->st;
 }
 
 /* What SIGHUP does in nbhub serve, on the loop thread. */
@@ -245,9 +367,13 @@ static struct fx *fx_start(void)
     f->srv = http_server_new(&f->loop, &lim, handler, NULL);
     if (http_server_listen_tls(f->srv, "127.0.0.1:0", f->tls, &err) < 0) fail_msg("listen: %s", err.msg);
     f->port = http_server_port(f->srv);
+    f->up = http_server_new(&f->loop, NULL, up_handler, NULL);
+    if (http_server_listen(f->up, "127.0.0.1:0", &err) < 0) fail_msg("listen: %s", err.msg);
+    f->up_port = http_server_port(f->up);
     uv_async_init(&f->loop, &f->stop, fx_stop_async);
     uv_async_init(&f->loop, &f->reload, fx_reload_async);
-    f->stop.data = f->reload.data = f;
+    uv_async_init(&f->loop, &f->stats, fx_stats_async);
+    f->stop.data = f->reload.data = f->stats.data = f;
     assert_int_equal(uv_thread_create(&f->th, fx_thread, f), 0);
     return f;
 }
@@ -257,6 +383,7 @@ static void fx_finish(struct fx *f)
     uv_async_send(&f->stop);
     uv_thread_join(&f->th);
     assert_true(atomic_load(&f->stopped));
+    assert_true(atomic_load(&f->up_stopped));
     assert_int_equal(uv_loop_close(&f->loop), 0);
     tls_ctx_free(f->tls);
     free(f);
@@ -713,6 +840,67 @@ static void test_many_connections(void **state)
     wait_conns(0);
 }
 
+/* The proxy (http/proxy.c) over TLS: X-Forwarded-Proto https; a download
+ * with the back-pressure acting on the encrypted queue; a websocket whose
+ * bytes are spliced through TLS both ways, and whose half-close (the
+ * client's close_notify) reaches upstream and comes back as our
+ * close_notify. */
+static void test_proxy_over_tls(void **state)
+{
+    (void)state;
+    struct tc c;
+    assert_int_equal(tc_open(&c, F->port, NULL, 0, 0), 0);
+    struct resp r;
+    tc_send(&c, "GET /up/hdr HTTP/1.1\r\nHost: x\r\n\r\n", 33);
+    assert_int_equal(tc_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "https");
+    buf_free(&r.body);
+
+    long long n = 32LL << 20;
+    char req[128];
+    snprintf(req, sizeof req, "GET /up/big?n=%lld HTTP/1.1\r\nHost: x\r\n\r\n", n);
+    tc_send(&c, req, strlen(req));
+    assert_int_equal(tc_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, (size_t)n);
+    assert_int_equal(r.body.data[0], 'a' + (int)(n % 26));
+    buf_free(&r.body);
+    struct proxy_stats st = fx_stats(F);
+    print_message("download 32 MiB over TLS: peak buffered in the proxy %zu bytes\n", st.buffered_peak);
+    assert_true(st.buffered_peak <= 1024 * 1024);
+
+    const char *up = "GET /up/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    tc_send(&c, up, strlen(up));
+    char *end;
+    while (!(end = c.in.data ? strstr(c.in.data, "\r\n\r\n") : NULL)) assert_true(tc_fill(&c) > 0);
+    assert_int_equal(strncmp(c.in.data, "HTTP/1.1 101 ", 13), 0);
+    size_t hl = (size_t)(end - c.in.data) + 4;
+    memmove(c.in.data, c.in.data + hl, c.in.len - hl);
+    c.in.len -= hl;
+    assert_int_equal(fx_stats(F).upgraded, 1);
+    /* 256 KiB each way (many records), unmodified; small enough for the
+     * socket buffers to hold while this client writes before reading. */
+    size_t total = 256 << 10;
+    char *blob = xmalloc(total);
+    for (size_t i = 0; i < total; i++) blob[i] = (char)(i * 13 + 7);
+    tc_send(&c, blob, total);
+    while (c.in.len < total) assert_true(tc_fill(&c) > 0);
+    assert_memory_equal(c.in.data, blob, total);
+    free(blob);
+    /* Our half-close: close_notify; the echo's FIN comes back as the
+     * server's close_notify. */
+    assert_true(SSL_shutdown(c.ssl) >= 0);
+    c.in.len = 0;
+    assert_int_equal(tc_fill(&c), 0);
+    assert_true(SSL_get_shutdown(c.ssl) & SSL_RECEIVED_SHUTDOWN);
+    tc_close(&c);
+    wait_conns(0);
+    for (int i = 0; i < 300 && fx_stats(F).upgraded; i++) usleep(10000);
+    assert_int_equal(fx_stats(F).upgraded, 0);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -772,6 +960,7 @@ int main(void)
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_many_connections),
+        cmocka_unit_test(test_proxy_over_tls),
     };
     return cmocka_run_group_tests_name("tls", tests, group_setup, group_teardown);
 }
