@@ -423,6 +423,11 @@ static void client_setup(CURL *e, const char *url, char *errbuf)
 #else
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
+    /* A server with a certificate of a private CA (or self-signed: nbhub
+     * serve's own tls listeners) is trusted through this file; the
+     * system's store otherwise.  Verification is never turned off. */
+    const char *ca = client_env("NBHUB_CA_BUNDLE");
+    if (ca) curl_easy_setopt(e, CURLOPT_CAINFO, ca);
     errbuf[0] = '\0';
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 }

@@ -265,3 +265,23 @@ def test_bad_tls_config_is_reported_with_positions(h, pki, tmp_path):
     line4 = cfg.read_text().splitlines()[3]
     col = line4.index(f"{other}/key.pem") + 1
     assert f"{cfg}:4:{col}:" in err, err
+
+
+def test_cli_client_trusts_the_ca_named_by_nbhub_ca_bundle(h, pki):
+    """The nbhub command-line client against the TLS listener: refused (exit 7,
+    the certificate named as the reason) until NBHUB_CA_BUNDLE names the CA."""
+    srv = TlsServer(h, pki, tls_config(pki)).start()
+    try:
+        env = dict(h.env, NBHUB_URL=f"https://localhost:{srv.port}", NBHUB_TOKEN=srv.api.token,
+                   XDG_CONFIG_HOME=str(h.tmp / "xdg"))
+        env.pop("NBHUB_CA_BUNDLE", None)
+        r = h.run(["flow", "list"], env=env)
+        assert r.rc == 7 and "certificate" in r.stderr, r
+        r = h.run(["flow", "list"], env=dict(env, NBHUB_CA_BUNDLE=str(pki.ca)))
+        assert r.rc == 0, r
+        # A CA that did not sign it is no better than none.
+        other = Pki(h.tmp / "other-pki")
+        r = h.run(["flow", "list"], env=dict(env, NBHUB_CA_BUNDLE=str(other.ca)))
+        assert r.rc == 7 and "certificate" in r.stderr, r
+    finally:
+        srv.stop()
