@@ -53,6 +53,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef NBHUB_VERSION
@@ -163,6 +164,20 @@ static void serve_stop(struct serve *sv, uint64_t grace_ms)
     sched_stop(sv->sched, grace_ms, serve_sched_stopped, sv);
 }
 
+/* What an admin should hear about a certificate just loaded: expired or
+ * close to it (renewal failing silently is how TLS outages happen), or a
+ * key every local user can read (under isolation: system, users' code). */
+static void serve_tls_check(const char *addr, const tls_ctx_t *t)
+{
+    long long left = tls_ctx_not_after(t) - (long long)time(NULL);
+    if (left <= 0)
+        LOG_W("tls certificate has expired", "addr=%s", addr);
+    else if (left < 14 * 86400)
+        LOG_W("tls certificate expires soon", "addr=%s days_left=%lld", addr, left / 86400);
+    if (tls_ctx_key_exposed(t))
+        LOG_W("tls key is readable by every local user: chmod o-r it", "addr=%s", addr);
+}
+
 /* SIGHUP: each TLS listener's files again, for the connections to come. */
 static void serve_tls_reload(struct serve *sv)
 {
@@ -178,6 +193,7 @@ static void serve_tls_reload(struct serve *sv)
         }
         tls_ctx_describe(sv->tls[i], d, sizeof d);
         LOG_I("tls certificate reloaded", "addr=%s %s", sv->addrs[i], d);
+        serve_tls_check(sv->addrs[i], sv->tls[i]);
     }
 }
 
@@ -593,6 +609,7 @@ int cmd_serve(int argc, char **argv)
             char d[512];
             tls_ctx_describe(sv.tls[i], d, sizeof d);
             LOG_I("tls certificate", "addr=%s %s", addrs[i], d);
+            serve_tls_check(addrs[i], sv.tls[i]);
         }
         if (http_server_listen_tls(sv.http, addrs[i], sv.tls[i], &err) < 0) {
             cli_errorf("cannot listen on %s: %s", addrs[i], err.msg);

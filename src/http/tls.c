@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/bio.h>
@@ -35,6 +36,7 @@
 struct tls_ctx {
     SSL_CTX *ctx;
     char *cert, *key;
+    int key_exposed;
 };
 
 struct tls_conn {
@@ -158,6 +160,12 @@ static int readable(const char *what, const char *path, nb_err_t *err)
     return 0;
 }
 
+static int key_exposed(const char *key)
+{
+    struct stat st;
+    return stat(key, &st) == 0 && (st.st_mode & S_IROTH);
+}
+
 static int ctx_build(const char *cert, const char *key, SSL_CTX **out, nb_err_t *err)
 {
     char why[256];
@@ -201,6 +209,7 @@ int tls_ctx_new(const char *cert, const char *key, tls_ctx_t **out, nb_err_t *er
     t->ctx = ctx;
     t->cert = xstrdup(cert);
     t->key = xstrdup(key);
+    t->key_exposed = key_exposed(key);
     *out = t;
     return 0;
 }
@@ -213,6 +222,7 @@ int tls_ctx_reload(tls_ctx_t *t, nb_err_t *err)
     /* Connections made with the old one hold their own reference. */
     SSL_CTX_free(t->ctx);
     t->ctx = ctx;
+    t->key_exposed = key_exposed(t->key);
     return 0;
 }
 
@@ -233,6 +243,16 @@ void tls_ctx_describe(const tls_ctx_t *t, char *out, size_t n)
     }
     snprintf(out, n, "subject=\"%s\" serial=%s not_after=%s", subject, serial, after);
 }
+
+long long tls_ctx_not_after(const tls_ctx_t *t)
+{
+    X509 *x = SSL_CTX_get0_certificate(t->ctx);
+    struct tm tm;
+    if (!x || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) return 0;
+    return (long long)timegm(&tm);
+}
+
+int tls_ctx_key_exposed(const tls_ctx_t *t) { return t->key_exposed; }
 
 void tls_ctx_free(tls_ctx_t *t)
 {

@@ -41,6 +41,11 @@ int  tls_ctx_reload(tls_ctx_t *t, nb_err_t *err);
 /* "subject=CN=host serial=0A1B not_after=2027-01-01T00:00:00Z" of the
  * current certificate, for logs. */
 void tls_ctx_describe(const tls_ctx_t *t, char *out, size_t n);
+/* The current certificate's notAfter (Unix seconds; 0 if unreadable). */
+long long tls_ctx_not_after(const tls_ctx_t *t);
+/* 1 if the key file, when last loaded, was readable by every local user
+ * (mode o+r), which under isolation: system includes users' code. */
+int  tls_ctx_key_exposed(const tls_ctx_t *t);
 void tls_ctx_free(tls_ctx_t *t);
 
 /* Plaintext decrypted by tls_conn_input; return nonzero to stop there (the

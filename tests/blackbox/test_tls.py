@@ -52,6 +52,7 @@ class Pki:
         openssl("x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", serial,
                 "-days", "1", "-extfile", "ext.cnf", "-out", "cert.new", cwd=self.d)
         (self.d / "cert.new").rename(self.cert)
+        self.key.chmod(0o600)
 
     def context(self):
         ctx = ssl.create_default_context(cafile=str(self.ca))
@@ -214,10 +215,15 @@ def test_sighup_rotates_the_certificate_while_an_sse_stream_stays_open(h, pki):
         reader.start()
         time.sleep(0.3)
 
+        assert "tls key is readable by every local user" not in srv.log()
         pki.issue(2)
+        pki.key.chmod(0o644)
         srv.apply("rotated", "name: rotated\ntasks:\n  t:\n    command: [\"true\"]\n")
         srv.proc.send_signal(signal.SIGHUP)
         assert wait_for(lambda: "tls certificate reloaded" in srv.log(), 10), srv.log()
+        # A one-day certificate: renewal is due; the key is now world-readable.
+        assert re.search(r"tls certificate expires soon.*days_left=[01]\b", srv.log()), srv.log()
+        assert "tls key is readable by every local user" in srv.log(), srv.log()
         assert srv.peer_serial()[0] == 2
         assert wait_for(lambda: "flow.upsert" in events, 10), (events, srv.log())
         assert reader.is_alive(), events

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -579,6 +580,18 @@ static void test_ctx_errors(void **state)
     tls_ctx_describe(t, d, sizeof d);
     assert_non_null(strstr(d, "CN=localhost"));
     assert_non_null(strstr(d, "serial=01"));
+    /* notAfter: the certificate was made for a day. */
+    long long left = tls_ctx_not_after(t) - (long long)time(NULL);
+    assert_true(left > 86400 - 600 && left <= 86400 + 60);
+    /* A key every local user can read is reported (serve warns). */
+    assert_int_equal(tls_ctx_key_exposed(t), 0);
+    tls_ctx_free(t);
+    assert_int_equal(chmod(g_key, 0644), 0);
+    assert_int_equal(tls_ctx_new(g_cert, g_key, &t, &err), 0);
+    assert_int_equal(tls_ctx_key_exposed(t), 1);
+    assert_int_equal(chmod(g_key, 0600), 0);
+    assert_int_equal(tls_ctx_reload(t, &err), 0);
+    assert_int_equal(tls_ctx_key_exposed(t), 0);
     tls_ctx_free(t);
 }
 
@@ -918,6 +931,7 @@ static int group_setup(void **state)
     fclose(t);
     g_pk = key_new();
     write_key(g_pk, g_key);
+    chmod(g_key, 0600);
     write_cert(g_pk, 1, g_cert);
     EVP_PKEY *other = key_new();
     write_key(other, g_key2);
