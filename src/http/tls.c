@@ -123,14 +123,14 @@ static BIO_METHOD *bio_method(void)
 /* The reason of OpenSSL's first queued error (the queue is cleared). */
 static const char *ossl_reason(char *buf, size_t n)
 {
-    unsigned long e = ERR_get_error(), last = e;
     /* The first error is the root cause ("no start line"); later ones say
      * which function gave up. */
+    unsigned long first = ERR_get_error();
     while (ERR_get_error()) {}
-    if (!last) return "unknown error";
-    const char *r = ERR_reason_error_string(last);
+    if (!first) return "unknown error";
+    const char *r = ERR_reason_error_string(first);
     if (r) snprintf(buf, n, "%s", r);
-    else ERR_error_string_n(last, buf, n);
+    else ERR_error_string_n(first, buf, n);
     return buf;
 }
 
