@@ -914,6 +914,139 @@ static void test_proxy_over_tls(void **state)
     assert_int_equal(fx_stats(F).upgraded, 0);
 }
 
+/* ---- tls_conn alone: fragmentation ---------------------------------- */
+
+static int plain_sink(void *ud, const char *data, size_t len)
+{
+    buf_append(ud, data, len);
+    return 0;
+}
+
+/* Move what the client SSL wrote (its memory BIO) into the server in
+ * pieces of 1, 2, 3 ... 7 bytes: every record, and the handshake, arrives
+ * cut everywhere.  Returns the last tls_conn_input result. */
+static int to_server(BIO *c_out, tls_conn_t *s, buf_t *plain, int *cut)
+{
+    char tmp[65536];
+    int n, rc = 0;
+    while ((n = BIO_read(c_out, tmp, sizeof tmp)) > 0) {
+        for (int off = 0; off < n;) {
+            int k = 1 + (*cut)++ % 7;
+            if (k > n - off) k = n - off;
+            nb_err_t err;
+            rc = tls_conn_input(s, tmp + off, (size_t)k, plain_sink, plain, &err);
+            if (rc < 0) fail_msg("server: %s", err.msg);
+            off += k;
+        }
+    }
+    return rc;
+}
+
+static void to_client(tls_conn_t *s, BIO *c_in)
+{
+    char *data;
+    size_t n = tls_conn_take(s, &data);
+    if (n) BIO_write(c_in, data, (int)n);
+    free(data);
+}
+
+static void test_fragmented_io(void **state)
+{
+    (void)state;
+    tls_ctx_t *t;
+    nb_err_t err;
+    assert_int_equal(tls_ctx_new(g_cert, g_key, &t, &err), 0);
+    tls_conn_t *s = tls_conn_new(t);
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    assert_int_equal(SSL_CTX_load_verify_locations(cctx, g_trust, NULL), 1);
+    SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
+    SSL *cl = SSL_new(cctx);
+    SSL_set1_host(cl, "localhost");
+    BIO *c_in = BIO_new(BIO_s_mem()), *c_out = BIO_new(BIO_s_mem());
+    SSL_set_bio(cl, c_in, c_out);
+    SSL_set_connect_state(cl);
+    buf_t plain = BUF_INIT;
+    int cut = 0;
+
+    /* Written before the handshake: held, sent once it completes. */
+    tls_conn_write(s, "early ", 6);
+    assert_false(tls_conn_established(s));
+    int done = 0;
+    for (int i = 0; i < 20 && !done; i++) {
+        int r = SSL_do_handshake(cl);
+        done = r == 1 && tls_conn_established(s);
+        assert_int_equal(to_server(c_out, s, &plain, &cut), 0);
+        to_client(s, c_in);
+    }
+    assert_true(tls_conn_established(s));
+    assert_int_equal(SSL_get_verify_result(cl), X509_V_OK);
+    assert_string_equal(tls_conn_version(s), SSL_get_version(cl));
+
+    /* 200 KB each way in records of up to 16 KB, cut in 1..7 byte pieces. */
+    size_t n = 200 * 1000;
+    char *up = xmalloc(n), *down = xmalloc(n);
+    for (size_t i = 0; i < n; i++) up[i] = (char)(i * 31 + 1), down[i] = (char)(i * 17 + 3);
+    size_t put;
+    assert_int_equal(SSL_write_ex(cl, up, n, &put), 1);
+    assert_int_equal(put, n);
+    assert_int_equal(to_server(c_out, s, &plain, &cut), 0);
+    assert_int_equal(plain.len, n);
+    assert_memory_equal(plain.data, up, n);
+    tls_conn_write(s, down, n);
+    to_client(s, c_in);
+    buf_t got = BUF_INIT;
+    char tmp[65536];
+    size_t k;
+    while (SSL_read_ex(cl, tmp, sizeof tmp, &k) == 1) buf_append(&got, tmp, k);
+    assert_int_equal(got.len, 6 + n);
+    assert_memory_equal(got.data, "early ", 6);
+    assert_memory_equal(got.data + 6, down, n);
+
+    /* The client's close_notify is the server's EOF; ours reaches it. */
+    SSL_shutdown(cl);
+    plain.len = 0;
+    assert_int_equal(to_server(c_out, s, &plain, &cut), TLS_EOF);
+    tls_conn_close_notify(s);
+    tls_conn_write(s, "too late", 8);        /* ignored after close_notify */
+    to_client(s, c_in);
+    assert_int_equal(SSL_read_ex(cl, tmp, sizeof tmp, &k), 0);
+    assert_int_equal(SSL_get_error(cl, 0), SSL_ERROR_ZERO_RETURN);
+
+    free(up);
+    free(down);
+    buf_free(&got);
+    buf_free(&plain);
+    SSL_free(cl);
+    SSL_CTX_free(cctx);
+    tls_conn_free(s);
+    tls_ctx_free(t);
+}
+
+/* A failure is final and says what it was. */
+static void test_failure_sticky(void **state)
+{
+    (void)state;
+    tls_ctx_t *t;
+    nb_err_t err;
+    assert_int_equal(tls_ctx_new(g_cert, g_key, &t, &err), 0);
+    tls_conn_t *s = tls_conn_new(t);
+    buf_t plain = BUF_INIT;
+    const char *get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(tls_conn_input(s, get, strlen(get), plain_sink, &plain, &err), -EPROTO);
+    assert_true(tls_conn_failed(s));
+    assert_true(tls_conn_plain_http(s));
+    assert_non_null(strstr(err.msg, "http request"));
+    assert_int_equal(tls_conn_input(s, get, strlen(get), plain_sink, &plain, &err), -EPROTO);
+    tls_conn_write(s, "x", 1);
+    char *data;
+    size_t n = tls_conn_take(s, &data);
+    free(data);
+    assert_true(n < 64);            /* an alert at most, never plaintext */
+    assert_int_equal(plain.len, 0);
+    tls_conn_free(s);
+    tls_ctx_free(t);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -964,6 +1097,8 @@ int main(void)
     if (!getenv("NBHUB_LOG")) log_set_level(LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_fragmented_io),
+        cmocka_unit_test(test_failure_sticky),
         cmocka_unit_test(test_handshake_get),
         cmocka_unit_test(test_old_versions_refused),
         cmocka_unit_test(test_keepalive_pipelining),
