@@ -62,6 +62,7 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -200,6 +201,7 @@ struct http_conn {
     size_t head_bytes;
     uint64_t head_deadline;         /* uv_now ms */
     uint64_t last_body;             /* uv_now ms of the last body bytes */
+    size_t send_mark;               /* T_SEND: bytes unsent when it was armed (progress check) */
     uint64_t nrequests;
     size_t wq_bytes;                /* written but not yet confirmed */
     int err_status;                 /* set by a parser callback, handled after execute */
@@ -1537,6 +1539,36 @@ static void timer_set(http_conn_t *c, enum timer_kind kind, uint64_t ms, uint64_
     else uv_timer_start(&c->timer, timer_cb, ms, repeat);
 }
 
+/* Bytes of ours libuv has not yet handed to the kernel: what a client that
+ * does not read leaves behind.  Unlike wq_bytes it shrinks during one big
+ * write, as the client takes it. */
+static size_t conn_unsent(http_conn_t *c)
+{
+    return c->detached ? 0 : uv_stream_get_write_queue_size(&c->h.stream);
+}
+
+/* What the client has yet to take: libuv's queue and the socket's send
+ * queue in the kernel (unsent or unacknowledged: TIOCOUTQ), which alone can
+ * hold megabytes, so a client draining it shows progress even while libuv
+ * writes nothing. */
+static size_t conn_untaken(http_conn_t *c)
+{
+    size_t n = conn_unsent(c);
+    uv_os_fd_t fd;
+    int q = 0;
+    if (!c->detached && uv_fileno(&c->h.handle, &fd) == 0 && ioctl(fd, TIOCOUTQ, &q) == 0 && q > 0)
+        n += (size_t)q;
+    return n;
+}
+
+/* The send timeout: body_timeout_ms without the client taking any of what
+ * we queued (not for the whole answer: a big one to a slow reader is fine). */
+static void conn_send_timer(http_conn_t *c)
+{
+    c->send_mark = conn_untaken(c);
+    timer_set(c, T_SEND, c->srv->lim.body_timeout_ms, 0);
+}
+
 /* Re-arm the timer and the read flow control for what c waits for now. */
 static void conn_update(http_conn_t *c)
 {
@@ -1581,8 +1613,16 @@ static void conn_update(http_conn_t *c)
     } else if (!c->qhead) {
         /* A new connection gets head_timeout for its first request from
          * accept, so sending nothing (or only CRLFs) does not reset it. */
-        if (c->nrequests) timer_set(c, T_IDLE, lim->idle_timeout_ms, 0);
-        else timer_set(c, T_HEAD, c->head_deadline > now ? c->head_deadline - now : 0, 0);
+        if (c->nrequests && conn_unsent(c)) {
+            /* The last answer is still leaving: the connection is not idle
+             * until it has (a big download to a slow reader must not be cut
+             * at idle_timeout), but the client must keep taking it. */
+            if (c->tkind != T_SEND) conn_send_timer(c);
+        } else if (c->nrequests) {
+            timer_set(c, T_IDLE, lim->idle_timeout_ms, 0);
+        } else {
+            timer_set(c, T_HEAD, c->head_deadline > now ? c->head_deadline - now : 0, 0);
+        }
     } else {
         timer_set(c, T_NONE, 0, 0);
     }
@@ -1629,9 +1669,19 @@ static void timer_cb(uv_timer_t *t)
         } else if (c->cur || !c->nrequests) conn_reject(c, 408);
         else conn_close(c);
         break;
+    case T_SEND:
+        if (!conn_unsent(c) && c->phase == CONN_ACTIVE) {
+            conn_update(c);                 /* all handed to the kernel: now idle */
+            break;
+        }
+        if (conn_untaken(c) < c->send_mark) {
+            conn_send_timer(c);             /* the client took some: another period */
+            break;
+        }
+        conn_close(c);
+        break;
     case T_IDLE:
     case T_LINGER:
-    case T_SEND:
         conn_close(c);
         break;
     case T_NONE:
@@ -1755,7 +1805,7 @@ static void conn_drain_close(http_conn_t *c)
         return;
     }
     /* The send timeout bounds a client that never reads our answer. */
-    timer_set(c, T_SEND, c->srv->lim.body_timeout_ms, 0);
+    conn_send_timer(c);
     if (conn_shutdown_write(c, shutdown_cb) < 0) conn_close(c);
 }
 

@@ -76,8 +76,9 @@ struct http_limits {
     size_t   max_pipeline;      /* 16 parsed requests waiting: stop reading until answered */
     size_t   max_stream_queue;  /* 1 MiB unsent on an SSE stream: drop that client */
     uint64_t head_timeout_ms;   /* 10 s for the whole request head (and a new connection's first byte) */
-    uint64_t idle_timeout_ms;   /* 30 s idle keep-alive connection */
-    uint64_t body_timeout_ms;   /* 10 s without body progress; also the send timeout before a close */
+    uint64_t idle_timeout_ms;   /* 30 s idle keep-alive connection (idle once its last answer has left) */
+    uint64_t body_timeout_ms;   /* 10 s without body progress; also the send timeout: an answer still
+                                 * queued (before idleness, or a close) the client takes none of */
     uint64_t linger_ms;         /* 2 s read-and-discard after our FIN so the client sees our answer, not a RST */
     uint64_t stop_timeout_ms;   /* 30 s: graceful stop then closes whatever is left */
     uint64_t sse_keepalive_ms;  /* 15 s between ": keep-alive" comments */
