@@ -62,7 +62,8 @@
 static struct proxy_config cfg = {
     .ws_idle_timeout_ms = 3600000,
     .connect_timeout_ms = 10000,
-    .pool_max_idle = 8,
+    .pool_max_idle = 32,
+    .no_pool = 0,
     .pool_idle_ms = 30000,
     .activity_min_ms = 1000,
 };
@@ -131,12 +132,13 @@ static int rbuf_busy;
 
 void proxy_configure(const struct proxy_config *c)
 {
-    struct proxy_config d = { 3600000, 10000, 8, 30000, 1000 };
+    struct proxy_config d = { 3600000, 10000, 32, 0, 30000, 1000 };
     cfg = d;
     if (!c) return;
     if (c->ws_idle_timeout_ms) cfg.ws_idle_timeout_ms = c->ws_idle_timeout_ms;
     if (c->connect_timeout_ms) cfg.connect_timeout_ms = c->connect_timeout_ms;
     if (c->pool_max_idle) cfg.pool_max_idle = c->pool_max_idle;
+    cfg.no_pool = c->no_pool;
     if (c->pool_idle_ms) cfg.pool_idle_ms = c->pool_idle_ms;
     if (c->activity_min_ms) cfg.activity_min_ms = c->activity_min_ms;
 }
@@ -322,7 +324,7 @@ static void pool_put(struct upconn *u)
     for (struct upconn *p = pool; p; p = p->pnext)
         if (strcmp(p->key, u->key) == 0) n++;
     u->x = NULL;
-    if (n >= cfg.pool_max_idle || u->closing) {
+    if (n >= cfg.pool_max_idle || u->closing || cfg.no_pool) {
         up_close(u);
         return;
     }

@@ -83,6 +83,7 @@ static void front_handler(http_req_t *req, void *ud)
     if (strncmp(p, "/refused", 8) == 0) t.port = F.dead_port;
     if (strncmp(p, "/auth/up", 8) == 0) t.upstream_auth = "token UPSTREAM";
     if (strncmp(p, "/auth/pass", 10) == 0) t.pass_authorization = 1;
+    if (getenv("PROXY_BENCH_AUTH")) t.upstream_auth = getenv("PROXY_BENCH_AUTH");
     proxy_pass(req, &t);
 }
 
@@ -1086,8 +1087,28 @@ static void test_websocket_eager(void **state)
     wait_idle();
 }
 
+/* PROXY_BENCH_SECONDS=N: no tests; serve the proxy (front port printed) for
+ * N seconds, to PROXY_BENCH_UPSTREAM (a port on 127.0.0.1, e.g. a jupyter
+ * server) or the built-in upstream; PROXY_BENCH_NOPOOL=1 disables the pool.
+ * For measuring with wrk, not part of the suite. */
+static int bench(int seconds)
+{
+    setup(NULL);
+    if (getenv("PROXY_BENCH_UPSTREAM")) F.up_port = atoi(getenv("PROXY_BENCH_UPSTREAM"));
+    struct proxy_config pc = { .no_pool = getenv("PROXY_BENCH_NOPOOL") != NULL };
+    proxy_configure(&pc);
+    printf("front %d upstream %d\n", F.front_port, F.up_port);
+    fflush(stdout);
+    sleep((unsigned)seconds);
+    struct proxy_stats st = stats_now();
+    printf("upstream connects %llu\n", (unsigned long long)st.upstream_connects);
+    teardown(NULL);
+    return 0;
+}
+
 int main(void)
 {
+    if (getenv("PROXY_BENCH_SECONDS")) return bench(atoi(getenv("PROXY_BENCH_SECONDS")));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ws_track),
         cmocka_unit_test(test_headers),
