@@ -51,6 +51,7 @@ struct fx {
     http_server_t *front, *up;
     http_router_t *frouter, *urouter;
     int front_port, up_port, dead_port;
+    int front_stopped;
 };
 
 static struct fx F;
@@ -308,6 +309,13 @@ static void up_handler(http_req_t *req, void *ud)
         http_raw_write(req, h, strlen(h));
         http_stream_drop(req);
         http_raw_end(req, 0);
+    } else if (strstr(p, "/bogus101")) {
+        /* A 101 to a request that asked for no upgrade: never relayed. */
+        const char *h = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        http_raw_begin(req, 101);
+        http_raw_write(req, h, strlen(h));
+        http_stream_drop(req);
+        http_raw_end(req, 0);
     } else if (strstr(p, "/hugehead")) {
         /* A user's server is user code: an endless head is malformed. */
         char *big = xmalloc(100 * 1024);
@@ -345,8 +353,11 @@ static void async_cb(uv_async_t *a)
         proxy_stats_reset_peak();
     } else if (F.op == 4) {
         proxy_drop(&F);
-    } else if (F.op == 2) {
+    } else if (F.op == 5) {
+        F.front_stopped = 1;
         http_server_stop(F.front, NULL, NULL);
+    } else if (F.op == 2) {
+        if (!F.front_stopped) http_server_stop(F.front, NULL, NULL);
         http_server_stop(F.up, NULL, NULL);
         uv_close((uv_handle_t *)&F.async, NULL);
     }
@@ -845,6 +856,13 @@ static void test_upstream_errors(void **state)
     assert_int_equal(rs.status, 503);
     assert_int_equal(atomic_load(&g_errors), e0 + 2);
     resp_free(&rs);
+    /* A 101 nobody asked for: on_error, the client connection is not taken over. */
+    const char *b101 = "GET /x/bogus101 HTTP/1.1\r\nHost: h\r\n\r\n";
+    csend(fd, b101, strlen(b101));
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 503);
+    assert_int_equal(atomic_load(&g_errors), e0 + 3);
+    resp_free(&rs);
     /* Dying mid-answer. */
     const char *die = "GET /x/die HTTP/1.1\r\nHost: h\r\n\r\n";
     csend(fd, die, strlen(die));
@@ -973,6 +991,29 @@ static void test_websocket(void **state)
     close(fd);
     wait_idle();
     assert_int_equal(stats_now().upgraded, 0);
+}
+
+/* A graceful stop of the server closes an open websocket at once (it has
+ * no end of its own), and the upstream side with it. */
+static void test_websocket_stop(void **state)
+{
+    (void)state;
+    int fd = cconnect(F.front_port);
+    const char *req = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    csend(fd, req, strlen(req));
+    struct rd r = { .fd = fd };
+    struct resp rs;
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 101);
+    assert_int_equal(stats_now().upgraded, 1);
+    uint64_t t0 = (uint64_t)time(NULL);
+    loop_op(5);
+    char tmp[16];
+    assert_true(recv(fd, tmp, sizeof tmp, 0) <= 0);
+    assert_true((uint64_t)time(NULL) - t0 <= 2);          /* not the 30 s stop timeout */
+    close(fd);
+    wait_idle();
 }
 
 /* Nothing left over: after drop, no upstream handle is open. */
@@ -1145,6 +1186,7 @@ int main(void)
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_pool_retry),
         cmocka_unit_test(test_large_streamed),
+        cmocka_unit_test(test_websocket_stop),      /* stops the front: keep it last but one */
         cmocka_unit_test(test_no_leak),
     };
     return cmocka_run_group_tests_name("proxy", tests, setup, teardown);
