@@ -35,6 +35,7 @@
 #include "util/xmalloc.h"
 
 static atomic_int g_activity, g_errors, g_up_aborts, g_sink_done;
+static http_req_t *g_hung;         /* loop thread only */
 static atomic_llong g_sink_bytes;
 
 /* ---- the loop thread ---------------------------------------------------- */
@@ -265,6 +266,11 @@ static void ws_data(http_req_t *req, const char *data, size_t len, void *ud)
 static void ws_abort(http_req_t *req, void *ud)
 {
     (void)ud;
+    if (req == g_hung) {
+        g_hung = NULL;
+        atomic_fetch_add(&g_up_aborts, 1);
+        http_raw_begin(req, 0);
+    }
     http_raw_end(req, 0);
 }
 
@@ -309,6 +315,10 @@ static void up_handler(http_req_t *req, void *ud)
         http_raw_write(req, h, strlen(h));
         http_stream_drop(req);
         http_raw_end(req, 0);
+    } else if (strstr(p, "/wshang")) {
+        /* Never answers the handshake; the proxy's client going away ends it. */
+        http_req_on_abort(req, ws_abort, NULL);
+        g_hung = req;
     } else if (strstr(p, "/bogus101")) {
         /* A 101 to a request that asked for no upgrade: never relayed. */
         const char *h = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
@@ -993,6 +1003,22 @@ static void test_websocket(void **state)
     assert_int_equal(stats_now().upgraded, 0);
 }
 
+/* A client that gives up while its upgrade waits for the upstream's answer
+ * is noticed: the upstream side is closed. */
+static void test_websocket_client_gone_before_101(void **state)
+{
+    (void)state;
+    int a0 = atomic_load(&g_up_aborts);
+    int fd = cconnect(F.front_port);
+    const char *req = "GET /wshang HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    csend(fd, req, strlen(req));
+    usleep(200000);
+    close(fd);
+    assert_true(wait_for(&g_up_aborts, a0 + 1));
+    wait_idle();
+}
+
 /* A graceful stop of the server closes an open websocket at once (it has
  * no end of its own), and the upstream side with it. */
 static void test_websocket_stop(void **state)
@@ -1182,6 +1208,7 @@ int main(void)
         cmocka_unit_test(test_client_gone),
         cmocka_unit_test(test_websocket),
         cmocka_unit_test(test_websocket_eager),
+        cmocka_unit_test(test_websocket_client_gone_before_101),
         cmocka_unit_test(test_slow_body),
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_pool_retry),
