@@ -413,6 +413,7 @@ static int setup(void **state)
     assert_int_equal(http_router_new(routes, 1, NULL, &F.frouter, &err), 0);
     struct http_limits flim = lim;
     flim.body_timeout_ms = 1000;    /* test_slow_body */
+    flim.stream_body_max = 100 << 20; /* test_proxy_body_max */
     F.front = http_server_new(&F.loop, &flim, http_router_handle, F.frouter);
     http_server_set_gate(F.front, http_router_gate, F.frouter);
     http_server_set_csp(F.front, "default-src 'none'");
@@ -1103,6 +1104,26 @@ static void test_slow_body(void **state)
     wait_idle();
 }
 
+/* A streamed body has its own limit (none by default), not max_body: over
+ * it, 413 on the head, unread, and nothing reaches the upstream. */
+static void test_proxy_body_max(void **state)
+{
+    (void)state;
+    struct proxy_stats s0 = stats_now();
+    int fd = cconnect(F.front_port);
+    struct rd r = { .fd = fd };
+    const char *head = "POST /m/sink HTTP/1.1\r\nHost: h\r\nContent-Length: 200000000\r\n\r\n";
+    csend(fd, head, strlen(head));
+    struct resp rs;
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 413);
+    resp_free(&rs);
+    close(fd);
+    struct proxy_stats s1 = stats_now();
+    assert_int_equal(s1.upstream_connects, s0.upstream_connects);
+    wait_idle();
+}
+
 /* Expect: 100-continue on a streamed body: the 100 comes once the proxy
  * asks for the body. */
 static void test_expect_continue(void **state)
@@ -1211,6 +1232,7 @@ int main(void)
         cmocka_unit_test(test_websocket_client_gone_before_101),
         cmocka_unit_test(test_slow_body),
         cmocka_unit_test(test_expect_continue),
+        cmocka_unit_test(test_proxy_body_max),
         cmocka_unit_test(test_pool_retry),
         cmocka_unit_test(test_large_streamed),
         cmocka_unit_test(test_websocket_stop),      /* stops the front: keep it last but one */
