@@ -316,6 +316,58 @@ static const char *const migrations[] = {
      * who besides admins may save command tasks and paths outside a flow's
      * directory. */
     "ALTER TABLE users ADD COLUMN trusted INTEGER NOT NULL DEFAULT 0 CHECK (trusted IN (0, 1));",
+    /* 4 -> 5: the hub (docs/hub.md).  A row of servers is a user's
+     * notebook server, default ('') or named; it outlives a stop (as in
+     * JupyterHub, until removed) and holds what a restarted nbhub needs to
+     * find the process again: the backend, its address, pid + start time
+     * for the local backend, backend_state (JSON) for the others.
+     * upstream_token is the own token of a `command:` profile's plain
+     * jupyter-server, which the proxy must send upstream (so it is kept,
+     * not hashed; nbhub.db is 0600).  Tokens gain JupyterHub's scopes and
+     * may belong to a server (its JUPYTERHUB_API_TOKEN, kind 'server') or
+     * come from a server's OAuth client (kind 'oauth'); either dies with
+     * its server row.  Groups choose profiles (and, from SSO, admin rights). */
+    "CREATE TABLE servers ("
+    "  id              INTEGER PRIMARY KEY,"
+    "  user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name            TEXT    NOT NULL DEFAULT '' CHECK (length(name) <= 200),"
+    "  profile         TEXT    NOT NULL,"
+    "  backend         TEXT    NOT NULL DEFAULT 'local',"
+    "  state           TEXT    NOT NULL DEFAULT 'stopped'"
+    "                  CHECK (state IN ('starting', 'running', 'stopping', 'stopped', 'failed')),"
+    "  user_options    TEXT,"
+    "  host            TEXT,"
+    "  port            INTEGER,"
+    "  pid             INTEGER,"
+    "  pid_start_time  INTEGER,"
+    "  backend_state   TEXT,"
+    "  upstream_token  TEXT,"
+    "  spark_cluster   TEXT,"
+    "  error           TEXT,"
+    "  created_at      INTEGER NOT NULL,"
+    "  started_at      INTEGER,"
+    "  ready_at        INTEGER,"
+    "  stopped_at      INTEGER,"
+    "  last_activity   INTEGER,"
+    "  UNIQUE (user_id, name)"
+    ") STRICT;"
+    "ALTER TABLE api_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api'"
+    "  CHECK (kind IN ('api', 'server', 'oauth'));"
+    "ALTER TABLE api_tokens ADD COLUMN scopes TEXT;"
+    "ALTER TABLE api_tokens ADD COLUMN server_id INTEGER REFERENCES servers(id) ON DELETE CASCADE;"
+    "CREATE INDEX api_tokens_server ON api_tokens(server_id) WHERE server_id IS NOT NULL;"
+    "CREATE TABLE groups ("
+    "  id              INTEGER PRIMARY KEY,"
+    "  name            TEXT    NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 200),"
+    "  properties      TEXT,"
+    "  created_at      INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE group_members ("
+    "  group_id        INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,"
+    "  user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (group_id, user_id)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX group_members_user ON group_members(user_id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
