@@ -28,7 +28,7 @@ def hub(tmp_path_factory):
            f"    - {{name: venv, python: {venv_python}, default_url: /lab, env: {{HUB_TEST_VAR: hello}}}}\n"
            "    - {name: crash, python: /bin/sh-not-python}\n"
            "    - {name: alice-only, allow: {users: [alice]}}\n")
-    hs = HubServer(h, config=cfg).start()
+    hs = HubServer(h, config=cfg, args=["--stop-servers-on-exit"]).start()
     yield hs
     hs.stop()
     left = h.cleanup()
