@@ -19,14 +19,17 @@ SINGLEUSER = os.path.join(os.path.dirname(__file__), "..", "..", ".venv", "bin",
 def hub(tmp_path_factory):
     """One nbhub serve with a hub for the tests that only start and stop servers."""
     h = hub_harness(tmp_path_factory)
-    venv_python = os.path.realpath(os.path.join(os.path.dirname(SINGLEUSER), "python"))
+    crash = h.tmp / "crash-python"
+    crash.write_text("#!/bin/sh\necho 'crash-profile: no module named jupyterhub here' >&2\nexit 3\n")
+    crash.chmod(0o755)
+    venv_python = os.path.abspath(os.path.join(os.path.dirname(SINGLEUSER), "python"))
     cfg = ("hub:\n"
            "  max_servers_per_user: 2\n"
            "  start_timeout: 60s\n"
            "  profiles:\n"
            "    - {name: default, description: JupyterLab}\n"
            f"    - {{name: venv, python: {venv_python}, default_url: /lab, env: {{HUB_TEST_VAR: hello}}}}\n"
-           "    - {name: crash, python: /bin/sh-not-python}\n"
+           f"    - {{name: crash, python: {crash}}}\n"
            "    - {name: alice-only, allow: {users: [alice]}}\n")
     hs = HubServer(h, config=cfg, args=["--stop-servers-on-exit"]).start()
     yield hs
@@ -49,3 +52,80 @@ def test_default_server_starts_and_is_reached_through_the_proxy(hub):
     # /user/alice without its slash: redirected
     st, _, hdr = alice.request("GET", "/user/alice", raw=True)
     assert st == 302 and hdr["location"] == "/user/alice/"
+
+
+def _session_headers(hub, user):
+    cookie, _csrf = hub.login(user)
+    return {"Cookie": cookie}
+
+
+def test_other_users_are_refused_with_and_without_credentials(hub):
+    hub.start_server("alice")
+    bob = hub.user("bob")
+    # bob's own token: the same 404 as for a server that does not exist
+    st, body = bob.get("/user/alice/api/status")
+    assert st == 404, (st, body)
+    st_none, body_none = bob.get("/user/nobody-at-all/api/status")
+    assert (st, body) == (st_none, body_none)
+    # bob's browser session
+    st, body = bob.get("/user/alice/api/status", token=False, headers=_session_headers(hub, "bob"))
+    assert st == 404, (st, body)
+    # no credentials: 401 for API clients, the login page for browsers
+    st, body = bob.get("/user/alice/api/status", token=False)
+    assert st == 401, (st, body)
+    st, _, hdr = bob.request("GET", "/user/alice/lab", token=False, headers={"Accept": "text/html"}, raw=True)
+    assert st == 302 and hdr["location"].startswith("/login?next="), (st, hdr)
+    # an admin, with hub.admin_access off (the default)
+    st, body = hub.api.get("/user/alice/api/status")
+    assert st == 403, (st, body)
+    # and bob cannot see or stop it through the API either
+    assert bob.get("/api/v1/servers/alice/default")[0] == 404
+    assert bob.delete("/api/v1/servers/alice/default")[0] == 404
+    assert [s["owner"] for s in bob.get("/api/v1/servers")[1]["servers"]] == []
+    # alice's own token still works
+    assert hub.user("alice").get("/user/alice/api/status")[0] == 200
+
+
+def test_named_server_profiles_and_the_per_user_maximum(hub):
+    alice = hub.user("alice")
+    hub.start_server("alice")
+    srv = hub.start_server("alice", "dev", profile="venv")
+    assert srv["state"] == "running" and srv["url"] == "/user/alice/dev/" and srv["profile"] == "venv", srv
+    st, body = alice.get("/user/alice/dev/api/status")
+    assert st == 200, (st, body)
+    # the profile's env and default_url reached the server's process
+    env = open(f"/proc/{srv['pid']}/environ", "rb").read().split(b"\0")
+    assert b"HUB_TEST_VAR=hello" in env and b"JUPYTERHUB_DEFAULT_URL=/lab" in env
+    assert b"JUPYTERHUB_SERVICE_PREFIX=/user/alice/dev/" in env
+    assert b"JUPYTERHUB_CLIENT_ID=jupyterhub-user-alice-dev" in env
+    assert not any(e.startswith(b"NBHUB_") for e in env)
+    # the default server's paths are not named servers
+    assert alice.get("/user/alice/api/status")[0] == 200
+    # two running: the third is refused (hub.max_servers_per_user: 2)
+    st, body = alice.post("/api/v1/servers", {"name": "third"})
+    assert st == 429, (st, body)
+    # bad names, names that are paths of a server, unknown and forbidden profiles
+    assert alice.post("/api/v1/servers", {"name": "Bad Name"})[0] == 400
+    assert alice.post("/api/v1/servers", {"name": "lab"})[0] == 400
+    assert alice.post("/api/v1/servers", {"name": "x", "profile": "nope"})[0] == 400
+    assert hub.user("bob").post("/api/v1/servers", {"profile": "alice-only"})[0] == 403
+    assert [p["name"] for p in hub.user("bob").get("/api/v1/profiles")[1]["profiles"]] == ["default", "venv", "crash"]
+    # removing the named server frees a slot
+    hub.stop_server("alice", "dev", remove=True)
+    wait_for(lambda: hub.server("alice", "dev") is None, 30)
+    assert not pid_alive(srv["pid"])
+    assert alice.get("/user/alice/dev/api/status")[0] in (404, 503)
+
+
+def test_a_server_that_fails_to_start_shows_its_log_tail(hub, tmp_path):
+    srv = hub.start_server("bob", profile="crash")
+    assert srv["state"] == "failed", srv
+    assert "exited with code 3" in srv["error"], srv
+    assert "crash-profile: no module named jupyterhub here" in srv["error"], srv
+    assert "crash-profile" in srv["log_tail"], srv
+    # not running: a page for browsers, 503 JSON for API clients
+    st, body = hub.user("bob").get("/user/bob/api/status")
+    assert st == 503 and body["error"]["code"] == "unavailable", (st, body)
+    st, page, hdr = hub.user("bob").request("GET", "/user/bob/lab", token=False, raw=True,
+                                            headers=dict(_session_headers(hub, "bob"), Accept="text/html"))
+    assert st == 503 and b"not running" in page and b'href="/server"' in page, (st, page)
