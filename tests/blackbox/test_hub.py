@@ -129,3 +129,91 @@ def test_a_server_that_fails_to_start_shows_its_log_tail(hub, tmp_path):
     st, page, hdr = hub.user("bob").request("GET", "/user/bob/lab", token=False, raw=True,
                                             headers=dict(_session_headers(hub, "bob"), Accept="text/html"))
     assert st == 503 and b"not running" in page and b'href="/server"' in page, (st, page)
+
+
+def _execute(hs, user, kid, code, server=""):
+    """Run code in kernel kid through the proxy's websocket; its stdout."""
+    import uuid
+    import websocket
+    base = f"/user/{user}/" + (f"{server}/" if server else "")
+    ws = websocket.create_connection(f"ws://127.0.0.1:{hs.port}{base}api/kernels/{kid}/channels",
+                                     header=[f"Authorization: token {hs.user(user).token}"], timeout=60)
+    msg_id = uuid.uuid4().hex
+    ws.send(json.dumps({
+        "header": {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    out = []
+    try:
+        while True:
+            m = json.loads(ws.recv())
+            if m.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if m["msg_type"] == "stream":
+                out.append(m["content"]["text"])
+            elif m["msg_type"] == "error":
+                raise AssertionError(m["content"])
+            elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                return "".join(out)
+    finally:
+        ws.close()
+
+
+def test_kill9_restart_adopts_the_server_and_its_kernel_keeps_its_state(h):
+    hs = HubServer(h, config="hub: {}\n").start()
+    srv = hs.start_server("alice")
+    assert srv["state"] == "running", srv
+    alice = hs.user("alice")
+    st, k = alice.post("/user/alice/api/kernels", {"name": "python3"})
+    assert st == 201, (st, k, hs.log())
+    assert _execute(hs, "alice", k["id"], "x = 6 * 7\nprint('set', x)") == "set 42\n"
+
+    hs.restart(kill9=True)
+    # the route works at once: no start, no wait for the server
+    t0 = time.monotonic()
+    st = wait_for(lambda: alice.get("/user/alice/api/status")[0] == 200, 5, interval=0.02)
+    took = time.monotonic() - t0
+    print(f"route after restart: {took * 1000:.0f} ms")
+    assert st and took < 1.0, (took, hs.log())
+    again = hs.server("alice")
+    assert again["state"] == "running" and again["pid"] == srv["pid"], again
+    assert _execute(hs, "alice", k["id"], "print(x)") == "42\n"
+
+    # a stop reaches the whole tree of an adopted server (the kernel is in
+    # its own session: jupyter_client starts kernels with setsid)
+    tree = descendants(srv["pid"])
+    assert tree, "the kernel should be a child of the server"
+    hs.stop_server("alice")
+    assert wait_for(lambda: not any(pid_alive(p) for p in [srv["pid"]] + tree), 15), \
+        [p for p in tree if pid_alive(p)]
+    # its API token died with it
+    with hs.db() as db:
+        assert db.execute("SELECT count(*) FROM api_tokens WHERE kind = 'server'").fetchone()[0] == 0
+    hs.stop()
+
+
+def test_a_server_that_died_while_nbhub_was_down_is_marked_stopped(h):
+    hs = HubServer(h, config="").start()
+    srv = hs.start_server("alice")
+    assert srv["state"] == "running", srv
+    tree = descendants(srv["pid"])
+    assert hs.stop() == 0
+    assert pid_alive(srv["pid"]), "servers outlive nbhub serve"
+    os.killpg(srv["pid"], signal.SIGKILL)
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not pid_alive(srv["pid"]), 10)
+    hs.start()
+    again = hs.server("alice")
+    assert again["state"] == "stopped" and again["pid"] is None, again
+    st, body = hs.user("alice").get("/user/alice/api/status")
+    assert st == 503, (st, body)
+    # and it starts again
+    assert hs.start_server("alice")["state"] == "running"
+    hs.stop_server("alice")
+    hs.stop()
