@@ -217,3 +217,26 @@ def test_a_server_that_died_while_nbhub_was_down_is_marked_stopped(h):
     assert hs.start_server("alice")["state"] == "running"
     hs.stop_server("alice")
     hs.stop()
+
+
+def test_cli_server_start_list_stop(hub):
+    def cli(*args, user="alice"):
+        p = subprocess.run([hub.h.env.get("NBHUB_BIN", os.environ.get("NBHUB_BIN")) or "nbhub", "server", *args,
+                            "--url", f"http://127.0.0.1:{hub.port}", "--token", hub.user(user).token],
+                           capture_output=True, text=True, timeout=120, env=hub.h.env)
+        return p.returncode, p.stdout, p.stderr
+    rc, out, err = cli("start", "--name", "cli", "--profile", "default")
+    assert rc == 0, (out, err)
+    assert out.strip().endswith("/user/alice/cli/  running"), out
+    rc, out, err = cli("list")
+    assert rc == 0 and "cli" in out and "running" in out, (out, err)
+    rc, out, err = cli("list", "--json")
+    names = {s["name"]: s["state"] for s in json.loads(out)["servers"]}
+    assert names.get("cli") == "running", names
+    rc, out, err = cli("stop", "--name", "cli", "--remove")
+    assert rc == 0, (out, err)
+    wait_for(lambda: hub.server("alice", "cli") is None, 30)
+    rc, out, err = cli("start", "--profile", "crash", user="bob")
+    assert rc == 1 and "exited with code 3" in err, (rc, out, err)
+    rc, out, err = cli("start", "--profile", "alice-only", user="bob")
+    assert rc == 5, (rc, out, err)
