@@ -240,3 +240,33 @@ def test_cli_server_start_list_stop(hub):
     assert rc == 1 and "exited with code 3" in err, (rc, out, err)
     rc, out, err = cli("start", "--profile", "alice-only", user="bob")
     assert rc == 5, (rc, out, err)
+
+
+def test_bad_hub_config_is_reported_at_file_line_column(h):
+    home = h.tmp / "home"
+    home.mkdir()
+    cfg = home / "nbhub.yaml"
+    cfg.write_text("hub:\n"
+                   "  start_timout: 30s\n"
+                   "  max_servers_per_user: many\n"
+                   "  profiles:\n"
+                   "    - name: Small Profile\n"
+                   "      python: bin/python\n"
+                   "      limits: {memory: lots}\n"
+                   "      env: {JUPYTERHUB_API_TOKEN: stolen}\n"
+                   "    - {description: no name}\n"
+                   "    - {name: cmd, command: [jupyter-server, --no-browser]}\n")
+    p = h.popen(["serve", "--home", home, "--config", cfg, "--listen", "127.0.0.1:0"])
+    out, err = p.communicate(timeout=30)
+    err = err.decode()
+    assert p.returncode == 3, (p.returncode, err)
+    want = [(2, 3, "unknown key 'hub.start_timout' (did you mean 'start_timeout'?)"),
+            (3, 25, "'hub.max_servers_per_user' must be a whole number"),
+            (5, 13, "profile name 'Small Profile'"),
+            (6, 15, "'python' must be an absolute path"),
+            (7, 24, "limits: 'memory' must be a size"),
+            (8, 13, "'env': JUPYTERHUB_API_TOKEN is set by the hub"),
+            (9, 7, "a profile needs a name"),
+            (10, 28, "'command' must contain {port}")]
+    for line, col, msg in want:
+        assert f"{cfg}:{line}:{col}: {msg}" in err, (line, col, msg, err)
