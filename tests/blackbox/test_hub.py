@@ -270,3 +270,79 @@ def test_bad_hub_config_is_reported_at_file_line_column(h):
             (10, 28, "'command' must contain {port}")]
     for line, col, msg in want:
         assert f"{cfg}:{line}:{col}: {msg}" in err, (line, col, msg, err)
+
+
+# ---- isolation: system, and a `command:` profile -------------------------------------------
+
+FAKE_SERVER = r'''
+import http.server, json, os, sys
+port, base, token = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if not self.path.startswith(base):
+            self.send_response(404); self.end_headers(); return
+        body = json.dumps({"uid": os.getuid(), "cwd": os.getcwd(), "home": os.environ.get("HOME"),
+                           "auth_ok": self.headers.get("Authorization") == "token " + token,
+                           "cookie": self.headers.get("Cookie"),
+                           "env_token": os.environ.get("JUPYTERHUB_API_TOKEN", "")[:4]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+print("fake server on", port, flush=True)
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+'''
+
+
+def _cgroup_memory_limit(pid):
+    for line in open(f"/proc/{pid}/cgroup"):
+        _, ctrl, path = line.strip().split(":", 2)
+        if "memory" in ctrl.split(","):
+            return path, int(open(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes").read())
+        if ctrl == "" and os.path.exists(f"/sys/fs/cgroup{path}/memory.max"):
+            return path, int(open(f"/sys/fs/cgroup{path}/memory.max").read())
+    return None, None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="isolation: system needs root")
+def test_system_isolation_runs_the_server_as_the_users_account_in_its_cgroup(h):
+    import pwd
+    import tempfile
+    from pathlib import Path
+    user = "isohub"
+    home = Path(tempfile.mkdtemp(prefix="nbhub-hub-", dir="/tmp"))
+    os.chmod(home, 0o711)
+    script = home / "fake_server.py"
+    script.write_text(FAKE_SERVER)
+    os.chmod(script, 0o644)
+    cfg = ("isolation: system\ncreate_system_users: true\n"
+           "hub:\n  profiles:\n"
+           f"    - {{name: fake, command: [/usr/bin/python3, {script}, '{{port}}', '{{base_url}}', '{{token}}'],"
+           " limits: {memory: 256m}}\n")
+    hs = HubServer(h, config=cfg, users=(user,), env={"NBHUB_ISOLATION": ""}, home=home)
+    try:
+        hs.start()
+        srv = hs.start_server(user, timeout=60)
+        assert srv["state"] == "running", (srv, hs.log())
+        acct = pwd.getpwnam(f"nbhub-{user}")
+        st = os.stat(f"/proc/{srv['pid']}")
+        assert st.st_uid == acct.pw_uid, "the server runs as the user's account"
+        assert os.readlink(f"/proc/{srv['pid']}/cwd") == acct.pw_dir
+        path, limit = _cgroup_memory_limit(srv["pid"])
+        assert path and path.endswith("/server-1") and limit == 256 * 1024 * 1024, (path, limit)
+        # through the proxy: the command's own token goes upstream, nbhub's
+        # session cookie never does
+        cookie, _ = hs.login(user)
+        st, body = hs.user(user).get(f"/user/{user}/api/whoami", headers={"Cookie": cookie + "; other=1"})
+        assert st == 200, (st, body, hs.log())
+        assert body["uid"] == acct.pw_uid and body["auth_ok"] and body["home"] == acct.pw_dir, body
+        assert body["cookie"] == "other=1", body
+        hs.stop_server(user)
+        assert not pid_alive(srv["pid"])
+        assert not os.path.exists(f"/sys/fs/cgroup/memory{path}")
+    finally:
+        hs.stop()
+        subprocess.run(["userdel", "-r", f"nbhub-{user}"], capture_output=True)
