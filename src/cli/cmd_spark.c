@@ -446,7 +446,7 @@ int cmd_spark_supervise(int argc, char **argv)
 /* ---- the client side ------------------------------------------------------------- */
 
 struct spark_args {
-    const char *name, *home, *python, *spark_home, *memory, *owner;
+    const char *name, *home, *python, *spark_home, *memory, *owner, *server;
     int workers, cores, json, timeout_s, connect, port, ui_port, lock_fd;
 };
 
@@ -476,7 +476,9 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
         if (!strcmp(f, "--connect")) { a->connect = 1; continue; }
         const char **sv = !strcmp(f, "--home") ? &a->home : !strcmp(f, "--python") ? &a->python
                         : !strcmp(f, "--spark-home") ? &a->spark_home : !strcmp(f, "--worker-memory") ? &a->memory
-                        : !strcmp(f, "--owner") ? &a->owner : NULL;
+                        : !strcmp(f, "--owner") ? &a->owner
+                        /* internal: the hub's notebook server the cluster belongs to (sowned.h) */
+                        : !strcmp(f, "--server") ? &a->server : NULL;
         int iv = !strcmp(f, "--workers") || !strcmp(f, "--worker-cores") || !strcmp(f, "--timeout") ||
                  !strcmp(f, "--port") || !strcmp(f, "--ui-port") || !strcmp(f, "--lock-fd");
         if (sv || iv) {
@@ -737,6 +739,7 @@ static int spark_up(int argc, char **argv)
     json_t *cfg = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s?}", "name", a.name, "spark_home", home,
                             "workers", a.workers, "worker_cores", a.cores, "worker_memory", a.memory,
                             "connect", a.connect, "owner", a.owner);
+    if (a.server) json_object_set_new(cfg, "server", json_string(a.server));
     if (a.port) json_object_set_new(cfg, "port", json_integer(a.port));
     if (a.ui_port) json_object_set_new(cfg, "ui_port", json_integer(a.ui_port));
     json_t *st = NULL;
