@@ -1262,6 +1262,76 @@ static void test_tokens(void **state)
     assert_int_equal(store_token_lookup(f->st, "h-1", T0, NULL, NULL, &err), -ENOENT);
 }
 
+/* Schema v5: a token's kind, scopes and server; a server's tokens go with
+ * a stop (store_tokens_revoke_server) and with its row (ON DELETE CASCADE). */
+static void test_tokens_scoped(void **state)
+{
+    fx_t *f = *state;
+    nb_err_t err;
+    int64_t u1, t1, t2, t3;
+    assert_int_equal(store_user_add(f->st, "u1", NULL, 0, T0, &u1, &err), 0);
+    assert_int_equal(sqlite3_exec(store_db(f->st),
+                                  "INSERT INTO servers(id, user_id, name, profile, created_at) "
+                                  "VALUES (7, 1, '', 'default', 0)", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_token_add_scoped(f->st, u1, "server", "s-1", STORE_TOKEN_SERVER,
+                                            "[\"access:servers!server=u1/\"]", 7, T0, 0, &t1, &err),
+                     0);
+    assert_int_equal(store_token_add_scoped(f->st, u1, "oauth", "o-1", STORE_TOKEN_OAUTH,
+                                            "[\"identify\"]", 7, T0, 0, &t2, &err), 0);
+    assert_int_equal(store_token_add(f->st, u1, "mine", "a-1", T0, 0, &t3, &err), 0);
+    /* an unknown server is refused like an unknown user */
+    assert_int_equal(store_token_add_scoped(f->st, u1, "x", "x-1", STORE_TOKEN_SERVER, NULL, 99,
+                                            T0, 0, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_add_scoped(f->st, u1, "x", "x-1", (store_token_kind_t)7, NULL, 0,
+                                            T0, 0, NULL, &err), -EINVAL);
+
+    store_token_t tok;
+    assert_int_equal(store_token_lookup(f->st, "s-1", T0, &tok, NULL, &err), 0);
+    assert_int_equal(tok.kind, STORE_TOKEN_SERVER);
+    assert_int_equal(tok.server_id, 7);
+    assert_string_equal(tok.scopes, "[\"access:servers!server=u1/\"]");
+    store_token_clear(&tok);
+    assert_int_equal(store_token_lookup(f->st, "a-1", T0, &tok, NULL, &err), 0);
+    assert_int_equal(tok.kind, STORE_TOKEN_API);
+    assert_null(tok.scopes);
+    assert_int_equal(tok.server_id, 0);
+    store_token_clear(&tok);
+    assert_int_equal(store_token_by_id(f->st, t2, u1, &tok, &err), 0);
+    assert_int_equal(tok.kind, STORE_TOKEN_OAUTH);
+    store_token_clear(&tok);
+    assert_int_equal(store_token_by_id(f->st, t2, u1 + 1, &tok, &err), -ENOENT);
+
+    store_tokens_t l;
+    assert_int_equal(store_tokens_list(f->st, u1, &l, &err), 0);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.v[1].kind, STORE_TOKEN_OAUTH);
+    store_tokens_free(&l);
+
+    /* a stop: the server's API token only, then the rest */
+    int64_t n = -1;
+    assert_int_equal(store_tokens_revoke_server(f->st, 7, STORE_TOKEN_SERVER, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_token_lookup(f->st, "s-1", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "o-1", T0, NULL, NULL, &err), 0);
+    assert_int_equal(store_token_add_scoped(f->st, u1, "server", "s-2", STORE_TOKEN_SERVER, NULL,
+                                            7, T0, 0, NULL, &err), 0);
+    /* the row removed: its tokens go with it, the user's own stays */
+    assert_int_equal(sqlite3_exec(store_db(f->st), "DELETE FROM servers WHERE id = 7", NULL, NULL,
+                                  NULL), SQLITE_OK);
+    assert_int_equal(store_token_lookup(f->st, "o-1", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "s-2", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "a-1", T0, NULL, NULL, &err), 0);
+    assert_int_equal(store_tokens_revoke_server(f->st, 7, -1, &n, &err), 0);
+    assert_int_equal(n, 0);
+
+    assert_string_equal(store_token_kind_name(STORE_TOKEN_OAUTH), "oauth");
+    store_token_kind_t k;
+    assert_int_equal(store_token_kind_parse("server", &k), 0);
+    assert_int_equal(k, STORE_TOKEN_SERVER);
+    assert_int_equal(store_token_kind_parse("admin", &k), -EINVAL);
+    (void)t3;
+}
+
 static void test_sessions(void **state)
 {
     fx_t *f = *state;
@@ -1418,6 +1488,7 @@ int main(void)
         T(test_webhook_outbox),
         T(test_users),
         T(test_tokens),
+        T(test_tokens_scoped),
         T(test_sessions),
         T(test_bench_transitions),
     };
