@@ -68,7 +68,8 @@ struct proxy_target {
     const char *scheme;            /* the client's scheme for X-Forwarded-Proto: "http" (NULL) or "https" */
     /* Traffic that counts as the server's activity: each request, and each
      * websocket data frame either way (not ping/pong/close).  Called at most
-     * once per second per exchange.  May be NULL. */
+     * once per activity_min_ms (1 s) per exchange, but once for every
+     * request (its answer's head).  May be NULL. */
     void (*on_activity)(void *ud);
     /* The upstream could not be reached, or failed before a byte of the
      * response was relayed (err: -ECONNREFUSED, -ECONNRESET, -ETIMEDOUT,
@@ -79,10 +80,10 @@ struct proxy_target {
     void *ud;
 };
 
-/* Forward req to t and relay the answer.  Consumes req.  Returns 0, or a
- * negative errno when the exchange could not even start (-EINVAL: bad
- * target); in that case on_error has already been called (or the 502 sent)
- * so the caller has nothing to do either way. */
+/* Forward req to t and relay the answer.  Consumes req.  Returns 0, or
+ * -EINVAL for a target that is not an IP literal/localhost with a port in
+ * 1..65535 (a caller's bug): req was then answered 502 at once, without
+ * on_error.  Either way the caller has nothing more to do with req. */
 int proxy_pass(http_req_t *req, const struct proxy_target *t);
 
 /* Settings shared by every exchange (proxy_configure copies; zeros mean
@@ -92,6 +93,7 @@ struct proxy_config {
     uint64_t connect_timeout_ms;   /* 10000 */
     size_t   pool_max_idle;        /* 8 idle keep-alive upstream connections kept per host:port */
     uint64_t pool_idle_ms;         /* 30000: an idle pooled connection is closed after this */
+    uint64_t activity_min_ms;      /* 1000: on_activity at most once per this, per exchange */
 };
 void proxy_configure(const struct proxy_config *cfg);
 
@@ -110,6 +112,8 @@ struct proxy_stats {
     uint64_t upstream_connects;    /* connections opened (pool misses) */
     size_t   buffered;             /* bytes queued now: client + upstream write queues of proxied exchanges */
     size_t   buffered_peak;        /* highest value of buffered (proxy_stats_reset_peak) */
+    uint64_t ws_data_frames;       /* websocket frames seen, both ways */
+    uint64_t ws_control_frames;
 };
 void proxy_get_stats(struct proxy_stats *st);
 void proxy_stats_reset_peak(void);

@@ -34,7 +34,7 @@
  *
  * Stability: h4 (api_hub*.c) and h7 (hub_spark.c, hub_cull.c) build on
  * this header; changes are additions, noted here:
- *   (none yet)
+ *   - hub_server_client_id (added with the implementation)
  */
 #ifndef NBHUB_HUB_H
 #define NBHUB_HUB_H
@@ -192,6 +192,11 @@ int64_t      hub_server_ready_at(const hub_server_t *s);
 int64_t      hub_server_last_activity(const hub_server_t *s);
 const char  *hub_server_error(const hub_server_t *s);     /* NULL unless failed */
 int          hub_server_pid(const hub_server_t *s);       /* 0 = none */
+/* JupyterHub's OAuth client id of the server, jupyterhub-user-NAME[-SERVER]
+ * (names quoted as JupyterHub does); new string.  Its redirect URI is
+ * hub_server_prefix() + "oauth_callback", its client secret the server's
+ * API token (kind 'server', server_id = the server's id). */
+char        *hub_server_client_id(const hub_server_t *s);
 /* The profile's definition as started (NULL if that profile is no longer
  * configured). */
 const hub_profile_t *hub_server_profile_def(hub_t *h, const hub_server_t *s);

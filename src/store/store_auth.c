@@ -143,6 +143,43 @@ int store_user_set_disabled(store_t *st, int64_t id, int disabled, nb_err_t *err
     return store_tx(st, user_update_tx, &a, err);
 }
 
+int store_user_set_admin(store_t *st, int64_t id, int admin, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "UPDATE users SET is_admin = ?2 WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, admin ? 1 : 0);
+    if ((rc = store_step_done(st, s, "update user", err))) return rc;
+    return sqlite3_changes(store_db(st)) ? 0 : err_set(err, -ENOENT, "no user with id %lld", (long long)id);
+}
+
+static int user_delete_tx(store_t *st, void *varg, nb_err_t *err)
+{
+    int64_t id = *(int64_t *)varg;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT count(*) FROM flows WHERE owner_id = ?1 AND deleted_at IS NULL",
+                        &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    int64_t nflows = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return store_sqlerr(st, rc, "count flows", err);
+    if (nflows)
+        return err_set(err, -EBUSY, "the user owns %lld flow(s): delete them first",
+                       (long long)nflows);
+    if ((rc = store_stmt(st, "DELETE FROM users WHERE id = ?1", &s, err))) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    if ((rc = store_step_done(st, s, "delete user", err))) return rc;
+    return sqlite3_changes(store_db(st)) ? 0 : err_set(err, -ENOENT, "no user with id %lld", (long long)id);
+}
+
+int store_user_delete(store_t *st, int64_t id, nb_err_t *err)
+{
+    return store_tx(st, user_delete_tx, &id, err);
+}
+
 int store_user_set_trusted(store_t *st, int64_t id, int trusted, nb_err_t *err)
 {
     sqlite3_stmt *s;
@@ -208,8 +245,8 @@ int store_token_kind_parse(const char *s, store_token_kind_t *out)
 }
 
 #define TOKEN_COLS "t.id, t.user_id, t.name, t.created_at, t.expires_at, t.last_used_at, " \
-                   "t.kind, t.scopes, t.server_id"
-#define TOKEN_NCOLS 9
+                   "t.kind, t.scopes, t.server_id, (SELECT v.name FROM servers v WHERE v.id = t.server_id)"
+#define TOKEN_NCOLS 10
 
 /* Reads TOKEN_COLS from column 0.  A kind the schema's CHECK let through
  * but this build does not know cannot happen; it reads as 'oauth', the
@@ -226,6 +263,7 @@ static void token_row(sqlite3_stmt *s, store_token_t *t)
         t->kind = STORE_TOKEN_OAUTH;
     t->scopes = store_col_str(s, 7);
     t->server_id = sqlite3_column_int64(s, 8);
+    t->server_name = store_col_str(s, 9);
 }
 
 int store_token_add(store_t *st, int64_t user_id, const char *name, const char *token_hash,
@@ -497,6 +535,7 @@ void store_token_clear(store_token_t *t)
 {
     free(t->name);
     free(t->scopes);
+    free(t->server_name);
     memset(t, 0, sizeof *t);
 }
 

@@ -63,6 +63,7 @@ typedef struct store_token {
     store_token_kind_t kind;
     char   *scopes;          /* JSON list of JupyterHub scopes; NULL = all the owner's rights */
     int64_t server_id;       /* servers.id it is bound to; 0 = none */
+    char   *server_name;     /* that server's name ("" = default); NULL when unbound */
 } store_token_t;
 
 typedef struct store_tokens {
@@ -94,6 +95,14 @@ int store_user_change_password(store_t *st, int64_t id, const char *password_has
 /* Disable (1) or enable (0); disabling also ends the user's sessions.  Tokens
  * are kept but rejected while disabled. */
 int store_user_set_disabled(store_t *st, int64_t id, int disabled, nb_err_t *err);
+/* The admin role on (1) or off (0). */
+int store_user_set_admin(store_t *st, int64_t id, int admin, nb_err_t *err);
+/* Delete a user: sessions, tokens, servers rows and group memberships go
+ * with it (ON DELETE CASCADE), flows and runs keep their rows without an
+ * owner.  -EBUSY while the user owns a live flow (delete or hand those
+ * over first: an ownerless scheduled flow would go on running as nobody
+ * in particular), -ENOENT if there is no such user. */
+int store_user_delete(store_t *st, int64_t id, nb_err_t *err);
 /* The trusted role on (1) or off (0). */
 int store_user_set_trusted(store_t *st, int64_t id, int trusted, nb_err_t *err);
 int store_users_count(store_t *st, int64_t *n, nb_err_t *err);

@@ -23,6 +23,7 @@
 #define NBHUB_STORE_INTERNAL
 #include "store/store.h"
 #include "store/store_auth.h"
+#include "store/store_groups.h"
 #include "store/store_flows.h"
 #include "store/store_runs.h"
 
@@ -1289,12 +1290,14 @@ static void test_tokens_scoped(void **state)
     assert_int_equal(store_token_lookup(f->st, "s-1", T0, &tok, NULL, &err), 0);
     assert_int_equal(tok.kind, STORE_TOKEN_SERVER);
     assert_int_equal(tok.server_id, 7);
+    assert_string_equal(tok.server_name, "");
     assert_string_equal(tok.scopes, "[\"access:servers!server=u1/\"]");
     store_token_clear(&tok);
     assert_int_equal(store_token_lookup(f->st, "a-1", T0, &tok, NULL, &err), 0);
     assert_int_equal(tok.kind, STORE_TOKEN_API);
     assert_null(tok.scopes);
     assert_int_equal(tok.server_id, 0);
+    assert_null(tok.server_name);
     store_token_clear(&tok);
     assert_int_equal(store_token_by_id(f->st, t2, u1, &tok, &err), 0);
     assert_int_equal(tok.kind, STORE_TOKEN_OAUTH);
@@ -1330,6 +1333,74 @@ static void test_tokens_scoped(void **state)
     assert_int_equal(k, STORE_TOKEN_SERVER);
     assert_int_equal(store_token_kind_parse("admin", &k), -EINVAL);
     (void)t3;
+}
+
+/* Groups and their members; users deleted (members, tokens go) or made admin. */
+static void test_groups(void **state)
+{
+    fx_t *f = *state;
+    nb_err_t err;
+    int64_t a, b, g, g2;
+    assert_int_equal(store_user_add(f->st, "alice", NULL, 0, T0, &a, &err), 0);
+    assert_int_equal(store_user_add(f->st, "bob", NULL, 0, T0, &b, &err), 0);
+    assert_int_equal(store_group_add(f->st, "team", NULL, T0, &g, &err), 0);
+    assert_int_equal(store_group_add(f->st, "team", NULL, T0, NULL, &err), -EEXIST);
+    assert_int_equal(store_group_add(f->st, "other", "{\"k\": 1}", T0, &g2, &err), 0);
+    assert_int_equal(store_group_member_add(f->st, g, b, &err), 0);
+    assert_int_equal(store_group_member_add(f->st, g, a, &err), 0);
+    assert_int_equal(store_group_member_add(f->st, g, a, &err), 0);   /* twice: no error */
+    assert_int_equal(store_group_member_add(f->st, g, 999, &err), -ENOENT);
+    store_names_t n;
+    assert_int_equal(store_group_members(f->st, g, &n, &err), 0);
+    assert_int_equal(n.n, 2);
+    assert_string_equal(n.v[0], "alice");
+    store_names_free(&n);
+    assert_int_equal(store_user_in_group(f->st, "bob", "team", &err), 1);
+    assert_int_equal(store_user_in_group(f->st, "bob", "other", &err), 0);
+    assert_int_equal(store_user_in_group(f->st, "nobody", "team", &err), 0);
+    assert_int_equal(store_group_member_remove(f->st, g, b, &err), 0);
+    assert_int_equal(store_user_in_group(f->st, "bob", "team", &err), 0);
+
+    store_groups_t l;
+    int64_t total;
+    assert_int_equal(store_groups_list(f->st, 1, 5, &l, &total, &err), 0);
+    assert_int_equal(total, 2);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0].name, "other");
+    assert_string_equal(l.v[0].properties, "{\"k\": 1}");
+    store_groups_free(&l);
+    assert_int_equal(store_user_groups(f->st, a, &n, &err), 0);
+    assert_int_equal(n.n, 1);
+    store_names_free(&n);
+
+    assert_int_equal(store_user_set_admin(f->st, b, 1, &err), 0);
+    store_user_t u;
+    assert_int_equal(store_user_by_id(f->st, b, &u, &err), 0);
+    assert_int_equal(u.is_admin, 1);
+    store_user_clear(&u);
+
+    /* delete: refused while she owns a live flow */
+    assert_int_equal(store_token_add(f->st, a, "t", "tok-a", T0, 0, NULL, &err), 0);
+    assert_int_equal(sqlite3_exec(store_db(f->st),
+                                  "INSERT INTO flows(name, incarnation, owner_id, spec_json, "
+                                  "source_path, version, created_at, updated_at) "
+                                  "VALUES ('f', 1, 1, '{}', 'x', 1, 0, 0)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(store_user_delete(f->st, a, &err), -EBUSY);
+    assert_int_equal(sqlite3_exec(store_db(f->st), "UPDATE flows SET deleted_at = 1", NULL, NULL,
+                                  NULL), SQLITE_OK);
+    assert_int_equal(store_user_delete(f->st, a, &err), 0);
+    assert_int_equal(store_user_delete(f->st, a, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "tok-a", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_group_members(f->st, g, &n, &err), 0);
+    assert_int_equal(n.n, 0);
+    store_names_free(&n);
+    assert_int_equal(store_group_delete(f->st, "team", &err), 0);
+    assert_int_equal(store_group_delete(f->st, "team", &err), -ENOENT);
+    store_group_t gr;
+    assert_int_equal(store_group_get(f->st, "other", &gr, &err), 0);
+    assert_int_equal(gr.id, g2);
+    store_group_clear(&gr);
 }
 
 static void test_sessions(void **state)
@@ -1489,6 +1560,7 @@ int main(void)
         T(test_users),
         T(test_tokens),
         T(test_tokens_scoped),
+        T(test_groups),
         T(test_sessions),
         T(test_bench_transitions),
     };
