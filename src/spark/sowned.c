@@ -202,7 +202,7 @@ int sowned_create(const sowned_env_t *e, const sowned_spec_t *s, const sowned_qu
     snprintf(w, sizeof w, "%ld", s->workers);
     snprintf(co, sizeof co, "%ld", s->cores);
     snprintf(to, sizeof to, "%d", s->timeout_s);
-    char *argv[24];
+    char *argv[32];
     size_t n = 0;
     argv[n++] = (char *)e->self_exe;
     argv[n++] = (char *)"spark";
@@ -224,6 +224,17 @@ int sowned_create(const sowned_env_t *e, const sowned_spec_t *s, const sowned_qu
     if (s->timeout_s > 0) {
         argv[n++] = (char *)"--timeout";
         argv[n++] = to;
+    }
+    char po[16], cp[16];
+    snprintf(po, sizeof po, "%d", s->port);
+    snprintf(cp, sizeof cp, "%d", s->connect_port);
+    if (s->port > 0) {
+        argv[n++] = (char *)"--port";
+        argv[n++] = po;
+    }
+    if (s->connect && s->connect_port > 0) {
+        argv[n++] = (char *)"--connect-port";
+        argv[n++] = cp;
     }
     if (s->server) {
         argv[n++] = (char *)"--server";

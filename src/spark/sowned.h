@@ -55,6 +55,10 @@ typedef struct sowned_spec {
      * default one), recorded in config.json as "server"; NULL = none */
     const char *server;
     int         timeout_s;          /* `spark up --timeout`; 0 = its default */
+    /* the master's and the Connect server's ports, 0 = free ones.  The hub
+     * picks them itself so that a server's environment can name them
+     * before the cluster is up (`spark up --port --connect-port`). */
+    int         port, connect_port;
 } sowned_spec_t;
 
 /* What one user may have starting or up (nbhub.yaml spark:); NULL = no
