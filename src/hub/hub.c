@@ -33,6 +33,7 @@
 #include "iso/uacct.h"
 #include "iso/workspace.h"
 #include "store/store_auth.h"
+#include "store/store_groups.h"
 #include "store/store_hub.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
@@ -437,6 +438,7 @@ char *hub_server_log_tail(hub_t *h, const hub_server_t *s, size_t max)
 
 static void remove_server(hub_t *h, hub_server_t *s)
 {
+    if (s->subs) emit(s, failed_event(s), 1);
     for (size_t i = 0; i < h->nhooks; i++)
         if (h->hooks[i].gone) h->hooks[i].gone(h, s, h->hooks[i].ud);
     nb_err_t err;
@@ -625,11 +627,18 @@ static char **build_env(hub_t *h, hub_server_t *s, const hub_profile_t *p, const
     char **v = NULL;
     size_t n = 0;
     extern char **environ;
-    /* Scrubbed as for tasks under isolation: system: nbhub's own
-     * credentials and whatever its service manager set never reach user
-     * code. */
-    for (char **e = environ; *e; e++)
-        if (uacct_env_kept(*e)) argv_add(&v, &n, *e);
+    /* As for tasks: under isolation: system scrubbed to what finds
+     * programs and the locale (nbhub's own credentials and whatever its
+     * service manager set never reach user code); under shared nbhub's
+     * environment without its NBHUB_* variables.  The hub's own variables
+     * are set below, never inherited. */
+    for (char **e = environ; *e; e++) {
+        if (!strncmp(*e, "NBHUB_", 6) || !strncmp(*e, "JUPYTERHUB_", 11) || !strncmp(*e, "JPY_API_TOKEN=", 14))
+            continue;
+        if (h->isolation_system && !uacct_env_kept(*e)) continue;
+        if (!h->isolation_system && workspace && !strncmp(*e, "HOME=", 5)) continue;
+        argv_add(&v, &n, *e);
+    }
     if (!v) v = xcalloc(1, sizeof *v);
     if (!h->isolation_system && workspace) env_add(&v, &n, "HOME", workspace);
     char *api = xasprintf("%s/hub/api", h->hub_url);
@@ -761,9 +770,30 @@ static char **build_argv(hub_t *h, hub_server_t *s, const hub_profile_t *p, cons
 
 /* ---- start ------------------------------------------------------------------ */
 
+/* Names a named server may not take: /user/NAME/SEG/ is a named server
+ * when SEG is one, so these would hide the default server's own pages. */
+static const char *const reserved_names[] = {
+    "api", "lab", "tree", "files", "static", "notebooks", "edit", "terminals", "doc", "view",
+    "oauth_callback", "logout", "login", "kernelspecs", "nbconvert", "metrics", "custom",
+    "nbextensions", "voila", "hub", "default", "server", "servers",
+};
+
 int hub_server_name_valid(const char *name)
 {
-    return name && (!*name || hub_name_valid(name));
+    if (!name) return 0;
+    if (!*name) return 1;
+    if (!hub_name_valid(name)) return 0;
+    for (size_t i = 0; i < sizeof reserved_names / sizeof *reserved_names; i++)
+        if (!strcmp(name, reserved_names[i])) return 0;
+    return 1;
+}
+
+void hub_set_urls(hub_t *h, const char *hub_url, const char *public_url)
+{
+    free(h->hub_url);
+    free(h->public_url);
+    h->hub_url = hub_url ? xstrdup(hub_url) : NULL;
+    h->public_url = public_url ? xstrdup(public_url) : NULL;
 }
 
 static const char *options_profile(json_t *o)
@@ -778,7 +808,8 @@ int hub_server_start(hub_t *h, const hub_user_t *u, const char *server_name,
     if (out) *out = NULL;
     const char *name = server_name ? server_name : "";
     if (!hub_server_name_valid(name))
-        return err_set(err, -EINVAL, "invalid server name (1-63 of a-z 0-9 . _ -, starting with a letter or digit)");
+        return err_set(err, -EINVAL, "invalid server name '%.63s' (1-63 of a-z 0-9 . _ -, starting with a letter "
+                                    "or digit; not a path of the default server such as 'lab' or 'api')", name);
     if (*name && !h->conf->named_servers) return err_set(err, -EINVAL, "named servers are not enabled (hub.named_servers)");
     if (!h->hub_url) return err_set(err, -ENOTSUP, "the hub needs a TCP listen address for its servers to call back");
     if (h->shutting_down) return err_set(err, -ESHUTDOWN, "nbhub is shutting down");
@@ -1080,6 +1111,11 @@ void hub_server_activity(hub_t *h, hub_server_t *s, int64_t ts)
     if (store_server_activity(h->store, s->id, ts, &err) == 0) s->activity_written = ts;
 }
 
+void hub_server_touch(hub_server_t *s)
+{
+    hub_server_activity(s->hub, s, time_now_us());
+}
+
 void hub_server_set_spark(hub_t *h, hub_server_t *s, const char *cluster, const char *ui_url)
 {
     free(s->spark_cluster);
@@ -1186,12 +1222,15 @@ int hub_profile_allowed(const hub_profile_t *p, const char *user, const char *co
 int hub_profile_allowed_u(hub_t *h, const hub_profile_t *p, const hub_user_t *u)
 {
     if (p->allow_all) return 1;
-    char **groups = NULL;
+    store_names_t g = { NULL, 0 };
     nb_err_t err;
-    if (store_user_group_names(h->store, u->id, &groups, &err) < 0)
+    if (store_user_groups(h->store, u->id, &g, &err) < 0)
         LOG_W("groups not read", "user=%s error=\"%s\"", u->name, err.msg);
+    char **groups = xcalloc(g.n + 1, sizeof *groups);
+    for (size_t i = 0; i < g.n; i++) groups[i] = g.v[i];
     int ok = hub_profile_allowed(p, u->name, (const char *const *)groups, u->is_admin);
-    strv_free(groups);
+    free(groups);
+    store_names_free(&g);
     return ok;
 }
 

@@ -34,7 +34,7 @@
  *
  * Stability: h4 (api_hub*.c) and h7 (hub_spark.c, hub_cull.c) build on
  * this header; changes are additions, noted here:
- *   - hub_server_client_id (added with the implementation)
+ *   - hub_server_client_id, hub_set_urls, hub_server_touch (added with the implementation)
  */
 #ifndef NBHUB_HUB_H
 #define NBHUB_HUB_H
@@ -116,6 +116,10 @@ void hub_shutdown(hub_t *h, int stop_servers, void (*done)(void *ud), void *ud);
  * running under our supervision). */
 void hub_free(hub_t *h);
 
+/* hub_url and public_url as in hub_opts_t, known once nbhub listens (the
+ * port may be chosen then).  Copied. */
+void hub_set_urls(hub_t *h, const char *hub_url, const char *public_url);
+
 /* The configuration in use (never NULL). */
 const hub_conf_t *hub_conf(const hub_t *h);
 
@@ -136,8 +140,10 @@ json_t *hub_profiles_json(hub_t *h, const hub_user_t *u);
 
 /* ---- servers ------------------------------------------------------------ */
 
-/* Server names: "" (the default server) or [a-z0-9][a-z0-9._-]{0,62}.
- * 1 if valid. */
+/* Server names: "" (the default server) or [a-z0-9][a-z0-9._-]{0,62},
+ * but not a path of the default server ("api", "lab", "tree", "files",
+ * "static", "oauth_callback", "default", ...: /user/NAME/SEG/ is the named
+ * server SEG when it exists).  1 if valid. */
 int  hub_server_name_valid(const char *name);
 
 /* Start user's server `server_name` ("" = default).  user_options_json is
@@ -230,6 +236,10 @@ int  hub_server_target(const hub_server_t *s, hub_target_t *t);
  * proxied traffic): last_activity = max(old, ts), written to the store at
  * most once a minute per server. */
 void hub_server_activity(hub_t *h, hub_server_t *s, int64_t ts_us);
+
+/* hub_server_activity(hub, s, now), for callbacks that hold only s (the
+ * proxy's on_activity). */
+void hub_server_touch(hub_server_t *s);
 
 /* Record the server's Spark cluster (name NULL = none) and the URL of its
  * UI for the page (h7's hub_spark.c). */

@@ -226,27 +226,6 @@ int store_server_delete(store_t *st, int64_t id, nb_err_t *err)
     return changed_one(st, id, "delete server", err);
 }
 
-int store_user_group_names(store_t *st, int64_t user_id, char ***out, nb_err_t *err)
-{
-    size_t n = 0;
-    char **v = xcalloc(1, sizeof *v);
-    *out = v;
-    sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT g.name FROM group_members m JOIN groups g ON g.id = m.group_id "
-                            "WHERE m.user_id = ?1 ORDER BY g.name", &s, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(s, 1, user_id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        v = xrealloc(v, (n + 2) * sizeof *v);
-        v[n++] = store_col_str(s, 0);
-        v[n] = NULL;
-    }
-    sqlite3_reset(s);
-    *out = v;
-    if (rc != SQLITE_DONE) return store_sqlerr(st, rc, "read groups", err);
-    return 0;
-}
-
 void store_server_clear(store_server_t *v)
 {
     if (!v) return;

@@ -1,7 +1,6 @@
 /*
- * store_hub — the hub's rows: `servers` (one per user's default or named
- * notebook server, kept after a stop) and the read side of groups, which
- * choose profiles (docs/hub.md).
+ * store_hub — the hub's rows: `servers`, one per user's default or named
+ * notebook server, kept after a stop (docs/hub.md).
  *
  * A server's life is a few transitions, each one transaction:
  *
@@ -71,10 +70,6 @@ int store_server_activity(store_t *st, int64_t id, int64_t ts, nb_err_t *err);
 int store_server_set_spark(store_t *st, int64_t id, const char *cluster, nb_err_t *err);
 /* Delete the row (its tokens go with it: ON DELETE CASCADE). */
 int store_server_delete(store_t *st, int64_t id, nb_err_t *err);
-
-/* The names of user_id's groups, NULL-terminated (never NULL; free each
- * and the array). */
-int store_user_group_names(store_t *st, int64_t user_id, char ***out, nb_err_t *err);
 
 void store_server_clear(store_server_t *s);
 void store_servers_free(store_servers_t *l);
