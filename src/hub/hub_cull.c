@@ -194,7 +194,8 @@ static void poll_end(struct cull_poll *p)
 static void poll_kernels_done(const hclient_resp_t *r, void *ud)
 {
     struct cull_poll *p = ud;
-    hub_server_t *s = poll_server(p);
+    /* -ECANCELED: nbhub stops (hclient_close); nothing is decided then */
+    hub_server_t *s = r->code == -ECANCELED ? NULL : poll_server(p);
     if (!s) {
         poll_end(p);
         return;
@@ -245,7 +246,7 @@ static void poll_status_done(const hclient_resp_t *r, void *ud)
 {
     struct cull_poll *p = ud;
     hub_cull_t *c = p->c;
-    hub_server_t *s = poll_server(p);
+    hub_server_t *s = r->code == -ECANCELED ? NULL : poll_server(p);
     if (!s) {
         poll_end(p);
         return;
@@ -395,6 +396,7 @@ int hub_cull_new(hub_t *h, const hub_cull_opts_t *o, hub_cull_t **out, nb_err_t 
     c->timer = xcalloc(1, sizeof *c->timer);
     uv_timer_init(o->loop, c->timer);
     c->timer->data = c;
+    uv_unref((uv_handle_t *)c->timer);   /* never what keeps nbhub's loop running */
     int64_t every = conf->cull_every_ms;
     if (every <= 0) {
         int64_t base = conf->cull_timeout_ms ? conf->cull_timeout_ms : conf->cull_max_age_ms;

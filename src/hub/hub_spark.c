@@ -357,6 +357,7 @@ int hub_spark_new(hub_t *h, const sowned_env_t *env, hub_spark_t **out, nb_err_t
     hs->sweep = xcalloc(1, sizeof *hs->sweep);
     uv_timer_init(env->loop, hs->sweep);
     hs->sweep->data = hs;
+    uv_unref((uv_handle_t *)hs->sweep);   /* never what keeps nbhub's loop running */
     hub_hooks_t hooks = { .starting = hs_starting, .stopped = hs_stopped, .gone = hs_stopped, .ud = hs };
     hub_add_hooks(h, &hooks);
     *out = hs;

@@ -28,7 +28,8 @@ def hub_yaml(h, cull):
 
 
 def culled_lines(srv):
-    return [l for l in srv.log().splitlines() if "server culled" in l]
+    text = srv.log_path.read_text(errors="replace")      # all of it: srv.log() is the tail
+    return [l for l in text.splitlines() if "server culled" in l]
 
 
 def server_log(srv, s):
