@@ -299,6 +299,19 @@ void api_runs_list_for(api_t *a, http_req_t *req, const char *flow, int64_t flow
 /* The Run object (with tasks) of runs.id, or NULL with *rc set. */
 json_t *api_runs_load(api_t *a, int64_t run, int *rc, nb_err_t *err);
 
+/* ---- api_servers.c: nbhub's own API for notebook servers (the hub) ---- */
+void api_servers_profiles(http_req_t *req, void *ud);
+void api_servers_list(http_req_t *req, void *ud);
+void api_servers_start(http_req_t *req, void *ud);
+void api_servers_get(http_req_t *req, void *ud);
+void api_servers_stop(http_req_t *req, void *ud);
+void api_servers_progress(http_req_t *req, void *ud);
+
+/* ---- api_proxy.c: /user/NAME[/SERVER]/ to the user's notebook server ---- */
+void api_proxy_user(http_req_t *req, void *ud);
+void api_proxy_user_bare(http_req_t *req, void *ud);
+/* The hub hooks that end proxied exchanges of a server that stopped. */
+void api_proxy_hooks(api_t *a);
 /* ---- api_hub.c: JupyterHub's API at /hub/api ------------------------------ */
 
 /* The version /hub/api answers with (X-JupyterHub-Version, GET /hub/api/):
