@@ -460,7 +460,7 @@ CULLER = os.path.join(os.path.dirname(__file__), "..", "..", ".venv", "bin", "ju
 @pytest.fixture(scope="module")
 def hs(tmp_path_factory):
     h = hub_harness(tmp_path_factory, "hubapi")
-    s = HubServer(h, config="hub:\n  max_servers_per_user: 3\n  start_timeout: 90s\n",
+    s = HubServer(h, config="hub:\n  max_servers_per_user: 3\n  start_timeout: 90s\n  admin_access: true\n",
                   users=("alice", "bob")).start()
     yield s
     # servers outlive nbhub serve by design (a restart adopts them): stop them first
@@ -714,6 +714,50 @@ def test_pkce_and_code_attacks(hs):
     assert st == 200
     st, err = s.post("/hub/api/users/alice/activity", {"servers": {"nope": {"last_activity": now}}})
     assert st == 400
+
+
+def test_admin_access_needs_consent(hs):
+    """hub.admin_access: an admin may open alice's server, but only after a
+    consent page posted back with the session's CSRF token (a link alone
+    does not log the admin's browser in to a server alice controls)."""
+    if not hs.server("alice") or hs.server("alice")["state"] != "running":
+        hs.start_server("alice")
+    env = server_env(hs, "alice")
+    cid, cb, secret = env["JUPYTERHUB_CLIENT_ID"], env["JUPYTERHUB_OAUTH_CALLBACK_URL"], env["JUPYTERHUB_API_TOKEN"]
+    st, body, hdr = hs.srv.api.request("POST", "/api/v1/login", {"username": "admin", "password": ADMIN_PASSWORD},
+                                       token=False, raw=True)
+    cookie, csrf = hdr["set-cookie"].split(";")[0], json.loads(body)["csrf_token"]
+    verifier, challenge = pkce()
+    st, body, hdr = authorize(hs, cookie, cid, cb, challenge)
+    assert st == 200 and "location" not in hdr, (st, hdr)
+    page = body.decode()
+    assert "Authorize" in page and "alice" in page and hdr["content-type"].startswith("text/html")
+    q = urllib.parse.urlencode({"response_type": "code", "client_id": cid, "redirect_uri": cb, "state": "s",
+                                "code_challenge": challenge, "code_challenge_method": "S256"})
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+    # no or a wrong CSRF value: refused (a foreign page cannot consent for the admin)
+    for b in ("", "_xsrf=nbc_wrong"):
+        st, _, hdr = hs.api.request("POST", "/hub/api/oauth2/authorize?" + q, b, headers=form, token=False, raw=True)
+        assert st == 403 and "location" not in hdr
+    st, _, hdr = hs.api.request("POST", "/hub/api/oauth2/authorize?" + q, "_xsrf=" + csrf, headers=form,
+                                token=False, raw=True)
+    assert st == 302, st
+    code, qs = code_of(hdr["location"])
+    assert code and qs["state"] == ["s"]
+    st, tok = exchange(hs, cid, secret, code, cb, verifier)
+    assert st == 200, tok
+    st, me = hub(hs.port, tok["access_token"]).get("/hub/api/user")
+    assert st == 200 and me["name"] == "admin" and "access:servers!server=alice/" in me["scopes"]
+    assert "admin:users" not in me["scopes"] and "access:servers" not in me["scopes"]
+    st, _ = Api(hs.port, tok["access_token"]).get("/api/v1/users")
+    assert st == 403
+    # bob, no admin: no page, no code
+    bcookie, bcsrf = hs.login("bob")
+    st, _, hdr = authorize(hs, bcookie, cid, cb, challenge)
+    assert st == 403
+    st, _, hdr = hs.api.request("POST", "/hub/api/oauth2/authorize?" + q, "_xsrf=" + bcsrf,
+                                headers=dict(form, Cookie=bcookie), token=False, raw=True)
+    assert st == 403
 
 
 def test_idle_culler_culls_idle_leaves_busy(hs):
