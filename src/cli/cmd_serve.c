@@ -661,6 +661,9 @@ out_loop:
     hub_free(sv.hub);
     hub_spark_free(sv.hub_spark);
     sched_free(sv.sched);
+    /* The hub's handles close on the loop (servers left running are not
+     * waited for: their handles were let go at hub_shutdown). */
+    uv_run(&sv.loop, UV_RUN_NOWAIT);
     uv_loop_close(&sv.loop);
     netguard_free(sv.guard);
 out:
