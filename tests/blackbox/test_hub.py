@@ -384,3 +384,20 @@ def test_progress_events_as_jupyterhub_sends_them(hub):
     assert hub.server("alice", "prog")["last_activity"] > before
     hub.stop_server("alice", "prog", remove=True)
     hub.stop_server("bob", "bad", remove=True)
+
+
+def test_start_timeout_fails_with_the_log_tail_and_kills_the_server(h):
+    cfg = ("hub:\n  start_timeout: 2s\n  stop_grace: 1s\n  profiles:\n"
+           "    - {name: slow, command: [/bin/sh, -c, 'echo slow server on port $0; exec sleep 600', '{port}']}\n")
+    hs = HubServer(h, config=cfg).start()
+    t0 = time.monotonic()
+    srv = hs.start_server("alice", timeout=30)
+    took = time.monotonic() - t0
+    assert srv["state"] == "failed", srv
+    assert "did not answer within 2 s" in srv["error"] and "slow server on port" in srv["error"], srv
+    assert took < 10, took
+    assert srv["pid"] is None
+    with hs.db() as db:
+        pid = db.execute("SELECT pid FROM servers").fetchone()[0]
+    assert not pid_alive(pid)
+    hs.stop()
