@@ -717,35 +717,50 @@ static char *subst(const char *a, int port, const char *base_url, const char *to
     return buf_detach(&b);
 }
 
+/* The cgroup of a server under isolation: system, nbhub/u-ACCOUNT/server-ID
+ * (the user's limits on the parent, the profile's on the leaf), or 0 when
+ * there is none (no cgroups here, no limits); both limits set into *ul and
+ * *pl. */
+static int server_cgroup(hub_t *h, const hub_server_t *s, const hub_profile_t *p, const char *acct,
+                         char *ug, char *leaf, size_t n, iso_limits_t *ul, iso_limits_t *pl)
+{
+    if (!h->isolation_system || !h->cgroups || !acct) return 0;
+    const iso_limits_t *u = h->user_limits ? h->user_limits(h->limits_ud, s->user) : NULL;
+    *ul = u ? *u : (iso_limits_t){ 0, 0, 0 };
+    *pl = p ? p->limits : (iso_limits_t){ 0, 0, 0 };
+    /* a child's CPU quota above its parent's is refused: the tighter one */
+    iso_limits_t cpu = { 0, pl->cpu_milli, 0 }, ucpu = { 0, ul->cpu_milli, 0 };
+    limits_tighten(&cpu, &ucpu);
+    pl->cpu_milli = cpu.cpu_milli;
+    if (!limits_any(ul) && !limits_any(pl)) return 0;
+    snprintf(ug, n, "nbhub/u-%s", acct);
+    snprintf(leaf, n, "nbhub/u-%s/server-%lld", acct, (long long)s->id);
+    return 1;
+}
+
 static char **build_argv(hub_t *h, hub_server_t *s, const hub_profile_t *p, const char *acct, char **cgroup_out)
 {
     char **v = NULL;
     size_t n = 0;
     *cgroup_out = NULL;
-    if (h->isolation_system || (h->cgroups && limits_any(&p->limits))) {
+    /* Under isolation: shared a server runs as nbhub's account, like a
+     * task; profile limits are enforced under system (hub_new warns). */
+    if (h->isolation_system) {
         argv_add(&v, &n, h->self_exe);
         argv_add(&v, &n, "__as-user");
         argv_add(&v, &n, acct ? acct : "-");
         if (h->isolation_system && h->create_accounts) argv_add(&v, &n, "--create");
-        if (h->cgroups) {
-            const iso_limits_t *ul = h->user_limits ? h->user_limits(h->limits_ud, s->user) : NULL;
-            char ug[160], leaf[200];
-            snprintf(ug, sizeof ug, "nbhub/u-%s", acct ? acct : "shared");
-            snprintf(leaf, sizeof leaf, "%s/server-%lld", ug, (long long)s->id);
-            iso_limits_t uz = ul ? *ul : (iso_limits_t){ 0, 0, 0 }, pl = p->limits;
-            iso_limits_t cpu = { 0, pl.cpu_milli, 0 }, ucpu = { 0, uz.cpu_milli, 0 };
-            limits_tighten(&cpu, &ucpu);
-            pl.cpu_milli = cpu.cpu_milli;
-            if (limits_any(&uz) || limits_any(&pl)) {
-                char *a = limits_spec(ug, &uz), *b = limits_spec(leaf, &pl);
-                argv_add(&v, &n, "--cgroup");
-                argv_add(&v, &n, a);
-                argv_add(&v, &n, "--cgroup");
-                argv_add(&v, &n, b);
-                free(a);
-                free(b);
-                *cgroup_out = xstrdup(leaf);
-            }
+        char ug[200], leaf[200];
+        iso_limits_t uz, pl;
+        if (server_cgroup(h, s, p, acct, ug, leaf, sizeof ug, &uz, &pl)) {
+            char *a = limits_spec(ug, &uz), *b = limits_spec(leaf, &pl);
+            argv_add(&v, &n, "--cgroup");
+            argv_add(&v, &n, a);
+            argv_add(&v, &n, "--cgroup");
+            argv_add(&v, &n, b);
+            free(a);
+            free(b);
+            *cgroup_out = xstrdup(leaf);
         }
         argv_add(&v, &n, "--");
     }
@@ -1302,6 +1317,10 @@ int hub_new(const hub_opts_t *o, hub_t **out, nb_err_t *err)
     hub_conf_finish(&h->defconf);
     h->conf = o->conf && o->conf->nprofiles ? o->conf : &h->defconf;
     h->ops = &spawn_local_ops;
+    for (size_t i = 0; i < h->conf->nprofiles; i++)
+        if (limits_any(&h->conf->profiles[i].limits) && !(h->isolation_system && h->cgroups))
+            LOG_W("hub: profile limits are not enforced here", "profile=%s why=\"%s\"", h->conf->profiles[i].name,
+                  h->isolation_system ? "cgroups are not usable" : "they need isolation: system");
     store_servers_t rows;
     int rc = store_servers_list(o->store, &rows, err);
     if (rc < 0) {
@@ -1333,8 +1352,15 @@ int hub_adopt(hub_t *h)
         id.pid = s->pid;
         id.start_time = s->pid_start;
         char *logp = log_path(h, s);
+        /* Its cgroup, to remove at its stop (the same name as at its start). */
+        char acct[64], ug[200], leaf[200];
+        iso_limits_t ul, pl;
+        int cg = h->isolation_system &&
+                 uacct_name(h->account_tmpl ? h->account_tmpl : UACCT_DEFAULT_TEMPLATE, s->user, acct, sizeof acct, NULL) == 0 &&
+                 server_cgroup(h, s, hub_server_profile_def(h, s), acct, ug, leaf, sizeof ug, &ul, &pl);
         nb_err_t err;
-        int rc = s->pid > 0 ? h->ops->adopt(h->loop, &id, logp, h->conf->log_max, NULL, on_proc_exit, s, &s->proc, &err)
+        int rc = s->pid > 0 ? h->ops->adopt(h->loop, &id, logp, h->conf->log_max, cg ? leaf : NULL, on_proc_exit, s,
+                                            &s->proc, &err)
                             : err_set(&err, -ESRCH, "no process was recorded");
         free(logp);
         if (rc < 0) {

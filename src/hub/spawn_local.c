@@ -279,7 +279,7 @@ static void finish(spawn_proc_t *p, int code, int sig)
         kill(-p->pid, SIGKILL);
         kill_tree(p);
     }
-    if (p->cgroup && p->stopping) cgroup_remove(p->cgroup);
+    if (p->cgroup) cgroup_remove(p->cgroup);
     p->cb(p, code, sig, p->ud);
 }
 

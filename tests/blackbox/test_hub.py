@@ -340,6 +340,10 @@ def test_system_isolation_runs_the_server_as_the_users_account_in_its_cgroup(h):
         assert st == 200, (st, body, hs.log())
         assert body["uid"] == acct.pw_uid and body["auth_ok"] and body["home"] == acct.pw_dir, body
         assert body["cookie"] == "other=1", body
+        # adopted after a kill -9: its cgroup is still known, and removed at its stop
+        hs.restart(kill9=True)
+        assert hs.server(user)["pid"] == srv["pid"]
+        assert hs.user(user).get(f"/user/{user}/api/x")[0] == 200
         hs.stop_server(user)
         assert not pid_alive(srv["pid"])
         assert not os.path.exists(f"/sys/fs/cgroup/memory{path}")
