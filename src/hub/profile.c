@@ -214,7 +214,8 @@ static void parse_env(struct pctx *x, yaml_node_t *v, hub_profile_t *pr)
         errlist_add(x->errs, x->path, POS(v), "'env' must be a mapping of NAME: value");
         return;
     }
-    size_t n = 0;
+    size_t n = 0;   /* a second env: key adds to the first */
+    while (pr->env && pr->env[n]) n++;
     for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(x->doc, p->key), *vn = yaml_document_get_node(x->doc, p->value);
         const char *key = scalar(kn), *val = scalar(vn);
