@@ -405,3 +405,19 @@ def test_start_timeout_fails_with_the_log_tail_and_kills_the_server(h):
         pid = db.execute("SELECT pid FROM servers").fetchone()[0]
     assert not pid_alive(pid)
     hs.stop()
+
+
+def test_stopping_a_start_in_progress_ends_stopped(hub):
+    srv = hub.start_server("bob", "cancel", wait=False)
+    assert srv["state"] == "starting", srv
+    st, body = hub.user("bob").delete("/api/v1/servers/bob/cancel")
+    assert st == 202 and body["state"] == "stopping", (st, body)
+    end = hub.wait_state("bob", "cancel", ("stopped", "failed"), timeout=30)
+    assert end["state"] == "stopped" and end["error"] is None, end
+    with hub.db() as db:
+        pid = db.execute("SELECT s.pid FROM servers s JOIN users u ON u.id = s.user_id "
+                         "WHERE u.name = 'bob' AND s.name = 'cancel'").fetchone()[0]
+    assert pid and not pid_alive(pid)
+    # and it can start again at once
+    assert hub.start_server("bob", "cancel")["state"] == "running"
+    hub.stop_server("bob", "cancel", remove=True)
