@@ -32,6 +32,7 @@
 #include "hub/hub_spark.h"
 #include "http/netguard.h"
 #include "http/notify.h"
+#include "http/proxy.h"
 #include "http/server.h"
 #include "kernel/kspec.h"
 #include "sched/pool.h"
@@ -584,6 +585,10 @@ int cmd_serve(int argc, char **argv)
     if (sv.conf.http_body_budget >= 0) lim.body_budget = (size_t)sv.conf.http_body_budget;
     if (sv.conf.http_min_body_rate >= 0) lim.min_body_rate = (size_t)sv.conf.http_min_body_rate;
     if (sv.conf.http_body_grace_ms >= 0) lim.body_grace_ms = (uint64_t)sv.conf.http_body_grace_ms;
+    if (sv.conf.http_proxy_body_max > 0) lim.stream_body_max = (size_t)sv.conf.http_proxy_body_max;
+    struct proxy_config pcfg = { .ws_idle_timeout_ms = sv.conf.http_websocket_idle_ms > 0 ?
+                                                       (uint64_t)sv.conf.http_websocket_idle_ms : 0 };
+    proxy_configure(&pcfg);
     sv.http = http_server_new(&sv.loop, &lim, api_handle, sv.api);
     /* Authentication and authorization on the head: no body is read for a
      * request that would be refused (api_gate). */

@@ -50,6 +50,7 @@ void srvconf_init(srvconf_t *c)
     c->create_system_users = -1;
     c->http_max_body = c->http_anon_body = c->http_body_budget = -1;
     c->http_min_body_rate = c->http_body_grace_ms = -1;
+    c->http_proxy_body_max = c->http_websocket_idle_ms = -1;
     c->render_max = -1;
     hub_conf_init(&c->hub);
 }
@@ -152,11 +153,12 @@ static int64_t parse_size(const char *s)
 /* The http: mapping (keys of their own, each a size but body_grace). */
 static void set_http(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_node_t *v, nb_errlist_t *errs)
 {
-    static const char *const keys[] = { "max_body", "anon_body", "body_budget", "min_body_rate", "body_grace" };
+    static const char *const keys[] = { "max_body", "anon_body", "body_budget", "min_body_rate", "body_grace",
+                                        "proxy_body_max", "websocket_idle" };
     const size_t nkeys = sizeof keys / sizeof *keys;
     if (v->type != YAML_MAPPING_NODE) {
         errlist_add(errs, path, POS(v), "'http' must be a mapping (max_body, anon_body, body_budget, "
-                                        "min_body_rate, body_grace)");
+                                        "min_body_rate, body_grace, proxy_body_max, websocket_idle)");
         return;
     }
     yaml_node_t *budget_node = NULL;
@@ -172,13 +174,15 @@ static void set_http(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_
                         hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
             continue;
         }
-        if (i == 4) {
+        if (i == 4 || i == 6) {
             int64_t secs;
-            if (!s || flow_duration_parse(s, &secs) < 0) {
-                errlist_add(errs, path, POS(vn), "'http.body_grace' must be a duration such as 10s or 1m");
+            if (!s || flow_duration_parse(s, &secs) < 0 || (i == 6 && secs < 60)) {
+                errlist_add(errs, path, POS(vn), "'http.%s' must be a duration such as %s", key,
+                            i == 4 ? "10s or 1m" : "1h or 2h (at least 1m: Jupyter pings every 30 s)");
                 continue;
             }
-            c->http_body_grace_ms = secs * 1000;
+            if (i == 4) c->http_body_grace_ms = secs * 1000;
+            else c->http_websocket_idle_ms = secs * 1000;
             continue;
         }
         int64_t n = parse_size(s);
@@ -188,7 +192,8 @@ static void set_http(srvconf_t *c, const char *path, yaml_document_t *doc, yaml_
                         i < 2 ? "" : " (0 = off)");
             continue;
         }
-        if (i == 0) c->http_max_body = n;
+        if (i == 5) c->http_proxy_body_max = n;    /* 0: none, the default */
+        else if (i == 0) c->http_max_body = n;
         else if (i == 1) c->http_anon_body = n;
         else if (i == 2) c->http_body_budget = n, budget_node = vn;
         else c->http_min_body_rate = n;

@@ -75,6 +75,8 @@ typedef struct srvconf {
     int64_t  http_body_budget;
     int64_t  http_min_body_rate;
     int64_t  http_body_grace_ms;
+    int64_t  http_proxy_body_max;      /* -1: default (none); a proxied request's body (http/proxy) */
+    int64_t  http_websocket_idle_ms;   /* -1: default (1 h); an idle proxied websocket is closed */
     unsigned spark_max_clusters;    /* spark: max_clusters_per_user; 0 = unset */
     long     spark_max_memory_mb;   /* spark: max_memory_per_user in MB; 0 = unset */
     char   **webhook_allow;   /* NULL-terminated, may be NULL; each checked by netguard_allow */

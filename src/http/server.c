@@ -1268,7 +1268,15 @@ static void conn_reject_budget(http_conn_t *c, int status, int budget);
  * while the gate waits) for conn_run to parse after the gate. */
 static void conn_parse(http_conn_t *c, const char *data, size_t len)
 {
-    if (c->phase != CONN_ACTIVE || c->parse_done) return;     /* discard: lingering or done */
+    if (c->phase != CONN_ACTIVE) return;                      /* discard: lingering */
+    if (c->upgrade_hold) {
+        /* Waiting for the answer to an Upgrade: keep what the client sends
+         * for the new protocol (a read's worth at most, then reading
+         * pauses), and keep reading so that its EOF aborts the request. */
+        buf_append(&c->stash, data, len);
+        return;
+    }
+    if (c->parse_done) return;                                 /* discard: done */
     if (c->gate_wait) {
         buf_append(&c->stash, data, len);                      /* detached feeds only */
         return;
@@ -1430,7 +1438,7 @@ static void conn_update(http_conn_t *c)
         for (http_req_t *r = c->qhead; r; r = r->next)
             if (r->complete) queued += r->body.len;
         int want = c->ncomplete < lim->max_pipeline && queued <= lim->max_body && !c->gate_wait &&
-                   !c->upgrade_hold && !c->read_paused;
+                   !(c->upgrade_hold && c->stash.len >= READ_BUF_SIZE) && !c->read_paused;
         if (c->upgraded) want = !c->read_paused && !c->peer_eof;
         if (want && !c->reading) {
             uv_read_start(&c->h.stream, alloc_cb, read_cb);

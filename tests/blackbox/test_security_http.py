@@ -273,6 +273,11 @@ def test_bad_http_config_is_refused_with_positions(h):
     assert f"{cfg}:2:16: 'http.body_budget' must be a size" in r.stderr, r.stderr
     assert f"{cfg}:3:3: unknown key 'http.max_bdy' (did you mean 'max_body'?)" in r.stderr, r.stderr
     assert f"{cfg}:4:15: 'http.body_grace' must be a duration" in r.stderr, r.stderr
+    cfg.write_text("http:\n  proxy_body_max: lots\n  websocket_idle: 5s\n")
+    r = h.run(["serve", "--config", cfg, "--home", h.tmp / "home"])
+    assert r.rc == 3, r
+    assert f"{cfg}:2:19: 'http.proxy_body_max' must be a size" in r.stderr, r.stderr
+    assert f"{cfg}:3:19: 'http.websocket_idle' must be a duration" in r.stderr, r.stderr
     cfg.write_text("http: {max_body: 16m, body_budget: 8m}\n")
     r = h.run(["serve", "--config", cfg, "--home", h.tmp / "home"])
     assert r.rc == 3 and "is smaller than max_body" in r.stderr, r

@@ -35,6 +35,7 @@
 #include "util/xmalloc.h"
 
 static atomic_int g_activity, g_errors, g_up_aborts, g_sink_done;
+static http_req_t *g_hung;         /* loop thread only */
 static atomic_llong g_sink_bytes;
 
 /* ---- the loop thread ---------------------------------------------------- */
@@ -51,6 +52,7 @@ struct fx {
     http_server_t *front, *up;
     http_router_t *frouter, *urouter;
     int front_port, up_port, dead_port;
+    int front_stopped;
 };
 
 static struct fx F;
@@ -83,6 +85,7 @@ static void front_handler(http_req_t *req, void *ud)
     if (strncmp(p, "/refused", 8) == 0) t.port = F.dead_port;
     if (strncmp(p, "/auth/up", 8) == 0) t.upstream_auth = "token UPSTREAM";
     if (strncmp(p, "/auth/pass", 10) == 0) t.pass_authorization = 1;
+    if (getenv("PROXY_BENCH_AUTH")) t.upstream_auth = getenv("PROXY_BENCH_AUTH");
     proxy_pass(req, &t);
 }
 
@@ -110,7 +113,9 @@ static void up_echo(http_req_t *req)
                           "headers", h);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    raw_answer(req, "X-Up: 1\r\nKeep-Alive: timeout=5\r\nConnection: X-Up2\r\nX-Up2: gone\r\n", s, 1);
+    raw_answer(req, "X-Up: 1\r\nKeep-Alive: timeout=5\r\nConnection: X-Up2\r\nX-Up2: gone\r\n"
+                    "Set-Cookie: own=1; Path=/user/alice/\r\nSet-Cookie: nbhub_session=planted; Path=/\r\n"
+                    "Set-Cookie: __Host-NBHUB_SESSION=x; Path=/\r\nSet-Cookie: dropme=2\r\n", s, 1);
     free(s);
 }
 
@@ -261,6 +266,11 @@ static void ws_data(http_req_t *req, const char *data, size_t len, void *ud)
 static void ws_abort(http_req_t *req, void *ud)
 {
     (void)ud;
+    if (req == g_hung) {
+        g_hung = NULL;
+        atomic_fetch_add(&g_up_aborts, 1);
+        http_raw_begin(req, 0);
+    }
     http_raw_end(req, 0);
 }
 
@@ -305,6 +315,27 @@ static void up_handler(http_req_t *req, void *ud)
         http_raw_write(req, h, strlen(h));
         http_stream_drop(req);
         http_raw_end(req, 0);
+    } else if (strstr(p, "/wshang")) {
+        /* Never answers the handshake; the proxy's client going away ends it. */
+        http_req_on_abort(req, ws_abort, NULL);
+        g_hung = req;
+    } else if (strstr(p, "/bogus101")) {
+        /* A 101 to a request that asked for no upgrade: never relayed. */
+        const char *h = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        http_raw_begin(req, 101);
+        http_raw_write(req, h, strlen(h));
+        http_stream_drop(req);
+        http_raw_end(req, 0);
+    } else if (strstr(p, "/hugehead")) {
+        /* A user's server is user code: an endless head is malformed. */
+        char *big = xmalloc(100 * 1024);
+        memset(big, 'h', 100 * 1024 - 1);
+        big[100 * 1024 - 1] = '\0';
+        buf_t b = BUF_INIT;
+        buf_printf(&b, "X-Huge: %s\r\n", big);
+        raw_answer(req, b.data, "{}", 0);
+        buf_free(&b);
+        free(big);
     } else if (strstr(p, "/closeafter")) {
         /* Looks keep-alive, but the server closes right after it. */
         raw_answer(req, "", "{}", 0);
@@ -332,8 +363,11 @@ static void async_cb(uv_async_t *a)
         proxy_stats_reset_peak();
     } else if (F.op == 4) {
         proxy_drop(&F);
-    } else if (F.op == 2) {
+    } else if (F.op == 5) {
+        F.front_stopped = 1;
         http_server_stop(F.front, NULL, NULL);
+    } else if (F.op == 2) {
+        if (!F.front_stopped) http_server_stop(F.front, NULL, NULL);
         http_server_stop(F.up, NULL, NULL);
         uv_close((uv_handle_t *)&F.async, NULL);
     }
@@ -379,6 +413,7 @@ static int setup(void **state)
     assert_int_equal(http_router_new(routes, 1, NULL, &F.frouter, &err), 0);
     struct http_limits flim = lim;
     flim.body_timeout_ms = 1000;    /* test_slow_body */
+    flim.stream_body_max = 100 << 20; /* test_proxy_body_max */
     F.front = http_server_new(&F.loop, &flim, http_router_handle, F.frouter);
     http_server_set_gate(F.front, http_router_gate, F.frouter);
     http_server_set_csp(F.front, "default-src 'none'");
@@ -652,6 +687,10 @@ static void test_headers(void **state)
     assert_false(hhas(&rs, "x-content-type-options"));
     assert_false(hhas(&rs, "server"));
     assert_false(hhas(&rs, "connection"));
+    /* Only the server's own cookies pass. */
+    assert_non_null(strstr(rs.head, "Set-Cookie: own=1; Path=/user/alice/\n"));
+    assert_null(strcasestr(rs.head, "nbhub_session"));
+    assert_null(strstr(rs.head, "dropme"));
     resp_free(&rs);
 
     /* Authorization per target. */
@@ -821,6 +860,20 @@ static void test_upstream_errors(void **state)
     read_resp(&r, &rs, 1, 0, 0);
     assert_int_equal(rs.status, 200);
     resp_free(&rs);
+    /* A head too large from upstream: on_error, not relayed. */
+    const char *hh = "GET /x/hugehead HTTP/1.1\r\nHost: h\r\n\r\n";
+    csend(fd, hh, strlen(hh));
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 503);
+    assert_int_equal(atomic_load(&g_errors), e0 + 2);
+    resp_free(&rs);
+    /* A 101 nobody asked for: on_error, the client connection is not taken over. */
+    const char *b101 = "GET /x/bogus101 HTTP/1.1\r\nHost: h\r\n\r\n";
+    csend(fd, b101, strlen(b101));
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 503);
+    assert_int_equal(atomic_load(&g_errors), e0 + 3);
+    resp_free(&rs);
     /* Dying mid-answer. */
     const char *die = "GET /x/die HTTP/1.1\r\nHost: h\r\n\r\n";
     csend(fd, die, strlen(die));
@@ -951,6 +1004,45 @@ static void test_websocket(void **state)
     assert_int_equal(stats_now().upgraded, 0);
 }
 
+/* A client that gives up while its upgrade waits for the upstream's answer
+ * is noticed: the upstream side is closed. */
+static void test_websocket_client_gone_before_101(void **state)
+{
+    (void)state;
+    int a0 = atomic_load(&g_up_aborts);
+    int fd = cconnect(F.front_port);
+    const char *req = "GET /wshang HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    csend(fd, req, strlen(req));
+    usleep(200000);
+    close(fd);
+    assert_true(wait_for(&g_up_aborts, a0 + 1));
+    wait_idle();
+}
+
+/* A graceful stop of the server closes an open websocket at once (it has
+ * no end of its own), and the upstream side with it. */
+static void test_websocket_stop(void **state)
+{
+    (void)state;
+    int fd = cconnect(F.front_port);
+    const char *req = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    csend(fd, req, strlen(req));
+    struct rd r = { .fd = fd };
+    struct resp rs;
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 101);
+    assert_int_equal(stats_now().upgraded, 1);
+    uint64_t t0 = (uint64_t)time(NULL);
+    loop_op(5);
+    char tmp[16];
+    assert_true(recv(fd, tmp, sizeof tmp, 0) <= 0);
+    assert_true((uint64_t)time(NULL) - t0 <= 2);          /* not the 30 s stop timeout */
+    close(fd);
+    wait_idle();
+}
+
 /* Nothing left over: after drop, no upstream handle is open. */
 static void test_no_leak(void **state)
 {
@@ -1009,6 +1101,26 @@ static void test_slow_body(void **state)
     assert_true((uint64_t)time(NULL) - t0 <= 5);
     close(fd);
     assert_true(wait_for(&g_up_aborts, a0 + 1));
+    wait_idle();
+}
+
+/* A streamed body has its own limit (none by default), not max_body: over
+ * it, 413 on the head, unread, and nothing reaches the upstream. */
+static void test_proxy_body_max(void **state)
+{
+    (void)state;
+    struct proxy_stats s0 = stats_now();
+    int fd = cconnect(F.front_port);
+    struct rd r = { .fd = fd };
+    const char *head = "POST /m/sink HTTP/1.1\r\nHost: h\r\nContent-Length: 200000000\r\n\r\n";
+    csend(fd, head, strlen(head));
+    struct resp rs;
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 413);
+    resp_free(&rs);
+    close(fd);
+    struct proxy_stats s1 = stats_now();
+    assert_int_equal(s1.upstream_connects, s0.upstream_connects);
     wait_idle();
 }
 
@@ -1086,8 +1198,28 @@ static void test_websocket_eager(void **state)
     wait_idle();
 }
 
+/* PROXY_BENCH_SECONDS=N: no tests; serve the proxy (front port printed) for
+ * N seconds, to PROXY_BENCH_UPSTREAM (a port on 127.0.0.1, e.g. a jupyter
+ * server) or the built-in upstream; PROXY_BENCH_NOPOOL=1 disables the pool.
+ * For measuring with wrk, not part of the suite. */
+static int bench(int seconds)
+{
+    setup(NULL);
+    if (getenv("PROXY_BENCH_UPSTREAM")) F.up_port = atoi(getenv("PROXY_BENCH_UPSTREAM"));
+    struct proxy_config pc = { .no_pool = getenv("PROXY_BENCH_NOPOOL") != NULL };
+    proxy_configure(&pc);
+    printf("front %d upstream %d\n", F.front_port, F.up_port);
+    fflush(stdout);
+    sleep((unsigned)seconds);
+    struct proxy_stats st = stats_now();
+    printf("upstream connects %llu\n", (unsigned long long)st.upstream_connects);
+    teardown(NULL);
+    return 0;
+}
+
 int main(void)
 {
+    if (getenv("PROXY_BENCH_SECONDS")) return bench(atoi(getenv("PROXY_BENCH_SECONDS")));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ws_track),
         cmocka_unit_test(test_headers),
@@ -1097,10 +1229,13 @@ int main(void)
         cmocka_unit_test(test_client_gone),
         cmocka_unit_test(test_websocket),
         cmocka_unit_test(test_websocket_eager),
+        cmocka_unit_test(test_websocket_client_gone_before_101),
         cmocka_unit_test(test_slow_body),
         cmocka_unit_test(test_expect_continue),
+        cmocka_unit_test(test_proxy_body_max),
         cmocka_unit_test(test_pool_retry),
         cmocka_unit_test(test_large_streamed),
+        cmocka_unit_test(test_websocket_stop),      /* stops the front: keep it last but one */
         cmocka_unit_test(test_no_leak),
     };
     return cmocka_run_group_tests_name("proxy", tests, setup, teardown);
