@@ -473,6 +473,16 @@ def hs(tmp_path_factory):
     assert not left, left
 
 
+def ensure_running(hs, user):
+    """The user's default server running, started through /hub/api."""
+    srv = hs.server(user)
+    if srv and srv["state"] == "running":
+        return srv
+    st, body = hub(hs.port, hs.user(user).token).post(f"/hub/api/users/{user}/server", {})
+    assert st in (201, 202), (st, body, hs.log())
+    return hs.wait_state(user, "", ("running",), timeout=120)
+
+
 def server_env(hs, user, name=""):
     """The environment of a user's running jupyterhub-singleuser, as code
     inside it sees it (we are root: /proc/PID/environ)."""
@@ -575,8 +585,7 @@ def test_browser_logs_in_to_lab_through_oauth(hs):
     """A browser-like client (cookie jar, redirects followed): /user/alice/lab
     -> the hub's authorize (nbhub session) -> the server's callback (token
     exchange with PKCE) -> the lab page."""
-    if not hs.server("alice") or hs.server("alice")["state"] != "running":
-        hs.start_server("alice")
+    ensure_running(hs, "alice")
     base = f"http://127.0.0.1:{hs.port}"
     s = requests.Session()
     r = s.post(f"{base}/api/v1/login", json={"username": "alice", "password": "alice-password-1"}, timeout=30)
@@ -608,10 +617,8 @@ def test_pkce_and_code_attacks(hs):
     """With the server's secret in hand (any code in the server can read
     JUPYTERHUB_API_TOKEN), codes still cannot be misused: each is bound to
     its client, redirect URI and PKCE challenge, and single use."""
-    if not hs.server("alice") or hs.server("alice")["state"] != "running":
-        hs.start_server("alice")
-    if not hs.server("bob") or hs.server("bob")["state"] != "running":
-        hs.start_server("bob")
+    ensure_running(hs, "alice")
+    ensure_running(hs, "bob")
     ea, eb = server_env(hs, "alice"), server_env(hs, "bob")
     cid, cb, secret = ea["JUPYTERHUB_CLIENT_ID"], ea["JUPYTERHUB_OAUTH_CALLBACK_URL"], ea["JUPYTERHUB_API_TOKEN"]
     assert cid == "jupyterhub-user-alice" and cb == "/user/alice/oauth_callback"
@@ -720,8 +727,7 @@ def test_admin_access_needs_consent(hs):
     """hub.admin_access: an admin may open alice's server, but only after a
     consent page posted back with the session's CSRF token (a link alone
     does not log the admin's browser in to a server alice controls)."""
-    if not hs.server("alice") or hs.server("alice")["state"] != "running":
-        hs.start_server("alice")
+    ensure_running(hs, "alice")
     env = server_env(hs, "alice")
     cid, cb, secret = env["JUPYTERHUB_CLIENT_ID"], env["JUPYTERHUB_OAUTH_CALLBACK_URL"], env["JUPYTERHUB_API_TOKEN"]
     st, body, hdr = hs.srv.api.request("POST", "/api/v1/login", {"username": "admin", "password": ADMIN_PASSWORD},
@@ -765,8 +771,7 @@ def test_idle_culler_culls_idle_leaves_busy(hs):
     token holding its scopes: alice's idle server is stopped, bob's busy
     one (it keeps reporting activity, as jupyterhub-singleuser does) stays."""
     for u in ("alice", "bob"):
-        if not hs.server(u) or hs.server(u)["state"] != "running":
-            hs.start_server(u)
+        ensure_running(hs, u)
     admin = hub(hs.port, hs.api.token)
     st, t = admin.post("/hub/api/users/admin/tokens", {"scopes": CULLER_SCOPES, "note": "culler"})
     assert st == 201, t
