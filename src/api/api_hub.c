@@ -851,15 +851,26 @@ void api_hub_user_delete(http_req_t *req, void *ud)
         api_hub_error(req, 400, "Cannot delete yourself!");
         return;
     }
-    if (api_hub_user_active(a, u.id, 0)) {
+    if (api_hub_user_has_servers(a, u.id)) {
         /* JupyterHub stops the servers and waits; nbhub's stops are
-         * asynchronous, so ask again once they are down (202-less API). */
+         * asynchronous: stop them all (named ones are removed once
+         * stopped) and ask the caller to come back.  A default server is
+         * never removed, and the hub keeps every server it knows in
+         * memory: deleting its row under it would leave the hub pointing
+         * at a row that is gone, so such a user cannot be deleted yet. */
         api_hub_user_stop_all(a, u.id);
-        char msg[200];
-        snprintf(msg, sizeof msg, "%.100s's server is in the process of stopping, please wait.", u.name);
-        store_user_clear(&u);
-        api_hub_error(req, 400, msg);
-        return;
+        if (api_hub_user_has_servers(a, u.id)) {
+            char msg[300];
+            if (api_hub_user_active(a, u.id, 0))
+                snprintf(msg, sizeof msg, "%.100s's server is in the process of stopping, please wait.",
+                         u.name);
+            else
+                snprintf(msg, sizeof msg, "%.100s has a notebook server (a stopped default server is "
+                                          "kept): nbhub cannot delete this user", u.name);
+            store_user_clear(&u);
+            api_hub_error(req, 400, msg);
+            return;
+        }
     }
     nb_err_t err;
     err_clear(&err);

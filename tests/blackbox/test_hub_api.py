@@ -801,3 +801,22 @@ def test_idle_culler_culls_idle_leaves_busy(hs):
     assert "Culling server alice" in out, out
     assert hs.server("bob")["state"] == "running", (out, hs.log())
     assert "Culling server bob" not in out, out
+
+
+def test_delete_user_with_servers(hs):
+    """DELETE /hub/api/users/NAME stops the user's servers first (JupyterHub's
+    400 'please wait' while they stop); a user whose default server the hub
+    still knows is not deleted under it."""
+    admin = hub(hs.port, hs.api.token)
+    st, _ = admin.post("/hub/api/users/dora")
+    assert st == 201
+    st, body = admin.post("/hub/api/users/dora/server", {})
+    assert st in (201, 202), (st, body, hs.log())
+    hs.wait_state("dora", "", ("running",), timeout=120)
+    st, err = admin.delete("/hub/api/users/dora")
+    assert st == 400 and "stopping" in err["message"], err
+    hs.wait_state("dora", "", ("stopped",), timeout=60)
+    st, err = admin.delete("/hub/api/users/dora")
+    assert st == 400 and "cannot delete" in err["message"], err
+    st, u = admin.get("/hub/api/users/dora")
+    assert st == 200 and u["server"] is None
