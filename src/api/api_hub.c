@@ -488,7 +488,8 @@ json_t *api_hub_user_model(api_t *a, http_req_t *req, const api_ctx_t *c, const 
     }
     if (r_users || r_act) json_object_set_new(j, "last_activity", api_json_time(api_hub_last_activity(a, u->id)));
     if (r_users || r_name) json_object_set_new(j, "user_info", json_object());
-    if (r_users) json_object_set_new(j, "auth_state", json_null());
+    /* nbhub keeps no authenticator state: null for whoever may read it */
+    if (api_hub_has(a, c, "admin:auth_state", "user", n)) json_object_set_new(j, "auth_state", json_null());
     if (r_servers || any_server) json_object_set_new(j, "servers", servers);
     else json_decref(servers);
     return j;
