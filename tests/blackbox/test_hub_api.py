@@ -820,3 +820,36 @@ def test_delete_user_with_servers(hs):
     assert st == 400 and "cannot delete" in err["message"], err
     st, u = admin.get("/hub/api/users/dora")
     assert st == 200 and u["server"] is None
+
+
+def test_oauth_token_bound_to_its_server(hs):
+    """An OAuth token issued through alice's default server opens that server
+    and not her named one: the proxy lets alice's credential through to both,
+    and the named server, asking /hub/api/user, finds no access scope for
+    itself (the check made twice, as with JupyterHub)."""
+    ensure_running(hs, "alice")
+    alice = hub(hs.port, hs.user("alice").token)
+    st, body = alice.post("/hub/api/users/alice/servers/nb2", {})
+    assert st in (201, 202), (st, body)
+    hs.wait_state("alice", "nb2", ("running",), timeout=120)
+    env = server_env(hs, "alice")
+    cid, cb, secret = env["JUPYTERHUB_CLIENT_ID"], env["JUPYTERHUB_OAUTH_CALLBACK_URL"], env["JUPYTERHUB_API_TOKEN"]
+    cookie, _ = hs.login("alice")
+    verifier, challenge = pkce()
+    st, _, hdr = authorize(hs, cookie, cid, cb, challenge)
+    assert st == 302
+    code, _ = code_of(hdr["location"])
+    st, tok = exchange(hs, cid, secret, code, cb, verifier)
+    assert st == 200, tok
+    h = {"Authorization": f"token {tok['access_token']}"}
+    base = f"http://127.0.0.1:{hs.port}"
+    r = requests.get(f"{base}/user/alice/api/status", headers=h, allow_redirects=False, timeout=30)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    r = requests.get(f"{base}/user/alice/nb2/api/status", headers=h, allow_redirects=False, timeout=30)
+    assert r.status_code == 403, (r.status_code, r.text[:300])
+    # her own full token opens both (scripts with a token work, as with JupyterHub)
+    h = {"Authorization": f"token {hs.user('alice').token}"}
+    r = requests.get(f"{base}/user/alice/nb2/api/status", headers=h, allow_redirects=False, timeout=30)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    st, _ = alice.delete("/hub/api/users/alice/servers/nb2", body={"remove": True})
+    assert st in (202, 204)
