@@ -292,8 +292,15 @@ int api_hub_before(api_t *a, http_req_t *req, const struct http_route *route)
         return 0;
     }
     api_ctx_t *c = http_req_alloc(req, sizeof *c);
-    if (api_auth_peek_any(a, req, c) != 0) {
+    int rc = api_auth_peek_any(a, req, c);
+    if (rc == -EACCES) {
         api_hub_error(req, 403, "Missing or invalid credentials.");
+        return 1;
+    }
+    if (rc) {
+        /* the store, not the caller: a locked database is a 503 */
+        api_hub_error(req, rc == -EBUSY ? 503 : 500, rc == -EBUSY ? "the database is busy, try again"
+                                                                  : "internal error (see the server log)");
         return 1;
     }
     if (c->via_cookie && hub_unsafe_method(req)) {
@@ -568,6 +575,12 @@ void api_hub_self(http_req_t *req, void *ud)
 
 /* ---- users ------------------------------------------------------------------------ */
 
+static int hub_by_name(const void *x, const void *y, void *ud)
+{
+    const store_users_t *l = ud;
+    return strcmp(l->v[*(const size_t *)x].name, l->v[*(const size_t *)y].name);
+}
+
 void api_hub_users_list(http_req_t *req, void *ud)
 {
     api_t *a = ud;
@@ -586,6 +599,8 @@ void api_hub_users_list(http_req_t *req, void *ud)
             return;
         }
     }
+    int desc = sort && sort[0] == '-';
+    if (desc) sort++;
     if (sort && strcmp(sort, "id") != 0 && strcmp(sort, "name") != 0) {
         api_hub_error(req, 400, "sort must be 'id' or 'name' here (last_activity is not supported)");
         return;
@@ -614,13 +629,12 @@ void api_hub_users_list(http_req_t *req, void *ud)
         if (want == 3 && api_hub_user_active(a, u->id, 0)) continue;
         order[n++] = i;
     }
-    if (by_name)
-        for (size_t i = 1; i < n; i++)
-            for (size_t k = i; k > 0 && strcmp(l.v[order[k - 1]].name, l.v[order[k]].name) > 0; k--) {
-                size_t t = order[k];
-                order[k] = order[k - 1];
-                order[k - 1] = t;
-            }
+    if (by_name) qsort_r(order, n, sizeof *order, hub_by_name, &l);
+    for (size_t i = 0; desc && i < n / 2; i++) {
+        size_t t = order[i];
+        order[i] = order[n - 1 - i];
+        order[n - 1 - i] = t;
+    }
     json_t *items = json_array();
     for (int64_t i = offset; i < (int64_t)n && i < offset + limit; i++) {
         json_t *m = api_hub_user_model(a, req, c, &l.v[order[i]]);

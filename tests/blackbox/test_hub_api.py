@@ -153,6 +153,13 @@ def test_users_list_pagination_and_state(srv):
     assert st == 400 and "state" in err["message"]
     st, err = admin.get("/hub/api/users?limit=x")
     assert st == 400
+    st, users = admin.get("/hub/api/users?sort=name")
+    names = [x["name"] for x in users]
+    assert st == 200 and names == sorted(names)
+    st, users = admin.get("/hub/api/users?sort=-name&limit=2")
+    assert st == 200 and [x["name"] for x in users] == sorted(names, reverse=True)[:2]
+    st, err = admin.get("/hub/api/users?sort=last_activity")
+    assert st == 400
     st, users = admin.get("/hub/api/users?name_filter=u")
     assert st == 200 and {x["name"] for x in users} == {"u0", "u1", "u2", "u3", "u4"}
 
