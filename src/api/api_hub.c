@@ -41,6 +41,7 @@
 #include "auth/oauth.h"
 #include "auth/scopes.h"
 #include "auth/token.h"
+#include "hub/hub.h"
 #include "store/store_groups.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -127,10 +128,25 @@ void api_hub_server_filter(const char *user, const char *server, char *out, size
     snprintf(out, n, "%s/%s", user, server ? server : "");
 }
 
+/* A user's rights.  JupyterHub's admin role holds access:servers on every
+ * server; in nbhub that is hub.admin_access (off by default), so without
+ * it an admin's access is to their own servers, like anyone's: the second
+ * check, in jupyterhub-singleuser through /hub/api/user, then refuses an
+ * admin the proxy refused too. */
+static void hub_user_rights(api_t *a, const char *name, int admin, scopes_t *out)
+{
+    scopes_for_user(name, admin, out);
+    if (admin && !(a->hub && hub_conf(a->hub)->admin_access) && scopes_remove(out, "access:servers")) {
+        char own[300];
+        snprintf(own, sizeof own, "access:servers!user=%s", name);
+        scopes_add(out, own);
+    }
+}
+
 void api_hub_scopes(api_t *a, const api_ctx_t *c, scopes_t *out)
 {
     scopes_t owner = SCOPES_INIT;
-    scopes_for_user(c->name, c->admin, &owner);
+    hub_user_rights(a, c->name, c->admin, &owner);
     if (c->via_cookie || !c->token_digest ||
         (c->token_kind == STORE_TOKEN_API && (!c->token_scopes || api_hub_scopes_inherit(c->token_scopes)))) {
         for (size_t i = 0; i < owner.n; i++) scopes_add(out, owner.v[i]);
@@ -1074,7 +1090,7 @@ void api_hub_token_create(http_req_t *req, void *ud)
     if (!inherit) {
         scopes_t want = SCOPES_INIT, owner = SCOPES_INIT, in = SCOPES_INIT;
         scopes_expand((const char *const *)raw.v, raw.n, u.name, NULL, &want);
-        scopes_for_user(u.name, u.is_admin, &owner);
+        hub_user_rights(a, u.name, u.is_admin, &owner);
         scopes_intersect(&want, &owner, hub_in_group, a, &in);
         int ok = in.n == want.n;
         if (ok && !requester_full)

@@ -111,6 +111,9 @@ def test_self_model_both_auth_schemes(srv):
     st, me = hub(srv.port, srv.api.token).get("/hub/api/user")
     assert st == 200 and me["admin"] is True and "admin:users" in me["scopes"]
     assert me["roles"] == ["admin", "user"]
+    # without hub.admin_access an admin reaches only their own servers: the
+    # notebook server's own check (through this answer) agrees with the proxy
+    assert "access:servers" not in me["scopes"] and "access:servers!user=admin" in me["scopes"]
     # a bad token: JupyterHub's 403
     st, err = hub(srv.port, "nbh_" + "x" * 43).get("/hub/api/user")
     assert st == 403 and err["status"] == 403
@@ -740,6 +743,8 @@ def test_admin_access_needs_consent(hs):
     st, body, hdr = hs.srv.api.request("POST", "/api/v1/login", {"username": "admin", "password": ADMIN_PASSWORD},
                                        token=False, raw=True)
     cookie, csrf = hdr["set-cookie"].split(";")[0], json.loads(body)["csrf_token"]
+    st, me = hub(hs.port, hs.api.token).get("/hub/api/user")
+    assert "access:servers" in me["scopes"]          # admin_access: true
     verifier, challenge = pkce()
     st, body, hdr = authorize(hs, cookie, cid, cb, challenge)
     assert st == 200 and "location" not in hdr, (st, hdr)
