@@ -41,6 +41,7 @@
 #include "auth/oauth.h"
 #include "auth/scopes.h"
 #include "auth/token.h"
+#include "hub/hub.h"
 #include "store/store_groups.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -127,10 +128,25 @@ void api_hub_server_filter(const char *user, const char *server, char *out, size
     snprintf(out, n, "%s/%s", user, server ? server : "");
 }
 
+/* A user's rights.  JupyterHub's admin role holds access:servers on every
+ * server; in nbhub that is hub.admin_access (off by default), so without
+ * it an admin's access is to their own servers, like anyone's: the second
+ * check, in jupyterhub-singleuser through /hub/api/user, then refuses an
+ * admin the proxy refused too. */
+static void hub_user_rights(api_t *a, const char *name, int admin, scopes_t *out)
+{
+    scopes_for_user(name, admin, out);
+    if (admin && !(a->hub && hub_conf(a->hub)->admin_access) && scopes_remove(out, "access:servers")) {
+        char own[300];
+        snprintf(own, sizeof own, "access:servers!user=%s", name);
+        scopes_add(out, own);
+    }
+}
+
 void api_hub_scopes(api_t *a, const api_ctx_t *c, scopes_t *out)
 {
     scopes_t owner = SCOPES_INIT;
-    scopes_for_user(c->name, c->admin, &owner);
+    hub_user_rights(a, c->name, c->admin, &owner);
     if (c->via_cookie || !c->token_digest ||
         (c->token_kind == STORE_TOKEN_API && (!c->token_scopes || api_hub_scopes_inherit(c->token_scopes)))) {
         for (size_t i = 0; i < owner.n; i++) scopes_add(out, owner.v[i]);
@@ -292,8 +308,15 @@ int api_hub_before(api_t *a, http_req_t *req, const struct http_route *route)
         return 0;
     }
     api_ctx_t *c = http_req_alloc(req, sizeof *c);
-    if (api_auth_peek_any(a, req, c) != 0) {
+    int rc = api_auth_peek_any(a, req, c);
+    if (rc == -EACCES) {
         api_hub_error(req, 403, "Missing or invalid credentials.");
+        return 1;
+    }
+    if (rc) {
+        /* the store, not the caller: a locked database is a 503 */
+        api_hub_error(req, rc == -EBUSY ? 503 : 500, rc == -EBUSY ? "the database is busy, try again"
+                                                                  : "internal error (see the server log)");
         return 1;
     }
     if (c->via_cookie && hub_unsafe_method(req)) {
@@ -488,7 +511,8 @@ json_t *api_hub_user_model(api_t *a, http_req_t *req, const api_ctx_t *c, const 
     }
     if (r_users || r_act) json_object_set_new(j, "last_activity", api_json_time(api_hub_last_activity(a, u->id)));
     if (r_users || r_name) json_object_set_new(j, "user_info", json_object());
-    if (r_users) json_object_set_new(j, "auth_state", json_null());
+    /* nbhub keeps no authenticator state: null for whoever may read it */
+    if (api_hub_has(a, c, "admin:auth_state", "user", n)) json_object_set_new(j, "auth_state", json_null());
     if (r_servers || any_server) json_object_set_new(j, "servers", servers);
     else json_decref(servers);
     return j;
@@ -567,6 +591,12 @@ void api_hub_self(http_req_t *req, void *ud)
 
 /* ---- users ------------------------------------------------------------------------ */
 
+static int hub_by_name(const void *x, const void *y, void *ud)
+{
+    const store_users_t *l = ud;
+    return strcmp(l->v[*(const size_t *)x].name, l->v[*(const size_t *)y].name);
+}
+
 void api_hub_users_list(http_req_t *req, void *ud)
 {
     api_t *a = ud;
@@ -585,6 +615,8 @@ void api_hub_users_list(http_req_t *req, void *ud)
             return;
         }
     }
+    int desc = sort && sort[0] == '-';
+    if (desc) sort++;
     if (sort && strcmp(sort, "id") != 0 && strcmp(sort, "name") != 0) {
         api_hub_error(req, 400, "sort must be 'id' or 'name' here (last_activity is not supported)");
         return;
@@ -613,13 +645,12 @@ void api_hub_users_list(http_req_t *req, void *ud)
         if (want == 3 && api_hub_user_active(a, u->id, 0)) continue;
         order[n++] = i;
     }
-    if (by_name)
-        for (size_t i = 1; i < n; i++)
-            for (size_t k = i; k > 0 && strcmp(l.v[order[k - 1]].name, l.v[order[k]].name) > 0; k--) {
-                size_t t = order[k];
-                order[k] = order[k - 1];
-                order[k - 1] = t;
-            }
+    if (by_name) qsort_r(order, n, sizeof *order, hub_by_name, &l);
+    for (size_t i = 0; desc && i < n / 2; i++) {
+        size_t t = order[i];
+        order[i] = order[n - 1 - i];
+        order[n - 1 - i] = t;
+    }
     json_t *items = json_array();
     for (int64_t i = offset; i < (int64_t)n && i < offset + limit; i++) {
         json_t *m = api_hub_user_model(a, req, c, &l.v[order[i]]);
@@ -851,15 +882,26 @@ void api_hub_user_delete(http_req_t *req, void *ud)
         api_hub_error(req, 400, "Cannot delete yourself!");
         return;
     }
-    if (api_hub_user_active(a, u.id, 0)) {
+    if (api_hub_user_has_servers(a, u.id)) {
         /* JupyterHub stops the servers and waits; nbhub's stops are
-         * asynchronous, so ask again once they are down (202-less API). */
+         * asynchronous: stop them all (named ones are removed once
+         * stopped) and ask the caller to come back.  A default server is
+         * never removed, and the hub keeps every server it knows in
+         * memory: deleting its row under it would leave the hub pointing
+         * at a row that is gone, so such a user cannot be deleted yet. */
         api_hub_user_stop_all(a, u.id);
-        char msg[200];
-        snprintf(msg, sizeof msg, "%.100s's server is in the process of stopping, please wait.", u.name);
-        store_user_clear(&u);
-        api_hub_error(req, 400, msg);
-        return;
+        if (api_hub_user_has_servers(a, u.id)) {
+            char msg[300];
+            if (api_hub_user_active(a, u.id, 0))
+                snprintf(msg, sizeof msg, "%.100s's server is in the process of stopping, please wait.",
+                         u.name);
+            else
+                snprintf(msg, sizeof msg, "%.100s has a notebook server (a stopped default server is "
+                                          "kept): nbhub cannot delete this user", u.name);
+            store_user_clear(&u);
+            api_hub_error(req, 400, msg);
+            return;
+        }
     }
     nb_err_t err;
     err_clear(&err);
@@ -1048,7 +1090,7 @@ void api_hub_token_create(http_req_t *req, void *ud)
     if (!inherit) {
         scopes_t want = SCOPES_INIT, owner = SCOPES_INIT, in = SCOPES_INIT;
         scopes_expand((const char *const *)raw.v, raw.n, u.name, NULL, &want);
-        scopes_for_user(u.name, u.is_admin, &owner);
+        hub_user_rights(a, u.name, u.is_admin, &owner);
         scopes_intersect(&want, &owner, hub_in_group, a, &in);
         int ok = in.n == want.n;
         if (ok && !requester_full)

@@ -374,6 +374,7 @@ void api_hub_oauth_token(http_req_t *req, void *ud)
     }
     token_digest(tok, digest);
     int64_t now = time_now_us(), id;
+    (void)store_tokens_prune_oauth(a->store, now, NULL, NULL);   /* the last logins' leftovers */
     rc = store_token_add_scoped(a->store, g.user_id, client_id, digest, STORE_TOKEN_OAUTH, g.scopes,
                                 server_id, now, now + (int64_t)OAUTH_TOKEN_TTL_S * 1000000, &id, &err);
     if (rc) {

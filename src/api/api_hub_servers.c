@@ -91,7 +91,12 @@ void api_hub_server_activity(api_t *a, const char *user, const char *server, int
 
 void api_hub_user_stop_all(api_t *a, int64_t uid)
 {
-    if (a->hub) hub_user_stop_all(a->hub, uid, 0);
+    if (a->hub) hub_user_stop_all(a->hub, uid, 1);
+}
+
+int api_hub_user_has_servers(api_t *a, int64_t uid)
+{
+    return a->hub && hub_server_next_of(a->hub, uid, NULL) != NULL;
 }
 
 int api_hub_oauth_client(api_t *a, const char *user, const char *server, int64_t *server_id,

@@ -382,8 +382,11 @@ void api_hub_default_server(api_t *a, int64_t uid, const char **url, const char 
 int64_t api_hub_last_activity(api_t *a, int64_t uid);
 int  api_hub_server_exists(api_t *a, const char *user, const char *server);
 void api_hub_server_activity(api_t *a, const char *user, const char *server, int64_t ts_us);
-/* Stop every server of uid (the user is being deleted). */
+/* Stop every server of uid, named ones removed once stopped (the user is
+ * being deleted). */
 void api_hub_user_stop_all(api_t *a, int64_t uid);
+/* 1 if the hub knows a server of uid (any state). */
+int  api_hub_user_has_servers(api_t *a, int64_t uid);
 /* A server as an OAuth client: its id, owner, client id and redirect URI
  * as the hub gave them to the server (JUPYTERHUB_CLIENT_ID,
  * JUPYTERHUB_OAUTH_CALLBACK_URL; new strings).  0, or -ENOENT. */

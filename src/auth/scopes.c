@@ -130,6 +130,17 @@ void scopes_add(scopes_t *s, const char *scope)
     s->n++;
 }
 
+int scopes_remove(scopes_t *s, const char *scope)
+{
+    int found;
+    size_t at = scopes_pos(s, scope, &found);
+    if (!found) return 0;
+    free(s->v[at]);
+    memmove(s->v + at, s->v + at + 1, (s->n - at - 1) * sizeof *s->v);
+    s->n--;
+    return 1;
+}
+
 int scopes_contains(const scopes_t *s, const char *scope)
 {
     int found;

@@ -68,6 +68,8 @@ void scopes_expand(const char *const *raw, size_t n, const char *user, const cha
 /* The expanded rights of a user of nbhub: JupyterHub's "user" role, and the
  * "admin" role when admin. */
 void scopes_for_user(const char *user, int admin, scopes_t *out);
+/* Remove one scope string; 1 if it was there. */
+int  scopes_remove(scopes_t *s, const char *scope);
 /* What a notebook server's own API token may do (JupyterHub's "server"
  * role): post activity for its user, access its server, identify. */
 void scopes_for_server(const char *user, const char *server, scopes_t *out);

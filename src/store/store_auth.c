@@ -392,6 +392,18 @@ int store_tokens_revoke_server(store_t *st, int64_t server_id, int kind, int64_t
     return rc;
 }
 
+int store_tokens_prune_oauth(store_t *st, int64_t now, int64_t *deleted, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "DELETE FROM api_tokens WHERE kind = 'oauth' AND expires_at IS NOT NULL "
+                            "AND expires_at <= ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, now);
+    rc = store_step_done(st, s, "prune oauth tokens", err);
+    if (rc == 0 && deleted) *deleted = sqlite3_changes64(store_db(st));
+    return rc;
+}
+
 int store_token_by_id(store_t *st, int64_t id, int64_t user_id, store_token_t *out, nb_err_t *err)
 {
     memset(out, 0, sizeof *out);

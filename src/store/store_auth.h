@@ -136,6 +136,10 @@ int store_token_revoke_hash(store_t *st, const char *token_hash, nb_err_t *err);
  * *deleted may be NULL.  No token is not an error. */
 int store_tokens_revoke_server(store_t *st, int64_t server_id, int kind, int64_t *deleted,
                                nb_err_t *err);
+/* Drop expired OAuth tokens (a browser login makes one; they are not
+ * listed once expired, and nothing else would ever delete them).
+ * *deleted may be NULL. */
+int store_tokens_prune_oauth(store_t *st, int64_t now, int64_t *deleted, nb_err_t *err);
 /* One token by id (any kind), with user_id != 0 restricting to that user's:
  * -ENOENT otherwise. */
 int store_token_by_id(store_t *st, int64_t id, int64_t user_id, store_token_t *out, nb_err_t *err);

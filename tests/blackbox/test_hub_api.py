@@ -111,6 +111,9 @@ def test_self_model_both_auth_schemes(srv):
     st, me = hub(srv.port, srv.api.token).get("/hub/api/user")
     assert st == 200 and me["admin"] is True and "admin:users" in me["scopes"]
     assert me["roles"] == ["admin", "user"]
+    # without hub.admin_access an admin reaches only their own servers: the
+    # notebook server's own check (through this answer) agrees with the proxy
+    assert "access:servers" not in me["scopes"] and "access:servers!user=admin" in me["scopes"]
     # a bad token: JupyterHub's 403
     st, err = hub(srv.port, "nbh_" + "x" * 43).get("/hub/api/user")
     assert st == 403 and err["status"] == 403
@@ -152,6 +155,13 @@ def test_users_list_pagination_and_state(srv):
     st, err = admin.get("/hub/api/users?state=sleepy")
     assert st == 400 and "state" in err["message"]
     st, err = admin.get("/hub/api/users?limit=x")
+    assert st == 400
+    st, users = admin.get("/hub/api/users?sort=name")
+    names = [x["name"] for x in users]
+    assert st == 200 and names == sorted(names)
+    st, users = admin.get("/hub/api/users?sort=-name&limit=2")
+    assert st == 200 and [x["name"] for x in users] == sorted(names, reverse=True)[:2]
+    st, err = admin.get("/hub/api/users?sort=last_activity")
     assert st == 400
     st, users = admin.get("/hub/api/users?name_filter=u")
     assert st == 200 and {x["name"] for x in users} == {"u0", "u1", "u2", "u3", "u4"}
@@ -473,6 +483,16 @@ def hs(tmp_path_factory):
     assert not left, left
 
 
+def ensure_running(hs, user):
+    """The user's default server running, started through /hub/api."""
+    srv = hs.server(user)
+    if srv and srv["state"] == "running":
+        return srv
+    st, body = hub(hs.port, hs.user(user).token).post(f"/hub/api/users/{user}/server", {})
+    assert st in (201, 202), (st, body, hs.log())
+    return hs.wait_state(user, "", ("running",), timeout=120)
+
+
 def server_env(hs, user, name=""):
     """The environment of a user's running jupyterhub-singleuser, as code
     inside it sees it (we are root: /proc/PID/environ)."""
@@ -575,8 +595,7 @@ def test_browser_logs_in_to_lab_through_oauth(hs):
     """A browser-like client (cookie jar, redirects followed): /user/alice/lab
     -> the hub's authorize (nbhub session) -> the server's callback (token
     exchange with PKCE) -> the lab page."""
-    if not hs.server("alice") or hs.server("alice")["state"] != "running":
-        hs.start_server("alice")
+    ensure_running(hs, "alice")
     base = f"http://127.0.0.1:{hs.port}"
     s = requests.Session()
     r = s.post(f"{base}/api/v1/login", json={"username": "alice", "password": "alice-password-1"}, timeout=30)
@@ -608,10 +627,8 @@ def test_pkce_and_code_attacks(hs):
     """With the server's secret in hand (any code in the server can read
     JUPYTERHUB_API_TOKEN), codes still cannot be misused: each is bound to
     its client, redirect URI and PKCE challenge, and single use."""
-    if not hs.server("alice") or hs.server("alice")["state"] != "running":
-        hs.start_server("alice")
-    if not hs.server("bob") or hs.server("bob")["state"] != "running":
-        hs.start_server("bob")
+    ensure_running(hs, "alice")
+    ensure_running(hs, "bob")
     ea, eb = server_env(hs, "alice"), server_env(hs, "bob")
     cid, cb, secret = ea["JUPYTERHUB_CLIENT_ID"], ea["JUPYTERHUB_OAUTH_CALLBACK_URL"], ea["JUPYTERHUB_API_TOKEN"]
     assert cid == "jupyterhub-user-alice" and cb == "/user/alice/oauth_callback"
@@ -720,13 +737,14 @@ def test_admin_access_needs_consent(hs):
     """hub.admin_access: an admin may open alice's server, but only after a
     consent page posted back with the session's CSRF token (a link alone
     does not log the admin's browser in to a server alice controls)."""
-    if not hs.server("alice") or hs.server("alice")["state"] != "running":
-        hs.start_server("alice")
+    ensure_running(hs, "alice")
     env = server_env(hs, "alice")
     cid, cb, secret = env["JUPYTERHUB_CLIENT_ID"], env["JUPYTERHUB_OAUTH_CALLBACK_URL"], env["JUPYTERHUB_API_TOKEN"]
     st, body, hdr = hs.srv.api.request("POST", "/api/v1/login", {"username": "admin", "password": ADMIN_PASSWORD},
                                        token=False, raw=True)
     cookie, csrf = hdr["set-cookie"].split(";")[0], json.loads(body)["csrf_token"]
+    st, me = hub(hs.port, hs.api.token).get("/hub/api/user")
+    assert "access:servers" in me["scopes"]          # admin_access: true
     verifier, challenge = pkce()
     st, body, hdr = authorize(hs, cookie, cid, cb, challenge)
     assert st == 200 and "location" not in hdr, (st, hdr)
@@ -765,8 +783,7 @@ def test_idle_culler_culls_idle_leaves_busy(hs):
     token holding its scopes: alice's idle server is stopped, bob's busy
     one (it keeps reporting activity, as jupyterhub-singleuser does) stays."""
     for u in ("alice", "bob"):
-        if not hs.server(u) or hs.server(u)["state"] != "running":
-            hs.start_server(u)
+        ensure_running(hs, u)
     admin = hub(hs.port, hs.api.token)
     st, t = admin.post("/hub/api/users/admin/tokens", {"scopes": CULLER_SCOPES, "note": "culler"})
     assert st == 201, t
@@ -796,3 +813,55 @@ def test_idle_culler_culls_idle_leaves_busy(hs):
     assert "Culling server alice" in out, out
     assert hs.server("bob")["state"] == "running", (out, hs.log())
     assert "Culling server bob" not in out, out
+
+
+def test_delete_user_with_servers(hs):
+    """DELETE /hub/api/users/NAME stops the user's servers first (JupyterHub's
+    400 'please wait' while they stop); a user whose default server the hub
+    still knows is not deleted under it."""
+    admin = hub(hs.port, hs.api.token)
+    st, _ = admin.post("/hub/api/users/dora")
+    assert st == 201
+    st, body = admin.post("/hub/api/users/dora/server", {})
+    assert st in (201, 202), (st, body, hs.log())
+    hs.wait_state("dora", "", ("running",), timeout=120)
+    st, err = admin.delete("/hub/api/users/dora")
+    assert st == 400 and "stopping" in err["message"], err
+    hs.wait_state("dora", "", ("stopped",), timeout=60)
+    st, err = admin.delete("/hub/api/users/dora")
+    assert st == 400 and "cannot delete" in err["message"], err
+    st, u = admin.get("/hub/api/users/dora")
+    assert st == 200 and u["server"] is None
+
+
+def test_oauth_token_bound_to_its_server(hs):
+    """An OAuth token issued through alice's default server opens that server
+    and not her named one: the proxy lets alice's credential through to both,
+    and the named server, asking /hub/api/user, finds no access scope for
+    itself (the check made twice, as with JupyterHub)."""
+    ensure_running(hs, "alice")
+    alice = hub(hs.port, hs.user("alice").token)
+    st, body = alice.post("/hub/api/users/alice/servers/nb2", {})
+    assert st in (201, 202), (st, body)
+    hs.wait_state("alice", "nb2", ("running",), timeout=120)
+    env = server_env(hs, "alice")
+    cid, cb, secret = env["JUPYTERHUB_CLIENT_ID"], env["JUPYTERHUB_OAUTH_CALLBACK_URL"], env["JUPYTERHUB_API_TOKEN"]
+    cookie, _ = hs.login("alice")
+    verifier, challenge = pkce()
+    st, _, hdr = authorize(hs, cookie, cid, cb, challenge)
+    assert st == 302
+    code, _ = code_of(hdr["location"])
+    st, tok = exchange(hs, cid, secret, code, cb, verifier)
+    assert st == 200, tok
+    h = {"Authorization": f"token {tok['access_token']}"}
+    base = f"http://127.0.0.1:{hs.port}"
+    r = requests.get(f"{base}/user/alice/api/status", headers=h, allow_redirects=False, timeout=30)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    r = requests.get(f"{base}/user/alice/nb2/api/status", headers=h, allow_redirects=False, timeout=30)
+    assert r.status_code == 403, (r.status_code, r.text[:300])
+    # her own full token opens both (scripts with a token work, as with JupyterHub)
+    h = {"Authorization": f"token {hs.user('alice').token}"}
+    r = requests.get(f"{base}/user/alice/nb2/api/status", headers=h, allow_redirects=False, timeout=30)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    st, _ = alice.delete("/hub/api/users/alice/servers/nb2", body={"remove": True})
+    assert st in (202, 204)

@@ -65,6 +65,9 @@ static void test_scopes_user_and_admin(void **state)
     assert_true(scopes_has(&a, "admin:users", "user", "bob", NULL, NULL));
     assert_true(scopes_has(&a, "read:users:activity", NULL, NULL, NULL, NULL));
     assert_true(scopes_has(&a, "delete:groups", "group", "team", NULL, NULL));
+    assert_int_equal(scopes_remove(&a, "access:servers"), 1);
+    assert_int_equal(scopes_remove(&a, "access:servers"), 0);
+    assert_false(scopes_has_any(&a, "access:servers"));
     /* reduced: no filtered copy of what is held unfiltered */
     assert_false(scopes_contains(&a, "read:users!user=root"));
     assert_true(scopes_contains(&a, "read:users"));

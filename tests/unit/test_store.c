@@ -1328,6 +1328,16 @@ static void test_tokens_scoped(void **state)
     assert_int_equal(store_tokens_revoke_server(f->st, 7, -1, &n, &err), 0);
     assert_int_equal(n, 0);
 
+    /* expired OAuth tokens are pruned, nothing else */
+    assert_int_equal(store_token_add_scoped(f->st, u1, "o", "o-old", STORE_TOKEN_OAUTH, NULL, 0, T0,
+                                            T0 + 10, NULL, &err), 0);
+    assert_int_equal(store_token_add_scoped(f->st, u1, "o", "o-new", STORE_TOKEN_OAUTH, NULL, 0, T0,
+                                            T0 + 1000, NULL, &err), 0);
+    assert_int_equal(store_token_add(f->st, u1, "api-old", "a-old", T0, T0 + 10, NULL, &err), 0);
+    assert_int_equal(store_tokens_prune_oauth(f->st, T0 + 20, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(count_sql(f->st, "SELECT count(*) FROM api_tokens WHERE token_hash IN "
+                                      "('o-new', 'a-old')"), 2);
     assert_string_equal(store_token_kind_name(STORE_TOKEN_OAUTH), "oauth");
     store_token_kind_t k;
     assert_int_equal(store_token_kind_parse("server", &k), 0);
