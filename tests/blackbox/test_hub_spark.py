@@ -231,3 +231,36 @@ def test_the_users_own_cluster_called_server_is_left_alone(h):
             os.close(fd)
     finally:
         srv.stop()
+
+
+def test_connect_profile_gets_spark_remote(h):
+    """connect: true -- the server's kernels get SPARK_REMOTE (Spark Connect, no
+    JVM in the kernel) naming the cluster's Connect server; a cell run as soon
+    as the server is ready waits for the cluster (the client retries) instead
+    of failing."""
+    pytest.importorskip("grpc")
+    srv = Server(h, args=["--stop-servers-on-exit"])
+    (srv.home / "nbhub.yaml").write_text(hub_yaml(h, connect=True))
+    srv.start()
+    try:
+        alice = add_user(srv, "alice")
+        start_server(alice, profile="spark")
+        wait_state(alice, "alice", "", "running", timeout=120, srv=srv)
+        k = KernelWs(srv.port, alice.token, "/user/alice/")
+        try:
+            out = k.execute("import os; print(os.environ['SPARK_REMOTE']); print('PSA', 'PYSPARK_SUBMIT_ARGS' in os.environ)\n"
+                            + SPARK_CELL.replace("print('master', spark.sparkContext.master)\n", ""), timeout=240)
+            assert "sum 4950" in out, (out, srv.log())
+            assert "PSA False" in out, out
+            st = live_state(srv, "alice")
+            assert st and f"{st['connect_url']}\n" in out, (st, out)
+        finally:
+            k.close()
+        jvms = jvm_pids(live_state(srv, "alice"))
+        assert len(jvms) >= 3, jvms                  # master, worker, Connect server
+        stop_server(alice, "alice", "")
+        wait_state(alice, "alice", "", "stopped", timeout=60, srv=srv)
+        assert wait_for(lambda: live_state(srv, "alice") is None, 60, 0.2), srv.log()
+        assert wait_for(lambda: not any(alive(p) for p in jvms), 30, 0.2), jvms
+    finally:
+        srv.stop()
