@@ -139,8 +139,8 @@ void api_hub_scopes(api_t *a, const api_ctx_t *c, scopes_t *out)
     }
     char server[600];
     const char *srv = NULL;
-    if (c->token_server) {
-        api_hub_server_filter(c->name, c->token_server, server, sizeof server);
+    if (c->token_server && c->token_server_owner) {
+        api_hub_server_filter(c->token_server_owner, c->token_server, server, sizeof server);
         srv = server;
     }
     scopes_t tok = SCOPES_INIT;
@@ -892,6 +892,7 @@ static json_t *hub_token_model(api_t *a, const store_user_t *owner, const store_
     c.token_kind = t->kind;
     c.token_scopes = t->scopes;
     c.token_server = t->server_name;
+    c.token_server_owner = t->server_owner;
     c.token_server_id = t->server_id;
     scopes_t s = SCOPES_INIT;
     api_hub_scopes(a, &c, &s);
@@ -899,7 +900,8 @@ static json_t *hub_token_model(api_t *a, const store_user_t *owner, const store_
     snprintf(id, sizeof id, "a%lld", (long long)t->id);
     const char *client = "jupyterhub";
     char *cid = NULL;
-    if (t->kind != STORE_TOKEN_API && t->server_name) client = cid = oauth_client_id(owner->name, t->server_name);
+    if (t->kind != STORE_TOKEN_API && t->server_id) cid = api_hub_oauth_client_of(a, t->server_id);
+    if (cid) client = cid;
     json_t *j = json_pack("{s:s,s:s,s:s,s:[],s:o,s:o,s:o,s:o,s:s,s:n,s:s}", "user", owner->name, "id",
                           id, "kind", "api_token", "roles", "scopes", scopes_to_json(&s), "created",
                           api_json_time(t->created_at), "last_activity",

@@ -142,6 +142,7 @@ typedef struct api_ctx {
     const char *token_scopes;      /* JSON list; NULL = all the owner's rights */
     int64_t     token_server_id;   /* 'server' and 'oauth' tokens: their server */
     const char *token_server;      /* that server's name ("" = default) */
+    const char *token_server_owner;   /* and its owner's name */
     /* API_HUB: the caller's JupyterHub scopes, expanded (request arena). */
     const char *const *scopes;
     size_t      nscopes;
@@ -383,9 +384,13 @@ int  api_hub_server_exists(api_t *a, const char *user, const char *server);
 void api_hub_server_activity(api_t *a, const char *user, const char *server, int64_t ts_us);
 /* Stop every server of uid (the user is being deleted). */
 void api_hub_user_stop_all(api_t *a, int64_t uid);
-/* The server's id and owner for the OAuth provider: 0, or -ENOENT. */
-int  api_hub_server_ident(api_t *a, const char *user, const char *server, int64_t *server_id,
-                          int64_t *owner_id);
+/* A server as an OAuth client: its id, owner, client id and redirect URI
+ * as the hub gave them to the server (JUPYTERHUB_CLIENT_ID,
+ * JUPYTERHUB_OAUTH_CALLBACK_URL; new strings).  0, or -ENOENT. */
+int  api_hub_oauth_client(api_t *a, const char *user, const char *server, int64_t *server_id,
+                          int64_t *owner_id, char **client_id, char **redirect_uri);
+/* The client id of servers.id server_id (new string), NULL if none. */
+char *api_hub_oauth_client_of(api_t *a, int64_t server_id);
 void api_hub_server_get(http_req_t *req, void *ud);
 void api_hub_server_start(http_req_t *req, void *ud);
 void api_hub_server_stop(http_req_t *req, void *ud);
