@@ -72,6 +72,10 @@ static int sowned_spawn(const sowned_env_t *e, const char *id, const char *what,
         free(j);
         return err_set(err, rc, "cannot start nbhub spark: %s", uv_strerror(rc));
     }
+    /* nbhub serve's stop does not wait for it: `spark up` waits up to its
+     * --timeout for the workers, and the work goes on without us anyway
+     * (the supervisor has its own session). */
+    uv_unref((uv_handle_t *)&j->proc);
     return 0;
 }
 

@@ -104,7 +104,8 @@ def java_of_cluster(srv, user, name="server"):
 
 
 def test_spark_profile_server_computes_on_its_cluster_and_cleans_up(h):
-    srv = Server(h, args=["--stop-servers-on-exit"])
+    # servers (and their clusters) outlive a stop of nbhub here: the restarts below
+    srv = Server(h)
     (srv.home / "nbhub.yaml").write_text(hub_yaml(h))
     srv.start()
     try:
@@ -166,6 +167,25 @@ def test_spark_profile_server_computes_on_its_cluster_and_cleans_up(h):
         wait_state(alice, "alice", "", ("stopped", "failed"), timeout=30, srv=srv)
         assert wait_for(lambda: not java_of_cluster(srv, "alice"), 30, 0.2), java_of_cluster(srv, "alice")
 
+        # nbhub restarts (kill -9): a server still running keeps its cluster
+        # (adopted, not swept); one that died while nbhub was down loses it.
+        start_server(alice, profile="spark")
+        s = wait_state(alice, "alice", "", "running", timeout=120, srv=srv)
+        sup = wait_for(lambda: (live_state(srv, "alice") or {}).get("pid"), 60, 0.2)
+        srv.kill9()
+        srv.start()
+        alice.port = srv.port
+        assert wait_state(alice, "alice", "", "running", timeout=10, srv=srv)["pid"] == s["pid"]
+        time.sleep(3)                      # the sweep at start and the first hub tick have run
+        assert (live_state(srv, "alice") or {}).get("pid") == sup, srv.log()
+        srv.kill9()
+        os.kill(s["pid"], signal.SIGKILL)
+        srv.start()
+        alice.port = srv.port
+        assert wait_for(lambda: live_state(srv, "alice") is None, 40, 0.2), srv.log()
+        assert server_json(alice, "alice", "")["state"] in ("stopped", "failed")
+        assert wait_for(lambda: not java_of_cluster(srv, "alice"), 30, 0.2), java_of_cluster(srv, "alice")
+
         # A profile without spark: no cluster, nothing in the environment.
         start_server(alice, profile="plain")
         s = wait_state(alice, "alice", "", "running", timeout=120, srv=srv)
@@ -173,6 +193,16 @@ def test_spark_profile_server_computes_on_its_cluster_and_cleans_up(h):
         stop_server(alice, "alice", "")
         wait_state(alice, "alice", "", "stopped", timeout=60, srv=srv)
     finally:
+        for u in ("alice",):
+            try:
+                if srv.proc.poll() is None:
+                    srv.api.delete(f"/api/v1/servers/{u}/default")
+            except Exception:
+                pass
+        srv.args = ["--stop-servers-on-exit"]
+        if srv.proc.poll() is None:
+            srv.stop()
+        srv.start()                        # and stops whatever is left, with its cluster
         srv.stop()
 
 
@@ -199,5 +229,38 @@ def test_the_users_own_cluster_called_server_is_left_alone(h):
             assert (d / "config.json").exists()
         finally:
             os.close(fd)
+    finally:
+        srv.stop()
+
+
+def test_connect_profile_gets_spark_remote(h):
+    """connect: true -- the server's kernels get SPARK_REMOTE (Spark Connect, no
+    JVM in the kernel) naming the cluster's Connect server; a cell run as soon
+    as the server is ready waits for the cluster (the client retries) instead
+    of failing."""
+    pytest.importorskip("grpc")
+    srv = Server(h, args=["--stop-servers-on-exit"])
+    (srv.home / "nbhub.yaml").write_text(hub_yaml(h, connect=True))
+    srv.start()
+    try:
+        alice = add_user(srv, "alice")
+        start_server(alice, profile="spark")
+        wait_state(alice, "alice", "", "running", timeout=120, srv=srv)
+        k = KernelWs(srv.port, alice.token, "/user/alice/")
+        try:
+            out = k.execute("import os; print(os.environ['SPARK_REMOTE']); print('PSA', 'PYSPARK_SUBMIT_ARGS' in os.environ)\n"
+                            + SPARK_CELL.replace("print('master', spark.sparkContext.master)\n", ""), timeout=240)
+            assert "sum 4950" in out, (out, srv.log())
+            assert "PSA False" in out, out
+            st = live_state(srv, "alice")
+            assert st and f"{st['connect_url']}\n" in out, (st, out)
+        finally:
+            k.close()
+        jvms = jvm_pids(live_state(srv, "alice"))
+        assert len(jvms) >= 3, jvms                  # master, worker, Connect server
+        stop_server(alice, "alice", "")
+        wait_state(alice, "alice", "", "stopped", timeout=60, srv=srv)
+        assert wait_for(lambda: live_state(srv, "alice") is None, 60, 0.2), srv.log()
+        assert wait_for(lambda: not any(alive(p) for p in jvms), 30, 0.2), jvms
     finally:
         srv.stop()
