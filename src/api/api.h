@@ -36,6 +36,7 @@
 
 #include "http/hclient.h"
 #include "http/server.h"
+#include "hub/hub.h"
 #include "sched/pool.h"
 #include "sched/sched.h"
 #include "store/store.h"
@@ -79,6 +80,8 @@ typedef struct api_opts {
     int64_t     render_max;      /* bytes; 0 = default (32 MiB); < 0 = never render */
     unsigned    render_jobs;     /* 0 = default (2) */
     unsigned    render_queue;    /* 0 = default (16) */
+    hub_t      *hub;             /* notebook servers (borrowed, outlives the api); NULL: /api/v1/servers
+                                    and /user/ answer 503 */
 } api_opts_t;
 
 /* Anonymous bodies: a login is a few hundred bytes. */
@@ -108,6 +111,12 @@ void api_set_pool_sizes(api_t *a, const char *const *names, const unsigned *size
 
 /* The server, so /metrics can report nbhub_http_connections (optional). */
 void api_set_server(api_t *a, http_server_t *srv);
+
+/* The hub (src/hub/hub.h) whose servers /hub/api shows, starts and stops,
+ * and whose servers are the OAuth clients; borrowed, outlives the api.
+ * Without one, users have no servers. */
+struct hub;
+void api_set_hub(api_t *a, struct hub *hub);
 
 /* Free the API.  SSE streams still open are ended (normally the server's
  * graceful stop has closed them already).  NULL is a no-op. */
