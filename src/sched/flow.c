@@ -1520,6 +1520,13 @@ static void task_field(pst_t *p, flow_task_t *t, tdraft_t *d, int key, ynode_t *
     }
     case TK_CWD:
         if (get_text(p, v, "cwd", &s) > 0) {
+            if (workspace_is_tilde(s)) {
+                /* Only a notebook is looked up in the workspace; its task
+                 * starts in the notebook's directory already. */
+                NERR(p, v, "cwd '%s': '~' is not expanded in 'cwd' (a '~/' notebook's kernel starts in "
+                     "the notebook's directory; give cwd relative to the flow file)", s);
+                break;
+            }
             free(t->cwd);
             t->cwd = path_join(p->base_dir, s);
             struct stat st;

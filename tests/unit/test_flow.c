@@ -800,6 +800,9 @@ static void test_workspace_notebook(void **state)
                   "t.yaml:2:17: notebook '~/../../etc/passwd': '..' leads out of the workspace\n");
     expect_errors("tasks:\n  a: {notebook: ~//etc/passwd}\n",
                   "t.yaml:2:17: notebook '~//etc/passwd': the path inside the workspace must be relative\n");
+    expect_errors("tasks:\n  a: {notebook: ~/x.ipynb, cwd: ~/data}\n",
+                  "t.yaml:2:33: cwd '~/data': '~' is not expanded in 'cwd' (a '~/' notebook's kernel starts "
+                  "in the notebook's directory; give cwd relative to the flow file)\n");
     assert_int_equal(mismatches, 0);
 }
 
