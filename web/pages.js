@@ -417,7 +417,10 @@ export async function users() {
 // Sizes come as bytes (numbers) or as written in nbhub.yaml ("2g").
 function bytes(n) {
   if (n === null || n === undefined || n === "") return null;
-  if (typeof n !== "number") return String(n);
+  if (typeof n !== "number") {
+    const m = /^(\d+(?:\.\d+)?)([kmgt])$/i.exec(String(n));   // as nbhub.yaml writes it: "2g"
+    return m ? `${m[1]} ${m[2].toUpperCase()}iB` : String(n);
+  }
   const u = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
