@@ -94,6 +94,19 @@ const struct http_route api_routes[] = {
      * api_sparkui_resolve) */
     { "GET",    "/spark/:owner/:name/ui",                api_sparkui_get,         API_CLUSTER },
     { "GET",    "/spark/:owner/:name/ui/" "*path",       api_sparkui_get,         API_CLUSTER },
+    /* notebook servers (the hub: api_servers.c); "default" names the
+     * default server in paths */
+    { "GET",    "/api/v1/profiles",                      api_servers_profiles,    API_AUTH },
+    { "GET",    "/api/v1/servers",                       api_servers_list,        API_AUTH },
+    { "POST",   "/api/v1/servers",                       api_servers_start,       API_AUTH },
+    { "GET",    "/api/v1/servers/:owner/:server",        api_servers_get,         API_AUTH },
+    { "DELETE", "/api/v1/servers/:owner/:server",        api_servers_stop,        API_AUTH },
+    { "GET",    "/api/v1/servers/:owner/:server/progress", api_servers_progress,  API_AUTH },
+    /* the servers themselves, through the proxy (api_proxy.c): who may
+     * pass is decided there (a server's own XSRF rules apply to its
+     * requests, not nbhub's CSRF header) */
+    { "*",      "/user/:name",                           api_proxy_user_bare,     API_PUBLIC },
+    { "*",      "/user/:name/" "*path",                  api_proxy_user,          API_PUBLIC | HTTP_ROUTE_STREAM_BODY },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 
@@ -136,6 +149,8 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     a->render_jobs = o->render_jobs ? o->render_jobs : API_RENDER_JOBS_DEFAULT;
     a->render_queue = o->render_queue ? o->render_queue : API_RENDER_QUEUE_DEFAULT;
     a->started_at = time_now_us();
+    a->hub = o->hub;
+    if (a->hub) api_proxy_hooks(a);
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
     if (rc < 0) {
         api_free(a);

@@ -36,6 +36,7 @@
 
 #include "http/hclient.h"
 #include "http/server.h"
+#include "hub/hub.h"
 #include "sched/pool.h"
 #include "sched/sched.h"
 #include "store/store.h"
@@ -79,6 +80,8 @@ typedef struct api_opts {
     int64_t     render_max;      /* bytes; 0 = default (32 MiB); < 0 = never render */
     unsigned    render_jobs;     /* 0 = default (2) */
     unsigned    render_queue;    /* 0 = default (16) */
+    hub_t      *hub;             /* notebook servers (borrowed, outlives the api); NULL: /api/v1/servers
+                                    and /user/ answer 503 */
 } api_opts_t;
 
 /* Anonymous bodies: a login is a few hundred bytes. */

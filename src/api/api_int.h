@@ -104,6 +104,7 @@ struct api {
     unsigned       render_jobs, render_queue, render_running;
     size_t         render_nwaiting;
     struct api_render_job *render_head, *render_tail;
+    hub_t         *hub;            /* borrowed; NULL = no hub (api_servers.c, api_proxy.c) */
 };
 
 #define API_RENDER_MAX_DEFAULT   (32LL * 1024 * 1024)
@@ -273,6 +274,20 @@ int  api_ssr_page(api_t *a, http_req_t *req, const char *page, size_t len, buf_t
 void api_runs_list_for(api_t *a, http_req_t *req, const char *flow, int64_t flow_id);
 /* The Run object (with tasks) of runs.id, or NULL with *rc set. */
 json_t *api_runs_load(api_t *a, int64_t run, int *rc, nb_err_t *err);
+
+/* ---- api_servers.c: nbhub's own API for notebook servers (the hub) ---- */
+void api_servers_profiles(http_req_t *req, void *ud);
+void api_servers_list(http_req_t *req, void *ud);
+void api_servers_start(http_req_t *req, void *ud);
+void api_servers_get(http_req_t *req, void *ud);
+void api_servers_stop(http_req_t *req, void *ud);
+void api_servers_progress(http_req_t *req, void *ud);
+
+/* ---- api_proxy.c: /user/NAME[/SERVER]/ to the user's notebook server ---- */
+void api_proxy_user(http_req_t *req, void *ud);
+void api_proxy_user_bare(http_req_t *req, void *ud);
+/* The hub hooks that end proxied exchanges of a server that stopped. */
+void api_proxy_hooks(api_t *a);
 
 /* ---- api_events.c ----------------------------------------------------- */
 

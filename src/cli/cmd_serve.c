@@ -27,6 +27,7 @@
 #include "auth/passwd.h"
 #include "auth/token.h"
 #include "http/hclient.h"
+#include "hub/hub.h"
 #include "http/netguard.h"
 #include "http/notify.h"
 #include "http/server.h"
@@ -71,6 +72,8 @@ static const char serve_usage[] =
     "  --isolation MODE       shared or system (default: the file's, else $NBHUB_ISOLATION,\n"
     "                         else system as root and shared otherwise; docs/security.md)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    "  --stop-servers-on-exit stop users' notebook servers when nbhub stops (default: they\n"
+    "                         keep running and the next nbhub serve adopts them; docs/hub.md)\n"
     "  -h, --help             this help\n"
     "\n"
     "Exit codes:\n"
@@ -92,6 +95,8 @@ struct serve {
     http_server_t *http;
     hclient_t     *hc;
     notify_t      *notify;
+    hub_t         *hub;        /* users' notebook servers (docs/hub.md) */
+    int            stop_servers;   /* --stop-servers-on-exit */
     netguard_t    *guard;      /* where webhooks may go (nbhub.yaml webhooks.allow) */
     uv_signal_t    sigterm, sigint, sighup;
     int            stopping;
@@ -150,8 +155,10 @@ static void serve_stop(struct serve *sv, uint64_t grace_ms)
     sv->stopping = 1;
     LOG_I("stopping", "grace_ms=%llu", (unsigned long long)grace_ms);
     api_set_stopping(sv->api);
-    sv->pending = 2;
+    sv->pending = 3;
     http_server_stop(sv->http, serve_http_stopped, sv);
+    /* Servers keep running unless asked (a later nbhub adopts them). */
+    hub_shutdown(sv->hub, sv->stop_servers, serve_part_closed, sv);
     sched_stop(sv->sched, grace_ms, serve_sched_stopped, sv);
 }
 
@@ -165,6 +172,35 @@ static void serve_on_signal(uv_signal_t *h, int sig)
     }
     uint64_t grace = sv->conf.shutdown_grace_ms >= 0 ? (uint64_t)sv->conf.shutdown_grace_ms : 30000;
     serve_stop(sv, sv->stopping ? 0 : grace);
+}
+
+/* Where notebook servers call the hub back (/hub/api): the first TCP
+ * listen address, a wildcard one as loopback, with the port bound; and
+ * the public URL (base_url) users reach nbhub at. */
+static void serve_hub_urls(struct serve *sv, const char *const *addrs)
+{
+    const char *tcp = NULL;
+    for (size_t i = 0; addrs[i] && !tcp; i++)
+        if (strncmp(addrs[i], "unix:", 5) != 0) tcp = addrs[i];
+    char *hub_url = NULL;
+    int port = http_server_port(sv->http);
+    if (tcp && port > 0) {
+        const char *colon = strrchr(tcp, ':');
+        size_t hl = colon ? (size_t)(colon - tcp) : strlen(tcp);
+        char host[128];
+        snprintf(host, sizeof host, "%.*s", (int)hl, tcp);
+        if (!strcmp(host, "0.0.0.0") || !*host) snprintf(host, sizeof host, "127.0.0.1");
+        else if (!strcmp(host, "[::]")) snprintf(host, sizeof host, "[::1]");
+        hub_url = xasprintf("http://%s:%d", host, port);
+    } else {
+        LOG_W("hub: no TCP listen address, notebook servers cannot be started", "%s", "");
+    }
+    const char *pub = sv->conf.base_url;
+    char *p = pub ? xstrdup(pub) : NULL;
+    if (p && *p && p[strlen(p) - 1] == '/') p[strlen(p) - 1] = 0;
+    hub_set_urls(sv->hub, hub_url, p);
+    free(hub_url);
+    free(p);
 }
 
 /* The first user, so that somebody can log in. */
@@ -302,6 +338,7 @@ int cmd_serve(int argc, char **argv)
 {
     const char *config = getenv("NBHUB_CONFIG"), *home_flag = NULL, *flows_flag = NULL;
     const char *level = NULL, *isolation = NULL;
+    int stop_servers = 0;
     char **listen = NULL;
     size_t nlisten = 0;
     srvconf_t flags;
@@ -318,6 +355,7 @@ int cmd_serve(int argc, char **argv)
         else if (strcmp(a, "--home") == 0 && more) home_flag = argv[++i];
         else if (strcmp(a, "--flows") == 0 && more) flows_flag = argv[++i];
         else if (strcmp(a, "--log-level") == 0 && more) level = argv[++i];
+        else if (strcmp(a, "--stop-servers-on-exit") == 0) stop_servers = 1;
         else if (strcmp(a, "--isolation") == 0 && more) {
             isolation = argv[++i];
             if (strcmp(isolation, "shared") && strcmp(isolation, "system")) {
@@ -360,6 +398,7 @@ int cmd_serve(int argc, char **argv)
 
     struct serve sv;
     memset(&sv, 0, sizeof sv);
+    sv.stop_servers = stop_servers;
     srvconf_init(&sv.conf);
     int rc = NB_EXIT_OK;
     char *home = home_flag ? xstrdup(home_flag) : NULL;
@@ -520,8 +559,13 @@ int cmd_serve(int argc, char **argv)
                       .render_max = sv.conf.render_max < 0 ? 0 : sv.conf.render_max == 0 ? -1
                                                                  : sv.conf.render_max,
                       .render_jobs = sv.conf.render_jobs, .render_queue = sv.conf.render_queue };
-    if (sched_new(&so, &sv.sched, &err) < 0 ||
-        (ao.sched = sv.sched, api_new(&ao, &sv.api, &err) < 0)) {
+    hub_conf_finish(&sv.conf.hub);
+    hub_opts_t ho = { .loop = &sv.loop, .store = sv.store, .hc = sv.hc, .home = home, .self_exe = self,
+                      .isolation_system = system_mode, .account_tmpl = sv.conf.system_user,
+                      .create_accounts = sv.conf.create_system_users == 1, .cgroups = cg != CGROUP_NONE,
+                      .user_limits = serve_user_limits, .limits_ud = &sv.conf, .conf = &sv.conf.hub };
+    if (sched_new(&so, &sv.sched, &err) < 0 || hub_new(&ho, &sv.hub, &err) < 0 ||
+        (ao.sched = sv.sched, ao.hub = sv.hub, api_new(&ao, &sv.api, &err) < 0)) {
         cli_errorf("%s", err.msg);
         rc = SERVE_EXIT_HOME;
         free(base_url);
@@ -550,6 +594,11 @@ int cmd_serve(int argc, char **argv)
             rc = SERVE_EXIT_LISTEN;
             goto out_loop;
         }
+    serve_hub_urls(&sv, addrs);
+    /* Servers still running from the previous nbhub: their routes work
+     * from now on. */
+    int adopted = hub_adopt(sv.hub);
+    if (adopted) LOG_I("notebook servers adopted", "count=%d", adopted);
     /* Webhooks reach public addresses, and the internal ones the admin
      * listed (srvconf checked every entry already). */
     sv.guard = netguard_new();
@@ -593,6 +642,7 @@ out_loop:
     }
     if (sv.http) http_server_free(sv.http);
     api_free(sv.api);
+    hub_free(sv.hub);
     sched_free(sv.sched);
     uv_loop_close(&sv.loop);
     netguard_free(sv.guard);

@@ -18,7 +18,7 @@
 #include <yaml.h>
 
 enum ctype { C_STR, C_STRLIST, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK,
-             C_WEBHOOKS, C_UI };
+             C_WEBHOOKS, C_UI, C_HUB };
 
 struct ckey {
     const char *name;
@@ -37,6 +37,7 @@ static const struct ckey srvconf_keys[] = {
     { "http", C_HTTP },
     { "spark", C_SPARK },
     { "webhooks", C_WEBHOOKS },      { "ui", C_UI },
+    { "hub", C_HUB },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -50,6 +51,7 @@ void srvconf_init(srvconf_t *c)
     c->http_max_body = c->http_anon_body = c->http_body_budget = -1;
     c->http_min_body_rate = c->http_body_grace_ms = -1;
     c->render_max = -1;
+    hub_conf_init(&c->hub);
 }
 
 const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user)
@@ -87,6 +89,7 @@ void srvconf_clear(srvconf_t *c)
         for (char **p = c->trusted_users; *p; p++) free(*p);
     free(c->trusted_users);
     strv_free(c->webhook_allow);
+    hub_conf_clear(&c->hub);
     srvconf_init(c);
 }
 
@@ -480,6 +483,9 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
     case C_UI:
         set_ui(c, path, doc, v, errs);
         return;
+    case C_HUB:
+        hub_conf_parse(path, doc, v, &c->hub, errs);
+        return;
     }
 }
 
@@ -533,5 +539,6 @@ int srvconf_load(const char *path, srvconf_t *c, nb_errlist_t *errs)
     yaml_document_delete(&doc);
     yaml_parser_delete(&p);
     free(text);
+    hub_conf_finish(&c->hub);
     return errlist_count(errs) > before ? -EINVAL : 0;
 }

@@ -30,6 +30,8 @@
  *       render_max: 32m             # largest output notebook output.html renders
  *       render_jobs: 2              # renders at once (libuv's thread pool)
  *       render_queue: 16            # renders waiting for a slot; beyond, 503
+ *     hub:                          # notebook servers (src/hub/profile.h, docs/hub.md)
+ *       profiles: [{name: small, python: /opt/lab/bin/python, limits: {cpu: 1, memory: 2g}}]
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -42,6 +44,7 @@
 #define NBHUB_SRVCONF_H
 #include <stddef.h>
 #include <stdint.h>
+#include "hub/profile.h"
 #include "iso/limits.h"
 #include "util/errlist.h"
 
@@ -78,6 +81,7 @@ typedef struct srvconf {
     int64_t  render_max;      /* bytes; -1 = unset */
     unsigned render_jobs;     /* 0 = unset */
     unsigned render_queue;    /* 0 = unset */
+    hub_conf_t hub;           /* hub: (hub_conf_finish'ed by srvconf_load) */
 } srvconf_t;
 
 /* The limits of one user: their user_limits entry, else limits. */

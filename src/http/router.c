@@ -264,6 +264,18 @@ int http_router_gate(http_req_t *req, void *router)
     http_router_t *r = router;
     const struct croute *cr = route_match(r, req);
     if (!cr) return 1;
+    if (cr->route->flags & HTTP_ROUTE_STREAM_BODY) {
+        http_req_set_body_stream(req);
+    } else {
+        /* The server left the max_body check to us (it depends on the
+         * route): refused on the head, before the hook (a 413 whoever asks). */
+        const struct http_limits *lim = http_req_limits(req);
+        long long cl = http_req_content_length(req);
+        if (lim && cl > 0 && (unsigned long long)cl > lim->max_body) {
+            http_respond_error(req, 413, "payload_too_large", "request body too large");
+            return 1;
+        }
+    }
     return r->before ? r->before(req, cr->route, r->before_ud) : 0;
 }
 

@@ -31,6 +31,14 @@
 
 #include "http/server.h"
 
+/* The one flag the router itself interprets: the route's request bodies are
+ * streamed to its handler (http_req_set_body_stream) instead of being
+ * buffered by the server, and are not held to max_body.  The handler is
+ * called as soon as the before hook has accepted the head, and reads the
+ * body with http_req_read_start (http/proxy does).  The API layer's flags
+ * use the low bits. */
+#define HTTP_ROUTE_STREAM_BODY (1u << 31)
+
 struct http_route {
     const char     *method;     /* "GET", "POST", ...; "*" or NULL = any */
     const char     *pattern;    /* "/api/v1/flows/:name/runs/:id", "/static/" "*rest" */

@@ -128,6 +128,7 @@ static void kvs_add(struct kvs *k, const char *name, const char *value)
 struct http_req {
     http_req_t *next;               /* connection queue */
     http_conn_t *conn;              /* NULL once the client is gone */
+    uv_loop_t *loop;
     struct arena_chunk *arena;
     int method_id;
     const char *method, *target, *raw_path, *path, *query, *peer;
@@ -147,9 +148,18 @@ struct http_req {
     size_t win_len;                 /* body.len then */
     int status;
     size_t bytes_out;
+    /* Relaying (http/proxy): a streamed body or upgraded connection's
+     * reader, and the drain callback of a raw answer. */
+    size_t body_rx;                 /* body bytes received (buffered or streamed) */
+    http_data_fn data_fn;
+    void *data_ud;
+    http_drain_fn drain_fn;
+    void *drain_ud;
+    size_t drain_low;
     unsigned complete : 1, dispatched : 1, streaming : 1, chunked : 1, keep_alive : 1,
              is_head : 1, expect_continue : 1, continue_sent : 1, aborted : 1,
-             headers_done : 1, cookies_parsed : 1, endless : 1, gate_wait : 1;
+             headers_done : 1, cookies_parsed : 1, endless : 1, gate_wait : 1,
+             body_stream : 1, body_chunked : 1, upgrade : 1, raw : 1, end_pending : 1;
 };
 
 enum conn_phase { CONN_ACTIVE, CONN_DRAINING, CONN_CLOSING };
@@ -193,7 +203,11 @@ struct http_conn {
     enum conn_phase phase;
     enum timer_kind tkind;
     unsigned parse_done : 1, reading : 1, advancing : 1, close_after : 1, detached : 1,
-             reject : 1, peer_eof : 1, gate_wait : 1;
+             reject : 1, peer_eof : 1, gate_wait : 1,
+             upgrade_hold : 1,      /* an Upgrade request was parsed: stop reading until it is answered */
+             upgraded : 1,          /* http_raw_upgrade: a byte pipe now */
+             read_paused : 1,       /* http_req_read_pause */
+             wr_shut : 1, shut_done : 1, close_on_shut : 1;
     /* streaming tick */
     http_tick_fn tick_fn;
     void *tick_ud;
@@ -258,6 +272,7 @@ static const http_parser_settings parser_settings = {
 
 static void conn_advance(http_conn_t *c);
 static void conn_update(http_conn_t *c);
+static int  req_deliver(http_conn_t *c, http_req_t *r, const char *data, size_t len);
 static void conn_close(http_conn_t *c);
 static void conn_drain_close(http_conn_t *c);
 static void conn_reject(http_conn_t *c, int status);
@@ -282,6 +297,7 @@ void http_limits_default(struct http_limits *l)
     l->linger_ms = 2000;
     l->stop_timeout_ms = 30000;
     l->sse_keepalive_ms = 15000;
+    l->stream_body_max = 0;
 }
 
 /* ---- requests -------------------------------------------------------- */
@@ -290,6 +306,7 @@ static http_req_t *req_new(http_conn_t *c)
 {
     http_req_t *r = xcalloc(1, sizeof *r);
     r->conn = c;
+    r->loop = c->srv->loop;
     r->t_start = uv_hrtime();
     r->peer = arena_strndup(&r->arena, c->peer, strlen(c->peer));
     r->method = "-";
@@ -536,7 +553,15 @@ static void write_cb(uv_write_t *w, int status)
     c->wq_bytes -= wr->len;
     for (int i = 0; i < 3; i++) free(wr->owned[i]);
     free(wr);
-    if (status < 0 && status != UV_ECANCELED) conn_close(c);
+    if (status < 0 && status != UV_ECANCELED) {
+        conn_close(c);
+        return;
+    }
+    /* A raw answer (http/proxy) resumes reading its source once our queue
+     * has drained enough. */
+    http_req_t *r = c->qhead;
+    if (c->phase != CONN_CLOSING && r && r->dispatched && r->drain_fn && c->wq_bytes <= r->drain_low)
+        r->drain_fn(r, r->drain_ud);
 }
 
 /* Queue bufs for writing; the owned pointers are freed once written.  On a
@@ -925,6 +950,11 @@ static int body_charge(http_conn_t *c, http_req_t *r, size_t total, int force)
  * and allocated at once (no doublings, no copies), and its clock started. */
 static int body_start(http_conn_t *c, http_req_t *r)
 {
+    if (r->body_stream) {
+        size_t smax = c->srv->lim.stream_body_max;
+        if (smax && r->content_length > 0 && (size_t)r->content_length > smax) return 413;
+        return 0;                   /* nothing held: the handler takes it as it comes */
+    }
     if (r->content_length > 0) {
         size_t cl = (size_t)r->content_length;
         if (cl > req_body_max(c, r)) return 413;
@@ -1056,7 +1086,11 @@ static int on_headers_complete(http_parser *p)
     }
     if (req_parse_query(r) < 0) return fail(c, 400);
 
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > lim->max_body) return fail(c, 413);
+    /* With a gate, the limit depends on the route (a streamed body has its
+     * own): body_start checks it once the gate has seen the head. */
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > lim->max_body && !c->srv->gate) return fail(c, 413);
+    r->body_chunked = (p->flags & F_CHUNKED) != 0;
+    r->upgrade = p->upgrade && p->method != HTTP_CONNECT;
     const char *expect = http_header(r, "expect");
     if (expect) {
         if (strcasecmp(expect, "100-continue") != 0) return fail(c, 417);
@@ -1082,6 +1116,17 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
     http_conn_t *c = p->data;
     http_req_t *r = c->cur;
+    r->body_rx += n;
+    if (r->body_stream) {
+        size_t smax = c->srv->lim.stream_body_max;
+        if (smax && r->body_rx > smax) return fail(c, 413);
+        if (!c->detached) c->last_body = uv_now(c->srv->loop);
+        if (!req_deliver(c, r, at, n) || c->cur != r) {
+            c->parse_done = 1;      /* answered or dropped from fn: stop here */
+            return -1;
+        }
+        return 0;
+    }
     size_t need = r->body.len + n;
     if (need > req_body_max(c, r)) return fail(c, 413);
     if (body_charge(c, r, need, 0) < 0) return fail_body(c, 503);
@@ -1098,6 +1143,7 @@ static int on_message_complete(http_parser *p)
     r->complete = 1;
     c->ncomplete++;
     c->cur = NULL;
+    if (r->body_stream) r->end_pending = 1;     /* conn_parse tells fn, once the parser is out */
     /* After a request that ends the connection (close, HTTP/1.0, upgrade)
      * anything else the client sends is not ours to parse. */
     if (!r->keep_alive || p->upgrade) {
@@ -1141,6 +1187,13 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread == 0) return;
     if (nread < 0) {
         c->peer_eof = 1;
+        if (c->upgraded && c->phase == CONN_ACTIVE) {
+            /* A half-close is passed on, not taken for a vanished client. */
+            read_stop(c);
+            http_req_t *r = c->qhead;
+            if (r && r->data_fn) req_deliver(c, r, NULL, 0);
+            return;
+        }
         int inflight = c->qhead && c->qhead->dispatched;
         if (c->phase == CONN_ACTIVE && !inflight && c->wq_bytes > 0) conn_drain_close(c);
         else if (c->phase == CONN_DRAINING && c->wq_bytes > 0) read_stop(c);  /* let the shutdown finish */
@@ -1240,10 +1293,28 @@ static void conn_parse(http_conn_t *c, const char *data, size_t len)
         return;
     }
     if (c->gate_wait && n < len) buf_append(&c->stash, data + n, len - n);
+    if (c->parse_done && c->parser.upgrade && c->phase == CONN_ACTIVE && !c->upgrade_hold) {
+        /* An Upgrade request: what follows its head is the new protocol's
+         * (kept for http_raw_upgrade); read no more until it is answered. */
+        c->upgrade_hold = 1;
+        if (n < len) buf_append(&c->stash, data + n, len - n);
+    }
+    http_req_t *h = c->qhead;
+    if (h && h->end_pending && h->dispatched && c->phase == CONN_ACTIVE) {
+        h->end_pending = 0;
+        req_deliver(c, h, NULL, 0);
+    }
 }
 
 static void conn_process(http_conn_t *c, const char *data, size_t len)
 {
+    if (c->upgraded) {
+        http_req_t *r = c->qhead;
+        if (r && r->data_fn) req_deliver(c, r, data, len);
+        else buf_append(&c->stash, data, len);
+        conn_update(c);
+        return;
+    }
     conn_parse(c, data, len);
     conn_run(c);
 }
@@ -1278,6 +1349,19 @@ static int conn_gate(http_conn_t *c, http_req_t *r)
     r->dispatched = 1;              /* the gate may answer it like a handler */
     int taken = c->srv->gate(r, c->srv->gate_ud);
     if (taken) return 0;            /* answered and freed; conn_drain_close ran */
+    if (r->body_stream) {
+        /* The handler gets the head now; the parser stays paused (and the
+         * bytes read past the head stashed) until http_req_read_start. */
+        int st = body_start(c, r);
+        if (st) {
+            r->dispatched = 0;
+            c->gate_wait = 0;
+            conn_reject_budget(c, st, 0);
+            return 0;
+        }
+        c->srv->handler(r, c->srv->ud);
+        return 0;
+    }
     r->dispatched = 0;
     c->gate_wait = 0;
     http_parser_pause(&c->parser, 0);
@@ -1344,7 +1428,9 @@ static void conn_update(http_conn_t *c)
         size_t queued = 0;
         for (http_req_t *r = c->qhead; r; r = r->next)
             if (r->complete) queued += r->body.len;
-        int want = c->ncomplete < lim->max_pipeline && queued <= lim->max_body && !c->gate_wait;
+        int want = c->ncomplete < lim->max_pipeline && queued <= lim->max_body && !c->gate_wait &&
+                   !c->upgrade_hold && !c->read_paused;
+        if (c->upgraded) want = !c->read_paused && !c->peer_eof;
         if (want && !c->reading) {
             uv_read_start(&c->h.stream, alloc_cb, read_cb);
             c->reading = 1;
@@ -1356,6 +1442,10 @@ static void conn_update(http_conn_t *c)
     http_req_t *cur = c->cur;
     if (c->tick_fn && c->qhead && c->qhead->streaming) {
         if (c->tkind != T_TICK) timer_set(c, T_TICK, c->tick_ms, c->tick_ms);
+    } else if (c->upgraded || c->upgrade_hold) {
+        timer_set(c, T_NONE, 0, 0);  /* the relaying handler owns the time */
+    } else if (cur && cur->headers_done && cur->body_stream && (!cur->data_fn || c->read_paused)) {
+        timer_set(c, T_NONE, 0, 0);  /* not reading the body: not the client's fault */
     } else if (cur && !cur->headers_done) {
         timer_set(c, T_HEAD, c->head_deadline > now ? c->head_deadline - now : 0, 0);
     } else if (cur && cur->gate_wait) {
@@ -1391,9 +1481,9 @@ static int body_window_ok(http_conn_t *c, http_req_t *r)
     if (!lim->min_body_rate || !lim->body_grace_ms || !r->win_t0) return 1;     /* not a window's end */
     if (now < r->win_t0 + lim->body_grace_ms) return 1;                         /* early wake-up */
     uint64_t need = (uint64_t)lim->min_body_rate * lim->body_grace_ms / 1000;
-    if (r->body.len - r->win_len < need) return 0;
+    if (r->body_rx - r->win_len < need) return 0;
     r->win_t0 = now;
-    r->win_len = r->body.len;
+    r->win_len = r->body_rx;
     return 1;
 }
 
@@ -1476,6 +1566,17 @@ static void conn_close(http_conn_t *c)
     uv_close(&c->h.handle, conn_handle_closed);
 }
 
+/* Our FIN, after the queued writes: the one place the client's write side
+ * is shut (with conn_write and read_cb/conn_process, the connection's whole
+ * I/O, where a transport such as TLS sits). */
+static int conn_shutdown_write(http_conn_t *c, uv_shutdown_cb cb)
+{
+    if (c->wr_shut) return -EALREADY;
+    c->wr_shut = 1;
+    c->shutdown_req.data = c;
+    return uv_shutdown(&c->shutdown_req, &c->h.stream, cb);
+}
+
 static void shutdown_cb(uv_shutdown_t *s, int status)
 {
     http_conn_t *c = s->data;
@@ -1516,8 +1617,7 @@ static void conn_drain_close(http_conn_t *c)
     }
     /* The send timeout bounds a client that never reads our answer. */
     timer_set(c, T_SEND, c->srv->lim.body_timeout_ms, 0);
-    c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, &c->h.stream, shutdown_cb) < 0) conn_close(c);
+    if (conn_shutdown_write(c, shutdown_cb) < 0) conn_close(c);
 }
 
 static const char *reject_code(int status, int budget, const char **msg)
@@ -1910,4 +2010,200 @@ void http_server_free(http_server_t *srv)
     NB_ASSERT(srv->stop_called);
     free(srv->csp);
     free(srv);
+}
+
+/* ---- relaying (http/proxy) ------------------------------------------- */
+
+/* Hand bytes of a streamed body or an upgraded connection to the request's
+ * reader.  The reader may answer nothing, but what it calls (a write that
+ * fails, http_stream_drop) may close the connection: 1 if c is still
+ * active afterwards.  conn_run is held off meanwhile (advancing), so an
+ * answer cannot start parsing from under the parser that called us. */
+static int req_deliver(http_conn_t *c, http_req_t *r, const char *data, size_t len)
+{
+    if (!r->data_fn) return c->phase == CONN_ACTIVE;
+    unsigned adv = c->advancing;
+    c->advancing = 1;
+    r->data_fn(r, data, len, r->data_ud);
+    c->advancing = adv;
+    return c->phase == CONN_ACTIVE;
+}
+
+void http_req_set_body_stream(http_req_t *r) { r->body_stream = 1; }
+int http_req_body_streamed(const http_req_t *r) { return r->body_stream; }
+long long http_req_content_length(const http_req_t *r) { return r->content_length; }
+int http_req_body_chunked(const http_req_t *r) { return r->body_chunked; }
+int http_req_upgrade_wanted(const http_req_t *r) { return r->upgrade; }
+
+int http_req_keep_alive(const http_req_t *r)
+{
+    return r->conn && r->keep_alive && !r->conn->close_after && r->conn->phase == CONN_ACTIVE;
+}
+
+/* (Re)start the clocks of a body the handler reads again. */
+static void body_clock_restart(http_conn_t *c, http_req_t *r)
+{
+    if (c->detached) return;
+    r->win_t0 = c->last_body = uv_now(c->srv->loop);
+    r->win_len = r->body_rx;
+}
+
+int http_req_read_start(http_req_t *r, http_data_fn fn, void *ud)
+{
+    http_conn_t *c = r->conn;
+    if (!c || c->phase != CONN_ACTIVE) return -ECONNRESET;
+    if (!r->dispatched || c->qhead != r) return -EINVAL;
+    r->data_fn = fn;
+    r->data_ud = ud;
+    c->read_paused = 0;
+    if (c->upgraded) {
+        if (c->stash.len) {
+            buf_t st = c->stash;
+            c->stash = (buf_t)BUF_INIT;
+            int alive = req_deliver(c, r, st.data, st.len);
+            buf_free(&st);
+            if (!alive) return 0;
+        }
+        if (c->peer_eof) req_deliver(c, r, NULL, 0);
+        else conn_update(c);
+        return 0;
+    }
+    if (!r->body_stream) return -EINVAL;
+    if (c->gate_wait && c->cur == r) {
+        /* First call: let the parser go on into the body. */
+        c->gate_wait = 0;
+        http_parser_pause(&c->parser, 0);
+        if (r->expect_continue && !r->continue_sent) {
+            r->continue_sent = 1;
+            conn_write_str(c, "HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        body_clock_restart(c, r);
+    }
+    conn_run(c);                    /* parses what was stashed, re-arms reading */
+    return 0;
+}
+
+void http_req_read_pause(http_req_t *r, int pause)
+{
+    http_conn_t *c = r->conn;
+    if (!c || c->phase != CONN_ACTIVE || c->qhead != r) return;
+    if (!!pause == c->read_paused) return;
+    c->read_paused = pause ? 1 : 0;
+    if (!pause && c->cur == r) body_clock_restart(c, r);
+    conn_update(c);
+}
+
+void http_req_read_stop(http_req_t *r)
+{
+    r->data_fn = NULL;
+    r->data_ud = NULL;
+    http_req_read_pause(r, 1);
+}
+
+uv_loop_t *http_req_loop(const http_req_t *r) { return r->loop; }
+
+int http_raw_begin(http_req_t *r, int status)
+{
+    NB_ASSERT(!r->raw && !r->streaming);
+    r->raw = 1;
+    r->status = status;
+    if (!r->conn || r->conn->phase == CONN_CLOSING) return -ECONNRESET;
+    NB_ASSERT(r->conn->qhead == r && r->dispatched);
+    return 0;
+}
+
+int http_raw_write(http_req_t *r, const void *data, size_t len)
+{
+    NB_ASSERT(r->raw);
+    if (!r->conn || r->conn->phase == CONN_CLOSING) return -ECONNRESET;
+    if (len == 0) return 0;
+    char *copy = xmalloc(len);
+    memcpy(copy, data, len);
+    uv_buf_t b = uv_buf_init(copy, (unsigned)len);
+    r->bytes_out += len;
+    conn_write(r->conn, &b, 1, copy, NULL);
+    return r->conn && r->conn->phase != CONN_CLOSING ? 0 : -ECONNRESET;
+}
+
+int http_raw_write_take(http_req_t *r, char *data, size_t len)
+{
+    NB_ASSERT(r->raw);
+    if (!r->conn || r->conn->phase == CONN_CLOSING || len == 0) {
+        free(data);
+        return len == 0 && r->conn ? 0 : -ECONNRESET;
+    }
+    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    r->bytes_out += len;
+    conn_write(r->conn, &b, 1, data, NULL);
+    return r->conn && r->conn->phase != CONN_CLOSING ? 0 : -ECONNRESET;
+}
+
+void http_raw_on_drain(http_req_t *r, size_t low, http_drain_fn fn, void *ud)
+{
+    r->drain_fn = fn;
+    r->drain_ud = ud;
+    r->drain_low = low;
+}
+
+int http_raw_upgrade(http_req_t *r)
+{
+    NB_ASSERT(r->raw);
+    http_conn_t *c = r->conn;
+    if (!c || c->phase != CONN_ACTIVE) return -ECONNRESET;
+    if (!r->upgrade || c->qhead != r) return -EINVAL;
+    c->upgraded = 1;
+    c->upgrade_hold = 0;
+    r->endless = 1;                 /* a graceful stop closes it */
+    r->status = 101;
+    conn_update(c);
+    return 0;
+}
+
+static void raw_shutdown_cb(uv_shutdown_t *s, int status)
+{
+    http_conn_t *c = s->data;
+    c->shut_done = 1;
+    if (c->phase == CONN_CLOSING) return;
+    if (status < 0 || c->close_on_shut) conn_close(c);
+}
+
+int http_raw_shutdown(http_req_t *r)
+{
+    http_conn_t *c = r->conn;
+    if (!c || c->phase != CONN_ACTIVE) return -ECONNRESET;
+    if (!c->upgraded) return -EINVAL;
+    if (c->wr_shut) return 0;
+    if (c->detached) {
+        c->wr_shut = c->shut_done = 1;
+        return 0;
+    }
+    if (conn_shutdown_write(c, raw_shutdown_cb) < 0) conn_close(c);
+    return 0;
+}
+
+int http_raw_end(http_req_t *r, int keep_alive)
+{
+    NB_ASSERT(r->raw);
+    if (!r->conn || r->conn->phase == CONN_CLOSING) return req_answer_dead(r);
+    http_conn_t *c = r->conn;
+    r->drain_fn = NULL;
+    r->data_fn = NULL;
+    c->read_paused = 0;
+    if (c->upgraded) {
+        /* The pipe is done: close once what we queued has left. */
+        access_log(r, r->status, NULL);
+        queue_remove(c, r);
+        req_free(r);
+        c->parse_done = 1;
+        if (c->detached || (c->wr_shut && c->shut_done)) {
+            conn_close(c);
+        } else {
+            c->close_on_shut = 1;
+            if (!c->wr_shut && conn_shutdown_write(c, raw_shutdown_cb) < 0) conn_close(c);
+        }
+        return 0;
+    }
+    if (!keep_alive) r->keep_alive = 0;
+    req_done(r);
+    return 0;
 }

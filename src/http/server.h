@@ -80,6 +80,7 @@ struct http_limits {
     uint64_t linger_ms;         /* 2 s read-and-discard after our FIN so the client sees our answer, not a RST */
     uint64_t stop_timeout_ms;   /* 30 s: graceful stop then closes whatever is left */
     uint64_t sse_keepalive_ms;  /* 15 s between ": keep-alive" comments */
+    size_t   stream_body_max;   /* 0 = none: limit of a streamed (proxied) request body -> 413 */
 };
 
 void http_limits_default(struct http_limits *l);
@@ -209,6 +210,79 @@ void   http_stream_drop(http_req_t *req);
 int    http_stream_tick(http_req_t *req, uint64_t every_ms, http_tick_fn fn, void *ud);
 /* The stream never ends by itself (SSE): a graceful stop closes it. */
 void   http_stream_set_endless(http_req_t *req);
+
+/* ---- relaying (http/proxy) ------------------------------------------
+ *
+ * A handler that relays another server's answer (http/proxy) needs what the
+ * calls above hide: the request body as it arrives instead of buffered,
+ * the response head and framing written as it wants them, and after a 101
+ * the connection's raw bytes both ways.  Every byte still goes through the
+ * connection's one write path and one read path, so a transport under them
+ * (TLS) sees all of it.
+ *
+ * Streamed request bodies.  From the gate, http_req_set_body_stream marks a
+ * request whose body will not be buffered (nor held to max_body: to
+ * stream_body_max, none by default; nor charged to body_budget).  Its
+ * handler is then dispatched as soon as the gate let it in, before a byte
+ * of the body is read, and calls http_req_read_start when it can take the
+ * body: fn gets each piece as it is parsed (de-chunked), then (NULL, 0) once
+ * the body is complete.  The body timeouts (body_timeout_ms, min_body_rate)
+ * apply while the handler reads and not while it paused reading.
+ *
+ * Raw answers.  http_raw_begin starts an answer whose bytes the handler
+ * writes itself with http_raw_write (status line, headers, framing: none of
+ * the server's defaults are added); http_raw_end ends it (consumes req).
+ * http_stream_queued tells the bytes not yet sent; http_raw_on_drain asks
+ * to be called back when they fall to low or below.
+ *
+ * Upgrades.  After writing a 101, http_raw_upgrade turns the connection
+ * into a byte pipe: the read fn gets every byte the client sends (also
+ * those it sent right after the request head), and (NULL, 0) at its EOF;
+ * http_raw_write sends; http_raw_shutdown sends our FIN after the queued
+ * bytes; http_raw_end closes (after the queued bytes).  The server runs no
+ * timer on an upgraded connection (the handler owns the time) and a
+ * graceful stop closes it.  A request may be upgraded only if the client
+ * asked for it (Upgrade header, http_req_upgrade_wanted).
+ *
+ * fn may run from inside http_req_read_start (bytes read ahead) and from
+ * the read callback; it must not answer or drop req itself (it may write,
+ * pause, and schedule).  The usual rule stays: once the client is gone,
+ * on_abort runs and the answer (http_raw_end) only frees req.
+ */
+typedef void (*http_data_fn)(http_req_t *req, const char *data, size_t len, void *ud);
+typedef void (*http_drain_fn)(http_req_t *req, void *ud);
+
+/* From the gate: stream this request's body to its handler. */
+void      http_req_set_body_stream(http_req_t *req);
+int       http_req_body_streamed(const http_req_t *req);
+/* The announced Content-Length, or -1 (none, or chunked). */
+long long http_req_content_length(const http_req_t *req);
+/* 1 if the body is chunked (Transfer-Encoding: chunked). */
+int       http_req_body_chunked(const http_req_t *req);
+/* 1 if the connection may carry another request after this one's answer. */
+int       http_req_keep_alive(const http_req_t *req);
+/* 1 if the request asked to switch protocols (Upgrade + Connection: upgrade). */
+int       http_req_upgrade_wanted(const http_req_t *req);
+/* Start (or resume) delivering the body, or an upgraded connection's bytes. */
+int       http_req_read_start(http_req_t *req, http_data_fn fn, void *ud);
+/* Stop (1) / resume (0) reading the client: back-pressure. */
+void      http_req_read_pause(http_req_t *req, int pause);
+/* Forget the reader (fn is not called again) and stop reading. */
+void      http_req_read_stop(http_req_t *req);
+/* The loop the request's server runs on. */
+uv_loop_t *http_req_loop(const http_req_t *req);
+
+int  http_raw_begin(http_req_t *req, int status);
+int  http_raw_write(http_req_t *req, const void *data, size_t len);
+/* The same, taking a malloc'd buffer (freed in every case; no copy). */
+int  http_raw_write_take(http_req_t *req, char *data, size_t len);
+void http_raw_on_drain(http_req_t *req, size_t low, http_drain_fn fn, void *ud);
+int  http_raw_upgrade(http_req_t *req);
+int  http_raw_shutdown(http_req_t *req);
+/* End a raw answer.  keep_alive 0 closes the connection after it (always
+ * so for an upgraded one, or one whose streamed body was not read to its
+ * end).  Consumes req; 0 or -ECONNRESET as http_respond. */
+int  http_raw_end(http_req_t *req, int keep_alive);
 
 /* ---- internals shared with router.c and fuzz/tests ------------------- */
 

@@ -40,12 +40,30 @@ typedef struct store_users {
     size_t        n;
 } store_users_t;
 
+/* What a token is for (api_tokens.kind).  Only STORE_TOKEN_API reaches
+ * /api/v1; the other two are the hub's (docs/hub.md) and api_auth holds
+ * them to the few /hub/api routes their holder needs. */
+typedef enum store_token_kind {
+    STORE_TOKEN_API = 0,     /* 'api': a user's (or a service's) own token */
+    STORE_TOKEN_SERVER,      /* 'server': a notebook server's JUPYTERHUB_API_TOKEN */
+    STORE_TOKEN_OAUTH,       /* 'oauth': issued through a server's OAuth client */
+} store_token_kind_t;
+
+/* 'api' / 'server' / 'oauth'; NULL for a value out of range. */
+const char *store_token_kind_name(store_token_kind_t k);
+/* The kind named s; -EINVAL for anything else. */
+int store_token_kind_parse(const char *s, store_token_kind_t *out);
+
 typedef struct store_token {
     int64_t id, user_id;
     char   *name;
     int64_t created_at;
     int64_t expires_at;      /* 0 = never */
     int64_t last_used_at;    /* 0 = never used; up to a minute behind */
+    store_token_kind_t kind;
+    char   *scopes;          /* JSON list of JupyterHub scopes; NULL = all the owner's rights */
+    int64_t server_id;       /* servers.id it is bound to; 0 = none */
+    char   *server_name;     /* that server's name ("" = default); NULL when unbound */
 } store_token_t;
 
 typedef struct store_tokens {
@@ -77,6 +95,14 @@ int store_user_change_password(store_t *st, int64_t id, const char *password_has
 /* Disable (1) or enable (0); disabling also ends the user's sessions.  Tokens
  * are kept but rejected while disabled. */
 int store_user_set_disabled(store_t *st, int64_t id, int disabled, nb_err_t *err);
+/* The admin role on (1) or off (0). */
+int store_user_set_admin(store_t *st, int64_t id, int admin, nb_err_t *err);
+/* Delete a user: sessions, tokens, servers rows and group memberships go
+ * with it (ON DELETE CASCADE), flows and runs keep their rows without an
+ * owner.  -EBUSY while the user owns a live flow (delete or hand those
+ * over first: an ownerless scheduled flow would go on running as nobody
+ * in particular), -ENOENT if there is no such user. */
+int store_user_delete(store_t *st, int64_t id, nb_err_t *err);
 /* The trusted role on (1) or off (0). */
 int store_user_set_trusted(store_t *st, int64_t id, int trusted, nb_err_t *err);
 int store_users_count(store_t *st, int64_t *n, nb_err_t *err);
@@ -86,6 +112,14 @@ int store_users_list(store_t *st, store_users_t *out, nb_err_t *err);
  * collision, -ENOENT for an unknown user.  *id may be NULL. */
 int store_token_add(store_t *st, int64_t user_id, const char *name, const char *token_hash,
                     int64_t now, int64_t expires_at, int64_t *id, nb_err_t *err);
+/* The same with a kind, JupyterHub scopes (a JSON list as text, stored as
+ * given: the caller validates it and keeps it within the owner's rights;
+ * NULL = all of them) and the server it belongs to (0 = none; a 'server' or
+ * 'oauth' token dies with its servers row).  -ENOENT for an unknown user or
+ * server. */
+int store_token_add_scoped(store_t *st, int64_t user_id, const char *name, const char *token_hash,
+                           store_token_kind_t kind, const char *scopes_json, int64_t server_id,
+                           int64_t now, int64_t expires_at, int64_t *id, nb_err_t *err);
 /* The token with this hash and its user (either output may be NULL). */
 int store_token_lookup(store_t *st, const char *token_hash, int64_t now, store_token_t *tok,
                        store_user_t *user, nb_err_t *err);
@@ -95,6 +129,15 @@ int store_token_revoke(store_t *st, int64_t id, int64_t user_id, nb_err_t *err);
 /* Delete the token with this digest (logout with a token); -ENOENT if
  * there is none. */
 int store_token_revoke_hash(store_t *st, const char *token_hash, nb_err_t *err);
+/* Delete the tokens bound to server_id (a stop ends its API token and the
+ * OAuth tokens it handed out); kind < 0 = every kind, else only that kind.
+ * *deleted may be NULL.  No token is not an error. */
+int store_tokens_revoke_server(store_t *st, int64_t server_id, int kind, int64_t *deleted,
+                               nb_err_t *err);
+/* One token by id (any kind), with user_id != 0 restricting to that user's:
+ * -ENOENT otherwise. */
+int store_token_by_id(store_t *st, int64_t id, int64_t user_id, store_token_t *out, nb_err_t *err);
+/* A user's tokens, every kind, oldest first. */
 int store_tokens_list(store_t *st, int64_t user_id, store_tokens_t *out, nb_err_t *err);
 
 int store_session_add(store_t *st, const char *token_hash, const char *csrf_token,

@@ -23,6 +23,7 @@
 #define NBHUB_STORE_INTERNAL
 #include "store/store.h"
 #include "store/store_auth.h"
+#include "store/store_groups.h"
 #include "store/store_flows.h"
 #include "store/store_runs.h"
 
@@ -1262,6 +1263,146 @@ static void test_tokens(void **state)
     assert_int_equal(store_token_lookup(f->st, "h-1", T0, NULL, NULL, &err), -ENOENT);
 }
 
+/* Schema v5: a token's kind, scopes and server; a server's tokens go with
+ * a stop (store_tokens_revoke_server) and with its row (ON DELETE CASCADE). */
+static void test_tokens_scoped(void **state)
+{
+    fx_t *f = *state;
+    nb_err_t err;
+    int64_t u1, t1, t2, t3;
+    assert_int_equal(store_user_add(f->st, "u1", NULL, 0, T0, &u1, &err), 0);
+    assert_int_equal(sqlite3_exec(store_db(f->st),
+                                  "INSERT INTO servers(id, user_id, name, profile, created_at) "
+                                  "VALUES (7, 1, '', 'default', 0)", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_token_add_scoped(f->st, u1, "server", "s-1", STORE_TOKEN_SERVER,
+                                            "[\"access:servers!server=u1/\"]", 7, T0, 0, &t1, &err),
+                     0);
+    assert_int_equal(store_token_add_scoped(f->st, u1, "oauth", "o-1", STORE_TOKEN_OAUTH,
+                                            "[\"identify\"]", 7, T0, 0, &t2, &err), 0);
+    assert_int_equal(store_token_add(f->st, u1, "mine", "a-1", T0, 0, &t3, &err), 0);
+    /* an unknown server is refused like an unknown user */
+    assert_int_equal(store_token_add_scoped(f->st, u1, "x", "x-1", STORE_TOKEN_SERVER, NULL, 99,
+                                            T0, 0, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_add_scoped(f->st, u1, "x", "x-1", (store_token_kind_t)7, NULL, 0,
+                                            T0, 0, NULL, &err), -EINVAL);
+
+    store_token_t tok;
+    assert_int_equal(store_token_lookup(f->st, "s-1", T0, &tok, NULL, &err), 0);
+    assert_int_equal(tok.kind, STORE_TOKEN_SERVER);
+    assert_int_equal(tok.server_id, 7);
+    assert_string_equal(tok.server_name, "");
+    assert_string_equal(tok.scopes, "[\"access:servers!server=u1/\"]");
+    store_token_clear(&tok);
+    assert_int_equal(store_token_lookup(f->st, "a-1", T0, &tok, NULL, &err), 0);
+    assert_int_equal(tok.kind, STORE_TOKEN_API);
+    assert_null(tok.scopes);
+    assert_int_equal(tok.server_id, 0);
+    assert_null(tok.server_name);
+    store_token_clear(&tok);
+    assert_int_equal(store_token_by_id(f->st, t2, u1, &tok, &err), 0);
+    assert_int_equal(tok.kind, STORE_TOKEN_OAUTH);
+    store_token_clear(&tok);
+    assert_int_equal(store_token_by_id(f->st, t2, u1 + 1, &tok, &err), -ENOENT);
+
+    store_tokens_t l;
+    assert_int_equal(store_tokens_list(f->st, u1, &l, &err), 0);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.v[1].kind, STORE_TOKEN_OAUTH);
+    store_tokens_free(&l);
+
+    /* a stop: the server's API token only, then the rest */
+    int64_t n = -1;
+    assert_int_equal(store_tokens_revoke_server(f->st, 7, STORE_TOKEN_SERVER, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_token_lookup(f->st, "s-1", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "o-1", T0, NULL, NULL, &err), 0);
+    assert_int_equal(store_token_add_scoped(f->st, u1, "server", "s-2", STORE_TOKEN_SERVER, NULL,
+                                            7, T0, 0, NULL, &err), 0);
+    /* the row removed: its tokens go with it, the user's own stays */
+    assert_int_equal(sqlite3_exec(store_db(f->st), "DELETE FROM servers WHERE id = 7", NULL, NULL,
+                                  NULL), SQLITE_OK);
+    assert_int_equal(store_token_lookup(f->st, "o-1", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "s-2", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "a-1", T0, NULL, NULL, &err), 0);
+    assert_int_equal(store_tokens_revoke_server(f->st, 7, -1, &n, &err), 0);
+    assert_int_equal(n, 0);
+
+    assert_string_equal(store_token_kind_name(STORE_TOKEN_OAUTH), "oauth");
+    store_token_kind_t k;
+    assert_int_equal(store_token_kind_parse("server", &k), 0);
+    assert_int_equal(k, STORE_TOKEN_SERVER);
+    assert_int_equal(store_token_kind_parse("admin", &k), -EINVAL);
+    (void)t3;
+}
+
+/* Groups and their members; users deleted (members, tokens go) or made admin. */
+static void test_groups(void **state)
+{
+    fx_t *f = *state;
+    nb_err_t err;
+    int64_t a, b, g, g2;
+    assert_int_equal(store_user_add(f->st, "alice", NULL, 0, T0, &a, &err), 0);
+    assert_int_equal(store_user_add(f->st, "bob", NULL, 0, T0, &b, &err), 0);
+    assert_int_equal(store_group_add(f->st, "team", NULL, T0, &g, &err), 0);
+    assert_int_equal(store_group_add(f->st, "team", NULL, T0, NULL, &err), -EEXIST);
+    assert_int_equal(store_group_add(f->st, "other", "{\"k\": 1}", T0, &g2, &err), 0);
+    assert_int_equal(store_group_member_add(f->st, g, b, &err), 0);
+    assert_int_equal(store_group_member_add(f->st, g, a, &err), 0);
+    assert_int_equal(store_group_member_add(f->st, g, a, &err), 0);   /* twice: no error */
+    assert_int_equal(store_group_member_add(f->st, g, 999, &err), -ENOENT);
+    store_names_t n;
+    assert_int_equal(store_group_members(f->st, g, &n, &err), 0);
+    assert_int_equal(n.n, 2);
+    assert_string_equal(n.v[0], "alice");
+    store_names_free(&n);
+    assert_int_equal(store_user_in_group(f->st, "bob", "team", &err), 1);
+    assert_int_equal(store_user_in_group(f->st, "bob", "other", &err), 0);
+    assert_int_equal(store_user_in_group(f->st, "nobody", "team", &err), 0);
+    assert_int_equal(store_group_member_remove(f->st, g, b, &err), 0);
+    assert_int_equal(store_user_in_group(f->st, "bob", "team", &err), 0);
+
+    store_groups_t l;
+    int64_t total;
+    assert_int_equal(store_groups_list(f->st, 1, 5, &l, &total, &err), 0);
+    assert_int_equal(total, 2);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0].name, "other");
+    assert_string_equal(l.v[0].properties, "{\"k\": 1}");
+    store_groups_free(&l);
+    assert_int_equal(store_user_groups(f->st, a, &n, &err), 0);
+    assert_int_equal(n.n, 1);
+    store_names_free(&n);
+
+    assert_int_equal(store_user_set_admin(f->st, b, 1, &err), 0);
+    store_user_t u;
+    assert_int_equal(store_user_by_id(f->st, b, &u, &err), 0);
+    assert_int_equal(u.is_admin, 1);
+    store_user_clear(&u);
+
+    /* delete: refused while she owns a live flow */
+    assert_int_equal(store_token_add(f->st, a, "t", "tok-a", T0, 0, NULL, &err), 0);
+    assert_int_equal(sqlite3_exec(store_db(f->st),
+                                  "INSERT INTO flows(name, incarnation, owner_id, spec_json, "
+                                  "source_path, version, created_at, updated_at) "
+                                  "VALUES ('f', 1, 1, '{}', 'x', 1, 0, 0)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(store_user_delete(f->st, a, &err), -EBUSY);
+    assert_int_equal(sqlite3_exec(store_db(f->st), "UPDATE flows SET deleted_at = 1", NULL, NULL,
+                                  NULL), SQLITE_OK);
+    assert_int_equal(store_user_delete(f->st, a, &err), 0);
+    assert_int_equal(store_user_delete(f->st, a, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(f->st, "tok-a", T0, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_group_members(f->st, g, &n, &err), 0);
+    assert_int_equal(n.n, 0);
+    store_names_free(&n);
+    assert_int_equal(store_group_delete(f->st, "team", &err), 0);
+    assert_int_equal(store_group_delete(f->st, "team", &err), -ENOENT);
+    store_group_t gr;
+    assert_int_equal(store_group_get(f->st, "other", &gr, &err), 0);
+    assert_int_equal(gr.id, g2);
+    store_group_clear(&gr);
+}
+
 static void test_sessions(void **state)
 {
     fx_t *f = *state;
@@ -1418,6 +1559,8 @@ int main(void)
         T(test_webhook_outbox),
         T(test_users),
         T(test_tokens),
+        T(test_tokens_scoped),
+        T(test_groups),
         T(test_sessions),
         T(test_bench_transitions),
     };
