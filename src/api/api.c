@@ -21,6 +21,7 @@
  */
 #include "api/api_int.h"
 #include "auth/lockout.h"
+#include "auth/oauth.h"
 #include "util/jparse.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -107,6 +108,42 @@ const struct http_route api_routes[] = {
      * requests, not nbhub's CSRF header) */
     { "*",      "/user/:name",                           api_proxy_user_bare,     API_PUBLIC },
     { "*",      "/user/:name/" "*path",                  api_proxy_user,          API_PUBLIC | HTTP_ROUTE_STREAM_BODY },
+    /* JupyterHub's API (api_hub*.c; docs/hub.md, not in openapi.json):
+     * API_HUB routes are authorized by JupyterHub scopes in api_hub_before */
+    { "GET",    "/hub/api",                              api_hub_root,            API_HUB },
+    { "GET",    "/hub/api/info",                         api_hub_info,            API_HUB },
+    { "GET",    "/hub/api/user",                         api_hub_self,            API_HUB },
+    { "GET",    "/hub/api/users",                        api_hub_users_list,      API_HUB },
+    { "POST",   "/hub/api/users",                        api_hub_users_create,    API_HUB },
+    { "GET",    "/hub/api/users/:name",                  api_hub_user_get,        API_HUB },
+    { "POST",   "/hub/api/users/:name",                  api_hub_user_create,     API_HUB },
+    { "PATCH",  "/hub/api/users/:name",                  api_hub_user_patch,      API_HUB },
+    { "DELETE", "/hub/api/users/:name",                  api_hub_user_delete,     API_HUB },
+    { "GET",    "/hub/api/users/:name/server",           api_hub_server_get,      API_HUB },
+    { "POST",   "/hub/api/users/:name/server",           api_hub_server_start,    API_HUB },
+    { "DELETE", "/hub/api/users/:name/server",           api_hub_server_stop,     API_HUB },
+    { "GET",    "/hub/api/users/:name/server/progress",  api_hub_server_progress, API_HUB },
+    { "GET",    "/hub/api/users/:name/servers/:server",  api_hub_server_get,      API_HUB },
+    { "POST",   "/hub/api/users/:name/servers/:server",  api_hub_server_start,    API_HUB },
+    { "DELETE", "/hub/api/users/:name/servers/:server",  api_hub_server_stop,     API_HUB },
+    { "GET",    "/hub/api/users/:name/servers/:server/progress", api_hub_server_progress, API_HUB },
+    { "GET",    "/hub/api/users/:name/tokens",           api_hub_tokens_list,     API_HUB },
+    { "POST",   "/hub/api/users/:name/tokens",           api_hub_token_create,    API_HUB },
+    { "GET",    "/hub/api/users/:name/tokens/:id",       api_hub_token_get,       API_HUB },
+    { "DELETE", "/hub/api/users/:name/tokens/:id",       api_hub_token_delete,    API_HUB },
+    { "POST",   "/hub/api/users/:name/activity",         api_hub_activity,        API_HUB },
+    { "GET",    "/hub/api/groups",                       api_hub_groups_list,     API_HUB },
+    { "POST",   "/hub/api/groups",                       api_hub_groups_create,   API_HUB },
+    { "GET",    "/hub/api/groups/:name",                 api_hub_group_get,       API_HUB },
+    { "POST",   "/hub/api/groups/:name",                 api_hub_group_create,    API_HUB },
+    { "DELETE", "/hub/api/groups/:name",                 api_hub_group_delete,    API_HUB },
+    { "POST",   "/hub/api/groups/:name/users",           api_hub_group_users_add, API_HUB },
+    { "DELETE", "/hub/api/groups/:name/users",           api_hub_group_users_remove, API_HUB },
+    { "PUT",    "/hub/api/groups/:name/properties",      api_hub_group_properties, API_HUB },
+    { "GET",    "/hub/api/oauth2/authorize",             api_hub_oauth_authorize, API_HUB },
+    { "POST",   "/hub/api/oauth2/token",                 api_hub_oauth_token,     API_HUB },
+    /* GET /hub/api/ (the version), and JupyterHub's JSON 404 for the rest */
+    { "*",      "/hub/api/" "*path",                     api_hub_root,            API_HUB },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 
@@ -118,6 +155,7 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     api_t *a = xcalloc(1, sizeof *a);
     a->loop = o->loop;
     a->lockout = lockout_new();
+    a->oauth = oauth_new();
     a->store = o->store;
     a->sched = o->sched;
     a->pool = o->pool;
@@ -183,6 +221,8 @@ void api_set_stopping(api_t *a) { a->stopping = 1; }
 
 void api_set_server(api_t *a, http_server_t *srv) { a->srv = srv; }
 
+void api_set_hub(api_t *a, struct hub *hub) { a->hub = hub; }
+
 void api_set_pool_sizes(api_t *a, const char *const *names, const unsigned *sizes, size_t n)
 {
     for (size_t i = 0; i < a->npool; i++) free(a->pool_names[i]);
@@ -213,6 +253,7 @@ void api_free(api_t *a)
     free(a->trusted_users);
     free(a->dummy_hash);
     lockout_free(a->lockout);
+    oauth_free(a->oauth);
     free(a);
 }
 

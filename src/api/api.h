@@ -112,6 +112,12 @@ void api_set_pool_sizes(api_t *a, const char *const *names, const unsigned *size
 /* The server, so /metrics can report nbhub_http_connections (optional). */
 void api_set_server(api_t *a, http_server_t *srv);
 
+/* The hub (src/hub/hub.h) whose servers /hub/api shows, starts and stops,
+ * and whose servers are the OAuth clients; borrowed, outlives the api.
+ * Without one, users have no servers. */
+struct hub;
+void api_set_hub(api_t *a, struct hub *hub);
+
 /* Free the API.  SSE streams still open are ended (normally the server's
  * graceful stop has closed them already).  NULL is a no-op. */
 void api_free(api_t *a);

@@ -107,7 +107,8 @@ static int api_auth_identify(api_t *a, http_req_t *req, api_ctx_t *c, const char
         *why = BAD_CREDENTIALS;
         if (!tok || !token_is(tok, TOKEN_API)) return -EACCES;
         token_digest(tok, digest);
-        int rc = store_token_lookup(a->store, digest, now, NULL, &u, err);
+        store_token_t t;
+        int rc = store_token_lookup(a->store, digest, now, &t, &u, err);
         if (rc == -ENOENT || rc == -EKEYEXPIRED || rc == -EACCES) return -EACCES;
         if (rc) return rc;
         if (u.disabled) {
@@ -115,7 +116,13 @@ static int api_auth_identify(api_t *a, http_req_t *req, api_ctx_t *c, const char
         } else {
             api_auth_ctx_user(req, c, &u);
             c->token_digest = http_req_strdup(req, digest);
+            c->token_id = t.id;
+            c->token_kind = t.kind;
+            c->token_scopes = t.scopes ? http_req_strdup(req, t.scopes) : NULL;
+            c->token_server_id = t.server_id;
+            c->token_server = t.server_name ? http_req_strdup(req, t.server_name) : NULL;
         }
+        store_token_clear(&t);
         store_user_clear(&u);
         return rc;
     }
@@ -229,7 +236,23 @@ static int api_auth_run(api_t *a, http_req_t *req, api_ctx_t *c)
     return 0;
 }
 
-int api_auth_peek(api_t *a, http_req_t *req, api_ctx_t *c)
+/* May this credential use nbhub's own API (/api/v1, the UI's pages, the
+ * Spark UIs)?  Sessions and the user's own 'api' tokens may.  A server's
+ * token may not: user code inside the notebook server can read it
+ * (JUPYTERHUB_API_TOKEN), so it is held to the few /hub/api routes
+ * jupyterhub-singleuser needs.  Nor an 'oauth' token (it identifies a
+ * browser to one notebook server), nor an 'api' token created with
+ * JupyterHub scopes (the idle culler's list:users, delete:servers ...):
+ * /api/v1 has no scopes, so such a token could only mean all the owner's
+ * rights there, which is what its scopes were chosen not to give. */
+int api_auth_full(const api_ctx_t *c)
+{
+    if (c->via_cookie || !c->token_digest) return 1;
+    if (c->token_kind != STORE_TOKEN_API) return 0;
+    return c->token_scopes == NULL || api_hub_scopes_inherit(c->token_scopes);
+}
+
+int api_auth_peek_any(api_t *a, http_req_t *req, api_ctx_t *c)
 {
     memset(c, 0, sizeof *c);
     const char *why;
@@ -238,10 +261,27 @@ int api_auth_peek(api_t *a, http_req_t *req, api_ctx_t *c)
     return api_auth_identify(a, req, c, &why, &err);
 }
 
+int api_auth_peek(api_t *a, http_req_t *req, api_ctx_t *c)
+{
+    memset(c, 0, sizeof *c);
+    const char *why;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = api_auth_identify(a, req, c, &why, &err);
+    if (rc == 0 && !api_auth_full(c)) {
+        memset(c, 0, sizeof *c);
+        return -EACCES;
+    }
+    return rc;
+}
+
 int api_auth_before(http_req_t *req, const struct http_route *route, void *ud)
 {
     api_t *a = ud;
     unsigned fl = route->flags;
+    /* JupyterHub's API authenticates and authorizes by its own rules
+     * (scopes, its error shape): api_hub.c, still in this one hook. */
+    if (fl & API_F_HUB) return api_hub_before(a, req, route);
     if (!(fl & API_F_AUTH)) return 0;
     api_ctx_t *c = http_req_alloc(req, sizeof *c);
     memset(c, 0, sizeof *c);
@@ -272,6 +312,15 @@ int api_auth_before(http_req_t *req, const struct http_route *route, void *ud)
             api_error(req, 403, "csrf", "missing or wrong X-CSRF-Token header");
             return 1;
         }
+    }
+    if (!api_auth_full(c)) {
+        LOG_W("token refused outside /hub/api", "user=%s token_id=%lld kind=%s method=%s route=\"%s\"",
+              c->log_name, (long long)c->token_id, store_token_kind_name(c->token_kind),
+              http_req_method(req), route->pattern);
+        api_error(req, 403, "forbidden",
+                  "this token is limited to JupyterHub's API (/hub/api): a notebook server's or "
+                  "OAuth token, or one created with scopes");
+        return 1;
     }
     http_req_set_user(req, c);
     if ((fl & API_F_ADMIN) && !c->admin) {

@@ -39,7 +39,14 @@
  *   API_CLUSTER ":name" (?owner=) or the /spark/.../ui path names a Spark
  *              cluster the user may see: their own, or any for an admin
  *              (404 otherwise; names are per user, api_spark.c)
- * Routes without API_AUTH are public. */
+ *   API_HUB    JupyterHub's API under /hub/api (api_hub.c): identified by
+ *              any kind of token or the session cookie, authorized by
+ *              JupyterHub scopes (api_hub_before); errors in JupyterHub's
+ *              shape.  The other flags do not apply to these routes.
+ * Routes without API_AUTH (or API_HUB) are public.  Whatever the route, a
+ * token that is not the user's own full-rights 'api' token (a server's,
+ * an OAuth token, a token with scopes) reaches nothing but API_HUB routes
+ * (api_auth_full). */
 enum {
     API_F_AUTH  = 1u << 0,
     API_F_ADMIN = 1u << 1,
@@ -47,6 +54,7 @@ enum {
     API_F_FLOW  = 1u << 3,
     API_F_RUN   = 1u << 4,
     API_F_CLUSTER = 1u << 5,
+    API_F_HUB   = 1u << 6,
 
     API_PUBLIC = 0,
     API_AUTH   = API_F_AUTH,
@@ -55,6 +63,7 @@ enum {
     API_FLOW   = API_F_FLOW | API_F_AUTH,
     API_RUN    = API_F_RUN | API_F_AUTH,
     API_CLUSTER = API_F_CLUSTER | API_F_AUTH,
+    API_HUB     = API_F_HUB,
 };
 
 #define API_SESSION_COOKIE "nbhub_session"
@@ -91,6 +100,8 @@ struct api {
      * (api_auth.c: one at a time). */
     struct api_login_job *login_queue, *login_tail, *login_running;
     struct lockout *lockout;       /* failed logins per name and address (auth/lockout.c) */
+    struct oauth  *oauth;          /* OAuth authorization codes (auth/oauth.h, api_hub_oauth.c) */
+    struct hub    *hub;            /* users' notebook servers; NULL: none (api_set_hub) */
     char         **pool_names;
     unsigned      *pool_sizes;
     size_t         npool;
@@ -104,7 +115,6 @@ struct api {
     unsigned       render_jobs, render_queue, render_running;
     size_t         render_nwaiting;
     struct api_render_job *render_head, *render_tail;
-    hub_t         *hub;            /* borrowed; NULL = no hub (api_servers.c, api_proxy.c) */
 };
 
 #define API_RENDER_MAX_DEFAULT   (32LL * 1024 * 1024)
@@ -126,6 +136,15 @@ typedef struct api_ctx {
     int64_t     flow_id;           /* flows.id: the live one (API_FLOW), the run's (API_RUN) */
     int64_t     run;               /* runs.id for API_RUN */
     const char *cluster;           /* API_CLUSTER: the Spark cluster's id (scluster_id) */
+    /* The bearer token, when that was the credential (store_token_t). */
+    int64_t     token_id;
+    store_token_kind_t token_kind;
+    const char *token_scopes;      /* JSON list; NULL = all the owner's rights */
+    int64_t     token_server_id;   /* 'server' and 'oauth' tokens: their server */
+    const char *token_server;      /* that server's name ("" = default) */
+    /* API_HUB: the caller's JupyterHub scopes, expanded (request arena). */
+    const char *const *scopes;
+    size_t      nscopes;
 } api_ctx_t;
 
 extern const struct http_route api_routes[];
@@ -178,6 +197,11 @@ int  api_auth_before(http_req_t *req, const struct http_route *route, void *ud);
  * filled in, or a negative errno (no or bad credentials: -EACCES).  Never
  * answers the request. */
 int  api_auth_peek(api_t *a, http_req_t *req, api_ctx_t *c);
+/* 1 if c's credential may use nbhub's own API (/api/v1, pages): a session
+ * or the user's own 'api' token without scopes (or with "inherit"). */
+int  api_auth_full(const api_ctx_t *c);
+/* api_auth_peek without that limit: any kind of token (for /hub/api). */
+int  api_auth_peek_any(api_t *a, http_req_t *req, api_ctx_t *c);
 /* Run id exists and c may see its flow: 0 (c->flow and c->run set),
  * -ENOENT (absent or not visible: the same answer), or another errno. */
 int  api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb_err_t *err);
@@ -288,6 +312,89 @@ void api_proxy_user(http_req_t *req, void *ud);
 void api_proxy_user_bare(http_req_t *req, void *ud);
 /* The hub hooks that end proxied exchanges of a server that stopped. */
 void api_proxy_hooks(api_t *a);
+/* ---- api_hub.c: JupyterHub's API at /hub/api ------------------------------ */
+
+/* The version /hub/api answers with (X-JupyterHub-Version, GET /hub/api/):
+ * the JupyterHub whose API this is, so jupyterhub-singleuser 6.x and the
+ * idle culler see a hub of their own major version. */
+#define API_HUB_VERSION "6.1.1"
+
+struct scopes;
+/* api_auth_before for API_HUB routes: 0 = go on, 1 = answered. */
+int  api_hub_before(api_t *a, http_req_t *req, const struct http_route *route);
+/* 1 if fn is a /hub/api handler with its scope needs declared (tests). */
+int  api_hub_route_known(http_handler_fn fn);
+/* {"status": N, "message": msg}, JupyterHub's error shape. */
+void api_hub_error(http_req_t *req, int status, const char *msg);
+/* api_fail for /hub/api. */
+void api_hub_fail(http_req_t *req, int rc, const nb_err_t *err);
+/* The request body as JSON (NULL when empty); -1 = answered 400. */
+int  api_hub_body(http_req_t *req, json_t **out);
+/* The expanded JupyterHub scopes of c's credential (appended to out). */
+void api_hub_scopes(api_t *a, const api_ctx_t *c, struct scopes *out);
+/* 1 if a token's stored scopes (JSON list) hold "inherit". */
+int  api_hub_scopes_inherit(const char *scopes_json);
+/* Does c (API_HUB, scopes set) hold base on kind=value (kind NULL:
+ * unfiltered)?  api_hub_has_any: base in any form. */
+int  api_hub_has(api_t *a, const api_ctx_t *c, const char *base, const char *kind, const char *value);
+int  api_hub_has_any(const api_ctx_t *c, const char *base);
+/* "USER/SERVER" for a !server= filter. */
+void api_hub_server_filter(const char *user, const char *server, char *out, size_t n);
+/* JupyterHub's user model of u as c may see it, or NULL if c may see
+ * nothing of u. */
+json_t *api_hub_user_model(api_t *a, http_req_t *req, const api_ctx_t *c, const store_user_t *u);
+void api_hub_root(http_req_t *req, void *ud);
+void api_hub_not_found(http_req_t *req, void *ud);
+void api_hub_info(http_req_t *req, void *ud);
+void api_hub_self(http_req_t *req, void *ud);
+void api_hub_users_list(http_req_t *req, void *ud);
+void api_hub_users_create(http_req_t *req, void *ud);
+void api_hub_user_get(http_req_t *req, void *ud);
+void api_hub_user_create(http_req_t *req, void *ud);
+void api_hub_user_patch(http_req_t *req, void *ud);
+void api_hub_user_delete(http_req_t *req, void *ud);
+void api_hub_tokens_list(http_req_t *req, void *ud);
+void api_hub_token_create(http_req_t *req, void *ud);
+void api_hub_token_get(http_req_t *req, void *ud);
+void api_hub_token_delete(http_req_t *req, void *ud);
+void api_hub_activity(http_req_t *req, void *ud);
+void api_hub_groups_list(http_req_t *req, void *ud);
+void api_hub_groups_create(http_req_t *req, void *ud);
+void api_hub_group_get(http_req_t *req, void *ud);
+void api_hub_group_create(http_req_t *req, void *ud);
+void api_hub_group_delete(http_req_t *req, void *ud);
+void api_hub_group_users_add(http_req_t *req, void *ud);
+void api_hub_group_users_remove(http_req_t *req, void *ud);
+void api_hub_group_properties(http_req_t *req, void *ud);
+
+/* ---- api_hub_servers.c: the hub layer's servers as JupyterHub shows them -- */
+
+/* uid's servers as JupyterHub's "servers" object {name: server model},
+ * those c may read (read:servers on each); stopped ones too when asked. */
+json_t *api_hub_servers_json(api_t *a, const api_ctx_t *c, int64_t uid, const char *user,
+                             int include_stopped);
+/* 1 if uid has a server starting, running or stopping (ready: running). */
+int  api_hub_user_active(api_t *a, int64_t uid, int ready);
+/* The default server's URL when running and its pending action, or NULLs. */
+void api_hub_default_server(api_t *a, int64_t uid, const char **url, const char **pending);
+/* The newest last_activity of uid's servers (µs, 0 = none). */
+int64_t api_hub_last_activity(api_t *a, int64_t uid);
+int  api_hub_server_exists(api_t *a, const char *user, const char *server);
+void api_hub_server_activity(api_t *a, const char *user, const char *server, int64_t ts_us);
+/* Stop every server of uid (the user is being deleted). */
+void api_hub_user_stop_all(api_t *a, int64_t uid);
+/* The server's id and owner for the OAuth provider: 0, or -ENOENT. */
+int  api_hub_server_ident(api_t *a, const char *user, const char *server, int64_t *server_id,
+                          int64_t *owner_id);
+void api_hub_server_get(http_req_t *req, void *ud);
+void api_hub_server_start(http_req_t *req, void *ud);
+void api_hub_server_stop(http_req_t *req, void *ud);
+void api_hub_server_progress(http_req_t *req, void *ud);
+
+/* ---- api_hub_oauth.c: the OAuth 2 provider (auth/oauth.h) -------------------- */
+
+void api_hub_oauth_authorize(http_req_t *req, void *ud);
+void api_hub_oauth_token(http_req_t *req, void *ud);
 
 /* ---- api_events.c ----------------------------------------------------- */
 

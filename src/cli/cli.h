@@ -63,6 +63,8 @@ char *cli_default_home(void);
 /* This binary's path (/proc/self/exe), else argv0 (new string). */
 char *cli_self_exe(const char *argv0);
 int cmd_spark(int argc, char **argv);
+/* cmd_server.c: `nbhub server start|stop|list` (the hub's notebook servers). */
+int cmd_server(int argc, char **argv);
 int cmd_spark_supervise(int argc, char **argv);
 /* Shared with cmd_spark_task.c (an ephemeral cluster of a flow task).
  * cmd_spark_start: take DIR's claim (scluster_lock; lock_fd: one handed

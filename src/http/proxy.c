@@ -854,6 +854,7 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
             return;
         }
         if (!x->resp_any && u->reused && x->retryable) {
+            stats.retries++;
             exch_release_up(x, 0);
             exch_connect(x);
             return;

@@ -693,6 +693,7 @@ static void req_done(http_req_t *r)
     int keep = r->keep_alive && r->complete && !c->close_after;
     queue_remove(c, r);
     req_free(r);
+    c->read_paused = 0;             /* a relaying handler's pause ends with its request */
     if (c->phase != CONN_ACTIVE) return;
     c->nrequests++;
     if (!keep) {
@@ -1651,6 +1652,13 @@ static void conn_reject_budget(http_conn_t *c, int status, int budget)
     if (c->phase != CONN_ACTIVE) return;
     c->parse_done = 1;
     http_req_t *bad = c->cur;
+    if (bad && bad->dispatched) {
+        /* A streamed body went wrong (too slow, too large, malformed) while
+         * its handler owns the request and may have answered part of it:
+         * no answer of ours can follow, the client is cut off (on_abort). */
+        conn_close(c);
+        return;
+    }
     const char *method = "-", *path = "-";
     if (bad) {
         queue_remove(c, bad);

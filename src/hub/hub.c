@@ -1372,6 +1372,15 @@ void hub_shutdown(hub_t *h, int stop_servers, void (*done)(void *ud), void *ud)
         if (s->last_activity > s->activity_written)
             store_server_activity(h->store, s->id, s->last_activity, NULL);
     if (!stop_servers) {
+        /* Let go of them: their handles would keep the loop running, and
+         * the next nbhub adopts them (a start in progress goes on too, and
+         * is waited for again then). */
+        for (hub_server_t *s = h->servers; s; s = s->next) {
+            stop_ready_timer(s);
+            if (s->proc) h->ops->free(s->proc);
+            s->proc = NULL;
+        }
+        if (h->tick) uv_timer_stop(h->tick);
         if (done) done(ud);
         return;
     }

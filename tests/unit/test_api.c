@@ -438,8 +438,14 @@ static void test_route_matrix(void **state)
 {
     (void)state;
     size_t checked = 0;
+    size_t nhub = 0;
     for (size_t i = 0; i < api_nroutes; i++) {
         const struct http_route *rt = &api_routes[i];
+        /* JupyterHub's API has its own rules: test_hub_routes */
+        if (rt->flags & API_F_HUB) {
+            nhub++;
+            continue;
+        }
         const char *body = NULL;
         for (size_t k = 0; k < sizeof mx_bodies / sizeof mx_bodies[0]; k++)
             if (strcmp(mx_bodies[k].method, rt->method) == 0 && strcmp(mx_bodies[k].pattern, rt->pattern) == 0)
@@ -489,7 +495,130 @@ static void test_route_matrix(void **state)
             fx_free(f);
         }
     }
-    assert_int_equal(checked, api_nroutes * NSUBJ);
+    assert_int_equal(checked, (api_nroutes - nhub) * NSUBJ);
+}
+
+
+/* ---- token kinds and /hub/api ------------------------------------------------ */
+
+/* A token of alice's other than her own full 'api' token. */
+static void add_token(fx_t *f, store_token_kind_t kind, const char *scopes, char tok[TOKEN_LEN + 1])
+{
+    nb_err_t err;
+    char digest[TOKEN_DIGEST_LEN + 1];
+    assert_int_equal(token_new(TOKEN_API, tok), 0);
+    token_digest(tok, digest);
+    assert_int_equal(store_token_add_scoped(f->st, f->uid[ALICE], "k", digest, kind, scopes, 0,
+                                            time_now_us(), 0, NULL, &err), 0);
+}
+
+/* The attack: a notebook server's JUPYTERHUB_API_TOKEN (readable by any
+ * code in the server), an OAuth token, or a token created with JupyterHub
+ * scopes, used on nbhub's own API.  Every authenticated route outside
+ * /hub/api refuses them with 403, whatever the route would give alice. */
+static void test_token_kinds_confined(void **state)
+{
+    (void)state;
+    size_t checked = 0;
+    struct { store_token_kind_t kind; const char *scopes; } kinds[] = {
+        { STORE_TOKEN_SERVER, NULL },
+        { STORE_TOKEN_OAUTH, "[\"access:servers!server=alice/\"]" },
+        { STORE_TOKEN_API, "[\"list:users\", \"delete:servers\"]" },
+    };
+    for (size_t i = 0; i < api_nroutes; i++) {
+        const struct http_route *rt = &api_routes[i];
+        if ((rt->flags & API_F_HUB) || !(rt->flags & API_F_AUTH)) continue;
+        fx_t *f = fx_new(1);
+        char *target = mx_target(f, rt->pattern);
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            char tok[TOKEN_LEN + 1];
+            add_token(f, kinds[k].kind, kinds[k].scopes, tok);
+            char *h = xasprintf("Authorization: token %s\r\nContent-Type: application/json\r\n", tok);
+            struct resp r;
+            request_on(f, rt->method, target, h, "{}", &r, NULL);
+            if (r.status != 403)
+                fail_msg("%s %s with a %s token (scopes %s): got %d, want 403: %s", rt->method, target,
+                         store_token_kind_name(kinds[k].kind), kinds[k].scopes ? kinds[k].scopes : "-",
+                         r.status, r.body);
+            checked++;
+            resp_free(&r);
+            free(h);
+        }
+        free(target);
+        fx_free(f);
+    }
+    assert_true(checked > 30);
+
+    /* "inherit" is all the owner's rights: such a token is a full one */
+    fx_t *f = fx_new(0);
+    char tok[TOKEN_LEN + 1];
+    add_token(f, STORE_TOKEN_API, "[\"inherit\"]", tok);
+    char *h = xasprintf("Authorization: Bearer %s\r\n", tok);
+    struct resp r;
+    request_on(f, "GET", "/api/v1/me", h, NULL, &r, NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    free(h);
+    /* and the UI's pages do not take a server token as a login */
+    add_token(f, STORE_TOKEN_SERVER, NULL, tok);
+    h = xasprintf("Authorization: Bearer %s\r\n", tok);
+    request_on(f, "GET", "/api/v1/me", h, NULL, &r, NULL);
+    assert_int_equal(r.status, 403);
+    resp_free(&r);
+    free(h);
+    fx_free(f);
+}
+
+/* Every /hub/api route has its scopes declared, answers an anonymous
+ * caller with JupyterHub's 403 (but the public ones), and carries
+ * X-JupyterHub-Version. */
+static void test_hub_routes(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(0);
+    size_t n = 0;
+    for (size_t i = 0; i < api_nroutes; i++) {
+        const struct http_route *rt = &api_routes[i];
+        if (!(rt->flags & API_F_HUB)) continue;
+        n++;
+        if (!api_hub_route_known(rt->handler)) fail_msg("%s %s: no scopes declared", rt->method, rt->pattern);
+        if (rt->handler == api_hub_root || rt->handler == api_hub_oauth_authorize ||
+            rt->handler == api_hub_oauth_token)
+            continue;
+        buf_t t = BUF_INIT;
+        for (const char *p = rt->pattern; *p; p++) {
+            if (*p == ':') {
+                buf_puts(&t, "x");
+                while (p[1] && p[1] != '/') p++;
+            } else {
+                buf_putc(&t, *p);
+            }
+        }
+        struct resp r;
+        request_on(f, rt->method, t.data, "", NULL, &r, NULL);
+        char *v = resp_header(&r, "X-JupyterHub-Version");
+        if (r.status != 403 || !v || strcmp(v, API_HUB_VERSION) != 0)
+            fail_msg("%s %s anonymous: %d (version %s): %s", rt->method, t.data, r.status, v ? v : "-", r.body);
+        json_t *j = resp_json(&r);
+        assert_int_equal(json_integer_value(json_object_get(j, "status")), 403);
+        json_decref(j);
+        free(v);
+        resp_free(&r);
+        buf_free(&t);
+    }
+    assert_true(n > 25);
+    /* the root: public, the version, the header once */
+    struct resp r;
+    request_on(f, "GET", "/hub/api/", "", NULL, &r, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"version\": \"" API_HUB_VERSION "\"") ? r.body : strstr(r.body, API_HUB_VERSION));
+    assert_non_null(strstr(r.head, "X-JupyterHub-Version: " API_HUB_VERSION));
+    assert_null(strstr(strstr(r.head, "X-JupyterHub-Version") + 1, "X-JupyterHub-Version"));
+    resp_free(&r);
+    request_on(f, "GET", "/hub/api/nothing/here", "", NULL, &r, NULL);
+    assert_int_equal(r.status, 404);
+    resp_free(&r);
+    fx_free(f);
 }
 
 /* ---- OpenAPI ---------------------------------------------------------------- */
@@ -520,8 +649,13 @@ static void test_openapi(void **state)
     assert_string_equal(jstr(doc, "openapi"), "3.0.3");
     json_t *paths = json_object_get(doc, "paths");
     assert_true(json_is_object(paths));
-    /* Every route is documented ... */
+    /* Every route is documented (but JupyterHub's /hub/api: docs/hub.md) ... */
+    size_t nhub = 0;
     for (size_t i = 0; i < api_nroutes; i++) {
+        if (api_routes[i].flags & API_F_HUB) {
+            nhub++;
+            continue;
+        }
         char *p = openapi_path(api_routes[i].pattern);
         char m[16];
         size_t k = 0;
@@ -550,7 +684,7 @@ static void test_openapi(void **state)
             if (!found) fail_msg("openapi.json documents %s %s, which is no route", m, path);
         }
     }
-    assert_int_equal(nops, api_nroutes);
+    assert_int_equal(nops, api_nroutes - nhub);
     json_decref(doc);
 
     /* And it is served as is. */
@@ -1840,6 +1974,8 @@ int main(void)
         cmocka_unit_test(test_router_errors),
         cmocka_unit_test(test_flows),
         cmocka_unit_test(test_route_matrix),
+        cmocka_unit_test(test_token_kinds_confined),
+        cmocka_unit_test(test_hub_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
