@@ -899,7 +899,8 @@ static json_t *hub_token_model(api_t *a, const store_user_t *owner, const store_
     snprintf(id, sizeof id, "a%lld", (long long)t->id);
     const char *client = "jupyterhub";
     char *cid = NULL;
-    if (t->kind != STORE_TOKEN_API && t->server_name) client = cid = oauth_client_id(owner->name, t->server_name);
+    if (t->kind != STORE_TOKEN_API && t->server_id) cid = api_hub_oauth_client_of(a, t->server_id);
+    if (cid) client = cid;
     json_t *j = json_pack("{s:s,s:s,s:s,s:[],s:o,s:o,s:o,s:o,s:s,s:n,s:s}", "user", owner->name, "id",
                           id, "kind", "api_token", "roles", "scopes", scopes_to_json(&s), "created",
                           api_json_time(t->created_at), "last_activity",

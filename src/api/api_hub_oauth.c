@@ -12,7 +12,7 @@
  *        -> {access_token, token_type: "Bearer", expires_in, scope}
  *
  * A client is a notebook server: its client id and redirect URI are fixed
- * by its owner's and its own names (oauth_client_id, oauth_redirect_uri;
+ * by its owner's and its own names (hub_server_client_id, its prefix + oauth_callback;
  * the hub hands them to the server as JUPYTERHUB_CLIENT_ID and
  * JUPYTERHUB_OAUTH_CALLBACK_URL), so there is no client registry to keep:
  * the redirect URI names the server, and the client id must then be that
@@ -148,15 +148,18 @@ void api_hub_oauth_authorize(http_req_t *req, void *ud)
         oauth_page_error(req, 400, "Mismatching redirect URI.");
         return;
     }
-    char *want_uri = oauth_redirect_uri(user, server), *want_id = oauth_client_id(user, server);
-    int uri_ok = strcmp(want_uri, redirect_uri) == 0, id_ok = strcmp(want_id, client_id) == 0;
-    free(want_uri);
-    free(want_id);
     int64_t server_id = 0, owner_id = 0;
-    if (!id_ok || api_hub_server_ident(a, user, server, &server_id, &owner_id) != 0) {
+    char *want_uri = NULL, *want_id = NULL;
+    if (api_hub_oauth_client(a, user, server, &server_id, &owner_id, &want_id, &want_uri) != 0 ||
+        strcmp(want_id, client_id) != 0) {
+        free(want_uri);
+        free(want_id);
         oauth_page_error(req, 400, "Invalid client_id parameter value.");
         return;
     }
+    int uri_ok = strcmp(want_uri, redirect_uri) == 0;
+    free(want_uri);
+    free(want_id);
     if (!uri_ok) {
         oauth_page_error(req, 400, "Mismatching redirect URI.");
         return;
@@ -276,9 +279,9 @@ void api_hub_oauth_token(http_req_t *req, void *ud)
     if (client_id && secret && token_is(secret, TOKEN_API)) {
         token_digest(secret, digest);
         if (store_token_lookup(a->store, digest, time_now_us(), &t, &owner, NULL) == 0) {
-            if (t.kind == STORE_TOKEN_SERVER && t.server_name) {
-                char *want = oauth_client_id(owner.name, t.server_name);
-                client_ok = strcmp(want, client_id) == 0;
+            if (t.kind == STORE_TOKEN_SERVER && t.server_id) {
+                char *want = api_hub_oauth_client_of(a, t.server_id);
+                client_ok = want && strcmp(want, client_id) == 0;
                 free(want);
             }
         }

@@ -383,9 +383,13 @@ int  api_hub_server_exists(api_t *a, const char *user, const char *server);
 void api_hub_server_activity(api_t *a, const char *user, const char *server, int64_t ts_us);
 /* Stop every server of uid (the user is being deleted). */
 void api_hub_user_stop_all(api_t *a, int64_t uid);
-/* The server's id and owner for the OAuth provider: 0, or -ENOENT. */
-int  api_hub_server_ident(api_t *a, const char *user, const char *server, int64_t *server_id,
-                          int64_t *owner_id);
+/* A server as an OAuth client: its id, owner, client id and redirect URI
+ * as the hub gave them to the server (JUPYTERHUB_CLIENT_ID,
+ * JUPYTERHUB_OAUTH_CALLBACK_URL; new strings).  0, or -ENOENT. */
+int  api_hub_oauth_client(api_t *a, const char *user, const char *server, int64_t *server_id,
+                          int64_t *owner_id, char **client_id, char **redirect_uri);
+/* The client id of servers.id server_id (new string), NULL if none. */
+char *api_hub_oauth_client_of(api_t *a, int64_t server_id);
 void api_hub_server_get(http_req_t *req, void *ud);
 void api_hub_server_start(http_req_t *req, void *ud);
 void api_hub_server_stop(http_req_t *req, void *ud);

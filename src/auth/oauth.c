@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "auth/token.h"
-#include "util/buf.h"
 #include "util/xmalloc.h"
 
 struct oauth_code {
@@ -171,43 +170,4 @@ int oauth_code_redeem(oauth_t *o, const char *code, const char *client_id,
     }
     code_drop(&k);
     return rc;
-}
-
-/* JupyterHub's url_escape_path: percent-encode all but unreserved, '@', '~'. */
-static void esc_path(buf_t *b, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-            strchr("-._~@", ch))
-            buf_printf(b, "%c", ch);
-        else
-            buf_printf(b, "%%%02X", ch);
-    }
-}
-
-char *oauth_client_id(const char *user, const char *server)
-{
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "jupyterhub-user-");
-    esc_path(&b, user);
-    if (server && *server) {
-        buf_printf(&b, "-");
-        esc_path(&b, server);
-    }
-    return b.data;
-}
-
-char *oauth_redirect_uri(const char *user, const char *server)
-{
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "/user/");
-    esc_path(&b, user);
-    buf_printf(&b, "/");
-    if (server && *server) {
-        esc_path(&b, server);
-        buf_printf(&b, "/");
-    }
-    buf_printf(&b, "oauth_callback");
-    return b.data;
 }

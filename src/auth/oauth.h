@@ -6,7 +6,7 @@
  *
  * A code is issued to one logged-in user for one client (a notebook
  * server: client id "jupyterhub-user-NAME" or "jupyterhub-user-NAME-SERVER",
- * oauth_client_id()), one redirect URI and one S256 challenge, lives
+ * as the hub names it: hub_server_client_id), one redirect URI and one S256 challenge, lives
  * OAUTH_CODE_TTL_S seconds, and is consumed by the first exchange that
  * presents it, right or wrong: a code seen twice is an intercepted code, and
  * a wrong verifier must not leave the code usable for another try.  The
@@ -71,12 +71,4 @@ void oauth_grant_clear(oauth_grant_t *g);
 
 /* base64url(SHA-256(verifier)) without padding into out[44]. */
 void oauth_s256(const char *verifier, char out[44]);
-/* JupyterHub's names for a server's OAuth client: "jupyterhub-user-USER"
- * and "jupyterhub-user-USER-SERVER", and its callback
- * "/user/USER/[SERVER/]oauth_callback" (under base_url "/"); new strings.
- * The hub sets them as JUPYTERHUB_CLIENT_ID and
- * JUPYTERHUB_OAUTH_CALLBACK_URL, and the provider accepts nothing else. */
-char *oauth_client_id(const char *user, const char *server);
-char *oauth_redirect_uri(const char *user, const char *server);
-
 #endif

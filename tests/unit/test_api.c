@@ -529,7 +529,17 @@ static void test_token_kinds_confined(void **state)
         const struct http_route *rt = &api_routes[i];
         if ((rt->flags & API_F_HUB) || !(rt->flags & API_F_AUTH)) continue;
         fx_t *f = fx_new(1);
-        char *target = mx_target(f, rt->pattern);
+        /* any value will do: the token is refused before the path is read */
+        buf_t tb = BUF_INIT;
+        for (const char *p = rt->pattern; *p; p++) {
+            if (*p == ':' || *p == '*') {
+                buf_puts(&tb, "alice");
+                while (p[1] && p[1] != '/') p++;
+            } else {
+                buf_putc(&tb, *p);
+            }
+        }
+        char *target = buf_detach(&tb);
         for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
             char tok[TOKEN_LEN + 1];
             add_token(f, kinds[k].kind, kinds[k].scopes, tok);

@@ -269,23 +269,6 @@ static void test_oauth_bounded(void **state)
     oauth_free(o);
 }
 
-static void test_oauth_names(void **state)
-{
-    (void)state;
-    char *s = oauth_client_id("alice", "");
-    assert_string_equal(s, "jupyterhub-user-alice");
-    free(s);
-    s = oauth_client_id("a@b.c", "gpu 1");
-    assert_string_equal(s, "jupyterhub-user-a@b.c-gpu%201");
-    free(s);
-    s = oauth_redirect_uri("alice", NULL);
-    assert_string_equal(s, "/user/alice/oauth_callback");
-    free(s);
-    s = oauth_redirect_uri("alice", "gpu");
-    assert_string_equal(s, "/user/alice/gpu/oauth_callback");
-    free(s);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,7 +280,6 @@ int main(void)
         cmocka_unit_test(test_oauth_s256_rfc7636),
         cmocka_unit_test(test_oauth_code_flow),
         cmocka_unit_test(test_oauth_bounded),
-        cmocka_unit_test(test_oauth_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
