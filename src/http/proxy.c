@@ -58,11 +58,13 @@
 #include <strings.h>
 
 #define UP_READ_SIZE (64 * 1024)
+#define PROXY_MAX_HEAD (64 * 1024)  /* an upstream answer head larger than this is malformed (-EPROTO) */
 
 static struct proxy_config cfg = {
     .ws_idle_timeout_ms = 3600000,
     .connect_timeout_ms = 10000,
-    .pool_max_idle = 8,
+    .pool_max_idle = 32,
+    .no_pool = 0,
     .pool_idle_ms = 30000,
     .activity_min_ms = 1000,
 };
@@ -110,6 +112,8 @@ struct exch {
     http_parser rp;
     buf_t reason, field, value;
     int have_field, in_value;
+    size_t head_bytes;              /* of the upstream's answer head: bounded (a user's server is user code) */
+    char *drop_cookie;
     struct hdr *hdrs;
     size_t nhdrs, caphdrs;
     enum framing out_framing;
@@ -131,12 +135,13 @@ static int rbuf_busy;
 
 void proxy_configure(const struct proxy_config *c)
 {
-    struct proxy_config d = { 3600000, 10000, 8, 30000, 1000 };
+    struct proxy_config d = { 3600000, 10000, 32, 0, 30000, 1000 };
     cfg = d;
     if (!c) return;
     if (c->ws_idle_timeout_ms) cfg.ws_idle_timeout_ms = c->ws_idle_timeout_ms;
     if (c->connect_timeout_ms) cfg.connect_timeout_ms = c->connect_timeout_ms;
     if (c->pool_max_idle) cfg.pool_max_idle = c->pool_max_idle;
+    cfg.no_pool = c->no_pool;
     if (c->pool_idle_ms) cfg.pool_idle_ms = c->pool_idle_ms;
     if (c->activity_min_ms) cfg.activity_min_ms = c->activity_min_ms;
 }
@@ -205,6 +210,27 @@ static uint64_t ws_track(struct proxy_wsframes *t, const char *data, size_t len)
 }
 
 /* ---- helpers ---------------------------------------------------------- */
+
+/* 1 if a cookie named name[0..nl) must not cross the proxy: any spelling of
+ * nbhub's session cookie (also with a __Host-/__Secure- prefix), and the
+ * target's drop_cookie. */
+static int cookie_blocked(const char *name, size_t nl, const char *drop)
+{
+    for (size_t k = 0; k + 13 <= nl; k++)
+        if (strncasecmp(name + k, "nbhub_session", 13) == 0) return 1;
+    return drop && strlen(drop) == nl && strncmp(name, drop, nl) == 0;
+}
+
+/* A Set-Cookie from upstream for a cookie that is nbhub's: a user's server
+ * must not plant or overwrite the hub's session (it is served from the
+ * hub's origin). */
+static int set_cookie_blocked(const char *value, const char *drop)
+{
+    while (*value == ' ' || *value == '\t') value++;
+    const char *e = value + strcspn(value, "=;");
+    while (e > value && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    return cookie_blocked(value, (size_t)(e - value), drop);
+}
 
 static int hop_by_hop(const char *name)
 {
@@ -322,7 +348,7 @@ static void pool_put(struct upconn *u)
     for (struct upconn *p = pool; p; p = p->pnext)
         if (strcmp(p->key, u->key) == 0) n++;
     u->x = NULL;
-    if (n >= cfg.pool_max_idle || u->closing) {
+    if (n >= cfg.pool_max_idle || u->closing || cfg.no_pool) {
         up_close(u);
         return;
     }
@@ -393,6 +419,7 @@ static void exch_free_maybe(struct exch *x)
     buf_free(&x->value);
     free(x->head);
     free(x->host);
+    free(x->drop_cookie);
     free(x);
 }
 
@@ -637,6 +664,7 @@ static int rp_message_begin(http_parser *p)
         free(x->hdrs[i].value);
     }
     x->nhdrs = 0;
+    x->head_bytes = 0;
     buf_reset(&x->reason);
     buf_reset(&x->field);
     buf_reset(&x->value);
@@ -647,7 +675,7 @@ static int rp_message_begin(http_parser *p)
 static int rp_status(http_parser *p, const char *at, size_t n)
 {
     struct exch *x = p->data;
-    if (x->reason.len + n > 1024) return -1;
+    if (x->reason.len + n > 1024 || (x->head_bytes += n) > PROXY_MAX_HEAD) return -1;
     buf_append(&x->reason, at, n);
     return 0;
 }
@@ -658,7 +686,7 @@ static int rp_field(http_parser *p, const char *at, size_t n)
     if (x->in_value) hdr_commit(x);
     if (!x->have_field && x->nhdrs >= 200) return -1;
     x->have_field = 1;
-    if (x->field.len + n > 64 * 1024) return -1;
+    if ((x->head_bytes += n) > PROXY_MAX_HEAD) return -1;
     buf_append(&x->field, at, n);
     return 0;
 }
@@ -667,7 +695,7 @@ static int rp_value(http_parser *p, const char *at, size_t n)
 {
     struct exch *x = p->data;
     x->in_value = 1;
-    if (x->value.len + n > 64 * 1024) return -1;
+    if ((x->head_bytes += n) > PROXY_MAX_HEAD) return -1;
     buf_append(&x->value, at, n);
     return 0;
 }
@@ -708,6 +736,7 @@ static int rp_headers_complete(http_parser *p)
     for (size_t i = 0; i < x->nhdrs; i++) {
         const char *n = x->hdrs[i].name;
         if (hop_by_hop(n) || resp_conn_names(x, n)) continue;
+        if (strcasecmp(n, "set-cookie") == 0 && set_cookie_blocked(x->hdrs[i].value, x->drop_cookie)) continue;
         if (x->out_framing != FR_LENGTH && strcasecmp(n, "content-length") == 0 && !nobody) continue;
         buf_printf(&h, "%s: %s\r\n", n, x->hdrs[i].value);
     }
@@ -985,12 +1014,7 @@ static void cookie_filter(http_req_t *req, const char *drop, buf_t *out)
             const char *ne = eq ? eq : e;
             while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
             size_t nl = (size_t)(ne - p);
-            int skip = 0;
-            /* Any spelling of the session cookie (prefixes such as __Host-). */
-            for (size_t k = 0; k + 13 <= nl; k++)
-                if (strncasecmp(p + k, "nbhub_session", 13) == 0) skip = 1;
-            if (drop && strlen(drop) == nl && strncmp(p, drop, nl) == 0) skip = 1;
-            if (!skip) {
+            if (!cookie_blocked(p, nl, drop)) {
                 if (out->len) buf_puts(out, "; ");
                 const char *t = e;
                 while (t > p && (t[-1] == ' ' || t[-1] == '\t')) t--;
@@ -1096,6 +1120,7 @@ int proxy_pass(http_req_t *req, const struct proxy_target *t)
     x->loop = http_req_loop(req);
     x->req = req;
     x->host = xstrdup(t->host);
+    x->drop_cookie = t->drop_cookie ? xstrdup(t->drop_cookie) : NULL;
     x->port = t->port;
     x->on_activity = t->on_activity;
     x->on_error = t->on_error;

@@ -91,7 +91,8 @@ int proxy_pass(http_req_t *req, const struct proxy_target *t);
 struct proxy_config {
     uint64_t ws_idle_timeout_ms;   /* 3600000: an upgraded connection with no byte either way is closed */
     uint64_t connect_timeout_ms;   /* 10000 */
-    size_t   pool_max_idle;        /* 8 idle keep-alive upstream connections kept per host:port */
+    size_t   pool_max_idle;        /* 32 idle keep-alive upstream connections kept per host:port */
+    int      no_pool;              /* 1: a new upstream connection per request (measurements) */
     uint64_t pool_idle_ms;         /* 30000: an idle pooled connection is closed after this */
     uint64_t activity_min_ms;      /* 1000: on_activity at most once per this, per exchange */
 };

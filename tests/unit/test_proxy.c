@@ -83,6 +83,7 @@ static void front_handler(http_req_t *req, void *ud)
     if (strncmp(p, "/refused", 8) == 0) t.port = F.dead_port;
     if (strncmp(p, "/auth/up", 8) == 0) t.upstream_auth = "token UPSTREAM";
     if (strncmp(p, "/auth/pass", 10) == 0) t.pass_authorization = 1;
+    if (getenv("PROXY_BENCH_AUTH")) t.upstream_auth = getenv("PROXY_BENCH_AUTH");
     proxy_pass(req, &t);
 }
 
@@ -110,7 +111,9 @@ static void up_echo(http_req_t *req)
                           "headers", h);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    raw_answer(req, "X-Up: 1\r\nKeep-Alive: timeout=5\r\nConnection: X-Up2\r\nX-Up2: gone\r\n", s, 1);
+    raw_answer(req, "X-Up: 1\r\nKeep-Alive: timeout=5\r\nConnection: X-Up2\r\nX-Up2: gone\r\n"
+                    "Set-Cookie: own=1; Path=/user/alice/\r\nSet-Cookie: nbhub_session=planted; Path=/\r\n"
+                    "Set-Cookie: __Host-NBHUB_SESSION=x; Path=/\r\nSet-Cookie: dropme=2\r\n", s, 1);
     free(s);
 }
 
@@ -305,6 +308,16 @@ static void up_handler(http_req_t *req, void *ud)
         http_raw_write(req, h, strlen(h));
         http_stream_drop(req);
         http_raw_end(req, 0);
+    } else if (strstr(p, "/hugehead")) {
+        /* A user's server is user code: an endless head is malformed. */
+        char *big = xmalloc(100 * 1024);
+        memset(big, 'h', 100 * 1024 - 1);
+        big[100 * 1024 - 1] = '\0';
+        buf_t b = BUF_INIT;
+        buf_printf(&b, "X-Huge: %s\r\n", big);
+        raw_answer(req, b.data, "{}", 0);
+        buf_free(&b);
+        free(big);
     } else if (strstr(p, "/closeafter")) {
         /* Looks keep-alive, but the server closes right after it. */
         raw_answer(req, "", "{}", 0);
@@ -652,6 +665,10 @@ static void test_headers(void **state)
     assert_false(hhas(&rs, "x-content-type-options"));
     assert_false(hhas(&rs, "server"));
     assert_false(hhas(&rs, "connection"));
+    /* Only the server's own cookies pass. */
+    assert_non_null(strstr(rs.head, "Set-Cookie: own=1; Path=/user/alice/\n"));
+    assert_null(strcasestr(rs.head, "nbhub_session"));
+    assert_null(strstr(rs.head, "dropme"));
     resp_free(&rs);
 
     /* Authorization per target. */
@@ -820,6 +837,13 @@ static void test_upstream_errors(void **state)
     csend(fd, ok, strlen(ok));
     read_resp(&r, &rs, 1, 0, 0);
     assert_int_equal(rs.status, 200);
+    resp_free(&rs);
+    /* A head too large from upstream: on_error, not relayed. */
+    const char *hh = "GET /x/hugehead HTTP/1.1\r\nHost: h\r\n\r\n";
+    csend(fd, hh, strlen(hh));
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 503);
+    assert_int_equal(atomic_load(&g_errors), e0 + 2);
     resp_free(&rs);
     /* Dying mid-answer. */
     const char *die = "GET /x/die HTTP/1.1\r\nHost: h\r\n\r\n";
@@ -1086,8 +1110,28 @@ static void test_websocket_eager(void **state)
     wait_idle();
 }
 
+/* PROXY_BENCH_SECONDS=N: no tests; serve the proxy (front port printed) for
+ * N seconds, to PROXY_BENCH_UPSTREAM (a port on 127.0.0.1, e.g. a jupyter
+ * server) or the built-in upstream; PROXY_BENCH_NOPOOL=1 disables the pool.
+ * For measuring with wrk, not part of the suite. */
+static int bench(int seconds)
+{
+    setup(NULL);
+    if (getenv("PROXY_BENCH_UPSTREAM")) F.up_port = atoi(getenv("PROXY_BENCH_UPSTREAM"));
+    struct proxy_config pc = { .no_pool = getenv("PROXY_BENCH_NOPOOL") != NULL };
+    proxy_configure(&pc);
+    printf("front %d upstream %d\n", F.front_port, F.up_port);
+    fflush(stdout);
+    sleep((unsigned)seconds);
+    struct proxy_stats st = stats_now();
+    printf("upstream connects %llu\n", (unsigned long long)st.upstream_connects);
+    teardown(NULL);
+    return 0;
+}
+
 int main(void)
 {
+    if (getenv("PROXY_BENCH_SECONDS")) return bench(atoi(getenv("PROXY_BENCH_SECONDS")));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ws_track),
         cmocka_unit_test(test_headers),
