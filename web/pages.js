@@ -522,7 +522,9 @@ function serverCard(sv, profiles, reload, msg, track) {
     sv.spark ? h("p.small.spark", "Spark cluster ", h("code", sv.spark.cluster || ""),
       sv.spark.ui_url ? [" · ", h("a", { href: sv.spark.ui_url, target: "_blank", rel: "noopener" }, "Spark UI")] : null) : null,
     sv.state === "failed" ? h("div.error-box", { role: "alert" }, h("strong", "The server did not start: "),
-      sv.error || "no reason given", sv.log_tail ? h("pre.log", sv.log_tail) : null) : null,
+      // The hub's message may quote the log tail, which is shown below as lines.
+      (sv.log_tail && sv.error ? sv.error.split(" The last lines of its log:")[0] : sv.error) || "no reason given",
+      sv.log_tail ? h("pre.log", sv.log_tail) : null) : null,
     progressBox);
   if (sv.state === "starting") track(followProgress(sv, progressBox, () => reload()));
   return card;

@@ -106,22 +106,27 @@ test("JupyterLab loads through nbhub's proxy", async () => {
 });
 
 test("she creates a notebook and runs a cell: the kernel's websocket through the proxy", async () => {
-  await lab.locator('.jp-LauncherCard[data-category="Notebook"]').first().click();
-  const cell = lab.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content").first();
-  await cell.waitFor({ timeout: 60000 });
-  // The kernel is up when the panel says idle.
-  await lab.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status="idle"]')
-    .waitFor({ timeout: 90000 }).catch(() => {});
-  await cell.click();
-  await lab.keyboard.type("x = 6*7; x");
-  await lab.keyboard.press("Shift+Enter");
-  const out = lab.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").first();
-  await out.waitFor({ timeout: 90000 });
-  await lab.waitForFunction(() => [...document.querySelectorAll(".jp-OutputArea-output")].some((e) => e.textContent.trim() === "42"),
-    null, { timeout: 60000 });
-  const prefix = URL.replace(/^http/, "ws") + "/user/alice/api/kernels/";
-  assert.ok(sockets.some((u) => u.startsWith(prefix)), `no kernel websocket through the proxy: ${sockets.join(", ")}`);
-  await snap("notebook-42", lab);
+  try {
+    await lab.locator('.jp-LauncherCard[data-category="Notebook"]').first().click();
+    const panel = lab.locator(".jp-NotebookPanel:not(.lm-mod-hidden)");
+    const cell = panel.locator(".jp-Cell .cm-content").first();
+    await cell.waitFor({ timeout: 60000 });
+    // The kernel is connected (through the proxy's websocket) when the
+    // status bar says Idle.
+    await lab.locator('.jp-StatusBar-TextItem:has-text("| Idle")').first().waitFor({ timeout: 120000 });
+    await cell.click();
+    await lab.keyboard.type("x = 6*7; x");
+    assert.equal((await cell.textContent()).trim(), "x = 6*7; x");
+    await lab.keyboard.press("Shift+Enter");
+    await lab.waitForFunction(() => [...document.querySelectorAll(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")]
+      .some((e) => e.textContent.trim() === "42"), null, { timeout: 90000 });
+    const prefix = URL.replace(/^http/, "ws") + "/user/alice/api/kernels/";
+    assert.ok(sockets.some((u) => u.startsWith(prefix)), `no kernel websocket through the proxy: ${sockets.join(", ")}`);
+    await snap("notebook-42", lab);
+  } catch (e) {
+    await snap("notebook-failed", lab).catch(() => {});
+    throw e;
+  }
 });
 
 test("the admin sees alice's server on /admin/servers and stops it", async () => {
