@@ -512,8 +512,14 @@ function serverCard(sv, profiles, reload, msg, track) {
       await api("DELETE", serverPath(sv));
       reload();
     }) }, sv.state === "stopping" ? "Stopping…" : "Stop") : null;
+  // A named server that is not running can be removed (its row goes).
+  const remove = sv.name && !live && sv.state !== "stopping" ? h("button", { type: "button",
+    onclick: guarded(msg, async () => {
+      await api("DELETE", serverPath(sv) + "?remove=1");
+      reload();
+    }) }, "Remove") : null;
   const card = h("div.card.server", { dataset: { server: name, state: sv.state } },
-    h("div.head", h("h2", name === "default" ? "Your server" : `Server ${name}`), state(sv.state), lab, stop),
+    h("div.head", h("h2", name === "default" ? "Your server" : `Server ${name}`), state(sv.state), lab, stop, remove),
     h("p.small.muted", "profile ", h("strong", sv.profile || "—"),
       sv.started_at ? [" · started ", ago(sv.started_at)] : null,
       sv.last_activity ? [" · last activity ", ago(sv.last_activity)] : null,
@@ -561,7 +567,7 @@ export async function server() {
   profiles = (pr.profiles || pr || []);
   const usable = profiles.filter((p) => p.allowed !== false);
   const sname = h("input", { id: "server-name", name: "server", placeholder: "leave empty for your default server",
-    pattern: "[a-z0-9][a-z0-9._-]{0,62}", autocomplete: "off" });
+    pattern: "[a-z0-9][a-z0-9._\\-]{0,62}", autocomplete: "off" });
   const radios = usable.map((p, i) => h("label.choice", { for: `profile-${p.name}` },
     h("input", { type: "radio", name: "profile", id: `profile-${p.name}`, value: p.name, checked: i === 0 }),
     h("span.choice-body", h("strong", p.name), p.description ? h("span", ` — ${p.description}`) : null,
@@ -626,7 +632,7 @@ export async function servers() {
         h("th", { scope: "col" }, t)))),
       h("tbody", all.map((sv) => h("tr", { dataset: { owner: sv.owner, server: sv.name || "default", state: sv.state } },
         h("td", sv.owner), h("td", sv.name || h("span.muted", "default")), h("td", sv.profile || "—"),
-        h("td", state(sv.state), sv.error ? h("div.small.err", sv.error) : null),
+        h("td", state(sv.state), sv.error ? h("div.small.err", sv.error.split(" The last lines of its log:")[0]) : null),
         h("td", sv.state === "running" || sv.state === "starting" ? ago(sv.started_at) : "—"),
         h("td", ago(sv.last_activity)),
         h("td", bytes(sv.memory) || "—"),

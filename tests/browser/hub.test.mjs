@@ -82,6 +82,22 @@ test("a server that cannot start shows its own log tail", async () => {
   await snap("server-failed");
 });
 
+test("a named server is listed with its own card", async () => {
+  await page.fill("#server-name", "scratch");
+  await page.check("#profile-broken");
+  await page.click('form button[type="submit"]:text-is("Start")');
+  const card = page.locator('.server[data-server="scratch"][data-state="failed"]');
+  await card.waitFor({ timeout: 120000 });
+  assert.equal(await card.locator("h2").textContent(), "Server scratch");
+  // The default server's card is still there, first.
+  assert.equal(await page.locator(".server").first().getAttribute("data-server"), "default");
+  await page.fill("#server-name", "");
+  await snap("server-named");
+  // Removed, its card goes.
+  await card.locator('button:text-is("Remove")').click();
+  await page.locator('.server[data-server="scratch"]').waitFor({ state: "detached", timeout: 30000 });
+});
+
 test("alice starts the small profile, sees the progress, then the JupyterLab link", async () => {
   await page.check("#profile-small");
   await page.click('form button[type="submit"]:text-is("Start")');
@@ -93,6 +109,17 @@ test("alice starts the small profile, sees the progress, then the JupyterLab lin
   assert.equal(await link.getAttribute("href"), "/user/alice/lab");
   assert.equal(await link.getAttribute("rel"), "noopener");
   await snap("server-running");
+});
+
+test("the Server page fits a phone's screen", async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(over <= 1, `the page is ${over}px wider than the screen`);
+    await snap("server-narrow");
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }
 });
 
 test("JupyterLab loads through nbhub's proxy", async () => {
