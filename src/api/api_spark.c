@@ -19,23 +19,20 @@
  * clusters starting or up, of at most max_memory_per_user in all (workers
  * x worker_memory); over either is 429.  Admins are exempt (they can start
  * clusters from the command line anyway).  A flow's ephemeral clusters are
- * the scheduler's (max_active_tasks) and do not count.
+ * the scheduler's (max_active_tasks) and the hub's (a notebook server's,
+ * config.json "server") are sized by the profile: neither counts.
  *
- * One start per cluster, however many requests race: POST takes the
- * directory's claim (scluster_lock) before it answers, writes config.json
- * (what the limits count while the cluster starts), and hands the claim to
- * `nbhub spark up` as fd 3, which hands it to the supervisor, which holds
- * it for its whole life.  A second POST of the name finds it held: 409.
- *
- * The work is `nbhub spark up|down` as a child process, so the loop never
- * waits for a JVM: POST and DELETE answer 202 at once, and the state is
- * polled with GET (state "starting" until every worker is alive).  The
- * supervisor runs in its own session: a cluster outlives a restart of
- * nbhub serve, as one started by `nbhub spark up` does.
+ * The starting and stopping are spark/sowned.c's, which the hub shares
+ * (hub_spark.c): one start per cluster however many requests race (the
+ * directory's claim, taken before we answer: a second POST of the name
+ * finds it held, 409), `nbhub spark up|down` as a child process so the
+ * loop never waits for a JVM (POST and DELETE answer 202 at once; the
+ * state is polled with GET, "starting" until every worker is alive), run
+ * as the owner under isolation: system.
  */
 #include "api/api_int.h"
 #include "spark/scluster.h"
-#include "iso/uacct.h"
+#include "spark/sowned.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
@@ -90,6 +87,8 @@ static json_t *api_spark_json(const api_t *a, const char *id, const json_t *cfg)
     json_object_set(st, "ephemeral", json_object_get(cfg, "ephemeral") ? json_object_get(cfg, "ephemeral")
                                                                        : json_false());
     json_object_set(st, "worker_memory", json_object_get(cfg, "worker_memory"));
+    /* a notebook server's (the hub's, hub_spark.c): goes when it stops */
+    if (json_is_string(json_object_get(cfg, "server"))) json_object_set(st, "server", json_object_get(cfg, "server"));
     json_object_set(st, "worker_cores", json_object_get(cfg, "worker_cores"));
     /* Where its UIs are, through nbhub (api_sparkui.c). */
     char *ui = scluster_ui_path(id);
@@ -153,139 +152,15 @@ void api_spark_get(http_req_t *req, void *ud)
     json_decref(cfg);
 }
 
-/* ---- running nbhub spark up / down ------------------------------------------------ */
+/* ---- starting and stopping: spark/sowned.c ------------------------------------- */
 
-struct api_spark_job {
-    uv_process_t proc;
-    char        *what;
-};
-
-static void api_spark_closed(uv_handle_t *h)
+/* What sowned needs of ours (the isolation settings, where nbhub is). */
+static sowned_env_t api_spark_env(const api_t *a)
 {
-    struct api_spark_job *j = h->data;
-    free(j->what);
-    free(j);
-}
-
-static void api_spark_exited(uv_process_t *p, int64_t status, int sig)
-{
-    struct api_spark_job *j = p->data;
-    if (status || sig) LOG_W("spark command failed", "what=\"%s\" exit=%lld signal=%d", j->what, (long long)status, sig);
-    else LOG_I("spark command done", "what=\"%s\"", j->what);
-    uv_close((uv_handle_t *)p, api_spark_closed);
-}
-
-/* Start `nbhub spark ARGV...` for the cluster of that id, with its output
- * appended to DIR/api.log, and lock_fd (the directory's claim, or -1) as
- * its fd 3. */
-static int api_spark_spawn(api_t *a, const char *id, char **argv, int lock_fd, nb_err_t *err)
-{
-    char *dir = api_spark_dir(a, id);
-    nb_err_t e2;
-    fs_mkdir_p(dir, 0700, &e2);
-    char *logp = xasprintf("%s/api.log", dir);
-    free(dir);
-    /* The directory may be the owner's account's (isolation: system). */
-    int fd = fs_open_regular(logp, O_WRONLY | O_CREAT | O_APPEND, 0600, NULL);
-    free(logp);
-    if (fd < 0) return err_set(err, fd, "cannot open the cluster's log: %s", strerror(-fd));
-    struct api_spark_job *j = xcalloc(1, sizeof *j);
-    j->what = xasprintf("spark %s %s", argv[2], id);
-    j->proc.data = j;
-    uv_stdio_container_t io[4] = { { UV_IGNORE, { 0 } }, { UV_INHERIT_FD, { .fd = fd } },
-                                   { UV_INHERIT_FD, { .fd = fd } }, { UV_INHERIT_FD, { .fd = lock_fd } } };
-    uv_process_options_t po = { .exit_cb = api_spark_exited, .file = argv[0], .args = argv,
-                                .stdio_count = lock_fd >= 0 ? 4 : 3, .stdio = io };
-    /* A user's cluster under isolation: system gets none of our environment. */
-    char **env = a->isolation_system && !strcmp(argv[1], "__as-user") ? uacct_env(NULL) : NULL;
-    po.env = env;
-    int rc = uv_spawn(a->loop, &j->proc, &po);
-    free(env);
-    close(fd);
-    if (rc < 0) {
-        free(j->what);
-        free(j);
-        return err_set(err, rc, "cannot start nbhub spark: %s", uv_strerror(rc));
-    }
-    return 0;
-}
-
-/* Under isolation: system a user's cluster runs as the user's account (its
- * supervisor, master, workers and their Python), inside the user's cgroup,
- * so its JVMs count against the user's limits: `nbhub __as-user ACCOUNT
- * --chown-tree spark/~OWNER --cgroup nbhub/u-ACCOUNT=LIMITS --cgroup
- * nbhub/u-ACCOUNT/spark-NAME --self -- argv...`.  *out is NULL-terminated,
- * its strings malloc'd (api_spark_wrapped_free). */
-static int api_spark_as_owner(api_t *a, const char *owner, const char *name, char **argv, char ***out,
-                              nb_err_t *err)
-{
-    char acct[64];
-    int rc = uacct_name(a->account_tmpl ? a->account_tmpl : UACCT_DEFAULT_TEMPLATE, owner, acct, sizeof acct, err);
-    if (rc < 0) return rc;
-    const iso_limits_t *ul = a->user_limits ? a->user_limits(a->limits_ud, owner) : NULL;
-    size_t n = 0, cap = 32;
-    for (char **p = argv; *p; p++) cap++;
-    char **w = xcalloc(cap, sizeof *w);
-    w[n++] = xstrdup(a->self_exe);
-    w[n++] = xstrdup("__as-user");
-    w[n++] = xstrdup(acct);
-    if (a->create_accounts) w[n++] = xstrdup("--create");
-    char *id = scluster_id(owner, name), *dir = scluster_dir(a->home, id), *odir = fs_dirname(dir);
-    w[n++] = xstrdup("--chown-tree");
-    w[n++] = odir;
-    free(id);
-    free(dir);
-    if (a->cgroups) {
-        static const iso_limits_t none = { 0, 0, 0 };
-        char *ug = xasprintf("nbhub/u-%s", acct), *leaf = xasprintf("nbhub/u-%s/spark-%s", acct, name);
-        w[n++] = xstrdup("--cgroup");
-        w[n++] = limits_spec(ug, ul ? ul : &none);
-        w[n++] = xstrdup("--cgroup");
-        w[n++] = limits_spec(leaf, &none);
-        free(ug);
-        free(leaf);
-    }
-    w[n++] = xstrdup("--self");
-    w[n++] = xstrdup("--");
-    for (char **p = argv; *p; p++) w[n++] = xstrdup(*p);
-    w[n] = NULL;
-    *out = w;
-    return 0;
-}
-
-static void api_spark_wrapped_free(char **w)
-{
-    for (char **p = w; p && *p; p++) free(*p);
-    free(w);
-}
-
-/* 0 if the caller may start one more cluster of workers x mb MB, else an
- * answered 429 (nbhub.yaml spark: max_clusters_per_user,
- * max_memory_per_user; admins are exempt).  id: the one being started
- * (claimed already: not counted twice). */
-static int api_spark_quota(api_t *a, http_req_t *req, const api_ctx_t *c, const char *id, long workers, long mb)
-{
-    if (c->admin) return 0;
-    struct scluster_usage u;
-    scluster_usage(a->home, c->name, id, &u);
-    long want = workers * mb;
-    if (u.clusters + 1 > a->spark_max_clusters) {
-        char *m = xasprintf("you have %d Spark cluster%s starting or up, the most a user may have "
-                            "(spark: max_clusters_per_user in nbhub.yaml); stop one first",
-                            u.clusters, u.clusters == 1 ? "" : "s");
-        api_error(req, 429, "quota", m);
-        free(m);
-        return -1;
-    }
-    if (u.memory_mb + want > a->spark_max_memory_mb) {
-        char *m = xasprintf("this cluster needs %ld MB (%ld worker%s x %ld MB) and your clusters starting or up "
-                            "have %ld MB; a user may have %ld MB in all (spark: max_memory_per_user in nbhub.yaml)",
-                            want, workers, workers == 1 ? "" : "s", mb, u.memory_mb, a->spark_max_memory_mb);
-        api_error(req, 429, "quota", m);
-        free(m);
-        return -1;
-    }
-    return 0;
+    return (sowned_env_t){ .loop = a->loop, .home = a->home, .self_exe = a->self_exe,
+                           .isolation_system = a->isolation_system, .account_tmpl = a->account_tmpl,
+                           .create_accounts = a->create_accounts, .cgroups = a->cgroups,
+                           .user_limits = a->user_limits, .limits_ud = a->limits_ud };
 }
 
 void api_spark_create(http_req_t *req, void *ud)
@@ -311,87 +186,27 @@ void api_spark_create(http_req_t *req, void *ud)
         json_decref(b);
         return;
     }
-    /* Always the caller's own: ~USER/NAME (scluster.h).  Whatever other
-     * users have is not looked at. */
-    char *id = scluster_id(c->name, name), *dir = api_spark_dir(a, id);
-    char *old = scluster_find(a->home, c->name, name);
-    json_t *live = NULL;
-    int lk = -1;
+    /* Always the caller's own (~USER/NAME); admins are exempt from the
+     * limits (they can start clusters from the command line anyway). */
+    sowned_env_t e = api_spark_env(a);
+    sowned_quota_t q = { a->spark_max_clusters, a->spark_max_memory_mb };
+    sowned_spec_t s = { .owner = c->name, .name = name, .workers = (long)workers, .cores = (long)cores,
+                        .worker_memory = mem, .connect = json_is_true(json_object_get(b, "connect")) };
     nb_err_t err;
-    if (old && strcmp(old, id)) {
-        /* the caller's of the old layout, up: the same name twice */
-        char *od = api_spark_dir(a, old);
-        live = scluster_live_state(od);
-        free(od);
-    }
-    if (!live && fs_mkdir_p(dir, 0700, &err) < 0) {
-        api_fail(req, -EIO, &err);
-        goto out;
-    }
-    if (!live) lk = scluster_lock(dir, -1, &err);
-    if (lk == -EBUSY || live || (lk >= 0 && (live = scluster_live_state(dir)) != NULL)) {
-        api_error(req, 409, "conflict", "you have a cluster of that name starting or up");
-        goto out;
-    }
-    if (lk < 0) {
-        api_fail(req, lk, &err);
-        goto out;
-    }
-    if (api_spark_quota(a, req, c, id, (long)workers, scluster_memory_mb(mem)) < 0) goto out;
-    /* What the limits count while `spark up` starts it (which rewrites it
-     * with where Spark is). */
-    json_t *cfg = json_pack("{s:s, s:s, s:I, s:I, s:s, s:b}", "name", name, "owner", c->name, "workers", workers,
-                            "worker_cores", cores, "worker_memory", mem, "connect",
-                            json_is_true(json_object_get(b, "connect")));
-    char *text = json_dumps(cfg, JSON_INDENT(1) | JSON_SORT_KEYS), *cpath = xasprintf("%s/config.json", dir);
-    json_decref(cfg);
-    int rc = fs_write_atomic(cpath, text, strlen(text), 0, &err);
-    free(text);
-    free(cpath);
-    if (rc < 0) {
-        api_fail(req, rc, &err);
-        goto out;
-    }
-    char *self = xstrdup(a->self_exe), *w = xasprintf("%lld", (long long)workers),
-         *co = xasprintf("%lld", (long long)cores), *h = xstrdup(a->home);
-    char *argv[] = { self, (char *)"spark", (char *)"up", (char *)name, (char *)"--home", h, (char *)"--owner",
-                     (char *)c->name, (char *)"--workers", w, (char *)"--worker-cores", co,
-                     (char *)"--worker-memory", (char *)mem, (char *)"--lock-fd", (char *)"3",
-                     json_is_true(json_object_get(b, "connect")) ? (char *)"--connect" : NULL, NULL };
-    /* The claim goes to the child as its fd 3; ours is closed below, so
-     * from here the child (then the supervisor) alone holds it. */
-    char **run = argv, **wrapped = NULL;
-    if (a->isolation_system && (rc = api_spark_as_owner(a, c->name, name, argv, &wrapped, &err)) < 0) {
-        api_fail(req, rc, &err);
-        free(self);
-        free(w);
-        free(co);
-        free(h);
-        goto out;
-    }
-    if (wrapped) run = wrapped;
-    rc = api_spark_spawn(a, id, run, lk, &err);
-    api_spark_wrapped_free(wrapped);
-    if (rc < 0) api_fail(req, rc, &err);
+    int rc = sowned_create(&e, &s, c->admin ? NULL : &q, NULL, NULL, &err);
+    if (rc == -EBUSY) api_error(req, 409, "conflict", "you have a cluster of that name starting or up");
+    else if (rc == -EDQUOT) api_error(req, 429, "quota", err.msg);
+    else if (rc < 0) api_fail(req, rc, &err);
     else {
         LOG_I("spark cluster starting", "name=%s by=%s", name, c->log_name);
         json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "name", name, "state", "starting", "owner", c->name,
                               "workers", workers, "worker_cores", cores, "worker_memory", mem);
-        char *ui = scluster_ui_path(id);
+        char *id = scluster_id(c->name, name), *ui = scluster_ui_path(id);
         json_object_set_new(j, "ui_path", json_sprintf("%s/", ui));
         free(ui);
+        free(id);
         http_respond_json(req, 202, j);
     }
-    free(self);
-    free(w);
-    free(co);
-    free(h);
-out:
-    if (lk >= 0) close(lk);
-    json_decref(live);
-    free(old);
-    free(id);
-    free(dir);
     json_decref(b);
 }
 
@@ -401,33 +216,17 @@ void api_spark_delete(http_req_t *req, void *ud)
     const char *id;
     json_t *cfg = api_spark_find(a, req, &id);
     if (!cfg) return;
-    char *d = api_spark_dir(a, id);
-    json_t *live = scluster_live_state(d);
-    free(d);
-    if (!live) {
-        api_error(req, 409, "conflict", "the cluster is not running");
-        json_decref(cfg);
-        return;
-    }
-    json_decref(live);
-    /* `spark down NAME [--owner O]` finds this very directory: ~O/NAME for
-     * an id of that form, NAME (the operator's or the old layout's) else. */
     const char *name = json_string_value(json_object_get(cfg, "name"));
-    const char *owner = id[0] == '~' ? json_string_value(json_object_get(cfg, "owner")) : NULL;
-    if (!name) name = strrchr(id, '/') ? strrchr(id, '/') + 1 : id;
-    char *self = xstrdup(a->self_exe), *h = xstrdup(a->home), *n = xstrdup(name), *o = owner ? xstrdup(owner) : NULL;
-    char *argv[] = { self, (char *)"spark", (char *)"down", n, (char *)"--home", h,
-                     o ? (char *)"--owner" : NULL, o, NULL };
+    char *n = xstrdup(name ? name : strrchr(id, '/') ? strrchr(id, '/') + 1 : id);
     json_decref(cfg);
+    sowned_env_t e = api_spark_env(a);
     nb_err_t err;
-    int rc = api_spark_spawn(a, id, argv, -1, &err);
-    if (rc < 0) api_fail(req, rc, &err);
+    int rc = sowned_remove(&e, id, NULL, NULL, &err);
+    if (rc == -ENOENT) api_error(req, 409, "conflict", "the cluster is not running");
+    else if (rc < 0) api_fail(req, rc, &err);
     else {
         LOG_I("spark cluster stopping", "name=%s by=%s", n, api_ctx(req)->log_name);
         http_respond_json(req, 202, json_pack("{s:s, s:s}", "name", n, "state", "stopping"));
     }
-    free(self);
-    free(h);
     free(n);
-    free(o);
 }

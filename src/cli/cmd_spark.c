@@ -62,11 +62,12 @@ static const char cmd_spark_usage[] =
     "usage: nbhub spark <up|down|status|list> [options]\n"
     "\n"
     "  up NAME [--workers N] [--worker-cores C] [--worker-memory M] [--connect] [--timeout S]\n"
-    "          [--port P] [--ui-port U]\n"
+    "          [--port P] [--ui-port U] [--connect-port C]\n"
     "          start a Spark standalone master and N workers (default 1 worker, 1 core,\n"
     "          1g) on 127.0.0.1, supervised by nbhub; prints the master URL; --connect adds\n"
     "          a Spark Connect server (printed next: sc://127.0.0.1:PORT, for SPARK_REMOTE);\n"
-    "          --port / --ui-port: the master's and its UI's ports (default: free ones)\n"
+    "          --port / --ui-port / --connect-port: the master's, its UI's and the Connect\n"
+    "          server's ports (default: free ones)\n"
     "  down NAME        stop the cluster (its JVMs get SIGTERM, then SIGKILL after 10 s)\n"
     "  status NAME      state, master and UI URLs, workers alive, cores, memory, restarts\n"
     "  list             the clusters that are up, every owner's\n"
@@ -107,6 +108,7 @@ struct sv {
     int            nworkers, cores, connect;
     int            port, ui_port, connect_port, gen;
     int            fixed_port, fixed_ui_port;   /* --port / --ui-port, 0 = free ones */
+    int            fixed_connect_port;          /* --connect-port (the hub's: sowned.h), 0 = a free one */
     struct child   master, workers[SPARK_MAX_WORKERS], server;
     uv_timer_t     tick, kill_timer;
     uv_signal_t    sigterm, sigint;
@@ -235,7 +237,7 @@ static void sv_new_ports(struct sv *s)
 {
     int p = s->fixed_port ? s->fixed_port : scluster_free_port();
     int u = s->fixed_ui_port ? s->fixed_ui_port : scluster_free_port();
-    int c = scluster_free_port();
+    int c = s->fixed_connect_port ? s->fixed_connect_port : scluster_free_port();
     if (p > 0 && u > 0 && c > 0 && p != u && c != p && c != u) {
         s->port = p;
         s->ui_port = u;
@@ -411,6 +413,7 @@ int cmd_spark_supervise(int argc, char **argv)
     s->connect = json_is_true(json_object_get(cfg, "connect"));
     s->fixed_port = (int)json_integer_value(json_object_get(cfg, "port"));
     s->fixed_ui_port = (int)json_integer_value(json_object_get(cfg, "ui_port"));
+    s->fixed_connect_port = (int)json_integer_value(json_object_get(cfg, "connect_port"));
     json_decref(cfg);
     s->self = cli_self_exe("nbhub");
     char *logs = xasprintf("%s/logs", s->dir);
@@ -446,8 +449,8 @@ int cmd_spark_supervise(int argc, char **argv)
 /* ---- the client side ------------------------------------------------------------- */
 
 struct spark_args {
-    const char *name, *home, *python, *spark_home, *memory, *owner;
-    int workers, cores, json, timeout_s, connect, port, ui_port, lock_fd;
+    const char *name, *home, *python, *spark_home, *memory, *owner, *server;
+    int workers, cores, json, timeout_s, connect, port, ui_port, connect_port, lock_fd;
 };
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out)
@@ -476,9 +479,12 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
         if (!strcmp(f, "--connect")) { a->connect = 1; continue; }
         const char **sv = !strcmp(f, "--home") ? &a->home : !strcmp(f, "--python") ? &a->python
                         : !strcmp(f, "--spark-home") ? &a->spark_home : !strcmp(f, "--worker-memory") ? &a->memory
-                        : !strcmp(f, "--owner") ? &a->owner : NULL;
+                        : !strcmp(f, "--owner") ? &a->owner
+                        /* internal: the hub's notebook server the cluster belongs to (sowned.h) */
+                        : !strcmp(f, "--server") ? &a->server : NULL;
         int iv = !strcmp(f, "--workers") || !strcmp(f, "--worker-cores") || !strcmp(f, "--timeout") ||
-                 !strcmp(f, "--port") || !strcmp(f, "--ui-port") || !strcmp(f, "--lock-fd");
+                 !strcmp(f, "--port") || !strcmp(f, "--ui-port") || !strcmp(f, "--connect-port") ||
+                 !strcmp(f, "--lock-fd");
         if (sv || iv) {
             if (i + 1 >= argc) {
                 cli_errorf("%s needs a value (see nbhub spark --help)", f);
@@ -490,6 +496,7 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
             else if (!strcmp(f, "--worker-cores")) { if (parse_int(f, v, 1, 1024, &a->cores)) return NB_EXIT_INPUT; }
             else if (!strcmp(f, "--port")) { if (parse_int(f, v, 1, 65535, &a->port)) return NB_EXIT_INPUT; }
             else if (!strcmp(f, "--ui-port")) { if (parse_int(f, v, 1, 65535, &a->ui_port)) return NB_EXIT_INPUT; }
+            else if (!strcmp(f, "--connect-port")) { if (parse_int(f, v, 1, 65535, &a->connect_port)) return NB_EXIT_INPUT; }
             /* internal: the API hands its claim on the directory down */
             else if (!strcmp(f, "--lock-fd")) { if (parse_int(f, v, 3, 1023, &a->lock_fd)) return NB_EXIT_INPUT; }
             else if (parse_int(f, v, 1, 3600, &a->timeout_s)) return NB_EXIT_INPUT;
@@ -579,11 +586,13 @@ int cmd_spark_start(const char *dir, json_t *cfg, int tied, int timeout_s, int l
     }
     /* Ports asked for must be free now: a JVM that cannot bind would be
      * restarted on the same port forever. */
-    static const char *const fixed[] = { "port", "ui_port" }, *const flag[] = { "port", "ui-port" };
-    for (size_t i = 0; i < 2; i++) {
+    static const char *const fixed[] = { "port", "ui_port", "connect_port" },
+                      *const flag[] = { "port", "ui-port", "connect-port" };
+    for (size_t i = 0; i < 3; i++) {
         int p = (int)json_integer_value(json_object_get(cfg, fixed[i]));
         if (!p) continue;
-        int twice = p == json_integer_value(json_object_get(cfg, fixed[1 - i]));
+        int twice = p == json_integer_value(json_object_get(cfg, fixed[(i + 1) % 3])) ||
+                    p == json_integer_value(json_object_get(cfg, fixed[(i + 2) % 3]));
         if (twice || scluster_port_bind(p) != p) {
             cli_errorf("cluster '%s': port %d on 127.0.0.1 (--%s) is %s: choose another, or leave --%s out for a "
                        "free one", name, p, flag[i], twice ? "asked for twice" : "in use", flag[i]);
@@ -737,8 +746,10 @@ static int spark_up(int argc, char **argv)
     json_t *cfg = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s?}", "name", a.name, "spark_home", home,
                             "workers", a.workers, "worker_cores", a.cores, "worker_memory", a.memory,
                             "connect", a.connect, "owner", a.owner);
+    if (a.server) json_object_set_new(cfg, "server", json_string(a.server));
     if (a.port) json_object_set_new(cfg, "port", json_integer(a.port));
     if (a.ui_port) json_object_set_new(cfg, "ui_port", json_integer(a.ui_port));
+    if (a.connect_port) json_object_set_new(cfg, "connect_port", json_integer(a.connect_port));
     json_t *st = NULL;
     int sp;
     code = cmd_spark_start(dir, cfg, 0, a.timeout_s, a.lock_fd, &sp, &st);

@@ -415,7 +415,9 @@ void scluster_usage(const char *home, const char *owner, const char *skip, struc
         if (skip && !strcmp(*id, skip)) continue;
         char *dir = scluster_dir(home, *id);
         json_t *cfg = scluster_config(dir), *live = NULL;
-        int busy = !json_is_true(json_object_get(cfg, "ephemeral")) &&
+        /* a flow's ephemeral clusters are the scheduler's, a notebook
+         * server's (the hub's) the profile's: neither counts */
+        int busy = !json_is_true(json_object_get(cfg, "ephemeral")) && !json_is_string(json_object_get(cfg, "server")) &&
                    (scluster_locked(dir) || (live = scluster_live_state(dir)) != NULL);
         json_decref(live);
         free(dir);

@@ -129,8 +129,8 @@ char **scluster_ids(const char *home, const char *owner);
 int scluster_lock(const char *dir, int fd, nb_err_t *err);
 int scluster_locked(const char *dir);
 
-/* OWNER's long-lived clusters (ephemeral ones are the scheduler's) that
- * are starting or up (claimed, or a live supervisor): how many, and their
+/* OWNER's long-lived clusters (ephemeral ones are the scheduler's, a
+ * notebook server's the hub's: config.json "server") that are starting or up (claimed, or a live supervisor): how many, and their
  * workers x worker_memory in MB.  skip: an id not to count, or NULL. */
 struct scluster_usage {
     int  clusters;
