@@ -553,6 +553,11 @@ export async function server() {
     mine.sort((a, b) => (a.name || "").localeCompare(b.name || ""));
     stopAll();
     fill(list, mine.map((x) => serverCard(x, profiles, load, msg, (f) => stops.push(f))));
+    // A stop takes the server's grace time: look again until it is over.
+    if (mine.some((x) => x.state === "stopping")) {
+      const t = setTimeout(() => load().catch(() => {}), 1000);
+      stops.push(() => clearTimeout(t));
+    }
   }
 
   // Profiles: what each gives, as a radio list; a server name for a named one.

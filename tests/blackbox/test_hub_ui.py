@@ -8,7 +8,9 @@ progress, opens JupyterLab through nbhub's proxy, creates a notebook and runs
 `x = 6*7; x` -- the kernel's websocket through the proxy -- and sees 42.  A
 profile that cannot start shows the server's own log tail; names and
 descriptions with markup stay text; the admin's /admin/servers lists alice's
-server and stops it.  Screenshots: build/test-artifacts/hub/."""
+server and stops it.  A Spark profile's server shows its cluster and the
+Spark UI through nbhub (when Java and pyspark are there: SPARK=1 for the
+script).  Screenshots: build/test-artifacts/hub/."""
 import os
 import shutil
 
@@ -30,6 +32,10 @@ hub:
     - name: broken
       description: A profile whose server cannot start
       command: [/bin/sh, -c, "echo BROKEN-PROFILE-LOG-TAIL on port {{port}}; echo the-server-said-no >&2; exit 3"]
+    - name: spark
+      description: A server with its own Spark cluster
+      python: {VENV_BIN / 'python'}
+      spark: {{workers: 1, worker_memory: 512m}}
   start_timeout: 90s
 """
 
@@ -72,7 +78,11 @@ def test_hub_in_chromium(h):
         artifacts.mkdir(parents=True)
         env = dict(h.env, NBHUB_URL=f"http://127.0.0.1:{srv.port}", NBHUB_ADMIN="admin",
                    NBHUB_ADMIN_PASSWORD=ADMIN_PASSWORD, NBHUB_ALICE_PASSWORD=ALICE_PASSWORD,
-                   NBHUB_SHOTS=str(artifacts), CHROMIUM=CHROMIUM)
+                   NBHUB_SHOTS=str(artifacts), CHROMIUM=CHROMIUM,
+                   SPARK="1" if shutil.which("java") and (VENV_BIN / "pyspark").exists() else "",
+                   # nbhub serve does not start a server's Spark cluster yet
+                   # (hub_spark is not wired in): the step is a todo till then.
+                   SPARK_TODO="the server's Spark cluster is not started by nbhub serve yet")
         p = h.popen(["node", "--test", "--test-reporter=spec", "--test-concurrency=1",
                      str(BROWSER_DIR / "hub.test.mjs")], exe="/usr/bin/env", env=env, cwd=BROWSER_DIR)
         r = h.finish(p, timeout=900)

@@ -156,6 +156,46 @@ test("she creates a notebook and runs a cell: the kernel's websocket through the
   }
 });
 
+// todo until nbhub serve starts a server's Spark cluster (h7's hub_spark is
+// not wired into serve yet): the step runs, and reports, without failing
+// the suite.  Drop the todo once it is.
+test("a Spark profile's server shows its cluster and the Spark UI through nbhub",
+  { skip: !process.env.SPARK && "no Java or pyspark", todo: process.env.SPARK_TODO || false }, async () => {
+  assert.match(await page.locator('label.choice:has(input[value="spark"])').textContent(), /Spark: 1 worker × 512 MiB/);
+  await page.fill("#server-name", "sparky");
+  await page.check("#profile-spark");
+  await page.click('form button[type="submit"]:text-is("Start")');
+  const card = page.locator('.server[data-server="sparky"][data-state="running"]');
+  await card.waitFor({ timeout: 180000 });
+  await page.fill("#server-name", "");
+  const ui = card.locator('.spark a:text-is("Spark UI")');
+  await ui.waitFor({ timeout: process.env.SPARK_TODO ? 5000 : 60000 });
+  const href = await ui.getAttribute("href");
+  assert.match(href, /^\/spark\/.+\/ui\/$/);
+  assert.match(await card.locator(".spark").textContent(), /Spark cluster \S+/);
+  await snap("server-spark");
+  // The master's UI through nbhub's proxy (the cluster may still be coming up).
+  const [sp] = await Promise.all([ctx.waitForEvent("page"), ui.click()]);
+  const deadline = Date.now() + 90000;
+  while (!/Spark Master at spark:\/\//.test(await sp.textContent("body").catch(() => "")) && Date.now() < deadline) {
+    await sp.waitForTimeout(2000);
+    await sp.reload().catch(() => {});
+  }
+  assert.match(await sp.textContent("body"), /Spark Master at spark:\/\//);
+  await snap("spark-ui", sp);
+  await sp.close();
+  // Stopped, the named server's card goes (its cluster with it: test_hub_spark.py).
+  await card.locator('button:text-is("Stop")').click();
+  await page.locator('.server[data-server="sparky"]').waitFor({ state: "detached", timeout: 90000 });
+});
+
+// Whatever the Spark step left (todo): no named server still running.
+test("alice's named servers are stopped", async () => {
+  for (const b of await page.locator('.server:not([data-server="default"]) button:text-is("Stop")').all()) await b.click();
+  await page.waitForFunction(() => ![...document.querySelectorAll('.server:not([data-server="default"])')]
+    .some((e) => ["running", "starting", "stopping"].includes(e.dataset.state)), null, { timeout: 90000 });
+});
+
 test("the admin sees alice's server on /admin/servers and stops it", async () => {
   const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const p = await other.newPage();
