@@ -192,6 +192,20 @@ def test_symlink_out_of_the_workspace_refused(h):
             st, out, _ = tok["alice"].request("GET", f"/api/v1/runs/{run['id']}/tasks/{t}/output", raw=True)
             assert b"bob-secret-42" not in out
         assert not (srv.home / "workspaces" / "bob" / "ran.txt").exists()
+
+        # A workspace that is itself a link to bob's is no workspace.
+        tok.update(users(srv, "carol"))
+        os.symlink(srv.home / "workspaces" / "bob", srv.home / "workspaces" / "carol")
+        st, body = apply(tok["carol"], "carols", "name: carols\ntasks:\n  t: {notebook: ~/secret.ipynb}\n")
+        assert st in (200, 201), (st, body)
+        run = wait(tok["carol"], trigger(tok["carol"], "carols"))
+        assert run["state"] == "failed", run
+        assert "symbolic link" in json.dumps(run["tasks"][0]), run
+
+        # Naming bob as the owner is an admin's right only.
+        st, body = apply(tok["alice"], "asbob", "name: asbob\nowner: bob\ntasks:\n  t: {notebook: ~/secret.ipynb}\n")
+        assert st == 403, (st, body)
+        assert not (srv.home / "workspaces" / "bob" / "ran.txt").exists()
     finally:
         srv.stop()
 
