@@ -141,6 +141,7 @@ const struct http_route api_routes[] = {
     { "DELETE", "/hub/api/groups/:name/users",           api_hub_group_users_remove, API_HUB },
     { "PUT",    "/hub/api/groups/:name/properties",      api_hub_group_properties, API_HUB },
     { "GET",    "/hub/api/oauth2/authorize",             api_hub_oauth_authorize, API_HUB },
+    { "POST",   "/hub/api/oauth2/authorize",             api_hub_oauth_authorize, API_HUB },
     { "POST",   "/hub/api/oauth2/token",                 api_hub_oauth_token,     API_HUB },
     /* GET /hub/api/ (the version), and JupyterHub's JSON 404 for the rest */
     { "*",      "/hub/api/" "*path",                     api_hub_root,            API_HUB },

@@ -121,6 +121,7 @@ static int api_auth_identify(api_t *a, http_req_t *req, api_ctx_t *c, const char
             c->token_scopes = t.scopes ? http_req_strdup(req, t.scopes) : NULL;
             c->token_server_id = t.server_id;
             c->token_server = t.server_name ? http_req_strdup(req, t.server_name) : NULL;
+            c->token_server_owner = t.server_owner ? http_req_strdup(req, t.server_owner) : NULL;
         }
         store_token_clear(&t);
         store_user_clear(&u);

@@ -139,8 +139,8 @@ void api_hub_scopes(api_t *a, const api_ctx_t *c, scopes_t *out)
     }
     char server[600];
     const char *srv = NULL;
-    if (c->token_server) {
-        api_hub_server_filter(c->name, c->token_server, server, sizeof server);
+    if (c->token_server && c->token_server_owner) {
+        api_hub_server_filter(c->token_server_owner, c->token_server, server, sizeof server);
         srv = server;
     }
     scopes_t tok = SCOPES_INIT;
@@ -892,6 +892,7 @@ static json_t *hub_token_model(api_t *a, const store_user_t *owner, const store_
     c.token_kind = t->kind;
     c.token_scopes = t->scopes;
     c.token_server = t->server_name;
+    c.token_server_owner = t->server_owner;
     c.token_server_id = t->server_id;
     scopes_t s = SCOPES_INIT;
     api_hub_scopes(a, &c, &s);

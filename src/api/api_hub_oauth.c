@@ -22,12 +22,12 @@
  * check).  Once the URI is checked, request errors (no PKCE, "plain", a
  * response_type other than code) go back to it as error=invalid_request.
  *
- * Who gets a code: the server's owner only.  JupyterHub also lets users
- * with access:servers on someone else's server in (admins with
- * admin_access, shares) after a consent page; nbhub has neither the
- * setting nor the page yet, so there is nothing to consent to: an owner is
- * never asked (as in JupyterHub for one's own server), anyone else gets
- * 403.
+ * Who gets a code: the server's owner, without being asked (as in
+ * JupyterHub for one's own server); with hub.admin_access, an admin too,
+ * but only after a consent page ("Server at /user/alice/ would like to
+ * identify you"), posted back with the session's CSRF token: a link alone
+ * must not log an admin's browser in to a user's server, whose pages the
+ * user controls.  Anyone else gets 403.
  *
  * PKCE is required (S256 only): JupyterHub 6 makes it optional, but every
  * jupyterhub-singleuser that can talk to a 6.x hub sends it, and without it
@@ -45,6 +45,7 @@
 #include "auth/oauth.h"
 #include "auth/scopes.h"
 #include "auth/token.h"
+#include "hub/hub.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -52,6 +53,7 @@
 #include "util/xmalloc.h"
 
 #include <errno.h>
+#include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +124,42 @@ static void oauth_redirect_error(http_req_t *req, const char *redirect_uri, cons
     buf_free(&u);
 }
 
+/* The consent page for an admin opening another user's server. */
+static void oauth_consent_page(http_req_t *req, const api_ctx_t *c, const char *user, const char *server)
+{
+    buf_t b = BUF_INIT, act = BUF_INIT;
+    /* the form posts back to this very URL; the target is escaped for HTML */
+    for (const char *p = http_req_target(req); *p; p++) {
+        if (*p == '&') buf_puts(&act, "&amp;");
+        else if (*p == '"') buf_puts(&act, "&quot;");
+        else if (*p == '<') buf_puts(&act, "&lt;");
+        else if (*p == '>') buf_puts(&act, "&gt;");
+        else buf_putc(&act, *p);
+    }
+    buf_t who = BUF_INIT;
+    for (const char *p = user; *p; p++) buf_printf(&who, strchr("&<>\"'", *p) ? "&#%d;" : "%c", *p);
+    if (*server) {
+        buf_putc(&who, '/');
+        for (const char *p = server; *p; p++) buf_printf(&who, strchr("&<>\"'", *p) ? "&#%d;" : "%c", *p);
+    }
+    buf_printf(&b,
+               "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Authorize access</title></head>"
+               "<body><h1>Authorize access</h1><p>The server of <b>%s</b> would like to identify you "
+               "(%s, an admin) and let you in.  Its owner controls what its pages do with your "
+               "browser.</p><form method=\"post\" action=\"%s\"><input type=\"hidden\" "
+               "name=\"_xsrf\" value=\"%s\"><button type=\"submit\">Authorize</button></form></body></html>",
+               who.data, api_log_name(req, c->name), act.data, c->csrf);
+    http_set_header(req, "Cache-Control", "no-store");
+    http_set_header(req, "X-Frame-Options", "DENY");
+    http_set_header(req, "Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'");
+    http_respond(req, 200, "text/html; charset=utf-8", b.data, b.len);
+    buf_free(&b);
+    buf_free(&act);
+    buf_free(&who);
+}
+
+static const char *oauth_form(http_req_t *req, const char *body, size_t len, const char *name, int *dup);
+
 void api_hub_oauth_authorize(http_req_t *req, void *ud)
 {
     api_t *a = ud;
@@ -171,7 +209,28 @@ void api_hub_oauth_authorize(http_req_t *req, void *ud)
                              state);
         return;
     }
-    if (owner_id != c.uid) {
+    int consented = 0, posted = http_req_method_id(req) == HTTP_POST;
+    if (posted) {
+        /* the consent form, and nothing else, posts here */
+        size_t blen;
+        const char *body = http_req_body(req, &blen);
+        int dup = 0;
+        const char *x = oauth_form(req, body, blen, "_xsrf", &dup);
+        if (dup || !x || !c.csrf || !token_equal(x, c.csrf)) {
+            api_hub_error(req, 403, "'_xsrf' argument missing or wrong");
+            return;
+        }
+    }
+    if (owner_id != c.uid && c.admin && a->hub && hub_conf(a->hub)->admin_access) {
+        if (!posted) {
+            oauth_consent_page(req, &c, user, server);
+            return;
+        }
+        consented = 1;
+        LOG_W("oauth admin access", "admin=%s server_owner=%s server=%s", c.log_name,
+              api_log_name(req, user), api_log_name(req, server));
+    }
+    if (owner_id != c.uid && !consented) {
         char msg[300];
         snprintf(msg, sizeof msg, "You do not have permission to access Server at /user/%.100s/%.100s",
                  user, server);

@@ -142,6 +142,7 @@ typedef struct api_ctx {
     const char *token_scopes;      /* JSON list; NULL = all the owner's rights */
     int64_t     token_server_id;   /* 'server' and 'oauth' tokens: their server */
     const char *token_server;      /* that server's name ("" = default) */
+    const char *token_server_owner;   /* and its owner's name */
     /* API_HUB: the caller's JupyterHub scopes, expanded (request arena). */
     const char *const *scopes;
     size_t      nscopes;

@@ -120,15 +120,16 @@ void api_servers_start(http_req_t *req, void *ud)
     hub_server_t *s = NULL;
     int rc = hub_server_start(a->hub, &u, name, optstr, &s, &err);
     free(optstr);
+    if (rc >= 0)
+        LOG_I("server start requested", "by=%s owner=%s server=%s rc=%d", c->log_name, api_log_name(req, u.name),
+              api_log_name(req, name), rc);
+    /* name and owner point into body and ou */
     json_decref(body);
+    store_user_clear(&ou);
     if (rc < 0) {
-        store_user_clear(&ou);
         hub_fail(req, rc, &err);
         return;
     }
-    LOG_I("server start requested", "by=%s owner=%s server=%s rc=%d", c->log_name, api_log_name(req, u.name),
-          api_log_name(req, name), rc);
-    store_user_clear(&ou);
     http_respond_json(req, rc == 0 ? 201 : 202, hub_server_json(a->hub, s));
 }
 

@@ -179,27 +179,29 @@ static int scope_split(const char *scope, struct scope_parts *p)
     return 0;
 }
 
-/* Drop filtered scopes whose base is also held unfiltered (reduce_scopes). */
+/* Drop filtered scopes whose base is also held unfiltered (reduce_scopes).
+ * Two passes: the lookups (a binary search over the whole array) must see
+ * the set as it was, so nothing is freed or moved until all are decided. */
 static void scopes_reduce(scopes_t *s)
 {
-    size_t w = 0;
+    unsigned char *drop = xcalloc(s->n + 1, 1);
     for (size_t i = 0; i < s->n; i++) {
         const char *bang = strchr(s->v[i], '!');
-        if (bang) {
-            char base[64];
-            size_t n = (size_t)(bang - s->v[i]);
-            if (n < sizeof base) {
-                memcpy(base, s->v[i], n);
-                base[n] = '\0';
-                if (scopes_contains(s, base)) {
-                    free(s->v[i]);
-                    continue;
-                }
-            }
-        }
-        s->v[w++] = s->v[i];
+        if (!bang) continue;
+        char base[64];
+        size_t n = (size_t)(bang - s->v[i]);
+        if (n >= sizeof base) continue;
+        memcpy(base, s->v[i], n);
+        base[n] = '\0';
+        drop[i] = (unsigned char)scopes_contains(s, base);
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (drop[i]) free(s->v[i]);
+        else s->v[w++] = s->v[i];
     }
     s->n = w;
+    free(drop);
 }
 
 /* ---- checking and expanding ------------------------------------------------------- */

@@ -28,6 +28,8 @@
 #include "auth/token.h"
 #include "http/hclient.h"
 #include "hub/hub.h"
+#include "hub/hub_cull.h"
+#include "hub/hub_spark.h"
 #include "http/netguard.h"
 #include "http/notify.h"
 #include "http/server.h"
@@ -96,6 +98,8 @@ struct serve {
     hclient_t     *hc;
     notify_t      *notify;
     hub_t         *hub;        /* users' notebook servers (docs/hub.md) */
+    hub_spark_t   *hub_spark;  /* their Spark clusters (profiles' spark:) */
+    hub_cull_t    *hub_cull;   /* idle culling (hub.cull) */
     int            stop_servers;   /* --stop-servers-on-exit */
     netguard_t    *guard;      /* where webhooks may go (nbhub.yaml webhooks.allow) */
     uv_signal_t    sigterm, sigint, sighup;
@@ -595,10 +599,21 @@ int cmd_serve(int argc, char **argv)
             goto out_loop;
         }
     serve_hub_urls(&sv, addrs);
+    /* The servers' Spark clusters: hooks first, so servers found gone by
+     * hub_adopt lose theirs. */
+    sowned_env_t se = { .loop = &sv.loop, .home = home, .self_exe = self, .isolation_system = system_mode,
+                        .account_tmpl = sv.conf.system_user, .create_accounts = sv.conf.create_system_users == 1,
+                        .cgroups = cg != CGROUP_NONE, .user_limits = serve_user_limits, .limits_ud = &sv.conf };
+    if (hub_spark_new(sv.hub, &se, &sv.hub_spark, &err) < 0)
+        LOG_W("hub: Spark clusters for servers disabled", "error=\"%s\"", err.msg);
     /* Servers still running from the previous nbhub: their routes work
      * from now on. */
     int adopted = hub_adopt(sv.hub);
     if (adopted) LOG_I("notebook servers adopted", "count=%d", adopted);
+    if (sv.hub_spark) hub_spark_sweep(sv.hub_spark);
+    hub_cull_opts_t co = { .loop = &sv.loop, .hc = sv.hc, .store = sv.store, .home = home };
+    if (hub_cull_new(sv.hub, &co, &sv.hub_cull, &err) < 0)
+        LOG_W("hub: idle culling disabled", "error=\"%s\"", err.msg);
     /* Webhooks reach public addresses, and the internal ones the admin
      * listed (srvconf checked every entry already). */
     sv.guard = netguard_new();
@@ -642,8 +657,13 @@ out_loop:
     }
     if (sv.http) http_server_free(sv.http);
     api_free(sv.api);
+    hub_cull_free(sv.hub_cull);
     hub_free(sv.hub);
+    hub_spark_free(sv.hub_spark);
     sched_free(sv.sched);
+    /* The hub's handles close on the loop (servers left running are not
+     * waited for: their handles were let go at hub_shutdown). */
+    uv_run(&sv.loop, UV_RUN_NOWAIT);
     uv_loop_close(&sv.loop);
     netguard_free(sv.guard);
 out:

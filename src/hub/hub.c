@@ -463,6 +463,8 @@ static void on_proc_exit(spawn_proc_t *p, int code, int sig, void *ud)
     else if (code >= 0) snprintf(how, sizeof how, "exited with code %d", code);
     else snprintf(how, sizeof how, "exited");
     if (was == HUB_STARTING || s->fail_on_exit) {
+        /* (the server exited by itself before it was ready, or it was
+         * stopped because the start failed: timeout, a hook) */
         char *tail = hub_server_log_tail(h, s, HUB_LOG_TAIL);
         char *msg = s->fail_msg
             ? xasprintf("%s (the server %s).  The last lines of its log:\n%s", s->fail_msg, how, tail)
@@ -1007,10 +1009,8 @@ int hub_server_stop(hub_t *h, hub_server_t *s, int remove, nb_err_t *err)
     if (!s) return err_set(err, -ENOENT, "no such server");
     if (remove && *s->name) s->remove_after_stop = 1;
     if (s->proc) {
-        if (s->state == HUB_STARTING) {
-            fail_start(s, "The start was cancelled");
-            return 1;
-        }
+        /* A start in progress is cancelled like any stop: the server ends
+         * up stopped, not failed (unless it had failed already: timeout). */
         if (s->state != HUB_STOPPING) {
             set_state(s, HUB_STOPPING, NULL);
             stop_ready_timer(s);

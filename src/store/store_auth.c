@@ -245,8 +245,9 @@ int store_token_kind_parse(const char *s, store_token_kind_t *out)
 }
 
 #define TOKEN_COLS "t.id, t.user_id, t.name, t.created_at, t.expires_at, t.last_used_at, " \
-                   "t.kind, t.scopes, t.server_id, (SELECT v.name FROM servers v WHERE v.id = t.server_id)"
-#define TOKEN_NCOLS 10
+                   "t.kind, t.scopes, t.server_id, (SELECT v.name FROM servers v WHERE v.id = t.server_id), " \
+                   "(SELECT w.name FROM servers v JOIN users w ON w.id = v.user_id WHERE v.id = t.server_id)"
+#define TOKEN_NCOLS 11
 
 /* Reads TOKEN_COLS from column 0.  A kind the schema's CHECK let through
  * but this build does not know cannot happen; it reads as 'oauth', the
@@ -264,6 +265,7 @@ static void token_row(sqlite3_stmt *s, store_token_t *t)
     t->scopes = store_col_str(s, 7);
     t->server_id = sqlite3_column_int64(s, 8);
     t->server_name = store_col_str(s, 9);
+    t->server_owner = store_col_str(s, 10);
 }
 
 int store_token_add(store_t *st, int64_t user_id, const char *name, const char *token_hash,
@@ -536,6 +538,7 @@ void store_token_clear(store_token_t *t)
     free(t->name);
     free(t->scopes);
     free(t->server_name);
+    free(t->server_owner);
     memset(t, 0, sizeof *t);
 }
 

@@ -64,6 +64,8 @@ typedef struct store_token {
     char   *scopes;          /* JSON list of JupyterHub scopes; NULL = all the owner's rights */
     int64_t server_id;       /* servers.id it is bound to; 0 = none */
     char   *server_name;     /* that server's name ("" = default); NULL when unbound */
+    char   *server_owner;    /* and its owner's name (an admin's OAuth token may be bound
+                                to another user's server) */
 } store_token_t;
 
 typedef struct store_tokens {

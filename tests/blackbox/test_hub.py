@@ -346,3 +346,41 @@ def test_system_isolation_runs_the_server_as_the_users_account_in_its_cgroup(h):
     finally:
         hs.stop()
         subprocess.run(["userdel", "-r", f"nbhub-{user}"], capture_output=True)
+
+
+def _sse_events(port, path, token, timeout=90):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+    r = c.getresponse()
+    assert r.status == 200, (r.status, r.read())
+    events = []
+    for raw in r:       # the stream ends after the final event
+        line = raw.decode().rstrip("\r\n")
+        if line.startswith("data: "):
+            events.append(json.loads(line[6:]))
+    c.close()
+    return events
+
+
+def test_progress_events_as_jupyterhub_sends_them(hub):
+    alice = hub.user("alice")
+    hub.start_server("alice", "prog", wait=False)
+    events = _sse_events(hub.port, "/api/v1/servers/alice/prog/progress", alice.token)
+    assert events[0] == {"progress": 0, "message": "Server requested"}, events
+    assert events[-1]["ready"] is True and events[-1]["url"] == "/user/alice/prog/", events
+    assert [e["progress"] for e in events] == sorted(e["progress"] for e in events)
+    # after the end: the final event at once
+    again = _sse_events(hub.port, "/api/v1/servers/alice/prog/progress", alice.token, timeout=10)
+    assert len(again) == 1 and again[0]["ready"] is True, again
+    # a failed start ends with failed and the log tail
+    hub.start_server("bob", "bad", profile="crash", wait=False)
+    events = _sse_events(hub.port, "/api/v1/servers/bob/bad/progress", hub.user("bob").token)
+    assert events[-1]["failed"] is True and "crash-profile" in events[-1]["message"], events
+    # proxied traffic is activity
+    before = hub.server("alice", "prog")["last_activity"]
+    time.sleep(1.1)
+    assert alice.get("/user/alice/prog/api/status")[0] == 200
+    assert hub.server("alice", "prog")["last_activity"] > before
+    hub.stop_server("alice", "prog", remove=True)
+    hub.stop_server("bob", "bad", remove=True)

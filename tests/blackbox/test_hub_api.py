@@ -438,3 +438,361 @@ def test_oauth_token_confined(srv):
     forged = add_server_token(srv, "alice", "", kind="oauth", scopes=["access:servers!server=bob/"])
     st, me = hub(srv.port, forged).get("/hub/api/user")
     assert st == 200 and not any("bob" in s for s in me["scopes"])
+
+
+# --------------------------------------------------------------------------- with real servers
+# (jupyterhub-singleuser from the .venv, started by nbhub's hub)
+
+import base64
+import os
+import re
+import subprocess
+import urllib.parse
+
+import requests
+
+from conftest import wait_for
+from hubserve import HubServer, hub_harness
+
+CULLER = os.path.join(os.path.dirname(__file__), "..", "..", ".venv", "bin", "jupyterhub-idle-culler")
+
+
+@pytest.fixture(scope="module")
+def hs(tmp_path_factory):
+    h = hub_harness(tmp_path_factory, "hubapi")
+    s = HubServer(h, config="hub:\n  max_servers_per_user: 3\n  start_timeout: 90s\n  admin_access: true\n",
+                  users=("alice", "bob")).start()
+    yield s
+    # servers outlive nbhub serve by design (a restart adopts them): stop them first
+    for u in ("alice", "bob"):
+        srv = s.server(u)
+        if srv and srv["state"] in ("starting", "running"):
+            s.stop_server(u)
+    s.stop()
+    left = h.cleanup()
+    assert not left, left
+
+
+def server_env(hs, user, name=""):
+    """The environment of a user's running jupyterhub-singleuser, as code
+    inside it sees it (we are root: /proc/PID/environ)."""
+    srv = hs.server(user, name)
+    assert srv and srv["pid"], srv
+    env = {}
+    for pid in [srv["pid"]] + [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            raw = open(f"/proc/{pid}/environ", "rb").read()
+        except OSError:
+            continue
+        e = dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
+        if e.get("JUPYTERHUB_USER") == user and e.get("JUPYTERHUB_SERVER_NAME", "") == name \
+                and "JUPYTERHUB_API_TOKEN" in e:
+            return e
+    raise AssertionError(f"no environment with JUPYTERHUB_API_TOKEN for {user}/{name}")
+
+
+def pkce():
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    return verifier, challenge
+
+
+def authorize(hs, cookie, client_id, redirect_uri, challenge=None, method="S256", state="st-1"):
+    q = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state}
+    if challenge is not None:
+        q["code_challenge"] = challenge
+    if method is not None:
+        q["code_challenge_method"] = method
+    st, body, hdr = hs.api.request("GET", "/hub/api/oauth2/authorize?" + urllib.parse.urlencode(q),
+                                   headers={"Cookie": cookie}, token=False, raw=True)
+    return st, body, hdr
+
+
+def code_of(location):
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)
+    return q.get("code", [None])[0], q
+
+
+def exchange(hs, client_id, secret, code, redirect_uri, verifier):
+    form = {"client_id": client_id, "client_secret": secret, "grant_type": "authorization_code",
+            "code": code, "redirect_uri": redirect_uri}
+    if verifier is not None:
+        form["code_verifier"] = verifier
+    return hs.api.request("POST", "/hub/api/oauth2/token", urllib.parse.urlencode(form),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"}, token=False)
+
+
+def test_server_lifecycle_through_hub_api(hs):
+    alice = hub(hs.port, hs.user("alice").token)
+    st, body = alice.post("/hub/api/users/alice/server", {})
+    assert st in (201, 202), (st, body, hs.log())
+    # progress: JupyterHub's events, ending with ready
+    c = requests.get(f"http://127.0.0.1:{hs.port}/hub/api/users/alice/server/progress",
+                     headers={"Authorization": f"token {alice.token}"}, stream=True, timeout=120)
+    assert c.status_code == 200 and c.headers["content-type"].startswith("text/event-stream")
+    assert c.headers["x-jupyterhub-version"] == "6.1.1"
+    events = []
+    for line in c.iter_lines():
+        if line.startswith(b"data:"):
+            ev = json.loads(line[5:])
+            events.append(ev)
+            if ev.get("ready") or ev.get("failed"):
+                break
+    c.close()
+    assert events[-1].get("ready") is True, (events, hs.log())
+    assert events[-1]["url"] == "/user/alice/" and events[-1]["progress"] == 100
+    st, u = alice.get("/hub/api/users/alice")
+    assert st == 200 and u["server"] == "/user/alice/" and u["pending"] is None
+    srv = u["servers"][""]
+    assert srv["ready"] is True and srv["pending"] is None and srv["url"] == "/user/alice/"
+    assert srv["started"] and "last_activity" in srv and srv["name"] == ""
+    st, err = alice.post("/hub/api/users/alice/server", {})
+    assert st == 400 and "already running" in err["message"]
+    st, page = hub(hs.port, hs.api.token).get("/hub/api/users?state=ready", headers={"Accept": PAGINATION})
+    assert st == 200 and [x["name"] for x in page["items"]] == ["alice"]
+    # bob sees none of it
+    bob = hub(hs.port, hs.user("bob").token)
+    st, _ = bob.get("/hub/api/users/alice/server/progress")
+    assert st == 404
+    st, _ = bob.delete("/hub/api/users/alice/server")
+    assert st == 404
+    # a named server, removed
+    st, _ = alice.post("/hub/api/users/alice/servers/second", {"profile": "default"})
+    assert st in (201, 202)
+    st, err = alice.post("/hub/api/users/alice/servers/bad%20name", {})
+    assert st == 400
+    wait_for(lambda: (hs.server("alice", "second") or {}).get("state") in ("running", "failed"), 120)
+    st, _ = alice.delete("/hub/api/users/alice/server", body={"remove": True})
+    assert st == 400
+    st, _ = alice.delete("/hub/api/users/alice/servers/second", body={"remove": True})
+    assert st in (202, 204)
+    wait_for(lambda: hs.server("alice", "second") is None, 60)
+    st, _ = alice.get("/hub/api/users/alice/servers/second")
+    assert st == 404
+
+
+def test_browser_logs_in_to_lab_through_oauth(hs):
+    """A browser-like client (cookie jar, redirects followed): /user/alice/lab
+    -> the hub's authorize (nbhub session) -> the server's callback (token
+    exchange with PKCE) -> the lab page."""
+    if not hs.server("alice") or hs.server("alice")["state"] != "running":
+        hs.start_server("alice")
+    base = f"http://127.0.0.1:{hs.port}"
+    s = requests.Session()
+    r = s.post(f"{base}/api/v1/login", json={"username": "alice", "password": "alice-password-1"}, timeout=30)
+    assert r.status_code == 200
+    r = s.get(f"{base}/user/alice/lab", timeout=60)
+    assert r.status_code == 200, (r.status_code, r.url, r.text[:500], hs.log())
+    assert "jupyter-config-data" in r.text or "JupyterLab" in r.text
+    hops = [h.headers.get("location", "") for h in r.history]
+    assert any("/hub/api/oauth2/authorize" in x and "code_challenge=" in x for x in hops), hops
+    assert any("/user/alice/oauth_callback" in x and "code=" in x for x in hops), hops
+    # the API of the server answers the browser too (its own cookie)
+    r = s.get(f"{base}/user/alice/api/status", timeout=30)
+    assert r.status_code == 200
+    # bob's browser: refused by the hub's authorize for alice's server
+    b = requests.Session()
+    r = b.post(f"{base}/api/v1/login", json={"username": "bob", "password": "bob-password-1"}, timeout=30)
+    env = server_env(hs, "alice")
+    verifier, challenge = pkce()
+    cookie = "; ".join(f"{k}={v}" for k, v in b.cookies.items())
+    st, body, hdr = authorize(hs, cookie, env["JUPYTERHUB_CLIENT_ID"], env["JUPYTERHUB_OAUTH_CALLBACK_URL"],
+                              challenge)
+    assert st == 403 and "location" not in hdr, (st, body)
+    # not logged in: to the login page
+    st, body, hdr = authorize(hs, "", env["JUPYTERHUB_CLIENT_ID"], env["JUPYTERHUB_OAUTH_CALLBACK_URL"], challenge)
+    assert st == 302 and hdr["location"].startswith("/login?next=")
+
+
+def test_pkce_and_code_attacks(hs):
+    """With the server's secret in hand (any code in the server can read
+    JUPYTERHUB_API_TOKEN), codes still cannot be misused: each is bound to
+    its client, redirect URI and PKCE challenge, and single use."""
+    if not hs.server("alice") or hs.server("alice")["state"] != "running":
+        hs.start_server("alice")
+    if not hs.server("bob") or hs.server("bob")["state"] != "running":
+        hs.start_server("bob")
+    ea, eb = server_env(hs, "alice"), server_env(hs, "bob")
+    cid, cb, secret = ea["JUPYTERHUB_CLIENT_ID"], ea["JUPYTERHUB_OAUTH_CALLBACK_URL"], ea["JUPYTERHUB_API_TOKEN"]
+    assert cid == "jupyterhub-user-alice" and cb == "/user/alice/oauth_callback"
+    cookie, _ = hs.login("alice")
+
+    def new_code(challenge):
+        st, body, hdr = authorize(hs, cookie, cid, cb, challenge)
+        assert st == 302, (st, body)
+        code, q = code_of(hdr["location"])
+        assert hdr["location"].startswith(cb + "?") and q["state"] == ["st-1"] and code
+        return code
+
+    # the good exchange
+    verifier, challenge = pkce()
+    code = new_code(challenge)
+    st, tok = exchange(hs, cid, secret, code, cb, verifier)
+    assert st == 200, tok
+    assert tok["token_type"] == "Bearer" and tok["access_token"].startswith("nbh_")
+    assert "access:servers!server=alice/" in tok["scope"].split()
+    # ... used once only
+    st, err = exchange(hs, cid, secret, code, cb, verifier)
+    assert st == 400 and err["error"] == "invalid_grant"
+    # the token identifies alice to her server, and is nothing on /api/v1
+    st, me = hub(hs.port, tok["access_token"]).get("/hub/api/user")
+    assert st == 200 and me["name"] == "alice" and "access:servers!server=alice/" in me["scopes"]
+    st, _ = Api(hs.port, tok["access_token"]).get("/api/v1/flows")
+    assert st == 403
+    # ... and bob's server does not take it (the proxy or the server refuse)
+    r = requests.get(f"http://127.0.0.1:{hs.port}/user/bob/api/status",
+                     headers={"Authorization": f"token {tok['access_token']}"}, allow_redirects=False, timeout=30)
+    assert r.status_code in (302, 401, 403, 404), r.status_code
+
+    # wrong verifier: refused, and the code is spent
+    verifier, challenge = pkce()
+    code = new_code(challenge)
+    st, err = exchange(hs, cid, secret, code, cb, pkce()[0])
+    assert st == 400 and err["error"] == "invalid_grant"
+    st, err = exchange(hs, cid, secret, code, cb, verifier)
+    assert st == 400
+    # no verifier
+    verifier, challenge = pkce()
+    code = new_code(challenge)
+    st, err = exchange(hs, cid, secret, code, cb, None)
+    assert st == 400 and err["error"] == "invalid_grant"
+    # another client's code: alice's code with bob's server as the client
+    verifier, challenge = pkce()
+    code = new_code(challenge)
+    st, err = exchange(hs, eb["JUPYTERHUB_CLIENT_ID"], eb["JUPYTERHUB_API_TOKEN"], code,
+                       eb["JUPYTERHUB_OAUTH_CALLBACK_URL"], verifier)
+    assert st == 400 and err["error"] == "invalid_grant"
+    # a client id with another server's secret
+    verifier, challenge = pkce()
+    code = new_code(challenge)
+    st, err = exchange(hs, cid, eb["JUPYTERHUB_API_TOKEN"], code, cb, verifier)
+    assert st == 401 and err["error"] == "invalid_client"
+    st, err = exchange(hs, cid, hs.user("alice").token, code, cb, verifier)   # her own api token
+    assert st == 401
+    # another redirect_uri at the token endpoint
+    verifier, challenge = pkce()
+    code = new_code(challenge)
+    st, err = exchange(hs, cid, secret, code, "/user/alice/other/oauth_callback", verifier)
+    assert st == 400 and err["error"] == "invalid_grant"
+    # another redirect_uri at authorize: an error page, never a redirect
+    for bad in ("http://evil.example/user/alice/oauth_callback", "/user/alice/x/oauth_callback",
+                "/user/bob/oauth_callback", "/hub/login", cb + "x"):
+        st, body, hdr = authorize(hs, cookie, cid, bad, challenge)
+        assert st == 400 and "location" not in hdr, (bad, st, hdr)
+    st, body, hdr = authorize(hs, cookie, "jupyterhub-user-bob", cb, challenge)
+    assert st == 400 and "location" not in hdr
+    # plain method, no challenge, no method: refused back to the (checked) client
+    for ch, method in ((verifier, "plain"), (None, None), (None, "S256"), (challenge, None)):
+        st, body, hdr = authorize(hs, cookie, cid, cb, ch, method)
+        assert st == 302, (ch, method, st, body)
+        code, q = code_of(hdr["location"])
+        assert code is None and q["error"] == ["invalid_request"], (method, hdr["location"])
+    st, body, hdr = authorize(hs, cookie, cid, cb, challenge)
+    assert st == 302
+    # an unsupported grant
+    st, err = hs.api.request("POST", "/hub/api/oauth2/token",
+                             urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": cid,
+                                                     "client_secret": secret}),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}, token=False)
+    assert st == 400 and err["error"] == "unsupported_grant_type"
+
+    # the server's own token: jupyterhub-singleuser's calls, nothing more
+    s = hub(hs.port, secret)
+    st, me = s.get("/hub/api/user")
+    assert st == 200 and me["name"] == "alice"
+    st, _ = Api(hs.port, secret).get("/api/v1/flows")
+    assert st == 403
+    st, _ = s.delete("/hub/api/users/bob/server")      # no delete:servers at all: 403
+    assert st == 403
+    st, _ = s.delete("/hub/api/users/alice/server")
+    assert st == 403
+    st, _ = s.get("/hub/api/users/bob")                # filtered read access: 404
+    assert st == 404
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    st, _ = s.post("/hub/api/users/alice/activity",
+                   {"servers": {"": {"last_activity": now}}, "last_activity": now})
+    assert st == 200
+    st, err = s.post("/hub/api/users/alice/activity", {"servers": {"nope": {"last_activity": now}}})
+    assert st == 400
+
+
+def test_admin_access_needs_consent(hs):
+    """hub.admin_access: an admin may open alice's server, but only after a
+    consent page posted back with the session's CSRF token (a link alone
+    does not log the admin's browser in to a server alice controls)."""
+    if not hs.server("alice") or hs.server("alice")["state"] != "running":
+        hs.start_server("alice")
+    env = server_env(hs, "alice")
+    cid, cb, secret = env["JUPYTERHUB_CLIENT_ID"], env["JUPYTERHUB_OAUTH_CALLBACK_URL"], env["JUPYTERHUB_API_TOKEN"]
+    st, body, hdr = hs.srv.api.request("POST", "/api/v1/login", {"username": "admin", "password": ADMIN_PASSWORD},
+                                       token=False, raw=True)
+    cookie, csrf = hdr["set-cookie"].split(";")[0], json.loads(body)["csrf_token"]
+    verifier, challenge = pkce()
+    st, body, hdr = authorize(hs, cookie, cid, cb, challenge)
+    assert st == 200 and "location" not in hdr, (st, hdr)
+    page = body.decode()
+    assert "Authorize" in page and "alice" in page and hdr["content-type"].startswith("text/html")
+    q = urllib.parse.urlencode({"response_type": "code", "client_id": cid, "redirect_uri": cb, "state": "s",
+                                "code_challenge": challenge, "code_challenge_method": "S256"})
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+    # no or a wrong CSRF value: refused (a foreign page cannot consent for the admin)
+    for b in ("", "_xsrf=nbc_wrong"):
+        st, _, hdr = hs.api.request("POST", "/hub/api/oauth2/authorize?" + q, b, headers=form, token=False, raw=True)
+        assert st == 403 and "location" not in hdr
+    st, _, hdr = hs.api.request("POST", "/hub/api/oauth2/authorize?" + q, "_xsrf=" + csrf, headers=form,
+                                token=False, raw=True)
+    assert st == 302, st
+    code, qs = code_of(hdr["location"])
+    assert code and qs["state"] == ["s"]
+    st, tok = exchange(hs, cid, secret, code, cb, verifier)
+    assert st == 200, tok
+    st, me = hub(hs.port, tok["access_token"]).get("/hub/api/user")
+    assert st == 200 and me["name"] == "admin" and "access:servers!server=alice/" in me["scopes"]
+    assert "admin:users" not in me["scopes"] and "access:servers" not in me["scopes"]
+    st, _ = Api(hs.port, tok["access_token"]).get("/api/v1/users")
+    assert st == 403
+    # bob, no admin: no page, no code
+    bcookie, bcsrf = hs.login("bob")
+    st, _, hdr = authorize(hs, bcookie, cid, cb, challenge)
+    assert st == 403
+    st, _, hdr = hs.api.request("POST", "/hub/api/oauth2/authorize?" + q, "_xsrf=" + bcsrf,
+                                headers=dict(form, Cookie=bcookie), token=False, raw=True)
+    assert st == 403
+
+
+def test_idle_culler_culls_idle_leaves_busy(hs):
+    """The unmodified jupyterhub-idle-culler (PyPI) against /hub/api with a
+    token holding its scopes: alice's idle server is stopped, bob's busy
+    one (it keeps reporting activity, as jupyterhub-singleuser does) stays."""
+    for u in ("alice", "bob"):
+        if not hs.server(u) or hs.server(u)["state"] != "running":
+            hs.start_server(u)
+    admin = hub(hs.port, hs.api.token)
+    st, t = admin.post("/hub/api/users/admin/tokens", {"scopes": CULLER_SCOPES, "note": "culler"})
+    assert st == 201, t
+    bob = hub(hs.port, hs.user("bob").token)
+    env = dict(hs.h.env, JUPYTERHUB_API_TOKEN=t["token"])
+    # alice goes idle: nothing from her for > timeout
+    time.sleep(4)
+    log = open(hs.h.tmp / "culler.log", "wb")
+    p = hs.h.popen([f"--url=http://127.0.0.1:{hs.port}/hub/api", "--timeout=3", "--cull-every=1",
+                    "--concurrency=2"], exe=CULLER, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+            st, _ = bob.post("/hub/api/users/bob/activity", {"servers": {"": {"last_activity": now}}})
+            assert st == 200
+            if hs.server("alice")["state"] in ("stopped", "stopping"):
+                break
+            time.sleep(0.5)
+        time.sleep(2)   # a few more rounds of the culler with bob busy
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+        log.close()
+    out = (hs.h.tmp / "culler.log").read_text(errors="replace")
+    assert hs.server("alice")["state"] in ("stopped", "stopping"), (out, hs.log())
+    assert "Culling server alice" in out, out
+    assert hs.server("bob")["state"] == "running", (out, hs.log())
+    assert "Culling server bob" not in out, out

@@ -15,7 +15,7 @@ seed, so `make test` is repeatable); NBHUB_ST_EXAMPLES and NBHUB_ST_SEED
 change them to explore further.  The token schemathesis uses is minted on
 demand by openapi_st_hooks.py, since the run itself revokes tokens.  Spark
 clusters it asks for cannot start (SPARK_HOME points nowhere), so no JVM
-is spawned.  openapi_contract.toml holds schemathesis's settings and the
+is spawned; nor do notebook servers (their profile's python is /bin/false).  openapi_contract.toml holds schemathesis's settings and the
 argued exceptions.  A failure prints schemathesis's own report: each
 failure with its check, the answer and a curl command that replays it.
 """
@@ -116,8 +116,11 @@ NOTEBOOK = {"cells": [{"cell_type": "code", "source": "n", "metadata": {}, "outp
 def contract_server(h):
     # No Spark: a cluster schemathesis starts fails at once instead of
     # spawning JVMs (its answer, 202, is the same).
-    srv = Server(h, env={"SPARK_HOME": str(h.tmp / "no-spark")})
+    srv = Server(h, env={"SPARK_HOME": str(h.tmp / "no-spark")}, args=["--stop-servers-on-exit"])
     (srv.flows / "nb.ipynb").write_text(json.dumps(NOTEBOOK))
+    # Nor JupyterLab: a notebook server it starts exits at once (failed,
+    # after the same 202), and none is left behind.
+    (srv.home / "nbhub.yaml").write_text("hub: {profiles: [{name: default, python: /bin/false}]}\n")
     srv.start()
     st, body = srv.api.post("/api/v1/users", {"name": "alice", "password": "alice-password-1"})
     assert st == 201, (st, body)

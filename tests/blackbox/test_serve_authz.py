@@ -4,7 +4,7 @@ import json
 import re
 import socket
 
-from conftest import code, write_nb
+from conftest import code, wait_for, write_nb
 from nbserve import ADMIN_PASSWORD, Api, Server
 
 FLOW = """
@@ -27,6 +27,9 @@ def status_only(port, method, path, token):
 
 def test_authorization_matrix_every_endpoint(h):
     srv = Server(h)
+    # alice's notebook server: its profile fails at once (no JupyterLab),
+    # which leaves the row the /api/v1/servers/{owner}/{server} routes need
+    (srv.home / "nbhub.yaml").write_text("hub: {profiles: [{name: default, python: /bin/false}]}\n")
     write_nb(srv.flows / "nb.ipynb", code("print('hi')"))
     srv.apply("f-owner", FLOW.format(name="f-owner"))
     srv.apply("f-admin", FLOW.format(name="f-admin"))
@@ -57,6 +60,9 @@ def test_authorization_matrix_every_endpoint(h):
         (srv.home / "spark" / "alice" / "config.json").write_text(json.dumps({"name": "alice", "owner": "alice"}))
         for (log,) in srv.db().execute("SELECT log_path FROM task_runs WHERE log_path IS NOT NULL"):
             open(log[:-len(".log")] + ".spark.json", "w").write('{"mode": "local", "app_id": "local-1"}')
+        st, body = Api(srv.port, tokens["alice"]).post("/api/v1/servers", {})
+        assert st == 202, (st, body)
+        assert wait_for(lambda: srv.api.get("/api/v1/servers/alice/default")[1]["state"] == "failed", 30)
         alice_tokens = []
         for _ in range(2):
             st, t = Api(srv.port, tokens["alice"]).post("/api/v1/users/alice/tokens", {"name": "x"})
@@ -82,6 +88,8 @@ def test_authorization_matrix_every_endpoint(h):
                       ("PUT", "/api/v1/users/{name}/trusted")}   # a role only admins give
 
         def concrete(path, flow, token_id):
+            if path.startswith("/api/v1/servers/{owner}"):
+                path = path.replace("{owner}", "alice").replace("{server}", "default")
             return (path.replace("{name}", "alice").replace("{owner}", "~alice").replace("{task}", "t")
                     .replace("/flows/alice", f"/flows/{flow}")
                     .replace("/runs/{id}", f"/runs/{runs[flow]}")
@@ -107,7 +115,8 @@ def test_authorization_matrix_every_endpoint(h):
                 p = concrete(path, flow, tid)
                 st = call(method, p, token)
                 owned = ("/flows/{name}" in path or "/runs/{id}" in path or "/spark/clusters/{name}" in path
-                         or path.startswith("/spark/{name}/ui") or path.startswith("/spark/{owner}/"))
+                         or path.startswith("/spark/{name}/ui") or path.startswith("/spark/{owner}/")
+                         or path.startswith("/api/v1/servers/{owner}"))
                 selfish = "/users/{name}" in path
                 if role == "anonymous":
                     ok = st == 401

@@ -1291,6 +1291,7 @@ static void test_tokens_scoped(void **state)
     assert_int_equal(tok.kind, STORE_TOKEN_SERVER);
     assert_int_equal(tok.server_id, 7);
     assert_string_equal(tok.server_name, "");
+    assert_string_equal(tok.server_owner, "u1");
     assert_string_equal(tok.scopes, "[\"access:servers!server=u1/\"]");
     store_token_clear(&tok);
     assert_int_equal(store_token_lookup(f->st, "a-1", T0, &tok, NULL, &err), 0);
