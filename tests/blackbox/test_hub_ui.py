@@ -79,10 +79,7 @@ def test_hub_in_chromium(h):
         env = dict(h.env, NBHUB_URL=f"http://127.0.0.1:{srv.port}", NBHUB_ADMIN="admin",
                    NBHUB_ADMIN_PASSWORD=ADMIN_PASSWORD, NBHUB_ALICE_PASSWORD=ALICE_PASSWORD,
                    NBHUB_SHOTS=str(artifacts), CHROMIUM=CHROMIUM,
-                   SPARK="1" if shutil.which("java") and (VENV_BIN / "pyspark").exists() else "",
-                   # nbhub serve does not start a server's Spark cluster yet
-                   # (hub_spark is not wired in): the step is a todo till then.
-                   SPARK_TODO="the server's Spark cluster is not started by nbhub serve yet")
+                   SPARK="1" if shutil.which("java") and (VENV_BIN / "pyspark").exists() else "")
         p = h.popen(["node", "--test", "--test-reporter=spec", "--test-concurrency=1",
                      str(BROWSER_DIR / "hub.test.mjs")], exe="/usr/bin/env", env=env, cwd=BROWSER_DIR)
         r = h.finish(p, timeout=900)

@@ -156,11 +156,8 @@ test("she creates a notebook and runs a cell: the kernel's websocket through the
   }
 });
 
-// todo until nbhub serve starts a server's Spark cluster (h7's hub_spark is
-// not wired into serve yet): the step runs, and reports, without failing
-// the suite.  Drop the todo once it is.
 test("a Spark profile's server shows its cluster and the Spark UI through nbhub",
-  { skip: !process.env.SPARK && "no Java or pyspark", todo: process.env.SPARK_TODO || false }, async () => {
+  { skip: !process.env.SPARK && "no Java or pyspark" }, async () => {
   assert.match(await page.locator('label.choice:has(input[value="spark"])').textContent(), /Spark: 1 worker × 512 MiB/);
   await page.fill("#server-name", "sparky");
   await page.check("#profile-spark");
@@ -169,7 +166,7 @@ test("a Spark profile's server shows its cluster and the Spark UI through nbhub"
   await card.waitFor({ timeout: 180000 });
   await page.fill("#server-name", "");
   const ui = card.locator('.spark a:text-is("Spark UI")');
-  await ui.waitFor({ timeout: process.env.SPARK_TODO ? 5000 : 60000 });
+  await ui.waitFor({ timeout: 60000 });
   const href = await ui.getAttribute("href");
   assert.match(href, /^\/spark\/.+\/ui\/$/);
   assert.match(await card.locator(".spark").textContent(), /Spark cluster \S+/);
@@ -189,7 +186,7 @@ test("a Spark profile's server shows its cluster and the Spark UI through nbhub"
   await page.locator('.server[data-server="sparky"]').waitFor({ state: "detached", timeout: 90000 });
 });
 
-// Whatever the Spark step left (todo): no named server still running.
+// Whatever a failed step left: no named server still running.
 test("alice's named servers are stopped", async () => {
   for (const b of await page.locator('.server:not([data-server="default"]) button:text-is("Stop")').all()) await b.click();
   await page.waitForFunction(() => ![...document.querySelectorAll('.server:not([data-server="default"])')]
