@@ -9,7 +9,7 @@
 // token that login (or GET /me after a reload) returned.  Live updates come
 // from one EventSource on /api/v1/events that pages subscribe to.
 
-import { login, flows, flow, runs, run, output, users } from "./pages.js";
+import { login, flows, flow, runs, run, output, users, server, servers } from "./pages.js";
 
 // ---- DOM ------------------------------------------------------------------
 
@@ -184,6 +184,8 @@ const routes = [
   [/^\/runs\/(\d+)$/, run],
   [/^\/runs\/(\d+)\/tasks\/([^/]+)\/output$/, output],
   [/^\/admin\/users$/, users],
+  [/^\/server$/, server],
+  [/^\/admin\/servers$/, servers],
 ];
 
 let cleanup = [];
@@ -269,6 +271,7 @@ function showNav() {
   const nav = document.getElementById("nav");
   nav.hidden = !session.user;
   document.getElementById("nav-users").hidden = !(session.user && session.user.admin);
+  document.getElementById("nav-servers").hidden = !(session.user && session.user.admin);
   document.getElementById("who").textContent = session.user ? session.user.name : "";
   for (const a of nav.querySelectorAll("a")) {
     const cur = location.pathname.startsWith(a.getAttribute("href"));

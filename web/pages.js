@@ -411,3 +411,249 @@ export async function users() {
   await load();
   return h("section", h("h1", "Users and tokens"), msg, list, h("div.cols", form, tokens));
 }
+
+// ---- the hub: your notebook server (docs/hub.md) --------------------------------------
+
+// Sizes come as bytes (numbers) or as written in nbhub.yaml ("2g").
+function bytes(n) {
+  if (n === null || n === undefined || n === "") return null;
+  if (typeof n !== "number") {
+    const m = /^(\d+(?:\.\d+)?)([kmgt])$/i.exec(String(n));   // as nbhub.yaml writes it: "2g"
+    return m ? `${m[1]} ${m[2].toUpperCase()}iB` : String(n);
+  }
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return `${n >= 10 || i === 0 ? Math.round(n) : n.toFixed(1)} ${u[i]}`;
+}
+
+function cpus(c) {
+  if (c === null || c === undefined || c === "" || c === 0) return null;
+  return typeof c === "number" ? `${c} CPU${c === 1 ? "" : "s"}` : `${c} CPU`;
+}
+
+// What a profile gives: "1 CPU · 2.0 GiB memory · Spark: 2 workers × 1.0 GiB (Spark Connect)".
+function profileGives(p) {
+  const l = p.limits || {};
+  const parts = [cpus(l.cpu), bytes(l.memory) ? `${bytes(l.memory)} memory` : null].filter(Boolean);
+  if (!parts.length) parts.push("no limits");
+  if (p.spark && p.spark.workers) {
+    const wm = bytes(p.spark.worker_memory);
+    parts.push(`Spark: ${p.spark.workers} worker${p.spark.workers === 1 ? "" : "s"}${wm ? ` × ${wm}` : ""}` +
+      (p.spark.connect ? " (Spark Connect)" : ""));
+  }
+  return parts.join(" · ");
+}
+
+// The API names the unnamed server "default" in its paths.
+function serverPath(sv) {
+  return `/servers/${enc(sv.owner)}/${enc(sv.name || "default")}`;
+}
+
+// Where JupyterLab opens: the server's URL (/user/NAME/[SERVER/]) and its
+// profile's default_url (/lab), without a doubled slash.
+function labHref(sv, profiles) {
+  const p = (profiles || []).find((x) => x.name === sv.profile);
+  const base = sv.url || "";
+  const du = (p && p.default_url) || "";
+  return du ? base.replace(/\/$/, "") + "/" + du.replace(/^\//, "") : base;
+}
+
+// The viewer, also on a page drawn before the router's GET /me came back.
+async function viewer() {
+  if (!session.user) {
+    const me = await api("GET", "/me");
+    session.user = me;
+    session.csrf = me.csrf_token || session.csrf;
+  }
+  return session.user;
+}
+
+// One server's progress, from .../progress (JupyterHub's events: {progress,
+// message}, then {ready, url} or {failed, message}).  onEnd(ok, ev) once;
+// returns the function that stops following.
+function followProgress(sv, box, onEnd) {
+  const bar = h("progress", { max: "100", value: "0", "aria-label": `start of ${sv.name || "default"} server` });
+  const msgs = h("ol.small.progress-log", { "aria-live": "polite" });
+  fill(box, h("div.row", bar, h("span.small.muted", "starting…")), msgs);
+  const es = new EventSource("/api/v1" + serverPath(sv) + "/progress");
+  let done = false;
+  const end = (ok, ev) => {
+    if (done) return;
+    done = true;
+    es.close();
+    onEnd(ok, ev);
+  };
+  es.onmessage = (m) => {
+    let ev = null;
+    try { ev = JSON.parse(m.data); } catch { return; }
+    if (typeof ev.progress === "number") bar.value = ev.progress;
+    if (ev.message) msgs.append(h("li", ev.message));
+    if (ev.ready) end(true, ev);
+    else if (ev.failed) end(false, ev);
+  };
+  // The stream ends after its last event; a stream lost before it is
+  // reconnected by EventSource, and an answer that is no stream (the start
+  // was over before we asked) closes it: the page reloads the server then.
+  es.onerror = () => { if (es.readyState === EventSource.CLOSED) end(null, null); };
+  return () => { done = true; es.close(); };
+}
+
+// track(fn): fn stops what the card started (its progress stream) when the
+// list is drawn again or the page is left.
+function serverCard(sv, profiles, reload, msg, track) {
+  const name = sv.name || "default";
+  const live = sv.state === "running" || sv.state === "starting";
+  const progressBox = h("div.progress");
+  const lab = sv.state === "running" ? h("a.btn.primary", { href: labHref(sv, profiles), target: "_blank",
+    rel: "noopener" }, "Open JupyterLab") : null;
+  const stop = live || sv.state === "stopping" ? h("button.danger", { type: "button", disabled: sv.state === "stopping",
+    onclick: guarded(msg, async () => {
+      await api("DELETE", serverPath(sv));
+      reload();
+    }) }, sv.state === "stopping" ? "Stopping…" : "Stop") : null;
+  // A named server that is not running can be removed (its row goes).
+  const remove = sv.name && !live && sv.state !== "stopping" ? h("button", { type: "button",
+    onclick: guarded(msg, async () => {
+      await api("DELETE", serverPath(sv) + "?remove=1");
+      reload();
+    }) }, "Remove") : null;
+  const card = h("div.card.server", { dataset: { server: name, state: sv.state } },
+    h("div.head", h("h2", name === "default" ? "Your server" : `Server ${name}`), state(sv.state), lab, stop, remove),
+    h("p.small.muted", "profile ", h("strong", sv.profile || "—"),
+      sv.started_at ? [" · started ", ago(sv.started_at)] : null,
+      sv.last_activity ? [" · last activity ", ago(sv.last_activity)] : null,
+      bytes(sv.memory) ? ` · ${bytes(sv.memory)} in use` : null),
+    sv.state === "running" ? h("p.small", h("code", labHref(sv, profiles))) : null,
+    sv.spark ? h("p.small.spark", "Spark cluster ", h("code", sv.spark.cluster || ""),
+      sv.spark.ui_url ? [" · ", h("a", { href: sv.spark.ui_url, target: "_blank", rel: "noopener" }, "Spark UI")] : null) : null,
+    sv.state === "failed" ? h("div.error-box", { role: "alert" }, h("strong", "The server did not start: "),
+      // The hub's message may quote the log tail, which is shown below as lines.
+      (sv.log_tail && sv.error ? sv.error.split(" The last lines of its log:")[0] : sv.error) || "no reason given",
+      sv.log_tail ? h("pre.log", sv.log_tail) : null) : null,
+    progressBox);
+  if (sv.state === "starting") track(followProgress(sv, progressBox, () => reload()));
+  return card;
+}
+
+export async function server() {
+  const me = (await viewer()).name;
+  const msg = h("div", { "aria-live": "polite" });
+  const list = h("div.servers"), startBox = h("div"), flowsBox = h("div");
+  let profiles = [], stops = [];
+  const stopAll = () => { for (const f of stops) f(); stops = []; };
+  onLeave(stopAll);
+
+  async function load() {
+    const r = await api("GET", "/servers");
+    // Admins get everyone's here; this page is about the viewer's own:
+    // the default server always (even stopped: it says so), named ones
+    // while they are not stopped.
+    const mine = (r.servers || []).filter((x) => x.owner === me && (x.name === "" || x.state !== "stopped"));
+    mine.sort((a, b) => (a.name || "").localeCompare(b.name || ""));
+    stopAll();
+    fill(list, mine.map((x) => serverCard(x, profiles, load, msg, (f) => stops.push(f))));
+    // A stop takes the server's grace time: look again until it is over.
+    if (mine.some((x) => x.state === "stopping")) {
+      const t = setTimeout(() => load().catch(() => {}), 1000);
+      stops.push(() => clearTimeout(t));
+    }
+  }
+
+  // Profiles: what each gives, as a radio list; a server name for a named one.
+  let pr;
+  try {
+    pr = await api("GET", "/profiles");
+  } catch (e) {
+    if (e.status === 404 || e.status === 503)
+      return h("section", h("h1", "Server"), h("p.muted", "This nbhub serves no notebook servers (no hub: section)."));
+    throw e;
+  }
+  profiles = (pr.profiles || pr || []);
+  const usable = profiles.filter((p) => p.allowed !== false);
+  const sname = h("input", { id: "server-name", name: "server", placeholder: "leave empty for your default server",
+    pattern: "[a-z0-9][a-z0-9._\\-]{0,62}", autocomplete: "off" });
+  const radios = usable.map((p, i) => h("label.choice", { for: `profile-${p.name}` },
+    h("input", { type: "radio", name: "profile", id: `profile-${p.name}`, value: p.name, checked: i === 0 }),
+    h("span.choice-body", h("strong", p.name), p.description ? h("span", ` — ${p.description}`) : null,
+      h("div.small.muted", profileGives(p)))));
+  const form = h("form.card", { onsubmit: guarded(msg, async (ev) => {
+    const choice = ev.target.querySelector("input[name=profile]:checked");
+    const body = { profile: choice ? choice.value : undefined };
+    if (sname.value) body.name = sname.value;
+    fill(msg);
+    await api("POST", "/servers", body);
+    await load();
+  }) },
+  h("h2", "Start a server"),
+  usable.length ? h("fieldset.choices", h("legend", "Profile"), radios) : h("p.muted", "No profile is open to you."),
+  h("div.field", h("label", { for: "server-name" }, "Server name ", h("span.muted.small", "(optional: a named server)")), sname),
+  h("button.primary", { type: "submit", disabled: !usable.length }, "Start"));
+  fill(startBox, form);
+
+  // The viewer's flows: write a notebook in JupyterLab, schedule it with
+  // `notebook: ~/...`, see its runs -- here.
+  async function loadFlows() {
+    const f = await api("GET", "/flows");
+    const own = (f.flows || []).filter((x) => x.owner === me);
+    fill(flowsBox, own.length ? h("div.scroll", h("table.list.flows",
+      h("thead", h("tr", ["Flow", "Schedule", "Last run", "Runs"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", own.map((x) => h("tr",
+        h("td", h("a.strong", { href: `/flows/${enc(x.name)}` }, x.name)),
+        h("td", scheduleWords(x), x.paused ? [" ", h("span.state.st-paused", "paused")] : null),
+        h("td", x.last_run ? h("a", { href: `/runs/${x.last_run.id}` }, state(x.last_run.state)) : h("span.muted", "never run")),
+        h("td", squares(x.recent_runs || []))))))) :
+      h("p.muted", "You have no flows yet."),
+    h("details.small", h("summary", "Schedule a notebook from your server"),
+      h("p", "A notebook you saved in JupyterLab is in your workspace; a flow names it with ", h("code", "~/"), ":"),
+      h("pre.code", "name: daily-report\nschedule: \"0 6 * * *\"\ntasks:\n  report:\n    notebook: ~/reports/daily.ipynb\n"),
+      h("p", "Apply it with ", h("code", "nbhub flow apply daily-report.yaml"), " (docs/flows.md).")));
+  }
+
+  await Promise.all([load(), loadFlows()]);
+  let pending = null;
+  onLeave(subscribe((ev) => {
+    if (!ev.kind.startsWith("run.") && !ev.kind.startsWith("flow.")) return;
+    clearTimeout(pending);
+    pending = setTimeout(() => loadFlows().catch(() => {}), 150);
+  }));
+  // Activity and memory change while the page is open.
+  const t = setInterval(() => { if (!document.querySelector(".server[data-state=starting]")) load().catch(() => {}); }, 30000);
+  onLeave(() => clearInterval(t));
+  return h("section", h("h1", "Server"), msg, list, startBox, h("h2", "Your flows"), flowsBox);
+}
+
+// ---- every server (admins) ---------------------------------------------------------------
+
+export async function servers() {
+  const msg = h("div", { "aria-live": "polite" });
+  const body = h("div");
+  async function load() {
+    // Not admin: the list holds only the viewer's own; the page says so.
+    const r = await api("GET", "/servers");
+    const all = (r.servers || []).slice().sort((a, b) => (a.owner + "/" + a.name).localeCompare(b.owner + "/" + b.name));
+    fill(body, all.length ? h("div.scroll", h("table.list.servers",
+      h("thead", h("tr", ["Owner", "Server", "Profile", "State", "Age", "Last activity", "Memory", ""].map((t) =>
+        h("th", { scope: "col" }, t)))),
+      h("tbody", all.map((sv) => h("tr", { dataset: { owner: sv.owner, server: sv.name || "default", state: sv.state } },
+        h("td", sv.owner), h("td", sv.name || h("span.muted", "default")), h("td", sv.profile || "—"),
+        h("td", state(sv.state), sv.error ? h("div.small.err", sv.error.split(" The last lines of its log:")[0]) : null),
+        h("td", sv.state === "running" || sv.state === "starting" ? ago(sv.started_at) : "—"),
+        h("td", ago(sv.last_activity)),
+        h("td", bytes(sv.memory) || "—"),
+        h("td", sv.state === "running" || sv.state === "starting" ? h("button.small.danger", { type: "button",
+          "aria-label": `stop ${sv.owner}'s ${sv.name || "default"} server`,
+          onclick: guarded(msg, async () => {
+            if (!confirm(`Stop ${sv.owner}'s server ${sv.name || "default"}?`)) return;
+            await api("DELETE", serverPath(sv));
+            await load();
+          }) }, "Stop") : null)))))) : h("p.muted", "No servers yet."));
+  }
+  if (!(await viewer()).admin) {
+    return h("section", h("h1", "Servers"), errorBox({ status: 403, message: "only admins see every server" }));
+  }
+  await load();
+  const t = setInterval(() => load().catch(() => {}), 10000);
+  onLeave(() => clearInterval(t));
+  return h("section", h("h1", "Servers"), msg, body);
+}

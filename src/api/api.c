@@ -45,6 +45,8 @@ const struct http_route api_routes[] = {
     { "GET",    "/runs/:id",                             api_ui_index,            API_PUBLIC },
     { "GET",    "/runs/:id/tasks/:task/output",          api_ui_index,            API_PUBLIC },
     { "GET",    "/admin/users",                          api_ui_index,            API_PUBLIC },
+    { "GET",    "/server",                               api_ui_index,            API_PUBLIC },
+    { "GET",    "/admin/servers",                        api_ui_index,            API_PUBLIC },
     { "GET",    "/healthz",                              api_metrics_healthz,     API_PUBLIC },
     { "GET",    "/metrics",                              api_metrics_get,         API_ADMIN },
     { "GET",    "/api/v1/openapi.json",                  api_openapi_get,         API_PUBLIC },

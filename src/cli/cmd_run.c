@@ -7,6 +7,7 @@
  * (input, kernel name, output directory) is, so bad input costs no kernel.
  */
 #include "cli/cli.h"
+#include "iso/workspace.h"
 #include "kernel/kspec.h"
 #include "notebook/nb.h"
 #include "notebook/nbexec.h"
@@ -45,6 +46,9 @@ static const char cmd_run_usage[] =
     "  -k, --kernel NAME            kernel (default: the notebook's kernelspec)\n"
     "  -l, --language LANG          language for parameter translation (default: the kernel's)\n"
     "  --cwd DIR                    working directory of the kernel\n"
+    "  --workspace DIR              IN is relative to the workspace DIR ('~': the home of the\n"
+    "                               account running this); a path or symlink leading out of it\n"
+    "                               is refused; --cwd defaults to IN's directory\n"
     "  --execution-timeout SECONDS  per-cell limit: interrupt, then kill (default: none)\n"
     "  --start-timeout SECONDS      kernel start-up limit (default: 60)\n"
     "  --deadline SECONDS           limit for the whole run (default: none)\n"
@@ -70,6 +74,7 @@ static const char cmd_run_usage[] =
 struct run_args {
     const char *in, *out;
     const char *kernel, *language, *cwd;
+    const char *workspace;
     double exec_timeout, start_timeout, deadline;
     size_t max_output;
     unsigned write_interval;
@@ -173,6 +178,8 @@ static int run_parse(int argc, char **argv, struct run_args *a)
             NEED(1); a->language = argv[++i];
         } else if (strcmp(s, "--cwd") == 0) {
             NEED(1); a->cwd = argv[++i];
+        } else if (strcmp(s, "--workspace") == 0) {
+            NEED(1); a->workspace = argv[++i];
         } else if (strcmp(s, "--execution-timeout") == 0) {
             NEED(1); if (run_number(s, argv[++i], &a->exec_timeout)) return NB_EXIT_USAGE;
         } else if (strcmp(s, "--start-timeout") == 0 || strcmp(s, "--start_timeout") == 0) {
@@ -292,6 +299,30 @@ static int run_write_now(json_t *nb, const char *out)
 
 static int cmd_run_main(int argc, char **argv);
 
+/* --workspace: IN names a notebook in a user's workspace (a flow's
+ * "~/..." task).  Checked here, by the process that opens it -- under
+ * isolation: system the task already runs as the account -- so what is
+ * judged is what is read: the path text (no "~bob/", no ".." out), then
+ * where its symlinks lead.  *in and *cwd are the resolved path and, when
+ * no --cwd was given, its directory. */
+static int run_in_workspace(struct run_args *a, char **in, char **cwd)
+{
+    nb_err_t err;
+    char *dir = NULL;
+    int rc = strcmp(a->workspace, "~") == 0 ? workspace_own(&dir, &err)
+           : (dir = xstrdup(a->workspace), 0);
+    if (rc == 0) rc = workspace_path(dir, a->in, in, &err);
+    if (rc == 0) rc = workspace_inside(dir, *in, &err);
+    free(dir);
+    if (rc < 0) {
+        cli_errorf("%s: %s", a->in, err.msg);
+        return NB_EXIT_INPUT;
+    }
+    a->in = *in;
+    if (!a->cwd) a->cwd = *cwd = fs_dirname(*in);
+    return 0;
+}
+
 /* `--status-file FILE` (for nbhub serve, not in --help): write how the run
  * ended to FILE as {"exit_code": N}, atomically, as `nbhub __task-wrap`
  * does (src/sched/sup.h) — so the daemon can start notebook tasks without
@@ -327,6 +358,7 @@ static int cmd_run_main(int argc, char **argv)
     a.p_file = json_array();
     json_t *nb = NULL, *params = NULL;
     kspec_t *spec = NULL;
+    char *ws_in = NULL, *ws_cwd = NULL;
     int code = run_parse(argc, argv, &a);
     if (code) {
         code = code < 0 ? NB_EXIT_OK : code;
@@ -349,6 +381,7 @@ static int cmd_run_main(int argc, char **argv)
 
     nb_err_t err;
     err_clear(&err);
+    if (a.workspace && (code = run_in_workspace(&a, &ws_in, &ws_cwd))) goto done;
     if (nb_load_file(a.in, &nb, &err) < 0) {
         cli_errorf("%s", err.msg);
         code = NB_EXIT_INPUT;
@@ -469,6 +502,8 @@ static int cmd_run_main(int argc, char **argv)
     else if (code != NB_EXIT_OK) cli_errorf("run failed (exit %d)", code);
 
 done:
+    free(ws_in);
+    free(ws_cwd);
     json_decref(nb);
     json_decref(params);
     json_decref(a.p_typed);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,29 @@ int workspace_dir(const struct workspace_opts *o, const char *user, char **out, 
     }
     uacct_clear(&a);
     return rc;
+}
+
+int workspace_own(char **out, nb_err_t *err)
+{
+    *out = NULL;
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    uid_t uid = getuid();
+    int rc = getpwuid_r(uid, &pw, buf, sizeof buf, &res);
+    if (rc) return err_set(err, -rc, "looking up uid %ld: %s", (long)uid, strerror(rc));
+    if (!res) return err_set(err, -ENOENT, "uid %ld has no account, hence no workspace", (long)uid);
+    if (!pw.pw_dir || pw.pw_dir[0] != '/' || strcmp(pw.pw_dir, "/") == 0)
+        return err_set(err, -EPERM, "account '%s' has no home directory of its own", pw.pw_name);
+    char *home = xstrdup(pw.pw_dir);
+    size_t n = strlen(home);
+    while (n > 1 && home[n - 1] == '/') home[--n] = 0;
+    rc = check_dir(home, uid, pw.pw_gid, 0, pw.pw_name, err);
+    if (rc < 0) {
+        free(home);
+        return rc;
+    }
+    *out = home;
+    return 0;
 }
 
 int workspace_is_tilde(const char *rel)

@@ -40,6 +40,11 @@ struct workspace_opts {
     int         create_account;   /* system: useradd a missing account (create_system_users) */
 };
 
+/* The workspace of the account this process runs as (isolation: system,
+ * inside the task after `nbhub __as-user`): its home from the password
+ * database, checked as workspace_dir checks it (never created here). */
+int workspace_own(char **out, nb_err_t *err);
+
 /* 1 if user may name a workspace (a path component). */
 int workspace_user_valid(const char *user);
 

@@ -37,6 +37,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "iso/workspace.h"
 #include "kernel/kspec.h"
 #include "notebook/nb.h"
 #include "notebook/nbparams.h"
@@ -1157,6 +1158,7 @@ static void task_free_fields(flow_task_t *t)
     free(t->name);
     free(t->notebook);
     free(t->notebook_path);
+    free(t->notebook_ws);
     argv_free(t->argv);
     free(t->kernel);
     json_decref(t->parameters);
@@ -1421,6 +1423,11 @@ static void task_field(pst_t *p, flow_task_t *t, tdraft_t *d, int key, ynode_t *
     d->set[key] = 1;
     switch (key) {
     case TK_NOTEBOOK:
+        if (v->kind == YN_SCALAR && v->text && strcmp(v->text, "~") == 0) {
+            /* An unquoted ~ is YAML's null, but meant as the workspace. */
+            NERR(p, v, "notebook '~' alone names the workspace, not a notebook in it");
+            break;
+        }
         if (get_text(p, v, "notebook", &s) > 0) {
             if (!*s) {
                 NERR(p, v, "'notebook' is empty");
@@ -1428,7 +1435,17 @@ static void task_field(pst_t *p, flow_task_t *t, tdraft_t *d, int key, ynode_t *
             }
             free(t->notebook);
             free(t->notebook_path);
+            free(t->notebook_ws);
             t->notebook = xstrdup(s);
+            t->notebook_path = t->notebook_ws = NULL;
+            if (workspace_is_tilde(s)) {
+                /* The owner's workspace: whose it is, and what is in it, is
+                 * known when the task runs (sched_run.c), not here; the
+                 * path is checked now so "~bob/" or "~/../x" never loads. */
+                nb_err_t e;
+                if (workspace_rel(s, &t->notebook_ws, &e) < 0) NERR(p, v, "notebook %s", e.msg);
+                break;
+            }
             t->notebook_path = path_join(p->base_dir, s);
             struct stat st;
             if (stat(t->notebook_path, &st) < 0)
@@ -1503,6 +1520,13 @@ static void task_field(pst_t *p, flow_task_t *t, tdraft_t *d, int key, ynode_t *
     }
     case TK_CWD:
         if (get_text(p, v, "cwd", &s) > 0) {
+            if (workspace_is_tilde(s)) {
+                /* Only a notebook is looked up in the workspace; its task
+                 * starts in the notebook's directory already. */
+                NERR(p, v, "cwd '%s': '~' is not expanded in 'cwd' (a '~/' notebook's kernel starts in "
+                     "the notebook's directory; give cwd relative to the flow file)", s);
+                break;
+            }
             free(t->cwd);
             t->cwd = path_join(p->base_dir, s);
             struct stat st;
@@ -2203,8 +2227,10 @@ int flow_needs_trust(const flow_t *f, char *why, size_t n)
         const flow_task_t *t = &f->tasks[i];
         const char *r = NULL;
         if (t->submit) r = "runs spark_submit";
-        else if (!t->notebook_path) r = "runs a command";
-        else if (!path_below(t->notebook_path, dir)) r = "runs a notebook outside the flow's directory";
+        else if (!t->notebook_path && !t->notebook_ws) r = "runs a command";
+        /* A "~/" notebook is the owner's own (checked when it runs). */
+        else if (t->notebook_path && !path_below(t->notebook_path, dir))
+            r = "runs a notebook outside the flow's directory";
         else if (t->cwd && !path_below(t->cwd, dir)) r = "works in a directory outside the flow's directory";
         if (r) {
             snprintf(why, n, "task '%s' %s", t->name, r);
@@ -2421,7 +2447,7 @@ json_t *flow_to_json(const flow_t *f)
         }
         if (t->notebook) {
             json_object_set_new(j, "notebook", json_string(t->notebook));
-            json_object_set_new(j, "notebook_path", json_string(t->notebook_path));
+            json_object_set_new(j, "notebook_path", str_or_null(t->notebook_path));
             json_object_set_new(j, "kernel", str_or_null(t->kernel));
             json_object_set_new(j, "parameters", json_deep_copy(t->parameters));
             json_object_set_new(j, "cell_timeout", json_integer(t->cell_timeout));

@@ -93,7 +93,9 @@ typedef struct flow_task {
 
     /* Exactly one of notebook / argv / submit is set. */
     char   *notebook;        /* as written in the file */
-    char   *notebook_path;   /* resolved against the flow file's directory */
+    char   *notebook_path;   /* resolved against the flow file's directory; NULL for "~/" */
+    char   *notebook_ws;     /* "~/x/y.ipynb": "x/y.ipynb" in the owner's workspace
+                              * (iso/workspace.h), resolved when the task runs; else NULL */
     char  **argv;            /* NULL-terminated; templates unrendered */
     size_t  argc;
     flow_submit_t *submit;   /* spark_submit */

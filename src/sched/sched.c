@@ -160,7 +160,9 @@ fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, int read_ke
     json_t *t;
     json_array_foreach(json_object_get(j, "tasks"), i, t) {
         json_t *p = json_object_get(t, "notebook_path");
-        if (p) {
+        if (json_is_null(p)) {
+            json_object_del(t, "notebook_path");   /* "~/...": stays as written */
+        } else if (p) {
             json_object_set(t, "notebook", p);
             json_object_del(t, "notebook_path");
         }

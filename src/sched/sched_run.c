@@ -29,6 +29,8 @@
 #include "sched/tmpl.h"
 #include "iso/cgroup.h"
 #include "iso/uacct.h"
+#include "iso/workspace.h"
+#include "store/store_auth.h"
 #include "util/buf.h"
 #include "util/urlesc.h"
 #include "util/fsutil.h"
@@ -677,7 +679,7 @@ static int isolate_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t 
         free(flowdir);
         argv_add(&w, &n, "--chown");
         argv_add(&w, &n, r->dir);
-        if (ft->notebook_path) {
+        if (ft->notebook) {
             char *pfile = task_file(r, t, ".params.json");
             argv_add(&w, &n, "--chown");
             argv_add(&w, &n, pfile);
@@ -702,7 +704,7 @@ static int isolate_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t 
             }
             buf_free(&od);
         }
-        if (ft->cwd && !ft->notebook_path) {
+        if (ft->cwd && !ft->notebook) {
             argv_add(&w, &n, "--cwd");
             argv_add(&w, &n, ft->cwd);
         }
@@ -758,6 +760,51 @@ static void isolate_end(sched_t *s, srun_t *r, stask_t *t, int ok, char *msg, si
     cgroup_remove(leaf);
 }
 
+/* The user whose workspace "~/" is: the flow file's `owner:` (the account
+ * its tasks run as under isolation: system, also when an admin applied it
+ * for that user), else the user who applied it.  NULL if neither. */
+static char *task_owner(sched_t *s, srun_t *r)
+{
+    const flow_t *f = run_flow(r);
+    if (f->owner) return xstrdup(f->owner);
+    sflow_t *fl = sched_flow_find(s, r->flow);
+    store_user_t u;
+    if (!fl || !fl->owner_id || store_user_by_id(s->o.store, fl->owner_id, &u, NULL) < 0) return NULL;
+    char *name = xstrdup(u.name);
+    store_user_clear(&u);
+    return name;
+}
+
+/* The workspace a "~/" notebook task reads from, as `nbhub run
+ * --workspace` takes it: under isolation: system "~", the home of the
+ * account the task runs as (looked up by the task, after it became that
+ * account: the daemon does no NSS lookups on its loop and opens no user's
+ * notebook); under shared <home>/workspaces/<owner>. */
+static int task_workspace(sched_t *s, srun_t *r, char **out, nb_err_t *err)
+{
+    *out = NULL;
+    char *owner = task_owner(s, r);
+    if (!owner)
+        return err_set(err, -EPERM, "the notebook is in its owner's workspace ('~/'), and this flow has "
+                                    "no owner: set 'owner:' in the flow file");
+    int rc = 0;
+    if (s->o.system) {
+        /* task_account refuses a flow without `owner:` with its own message. */
+        if (!workspace_user_valid(owner))
+            rc = err_set(err, -EINVAL, "'%s' cannot name a workspace", owner);
+        else
+            *out = xstrdup("~");
+    } else {
+        struct workspace_opts wo = { .home = s->home };
+        rc = workspace_dir(&wo, owner, out, err);
+        if (rc == -ENOENT)
+            rc = err_set(err, rc, "user '%s' has no workspace yet (%s/workspaces/%s): start a server on "
+                         "the Server page, or create it", owner, s->home, owner);
+    }
+    free(owner);
+    return rc;
+}
+
 static void task_launch(sched_t *s, stask_t *t)
 {
     srun_t *r = t->run;
@@ -787,9 +834,15 @@ static void task_launch(sched_t *s, stask_t *t)
         failed = xasprintf("env: %s", err.msg);
         goto out;
     }
-    if (ft->notebook_path) {
+    if (ft->notebook) {
+        char *ws = NULL;
+        if (ft->notebook_ws && task_workspace(s, r, &ws, &err) < 0) {
+            failed = xstrdup(err.msg);
+            goto out;
+        }
         json_t *params = NULL;
         if (tmpl_render(ft->parameters, &ctx, &params, &err) < 0) {
+            free(ws);
             failed = xasprintf("parameters: %s", err.msg);
             goto out;
         }
@@ -799,21 +852,30 @@ static void task_launch(sched_t *s, stask_t *t)
         int rc = fs_write_atomic(pfile, ptext, strlen(ptext), 0, &err);
         free(ptext);
         if (rc < 0) {
+            free(ws);
             free(pfile);
             failed = xstrdup(err.msg);
             goto out;
         }
         out_path = task_file(r, t, ".ipynb");
-        char *cwd = ft->cwd ? xstrdup(ft->cwd) : fs_dirname(ft->notebook_path);
+        /* A "~/" notebook: `nbhub run --workspace` resolves it, refuses a
+         * path or link that leads out, and starts the kernel in the
+         * notebook's directory unless the task has a cwd. */
+        char *cwd = ft->cwd ? xstrdup(ft->cwd) : ws ? NULL : fs_dirname(ft->notebook_path);
         argv_add(&argv, &argc, s->self_exe);
         argv_add(&argv, &argc, "run");
-        argv_add(&argv, &argc, ft->notebook_path);
+        if (ws) {
+            argv_add(&argv, &argc, "--workspace");
+            argv_add(&argv, &argc, ws);
+        }
+        argv_add(&argv, &argc, ws ? ft->notebook_ws : ft->notebook_path);
         argv_add(&argv, &argc, out_path);
         argv_add(&argv, &argc, "-f");
         argv_add(&argv, &argc, pfile);
+        free(ws);
         /* Under isolation: system the flows directory is the daemon's: the
          * kernel starts in the task's cwd or the user's home. */
-        if (!s->o.system || ft->cwd || sched_flow_own_dir(s, f)) {
+        if (cwd && (!s->o.system || ft->cwd || sched_flow_own_dir(s, f))) {
             argv_add(&argv, &argc, "--cwd");
             argv_add(&argv, &argc, cwd);
         }
@@ -837,7 +899,7 @@ static void task_launch(sched_t *s, stask_t *t)
          * can use one. */
         const char *kname = r->fr->kernel[t->idx];
         if (s->o.pool && !s->o.system && kname && json_object_size(ft->env) == 0 && !task_wants_spark(ft) && s->pool_cwd &&
-            strcmp(cwd, s->pool_cwd) == 0 && pool_take(s->o.pool, kname, &kernel) == 0) {
+            cwd && strcmp(cwd, s->pool_cwd) == 0 && pool_take(s->o.pool, kname, &kernel) == 0) {
             char pid[32];
             snprintf(pid, sizeof pid, "%d", pool_kernel_pid(kernel));
             argv_add(&argv, &argc, "--existing-kernel");
@@ -884,8 +946,8 @@ static void task_launch(sched_t *s, stask_t *t)
         close(fd);
     }
     sup_spawn_opts_t so = { s->self_exe, argv, env,
-                            ft->notebook_path || s->o.system ? NULL : (ft->cwd ? ft->cwd : f->base_dir),
-                            log_path, status_path, ft->notebook_path != NULL && !spark };
+                            ft->notebook || s->o.system ? NULL : (ft->cwd ? ft->cwd : f->base_dir),
+                            log_path, status_path, ft->notebook != NULL && !spark };
     sup_task_t *proc = NULL;
     if (sup_spawn(s->o.loop, &so, task_on_exit, t, &proc, &err) < 0) {
         failed = xstrdup(err.msg);
@@ -1032,7 +1094,7 @@ static void task_end(stask_t *t, const sup_end_t *end)
         snprintf(msg, sizeof msg, "could not start: %s", t->start_error);
     else {
         const char *m = task_wants_spark(ft) ? spark_exit_meaning(end->exit_code) : NULL;
-        if (!m && ft->notebook_path) m = run_exit_meaning(end->exit_code);
+        if (!m && ft->notebook) m = run_exit_meaning(end->exit_code);
         snprintf(msg, sizeof msg, "exit code %d%s%s", end->exit_code, m ? ": " : "", m ? m : "");
         if (sj && end->exit_code) spark_why(sj, msg, sizeof msg);
     }

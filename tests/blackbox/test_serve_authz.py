@@ -82,7 +82,8 @@ def test_authorization_matrix_every_endpoint(h):
         # server writes into it for a session is the caller's own
         # (test_ui_first_view_shows_only_what_the_api_would below).
         public |= {("GET", p) for p in ("/login", "/flows", "/flows/{name}", "/runs", "/runs/{id}",
-                                         "/runs/{id}/tasks/{task}/output", "/admin/users")}
+                                         "/runs/{id}/tasks/{task}/output", "/admin/users",
+                                         "/server", "/admin/servers")}
         admin_only = {("GET", "/metrics"), ("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
                       ("PUT", "/api/v1/users/{name}/trusted")}   # a role only admins give
 

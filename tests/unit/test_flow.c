@@ -771,6 +771,41 @@ static void test_spark(void **state)
     assert_int_equal(mismatches, 0);
 }
 
+/* "~/": a notebook in the owner's workspace, kept as written (it is found
+ * when the task runs); another user's "~bob/", "~" alone and ".." out are
+ * refused where they are written. */
+static void test_workspace_notebook(void **state)
+{
+    (void)state;
+    mismatches = 0;
+    flow_t *f = parse_ok("tasks:\n  a:\n    notebook: ~/reports/./daily.ipynb\n    parameters: {x: 1}\n");
+    assert_string_equal(f->tasks[0].notebook, "~/reports/./daily.ipynb");
+    assert_string_equal(f->tasks[0].notebook_ws, "reports/daily.ipynb");
+    assert_null(f->tasks[0].notebook_path);
+    char why[128];
+    assert_int_equal(flow_needs_trust(f, why, sizeof why), 0);
+    /* The canonical JSON (a run's stored spec) keeps it as written. */
+    json_t *j = flow_to_json(f);
+    json_t *t0 = json_array_get(json_object_get(j, "tasks"), 0);
+    assert_string_equal(json_string_value(json_object_get(t0, "notebook")), "~/reports/./daily.ipynb");
+    assert_true(json_is_null(json_object_get(t0, "notebook_path")));
+    json_decref(j);
+    flow_free(f);
+    expect_errors("tasks:\n  a:\n    notebook: ~bob/daily.ipynb\n",
+                  "t.yaml:3:15: notebook '~bob/daily.ipynb': '~user/' (another user's workspace) is not "
+                  "allowed; '~/' is the flow owner's workspace\n");
+    expect_errors("tasks:\n  a: {notebook: ~}\n",
+                  "t.yaml:2:17: notebook '~' alone names the workspace, not a notebook in it\n");
+    expect_errors("tasks:\n  a: {notebook: ~/../../etc/passwd}\n",
+                  "t.yaml:2:17: notebook '~/../../etc/passwd': '..' leads out of the workspace\n");
+    expect_errors("tasks:\n  a: {notebook: ~//etc/passwd}\n",
+                  "t.yaml:2:17: notebook '~//etc/passwd': the path inside the workspace must be relative\n");
+    expect_errors("tasks:\n  a: {notebook: ~/x.ipynb, cwd: ~/data}\n",
+                  "t.yaml:2:33: cwd '~/data': '~' is not expanded in 'cwd' (a '~/' notebook's kernel starts "
+                  "in the notebook's directory; give cwd relative to the flow file)\n");
+    assert_int_equal(mismatches, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -792,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_alias_bomb),
         cmocka_unit_test(test_closest),
         cmocka_unit_test(test_spark),
+        cmocka_unit_test(test_workspace_notebook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
