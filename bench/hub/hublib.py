@@ -395,6 +395,38 @@ def pid_listening_on(port):
     return None
 
 
+def ppid_of(pid):
+    try:
+        st = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(st[st.rindex(")") + 2:].split()[1])
+
+
+def descendants(root):
+    """root and every live process below it."""
+    children = {}
+    for p in all_pids():
+        pp = ppid_of(p)
+        if pp is not None:
+            children.setdefault(pp, []).append(p)
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        if p not in out:
+            out.append(p)
+            todo.extend(children.get(p, []))
+    return out
+
+
+def hub_side_pids(root):
+    """The hub's own processes: root and its descendants, less the notebook servers and
+    what they started (every hub gives a server JUPYTERHUB_API_TOKEN, and its kernels
+    inherit it).  For JupyterHub: the hub and CHP; for nbhub: nbhub serve and any helper
+    of its own."""
+    return [p for p in descendants(root) if "JUPYTERHUB_API_TOKEN" not in proc_environ(p)]
+
+
 def singleuser_pid(user, server_name=""):
     """The jupyterhub-singleuser (or other server) process a hub started for user[/server]:
     found by the environment every hub gives it (JUPYTERHUB_USER, JUPYTERHUB_SERVER_NAME)."""
@@ -510,7 +542,7 @@ class JupyterHubAnchor(Hub):
             return None
 
     def hub_pids(self):
-        return [p for p in (self.proc.pid, self.chp_pid()) if p]
+        return hub_side_pids(self.proc.pid)
 
     def log_text(self):
         return self.proc.tail(10 ** 9)
@@ -543,7 +575,7 @@ class NbhubHub(Hub):
         return self.api("GET", "/")[1].get("version", "?")
 
     def hub_pids(self):
-        return [self.pid]
+        return hub_side_pids(self.pid)
 
 
 def sum_mem(pids):
