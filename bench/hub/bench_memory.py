@@ -21,6 +21,7 @@ import argparse
 import concurrent.futures as cf
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -190,6 +191,7 @@ def main():
         if args.nbhub and not args.nbhub_token:
             ap.error("--nbhub needs --nbhub-token")
         res = {"args": {k: v for k, v in vars(args).items() if k not in ("write", "json", "from_json", "nbhub_token")}}
+        res["load_before"] = os.getloadavg()
         tmp = Path(tempfile.mkdtemp(prefix="nbhub-bench-hub-mem-"))
         try:
             if not args.no_anchor:
@@ -200,7 +202,7 @@ def main():
                 res["nbhub"] = nbhub(args, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        res["machine"] = H.machine_line()
+        res["machine"] = H.machine_line(res.get("load_before"))
     table = render(res, args)
     print(table)
     if args.json:

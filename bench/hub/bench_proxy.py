@@ -28,6 +28,7 @@ wrk, the proxy and the server share the machine's 2 cores (and the other agents'
 import argparse
 import datetime as dt
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -305,6 +306,7 @@ def main():
         import jupyter_server
         res = {"args": {k: v for k, v in vars(args).items() if k not in ("write", "json", "from_json", "nbhub_token")},
                "jupyter_server": jupyter_server.__version__}
+        res["load_before"] = os.getloadavg()
         tmp = Path(tempfile.mkdtemp(prefix="nbhub-bench-hub-proxy-"))
         try:
             t0 = time.monotonic()
@@ -317,7 +319,7 @@ def main():
             res["seconds"] = time.monotonic() - t0
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        res["machine"] = H.machine_line()
+        res["machine"] = H.machine_line(res.get("load_before"))
     table = render(res, args)
     print(table)
     if args.json:

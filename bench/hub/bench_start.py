@@ -28,6 +28,7 @@ total and the same "alone" figures (its own phases are in its start progress eve
 import argparse
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import sys
@@ -252,6 +253,7 @@ def main():
         if args.nbhub and not args.nbhub_token:
             ap.error("--nbhub needs --nbhub-token")
         res = {"args": {k: v for k, v in vars(args).items() if k not in ("write", "json", "from_json", "nbhub_token")}}
+        res["load_before"] = os.getloadavg()
         tmp = Path(tempfile.mkdtemp(prefix="nbhub-bench-hub-start-"))
         try:
             if not args.no_anchor:
@@ -262,7 +264,7 @@ def main():
                 res["nbhub"] = nbhub(args, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        res["machine"] = H.machine_line()
+        res["machine"] = H.machine_line(res.get("load_before"))
     table = render(res, args)
     print(table)
     if args.json:

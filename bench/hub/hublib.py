@@ -587,9 +587,13 @@ def sum_mem(pids):
     return tot
 
 
-def machine_line():
+def machine_line(load_before=None):
+    """The machine, and its 1-minute load average before and after the run: the machine
+    is shared (other builds and tests run beside the benchmark), and these numbers move
+    with it."""
     import platform
     load = os.getloadavg()
+    before = f"{load_before[0]:.1f} before, " if load_before else ""
     return (f"Machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
-            f"Linux {platform.release()}, Python {platform.python_version()}; load average at the end "
-            f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (the machine is shared with other agents' builds).")
+            f"Linux {platform.release()}, Python {platform.python_version()}; 1-minute load average "
+            f"{before}{load[0]:.1f} after (the machine is shared with other agents' builds and tests).")
