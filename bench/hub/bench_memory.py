@@ -67,7 +67,7 @@ def one_round(hub, args, prefix, options):
     busy = per_process(hub.hub_pids())
     servers = []
     for n in names:
-        pid = H.singleuser_pid(n)
+        pid = hub.server_pid(n)
         m = H.proc_mem(pid) if pid else None
         if m:
             servers.append(m)

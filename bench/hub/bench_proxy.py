@@ -82,7 +82,7 @@ def side(args, name, direct_port, proxy_port, base, token, big_size):
     return out
 
 
-def fast_side(args, name, direct_port, proxy_port, base):
+def fast_side(args, name, direct_port, proxy_port, base, token="unused"):
     """The proxy's ceiling: small GETs to upstream.js (a node server that answers at ~80k
     req/s on this machine) directly and through the proxy, alternating."""
     ends = {"direct": direct_port, "proxy": proxy_port}
@@ -90,7 +90,7 @@ def fast_side(args, name, direct_port, proxy_port, base):
     for r in range(args.reps):
         order = list(ends) if r % 2 == 0 else list(ends)[::-1]
         for k in order:
-            w = H.wrk(f"http://127.0.0.1:{ends[k]}{base}api/status", {"Authorization": "token x"}, args.conc,
+            w = H.wrk(f"http://127.0.0.1:{ends[k]}{base}api/status", {"Authorization": f"token {token}"}, args.conc,
                       args.threads, args.seconds, args.wrk_cpus)
             H.log(f"  {name} fast upstream {k} round {r + 1}: {w['rps']:.0f} req/s p50 {w['p50_ms']:.2f} ms "
                   f"p99 {w['p99_ms']:.2f} ms non-2xx {w['non2xx']} {w['socket_errors']}")
@@ -160,7 +160,7 @@ def nbhub(args, tmp):
     token = hub.user_token(USER)
     hub.start_server(USER)
     H.wait_until(lambda: hub.ready(USER, token), 120, 0.05, f"{USER}'s server through nbhub")
-    pid = H.wait_until(lambda: H.singleuser_pid(USER), 30, 0.1, f"{USER}'s server process")
+    pid = H.wait_until(lambda: hub.server_pid(USER), 30, 0.1, f"{USER}'s server process")
     port = H.listening_ports(pid)[0]
     root = Path(f"/proc/{pid}/cwd").resolve()      # jupyterhub-singleuser serves its working directory
     big = H.make_file(root / "big.bin", args.mb)
@@ -177,8 +177,8 @@ def nbhub(args, tmp):
             H.wait_until(lambda: H.http_get(hub.port, hub.user_path("fast") + "api/status",
                                             {"Authorization": f"token {ftoken}"})[0] == 200,
                          60, 0.05, "the fast upstream through nbhub")
-            fpid = H.wait_until(lambda: H.singleuser_pid("fast"), 30, 0.1, "the fast upstream's process")
-            fast = fast_side(args, "nbhub", H.listening_ports(fpid)[0], hub.port, hub.user_path("fast"))
+            fpid = H.wait_until(lambda: hub.server_pid("fast"), 30, 0.1, "the fast upstream's process")
+            fast = fast_side(args, "nbhub", H.listening_ports(fpid)[0], hub.port, hub.user_path("fast"), ftoken)
             hub.stop_server("fast", wait=False)
         return {"raw": raw, "direct": summary(raw["direct"]), "proxy": summary(raw["proxy"]),
                 "mem_after": mem, "fast": fast, "version": f"nbhub ({hub.version()})"}
@@ -219,6 +219,9 @@ def render(res, args):
         ad, ap, nd, np_ = g(A, "direct", k), g(A, "proxy", k), g(N, "direct", k), g(N, "proxy", k)
         out.append(f"| {label} | {f(ad, spec)} | {f(ap, spec)} | {f(ratio(ap, ad), '.2f')} | {f(nd, spec)} "
                    f"| {f(np_, spec)} | {f(ratio(np_, nd), '.2f')} | {f(ratio(np_, ap), '.2f')} | {target} |")
+    out.append(f"| non-2xx answers to the small GETs (all rounds) | {g(A, 'direct', 'non2xx') if A else '—'} "
+               f"| {g(A, 'proxy', 'non2xx') if A else '—'} | | {g(N, 'direct', 'non2xx') if N else '—'} "
+               f"| {g(N, 'proxy', 'non2xx') if N else '—'} | | | 0 |")
     if A:
         ov = A["proxy"]["ws_p50"] - A["direct"]["ws_p50"]
         nov = (N["proxy"]["ws_p50"] - N["direct"]["ws_p50"]) if N else None
@@ -226,7 +229,8 @@ def render(res, args):
     AF, NF = (A or {}).get("fast"), (N or {}).get("fast")
     for label, k, spec, target in (("fast upstream: small GET req/s", "rps", ".0f", "(the proxy's ceiling)"),
                                    ("fast upstream: small GET p50 (ms)", "p50_ms", ".2f", ""),
-                                   ("fast upstream: small GET p99 (ms)", "p99_ms", ".2f", "")):
+                                   ("fast upstream: small GET p99 (ms)", "p99_ms", ".2f", ""),
+                                   ("fast upstream: non-2xx answers", "non2xx", "d", "0")):
         ad, ap, nd, np_ = g(AF, "direct", k), g(AF, "proxy", k), g(NF, "direct", k), g(NF, "proxy", k)
         if AF or NF:
             out.append(f"| {label} | {f(ad, spec)} | {f(ap, spec)} | {f(ratio(ap, ad), '.2f')} | {f(nd, spec)} "

@@ -57,7 +57,7 @@ def one_start(hub, name, options, poll=0.01):
 
 def alone(hub, name, tmp, reps):
     """The singleuser the hub started for `name`, run again by hand: exec -> /api answers."""
-    pid = H.wait_until(lambda: H.singleuser_pid(name), 30, 0.1, f"{name}'s server process")
+    pid = H.wait_until(lambda: hub.server_pid(name), 30, 0.1, f"{name}'s server process")
     env = H.proc_environ(pid)
     argv = H.proc_cmdline(pid)
     argv = [a for a in argv if a != ""]

@@ -427,10 +427,12 @@ def hub_side_pids(root):
     return [p for p in descendants(root) if "JUPYTERHUB_API_TOKEN" not in proc_environ(p)]
 
 
-def singleuser_pid(user, server_name=""):
-    """The jupyterhub-singleuser (or other server) process a hub started for user[/server]:
-    found by the environment every hub gives it (JUPYTERHUB_USER, JUPYTERHUB_SERVER_NAME)."""
-    for pid in all_pids():
+def singleuser_pid(root, user, server_name=""):
+    """The jupyterhub-singleuser (or other server) process the hub whose process is `root`
+    started for user[/server]: among root's descendants (other hubs on the machine may
+    have an "alice" too), found by the environment every hub gives it (JUPYTERHUB_USER,
+    JUPYTERHUB_SERVER_NAME) and a listening socket."""
+    for pid in descendants(root):
         if pid == os.getpid():
             continue
         env = proc_environ(pid)
@@ -501,9 +503,14 @@ class Hub:
                 return not u.get("servers") or "" not in u["servers"]
             wait_until(stopped, timeout, 0.1, f"{name}'s server to stop")
 
+    root_pid = None                     # the hub's process: its servers are below it
+
     def hub_pids(self):
         """The processes that make up the hub (for its memory), singleuser servers excluded."""
-        raise NotImplementedError
+        return hub_side_pids(self.root_pid)
+
+    def server_pid(self, name, server_name=""):
+        return singleuser_pid(self.root_pid, name, server_name)
 
     def stop(self):
         pass
@@ -524,6 +531,7 @@ class JupyterHubAnchor(Hub):
                        BENCH_CHP=CHP)
         self.proc = Proc([VENV_BIN / "jupyterhub", "-f", HERE / "jupyterhub_config.py"],
                          self.dir / "jupyterhub.log", env=env, cwd=str(self.dir))
+        self.root_pid = self.proc.pid
         wait_until(lambda: self._up(), 60, 0.05, "JupyterHub to answer through its proxy")
 
     def _up(self):
@@ -541,8 +549,6 @@ class JupyterHubAnchor(Hub):
         except (OSError, ValueError):
             return None
 
-    def hub_pids(self):
-        return hub_side_pids(self.proc.pid)
 
     def log_text(self):
         return self.proc.tail(10 ** 9)
@@ -567,6 +573,7 @@ class NbhubHub(Hub):
         self.pid = pid or pid_listening_on(self.port)
         if not self.pid:
             raise RuntimeError(f"no process listens on port {self.port} (pass --nbhub-pid)")
+        self.root_pid = self.pid
         st, _ = http_get(self.port, f"{self.prefix}/hub/api/", {"Authorization": f"token {token}"})
         if st != 200:
             raise RuntimeError(f"{url}/hub/api/ answered {st}: is the hub configured?")
@@ -574,8 +581,6 @@ class NbhubHub(Hub):
     def version(self):
         return self.api("GET", "/")[1].get("version", "?")
 
-    def hub_pids(self):
-        return hub_side_pids(self.pid)
 
 
 def sum_mem(pids):
