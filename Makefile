@@ -120,13 +120,13 @@ bench-render: deps all
 bench-serve: deps all
 	$(PYTHON) bench/bench_serve.py --nbhub $(CURDIR)/$(BUILD)/nbhub --write
 
-# The hub against JupyterHub 6 + configurable-http-proxy (bench/hub/, ~15 min).  The
-# scripts start the anchor themselves; nbhub's half runs when HUB_URL and HUB_TOKEN name a
-# running `nbhub serve` with a hub: config and an admin API token of it:
-#   make bench-hub HUB_URL=http://127.0.0.1:8888 HUB_TOKEN=...
+# The hub against JupyterHub 6 + configurable-http-proxy (bench/hub/, ~25 min).  The
+# scripts start both sides themselves (nbhub serve with bench/hub/nbhub.yaml); or, with
+# HUB_URL and HUB_TOKEN, nbhub's side is a running `nbhub serve` with a hub: config and
+# an admin API token of it:  make bench-hub HUB_URL=http://127.0.0.1:8888 HUB_TOKEN=...
 .PHONY: bench-hub
-HUB_ARGS = $(if $(HUB_URL),--nbhub $(HUB_URL) --nbhub-token $(HUB_TOKEN))
-bench-hub: deps
+HUB_ARGS = $(if $(HUB_URL),--nbhub $(HUB_URL) --nbhub-token $(HUB_TOKEN),--nbhub-bin $(CURDIR)/$(BUILD)/nbhub)
+bench-hub: deps all
 	$(PYTHON) bench/hub/bench_proxy.py $(HUB_ARGS) --write
 	$(PYTHON) bench/hub/bench_start.py $(HUB_ARGS) --write
 	$(PYTHON) bench/hub/bench_memory.py $(HUB_ARGS) --write

@@ -100,14 +100,21 @@ def anchor(args, tmp):
 
 
 def nbhub(args, tmp):
-    hub = H.NbhubHub(args.nbhub, args.nbhub_token, args.nbhub_pid)
+    """A fresh nbhub serve each round with --nbhub-bin (as the anchor); with --nbhub the
+    running one for every round."""
     opts = {"profile": args.nbhub_profile} if args.nbhub_profile else None
     rounds = []
+    ver = None
     for r in range(args.reps):
-        rounds.append(one_round(hub, args, f"m{r}u", opts))
+        hub = H.open_nbhub(args, Path(tmp) / f"nb{r}") if args.nbhub_bin else H.open_nbhub(args, tmp)
+        try:
+            ver = hub.version()
+            rounds.append(one_round(hub, args, f"m{r}u", opts))
+        finally:
+            hub.stop()
         H.log(f"  round {r + 1}: nbhub processes idle {tot(rounds[-1]['idle']):.1f} MB, with {args.servers} "
               f"servers {tot(rounds[-1]['busy']):.1f} MB RSS")
-    return {"rounds": rounds, "version": f"nbhub ({hub.version()})"}
+    return {"rounds": rounds, "version": f"nbhub serve ({ver})"}
 
 
 def render(res, args):
@@ -172,11 +179,8 @@ def write(table, res, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nbhub", help="URL of a running nbhub serve with a hub: config")
-    ap.add_argument("--nbhub-token", help="an admin API token of that nbhub serve")
-    ap.add_argument("--nbhub-pid", type=int)
+    H.add_nbhub_args(ap)
     ap.add_argument("--nbhub-profile")
-    ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--servers", type=int, default=20)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--settle", type=float, default=5.0)
@@ -188,8 +192,7 @@ def main():
         res = json.loads(Path(args.from_json).read_text())
         args = argparse.Namespace(**{**vars(args), **res["args"], "write": args.write})
     else:
-        if args.nbhub and not args.nbhub_token:
-            ap.error("--nbhub needs --nbhub-token")
+        want_nbhub = H.check_nbhub_args(ap, args)
         res = {"args": {k: v for k, v in vars(args).items() if k not in ("write", "json", "from_json", "nbhub_token")}}
         res["load_before"] = os.getloadavg()
         tmp = Path(tempfile.mkdtemp(prefix="nbhub-bench-hub-mem-"))
@@ -197,7 +200,7 @@ def main():
             if not args.no_anchor:
                 H.log("anchor: JupyterHub + CHP ...")
                 res["anchor"] = anchor(args, tmp)
-            if args.nbhub:
+            if want_nbhub:
                 H.log("nbhub ...")
                 res["nbhub"] = nbhub(args, tmp)
         finally:

@@ -155,25 +155,26 @@ def anchor(args, tmp):
 
 
 def nbhub(args, tmp):
-    hub = H.NbhubHub(args.nbhub, args.nbhub_token, args.nbhub_pid)
-    hub.create_user(USER)
-    token = hub.user_token(USER)
-    hub.start_server(USER)
-    H.wait_until(lambda: hub.ready(USER, token), 120, 0.05, f"{USER}'s server through nbhub")
-    pid = H.wait_until(lambda: hub.server_pid(USER), 30, 0.1, f"{USER}'s server process")
-    port = H.listening_ports(pid)[0]
-    root = Path(f"/proc/{pid}/cwd").resolve()      # jupyterhub-singleuser serves its working directory
-    big = H.make_file(root / "big.bin", args.mb)
-    fast = None
+    hub = H.open_nbhub(args, tmp)
+    big = None
     try:
+        hub.create_user(USER)
+        token = hub.user_token(USER)
+        hub.start_server(USER)
+        H.wait_until(lambda: hub.ready(USER, token), 180, 0.05, f"{USER}'s server through nbhub")
+        pid = H.wait_until(lambda: hub.server_pid(USER), 30, 0.1, f"{USER}'s server process")
+        port = H.listening_ports(pid)[0]
+        root = Path(f"/proc/{pid}/cwd").resolve()      # jupyterhub-singleuser serves its working directory
+        big = H.make_file(root / "big.bin", args.mb)
         raw = side(args, "nbhub", port, hub.port, hub.user_path(USER), token, big.stat().st_size)
-        mem = {"nbhub": H.proc_mem(hub.pid)}
-        if args.nbhub_fast_profile:
-            # a profile whose command: is `node bench/hub/upstream.js` (its port from
-            # JUPYTERHUB_SERVICE_URL), started for a second user
+        mem = {"nbhub": H.sum_mem(hub.hub_pids())}
+        fast = None
+        profile = args.nbhub_fast_profile or ("fast" if args.nbhub_bin else None)
+        if profile:
+            # a profile whose command: is `node bench/hub/upstream.js {port}`, for a second user
             hub.create_user("fast")
             ftoken = hub.user_token("fast")
-            hub.start_server("fast", {"profile": args.nbhub_fast_profile})
+            hub.start_server("fast", {"profile": profile})
             H.wait_until(lambda: H.http_get(hub.port, hub.user_path("fast") + "api/status",
                                             {"Authorization": f"token {ftoken}"})[0] == 200,
                          60, 0.05, "the fast upstream through nbhub")
@@ -181,11 +182,16 @@ def nbhub(args, tmp):
             fast = fast_side(args, "nbhub", H.listening_ports(fpid)[0], hub.port, hub.user_path("fast"), ftoken)
             hub.stop_server("fast", wait=False)
         return {"raw": raw, "direct": summary(raw["direct"]), "proxy": summary(raw["proxy"]),
-                "mem_after": mem, "fast": fast, "version": f"nbhub ({hub.version()})"}
+                "mem_after": mem, "fast": fast, "version": f"nbhub serve ({hub.version()})"}
     finally:
-        big.unlink(missing_ok=True)
+        if big:
+            big.unlink(missing_ok=True)
         if not args.keep_server:
-            hub.stop_server(USER, wait=False)
+            try:
+                hub.stop_server(USER, wait=False)
+            except Exception as e:  # noqa: BLE001
+                H.log(f"stopping {USER}'s server: {e}")
+        hub.stop()
 
 
 def render(res, args):
@@ -281,10 +287,7 @@ def write(table, res, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nbhub", help="URL of a running nbhub serve with a hub: config (its listen address)")
-    ap.add_argument("--nbhub-token", help="an admin API token of that nbhub serve")
-    ap.add_argument("--nbhub-pid", type=int, help="its pid (default: the process listening on the URL's port)")
-    ap.add_argument("--no-anchor", action="store_true", help="measure only nbhub")
+    H.add_nbhub_args(ap)
     ap.add_argument("--keep-server", action="store_true", help="leave nbhub's server running after")
     ap.add_argument("--nbhub-fast-profile", help="an nbhub profile whose command: runs bench/hub/upstream.js "
                     "(for the proxy's ceiling; without it nbhub's ceiling is not measured)")
@@ -305,8 +308,7 @@ def main():
         res = json.loads(Path(args.from_json).read_text())
         args = argparse.Namespace(**{**vars(args), **res["args"], "write": args.write})
     else:
-        if args.nbhub and not args.nbhub_token:
-            ap.error("--nbhub needs --nbhub-token")
+        want_nbhub = H.check_nbhub_args(ap, args)
         import jupyter_server
         res = {"args": {k: v for k, v in vars(args).items() if k not in ("write", "json", "from_json", "nbhub_token")},
                "jupyter_server": jupyter_server.__version__}
@@ -317,7 +319,7 @@ def main():
             if not args.no_anchor:
                 H.log("anchor: configurable-http-proxy in front of jupyter-server ...")
                 res["anchor"] = anchor(args, tmp)
-            if args.nbhub:
+            if want_nbhub:
                 H.log("nbhub ...")
                 res["nbhub"] = nbhub(args, tmp)
             res["seconds"] = time.monotonic() - t0

@@ -171,11 +171,14 @@ def anchor(args, tmp):
 
 
 def nbhub(args, tmp):
-    hub = H.NbhubHub(args.nbhub, args.nbhub_token, args.nbhub_pid)
-    opts = {"profile": args.nbhub_profile} if args.nbhub_profile else None
-    res = run(hub, argparse.Namespace(**{**vars(args), "options": opts}), tmp, "nb")
-    res["version"] = f"nbhub ({hub.version()})"
-    return res
+    hub = H.open_nbhub(args, tmp)
+    try:
+        opts = {"profile": args.nbhub_profile} if args.nbhub_profile else None
+        res = run(hub, argparse.Namespace(**{**vars(args), "options": opts}), tmp, "nb")
+        res["version"] = f"nbhub serve ({hub.version()})"
+        return res
+    finally:
+        hub.stop()
 
 
 def render(res, args):
@@ -236,11 +239,8 @@ def write(table, res, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nbhub", help="URL of a running nbhub serve with a hub: config")
-    ap.add_argument("--nbhub-token", help="an admin API token of that nbhub serve")
-    ap.add_argument("--nbhub-pid", type=int)
+    H.add_nbhub_args(ap)
     ap.add_argument("--nbhub-profile", help="the profile to start (default: nbhub's default profile)")
-    ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("-n", type=int, default=5, help="measured starts per hub (default 5)")
     ap.add_argument("--json")
     ap.add_argument("--from-json")
@@ -250,8 +250,7 @@ def main():
         res = json.loads(Path(args.from_json).read_text())
         args = argparse.Namespace(**{**vars(args), **res["args"], "write": args.write})
     else:
-        if args.nbhub and not args.nbhub_token:
-            ap.error("--nbhub needs --nbhub-token")
+        want_nbhub = H.check_nbhub_args(ap, args)
         res = {"args": {k: v for k, v in vars(args).items() if k not in ("write", "json", "from_json", "nbhub_token")}}
         res["load_before"] = os.getloadavg()
         tmp = Path(tempfile.mkdtemp(prefix="nbhub-bench-hub-start-"))
@@ -259,7 +258,7 @@ def main():
             if not args.no_anchor:
                 H.log("anchor: JupyterHub + CHP ...")
                 res["anchor"] = anchor(args, tmp)
-            if args.nbhub:
+            if want_nbhub:
                 H.log("nbhub ...")
                 res["nbhub"] = nbhub(args, tmp)
         finally:

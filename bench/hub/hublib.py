@@ -579,8 +579,99 @@ class NbhubHub(Hub):
             raise RuntimeError(f"{url}/hub/api/ answered {st}: is the hub configured?")
 
     def version(self):
-        return self.api("GET", "/")[1].get("version", "?")
+        """What was measured: the binary (its sha256) when launched here, else the URL."""
+        p = getattr(self, "binary", None)
+        if p:
+            import hashlib
+            st = os.stat(p)
+            return (f"{p}, built {time.strftime('%Y-%m-%d %H:%M', time.localtime(st.st_mtime))}, sha256 "
+                    f"{hashlib.sha256(Path(p).read_bytes()).hexdigest()[:12]}")
+        return f"serve at {self.host}:{self.port}, pid {self.pid}"
 
+    @classmethod
+    def launch(cls, tmp, binary):
+        """Start `binary serve` with bench/hub/nbhub.yaml in a home under tmp (isolation
+        shared, as the other benchmarks run it; servers stopped when it stops), log in as
+        its admin and make an API token: the running hub the benchmarks then drive."""
+        home = Path(tmp) / "nbhub-home"
+        flows = home / "flows"
+        flows.mkdir(parents=True, exist_ok=True)
+        cfg = (HERE / "nbhub.yaml").read_text().replace("{upstream_js}", str(HERE / "upstream.js"))
+        (home / "nbhub.yaml").write_text(cfg)
+        password = secrets.token_hex(16)
+        (Path(tmp) / "nbhub-admin-password").write_text(password + "\n")
+        env = venv_env(NBHUB_ADMIN_PASSWORD_FILE=Path(tmp) / "nbhub-admin-password", NBHUB_ISOLATION="shared")
+        for k in ("NBHUB_CONFIG", "NBHUB_HOME", "NBHUB_URL", "NBHUB_TOKEN"):
+            env.pop(k, None)
+        out = Path(tmp) / "nbhub-serve.out"
+        with open(out, "wb") as o:
+            p = subprocess.Popen([str(binary), "serve", "--home", str(home), "--flows", str(flows),
+                                  "--listen", "127.0.0.1:0", "--stop-servers-on-exit"],
+                                 stdin=subprocess.DEVNULL, stdout=o, stderr=open(Path(tmp) / "nbhub-serve.log", "ab"),
+                                 env=env, cwd=str(tmp), start_new_session=True)
+
+        def port():
+            m = re.search(r"\(port (\d+)\)", out.read_text())
+            if m:
+                return int(m.group(1))
+            if p.poll() is not None:
+                raise RuntimeError(f"nbhub serve exited {p.returncode}: "
+                                   f"{(Path(tmp) / 'nbhub-serve.log').read_text(errors='replace')[-3000:]}")
+            return None
+        port = wait_until(port, 60, 0.02, "nbhub serve to listen")
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("POST", "/api/v1/login", body=json.dumps({"username": "admin", "password": password}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise RuntimeError(f"nbhub login: {r.status} {body[:300]!r}")
+        cookie = r.getheader("set-cookie").split(";")[0]
+        c.request("POST", "/api/v1/users/admin/tokens", body=json.dumps({"name": "bench-hub"}),
+                  headers={"Content-Type": "application/json", "Cookie": cookie,
+                           "X-CSRF-Token": json.loads(body)["csrf_token"]})
+        r = c.getresponse()
+        tok = json.loads(r.read())
+        c.close()
+        hub = cls(f"http://127.0.0.1:{port}", tok["token"], p.pid)
+        hub.launched = p
+        hub.binary = str(binary)
+        return hub
+
+    def stop(self):
+        p = getattr(self, "launched", None)
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGTERM)        # --stop-servers-on-exit: it stops the servers
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+
+
+
+def add_nbhub_args(ap):
+    """The options every hub benchmark takes for nbhub's half."""
+    ap.add_argument("--nbhub-bin", help="an nbhub binary with the hub: the script starts `nbhub serve` with "
+                    "bench/hub/nbhub.yaml itself (and stops it)")
+    ap.add_argument("--nbhub", help="or: the URL of a running nbhub serve with a hub: config (its listen address)")
+    ap.add_argument("--nbhub-token", help="with --nbhub: an admin API token of it")
+    ap.add_argument("--nbhub-pid", type=int, help="with --nbhub: its pid (default: the process listening on the URL's port)")
+    ap.add_argument("--no-anchor", action="store_true", help="measure only nbhub")
+
+
+def check_nbhub_args(ap, args):
+    if args.nbhub and not args.nbhub_token:
+        ap.error("--nbhub needs --nbhub-token")
+    if args.nbhub_bin and not Path(args.nbhub_bin).exists():
+        ap.error(f"{args.nbhub_bin} does not exist: run make first")
+    return bool(args.nbhub or args.nbhub_bin)
+
+
+def open_nbhub(args, tmp):
+    if args.nbhub_bin:
+        return NbhubHub.launch(tmp, Path(args.nbhub_bin).resolve())
+    return NbhubHub(args.nbhub, args.nbhub_token, args.nbhub_pid)
 
 
 def sum_mem(pids):
