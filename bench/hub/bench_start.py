@@ -9,7 +9,8 @@ through JupyterHub's REST API: the time from POST /hub/api/users/NAME/server to 
 server answering GET /user/NAME/api through the hub's proxy (polled every 10 ms with the
 user's token once the POST has returned; JupyterHub returns 201 only once the server is
 up and routed, so it is never polled before).  One unmeasured start first (page cache);
-then N starts, each for a new user, each stopped before the next; medians.
+then N starts, each for a new user, each stopped before the next, alternating between
+the two hubs (both running all along); medians.
 
 Where JupyterHub's time goes, from its own log (millisecond timestamps of the hub, of
 the singleuser whose output it inherits, and of CHP): POST -> "Spawning" (the hub's
@@ -141,44 +142,30 @@ def breakdown(events, s):
     return {k: (b - a if a and b else None) for k, a, b in pts}
 
 
-def run(hub, args, tmp, prefix):
-    H.log(f"  warm-up start ({prefix}warm)")
-    w = one_start(hub, f"{prefix}warm", args.options)
-    H.log(f"    {w['total_s']:.2f} s")
-    al = alone(hub, f"{prefix}warm", tmp, args.n)
-    H.log(f"  singleuser alone exec -> /api: {', '.join(f'{x:.2f}' for x in al['exec_to_api_s'])} s; imports "
-          f"{H.med(al['imports_s']):.2f} s, bare python {H.med(al['python_bare_s']):.3f} s")
-    starts = []
+def run(hubs, args, tmp):
+    """hubs: {"anchor"|"nbhub": (hub, user prefix, user options)}.  Warm-up and the
+    singleuser alone for each, then the measured starts alternating between the hubs
+    (both are up all along; an idle hub costs next to nothing), so that the other agents'
+    load, which drifts over minutes, falls on both alike."""
+    out = {}
+    for key, (hub, prefix, opts) in hubs.items():
+        H.log(f"  {key}: warm-up start ({prefix}warm)")
+        w = one_start(hub, f"{prefix}warm", opts)
+        H.log(f"    {w['total_s']:.2f} s")
+        al = alone(hub, f"{prefix}warm", tmp, args.n)
+        H.log(f"  {key}: singleuser alone exec -> /api: {', '.join(f'{x:.2f}' for x in al['exec_to_api_s'])} s; "
+              f"imports {H.med(al['imports_s']):.2f} s, bare python {H.med(al['python_bare_s']):.3f} s")
+        out[key] = {"starts": [], "alone": al, "warm": w}
+    keys = list(hubs)
     for i in range(args.n):
-        s = one_start(hub, f"{prefix}{i}", args.options)
-        H.log(f"  start {i + 1}: {s['total_s']:.3f} s (POST answered {s['status']} after {s['post_s']:.3f} s)")
-        starts.append(s)
-        hub.stop_server(s["user"])
-    return {"starts": starts, "alone": al, "warm": w}
-
-
-def anchor(args, tmp):
-    hub = H.JupyterHubAnchor(tmp)
-    try:
-        res = run(hub, argparse.Namespace(**{**vars(args), "options": None}), tmp, "jh")
-        events = hub_log_events(hub.log_text())
-        for s in res["starts"]:
-            s["phases"] = breakdown(events, s)
-        res["version"] = f"JupyterHub {hub.version()}"
-        return res
-    finally:
-        hub.stop()
-
-
-def nbhub(args, tmp):
-    hub = H.open_nbhub(args, tmp)
-    try:
-        opts = {"profile": args.nbhub_profile} if args.nbhub_profile else None
-        res = run(hub, argparse.Namespace(**{**vars(args), "options": opts}), tmp, "nb")
-        res["version"] = f"nbhub serve ({hub.version()})"
-        return res
-    finally:
-        hub.stop()
+        for key in (keys if i % 2 == 0 else keys[::-1]):
+            hub, prefix, opts = hubs[key]
+            s = one_start(hub, f"{prefix}{i}", opts)
+            H.log(f"  {key} start {i + 1}: {s['total_s']:.3f} s (POST answered {s['status']} after "
+                  f"{s['post_s']:.3f} s)")
+            out[key]["starts"].append(s)
+            hub.stop_server(s["user"])
+    return out
 
 
 def render(res, args):
@@ -254,14 +241,27 @@ def main():
         res = {"args": {k: v for k, v in vars(args).items() if k not in ("write", "json", "from_json", "nbhub_token")}}
         res["load_before"] = os.getloadavg()
         tmp = Path(tempfile.mkdtemp(prefix="nbhub-bench-hub-start-"))
+        hubs = {}
         try:
             if not args.no_anchor:
                 H.log("anchor: JupyterHub + CHP ...")
-                res["anchor"] = anchor(args, tmp)
+                hubs["anchor"] = (H.JupyterHubAnchor(tmp), "jh", None)
             if want_nbhub:
                 H.log("nbhub ...")
-                res["nbhub"] = nbhub(args, tmp)
+                hubs["nbhub"] = (H.open_nbhub(args, tmp), "nb",
+                                 {"profile": args.nbhub_profile} if args.nbhub_profile else None)
+            res.update(run(hubs, args, tmp))
+            if "anchor" in hubs:
+                hub = hubs["anchor"][0]
+                events = hub_log_events(hub.log_text())
+                for s in res["anchor"]["starts"]:
+                    s["phases"] = breakdown(events, s)
+                res["anchor"]["version"] = f"JupyterHub {hub.version()}"
+            if "nbhub" in hubs:
+                res["nbhub"]["version"] = f"nbhub serve ({hubs['nbhub'][0].version()})"
         finally:
+            for hub, _, _ in hubs.values():
+                hub.stop()
             shutil.rmtree(tmp, ignore_errors=True)
         res["machine"] = H.machine_line(res.get("load_before"))
     table = render(res, args)
