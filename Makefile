@@ -120,6 +120,17 @@ bench-render: deps all
 bench-serve: deps all
 	$(PYTHON) bench/bench_serve.py --nbhub $(CURDIR)/$(BUILD)/nbhub --write
 
+# The hub against JupyterHub 6 + configurable-http-proxy (bench/hub/, ~25 min).  The
+# scripts start both sides themselves (nbhub serve with bench/hub/nbhub.yaml); or, with
+# HUB_URL and HUB_TOKEN, nbhub's side is a running `nbhub serve` with a hub: config and
+# an admin API token of it:  make bench-hub HUB_URL=http://127.0.0.1:8888 HUB_TOKEN=...
+.PHONY: bench-hub
+HUB_ARGS = $(if $(HUB_URL),--nbhub $(HUB_URL) --nbhub-token $(HUB_TOKEN),--nbhub-bin $(CURDIR)/$(BUILD)/nbhub)
+bench-hub: deps all
+	$(PYTHON) bench/hub/bench_proxy.py $(HUB_ARGS) --write
+	$(PYTHON) bench/hub/bench_start.py $(HUB_ARGS) --write
+	$(PYTHON) bench/hub/bench_memory.py $(HUB_ARGS) --write
+
 clean:
 	rm -rf build build-address build-undefined build-fuzz
 

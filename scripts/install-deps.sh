@@ -1,14 +1,16 @@
 #!/bin/sh
 # Install what nbhub needs to build and test, and nothing that is already there.
 #   - Debian packages (apt-get update runs once, only when something is missing)
-#   - .venv from PyPI with the Python-side tools (ipykernel, papermill, pytest ...)
+#   - .venv from PyPI with the Python-side tools (ipykernel, papermill, pytest, jupyterhub ...)
+#   - npm packages for the browser tests (tests/browser) and the benchmarks (bench: configurable-http-proxy)
 # Idempotent: a second run with everything present takes well under a second.
 set -eu
 cd "$(dirname "$0")/.."
 
 DEB_PKGS="build-essential pkg-config clang libclang-rt-14-dev libuv1-dev libzmq3-dev libjansson-dev libyaml-dev
 libssl-dev openssl curl libsqlite3-dev libcurl4-openssl-dev libargon2-dev libcmocka-dev libhttp-parser-dev libcmark-gfm-dev libcmark-gfm-extensions-dev zlib1g-dev tzdata
-python3 python3-venv python3-dev python3-ipykernel procps chromium firefox-esr fonts-dejavu-core openjdk-17-jre-headless"
+python3 python3-venv python3-dev python3-ipykernel procps chromium firefox-esr fonts-dejavu-core openjdk-17-jre-headless
+wrk"
 
 missing=""
 for p in $DEB_PKGS; do
@@ -44,11 +46,14 @@ fi
 # downloads a browser of its own.  playwright-core drives Debian's chromium;
 # puppeteer-core drives Debian's firefox-esr over WebDriver BiDi (playwright
 # drives only its own patched Firefox build, which cannot be fetched here).
-LOCK=tests/browser/package-lock.json
-want=$(sha256sum "$LOCK" | cut -d' ' -f1)
-have=$(cat tests/browser/node_modules/.nbhub-stamp 2>/dev/null || true)
-if [ "$want" != "$have" ]; then
-    echo "install-deps: npm ci in tests/browser"
-    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$want" > tests/browser/node_modules/.nbhub-stamp
-fi
+# bench/ holds configurable-http-proxy, JupyterHub's proxy, the anchor of bench/hub/.
+for dir in tests/browser bench; do
+    LOCK=$dir/package-lock.json
+    want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+    have=$(cat $dir/node_modules/.nbhub-stamp 2>/dev/null || true)
+    if [ "$want" != "$have" ]; then
+        echo "install-deps: npm ci in $dir"
+        (cd $dir && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$want" > $dir/node_modules/.nbhub-stamp
+    fi
+done
