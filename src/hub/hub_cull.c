@@ -270,8 +270,9 @@ static void poll_status_done(const hclient_resp_t *r, void *ud)
         if (!x->warned)
             LOG_W("cull: the server refuses our request", "user=%s server=\"%s\" status=%d", hub_server_user(s),
                   hub_server_name(s), r->status);
+        /* The token is kept: a new one every round would fill the tokens
+         * table for a server that refuses them all. */
         x->warned = 1;
-        if (r->status == 401 || r->status == 403) memset(x->token, 0, sizeof x->token);   /* a new one next time */
         int64_t idle = p->now - p->known;
         if (!c->keep_busy && idle >= c->timeout_us) {
             cull_idle_reason(why, sizeof why, c, idle, "");

@@ -186,6 +186,17 @@ def test_spark_profile_server_computes_on_its_cluster_and_cleans_up(h):
         assert server_json(alice, "alice", "")["state"] in ("stopped", "failed")
         assert wait_for(lambda: not java_of_cluster(srv, "alice"), 30, 0.2), java_of_cluster(srv, "alice")
 
+        # Stopped while its cluster still starts (the server is ready first):
+        # the cluster goes as soon as its supervisor is there.
+        start_server(alice, profile="spark")
+        wait_state(alice, "alice", "", "running", timeout=120, srv=srv)
+        starting = (live_state(srv, "alice") or {}).get("state") != "running"
+        stop_server(alice, "alice", "")
+        wait_state(alice, "alice", "", "stopped", timeout=60, srv=srv)
+        assert wait_for(lambda: live_state(srv, "alice") is None and not java_of_cluster(srv, "alice"), 90, 0.2), \
+            (live_state(srv, "alice"), java_of_cluster(srv, "alice"), srv.log())
+        print(f"stopped while its cluster was {'starting' if starting else 'already up'}")
+
         # A profile without spark: no cluster, nothing in the environment.
         start_server(alice, profile="plain")
         s = wait_state(alice, "alice", "", "running", timeout=120, srv=srv)

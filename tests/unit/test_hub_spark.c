@@ -95,6 +95,11 @@ static void on_exit_cb(void *ud, int64_t status, int sig)
     *done = 1 + (int)status + sig;
 }
 
+static void noop_timer(uv_timer_t *t)
+{
+    (void)t;
+}
+
 static void test_sowned_refusals_and_quota(void **state)
 {
     (void)state;
@@ -136,7 +141,13 @@ static void test_sowned_refusals_and_quota(void **state)
     int done = 0;
     /* ... so the start goes ahead (`/bin/true spark up ...` here) */
     assert_int_equal(sowned_create(&e, &s, &q, on_exit_cb, &done, &err), 0);
+    /* The child's handle does not keep a loop running (nbhub serve's stop
+     * does not wait for it): a timer does, while we wait. */
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, noop_timer, 10, 10);
     while (!done) uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
     assert_int_equal(done, 1);   /* called once, exit 0 */
     /* the config says what was asked */
     char *od = scluster_dir(home, "~alice/other");
