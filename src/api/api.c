@@ -21,6 +21,7 @@
  */
 #include "api/api_int.h"
 #include "auth/lockout.h"
+#include "spark/sowned.h"
 #include "auth/oauth.h"
 #include "util/jparse.h"
 #include "util/log.h"
@@ -242,6 +243,7 @@ void api_free(api_t *a)
 {
     if (!a) return;
     api_events_close_all(a);
+    sowned_forget(a->loop);
     http_router_free(a->router);
     api_set_pool_sizes(a, NULL, NULL, 0);
     free(a->home);

@@ -18,7 +18,20 @@ struct sowned_job {
     char        *what;
     sowned_cb    cb;
     void        *ud;
+    struct sowned_job *next;   /* the jobs still running (sowned_forget) */
 };
+
+/* One loop thread: the jobs whose `nbhub spark` has not exited yet. */
+static struct sowned_job *sowned_jobs;
+
+static void sowned_unlink(struct sowned_job *j)
+{
+    for (struct sowned_job **p = &sowned_jobs; *p; p = &(*p)->next)
+        if (*p == j) {
+            *p = j->next;
+            return;
+        }
+}
 
 static void sowned_closed(uv_handle_t *h)
 {
@@ -27,11 +40,27 @@ static void sowned_closed(uv_handle_t *h)
     free(j);
 }
 
+void sowned_forget(uv_loop_t *loop)
+{
+    struct sowned_job **p = &sowned_jobs;
+    while (*p) {
+        struct sowned_job *j = *p;
+        if (j->proc.loop != loop) {
+            p = &j->next;
+            continue;
+        }
+        *p = j->next;
+        j->cb = NULL;
+        uv_close((uv_handle_t *)&j->proc, sowned_closed);
+    }
+}
+
 static void sowned_exited(uv_process_t *p, int64_t status, int sig)
 {
     struct sowned_job *j = p->data;
     if (status || sig) LOG_W("spark command failed", "what=\"%s\" exit=%lld signal=%d", j->what, (long long)status, sig);
     else LOG_I("spark command done", "what=\"%s\"", j->what);
+    sowned_unlink(j);
     if (j->cb) j->cb(j->ud, status, sig);
     uv_close((uv_handle_t *)p, sowned_closed);
 }
@@ -76,6 +105,8 @@ static int sowned_spawn(const sowned_env_t *e, const char *id, const char *what,
      * --timeout for the workers, and the work goes on without us anyway
      * (the supervisor has its own session). */
     uv_unref((uv_handle_t *)&j->proc);
+    j->next = sowned_jobs;
+    sowned_jobs = j;
     return 0;
 }
 

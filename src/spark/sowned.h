@@ -92,4 +92,10 @@ int sowned_remove(const sowned_env_t *e, const char *id, sowned_cb cb, void *ud,
  * connect, and server when given. */
 json_t *sowned_config(const sowned_spec_t *s);
 
+/* Let go of the `nbhub spark` children still running on loop (nbhub serve
+ * is stopping, or a test's loop is about to close): their callbacks will
+ * not run, the processes go on by themselves (the supervisor has its own
+ * session).  Their handles close at the loop's next turn. */
+void sowned_forget(uv_loop_t *loop);
+
 #endif

@@ -255,6 +255,7 @@ static void fx_free(fx_t *f)
     api_free(f->api);
     sched_free(f->sched);
     store_close(f->st);
+    uv_run(&f->loop, UV_RUN_NOWAIT);   /* close what api_free let go (sowned_forget) */
     assert_int_equal(uv_loop_close(&f->loop), 0);
     nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     free(f);
