@@ -227,11 +227,26 @@ static void serve_on_signal(uv_signal_t *h, int sig)
  * the public URL (base_url) users reach nbhub at. */
 static void serve_hub_urls(struct serve *sv, const char *const *addrs)
 {
+    /* Notebook servers call /hub/api over plain HTTP from this machine
+     * (jupyterhub-singleuser would have to trust our certificate, issued for
+     * a public name, at 127.0.0.1): the first TCP listener without TLS, or
+     * else one of their own on the loopback. */
     const char *tcp = NULL;
     for (size_t i = 0; addrs[i] && !tcp; i++)
-        if (strncmp(addrs[i], "unix:", 5) != 0) tcp = addrs[i];
+        if (strncmp(addrs[i], "unix:", 5) != 0 && !(sv->tls && sv->tls[i])) tcp = addrs[i];
     char *hub_url = NULL;
-    int port = http_server_port(sv->http);
+    nb_err_t err;
+    if (!tcp) {
+        if (http_server_listen(sv->http, "127.0.0.1:0", &err) < 0)
+            LOG_W("hub: no loopback listener for notebook servers", "error=\"%s\"", err.msg);
+        else {
+            tcp = "127.0.0.1:0";
+            printf("nbhub serve: notebook servers reach /hub/api on http://127.0.0.1:%d (loopback only)\n",
+                   http_server_plain_port(sv->http));
+            fflush(stdout);
+        }
+    }
+    int port = http_server_plain_port(sv->http);
     if (tcp && port > 0) {
         const char *colon = strrchr(tcp, ':');
         size_t hl = colon ? (size_t)(colon - tcp) : strlen(tcp);

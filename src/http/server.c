@@ -2161,10 +2161,10 @@ int http_server_listen_tls(http_server_t *srv, const char *addr, tls_ctx_t *tls,
     return 0;
 }
 
-int http_server_port(const http_server_t *srv)
+static int srv_port_where(const http_server_t *srv, int plain_only)
 {
     for (size_t i = 0; i < srv->nls; i++) {
-        if (!srv->ls[i]->is_tcp) continue;
+        if (!srv->ls[i]->is_tcp || (plain_only && srv->ls[i]->tls)) continue;
         struct sockaddr_storage ss;
         int len = sizeof ss;
         if (uv_tcp_getsockname(&srv->ls[i]->h.tcp, (struct sockaddr *)&ss, &len) < 0) return -1;
@@ -2173,6 +2173,9 @@ int http_server_port(const http_server_t *srv)
     }
     return -1;
 }
+
+int http_server_port(const http_server_t *srv) { return srv_port_where(srv, 0); }
+int http_server_plain_port(const http_server_t *srv) { return srv_port_where(srv, 1); }
 
 static void stop_timer_closed(uv_handle_t *h)
 {

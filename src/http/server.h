@@ -118,6 +118,8 @@ int  http_server_listen(http_server_t *srv, const char *addr, nb_err_t *err);
 int  http_server_listen_tls(http_server_t *srv, const char *addr, tls_ctx_t *tls, nb_err_t *err);
 /* The bound port of the first TCP listener, or -1. */
 int  http_server_port(const http_server_t *srv);
+/* The bound port of the first TCP listener without TLS, or -1. */
+int  http_server_plain_port(const http_server_t *srv);
 /* Set the gate (NULL = none: every body is read up to max_body). */
 void http_server_set_gate(http_server_t *srv, http_gate_fn gate, void *ud);
 /* Bytes of request bodies held now (charged against body_budget). */

@@ -291,3 +291,29 @@ def test_cli_client_trusts_the_ca_named_by_nbhub_ca_bundle(h, pki):
         assert r.rc == 7 and "certificate" in r.stderr, r
     finally:
         srv.stop()
+
+
+def test_notebook_server_behind_a_tls_only_listener(h, pki):
+    """With TLS on every listener, jupyterhub-singleuser still reaches /hub/api:
+    nbhub gives it a plain listener of its own on the loopback (a server cannot
+    trust a certificate made for a public name at 127.0.0.1).  The server starts,
+    and JupyterLab's API answers through the proxy over TLS; the hub URL the
+    server was given is that loopback listener, not the TLS port."""
+    srv = TlsServer(h, pki, tls_config(pki, "hub: {start_timeout: 90s}\n")).start()
+    try:
+        st, body = srv.api.post("/api/v1/servers", {})
+        assert st == 202, (st, body)
+        st, s = srv.api.get("/api/v1/servers/admin/default")
+        assert wait_for(lambda: srv.api.get("/api/v1/servers/admin/default")[1].get("state")
+                        in ("running", "failed"), 90), srv.log()
+        st, s = srv.api.get("/api/v1/servers/admin/default")
+        assert s["state"] == "running", (s, srv.log())
+        st, status = srv.api.get("/user/admin/api/status")
+        assert st == 200 and "started" in status, (st, status)
+        out = srv.out_path.read_text()
+        assert re.search(r"notebook servers reach /hub/api on http://127\.0\.0\.1:\d+ \(loopback only\)", out), out
+        st, body = srv.api.request("DELETE", "/api/v1/servers/admin/default")
+        assert st in (202, 204), (st, body)
+        assert wait_for(lambda: srv.api.get("/api/v1/servers/admin/default")[1].get("state") == "stopped", 60)
+    finally:
+        assert srv.stop() == 0, srv.log()
