@@ -197,26 +197,8 @@ void api_proxy_user(http_req_t *req, void *ud)
         return;
     }
     const char *user = http_param(req, "name"), *path = http_param(req, "path");
-    /* The first segment names a server when the user has one by that name. */
-    char server[80] = "";
-    const char *slash = path ? strchr(path, '/') : NULL;
-    if (path && slash && (size_t)(slash - path) < sizeof server) {
-        memcpy(server, path, (size_t)(slash - path));
-        server[slash - path] = 0;
-        if (!server[0] || !hub_server_find(a->hub, user, server)) server[0] = 0;
-    } else if (path && *path && strlen(path) < sizeof server && hub_server_find(a->hub, user, path)) {
-        /* /user/alice/x without its slash: the named server's root. */
-        buf_t b = BUF_INIT;
-        buf_puts(&b, http_req_raw_path(req));
-        buf_puts(&b, "/");
-        const char *q = strchr(http_req_target(req), '?');
-        if (q) buf_puts(&b, q);
-        http_set_header(req, "Location", b.data);
-        buf_free(&b);
-        http_respond(req, 302, NULL, NULL, 0);
-        return;
-    }
-
+    /* Who asks comes first: nothing below (not even whether a named
+     * server exists, which the redirect would tell) is for others. */
     struct who w;
     if (identify(a, req, &w) < 0) {
         if (wants_html(req)) {
@@ -237,6 +219,26 @@ void api_proxy_user(http_req_t *req, void *ud)
         else api_error(req, 404, "not_found", "no such server");
         return;
     }
+    /* The first segment names a server when the user has one by that name. */
+    char server[80] = "";
+    const char *slash = path ? strchr(path, '/') : NULL;
+    if (path && slash && (size_t)(slash - path) < sizeof server) {
+        memcpy(server, path, (size_t)(slash - path));
+        server[slash - path] = 0;
+        if (!server[0] || !hub_server_find(a->hub, user, server)) server[0] = 0;
+    } else if (path && *path && strlen(path) < sizeof server && hub_server_find(a->hub, user, path)) {
+        /* /user/alice/x without its slash: the named server's root. */
+        buf_t b = BUF_INIT;
+        buf_puts(&b, http_req_raw_path(req));
+        buf_puts(&b, "/");
+        const char *q = strchr(http_req_target(req), '?');
+        if (q) buf_puts(&b, q);
+        http_set_header(req, "Location", b.data);
+        buf_free(&b);
+        http_respond(req, 302, NULL, NULL, 0);
+        return;
+    }
+
     hub_server_t *s = hub_server_find(a->hub, user, server);
     hub_target_t t;
     if (!s || hub_server_target(s, &t) < 0) {
@@ -255,7 +257,7 @@ void api_proxy_user(http_req_t *req, void *ud)
         .upstream_auth = upstream_auth,
         .pass_authorization = owner && w.by_token,
         .drop_cookie = API_SESSION_COOKIE,
-        .scheme = a->secure_cookies ? "https" : "http",
+        .scheme = http_req_tls(req) ? "https" : "http",
         .on_activity = on_activity,
         .on_error = on_upstream_error,
         .ud = s,

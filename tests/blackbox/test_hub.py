@@ -93,6 +93,14 @@ def test_named_server_profiles_and_the_per_user_maximum(hub):
     assert srv["state"] == "running" and srv["url"] == "/user/alice/dev/" and srv["profile"] == "venv", srv
     st, body = alice.get("/user/alice/dev/api/status")
     assert st == 200, (st, body)
+    # others learn nothing of it: /user/alice/dev without its slash is a 302 for
+    # alice only; bob, and a client without credentials, get what they get for a
+    # name alice does not have
+    st, _, hdr = alice.request("GET", "/user/alice/dev", raw=True)
+    assert st == 302 and hdr["location"] == "/user/alice/dev/", (st, hdr)
+    bob = hub.user("bob")
+    assert bob.get("/user/alice/dev")[0] == bob.get("/user/alice/nosuch")[0] == 404
+    assert bob.get("/user/alice/dev", token=False)[0] == bob.get("/user/alice/nosuch", token=False)[0] == 401
     # the profile's env and default_url reached the server's process
     env = open(f"/proc/{srv['pid']}/environ", "rb").read().split(b"\0")
     assert b"HUB_TEST_VAR=hello" in env and b"JUPYTERHUB_DEFAULT_URL=/lab" in env
