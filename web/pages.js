@@ -32,6 +32,15 @@ export async function login() {
       const r = await api("POST", "/login", { username: user.value, password: pass.value });
       session.user = r.user;
       session.csrf = r.csrf_token;
+      // Back where the login was asked for (the proxy and the OAuth step
+      // send browsers here with ?next=): only a path of this origin, never
+      // "//host" or "/\\host", which browsers read as another origin.
+      const next = new URLSearchParams(location.search).get("next");
+      if (next && /^\/(?![\/\\])/.test(next)) {
+        if (/^\/(user|hub)\//.test(next)) location.assign(next);   // not a page of this UI
+        else go(next);
+        return;
+      }
       go("/flows");
     }),
   },

@@ -156,6 +156,28 @@ test("she creates a notebook and runs a cell: the kernel's websocket through the
   }
 });
 
+test("a browser without a session is sent to log in, then straight back to JupyterLab", async () => {
+  const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const p = await other.newPage();
+  watch(p);
+  await p.goto(URL + "/user/alice/lab");
+  await p.waitForFunction(() => location.pathname === "/login");
+  assert.equal(new globalThis.URL(p.url()).searchParams.get("next"), "/user/alice/lab");
+  await p.fill("#user", "alice");
+  await p.fill("#pass", process.env.NBHUB_ALICE_PASSWORD);
+  await p.click('button[type="submit"]');
+  await p.locator('.jp-LauncherCard[data-category="Notebook"], .jp-NotebookPanel').first().waitFor({ timeout: 150000 });
+  assert.ok(p.url().startsWith(URL + "/user/alice/"), p.url());
+  // A next= that leaves the origin is not followed.
+  await p.goto(URL + "/login?next=//evil.example/x");
+  await p.fill("#user", "alice");
+  await p.fill("#pass", process.env.NBHUB_ALICE_PASSWORD);
+  await p.click('button[type="submit"]');
+  await p.waitForFunction(() => location.pathname === "/flows");
+  assert.ok(p.url().startsWith(URL + "/"), p.url());
+  await other.close();
+});
+
 test("a Spark profile's server shows its cluster and the Spark UI through nbhub",
   { skip: !process.env.SPARK && "no Java or pyspark" }, async () => {
   assert.match(await page.locator('label.choice:has(input[value="spark"])').textContent(), /Spark: 1 worker × 512 MiB/);
