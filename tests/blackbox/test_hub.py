@@ -429,3 +429,26 @@ def test_stopping_a_start_in_progress_ends_stopped(hub):
     # and it can start again at once
     assert hub.start_server("bob", "cancel")["state"] == "running"
     hub.stop_server("bob", "cancel", remove=True)
+
+
+def test_stop_servers_on_exit_stops_every_server_and_its_kernels(h):
+    """--stop-servers-on-exit: SIGTERM stops every server (default and named,
+    kernels included: jupyterhub#4926's "stop all" that skipped named servers)
+    before nbhub exits; the rows say stopped, and the next start adopts nothing."""
+    hs = HubServer(h, config="hub: {max_servers_per_user: 3}\n", args=["--stop-servers-on-exit"]).start()
+    default = hs.start_server("alice")
+    named = hs.start_server("alice", "dev")
+    other = hs.start_server("bob")
+    st, k = hs.user("alice").post("/user/alice/dev/api/kernels", {"name": "python3"})
+    assert st == 201, (st, k)
+    pids = [s["pid"] for s in (default, named, other)]
+    tree = [p for pid in pids for p in descendants(pid)]
+    assert tree, "the kernel should be a child of the named server"
+    assert hs.stop() == 0, hs.log()
+    assert not [p for p in pids + tree if pid_alive(p)], [p for p in pids + tree if pid_alive(p)]
+    with hs.db() as db:
+        states = [tuple(r) for r in db.execute("SELECT DISTINCT state FROM servers").fetchall()]
+    assert states == [("stopped",)], states
+    hs.start()
+    assert hs.server("alice")["state"] == "stopped"
+    hs.stop()
