@@ -11,7 +11,9 @@ and starts again on the same port (chosen up front: the browser's origin and
 the server's JUPYTERHUB_API_URL both name it); the same tab, not reloaded,
 runs `x + 1` and sees 43 -- the same kernel, in the same server (pid
 unchanged, no second one started).  The two processes meet through files
-(see the .mjs).  Screenshots: build/test-artifacts/hub-restart/."""
+(see the .mjs).  43 comes 10-30 s after the restart: JupyterLab, finding
+the server unreachable when its websocket closed, waits a random 10-30 s
+before it looks again (measured 19.2 s and 26.4 s from the restart).  Screenshots: build/test-artifacts/hub-restart/."""
 import json
 import os
 import shutil
