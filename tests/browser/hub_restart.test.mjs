@@ -145,9 +145,9 @@ test("nbhub serve is killed with -9 and restarted: the same tab runs x + 1 in th
     // JupyterLab (4.x, @jupyterlab/services) asks for the kernel's model when
     // its websocket closes; a network error (nbhub is down for ~0.2 s) makes
     // it wait a random 10-30 s before asking again, then it reconnects at
-    // once.  So 43 comes 10-30 s after the restart, whatever nbhub does; more
-    // than a minute would be something of ours.
-    assert.ok(result.from_ready_ms < 60000, JSON.stringify(result));
+    // once.  So 43 comes 10-33 s after the restart (measured up to 32.6 s),
+    // whatever nbhub does; more than 90 s (load) would be something of ours.
+    assert.ok(result.from_ready_ms < 90000, JSON.stringify(result));
   } catch (e) {
     await snap("after-restart-failed").catch(() => {});
     throw e;
