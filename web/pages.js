@@ -526,6 +526,7 @@ function serverCard(sv, profiles, reload, msg, track) {
       bytes(sv.memory) ? ` · ${bytes(sv.memory)} in use` : null),
     sv.state === "running" ? h("p.small", h("code", labHref(sv, profiles))) : null,
     sv.spark ? h("p.small.spark", "Spark cluster ", h("code", sv.spark.cluster || ""),
+      sv.spark.state ? ` (${sv.spark.state})` : null,
       sv.spark.ui_url ? [" · ", h("a", { href: sv.spark.ui_url, target: "_blank", rel: "noopener" }, "Spark UI")] : null) : null,
     sv.state === "failed" ? h("div.error-box", { role: "alert" }, h("strong", "The server did not start: "),
       // The hub's message may quote the log tail, which is shown below as lines.

@@ -27,6 +27,7 @@
  * poll adopted processes without a pidfd.
  */
 #include "hub/hub.h"
+#include "hub/hub_spark.h"
 
 #include "auth/token.h"
 #include "hub/spawner.h"
@@ -1187,9 +1188,10 @@ json_t *hub_server_model(hub_t *h, const hub_server_t *s)
 json_t *hub_server_json(hub_t *h, const hub_server_t *s)
 {
     int64_t mem = s->proc && s->state != HUB_STOPPED ? h->ops->memory(s->proc) : -1;
-    json_t *spark = s->spark_cluster
-        ? json_pack("{s:s, s:o}", "cluster", s->spark_cluster, "ui_url", s->spark_ui ? json_string(s->spark_ui) : json_null())
-        : json_null();
+    /* The cluster as its files say (state, URLs, size), not only its name:
+     * the page and `nbhub server list` show whether it is up yet. */
+    json_t *spark = s->spark_cluster ? hub_spark_json(h->home, s->user, s->spark_cluster) : NULL;
+    if (!spark) spark = json_null();
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                           "owner", s->user, "name", s->name, "profile", s->profile,
                           "state", hub_state_name(s->state), "url", s->prefix,

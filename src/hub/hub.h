@@ -213,8 +213,9 @@ const hub_profile_t *hub_server_profile_def(hub_t *h, const hub_server_t *s);
 json_t *hub_server_model(hub_t *h, const hub_server_t *s);
 /* nbhub's /api/v1/servers object: {owner, name, profile, state, url,
  * started_at, ready_at, last_activity, pid, memory (RSS bytes of the
- * process tree or cgroup, null if unknown), spark: {cluster, ui_url} |
- * null, error, log_tail (on failure)}. */
+ * process tree or cgroup, null if unknown), spark: hub_spark_json's
+ * {cluster, state, master_url, connect_url, ui_url, workers,
+ * worker_memory} | null, error, log_tail (on failure)}. */
 json_t *hub_server_json(hub_t *h, const hub_server_t *s);
 
 /* The last `max` bytes of the server's log (new string, may be ""). */
