@@ -499,6 +499,17 @@ function followProgress(sv, box, onEnd) {
   return () => { done = true; es.close(); };
 }
 
+// The hub's stop reason ("culled: idle for 312 s (cull.timeout 300 s)")
+// with its seconds in words: "culled: idle for 5 min (cull.timeout 5 min)".
+function stopReason(r) {
+  return r.replace(/\b(\d+) s\b/g, (m, n) => {
+    const s = Number(n);
+    if (s < 120) return m;
+    const min = Math.round(s / 60);
+    return min < 120 ? `${min} min` : `${Math.floor(min / 60)} h ${min % 60} min`;
+  });
+}
+
 // track(fn): fn stops what the card started (its progress stream) when the
 // list is drawn again or the page is left.
 function serverCard(sv, profiles, reload, msg, track) {
@@ -525,6 +536,7 @@ function serverCard(sv, profiles, reload, msg, track) {
       sv.last_activity ? [" · last activity ", ago(sv.last_activity)] : null,
       bytes(sv.memory) ? ` · ${bytes(sv.memory)} in use` : null),
     sv.state === "running" ? h("p.small", h("code", labHref(sv, profiles))) : null,
+    sv.state === "stopped" && sv.stop_reason ? h("p.small.muted.stop-reason", "Stopped: ", stopReason(sv.stop_reason)) : null,
     sv.spark ? h("p.small.spark", "Spark cluster ", h("code", sv.spark.cluster || ""),
       sv.spark.state ? ` (${sv.spark.state})` : null,
       sv.spark.ui_url ? [" · ", h("a", { href: sv.spark.ui_url, target: "_blank", rel: "noopener" }, "Spark UI")] : null) : null,

@@ -211,6 +211,8 @@ def test_a_server_that_died_while_nbhub_was_down_is_marked_stopped(h):
     hs.start()
     again = hs.server("alice")
     assert again["state"] == "stopped" and again["pid"] is None, again
+    # (gone at the start, or a zombie nobody reaped yet, adopted and seen gone at once)
+    assert again["stop_reason"] in ("found gone after a restart of nbhub", "exited (status unknown)"), again
     st, body = hs.user("alice").get("/user/alice/api/status")
     assert st == 503, (st, body)
     # and it starts again
@@ -399,6 +401,7 @@ def test_start_timeout_fails_with_the_log_tail_and_kills_the_server(h):
     took = time.monotonic() - t0
     assert srv["state"] == "failed", srv
     assert "did not answer within 2 s" in srv["error"] and "slow server on port" in srv["error"], srv
+    assert srv["stop_reason"] == "start timed out (hub.start_timeout 2 s)", srv
     assert took < 10, took
     assert srv["pid"] is None
     with hs.db() as db:
@@ -414,6 +417,7 @@ def test_stopping_a_start_in_progress_ends_stopped(hub):
     assert st == 202 and body["state"] == "stopping", (st, body)
     end = hub.wait_state("bob", "cancel", ("stopped", "failed"), timeout=30)
     assert end["state"] == "stopped" and end["error"] is None, end
+    assert end["stop_reason"] == "stopped by bob", end
     with hub.db() as db:
         pid = db.execute("SELECT s.pid FROM servers s JOIN users u ON u.id = s.user_id "
                          "WHERE u.name = 'bob' AND s.name = 'cancel'").fetchone()[0]
@@ -421,3 +425,39 @@ def test_stopping_a_start_in_progress_ends_stopped(hub):
     # and it can start again at once
     assert hub.start_server("bob", "cancel")["state"] == "running"
     hub.stop_server("bob", "cancel", remove=True)
+
+
+def test_why_a_server_stopped_is_kept_and_shown(hub):
+    """Every stop says why (stop_reason on the servers row, in the API's
+    Server, cleared by the next start): the owner's stop, an admin's, the
+    process ending by itself, a start that exits.  It used to be lost: a
+    stopped server looked the same whoever or whatever stopped it."""
+    srv = hub.start_server("alice", "why")
+    assert srv["state"] == "running" and srv["stop_reason"] is None, srv
+    end = hub.stop_server("alice", "why")
+    assert end["state"] == "stopped" and end["stop_reason"] == "stopped by alice", end
+    with hub.db() as db:
+        row = db.execute("SELECT s.stop_reason FROM servers s JOIN users u ON u.id = s.user_id "
+                         "WHERE u.name = 'alice' AND s.name = 'why'").fetchone()
+    assert row[0] == "stopped by alice", row
+
+    # a start clears it; an admin's stop of alice's server says so
+    srv = hub.start_server("alice", "why")
+    assert srv["state"] == "running" and srv["stop_reason"] is None, srv
+    st, body = hub.api.delete(hub.path("alice", "why"))
+    assert st == 202, (st, body)
+    end = hub.wait_state("alice", "why", ("stopped",), timeout=60)
+    assert end["stop_reason"] == "stopped by admin admin", end
+
+    # the process ends by itself (killed): not "stopped by" anyone
+    srv = hub.start_server("alice", "why")
+    os.killpg(srv["pid"], signal.SIGKILL)
+    end = hub.wait_state("alice", "why", ("stopped",), timeout=30)
+    assert end["stop_reason"] == "was killed by signal 9", end
+
+    # a start that fails: the short reason, the long one stays in error
+    end = hub.start_server("bob", "crashy", profile="crash")
+    assert end["state"] == "failed", end
+    assert end["stop_reason"] == "exited with code 3 before it was ready", end
+    hub.stop_server("alice", "why", remove=True)
+    hub.stop_server("bob", "crashy", remove=True)

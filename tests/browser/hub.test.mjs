@@ -216,6 +216,10 @@ test("the admin sees alice's server on /admin/servers and stops it", async () =>
   // alice's page says so.
   await page.reload();
   await page.locator('.server[data-server="default"]:is([data-state="stopped"], [data-state="stopping"])').waitFor({ timeout: 60000 });
+  // ... and why, once the stop is over (the card looks again while stopping).
+  const why = page.locator('.server[data-server="default"][data-state="stopped"] .stop-reason');
+  await why.waitFor({ timeout: 60000 });
+  assert.match(await why.textContent(), /^Stopped: stopped by admin admin/);
   await snap("server-stopped");
 });
 
