@@ -461,3 +461,39 @@ def test_why_a_server_stopped_is_kept_and_shown(hub):
     assert end["stop_reason"] == "exited with code 3 before it was ready", end
     hub.stop_server("alice", "why", remove=True)
     hub.stop_server("bob", "crashy", remove=True)
+
+
+def test_a_cancelled_start_says_who_stopped_it_in_its_progress(hub):
+    """Someone following a start's progress (the page, JupyterHub's spawn
+    page) sees why it ended when it is stopped before it is ready."""
+    import http.client
+    import threading
+    bob = hub.user("bob")
+    srv = hub.start_server("bob", "cancel2", wait=False)
+    assert srv["state"] == "starting", srv
+    c = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=60)
+    c.request("GET", "/api/v1/servers/bob/cancel2/progress", headers={"Authorization": f"Bearer {bob.token}"})
+    r = c.getresponse()
+    assert r.status == 200, (r.status, r.read())
+    events, first = [], threading.Event()
+
+    def read():
+        for raw in r:
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                first.set()
+        first.set()
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    assert first.wait(30), events
+    if events and events[-1].get("ready"):
+        pytest.skip("the server was ready before the stop")
+    st, body = bob.delete("/api/v1/servers/bob/cancel2")
+    assert st == 202, (st, body)
+    t.join(60)
+    c.close()
+    assert events[-1].get("failed") is True, events
+    assert events[-1]["message"] == "The server was stopped: stopped by bob", events
+    hub.wait_state("bob", "cancel2", ("stopped",), timeout=30)
+    hub.stop_server("bob", "cancel2", remove=True)
