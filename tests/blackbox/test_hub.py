@@ -440,6 +440,12 @@ def test_why_a_server_stopped_is_kept_and_shown(hub):
         row = db.execute("SELECT s.stop_reason FROM servers s JOIN users u ON u.id = s.user_id "
                          "WHERE u.name = 'alice' AND s.name = 'why'").fetchone()
     assert row[0] == "stopped by alice", row
+    # nbhub server list says it too
+    p = subprocess.run([hub.h.env.get("NBHUB_BIN", os.environ.get("NBHUB_BIN")) or "nbhub", "server", "list",
+                        "--url", f"http://127.0.0.1:{hub.port}", "--token", hub.user("alice").token],
+                       capture_output=True, text=True, timeout=60, env=hub.h.env)
+    line = next((l for l in p.stdout.splitlines() if " why " in l), "")
+    assert p.returncode == 0 and "stopped" in line and line.rstrip().endswith("stopped by alice"), p.stdout
 
     # a start clears it; an admin's stop of alice's server says so
     srv = hub.start_server("alice", "why")
