@@ -1229,7 +1229,7 @@ json_t *hub_server_json(hub_t *h, const hub_server_t *s)
 {
     int64_t mem = s->proc && s->state != HUB_STOPPED ? h->ops->memory(s->proc) : -1;
     /* The cluster as its files say (state, URLs, size), not only its name:
-     * the page and `nbhub server list` show whether it is up yet. */
+     * the page and the API show whether it is up yet. */
     json_t *spark = s->spark_cluster ? hub_spark_json(h->home, s->user, s->spark_cluster) : NULL;
     if (!spark) spark = json_null();
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
