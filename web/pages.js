@@ -508,6 +508,17 @@ function followProgress(sv, box, onEnd) {
   return () => { done = true; es.close(); };
 }
 
+// The hub's stop reason ("culled: idle for 312 s (cull.timeout 300 s)")
+// with its seconds in words: "culled: idle for 5 min (cull.timeout 5 min)".
+function stopReason(r) {
+  return r.replace(/\b(\d+) s\b/g, (m, n) => {
+    const s = Number(n);
+    if (s < 120) return m;
+    const min = Math.round(s / 60);
+    return min < 120 ? `${min} min` : `${Math.floor(min / 60)} h ${min % 60} min`;
+  });
+}
+
 // track(fn): fn stops what the card started (its progress stream) when the
 // list is drawn again or the page is left.
 function serverCard(sv, profiles, reload, msg, track) {
@@ -534,7 +545,9 @@ function serverCard(sv, profiles, reload, msg, track) {
       sv.last_activity ? [" · last activity ", ago(sv.last_activity)] : null,
       bytes(sv.memory) ? ` · ${bytes(sv.memory)} in use` : null),
     sv.state === "running" ? h("p.small", h("code", labHref(sv, profiles))) : null,
+    sv.state === "stopped" && sv.stop_reason ? h("p.small.muted.stop-reason", "Stopped: ", stopReason(sv.stop_reason)) : null,
     sv.spark ? h("p.small.spark", "Spark cluster ", h("code", sv.spark.cluster || ""),
+      sv.spark.state ? ` (${sv.spark.state})` : null,
       sv.spark.ui_url ? [" · ", h("a", { href: sv.spark.ui_url, target: "_blank", rel: "noopener" }, "Spark UI")] : null) : null,
     sv.state === "failed" ? h("div.error-box", { role: "alert" }, h("strong", "The server did not start: "),
       // The hub's message may quote the log tail, which is shown below as lines.
@@ -646,7 +659,8 @@ export async function servers() {
         h("th", { scope: "col" }, t)))),
       h("tbody", all.map((sv) => h("tr", { dataset: { owner: sv.owner, server: sv.name || "default", state: sv.state } },
         h("td", sv.owner), h("td", sv.name || h("span.muted", "default")), h("td", sv.profile || "—"),
-        h("td", state(sv.state), sv.error ? h("div.small.err", sv.error.split(" The last lines of its log:")[0]) : null),
+        h("td", state(sv.state), sv.error ? h("div.small.err", sv.error.split(" The last lines of its log:")[0]) : null,
+          sv.state === "stopped" && sv.stop_reason ? h("div.small.muted.stop-reason", stopReason(sv.stop_reason)) : null),
         h("td", sv.state === "running" || sv.state === "starting" ? ago(sv.started_at) : "—"),
         h("td", ago(sv.last_activity)),
         h("td", bytes(sv.memory) || "—"),

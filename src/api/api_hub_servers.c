@@ -238,7 +238,9 @@ void api_hub_server_stop(http_req_t *req, void *ud)
     }
     nb_err_t err;
     err_clear(&err);
-    int rc = hub_server_stop(a->hub, s, remove, &err);
+    char why[160];
+    api_stop_reason(api_ctx(req), hub_server_user(s), why, sizeof why);
+    int rc = hub_server_stop_because(a->hub, s, remove, why, &err);
     if (rc < 0) {
         api_hub_fail(req, rc, &err);
         return;

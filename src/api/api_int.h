@@ -307,6 +307,10 @@ void api_servers_start(http_req_t *req, void *ud);
 void api_servers_get(http_req_t *req, void *ud);
 void api_servers_stop(http_req_t *req, void *ud);
 void api_servers_progress(http_req_t *req, void *ud);
+/* The stop reason of a server stopped through the API by c: "stopped by
+ * alice" (its owner, or a token of theirs), "stopped by admin root" (an
+ * admin, another user's server). */
+void api_stop_reason(const api_ctx_t *c, const char *owner, char *out, size_t n);
 
 /* ---- api_proxy.c: /user/NAME[/SERVER]/ to the user's notebook server ---- */
 void api_proxy_user(http_req_t *req, void *ud);

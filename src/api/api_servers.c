@@ -141,6 +141,13 @@ void api_servers_get(http_req_t *req, void *ud)
     if (s) http_respond_json(req, 200, hub_server_json(a->hub, s));
 }
 
+void api_stop_reason(const api_ctx_t *c, const char *owner, char *out, size_t n)
+{
+    const char *who = c->name ? c->name : "?";
+    if (c->admin && (!owner || strcmp(owner, who) != 0)) snprintf(out, n, "stopped by admin %s", who);
+    else snprintf(out, n, "stopped by %s", who);
+}
+
 void api_servers_stop(http_req_t *req, void *ud)
 {
     api_t *a = ud;
@@ -156,7 +163,9 @@ void api_servers_stop(http_req_t *req, void *ud)
     /* The answer is written first: a removal may free s. */
     json_t *j = hub_server_json(a->hub, s);
     nb_err_t err;
-    int rc = hub_server_stop(a->hub, s, remove, &err);
+    char why[160];
+    api_stop_reason(c, hub_server_user(s), why, sizeof why);
+    int rc = hub_server_stop_because(a->hub, s, remove, why, &err);
     if (rc < 0) {
         json_decref(j);
         hub_fail(req, rc, &err);

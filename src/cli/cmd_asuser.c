@@ -23,6 +23,9 @@
  *      descriptor opened before the privileges were dropped, so the user
  *      needs no access to the directories the binary lives in.
  *
+ * ACCOUNT "-" (isolation: shared with limits) skips 1, 2, 4 and 5: the
+ * command enters its cgroups and runs as nbhub's user.
+ *
  * It never forks (but for useradd): the task's pid is this process's, so
  * supervision, status files and restarts work as for any task.  Failures
  * print "nbhub: ..." on stderr (the task's log) and exit 126.
@@ -70,6 +73,20 @@ static int chown_one(const char *p, const struct stat *st, int flag, struct FTW 
     return lchown(p, tree_uid, tree_gid) < 0 ? -1 : 0;
 }
 
+/* Create the --cgroup specs (parents first) and enter the last one.
+ * -1 after saying why on stderr. */
+static int enter_cgroups(char **groups, size_t ngroup)
+{
+    nb_err_t err;
+    for (size_t k = 0; k < ngroup; k++) {
+        iso_limits_t l;
+        if (limits_spec_parse(groups[k], &l) < 0) return fail("__as-user: bad --cgroup limits for %s", groups[k]), -1;
+        if (cgroup_setup(groups[k], &l, &err) < 0) return fail("%s", err.msg), -1;
+        if (k + 1 == ngroup && cgroup_enter(groups[k], &err) < 0) return fail("%s", err.msg), -1;
+    }
+    return 0;
+}
+
 int cmd_asuser(int argc, char **argv)
 {
     if (argc < 4) {
@@ -96,6 +113,24 @@ int cmd_asuser(int argc, char **argv)
     if (geteuid() != 0) return fail("isolation: system needs nbhub serve to run as root");
 
     nb_err_t err;
+    /* ACCOUNT "-": isolation: shared with limits (a flow task's, a profile's).
+     * There is no account to become: only the cgroups are entered, and the
+     * command runs as nbhub's own user in nbhub's environment.  Account
+     * options make no sense then and are refused. */
+    if (!strcmp(acct, "-")) {
+        if (create || nchown || ntree || cwd)
+            return fail("__as-user: -: --create, --chown, --chown-tree and --cwd need an account");
+        if (enter_cgroups(groups, ngroup) < 0) return ASUSER_FAIL;
+        extern char **environ;
+        if (self) {
+            execve("/proc/self/exe", cmd, environ);
+            return fail("cannot execute nbhub: %s", strerror(errno));
+        }
+        execvp(cmd[0], cmd);
+        int e = errno;
+        fprintf(stderr, "nbhub: cannot execute '%s': %s\n", cmd[0], strerror(e));
+        return e == ENOENT ? 127 : ASUSER_FAIL;
+    }
     uacct_t a;
     int rc = uacct_lookup(acct, &a, &err);
     if (rc == -ENOENT && create) {
@@ -115,13 +150,7 @@ int cmd_asuser(int argc, char **argv)
         if (nftw(trees[k], chown_one, 16, FTW_PHYS) != 0)
             return fail("cannot give %s to its user: %s", trees[k], strerror(errno));
 
-    for (size_t k = 0; k < ngroup; k++) {
-        char *spec = groups[k];
-        iso_limits_t l;
-        if (limits_spec_parse(spec, &l) < 0) return fail("__as-user: bad --cgroup limits for %s", spec);
-        if (cgroup_setup(spec, &l, &err) < 0) return fail("%s", err.msg);
-        if (k + 1 == ngroup && cgroup_enter(spec, &err) < 0) return fail("%s", err.msg);
-    }
+    if (enter_cgroups(groups, ngroup) < 0) return ASUSER_FAIL;
 
     int selffd = -1;
     if (self && (selffd = open("/proc/self/exe", O_PATH | O_CLOEXEC)) < 0)

@@ -236,8 +236,8 @@ static int cmd_server_list(int argc, char **argv)
         json_decref(ans);
         return client_flush();
     }
-    static const char *const hdr[] = { "OWNER", "NAME", "PROFILE", "STATE", "STARTED", "URL" };
-    table_t *t = table_new(6, hdr);
+    static const char *const hdr[] = { "OWNER", "NAME", "PROFILE", "STATE", "STARTED", "URL", "WHY" };
+    table_t *t = table_new(7, hdr);
     int64_t now = time_now_us();
     size_t i;
     json_t *s;
@@ -251,6 +251,10 @@ static int cmd_server_list(int argc, char **argv)
         table_add_cell(t, jstr(s, "state"));
         table_add_cell(t, when);
         table_add_cell(t, jstr(s, "url"));
+        /* why a stopped or failed one stopped (its stop_reason) */
+        const char *why = json_string_value(json_object_get(s, "stop_reason"));
+        const char *st = jstr(s, "state");
+        table_add_cell(t, why && (!strcmp(st, "stopped") || !strcmp(st, "failed")) ? why : "-");
     }
     rc = table_print(t, stdout);
     table_free(t);

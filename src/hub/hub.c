@@ -27,6 +27,7 @@
  * poll adopted processes without a pidfd.
  */
 #include "hub/hub.h"
+#include "hub/hub_spark.h"
 
 #include "auth/token.h"
 #include "hub/spawner.h"
@@ -74,6 +75,7 @@ struct hub_server {
     char        *upstream_token;
     char        *spark_cluster, *spark_ui;
     char        *error;
+    char        *stop_reason;        /* why it last stopped or failed (kept on the row) */
     int64_t      started_at, ready_at, stopped_at, last_activity, activity_written;
     spawn_proc_t *proc;
     char       **extra_env;          /* from the starting hooks, "K=V" */
@@ -196,6 +198,7 @@ static hub_server_t *server_from_row(hub_t *h, const store_server_t *r)
     s->upstream_token = r->upstream_token ? xstrdup(r->upstream_token) : NULL;
     s->spark_cluster = r->spark_cluster ? xstrdup(r->spark_cluster) : NULL;
     s->error = r->error ? xstrdup(r->error) : NULL;
+    s->stop_reason = r->stop_reason ? xstrdup(r->stop_reason) : NULL;
     s->started_at = r->started_at;
     s->ready_at = r->ready_at;
     s->stopped_at = r->stopped_at;
@@ -239,6 +242,7 @@ static void server_free(hub_server_t *s)
     free(s->spark_cluster);
     free(s->spark_ui);
     free(s->error);
+    free(s->stop_reason);
     free(s->fail_msg);
     strv_free(s->extra_env);
     free(s);
@@ -300,6 +304,11 @@ static json_t *ready_event(const hub_server_t *s)
 
 static json_t *failed_event(const hub_server_t *s)
 {
+    /* A start that ends in a stop (cancelled, the user deleted) says who
+     * or what stopped it. */
+    if (s->state != HUB_FAILED && s->stop_reason)
+        return json_pack("{s:i, s:b, s:s+}", "progress", 100, "failed", 1, "message", "The server was stopped: ",
+                         s->stop_reason);
     const char *m = s->error ? s->error : "the server is not running";
     return json_pack("{s:i, s:b, s:s}", "progress", 100, "failed", 1, "message", m);
 }
@@ -373,11 +382,20 @@ static void hooks_started(hub_t *h, hub_server_t *s)
 
 /* ---- state changes ---------------------------------------------------------- */
 
+/* Why the server stops (or failed), for the row, the JSON and the page;
+ * the first reason of a stop wins (a cull after the user's stop does not
+ * rename it).  Written with the next set_state. */
+static void set_reason(hub_server_t *s, const char *reason)
+{
+    if (s->stop_reason || !reason) return;
+    s->stop_reason = xstrdup(reason);
+}
+
 static void set_state(hub_server_t *s, hub_state_t st, const char *error)
 {
     nb_err_t err;
     int64_t now = time_now_us();
-    if (store_server_set_state(s->hub->store, s->id, hub_state_name(st), error, now, &err) < 0)
+    if (store_server_set_state(s->hub->store, s->id, hub_state_name(st), error, s->stop_reason, now, &err) < 0)
         LOG_E("server state not saved", "server=%lld error=\"%s\"", (long long)s->id, err.msg);
     s->state = st;
     if (st == HUB_RUNNING) s->ready_at = now;
@@ -461,10 +479,14 @@ static void on_proc_exit(spawn_proc_t *p, int code, int sig, void *ud)
     char how[64];
     if (sig > 0) snprintf(how, sizeof how, "was killed by signal %d", sig);
     else if (code >= 0) snprintf(how, sizeof how, "exited with code %d", code);
-    else snprintf(how, sizeof how, "exited");
+    /* (an adopted process is not our child: its status is not ours to read) */
+    else snprintf(how, sizeof how, "exited (status unknown)");
     if (was == HUB_STARTING || s->fail_on_exit) {
         /* (the server exited by itself before it was ready, or it was
          * stopped because the start failed: timeout, a hook) */
+        char r[96];
+        snprintf(r, sizeof r, "%s before it was ready", how);
+        set_reason(s, r);
         char *tail = hub_server_log_tail(h, s, HUB_LOG_TAIL);
         char *msg = s->fail_msg
             ? xasprintf("%s (the server %s).  The last lines of its log:\n%s", s->fail_msg, how, tail)
@@ -475,8 +497,11 @@ static void on_proc_exit(spawn_proc_t *p, int code, int sig, void *ud)
         free(msg);
         emit(s, failed_event(s), 1);
     } else {
+        /* Nobody asked (no reason yet, it was running): it ended by itself. */
+        set_reason(s, was == HUB_RUNNING ? how : "stopped");
         set_state(s, HUB_STOPPED, NULL);
-        LOG_I("server stopped", "user=%s server=%s pid=%d how=\"%s\"", s->user, s->name, s->pid, how);
+        LOG_I("server stopped", "user=%s server=%s pid=%d how=\"%s\" reason=\"%s\"", s->user, s->name, s->pid,
+              how, s->stop_reason);
         if (s->subs) emit(s, failed_event(s), 1);
     }
     s->fail_on_exit = 0;
@@ -497,6 +522,7 @@ static void fail_start(hub_server_t *s, const char *msg)
 {
     hub_t *h = s->hub;
     stop_ready_timer(s);
+    set_reason(s, msg);
     if (s->proc) {
         free(s->fail_msg);
         s->fail_msg = xstrdup(msg);
@@ -561,6 +587,10 @@ static void ready_poll(uv_timer_t *t)
         char msg[200];
         snprintf(msg, sizeof msg, "The server did not answer within %lld s (hub.start_timeout)",
                  (long long)(h->conf->start_timeout_ms / 1000));
+        char why[96];
+        snprintf(why, sizeof why, "start timed out (hub.start_timeout %lld s)",
+                 (long long)(h->conf->start_timeout_ms / 1000));
+        set_reason(s, why);
         fail_start(s, msg);
         return;
     }
@@ -904,6 +934,8 @@ int hub_server_start(hub_t *h, const hub_user_t *u, const char *server_name,
     s->ready_at = s->stopped_at = 0;
     free(s->error);
     s->error = NULL;
+    free(s->stop_reason);
+    s->stop_reason = NULL;
     free(s->host);
     s->host = NULL;
     free(s->upstream_token);
@@ -1021,8 +1053,16 @@ int hub_server_start(hub_t *h, const hub_user_t *u, const char *server_name,
 
 int hub_server_stop(hub_t *h, hub_server_t *s, int remove, nb_err_t *err)
 {
+    return hub_server_stop_because(h, s, remove, NULL, err);
+}
+
+int hub_server_stop_because(hub_t *h, hub_server_t *s, int remove, const char *reason, nb_err_t *err)
+{
     if (!s) return err_set(err, -ENOENT, "no such server");
     if (remove && *s->name) s->remove_after_stop = 1;
+    /* Only a server that is on gets a new reason: stopping a stopped one
+     * keeps why it stopped. */
+    if (s->state == HUB_STARTING || s->state == HUB_RUNNING) set_reason(s, reason ? reason : "stopped");
     if (s->proc) {
         /* A start in progress is cancelled like any stop: the server ends
          * up stopped, not failed (unless it had failed already: timeout). */
@@ -1044,7 +1084,7 @@ void hub_user_stop_all(hub_t *h, int64_t user_id, int remove)
     hub_server_t *n;
     for (hub_server_t *s = h->servers; s; s = n) {
         n = s->next;
-        if (s->user_id == user_id) hub_server_stop(h, s, remove, NULL);
+        if (s->user_id == user_id) hub_server_stop_because(h, s, remove, "the user is being deleted", NULL);
     }
 }
 
@@ -1098,6 +1138,7 @@ int64_t hub_server_started_at(const hub_server_t *s) { return s->started_at; }
 int64_t hub_server_ready_at(const hub_server_t *s) { return s->ready_at; }
 int64_t hub_server_last_activity(const hub_server_t *s) { return s->last_activity; }
 const char *hub_server_error(const hub_server_t *s) { return s->state == HUB_FAILED ? s->error : NULL; }
+const char *hub_server_stop_reason(const hub_server_t *s) { return s->stop_reason; }
 int hub_server_pid(const hub_server_t *s) { return s->proc || s->state == HUB_RUNNING ? s->pid : 0; }
 const char *hub_server_spark_cluster(const hub_server_t *s) { return s->spark_cluster; }
 
@@ -1187,9 +1228,10 @@ json_t *hub_server_model(hub_t *h, const hub_server_t *s)
 json_t *hub_server_json(hub_t *h, const hub_server_t *s)
 {
     int64_t mem = s->proc && s->state != HUB_STOPPED ? h->ops->memory(s->proc) : -1;
-    json_t *spark = s->spark_cluster
-        ? json_pack("{s:s, s:o}", "cluster", s->spark_cluster, "ui_url", s->spark_ui ? json_string(s->spark_ui) : json_null())
-        : json_null();
+    /* The cluster as its files say (state, URLs, size), not only its name:
+     * the page and the API show whether it is up yet. */
+    json_t *spark = s->spark_cluster ? hub_spark_json(h->home, s->user, s->spark_cluster) : NULL;
+    if (!spark) spark = json_null();
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                           "owner", s->user, "name", s->name, "profile", s->profile,
                           "state", hub_state_name(s->state), "url", s->prefix,
@@ -1198,6 +1240,7 @@ json_t *hub_server_json(hub_t *h, const hub_server_t *s)
                           "pid", hub_server_pid(s) ? json_integer(s->pid) : json_null(),
                           "memory", mem >= 0 ? json_integer(mem) : json_null(), "spark", spark,
                           "error", s->state == HUB_FAILED && s->error ? json_string(s->error) : json_null());
+    json_object_set_new(j, "stop_reason", s->stop_reason ? json_string(s->stop_reason) : json_null());
     if (s->state == HUB_FAILED) {
         char *t = hub_server_log_tail(h, s, HUB_LOG_TAIL);
         json_object_set_new(j, "log_tail", json_string(t));
@@ -1365,6 +1408,7 @@ int hub_adopt(hub_t *h)
         free(logp);
         if (rc < 0) {
             LOG_I("server gone while nbhub was down", "user=%s server=%s pid=%d", s->user, s->name, s->pid);
+            set_reason(s, "found gone after a restart of nbhub");
             set_state(s, HUB_STOPPED, NULL);
             revoke_tokens(s);
             hooks_stopped(h, s);
@@ -1415,7 +1459,7 @@ void hub_shutdown(hub_t *h, int stop_servers, void (*done)(void *ud), void *ud)
     hub_server_t *n;
     for (hub_server_t *s = h->servers; s; s = n) {
         n = s->next;
-        if (s->proc) hub_server_stop(h, s, 0, NULL);
+        if (s->proc) hub_server_stop_because(h, s, 0, "stopped with nbhub serve (--stop-servers-on-exit)", NULL);
     }
     maybe_shutdown_done(h);
 }

@@ -35,6 +35,7 @@
  * Stability: h4 (api_hub*.c) and h7 (hub_spark.c, hub_cull.c) build on
  * this header; changes are additions, noted here:
  *   - hub_server_client_id, hub_set_urls, hub_server_touch (added with the implementation)
+ *   - hub_server_stop_because, hub_server_stop_reason (h9: why a server stopped)
  */
 #ifndef NBHUB_HUB_H
 #define NBHUB_HUB_H
@@ -167,8 +168,13 @@ int  hub_server_start(hub_t *h, const hub_user_t *user, const char *server_name,
 /* Stop it: 0 = stopped (or already), 1 = pending (the stop completes
  * later; progress/hook follow), -ENOENT = no such server.  remove = 1
  * also deletes the row (and its tokens) once stopped (JupyterHub's
- * {"remove": true}); removing the default server only stops it. */
+ * {"remove": true}); removing the default server only stops it.
+ * hub_server_stop_because says why ("stopped by alice", "culled: idle for
+ * 312 s (cull.timeout 300 s)"; NULL = "stopped"): kept as the server's
+ * stop_reason (hub_server_stop_reason) when it was starting or running --
+ * the first reason of a stop wins.  hub_server_stop gives none. */
 int  hub_server_stop(hub_t *h, hub_server_t *s, int remove, nb_err_t *err);
+int  hub_server_stop_because(hub_t *h, hub_server_t *s, int remove, const char *reason, nb_err_t *err);
 /* Stop every server of the user (user deleted, disabled): named ones too. */
 void hub_user_stop_all(hub_t *h, int64_t user_id, int remove);
 
@@ -197,6 +203,13 @@ int64_t      hub_server_started_at(const hub_server_t *s); /* µs, 0 = never */
 int64_t      hub_server_ready_at(const hub_server_t *s);
 int64_t      hub_server_last_activity(const hub_server_t *s);
 const char  *hub_server_error(const hub_server_t *s);     /* NULL unless failed */
+/* Why it last stopped or failed (kept on the row until its next start),
+ * NULL if it never did: "stopped by alice", "stopped by admin root",
+ * "culled: ...", "exited with code 1", "was killed by signal 9", "found
+ * gone after a restart of nbhub", "start timed out (...)", "exited with
+ * code 3 before it was ready", "the user is being deleted", "stopped with
+ * nbhub serve (--stop-servers-on-exit)". */
+const char  *hub_server_stop_reason(const hub_server_t *s);
 int          hub_server_pid(const hub_server_t *s);       /* 0 = none */
 /* JupyterHub's OAuth client id of the server, jupyterhub-user-NAME[-SERVER]
  * (names quoted as JupyterHub does); new string.  Its redirect URI is
@@ -213,8 +226,10 @@ const hub_profile_t *hub_server_profile_def(hub_t *h, const hub_server_t *s);
 json_t *hub_server_model(hub_t *h, const hub_server_t *s);
 /* nbhub's /api/v1/servers object: {owner, name, profile, state, url,
  * started_at, ready_at, last_activity, pid, memory (RSS bytes of the
- * process tree or cgroup, null if unknown), spark: {cluster, ui_url} |
- * null, error, log_tail (on failure)}. */
+ * process tree or cgroup, null if unknown), spark: hub_spark_json's
+ * {cluster, state, master_url, connect_url, ui_url, workers,
+ * worker_memory} | null, error, stop_reason (hub_server_stop_reason),
+ * log_tail (on failure)}. */
 json_t *hub_server_json(hub_t *h, const hub_server_t *s);
 
 /* The last `max` bytes of the server's log (new string, may be ""). */

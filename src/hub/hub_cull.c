@@ -3,14 +3,12 @@
 #include "auth/token.h"
 #include "store/store_auth.h"
 #include "util/buf.h"
-#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/urlesc.h"
 #include "util/xmalloc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,23 +131,6 @@ static char *cull_auth(hub_cull_t *c, hub_server_t *s, struct cull_srv *x)
     return xasprintf("Authorization: token %s", x->token);
 }
 
-/* Append one line to the server's log (<home>/servers/ID.log, the hub's),
- * so the page's log tail says why it stopped. */
-static void cull_note(hub_cull_t *c, int64_t server_id, const char *line)
-{
-    char *p = xasprintf("%s/servers/%lld.log", c->home, (long long)server_id);
-    int fd = fs_open_regular(p, O_WRONLY | O_APPEND, 0600, NULL);
-    free(p);
-    if (fd < 0) return;
-    char ts[40];
-    time_iso8601_utc(time_now_us(), ts, sizeof ts, 1);
-    char *l = xasprintf("[nbhub %s] %s\n", ts, line);
-    ssize_t w = write(fd, l, strlen(l));
-    (void)w;
-    free(l);
-    close(fd);
-}
-
 static void cull_stop(hub_cull_t *c, hub_server_t *s, const char *reason)
 {
     struct cull_srv *x = cs_get(c, hub_server_id(s), 1);
@@ -157,11 +138,13 @@ static void cull_stop(hub_cull_t *c, hub_server_t *s, const char *reason)
     x->reason = xstrdup(reason);
     x->culled_at = time_now_us();
     LOG_I("server culled", "user=%s server=\"%s\" reason=\"%s\"", hub_server_user(s), hub_server_name(s), reason);
-    char *line = xasprintf("culled by nbhub: %s", reason);
-    cull_note(c, hub_server_id(s), line);
-    free(line);
+    /* The reason stays on the server's row (stop_reason): the API, the
+     * page and the progress stream say why it stopped. */
+    char *why = xasprintf("culled: %s", reason);
     nb_err_t err;
-    if (hub_server_stop(c->hub, s, 0, &err) < 0)
+    int rc = hub_server_stop_because(c->hub, s, 0, why, &err);
+    free(why);
+    if (rc < 0)
         LOG_W("cull: stop failed", "user=%s server=\"%s\" error=\"%s\"", hub_server_user(s), hub_server_name(s),
               err.msg);
 }

@@ -32,11 +32,11 @@
  * refuses the credential (401/403) is culled only without keep_busy
  * (whether it is busy cannot be known).
  *
- * A cull is the normal stop (hub_server_stop: SIGTERM, its Spark cluster
- * removed by hub_spark's hook), logged with its reason ("server culled"
- * user= server= reason="idle for 312 s (cull.timeout 300 s)"), appended
- * to the server's log file, and kept per server (hub_cull_last) for the
- * server's JSON.
+ * A cull is the normal stop (hub_server_stop_because: SIGTERM, its Spark
+ * cluster removed by hub_spark's hook), logged with its reason ("server
+ * culled" user= server= reason="idle for 312 s (cull.timeout 300 s)"),
+ * kept as the server's stop_reason ("culled: idle for ...": the row, the
+ * API, the page) and per server (hub_cull_last).
  *
  * Ownership: *out belongs to the caller (hub_cull_free, before hub_free:
  * requests in flight look their server up by id when they end).  loop,
@@ -60,7 +60,7 @@ typedef struct hub_cull_opts {
     uv_loop_t  *loop;
     hclient_t  *hc;         /* the daemon's client (requests to 127.0.0.1) */
     store_t    *store;      /* for the servers' poll tokens */
-    const char *home;       /* $NBHUB_HOME: the servers' logs, <home>/servers/ */
+    const char *home;       /* $NBHUB_HOME (required; nothing is written there) */
 } hub_cull_opts_t;
 
 /* Reads the cull settings of hub_conf(h); with neither a timeout nor a

@@ -866,10 +866,21 @@ int sched_flow_apply(sched_t *s, const char *yaml, size_t len, const sched_file_
         return err_set(err, -EIO, "flow changed meaning when written");
     }
     char *name = xstrdup(f->name);
-    /* The applier becomes the owner of a new flow only: an existing one
-     * (in service or a live stored row) keeps its owner. */
-    rc = sched_install(s, f, path, hash, fl || live_owner >= 0 ? 0 : uid, version, created,
-                       changed, err);
+    /* The owner: key, when it names a user, makes the flow that user's: its
+     * tasks run as them and ~/ is their workspace, so the flow is in their
+     * list and theirs to run, also when an admin applied it for them (only
+     * an admin may name someone else, checked above).  Without it the
+     * applier becomes the owner of a new flow only: an existing one (in
+     * service or a live stored row) keeps its owner. */
+    int64_t owner_id = fl || live_owner >= 0 ? 0 : uid;
+    if (f->owner) {
+        store_user_t ou;
+        if (store_user_by_name(s->o.store, f->owner, &ou, NULL) == 0) {
+            owner_id = ou.id;
+            store_user_clear(&ou);
+        }
+    }
+    rc = sched_install(s, f, path, hash, owner_id, version, created, changed, err);
     free(path);
     if (rc == 0 && name_out) *name_out = name;
     else free(name);

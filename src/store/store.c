@@ -326,7 +326,9 @@ static const char *const migrations[] = {
      * not hashed; nbhub.db is 0600).  Tokens gain JupyterHub's scopes and
      * may belong to a server (its JUPYTERHUB_API_TOKEN, kind 'server') or
      * come from a server's OAuth client (kind 'oauth'); either dies with
-     * its server row.  Groups choose profiles (and, from SSO, admin rights). */
+     * its server row.  stop_reason says why the server last stopped or
+     * failed ("stopped by alice", "culled: idle for ...", "exited with
+     * status 1"), for the page and the API.  Groups choose profiles (and, from SSO, admin rights). */
     "CREATE TABLE servers ("
     "  id              INTEGER PRIMARY KEY,"
     "  user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
@@ -344,6 +346,7 @@ static const char *const migrations[] = {
     "  upstream_token  TEXT,"
     "  spark_cluster   TEXT,"
     "  error           TEXT,"
+    "  stop_reason     TEXT,"
     "  created_at      INTEGER NOT NULL,"
     "  started_at      INTEGER,"
     "  ready_at        INTEGER,"

@@ -16,7 +16,7 @@
 #define SERVER_COLS "s.id, s.user_id, u.name, s.name, s.profile, s.backend, s.state, " \
                     "s.user_options, s.host, s.port, s.pid, s.pid_start_time, s.backend_state, " \
                     "s.upstream_token, s.spark_cluster, s.error, s.created_at, s.started_at, " \
-                    "s.ready_at, s.stopped_at, s.last_activity"
+                    "s.ready_at, s.stopped_at, s.last_activity, s.stop_reason"
 
 static void server_row(sqlite3_stmt *s, store_server_t *v)
 {
@@ -41,6 +41,7 @@ static void server_row(sqlite3_stmt *s, store_server_t *v)
     v->ready_at = sqlite3_column_int64(s, 18);
     v->stopped_at = sqlite3_column_int64(s, 19);
     v->last_activity = sqlite3_column_int64(s, 20);
+    v->stop_reason = store_col_str(s, 21);
 }
 
 int store_servers_list(store_t *st, store_servers_t *out, nb_err_t *err)
@@ -120,7 +121,8 @@ static int begin_tx(store_t *st, void *varg, nb_err_t *err)
         rc = store_stmt(st, "UPDATE servers SET profile = ?3, backend = ?4, state = 'starting', "
                             "user_options = ?5, started_at = ?6, host = NULL, port = NULL, pid = NULL, "
                             "pid_start_time = NULL, backend_state = NULL, upstream_token = NULL, "
-                            "error = NULL, ready_at = NULL, stopped_at = NULL WHERE id = ?1 AND ?2 IS ?2",
+                            "error = NULL, stop_reason = NULL, ready_at = NULL, stopped_at = NULL "
+                            "WHERE id = ?1 AND ?2 IS ?2",
                         &s, err);
         if (rc) return rc;
         sqlite3_bind_int64(s, 1, a->id);
@@ -178,19 +180,20 @@ int store_server_spawned(store_t *st, int64_t id, const char *host, int port, in
 }
 
 int store_server_set_state(store_t *st, int64_t id, const char *state, const char *error,
-                           int64_t now, nb_err_t *err)
+                           const char *stop_reason, int64_t now, nb_err_t *err)
 {
     sqlite3_stmt *s;
     int rc = store_stmt(st, "UPDATE servers SET state = ?2, "
                             "ready_at = CASE WHEN ?2 = 'running' THEN ?3 ELSE ready_at END, "
                             "stopped_at = CASE WHEN ?2 IN ('stopped', 'failed') THEN ?3 ELSE stopped_at END, "
-                            "error = CASE WHEN ?2 = 'failed' THEN ?4 WHEN ?2 = 'stopped' THEN NULL ELSE error END "
-                            "WHERE id = ?1", &s, err);
+                            "error = CASE WHEN ?2 = 'failed' THEN ?4 WHEN ?2 = 'stopped' THEN NULL ELSE error END, "
+                            "stop_reason = ?5 WHERE id = ?1", &s, err);
     if (rc) return rc;
     sqlite3_bind_int64(s, 1, id);
     store_bind_text(s, 2, state);
     sqlite3_bind_int64(s, 3, now);
     store_bind_text(s, 4, error);
+    store_bind_text(s, 5, stop_reason);
     if ((rc = store_step_done(st, s, "set server state", err))) return rc;
     return changed_one(st, id, "set server state", err);
 }
@@ -240,6 +243,7 @@ void store_server_clear(store_server_t *v)
     free(v->upstream_token);
     free(v->spark_cluster);
     free(v->error);
+    free(v->stop_reason);
     memset(v, 0, sizeof *v);
 }
 

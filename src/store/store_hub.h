@@ -11,7 +11,8 @@
  *   store_server_spawned   starting: the process identity (host, port, pid
  *                          + start time, backend_state, upstream_token)
  *   store_server_set_state any -> running (ready_at = now), stopping,
- *                          stopped or failed (stopped_at = now, error)
+ *                          stopped or failed (stopped_at = now, error,
+ *                          stop_reason)
  *
  * The hub keeps every row in memory and writes through, so there is no
  * "list by user" here beyond the whole table at start.  Server changes do
@@ -41,6 +42,7 @@ typedef struct store_server {
     char   *upstream_token;
     char   *spark_cluster;
     char   *error;
+    char   *stop_reason;      /* why it last stopped or failed, or NULL */
     int64_t created_at, started_at, ready_at, stopped_at, last_activity;
 } store_server_t;
 
@@ -63,9 +65,10 @@ int store_server_spawned(store_t *st, int64_t id, const char *host, int port, in
                          int64_t pid_start_time, const char *backend_state,
                          const char *upstream_token, nb_err_t *err);
 /* state: "running" sets ready_at, "stopped"/"failed" stopped_at (error kept
- * for failed, cleared otherwise); -ENOENT for no such row. */
+ * for failed, cleared otherwise); stop_reason is written as given (NULL
+ * clears it; store_server_begin clears it too); -ENOENT for no such row. */
 int store_server_set_state(store_t *st, int64_t id, const char *state, const char *error,
-                           int64_t now, nb_err_t *err);
+                           const char *stop_reason, int64_t now, nb_err_t *err);
 int store_server_activity(store_t *st, int64_t id, int64_t ts, nb_err_t *err);
 int store_server_set_spark(store_t *st, int64_t id, const char *cluster, nb_err_t *err);
 /* Delete the row (its tokens go with it: ON DELETE CASCADE). */

@@ -124,6 +124,40 @@ def test_workspace_notebook_runs_in_the_owners_workspace(h):
         srv.stop()
 
 
+def test_admin_applied_flow_with_owner_is_the_owners(h):
+    """An admin applies a flow file with `owner: alice`: its tasks run as alice
+    (~/ is her workspace), so the flow is hers too -- in the store, in
+    GET /flows (alice's list) and for her rights on it (run it, pause it).
+    It used to be recorded as the admin's: missing from alice's list, and
+    alice could not run the flow that runs as her."""
+    srv = Server(h).start()
+    try:
+        tok = users(srv, "alice", "bob")
+        nb = workspace_nb(srv, "alice", "reports/daily.ipynb", "alice")
+        flow = "name: for-alice\nowner: alice\ntasks:\n  report:\n    notebook: ~/reports/daily.ipynb\n"
+        st, body = apply(srv.api, "for-alice", flow)
+        assert st == 201, (st, body)
+        st, f = srv.api.get("/api/v1/flows/for-alice")
+        assert st == 200 and f["owner"] == "alice", f
+        st, lst = tok["alice"].get("/api/v1/flows")
+        assert st == 200 and "for-alice" in [x["name"] for x in lst["flows"]], lst
+        st, lst = tok["bob"].get("/api/v1/flows")
+        assert st == 200 and "for-alice" not in [x["name"] for x in lst["flows"]], lst
+        run = wait(tok["alice"], trigger(tok["alice"], "for-alice"))
+        assert run["state"] == "success", (run, log_of(tok["alice"], run["id"], "report"))
+        assert (nb.parent / "ran.txt").read_text() == "alice"
+        # The admin applies it again (a change): still alice's.
+        st, body = apply(srv.api, "for-alice", flow + "schedule: '@daily'\n")
+        assert st in (200, 201), (st, body)
+        assert srv.api.get("/api/v1/flows/for-alice")[1]["owner"] == "alice"
+        # An admin's flow without owner: stays the admin's.
+        st, body = apply(srv.api, "mine", "name: mine\ntasks:\n  t: {command: [true]}\n")
+        assert st == 201, (st, body)
+        assert srv.api.get("/api/v1/flows/mine")[1]["owner"] == "admin"
+    finally:
+        srv.stop()
+
+
 @pytest.mark.parametrize("path,why", [
     ("~bob/reports/daily.ipynb", "another user"),
     ("~root/.jupyter/x.ipynb", "another user"),

@@ -219,6 +219,8 @@ def test_a_server_that_died_while_nbhub_was_down_is_marked_stopped(h):
     hs.start()
     again = hs.server("alice")
     assert again["state"] == "stopped" and again["pid"] is None, again
+    # (gone at the start, or a zombie nobody reaped yet, adopted and seen gone at once)
+    assert again["stop_reason"] in ("found gone after a restart of nbhub", "exited (status unknown)"), again
     st, body = hs.user("alice").get("/user/alice/api/status")
     assert st == 503, (st, body)
     # and it starts again
@@ -407,6 +409,7 @@ def test_start_timeout_fails_with_the_log_tail_and_kills_the_server(h):
     took = time.monotonic() - t0
     assert srv["state"] == "failed", srv
     assert "did not answer within 2 s" in srv["error"] and "slow server on port" in srv["error"], srv
+    assert srv["stop_reason"] == "start timed out (hub.start_timeout 2 s)", srv
     assert took < 10, took
     assert srv["pid"] is None
     with hs.db() as db:
@@ -422,6 +425,7 @@ def test_stopping_a_start_in_progress_ends_stopped(hub):
     assert st == 202 and body["state"] == "stopping", (st, body)
     end = hub.wait_state("bob", "cancel", ("stopped", "failed"), timeout=30)
     assert end["state"] == "stopped" and end["error"] is None, end
+    assert end["stop_reason"] == "stopped by bob", end
     with hub.db() as db:
         pid = db.execute("SELECT s.pid FROM servers s JOIN users u ON u.id = s.user_id "
                          "WHERE u.name = 'bob' AND s.name = 'cancel'").fetchone()[0]
@@ -452,3 +456,81 @@ def test_stop_servers_on_exit_stops_every_server_and_its_kernels(h):
     hs.start()
     assert hs.server("alice")["state"] == "stopped"
     hs.stop()
+
+
+def test_why_a_server_stopped_is_kept_and_shown(hub):
+    """Every stop says why (stop_reason on the servers row, in the API's
+    Server, cleared by the next start): the owner's stop, an admin's, the
+    process ending by itself, a start that exits.  It used to be lost: a
+    stopped server looked the same whoever or whatever stopped it."""
+    srv = hub.start_server("alice", "why")
+    assert srv["state"] == "running" and srv["stop_reason"] is None, srv
+    end = hub.stop_server("alice", "why")
+    assert end["state"] == "stopped" and end["stop_reason"] == "stopped by alice", end
+    with hub.db() as db:
+        row = db.execute("SELECT s.stop_reason FROM servers s JOIN users u ON u.id = s.user_id "
+                         "WHERE u.name = 'alice' AND s.name = 'why'").fetchone()
+    assert row[0] == "stopped by alice", row
+    # nbhub server list says it too
+    p = subprocess.run([hub.h.env.get("NBHUB_BIN", os.environ.get("NBHUB_BIN")) or "nbhub", "server", "list",
+                        "--url", f"http://127.0.0.1:{hub.port}", "--token", hub.user("alice").token],
+                       capture_output=True, text=True, timeout=60, env=hub.h.env)
+    line = next((l for l in p.stdout.splitlines() if " why " in l), "")
+    assert p.returncode == 0 and "stopped" in line and line.rstrip().endswith("stopped by alice"), p.stdout
+
+    # a start clears it; an admin's stop of alice's server says so
+    srv = hub.start_server("alice", "why")
+    assert srv["state"] == "running" and srv["stop_reason"] is None, srv
+    st, body = hub.api.delete(hub.path("alice", "why"))
+    assert st == 202, (st, body)
+    end = hub.wait_state("alice", "why", ("stopped",), timeout=60)
+    assert end["stop_reason"] == "stopped by admin admin", end
+
+    # the process ends by itself (killed): not "stopped by" anyone
+    srv = hub.start_server("alice", "why")
+    os.killpg(srv["pid"], signal.SIGKILL)
+    end = hub.wait_state("alice", "why", ("stopped",), timeout=30)
+    assert end["stop_reason"] == "was killed by signal 9", end
+
+    # a start that fails: the short reason, the long one stays in error
+    end = hub.start_server("bob", "crashy", profile="crash")
+    assert end["state"] == "failed", end
+    assert end["stop_reason"] == "exited with code 3 before it was ready", end
+    hub.stop_server("alice", "why", remove=True)
+    hub.stop_server("bob", "crashy", remove=True)
+
+
+def test_a_cancelled_start_says_who_stopped_it_in_its_progress(hub):
+    """Someone following a start's progress (the page, JupyterHub's spawn
+    page) sees why it ended when it is stopped before it is ready."""
+    import http.client
+    import threading
+    bob = hub.user("bob")
+    srv = hub.start_server("bob", "cancel2", wait=False)
+    assert srv["state"] == "starting", srv
+    c = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=60)
+    c.request("GET", "/api/v1/servers/bob/cancel2/progress", headers={"Authorization": f"Bearer {bob.token}"})
+    r = c.getresponse()
+    assert r.status == 200, (r.status, r.read())
+    events, first = [], threading.Event()
+
+    def read():
+        for raw in r:
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                first.set()
+        first.set()
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    assert first.wait(30), events
+    if events and events[-1].get("ready"):
+        pytest.skip("the server was ready before the stop")
+    st, body = bob.delete("/api/v1/servers/bob/cancel2")
+    assert st == 202, (st, body)
+    t.join(60)
+    c.close()
+    assert events[-1].get("failed") is True, events
+    assert events[-1]["message"] == "The server was stopped: stopped by bob", events
+    hub.wait_state("bob", "cancel2", ("stopped",), timeout=30)
+    hub.stop_server("bob", "cancel2", remove=True)

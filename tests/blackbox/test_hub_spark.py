@@ -123,6 +123,11 @@ def test_spark_profile_server_computes_on_its_cluster_and_cleans_up(h):
         t_cluster = time.monotonic() - t0
         assert st, (srv.log(), (cluster_dir(srv, "alice") / "api.log").read_text(errors="replace")[-3000:])
         print(f"server ready after {t_server:.1f} s, its cluster after {t_cluster:.1f} s")
+        # ... and, from the cluster's own files, its state, URLs and size
+        s = server_json(alice, "alice", "")
+        assert s["spark"]["state"] == "running" and s["spark"]["master_url"] == st["master_url"], (s, st)
+        assert s["spark"]["connect_url"] is None, s
+        assert s["spark"]["workers"] == 1 and s["spark"]["worker_memory"] == "512m", s
         code, c = alice.get("/api/v1/spark/clusters/server")
         assert code == 200 and c["owner"] == "alice" and c.get("server") == "", (code, c)
         cfg = json.loads((cluster_dir(srv, "alice") / "config.json").read_text())

@@ -390,3 +390,32 @@ def test_user_memory_limit_is_named_when_it_kills(h, accounts):
     finally:
         srv.stop()
         shutil.rmtree(srv.home, ignore_errors=True)
+
+
+@needs_root
+def test_shared_mode_task_limits_run_in_a_cgroup(h):
+    """isolation: shared (the default) as root, with a flow task's `limits:`:
+    the scheduler wraps the task in `nbhub __as-user -` (no account to become,
+    only the cgroups), which used to look up a Unix account called "-" and
+    fail every such task with exit 126.  The task runs as nbhub's own user,
+    inside nbhub/u-shared/t..., and the limit is enforced."""
+    home = h.tmp / "home-shared-limits"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "nbhub.yaml").write_text("limits: {memory: 1g}\n")
+    srv = Server(h, home=home).start()
+    try:
+        probe = ("import os; print('uid', os.getuid()); "
+                 "print([l for l in open('/proc/self/cgroup').read().splitlines() if 'memory' in l or l.startswith('0::')])")
+        run = run_task(srv, "inlimits", "tasks:\n  probe:\n    limits: {memory: 256m}\n"
+                       f"    command: [/usr/bin/python3, -c, \"{probe}\"]\n")
+        log = task_log(srv, run)
+        assert run["state"] == "success", (run["tasks"][0].get("error"), log)
+        assert "uid 0" in log, log
+        assert "nbhub/u-shared/t" in log, log
+        run = run_task(srv, "hog", "tasks:\n  hog:\n    limits: {memory: 64m}\n"
+                       "    command: [/usr/bin/python3, -c, 'x = bytearray(400 << 20); print(len(x))']\n")
+        assert run["state"] == "failed", run
+        err = run["tasks"][0].get("error") or ""
+        assert "memory limit 64m exceeded" in err, (run, task_log(srv, run), srv.log())
+    finally:
+        srv.stop()

@@ -233,11 +233,19 @@ test("the admin sees alice's server on /admin/servers and stops it", async () =>
   await row.locator('button:text-is("Stop")').click();
   await p.locator('table.servers tr[data-owner="alice"][data-server="default"]:not([data-state="running"])')
     .waitFor({ timeout: 60000 });
+  // once stopped (the list is looked at again every 10 s), the row says who stopped it
+  const whyRow = p.locator('table.servers tr[data-owner="alice"][data-server="default"][data-state="stopped"] .stop-reason');
+  await whyRow.waitFor({ timeout: 60000 });
+  assert.equal(await whyRow.textContent(), "stopped by admin admin");
   await snap("admin-stopped", p);
   await other.close();
   // alice's page says so.
   await page.reload();
   await page.locator('.server[data-server="default"]:is([data-state="stopped"], [data-state="stopping"])').waitFor({ timeout: 60000 });
+  // ... and why, once the stop is over (the card looks again while stopping).
+  const why = page.locator('.server[data-server="default"][data-state="stopped"] .stop-reason');
+  await why.waitFor({ timeout: 60000 });
+  assert.match(await why.textContent(), /^Stopped: stopped by admin admin/);
   await snap("server-stopped");
 });
 

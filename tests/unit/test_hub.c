@@ -197,9 +197,9 @@ static void test_rows_and_adoption(void **state)
     assert_int_equal(store_server_begin(st, uid, "dev", "small", NULL, NULL, 11, NULL, &err), -ESTALE);
     /* pid 1's start time is never 12345 */
     assert_int_equal(store_server_spawned(st, id1, "127.0.0.1", 40000, 1, 12345, NULL, NULL, &err), 0);
-    assert_int_equal(store_server_set_state(st, id1, "running", NULL, 20, &err), 0);
+    assert_int_equal(store_server_set_state(st, id1, "running", NULL, NULL, 20, &err), 0);
     assert_int_equal(store_server_begin(st, uid, "", "small", NULL, NULL, 30, &id2, &err), 0);
-    assert_int_equal(store_server_set_state(st, id2, "failed", "boom", 40, &err), 0);
+    assert_int_equal(store_server_set_state(st, id2, "failed", "boom", "start timed out", 40, &err), 0);
 
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -214,6 +214,13 @@ static void test_rows_and_adoption(void **state)
     assert_int_equal(hub_adopt(h), 0);
     assert_int_equal(hub_server_state(s), HUB_STOPPED);
     assert_int_equal(stopped_calls, 1);
+    /* why, in memory and on the row; the failed row's reason was loaded */
+    assert_string_equal(hub_server_stop_reason(s), "found gone after a restart of nbhub");
+    store_server_t gone;
+    assert_int_equal(store_server_get(st, id1, &gone, &err), 0);
+    assert_string_equal(gone.stop_reason, "found gone after a restart of nbhub");
+    store_server_clear(&gone);
+    assert_string_equal(hub_server_stop_reason(hub_server_by_id(h, id2)), "start timed out");
     /* names quoted as JupyterHub does: '@' stays in paths, is %40 in the client id */
     assert_string_equal(hub_server_prefix(s), "/user/ann@x/dev/");
     char *cid = hub_server_client_id(s);
