@@ -16,7 +16,7 @@ for r in "$BUILD"/replay/fuzz_*; do
     if "$r" fuzz/corpus/"$name" >/dev/null; then fz_pass=$((fz_pass+1)); else fz_fail=$((fz_fail+1)); echo "FAILED: $r"; unit_rc=1; fi
 done
 echo "fuzz corpora: $fz_pass passed, $fz_fail failed"
-NBHUB_BIN="$PWD/$BUILD/nbhub" .venv/bin/python -m pytest -p no:cacheprovider -q tests/blackbox
+NBHUB_BIN="$PWD/$BUILD/nbhub" .venv/bin/python -m pytest -p no:cacheprovider -q --durations=12 tests/blackbox
 py_rc=$?
 # Nothing is printed after pytest: its summary must stay the last line.
 [ $unit_rc -ne 0 ] && exit 1

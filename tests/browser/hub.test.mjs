@@ -166,7 +166,11 @@ test("a browser without a session is sent to log in, then straight back to Jupyt
   await p.fill("#user", "alice");
   await p.fill("#pass", process.env.NBHUB_ALICE_PASSWORD);
   await p.click('button[type="submit"]');
-  await p.locator('.jp-LauncherCard[data-category="Notebook"], .jp-NotebookPanel').first().waitFor({ timeout: 150000 });
+  // JupyterLab restores alice's workspace: the launcher or the notebook she
+  // opened before, whichever is in front (hidden panels do not count).
+  await p.waitForFunction(() => document.querySelector(
+    ".jp-LabShell .jp-Launcher:not(.lm-mod-hidden), .jp-LabShell .jp-NotebookPanel:not(.lm-mod-hidden)"),
+  null, { timeout: 150000 }).catch(async (e) => { await snap("login-next-failed", p).catch(() => {}); throw e; });
   assert.ok(p.url().startsWith(URL + "/user/alice/"), p.url());
   // A next= that leaves the origin is not followed.
   await p.goto(URL + "/login?next=//evil.example/x");

@@ -172,6 +172,8 @@ test("script injection through outputs, SVG and markdown runs nothing", async ()
   await page.waitForTimeout(500);   // give any injected handler its chance
   // The browser says it refused the notebook's scripts (the sandbox) and its
   // image from the network (the CSP): the defences were exercised, not idle.
+  // (The console message can come late on a loaded machine: wait for it.)
+  for (let i = 0; i < 50 && !blocked.some((t) => /Blocked script execution/.test(t)); i++) await page.waitForTimeout(200);
   assert.ok(blocked.some((t) => /Blocked script execution/.test(t)), JSON.stringify(blocked));
   assert.equal(await page.evaluate(() => document.body.dataset.pwned), undefined);
   assert.equal(await frame.locator("body").getAttribute("data-pwned"), null);
