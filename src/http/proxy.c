@@ -128,6 +128,11 @@ struct exch {
              upgraded : 1, c_eof : 1, u_eof : 1, up_paused : 1, client_paused : 1,
              finishing : 1;
     struct proxy_wsframes c2u, u2c;
+    /* What one read of the upstream produced for the client, written at the
+     * end of that read in one piece (gather): a small answer's head and body
+     * leave in one write, one segment, not two. */
+    buf_t outb;
+    int gather;
     size_t client_q;                /* client queue as last seen (stats) */
 };
 
@@ -431,6 +436,7 @@ static void exch_free_maybe(struct exch *x)
     buf_free(&x->reason);
     buf_free(&x->field);
     buf_free(&x->value);
+    buf_free(&x->outb);
     free(x->head);
     free(x->host);
     free(x->drop_cookie);
@@ -656,8 +662,28 @@ static void client_send_in(struct exch *x, char *block, const char *data, size_t
     stats_buffered(x);
 }
 
+/* What was gathered goes out; gathering ends. */
+static void client_flush(struct exch *x)
+{
+    x->gather = 0;
+    if (!x->outb.len) return;
+    size_t n = x->outb.len;
+    char *d = buf_detach(&x->outb);
+    client_send_in(x, d, d, n);
+}
+
+#define GATHER_MAX (16 * 1024)     /* a bigger piece is not worth a copy to save a write */
+
 static void client_send(struct exch *x, char *owned, size_t len)
 {
+    if (x->gather && x->req && x->outb.len + len <= GATHER_MAX) {
+        buf_append(&x->outb, owned, len);
+        free(owned);
+        return;
+    }
+    int g = x->gather;
+    client_flush(x);
+    x->gather = g;
     client_send_in(x, owned, owned, len);
 }
 
@@ -794,6 +820,9 @@ static int rp_body(http_parser *p, const char *at, size_t n)
          * at most 4 times the bytes it carries (the high-water mark counts
          * bytes). */
         rd_given = 1;
+        int g = x->gather;
+        client_flush(x);
+        x->gather = g;
         client_send_in(x, rd_block, at, n);
     } else if (x->out_framing != FR_NONE) {
         char *b = xmalloc(n);
@@ -831,6 +860,7 @@ static void splice_up(struct exch *x, const char *data, size_t len);
 static void exch_finish(struct exch *x)
 {
     if (x->out_framing == FR_CHUNK && x->req) client_send(x, xstrdup("0\r\n\r\n"), 5);
+    client_flush(x);
     /* An answer that came before the whole body was sent: the client's
      * connection cannot go on (its body is unread), nor can the upstream's. */
     int body_complete = x->req_done || !x->req_has_body;
@@ -955,18 +985,22 @@ static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     x->resp_any = 1;
     rd_block = data == rbuf ? NULL : b->base;
     rd_given = 0;
+    x->gather = 1;
     size_t used = http_parser_execute(&x->rp, &rp_settings, data, (size_t)n);
     rd_block = NULL;
     enum http_errno e = HTTP_PARSER_ERRNO(&x->rp);
     if (x->rp.upgrade && x->started && x->req) {
         /* The 101's head is relayed; what follows is the new protocol's. */
         x->resp_done = 1;
+        client_flush(x);
         exch_upgrade(x, data + used, (size_t)n - used);
     } else if (x->resp_done) {
         if (used < (size_t)n) x->up_keep = 0;       /* bytes nobody asked for */
-        exch_finish(x);
+        exch_finish(x);             /* flushes, with the last chunk */
     } else if (e != HPE_OK) {
         exch_fail(x, -EPROTO);
+    } else {
+        client_flush(x);
     }
     if (data == rbuf) rbuf_busy = 0;
     else if (!rd_given) free(b->base);
