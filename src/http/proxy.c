@@ -348,8 +348,8 @@ static struct upconn *up_new(uv_loop_t *loop, const char *key)
     return u;
 }
 
-static void pool_idle_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static void up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 
 static void pool_timer(uv_timer_t *t)
 {
@@ -373,10 +373,14 @@ static void pool_put(struct upconn *u)
     pool = u;
     stats.pool_idle++;
     /* Read while idle: the server closing it (EOF) or sending anything
-     * unasked is the end of this connection. */
-    uv_read_stop((uv_stream_t *)&u->tcp);
-    uv_read_start((uv_stream_t *)&u->tcp, up_alloc, pool_idle_read);
-    u->reading = 1;
+     * unasked is the end of this connection (up_read_cb without an
+     * exchange).  Reading goes on from the answer it carried to the next
+     * request: a stop and a start per request were two epoll_ctl calls
+     * (and a failed third) for nothing. */
+    if (!u->reading) {
+        uv_read_start((uv_stream_t *)&u->tcp, up_alloc, up_read_cb);
+        u->reading = 1;
+    }
     uv_timer_start(&u->timer, pool_timer, cfg.pool_idle_ms, 0);
 }
 
@@ -386,19 +390,9 @@ static struct upconn *pool_get(const char *key)
         if (strcmp(p->key, key) == 0) {
             pool_remove(p);
             uv_timer_stop(&p->timer);
-            uv_read_stop((uv_stream_t *)&p->tcp);
-            p->reading = 0;
-            return p;
+            return p;               /* still reading: exch_send's up_read_start is a no-op */
         }
     return NULL;
-}
-
-static void pool_idle_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-    struct upconn *u = s->data;
-    if (b->base == rbuf) rbuf_busy = 0;
-    else free(b->base);
-    if (n != 0) up_close(u);
 }
 
 static void up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -618,7 +612,6 @@ static void on_client_data(http_req_t *req, const char *data, size_t len, void *
 
 /* ---- reading upstream --------------------------------------------------- */
 
-static void up_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 
 static void up_read_start(struct upconn *u)
 {
