@@ -612,7 +612,6 @@ static void on_client_data(http_req_t *req, const char *data, size_t len, void *
 
 /* ---- reading upstream --------------------------------------------------- */
 
-
 static void up_read_start(struct upconn *u)
 {
     if (u->reading || u->closing) return;
