@@ -26,7 +26,8 @@
  * (http_req_read_pause for the client, uv_read_stop for the upstream); it
  * resumes when the queue falls to PROXY_LOW_WATER (upstream write callback,
  * http_raw_on_drain).  So what a transfer holds is a high-water mark plus
- * one read (64 KiB) per direction, whatever its size.
+ * one read per direction (256 KiB from the upstream, 64 KiB from the client),
+ * whatever its size.
  *
  * Errors.  Before a byte of the answer went to the client, a failure of the
  * upstream (refused, reset, malformed head, timeout) hands the request back
