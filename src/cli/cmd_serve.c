@@ -110,6 +110,7 @@ struct serve {
     int            stop_servers;   /* --stop-servers-on-exit */
     netguard_t    *guard;      /* where webhooks may go (nbhub.yaml webhooks.allow) */
     uv_signal_t    sigterm, sigint, sighup;
+    uv_prepare_t   logflush;   /* the log's batched lines go out before the loop sleeps */
     tls_ctx_t    **tls;        /* per listen address, NULL = plain; NULL-padded, nlisten long */
     const char *const *addrs;
     size_t         nlisten;
@@ -131,7 +132,15 @@ static void serve_part_closed(void *ud)
         uv_close((uv_handle_t *)&sv->sigterm, NULL);
         uv_close((uv_handle_t *)&sv->sigint, NULL);
         uv_close((uv_handle_t *)&sv->sighup, NULL);
+        log_batch(0);
+        uv_close((uv_handle_t *)&sv->logflush, NULL);
     }
+}
+
+static void serve_log_flush(uv_prepare_t *p)
+{
+    (void)p;
+    log_flush();
 }
 
 static void serve_http_stopped(http_server_t *srv, void *ud)
@@ -725,6 +734,11 @@ int cmd_serve(int argc, char **argv)
     uv_signal_start(&sv.sigterm, serve_on_signal, SIGTERM);
     uv_signal_start(&sv.sigint, serve_on_signal, SIGINT);
     uv_signal_start(&sv.sighup, serve_on_signal, SIGHUP);
+    /* The access log: a line per request was a write(2) per request (a
+     * third of the proxy's writes for small answers); batched per loop turn. */
+    uv_prepare_init(&sv.loop, &sv.logflush);
+    uv_prepare_start(&sv.logflush, serve_log_flush);
+    log_batch(1);
     LOG_I("nbhub serve ready", "listen=%s home=%s flows=%s pid=%d", addrs[0], home, flows_dir,
           (int)getpid());
     /* A line on stdout for scripts and tests that wait for readiness. */

@@ -2352,6 +2352,19 @@ int http_raw_write_take(http_req_t *r, char *data, size_t len)
     return r->conn && r->conn->phase != CONN_CLOSING ? 0 : -ECONNRESET;
 }
 
+int http_raw_write_in(http_req_t *r, char *block, const char *data, size_t len)
+{
+    NB_ASSERT(r->raw);
+    if (!r->conn || r->conn->phase == CONN_CLOSING || len == 0) {
+        free(block);
+        return len == 0 && r->conn ? 0 : -ECONNRESET;
+    }
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    r->bytes_out += len;
+    conn_write(r->conn, &b, 1, block, NULL);
+    return r->conn && r->conn->phase != CONN_CLOSING ? 0 : -ECONNRESET;
+}
+
 void http_raw_on_drain(http_req_t *r, size_t low, http_drain_fn fn, void *ud)
 {
     r->drain_fn = fn;

@@ -286,6 +286,10 @@ int  http_raw_begin(http_req_t *req, int status);
 int  http_raw_write(http_req_t *req, const void *data, size_t len);
 /* The same, taking a malloc'd buffer (freed in every case; no copy). */
 int  http_raw_write_take(http_req_t *req, char *data, size_t len);
+/* The same for data inside a malloc'd block: block (not data) is freed once
+ * written, or at once on a dead connection (the proxy hands over its read
+ * buffer this way: a body relayed without a copy). */
+int  http_raw_write_in(http_req_t *req, char *block, const char *data, size_t len);
 void http_raw_on_drain(http_req_t *req, size_t low, http_drain_fn fn, void *ud);
 int  http_raw_upgrade(http_req_t *req);
 int  http_raw_shutdown(http_req_t *req);

@@ -2,6 +2,7 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,29 @@ int log_min_level = LOG_WARN;
 static const char *log_names[] = { "debug", "info", "warn", "error", "off" };
 
 void log_set_level(int level) { log_min_level = level; }
+
+/* Batching (log_batch): the info and debug lines of the batching thread
+ * wait here for log_flush, which nbhub serve calls once per loop turn before
+ * the loop sleeps; warnings and errors, and other threads' lines, are written
+ * at once (after what waits, so the order holds within the thread). */
+static int batch_on;
+static pthread_t batch_thread;
+static char batch_buf[64 * 1024];
+static size_t batch_len;
+
+void log_flush(void)
+{
+    if (!batch_len) return;
+    fwrite(batch_buf, 1, batch_len, stderr);
+    batch_len = 0;
+}
+
+void log_batch(int on)
+{
+    log_flush();
+    batch_on = on;
+    batch_thread = pthread_self();
+}
 
 int log_level_parse(const char *s)
 {
@@ -31,6 +55,17 @@ void log_write(int level, const char *msg, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
         va_end(ap);
+    }
+    if (batch_on && pthread_equal(pthread_self(), batch_thread)) {
+        size_t len = strnlen(line, sizeof line - 1);
+        if (level < LOG_WARN && len + 1 <= sizeof batch_buf) {
+            if (batch_len + len + 1 > sizeof batch_buf) log_flush();
+            memcpy(batch_buf + batch_len, line, len);
+            batch_buf[batch_len + len] = '\n';
+            batch_len += len + 1;
+            return;
+        }
+        log_flush();
     }
     fprintf(stderr, "%s\n", line);
 }

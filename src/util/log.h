@@ -18,6 +18,12 @@ extern int log_min_level;
 void log_set_level(int level);
 /* Parse "debug|info|warn|error|off"; returns -1 if unknown. */
 int  log_level_parse(const char *s);
+/* Batch this thread's info/debug lines until log_flush (one write per
+ * flush instead of one per line: nbhub serve's access log under load);
+ * log_batch(0) flushes and ends it.  Only for the thread that runs a loop
+ * calling log_flush before it sleeps. */
+void log_batch(int on);
+void log_flush(void);
 void log_write(int level, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
