@@ -33,14 +33,13 @@ import json
 import os
 import re
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchlib import cpu_model
+from benchlib import cpu_model, med
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv"
@@ -140,10 +139,6 @@ def check_output(out, ncells):
     done = [c for c in nb.cells if c.cell_type == "code" and c.execution_count is not None]
     if len(done) != ncells:
         raise RuntimeError(f"{out}: {len(done)}/{ncells} cells executed")
-
-
-def med(xs):
-    return statistics.median(xs) if xs else float("nan")
 
 
 def main():

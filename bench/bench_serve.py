@@ -61,26 +61,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 ADMIN_PASSWORD = "bench-admin-password-123"
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- small helpers
-
-def pct(xs, p):
-    """Percentile with linear interpolation (numpy's default)."""
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = (len(xs) - 1) * p / 100.0
-    f = int(k)
-    c = min(f + 1, len(xs) - 1)
-    return xs[f] + (xs[c] - xs[f]) * (k - f)
-
-
-def med(xs):
-    return statistics.median(xs) if xs else float("nan")
-
 
 def ts(s):
     """ISO 8601 ('...Z' or '+00:00') -> epoch seconds (float)."""
@@ -162,7 +143,7 @@ def tree_mem(roots):
     return rss, pss, n
 
 
-from benchlib import cpu_model, free_port, replace_section  # noqa: E402  (same directory)
+from benchlib import cpu_model, free_port, log, med, pct, replace_section  # noqa: E402  (same directory)
 
 
 def make_notebook(path, sources):

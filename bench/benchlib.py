@@ -4,9 +4,30 @@ Each benchmark owns one section of RESULTS.md, starting at its "## " title; writ
 replaces that section and keeps every other one (bench_run.py owns the file's top)."""
 
 import platform
+import statistics
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def pct(xs, p):
+    """Percentile with linear interpolation (numpy's default)."""
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * p / 100.0
+    f = int(k)
+    c = min(f + 1, len(xs) - 1)
+    return xs[f] + (xs[c] - xs[f]) * (k - f)
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
 
 
 def cpu_model():

@@ -206,13 +206,7 @@ def main():
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         res["machine"] = H.machine_line(res.get("load_before"))
-    table = render(res, args)
-    print(table)
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1))
-    if args.write:
-        write(table, res, args)
-    return 0
+    return H.report(res, args, render, write)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -29,30 +28,11 @@ HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from benchlib import RESULTS, cpu_model, free_port, replace_section  # noqa: E402,F401  (re-exported)
+from benchlib import RESULTS, cpu_model, free_port, log, med, pct, replace_section  # noqa: E402,F401  (re-exported)
 
 VENV_BIN = Path(os.environ.get("BENCH_VENV_BIN", REPO / ".venv" / "bin"))
 CHP = Path(os.environ.get("BENCH_CHP", BENCH / "node_modules" / ".bin" / "configurable-http-proxy"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def pct(xs, p):
-    """Percentile with linear interpolation (numpy's default)."""
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = (len(xs) - 1) * p / 100.0
-    f = int(k)
-    c = min(f + 1, len(xs) - 1)
-    return xs[f] + (xs[c] - xs[f]) * (k - f)
-
-
-def med(xs):
-    return statistics.median(xs) if xs else float("nan")
 
 
 def wait_until(fn, timeout, interval=0.05, what="condition"):
@@ -693,3 +673,15 @@ def machine_line(load_before=None):
     return (f"Machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
             f"Linux {platform.release()}, Python {platform.python_version()}; 1-minute load average "
             f"{before}{load[0]:.1f} after (the machine is shared with other agents' builds and tests).")
+
+
+def report(res, args, render, write):
+    """The end of every hub benchmark: print its table, keep the raw results
+    (--json), and replace its section of RESULTS.md (--write)."""
+    table = render(res, args)
+    print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    if args.write:
+        write(table, res, args)
+    return 0
