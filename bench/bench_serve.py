@@ -143,7 +143,7 @@ def tree_mem(roots):
     return rss, pss, n
 
 
-from benchlib import cpu_model, free_port, log, med, pct, replace_section  # noqa: E402  (same directory)
+from benchlib import cpu_model, free_port, log, med, pct, replace_section, wait_until  # noqa: E402  (same directory)
 
 
 def make_notebook(path, sources):
@@ -154,17 +154,6 @@ def make_notebook(path, sources):
         "language_info": {"name": "python"}})
     nb.cells = [new_code_cell(s) for s in sources]
     nbformat.write(nb, str(path))
-
-
-def wait_until(fn, timeout, interval=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Http:

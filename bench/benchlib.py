@@ -6,6 +6,7 @@ replaces that section and keeps every other one (bench_run.py owns the file's to
 import platform
 import statistics
 import sys
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -28,6 +29,19 @@ def pct(xs, p):
 
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
+
+
+def wait_until(fn, timeout, interval, what="condition"):
+    """fn()'s first true value, polled every interval seconds; RuntimeError
+    after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
 
 
 def cpu_model():

@@ -28,22 +28,11 @@ HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from benchlib import RESULTS, cpu_model, free_port, log, med, pct, replace_section  # noqa: E402,F401  (re-exported)
+from benchlib import RESULTS, cpu_model, free_port, log, med, pct, replace_section, wait_until  # noqa: E402,F401  (re-exported)
 
 VENV_BIN = Path(os.environ.get("BENCH_VENV_BIN", REPO / ".venv" / "bin"))
 CHP = Path(os.environ.get("BENCH_CHP", BENCH / "node_modules" / ".bin" / "configurable-http-proxy"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def wait_until(fn, timeout, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def venv_env(**extra):
