@@ -73,7 +73,7 @@ struct hub_server {
     int          port, pid;
     int64_t      pid_start;
     char        *upstream_token;
-    char        *spark_cluster, *spark_ui;
+    char        *spark_cluster;
     char        *error;
     char        *stop_reason;        /* why it last stopped or failed (kept on the row) */
     int64_t      started_at, ready_at, stopped_at, last_activity, activity_written;
@@ -240,7 +240,6 @@ static void server_free(hub_server_t *s)
     free(s->host);
     free(s->upstream_token);
     free(s->spark_cluster);
-    free(s->spark_ui);
     free(s->error);
     free(s->stop_reason);
     free(s->fail_msg);
@@ -1172,12 +1171,10 @@ void hub_server_touch(hub_server_t *s)
     hub_server_activity(s->hub, s, time_now_us());
 }
 
-void hub_server_set_spark(hub_t *h, hub_server_t *s, const char *cluster, const char *ui_url)
+void hub_server_set_spark(hub_t *h, hub_server_t *s, const char *cluster)
 {
     free(s->spark_cluster);
-    free(s->spark_ui);
     s->spark_cluster = cluster ? xstrdup(cluster) : NULL;
-    s->spark_ui = ui_url ? xstrdup(ui_url) : NULL;
     nb_err_t err;
     if (store_server_set_spark(h->store, s->id, cluster, &err) < 0)
         LOG_W("server spark cluster not saved", "server=%lld error=\"%s\"", (long long)s->id, err.msg);

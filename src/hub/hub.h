@@ -256,9 +256,9 @@ void hub_server_activity(hub_t *h, hub_server_t *s, int64_t ts_us);
  * proxy's on_activity). */
 void hub_server_touch(hub_server_t *s);
 
-/* Record the server's Spark cluster (name NULL = none) and the URL of its
- * UI for the page (h7's hub_spark.c). */
-void hub_server_set_spark(hub_t *h, hub_server_t *s, const char *cluster, const char *ui_url);
+/* Record the server's Spark cluster (name NULL = none; hub_spark.c).  What
+ * the page shows of it is read from the cluster's files (hub_spark_json). */
+void hub_server_set_spark(hub_t *h, hub_server_t *s, const char *cluster);
 const char *hub_server_spark_cluster(const hub_server_t *s);
 
 /* ---- progress ----------------------------------------------------------- */

@@ -181,7 +181,7 @@ static int hs_starting(hub_t *h, hub_server_t *s, void *ud, nb_err_t *err)
     if (hs->freed) return 0;
     const hub_profile_t *p = hub_server_profile_def(h, s);
     if (!p || p->spark.workers <= 0) {
-        hub_server_set_spark(h, s, NULL, NULL);
+        hub_server_set_spark(h, s, NULL);
         return 0;
     }
     const char *owner = hub_server_user(s), *server = hub_server_name(s);
@@ -267,10 +267,7 @@ static int hs_starting(hub_t *h, hub_server_t *s, void *ud, nb_err_t *err)
     if (p->python) hub_server_setenv(s, "PYSPARK_PYTHON", p->python);
     if (getenv("SPARK_HOME")) hub_server_setenv(s, "SPARK_HOME", getenv("SPARK_HOME"));
     if (getenv("JAVA_HOME")) hub_server_setenv(s, "JAVA_HOME", getenv("JAVA_HOME"));
-    char *ui = scluster_ui_path(id), *uis = xasprintf("%s/", ui);
-    hub_server_set_spark(h, s, name, uis);
-    free(ui);
-    free(uis);
+    hub_server_set_spark(h, s, name);
     LOG_I("server's spark cluster starting", "user=%s server=\"%s\" cluster=%s workers=%d worker_memory=%s connect=%d",
           owner, server, name, p->spark.workers, mem, p->spark.connect);
 out:
@@ -300,7 +297,7 @@ static void hs_stopped(hub_t *h, hub_server_t *s, void *ud)
         free(id);
         if (e) hs_drop(hs, e);
     }
-    if (cluster) hub_server_set_spark(h, s, NULL, NULL);
+    if (cluster) hub_server_set_spark(h, s, NULL);
 }
 
 /* ---- the sweep ------------------------------------------------------------------ */
