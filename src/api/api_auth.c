@@ -93,63 +93,96 @@ static void api_auth_ctx_user(http_req_t *req, api_ctx_t *c, const store_user_t 
     c->admin = u->is_admin;
 }
 
-/* Fill c from the request's credentials: 0, or -EACCES (no or bad
- * credentials, *why says which message), or another errno (store trouble). */
-static int api_auth_identify(api_t *a, http_req_t *req, api_ctx_t *c, const char **why,
-                             nb_err_t *err)
+/* The token tok (from an Authorization header): 0 and *c, -EACCES, or a
+ * store error. */
+static int api_auth_token(api_t *a, http_req_t *req, const char *tok, api_ctx_t *c, nb_err_t *err)
 {
     char digest[TOKEN_DIGEST_LEN + 1];
     store_user_t u;
-    int64_t now = time_now_us();
+    if (!tok || !token_is(tok, TOKEN_API)) return -EACCES;
+    token_digest(tok, digest);
+    store_token_t t;
+    int rc = store_token_lookup(a->store, digest, time_now_us(), &t, &u, err);
+    if (rc == -ENOENT || rc == -EKEYEXPIRED || rc == -EACCES) return -EACCES;
+    if (rc) return rc;
+    if (u.disabled) {
+        rc = -EACCES;
+    } else {
+        api_auth_ctx_user(req, c, &u);
+        c->token_digest = http_req_strdup(req, digest);
+        c->token_id = t.id;
+        c->token_kind = t.kind;
+        c->token_scopes = t.scopes ? http_req_strdup(req, t.scopes) : NULL;
+        c->token_server_id = t.server_id;
+        c->token_server = t.server_name ? http_req_strdup(req, t.server_name) : NULL;
+        c->token_server_owner = t.server_owner ? http_req_strdup(req, t.server_owner) : NULL;
+    }
+    store_token_clear(&t);
+    store_user_clear(&u);
+    return rc;
+}
+
+/* The session cookie: 0 and *c, -EACCES (none, or not a live session), or
+ * a store error. */
+static int api_auth_session(api_t *a, http_req_t *req, api_ctx_t *c, nb_err_t *err)
+{
+    char digest[TOKEN_DIGEST_LEN + 1];
+    store_user_t u;
+    const char *cookie = http_cookie(req, API_SESSION_COOKIE);
+    if (!cookie || !token_is(cookie, TOKEN_SESSION)) return -EACCES;
+    token_digest(cookie, digest);
+    store_session_t s;
+    int rc = store_session_lookup(a->store, digest, time_now_us(), &s, &u, err);
+    if (rc == -ENOENT || rc == -EKEYEXPIRED || rc == -EACCES) return -EACCES;
+    if (rc) return rc;
+    if (u.disabled) {
+        rc = -EACCES;
+    } else {
+        api_auth_ctx_user(req, c, &u);
+        c->via_cookie = 1;
+        c->session_digest = http_req_strdup(req, digest);
+        c->csrf = http_req_strdup(req, s.csrf_token);
+    }
+    store_session_clear(&s);
+    store_user_clear(&u);
+    return rc;
+}
+
+/* Fill c from the request's credentials: 0, or -EACCES (no or bad
+ * credentials, *why says which message), or another errno (store trouble).
+ * An Authorization header is the credential when there is one (a bad one
+ * is not retried with the cookie); else the session cookie. */
+static int api_auth_identify(api_t *a, http_req_t *req, api_ctx_t *c, const char **why,
+                             nb_err_t *err)
+{
     const char *h = http_header(req, "Authorization");
     if (h) {
-        const char *tok = api_auth_header_token(h);
         *why = BAD_CREDENTIALS;
-        if (!tok || !token_is(tok, TOKEN_API)) return -EACCES;
-        token_digest(tok, digest);
-        store_token_t t;
-        int rc = store_token_lookup(a->store, digest, now, &t, &u, err);
-        if (rc == -ENOENT || rc == -EKEYEXPIRED || rc == -EACCES) return -EACCES;
-        if (rc) return rc;
-        if (u.disabled) {
-            rc = -EACCES;
-        } else {
-            api_auth_ctx_user(req, c, &u);
-            c->token_digest = http_req_strdup(req, digest);
-            c->token_id = t.id;
-            c->token_kind = t.kind;
-            c->token_scopes = t.scopes ? http_req_strdup(req, t.scopes) : NULL;
-            c->token_server_id = t.server_id;
-            c->token_server = t.server_name ? http_req_strdup(req, t.server_name) : NULL;
-            c->token_server_owner = t.server_owner ? http_req_strdup(req, t.server_owner) : NULL;
-        }
-        store_token_clear(&t);
-        store_user_clear(&u);
-        return rc;
+        return api_auth_token(a, req, api_auth_header_token(h), c, err);
     }
-    const char *cookie = http_cookie(req, API_SESSION_COOKIE);
-    if (cookie) {
+    if (http_cookie(req, API_SESSION_COOKIE)) {
         *why = BAD_CREDENTIALS;
-        if (!token_is(cookie, TOKEN_SESSION)) return -EACCES;
-        token_digest(cookie, digest);
-        store_session_t s;
-        int rc = store_session_lookup(a->store, digest, now, &s, &u, err);
-        if (rc == -ENOENT || rc == -EKEYEXPIRED || rc == -EACCES) return -EACCES;
-        if (rc) return rc;
-        if (u.disabled) {
-            rc = -EACCES;
-        } else {
-            api_auth_ctx_user(req, c, &u);
-            c->via_cookie = 1;
-            c->session_digest = http_req_strdup(req, digest);
-            c->csrf = http_req_strdup(req, s.csrf_token);
-        }
-        store_session_clear(&s);
-        store_user_clear(&u);
-        return rc;
+        return api_auth_session(a, req, c, err);
     }
     *why = "authentication required";
     return -EACCES;
+}
+
+int api_auth_peek_header(api_t *a, http_req_t *req, api_ctx_t *c)
+{
+    memset(c, 0, sizeof *c);
+    const char *h = http_header(req, "Authorization");
+    nb_err_t err;
+    err_clear(&err);
+    return h ? api_auth_token(a, req, api_auth_header_token(h), c, &err) : -EACCES;
+}
+
+int api_auth_peek_cookie(api_t *a, http_req_t *req, api_ctx_t *c)
+{
+    memset(c, 0, sizeof *c);
+    nb_err_t err;
+    err_clear(&err);
+    return api_auth_session(a, req, c, &err);
 }
 
 static int api_auth_unsafe_method(const http_req_t *req)

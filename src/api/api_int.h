@@ -203,6 +203,11 @@ int  api_auth_peek(api_t *a, http_req_t *req, api_ctx_t *c);
 int  api_auth_full(const api_ctx_t *c);
 /* api_auth_peek without that limit: any kind of token (for /hub/api). */
 int  api_auth_peek_any(api_t *a, http_req_t *req, api_ctx_t *c);
+/* The two credentials apart, any kind of token (the proxy, api_proxy.c,
+ * which leaves an Authorization header that is not ours to the notebook
+ * server and then looks at the cookie): 0 and *c, or < 0. */
+int  api_auth_peek_header(api_t *a, http_req_t *req, api_ctx_t *c);
+int  api_auth_peek_cookie(api_t *a, http_req_t *req, api_ctx_t *c);
 /* Run id exists and c may see its flow: 0 (c->flow and c->run set),
  * -ENOENT (absent or not visible: the same answer), or another errno. */
 int  api_auth_run_visible(api_t *a, http_req_t *req, api_ctx_t *c, int64_t id, nb_err_t *err);

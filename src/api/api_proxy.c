@@ -30,28 +30,15 @@
  * it (browsers), or 503 {"error": ...} for API clients.
  */
 #include "api/api_int.h"
-#include "auth/token.h"
 #include "http/proxy.h"
 #include "util/buf.h"
 #include "util/urlesc.h"
 #include "util/log.h"
-#include "util/timeutil.h"
 #include "util/xmalloc.h"
 
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
-
-/* "token X" / "Bearer X" -> X, else NULL. */
-static const char *auth_token(const char *h)
-{
-    if (!h) return NULL;
-    if (!strncasecmp(h, "token ", 6)) h += 6;
-    else if (!strncasecmp(h, "bearer ", 7)) h += 7;
-    else return NULL;
-    while (*h == ' ') h++;
-    return *h ? h : NULL;
-}
 
 struct who {
     int64_t     uid;
@@ -60,51 +47,23 @@ struct who {
     int         by_token;   /* the Authorization header authenticated */
 };
 
-/* 0 and *w, or -EACCES (no usable credentials). */
+/* 0 and *w, or -EACCES (no usable credentials).  An Authorization header
+ * with one of the user's tokens or an OAuth token the hub issued; a
+ * server's own token does not count, and a header that is not ours is the
+ * notebook server's business: then the session cookie. */
 static int identify(api_t *a, http_req_t *req, struct who *w)
 {
     memset(w, 0, sizeof *w);
-    const char *tok = auth_token(http_header(req, "Authorization"));
-    if (tok && strlen(tok) < 200) {
-        char digest[TOKEN_DIGEST_LEN + 1];
-        token_digest(tok, digest);
-        store_token_t t;
-        store_user_t u;
-        memset(&t, 0, sizeof t);
-        memset(&u, 0, sizeof u);
-        nb_err_t err;
-        if (store_token_lookup(a->store, digest, time_now_us(), &t, &u, &err) == 0) {
-            int ok = !u.disabled && (t.kind == STORE_TOKEN_API || t.kind == STORE_TOKEN_OAUTH);
-            if (ok) {
-                w->uid = u.id;
-                w->name = http_req_strdup(req, u.name);
-                w->admin = u.is_admin;
-                w->by_token = 1;
-            }
-            store_token_clear(&t);
-            store_user_clear(&u);
-            if (ok) return 0;
-        }
-    }
-    /* The cookie (a header that is not ours is left for the server). */
-    if (!http_cookie(req, API_SESSION_COOKIE)) return -EACCES;
-    const char *cookie = http_cookie(req, API_SESSION_COOKIE);
-    if (!token_is(cookie, TOKEN_SESSION)) return -EACCES;
-    char digest[TOKEN_DIGEST_LEN + 1];
-    token_digest(cookie, digest);
-    store_session_t s;
-    store_user_t u;
-    nb_err_t err;
-    if (store_session_lookup(a->store, digest, time_now_us(), &s, &u, &err) < 0) return -EACCES;
-    int ok = !u.disabled;
-    if (ok) {
-        w->uid = u.id;
-        w->name = http_req_strdup(req, u.name);
-        w->admin = u.is_admin;
-    }
-    store_session_clear(&s);
-    store_user_clear(&u);
-    return ok ? 0 : -EACCES;
+    api_ctx_t c;
+    if (api_auth_peek_header(a, req, &c) == 0 &&
+        (c.token_kind == STORE_TOKEN_API || c.token_kind == STORE_TOKEN_OAUTH))
+        w->by_token = 1;
+    else if (api_auth_peek_cookie(a, req, &c) < 0)
+        return -EACCES;
+    w->uid = c.uid;
+    w->name = c.name;
+    w->admin = c.admin;
+    return 0;
 }
 
 static int wants_html(http_req_t *req)
