@@ -371,6 +371,98 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (group_id, user_id)"
     ") STRICT, WITHOUT ROWID;"
     "CREATE INDEX group_members_user ON group_members(user_id);",
+    /* 5 -> 6: single sign-on, the Livy API and post-mortem kernels.
+     *
+     * SSO (docs/sso.md): a user created by an OpenID provider carries the
+     * issuer and subject it came from; a second identity claiming the same
+     * name is refused, never merged, so (idp, idp_subject) is unique.  A
+     * browser session that came from the provider keeps what logout and
+     * refresh need: the ID token (id_token_hint), the refresh token, when
+     * the provider's tokens expire, and the provider's session id `sid`
+     * (back-channel logout names it).  The refresh token is a credential,
+     * kept as the session row's secret like upstream_token (nbhub.db is 0600).
+     *
+     * Livy (docs/livy.md): a session is a kernel of the owner's; the row
+     * holds what a restarted nbhub needs to find it again (connection file,
+     * pid + start time, the Spark cluster it owns).  Statement ids count
+     * from 0 within a session, as in Livy; outputs are kept as the JSON
+     * Livy returns.  A batch is a spark-submit process of the owner's.
+     *
+     * Post-mortem (docs/flows.md): a failed task's kernel kept alive until
+     * kernel_kept_until, found again by its connection file and pid. */
+    "ALTER TABLE users ADD COLUMN idp TEXT;"
+    "ALTER TABLE users ADD COLUMN idp_subject TEXT;"
+    "CREATE UNIQUE INDEX users_idp ON users(idp, idp_subject) WHERE idp IS NOT NULL;"
+    "ALTER TABLE sessions ADD COLUMN idp_sid TEXT;"
+    "ALTER TABLE sessions ADD COLUMN id_token TEXT;"
+    "ALTER TABLE sessions ADD COLUMN refresh_token TEXT;"
+    "ALTER TABLE sessions ADD COLUMN idp_expires_at INTEGER;"
+    "CREATE INDEX sessions_idp_sid ON sessions(idp_sid) WHERE idp_sid IS NOT NULL;"
+    "CREATE TABLE livy_sessions ("
+    "  id              INTEGER PRIMARY KEY,"
+    "  user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  proxy_user      TEXT,"
+    "  name            TEXT,"
+    "  kind            TEXT    NOT NULL,"
+    "  state           TEXT    NOT NULL DEFAULT 'not_started'"
+    "                  CHECK (state IN ('not_started', 'starting', 'idle', 'busy', 'shutting_down',"
+    "                         'error', 'dead', 'killed', 'success')),"
+    "  request_json    TEXT    NOT NULL,"
+    "  kernel_conn     TEXT,"
+    "  pid             INTEGER,"
+    "  pid_start_time  INTEGER,"
+    "  spark_cluster   TEXT,"
+    "  app_id          TEXT,"
+    "  log_path        TEXT,"
+    "  error           TEXT,"
+    "  heartbeat_timeout INTEGER NOT NULL DEFAULT 0,"
+    "  last_heartbeat  INTEGER,"
+    "  created_at      INTEGER NOT NULL,"
+    "  ended_at        INTEGER"
+    ") STRICT;"
+    "CREATE UNIQUE INDEX livy_sessions_name ON livy_sessions(name)"
+    "  WHERE name IS NOT NULL AND ended_at IS NULL;"
+    "CREATE INDEX livy_sessions_user ON livy_sessions(user_id);"
+    "CREATE TABLE livy_statements ("
+    "  session_id      INTEGER NOT NULL REFERENCES livy_sessions(id) ON DELETE CASCADE,"
+    "  id              INTEGER NOT NULL CHECK (id >= 0),"
+    "  kind            TEXT    NOT NULL,"
+    "  code            TEXT    NOT NULL,"
+    "  state           TEXT    NOT NULL DEFAULT 'waiting'"
+    "                  CHECK (state IN ('waiting', 'running', 'available', 'error', 'cancelling',"
+    "                         'cancelled')),"
+    "  msg_id          TEXT,"
+    "  output_json     TEXT,"
+    "  progress        REAL    NOT NULL DEFAULT 0,"
+    "  started_at      INTEGER,"
+    "  completed_at    INTEGER,"
+    "  PRIMARY KEY (session_id, id)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE livy_batches ("
+    "  id              INTEGER PRIMARY KEY,"
+    "  user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  proxy_user      TEXT,"
+    "  name            TEXT,"
+    "  state           TEXT    NOT NULL DEFAULT 'not_started'"
+    "                  CHECK (state IN ('not_started', 'starting', 'running', 'shutting_down',"
+    "                         'error', 'dead', 'killed', 'success')),"
+    "  request_json    TEXT    NOT NULL,"
+    "  pid             INTEGER,"
+    "  pid_start_time  INTEGER,"
+    "  spark_cluster   TEXT,"
+    "  app_id          TEXT,"
+    "  log_path        TEXT,"
+    "  exit_code       INTEGER,"
+    "  error           TEXT,"
+    "  created_at      INTEGER NOT NULL,"
+    "  ended_at        INTEGER"
+    ") STRICT;"
+    "CREATE INDEX livy_batches_user ON livy_batches(user_id);"
+    "ALTER TABLE task_runs ADD COLUMN kernel_conn TEXT;"
+    "ALTER TABLE task_runs ADD COLUMN kernel_pid INTEGER;"
+    "ALTER TABLE task_runs ADD COLUMN kernel_pid_start_time INTEGER;"
+    "ALTER TABLE task_runs ADD COLUMN kernel_kept_until INTEGER;"
+    "CREATE INDEX task_runs_kept ON task_runs(kernel_kept_until) WHERE kernel_kept_until IS NOT NULL;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
