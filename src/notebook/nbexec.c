@@ -21,6 +21,7 @@
 #include "cli/cli.h"
 #include "kernel/kmgr.h"
 #include "notebook/nbout.h"
+#include "notebook/nbwidget.h"
 #include "notebook/nbwriter.h"
 #include "util/jparse.h"
 #include "util/log.h"
@@ -64,6 +65,8 @@ typedef struct nbexec {
     kmgr_t                   *km;
     int                       km_dead;      /* died callback seen: do not call kmgr */
     nbout_t                  *out;
+    nbwidget_t               *wg;           /* widget state and Output widgets (nbwidget.h) */
+    int                       serial;       /* no cell sent before the previous one's idle */
     nbwriter_t               *w;
     uv_timer_t                cell_timer, grace_timer, deadline_timer, write_timer, peek_timer;
     uv_signal_t               sigint, sigterm;
@@ -227,6 +230,11 @@ static void nbexec_notebook_start(nbexec_t *x)
             json_object_set_new(cell, "execution_count", json_null());
             json_object_set_new(cell, "outputs", json_array());
             if (nbexec_executable(cell)) x->ncode++;
+            /* An Output widget's outputs are told to the kernel when its cell
+             * ends, and must reach it before the next cell (nbclient's order):
+             * a notebook that uses widgets runs one cell at a time. */
+            const char *src = json_string_value(json_object_get(cell, "source"));
+            if (src && strstr(src, "ipywidgets")) x->serial = 1;
         }
         json_t *cpm = json_object();
         json_object_set_new_nocheck(cpm, "exception", json_null());
@@ -385,6 +393,9 @@ static void nbexec_finish(nbexec_t *x, int code)
         /* papermill leaves null on success and sets true on a failure. */
         if (any || code != NB_EXIT_OK) json_object_set_new(pm, "exception", json_true());
         if (code != NB_EXIT_OK) nbexec_error_banners(x);
+        /* papermill saves it after a failed cell too; nbhub also after a
+         * timeout or a dead kernel: what the outputs refer to. */
+        nbwidget_save(x->wg, x->nb);
     } else if (code != NB_EXIT_OK) {
         /* Stopped before the kernel was ready (e.g. a signal during start-up):
          * no cell ran, but OUT must still say the run failed. */
@@ -513,6 +524,17 @@ static int nbexec_run_next(nbexec_t *x)
     return 0;
 }
 
+/* An Output widget's new outputs to the kernel (nbwidget_sync). */
+static void nbexec_send_comm(json_t *content, void *ud)
+{
+    nbexec_t *x = ud;
+    if (!x->km || x->km_dead) {
+        json_decref(content);
+        return;
+    }
+    kmgr_request(x->km, KCHAN_SHELL, "comm_msg", content, NULL);
+}
+
 /* fl[0] has its reply and its idle (or nbexec_settle says it is over). */
 static void nbexec_cell_done(nbexec_t *x)
 {
@@ -528,6 +550,7 @@ static void nbexec_cell_done(nbexec_t *x)
         return;
     }
     nbout_end(x->out);
+    nbwidget_sync(x->wg, nbexec_send_comm, x);
     int failed = strcmp(f->status, "error") == 0 && !nbexec_has_tag(cell, "raises-exception");
     int code = NB_EXIT_OK;
     if (failed) {
@@ -565,7 +588,8 @@ static void nbexec_advance(nbexec_t *x)
         return;
     }
     if (!x->fl[x->running - 1].got_reply) return;   /* the newest is still executing */
-    if (x->running == 1 && x->abort == ABORT_NONE && nbexec_reply_ok(&x->fl[0]) && nbexec_run_next(x))
+    if (x->running == 1 && x->abort == ABORT_NONE && !x->serial && nbexec_reply_ok(&x->fl[0]) &&
+        nbexec_run_next(x))
         return;
     /* Nothing more to send before this idle: read iopub as it comes. */
     uv_timer_stop(&x->peek_timer);
@@ -610,6 +634,22 @@ static void nbexec_set_count(json_t *cell, const kmsg_t *m)
         json_object_set_new(cell, "execution_count", json_integer(ec));
 }
 
+/* An output of the cell while an Output widget captures its request:
+ * nbclient's process_message with a hook registered. */
+static void nbexec_captured(nbexec_t *x, nbwidget_out_t *cap, const kmsg_t *m)
+{
+    const json_t *content = kmsg_content(m);
+    if (x->o->log_output) nbout_log(m->msg_type, content, stderr);
+    if (strcmp(m->msg_type, "clear_output") == 0) {
+        nbwidget_clear(x->wg, cap, json_is_true(json_object_get(content, "wait")));
+        return;
+    }
+    if (strcmp(m->msg_type, "display_data") == 0 || strcmp(m->msg_type, "execute_result") == 0 ||
+        strcmp(m->msg_type, "update_display_data") == 0)
+        nbout_update_display(x->out, content);
+    nbwidget_output(x->wg, cap, m->msg_type, content);
+}
+
 static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
 {
     nbexec_t *x = ud;
@@ -639,7 +679,13 @@ static void nbexec_on_msg(kmgr_t *km, enum kchan ch, const kmsg_t *m, void *ud)
         nbexec_set_count(cell, m);
         if (date) json_object_set(exec_md, "shell.execute_reply", date);
     } else if (ch == KCHAN_IOPUB) {
-        if (strcmp(m->msg_type, "stream") == 0 && nbout_full(x->out) && !x->o->log_output) {
+        nbwidget_out_t *cap;
+        if (strncmp(m->msg_type, "comm_", 5) == 0) {
+            if (nbwidget_comm(x->wg, m->msg_type, kmsg_content(m), m->buffers, m->nbuffers)) x->serial = 1;
+        } else if ((cap = nbwidget_capture(x->wg, m->parent_id)) && strcmp(m->msg_type, "status") != 0 &&
+                   strcmp(m->msg_type, "execute_input") != 0) {
+            nbexec_captured(x, cap, m);
+        } else if (strcmp(m->msg_type, "stream") == 0 && nbout_full(x->out) && !x->o->log_output) {
             /* Over the cap: drop without parsing, so a flood of output is
              * consumed as fast as the kernel produces it (memory stays flat). */
             nbout_count_dropped(x->out, m->content_raw.len);
@@ -802,6 +848,7 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     x->start_us = time_now_us();
     x->w = nbwriter_new(o->output_path ? o->output_path : "/dev/null");
     x->out = nbout_new(x->cells, o->max_output_bytes, nbexec_dirty, x);
+    x->wg = nbwidget_new(o->max_output_bytes);
     uv_loop_init(&x->loop);
     uv_timer_init(&x->loop, &x->cell_timer);
     uv_timer_init(&x->loop, &x->grace_timer);
@@ -837,6 +884,7 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     NB_ASSERT(uv_loop_close(&x->loop) == 0);
     nbexec_land(x);
     nbout_free(x->out);
+    nbwidget_free(x->wg);
     nbwriter_free(x->w);
     free(x->text);
     free(x);

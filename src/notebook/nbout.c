@@ -207,6 +207,14 @@ static void nbout_rewrite_display(nbout_t *o, const char *id, const json_t *cont
     }
 }
 
+void nbout_update_display(nbout_t *o, const json_t *content)
+{
+    const json_t *transient = json_object_get(content, "transient");
+    const char *display_id = json_is_object(transient)
+        ? json_string_value(json_object_get(transient, "display_id")) : NULL;
+    if (display_id) nbout_rewrite_display(o, display_id, content);
+}
+
 void nbout_append(nbout_t *o, json_t *output)
 {
     nbout_end_stream(o);

@@ -34,6 +34,11 @@ void     nbout_free(nbout_t *o);
 void     nbout_begin(nbout_t *o, size_t index);
 /* Apply one iopub message for the current cell.  Unknown types are ignored. */
 void     nbout_handle(nbout_t *o, const char *msg_type, const json_t *content);
+/* Only the display_id rule of a display_data, execute_result or
+ * update_display_data: the outputs with its transient.display_id, in any
+ * cell, get its data and metadata.  For an output an Output widget
+ * captured (nbwidget.h): nbclient applies this rule before routing. */
+void     nbout_update_display(nbout_t *o, const json_t *content);
 /* A stream message given as its name and text (valid UTF-8), without the
  * content tree: what nbout_handle does with "stream". */
 void     nbout_stream_text(nbout_t *o, const char *name, const char *text, size_t n);
