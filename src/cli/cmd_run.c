@@ -61,6 +61,8 @@ static const char cmd_run_usage[] =
     "  --max-output-bytes N         output kept per cell, the rest dropped with a note\n"
     "                               (default: 67108864; 0 = unlimited)\n"
     "  --write-interval MS          refresh OUT at most this often while running (default: 1000)\n"
+    "  --keep-history               let an IPython kernel write its history database (nbclient's\n"
+    "                               default, and nbhub's, is --HistoryManager.hist_file=:memory:)\n"
     "\n"
     "Output:\n"
     "  --log-output                 stream cell outputs to stderr as they arrive\n"
@@ -80,7 +82,7 @@ struct run_args {
     unsigned write_interval;
     int log_output, progress, prepare_only, report_mode, inspect, tcp;
     const char *existing_kernel;
-    int kernel_pid, shutdown_kernel;
+    int kernel_pid, shutdown_kernel, keep_history;
     json_t *params;      /* merged, in order */
     json_t *p_typed;     /* -p, applied after files */
     json_t *p_raw;       /* -r, applied last */
@@ -216,6 +218,8 @@ static int run_parse(int argc, char **argv, struct run_args *a)
             a->kernel_pid = (int)v;
         } else if (strcmp(s, "--shutdown-kernel") == 0) {
             a->shutdown_kernel = 1;
+        } else if (strcmp(s, "--keep-history") == 0) {
+            a->keep_history = 1;
         } else if (strcmp(s, "--log-output") == 0) {
             a->log_output = 1;
         } else if (strcmp(s, "--progress-bar") == 0) {
@@ -449,7 +453,7 @@ static int cmd_run_main(int argc, char **argv)
         .write_interval_ms = a.write_interval, .log_output = a.log_output,
         .progress = a.progress, .tcp = a.tcp,
         .existing_kernel = a.existing_kernel, .kernel_pid = a.kernel_pid,
-        .shutdown_kernel = a.shutdown_kernel,
+        .shutdown_kernel = a.shutdown_kernel, .keep_history = a.keep_history,
     };
     if (a.report_mode) run_report_mode(nb);
     nbexec_prepare(nb, &o);

@@ -209,6 +209,21 @@ static void kmgr_on_start_timer(uv_timer_t *t)
     uv_timer_start(&km->timer, kmgr_on_start_timer, km->info_period_ms, 0);
 }
 
+/* nbclient starts IPython kernels with their history in memory: a run
+ * does not write the user's ~/.ipython/.../history.sqlite, and parallel
+ * runs do not contend for that SQLite file.  A spec that chose its own
+ * hist_file keeps it.  Takes and returns argv (NULL-terminated, malloc'd). */
+static char **kmgr_history_in_memory(char **argv)
+{
+    size_t n = 0;
+    for (; argv[n]; n++)
+        if (strncmp(argv[n], "--HistoryManager.hist_file", 26) == 0) return argv;
+    argv = xrealloc(argv, (n + 2) * sizeof *argv);
+    argv[n] = xstrdup("--HistoryManager.hist_file=:memory:");
+    argv[n + 1] = NULL;
+    return argv;
+}
+
 int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
                const struct kmgr_cbs *cbs, void *ud, kmgr_t **out, nb_err_t *err)
 {
@@ -235,6 +250,7 @@ int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
     extra[nextra + 1] = (char *)"PYDEVD_DISABLE_FILE_VALIDATION=1";
     char **env = kspec_env(spec, extra);
     char **argv = kspec_argv(spec, km->conn->file);
+    if (!o->keep_history && kspec_is_ipykernel(spec)) argv = kmgr_history_in_memory(argv);
 
     km->env = json_object();
     const char *key;

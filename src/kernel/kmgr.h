@@ -42,6 +42,9 @@ struct kmgr_opts {
     int         tcp;              /* 1 = tcp transport instead of ipc */
     unsigned    start_timeout_ms; /* 0 = 60 s */
     char *const *extra_env;       /* "K=V" pairs added to the kernel env, may be NULL */
+    int          keep_history;    /* 0: an IPython kernel (kspec_is_ipykernel) gets
+                                     --HistoryManager.hist_file=:memory: as nbclient
+                                     starts it, unless its argv sets hist_file */
 };
 
 struct kmgr_cbs {

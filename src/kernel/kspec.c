@@ -757,6 +757,21 @@ char **kspec_argv(const kspec_t *k, const char *conn_path)
     return kspec_strv_detach(&out);
 }
 
+int kspec_is_ipykernel(const kspec_t *k)
+{
+    if (k->name && (strcmp(k->name, "python") == 0 || strcmp(k->name, "python2") == 0 ||
+                    strcmp(k->name, "python3") == 0))
+        return 1;
+    for (char **a = k->argv; a && *a; a++) {
+        const char *base = strrchr(*a, '/');
+        base = base ? base + 1 : *a;
+        if (strcmp(*a, "ipykernel_launcher") == 0 || strcmp(*a, "ipykernel") == 0 ||
+            strcmp(base, "ipykernel_launcher.py") == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Look NAME (length n) up in extra (which wins) then environ. */
 static const char *kspec_lookup(const char *name, size_t n, char *const *extra)
 {

@@ -138,6 +138,15 @@ void kspec_free(kspec_t *k);
  * kspec_sys_prefix()/bin/<argv0> if executable; else it is left for PATH. */
 char **kspec_argv(const kspec_t *k, const char *conn_path);
 
+/* 1 if the kernel is IPython's (ipykernel), so it keeps a history database
+ * that --HistoryManager.hist_file points elsewhere.  nbclient's rule is
+ * jupyter_client's KernelManager.ipykernel: the spec's name is python,
+ * python2 or python3.  nbhub also recognises an ipykernel under any name
+ * by its argv ("-m ipykernel_launcher" / "-m ipykernel", or a path to
+ * ipykernel_launcher.py), as `python -m ipykernel install --name X` writes
+ * it (and nbhub's own PySpark specs). */
+int kspec_is_ipykernel(const kspec_t *k);
+
 /* The kernel's environment, a fresh NULL-terminated "K=V" array: the current
  * environ, overlaid with k->env, overlaid with extra (NULL-terminated "K=V"
  * list, may be NULL; extra wins).  Each k->env value goes through Python's

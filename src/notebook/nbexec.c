@@ -864,7 +864,7 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     uv_signal_start(&x->sigterm, nbexec_on_signal, SIGTERM);
 
     struct kmgr_opts ko = {
-        .cwd = o->cwd, .tcp = o->tcp, .extra_env = o->kernel_env,
+        .cwd = o->cwd, .tcp = o->tcp, .extra_env = o->kernel_env, .keep_history = o->keep_history,
         .start_timeout_ms = o->start_timeout_s > 0 ? (unsigned)(o->start_timeout_s * 1000) : 60000,
     };
     struct kmgr_cbs cbs = { nbexec_on_ready, nbexec_on_msg, nbexec_on_died, nbexec_on_stopped };

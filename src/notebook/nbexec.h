@@ -47,6 +47,7 @@ struct nbexec_opts {
     const char *existing_kernel;  /* attach to this connection file instead of starting one */
     int         kernel_pid;       /* its pid if known (death via pidfd; signals) */
     int         shutdown_kernel;  /* ask the attached kernel to exit at the end */
+    int         keep_history;     /* IPython kernels write their history file (default: in memory) */
 };
 
 /* Execute nb (modified in place: outputs, metadata, banners) on spec (NULL
