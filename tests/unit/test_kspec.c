@@ -529,6 +529,28 @@ static void test_kspec_argv_rewrite(void **state)
 }
 
 /* The --json shape: keys, their order, defaults, first hit wins. */
+/* Which kernels get --HistoryManager.hist_file=:memory: (kmgr_start). */
+static void test_kspec_is_ipykernel(void **state)
+{
+    (void)state;
+    char *launcher[] = { "python", "-m", "ipykernel_launcher", "-f", "{connection_file}", NULL };
+    char *module[] = { "/opt/env/bin/python", "-m", "ipykernel", "-f", "{connection_file}", NULL };
+    char *path[] = { "python", "/x/site-packages/ipykernel_launcher.py", "-f", "{connection_file}", NULL };
+    char *other[] = { "/usr/bin/ir", "--connection", "{connection_file}", NULL };
+    kspec_t k = { .name = "myenv", .argv = launcher };
+    assert_true(kspec_is_ipykernel(&k));
+    k.argv = module;
+    assert_true(kspec_is_ipykernel(&k));
+    k.argv = path;
+    assert_true(kspec_is_ipykernel(&k));
+    k.argv = other;
+    assert_false(kspec_is_ipykernel(&k));   /* IRkernel */
+    k.name = "python3";                      /* nbclient's rule: by name, whatever the argv */
+    assert_true(kspec_is_ipykernel(&k));
+    k.name = "python3-ipykernel-not";
+    assert_false(kspec_is_ipykernel(&k));
+}
+
 static void test_kspec_list_json_shape(void **state)
 {
     test_kspec_ctx_t *c = *state;
@@ -599,6 +621,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kspec_interrupt_mode, test_kspec_setup, test_kspec_teardown),
         cmocka_unit_test_setup_teardown(test_kspec_env_subst, test_kspec_setup, test_kspec_teardown),
         cmocka_unit_test_setup_teardown(test_kspec_argv_rewrite, test_kspec_setup, test_kspec_teardown),
+        cmocka_unit_test(test_kspec_is_ipykernel),
         cmocka_unit_test_setup_teardown(test_kspec_list_json_shape, test_kspec_setup, test_kspec_teardown),
         cmocka_unit_test_setup_teardown(test_kspec_empty, test_kspec_setup, test_kspec_teardown),
     };
