@@ -889,16 +889,18 @@ static void task_launch(sched_t *s, stask_t *t)
             argv_add(&argv, &argc, "--execution-timeout");
             argv_add(&argv, &argc, n);
         }
+        if (ft->keep_history) argv_add(&argv, &argc, "--keep-history");
         if (ft->kernel) {
             argv_add(&argv, &argc, "-k");
             argv_add(&argv, &argc, ft->kernel);
         }
         /* A pooled kernel was started before the task was known, in the
-         * daemon's working directory (the flows directory): only tasks
-         * without their own environment and with that working directory
-         * can use one. */
+         * daemon's working directory (the flows directory), its IPython
+         * history in memory: only tasks without their own environment,
+         * with that working directory and without keep_history can use one. */
         const char *kname = r->fr->kernel[t->idx];
         if (s->o.pool && !s->o.system && kname && json_object_size(ft->env) == 0 && !task_wants_spark(ft) && s->pool_cwd &&
+            !ft->keep_history &&   /* pooled kernels keep their history in memory */
             cwd && strcmp(cwd, s->pool_cwd) == 0 && pool_take(s->o.pool, kname, &kernel) == 0) {
             char pid[32];
             snprintf(pid, sizeof pid, "%d", pool_kernel_pid(kernel));

@@ -299,6 +299,10 @@ static void test_error_kinds(void **state)
                   "shell; quote it, or use a list such as [\"sh\", \"-c\", \"...\"]\n");
     expect_errors("tasks: {a: {command: ls, kernel: python3}}\n",
                   "t.yaml:1:26: 'kernel' applies only to notebook tasks (task 'a' runs a command)\n");
+    expect_errors("tasks: {a: {command: ls, keep_history: true}}\n",
+                  "t.yaml:1:26: 'keep_history' applies only to notebook tasks (task 'a' runs a command)\n");
+    expect_errors("tasks: {a: {notebook: notebooks/a.ipynb, keep_history: 3}}\n",
+                  "t.yaml:1:56: 'keep_history' must be true or false, not an integer\n");
     /* templates */
     expect_errors("params: {region: eu}\ntasks:\n  a:\n    command: [echo, '{{ params.regoin }}']\n",
                   "t.yaml:4:21: unknown parameter 'regoin' in '{{ params.regoin }}'; did you mean "
@@ -558,6 +562,15 @@ static void test_notebook_paths(void **state)
     exp = xasprintf("%s/notebooks/b.ipynb", dir);
     assert_string_equal(f->tasks[1].notebook_path, exp);
     free(exp);
+    assert_int_equal(f->tasks[0].keep_history, 0);
+    flow_free(f);
+    /* keep_history: a task's own, or from defaults (commands drop it) */
+    f = parse_ok("defaults: {keep_history: true}\n"
+                 "tasks:\n  a: {notebook: notebooks/a.ipynb}\n  b: {notebook: notebooks/b.ipynb, keep_history: no}\n"
+                 "  c: {command: ls}\n");
+    assert_int_equal(f->tasks[0].keep_history, 1);
+    assert_int_equal(f->tasks[1].keep_history, 0);
+    assert_int_equal(f->tasks[2].keep_history, 0);
     flow_free(f);
     /* absolute paths stay */
     char *t = xasprintf("tasks: {a: {notebook: '%s/notebooks/a.ipynb'}}\n", dir);
