@@ -19,6 +19,7 @@ import json
 import re
 import sqlite3
 import subprocess
+import time
 
 from conftest import PAPERMILL, VENV_BIN, code, read_nb, write_nb
 
@@ -239,3 +240,29 @@ def test_parallel_runs_leave_the_history_database_alone(h, tmp_path):
         assert read_nb(tmp_path / f"p{i}.ipynb")["cells"][0]["outputs"][0]["text"] == ":memory:\n"
     assert (hashlib.sha256(hist.read_bytes()).hexdigest(), hist.stat().st_mtime_ns) == before
     assert not any(hist.parent.glob("history.sqlite-*"))   # no journal / wal left by a writer
+
+
+def test_flow_task_keep_history(h, tmp_path):
+    """A flow's notebook task keeps its history only with keep_history: true."""
+    from nbserve import Server
+    from test_flow_workspace import log_of, trigger, wait
+    hist = history_file(h)
+    srv = Server(h).start()
+    try:
+        nb = write_nb(srv.flows / "hist.ipynb", *HISTORY_CELLS)
+        (srv.flows / "hist.yaml").write_text(
+            "name: hist\nschedule: '@daily'\ntasks:\n"
+            f"  memory: {{notebook: {nb}}}\n"
+            f"  kept: {{notebook: {nb}, keep_history: true, after: memory}}\n")
+        deadline = time.monotonic() + 30   # serve picks the file up from its flows directory
+        while srv.api.get("/api/v1/flows/hist")[0] != 200:
+            assert time.monotonic() < deadline, srv.log()
+            time.sleep(0.2)
+        run = wait(srv.api, trigger(srv.api, "hist"))
+        mem, kept = log_of(srv.api, run["id"], "memory"), log_of(srv.api, run["id"], "kept")
+        assert run["state"] == "success", (run, mem, kept)
+        assert ":memory:" in mem, mem
+        assert str(hist) in kept, kept
+        assert hist.exists()
+    finally:
+        srv.stop()
