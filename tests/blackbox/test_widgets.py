@@ -146,6 +146,7 @@ def test_widgets_parity_with_nbclient(h, tmp_path):
     # the comparison has teeth: the notebook does make widgets and capture output
     assert len(a["widgets"][STATE]["state"]) > 20
     assert "after clear(wait)" in json.dumps(a["widgets"]) and "captured 1" not in json.dumps(a["cells"][1])
+    assert any("buffers" in m for m in a["widgets"][STATE]["state"].values())   # the Image's value
     d = first_difference(a, b)
     assert d is None, d
 
