@@ -61,8 +61,9 @@ static const char cmd_run_usage[] =
     "  --max-output-bytes N         output kept per cell, the rest dropped with a note\n"
     "                               (default: 67108864; 0 = unlimited)\n"
     "  --write-interval MS          refresh OUT at most this often while running (default: 1000)\n"
-    "  --keep-history               let an IPython kernel write its history database (nbclient's\n"
-    "                               default, and nbhub's, is --HistoryManager.hist_file=:memory:)\n"
+    "  --keep-history               let the IPython kernel nbhub starts write its history database\n"
+    "                               (nbclient's default, and nbhub's, is\n"
+    "                               --HistoryManager.hist_file=:memory:)\n"
     "\n"
     "Output:\n"
     "  --log-output                 stream cell outputs to stderr as they arrive\n"
@@ -412,6 +413,9 @@ static int cmd_run_main(int argc, char **argv)
     }
 
     const char *kname = a.kernel ? a.kernel : nb_kernel_name(nb);
+    if (a.keep_history && a.existing_kernel)
+        fprintf(stderr, "nbhub: warning: --keep-history has no effect on an existing kernel "
+                        "(its history was decided when it started)\n");
     if (a.existing_kernel) {
         if (!fs_exists(a.existing_kernel)) {
             cli_errorf("--existing-kernel %s: no such connection file", a.existing_kernel);
