@@ -384,6 +384,7 @@ static int start_fetch(jwks_cache_t *c, waiter_t *w)
 
 int jwks_cache_refresh(jwks_cache_t *c, jwks_refresh_fn cb, void *ud)
 {
+    if (!cb) return start_fetch(c, NULL);
     waiter_t *w = xcalloc(1, sizeof *w);
     w->rcb = cb;
     w->ud = ud;
@@ -407,6 +408,11 @@ int jwks_cache_verify(jwks_cache_t *c, const char *token, size_t len, const jwt_
     char *kid = jwt_peek_kid(token, len);
     if (!kid) return rc; /* no kid at all: no fetch can help */
     free(kid);
+    if (!cb) {
+        /* A caller that cannot wait: refused now, the set renewed behind it. */
+        (void)start_fetch(c, NULL);
+        return rc;
+    }
     waiter_t *w = xcalloc(1, sizeof *w);
     w->vcb = cb;
     w->ud = ud;

@@ -750,6 +750,25 @@ static void test_cache_rotation(void **state)
     assert_int_equal(jwks_cache_fetches(c), 2);
     assert_int_equal(f->hits, 2);
 
+    /* A caller that cannot wait (cb NULL): refused now, fetched behind. */
+    uv_sleep(1600);
+    tkey_t third;
+    tkey_gen(&third, 1, "ec-third");
+    char *k3[3] = { tkey_jwk(&third, "sig", NULL, NULL), k2[0], k1 };
+    free(f->doc);
+    f->doc = make_jwks((const char *const *)k3, 3);
+    char *t4 = jwt_sign(&third, pl);
+    assert_int_equal(jwks_cache_verify(c, t4, strlen(t4), &p, JWKS_ID_TOKEN, &cl, &err, NULL, NULL), -ENOKEY);
+    assert_int_equal(jwks_cache_fetches(c), 3);
+    int hits = 3;
+    assert_true(run_until(f, &f->hits, hits, 5000));
+    for (int i = 0; i < 50 && !jwks_find(jwks_cache_keys(c), "ec-third"); i++) uv_run(&f->loop, UV_RUN_NOWAIT), uv_sleep(10);
+    assert_int_equal(jwks_cache_verify(c, t4, strlen(t4), &p, JWKS_ID_TOKEN, &cl, &err, NULL, NULL), 0);
+    json_decref(cl);
+    free(t4);
+    free(k3[0]);
+    tkey_free(&third);
+
     /* After a fetch that still lacks the kid: -ENOKEY in the callback. */
     uv_sleep(1600);
     tkey_t stranger = ec;
@@ -759,7 +778,7 @@ static void test_cache_rotation(void **state)
     assert_int_equal(jwks_cache_verify(c, t3, strlen(t3), &p, JWKS_ID_TOKEN, &cl, &err, on_verified, &v), -EINPROGRESS);
     assert_true(run_until(f, &v.done, 1, 5000));
     assert_int_equal(v.rc, -ENOKEY);
-    assert_int_equal(jwks_cache_fetches(c), 3);
+    assert_int_equal(jwks_cache_fetches(c), 4);
 
     jwks_cache_free(c);
     free(t1);
