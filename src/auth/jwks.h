@@ -59,6 +59,8 @@ typedef struct jwk {
     char     *kid;   /* never NULL ("" when the document gave none: such a key is never chosen) */
     char     *alg;   /* NULL when the document gave none */
     EVP_PKEY *pkey;
+    EVP_PKEY_CTX *vctx; /* verify context on pkey, SHA-256 (+ PKCS#1 v1.5 for RSA),
+                           prepared once: jwt.c passes it a digest */
 } jwk_t;
 
 typedef struct jwks jwks_t;

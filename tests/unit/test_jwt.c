@@ -514,6 +514,35 @@ static void test_es256_signature_length(void **state)
     free(pl);
 }
 
+/* r and s as DER INTEGERs: a leading zero byte is dropped, a high bit gets a
+ * 0x00 in front.  Sign until each case has come up and verify every token
+ * (random signatures: the high bit half the time, a zero byte 1 in 128). */
+static void test_es256_der_edges(void **state)
+{
+    int zero = 0, high = 0, n = 0;
+    for (int i = 0; i < 20000 && (zero < 2 || high < 2); i++, n++) {
+        char pl[256];
+        snprintf(pl, sizeof pl, "{\"iss\":\"" ISS "\",\"aud\":\"nbhub\",\"exp\":%lld,\"iat\":%lld,\"i\":%d}",
+                 NOW + 60, NOW, i);
+        char *t = jwt_sign(&ec, pl);
+        buf_t sig = BUF_INIT;
+        const char *dot = strrchr(t, '.');
+        assert_int_equal(base64url_decode_append(&sig, dot + 1, strlen(dot + 1)), 0);
+        unsigned char r0 = (unsigned char)sig.data[0], s0 = (unsigned char)sig.data[32];
+        zero += r0 == 0 || s0 == 0;
+        high += (r0 & 0x80) && (s0 & 0x80);
+        buf_free(&sig);
+        jwt_policy_t p;
+        policy(&p);
+        p.nonce = NULL;
+        nb_err_t err;
+        if (jwt_verify(ks, t, strlen(t), &p, NULL, &err) != 0) fail_msg("token %d (r0 %02x s0 %02x): %s", i, r0, s0, err.msg);
+        free(t);
+    }
+    printf("es256: %d tokens, %d with a zero leading byte, %d with both high bits\n", n, zero, high);
+    assert_true(zero >= 2 && high >= 2);
+}
+
 static void test_huge_token(void **state)
 {
     /* A valid signature over a 20 KiB payload is still refused, unread. */
@@ -884,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_nonce),
         cmocka_unit_test(test_garbled),
         cmocka_unit_test(test_es256_signature_length),
+        cmocka_unit_test(test_es256_der_edges),
         cmocka_unit_test(test_huge_token),
         cmocka_unit_test(test_duplicate_members),
         cmocka_unit_test(test_logout_token),
