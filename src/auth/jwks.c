@@ -254,6 +254,7 @@ struct jwks_cache {
     hclient_t *hc;
     char      *uri;
     uint64_t   cooldown_ms;
+    uint64_t   max_age_ms;
     jwks_t    *ks;
     int        fetched_once;    /* a fetch (or set) has started: the cool-down applies */
     uint64_t   last_start_ms;   /* when the last fetch started (monotonic) */
@@ -271,8 +272,11 @@ jwks_cache_t *jwks_cache_new(hclient_t *hc, const char *jwks_uri, uint64_t coold
     c->hc = hc;
     c->uri = xstrdup(jwks_uri);
     c->cooldown_ms = cooldown_ms ? cooldown_ms : JWKS_COOLDOWN_MS;
+    c->max_age_ms = JWKS_MAX_AGE_MS;
     return c;
 }
+
+void jwks_cache_set_max_age(jwks_cache_t *c, uint64_t max_age_ms) { c->max_age_ms = max_age_ms; }
 
 static void waiter_free(waiter_t *w)
 {
@@ -414,7 +418,7 @@ int jwks_cache_verify(jwks_cache_t *c, const char *token, size_t len, const jwt_
                                        : jwt_verify(c->ks, token, len, policy, claims, err);
     if (rc != -ENOKEY) {
         /* A set kept too long is renewed behind the answer (no one waits). */
-        if (c->ks && !c->inflight && now_ms() - c->set_at_ms > JWKS_MAX_AGE_MS) (void)start_fetch(c, NULL);
+        if (c->ks && !c->inflight && now_ms() - c->set_at_ms > c->max_age_ms) (void)start_fetch(c, NULL);
         return rc;
     }
     char *kid = jwt_peek_kid(token, len);

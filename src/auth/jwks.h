@@ -89,6 +89,10 @@ typedef struct jwks_cache jwks_cache_t;
  * empty: the first verification (or jwks_cache_refresh) fetches. */
 jwks_cache_t *jwks_cache_new(hclient_t *hc, const char *jwks_uri, uint64_t cooldown_ms);
 
+/* How old the set may grow before a verification refetches it in the
+ * background (default JWKS_MAX_AGE_MS; the cool-down still applies). */
+void jwks_cache_set_max_age(jwks_cache_t *c, uint64_t max_age_ms);
+
 /* Free the cache.  Callbacks waiting for a fetch in flight run now with
  * -ECANCELED; the fetch itself finishes (or is cancelled by hclient_close)
  * without touching anything the caller still holds. */
@@ -138,9 +142,9 @@ typedef void (*jwks_verify_fn)(int rc, json_t *claims, const nb_err_t *err, void
  *   - cb NULL (a caller that cannot wait, e.g. a synchronous Bearer check):
  *     an unknown kid is -ENOKEY now, and a fetch starts in the background
  *     if the cool-down allows, so the client's retry finds the new key.
- * A set older than JWKS_MAX_AGE_MS is refetched in the background (the
- * current one still answers), so a key withdrawn by the provider stops
- * verifying within that time.
+ * A set older than its max age (JWKS_MAX_AGE_MS) is refetched in the
+ * background (the current one still answers this call), so a key withdrawn
+ * by the provider stops verifying within that time.
  */
 int jwks_cache_verify(jwks_cache_t *c, const char *token, size_t len, const jwt_policy_t *policy,
                       jwks_token_kind_t kind, json_t **claims, nb_err_t *err, jwks_verify_fn cb, void *ud);

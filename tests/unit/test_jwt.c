@@ -791,7 +791,7 @@ static void test_cache_rotation(void **state)
     assert_int_equal(jwks_cache_fetches(c), 3);
     int hits = 3;
     assert_true(run_until(f, &f->hits, hits, 5000));
-    for (int i = 0; i < 50 && !jwks_find(jwks_cache_keys(c), "ec-third"); i++) uv_run(&f->loop, UV_RUN_NOWAIT), uv_sleep(10);
+    for (int i = 0; i < 300 && !jwks_find(jwks_cache_keys(c), "ec-third"); i++) uv_run(&f->loop, UV_RUN_NOWAIT), uv_sleep(10);
     assert_int_equal(jwks_cache_verify(c, t4, strlen(t4), &p, JWKS_ID_TOKEN, &cl, &err, NULL, NULL), 0);
     json_decref(cl);
     free(t4);
@@ -816,6 +816,56 @@ static void test_cache_rotation(void **state)
     free(pl);
     free(k1);
     free(k2[0]);
+    fx_free(f);
+}
+
+/* The provider withdraws a key (compromised, say): once the set is older
+ * than its max age, a verification refetches it behind its answer, and
+ * from then on the withdrawn key's tokens fail. */
+static void test_cache_withdrawn_key(void **state)
+{
+    fx_t *f = fx_new();
+    char *k[2] = { tkey_jwk(&rsa, "sig", "RS256", NULL), tkey_jwk(&ec, "sig", "ES256", NULL) };
+    f->doc = make_jwks((const char *const *)k, 2);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/jwks", f->port);
+    jwks_cache_t *c = jwks_cache_new(f->hc, url, 100);
+    jwks_cache_set_max_age(c, 1000);
+    jwt_policy_t p;
+    policy(&p);
+    char *pl = good_payload();
+    char *t = jwt_sign(&rsa, pl);
+    vres_t v = { 0 };
+    json_t *cl = NULL;
+    nb_err_t err;
+    assert_int_equal(jwks_cache_verify(c, t, strlen(t), &p, JWKS_ID_TOKEN, &cl, &err, on_verified, &v), -EINPROGRESS);
+    assert_true(run_until(f, &v.done, 1, 5000));
+    assert_int_equal(v.rc, 0);
+    free(v.user);
+    /* rsa-sig withdrawn at the provider */
+    free(f->doc);
+    f->doc = make_jwks((const char *const *)&k[1], 1);
+    /* young set: still verifies, no fetch */
+    assert_int_equal(jwks_cache_verify(c, t, strlen(t), &p, JWKS_ID_TOKEN, &cl, &err, on_verified, NULL), 0);
+    json_decref(cl);
+    assert_int_equal(jwks_cache_fetches(c), 1);
+    uv_sleep(1100);
+    /* old set: this call still answers from it, and refetches behind */
+    assert_int_equal(jwks_cache_verify(c, t, strlen(t), &p, JWKS_ID_TOKEN, &cl, &err, on_verified, NULL), 0);
+    json_decref(cl);
+    assert_int_equal(jwks_cache_fetches(c), 2);
+    int want = 2;
+    assert_true(run_until(f, &f->hits, want, 5000));
+    for (int i = 0; i < 300 && jwks_find(jwks_cache_keys(c), "rsa-sig"); i++) uv_run(&f->loop, UV_RUN_NOWAIT), uv_sleep(10);
+    assert_null(jwks_find(jwks_cache_keys(c), "rsa-sig"));
+    /* the withdrawn key's token: unknown kid (and a refetch within the
+     * cool-down is refused, so it is refused at once) */
+    assert_int_equal(jwks_cache_verify(c, t, strlen(t), &p, JWKS_ID_TOKEN, &cl, &err, NULL, NULL), -ENOKEY);
+    jwks_cache_free(c);
+    free(t);
+    free(pl);
+    free(k[0]);
+    free(k[1]);
     fx_free(f);
 }
 
@@ -918,6 +968,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_members),
         cmocka_unit_test(test_logout_token),
         cmocka_unit_test(test_cache_rotation),
+        cmocka_unit_test(test_cache_withdrawn_key),
         cmocka_unit_test(test_cache_flood),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
