@@ -275,6 +275,9 @@ static int check_claims(json_t *c, const jwt_policy_t *p, kind_t kind, nb_err_t 
         if (!json_is_string(json_object_get(c, "jti"))) return err_set(err, -EACCES, "jti: missing");
         return 0;
     }
+    /* A logout token is no login: without a nonce to tell them apart (a
+     * refreshed ID token, an access token) its events claim must. */
+    if (json_object_get(c, "events")) return err_set(err, -EACCES, "events: a logout token is not an ID or access token");
     if (p->nonce) {
         if (!json_is_string(nonce)) return err_set(err, -EACCES, "nonce: missing");
         size_t a = json_string_length(nonce), b = strlen(p->nonce);

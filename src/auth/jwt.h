@@ -84,7 +84,8 @@ void jwt_policy_init(jwt_policy_t *p);
 /*
  * Verify an ID token or access token token[0..len) against the keys of ks
  * and the policy.  Required claims: iss, aud, exp, iat (numbers, exp in the
- * future, iat not in the future, beyond the leeway); nbf when present.
+ * future, iat not in the future, beyond the leeway); nbf when present; no
+ * back-channel "events" claim (a logout token never passes for a login).
  * Returns 0 and *claims (the payload object, a new reference: sub,
  * preferred_username, groups, sid, ... for the caller to read), or a
  * negative code (see above) with err naming the failed check.
