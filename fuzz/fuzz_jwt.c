@@ -12,12 +12,20 @@
  * claims; against FIXED, whose private keys exist nowhere, nothing verifies
  * (a success would be a forgery); jwt_peek_kid agrees with jwks_find on
  * what a token names.
+ *
+ * An input starting "CLAIMS:" is a payload instead: the harness signs it
+ * (ES256, a key it makes at start, tests/unit/jwtkit.h) so the claims
+ * checks, which only ever see signed bytes, get fuzzed too; a success must
+ * then hold: iss exact, aud containing the audience, exp not past, the
+ * nonce when one is expected, no logout event.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../tests/unit/jwtkit.h"
 
 #include "auth/jwks.h"
 #include "auth/jwt.h"
@@ -96,8 +104,67 @@ static void verify_all(const jwks_t *ks, const char *tok, size_t n, int must_fai
     free(kid);
 }
 
+/* A success under p must mean what the checks promise. */
+static void check_success(json_t *c, const jwt_policy_t *p)
+{
+    json_t *aud = json_object_get(c, "aud"), *v;
+    size_t i;
+    int found = json_is_string(aud) && !strcmp(json_string_value(aud), p->audience);
+    if (json_is_array(aud)) json_array_foreach(aud, i, v) found |= json_is_string(v) && !strcmp(json_string_value(v), p->audience);
+    json_t *exp = json_object_get(c, "exp"), *n = json_object_get(c, "nonce");
+    if (!found || !json_is_number(exp) || json_number_value(exp) + 60 <= (double)p->now || json_object_get(c, "events") ||
+        (p->nonce && (!json_is_string(n) || strcmp(json_string_value(n), p->nonce))))
+        abort();
+}
+
+static void fuzz_claims(const char *payload, size_t n)
+{
+    static tkey_t key;
+    static jwks_t *ks;
+    nb_err_t err;
+    if (!ks) {
+        tkey_gen(&key, 1, "fz");
+        char *jwk = tkey_jwk(&key, "sig", "ES256", NULL);
+        char doc[512];
+        snprintf(doc, sizeof doc, "{\"keys\":[%s]}", jwk);
+        free(jwk);
+        if (jwks_parse(doc, strlen(doc), &ks, &err) != 0) abort();
+    }
+    char *pl = xmalloc(n + 1);
+    memcpy(pl, payload, n);
+    pl[n] = '\0';
+    if (strlen(pl) != n) {
+        free(pl);
+        return;
+    }
+    char *tok = jwt_sign(&key, pl);
+    jwt_policy_t p;
+    jwt_policy_init(&p);
+    p.issuer = "https://idp.example/realms/nb";
+    p.audience = "nbhub";
+    p.client_id = "nbhub";
+    p.now = 1800000000;
+    for (int kind = 0; kind < 3; kind++) {
+        json_t *c = NULL;
+        p.nonce = kind == 1 ? "n-123" : NULL;
+        int rc = kind == 2 ? jwt_verify_logout(ks, tok, strlen(tok), &p, &c, &err)
+                           : jwt_verify(ks, tok, strlen(tok), &p, &c, &err);
+        check_result(rc, c, &err, &p);
+        if (rc == 0 && kind < 2) check_success(c, &p);
+        if (rc == 0 && kind == 2 && (json_object_get(c, "nonce") || !json_is_object(json_object_get(c, "events"))))
+            abort();
+        json_decref(c);
+    }
+    free(tok);
+    free(pl);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size >= 7 && !memcmp(data, "CLAIMS:", 7)) {
+        if (size < 7 + 12000) fuzz_claims((const char *)data + 7, size - 7);
+        return 0;
+    }
     static jwks_t *fixed;
     nb_err_t err;
     if (!fixed && jwks_parse(FIXED, sizeof FIXED - 1, &fixed, &err) != 0) abort();
