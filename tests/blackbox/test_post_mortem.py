@@ -153,3 +153,130 @@ def test_keep_kernel_usage_errors(h):
     r = h.run(["run", nb, h.tmp / "out.ipynb", "--keep-kernel-on-error", "1m",
                "--existing-kernel", h.tmp / "k.json"])
     assert r.rc == 2
+
+
+# ---- flows: post_mortem under nbhub serve --------------------------------------------------
+
+from nbserve import Api, Server  # noqa: E402
+
+FLOW = """
+name: {name}
+owner: alice
+tasks:
+  t:
+    notebook: fail.ipynb
+    post_mortem: {keep}
+{extra}"""
+
+
+def _serve_with_users(h):
+    srv = Server(h, args=["--log-level", "info"])
+    write_nb(srv.flows / "fail.ipynb", *FAILING)
+    srv.start()
+    tokens = {}
+    for user in ("alice", "bob"):
+        st, _ = srv.api.post("/api/v1/users", {"name": user, "password": f"{user}-password-1"})
+        assert st == 201, st
+        st, t = srv.api.post(f"/api/v1/users/{user}/tokens", {"name": "pm"})
+        assert st == 201
+        tokens[user] = Api(srv.port, t["token"])
+    return srv, tokens
+
+
+def _apply_as(api, name, text):
+    st, body = api.request("POST", f"/api/v1/flows?filename={name}.yaml", text,
+                           headers={"Content-Type": "application/yaml"})
+    assert st in (200, 201), (st, body)
+
+
+def _kept(srv, run_id):
+    row = srv.db().execute("SELECT kernel_pid, kernel_conn FROM task_runs WHERE run = ?", (run_id,)).fetchone()
+    return (row[0], row[1]) if row and row[0] else (None, None)
+
+
+def _trigger_as(api, flow):
+    st, run = api.post(f"/api/v1/flows/{flow}/runs", {})
+    assert st == 201, (st, run)
+    return run["id"]
+
+
+def test_flow_post_mortem_api_delete_other_user_and_serve_exit(h):
+    srv, users = _serve_with_users(h)
+    alice, bob = users["alice"], users["bob"]
+    pids = []
+    try:
+        _apply_as(alice, "pm", FLOW.format(name="pm", keep="10m", extra=""))
+        run_id = _trigger_as(alice, "pm")
+        run = srv.wait_run(run_id)
+        assert run["state"] == "failed", run
+        st, run = alice.get(f"/api/v1/runs/{run_id}")
+        t = run["tasks"][0]
+        assert t["kernel_kept_until"] and t["kernel_connection_file"], (t, srv.log())
+        pid, conn = _kept(srv, run_id)
+        pids.append(pid)
+        assert conn == t["kernel_connection_file"] and _alive(pid)
+        out.clear()
+        assert _eval(conn, "x") == "41"
+        # another user neither sees nor ends it
+        assert bob.get(f"/api/v1/runs/{run_id}")[0] == 404
+        assert bob.delete(f"/api/v1/runs/{run_id}/tasks/t/kernel")[0] == 404
+        assert _alive(pid)
+        # the owner ends it
+        st, task = alice.delete(f"/api/v1/runs/{run_id}/tasks/t/kernel")
+        assert st == 200 and task["kernel_kept_until"] is None, (st, task)
+        assert _wait_gone(pid, 10)
+        assert not os.path.exists(conn)
+        assert alice.delete(f"/api/v1/runs/{run_id}/tasks/t/kernel")[0] == 409
+        # a second one, ended by the daemon's exit
+        run2 = _trigger_as(alice, "pm")
+        srv.wait_run(run2)
+        pid2, conn2 = _kept(srv, run2)
+        assert pid2 and _alive(pid2), srv.log()
+        pids.append(pid2)
+    finally:
+        srv.stop()
+    for pid in pids:
+        assert _wait_gone(pid, 10), "a kept kernel outlived nbhub serve"
+
+
+def test_flow_post_mortem_retry_and_restart(h):
+    srv, users = _serve_with_users(h)
+    alice = users["alice"]
+    pids = []
+    try:
+        _apply_as(alice, "pmr", FLOW.format(name="pmr", keep="10m",
+                                            extra="    retries: 1\n    retry_delay: 4s\n"))
+        run_id = _trigger_as(alice, "pmr")
+        # the first try failed: kept while up for retry
+        deadline = time.monotonic() + 60
+        pid1 = None
+        while time.monotonic() < deadline and not pid1:
+            pid1, _ = _kept(srv, run_id)
+            time.sleep(0.1)
+        assert pid1 and _alive(pid1), srv.log()
+        pids.append(pid1)
+        run = srv.wait_run(run_id, timeout=90)
+        assert run["state"] == "failed" and run["tasks"][0]["try_number"] == 2, run
+        # the retry ended the first try's kernel; the second try kept its own
+        assert _wait_gone(pid1, 10), "the retry left the first try's kernel running"
+        pid2, _ = _kept(srv, run_id)
+        assert pid2 and pid2 != pid1 and _alive(pid2), srv.log()
+        pids.append(pid2)
+        # nbhub serve killed -9: the kernel lives on (its keeper holds it) ...
+        srv.kill9()
+        assert _alive(pid2)
+        # ... and the next start ends one past its deadline, found by pid + start time
+        import sqlite3
+        c = sqlite3.connect(str(srv.home / "nbhub.db"))
+        c.execute("UPDATE task_runs SET kernel_kept_until = 1 WHERE run = ?", (run_id,))
+        c.commit()
+        c.close()
+        srv.start()
+        alice = Api(srv.port, alice.token)
+        assert _wait_gone(pid2, 15), "a kernel past its deadline survived a restart"
+        st, run = alice.get(f"/api/v1/runs/{run_id}")
+        assert run["tasks"][0]["kernel_kept_until"] is None, run
+    finally:
+        srv.stop()
+    for pid in pids:
+        assert _wait_gone(pid, 10)
