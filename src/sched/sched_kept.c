@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +47,9 @@ struct skept {
     int64_t       until_us;
     int64_t       kill_at_us;   /* stopping: SIGKILL the group then; 0 = kept */
     char         *cgroup;       /* the task's leaf, removed at the end; NULL = none */
+    sched_t      *s;
+    int           pidfd;        /* readable when the keeper exits, -1 = not watched */
+    uv_poll_t    *poll;
     struct skept *next;
 };
 
@@ -72,13 +76,64 @@ static long kept_proc_uid(int pid)
     return uid;
 }
 
+static void kept_arm(sched_t *s);
+
+static void kept_unwatch(struct skept *k)
+{
+    if (k->poll) {
+        uv_poll_stop(k->poll);
+        k->poll->data = k->s;
+        uv_close((uv_handle_t *)k->poll, sched_handle_close);
+        k->poll = NULL;
+    }
+    if (k->pidfd >= 0) close(k->pidfd);
+    k->pidfd = -1;
+}
+
 static void kept_free(struct skept *k)
 {
+    kept_unwatch(k);
     free(k->cgroup);
     free(k);
 }
 
-static void kept_arm(sched_t *s);
+/* The keeper exited: the kernel ended (its deadline, `exit` in a console,
+ * a kill).  Forget it now, not at its deadline, so the API tells the truth. */
+static void kept_on_exit(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    struct skept *k = h->data;
+    sched_t *s = k->s;
+    kept_unwatch(k);
+    if (!k->kill_at_us) {
+        LOG_I("kept kernel ended", "task_run=%lld pid=%d", (long long)k->task_run, k->pid);
+        nb_err_t err;
+        if (store_task_clear_kernel(s->o.store, k->task_run, &err) < 0)
+            LOG_W("kept kernel not cleared in the store", "task_run=%lld error=\"%s\"",
+                  (long long)k->task_run, err.msg);
+        sched_changed(s);
+    }
+    k->kill_at_us = sched_now_us();   /* the sweep removes its cgroup and the entry */
+    kept_arm(s);
+}
+
+static void kept_watch(sched_t *s, struct skept *k)
+{
+    k->s = s;
+    k->pidfd = pidfd_open(k->pid, 0);
+    if (k->pidfd < 0) return;   /* no pidfd (old kernel): the deadline timer still ends it */
+    if (!kept_alive(k)) {       /* the pid was reused between the check and the open */
+        close(k->pidfd);
+        k->pidfd = -1;
+        return;
+    }
+    k->poll = xcalloc(1, sizeof *k->poll);
+    uv_poll_init(s->o.loop, k->poll, k->pidfd);
+    s->open_handles++;
+    k->poll->data = k;
+    uv_poll_start(k->poll, UV_READABLE, kept_on_exit);
+}
 
 static void kept_on_timer(uv_timer_t *h)
 {
@@ -169,6 +224,7 @@ int sched_kept_take(sched_t *s, int64_t task_run, const char *kernel_file, const
     k->cgroup = cgroup ? xstrdup(cgroup) : NULL;
     k->next = s->kept;
     s->kept = k;
+    kept_watch(s, k);
     LOG_I("kernel kept for a post-mortem", "task_run=%lld pid=%d for_s=%lld", (long long)task_run, k->pid,
           (long long)((until_us - now) / 1000000));
     kept_arm(s);
@@ -181,6 +237,7 @@ int sched_kept_end(sched_t *s, int64_t task_run, nb_err_t *err)
 {
     struct skept *k = kept_find(s, task_run);
     if (!k || k->kill_at_us) return err_set(err, -ENOENT, "no kernel is kept for this task");
+    kept_unwatch(k);   /* its exit is expected now */
     if (kept_alive(k)) kill(k->pid, SIGTERM);
     k->kill_at_us = sched_now_us() + KEPT_KILL_GRACE_US;
     nb_err_t e2;
@@ -211,6 +268,8 @@ int sched_kept_recover(sched_t *s, nb_err_t *err)
         k->pid = t->kernel_pid;
         k->start_time = t->kernel_pid_start_time;
         k->until_us = t->kernel_kept_until;
+        k->s = s;
+        k->pidfd = -1;
         k->next = s->kept;
         s->kept = k;
         /* Gone already (its keeper's deadline passed while we were down),
@@ -221,6 +280,8 @@ int sched_kept_recover(sched_t *s, nb_err_t *err)
             LOG_I("kept kernel ended at start-up", "task_run=%lld pid=%d alive=%d orphan=%d",
                   (long long)t->id, k->pid, kept_alive(k), orphan);
             sched_kept_end(s, t->id, NULL);
+        } else {
+            kept_watch(s, k);
         }
     }
     store_task_runs_free(&l);

@@ -18,7 +18,11 @@ import time
 
 import pytest
 
-from conftest import RUN_TIMEOUT, VENV_BIN, code, write_nb
+from conftest import NBHUB, RUN_TIMEOUT, VENV_BIN, code, write_nb
+
+
+def h_bin():
+    return NBHUB
 
 FAILING = (code("x = 41"), code("raise ValueError('boom')"), code("y = 1"))
 
@@ -114,9 +118,11 @@ def test_keep_kernel_jupyter_console(h):
                            input="print('x is', x + 1)\nexit\n", capture_output=True, text=True,
                            env=h.env, timeout=RUN_TIMEOUT)
         assert "x is 42" in p.stdout, p.stdout + p.stderr
+        # jupyter console's plain `exit` shuts the kernel down: the keeper goes too
+        assert _wait_gone(pid, 10)
+        assert not os.path.exists(conn)
     finally:
         _kill_pid(pid)
-    assert _wait_gone(pid)
 
 
 def test_keep_kernel_stopped_at_deadline(h):
@@ -217,7 +223,22 @@ def test_flow_post_mortem_api_delete_other_user_and_serve_exit(h):
         assert conn == t["kernel_connection_file"] and _alive(pid)
         out.clear()
         assert _eval(conn, "x") == "41"
+        # nbhub runs debug: the console on it (jupyter-console on PATH), or the file
+        url = ["--url", f"http://127.0.0.1:{srv.port}", "--token", alice.token]
+        r = h.run(["runs", "debug", run_id, "t", "--print", *url])
+        assert r.rc == 0 and f"jupyter console --existing {conn}" in r.stdout, r
+        console = os.environ.get("JUPYTER_CONSOLE") or str(VENV_BIN / "jupyter-console")
+        if os.path.exists(console):
+            env = dict(h.env, PATH=os.path.dirname(console) + ":" + h.env["PATH"])
+            p = subprocess.run([h_bin(), "runs", "debug", str(run_id), "t", *url],
+                               input="print('x is', x + 1)\nexit(keep_kernel=True)\n", capture_output=True,
+                               text=True, env=env, timeout=RUN_TIMEOUT)
+            assert "x is 42" in p.stdout, p.stdout + p.stderr
+        r = h.run(["runs", "debug", run_id, "nope", *url])
+        assert r.rc == 4, r
         # another user neither sees nor ends it
+        r = h.run(["runs", "debug", run_id, "t", "--url", f"http://127.0.0.1:{srv.port}", "--token", bob.token])
+        assert r.rc == 4, r
         assert bob.get(f"/api/v1/runs/{run_id}")[0] == 404
         assert bob.delete(f"/api/v1/runs/{run_id}/tasks/t/kernel")[0] == 404
         assert _alive(pid)
@@ -227,12 +248,27 @@ def test_flow_post_mortem_api_delete_other_user_and_serve_exit(h):
         assert _wait_gone(pid, 10)
         assert not os.path.exists(conn)
         assert alice.delete(f"/api/v1/runs/{run_id}/tasks/t/kernel")[0] == 409
-        # a second one, ended by the daemon's exit
+        r = h.run(["runs", "debug", run_id, "t", *url])
+        assert r.rc == 6 and "no kernel is kept" in r.stderr, r
+        # a kernel that ends by itself (its deadline, `exit` in a console) is
+        # no longer shown as kept
         run2 = _trigger_as(alice, "pm")
         srv.wait_run(run2)
-        pid2, conn2 = _kept(srv, run2)
+        pid2, _ = _kept(srv, run2)
         assert pid2 and _alive(pid2), srv.log()
         pids.append(pid2)
+        os.kill(pid2, signal.SIGTERM)
+        assert _wait_gone(pid2, 10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and alice.get(f"/api/v1/runs/{run2}")[1]["tasks"][0]["kernel_kept_until"]:
+            time.sleep(0.1)
+        assert alice.get(f"/api/v1/runs/{run2}")[1]["tasks"][0]["kernel_kept_until"] is None
+        # a third one, ended by the daemon's exit
+        run3 = _trigger_as(alice, "pm")
+        srv.wait_run(run3)
+        pid3, _ = _kept(srv, run3)
+        assert pid3 and _alive(pid3), srv.log()
+        pids.append(pid3)
     finally:
         srv.stop()
     for pid in pids:
