@@ -316,3 +316,51 @@ def test_flow_post_mortem_retry_and_restart(h):
         srv.stop()
     for pid in pids:
         assert _wait_gone(pid, 10)
+
+
+# ---- isolation: system: the kernel is the owner's, and theirs alone ------------------------
+
+from test_isolation import ALICE, BOB, _exists, accounts, needs_root, run_task, system_server  # noqa: E402,F401
+
+
+@needs_root
+def test_system_isolation_kept_kernel_is_the_owners_alone(h, accounts):
+    import pwd
+    import shutil
+    srv = system_server(h, "limits: {memory: 2g}\n")
+    pid = None
+    try:
+        for u in (ALICE, BOB):
+            if not _exists(f"nbhub-{u}"):
+                run_task(srv, f"mk{u}", f"owner: {u}\ntasks:\n  t: {{command: [true]}}\n")
+        acct = pwd.getpwnam(f"nbhub-{ALICE}")
+        other = pwd.getpwnam(f"nbhub-{BOB}")
+        nb = write_nb(os.path.join(acct.pw_dir, "pm.ipynb"), *FAILING)
+        os.chown(nb, acct.pw_uid, acct.pw_gid)
+        run = run_task(srv, "pmsys", f"owner: {ALICE}\ntasks:\n  t:\n    notebook: {nb}\n    kernel: syspy\n"
+                       "    post_mortem: 10m\n    limits: {memory: 512m}\n", timeout=120)
+        assert run["state"] == "failed", run
+        t = run["tasks"][0]
+        conn = t["kernel_connection_file"]
+        assert conn and t["kernel_kept_until"], (t, srv.log())
+        pid, t_id = srv.db().execute("SELECT kernel_pid, id FROM task_runs WHERE run = ?",
+                                     (run["id"],)).fetchone()
+        # the kernel runs as the task's account, inside the task's cgroup (its limits)
+        st = os.stat(f"/proc/{pid}")
+        assert st.st_uid == acct.pw_uid
+        cg = open(f"/proc/{pid}/cgroup").read()
+        assert f"nbhub/u-nbhub-{ALICE}/t{t_id}-1" in cg, cg
+        # the connection file (the kernel's key) is the account's alone
+        fst, dst = os.stat(conn), os.stat(os.path.dirname(conn))
+        assert fst.st_uid == acct.pw_uid and fst.st_mode & 0o077 == 0
+        assert dst.st_uid == acct.pw_uid and dst.st_mode & 0o077 == 0
+        r = subprocess.run(["cat", conn], user=other.pw_uid, group=other.pw_gid, extra_groups=[],
+                           capture_output=True)
+        assert r.returncode != 0 and b"key" not in r.stdout
+        out.clear()
+        assert _eval(conn, "x") == "41"
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.home, ignore_errors=True)
+    if pid:
+        assert _wait_gone(pid, 10), "nbhub serve's exit left the kept kernel running"
