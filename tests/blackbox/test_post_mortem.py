@@ -364,3 +364,37 @@ def test_system_isolation_kept_kernel_is_the_owners_alone(h, accounts):
         shutil.rmtree(srv.home, ignore_errors=True)
     if pid:
         assert _wait_gone(pid, 10), "nbhub serve's exit left the kept kernel running"
+
+
+# ---- the run page ----------------------------------------------------------------------------
+
+def test_run_page_shows_kept_kernel_and_ends_it(h):
+    import shutil
+    from conftest import REPO
+    from nbserve import ADMIN_PASSWORD
+    browser_dir = REPO / "tests" / "browser"
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not (browser_dir / "node_modules" / "playwright-core").exists() or not os.path.exists(chromium):
+        pytest.skip("playwright-core or chromium not installed (scripts/install-deps.sh)")
+    srv = Server(h)
+    write_nb(srv.flows / "fail.ipynb", *FAILING)
+    srv.apply("pmui", "name: pmui\ntasks:\n  t:\n    notebook: fail.ipynb\n    post_mortem: 10m\n")
+    srv.start()
+    pid = None
+    try:
+        run_id = srv.trigger("pmui")
+        srv.wait_run(run_id)
+        pid, _ = _kept(srv, run_id)
+        assert pid and _alive(pid), srv.log()
+        shots = REPO / "build" / "test-artifacts" / "postmortem"
+        shots.mkdir(parents=True, exist_ok=True)
+        env = dict(h.env, NBHUB_URL=f"http://127.0.0.1:{srv.port}", NBHUB_USER="admin",
+                   NBHUB_PASSWORD=ADMIN_PASSWORD, NBHUB_RUN=str(run_id), CHROMIUM=chromium,
+                   NBHUB_SHOTS=str(shots))
+        p = h.popen(["node", "--test", "--test-reporter=spec", str(browser_dir / "postmortem.test.mjs")],
+                    exe="/usr/bin/env", env=env, cwd=browser_dir)
+        r = h.finish(p, timeout=180)
+        assert r.rc == 0, r.stdout[-6000:] + r.stderr[-3000:]
+        assert _wait_gone(pid, 10), "the page's button did not end the kernel"
+    finally:
+        srv.stop()
