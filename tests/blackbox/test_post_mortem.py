@@ -318,6 +318,29 @@ def test_flow_post_mortem_retry_and_restart(h):
         assert _wait_gone(pid, 10)
 
 
+def test_flow_post_mortem_deadline(h):
+    """post_mortem: 3s — the keeper stops the kernel at its deadline and the
+    daemon stops showing it as kept."""
+    srv = Server(h)
+    write_nb(srv.flows / "fail.ipynb", *FAILING)
+    srv.apply("pmd", "name: pmd\ntasks:\n  t:\n    notebook: fail.ipynb\n    post_mortem: 3s\n")
+    srv.start()
+    try:
+        run_id = srv.trigger("pmd")
+        srv.wait_run(run_id)
+        pid, conn = _kept(srv, run_id)
+        assert pid and _alive(pid), srv.log()
+        assert _wait_gone(pid, 15), "the kept kernel outlived its deadline"
+        assert not os.path.exists(conn)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and srv.api.get(f"/api/v1/runs/{run_id}")[1]["tasks"][0]["kernel_kept_until"]:
+            time.sleep(0.1)
+        assert srv.api.get(f"/api/v1/runs/{run_id}")[1]["tasks"][0]["kernel_kept_until"] is None
+        assert _kept(srv, run_id) == (None, None)
+    finally:
+        srv.stop()
+
+
 # ---- isolation: system: the kernel is the owner's, and theirs alone ------------------------
 
 from test_isolation import ALICE, BOB, _exists, accounts, needs_root, run_task, system_server  # noqa: E402,F401
