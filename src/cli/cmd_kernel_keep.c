@@ -11,7 +11,8 @@
  *
  *   - fd 3 reads "keep UNTIL\n" (UNTIL: Unix seconds): nbhub run is letting
  *     go of a kernel it wants kept.  Until then EOF on fd 3 means the run
- *     died or dropped the kernel: the whole group is killed at once.
+ *     died or dropped the kernel: CONNDIR is removed and the whole group
+ *     killed at once.
  *   - kept: the keeper stops the kernel at UNTIL (SIGTERM, SIGKILL to the
  *     group 2 s later), or earlier on SIGTERM to itself (the daemon's
  *     DELETE, its exit, a retry, or `kill PID`); then removes CONNDIR (the
@@ -178,7 +179,12 @@ int cmd_kernel_keep(int argc, char **argv)
             } else {
                 ctl_open = 0;
                 close(KEEP_CTL_FD);
-                if (!kept) kill(0, SIGKILL);   /* the run died or let the kernel go unkept */
+                if (!kept) {
+                    /* The run died (even kill -9) or let the kernel go unkept:
+                     * nothing may outlive it, its connection file included. */
+                    keep_remove_dir(conndir);
+                    kill(0, SIGKILL);
+                }
             }
         }
         if (p[0].revents & POLLIN) {

@@ -146,9 +146,25 @@ def test_keep_kernel_not_on_success_and_not_kept_when_run_killed(h):
     assert "kept" not in r.stderr
     nb = write_nb(h.tmp / "slow.ipynb", code("import time; time.sleep(60)"))
     p = h.popen(["run", nb, h.tmp / "out2.ipynb", "--keep-kernel-on-error", "5m"])
-    time.sleep(4)
+    conn = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not conn:     # the kernel is up: its keeper's argv names the dir
+        for d in os.listdir("/proc"):
+            try:
+                cmd = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if len(cmd) > 3 and cmd[1] == b"__kernel-keep" and cmd[2] == str(p.pid).encode():
+                conn = cmd[3].decode()
+        time.sleep(0.1)
+    assert conn and os.path.isdir(conn)
+    time.sleep(2)
     os.kill(p.pid, signal.SIGKILL)
     p.wait(timeout=10)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and os.path.exists(conn):
+        time.sleep(0.1)
+    assert not os.path.exists(conn), "the connection file outlived a killed run"
     # the harness's orphan check (kernels carry the test's marker) does the rest
 
 
