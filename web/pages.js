@@ -295,6 +295,20 @@ export async function run(id) {
     }
   }
 
+  // post_mortem: the failed task's kernel is kept; `nbhub runs debug` opens
+  // a console on it (the connection file is the task's account's alone, so
+  // the page offers the command, not the file), and the button ends it.
+  function keptKernel(t) {
+    if (!t.kernel_kept_until) return null;
+    const until = new Date(t.kernel_kept_until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return h("div.small.kept", { dataset: { kept: t.kernel_kept_until } },
+      `kernel kept until ${until} · `, h("code", `nbhub runs debug ${id} ${t.name}`), " ",
+      h("button.small", { type: "button", onclick: guarded(msg, async () => {
+        await api("DELETE", `/runs/${id}/tasks/${enc(t.name)}/kernel`);
+        render(await api("GET", `/runs/${id}`));
+      }) }, "End kernel"));
+  }
+
   function render(r) {
     cur = r;
     const live = !TERMINAL.has(r.state);
@@ -315,7 +329,7 @@ export async function run(id) {
       h("thead", h("tr", ["Task", "State", "Try", "Started", "Duration", "Output", ""].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", (r.tasks || []).map((t) => h("tr", { dataset: { task: t.name, state: t.state } },
         h("th", { scope: "row" }, t.name),
-        h("td", state(t.state), t.error ? h("div.small.err", t.error) : null),
+        h("td", state(t.state), t.error ? h("div.small.err", t.error) : null, keptKernel(t)),
         h("td", `${t.try_number}/${t.max_tries}`),
         h("td", when(t.started_at)), h("td", liveDuration(t.started_at, t.ended_at)),
         h("td", t.has_output ? h("a", { href: `/runs/${id}/tasks/${enc(t.name)}/output` }, "notebook") : "—"),

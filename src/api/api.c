@@ -81,6 +81,7 @@ const struct http_route api_routes[] = {
     { "GET",    "/api/v1/runs/:id",                      api_runs_get,            API_RUN },
     { "POST",   "/api/v1/runs/:id/cancel",               api_runs_cancel,         API_RUN },
     { "POST",   "/api/v1/runs/:id/tasks/:task/cancel",   api_runs_task_cancel,    API_RUN },
+    { "DELETE", "/api/v1/runs/:id/tasks/:task/kernel",   api_runs_task_kernel_end, API_RUN },
     { "GET",    "/api/v1/runs/:id/tasks/:task/log",      api_runs_task_log,       API_RUN },
     { "GET",    "/api/v1/runs/:id/tasks/:task/output",   api_runs_task_output,    API_RUN },
     { "GET",    "/api/v1/runs/:id/tasks/:task/output.html", api_runs_task_output_html, API_RUN },

@@ -268,6 +268,7 @@ void api_runs_list(http_req_t *req, void *ud);
 void api_runs_get(http_req_t *req, void *ud);
 void api_runs_cancel(http_req_t *req, void *ud);
 void api_runs_task_cancel(http_req_t *req, void *ud);
+void api_runs_task_kernel_end(http_req_t *req, void *ud);
 void api_runs_task_log(http_req_t *req, void *ud);
 void api_runs_task_output(http_req_t *req, void *ud);
 void api_runs_task_output_html(http_req_t *req, void *ud);

@@ -104,6 +104,11 @@ json_t *api_json_task(const store_task_run_t *t)
     char *sp = api_runs_spark_path(t->log_path);
     json_object_set_new(j, "has_spark", json_boolean(sp && access(sp, F_OK) == 0));
     free(sp);
+    /* Only the owner and admins see a run (API_RUN): the path is theirs to
+     * know; the file itself is readable by the task's account alone. */
+    int kept = t->kernel_kept_until > 0 && t->kernel_conn;
+    json_object_set_new(j, "kernel_kept_until", kept ? api_json_time(t->kernel_kept_until) : json_null());
+    json_object_set_new(j, "kernel_connection_file", kept ? json_string(t->kernel_conn) : json_null());
     return j;
 }
 

@@ -225,6 +225,38 @@ void api_runs_task_cancel(http_req_t *req, void *ud)
     http_respond_json(req, 200, j);
 }
 
+/* DELETE .../tasks/:task/kernel: end the kernel kept for a post-mortem
+ * (sched_kept_end); the task as it is now, without it. */
+void api_runs_task_kernel_end(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (api_no_sched(a, req)) return;
+    const api_ctx_t *c = api_ctx(req);
+    store_task_run_t t;
+    if (api_runs_task(a, req, &t) < 0) return;
+    nb_err_t err;
+    err_clear(&err);
+    int64_t id = t.id;
+    store_task_run_clear(&t);
+    int rc = sched_kept_end(a->sched, id, &err);
+    if (rc == -ENOENT) {
+        /* The task is there (a 404 is for runs one may not see): the state
+         * is what does not fit, as for a cancel of a finished task. */
+        api_error(req, 409, "conflict", "no kernel is kept for this task (none was, or it has ended)");
+        return;
+    }
+    if (rc == 0) rc = store_task_run_get(a->store, id, &t, &err);
+    if (rc) {
+        api_fail(req, rc, &err);
+        return;
+    }
+    LOG_I("kept kernel ended", "flow=%s run=%lld task=%s by=%s", c->flow, (long long)c->run, t.task,
+          c->log_name);
+    json_t *j = api_json_task(&t);
+    store_task_run_clear(&t);
+    http_respond_json(req, 200, j);
+}
+
 /* ---- task files --------------------------------------------------------- */
 
 typedef struct api_fsend {

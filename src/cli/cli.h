@@ -84,6 +84,7 @@ extern volatile sig_atomic_t cmd_spark_stop_requested;
 int cmd_spark_task(int argc, char **argv);
 /* Hidden helper: exec a kernel with PR_SET_PDEATHSIG so it dies with us. */
 int cmd_kernel_exec(int argc, char **argv);
+int cmd_kernel_keep(int argc, char **argv);
 
 /* Print "nbhub: <msg>" to stderr. */
 /* The text of the last cli_errorf (for a command that records why it failed). */

@@ -13,6 +13,8 @@
 #include "notebook/nbexec.h"
 #include "notebook/nbjson.h"
 #include "notebook/nbparams.h"
+#include "sched/flow.h"
+#include "sched/sup.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char cmd_run_usage[] =
@@ -64,6 +67,10 @@ static const char cmd_run_usage[] =
     "  --keep-history               let the IPython kernel nbhub starts write its history database\n"
     "                               (nbclient's default, and nbhub's, is\n"
     "                               --HistoryManager.hist_file=:memory:)\n"
+    "  --keep-kernel-on-error DURATION  post-mortem: when a cell raises, keep the kernel (its\n"
+    "                               variables) running for DURATION (30s, 30m, 1h, or seconds);\n"
+    "                               the connection file is printed for `jupyter console --existing`;\n"
+    "                               nbhub run still exits 1, the kernel is stopped at the deadline\n"
     "\n"
     "Output:\n"
     "  --log-output                 stream cell outputs to stderr as they arrive\n"
@@ -84,6 +91,8 @@ struct run_args {
     int log_output, progress, prepare_only, report_mode, inspect, tcp;
     const char *existing_kernel;
     int kernel_pid, shutdown_kernel, keep_history;
+    int64_t keep_kernel;  /* seconds, 0 = off */
+    const char *kernel_file;  /* hidden: where to describe a kept kernel (nbhub serve) */
     json_t *params;      /* merged, in order */
     json_t *p_typed;     /* -p, applied after files */
     json_t *p_raw;       /* -r, applied last */
@@ -217,6 +226,12 @@ static int run_parse(int argc, char **argv, struct run_args *a)
             long v = strtol(argv[++i], &end, 10);
             if (*end || v <= 0) return run_usage_error("--kernel-pid needs a process id, got '%s'", argv[i]);
             a->kernel_pid = (int)v;
+        } else if (strcmp(s, "--keep-kernel-on-error") == 0) {
+            NEED(1);
+            i++;
+            if (flow_duration_parse(argv[i], &a->keep_kernel) < 0 || a->keep_kernel <= 0)
+                return run_usage_error("--keep-kernel-on-error needs a duration like 30s, 30m or 1h, got '%s'",
+                                       argv[i]);
         } else if (strcmp(s, "--shutdown-kernel") == 0) {
             a->shutdown_kernel = 1;
         } else if (strcmp(s, "--keep-history") == 0) {
@@ -245,6 +260,8 @@ static int run_parse(int argc, char **argv, struct run_args *a)
 #undef NEED
     }
     if (!a->in) return run_usage_error("%s", "missing input notebook (IN.ipynb or '-')");
+    if (a->keep_kernel && a->existing_kernel)
+        return run_usage_error("%s", "--keep-kernel-on-error keeps a kernel nbhub run started, not an --existing-kernel");
     return 0;
 }
 
@@ -303,6 +320,34 @@ static int run_write_now(json_t *nb, const char *out)
 }
 
 static int cmd_run_main(int argc, char **argv);
+static const char *run_kernel_file;
+
+/* A kernel kept for a post-mortem (nbexec_kept): say how to reach it,
+ * and for nbhub serve describe it in --kernel-file as
+ * {"connection_file", "pid", "pid_start_time", "kept_until"} (seconds). */
+static void run_kept(const struct nbexec_kept *k)
+{
+    char until[40];
+    time_t t = (time_t)k->until_s;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(until, sizeof until, "%H:%M:%S", &tm);
+    fprintf(stderr,
+            "nbhub: the kernel is kept for a post-mortem until %s (pid %d; `kill %d` ends it sooner)\n"
+            "nbhub: connection file: %s\n"
+            "nbhub: open a console on it: jupyter console --existing %s\n",
+            until, k->pid, k->pid, k->conn_file, k->conn_file);
+    if (!run_kernel_file) return;
+    json_t *j = json_pack("{s:s, s:i, s:I, s:I}", "connection_file", k->conn_file, "pid", k->pid,
+                          "pid_start_time", (json_int_t)sup_proc_start_time(k->pid), "kept_until",
+                          (json_int_t)k->until_s);
+    char *text = json_dumps(j, JSON_SORT_KEYS);
+    nb_err_t err;
+    if (fs_write_atomic(run_kernel_file, text, strlen(text), 0, &err) < 0)
+        cli_errorf("cannot write %s: %s", run_kernel_file, err.msg);
+    free(text);
+    json_decref(j);
+}
 
 /* --workspace: IN names a notebook in a user's workspace (a flow's
  * "~/..." task).  Checked here, by the process that opens it -- under
@@ -338,6 +383,15 @@ int cmd_run(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--status-file") == 0) {
             status = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
+            argc -= 2;
+            break;
+        }
+    /* `--kernel-file FILE` (for nbhub serve, not in --help): a kept
+     * kernel is described there, written before the status file. */
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--kernel-file") == 0) {
+            run_kernel_file = argv[i + 1];
             memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
             argc -= 2;
             break;
@@ -441,6 +495,7 @@ static int cmd_run_main(int argc, char **argv)
 
     /* A flow task that asked for Spark (nbhub __spark-task): its cluster
      * wins over the master a PySpark kernel spec names. */
+    struct nbexec_kept kept = { 0 };
     static char *spark_env[3];   /* lives until exit */
     if (getenv("NBHUB_SPARK_MASTER")) {
         size_t ns = 0;
@@ -458,6 +513,7 @@ static int cmd_run_main(int argc, char **argv)
         .progress = a.progress, .tcp = a.tcp,
         .existing_kernel = a.existing_kernel, .kernel_pid = a.kernel_pid,
         .shutdown_kernel = a.shutdown_kernel, .keep_history = a.keep_history,
+        .keep_kernel_s = (double)a.keep_kernel, .kept = &kept,
     };
     if (a.report_mode) run_report_mode(nb);
     nbexec_prepare(nb, &o);
@@ -508,6 +564,8 @@ static int cmd_run_main(int argc, char **argv)
     }
     if (code != NB_EXIT_OK && err.msg[0]) cli_errorf("%s", err.msg);
     else if (code != NB_EXIT_OK) cli_errorf("run failed (exit %d)", code);
+    if (kept.conn_file) run_kept(&kept);
+    free(kept.conn_file);
 
 done:
     free(ws_in);

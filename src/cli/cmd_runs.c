@@ -20,15 +20,18 @@
 #include "util/fsutil.h"
 #include "util/xmalloc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int cmd_runs_list(int argc, char **argv);
 static int cmd_runs_show(int argc, char **argv);
 static int cmd_runs_logs(int argc, char **argv);
 static int cmd_runs_cancel(int argc, char **argv);
 static int cmd_runs_output(int argc, char **argv);
+static int cmd_runs_debug(int argc, char **argv);
 
 static const char cmd_runs_help[] =
     "Inspect and control the runs of an nbhub server.  A run is named by its\n"
@@ -94,12 +97,28 @@ static const char cmd_runs_output_usage[] =
     "  -o, --output FILE  write to FILE instead of stdout\n"
     CMD_RUNS_OPTS;
 
+static const char cmd_runs_debug_usage[] =
+    "usage: nbhub runs debug ID TASK [--print] [--end]\n"
+    "\n"
+    "Open a console on the kernel kept after TASK of run ID failed (a notebook\n"
+    "task with `post_mortem:`): its variables are as the failing cell left them.\n"
+    "Runs `jupyter console --existing FILE` when jupyter-console is installed and\n"
+    "the connection file is readable here (it is the task's account's alone: run\n"
+    "this as that user, on the server's machine); else prints FILE and the command.\n"
+    "A task with no kept kernel is a conflict (exit 6).\n"
+    "\n"
+    "Options:\n"
+    "  --print        only print the connection file and the command\n"
+    "  --end          end the kept kernel now instead\n"
+    CMD_RUNS_OPTS;
+
 static const struct client_sub cmd_runs_subs[] = {
     { "list",   "list runs, newest first",         cmd_runs_list_usage,   cmd_runs_list },
     { "show",   "show a run and its tasks",        cmd_runs_show_usage,   cmd_runs_show },
     { "logs",   "print a task's log",              cmd_runs_logs_usage,   cmd_runs_logs },
     { "cancel", "cancel a run or one of its tasks", cmd_runs_cancel_usage, cmd_runs_cancel },
     { "output", "download a task's output notebook", cmd_runs_output_usage, cmd_runs_output },
+    { "debug",  "open a console on a failed task's kept kernel", cmd_runs_debug_usage, cmd_runs_debug },
 };
 #define CMD_RUNS_NSUBS (sizeof cmd_runs_subs / sizeof cmd_runs_subs[0])
 
@@ -345,4 +364,97 @@ static int cmd_runs_cancel(int argc, char **argv)
     }
     json_decref(ans);
     return rc ? rc : client_flush();
+}
+
+/* ------------------------------------------------------------ debug */
+
+/* jupyter-console's executable on PATH (fresh), or NULL. */
+static char *cmd_runs_find_console(void)
+{
+    const char *path = getenv("PATH");
+    if (!path) return NULL;
+    char *dirs = xstrdup(path), *save = NULL;
+    char *found = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+        char *p = xasprintf("%s/jupyter-console", *d ? d : ".");
+        if (access(p, X_OK) == 0) found = p;
+        else free(p);
+    }
+    free(dirs);
+    return found;
+}
+
+static int cmd_runs_debug(int argc, char **argv)
+{
+    struct client_opts o = { 0 };
+    const char *pos[2];
+    int n = 0, rc, print = 0, end = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = client_opt_common(&o, argc, argv, &i, "runs debug");
+        if (r < 0) return CLIENT_EXIT_USAGE;
+        if (r) continue;
+        if (strcmp(argv[i], "--print") == 0) print = 1;
+        else if (strcmp(argv[i], "--end") == 0) end = 1;
+        else if ((rc = cmd_runs_pos("runs debug", argv[i], pos, 2, &n))) return rc;
+    }
+    if (o.json) return client_usage_error("runs debug", "--json is not supported here");
+    if (n < 2) return client_usage_error("runs debug", "missing %s", n ? "TASK" : "run ID and TASK");
+    int64_t id;
+    if ((rc = cmd_runs_id("runs debug", pos[0], &id))) return rc;
+    client_t *c;
+    if ((rc = client_open(&o, &c))) return rc;
+    json_t *ans = NULL;
+    char *path = cmd_runs_path(id, end ? pos[1] : NULL, end ? "/kernel" : "");
+    rc = client_call(c, end ? "DELETE" : "GET", path, NULL, &ans);
+    free(path);
+    client_close(c);
+    if (rc) return rc;
+    if (end) {
+        printf("run %lld: the kernel kept for task %s is being stopped\n", (long long)id, pos[1]);
+        json_decref(ans);
+        return client_flush();
+    }
+    const json_t *task = NULL, *t;
+    size_t i;
+    json_array_foreach(json_object_get(ans, "tasks"), i, t)
+        if (client_str(t, "name") && strcmp(client_str(t, "name"), pos[1]) == 0) task = t;
+    const char *until = task ? client_str(task, "kernel_kept_until") : NULL;
+    const char *file = task ? client_str(task, "kernel_connection_file") : NULL;
+    if (!task) {
+        cli_errorf("runs debug: run %lld has no task '%s'", (long long)id, pos[1]);
+        json_decref(ans);
+        return CLIENT_EXIT_NOT_FOUND;
+    }
+    if (!until || !file) {
+        cli_errorf("runs debug: no kernel is kept for task '%s' of run %lld (the task did not fail "
+                   "with post_mortem: set, or its kernel has ended)", pos[1], (long long)id);
+        json_decref(ans);
+        return CLIENT_EXIT_CONFLICT;
+    }
+    char *f = table_clean(file, 0), *u = table_clean(until, 0);
+    char *console = print ? NULL : cmd_runs_find_console();
+    int readable = access(file, R_OK) == 0;
+    if (!console || !readable) {
+        printf("kernel kept until %s\nconnection file: %s\njupyter console --existing %s\n", u, f, f);
+        if (!print && !readable)
+            fprintf(stderr, "nbhub: %s is not readable here: run this as the task's user on the "
+                            "server's machine\n", f);
+        else if (!print)
+            fprintf(stderr, "nbhub: jupyter-console is not installed (pip install jupyter-console)\n");
+        free(f);
+        free(u);
+        free(console);
+        json_decref(ans);
+        return client_flush();
+    }
+    fprintf(stderr, "nbhub: kernel kept until %s; console on %s (`exit` ends the kernel, `exit(keep_kernel=True)` leaves it running)\n", u, f);
+    fflush(NULL);
+    char *args[] = { console, (char *)"--existing", f, NULL };
+    execv(console, args);
+    cli_errorf("runs debug: cannot run %s: %s", console, strerror(errno));
+    free(f);
+    free(u);
+    free(console);
+    json_decref(ans);
+    return CLIENT_EXIT_FAILED;
 }

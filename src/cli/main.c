@@ -26,6 +26,7 @@ static const struct cli_cmd cli_cmds[] = {
     { "user",   "manage users and API tokens",                           cmd_user },
     { "server", "users' notebook servers: start, stop, list",           cmd_server },
     { "__kernel-exec", NULL, cmd_kernel_exec },   /* internal trampoline */
+    { "__kernel-keep", NULL, cmd_kernel_keep },   /* internal: keeps a failed run's kernel (post-mortem) */
     { "__task-wrap",   NULL, sup_wrap_main },     /* internal: records a task's exit */
     { "__as-user",     NULL, cmd_asuser },        /* internal: a user's process under isolation: system */
     { "__spark-supervise", NULL, cmd_spark_supervise },   /* internal: keeps a cluster alive */

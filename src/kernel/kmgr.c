@@ -273,7 +273,9 @@ int kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
     }
     free(extra);
 
-    rc = kproc_spawn(loop, argv, env, o->cwd, kmgr_on_exit, km, &km->proc, err);
+    rc = o->keeper ? kproc_spawn_keeper(loop, argv, env, o->cwd, km->conn->dir, kmgr_on_exit, km,
+                                        &km->proc, err)
+                   : kproc_spawn(loop, argv, env, o->cwd, kmgr_on_exit, km, &km->proc, err);
     for (char **p = argv; *p; p++) free(*p);
     free(argv);
     for (char **p = env; *p; p++) free(*p);
@@ -457,6 +459,29 @@ int kmgr_lend(kmgr_t *km, const char **conn_file)
     km->client = NULL;
     km->state = KM_LENT;
     *conn_file = km->conn->file;
+    return 0;
+}
+
+int kmgr_keep(kmgr_t *km, int64_t until_s, char **conn_file)
+{
+    if (km->state != KM_READY || !km->proc || km->exited) return -EBUSY;
+    int pid = kproc_pid(km->proc);
+    char *file = xstrdup(km->conn->file);
+    int rc = kproc_keep(km->proc, until_s);
+    if (rc < 0) {
+        free(file);
+        return rc;
+    }
+    km->proc = NULL;   /* freed by kproc_keep */
+    /* The keeper removes the connection file and sockets when it stops the
+     * kernel: forget the directory so that kmgr_finish leaves them. */
+    free(km->conn->dir);
+    km->conn->dir = NULL;
+    km->orderly = 1;
+    km->state = KM_STOPPING;
+    kmgr_finish(km);
+    LOG_I("kernel kept", "pid=%d until=%lld file=%s", pid, (long long)until_s, file);
+    *conn_file = file;
     return 0;
 }
 

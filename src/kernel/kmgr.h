@@ -45,6 +45,7 @@ struct kmgr_opts {
     int          keep_history;    /* 0: an IPython kernel (kspec_is_ipykernel) gets
                                      --HistoryManager.hist_file=:memory: as nbclient
                                      starts it, unless its argv sets hist_file */
+    int         keeper;           /* start it under a keeper (kproc_spawn_keeper), for kmgr_keep */
 };
 
 struct kmgr_cbs {
@@ -71,6 +72,14 @@ int  kmgr_attach(uv_loop_t *loop, const char *conn_file, int pid, int shutdown_k
  * connection file stays until the kernel is stopped).  *conn_file is
  * borrowed from km.  Only from the ready state; -EBUSY otherwise. */
 int  kmgr_lend(kmgr_t *km, const char **conn_file);
+/* Leave a ready kernel started with opts.keeper running after us, until
+ * until_s (Unix seconds), when its keeper stops it (post-mortem: a failed
+ * run's state stays inspectable).  Our sockets close, nothing is killed;
+ * the stopped callback follows as for a shutdown (no died).  *conn_file
+ * gets a fresh copy of the connection file's path (the file and its
+ * directory stay, removed by the keeper).  The keeper's pid is
+ * kmgr_pid's, read before the call.  -EBUSY if not ready or not kept-able. */
+int  kmgr_keep(kmgr_t *km, int64_t until_s, char **conn_file);
 /* execute_request; msg_id receives the request id (33 bytes). */
 int  kmgr_execute(kmgr_t *km, const char *code, int stop_on_error, char *msg_id);
 /* Send any request (content stolen) on a channel. */

@@ -33,6 +33,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -404,7 +405,15 @@ static void nbexec_finish(nbexec_t *x, int code)
     }
     nbexec_write(x, 1);
 
-    if (x->km && !x->km_dead) {
+    /* Post-mortem: a cell raised, and the kernel (with that cell's state)
+     * is kept for a while under its keeper instead of being stopped. */
+    struct nbexec_kept *k = x->o->kept;
+    if (x->km && !x->km_dead && code == NB_EXIT_FAILED && x->o->keep_kernel_s > 0 && k) {
+        k->pid = kmgr_pid(x->km);
+        k->until_s = time(NULL) + (int64_t)(x->o->keep_kernel_s + 0.999);
+        if (kmgr_keep(x->km, k->until_s, &k->conn_file) < 0) k->pid = 0;
+    }
+    if (x->km && !x->km_dead && !(k && k->conn_file)) {
         if (code == NB_EXIT_TIMEOUT || code == NB_EXIT_SIGINT || code == NB_EXIT_SIGTERM)
             kmgr_shutdown(x->km, 1000);
         else
@@ -866,6 +875,7 @@ int nbexec_run(json_t *nb, const kspec_t *spec, const struct nbexec_opts *o, nb_
     struct kmgr_opts ko = {
         .cwd = o->cwd, .tcp = o->tcp, .extra_env = o->kernel_env, .keep_history = o->keep_history,
         .start_timeout_ms = o->start_timeout_s > 0 ? (unsigned)(o->start_timeout_s * 1000) : 60000,
+        .keeper = o->keep_kernel_s > 0 && o->kept,
     };
     struct kmgr_cbs cbs = { nbexec_on_ready, nbexec_on_msg, nbexec_on_died, nbexec_on_stopped };
     int rc = o->existing_kernel

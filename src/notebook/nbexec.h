@@ -27,6 +27,7 @@
 #define NBHUB_NBEXEC_H
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include "kernel/kspec.h"
 #include "util/err.h"
@@ -48,6 +49,16 @@ struct nbexec_opts {
     int         kernel_pid;       /* its pid if known (death via pidfd; signals) */
     int         shutdown_kernel;  /* ask the attached kernel to exit at the end */
     int         keep_history;     /* IPython kernels write their history file (default: in memory) */
+    double      keep_kernel_s;    /* post-mortem: on a cell error keep the kernel this long (needs kept) */
+    struct nbexec_kept *kept;     /* filled in when the kernel was kept */
+};
+
+/* A kernel kept after a cell error (kmgr_keep): its keeper stops it at
+ * until_s.  conn_file is fresh (the caller frees it); NULL if not kept. */
+struct nbexec_kept {
+    char   *conn_file;
+    int     pid;          /* the keeper's, leading the kernel's process group */
+    int64_t until_s;
 };
 
 /* Execute nb (modified in place: outputs, metadata, banners) on spec (NULL

@@ -1083,11 +1083,12 @@ static void parse_limits(pst_t *p, ynode_t *v, iso_limits_t *out);
 static const char *const task_keys[] = {
     "notebook", "command", "kernel", "parameters", "env", "cwd", "after", "retries", "retry_delay",
     "retry_exponential_backoff", "max_retry_delay", "timeout", "cell_timeout", "keep_history",
-    "trigger_rule", "spark", "spark_submit", "description", "name", "limits",
+    "post_mortem", "trigger_rule", "spark", "spark_submit", "description", "name", "limits",
 };
 enum {
     TK_NOTEBOOK, TK_COMMAND, TK_KERNEL, TK_PARAMETERS, TK_ENV, TK_CWD, TK_AFTER, TK_RETRIES,
-    TK_RETRY_DELAY, TK_BACKOFF, TK_MAX_RETRY_DELAY, TK_TIMEOUT, TK_CELL_TIMEOUT, TK_KEEP_HISTORY, TK_TRIGGER,
+    TK_RETRY_DELAY, TK_BACKOFF, TK_MAX_RETRY_DELAY, TK_TIMEOUT, TK_CELL_TIMEOUT, TK_KEEP_HISTORY,
+    TK_POST_MORTEM, TK_TRIGGER,
     TK_SPARK, TK_SUBMIT, TK_DESCRIPTION, TK_NAME, TK_LIMITS, TK_COUNT
 };
 
@@ -1096,6 +1097,7 @@ static const int default_ok[TK_COUNT] = {
     [TK_KERNEL] = 1, [TK_ENV] = 1, [TK_CWD] = 1, [TK_RETRIES] = 1, [TK_RETRY_DELAY] = 1,
     [TK_BACKOFF] = 1, [TK_MAX_RETRY_DELAY] = 1, [TK_TIMEOUT] = 1, [TK_CELL_TIMEOUT] = 1,
     [TK_KEEP_HISTORY] = 1,
+    [TK_POST_MORTEM] = 1,
     [TK_TRIGGER] = 1, [TK_SPARK] = 1, [TK_LIMITS] = 1,
 };
 
@@ -1560,6 +1562,9 @@ static void task_field(pst_t *p, flow_task_t *t, tdraft_t *d, int key, ynode_t *
     case TK_KEEP_HISTORY:
         get_bool(p, v, "keep_history", &t->keep_history);
         break;
+    case TK_POST_MORTEM:
+        get_duration(p, v, "post_mortem", &t->post_mortem);
+        break;
     case TK_TRIGGER:
         if (get_text(p, v, "trigger_rule", &s) > 0) {
             int r = flow_trigger_parse(s);
@@ -1641,6 +1646,7 @@ static void task_from_defaults(flow_task_t *t, const flow_task_t *def)
     t->timeout = def->timeout;
     t->cell_timeout = def->cell_timeout;
     t->keep_history = def->keep_history;
+    t->post_mortem = def->post_mortem;
     t->limits = def->limits;
     t->trigger_rule = def->trigger_rule;
     t->kernel = def->kernel ? xstrdup(def->kernel) : NULL;
@@ -1668,7 +1674,8 @@ static void check_fires(pst_t *p, ynode_t *n, const flow_t *f)
         NERR(p, n, "schedule '%.64s' has no fire time in " FLOW_TIME_WINDOW, f->schedule);
 }
 
-static const char *const notebook_only[] = { "kernel", "parameters", "cell_timeout", "keep_history" };
+static const char *const notebook_only[] = { "kernel", "parameters", "cell_timeout", "keep_history",
+                                             "post_mortem" };
 
 /* The parameter translator a notebook task will get, as `nbhub run` picks
  * it: the language of the kernel spec (the task's kernel, else the
@@ -1738,7 +1745,7 @@ static void parse_task(pst_t *p, flow_task_t *t, tdraft_t *d, ynode_t *m, int li
         /* Keys that only mean something to a notebook. */
         for (size_t i = 0; i < m->npairs; i++) {
             const char *k = key_text(p, m->pairs[i].key);
-            if (k && key_index(k, notebook_only, 4) >= 0 && !m->pairs[i].dup_line)
+            if (k && key_index(k, notebook_only, (int)(sizeof notebook_only / sizeof *notebook_only)) >= 0 && !m->pairs[i].dup_line)
                 NERR(p, m->pairs[i].key, "'%s' applies only to notebook tasks (task '%s' runs %s)", k,
                      t->name, sub ? "spark-submit" : "a command");
         }
@@ -1750,6 +1757,7 @@ static void parse_task(pst_t *p, flow_task_t *t, tdraft_t *d, ynode_t *m, int li
         t->kernel = NULL;
         t->cell_timeout = 0;
         t->keep_history = 0;
+        t->post_mortem = 0;
     }
     if (t->max_retry_delay < t->retry_delay && d->set[TK_MAX_RETRY_DELAY])
         NERR(p, d->keynode, "task '%s': max_retry_delay is shorter than retry_delay", t->name);
@@ -2458,6 +2466,7 @@ json_t *flow_to_json(const flow_t *f)
             json_object_set_new(j, "parameters", json_deep_copy(t->parameters));
             json_object_set_new(j, "cell_timeout", json_integer(t->cell_timeout));
             json_object_set_new(j, "keep_history", json_boolean(t->keep_history));
+            json_object_set_new(j, "post_mortem", json_integer(t->post_mortem));
         } else if (t->submit) {
             const flow_submit_t *u = t->submit;
             json_t *args = json_array(), *py = json_array();

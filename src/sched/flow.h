@@ -113,6 +113,7 @@ typedef struct flow_task {
     int64_t timeout;         /* seconds for the whole task, 0 = none */
     int64_t cell_timeout;    /* seconds per cell, 0 = none */
     int     keep_history;    /* `nbhub run --keep-history` (IPython's history file written) */
+    int64_t post_mortem;     /* seconds a failed notebook task's kernel is kept, 0 = not */
     iso_limits_t limits;     /* `limits:` (zeros = none); with the owner's, by cgroups */
     flow_trigger_t trigger_rule;
 

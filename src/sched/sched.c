@@ -1038,6 +1038,7 @@ int sched_start(sched_t *s, nb_err_t *err)
         store_flows_free(&all);
     }
     if ((rc = sched_run_recover(s, err)) < 0) return rc;
+    if ((rc = sched_kept_recover(s, err)) < 0) return rc;
     sched_run_dispatch(s);
     return 0;
 }
@@ -1045,6 +1046,8 @@ int sched_start(sched_t *s, nb_err_t *err)
 static void sched_stop_check(sched_t *s)
 {
     if (s->stopping != 1 || s->running) return;
+    /* No task left to end with a kept kernel: the kept ones go now. */
+    sched_kept_stop_all(s);
     s->stopping = 2;
     /* Close our handles; the last close callback calls done. */
     for (size_t i = 0; i < s->nflows; i++)

@@ -177,6 +177,11 @@ int  sched_cancel_run(sched_t *s, int64_t run, nb_err_t *err);
  * ones end failed at once.  Dependents follow their trigger rules. */
 int  sched_cancel_task(sched_t *s, int64_t run, const char *task, nb_err_t *err);
 
+/* End the kernel kept for a post-mortem after task run task_run failed
+ * (post_mortem:, src/sched/sched_kept.c): its keeper is sent SIGTERM, its
+ * process group SIGKILL 3 s later if still there.  -ENOENT if none is kept. */
+int  sched_kept_end(sched_t *s, int64_t task_run, nb_err_t *err);
+
 /* ---- numbers for /metrics and /api/v1/info --------------------------- */
 
 typedef struct sched_stats {

@@ -100,6 +100,8 @@ struct sched {
     char        **broken_paths;    /* files that never loaded */
     nb_errlist_t **broken_errs;
     size_t        nbroken;
+    struct skept *kept;            /* kernels kept for a post-mortem (sched_kept.c) */
+    uv_timer_t   *kept_timer;      /* their next deadline */
 };
 
 /* sched.c */
@@ -135,6 +137,19 @@ void sched_run_stop_all(sched_t *s);
 srun_t *sched_run_find(sched_t *s, int64_t id);
 void sched_runs_free(sched_t *s);
 /* Load a run's flow from its spec JSON (a previous version). */
+/* Kernels kept after a failed notebook task (post_mortem:, sched_kept.c).
+ * take: read and check the task's <task>.kernel.json (removed), record it
+ * in the store and arm its deadline; cgroup is the task's leaf, removed
+ * when the kernel ends instead of at the task's end (NULL = none).
+ * has: one is kept (sched_kept_end: sched.h).
+ * recover: at start-up, from the store (past deadline, gone or orphaned
+ * ones are ended).  stop_all: at exit, synchronously (at most ~3 s). */
+int  sched_kept_take(sched_t *s, int64_t task_run, const char *kernel_file, const char *run_dir,
+                     int64_t post_mortem_s, const char *cgroup, nb_err_t *err);
+int  sched_kept_has(sched_t *s, int64_t task_run);
+int  sched_kept_recover(sched_t *s, nb_err_t *err);
+void sched_kept_stop_all(sched_t *s);
+
 fref_t *sched_fref_from_spec(const char *spec_json, int64_t version, int read_kernels, nb_err_t *err);
 
 #endif

@@ -732,7 +732,7 @@ static int isolate_wrap(sched_t *s, srun_t *r, stask_t *t, char ***argv, size_t 
 
 /* After a try: was it the memory limit?  Then say so (instead of "killed
  * by signal 9" or "the kernel died"), and remove its cgroup. */
-static void isolate_end(sched_t *s, srun_t *r, stask_t *t, int ok, char *msg, size_t n)
+static void isolate_end(sched_t *s, srun_t *r, stask_t *t, int ok, char *msg, size_t n, char **keep_leaf)
 {
     iso_limits_t ul, tl;
     task_limits(s, r, t, &ul, &tl);
@@ -757,7 +757,23 @@ static void isolate_end(sched_t *s, srun_t *r, stask_t *t, int ok, char *msg, si
                      run_flow(r)->owner ? run_flow(r)->owner : "?", was);
         }
     }
-    cgroup_remove(leaf);
+    /* A kernel kept for a post-mortem still runs in the leaf, under its
+     * limits: the leaf goes when that kernel ends (sched_kept.c). */
+    if (keep_leaf) *keep_leaf = xstrdup(leaf);
+    else cgroup_remove(leaf);
+}
+
+/* The leaf a kept kernel will run in, as isolate_end names it, or NULL. */
+static char *isolate_leaf(sched_t *s, srun_t *r, stask_t *t)
+{
+    iso_limits_t ul, tl;
+    task_limits(s, r, t, &ul, &tl);
+    if (!s->o.cgroups || (!limits_any(&ul) && !limits_any(&tl))) return NULL;
+    char acct[64] = "shared";
+    if (s->o.system && task_account(s, r, acct, sizeof acct, NULL) < 0) return NULL;
+    char ug[160], leaf[160];
+    task_cgroups(acct, t, t->try_number, ug, leaf, sizeof ug);
+    return xstrdup(leaf);
 }
 
 /* The user whose workspace "~/" is: the flow file's `owner:` (the account
@@ -815,6 +831,8 @@ static void task_launch(sched_t *s, stask_t *t)
         task_start_failed(r, t, err.msg);
         return;
     }
+    /* A retry ends the kernel kept after the previous try. */
+    if (sched_kept_has(s, t->id)) sched_kept_end(s, t->id, NULL);
     tmpl_ctx_t ctx = { .flow = r->flow, .task = ft->name, .run_id = r->run_id,
                        .params = r->params };
     int64_t logical = r->logical_us / 1000000;
@@ -894,12 +912,23 @@ static void task_launch(sched_t *s, stask_t *t)
             argv_add(&argv, &argc, "-k");
             argv_add(&argv, &argc, ft->kernel);
         }
+        if (ft->post_mortem) {
+            char n[32];
+            snprintf(n, sizeof n, "%lld", (long long)ft->post_mortem);
+            argv_add(&argv, &argc, "--keep-kernel-on-error");
+            argv_add(&argv, &argc, n);
+            char *kf = task_file(r, t, ".kernel.json");
+            unlink(kf);
+            argv_add(&argv, &argc, "--kernel-file");
+            argv_add(&argv, &argc, kf);
+            free(kf);
+        }
         /* A pooled kernel was started before the task was known, in the
          * daemon's working directory (the flows directory), its IPython
          * history in memory: only tasks without their own environment,
          * with that working directory and without keep_history can use one. */
         const char *kname = r->fr->kernel[t->idx];
-        if (s->o.pool && !s->o.system && kname && json_object_size(ft->env) == 0 && !task_wants_spark(ft) && s->pool_cwd &&
+        if (s->o.pool && !s->o.system && !ft->post_mortem && kname && json_object_size(ft->env) == 0 && !task_wants_spark(ft) && s->pool_cwd &&
             !ft->keep_history &&   /* pooled kernels keep their history in memory */
             cwd && strcmp(cwd, s->pool_cwd) == 0 && pool_take(s->o.pool, kname, &kernel) == 0) {
             char pid[32];
@@ -1102,7 +1131,21 @@ static void task_end(stask_t *t, const sup_end_t *end)
     }
     if (sj) spark_record(r, t, sj);
     json_decref(sj);
-    isolate_end(s, r, t, ok, msg, sizeof msg);
+    /* post_mortem: a cell raised (exit 1), and the run kept its kernel. */
+    int kept = 0;
+    if (ft->notebook && ft->post_mortem && !ok && !end->lost && end->term_signal == 0 &&
+        end->exit_code == 1 && !t->timed_out && !t->cancelled && !t->shutdown && !t->start_error) {
+        char *kf = task_file(r, t, ".kernel.json");
+        char *leaf = isolate_leaf(s, r, t);
+        nb_err_t e2;
+        if (sched_kept_take(s, t->id, kf, r->dir, ft->post_mortem, leaf, &e2) == 0) kept = 1;
+        else LOG_W("no kernel kept", "task=%s error=\"%s\"", ft->name, e2.msg);
+        free(leaf);
+        free(kf);
+    }
+    char *kept_leaf = NULL;
+    isolate_end(s, r, t, ok, msg, sizeof msg, kept ? &kept_leaf : NULL);
+    free(kept_leaf);
     if (t->started_us) {
         double d = (double)(now - t->started_us) / 1e6;
         s->stats.dur_sum += d;

@@ -132,7 +132,8 @@ void store_run_id_format(store_run_kind_t kind, int64_t logical_us, char *buf, s
                         "(SELECT incarnation FROM flows WHERE id = r.flow_id)"
 #define TASK_COLS "t.id, t.run, t.task, t.state, t.try_number, t.max_tries, t.next_retry_at, " \
                   "t.pid, t.pid_start_time, t.queued_at, t.started_at, t.ended_at, "          \
-                  "t.exit_code, t.error, t.output_path, t.log_path, t.spark_app_id"
+                  "t.exit_code, t.error, t.output_path, t.log_path, t.spark_app_id, "        \
+                  "t.kernel_conn, t.kernel_pid, t.kernel_pid_start_time, t.kernel_kept_until"
 #define HOOK_COLS "id, run, url, event, payload_json, state, attempts, next_attempt_at, " \
                   "last_error, created_at, delivered_at"
 
@@ -175,6 +176,10 @@ static void task_row(sqlite3_stmt *s, store_task_run_t *t)
     t->output_path = store_col_str(s, 14);
     t->log_path = store_col_str(s, 15);
     t->spark_app_id = store_col_str(s, 16);
+    t->kernel_conn = store_col_str(s, 17);
+    t->kernel_pid = sqlite3_column_int(s, 18);
+    t->kernel_pid_start_time = sqlite3_column_int64(s, 19);
+    t->kernel_kept_until = sqlite3_column_int64(s, 20);
 }
 
 static void hook_row(sqlite3_stmt *s, store_webhook_t *w)
@@ -769,6 +774,41 @@ int store_task_set_spark(store_t *st, int64_t task_run, const char *app_id, nb_e
     return store_step_done(st, s, "record the Spark application", err);
 }
 
+int store_task_set_kernel(store_t *st, int64_t task_run, const char *conn, int pid,
+                         int64_t pid_start_time, int64_t kept_until, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "UPDATE task_runs SET kernel_conn = ?2, kernel_pid = ?3, "
+                            "kernel_pid_start_time = ?4, kernel_kept_until = ?5 WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, task_run);
+    store_bind_text(s, 2, conn);
+    sqlite3_bind_int(s, 3, pid);
+    sqlite3_bind_int64(s, 4, pid_start_time);
+    sqlite3_bind_int64(s, 5, kept_until);
+    return store_step_done(st, s, "record the kept kernel", err);
+}
+
+int store_task_clear_kernel(store_t *st, int64_t task_run, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "UPDATE task_runs SET kernel_conn = NULL, kernel_pid = NULL, "
+                            "kernel_pid_start_time = NULL, kernel_kept_until = NULL WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, task_run);
+    return store_step_done(st, s, "forget the kept kernel", err);
+}
+
+int store_task_kept_kernels(store_t *st, store_task_runs_t *out, nb_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT " TASK_COLS " FROM task_runs t WHERE t.kernel_kept_until IS NOT NULL "
+                            "ORDER BY t.kernel_kept_until", &s, err);
+    if (rc) return rc;
+    return collect_tasks(st, s, out, err);
+}
+
 int store_task_finish(store_t *st, int64_t task_run, store_task_state_t result, int exit_code,
                       const char *error, int64_t retry_at, int64_t now,
                       store_task_state_t *new_state, nb_err_t *err)
@@ -1273,6 +1313,7 @@ void store_task_run_clear(store_task_run_t *t)
     free(t->output_path);
     free(t->log_path);
     free(t->spark_app_id);
+    free(t->kernel_conn);
     memset(t, 0, sizeof *t);
 }
 

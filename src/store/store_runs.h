@@ -95,6 +95,13 @@ typedef struct store_task_run {
     char              *output_path;  /* may be NULL */
     char              *log_path;     /* may be NULL */
     char              *spark_app_id; /* the Spark application of the latest try, may be NULL */
+    /* A kernel kept for a post-mortem after the try failed (post_mortem:),
+     * or NULL / 0: its connection file, its keeper's pid and start time
+     * (/proc/PID/stat field 22), and until when (microseconds). */
+    char              *kernel_conn;
+    int                kernel_pid;
+    int64_t            kernel_pid_start_time;
+    int64_t            kernel_kept_until;
 } store_task_run_t;
 
 typedef struct store_task_runs {
@@ -171,6 +178,14 @@ int store_task_start(store_t *st, int64_t task_run, int pid, int64_t pid_start_t
 
 /* The Spark application id the task's latest try ran (NULL clears it). */
 int store_task_set_spark(store_t *st, int64_t task_run, const char *app_id, nb_err_t *err);
+
+/* The kernel kept after the task run's failed try (kept_until in
+ * microseconds); clear when it was stopped.  kept_kernels lists every task
+ * run with one, soonest deadline first. */
+int store_task_set_kernel(store_t *st, int64_t task_run, const char *conn, int pid,
+                          int64_t pid_start_time, int64_t kept_until, nb_err_t *err);
+int store_task_clear_kernel(store_t *st, int64_t task_run, nb_err_t *err);
+int store_task_kept_kernels(store_t *st, store_task_runs_t *out, nb_err_t *err);
 
 /* running -> success, or running -> failed / up_for_retry.  A failure
  * becomes up_for_retry when try_number < max_tries and retry_at != 0

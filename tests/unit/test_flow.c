@@ -303,6 +303,13 @@ static void test_error_kinds(void **state)
                   "t.yaml:1:26: 'keep_history' applies only to notebook tasks (task 'a' runs a command)\n");
     expect_errors("tasks: {a: {notebook: notebooks/a.ipynb, keep_history: 3}}\n",
                   "t.yaml:1:56: 'keep_history' must be true or false, not an integer\n");
+    /* post_mortem: a duration, notebook tasks only */
+    expect_errors("tasks: {a: {command: ls, post_mortem: 30m}}\n",
+                  "t.yaml:1:26: 'post_mortem' applies only to notebook tasks (task 'a' runs a command)\n");
+    t = xasprintf("tasks:\n  a:\n%s    post_mortem: half an hour\n", nb);
+    expect_errors(t, "t.yaml:4:18: bad duration 'half an hour' for 'post_mortem': expected e.g. 30s, 5m, "
+                     "1h30m, 2d or a number of seconds\n");
+    free(t);
     /* templates */
     expect_errors("params: {region: eu}\ntasks:\n  a:\n    command: [echo, '{{ params.regoin }}']\n",
                   "t.yaml:4:21: unknown parameter 'regoin' in '{{ params.regoin }}'; did you mean "

@@ -825,6 +825,43 @@ static void test_task_cancel(void **state)
     assert_int_equal(count_sql(f->st, "SELECT count(*) FROM events WHERE kind='task.cancelled'"), 1);
 }
 
+/* A kernel kept for a post-mortem: recorded, listed soonest first, read
+ * with the task run, forgotten. */
+static void test_task_kept_kernel(void **state)
+{
+    fx_t *f = *state;
+    nb_err_t err;
+    add_flow(f->st, "f", 0);
+    int64_t run;
+    assert_int_equal(fire(f->st, "f", STORE_RUN_SCHEDULED, T0, &run, &err), 0);
+    int64_t a = task_id(f->st, run, "a"), b = task_id(f->st, run, "b");
+    store_task_runs_t l;
+    assert_int_equal(store_task_kept_kernels(f->st, &l, &err), 0);
+    assert_int_equal(l.n, 0);
+    store_task_runs_free(&l);
+    assert_int_equal(store_task_set_kernel(f->st, b, "/tmp/k/kernel-b.json", 4242, 777, T0 + 20, &err), 0);
+    assert_int_equal(store_task_set_kernel(f->st, a, "/tmp/k/kernel-a.json", 4243, 778, T0 + 10, &err), 0);
+    assert_int_equal(store_task_kept_kernels(f->st, &l, &err), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.v[0].id, a);
+    assert_string_equal(l.v[1].kernel_conn, "/tmp/k/kernel-b.json");
+    assert_int_equal(l.v[1].kernel_pid, 4242);
+    assert_int_equal(l.v[1].kernel_pid_start_time, 777);
+    assert_int_equal(l.v[1].kernel_kept_until, T0 + 20);
+    store_task_runs_free(&l);
+    assert_int_equal(store_task_clear_kernel(f->st, a, &err), 0);
+    store_task_run_t t;
+    assert_int_equal(store_task_run_get(f->st, a, &t, &err), 0);
+    assert_null(t.kernel_conn);
+    assert_int_equal(t.kernel_pid, 0);
+    assert_int_equal(t.kernel_kept_until, 0);
+    store_task_run_clear(&t);
+    assert_int_equal(store_task_kept_kernels(f->st, &l, &err), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.v[0].id, b);
+    store_task_runs_free(&l);
+}
+
 /* ---- events ------------------------------------------------------------------ */
 
 static void test_events_per_transition(void **state)
@@ -1564,6 +1601,7 @@ int main(void)
         T(test_retry_not_due_after_cancel),
         T(test_cancel_returns_running),
         T(test_task_cancel),
+        T(test_task_kept_kernel),
         T(test_events_per_transition),
         T(test_runs_pagination),
         T(test_crash_recovery),
