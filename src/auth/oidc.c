@@ -32,7 +32,7 @@ struct oidc {
     const oidc_conf_t *conf;
     uv_timer_t        *retry;          /* discovery back-off; NULL when not running */
     uint64_t           retry_ms;
-    int                ready, fetching, freed;
+    int                ready, fetching, freed, stopped;
     unsigned           discoveries;
     char              *authz_ep, *token_ep, *end_session_ep, *device_ep, *jwks_uri;
     int                auth_post;      /* client_secret_post rather than _basic */
@@ -77,14 +77,21 @@ static void oidc_destroy(oidc_t *o)
     free(o);
 }
 
-void oidc_free(oidc_t *o)
+void oidc_stop(oidc_t *o)
 {
     if (!o) return;
+    o->stopped = 1;
     if (o->retry) {
         uv_timer_stop(o->retry);
         uv_close((uv_handle_t *)o->retry, timer_closed);
         o->retry = NULL;
     }
+}
+
+void oidc_free(oidc_t *o)
+{
+    if (!o) return;
+    oidc_stop(o);
     /* A discovery in flight still calls back (hclient_close cancels it). */
     if (o->fetching) o->freed = 1;
     else oidc_destroy(o);
@@ -99,6 +106,7 @@ static void on_retry(uv_timer_t *t)
 
 static void retry_later(oidc_t *o)
 {
+    if (o->stopped) return;
     if (!o->retry) {
         o->retry = xcalloc(1, sizeof *o->retry);
         uv_timer_init(o->loop, o->retry);
@@ -167,6 +175,14 @@ static int discovery_apply(oidc_t *o, const char *body, size_t len, nb_err_t *er
     json_decref(doc);
     o->jwks = jwks_cache_new(o->hc, o->jwks_uri, 0);
     return 0;
+}
+
+int oidc_set_discovery(oidc_t *o, const char *doc, size_t len, nb_err_t *err)
+{
+    if (o->ready) return err_set(err, -EEXIST, "already discovered");
+    int rc = discovery_apply(o, doc, len, err);
+    if (rc == 0) o->ready = 1;
+    return rc;
 }
 
 static void on_discovery(const hclient_resp_t *r, void *ud)

@@ -58,7 +58,11 @@ typedef struct oidc oidc_t;
 oidc_t *oidc_new(uv_loop_t *loop, hclient_t *hc, const oidc_conf_t *conf);
 /* Start discovery (and its retries). */
 void oidc_start(oidc_t *o);
-/* Stop the retry timer; the memory goes in a later loop callback. */
+/* Stop retrying discovery (the daemon is stopping: no timer may keep
+ * the loop alive). */
+void oidc_stop(oidc_t *o);
+/* Free (after oidc_stop, or a discovery still in flight frees it when it
+ * comes back). */
 void oidc_free(oidc_t *o);
 
 const oidc_conf_t *oidc_conf(const oidc_t *o);
@@ -70,6 +74,9 @@ const char *oidc_device_endpoint(const oidc_t *o);
 const char *oidc_token_endpoint(const oidc_t *o);
 /* The provider's keys (NULL before discovery). */
 jwks_cache_t *oidc_jwks(oidc_t *o);
+/* Install a discovery document as if fetched (tests): 0, or -EINVAL
+ * (wrong issuer, missing endpoints) with err. */
+int oidc_set_discovery(oidc_t *o, const char *doc, size_t len, nb_err_t *err);
 /* Discovery documents fetched so far (tests, logs). */
 unsigned oidc_discoveries(const oidc_t *o);
 

@@ -71,6 +71,7 @@ void auth_conf_clear(auth_conf_t *c)
     free(o->audience);
     strv_free(o->algorithms);
     free(o->display_name);
+    free(o->cli_client_id);
     auth_conf_init(c);
 }
 
@@ -186,7 +187,8 @@ static void parse_oidc(struct pctx *x, yaml_node_t *v, oidc_conf_t *o)
     static const char *const keys[] = { "issuer", "client_id", "client_secret_file", "scopes",
                                         "username_claim", "groups_claim", "admin_groups",
                                         "allowed_groups", "profile_groups", "accept_access_tokens",
-                                        "audience", "algorithms", "leeway", "display_name" };
+                                        "audience", "algorithms", "leeway", "display_name",
+                                        "cli_client_id" };
     const size_t nkeys = sizeof keys / sizeof *keys;
     if (v->type != YAML_MAPPING_NODE) {
         errlist_add(x->errs, x->path, POS(v), "'auth.oidc' must be a mapping (issuer, client_id, ...)");
@@ -254,6 +256,7 @@ static void parse_oidc(struct pctx *x, yaml_node_t *v, oidc_conf_t *o)
             break;
         }
         case 13: str_set(x, vn, "auth.oidc.display_name", &o->display_name); break;
+        case 14: str_set(x, vn, "auth.oidc.cli_client_id", &o->cli_client_id); break;
         default: break;
         }
     }

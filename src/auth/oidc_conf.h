@@ -18,6 +18,7 @@
  *         algorithms: [RS256, ES256]
  *         leeway: 60s
  *         display_name: Keycloak        # "Log in with Keycloak"
+ *         cli_client_id: nbhub-cli      # public client for `nbhub login` (GET /auth/oidc/config)
  *
  * Parsed like the rest of the file (srvconf.c calls auth_conf_parse for the
  * `auth` key): every problem at FILE:LINE:COLUMN, all at once.  The client
@@ -59,6 +60,7 @@ typedef struct oidc_conf {
     char   **algorithms;           /* NULL-terminated; default RS256, ES256 */
     int64_t  leeway_s;             /* default 60 */
     char    *display_name;         /* default: the issuer's host */
+    char    *cli_client_id;        /* the public client `nbhub login` uses (device grant); NULL: none */
 } oidc_conf_t;
 
 typedef struct auth_conf {

@@ -620,6 +620,27 @@ int store_session_get_idp(store_t *st, const char *token_hash, store_session_idp
     return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read session", err);
 }
 
+int store_session_get_idp_id(store_t *st, int64_t session_id, store_session_idp_t *out,
+                          nb_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
+                            "WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, session_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->idp_sid = store_col_str(s, 0);
+        out->id_token = store_col_str(s, 1);
+        out->refresh_token = store_col_str(s, 2);
+        out->idp_expires_at = sqlite3_column_int64(s, 3);
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "unknown session");
+    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read session", err);
+}
+
 int store_sessions_end_idp(store_t *st, const char *idp_sid, int64_t user_id, int64_t *deleted,
                            nb_err_t *err)
 {
@@ -633,6 +654,54 @@ int store_sessions_end_idp(store_t *st, const char *idp_sid, int64_t user_id, in
     rc = store_step_done(st, s, "end sessions", err);
     if (rc == 0 && deleted) *deleted = sqlite3_changes64(store_db(st));
     return rc;
+}
+
+int store_sessions_idp_due(store_t *st, int64_t before, size_t max, store_idp_due_t **out, size_t *n,
+                           nb_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT id, user_id, refresh_token FROM sessions WHERE refresh_token IS NOT NULL "
+                            "AND idp_expires_at > 0 AND idp_expires_at <= ?1 ORDER BY idp_expires_at LIMIT ?2",
+                        &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (*n + 1) * sizeof **out);
+        store_idp_due_t *d = &(*out)[(*n)++];
+        d->session_id = sqlite3_column_int64(s, 0);
+        d->user_id = sqlite3_column_int64(s, 1);
+        d->refresh_token = store_col_str(s, 2);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        store_idp_due_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return store_sqlerr(st, rc, "list sessions", err);
+    }
+    return 0;
+}
+
+void store_idp_due_free(store_idp_due_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].refresh_token) explicit_bzero(v[i].refresh_token, strlen(v[i].refresh_token));
+        free(v[i].refresh_token);
+    }
+    free(v);
+}
+
+int store_session_delete_id(store_t *st, int64_t id, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "DELETE FROM sessions WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    if ((rc = store_step_done(st, s, "delete session", err))) return rc;
+    return sqlite3_changes(store_db(st)) ? 0 : err_set(err, -ENOENT, "unknown session");
 }
 
 void store_session_idp_clear(store_session_idp_t *v)

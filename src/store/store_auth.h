@@ -183,6 +183,8 @@ int store_session_set_idp(store_t *st, int64_t session_id, const store_session_i
 /* The provider part of the session with this digest; -ENOENT if none. */
 int store_session_get_idp(store_t *st, const char *token_hash, store_session_idp_t *out,
                           nb_err_t *err);
+/* The same by the session's id. */
+int store_session_get_idp_id(store_t *st, int64_t session_id, store_session_idp_t *out, nb_err_t *err);
 /* End the sessions of a provider session (idp_sid), or with idp_sid NULL
  * every provider session of user_id (back-channel logout by sub).
  * *deleted may be NULL; none is not an error. */
@@ -191,6 +193,18 @@ int store_sessions_end_idp(store_t *st, const char *idp_sid, int64_t user_id, in
 /* The user bound to (idp, subject): its id, or -ENOENT. */
 int store_user_by_idp(store_t *st, const char *idp, const char *subject, int64_t *id, nb_err_t *err);
 void store_session_idp_clear(store_session_idp_t *v);
+/* Provider sessions to refresh: those with a refresh token whose
+ * idp_expires_at is at or before `before` (µs), at most max of them,
+ * soonest first.  *out is the caller's (store_idp_due_free). */
+typedef struct store_idp_due {
+    int64_t session_id, user_id;
+    char   *refresh_token;
+} store_idp_due_t;
+int  store_sessions_idp_due(store_t *st, int64_t before, size_t max, store_idp_due_t **out, size_t *n,
+                            nb_err_t *err);
+void store_idp_due_free(store_idp_due_t *v, size_t n);
+/* End the session with this id; -ENOENT if it is gone already. */
+int  store_session_delete_id(store_t *st, int64_t id, nb_err_t *err);
 
 void store_user_clear(store_user_t *u);
 void store_users_free(store_users_t *l);
