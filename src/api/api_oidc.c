@@ -541,11 +541,22 @@ int api_oidc_bearer(api_t *a, http_req_t *req, const char *tok, int64_t *uid, co
     int rc = jwks_cache_verify(oidc_jwks(a->oidc), tok, strlen(tok), &p, JWKS_ID_TOKEN, &claims, &err,
                                bearer_refetched, NULL);
     if (rc == -EINPROGRESS) {
+        LOG_I("oidc: unknown signing key; fetching the provider's keys", "peer=%s", http_req_peer(req));
         *why = "the token is signed with a key nbhub is fetching now; retry in a moment";
         return -EACCES;
     }
     if (rc) {
         LOG_I("oidc: access token refused", "peer=%s error=\"%s\"", http_req_peer(req), err.msg);
+        return -EACCES;
+    }
+    /* An ID token is not an access token, though its aud (the client id)
+     * may be the configured audience: Keycloak marks its kinds (typ), and
+     * an ID token from a login carries the login's nonce. */
+    const char *typ = json_string_value(json_object_get(claims, "typ"));
+    if ((typ && strcasecmp(typ, "Bearer") != 0) || json_object_get(claims, "nonce")) {
+        LOG_I("oidc: access token refused", "peer=%s error=\"an ID token, not an access token\"",
+              http_req_peer(req));
+        json_decref(claims);
         return -EACCES;
     }
     oidc_identity_t id;

@@ -173,7 +173,7 @@ static int discovery_apply(oidc_t *o, const char *body, size_t len, nb_err_t *er
     }
     o->auth_post = !basic && post;
     json_decref(doc);
-    o->jwks = jwks_cache_new(o->hc, o->jwks_uri, 0);
+    o->jwks = jwks_cache_new(o->hc, o->jwks_uri, (uint64_t)o->conf->jwks_cooldown_s * 1000);
     return 0;
 }
 
@@ -183,6 +183,13 @@ int oidc_set_discovery(oidc_t *o, const char *doc, size_t len, nb_err_t *err)
     int rc = discovery_apply(o, doc, len, err);
     if (rc == 0) o->ready = 1;
     return rc;
+}
+
+static void keys_warmed(int rc, void *ud)
+{
+    oidc_t *o = ud;
+    if (rc && rc != -ECANCELED) LOG_W("oidc: the provider's keys could not be fetched", "issuer=%s rc=%d",
+                                      o->conf->issuer, rc);
 }
 
 static void on_discovery(const hclient_resp_t *r, void *ud)
@@ -205,7 +212,7 @@ static void on_discovery(const hclient_resp_t *r, void *ud)
         LOG_I("oidc: provider discovered", "issuer=%s end_session=%d device=%d auth=%s", o->conf->issuer,
               o->end_session_ep != NULL, o->device_ep != NULL, o->auth_post ? "post" : "basic");
         /* Warm the keys now, so the first login does not wait for them. */
-        (void)jwks_cache_refresh(o->jwks, NULL, NULL);
+        (void)jwks_cache_refresh(o->jwks, keys_warmed, o);
         return;
     }
     LOG_W("oidc: discovery failed", "issuer=%s error=\"%s\"", o->conf->issuer, err.msg);

@@ -188,7 +188,7 @@ static void parse_oidc(struct pctx *x, yaml_node_t *v, oidc_conf_t *o)
                                         "username_claim", "groups_claim", "admin_groups",
                                         "allowed_groups", "profile_groups", "accept_access_tokens",
                                         "audience", "algorithms", "leeway", "display_name",
-                                        "cli_client_id" };
+                                        "cli_client_id", "jwks_cooldown" };
     const size_t nkeys = sizeof keys / sizeof *keys;
     if (v->type != YAML_MAPPING_NODE) {
         errlist_add(x->errs, x->path, POS(v), "'auth.oidc' must be a mapping (issuer, client_id, ...)");
@@ -257,6 +257,15 @@ static void parse_oidc(struct pctx *x, yaml_node_t *v, oidc_conf_t *o)
         }
         case 13: str_set(x, vn, "auth.oidc.display_name", &o->display_name); break;
         case 14: str_set(x, vn, "auth.oidc.cli_client_id", &o->cli_client_id); break;
+        case 15: {
+            int64_t secs;
+            if (leeway_parse(scalar(vn), &secs) < 0 || secs < 1 || secs > 3600)
+                errlist_add(x->errs, x->path, POS(vn), "'auth.oidc.jwks_cooldown' must be a duration from "
+                                                       "1s to 60m, such as 60s");
+            else
+                o->jwks_cooldown_s = secs;
+            break;
+        }
         default: break;
         }
     }
