@@ -32,6 +32,21 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
 
+class Browser(requests.Session):
+    """Keycloak marks its cookies Secure (SameSite=None) even over plain HTTP;
+    a browser sends Secure cookies to http://127.0.0.1 (a potentially
+    trustworthy origin), requests does not: do as the browser does."""
+
+    def prepare_request(self, request):
+        for c in self.cookies:
+            c.secure = False
+        return super().prepare_request(request)
+
+
+def browser():
+    return Browser()
+
+
 def _config(kc, secret_file, **extra):
     oidc = {
         "issuer": kc.issuer, "client_id": "nbhub", "client_secret_file": str(secret_file),
@@ -48,14 +63,14 @@ def _config(kc, secret_file, **extra):
 class Sso:
     """nbhub serve configured for the realm, and a browser-like client."""
 
-    def __init__(self, h, kc, **extra):
+    def __init__(self, h, kc, env=None, home=None, **extra):
         self.kc = kc
         secret = h.tmp / "oidc-secret"
         secret.write_text(kcmod.CLIENT_SECRET + "\n")
         os.chmod(secret, 0o600)
         self.cfg = h.tmp / "nbhub.yaml"
         self.cfg.write_text(_config(kc, secret, **extra))
-        self.srv = Server(h, args=["--config", str(self.cfg)])
+        self.srv = Server(h, home=home, args=["--config", str(self.cfg)], env=env)
 
     def start(self):
         self.srv.start()
@@ -71,7 +86,7 @@ class Sso:
 
     def begin(self, s=None, nxt="/flows"):
         """GET /auth/oidc/login in browser s: the provider's URL (the state cookie is in s)."""
-        s = s or requests.Session()
+        s = s or browser()
         r = s.get(self.base + "/auth/oidc/login", params={"next": nxt}, allow_redirects=False, timeout=10)
         assert r.status_code == 302, (r.status_code, r.text, self.srv.log())
         return s, r
@@ -165,7 +180,7 @@ def test_state_must_come_from_the_same_browser_and_works_once(sso, kc):
     # matching state cookie
     s, r = sso.begin()
     callback = kc.login("bob", r.headers["Location"], session=s)
-    victim = requests.Session()
+    victim = browser()
     r = victim.get(callback, allow_redirects=False, timeout=30)
     assert r.status_code == 400 and "not started in this browser" in r.text, r.text
     assert "nbhub_session" not in r.headers.get("Set-Cookie", "")
@@ -194,7 +209,7 @@ def test_state_must_come_from_the_same_browser_and_works_once(sso, kc):
 def test_a_code_spliced_into_another_login_is_refused(sso, kc):
     # login A's code presented with login B's state (B's cookie): the code
     # was issued for A's PKCE challenge and carries A's nonce
-    s = requests.Session()
+    s = browser()
     s, ra = sso.begin(s)
     callback_a = kc.login("bob", ra.headers["Location"], session=s)
     s, rb = sso.begin(s)
@@ -236,12 +251,12 @@ def test_groups_decide_admin_and_profiles(h, kc):
         assert r.status_code == 302, r.text
         st, me = sso.me(sb)
         assert me["admin"] is False
-        names = [p["name"] for p in sb.get(sso.base + "/api/v1/profiles", timeout=10).json()]
+        names = [p["name"] for p in sb.get(sso.base + "/api/v1/profiles", timeout=10).json()["profiles"]]
         assert names == ["everyone", "spark"], names
         sa, r = sso.login("alice")
         st, me = sso.me(sa)
         assert me["admin"] is True
-        names = [p["name"] for p in sa.get(sso.base + "/api/v1/profiles", timeout=10).json()]
+        names = [p["name"] for p in sa.get(sso.base + "/api/v1/profiles", timeout=10).json()["profiles"]]
         assert names == ["everyone"], names
         # alice leaves admins and joins data at the provider: her next login says so
         kc.remove_user_from_group("alice", "admins")
@@ -251,12 +266,61 @@ def test_groups_decide_admin_and_profiles(h, kc):
         assert r.status_code == 302, r.text
         st, me = sso.me(sa)
         assert me["admin"] is False, me
-        names = [p["name"] for p in sa.get(sso.base + "/api/v1/profiles", timeout=10).json()]
+        names = [p["name"] for p in sa.get(sso.base + "/api/v1/profiles", timeout=10).json()["profiles"]]
         assert names == ["everyone", "spark"], names
     finally:
         kc.remove_user_from_group("alice", "data")
         kc.add_user_to_group("alice", "admins")
         sso.srv.stop()
+
+
+FAKE_SERVER = r'''
+import http.server, json, os, sys
+port, base = int(sys.argv[1]), sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"uid": os.getuid()}).encode()
+        self.send_response(200 if self.path.startswith(base) else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="isolation: system needs root")
+def test_server_of_an_sso_user_runs_as_that_user(h, kc):
+    import pwd
+    import tempfile
+    home = Path(tempfile.mkdtemp(prefix="nbhub-sso-", dir="/tmp"))
+    os.chmod(home, 0o711)
+    script = home / "fake_server.py"
+    script.write_text(FAKE_SERVER)
+    os.chmod(script, 0o644)
+    extra = {"isolation": "system", "create_system_users": True,
+             "hub": {"profiles": [{"name": "fake", "command": ["/usr/bin/python3", str(script), "{port}",
+                                                               "{base_url}"]}]}}
+    sso = Sso(h, kc, env={"NBHUB_ISOLATION": ""}, home=home / "home", **extra).start()
+    try:
+        s, r = sso.login("bob")
+        assert r.status_code == 302, r.text
+        st, me = sso.me(s)
+        r = s.post(sso.base + "/api/v1/servers", json={"profile": "fake"},
+                   headers={"X-CSRF-Token": me["csrf_token"]}, timeout=30)
+        assert r.status_code in (201, 202), r.text
+        srv = wait_for(lambda: (lambda j: j if j["state"] in ("running", "failed") else None)(
+            s.get(sso.base + "/api/v1/servers/bob/default", timeout=10).json()), 60)
+        assert srv and srv["state"] == "running", (srv, sso.srv.log())
+        acct = pwd.getpwnam("nbhub-bob")
+        assert os.stat(f"/proc/{srv['pid']}").st_uid == acct.pw_uid
+        r = s.get(sso.base + "/user/bob/api/x", timeout=10)     # through the proxy, with the SSO session
+        assert r.status_code == 200 and r.json()["uid"] == acct.pw_uid, (r.status_code, r.text)
+        s.delete(sso.base + "/api/v1/servers/bob/default", headers={"X-CSRF-Token": me["csrf_token"]}, timeout=30)
+    finally:
+        sso.srv.stop()
+        subprocess.run(["userdel", "-r", "nbhub-bob"], capture_output=True)
 
 
 # ---- sessions follow the provider ----------------------------------------------------------
@@ -386,7 +450,7 @@ def _provider_tokens(kc, user, redirect):
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     url = kc.authorize_url(redirect, code_challenge=challenge)
-    cb = kc.login(user, url)
+    cb = kc.login(user, url, session=browser())
     code = urllib.parse.parse_qs(urllib.parse.urlparse(cb).query)["code"][0]
     r = requests.post(kc.discovery()["token_endpoint"], timeout=30, auth=("nbhub", kcmod.CLIENT_SECRET),
                       data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect,
@@ -459,14 +523,63 @@ def test_provider_down_at_start_keeps_local_logins_and_retries(h, kc):
 
 
 def test_discovery_for_another_issuer_is_not_trusted(h, kc):
-    # the document Keycloak serves names ".../realms/nbhub", not the configured spelling
+    # a server that is not the configured issuer hands out the real
+    # provider's document (the real issuer, the real keys): not trusted
+    import http.server
+    import threading
+    doc = json.dumps(kc.discovery()).encode()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(doc)))
+            self.end_headers()
+            self.wfile.write(doc)
+
+        def log_message(self, *a):
+            pass
+
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+
     class Other:
-        issuer = kc.issuer.replace("127.0.0.1", "localhost")
+        issuer = f"http://127.0.0.1:{evil.server_address[1]}/realms/nbhub"
 
     sso = Sso(h, Other())
     sso.srv.start()
     try:
         assert wait_for(lambda: "not the configured" in sso.srv.log(), 20), sso.srv.log()
         assert sso.config()["ready"] is False
+        assert requests.get(sso.base + "/auth/oidc/login", allow_redirects=False, timeout=10).status_code == 503
     finally:
         sso.srv.stop()
+        evil.shutdown()
+
+
+# ---- a real browser through Keycloak's page -----------------------------------------------------
+
+def test_sso_in_chromium(h, kc):
+    from test_ui_browser import ARTIFACTS, BROWSER_DIR, CHROMIUM
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").exists():
+        pytest.skip("playwright-core not installed (scripts/install-deps.sh runs npm ci)")
+    assert os.path.exists(CHROMIUM), "Debian's chromium is not installed"
+    sso = Sso(h, kc).start()
+    kc.set_backchannel_logout_url(sso.base + "/auth/oidc/backchannel-logout")
+    artifacts = ARTIFACTS / "sso"
+    if artifacts.exists():
+        import shutil
+        shutil.rmtree(artifacts)
+    artifacts.mkdir(parents=True)
+    try:
+        env = dict(h.env, NBHUB_URL=sso.base, NBHUB_SSO_USER="alice",
+                   NBHUB_SSO_PASSWORD=kcmod.PASSWORDS["alice"], NBHUB_SHOTS=str(artifacts), CHROMIUM=CHROMIUM)
+        p = h.popen(["node", "--test", "--test-reporter=spec", "--test-concurrency=1",
+                     str(BROWSER_DIR / "sso.test.mjs")], exe="/usr/bin/env", env=env, cwd=BROWSER_DIR)
+        r = h.finish(p, timeout=300)
+        assert r.rc == 0, (f"browser tests failed:\n{r.stdout[-12000:]}\n{r.stderr[-4000:]}\n"
+                           f"--- server ---\n{sso.srv.log()}")
+        assert kc.user_sessions("alice") == []
+    finally:
+        sso.srv.stop()
+        kc.logout_user("alice")
