@@ -32,19 +32,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
 
-class Browser(requests.Session):
-    """Keycloak marks its cookies Secure (SameSite=None) even over plain HTTP;
-    a browser sends Secure cookies to http://127.0.0.1 (a potentially
-    trustworthy origin), requests does not: do as the browser does."""
-
-    def prepare_request(self, request):
-        for c in self.cookies:
-            c.secure = False
-        return super().prepare_request(request)
-
-
 def browser():
-    return Browser()
+    """A requests.Session keeping Keycloak's cookies as a browser does (keycloak.py)."""
+    return kcmod.browser_session()
 
 
 def _config(kc, secret_file, **extra):
