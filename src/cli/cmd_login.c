@@ -4,8 +4,9 @@
  *
  * Steps, each a request and nothing kept in between but memory:
  *   1. GET URL/auth/oidc/config (public): the provider's issuer, the public
- *      client the CLI is to use (cli_client_id) and the provider's device
- *      and token endpoints, as nbhub discovered them.  When nbhub does not
+ *      client the CLI is to use (cli_client_id), the scopes to ask for
+ *      (cli_scopes, default openid) and the provider's device and token
+ *      endpoints, as nbhub discovered them.  When nbhub does not
  *      name them, the CLI reads the issuer's own discovery document, and
  *      checks its `issuer` is the one nbhub named.
  *   2. The device authorization grant (RFC 8628): POST the device endpoint,
@@ -27,8 +28,9 @@
  *   4. That token and the server's URL are written to the config file the
  *      other commands read (client_config_save: 0600, renamed into place).
  *      The provider's tokens are dropped: nbhub's own token is what the CLI
- *      uses, revocable in nbhub (`nbhub user token --revoke`, the web UI)
- *      and expiring (--expires-in, 30 days unless told).
+ *      uses, revocable in nbhub (DELETE /api/v1/users/NAME/tokens/ID, the web UI)
+ *      and expiring (--expires-in, 7 days unless told: the token does not
+ *      follow the provider, so a user removed there keeps it until then).
  *
  * What is printed comes from servers (URLs, the user code, error
  * descriptions) and goes through table_clean: a hostile provider cannot
@@ -39,6 +41,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/table.h"
+#include "sched/flow.h"   /* flow_duration_parse, as `nbhub user token` */
 #include "util/buf.h"
 #include "util/timeutil.h"
 #include "util/urlesc.h"
@@ -51,14 +54,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOGIN_DEFAULT_EXPIRES_IN (30LL * 86400)
+#define LOGIN_DEFAULT_EXPIRES_IN (7LL * 86400)    /* outlives the provider's say: keep it short */
 #define LOGIN_DEFAULT_INTERVAL   5      /* RFC 8628 3.2: when the provider names none */
 #define LOGIN_MAX_INTERVAL       60
 #define LOGIN_MAX_WAIT           1800   /* s; a provider's expires_in is capped here */
 #define LOGIN_BEARER_TRIES       5
 
 static const char cmd_login_usage[] =
-    "usage: nbhub login --server URL [--expires-in SECONDS] [--name NAME] [--print-token]\n"
+    "usage: nbhub login --server URL [--expires-in DURATION] [--name NAME] [--print-token]\n"
     "\n"
     "Log in to an nbhub server with its single sign-on provider, from a terminal:\n"
     "prints an address and a code to confirm in any browser (the device\n"
@@ -68,7 +71,8 @@ static const char cmd_login_usage[] =
     "\n"
     "Options:\n"
     "  --server URL          the nbhub server (default: $NBHUB_URL)\n"
-    "  --expires-in SECONDS  lifetime of the nbhub token (default 30 days)\n"
+    "  --expires-in DURATION lifetime of the nbhub token: 30d, 12h, 1h30m or seconds\n"
+    "                        (default 7d)\n"
     "  --name NAME           the token's name (default: \"nbhub login on HOSTNAME\")\n"
     "  --print-token         print the token on stdout instead of saving it\n"
     "  -h, --help            show this help\n"
@@ -163,6 +167,7 @@ static void sleep_s(int s)
 
 struct login_provider {
     char *issuer, *client_id, *device_ep, *token_ep;
+    char *scopes;   /* space-separated, what the device request asks for */
 };
 
 static void provider_clear(struct login_provider *p)
@@ -171,6 +176,7 @@ static void provider_clear(struct login_provider *p)
     free(p->client_id);
     free(p->device_ep);
     free(p->token_ep);
+    free(p->scopes);
     memset(p, 0, sizeof *p);
 }
 
@@ -204,6 +210,24 @@ static int login_discover(client_t *c, const char *server, struct login_provider
     } else {
         p->issuer = xstrdup(iss);
         p->client_id = xstrdup(cid);
+        /* cli_scopes: what the CLI's access token must be asked with, when the
+         * provider needs more than openid to address it to nbhub (Entra ID:
+         * api://<app>/<scope>); a string or a list. */
+        json_t *sc = json_object_get(j, "cli_scopes");
+        buf_t sb = BUF_INIT;
+        if (json_is_string(sc)) {
+            buf_puts(&sb, json_string_value(sc));
+        } else if (json_is_array(sc)) {
+            size_t k;
+            json_t *v;
+            json_array_foreach(sc, k, v)
+                if (json_is_string(v)) {
+                    if (sb.len) buf_putc(&sb, ' ');
+                    buf_puts(&sb, json_string_value(v));
+                }
+        }
+        p->scopes = sb.len ? buf_detach(&sb) : xstrdup("openid");
+        buf_free(&sb);
         const char *dev = client_str(j, "device_authorization_endpoint");
         const char *tok = client_str(j, "token_endpoint");
         if (is_http_url(dev) && is_http_url(tok)) {
@@ -245,7 +269,7 @@ static int login_device(client_t *c, const struct login_provider *p, char **acce
     client_resp_t r = CLIENT_RESP_INIT;
     buf_t form = BUF_INIT;
     form_add(&form, "client_id", p->client_id);
-    form_add(&form, "scope", "openid");
+    form_add(&form, "scope", p->scopes);
     int rc = login_fetch(c, "starting the device login", "POST", p->device_ep, NULL,
                          "application/x-www-form-urlencoded", form.data, &r);
     buf_free(&form);
@@ -450,11 +474,11 @@ int cmd_login(int argc, char **argv)
     if (!server || !server[0]) return client_usage_error("login", "--server URL is required");
     long long expires_in = LOGIN_DEFAULT_EXPIRES_IN;
     if (exp) {
-        char *end;
-        errno = 0;
-        expires_in = strtoll(exp, &end, 10);
-        if (errno || *end || end == exp || expires_in < 1 || expires_in > 10LL * 366 * 86400)
-            return client_usage_error("login", "--expires-in takes a number of seconds, 1 to 10 years");
+        int64_t ttl = 0;
+        if (flow_duration_parse(exp, &ttl) < 0 || ttl < 1 || ttl > 10LL * 365 * 86400)
+            return client_usage_error("login", "--expires-in takes a duration (30d, 12h, 1h30m or "
+                                      "seconds), at most 10 years");
+        expires_in = ttl;
     }
     char host[256] = "";
     if (gethostname(host, sizeof host - 1) < 0 || !host[0]) snprintf(host, sizeof host, "unknown host");

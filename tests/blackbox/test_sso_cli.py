@@ -125,7 +125,7 @@ def test_device_login_denied_at_the_provider(h, keycloak):
 def test_print_token_for_scripts_and_bob_is_no_admin(h, keycloak):
     srv = sso_server(h, keycloak)
     env = cli_env(h)
-    p, url, _, err = start_login(h, srv.port, env, "--print-token", "--expires-in", "600",
+    p, url, _, err = start_login(h, srv.port, env, "--print-token", "--expires-in", "10m",
                                  "--name", "ci job")
     keycloak.approve_device(url, "bob")
     rc, out, err = finish(p, err)
