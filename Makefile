@@ -100,6 +100,14 @@ build-fuzz/%: fuzz/%.c $(LIB_SRC)
 valgrind: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do valgrind -q --leak-check=full --error-exitcode=1 $$t || exit 1; done
 
+# The ID-token check against PyJWT (bench/sso/, seconds; pyjwt[crypto] from requirements-dev.txt).
+$(BUILD)/bench/bench_jwt: bench/sso/bench_jwt.c $(BUILD)/libnbhub.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libnbhub.a $(LDLIBS)
+.PHONY: bench-sso
+bench-sso: $(BUILD)/bench/bench_jwt
+	PYTHON=$(PYTHON) $(BUILD)/bench/bench_jwt
+
 # Benchmarks run as one person's server (isolation shared), also as root.
 bench bench-spark bench-render bench-serve: export NBHUB_ISOLATION = shared
 bench: deps all

@@ -23,6 +23,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/rsa.h>
 #include <uv.h>
 
 #include "auth/jwt.h"
@@ -41,6 +42,7 @@ static void jwk_clear(jwk_t *k)
 {
     free(k->kid);
     free(k->alg);
+    EVP_PKEY_CTX_free(k->vctx);
     EVP_PKEY_free(k->pkey);
     memset(k, 0, sizeof *k);
 }
@@ -154,6 +156,16 @@ static int parse_key(json_t *jk, jwk_t *k)
         k->pkey = ec_key(jk);
     }
     if (!k->pkey) return -1;
+    /* The verify context, once: OpenSSL 3 fetches the algorithms on every
+     * EVP_DigestVerifyInit; a context set up here verifies digest after
+     * digest (EVP_PKEY_verify keeps no state between calls). */
+    k->vctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    if (!k->vctx || EVP_PKEY_verify_init(k->vctx) != 1 ||
+        (k->kty == JWK_RSA && EVP_PKEY_CTX_set_rsa_padding(k->vctx, RSA_PKCS1_PADDING) != 1) ||
+        EVP_PKEY_CTX_set_signature_md(k->vctx, EVP_sha256()) != 1) {
+        jwk_clear(k);
+        return -1;
+    }
     k->kid = xstrdup(kid ? json_string_value(kid) : "");
     k->alg = alg ? xstrdup(json_string_value(alg)) : NULL;
     return 0;
@@ -384,6 +396,7 @@ static int start_fetch(jwks_cache_t *c, waiter_t *w)
 
 int jwks_cache_refresh(jwks_cache_t *c, jwks_refresh_fn cb, void *ud)
 {
+    if (!cb) return start_fetch(c, NULL);
     waiter_t *w = xcalloc(1, sizeof *w);
     w->rcb = cb;
     w->ud = ud;
@@ -407,6 +420,11 @@ int jwks_cache_verify(jwks_cache_t *c, const char *token, size_t len, const jwt_
     char *kid = jwt_peek_kid(token, len);
     if (!kid) return rc; /* no kid at all: no fetch can help */
     free(kid);
+    if (!cb) {
+        /* A caller that cannot wait: refused now, the set renewed behind it. */
+        (void)start_fetch(c, NULL);
+        return rc;
+    }
     waiter_t *w = xcalloc(1, sizeof *w);
     w->vcb = cb;
     w->ud = ud;

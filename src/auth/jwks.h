@@ -59,6 +59,8 @@ typedef struct jwk {
     char     *kid;   /* never NULL ("" when the document gave none: such a key is never chosen) */
     char     *alg;   /* NULL when the document gave none */
     EVP_PKEY *pkey;
+    EVP_PKEY_CTX *vctx; /* verify context on pkey, SHA-256 (+ PKCS#1 v1.5 for RSA),
+                           prepared once: jwt.c passes it a digest */
 } jwk_t;
 
 typedef struct jwks jwks_t;
@@ -108,7 +110,8 @@ typedef void (*jwks_refresh_fn)(int rc, void *ud);
  * calls cb(rc, ud) once, later, from the loop (rc 0: the set was replaced;
  * negative: the fetch failed and the old set stays) — joining a fetch
  * already in flight if there is one; or returns -EBUSY (the last fetch
- * started less than the cool-down ago; cb never called). */
+ * started less than the cool-down ago; cb never called).  cb may be NULL
+ * (fetch in the background). */
 int jwks_cache_refresh(jwks_cache_t *c, jwks_refresh_fn cb, void *ud);
 
 /* What jwks_cache_verify checks the token as. */
@@ -132,6 +135,9 @@ typedef void (*jwks_verify_fn)(int rc, json_t *claims, const nb_err_t *err, void
  *     the result of verifying again against the fetched set.  token and
  *     policy are copied; the caller's may go.
  *   - The kid is unknown and the cool-down forbids a fetch: -ENOKEY now.
+ *   - cb NULL (a caller that cannot wait, e.g. a synchronous Bearer check):
+ *     an unknown kid is -ENOKEY now, and a fetch starts in the background
+ *     if the cool-down allows, so the client's retry finds the new key.
  * A set older than JWKS_MAX_AGE_MS is refetched in the background (the
  * current one still answers), so a key withdrawn by the provider stops
  * verifying within that time.

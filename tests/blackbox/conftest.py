@@ -425,6 +425,13 @@ def keycloak(tmp_path_factory):
     if kcmod.java_missing():
         pytest.skip("Keycloak tests need Java (openjdk-17-jre-headless)")
     kc = kcmod.Keycloak(tmp_path_factory.mktemp("keycloak"))
+    if os.environ.get("NBHUB_KEYCLOAK_PORT"):
+        # A Keycloak already running with this fixture's admin and realm (a developer's loop:
+        # python tests/blackbox/keycloak.py PORT starts one); its realm is imported afresh.
+        kc.port = int(os.environ["NBHUB_KEYCLOAK_PORT"])
+        kc.import_realm()
+        yield kc
+        return
     try:
         kc.start()
     except Exception:

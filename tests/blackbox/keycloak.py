@@ -433,10 +433,10 @@ class Keycloak:
             hops -= 1
         return r
 
-    def approve_device(self, verification_uri_complete, username, password=None):
+    def approve_device(self, verification_uri_complete, username, password=None, accept=True):
         """Complete an RFC 8628 device verification as username: open the verification URL, log
-        in, grant if Keycloak asks.  Returns the last page's text (Keycloak's "Device Login
-        Successful")."""
+        in, answer Keycloak's "Grant access" page Yes (or No with accept=False).  Returns the last
+        page's text (Keycloak's "Device Login Successful", or its refusal page)."""
         s = browser_session()
         r = s.get(verification_uri_complete, allow_redirects=False, timeout=30)
         r = self._follow_inside(s, r)
@@ -454,12 +454,17 @@ class Keycloak:
                 # "Grant Access to nbhub command line": the Yes button is <input name="accept">
                 # or a <button>, neither of which our parser keeps; send it by name.
                 f = fs[0]
-                data = {k: v for k, v in f["inputs"].items() if k != "cancel"}
-                data["accept"] = "Yes"
+                data = {k: v for k, v in f["inputs"].items() if k not in ("accept", "cancel")}
+                if accept:
+                    data["accept"] = "Yes"
+                else:
+                    data["cancel"] = "No"
                 r = self._follow_inside(s, s.post(urllib.parse.urljoin(r.url, f["action"]),
                                                   data=data, allow_redirects=False, timeout=30))
             else:
                 break
+        if not accept:
+            return r.text
         if r.status_code != 200 or "Device Login Successful" not in r.text:
             raise AssertionError(f"device approval as {username}: {r.status_code} at {r.url}: {page_text(r.text)}")
         return r.text
@@ -472,3 +477,21 @@ class Keycloak:
         if code_verifier:
             data["code_verifier"] = code_verifier
         return requests.post(f"{self.issuer}/protocol/openid-connect/token", data=data, timeout=30)
+
+
+if __name__ == "__main__":
+    # python tests/blackbox/keycloak.py PORT: run the fixture's Keycloak until Ctrl-C, for a
+    # developer's loop (NBHUB_KEYCLOAK_PORT=PORT makes the fixture use it instead of its own).
+    import sys
+    import tempfile
+    kc = Keycloak(tempfile.mkdtemp(prefix="nbhub-keycloak-"), port=int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    kc.start()
+    print(f"keycloak ready in {kc.start_seconds:.1f} s at {kc.url} (RSS {kc.rss_kib() // 1024} MiB); Ctrl-C stops it",
+          flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        kc.stop()
