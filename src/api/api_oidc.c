@@ -218,6 +218,11 @@ void api_oidc_config(http_req_t *req, void *ud)
         json_object_set_new(j, "accept_access_tokens", json_boolean(c->accept_access_tokens));
         json_object_set_new(j, "audience", json_string(c->audience));
         if (c->cli_client_id) json_object_set_new(j, "cli_client_id", json_string(c->cli_client_id));
+        if (c->cli_scopes) {
+            json_t *l = json_array();
+            for (size_t i = 0; c->cli_scopes[i]; i++) json_array_append_new(l, json_string(c->cli_scopes[i]));
+            json_object_set_new(j, "cli_scopes", l);
+        }
         const char *dev = oidc_device_endpoint(a->oidc);
         if (dev) json_object_set_new(j, "device_authorization_endpoint", json_string(dev));
         const char *tok = oidc_token_endpoint(a->oidc);

@@ -72,6 +72,7 @@ void auth_conf_clear(auth_conf_t *c)
     strv_free(o->algorithms);
     free(o->display_name);
     free(o->cli_client_id);
+    strv_free(o->cli_scopes);
     auth_conf_init(c);
 }
 
@@ -188,7 +189,7 @@ static void parse_oidc(struct pctx *x, yaml_node_t *v, oidc_conf_t *o)
                                         "username_claim", "groups_claim", "admin_groups",
                                         "allowed_groups", "profile_groups", "accept_access_tokens",
                                         "audience", "algorithms", "leeway", "display_name",
-                                        "cli_client_id", "jwks_cooldown" };
+                                        "cli_client_id", "jwks_cooldown", "cli_scopes" };
     const size_t nkeys = sizeof keys / sizeof *keys;
     if (v->type != YAML_MAPPING_NODE) {
         errlist_add(x->errs, x->path, POS(v), "'auth.oidc' must be a mapping (issuer, client_id, ...)");
@@ -266,6 +267,7 @@ static void parse_oidc(struct pctx *x, yaml_node_t *v, oidc_conf_t *o)
                 o->jwks_cooldown_s = secs;
             break;
         }
+        case 16: strv_free(o->cli_scopes); o->cli_scopes = str_list(x, vn, "auth.oidc.cli_scopes"); break;
         default: break;
         }
     }

@@ -19,6 +19,7 @@
  *         leeway: 60s
  *         display_name: Keycloak        # "Log in with Keycloak"
  *         cli_client_id: nbhub-cli      # public client for `nbhub login` (GET /auth/oidc/config)
+ *         cli_scopes: [openid, "api://nbhub/access"]   # what `nbhub login` asks for (Entra ID)
  *         jwks_cooldown: 60s            # an unknown kid refetches the keys at most this often
  *
  * Parsed like the rest of the file (srvconf.c calls auth_conf_parse for the
@@ -62,6 +63,7 @@ typedef struct oidc_conf {
     int64_t  leeway_s;             /* default 60 */
     char    *display_name;         /* default: the issuer's host */
     char    *cli_client_id;        /* the public client `nbhub login` uses (device grant); NULL: none */
+    char   **cli_scopes;           /* NULL-terminated: what `nbhub login` asks for; NULL = openid */
     int64_t  jwks_cooldown_s;      /* least time between two fetches of the keys; 0 = JWKS_COOLDOWN_MS */
 } oidc_conf_t;
 

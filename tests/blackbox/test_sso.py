@@ -42,7 +42,7 @@ def _config(kc, secret_file, **extra):
         "issuer": kc.issuer, "client_id": "nbhub", "client_secret_file": str(secret_file),
         "admin_groups": ["admins"], "allowed_groups": ["admins", "data"],
         "accept_access_tokens": True, "audience": "nbhub", "display_name": "Keycloak",
-        "cli_client_id": "nbhub-cli",
+        "cli_client_id": "nbhub-cli", "cli_scopes": ["openid", "profile"],
     }
     oidc.update(extra.pop("oidc", {}))
     cfg = {"auth": {"local": extra.pop("local", True), "oidc": oidc}}
@@ -123,6 +123,7 @@ def test_login_with_code_flow_creates_the_user_from_the_provider(sso, kc):
     cfg = sso.config()
     assert cfg["enabled"] and cfg["local"] and cfg["display_name"] == "Keycloak", cfg
     assert cfg["cli_client_id"] == "nbhub-cli" and cfg["device_authorization_endpoint"], cfg
+    assert cfg["cli_scopes"] == ["openid", "profile"], cfg
     s, r = sso.begin()
     loc = r.headers["Location"]
     q = urllib.parse.parse_qs(urllib.parse.urlparse(loc).query)

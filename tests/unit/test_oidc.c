@@ -124,7 +124,8 @@ static void test_conf_secret(void **state)
     assert_int_equal(write(fd, "s3cr3t\n", 7), 7);
     close(fd);
     char *text = xasprintf("auth:\n  oidc: {issuer: 'http://x', client_id: a, client_secret_file: %s,\n"
-                           "         profile_groups: {data: spark}, admin_groups: admins}\n", path);
+                           "         profile_groups: {data: spark}, admin_groups: admins,\n"
+                           "         cli_scopes: [openid, 'api://x/access'], jwks_cooldown: 2m}\n", path);
     auth_conf_t c;
     nb_errlist_t errs = ERRLIST_INIT;
     assert_int_equal(parse(text, &c, &errs), 0);
@@ -132,6 +133,8 @@ static void test_conf_secret(void **state)
     assert_int_equal(c.oidc.npg, 1);
     assert_string_equal(c.oidc.pg_to[0], "spark");
     assert_string_equal(c.oidc.admin_groups[0], "admins");
+    assert_string_equal(c.oidc.cli_scopes[1], "api://x/access");
+    assert_int_equal(c.oidc.jwks_cooldown_s, 120);
     auth_conf_clear(&c);
     /* an empty file is an error at the key's value */
     fd = open(path, O_WRONLY | O_TRUNC);
