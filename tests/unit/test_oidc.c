@@ -19,8 +19,10 @@
 
 #include "auth/oauth.h"
 #include "auth/oidc.h"
-#include "util/buf.h"
 #include "http/hclient.h"
+#include "store/store_auth.h"
+#include "store/store_groups.h"
+#include "util/buf.h"
 #include "util/xmalloc.h"
 
 /* Parse text (a whole file "auth: ...") into c; the number of problems. */
@@ -320,6 +322,100 @@ static void test_logout_url(void **state)
     fx_free(f);
 }
 
+/* The store's side: an identity is unique and never shares a name with a
+ * local account; provider sessions end by sid or by user; a user's groups
+ * are replaced as a whole; sessions due for refresh. */
+static void test_store_identities(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nbhub-test-oidc-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *db = xasprintf("%s/nbhub.db", dir);
+    store_t *st;
+    nb_err_t err;
+    assert_int_equal(store_open(db, &st, &err), 0);
+    int64_t local, alice, id;
+    assert_int_equal(store_user_add(st, "bob", "hash", 0, 1, &local, &err), 0);
+    assert_int_equal(store_user_add_idp(st, "alice", "https://i", "sub-a", 1, 2, &alice, &err), 0);
+    /* the name of a local account, or the same identity again: refused */
+    assert_int_equal(store_user_add_idp(st, "bob", "https://i", "sub-b", 0, 3, &id, &err), -EEXIST);
+    assert_int_equal(store_user_add_idp(st, "alice2", "https://i", "sub-a", 0, 3, &id, &err), -EEXIST);
+    /* the same subject at another issuer is another identity */
+    assert_int_equal(store_user_add_idp(st, "alice3", "https://other", "sub-a", 0, 3, &id, &err), 0);
+    assert_int_equal(store_user_by_idp(st, "https://i", "sub-a", &id, &err), 0);
+    assert_int_equal(id, alice);
+    assert_int_equal(store_user_by_idp(st, "https://i", "sub-b", &id, &err), -ENOENT);
+    char *idp, *sub;
+    assert_int_equal(store_user_idp(st, local, &idp, &sub, &err), 0);
+    assert_null(idp);
+    assert_int_equal(store_user_idp(st, alice, &idp, &sub, &err), 0);
+    assert_string_equal(idp, "https://i");
+    assert_string_equal(sub, "sub-a");
+    free(idp);
+    free(sub);
+    store_user_t u;
+    assert_int_equal(store_user_by_name(st, "alice", &u, &err), 0);
+    assert_null(u.password_hash);
+    assert_true(u.is_admin);
+    store_user_clear(&u);
+
+    /* sessions: two of alice's from the provider (sids S1, S2), one local of bob's */
+    int64_t s1, s2, s3;
+    assert_int_equal(store_session_add(st, "d1", "c", alice, 10, 1000000, &s1, &err), 0);
+    assert_int_equal(store_session_add(st, "d2", "c", alice, 10, 1000000, &s2, &err), 0);
+    assert_int_equal(store_session_add(st, "d3", "c", local, 10, 1000000, &s3, &err), 0);
+    store_session_idp_t v1 = { "S1", "id1", "rt1", 500 }, v2 = { "S2", "id2", "rt2", 900 };
+    assert_int_equal(store_session_set_idp(st, s1, &v1, &err), 0);
+    assert_int_equal(store_session_set_idp(st, s2, &v2, &err), 0);
+    store_session_idp_t got;
+    assert_int_equal(store_session_get_idp(st, "d1", &got, &err), 0);
+    assert_string_equal(got.refresh_token, "rt1");
+    assert_int_equal(got.idp_expires_at, 500);
+    store_session_idp_clear(&got);
+    assert_int_equal(store_session_get_idp(st, "d3", &got, &err), 0);
+    assert_null(got.id_token);
+    store_session_idp_clear(&got);
+    store_idp_due_t *due;
+    size_t n;
+    assert_int_equal(store_sessions_idp_due(st, 600, 10, &due, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(due[0].session_id, s1);
+    assert_string_equal(due[0].refresh_token, "rt1");
+    store_idp_due_free(due, n);
+    int64_t ended;
+    assert_int_equal(store_sessions_end_idp(st, "S1", 0, &ended, &err), 0);
+    assert_int_equal(ended, 1);
+    assert_int_equal(store_session_get_idp(st, "d1", &got, &err), -ENOENT);
+    /* by user: every provider session of alice's, none of bob's local one */
+    assert_int_equal(store_sessions_end_idp(st, NULL, alice, &ended, &err), 0);
+    assert_int_equal(ended, 1);
+    assert_int_equal(store_sessions_end_idp(st, NULL, local, &ended, &err), 0);
+    assert_int_equal(ended, 0);
+    assert_int_equal(store_session_delete_id(st, s3, &err), 0);
+    assert_int_equal(store_session_delete_id(st, s3, &err), -ENOENT);
+
+    /* groups replaced as a whole, created on the way */
+    const char *g1[] = { "admins", "data" }, *g2[] = { "data", "spark" };
+    assert_int_equal(store_user_set_groups(st, alice, g1, 2, 5, &err), 0);
+    assert_int_equal(store_user_set_groups(st, alice, g2, 2, 6, &err), 0);
+    store_names_t names;
+    assert_int_equal(store_user_groups(st, alice, &names, &err), 0);
+    assert_int_equal(names.n, 2);
+    assert_string_equal(names.v[0], "data");
+    assert_string_equal(names.v[1], "spark");
+    store_names_free(&names);
+    assert_int_equal(store_user_set_groups(st, alice, NULL, 0, 7, &err), 0);
+    assert_int_equal(store_user_groups(st, alice, &names, &err), 0);
+    assert_int_equal(names.n, 0);
+    store_names_free(&names);
+
+    store_close(st);
+    char *cmd = xasprintf("rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_login_bounded),
         cmocka_unit_test(test_identity),
         cmocka_unit_test(test_logout_url),
+        cmocka_unit_test(test_store_identities),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
