@@ -280,10 +280,14 @@ function showNav() {
 }
 
 document.getElementById("logout").addEventListener("click", async () => {
-  try { await api("POST", "/logout"); } catch { /* the session may be gone already */ }
+  let r = null;
+  try { r = await api("POST", "/logout"); } catch { /* the session may be gone already */ }
   session.user = null;
   session.csrf = null;
   closeEvents();
+  // A session from the identity provider: end the provider's session too
+  // (it comes back to /login), else "log in" would let us straight back in.
+  if (r && r.logout_url) { location.assign(r.logout_url); return; }
   go("/login");
 });
 

@@ -49,6 +49,19 @@ export async function login() {
   h("label", { for: "pass" }, "Password"), pass,
   h("button.primary", { type: "submit" }, "Log in"), msg,
   h("p.muted", "The first start of ", h("code", "nbhub serve"), " prints the admin's one-time password."));
+  // Single sign-on (docs/sso.md): a button to the identity provider, and
+  // no password form when the server turned password logins off.
+  let sso = null;
+  try {
+    const r = await fetch("/auth/oidc/config", { credentials: "same-origin" });
+    if (r.ok) sso = await r.json();
+  } catch { /* no SSO: the password form alone */ }
+  if (!sso || !sso.enabled) return h("section.center", form);
+  const next = new URLSearchParams(location.search).get("next");
+  const href = "/auth/oidc/login" + (next && /^\/(?![\/\\])/.test(next) ? "?next=" + encodeURIComponent(next) : "");
+  const button = h("a.btn.primary", { id: "sso", href }, `Log in with ${sso.display_name}`);
+  if (!sso.local) return h("section.center", h("div.card.login", h("h1", "Log in to nbhub"), h("p", button)));
+  form.insertBefore(h("p", button), form.children[1]);
   return h("section.center", form);
 }
 

@@ -23,6 +23,7 @@
 #include "auth/lockout.h"
 #include "spark/sowned.h"
 #include "auth/oauth.h"
+#include "auth/oidc.h"
 #include "util/jparse.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -51,6 +52,12 @@ const struct http_route api_routes[] = {
     { "GET",    "/healthz",                              api_metrics_healthz,     API_PUBLIC },
     { "GET",    "/metrics",                              api_metrics_get,         API_ADMIN },
     { "GET",    "/api/v1/openapi.json",                  api_openapi_get,         API_PUBLIC },
+    /* single sign-on (api_oidc.c, docs/sso.md): the browser's steps and
+     * the provider's back-channel, outside /api/v1 */
+    { "GET",    "/auth/oidc/config",                     api_oidc_config,         API_PUBLIC },
+    { "GET",    "/auth/oidc/login",                      api_oidc_login,          API_PUBLIC },
+    { "GET",    "/auth/oidc/callback",                   api_oidc_callback,       API_PUBLIC },
+    { "POST",   "/auth/oidc/backchannel-logout",         api_oidc_backchannel,    API_PUBLIC },
     { "POST",   "/api/v1/login",                         api_auth_login,          API_PUBLIC },
     { "POST",   "/api/v1/logout",                        api_auth_logout,         API_AUTH },
     { "GET",    "/api/v1/me",                            api_auth_me,             API_AUTH },
@@ -192,6 +199,13 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     a->started_at = time_now_us();
     a->hub = o->hub;
     if (a->hub) api_proxy_hooks(a);
+    a->local_login = !o->auth || o->auth->local;
+    a->base_url = o->base_url && *o->base_url ? xstrdup(o->base_url) : NULL;
+    if (o->auth && o->auth->oidc.enabled && o->hc) {
+        a->oidc = oidc_new(o->loop, o->hc, &o->auth->oidc);
+        oidc_start(a->oidc);
+        api_oidc_start(a);
+    }
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
     if (rc < 0) {
         api_free(a);
@@ -220,7 +234,13 @@ int api_gate(http_req_t *req, void *api)
     return 0;
 }
 
-void api_set_stopping(api_t *a) { a->stopping = 1; }
+void api_set_stopping(api_t *a)
+{
+    a->stopping = 1;
+    /* Their timers must not keep the loop alive. */
+    api_oidc_stop(a);
+    oidc_stop(a->oidc);
+}
 
 void api_set_server(api_t *a, http_server_t *srv) { a->srv = srv; }
 
@@ -244,6 +264,9 @@ void api_free(api_t *a)
 {
     if (!a) return;
     api_events_close_all(a);
+    api_oidc_stop(a);
+    oidc_free(a->oidc);
+    free(a->base_url);
     sowned_forget(a->loop);
     http_router_free(a->router);
     api_set_pool_sizes(a, NULL, NULL, 0);

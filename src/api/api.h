@@ -82,6 +82,11 @@ typedef struct api_opts {
     unsigned    render_queue;    /* 0 = default (16) */
     hub_t      *hub;             /* notebook servers (borrowed, outlives the api); NULL: /api/v1/servers
                                     and /user/ answer 503 */
+    /* nbhub.yaml auth: (borrowed, outlives the api).  NULL: password logins
+     * only.  With oidc.enabled the api discovers the provider (needs hc)
+     * and offers /auth/oidc/ (api_oidc.c). */
+    const struct auth_conf *auth;
+    const char *base_url;        /* nbhub's public URL, for redirect URIs; NULL: the request's Host */
 } api_opts_t;
 
 /* Anonymous bodies: a login is a few hundred bytes. */

@@ -99,6 +99,17 @@ static int api_auth_token(api_t *a, http_req_t *req, const char *tok, api_ctx_t 
 {
     char digest[TOKEN_DIGEST_LEN + 1];
     store_user_t u;
+    if (tok && !token_is(tok, TOKEN_API) && a->oidc && strchr(tok, '.')) {
+        /* The identity provider's access token (api_oidc.c). */
+        int64_t uid;
+        const char *why;
+        int rc = api_oidc_bearer(a, req, tok, &uid, &why);
+        if (rc) return rc;
+        if ((rc = store_user_by_id(a->store, uid, &u, err))) return rc;
+        api_auth_ctx_user(req, c, &u);
+        store_user_clear(&u);
+        return 0;
+    }
     if (!tok || !token_is(tok, TOKEN_API)) return -EACCES;
     token_digest(tok, digest);
     store_token_t t;
@@ -583,6 +594,12 @@ static void api_login_enqueue(api_t *a, struct api_login_job *j)
 void api_auth_login(http_req_t *req, void *ud)
 {
     api_t *a = ud;
+    if (!a->local_login) {
+        /* auth.local: false — SSO only; the break-glass is `nbhub user
+         * token NAME --home DIR` on the server (docs/sso.md). */
+        api_error(req, 403, "forbidden", "password login is turned off on this server; log in with single sign-on");
+        return;
+    }
     if (!api_auth_is_json(req)) {
         api_error(req, 400, "bad_request", "login needs Content-Type: application/json");
         return;
@@ -755,16 +772,28 @@ void api_auth_logout(http_req_t *req, void *ud)
     const api_ctx_t *c = api_ctx(req);
     nb_err_t err;
     err_clear(&err);
+    /* A session from the provider: the answer names the provider's
+     * end-session URL, which the UI opens, so the provider's session ends
+     * too (else the next "log in" would be let straight back in). */
+    char *logout_url = c->via_cookie ? api_oidc_logout_url(a, req, c->session_digest) : NULL;
     int rc = c->via_cookie ? store_session_delete(a->store, c->session_digest, &err)
-                           : store_token_revoke_hash(a->store, c->token_digest, &err);
+           : c->token_digest ? store_token_revoke_hash(a->store, c->token_digest, &err) : 0;
     if (rc && rc != -ENOENT) {
+        free(logout_url);
         api_fail(req, rc, &err);
         return;
     }
     if (c->via_cookie) {
         api_auth_cookie(a, req, "", 0);
-    } else {
+    } else if (c->token_digest) {
         LOG_I("token revoked by logout", "user=%s peer=%s", c->log_name, http_req_peer(req));
+    }
+    if (logout_url) {
+        json_t *j = json_pack("{s:s}", "logout_url", logout_url);
+        free(logout_url);
+        http_set_header(req, "Cache-Control", "no-store");
+        http_respond_json(req, 200, j);
+        return;
     }
     http_respond(req, 204, NULL, "", 0);
 }

@@ -101,6 +101,13 @@ struct api {
     struct api_login_job *login_queue, *login_tail, *login_running;
     struct lockout *lockout;       /* failed logins per name and address (auth/lockout.c) */
     struct oauth  *oauth;          /* OAuth authorization codes (auth/oauth.h, api_hub_oauth.c) */
+    /* single sign-on (api_oidc.c): the provider, NULL when not configured */
+    struct oidc   *oidc;
+    int            local_login;    /* auth.local: password logins allowed */
+    char          *base_url;       /* nbhub's public URL (redirect URIs), NULL: from Host */
+    uv_timer_t    *oidc_timer;     /* refreshes provider sessions */
+    int64_t        oidc_inflight[64];   /* sessions being refreshed */
+    size_t         oidc_nflight;
     struct hub    *hub;            /* users' notebook servers; NULL: none (api_set_hub) */
     char         **pool_names;
     unsigned      *pool_sizes;
@@ -235,6 +242,23 @@ void api_auth_me(http_req_t *req, void *ud);
  * expired, its user uid still enabled?  1 (and *admin refreshed), 0 (end
  * the stream), or a negative errno (store trouble: keep it, ask later). */
 int  api_auth_recheck(api_t *a, int via_cookie, const char *digest, int64_t uid, int *admin);
+
+/* ---- api_oidc.c ------------------------------------------------------- */
+
+void api_oidc_config(http_req_t *req, void *ud);
+void api_oidc_login(http_req_t *req, void *ud);
+void api_oidc_callback(http_req_t *req, void *ud);
+void api_oidc_backchannel(http_req_t *req, void *ud);
+/* The provider's end-session URL for the session with this digest (new
+ * string), or NULL when it did not come from the provider. */
+char *api_oidc_logout_url(api_t *a, http_req_t *req, const char *session_digest);
+/* A provider's access token as a credential (accept_access_tokens): 0 and
+ * *uid (found or created as at login), -EACCES (*why may say why), or a
+ * store errno. */
+int  api_oidc_bearer(api_t *a, http_req_t *req, const char *tok, int64_t *uid, const char **why);
+/* The refresh timer (api_new / api_set_stopping). */
+void api_oidc_start(api_t *a);
+void api_oidc_stop(api_t *a);
 
 /* ---- api_users.c ------------------------------------------------------ */
 

@@ -42,6 +42,8 @@ int cmd_render(int argc, char **argv);
 int cmd_flow(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+/* cmd_login.c: `nbhub login --server URL` (device login with the server's SSO provider). */
+int cmd_login(int argc, char **argv);
 int cmd_asuser(int argc, char **argv);
 /* cmd_kernel_spark.c: `nbhub kernel install-spark` and `remove`. */
 int cmd_kernel_install_spark(int argc, char **argv);

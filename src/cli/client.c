@@ -331,6 +331,72 @@ void client_config_clear(client_config_t *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+int client_config_save(const char *url, const char *token, char **path_out, nb_err_t *err)
+{
+    char *path = client_config_path();
+    if (!path) return err_set(err, -ENOENT, "neither XDG_CONFIG_HOME nor HOME is set: nowhere to keep "
+                              "the token");
+    /* mkdir -p of the directory, each new level private. */
+    char *dir = xstrdup(path);
+    *strrchr(dir, '/') = '\0';
+    for (char *p = dir + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                int e = errno;
+                err_set(err, -e, "cannot create %s: %s", dir, strerror(e));
+                free(dir);
+                free(path);
+                return -e;
+            }
+            *p = c;
+            if (!c) break;
+        }
+    }
+    /* JSON strings are YAML double-quoted scalars: no quoting rules of our own. */
+    json_t *ju = json_string(url), *jt = json_string(token);
+    char *su = json_dumps(ju, JSON_ENCODE_ANY), *st = json_dumps(jt, JSON_ENCODE_ANY);
+    json_decref(ju);
+    json_decref(jt);
+    char *text = xasprintf("# written by nbhub login; holds a credential: keep it private (mode 0600)\n"
+                           "url: %s\ntoken: %s\n", su, st);
+    explicit_bzero(st, strlen(st));
+    free(su);
+    free(st);
+    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+    int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        err_set(err, rc, "cannot write %s: %s", tmp, strerror(-rc));
+    } else {
+        size_t n = strlen(text), off = 0;
+        while (off < n) {
+            ssize_t w = write(fd, text + off, n - off);
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) {
+                rc = -errno;
+                break;
+            }
+            off += (size_t)w;
+        }
+        if (rc == 0 && fsync(fd) < 0) rc = -errno;
+        if (close(fd) < 0 && rc == 0) rc = -errno;
+        if (rc == 0 && rename(tmp, path) < 0) rc = -errno;
+        if (rc < 0) {
+            err_set(err, rc, "cannot write %s: %s", path, strerror(-rc));
+            unlink(tmp);
+        }
+    }
+    explicit_bzero(text, strlen(text));
+    free(text);
+    free(tmp);
+    free(dir);
+    if (rc == 0 && path_out) *path_out = path;
+    else free(path);
+    return rc;
+}
+
 /* ================================================================ requests */
 
 void client_resp_free(client_resp_t *r)
@@ -371,6 +437,24 @@ void client_close(client_t *c)
 const char *client_url(const client_t *c)
 {
     return c->cfg.url;
+}
+
+int client_open_url(const char *url, client_t **out)
+{
+    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) || client_has_ctl(url)) {
+        cli_errorf("the server URL must start with http:// or https:// and contain no spaces");
+        return CLIENT_EXIT_USAGE;
+    }
+    client_t *c = xcalloc(1, sizeof *c);
+    c->cfg.url = xstrdup(url);
+    size_t n = strlen(c->cfg.url);
+    while (n > 0 && c->cfg.url[n - 1] == '/') c->cfg.url[--n] = '\0';
+    c->cfg.url_from = "--server";
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    c->easy = curl_easy_init();
+    NB_ASSERT(c->easy);
+    *out = c;
+    return CLIENT_EXIT_OK;
 }
 
 /* Wipe the header strings (one holds the token), then free the list. */
@@ -482,6 +566,49 @@ int client_request(client_t *c, const char *method, const char *path, const char
     CURLcode cc = curl_easy_perform(e);
     client_headers_free(h);
     free(url);
+    if (cc != CURLE_OK) {
+        buf_free(&r->body);
+        return client_curl_err(cc, c->errbuf, err);
+    }
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+    char *ct = NULL;
+    curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct);
+    r->content_type = ct ? xstrdup(ct) : NULL;
+    char *loc = NULL;
+    curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc);
+    r->location = loc ? xstrdup(loc) : NULL;
+    if (!r->body.data) buf_puts(&r->body, "");
+    return 0;
+}
+
+int client_fetch(client_t *c, const char *method, const char *url, const char *bearer,
+                 const char *ctype, const void *body, size_t len, client_resp_t *r, nb_err_t *err)
+{
+    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) || client_has_ctl(url))
+        return err_set(err, -EINVAL, "not an http(s) URL without spaces");
+    /* The configured token stays out: the headers are built with c's token
+     * swapped for the explicit credential. */
+    char *saved = c->cfg.token;
+    c->cfg.token = (char *)bearer;
+    CURL *e = c->easy;
+    curl_easy_reset(e);
+    client_setup(e, url, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
+    struct curl_slist *h = client_headers(c, "application/json, */*;q=0.5", body ? ctype : NULL, NULL);
+    c->cfg.token = saved;
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? len : 0));
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+    }
+    client_resp_free(r);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, client_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
+    CURLcode cc = curl_easy_perform(e);
+    client_headers_free(h);
     if (cc != CURLE_OK) {
         buf_free(&r->body);
         return client_curl_err(cc, c->errbuf, err);

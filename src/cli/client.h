@@ -119,6 +119,15 @@ char *client_config_path(void);
  */
 int  client_config_load(const struct client_opts *o, client_config_t *cfg, nb_err_t *err);
 void client_config_clear(client_config_t *cfg);
+/*
+ * Write url and token into the config file (`nbhub login`): the directory
+ * made 0700 if missing, the file written 0600 under a temporary name and
+ * renamed over the old one, so a reader never sees half a file and the
+ * token is never readable by others, not even for a moment.  Whatever else
+ * the old file held is replaced (url and token are all it can hold).
+ * *path_out (may be NULL) gets the path.  0 or -errno with the message.
+ */
+int  client_config_save(const char *url, const char *token, char **path_out, nb_err_t *err);
 
 /* ------------------------------------------------------------ requests */
 
@@ -139,6 +148,9 @@ int  client_open(const struct client_opts *o, client_t **out);
 void client_close(client_t *c);
 /* The server's base URL (for messages). */
 const char *client_url(const client_t *c);
+/* A client for url that reads no configuration and sends no token of its
+ * own (`nbhub login`, which has none yet); url must be http(s)://... */
+int  client_open_url(const char *url, client_t **out);
 
 /*
  * One request: method, a path starting with "/" (already escaped; see
@@ -162,6 +174,15 @@ int client_call(client_t *c, const char *method, const char *path, const json_t 
  * On CLIENT_EXIT_OK, r holds the 2xx answer. */
 int client_call_raw(client_t *c, const char *method, const char *path, const char *ctype,
                     const void *body, size_t len, client_resp_t *r);
+/*
+ * A request to an absolute http(s) URL with an explicit credential (bearer,
+ * may be NULL) instead of the configured token: `nbhub login` talks to the
+ * identity provider (no credential: the provider's token must never see
+ * nbhub's, nor the other way round) and presents the provider's access
+ * token to nbhub.  Same rules as client_request: no redirects followed.
+ */
+int client_fetch(client_t *c, const char *method, const char *url, const char *bearer,
+                 const char *ctype, const void *body, size_t len, client_resp_t *r, nb_err_t *err);
 /* Exit code of a status: 2xx 0, 400/413/422 3, 404 4, 401/403 5, 409 6,
  * else (5xx, 405, 3xx...) 7. */
 int client_status_exit(long status);

@@ -641,7 +641,8 @@ int cmd_serve(int argc, char **argv)
                       /* nbhub.yaml's ui.render_max 0 means "never render": -1 for the api */
                       .render_max = sv.conf.render_max < 0 ? 0 : sv.conf.render_max == 0 ? -1
                                                                  : sv.conf.render_max,
-                      .render_jobs = sv.conf.render_jobs, .render_queue = sv.conf.render_queue };
+                      .render_jobs = sv.conf.render_jobs, .render_queue = sv.conf.render_queue,
+                      .auth = &sv.conf.auth, .base_url = sv.conf.base_url };
     hub_conf_finish(&sv.conf.hub);
     hub_opts_t ho = { .loop = &sv.loop, .store = sv.store, .hc = sv.hc, .home = home, .self_exe = self,
                       .isolation_system = system_mode, .account_tmpl = sv.conf.system_user,
@@ -751,6 +752,7 @@ out_loop:
     if (rc != NB_EXIT_OK) {
         /* Startup failed after the loop existed: close what was opened. */
         if (sv.http) http_server_stop(sv.http, NULL, NULL);
+        if (sv.api) api_set_stopping(sv.api);
         if (sv.sched) sched_stop(sv.sched, 0, NULL, NULL);
         if (sv.pool) pool_close(sv.pool, NULL, NULL);
         if (sv.notify) notify_close(sv.notify, NULL, NULL);

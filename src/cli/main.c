@@ -24,6 +24,7 @@ static const struct cli_cmd cli_cmds[] = {
     { "flow",   "manage flows on a server",                              cmd_flow },
     { "runs",   "inspect and control runs",                              cmd_runs },
     { "user",   "manage users and API tokens",                           cmd_user },
+    { "login",  "log in with the server's single sign-on (device login)", cmd_login },
     { "server", "users' notebook servers: start, stop, list",           cmd_server },
     { "__kernel-exec", NULL, cmd_kernel_exec },   /* internal trampoline */
     { "__kernel-keep", NULL, cmd_kernel_keep },   /* internal: keeps a failed run's kernel (post-mortem) */

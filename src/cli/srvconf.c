@@ -19,7 +19,7 @@
 #include <yaml.h>
 
 enum ctype { C_STR, C_STRLIST, C_LISTEN, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK,
-             C_WEBHOOKS, C_UI, C_HUB };
+             C_WEBHOOKS, C_UI, C_HUB, C_AUTH };
 
 struct ckey {
     const char *name;
@@ -39,6 +39,7 @@ static const struct ckey srvconf_keys[] = {
     { "spark", C_SPARK },
     { "webhooks", C_WEBHOOKS },      { "ui", C_UI },
     { "hub", C_HUB },
+    { "auth", C_AUTH },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -54,6 +55,7 @@ void srvconf_init(srvconf_t *c)
     c->http_proxy_body_max = c->http_websocket_idle_ms = -1;
     c->render_max = -1;
     hub_conf_init(&c->hub);
+    auth_conf_init(&c->auth);
 }
 
 const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user)
@@ -103,6 +105,7 @@ void srvconf_clear(srvconf_t *c)
     free(c->trusted_users);
     strv_free(c->webhook_allow);
     hub_conf_clear(&c->hub);
+    auth_conf_clear(&c->auth);
     srvconf_init(c);
 }
 
@@ -600,6 +603,9 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
         return;
     case C_HUB:
         hub_conf_parse(path, doc, v, &c->hub, errs);
+        return;
+    case C_AUTH:
+        auth_conf_parse(path, doc, v, &c->auth, errs);
         return;
     }
 }

@@ -35,6 +35,9 @@
  *       render_queue: 16            # renders waiting for a slot; beyond, 503
  *     hub:                          # notebook servers (src/hub/profile.h, docs/hub.md)
  *       profiles: [{name: small, python: /opt/lab/bin/python, limits: {cpu: 1, memory: 2g}}]
+ *     auth:                         # logins (auth/oidc_conf.h, docs/sso.md)
+ *       local: true                 # password logins; false: SSO only
+ *       oidc: {issuer: https://kc.example.com/realms/acme, client_id: nbhub, ...}
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -47,6 +50,7 @@
 #define NBHUB_SRVCONF_H
 #include <stddef.h>
 #include <stdint.h>
+#include "auth/oidc_conf.h"
 #include "hub/profile.h"
 #include "iso/limits.h"
 #include "util/errlist.h"
@@ -89,6 +93,7 @@ typedef struct srvconf {
     unsigned render_jobs;     /* 0 = unset */
     unsigned render_queue;    /* 0 = unset */
     hub_conf_t hub;           /* hub: (hub_conf_finish'ed by srvconf_load) */
+    auth_conf_t auth;         /* auth: (local, oidc) */
 } srvconf_t;
 
 /* The limits of one user: their user_limits entry, else limits. */

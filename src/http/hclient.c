@@ -757,6 +757,13 @@ int hclient_post_guarded(hclient_t *hc, const char *url, const char *const *head
     return hc_request(hc, url, headers, body ? body : "", len, 0, timeout_ms, guard, cb, ud);
 }
 
+int hclient_post_full(hclient_t *hc, const char *url, const char *const *headers, const char *body,
+                      size_t len, size_t max_body, uint64_t timeout_ms, hclient_done_fn cb, void *ud)
+{
+    if (max_body == 0) return -EINVAL;
+    return hc_request(hc, url, headers, body ? body : "", len, max_body, timeout_ms, NULL, cb, ud);
+}
+
 int hclient_get(hclient_t *hc, const char *url, const char *const *headers, size_t max_body,
                 uint64_t timeout_ms, hclient_done_fn cb, void *ud)
 {

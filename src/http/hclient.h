@@ -132,6 +132,12 @@ int hclient_post_guarded(hclient_t *hc, const char *url, const char *const *head
 int hclient_get(hclient_t *hc, const char *url, const char *const *headers, size_t max_body,
                 uint64_t timeout_ms, hclient_done_fn cb, void *ud);
 
+/* hclient_post keeping the whole body as hclient_get does (up to max_body
+ * bytes, else -EFBIG): answers worth reading whole, such as an OIDC token
+ * endpoint's (auth/oidc.c).  Its headers are not kept. */
+int hclient_post_full(hclient_t *hc, const char *url, const char *const *headers, const char *body,
+                      size_t len, size_t max_body, uint64_t timeout_ms, hclient_done_fn cb, void *ud);
+
 /* The value of header name (case-insensitive, first of its kind) in an
  * hclient_get answer, trimmed; new string, NULL if absent. */
 char *hclient_resp_header(const hclient_resp_t *resp, const char *name);

@@ -528,6 +528,191 @@ int store_sessions_prune(store_t *st, int64_t now, int64_t *deleted, nb_err_t *e
     return rc;
 }
 
+/* ---- single sign-on ------------------------------------------------------------ */
+
+int store_user_add_idp(store_t *st, const char *name, const char *idp, const char *subject,
+                       int is_admin, int64_t now, int64_t *id, nb_err_t *err)
+{
+    if (!name || !*name || !idp || !*idp || !subject || !*subject)
+        return err_set(err, -EINVAL, "an SSO user needs a name, a provider and a subject");
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "INSERT INTO users(name, password_hash, is_admin, created_at, idp, idp_subject) "
+                            "VALUES (?1, NULL, ?2, ?3, ?4, ?5)", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, name);
+    sqlite3_bind_int(s, 2, is_admin ? 1 : 0);
+    sqlite3_bind_int64(s, 3, now);
+    store_bind_text(s, 4, idp);
+    store_bind_text(s, 5, subject);
+    if ((rc = store_step_done(st, s, "add user", err))) {
+        if (rc == -EEXIST) err_set(err, rc, "user '%s' or that identity already exists", name);
+        return rc;
+    }
+    if (id) *id = sqlite3_last_insert_rowid(store_db(st));
+    return 0;
+}
+
+int store_user_idp(store_t *st, int64_t id, char **idp, char **subject, nb_err_t *err)
+{
+    *idp = *subject = NULL;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT idp, idp_subject FROM users WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *idp = store_col_str(s, 0);
+        *subject = store_col_str(s, 1);
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "no user with id %lld", (long long)id);
+    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read user", err);
+}
+
+int store_user_by_idp(store_t *st, const char *idp, const char *subject, int64_t *id, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT id FROM users WHERE idp = ?1 AND idp_subject = ?2", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, idp);
+    store_bind_text(s, 2, subject);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *id = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "no user for that identity");
+    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read user", err);
+}
+
+int store_session_set_idp(store_t *st, int64_t session_id, const store_session_idp_t *v,
+                          nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "UPDATE sessions SET idp_sid = ?2, id_token = ?3, refresh_token = ?4, "
+                            "idp_expires_at = ?5 WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, session_id);
+    store_bind_text(s, 2, v->idp_sid);
+    store_bind_text(s, 3, v->id_token);
+    store_bind_text(s, 4, v->refresh_token);
+    sqlite3_bind_int64(s, 5, v->idp_expires_at);
+    if ((rc = store_step_done(st, s, "update session", err))) return rc;
+    return sqlite3_changes(store_db(st)) ? 0 : err_set(err, -ENOENT, "unknown session");
+}
+
+int store_session_get_idp(store_t *st, const char *token_hash, store_session_idp_t *out,
+                          nb_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
+                            "WHERE token_hash = ?1", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, token_hash);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->idp_sid = store_col_str(s, 0);
+        out->id_token = store_col_str(s, 1);
+        out->refresh_token = store_col_str(s, 2);
+        out->idp_expires_at = sqlite3_column_int64(s, 3);
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "unknown session");
+    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read session", err);
+}
+
+int store_session_get_idp_id(store_t *st, int64_t session_id, store_session_idp_t *out,
+                          nb_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
+                            "WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, session_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->idp_sid = store_col_str(s, 0);
+        out->id_token = store_col_str(s, 1);
+        out->refresh_token = store_col_str(s, 2);
+        out->idp_expires_at = sqlite3_column_int64(s, 3);
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "unknown session");
+    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read session", err);
+}
+
+int store_sessions_end_idp(store_t *st, const char *idp_sid, int64_t user_id, int64_t *deleted,
+                           nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = idp_sid ? store_stmt(st, "DELETE FROM sessions WHERE idp_sid = ?1", &s, err)
+                     : store_stmt(st, "DELETE FROM sessions WHERE user_id = ?1 AND id_token IS NOT NULL",
+                                  &s, err);
+    if (rc) return rc;
+    if (idp_sid) store_bind_text(s, 1, idp_sid);
+    else sqlite3_bind_int64(s, 1, user_id);
+    rc = store_step_done(st, s, "end sessions", err);
+    if (rc == 0 && deleted) *deleted = sqlite3_changes64(store_db(st));
+    return rc;
+}
+
+int store_sessions_idp_due(store_t *st, int64_t before, size_t max, store_idp_due_t **out, size_t *n,
+                           nb_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT id, user_id, refresh_token FROM sessions WHERE refresh_token IS NOT NULL "
+                            "AND idp_expires_at > 0 AND idp_expires_at <= ?1 ORDER BY idp_expires_at LIMIT ?2",
+                        &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (*n + 1) * sizeof **out);
+        store_idp_due_t *d = &(*out)[(*n)++];
+        d->session_id = sqlite3_column_int64(s, 0);
+        d->user_id = sqlite3_column_int64(s, 1);
+        d->refresh_token = store_col_str(s, 2);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        store_idp_due_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return store_sqlerr(st, rc, "list sessions", err);
+    }
+    return 0;
+}
+
+void store_idp_due_free(store_idp_due_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].refresh_token) explicit_bzero(v[i].refresh_token, strlen(v[i].refresh_token));
+        free(v[i].refresh_token);
+    }
+    free(v);
+}
+
+int store_session_delete_id(store_t *st, int64_t id, nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "DELETE FROM sessions WHERE id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    if ((rc = store_step_done(st, s, "delete session", err))) return rc;
+    return sqlite3_changes(store_db(st)) ? 0 : err_set(err, -ENOENT, "unknown session");
+}
+
+void store_session_idp_clear(store_session_idp_t *v)
+{
+    free(v->idp_sid);
+    free(v->id_token);
+    if (v->refresh_token) explicit_bzero(v->refresh_token, strlen(v->refresh_token));
+    free(v->refresh_token);
+    memset(v, 0, sizeof *v);
+}
+
 /* ---- free ------------------------------------------------------------------------ */
 
 void store_user_clear(store_user_t *u)

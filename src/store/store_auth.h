@@ -156,6 +156,56 @@ int store_session_delete(store_t *st, const char *token_hash, nb_err_t *err);
 /* Drop expired sessions (a periodic timer calls it). */
 int store_sessions_prune(store_t *st, int64_t now, int64_t *deleted, nb_err_t *err);
 
+/* ---- single sign-on (schema v6: users.idp/idp_subject, sessions.idp_*) ----
+ * A provider's user is known by (idp = issuer, idp_subject = sub), unique;
+ * the name is nbhub's and is never merged with a local account's.  The
+ * session of an SSO login keeps what logout and refresh need: the
+ * provider's session id (back-channel logout names it), the ID token
+ * (id_token_hint), the refresh token and when the provider's tokens
+ * expire (µs; then the next request refreshes). */
+typedef struct store_session_idp {
+    char   *idp_sid;         /* NULL: not from a provider */
+    char   *id_token;
+    char   *refresh_token;
+    int64_t idp_expires_at;  /* µs, 0 = not known */
+} store_session_idp_t;
+
+/* New user with no password, bound to (idp, subject); -EEXIST if the name
+ * or the identity is taken.  *id may be NULL. */
+int store_user_add_idp(store_t *st, const char *name, const char *idp, const char *subject,
+                       int is_admin, int64_t now, int64_t *id, nb_err_t *err);
+/* The identity of user id: *idp and *subject (new strings, NULL for a
+ * local user); -ENOENT for no such user. */
+int store_user_idp(store_t *st, int64_t id, char **idp, char **subject, nb_err_t *err);
+/* The provider part of the session with this id (after store_session_add). */
+int store_session_set_idp(store_t *st, int64_t session_id, const store_session_idp_t *v,
+                          nb_err_t *err);
+/* The provider part of the session with this digest; -ENOENT if none. */
+int store_session_get_idp(store_t *st, const char *token_hash, store_session_idp_t *out,
+                          nb_err_t *err);
+/* The same by the session's id. */
+int store_session_get_idp_id(store_t *st, int64_t session_id, store_session_idp_t *out, nb_err_t *err);
+/* End the sessions of a provider session (idp_sid), or with idp_sid NULL
+ * every provider session of user_id (back-channel logout by sub).
+ * *deleted may be NULL; none is not an error. */
+int store_sessions_end_idp(store_t *st, const char *idp_sid, int64_t user_id, int64_t *deleted,
+                           nb_err_t *err);
+/* The user bound to (idp, subject): its id, or -ENOENT. */
+int store_user_by_idp(store_t *st, const char *idp, const char *subject, int64_t *id, nb_err_t *err);
+void store_session_idp_clear(store_session_idp_t *v);
+/* Provider sessions to refresh: those with a refresh token whose
+ * idp_expires_at is at or before `before` (µs), at most max of them,
+ * soonest first.  *out is the caller's (store_idp_due_free). */
+typedef struct store_idp_due {
+    int64_t session_id, user_id;
+    char   *refresh_token;
+} store_idp_due_t;
+int  store_sessions_idp_due(store_t *st, int64_t before, size_t max, store_idp_due_t **out, size_t *n,
+                            nb_err_t *err);
+void store_idp_due_free(store_idp_due_t *v, size_t n);
+/* End the session with this id; -ENOENT if it is gone already. */
+int  store_session_delete_id(store_t *st, int64_t id, nb_err_t *err);
+
 void store_user_clear(store_user_t *u);
 void store_users_free(store_users_t *l);
 void store_token_clear(store_token_t *t);

@@ -217,3 +217,44 @@ void store_names_free(store_names_t *l)
     l->v = NULL;
     l->n = 0;
 }
+
+struct set_groups_arg {
+    int64_t            user_id;
+    const char *const *names;
+    size_t             n;
+    int64_t            now;
+};
+
+static int set_groups_tx(store_t *st, void *arg, nb_err_t *err)
+{
+    struct set_groups_arg *a = arg;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "DELETE FROM group_members WHERE user_id = ?1", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, a->user_id);
+    if ((rc = store_step_done(st, s, "set groups", err))) return rc;
+    for (size_t i = 0; i < a->n; i++) {
+        size_t len = strlen(a->names[i]);
+        if (!len || len > 200) continue;
+        if ((rc = store_stmt(st, "INSERT OR IGNORE INTO groups(name, properties, created_at) "
+                                 "VALUES (?1, NULL, ?2)", &s, err)))
+            return rc;
+        store_bind_text(s, 1, a->names[i]);
+        sqlite3_bind_int64(s, 2, a->now);
+        if ((rc = store_step_done(st, s, "add group", err))) return rc;
+        if ((rc = store_stmt(st, "INSERT OR IGNORE INTO group_members(group_id, user_id) "
+                                 "SELECT id, ?2 FROM groups WHERE name = ?1", &s, err)))
+            return rc;
+        store_bind_text(s, 1, a->names[i]);
+        sqlite3_bind_int64(s, 2, a->user_id);
+        if ((rc = store_step_done(st, s, "add group member", err))) return rc;
+    }
+    return 0;
+}
+
+int store_user_set_groups(store_t *st, int64_t user_id, const char *const *names, size_t n,
+                          int64_t now, nb_err_t *err)
+{
+    struct set_groups_arg a = { user_id, names, n, now };
+    return store_tx(st, set_groups_tx, &a, err);
+}

@@ -51,6 +51,13 @@ int store_user_groups(store_t *st, int64_t user_id, store_names_t *out, nb_err_t
  * either is unknown), negative errno on store trouble. */
 int store_user_in_group(store_t *st, const char *user, const char *group, nb_err_t *err);
 
+/* Make names (n of them) the user's groups, in one transaction: the
+ * memberships of other groups end, groups that do not exist yet are
+ * created (an SSO login brings its provider's groups, store_auth.h).
+ * Names longer than 200 bytes or empty are skipped. */
+int store_user_set_groups(store_t *st, int64_t user_id, const char *const *names, size_t n,
+                          int64_t now, nb_err_t *err);
+
 void store_group_clear(store_group_t *g);
 void store_groups_free(store_groups_t *l);
 void store_names_free(store_names_t *l);

@@ -414,3 +414,30 @@ def wait_for(pred, timeout, interval=0.05):
             return v
         time.sleep(interval)
     return pred()
+
+
+@pytest.fixture(scope="session")
+def keycloak(tmp_path_factory):
+    """A real Keycloak with the nbhub realm (tests/blackbox/keycloak.py), started once per
+    session on the first test that asks for it and stopped at the end.  Skipped only when
+    Java is missing; a missing install is an error (scripts/install-deps.sh provides it)."""
+    import keycloak as kcmod
+    if kcmod.java_missing():
+        pytest.skip("Keycloak tests need Java (openjdk-17-jre-headless)")
+    kc = kcmod.Keycloak(tmp_path_factory.mktemp("keycloak"))
+    if os.environ.get("NBHUB_KEYCLOAK_PORT"):
+        # A Keycloak already running with this fixture's admin and realm (a developer's loop:
+        # python tests/blackbox/keycloak.py PORT starts one); its realm is imported afresh.
+        kc.port = int(os.environ["NBHUB_KEYCLOAK_PORT"])
+        kc.import_realm()
+        yield kc
+        return
+    try:
+        kc.start()
+    except Exception:
+        kc.stop()
+        raise
+    sys.stderr.write(f"\nkeycloak: ready in {kc.start_seconds:.1f} s on port {kc.port}, "
+                     f"RSS {kc.rss_kib() // 1024} MiB\n")
+    yield kc
+    kc.stop()
