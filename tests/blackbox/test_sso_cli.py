@@ -160,3 +160,119 @@ def test_login_usage(h):
     assert r.returncode == 2 and b"--expires-in" in r.stderr
     r = subprocess.run([NBHUB, "login", "--help"], env=cli_env(h), capture_output=True, timeout=30)
     assert r.returncode == 0 and b"device" in r.stdout
+
+
+# ---------------------------------------------------------------- what the CLI sends and shows
+#
+# Keycloak cannot be made to answer slow_down on demand or to send terminal escapes, and it
+# does not show what headers it received; a small recording server in the test plays nbhub
+# and the provider here (the real ones are above).
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EVIL_CODE = "AB\x1b[31mCD"
+EVIL_URI_TAIL = "?user_code=x\x1b]0;owned\x07"
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    log = None       # [(time, method, path, headers, body)]
+    polls = 0
+
+    def log_message(self, *a):
+        pass
+
+    def _json(self, status, obj):
+        b = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+
+    def _record(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode() if n else ""
+        type(self).log.append((time.monotonic(), self.command, self.path, dict(self.headers), body))
+        return body
+
+    def do_GET(self):
+        self._record()
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        if self.path == "/auth/oidc/config":
+            return self._json(200, {"enabled": True, "issuer": base + "/idp", "cli_client_id": "cli",
+                                    "cli_scopes": ["openid", "api://nbhub/access"],
+                                    "device_authorization_endpoint": base + "/idp/device",
+                                    "token_endpoint": base + "/idp/token"})
+        if self.path == "/api/v1/me":
+            if self.headers.get("Authorization") != "Bearer eyJ.provider.at":
+                return self._json(401, {"error": {"code": "unauthorized", "message": "no"}})
+            return self._json(200, {"name": "alice", "admin": False})
+        self._json(404, {})
+
+    def do_POST(self):
+        self._record()
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        if self.path == "/idp/device":
+            return self._json(200, {"device_code": "dc", "user_code": EVIL_CODE,
+                                    "verification_uri": base + "/idp/device",
+                                    "verification_uri_complete": base + "/idp/device" + EVIL_URI_TAIL,
+                                    "expires_in": 60, "interval": 1})
+        if self.path == "/idp/token":
+            cls = type(self)
+            cls.polls += 1
+            if cls.polls == 1:
+                return self._json(400, {"error": "slow_down"})
+            if cls.polls == 2:
+                return self._json(400, {"error": "authorization_pending"})
+            return self._json(200, {"access_token": "eyJ.provider.at", "token_type": "Bearer"})
+        if self.path == "/api/v1/users/alice/tokens":
+            if self.headers.get("Authorization") != "Bearer eyJ.provider.at":
+                return self._json(401, {"error": {"code": "unauthorized", "message": "no"}})
+            return self._json(201, {"id": 1, "name": "x", "token": "nbh_" + "N" * 43})
+        self._json(404, {})
+
+
+def test_login_keeps_nbhub_credentials_from_the_provider_and_escapes_from_the_terminal(h):
+    """The provider gets no Authorization header even when NBHUB_TOKEN and a config file hold
+    tokens; nbhub gets only the provider's token; slow_down slows the polling for good; the
+    provider's strings reach the terminal without their control characters."""
+    _Recorder.log, _Recorder.polls = [], 0
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        env = cli_env(h)
+        env["NBHUB_TOKEN"] = "nbh_" + "E" * 43
+        conf = h.tmp / "cli-home" / ".config" / "nbhub"
+        conf.mkdir(parents=True)
+        conf.chmod(0o700)
+        (conf / "config.yaml").write_text('url: "http://127.0.0.1:1"\ntoken: "nbh_' + "F" * 43 + '"\n')
+        (conf / "config.yaml").chmod(0o600)
+        r = subprocess.run([NBHUB, "login", "--server", f"http://127.0.0.1:{httpd.server_port}"], env=env,
+                           capture_output=True, timeout=90)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 0, (err, r.stdout)
+    log = _Recorder.log
+    for _, method, path, headers, body in log:
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization")
+        if path.startswith("/idp/") or path == "/auth/oidc/config":
+            assert auth is None, (path, auth)
+        else:
+            assert auth == "Bearer eyJ.provider.at", (path, auth)
+    device = [b for _, m, p, _, b in log if p == "/idp/device"][0]
+    assert "scope=openid%20api%3A%2F%2Fnbhub%2Faccess" in device, device
+    polls = [ts for ts, m, p, _, _ in log if p == "/idp/token"]
+    assert len(polls) == 3
+    assert polls[1] - polls[0] >= 5.5, polls     # 1 s + 5 s after slow_down (RFC 8628 3.5)
+    assert polls[2] - polls[1] >= 5.5, polls     # and it stays slower
+    assert "\x1b" not in err and "\x07" not in err, repr(err)
+    assert "shows the code AB?[31mCD." in err, err           # ESC shown as '?'
+    assert "user_code=x?]0;owned?" in err, err
+    assert "NBHUB_TOKEN is set" in err
+    text = (conf / "config.yaml").read_text()
+    assert '"nbh_' + "N" * 43 + '"' in text and "F" * 43 not in text
+    assert oct((conf / "config.yaml").stat().st_mode & 0o777) == "0o600"
