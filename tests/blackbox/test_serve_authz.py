@@ -84,6 +84,10 @@ def test_authorization_matrix_every_endpoint(h):
         public |= {("GET", p) for p in ("/login", "/flows", "/flows/{name}", "/runs", "/runs/{id}",
                                          "/runs/{id}/tasks/{task}/output", "/admin/users",
                                          "/server", "/admin/servers")}
+        # Single sign-on's own steps (docs/sso.md): reached before there is a
+        # session; each checks its own proof (state cookie, signed logout token).
+        public |= {("GET", "/auth/oidc/config"), ("GET", "/auth/oidc/login"),
+                   ("GET", "/auth/oidc/callback"), ("POST", "/auth/oidc/backchannel-logout")}
         admin_only = {("GET", "/metrics"), ("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
                       ("PUT", "/api/v1/users/{name}/trusted")}   # a role only admins give
 
