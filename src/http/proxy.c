@@ -288,6 +288,17 @@ static int set_cookie_blocked(const char *value, const char *drop)
     return cookie_blocked(value, (size_t)(e - value), drop);
 }
 
+/* "name: value\r\n" (headers are most of a head: appended, not formatted). */
+static void put_hdr(buf_t *b, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    buf_reserve(b, nl + vl + 4);
+    buf_append(b, name, nl);
+    buf_append(b, ": ", 2);
+    buf_append(b, value, vl);
+    buf_append(b, "\r\n", 2);
+}
+
 static int hop_by_hop(const char *name)
 {
     static const char *const hop[] = { "connection", "keep-alive", "te", "trailer", "trailers",
@@ -873,13 +884,14 @@ static int rp_headers_complete(http_parser *p)
     x->keep_client = !upgrade && x->out_framing != FR_CLOSE && http_req_keep_alive(x->req);
 
     buf_t h = BUF_INIT;
+    buf_reserve(&h, 512);
     buf_printf(&h, "HTTP/1.1 %d %s\r\n", status, x->reason.data ? x->reason.data : "");
     for (size_t i = 0; i < x->nhdrs; i++) {
         const char *n = x->hdrs[i].name;
         if (hop_by_hop(n) || resp_conn_names(x, n)) continue;
         if (strcasecmp(n, "set-cookie") == 0 && set_cookie_blocked(x->hdrs[i].value, x->drop_cookie)) continue;
         if (x->out_framing != FR_LENGTH && strcasecmp(n, "content-length") == 0 && !nobody) continue;
-        buf_printf(&h, "%s: %s\r\n", n, x->hdrs[i].value);
+        put_hdr(&h, n, x->hdrs[i].value);
     }
     if (upgrade) {
         const char *up = resp_hdr(x, "upgrade");
@@ -1410,41 +1422,43 @@ static int forwarded_header(const char *name)
 static void build_head(struct exch *x, http_req_t *req, const struct proxy_target *t)
 {
     buf_t h = BUF_INIT;
+    buf_reserve(&h, 1024);
     const char *q = http_req_query(req);
     /* The path exactly as the client sent it (still percent-encoded). */
     buf_printf(&h, "%s %s%s%s HTTP/1.1\r\n", http_req_method(req), http_req_raw_path(req), q[0] ? "?" : "", q);
     const char *host = http_header(req, "host");
-    if (host) buf_printf(&h, "Host: %s\r\n", host);
+    if (host) put_hdr(&h, "Host", host);
     else buf_printf(&h, "Host: %s:%d\r\n", t->host, t->port);
     const char *name, *value;
+    int has_conn = http_header(req, "connection") != NULL;     /* most requests name nothing in it */
     for (size_t i = 0; http_header_at(req, i, &name, &value) == 0; i++) {
-        if (hop_by_hop(name) || req_conn_names(req, name) || forwarded_header(name)) continue;
+        if (hop_by_hop(name) || (has_conn && req_conn_names(req, name)) || forwarded_header(name)) continue;
         if (strcasecmp(name, "host") == 0 || strcasecmp(name, "cookie") == 0 ||
             strcasecmp(name, "authorization") == 0 || strcasecmp(name, "expect") == 0 ||
             strcasecmp(name, "content-length") == 0)
             continue;
-        buf_printf(&h, "%s: %s\r\n", name, value);
+        put_hdr(&h, name, value);
     }
     buf_t ck = BUF_INIT;
     cookie_filter(req, t->drop_cookie, &ck);
-    if (ck.len) buf_printf(&h, "Cookie: %s\r\n", ck.data);
+    if (ck.len) put_hdr(&h, "Cookie", ck.data);
     buf_free(&ck);
-    if (t->upstream_auth) buf_printf(&h, "Authorization: %s\r\n", t->upstream_auth);
+    if (t->upstream_auth) put_hdr(&h, "Authorization", t->upstream_auth);
     else if (t->pass_authorization && (value = http_header(req, "authorization")) != NULL)
-        buf_printf(&h, "Authorization: %s\r\n", value);
+        put_hdr(&h, "Authorization", value);
     /* X-Forwarded-*: set from what we saw; the client's own are not trusted
      * (nbhub is the edge: nothing in front of it vouches for them). */
     char ip[64];
     peer_ip(req, ip, sizeof ip);
     const char *scheme = t->scheme ? t->scheme : "http";
-    if (ip[0]) buf_printf(&h, "X-Forwarded-For: %s\r\n", ip);
-    buf_printf(&h, "X-Forwarded-Proto: %s\r\n", scheme);
+    if (ip[0]) put_hdr(&h, "X-Forwarded-For", ip);
+    put_hdr(&h, "X-Forwarded-Proto", scheme);
     if (host) {
-        buf_printf(&h, "X-Forwarded-Host: %s\r\n", host);
+        put_hdr(&h, "X-Forwarded-Host", host);
         const char *colon = strrchr(host, ':');
         const char *rb = strrchr(host, ']');
-        if (colon && (!rb || colon > rb)) buf_printf(&h, "X-Forwarded-Port: %s\r\n", colon + 1);
-        else buf_printf(&h, "X-Forwarded-Port: %s\r\n", strcmp(scheme, "https") == 0 ? "443" : "80");
+        if (colon && (!rb || colon > rb)) put_hdr(&h, "X-Forwarded-Port", colon + 1);
+        else put_hdr(&h, "X-Forwarded-Port", strcmp(scheme, "https") == 0 ? "443" : "80");
     }
     if (x->ws_wanted) {
         buf_printf(&h, "Connection: Upgrade\r\nUpgrade: %s\r\n", http_header(req, "upgrade"));
