@@ -76,6 +76,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Reads of the upstream: 256 KiB, so a download costs a quarter of the
@@ -1046,9 +1047,14 @@ static void sp_pump(struct exch *x)
     }
     if (!s->left && !s->in_pipe) {
         /* The answer is complete; the upstream connection is at a message
-         * boundary, as if the parser had seen the body through. */
+         * boundary, as if the parser had seen the body through.  Bytes
+         * already waiting behind the body were sent unasked (the copying
+         * path sees them in its last read): such a connection is not
+         * reused, as there. */
+        char c;
         x->resp_done = 1;
-        x->up_keep = http_should_keep_alive(&x->rp) != 0;
+        x->up_keep = http_should_keep_alive(&x->rp) != 0 && recv(s->up_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+                     errno == EAGAIN;
         exch_finish(x);
         return;
     }

@@ -211,6 +211,7 @@ struct big {
     http_req_t *req;
     long long left;
     long long die_after;            /* > 0: the server drops the connection after this many body bytes */
+    int junk;                       /* an answer nobody asked for follows the body */
     long long sent;
 };
 
@@ -230,6 +231,10 @@ static void big_pump(http_req_t *req, void *ud)
         b->sent += (long long)k;
     }
     if (b->left == 0) {
+        if (b->junk) {
+            const char *j = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\njunk";
+            http_raw_write(req, j, strlen(j));
+        }
         b->left = -1;
         http_raw_on_drain(req, 0, NULL, NULL);
         http_req_on_abort(req, NULL, NULL);
@@ -245,9 +250,10 @@ static void big_abort(http_req_t *req, void *ud)
     http_raw_end(req, 0);
 }
 
-static void up_big(http_req_t *req, long long n, long long die_after)
+static void up_big(http_req_t *req, long long n, long long die_after, int junk)
 {
     struct big *b = xcalloc(1, sizeof *b);
+    b->junk = junk;
     b->left = n;
     b->die_after = die_after;
     char head[128];
@@ -306,7 +312,7 @@ static void up_handler(http_req_t *req, void *ud)
         up_sink(req);
     } else if (strstr(p, "/big")) {
         const char *die = http_query(req, "die");
-        up_big(req, atoll(http_query(req, "n")), die ? atoll(die) : 0);
+        up_big(req, atoll(http_query(req, "n")), die ? atoll(die) : 0, http_query(req, "junk") != NULL);
     } else if (strstr(p, "/chunked")) {
         http_stream_begin(req, 200, "text/plain");
         http_stream_write(req, "hello ", 6);
@@ -923,6 +929,20 @@ static void test_splice(void **state)
     assert_int_equal(s1.splices - s0.splices, 2);
     assert_true(s1.spliced_bytes - s0.spliced_bytes >= (uint64_t)(2 * (n - 512 * 1024)));
     assert_true(s1.upstream_connects - s0.upstream_connects <= 1);   /* one connection for all three */
+    /* An answer nobody asked for right behind a spliced body: never
+     * relayed, and that upstream connection is not reused. */
+    snprintf(req, sizeof req, "GET /s/big?n=%lld&junk=1 HTTP/1.1\r\nHost: h\r\n\r\n", n);
+    csend(fd, req, strlen(req));
+    read_resp(&r, &rs, 0, 0, 0);
+    assert_int_equal(rs.status, 200);
+    assert_int_equal(rs.body_len, n);
+    resp_free(&rs);
+    csend(fd, echo, strlen(echo));
+    read_resp(&r, &rs, 1, 0, 0);
+    assert_int_equal(rs.status, 200);
+    assert_null(strstr(rs.body.data ? rs.body.data : "", "junk"));
+    assert_non_null(strstr(rs.body.data ? rs.body.data : "", "/s/echo"));
+    resp_free(&rs);
     close(fd);
     wait_idle();
 
