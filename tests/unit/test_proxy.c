@@ -825,9 +825,14 @@ static long proc_kb(const char *field)
     return v;
 }
 
-/* Start a new VmHWM from the current RSS (Linux: clear_refs 5). */
+/* Start a new VmHWM from the current RSS (Linux: clear_refs 5).  Not
+ * under ASan, whose quarantine keeps freed blocks (the upstream's own
+ * copies here), so RSS says nothing about what we hold. */
 static int hwm_reset(void)
 {
+#if defined(__SANITIZE_ADDRESS__)
+    return -1;
+#endif
     FILE *f = fopen("/proc/self/clear_refs", "w");
     if (!f) return -1;
     int ok = fputs("5", f) >= 0;
@@ -878,7 +883,7 @@ static void test_large_streamed(void **state)
     long hwm = proc_kb("VmHWM");
     print_message("download 64 MiB: peak buffered in the proxy %zu bytes, %llu bytes spliced, RSS %ld KiB before, "
                   "peak %ld KiB during%s\n", st.buffered_peak, (unsigned long long)(st.spliced_bytes - sp0), rss0,
-                  hwm, hwm_ok ? "" : " (peak not reset: since start)");
+                  hwm, hwm_ok ? "" : " (not checked: no peak reset, or ASan)");
     assert_true(st.buffered_peak <= 1024 * 1024);
     assert_true(st.buffered_peak >= PROXY_HIGH_WATER / 2);   /* the back-pressure was exercised */
     assert_true(st.spliced_bytes - sp0 >= (uint64_t)(BIG - 1024 * 1024));
