@@ -112,8 +112,11 @@ struct proxy_stats {
     size_t   pool_idle;            /* idle pooled upstream connections */
     uint64_t upstream_connects;    /* connections opened (pool misses) */
     uint64_t retries;              /* requests sent again after a pooled connection failed */
-    size_t   buffered;             /* bytes queued now: client + upstream write queues of proxied exchanges */
+    size_t   buffered;             /* bytes queued now: client + upstream write queues of proxied exchanges,
+                                      and splice pipes */
     size_t   buffered_peak;        /* highest value of buffered (proxy_stats_reset_peak) */
+    uint64_t splices;              /* bodies whose rest went upstream -> client by splice(2) */
+    uint64_t spliced_bytes;        /* ... the bytes that went so */
     uint64_t ws_data_frames;       /* websocket frames seen, both ways */
     uint64_t ws_control_frames;
 };

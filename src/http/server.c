@@ -586,11 +586,38 @@ static void write_cb(uv_write_t *w, int status)
 
 /* Put bufs on the socket as they are (the only socket write); the owned
  * pointers are freed once written.  On a closed connection the data is
- * dropped. */
+ * dropped.
+ *
+ * Into an empty queue the bytes go with uv_try_write first: a small answer
+ * (nearly all of them) is then written without a write request, and
+ * without libuv's drain after it, which costs an epoll_ctl per write
+ * (issue 17: two per proxied request, one per side).  Only what the socket
+ * did not take is queued; an error is left to uv_write to report, from the
+ * loop, as before. */
 static void conn_write_raw(http_conn_t *c, uv_buf_t *bufs, unsigned n, char *own0, char *own1)
 {
     size_t len = 0;
     for (unsigned i = 0; i < n; i++) len += bufs[i].len;
+    if (!c->detached && c->phase != CONN_CLOSING && len && !uv_stream_get_write_queue_size(&c->h.stream)) {
+        int w = uv_try_write(&c->h.stream, bufs, n);
+        if (w > 0 && (size_t)w == len) {
+            free(own0);
+            free(own1);
+            return;
+        }
+        if (w > 0) {
+            /* Skip what left; bufs is the caller's array, ours to adjust. */
+            size_t skip = (size_t)w;
+            len -= skip;
+            while (skip >= bufs[0].len) {
+                skip -= bufs[0].len;
+                bufs++;
+                n--;
+            }
+            bufs[0].base += skip;
+            bufs[0].len -= skip;
+        }
+    }
     if (c->detached) {
         if (c->phase != CONN_CLOSING)
             for (unsigned i = 0; i < n; i++) buf_append(&c->out, bufs[i].base, bufs[i].len);
@@ -2370,6 +2397,23 @@ void http_raw_on_drain(http_req_t *r, size_t low, http_drain_fn fn, void *ud)
     r->drain_fn = fn;
     r->drain_ud = ud;
     r->drain_low = low;
+}
+
+int http_raw_sink_fd(http_req_t *r)
+{
+    http_conn_t *c = r->conn;
+    if (!r->raw || !c || c->phase != CONN_ACTIVE || c->detached || c->tls || c->upgraded || c->wr_shut ||
+        c->qhead != r)
+        return -ENOTSUP;
+    if (c->wq_bytes) return -EAGAIN;
+    uv_os_fd_t fd;
+    if (uv_fileno(&c->h.handle, &fd) < 0) return -ENOTSUP;
+    return fd;
+}
+
+void http_raw_sent(http_req_t *r, size_t n)
+{
+    r->bytes_out += n;
 }
 
 int http_raw_upgrade(http_req_t *r)

@@ -291,6 +291,17 @@ int  http_raw_write_take(http_req_t *req, char *data, size_t len);
  * buffer this way: a body relayed without a copy). */
 int  http_raw_write_in(http_req_t *req, char *block, const char *data, size_t len);
 void http_raw_on_drain(http_req_t *req, size_t low, http_drain_fn fn, void *ud);
+/* Zero-copy relaying (http/proxy's splice path): the client's socket, for
+ * the caller to write the rest of a raw answer's body to directly (never
+ * to read, never to close); -EAGAIN while bytes written through
+ * http_raw_write* are still queued (they would be overtaken: ask again
+ * from the drain callback with low 0); -ENOTSUP when it cannot be done:
+ * over TLS (the bytes must be encrypted here), on a detached or closing
+ * connection, after an upgrade.  While the caller writes to it, it
+ * writes nothing through the calls above, and tells what it wrote with
+ * http_raw_sent (the access log's byte count). */
+int  http_raw_sink_fd(http_req_t *req);
+void http_raw_sent(http_req_t *req, size_t n);
 int  http_raw_upgrade(http_req_t *req);
 int  http_raw_shutdown(http_req_t *req);
 /* End a raw answer.  keep_alive 0 closes the connection after it (always

@@ -913,6 +913,7 @@ static void test_proxy_over_tls(void **state)
     struct proxy_stats st = fx_stats(F);
     print_message("download 32 MiB over TLS: peak buffered in the proxy %zu bytes\n", st.buffered_peak);
     assert_true(st.buffered_peak <= 1024 * 1024);
+    assert_int_equal(st.splices, 0);    /* encrypted here: the copying path, never splice(2) */
 
     const char *up = "GET /up/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
