@@ -19,7 +19,7 @@
 #include <yaml.h>
 
 enum ctype { C_STR, C_STRLIST, C_LISTEN, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK,
-             C_WEBHOOKS, C_UI, C_HUB };
+             C_WEBHOOKS, C_UI, C_HUB, C_LIVY };
 
 struct ckey {
     const char *name;
@@ -39,6 +39,7 @@ static const struct ckey srvconf_keys[] = {
     { "spark", C_SPARK },
     { "webhooks", C_WEBHOOKS },      { "ui", C_UI },
     { "hub", C_HUB },
+    { "livy", C_LIVY },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -54,6 +55,7 @@ void srvconf_init(srvconf_t *c)
     c->http_proxy_body_max = c->http_websocket_idle_ms = -1;
     c->render_max = -1;
     hub_conf_init(&c->hub);
+    livy_conf_init(&c->livy);
 }
 
 const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user)
@@ -103,6 +105,7 @@ void srvconf_clear(srvconf_t *c)
     free(c->trusted_users);
     strv_free(c->webhook_allow);
     hub_conf_clear(&c->hub);
+    livy_conf_clear(&c->livy);
     srvconf_init(c);
 }
 
@@ -601,6 +604,9 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
     case C_HUB:
         hub_conf_parse(path, doc, v, &c->hub, errs);
         return;
+    case C_LIVY:
+        livy_conf_parse(path, doc, v, &c->livy, errs);
+        return;
     }
 }
 
@@ -655,5 +661,6 @@ int srvconf_load(const char *path, srvconf_t *c, nb_errlist_t *errs)
     yaml_parser_delete(&p);
     free(text);
     hub_conf_finish(&c->hub);
+    livy_conf_finish(&c->livy);
     return errlist_count(errs) > before ? -EINVAL : 0;
 }
