@@ -71,6 +71,8 @@
  *     output_max: 16m       # a statement's output, then a truncation marker
  *     start_timeout: 180s   # kernel + SparkSession start
  *     retain: 10m           # how long an ended session stays listed
+ *     warm: 0               # kernels started ahead (SparkSession up) for
+ *                           # sessions that ask for no Spark settings
  *     csrf: false           # X-Requested-By required (api_livy_batches, h6)
  */
 typedef struct livy_conf {
@@ -83,6 +85,7 @@ typedef struct livy_conf {
     int64_t  start_timeout_ms;
     int64_t  retain_ms;
     int      csrf;
+    unsigned warm;            /* warm kernels kept ready */
 } livy_conf_t;
 
 void livy_conf_init(livy_conf_t *c);

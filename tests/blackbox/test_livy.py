@@ -333,3 +333,49 @@ def test_restart_finds_a_gone_kernel(livy):
     assert s2["state"] == "dead" and any("gone when nbhub restarted" in x for x in s2["log"]), s2
     assert wait_for(lambda: not jvms(sid), 20, 0.2), jvms(sid)
     delete(b, sid)
+
+
+def group_alive(pgid):
+    """Processes of process group pgid (a session's kernel leads its group; the JVM is in it)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.getpgid(int(d)) == pgid and pid_alive(int(d)):
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def test_warm_pool_session_is_idle_at_once(tmp_path_factory):
+    h = hub_harness(tmp_path_factory, "livywarm")
+    hs = HubServer(h, config=CONFIG + "  warm: 1\n").start()
+    try:
+        def warm_ready():
+            return hs.srv.log_path.read_text(errors="replace").count("warm kernel ready")
+        assert wait_for(warm_ready, 240, 0.5), hs.log()
+        a = hs.apis["alice"]
+        t0 = time.monotonic()
+        s = create(a, {"kind": "pyspark", "heartbeatTimeoutInSecond": 60})
+        s = wait_session(a, s["id"], timeout=30)
+        took = time.monotonic() - t0
+        print(f"\nwarm session creation to idle: {took:.2f} s")
+        assert took < 5, took
+        assert s["appId"] and s["owner"] == "alice"
+        r = run(a, s["id"], "spark.range(5).count()\n")
+        assert r["output"]["data"]["text/plain"] == "5"
+        # a request with its own Spark settings does not take a warm kernel
+        pid = session_row(hs, s["id"])["pid"]
+        s2 = create(a, {"kind": "pyspark", "conf": {"spark.sql.shuffle.partitions": "3"}})
+        assert session_row(hs, s2["id"])["pid"] != pid
+        delete(a, s2["id"])
+        delete(a, s["id"])
+        assert wait_for(lambda: not group_alive(pid), 20, 0.2), group_alive(pid)
+        # the pool is refilled; stopping nbhub ends the unclaimed warm kernel
+        assert wait_for(lambda: warm_ready() >= 2, 240, 0.5), hs.log()
+    finally:
+        hs.stop()
+        left = wait_for(lambda: not h.leftovers(), 20, 0.2)
+        left = h.cleanup()
+        assert not left, left
