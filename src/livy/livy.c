@@ -250,10 +250,20 @@ void lsess_free_maybe(lsess_t *s)
     maybe_done(l);
 }
 
+/* busy <-> idle flips stay in memory (livy_session_state overlays them on
+ * the row): two fsyncs per statement fewer, and a restarted nbhub finds the
+ * truth in the kernel and the statements anyway. */
+static int live_state(const char *st)
+{
+    return !strcmp(st, "idle") || !strcmp(st, "busy");
+}
+
 void lsess_set_state(lsess_t *s, const char *state)
 {
     if (s->deleted) return;
+    int flip = live_state(state) && live_state(s->state) && s->ready;
     snprintf(s->state, sizeof s->state, "%s", state);
+    if (flip) return;
     nb_err_t err;
     if (store_livy_session_set_state(s->l->st, s->id, state, NULL, time_now_us(), &err) < 0)
         LOG_W("livy: session state not recorded", "session=%lld state=%s error=\"%s\"", (long long)s->id,
@@ -550,4 +560,11 @@ int livy_stmt_cancel(livy_t *l, int64_t session_id, int64_t stmt, nb_err_t *err)
     if (rc < 0) return rc;
     kmgr_interrupt(s->km);
     return 0;
+}
+
+const char *livy_session_state(const livy_t *l, int64_t id)
+{
+    for (lsess_t *s = l->sessions; s; s = s->next)
+        if (s->id == id && !s->deleted && !s->warm && !s->ending) return s->state;
+    return NULL;
 }

@@ -134,6 +134,10 @@ int  livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_
 int  livy_session_delete(livy_t *l, int64_t id, nb_err_t *err);
 /* A client asked about the session (Livy's heartbeat). */
 void livy_session_heartbeat(livy_t *l, int64_t id);
+/* The live state of a session (idle and busy are kept in memory only),
+ * or NULL when it has no kernel here: the row's state is then the truth.
+ * Borrowed until the next call into livy. */
+const char *livy_session_state(const livy_t *l, int64_t id);
 /* Queue a statement (kind NULL: the session's); *stmt its id.  -ENOENT
  * for no live session, -ESTALE for a session that ended. */
 int  livy_stmt_submit(livy_t *l, int64_t session_id, const char *kind, const char *code,

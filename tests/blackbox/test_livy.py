@@ -379,3 +379,16 @@ def test_warm_pool_session_is_idle_at_once(tmp_path_factory):
         left = wait_for(lambda: not h.leftovers(), 20, 0.2)
         left = h.cleanup()
         assert not left, left
+
+
+def test_bad_livy_config_has_positions(h):
+    cfg = h.tmp / "nbhub.yaml"
+    cfg.write_text("listen: 127.0.0.1:0\nlivy:\n  mastr: local\n  warm: lots\n  output_max: big\n"
+                   "  spark: yarn\n  conf: [a]\n")
+    r = h.run(["serve", "--config", cfg, "--home", h.tmp / "home"])
+    assert r.rc == 3, r
+    assert f"{cfg}:3:3: unknown key 'livy.mastr' (did you mean 'master'?)" in r.stderr, r.stderr
+    assert f"{cfg}:4:9: 'livy.warm' must be a number" in r.stderr
+    assert f"{cfg}:5:15: 'livy.output_max' must be a size" in r.stderr
+    assert f"{cfg}:6:10: 'livy.spark' must be local" in r.stderr
+    assert f"{cfg}:7:9: 'livy.conf' must be a mapping" in r.stderr
