@@ -335,6 +335,15 @@ static void on_tick(uv_timer_t *t)
         if (s->ending || s->deleted || s->warm) continue;
         if (s->cur.from_journal) lstmt_poll_journal(s);
         if (s->cur.id >= 0) lstmt_progress(s);
+        /* A SIGINT that lands while ipykernel is between receiving the
+         * request and running its code is swallowed there: until the
+         * statement ends, the interrupt is sent again every 2 s. */
+        if (s->cur.id >= 0 && s->cur.interrupted_us && s->km && now - s->cur.interrupted_us >= 2000000) {
+            LOG_D("livy: interrupting again", "session=%lld statement=%lld", (long long)s->id,
+                  (long long)s->cur.id);
+            kmgr_interrupt(s->km);
+            s->cur.interrupted_us = now;
+        }
         /* The heartbeat: written through now and then, so that a restarted
          * nbhub counts from the client's last request, not its own start. */
         if (s->last_hb_us - s->hb_written_us >= 5000000) {
@@ -559,6 +568,7 @@ int livy_stmt_cancel(livy_t *l, int64_t session_id, int64_t stmt, nb_err_t *err)
     rc = store_livy_stmt_cancelling(l->st, session_id, stmt, err);
     if (rc < 0) return rc;
     kmgr_interrupt(s->km);
+    s->cur.interrupted_us = time_now_us();
     return 0;
 }
 

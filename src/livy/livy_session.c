@@ -153,6 +153,13 @@ static char **spark_conf(const lsess_t *s, const json_t *req)
     if (s->warm) ADD("spark.app.name=livy-warm-%u", s->l->warm_seq);
     else ADD("spark.app.name=livy-session-%lld", (long long)s->id);
     ADD("spark.eventLog.enabled=true");
+    /* One plain file seventlog can read as it grows (Spark 4 would roll
+     * and compress it with zstd), as flow tasks have theirs. */
+    ADD("spark.eventLog.compress=false");
+    ADD("spark.eventLog.rolling.enabled=false");
+    /* Task ends reach the file every few tasks, for a statement's progress
+     * while its job runs (the default buffer is 100 KB: a whole stage). */
+    ADD("spark.eventLog.buffer.kb=4k");
     ADD("spark.eventLog.dir=file://%s", s->events_dir);
     ADD("spark.ui.enabled=false");
 #undef ADD

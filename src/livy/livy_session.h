@@ -46,6 +46,7 @@ typedef struct lstmt {
     int      from_journal;       /* adopted: completed from the journal */
     int64_t  started_us;
     long long base_job;          /* Spark jobs with a higher id are this statement's */
+    int64_t  interrupted_us;     /* last interrupt sent (cancel), 0 = none */
 } lstmt_t;
 
 struct lsess {

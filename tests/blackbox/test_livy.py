@@ -177,6 +177,27 @@ def test_cancel_interrupts_the_kernel(livy, alice_session):
     assert r["output"]["data"]["text/plain"] == "42"
 
 
+def test_progress_from_the_event_log(livy, alice_session):
+    a = livy.apis["alice"]
+    sid = alice_session["id"]
+    # 8 tasks of ~1.5 s on local[2]: about 6 s, seen in between
+    st, s = a.post(f"/livy/sessions/{sid}/statements",
+                   {"code": "import time\n"
+                            "sc.parallelize(range(8), 8).map(lambda x: time.sleep(1.5) or x).sum()\n"})
+    assert st == 201
+    seen = set()
+
+    def done():
+        st, r = a.get(f"/livy/sessions/{sid}/statements/{s['id']}")
+        seen.add(r["progress"])
+        return r["state"] == "available" and r
+    r = wait_for(done, 120, 0.2)
+    assert r["output"]["data"]["text/plain"] == "28", r
+    partial = sorted(p for p in seen if 0 < p < 1)
+    assert partial, seen
+    print(f"\nprogress seen: {partial}")
+
+
 def test_users_see_only_their_own(livy, alice_session):
     a, b = livy.apis["alice"], livy.apis["bob"]
     sid = alice_session["id"]
