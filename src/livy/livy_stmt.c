@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void lstmt_clear(lstmt_t *c)
 {
@@ -357,6 +358,11 @@ void lstmt_next(lsess_t *s)
     lstmt_t *c = &s->cur;
     lstmt_clear(c);
     c->id = w->id;
+    /* The journal only ever matters for the statement in flight: emptied
+     * before each (the kernel appends with O_APPEND, idle now). */
+    if (truncate(s->journal, 0) < 0 && errno != ENOENT)
+        LOG_D("livy: journal not emptied", "session=%lld error=\"%s\"", (long long)s->id, strerror(errno));
+    s->journal_off = 0;
     read_events(s);
     c->base_job = max_job(s);
     c->started_us = time_now_us();
