@@ -397,9 +397,17 @@ static json_t *session_json(const store_livy_session_t *r)
     /* No Spark UI is proxied for a session's local driver (its UI is off):
      * sparkUiUrl is null, as Livy's is before the application has one. */
     json_object_set_new(j, "appInfo", json_pack("{s:s, s:n}", "driverLogUrl", log_url, "sparkUiUrl"));
-    /* The end of the kernel's log; the reason a session ended is its
-     * last line (livy_session.c writes it there). */
-    json_object_set_new(j, "log", api_livy_log_tail(r->log_path, 10));
+    /* The end of the kernel's log, and the reason a session ended as its
+     * last line: livy_session.c writes it into the log too, but what the
+     * kernel and its JVM print while they stop comes after it. */
+    json_t *log = api_livy_log_tail(r->log_path, 10);
+    if (r->error && store_livy_state_final(r->state)) {
+        char *m = xasprintf("nbhub: session %s: %s", r->state, r->error);
+        const char *last = json_string_value(json_array_get(log, json_array_size(log) - 1));
+        if (!last || strcmp(last, m) != 0) json_array_append_new(log, json_string(m));
+        free(m);
+    }
+    json_object_set_new(j, "log", log);
     static const char *const echo[] = { "driverMemory", "driverCores", "executorMemory", "executorCores",
                                         "numExecutors", "queue", "ttl", NULL };
     for (size_t i = 0; echo[i]; i++) {
