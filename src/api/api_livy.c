@@ -462,6 +462,14 @@ void api_livy_sessions_create(http_req_t *req, void *ud)
     api_t *a = ud;
     if (no_livy(a, req)) return;
     const api_ctx_t *c = api_ctx(req);
+    /* A session's kernel runs as nbhub's own account: under isolation:
+     * system that would be any user's code with nbhub's rights, so no
+     * sessions until they run as their owner (docs/livy-sessions.md). */
+    if (a->isolation_system) {
+        api_livy_error(req, 503, "Livy sessions are not available under isolation: system yet "
+                                 "(they would not run as their owner)");
+        return;
+    }
     json_t *body;
     if (api_livy_body(req, 1,
                       API_MEMBERS("kind", "proxyUser", "jars", "pyFiles", "files", "driverMemory", "driverCores",
