@@ -109,6 +109,7 @@ struct api {
     int64_t        oidc_inflight[64];   /* sessions being refreshed */
     size_t         oidc_nflight;
     struct hub    *hub;            /* users' notebook servers; NULL: none (api_set_hub) */
+    struct livy   *livy;           /* Livy sessions (src/livy/livy.h); NULL: /livy/ answers 503 */
     char         **pool_names;
     unsigned      *pool_sizes;
     size_t         npool;
@@ -341,6 +342,63 @@ void api_servers_progress(http_req_t *req, void *ud);
  * alice" (its owner, or a token of theirs), "stopped by admin root" (an
  * admin, another user's server). */
 void api_stop_reason(const api_ctx_t *c, const char *owner, char *out, size_t n);
+
+/* ---- api_livy.c: the Livy API at /livy/ (docs/livy.md) -------------------
+ * Livy's conventions, shared by sessions (api_livy.c) and batches
+ * (api_livy_batches.c): errors are {"msg": "..."} (sparkmagic and Airflow
+ * read that member), lists are {"from", "total", "sessions"} paged by
+ * ?from=&size=, logs {"id", "from", "total", "log"}. */
+#define API_LIVY_PAGE_DEFAULT 100
+/* Answer {"msg": msg} with status; msg is data, never a format. */
+void api_livy_error(http_req_t *req, int status, const char *msg);
+/* api_fail in Livy's shape: -ENOENT 404, -EACCES/-EPERM 403, -EINVAL,
+ * -EEXIST, -ERANGE, -E2BIG 400, -EBUSY/-ESTALE 409, -ESHUTDOWN/-EAGAIN/
+ * -ENOTSUP 503, else 500 (logged, generic message). */
+void api_livy_fail(http_req_t *req, int rc, const nb_err_t *err);
+/* The body as a JSON object whose members are among `members`
+ * (API_MEMBERS); an empty body is {} when allow_empty.  Else answers 400
+ * {"msg"} and returns -1. */
+int  api_livy_body(http_req_t *req, int allow_empty, const char *const *members, json_t **out);
+/* ?from= (default 0) and ?size= (default API_LIVY_PAGE_DEFAULT): 0, or
+ * answers 400 and returns -1. */
+int  api_livy_page(http_req_t *req, int64_t *from, int64_t *size);
+/* {"from", "total", key: items[from, from + size)}; takes items (an array). */
+json_t *api_livy_page_json(json_t *items, const char *key, int64_t from, int64_t size);
+/* A log file's lines as Livy's GET .../log answers them: ?from= (default:
+ * the last size lines), ?size= (default 100; < 0: all).  At most the last
+ * API_LIVY_LOG_WINDOW bytes of the file are read; a missing file has no
+ * lines.  New reference {"id", "from", "total", "log"}; NULL with answer
+ * 400 sent for a bad parameter. */
+#define API_LIVY_LOG_WINDOW (8 * 1024 * 1024)
+json_t *api_livy_log_json(http_req_t *req, int64_t id, const char *path);
+/* The last n lines of a log file (session and batch objects' "log"). */
+json_t *api_livy_log_tail(const char *path, int n);
+/* proxyUser of a create request: absent/null is NULL; a non-admin naming
+ * anyone but themself is refused 403 as Livy does ("User 'x' not allowed
+ * to impersonate 'y'.").  0 and *out (borrowed from body), or answered
+ * and -1. */
+int  api_livy_proxy_user(http_req_t *req, const api_ctx_t *c, const json_t *body, const char **out);
+/* The Spark options of a create request (sessions and batches) checked
+ * for Livy's types: driverMemory/executorMemory sizes ("512m", "2g"),
+ * driverCores/executorCores/numExecutors positive integers, jars/pyFiles/
+ * files/archives lists of strings, conf an object of strings (or numbers
+ * and booleans, kept as text), name a string, queue a string.  0, or
+ * answers 400 and returns -1. */
+int  api_livy_check_spark(http_req_t *req, const json_t *body);
+/* The id in path parameter `name` (a non-negative integer), or answers
+ * 404 ("what 'X' not found.") and returns -1. */
+int  api_livy_path_id(http_req_t *req, const char *name, const char *what, int64_t *out);
+/* Routes of api_livy.c. */
+void api_livy_sessions_list(http_req_t *req, void *ud);
+void api_livy_sessions_create(http_req_t *req, void *ud);
+void api_livy_session_get(http_req_t *req, void *ud);
+void api_livy_session_state(http_req_t *req, void *ud);
+void api_livy_session_log(http_req_t *req, void *ud);
+void api_livy_session_delete(http_req_t *req, void *ud);
+void api_livy_stmts_list(http_req_t *req, void *ud);
+void api_livy_stmts_create(http_req_t *req, void *ud);
+void api_livy_stmt_get(http_req_t *req, void *ud);
+void api_livy_stmt_cancel(http_req_t *req, void *ud);
 
 /* ---- api_proxy.c: /user/NAME[/SERVER]/ to the user's notebook server ---- */
 void api_proxy_user(http_req_t *req, void *ud);

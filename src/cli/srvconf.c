@@ -19,7 +19,7 @@
 #include <yaml.h>
 
 enum ctype { C_STR, C_STRLIST, C_LISTEN, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK,
-             C_WEBHOOKS, C_UI, C_HUB, C_AUTH };
+             C_WEBHOOKS, C_UI, C_HUB, C_AUTH, C_LIVY };
 
 struct ckey {
     const char *name;
@@ -40,6 +40,7 @@ static const struct ckey srvconf_keys[] = {
     { "webhooks", C_WEBHOOKS },      { "ui", C_UI },
     { "hub", C_HUB },
     { "auth", C_AUTH },
+    { "livy", C_LIVY },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -56,6 +57,7 @@ void srvconf_init(srvconf_t *c)
     c->render_max = -1;
     hub_conf_init(&c->hub);
     auth_conf_init(&c->auth);
+    livy_conf_init(&c->livy);
 }
 
 const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user)
@@ -106,6 +108,7 @@ void srvconf_clear(srvconf_t *c)
     strv_free(c->webhook_allow);
     hub_conf_clear(&c->hub);
     auth_conf_clear(&c->auth);
+    livy_conf_clear(&c->livy);
     srvconf_init(c);
 }
 
@@ -607,6 +610,9 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
     case C_AUTH:
         auth_conf_parse(path, doc, v, &c->auth, errs);
         return;
+    case C_LIVY:
+        livy_conf_parse(path, doc, v, &c->livy, errs);
+        return;
     }
 }
 
@@ -661,5 +667,6 @@ int srvconf_load(const char *path, srvconf_t *c, nb_errlist_t *errs)
     yaml_parser_delete(&p);
     free(text);
     hub_conf_finish(&c->hub);
+    livy_conf_finish(&c->livy);
     return errlist_count(errs) > before ? -EINVAL : 0;
 }

@@ -38,6 +38,9 @@
  *     auth:                         # logins (auth/oidc_conf.h, docs/sso.md)
  *       local: true                 # password logins; false: SSO only
  *       oidc: {issuer: https://kc.example.com/realms/acme, client_id: nbhub, ...}
+ *     livy:                         # the Livy API's sessions (src/livy/livy.h, docs/livy.md)
+ *       master: "local[*]"
+ *       kernel: python3
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -52,6 +55,7 @@
 #include <stdint.h>
 #include "auth/oidc_conf.h"
 #include "hub/profile.h"
+#include "livy/livy.h"
 #include "iso/limits.h"
 #include "util/errlist.h"
 
@@ -94,6 +98,7 @@ typedef struct srvconf {
     unsigned render_queue;    /* 0 = unset */
     hub_conf_t hub;           /* hub: (hub_conf_finish'ed by srvconf_load) */
     auth_conf_t auth;         /* auth: (local, oidc) */
+    livy_conf_t livy;         /* livy: (livy_conf_finish'ed by srvconf_load; src/livy/livy.h) */
 } srvconf_t;
 
 /* The limits of one user: their user_limits entry, else limits. */
