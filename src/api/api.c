@@ -21,6 +21,7 @@
  */
 #include "api/api_int.h"
 #include "auth/lockout.h"
+#include "livy/livy_batch.h"
 #include "spark/sowned.h"
 #include "auth/oauth.h"
 #include "util/jparse.h"
@@ -144,6 +145,15 @@ const struct http_route api_routes[] = {
     { "GET",    "/hub/api/oauth2/authorize",             api_hub_oauth_authorize, API_HUB },
     { "POST",   "/hub/api/oauth2/authorize",             api_hub_oauth_authorize, API_HUB },
     { "POST",   "/hub/api/oauth2/token",                 api_hub_oauth_token,     API_HUB },
+    /* Livy's batches (api_livy_batches.c; the Livy API is in docs/livy.md,
+     * not in openapi.json).  Every /livy/ route is also served at / on a
+     * livy_listen listener (api_livy_handle). */
+    { "POST",   "/livy/batches",                         api_livy_batches_create, API_LIVY },
+    { "GET",    "/livy/batches",                         api_livy_batches_list,   API_LIVY },
+    { "GET",    "/livy/batches/:id",                     api_livy_batch_get,      API_LIVY },
+    { "GET",    "/livy/batches/:id/state",               api_livy_batch_state,    API_LIVY },
+    { "GET",    "/livy/batches/:id/log",                 api_livy_batch_log,      API_LIVY },
+    { "DELETE", "/livy/batches/:id",                     api_livy_batch_delete,   API_LIVY },
     /* GET /hub/api/ (the version), and JupyterHub's JSON 404 for the rest */
     { "*",      "/hub/api/" "*path",                     api_hub_root,            API_HUB },
 };
@@ -197,6 +207,31 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
         return rc;
     }
     http_router_set_before(a->router, api_auth_before, a);
+    /* The same Livy routes at / for a livy_listen listener. */
+    size_t nl = 0;
+    for (size_t i = 0; i < api_nroutes; i++) nl += !strncmp(api_routes[i].pattern, "/livy/", 6);
+    a->livy_routes = xcalloc(nl ? nl : 1, sizeof *a->livy_routes);
+    for (size_t i = 0, k = 0; i < api_nroutes; i++)
+        if (!strncmp(api_routes[i].pattern, "/livy/", 6)) {
+            a->livy_routes[k] = api_routes[i];
+            a->livy_routes[k++].pattern = api_routes[i].pattern + 5;
+        }
+    if ((rc = http_router_new(a->livy_routes, nl, a, &a->livy_router, err)) < 0) {
+        api_free(a);
+        return rc;
+    }
+    http_router_set_before(a->livy_router, api_auth_before, a);
+    /* Livy's batches: those a previous nbhub left running are ours again. */
+    a->livy_csrf = o->livy_csrf;
+    livy_batch_opts_t lo = { .loop = a->loop, .store = a->store, .home = a->home, .self_exe = a->self_exe,
+                             .isolation_system = a->isolation_system, .account_tmpl = a->account_tmpl,
+                             .create_accounts = a->create_accounts };
+    if (livy_batch_new(&lo, &a->livy_batches, err) < 0) {
+        api_free(a);
+        return -EINVAL;
+    }
+    int adopted = livy_batch_adopt(a->livy_batches);
+    if (adopted) LOG_I("livy batches adopted", "count=%d", adopted);
     *out = a;
     return 0;
 }
@@ -211,15 +246,40 @@ void api_handle(http_req_t *req, void *api)
  * (404, 405, 401, CSRF's 403, admins-only, other people's flows) go out on
  * the head alone, so nobody can make the server hold a body it would throw
  * away.  A body no credential vouches for (login) is kept small. */
+int api_gate_pass;
+
+void api_livy_handle(http_req_t *req, void *api)
+{
+    api_t *a = api;
+    http_router_handle(req, a->livy_router);
+}
+
+int api_livy_gate(http_req_t *req, void *api)
+{
+    api_t *a = api;
+    api_gate_pass = 1;
+    int refused = http_router_gate(req, a->livy_router);
+    api_gate_pass = 0;
+    return refused;
+}
+
 int api_gate(http_req_t *req, void *api)
 {
     api_t *a = api;
-    if (http_router_gate(req, a->router)) return 1;
+    api_gate_pass = 1;
+    int refused = http_router_gate(req, a->router);
+    api_gate_pass = 0;
+    if (refused) return 1;
     if (!(http_req_route_flags(req) & API_F_AUTH)) http_req_set_body_max(req, a->anon_body_max);
     return 0;
 }
 
-void api_set_stopping(api_t *a) { a->stopping = 1; }
+void api_set_stopping(api_t *a)
+{
+    a->stopping = 1;
+    /* Batches run on without us; the next nbhub adopts them. */
+    livy_batch_shutdown(a->livy_batches);
+}
 
 void api_set_server(api_t *a, http_server_t *srv) { a->srv = srv; }
 
@@ -245,6 +305,10 @@ void api_free(api_t *a)
     api_events_close_all(a);
     sowned_forget(a->loop);
     http_router_free(a->router);
+    http_router_free(a->livy_router);
+    free(a->livy_routes);
+    livy_batch_free(a->livy_batches);
+    api_livy_auth_free(a->livy_auth);
     api_set_pool_sizes(a, NULL, NULL, 0);
     free(a->home);
     free(a->home_given);

@@ -82,6 +82,7 @@ typedef struct api_opts {
     unsigned    render_queue;    /* 0 = default (16) */
     hub_t      *hub;             /* notebook servers (borrowed, outlives the api); NULL: /api/v1/servers
                                     and /user/ answer 503 */
+    int         livy_csrf;       /* nbhub.yaml livy.csrf: X-Requested-By on the Livy API's POST/DELETE */
 } api_opts_t;
 
 /* Anonymous bodies: a login is a few hundred bytes. */
@@ -93,6 +94,10 @@ int  api_new(const api_opts_t *o, api_t **out, nb_err_t *err);
 
 /* The http_handler_fn to give http_server_new, with the api as ud. */
 void api_handle(http_req_t *req, void *api);
+/* The same pair for a livy_listen listener (nbhub.yaml): the Livy API
+ * (docs/livy.md) at / instead of /livy/, and nothing else. */
+void api_livy_handle(http_req_t *req, void *api);
+int  api_livy_gate(http_req_t *req, void *api);
 /* The http_gate_fn to give http_server_set_gate, with the api as ud: the
  * route and its authentication and authorization are checked on the head,
  * before the body is read; public routes get anon_body_max. */

@@ -19,7 +19,7 @@
 #include <yaml.h>
 
 enum ctype { C_STR, C_STRLIST, C_LISTEN, C_UINT, C_DURATION, C_BOOL, C_POOL, C_LIMITS, C_ULIMITS, C_HTTP, C_SPARK,
-             C_WEBHOOKS, C_UI, C_HUB };
+             C_WEBHOOKS, C_UI, C_HUB, C_LIVY };
 
 struct ckey {
     const char *name;
@@ -39,6 +39,7 @@ static const struct ckey srvconf_keys[] = {
     { "spark", C_SPARK },
     { "webhooks", C_WEBHOOKS },      { "ui", C_UI },
     { "hub", C_HUB },
+    { "livy_listen", C_STR },        { "livy", C_LIVY },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -103,6 +104,7 @@ void srvconf_clear(srvconf_t *c)
     free(c->trusted_users);
     strv_free(c->webhook_allow);
     hub_conf_clear(&c->hub);
+    free(c->livy_listen);
     srvconf_init(c);
 }
 
@@ -437,6 +439,7 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
             return;
         }
         if (strcmp(k->name, "home") == 0) { free(c->home); c->home = xstrdup(s); }
+        else if (strcmp(k->name, "livy_listen") == 0) { free(c->livy_listen); c->livy_listen = xstrdup(s); }
         else if (strcmp(k->name, "flows_dir") == 0) { free(c->flows_dir); c->flows_dir = xstrdup(s); }
         else if (strcmp(k->name, "base_url") == 0) { free(c->base_url); c->base_url = xstrdup(s); }
         else if (strcmp(k->name, "isolation") == 0) {
@@ -594,6 +597,27 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
         return;
     case C_WEBHOOKS:
         set_webhooks(c, path, doc, v, errs);
+        return;
+    case C_LIVY:
+        /* livy: {csrf: true} (docs/livy.md) */
+        if (v->type != YAML_MAPPING_NODE) {
+            errlist_add(errs, path, POS(v), "'livy' must be a mapping (csrf)");
+            return;
+        }
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+            yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+            const char *key = scalar(kn), *val = scalar(vn);
+            if (key && !strcmp(key, "csrf")) {
+                if (val && (!strcmp(val, "true") || !strcmp(val, "false"))) c->livy_csrf = !strcmp(val, "true");
+                else errlist_add(errs, path, POS(vn), "'livy.csrf' must be true or false");
+            } else {
+                static const char *const lk[] = { "csrf" };
+                const char *hint = key ? errlist_closest(key, lk, 1) : NULL;
+                errlist_add(errs, path, POS(kn), "unknown key 'livy.%s'%s%s%s", key ? key : "?",
+                            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+            }
+        }
         return;
     case C_UI:
         set_ui(c, path, doc, v, errs);
