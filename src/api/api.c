@@ -110,6 +110,18 @@ const struct http_route api_routes[] = {
      * requests, not nbhub's CSRF header) */
     { "*",      "/user/:name",                           api_proxy_user_bare,     API_PUBLIC },
     { "*",      "/user/:name/" "*path",                  api_proxy_user,          API_PUBLIC | HTTP_ROUTE_STREAM_BODY },
+    /* the Livy API (api_livy.c; docs/livy.md, not in openapi.json: Livy's
+     * shapes and errors) */
+    { "GET",    "/livy/sessions",                        api_livy_sessions_list,  API_LIVY },
+    { "POST",   "/livy/sessions",                        api_livy_sessions_create, API_LIVY },
+    { "GET",    "/livy/sessions/:id",                    api_livy_session_get,    API_LIVY },
+    { "DELETE", "/livy/sessions/:id",                    api_livy_session_delete, API_LIVY },
+    { "GET",    "/livy/sessions/:id/state",              api_livy_session_state,  API_LIVY },
+    { "GET",    "/livy/sessions/:id/log",                api_livy_session_log,    API_LIVY },
+    { "GET",    "/livy/sessions/:id/statements",         api_livy_stmts_list,     API_LIVY },
+    { "POST",   "/livy/sessions/:id/statements",         api_livy_stmts_create,   API_LIVY },
+    { "GET",    "/livy/sessions/:id/statements/:sid",    api_livy_stmt_get,       API_LIVY },
+    { "POST",   "/livy/sessions/:id/statements/:sid/cancel", api_livy_stmt_cancel, API_LIVY },
     /* JupyterHub's API (api_hub*.c; docs/hub.md, not in openapi.json):
      * API_HUB routes are authorized by JupyterHub scopes in api_hub_before */
     { "GET",    "/hub/api",                              api_hub_root,            API_HUB },
@@ -284,6 +296,8 @@ void api_set_stopping(api_t *a)
 void api_set_server(api_t *a, http_server_t *srv) { a->srv = srv; }
 
 void api_set_hub(api_t *a, struct hub *hub) { a->hub = hub; }
+
+void api_set_livy(api_t *a, struct livy *livy) { a->livy = livy; }
 
 void api_set_pool_sizes(api_t *a, const char *const *names, const unsigned *sizes, size_t n)
 {

@@ -123,6 +123,11 @@ void api_set_server(api_t *a, http_server_t *srv);
 struct hub;
 void api_set_hub(api_t *a, struct hub *hub);
 
+/* The Livy session manager (src/livy/livy.h) behind /livy/ (borrowed;
+ * NULL: those routes answer 503). */
+struct livy;
+void api_set_livy(api_t *a, struct livy *livy);
+
 /* Free the API.  SSE streams still open are ended (normally the server's
  * graceful stop has closed them already).  NULL is a no-op. */
 void api_free(api_t *a);

@@ -108,6 +108,7 @@ struct api {
     struct lockout *lockout;       /* failed logins per name and address (auth/lockout.c) */
     struct oauth  *oauth;          /* OAuth authorization codes (auth/oauth.h, api_hub_oauth.c) */
     struct hub    *hub;            /* users' notebook servers; NULL: none (api_set_hub) */
+    struct livy   *livy;           /* Livy sessions (src/livy/livy.h); NULL: /livy/ answers 503 */
     char         **pool_names;
     unsigned      *pool_sizes;
     size_t         npool;

@@ -12,8 +12,15 @@
  * "log"} with Livy's paging rule (no ?from: the last ?size lines).
  * Authentication refusals (401, CSRF's 403) come from api_auth_before
  * before a route runs and keep nbhub's shape.
+ *
+ * Who sees what: a user their own sessions, an admin everyone's; another
+ * user's session id is a 404 like one that does not exist.  Every request
+ * naming a session is its heartbeat (Livy's rule).  proxyUser is for
+ * admins (403 otherwise, as Livy's impersonation check).
  */
 #include "api/api_int.h"
+#include "livy/livy.h"
+#include "store/store_livy.h"
 #include "util/jparse.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
@@ -322,4 +329,329 @@ int api_livy_path_id(http_req_t *req, const char *name, const char *what, int64_
     snprintf(msg, sizeof msg, "%s '%s' not found.", what, s ? api_log_name(req, s) : "");
     api_livy_error(req, 404, msg);
     return -1;
+}
+
+/* ---- sessions and statements ---------------------------------------------- */
+
+static int no_livy(api_t *a, http_req_t *req)
+{
+    if (a->livy) return 0;
+    api_livy_error(req, 503, "the Livy API is not running in this nbhub");
+    return 1;
+}
+
+/* The session of path :id, if the caller may see it: 0 and *row (clear
+ * it), or answered 404 and -1.  A heartbeat. */
+static int path_session(api_t *a, http_req_t *req, int64_t *id, store_livy_session_t *row)
+{
+    const api_ctx_t *c = api_ctx(req);
+    if (api_livy_path_id(req, "id", "Session", id) < 0) return -1;
+    nb_err_t err;
+    int rc = store_livy_session_get(a->store, *id, row, &err);
+    if (rc == 0 && !api_may_see(c, row->user_id)) {
+        store_livy_session_clear(row);
+        rc = -ENOENT;
+    }
+    if (rc == -ENOENT) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "Session '%lld' not found.", (long long)*id);
+        api_livy_error(req, 404, msg);
+        return -1;
+    }
+    if (rc < 0) {
+        api_livy_fail(req, rc, &err);
+        return -1;
+    }
+    livy_session_heartbeat(a->livy, *id);
+    return 0;
+}
+
+static json_t *session_json(const store_livy_session_t *r)
+{
+    json_t *req = r->request_json ? json_loads(r->request_json, 0, NULL) : NULL;
+    if (!json_is_object(req)) {
+        json_decref(req);
+        req = json_object();
+    }
+    char log_url[96];
+    snprintf(log_url, sizeof log_url, "/livy/sessions/%lld/log", (long long)r->id);
+    json_t *j = json_object();
+    json_object_set_new(j, "id", json_integer(r->id));
+    json_object_set_new(j, "name", api_json_str(r->name));
+    json_object_set_new(j, "appId", api_json_str(r->app_id));
+    json_object_set_new(j, "owner", api_json_str(r->owner));
+    json_object_set_new(j, "proxyUser", api_json_str(r->proxy_user ? r->proxy_user : r->owner));
+    json_object_set_new(j, "state", json_string(r->state));
+    json_object_set_new(j, "kind", json_string(r->kind));
+    /* No Spark UI is proxied for a session's local driver (its UI is off):
+     * sparkUiUrl is null, as Livy's is before the application has one. */
+    json_object_set_new(j, "appInfo", json_pack("{s:s, s:n}", "driverLogUrl", log_url, "sparkUiUrl"));
+    json_t *log = api_livy_log_tail(r->log_path, 10);
+    if (r->error) {
+        char *m = xasprintf("nbhub: session %s: %s", r->state, r->error);
+        json_array_append_new(log, json_string(m));
+        free(m);
+    }
+    json_object_set_new(j, "log", log);
+    static const char *const echo[] = { "driverMemory", "driverCores", "executorMemory", "executorCores",
+                                        "numExecutors", "queue", "ttl", NULL };
+    for (size_t i = 0; echo[i]; i++) {
+        json_t *v = json_object_get(req, echo[i]);
+        json_object_set(j, echo[i], v ? v : json_null());
+    }
+    static const char *const lists[] = { "jars", "pyFiles", "files", "archives", NULL };
+    for (size_t i = 0; lists[i]; i++) {
+        json_t *v = json_object_get(req, lists[i]);
+        json_object_set_new(j, lists[i], v ? json_incref(v) : json_array());
+    }
+    json_t *conf = json_object_get(req, "conf");
+    json_object_set_new(j, "conf", conf ? json_incref(conf) : json_object());
+    json_object_set_new(j, "heartbeatTimeoutInSecond", json_integer(r->heartbeat_timeout));
+    json_decref(req);
+    return j;
+}
+
+static json_t *stmt_json(const store_livy_stmt_t *s)
+{
+    json_t *out = s->output_json ? json_loads(s->output_json, 0, NULL) : NULL;
+    return json_pack("{s:I, s:s, s:s, s:o, s:f, s:I, s:I}", "id", (json_int_t)s->id, "code", s->code, "state",
+                     s->state, "output", out ? out : json_null(), "progress", s->progress, "started",
+                     (json_int_t)(s->started_at / 1000), "completed", (json_int_t)(s->completed_at / 1000));
+}
+
+void api_livy_sessions_list(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (no_livy(a, req)) return;
+    const api_ctx_t *c = api_ctx(req);
+    int64_t from, size;
+    if (api_livy_page(req, &from, &size) < 0) return;
+    store_livy_sessions_t l;
+    nb_err_t err;
+    int rc = store_livy_sessions_list(a->store, c->admin ? 0 : c->uid, 0, &l, &err);
+    if (rc < 0) {
+        api_livy_fail(req, rc, &err);
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < l.n; i++) json_array_append_new(items, session_json(&l.v[i]));
+    store_livy_sessions_free(&l);
+    http_respond_json(req, 200, api_livy_page_json(items, "sessions", from, size));
+}
+
+void api_livy_sessions_create(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (no_livy(a, req)) return;
+    const api_ctx_t *c = api_ctx(req);
+    json_t *body;
+    if (api_livy_body(req, 1,
+                      API_MEMBERS("kind", "proxyUser", "jars", "pyFiles", "files", "driverMemory", "driverCores",
+                                  "executorMemory", "executorCores", "numExecutors", "archives", "queue", "name",
+                                  "conf", "heartbeatTimeoutInSecond"),
+                      &body) < 0)
+        return;
+    const char *proxy;
+    if (api_livy_check_spark(req, body) < 0 || api_livy_proxy_user(req, c, body, &proxy) < 0) goto out;
+    json_t *k = json_object_get(body, "kind");
+    if (k && !json_is_null(k) && !json_is_string(k)) {
+        api_livy_error(req, 400, "'kind' must be a string: pyspark or sql");
+        goto out;
+    }
+    json_t *hb = json_object_get(body, "heartbeatTimeoutInSecond");
+    if (hb && !json_is_null(hb) && (!json_is_integer(hb) || json_integer_value(hb) < 0)) {
+        api_livy_error(req, 400, "'heartbeatTimeoutInSecond' must be an integer >= 0");
+        goto out;
+    }
+    /* Livy without a kind makes a "shared" session whose statements name
+     * theirs; here every session is a PySpark kernel, so pyspark. */
+    livy_create_t cr = {
+        .uid = c->uid, .proxy_user = proxy,
+        .name = json_string_value(json_object_get(body, "name")),
+        .kind = json_is_string(k) ? json_string_value(k) : "pyspark",
+        .request = body, .heartbeat_timeout = json_is_integer(hb) ? json_integer_value(hb) : 0,
+    };
+    int64_t id;
+    nb_err_t err;
+    int rc = livy_session_create(a->livy, &cr, &id, &err);
+    if (rc < 0) {
+        if (rc == -ENOTSUP) rc = -EINVAL;   /* a kind without a kernel: the request's fault */
+        api_livy_fail(req, rc, &err);
+        goto out;
+    }
+    LOG_I("livy session created", "user=%s session=%lld kind=%s", c->log_name, (long long)id, cr.kind);
+    store_livy_session_t row;
+    if ((rc = store_livy_session_get(a->store, id, &row, &err)) < 0) {
+        api_livy_fail(req, rc, &err);
+        goto out;
+    }
+    char loc[64];
+    snprintf(loc, sizeof loc, "/sessions/%lld", (long long)id);
+    http_set_header(req, "Location", loc);
+    http_respond_json(req, 201, session_json(&row));
+    store_livy_session_clear(&row);
+out:
+    json_decref(body);
+}
+
+void api_livy_session_get(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (no_livy(a, req)) return;
+    int64_t id;
+    store_livy_session_t row;
+    if (path_session(a, req, &id, &row) < 0) return;
+    http_respond_json(req, 200, session_json(&row));
+    store_livy_session_clear(&row);
+}
+
+void api_livy_session_state(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (no_livy(a, req)) return;
+    int64_t id;
+    store_livy_session_t row;
+    if (path_session(a, req, &id, &row) < 0) return;
+    http_respond_json(req, 200, json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", row.state));
+    store_livy_session_clear(&row);
+}
+
+void api_livy_session_log(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (no_livy(a, req)) return;
+    int64_t id;
+    store_livy_session_t row;
+    if (path_session(a, req, &id, &row) < 0) return;
+    json_t *j = api_livy_log_json(req, id, row.log_path);
+    if (j) http_respond_json(req, 200, j);
+    store_livy_session_clear(&row);
+}
+
+void api_livy_session_delete(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (no_livy(a, req)) return;
+    int64_t id;
+    store_livy_session_t row;
+    if (path_session(a, req, &id, &row) < 0) return;
+    store_livy_session_clear(&row);
+    nb_err_t err;
+    int rc = livy_session_delete(a->livy, id, &err);
+    if (rc < 0) {
+        api_livy_fail(req, rc, &err);
+        return;
+    }
+    LOG_I("livy session deleted", "user=%s session=%lld", api_ctx(req)->log_name, (long long)id);
+    api_livy_error(req, 200, "deleted");
+}
+
+void api_livy_stmts_list(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (no_livy(a, req)) return;
+    int64_t id, from, size;
+    store_livy_session_t row;
+    if (path_session(a, req, &id, &row) < 0) return;
+    store_livy_session_clear(&row);
+    if (api_livy_page(req, &from, &size) < 0) return;
+    store_livy_stmts_t l;
+    nb_err_t err;
+    int rc = store_livy_stmts_list(a->store, id, &l, &err);
+    if (rc < 0) {
+        api_livy_fail(req, rc, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = (size_t)from; i < l.n && (int64_t)(i - (size_t)from) < size; i++)
+        json_array_append_new(arr, stmt_json(&l.v[i]));
+    http_respond_json(req, 200, json_pack("{s:I, s:o}", "total_statements", (json_int_t)l.n, "statements", arr));
+    store_livy_stmts_free(&l);
+}
+
+void api_livy_stmts_create(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (no_livy(a, req)) return;
+    int64_t id;
+    store_livy_session_t row;
+    if (path_session(a, req, &id, &row) < 0) return;
+    store_livy_session_clear(&row);
+    json_t *body;
+    if (api_livy_body(req, 0, API_MEMBERS("code", "kind"), &body) < 0) return;
+    json_t *code = json_object_get(body, "code"), *kind = json_object_get(body, "kind");
+    if (!json_is_string(code)) {
+        api_livy_error(req, 400, "'code' must be a string");
+        json_decref(body);
+        return;
+    }
+    if (kind && !json_is_null(kind) && !json_is_string(kind)) {
+        api_livy_error(req, 400, "'kind' must be a string: pyspark or sql");
+        json_decref(body);
+        return;
+    }
+    int64_t sid;
+    nb_err_t err;
+    int rc = livy_stmt_submit(a->livy, id, json_string_value(kind), json_string_value(code), &sid, &err);
+    json_decref(body);
+    if (rc < 0) {
+        if (rc == -ENOTSUP) rc = -EINVAL;
+        if (rc == -ESTALE) rc = -EINVAL;   /* Livy: IllegalStateException, 400 */
+        api_livy_fail(req, rc, &err);
+        return;
+    }
+    store_livy_stmt_t s;
+    if ((rc = store_livy_stmt_get(a->store, id, sid, &s, &err)) < 0) {
+        api_livy_fail(req, rc, &err);
+        return;
+    }
+    char loc[96];
+    snprintf(loc, sizeof loc, "/sessions/%lld/statements/%lld", (long long)id, (long long)sid);
+    http_set_header(req, "Location", loc);
+    http_respond_json(req, 201, stmt_json(&s));
+    store_livy_stmt_clear(&s);
+}
+
+/* The statement of path :sid in the session of :id: 0, or answered. */
+static int path_stmt(api_t *a, http_req_t *req, int64_t *id, int64_t *sid, store_livy_stmt_t *s)
+{
+    store_livy_session_t row;
+    if (path_session(a, req, id, &row) < 0) return -1;
+    store_livy_session_clear(&row);
+    if (api_livy_path_id(req, "sid", "Statement", sid) < 0) return -1;
+    nb_err_t err;
+    int rc = store_livy_stmt_get(a->store, *id, *sid, s, &err);
+    if (rc < 0) {
+        api_livy_fail(req, rc, &err);
+        return -1;
+    }
+    return 0;
+}
+
+void api_livy_stmt_get(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (no_livy(a, req)) return;
+    int64_t id, sid;
+    store_livy_stmt_t s;
+    if (path_stmt(a, req, &id, &sid, &s) < 0) return;
+    http_respond_json(req, 200, stmt_json(&s));
+    store_livy_stmt_clear(&s);
+}
+
+void api_livy_stmt_cancel(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (no_livy(a, req)) return;
+    int64_t id, sid;
+    store_livy_stmt_t s;
+    if (path_stmt(a, req, &id, &sid, &s) < 0) return;
+    store_livy_stmt_clear(&s);
+    nb_err_t err;
+    int rc = livy_stmt_cancel(a->livy, id, sid, &err);
+    if (rc < 0 && rc != -ESTALE) {
+        api_livy_fail(req, rc, &err);
+        return;
+    }
+    api_livy_error(req, 200, "canceled");
 }

@@ -33,6 +33,7 @@
 #include "hub/hub.h"
 #include "hub/hub_cull.h"
 #include "hub/hub_spark.h"
+#include "livy/livy.h"
 #include "http/netguard.h"
 #include "http/notify.h"
 #include "http/proxy.h"
@@ -108,6 +109,7 @@ struct serve {
     hub_t         *hub;        /* users' notebook servers (docs/hub.md) */
     hub_spark_t   *hub_spark;  /* their Spark clusters (profiles' spark:) */
     hub_cull_t    *hub_cull;   /* idle culling (hub.cull) */
+    livy_t        *livy;       /* Livy sessions (docs/livy.md) */
     int            stop_servers;   /* --stop-servers-on-exit */
     netguard_t    *guard;      /* where webhooks may go (nbhub.yaml webhooks.allow) */
     uv_signal_t    sigterm, sigint, sighup;
@@ -187,6 +189,11 @@ static void serve_stop(struct serve *sv, uint64_t grace_ms)
     }
     /* Servers keep running unless asked (a later nbhub adopts them). */
     hub_shutdown(sv->hub, sv->stop_servers, serve_part_closed, sv);
+    /* Livy sessions' kernels keep running too (adopted by the next nbhub). */
+    if (sv->livy) {
+        sv->pending++;
+        livy_shutdown(sv->livy, serve_part_closed, sv);
+    }
     sched_stop(sv->sched, grace_ms, serve_sched_stopped, sv);
 }
 
@@ -647,7 +654,7 @@ int cmd_serve(int argc, char **argv)
                       .render_max = sv.conf.render_max < 0 ? 0 : sv.conf.render_max == 0 ? -1
                                                                  : sv.conf.render_max,
                       .render_jobs = sv.conf.render_jobs, .render_queue = sv.conf.render_queue,
-                      .livy_csrf = sv.conf.livy_csrf };
+                      .livy_csrf = sv.conf.livy.csrf };
     hub_conf_finish(&sv.conf.hub);
     hub_opts_t ho = { .loop = &sv.loop, .store = sv.store, .hc = sv.hc, .home = home, .self_exe = self,
                       .isolation_system = system_mode, .account_tmpl = sv.conf.system_user,
@@ -729,6 +736,13 @@ int cmd_serve(int argc, char **argv)
     hub_cull_opts_t co = { .loop = &sv.loop, .hc = sv.hc, .store = sv.store, .home = home };
     if (hub_cull_new(sv.hub, &co, &sv.hub_cull, &err) < 0)
         LOG_W("hub: idle culling disabled", "error=\"%s\"", err.msg);
+    /* Livy sessions: those of the previous nbhub are adopted here. */
+    livy_conf_finish(&sv.conf.livy);
+    livy_opts_t lo = { .loop = &sv.loop, .store = sv.store, .home = home, .conf = &sv.conf.livy };
+    if (livy_new(&lo, &sv.livy, &err) < 0)
+        LOG_W("livy: the Livy API is disabled", "error=\"%s\"", err.msg);
+    else
+        api_set_livy(sv.api, sv.livy);
     /* Webhooks reach public addresses, and the internal ones the admin
      * listed (srvconf checked every entry already). */
     sv.guard = netguard_new();
@@ -784,6 +798,7 @@ out_loop:
     hub_cull_free(sv.hub_cull);
     hub_free(sv.hub);
     hub_spark_free(sv.hub_spark);
+    livy_free(sv.livy);
     sched_free(sv.sched);
     /* The hub's handles close on the loop (servers left running are not
      * waited for: their handles were let go at hub_shutdown). */

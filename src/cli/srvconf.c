@@ -39,7 +39,7 @@ static const struct ckey srvconf_keys[] = {
     { "spark", C_SPARK },
     { "webhooks", C_WEBHOOKS },      { "ui", C_UI },
     { "hub", C_HUB },
-    { "livy_listen", C_STR },        { "livy", C_LIVY },
+    { "livy", C_LIVY },              { "livy_listen", C_STR },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -55,6 +55,7 @@ void srvconf_init(srvconf_t *c)
     c->http_proxy_body_max = c->http_websocket_idle_ms = -1;
     c->render_max = -1;
     hub_conf_init(&c->hub);
+    livy_conf_init(&c->livy);
 }
 
 const iso_limits_t *srvconf_user_limits(const srvconf_t *c, const char *user)
@@ -104,6 +105,7 @@ void srvconf_clear(srvconf_t *c)
     free(c->trusted_users);
     strv_free(c->webhook_allow);
     hub_conf_clear(&c->hub);
+    livy_conf_clear(&c->livy);
     free(c->livy_listen);
     srvconf_init(c);
 }
@@ -598,32 +600,14 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
     case C_WEBHOOKS:
         set_webhooks(c, path, doc, v, errs);
         return;
-    case C_LIVY:
-        /* livy: {csrf: true} (docs/livy.md) */
-        if (v->type != YAML_MAPPING_NODE) {
-            errlist_add(errs, path, POS(v), "'livy' must be a mapping (csrf)");
-            return;
-        }
-        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-            yaml_node_t *kn = yaml_document_get_node(doc, p->key);
-            yaml_node_t *vn = yaml_document_get_node(doc, p->value);
-            const char *key = scalar(kn), *val = scalar(vn);
-            if (key && !strcmp(key, "csrf")) {
-                if (val && (!strcmp(val, "true") || !strcmp(val, "false"))) c->livy_csrf = !strcmp(val, "true");
-                else errlist_add(errs, path, POS(vn), "'livy.csrf' must be true or false");
-            } else {
-                static const char *const lk[] = { "csrf" };
-                const char *hint = key ? errlist_closest(key, lk, 1) : NULL;
-                errlist_add(errs, path, POS(kn), "unknown key 'livy.%s'%s%s%s", key ? key : "?",
-                            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
-            }
-        }
-        return;
     case C_UI:
         set_ui(c, path, doc, v, errs);
         return;
     case C_HUB:
         hub_conf_parse(path, doc, v, &c->hub, errs);
+        return;
+    case C_LIVY:
+        livy_conf_parse(path, doc, v, &c->livy, errs);
         return;
     }
 }
@@ -679,5 +663,6 @@ int srvconf_load(const char *path, srvconf_t *c, nb_errlist_t *errs)
     yaml_parser_delete(&p);
     free(text);
     hub_conf_finish(&c->hub);
+    livy_conf_finish(&c->livy);
     return errlist_count(errs) > before ? -EINVAL : 0;
 }

@@ -34,9 +34,11 @@
  *       render_jobs: 2              # renders at once (libuv's thread pool)
  *       render_queue: 16            # renders waiting for a slot; beyond, 503
  *     livy_listen: 127.0.0.1:8998   # the Livy API at / as well (docs/livy.md)
- *     livy: {csrf: true}            # X-Requested-By on the Livy API's POST/DELETE
  *     hub:                          # notebook servers (src/hub/profile.h, docs/hub.md)
  *       profiles: [{name: small, python: /opt/lab/bin/python, limits: {cpu: 1, memory: 2g}}]
+ *     livy:                         # the Livy API's sessions (src/livy/livy.h, docs/livy.md)
+ *       master: "local[*]"
+ *       kernel: python3
  *
  * Every problem is reported as FILE:LINE:COLUMN: message (unknown key with
  * a "did you mean" hint, wrong type, bad duration), all of them at once.
@@ -50,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "hub/profile.h"
+#include "livy/livy.h"
 #include "iso/limits.h"
 #include "util/errlist.h"
 
@@ -91,8 +94,8 @@ typedef struct srvconf {
     unsigned render_jobs;     /* 0 = unset */
     unsigned render_queue;    /* 0 = unset */
     hub_conf_t hub;           /* hub: (hub_conf_finish'ed by srvconf_load) */
+    livy_conf_t livy;         /* livy: (livy_conf_finish'ed by srvconf_load; src/livy/livy.h) */
     char    *livy_listen;     /* livy_listen: an address serving the Livy API at /, or NULL */
-    int      livy_csrf;       /* livy.csrf */
 } srvconf_t;
 
 /* The limits of one user: their user_limits entry, else limits. */

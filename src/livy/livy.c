@@ -1,0 +1,439 @@
+/*
+ * livy.c — the session manager (livy.h): the `livy:` configuration, the
+ * sessions in memory, adoption after a restart, the tick (heartbeat
+ * timeouts, journals of adopted statements, Spark progress, forgetting
+ * ended sessions) and the requests the API makes.  Kernels are started and
+ * ended in livy_session.c, statements run in livy_stmt.c.
+ */
+#include "livy/livy_session.h"
+
+#include "spark/scluster.h"
+#include "store/store_livy.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIVY_TICK_MS 1000
+#define POS(n) (int)(n)->start_mark.line + 1, (int)(n)->start_mark.column + 1
+
+/* ---- configuration -------------------------------------------------------- */
+
+void livy_conf_init(livy_conf_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->output_max = -1;
+    c->start_timeout_ms = -1;
+    c->retain_ms = -1;
+}
+
+void livy_conf_finish(livy_conf_t *c)
+{
+    if (!c->spark) c->spark = xstrdup("local");
+    if (!c->master) c->master = xstrdup("local[*]");
+    if (!c->kernel) c->kernel = xstrdup("python3");
+    if (c->output_max < 0) c->output_max = LIVY_OUTPUT_MAX_DEFAULT;
+    if (c->start_timeout_ms < 0) c->start_timeout_ms = LIVY_START_TIMEOUT_MS_DEFAULT;
+    if (c->retain_ms < 0) c->retain_ms = LIVY_RETAIN_MS_DEFAULT;
+}
+
+void livy_conf_clear(livy_conf_t *c)
+{
+    free(c->spark);
+    free(c->master);
+    free(c->kernel);
+    if (c->conf)
+        for (char **p = c->conf; *p; p++) free(*p);
+    free(c->conf);
+    livy_conf_init(c);
+}
+
+static const char *scalar(yaml_node_t *n)
+{
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+/* "90s", "10m", "2h", "500ms", a bare number of seconds. */
+static int parse_duration_ms(const char *s, int64_t *out)
+{
+    if (!s || !*s) return -EINVAL;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v < 0 || v > 100LL * 365 * 86400) return -EINVAL;
+    long long mul;
+    if (!*end || !strcmp(end, "s")) mul = 1000;
+    else if (!strcmp(end, "ms")) mul = 1;
+    else if (!strcmp(end, "m")) mul = 60000;
+    else if (!strcmp(end, "h")) mul = 3600000;
+    else return -EINVAL;
+    *out = v * mul;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    if (!s) return -EINVAL;
+    if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) *out = 1;
+    else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) *out = 0;
+    else return -EINVAL;
+    return 0;
+}
+
+void livy_conf_parse(const char *path, yaml_document_t *doc, yaml_node_t *v, livy_conf_t *c,
+                     nb_errlist_t *errs)
+{
+    static const char *const keys[] = { "spark", "master", "kernel", "conf", "output_max",
+                                        "start_timeout", "retain", "csrf" };
+    c->present = 1;
+    if (v->type != YAML_MAPPING_NODE) {
+        errlist_add(errs, path, POS(v), "'livy' must be a mapping (spark, master, kernel, ...)");
+        return;
+    }
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
+        const char *key = scalar(kn), *val = scalar(vn);
+        if (key && !strcmp(key, "spark")) {
+            if (!val || strcmp(val, "local") != 0)
+                errlist_add(errs, path, POS(vn), "'livy.spark' must be local (a cluster per session "
+                                                 "is not available yet)");
+            else {
+                free(c->spark);
+                c->spark = xstrdup(val);
+            }
+        } else if (key && !strcmp(key, "master")) {
+            if (!val || strncmp(val, "local", 5) != 0)
+                errlist_add(errs, path, POS(vn), "'livy.master' must be local, local[N] or local[*]");
+            else {
+                free(c->master);
+                c->master = xstrdup(val);
+            }
+        } else if (key && !strcmp(key, "kernel")) {
+            if (!val || !*val)
+                errlist_add(errs, path, POS(vn), "'livy.kernel' must be a kernel spec name");
+            else {
+                free(c->kernel);
+                c->kernel = xstrdup(val);
+            }
+        } else if (key && !strcmp(key, "conf")) {
+            if (vn->type != YAML_MAPPING_NODE) {
+                errlist_add(errs, path, POS(vn), "'livy.conf' must be a mapping of Spark settings");
+                continue;
+            }
+            size_t n = 0;
+            for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top; q++) {
+                yaml_node_t *ck = yaml_document_get_node(doc, q->key), *cv = yaml_document_get_node(doc, q->value);
+                if (!scalar(ck) || !scalar(cv) || !strchr(scalar(ck), '.')) {
+                    errlist_add(errs, path, POS(ck), "'livy.conf' entries must be spark.key: value");
+                    continue;
+                }
+                c->conf = xrealloc(c->conf, (n + 2) * sizeof *c->conf);
+                c->conf[n++] = xasprintf("%s=%s", scalar(ck), scalar(cv));
+                c->conf[n] = NULL;
+            }
+        } else if (key && !strcmp(key, "output_max")) {
+            long mb = val ? scluster_memory_mb(val) : -EINVAL;
+            if (mb <= 0)
+                errlist_add(errs, path, POS(vn), "'livy.output_max' must be a size such as 16m");
+            else
+                c->output_max = (int64_t)mb * 1024 * 1024;
+        } else if (key && !strcmp(key, "start_timeout")) {
+            if (parse_duration_ms(val, &c->start_timeout_ms) < 0 || c->start_timeout_ms == 0)
+                errlist_add(errs, path, POS(vn), "'livy.start_timeout' must be a duration such as 180s");
+        } else if (key && !strcmp(key, "retain")) {
+            if (parse_duration_ms(val, &c->retain_ms) < 0)
+                errlist_add(errs, path, POS(vn), "'livy.retain' must be a duration such as 10m");
+        } else if (key && !strcmp(key, "csrf")) {
+            if (parse_bool(val, &c->csrf) < 0)
+                errlist_add(errs, path, POS(vn), "'livy.csrf' must be true or false");
+        } else {
+            const char *hint = key ? errlist_closest(key, keys, sizeof keys / sizeof *keys) : NULL;
+            errlist_add(errs, path, POS(kn), "unknown key 'livy.%s'%s%s%s", key ? key : "?",
+                        hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+        }
+    }
+}
+
+/* ---- kinds ---------------------------------------------------------------- */
+
+int livy_kind_check(const char *kind, nb_err_t *err)
+{
+    if (!kind) return err_set(err, -EINVAL, "kind is required");
+    if (!strcmp(kind, "pyspark") || !strcmp(kind, "python") || !strcmp(kind, "sql")) return 0;
+    if (!strcmp(kind, "spark") || !strcmp(kind, "sparkr"))
+        return err_set(err, -ENOTSUP, "kind '%s' is not available: nbhub runs Livy sessions on PySpark "
+                                      "kernels and has no %s kernel configured (use pyspark or sql)",
+                       kind, !strcmp(kind, "spark") ? "Scala" : "R");
+    return err_set(err, -EINVAL, "unknown kind '%s': pyspark, sql (spark and sparkr have no kernel here)",
+                   kind);
+}
+
+/* ---- sessions in memory ----------------------------------------------------- */
+
+static lsess_t *find(livy_t *l, int64_t id)
+{
+    for (lsess_t *s = l->sessions; s; s = s->next)
+        if (s->id == id && !s->deleted) return s;
+    return NULL;
+}
+
+lsess_t *lsess_new(livy_t *l, int64_t id, int64_t uid, const char *kind)
+{
+    lsess_t *s = xcalloc(1, sizeof *s);
+    s->l = l;
+    s->id = id;
+    s->uid = uid;
+    s->kind = xstrdup(kind);
+    s->cur.id = -1;
+    s->dir = xasprintf("%s/livy/sessions/%lld", l->home, (long long)id);
+    s->log_path = xasprintf("%s/kernel.log", s->dir);
+    s->journal = xasprintf("%s/journal.jsonl", s->dir);
+    s->events_dir = xasprintf("%s/events", s->dir);
+    s->last_hb_us = s->hb_written_us = time_now_us();
+    s->next = l->sessions;
+    l->sessions = s;
+    return s;
+}
+
+static void maybe_done(livy_t *l)
+{
+    if (l->stopping && !l->sessions && l->tick_closed && l->done) {
+        void (*done)(void *) = l->done;
+        l->done = NULL;
+        done(l->done_ud);
+    }
+}
+
+/* Unlinked and freed by livy_session.c once its handles are closed. */
+void lsess_free_maybe(lsess_t *s)
+{
+    if (s->proc_open || s->stop_timer_open || (s->km && !s->km_gone)) return;
+    livy_t *l = s->l;
+    for (lsess_t **pp = &l->sessions; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    lstmt_clear(&s->cur);
+    if (s->evfile) fclose(s->evfile);
+    seventlog_free(s->evlog);
+    free(s->kind);
+    free(s->dir);
+    free(s->log_path);
+    free(s->journal);
+    free(s->events_dir);
+    free(s->conn_file);
+    free(s->end_error);
+    free(s);
+    maybe_done(l);
+}
+
+void lsess_set_state(lsess_t *s, const char *state)
+{
+    if (s->deleted) return;
+    snprintf(s->state, sizeof s->state, "%s", state);
+    nb_err_t err;
+    if (store_livy_session_set_state(s->l->st, s->id, state, NULL, time_now_us(), &err) < 0)
+        LOG_W("livy: session state not recorded", "session=%lld state=%s error=\"%s\"", (long long)s->id,
+              state, err.msg);
+}
+
+/* ---- the tick --------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    livy_t *l = t->data;
+    int64_t now = time_now_us();
+    for (lsess_t *s = l->sessions, *next; s; s = next) {
+        next = s->next;
+        if (s->ending || s->deleted) continue;
+        if (s->cur.from_journal) lstmt_poll_journal(s);
+        if (s->cur.id >= 0) lstmt_progress(s);
+        /* The heartbeat: written through now and then, so that a restarted
+         * nbhub counts from the client's last request, not its own start. */
+        if (s->last_hb_us - s->hb_written_us >= 5000000) {
+            store_livy_session_heartbeat(l->st, s->id, s->last_hb_us, NULL);
+            s->hb_written_us = s->last_hb_us;
+        }
+        if (s->hb_timeout_s > 0 && s->ready && s->cur.id < 0 &&
+            now - s->last_hb_us > s->hb_timeout_s * 1000000) {
+            char why[160];
+            snprintf(why, sizeof why, "no request for %lld s (heartbeatTimeoutInSecond)",
+                     (long long)s->hb_timeout_s);
+            LOG_I("livy: session timed out", "session=%lld timeout_s=%lld", (long long)s->id,
+                  (long long)s->hb_timeout_s);
+            lsess_end(s, "dead", why);
+        }
+    }
+    /* Livy forgets ended sessions after a while (livy.server.session.state-retain.sec). */
+    store_livy_sessions_prune(l->st, now - l->conf->retain_ms * 1000, NULL, NULL);
+}
+
+/* ---- adoption --------------------------------------------------------------- */
+
+static void adopt_all(livy_t *l)
+{
+    store_livy_sessions_t rows;
+    nb_err_t err;
+    if (store_livy_sessions_list(l->st, 0, 1, &rows, &err) < 0) {
+        LOG_E("livy: cannot read sessions", "error=\"%s\"", err.msg);
+        return;
+    }
+    int adopted = 0, lost = 0;
+    for (size_t i = 0; i < rows.n; i++) {
+        store_livy_session_t *r = &rows.v[i];
+        lsess_t *s = lsess_new(l, r->id, r->user_id, r->kind);
+        snprintf(s->state, sizeof s->state, "%s", r->state);
+        s->hb_timeout_s = r->heartbeat_timeout;
+        s->last_hb_us = s->hb_written_us = r->last_heartbeat ? r->last_heartbeat : time_now_us();
+        /* A kernel half-way through its initialisation cannot be trusted
+         * to have `spark` and the journal: that session is ended. */
+        int usable = r->kernel_conn && r->pid > 0 &&
+                     (!strcmp(r->state, "idle") || !strcmp(r->state, "busy"));
+        if (usable && lsess_adopt(s, r->kernel_conn, r->pid, r->pid_start_time) == 0) {
+            adopted++;
+            continue;
+        }
+        lost++;
+        s->pid = r->pid;
+        s->pid_start = r->pid_start_time;
+        free(s->conn_file);
+        s->conn_file = r->kernel_conn ? xstrdup(r->kernel_conn) : NULL;
+        lsess_end(s, usable ? "dead" : "error",
+                  usable ? "the kernel was gone when nbhub restarted"
+                         : "nbhub restarted while the session was starting");
+    }
+    store_livy_sessions_free(&rows);
+    if (adopted || lost) LOG_I("livy: sessions after restart", "adopted=%d ended=%d", adopted, lost);
+}
+
+int livy_new(const livy_opts_t *o, livy_t **out, nb_err_t *err)
+{
+    if (!o || !o->loop || !o->store || !o->home || !o->conf)
+        return err_set(err, -EINVAL, "livy: loop, store, home and conf are required");
+    livy_t *l = xcalloc(1, sizeof *l);
+    l->loop = o->loop;
+    l->st = o->store;
+    l->home = xstrdup(o->home);
+    l->conf = o->conf;
+    uv_timer_init(l->loop, &l->tick);
+    l->tick.data = l;
+    uv_timer_start(&l->tick, on_tick, LIVY_TICK_MS, LIVY_TICK_MS);
+    uv_unref((uv_handle_t *)&l->tick);
+    adopt_all(l);
+    *out = l;
+    return 0;
+}
+
+const livy_conf_t *livy_conf(const livy_t *l) { return l->conf; }
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    livy_t *l = h->data;
+    l->tick_closed = 1;
+    maybe_done(l);
+}
+
+void livy_shutdown(livy_t *l, void (*done)(void *ud), void *ud)
+{
+    if (!l) {
+        if (done) done(ud);
+        return;
+    }
+    if (l->stopping) return;
+    l->stopping = 1;
+    l->done = done;
+    l->done_ud = ud;
+    uv_close((uv_handle_t *)&l->tick, on_tick_closed);
+    for (lsess_t *s = l->sessions, *next; s; s = next) {
+        next = s->next;
+        lsess_detach(s);
+    }
+}
+
+void livy_free(livy_t *l)
+{
+    if (!l) return;
+    free(l->home);
+    free(l);
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+int livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_t *err)
+{
+    if (l->stopping) return err_set(err, -ESHUTDOWN, "nbhub is stopping");
+    int rc = livy_kind_check(c->kind, err);
+    if (rc < 0) return rc;
+    char *req = json_dumps(c->request, JSON_COMPACT | JSON_SORT_KEYS);
+    rc = store_livy_session_create(l->st, c->uid, c->proxy_user, c->name, c->kind, req,
+                                   c->heartbeat_timeout, time_now_us(), id, err);
+    free(req);
+    if (rc < 0) return rc;
+    lsess_t *s = lsess_new(l, *id, c->uid, c->kind);
+    snprintf(s->state, sizeof s->state, "not_started");
+    s->hb_timeout_s = c->heartbeat_timeout;
+    nb_err_t serr;
+    if (lsess_start(s, c->request, &serr) < 0) {
+        LOG_W("livy: session start failed", "session=%lld error=\"%s\"", (long long)*id, serr.msg);
+        lsess_end(s, "error", serr.msg);
+    }
+    return 0;
+}
+
+int livy_session_delete(livy_t *l, int64_t id, nb_err_t *err)
+{
+    lsess_t *s = find(l, id);
+    int rc = store_livy_session_delete(l->st, id, err);
+    if (rc < 0 && !s) return rc;
+    if (s) {
+        s->deleted = 1;
+        lsess_end(s, NULL, NULL);
+    }
+    return 0;
+}
+
+void livy_session_heartbeat(livy_t *l, int64_t id)
+{
+    lsess_t *s = find(l, id);
+    if (s) s->last_hb_us = time_now_us();
+}
+
+int livy_stmt_submit(livy_t *l, int64_t session_id, const char *kind, const char *code,
+                     int64_t *stmt, nb_err_t *err)
+{
+    lsess_t *s = find(l, session_id);
+    if (!s) return err_set(err, -ENOENT, "Session '%lld' not found.", (long long)session_id);
+    if (s->ending || store_livy_state_final(s->state))
+        return err_set(err, -ESTALE, "Session %lld is %s: it takes no statements", (long long)session_id,
+                       s->state);
+    const char *k = kind ? kind : s->kind;
+    int rc = livy_kind_check(k, err);
+    if (rc < 0) return rc;
+    rc = store_livy_stmt_add(l->st, session_id, k, code, stmt, err);
+    if (rc < 0) return rc;
+    s->last_hb_us = time_now_us();
+    lstmt_next(s);
+    return 0;
+}
+
+int livy_stmt_cancel(livy_t *l, int64_t session_id, int64_t stmt, nb_err_t *err)
+{
+    lsess_t *s = find(l, session_id);
+    store_livy_stmt_t r;
+    int rc = store_livy_stmt_get(l->st, session_id, stmt, &r, err);
+    if (rc < 0) return rc;
+    int waiting = !strcmp(r.state, "waiting"), running = !strcmp(r.state, "running");
+    store_livy_stmt_clear(&r);
+    if (waiting) return store_livy_stmt_finish(l->st, session_id, stmt, "cancelled", NULL, time_now_us(), err);
+    if (!running) return 0;
+    if (!s || s->cur.id != stmt || !s->km)
+        return store_livy_stmt_finish(l->st, session_id, stmt, "cancelled", NULL, time_now_us(), err);
+    rc = store_livy_stmt_cancelling(l->st, session_id, stmt, err);
+    if (rc < 0) return rc;
+    kmgr_interrupt(s->km);
+    return 0;
+}

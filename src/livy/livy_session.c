@@ -1,0 +1,438 @@
+/*
+ * livy_session.c — a session's kernel: started detached, adopted after a
+ * restart, ended with its whole process group (livy.h has the life).
+ *
+ * The kernel is not started through kmgr_start: that one ties the kernel
+ * to nbhub (`nbhub __kernel-exec` sets PR_SET_PDEATHSIG, JPY_PARENT_PID
+ * makes ipykernel exit with its parent), which is right for `nbhub run`
+ * and flow tasks and wrong for a session that must survive a restart of
+ * nbhub serve.  So it is spawned here as a detached child (own session,
+ * stdout and stderr to the session's kernel.log) and then driven through
+ * kmgr_attach with its pid: the same client, handshake and interrupts as
+ * every other kernel, death seen through a pidfd.  kmgr never stops it
+ * (attached without shutdown_kernel); the end is ours: shutdown_request
+ * on control, SIGTERM to the group after 3 s, SIGKILL after 5 s, and a
+ * last SIGKILL to the group once the kernel is gone, for the Spark JVM
+ * (pyspark starts it as the kernel's child, in its group).
+ */
+#include "livy/livy_session.h"
+
+#include "kernel/kconn.h"
+#include "kernel/kspec.h"
+#include "sched/sup.h"
+#include "spark/sparkspec.h"
+#include "store/store_livy.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STOP_TERM_MS 3000
+#define STOP_KILL_MS 5000
+#define STOP_POLL_MS 250
+
+static void on_km_ready(kmgr_t *km, int status, const char *errmsg, void *ud);
+static void on_km_msg(kmgr_t *km, enum kchan ch, const kmsg_t *msg, void *ud);
+static void on_km_died(kmgr_t *km, const char *why, void *ud);
+static void on_km_stopped(kmgr_t *km, void *ud);
+static const struct kmgr_cbs km_cbs = { on_km_ready, on_km_msg, on_km_died, on_km_stopped };
+
+static int alive(const lsess_t *s)
+{
+    return s->pid > 0 && !s->exited && kill(s->pid, 0) == 0 && sup_proc_start_time(s->pid) == s->pid_start;
+}
+
+/* The connection file's directory (kconn_new's, private to the session):
+ * its file, sockets and the directory itself. */
+static void remove_conn(const char *file)
+{
+    if (!file) return;
+    kconn_t *c;
+    if (kconn_load(file, &c, NULL) < 0) {
+        unlink(file);
+        return;
+    }
+    char *d = xstrdup(file);
+    c->dir = xstrdup(dirname(d));
+    free(d);
+    kconn_free(c);   /* removes what a directory it created would hold */
+}
+
+/* ---- start ------------------------------------------------------------------ */
+
+static void on_proc_closed(uv_handle_t *h)
+{
+    lsess_t *s = h->data;
+    s->proc_open = 0;
+    lsess_free_maybe(s);
+}
+
+static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
+{
+    lsess_t *s = p->data;
+    LOG_D("livy: kernel process exited", "session=%lld status=%lld signal=%d", (long long)s->id,
+          (long long)status, sig);
+    s->exited = 1;
+    uv_close((uv_handle_t *)p, on_proc_closed);
+}
+
+/* Livy's request options as Spark settings, after the configured ones. */
+static char **spark_conf(const lsess_t *s, const json_t *req)
+{
+    const livy_conf_t *lc = s->l->conf;
+    size_t n = 0, cap = 16;
+    char **v = xcalloc(cap, sizeof *v);
+#define ADD(...)                                                   \
+    do {                                                           \
+        if (n + 2 >= cap) v = xrealloc(v, (cap *= 2) * sizeof *v); \
+        v[n++] = xasprintf(__VA_ARGS__);                           \
+        v[n] = NULL;                                               \
+    } while (0)
+    for (char **p = lc->conf; p && *p; p++) ADD("%s", *p);
+    json_t *conf = json_object_get(req, "conf");
+    const char *k;
+    json_t *cv;
+    json_object_foreach(conf, k, cv) {
+        if (json_is_string(cv)) ADD("%s=%s", k, json_string_value(cv));
+        else if (json_is_integer(cv)) ADD("%s=%lld", k, (long long)json_integer_value(cv));
+        else if (json_is_real(cv)) ADD("%s=%g", k, json_real_value(cv));
+        else if (json_is_boolean(cv)) ADD("%s=%s", k, json_is_true(cv) ? "true" : "false");
+    }
+    static const struct { const char *member, *key; } sizes[] = {
+        { "driverMemory", "spark.driver.memory" },       { "driverCores", "spark.driver.cores" },
+        { "executorMemory", "spark.executor.memory" },   { "executorCores", "spark.executor.cores" },
+        { "numExecutors", "spark.executor.instances" },  { "queue", "spark.yarn.queue" },
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        json_t *m = json_object_get(req, sizes[i].member);
+        if (json_is_string(m)) ADD("%s=%s", sizes[i].key, json_string_value(m));
+        else if (json_is_integer(m)) ADD("%s=%lld", sizes[i].key, (long long)json_integer_value(m));
+    }
+    static const struct { const char *member, *key; } lists[] = {
+        { "jars", "spark.jars" }, { "pyFiles", "spark.submit.pyFiles" }, { "files", "spark.files" },
+        { "archives", "spark.archives" },
+    };
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) {
+        json_t *m = json_object_get(req, lists[i].member);
+        if (!json_array_size(m)) continue;
+        buf_t b = BUF_INIT;
+        size_t j;
+        json_t *e;
+        json_array_foreach(m, j, e) buf_printf(&b, "%s%s", j ? "," : "", json_string_value(e));
+        ADD("%s=%s", lists[i].key, b.data);
+        buf_free(&b);
+    }
+    /* nbhub's own, last so they win: the name finds the JVM (tests, ps),
+     * the event log gives statements their progress, and the UI, which
+     * nothing proxies for a local session, is not started. */
+    ADD("spark.app.name=livy-session-%lld", (long long)s->id);
+    ADD("spark.eventLog.enabled=true");
+    ADD("spark.eventLog.dir=file://%s", s->events_dir);
+    ADD("spark.ui.enabled=false");
+#undef ADD
+    return v;
+}
+
+int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
+{
+    livy_t *l = s->l;
+    int rc = fs_mkdir_p(s->events_dir, 0700, err);
+    if (rc < 0) return rc;
+    kspec_t *spec;
+    if ((rc = kspec_find(l->conf->kernel, &spec, err)) < 0) return rc;
+    char **conf = spark_conf(s, request);
+    buf_t args = BUF_INIT;
+    struct sparkspec_opts so = { .name = "livy", .master = l->conf->master, .conf = (const char *const *)conf };
+    rc = sparkspec_submit_args(&so, &args, err);
+    for (char **p = conf; *p; p++) free(*p);
+    free(conf);
+    if (rc < 0) {
+        buf_free(&args);
+        kspec_free(spec);
+        return rc;
+    }
+    kconn_t *conn;
+    if ((rc = kconn_new(1, &conn, err)) < 0) {
+        buf_free(&args);
+        kspec_free(spec);
+        return rc;
+    }
+    /* The directory is the session's now: it must outlive this nbhub. */
+    s->conn_file = xstrdup(conn->file);
+    free(conn->dir);
+    conn->dir = NULL;
+    kconn_free(conn);
+    char **argv = kspec_argv(spec, s->conn_file);
+    char *e_args = xasprintf("PYSPARK_SUBMIT_ARGS=%s", args.data);
+    char *e_py = xasprintf("PYSPARK_PYTHON=%s", argv[0]);
+    char *e_sess = xasprintf("NBHUB_LIVY_SESSION=%lld", (long long)s->id);
+    char *extra[] = { e_args, e_py, e_sess, NULL };
+    char **env = kspec_env(spec, extra);
+    buf_free(&args);
+    int fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = err_set(err, -errno, "%s: %s", s->log_path, strerror(errno));
+        goto out;
+    }
+    uv_stdio_container_t stdio[3] = {
+        { .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = fd }, { .flags = UV_INHERIT_FD, .data.fd = fd },
+    };
+    uv_process_options_t po = { .exit_cb = on_proc_exit, .file = argv[0], .args = argv, .env = env,
+                                .cwd = s->dir, .flags = UV_PROCESS_DETACHED, .stdio_count = 3, .stdio = stdio };
+    s->proc.data = s;
+    rc = uv_spawn(l->loop, &s->proc, &po);
+    close(fd);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&s->proc, NULL);
+        rc = err_set(err, rc, "cannot start the kernel %s: %s", argv[0], uv_strerror(rc));
+        goto out;
+    }
+    s->proc_open = 1;
+    s->pid = s->proc.pid;
+    s->pid_start = sup_proc_start_time(s->pid);
+    if ((rc = store_livy_session_spawned(l->st, s->id, s->conn_file, s->pid, s->pid_start, s->log_path, NULL,
+                                         err)) < 0)
+        goto out;
+    lsess_set_state(s, "starting");
+    LOG_I("livy: session kernel started", "session=%lld pid=%d kernel=%s", (long long)s->id, s->pid,
+          spec->name);
+    rc = kmgr_attach(l->loop, s->conn_file, s->pid, 0, (unsigned)l->conf->start_timeout_ms, &km_cbs, s,
+                     &s->km, err);
+    if (rc < 0) s->km = NULL;
+out:
+    for (char **p = argv; p && *p; p++) free(*p);
+    free(argv);
+    for (char **p = env; p && *p; p++) free(*p);
+    free(env);
+    free(e_args);
+    free(e_py);
+    free(e_sess);
+    kspec_free(spec);
+    return rc;
+}
+
+int lsess_adopt(lsess_t *s, const char *conn_file, int pid, int64_t pid_start)
+{
+    s->pid = pid;
+    s->pid_start = pid_start;
+    free(s->conn_file);
+    s->conn_file = xstrdup(conn_file);
+    if (!alive(s)) return -ESRCH;
+    nb_err_t err;
+    /* Adopted: the initialisation ran in the previous nbhub's time. */
+    s->ready = 1;
+    if (kmgr_attach(s->l->loop, conn_file, pid, 0, 30000, &km_cbs, s, &s->km, &err) < 0) {
+        LOG_W("livy: cannot attach to a session's kernel", "session=%lld error=\"%s\"", (long long)s->id,
+              err.msg);
+        s->km = NULL;
+        s->ready = 0;
+        return -ESRCH;
+    }
+    /* The statement that was running when nbhub went: its outputs are in
+     * the journal, and the rest will be. */
+    store_livy_stmts_t st;
+    if (store_livy_stmts_list(s->l->st, s->id, &st, &err) == 0) {
+        for (size_t i = 0; i < st.n; i++) {
+            if (strcmp(st.v[i].state, "running") != 0 && strcmp(st.v[i].state, "cancelling") != 0) continue;
+            s->cur.id = st.v[i].id;
+            snprintf(s->cur.msg_id, sizeof s->cur.msg_id, "%s", st.v[i].msg_id ? st.v[i].msg_id : "");
+            s->cur.from_journal = 1;
+            s->cur.started_us = st.v[i].started_at;
+            break;
+        }
+        store_livy_stmts_free(&st);
+    }
+    LOG_I("livy: session adopted", "session=%lld pid=%d running_statement=%lld", (long long)s->id, pid,
+          (long long)s->cur.id);
+    return 0;
+}
+
+/* ---- kmgr callbacks ------------------------------------------------------- */
+
+static void on_km_ready(kmgr_t *km, int status, const char *errmsg, void *ud)
+{
+    lsess_t *s = ud;
+    (void)km;
+    if (status < 0) {
+        char why[512];
+        snprintf(why, sizeof why, "the kernel did not start: %s (see GET /livy/sessions/%lld/log)",
+                 errmsg ? errmsg : "error", (long long)s->id);
+        lsess_end(s, "error", why);
+        return;
+    }
+    if (s->ready) {       /* adopted */
+        if (s->cur.id >= 0) lstmt_poll_journal(s);
+        else lstmt_next(s);
+        return;
+    }
+    /* The initialisation cell: spark, sc, sqlContext as Livy's shells
+     * have them, the journal, and the application id. */
+    char *code = lstmt_init_code(s);
+    json_t *content = json_pack("{s:s, s:b, s:b, s:{s:s}, s:b, s:b}", "code", code, "silent", 1,
+                                "store_history", 0, "user_expressions", "app", "sc.applicationId",
+                                "allow_stdin", 0, "stop_on_error", 1);
+    free(code);
+    s->init_pending = 1;
+    if (kmgr_request(s->km, KCHAN_SHELL, "execute_request", content, s->init_msg) < 0)
+        lsess_end(s, "error", "could not send the initialisation to the kernel");
+}
+
+/* The initialisation's execute_reply. */
+static void init_reply(lsess_t *s, const kmsg_t *m)
+{
+    s->init_pending = 0;
+    json_t *c = kmsg_content(m);
+    const char *st = json_string_value(json_object_get(c, "status"));
+    if (!st || strcmp(st, "ok") != 0) {
+        char why[1024];
+        snprintf(why, sizeof why, "the session's SparkSession did not start: %s: %s",
+                 json_string_value(json_object_get(c, "ename")) ?: "error",
+                 json_string_value(json_object_get(c, "evalue")) ?: "");
+        lsess_end(s, "error", why);
+        return;
+    }
+    json_t *app = json_object_get(json_object_get(json_object_get(json_object_get(c, "user_expressions"), "app"),
+                                                  "data"), "text/plain");
+    if (json_is_string(app)) {
+        /* a repr: 'local-1765...' */
+        char id[128];
+        snprintf(id, sizeof id, "%s", json_string_value(app));
+        size_t n = strlen(id);
+        const char *v = id;
+        if (n >= 2 && (id[0] == '\'' || id[0] == '"')) {
+            id[n - 1] = '\0';
+            v = id + 1;
+        }
+        store_livy_session_set_app(s->l->st, s->id, v, NULL);
+    }
+    s->ready = 1;
+    lsess_set_state(s, "idle");
+    LOG_I("livy: session idle", "session=%lld", (long long)s->id);
+    lstmt_next(s);
+}
+
+static void on_km_msg(kmgr_t *km, enum kchan ch, const kmsg_t *msg, void *ud)
+{
+    lsess_t *s = ud;
+    (void)km;
+    if (s->init_pending) {
+        if (ch == KCHAN_SHELL && msg->parent_id && !strcmp(msg->parent_id, s->init_msg) &&
+            !strcmp(msg->msg_type, "execute_reply"))
+            init_reply(s, msg);
+        return;
+    }
+    lstmt_on_msg(s, ch, msg);
+}
+
+static void on_km_died(kmgr_t *km, const char *why, void *ud)
+{
+    lsess_t *s = ud;
+    (void)km;
+    s->exited = s->exited || !alive(s);
+    if (s->ending) return;
+    char msg[256];
+    snprintf(msg, sizeof msg, "the kernel died: %s", why ? why : "exited");
+    lsess_end(s, "dead", msg);
+}
+
+static void on_km_stopped(kmgr_t *km, void *ud)
+{
+    lsess_t *s = ud;
+    (void)km;
+    s->km = NULL;
+    s->km_gone = 1;
+    if (!s->ending && !s->l->stopping) {
+        /* kmgr gave up on a kernel that is still there (its heartbeat):
+         * it cannot be reached any more, so it ends. */
+        lsess_end(s, "dead", "the kernel stopped answering");
+        return;
+    }
+    lsess_free_maybe(s);
+}
+
+/* ---- end -------------------------------------------------------------------- */
+
+static void on_stop_timer_closed(uv_handle_t *h)
+{
+    lsess_t *s = h->data;
+    s->stop_timer_open = 0;
+    lsess_free_maybe(s);
+}
+
+/* The kernel is gone: its group's leftovers (the Spark JVM), our client,
+ * the connection directory. */
+static void finish(lsess_t *s)
+{
+    if (s->pid > 0) kill(-s->pid, SIGKILL);
+    remove_conn(s->conn_file);
+    if (s->stop_timer_open) uv_close((uv_handle_t *)&s->stop_timer, on_stop_timer_closed);
+    if (s->km) kmgr_shutdown(s->km, 0);   /* attached: disconnect only */
+    LOG_I("livy: session ended", "session=%lld state=%s", (long long)s->id, s->deleted ? "deleted" : s->end_state);
+    lsess_free_maybe(s);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    lsess_t *s = t->data;
+    if (!alive(s)) {
+        uv_timer_stop(t);
+        finish(s);
+        return;
+    }
+    uint64_t waited = (uint64_t)s->escalation * STOP_POLL_MS;
+    s->escalation++;
+    if (waited == STOP_TERM_MS) {
+        LOG_I("livy: kernel did not stop; sending SIGTERM", "session=%lld pid=%d", (long long)s->id, s->pid);
+        kill(-s->pid, SIGTERM);
+    } else if (waited >= STOP_KILL_MS && (waited - STOP_KILL_MS) % 1000 == 0) {
+        kill(-s->pid, SIGKILL);
+    }
+}
+
+void lsess_end(lsess_t *s, const char *state, const char *error)
+{
+    if (s->ending) return;
+    s->ending = 1;
+    snprintf(s->end_state, sizeof s->end_state, "%s", state ? state : "killed");
+    s->end_error = error ? xstrdup(error) : NULL;
+    if (!s->deleted) {
+        lstmt_abort(s, error ? error : "the session ended");
+        snprintf(s->state, sizeof s->state, "%s", s->end_state);
+        nb_err_t err;
+        if (store_livy_session_set_state(s->l->st, s->id, s->end_state, error, time_now_us(), &err) < 0)
+            LOG_W("livy: session end not recorded", "session=%lld error=\"%s\"", (long long)s->id, err.msg);
+    }
+    if (!alive(s)) {
+        finish(s);
+        return;
+    }
+    /* Ask first: ipykernel runs its shutdown (atexit, SparkContext.stop
+     * through pyspark's own atexit) and exits. */
+    if (s->km) kmgr_request(s->km, KCHAN_CONTROL, "shutdown_request", json_pack("{s:b}", "restart", 0), NULL);
+    else kill(-s->pid, SIGTERM);
+    uv_timer_init(s->l->loop, &s->stop_timer);
+    s->stop_timer.data = s;
+    s->stop_timer_open = 1;
+    s->escalation = 0;
+    uv_timer_start(&s->stop_timer, on_stop_timer, STOP_POLL_MS, STOP_POLL_MS);
+}
+
+void lsess_detach(lsess_t *s)
+{
+    /* The kernel stays; our handles go.  A stop under way finishes first
+     * (its timer is on the loop nbhub still runs while stopping). */
+    if (s->ending) return;
+    s->ending = 1;
+    if (s->proc_open) uv_close((uv_handle_t *)&s->proc, on_proc_closed);
+    if (s->km) kmgr_shutdown(s->km, 0);
+    lsess_free_maybe(s);
+}

@@ -1,0 +1,234 @@
+"""The Livy API's sessions and statements (docs/livy.md) against real Spark:
+pyspark from .venv (it bundles Spark) and Java 17, one nbhub serve for the
+module (a session's kernel + JVM takes seconds to start, so the tests share
+what they can).
+
+What Livy itself gets wrong and nbhub must not (issue 19): sessions survive
+a restart of nbhub serve, clean or kill -9, and a statement running across
+it completes and can be read; idle sessions end after
+heartbeatTimeoutInSecond without requests, never while a statement runs;
+no JVM is left behind by a deleted, timed out or crashed session; users see
+only their own sessions."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import wait_for
+from hubserve import HubServer, hub_harness
+
+pytest.importorskip("pyspark")
+
+CONFIG = ("livy:\n"
+          "  master: 'local[2]'\n"
+          "  output_max: 1m\n"
+          "  conf: {spark.sql.shuffle.partitions: '2', spark.driver.memory: 512m}\n")
+
+
+@pytest.fixture(scope="module")
+def livy(tmp_path_factory):
+    h = hub_harness(tmp_path_factory, "livy")
+    hs = HubServer(h, config=CONFIG).start()
+    yield hs
+    # Sessions outlive nbhub serve by design: end them first.
+    st, lst = hs.api.get("/livy/sessions?size=1000")
+    for s in lst.get("sessions", []):
+        hs.api.delete(f"/livy/sessions/{s['id']}")
+    wait_for(lambda: not h.leftovers(), 30, 0.2)
+    hs.stop()
+    left = h.cleanup()
+    assert not left, left
+
+
+def jvms(session_id):
+    """pids of Spark JVMs of that session (its app name is on their command line)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"java") and f"spark.app.name=livy-session-{session_id}".encode() in b" ".join(cmd):
+            out.append(int(d))
+    return out
+
+
+def create(api, body=None, expect=201):
+    st, s = api.post("/livy/sessions", body if body is not None else {"kind": "pyspark"})
+    assert st == expect, (st, s)
+    return s
+
+
+def wait_session(api, sid, states=("idle",), timeout=180):
+    last = {}
+
+    def ok():
+        nonlocal last
+        st, last = api.get(f"/livy/sessions/{sid}")
+        return st == 200 and last["state"] in states
+    assert wait_for(ok, timeout, 0.2), last
+    return last
+
+
+def run(api, sid, code, kind=None, timeout=120):
+    body = {"code": code}
+    if kind:
+        body["kind"] = kind
+    st, s = api.post(f"/livy/sessions/{sid}/statements", body)
+    assert st == 201, (st, s)
+    return wait_stmt(api, sid, s["id"], timeout=timeout)
+
+
+def wait_stmt(api, sid, stmt, states=("available", "error", "cancelled"), timeout=120):
+    last = {}
+
+    def ok():
+        nonlocal last
+        st, last = api.get(f"/livy/sessions/{sid}/statements/{stmt}")
+        return st == 200 and last["state"] in states
+    assert wait_for(ok, timeout, 0.1), last
+    return last
+
+
+def delete(api, sid):
+    st, body = api.delete(f"/livy/sessions/{sid}")
+    assert st == 200 and body == {"msg": "deleted"}, (st, body)
+
+
+@pytest.fixture(scope="module")
+def alice_session(livy):
+    """One idle pyspark session of alice's, shared by the statement tests."""
+    a = livy.apis["alice"]
+    t0 = time.monotonic()
+    s = create(a, {"kind": "pyspark", "name": "alice-main", "heartbeatTimeoutInSecond": 0})
+    s = wait_session(a, s["id"])
+    print(f"\ncold session creation to idle: {time.monotonic() - t0:.2f} s")
+    return s
+
+
+def test_session_shape_and_statements(livy, alice_session):
+    a = livy.apis["alice"]
+    s = alice_session
+    sid = s["id"]
+    assert s["owner"] == "alice" and s["proxyUser"] == "alice" and s["kind"] == "pyspark"
+    assert s["appId"] and s["appId"].startswith("local-"), s
+    assert set(s["appInfo"]) == {"driverLogUrl", "sparkUiUrl"}
+    assert isinstance(s["log"], list)
+    st, state = a.get(f"/livy/sessions/{sid}/state")
+    assert (st, state) == (200, {"id": sid, "state": "idle"})
+
+    r = run(a, sid, "spark.range(1, 101).selectExpr('sum(id) AS s').collect()[0].s\n")
+    assert r["state"] == "available", r
+    assert r["output"] == {"status": "ok", "execution_count": r["output"]["execution_count"],
+                           "data": {"text/plain": "5050"}}, r
+    assert r["progress"] == 1.0 and r["completed"] >= r["started"] > 0
+    # print + the last value, as Livy's shell joins them
+    r = run(a, sid, "print('hello')\n21 * 2\n")
+    assert r["output"]["data"]["text/plain"] == "hello\n42", r
+    # an error: status error inside an available statement, as Livy does
+    r = run(a, sid, "1/0\n")
+    assert r["state"] == "available"
+    assert r["output"]["status"] == "error" and r["output"]["ename"] == "ZeroDivisionError", r
+    assert r["output"]["evalue"] == "division by zero"
+    assert any("ZeroDivisionError" in line for line in r["output"]["traceback"])
+    assert not any("\x1b[" in line for line in r["output"]["traceback"])   # no colours
+    # kind sql: Livy's SQL interpreter's answer
+    r = run(a, sid, "SELECT id, id * 2 AS twice FROM range(3)", kind="sql")
+    j = r["output"]["data"]["application/json"]
+    assert j["data"] == [[0, 0], [1, 2], [2, 4]], j
+    assert [f["name"] for f in j["schema"]["fields"]] == ["id", "twice"]
+    # what sparkmagic's %%sql sends
+    r = run(a, sid, "for l in spark.sql('SELECT 7 AS x').toJSON().take(2500):\n    print(l)\n")
+    assert r["output"]["data"]["text/plain"].strip() == '{"x":7}'
+    # the list
+    st, lst = a.get(f"/livy/sessions/{sid}/statements")
+    assert st == 200 and lst["total_statements"] == len(lst["statements"]) >= 5
+    assert [x["id"] for x in lst["statements"]][:3] == [0, 1, 2]
+
+
+def test_output_cap_has_a_marker(livy, alice_session):
+    a = livy.apis["alice"]
+    r = run(a, alice_session["id"], "print('x' * (3 * 1024 * 1024))\n")
+    text = r["output"]["data"]["text/plain"]
+    assert len(text) < 1024 * 1024 + 500
+    assert "[nbhub: output truncated:" in text and "livy.output_max" in text
+
+
+def test_cancel_interrupts_the_kernel(livy, alice_session):
+    a = livy.apis["alice"]
+    sid = alice_session["id"]
+    st, s = a.post(f"/livy/sessions/{sid}/statements", {"code": "import time\ntime.sleep(60)\n"})
+    assert st == 201
+    wait_stmt(a, sid, s["id"], states=("running",), timeout=30)
+    st, body = a.post(f"/livy/sessions/{sid}/statements/{s['id']}/cancel", {})
+    assert (st, body) == (200, {"msg": "canceled"})
+    t0 = time.monotonic()
+    r = wait_stmt(a, sid, s["id"], timeout=20)
+    assert r["state"] == "cancelled", r
+    assert time.monotonic() - t0 < 10
+    # the session goes on
+    r = run(a, sid, "6 * 7\n")
+    assert r["output"]["data"]["text/plain"] == "42"
+
+
+def test_users_see_only_their_own(livy, alice_session):
+    a, b = livy.apis["alice"], livy.apis["bob"]
+    sid = alice_session["id"]
+    for method, path in [("GET", f"/livy/sessions/{sid}"), ("GET", f"/livy/sessions/{sid}/state"),
+                         ("GET", f"/livy/sessions/{sid}/log"), ("GET", f"/livy/sessions/{sid}/statements"),
+                         ("GET", f"/livy/sessions/{sid}/statements/0"),
+                         ("POST", f"/livy/sessions/{sid}/statements"),
+                         ("POST", f"/livy/sessions/{sid}/statements/0/cancel"),
+                         ("DELETE", f"/livy/sessions/{sid}")]:
+        st, body = b.request(method, path, {"code": "1"} if method == "POST" else None)
+        assert (st, body) == (404, {"msg": f"Session '{sid}' not found."}), (method, path, st, body)
+    st, lst = b.get("/livy/sessions")
+    assert st == 200 and lst["total"] == 0 and lst["sessions"] == [] and lst["from"] == 0
+    st, lst = a.get("/livy/sessions")
+    assert sid in [x["id"] for x in lst["sessions"]]
+    st, lst = livy.api.get("/livy/sessions")          # the admin sees everyone's
+    assert sid in [x["id"] for x in lst["sessions"]]
+    # proxyUser is for admins
+    st, body = b.post("/livy/sessions", {"kind": "pyspark", "proxyUser": "alice"})
+    assert st == 403 and body == {"msg": "User 'bob' not allowed to impersonate 'alice'."}
+    # no token: 401
+    st, _ = b.request("GET", "/livy/sessions", token=False)
+    assert st == 401
+
+
+def test_refusals_in_livys_shape(livy, alice_session):
+    a = livy.apis["alice"]
+    st, body = a.post("/livy/sessions", {"kind": "spark"})
+    assert st == 400 and "Scala" in body["msg"], body
+    st, body = a.post("/livy/sessions", {"kind": "sparkr"})
+    assert st == 400 and "no R kernel" in body["msg"], body
+    st, body = a.post("/livy/sessions", {"kind": "cobol"})
+    assert st == 400
+    st, body = a.post("/livy/sessions", {"kind": "pyspark", "executorMemroy": "1g"})
+    assert st == 400 and "executorMemroy" in body["msg"]
+    st, body = a.post("/livy/sessions", {"kind": "pyspark", "numExecutors": "two"})
+    assert st == 400 and "numExecutors" in body["msg"]
+    st, body = a.post("/livy/sessions", {"kind": "pyspark", "name": "alice-main"})
+    assert st == 400 and body["msg"].startswith("Duplicate session name: alice-main"), body
+    st, body = a.get("/livy/sessions/999999")
+    assert (st, body) == (404, {"msg": "Session '999999' not found."})
+    st, body = a.get(f"/livy/sessions/{alice_session['id']}/statements/9999")
+    assert st == 404 and "msg" in body
+    st, body = a.post(f"/livy/sessions/{alice_session['id']}/statements", {"cod": "1"})
+    assert st == 400 and "msg" in body
+
+
+def test_log_paging(livy, alice_session):
+    a = livy.apis["alice"]
+    sid = alice_session["id"]
+    st, body = a.get(f"/livy/sessions/{sid}/log?from=0&size=3")
+    assert st == 200 and body["id"] == sid and body["from"] == 0 and len(body["log"]) <= 3
+    total = body["total"]
+    st, body = a.get(f"/livy/sessions/{sid}/log?size=2")
+    assert body["from"] == max(0, total - 2) and body["total"] >= total
