@@ -35,8 +35,9 @@
  * X-Requested-By: with `livy: {csrf: true}` every POST and DELETE must
  * carry it (any value), Livy's own CSRF rule (livy.server.csrf-protection
  * .enabled), answered as Livy answers it: 400 "Missing Required Header for
- * CSRF protection.".  Off by default, as in Livy: sparkmagic sends it
- * always, Airflow's LivyHook only when told to.
+ * CSRF protection.".  Off by default, as in Livy: sparkmagic 0.23 sends it
+ * only from its config's custom_headers, Airflow's LivyHook only from
+ * extra_headers.
  *
  * Refusals are in Livy's shape ({"msg"}): 401 with WWW-Authenticate:
  * Basic, 403 for a token limited to the hub, 400 for the CSRF header.
