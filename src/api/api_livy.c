@@ -386,13 +386,9 @@ static json_t *session_json(const store_livy_session_t *r)
     /* No Spark UI is proxied for a session's local driver (its UI is off):
      * sparkUiUrl is null, as Livy's is before the application has one. */
     json_object_set_new(j, "appInfo", json_pack("{s:s, s:n}", "driverLogUrl", log_url, "sparkUiUrl"));
-    json_t *log = api_livy_log_tail(r->log_path, 10);
-    if (r->error) {
-        char *m = xasprintf("nbhub: session %s: %s", r->state, r->error);
-        json_array_append_new(log, json_string(m));
-        free(m);
-    }
-    json_object_set_new(j, "log", log);
+    /* The end of the kernel's log; the reason a session ended is its
+     * last line (livy_session.c writes it there). */
+    json_object_set_new(j, "log", api_livy_log_tail(r->log_path, 10));
     static const char *const echo[] = { "driverMemory", "driverCores", "executorMemory", "executorCores",
                                         "numExecutors", "queue", "ttl", NULL };
     for (size_t i = 0; echo[i]; i++) {

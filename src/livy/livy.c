@@ -406,7 +406,16 @@ int livy_stmt_submit(livy_t *l, int64_t session_id, const char *kind, const char
                      int64_t *stmt, nb_err_t *err)
 {
     lsess_t *s = find(l, session_id);
-    if (!s) return err_set(err, -ENOENT, "Session '%lld' not found.", (long long)session_id);
+    if (!s) {
+        /* Ended sessions stay listed (livy.retain) without a kernel. */
+        store_livy_session_t row;
+        int rc = store_livy_session_get(l->st, session_id, &row, err);
+        if (rc < 0) return rc;
+        rc = err_set(err, -ESTALE, "Session %lld is %s: it takes no statements", (long long)session_id,
+                     row.state);
+        store_livy_session_clear(&row);
+        return rc;
+    }
     if (s->ending || store_livy_state_final(s->state))
         return err_set(err, -ESTALE, "Session %lld is %s: it takes no statements", (long long)session_id,
                        s->state);

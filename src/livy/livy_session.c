@@ -46,9 +46,25 @@ static void on_km_died(kmgr_t *km, const char *why, void *ud);
 static void on_km_stopped(kmgr_t *km, void *ud);
 static const struct kmgr_cbs km_cbs = { on_km_ready, on_km_msg, on_km_died, on_km_stopped };
 
+/* A zombie is dead: an adopted kernel's parent is whatever inherited it,
+ * which may never reap it (PID 1 of some containers does not). */
+static int zombie(int pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+}
+
 static int alive(const lsess_t *s)
 {
-    return s->pid > 0 && !s->exited && kill(s->pid, 0) == 0 && sup_proc_start_time(s->pid) == s->pid_start;
+    return s->pid > 0 && !s->exited && kill(s->pid, 0) == 0 && sup_proc_start_time(s->pid) == s->pid_start &&
+           !zombie(s->pid);
 }
 
 /* The connection file's directory (kconn_new's, private to the session):
@@ -230,7 +246,10 @@ int lsess_adopt(lsess_t *s, const char *conn_file, int pid, int64_t pid_start)
     nb_err_t err;
     /* Adopted: the initialisation ran in the previous nbhub's time. */
     s->ready = 1;
-    if (kmgr_attach(s->l->loop, conn_file, pid, 0, 30000, &km_cbs, s, &s->km, &err) < 0) {
+    /* A kernel busy with a statement answers kernel_info only when the
+     * statement ends, which may be hours away: no start timeout to speak
+     * of (its death is still seen at once, through the pidfd). */
+    if (kmgr_attach(s->l->loop, conn_file, pid, 0, 7u * 24 * 3600 * 1000, &km_cbs, s, &s->km, &err) < 0) {
         LOG_W("livy: cannot attach to a session's kernel", "session=%lld error=\"%s\"", (long long)s->id,
               err.msg);
         s->km = NULL;
@@ -269,6 +288,7 @@ static void on_km_ready(kmgr_t *km, int status, const char *errmsg, void *ud)
         lsess_end(s, "error", why);
         return;
     }
+    s->km_ready = 1;
     if (s->ready) {       /* adopted */
         if (s->cur.id >= 0) lstmt_poll_journal(s);
         else lstmt_next(s);
@@ -405,6 +425,13 @@ void lsess_end(lsess_t *s, const char *state, const char *error)
     snprintf(s->end_state, sizeof s->end_state, "%s", state ? state : "killed");
     s->end_error = error ? xstrdup(error) : NULL;
     if (!s->deleted) {
+        /* The reason goes into the session's log too: a client whose
+         * session failed to start reads /log (sparkmagic does). */
+        FILE *lf = fopen(s->log_path, "a");
+        if (lf) {
+            fprintf(lf, "nbhub: session %s: %s\n", s->end_state, error ? error : "ended");
+            fclose(lf);
+        }
         lstmt_abort(s, error ? error : "the session ended");
         snprintf(s->state, sizeof s->state, "%s", s->end_state);
         nb_err_t err;

@@ -65,6 +65,7 @@ struct lsess {
     int      stop_timer_open;
     int      escalation;
     int      ready;              /* initialised, statements may run */
+    int      km_ready;           /* our client is connected (kmgr ready) */
     int      init_pending;       /* the initialisation cell is running */
     char     init_msg[33];
     int      ending;             /* stop under way */

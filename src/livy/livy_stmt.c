@@ -254,6 +254,9 @@ static void complete(lsess_t *s)
           (long long)c->id, state, (long long)c->bytes);
     free(out);
     lstmt_clear(c);
+    /* The idle time of the heartbeat counts from the end of the last
+     * statement too: its client is about to read it. */
+    if (s->last_hb_us < time_now_us()) s->last_hb_us = time_now_us();
     if (!s->ending) {
         lsess_set_state(s, "idle");
         lstmt_next(s);
@@ -332,7 +335,7 @@ void lstmt_progress(lsess_t *s)
 void lstmt_next(lsess_t *s)
 {
     livy_t *l = s->l;
-    if (!s->ready || s->ending || s->cur.id >= 0 || !s->km || l->stopping) return;
+    if (!s->ready || !s->km_ready || s->ending || s->cur.id >= 0 || !s->km || l->stopping) return;
     store_livy_stmts_t st;
     nb_err_t err;
     if (store_livy_stmts_list(l->st, s->id, &st, &err) < 0) return;

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from hubserve import HubServer, hub_harness
+from hubserve import HubServer, hub_harness, pid_alive
 
 pytest.importorskip("pyspark")
 
@@ -232,3 +232,104 @@ def test_log_paging(livy, alice_session):
     total = body["total"]
     st, body = a.get(f"/livy/sessions/{sid}/log?size=2")
     assert body["from"] == max(0, total - 2) and body["total"] >= total
+
+
+def session_row(livy, sid):
+    with livy.db() as c:
+        return c.execute("SELECT * FROM livy_sessions WHERE id = ?", (sid,)).fetchone()
+
+
+def test_delete_leaves_no_jvm(livy):
+    a = livy.apis["alice"]
+    s = wait_session(a, create(a)["id"])
+    assert jvms(s["id"]), "the session's JVM should run"
+    pid = session_row(livy, s["id"])["pid"]
+    delete(a, s["id"])
+    st, body = a.get(f"/livy/sessions/{s['id']}")
+    assert (st, body) == (404, {"msg": f"Session '{s['id']}' not found."})
+    assert wait_for(lambda: not jvms(s["id"]) and not pid_alive(pid), 20, 0.2), jvms(s["id"])
+    # DELETE of a gone session: 404, which sparkmagic's cleanup accepts
+    st, _ = a.delete(f"/livy/sessions/{s['id']}")
+    assert st == 404
+
+
+def test_kernel_crash_ends_the_session_and_its_jvm(livy):
+    b = livy.apis["bob"]
+    s = wait_session(b, create(b)["id"])
+    st, stmt = b.post(f"/livy/sessions/{s['id']}/statements", {"code": "import time\ntime.sleep(60)\n"})
+    wait_stmt(b, s["id"], stmt["id"], states=("running",), timeout=30)
+    os.kill(session_row(livy, s["id"])["pid"], signal.SIGKILL)
+    s2 = wait_session(b, s["id"], states=("dead",), timeout=20)
+    assert any("the kernel died" in line for line in s2["log"]), s2["log"]
+    r = wait_stmt(b, s["id"], stmt["id"], timeout=5)
+    assert r["state"] == "error" and r["output"]["status"] == "error", r
+    assert wait_for(lambda: not jvms(s["id"]), 20, 0.2), jvms(s["id"])
+    st, body = b.post(f"/livy/sessions/{s['id']}/statements", {"code": "1"})
+    assert st == 400 and "dead" in body["msg"]
+    delete(b, s["id"])
+
+
+def test_heartbeat_timeout_spares_running_statements(livy):
+    b = livy.apis["bob"]
+    s = wait_session(b, create(b, {"kind": "pyspark", "heartbeatTimeoutInSecond": 4})["id"])
+    sid = s["id"]
+    st, stmt = b.post(f"/livy/sessions/{sid}/statements",
+                      {"code": "import time\ntime.sleep(8)\nprint('still here')\n"})
+    assert st == 201
+    # No request about the session for longer than its timeout, while the
+    # statement runs (the admin's list is not a heartbeat of bob's session).
+    time.sleep(9)
+    assert session_row(livy, sid)["state"] in ("busy", "idle")
+    r = wait_stmt(b, sid, stmt["id"], timeout=30)
+    assert r["output"]["data"]["text/plain"] == "still here\n", r
+    # Now idle and nobody asks: it ends (dead) 4 s after the statement's
+    # end (idle time counts from the later of the last request and the
+    # last statement's end), and its JVM goes.
+    t0 = time.monotonic()
+    assert wait_for(lambda: session_row(livy, sid)["state"] == "dead", 15, 0.2)
+    print(f"\nidle session ended {time.monotonic() - t0:.1f} s after its statement was read (timeout 4 s)")
+    assert wait_for(lambda: not jvms(sid), 20, 0.2), jvms(sid)
+    st, s = b.get(f"/livy/sessions/{sid}")
+    assert s["state"] == "dead" and any("heartbeatTimeoutInSecond" in x for x in s["log"])
+    delete(b, sid)
+
+
+@pytest.mark.parametrize("kill9", [True, False], ids=["kill9", "clean"])
+def test_sessions_survive_a_restart(livy, kill9):
+    b = livy.apis["bob"]
+    s = wait_session(b, create(b)["id"])
+    sid = s["id"]
+    r = run(b, sid, "x = 20\nx\n")
+    assert r["output"]["data"]["text/plain"] == "20"
+    kpid = session_row(livy, sid)["pid"]
+    st, stmt = b.post(f"/livy/sessions/{sid}/statements",
+                      {"code": "import time\ntime.sleep(6)\nprint('across')\nspark.range(10).count() + x\n"})
+    wait_stmt(b, sid, stmt["id"], states=("running",), timeout=30)
+    livy.restart(kill9=kill9)
+    # The same kernel, the same session and statements.
+    assert pid_alive(kpid) and session_row(livy, sid)["pid"] == kpid
+    st, s2 = b.get(f"/livy/sessions/{sid}")
+    assert st == 200 and s2["state"] in ("busy", "idle"), s2
+    r = wait_stmt(b, sid, stmt["id"], timeout=60)
+    assert r["state"] == "available" and r["output"]["data"]["text/plain"] == "across\n30", r
+    st, lst = b.get(f"/livy/sessions/{sid}/statements")
+    assert [x["id"] for x in lst["statements"]] == [0, 1]
+    # and it goes on, state kept (x)
+    r = run(b, sid, "x + 1\n")
+    assert r["output"]["data"]["text/plain"] == "21", r
+    wait_session(b, sid, timeout=10)
+    delete(b, sid)
+    assert wait_for(lambda: not jvms(sid) and not pid_alive(kpid), 20, 0.2)
+
+
+def test_restart_finds_a_gone_kernel(livy):
+    b = livy.apis["bob"]
+    s = wait_session(b, create(b)["id"])
+    sid = s["id"]
+    livy.srv.stop()
+    os.kill(session_row(livy, sid)["pid"], signal.SIGKILL)
+    livy.start()
+    st, s2 = b.get(f"/livy/sessions/{sid}")
+    assert s2["state"] == "dead" and any("gone when nbhub restarted" in x for x in s2["log"]), s2
+    assert wait_for(lambda: not jvms(sid), 20, 0.2), jvms(sid)
+    delete(b, sid)
