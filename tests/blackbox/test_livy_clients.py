@@ -388,18 +388,23 @@ SM_PY = SM_VENV / "bin" / "python"
 RUNNER = Path(__file__).with_name("sparkmagic_runner.py")
 
 
-def session_jvms(sid):
-    """JVMs of Livy session sid (its app name is on their command line)."""
+def session_jvms(livy, sid):
+    """JVMs of Livy session sid of this module's nbhub (its app name is on their
+    command line; they work in the session's directory under our home: other
+    tests on the machine have sessions with the same ids)."""
     out = []
+    home = str(livy.srv.home)
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/cmdline", "rb") as f:
                 cmd = f.read().split(b"\0")
+            cwd = os.readlink(f"/proc/{d}/cwd")
         except OSError:
             continue
-        if cmd and cmd[0].endswith(b"java") and f"spark.app.name=livy-session-{sid}".encode() in b" ".join(cmd):
+        if cmd and cmd[0].endswith(b"java") and f"spark.app.name=livy-session-{sid}".encode() in b" ".join(cmd) \
+                and cwd.startswith(home):
             out.append(int(d))
     return out
 
@@ -529,13 +534,13 @@ def test_sparkmagic_pyspark_kernel(livy, tmp_path):
     livy.srv.start()
     out = text_of(nb.run(5))
     assert "7" in out, out
-    assert session_jvms(sid)
+    assert session_jvms(livy, sid)
     nb.close()                              # shutdown_request: sparkmagic deletes the session
     deadline = time.monotonic() + 30
-    while (live_sessions(livy) or session_jvms(sid)) and time.monotonic() < deadline:
+    while (live_sessions(livy) or session_jvms(livy, sid)) and time.monotonic() < deadline:
         time.sleep(0.3)
     assert not live_sessions(livy)
-    assert not session_jvms(sid), "a JVM of the deleted session is left"
+    assert not session_jvms(livy, sid), "a JVM of the deleted session is left"
 
 
 @needs_sparkmagic
@@ -563,6 +568,6 @@ def test_sparkmagic_spark_magic_in_python3(livy, tmp_path):
     nb.run(5)                                # %spark cleanup: DELETE /sessions/{id}
     nb.close()
     deadline = time.monotonic() + 30
-    while (live_sessions(livy) or session_jvms(sid)) and time.monotonic() < deadline:
+    while (live_sessions(livy) or session_jvms(livy, sid)) and time.monotonic() < deadline:
         time.sleep(0.3)
-    assert not live_sessions(livy) and not session_jvms(sid)
+    assert not live_sessions(livy) and not session_jvms(livy, sid)
