@@ -340,6 +340,16 @@ static int no_livy(api_t *a, http_req_t *req)
     return 1;
 }
 
+/* The row with the live state of its kernel overlaid (livy_session_state). */
+static void live(api_t *a, store_livy_session_t *r)
+{
+    const char *st = livy_session_state(a->livy, r->id);
+    if (st && strcmp(st, r->state) != 0) {
+        free(r->state);
+        r->state = xstrdup(st);
+    }
+}
+
 /* The session of path :id, if the caller may see it: 0 and *row (clear
  * it), or answered 404 and -1.  A heartbeat. */
 static int path_session(api_t *a, http_req_t *req, int64_t *id, store_livy_session_t *row)
@@ -363,6 +373,7 @@ static int path_session(api_t *a, http_req_t *req, int64_t *id, store_livy_sessi
         return -1;
     }
     livy_session_heartbeat(a->livy, *id);
+    live(a, row);
     return 0;
 }
 
@@ -430,7 +441,10 @@ void api_livy_sessions_list(http_req_t *req, void *ud)
         return;
     }
     json_t *items = json_array();
-    for (size_t i = 0; i < l.n; i++) json_array_append_new(items, session_json(&l.v[i]));
+    for (size_t i = 0; i < l.n; i++) {
+        live(a, &l.v[i]);
+        json_array_append_new(items, session_json(&l.v[i]));
+    }
     store_livy_sessions_free(&l);
     http_respond_json(req, 200, api_livy_page_json(items, "sessions", from, size));
 }

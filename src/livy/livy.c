@@ -87,7 +87,7 @@ void livy_conf_parse(const char *path, yaml_document_t *doc, yaml_node_t *v, liv
                      nb_errlist_t *errs)
 {
     static const char *const keys[] = { "spark", "master", "kernel", "conf", "output_max",
-                                        "start_timeout", "retain", "csrf" };
+                                        "start_timeout", "retain", "csrf", "warm" };
     c->present = 1;
     if (v->type != YAML_MAPPING_NODE) {
         errlist_add(errs, path, POS(v), "'livy' must be a mapping (spark, master, kernel, ...)");
@@ -146,6 +146,13 @@ void livy_conf_parse(const char *path, yaml_document_t *doc, yaml_node_t *v, liv
         } else if (key && !strcmp(key, "retain")) {
             if (parse_duration_ms(val, &c->retain_ms) < 0)
                 errlist_add(errs, path, POS(vn), "'livy.retain' must be a duration such as 10m");
+        } else if (key && !strcmp(key, "warm")) {
+            char *end;
+            long n = val ? strtol(val, &end, 10) : -1;
+            if (!val || *end || n < 0 || n > 64)
+                errlist_add(errs, path, POS(vn), "'livy.warm' must be a number of kernels from 0 to 64");
+            else
+                c->warm = (unsigned)n;
         } else if (key && !strcmp(key, "csrf")) {
             if (parse_bool(val, &c->csrf) < 0)
                 errlist_add(errs, path, POS(vn), "'livy.csrf' must be true or false");
@@ -176,7 +183,7 @@ int livy_kind_check(const char *kind, nb_err_t *err)
 static lsess_t *find(livy_t *l, int64_t id)
 {
     for (lsess_t *s = l->sessions; s; s = s->next)
-        if (s->id == id && !s->deleted) return s;
+        if (s->id == id && !s->deleted && !s->warm) return s;
     return NULL;
 }
 
@@ -188,14 +195,25 @@ lsess_t *lsess_new(livy_t *l, int64_t id, int64_t uid, const char *kind)
     s->uid = uid;
     s->kind = xstrdup(kind);
     s->cur.id = -1;
-    s->dir = xasprintf("%s/livy/sessions/%lld", l->home, (long long)id);
-    s->log_path = xasprintf("%s/kernel.log", s->dir);
-    s->journal = xasprintf("%s/journal.jsonl", s->dir);
-    s->events_dir = xasprintf("%s/events", s->dir);
+    char *dir = xasprintf("%s/livy/sessions/%lld", l->home, (long long)id);
+    lsess_set_dir(s, dir);
+    free(dir);
     s->last_hb_us = s->hb_written_us = time_now_us();
     s->next = l->sessions;
     l->sessions = s;
     return s;
+}
+
+void lsess_set_dir(lsess_t *s, const char *dir)
+{
+    free(s->dir);
+    free(s->log_path);
+    free(s->journal);
+    free(s->events_dir);
+    s->dir = xstrdup(dir);
+    s->log_path = xasprintf("%s/kernel.log", s->dir);
+    s->journal = xasprintf("%s/journal.jsonl", s->dir);
+    s->events_dir = xasprintf("%s/events", s->dir);
 }
 
 static void maybe_done(livy_t *l)
@@ -227,18 +245,83 @@ void lsess_free_maybe(lsess_t *s)
     free(s->events_dir);
     free(s->conn_file);
     free(s->end_error);
+    free(s->app_id);
     free(s);
     maybe_done(l);
+}
+
+/* busy <-> idle flips stay in memory (livy_session_state overlays them on
+ * the row): two fsyncs per statement fewer, and a restarted nbhub finds the
+ * truth in the kernel and the statements anyway. */
+static int live_state(const char *st)
+{
+    return !strcmp(st, "idle") || !strcmp(st, "busy");
 }
 
 void lsess_set_state(lsess_t *s, const char *state)
 {
     if (s->deleted) return;
+    int flip = live_state(state) && live_state(s->state) && s->ready;
     snprintf(s->state, sizeof s->state, "%s", state);
+    if (flip) return;
     nb_err_t err;
     if (store_livy_session_set_state(s->l->st, s->id, state, NULL, time_now_us(), &err) < 0)
         LOG_W("livy: session state not recorded", "session=%lld state=%s error=\"%s\"", (long long)s->id,
               state, err.msg);
+}
+
+/* ---- the warm pool ------------------------------------------------------------
+ * livy.warm kernels started ahead, initialised (SparkSession up) with the
+ * configured settings alone: a session asking for nothing else (no conf,
+ * sizes, jars or files) takes one and is idle at once instead of after a
+ * JVM start.  They have no row until claimed, are ended when nbhub stops
+ * (nothing would adopt them) and are replaced by the tick. */
+
+static void warm_fill(livy_t *l)
+{
+    if (l->stopping) return;
+    unsigned have = 0;
+    for (lsess_t *s = l->sessions; s; s = s->next) have += s->warm && !s->ending;
+    while (have < l->conf->warm) {
+        lsess_t *s = lsess_new(l, 0, 0, "pyspark");
+        s->warm = 1;
+        s->deleted = 1;   /* no row: nothing to write */
+        char *dir = xasprintf("%s/livy/warm/%u-%lld", l->home, ++l->warm_seq, (long long)time_now_us());
+        lsess_set_dir(s, dir);
+        free(dir);
+        nb_err_t err;
+        json_t *req = json_object();
+        int rc = lsess_start(s, req, &err);
+        json_decref(req);
+        if (rc < 0) {
+            LOG_W("livy: warm kernel did not start", "error=\"%s\"", err.msg);
+            lsess_end(s, NULL, NULL);
+            return;
+        }
+        have++;
+    }
+}
+
+/* A request a warm kernel can serve: nothing beyond what every session gets. */
+static int warm_fits(const json_t *req)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)req, k, v) {
+        if (json_is_null(v)) continue;
+        if (strcmp(k, "kind") && strcmp(k, "name") && strcmp(k, "heartbeatTimeoutInSecond") &&
+            strcmp(k, "proxyUser"))
+            return 0;
+    }
+    return 1;
+}
+
+static lsess_t *warm_take(livy_t *l)
+{
+    lsess_t *best = NULL;
+    for (lsess_t *s = l->sessions; s; s = s->next)
+        if (s->warm && !s->ending && (!best || (s->ready && !best->ready))) best = s;
+    return best;
 }
 
 /* ---- the tick --------------------------------------------------------------- */
@@ -249,9 +332,18 @@ static void on_tick(uv_timer_t *t)
     int64_t now = time_now_us();
     for (lsess_t *s = l->sessions, *next; s; s = next) {
         next = s->next;
-        if (s->ending || s->deleted) continue;
+        if (s->ending || s->deleted || s->warm) continue;
         if (s->cur.from_journal) lstmt_poll_journal(s);
         if (s->cur.id >= 0) lstmt_progress(s);
+        /* A SIGINT that lands while ipykernel is between receiving the
+         * request and running its code is swallowed there: until the
+         * statement ends, the interrupt is sent again every 2 s. */
+        if (s->cur.id >= 0 && s->cur.interrupted_us && s->km && now - s->cur.interrupted_us >= 2000000) {
+            LOG_D("livy: interrupting again", "session=%lld statement=%lld", (long long)s->id,
+                  (long long)s->cur.id);
+            kmgr_interrupt(s->km);
+            s->cur.interrupted_us = now;
+        }
         /* The heartbeat: written through now and then, so that a restarted
          * nbhub counts from the client's last request, not its own start. */
         if (s->last_hb_us - s->hb_written_us >= 5000000) {
@@ -268,6 +360,7 @@ static void on_tick(uv_timer_t *t)
             lsess_end(s, "dead", why);
         }
     }
+    warm_fill(l);
     /* Livy forgets ended sessions after a while (livy.server.session.state-retain.sec). */
     store_livy_sessions_prune(l->st, now - l->conf->retain_ms * 1000, NULL, NULL);
 }
@@ -286,6 +379,14 @@ static void adopt_all(livy_t *l)
     for (size_t i = 0; i < rows.n; i++) {
         store_livy_session_t *r = &rows.v[i];
         lsess_t *s = lsess_new(l, r->id, r->user_id, r->kind);
+        if (r->log_path) {   /* a warm kernel's directory, when it came from the pool */
+            char *d = xstrdup(r->log_path), *slash = strrchr(d, '/');
+            if (slash) {
+                *slash = '\0';
+                lsess_set_dir(s, d);
+            }
+            free(d);
+        }
         snprintf(s->state, sizeof s->state, "%s", r->state);
         s->hb_timeout_s = r->heartbeat_timeout;
         s->last_hb_us = s->hb_written_us = r->last_heartbeat ? r->last_heartbeat : time_now_us();
@@ -350,7 +451,8 @@ void livy_shutdown(livy_t *l, void (*done)(void *ud), void *ud)
     uv_close((uv_handle_t *)&l->tick, on_tick_closed);
     for (lsess_t *s = l->sessions, *next; s; s = next) {
         next = s->next;
-        lsess_detach(s);
+        if (s->warm) lsess_end(s, NULL, NULL);   /* nothing would adopt it */
+        else lsess_detach(s);
     }
 }
 
@@ -373,6 +475,28 @@ int livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_t
                                    c->heartbeat_timeout, time_now_us(), id, err);
     free(req);
     if (rc < 0) return rc;
+    lsess_t *w = strcmp(c->kind, "sql") && strcmp(c->kind, "pyspark") && strcmp(c->kind, "python")
+                     ? NULL
+                     : (warm_fits(c->request) ? warm_take(l) : NULL);
+    if (w) {
+        w->warm = 0;
+        w->deleted = 0;
+        w->id = *id;
+        w->uid = c->uid;
+        free(w->kind);
+        w->kind = xstrdup(c->kind);
+        w->hb_timeout_s = c->heartbeat_timeout;
+        w->last_hb_us = w->hb_written_us = time_now_us();
+        nb_err_t serr;
+        if (store_livy_session_spawned(l->st, w->id, w->conn_file, w->pid, w->pid_start, w->log_path, NULL,
+                                       &serr) < 0)
+            LOG_W("livy: warm kernel not recorded", "session=%lld error=\"%s\"", (long long)w->id, serr.msg);
+        if (w->app_id) store_livy_session_set_app(l->st, w->id, w->app_id, NULL);
+        lsess_set_state(w, w->ready ? "idle" : "starting");
+        LOG_I("livy: session took a warm kernel", "session=%lld pid=%d ready=%d", (long long)w->id, w->pid,
+              w->ready);
+        return 0;
+    }
     lsess_t *s = lsess_new(l, *id, c->uid, c->kind);
     snprintf(s->state, sizeof s->state, "not_started");
     s->hb_timeout_s = c->heartbeat_timeout;
@@ -444,5 +568,13 @@ int livy_stmt_cancel(livy_t *l, int64_t session_id, int64_t stmt, nb_err_t *err)
     rc = store_livy_stmt_cancelling(l->st, session_id, stmt, err);
     if (rc < 0) return rc;
     kmgr_interrupt(s->km);
+    s->cur.interrupted_us = time_now_us();
     return 0;
+}
+
+const char *livy_session_state(const livy_t *l, int64_t id)
+{
+    for (lsess_t *s = l->sessions; s; s = s->next)
+        if (s->id == id && !s->deleted && !s->warm && !s->ending) return s->state;
+    return NULL;
 }

@@ -71,6 +71,8 @@
  *     output_max: 16m       # a statement's output, then a truncation marker
  *     start_timeout: 180s   # kernel + SparkSession start
  *     retain: 10m           # how long an ended session stays listed
+ *     warm: 0               # kernels started ahead (SparkSession up) for
+ *                           # sessions that ask for no Spark settings
  *     csrf: false           # X-Requested-By required (api_livy_batches, h6)
  */
 typedef struct livy_conf {
@@ -83,6 +85,7 @@ typedef struct livy_conf {
     int64_t  start_timeout_ms;
     int64_t  retain_ms;
     int      csrf;
+    unsigned warm;            /* warm kernels kept ready */
 } livy_conf_t;
 
 void livy_conf_init(livy_conf_t *c);
@@ -131,6 +134,10 @@ int  livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_
 int  livy_session_delete(livy_t *l, int64_t id, nb_err_t *err);
 /* A client asked about the session (Livy's heartbeat). */
 void livy_session_heartbeat(livy_t *l, int64_t id);
+/* The live state of a session (idle and busy are kept in memory only),
+ * or NULL when it has no kernel here: the row's state is then the truth.
+ * Borrowed until the next call into livy. */
+const char *livy_session_state(const livy_t *l, int64_t id);
 /* Queue a statement (kind NULL: the session's); *stmt its id.  -ENOENT
  * for no live session, -ESTALE for a session that ended. */
 int  livy_stmt_submit(livy_t *l, int64_t session_id, const char *kind, const char *code,

@@ -150,8 +150,16 @@ static char **spark_conf(const lsess_t *s, const json_t *req)
     /* nbhub's own, last so they win: the name finds the JVM (tests, ps),
      * the event log gives statements their progress, and the UI, which
      * nothing proxies for a local session, is not started. */
-    ADD("spark.app.name=livy-session-%lld", (long long)s->id);
+    if (s->warm) ADD("spark.app.name=livy-warm-%u", s->l->warm_seq);
+    else ADD("spark.app.name=livy-session-%lld", (long long)s->id);
     ADD("spark.eventLog.enabled=true");
+    /* One plain file seventlog can read as it grows (Spark 4 would roll
+     * and compress it with zstd), as flow tasks have theirs. */
+    ADD("spark.eventLog.compress=false");
+    ADD("spark.eventLog.rolling.enabled=false");
+    /* Task ends reach the file every few tasks, for a statement's progress
+     * while its job runs (the default buffer is 100 KB: a whole stage). */
+    ADD("spark.eventLog.buffer.kb=4k");
     ADD("spark.eventLog.dir=file://%s", s->events_dir);
     ADD("spark.ui.enabled=false");
 #undef ADD
@@ -215,10 +223,12 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
     s->proc_open = 1;
     s->pid = s->proc.pid;
     s->pid_start = sup_proc_start_time(s->pid);
-    if ((rc = store_livy_session_spawned(l->st, s->id, s->conn_file, s->pid, s->pid_start, s->log_path, NULL,
-                                         err)) < 0)
-        goto out;
-    lsess_set_state(s, "starting");
+    if (!s->warm) {
+        if ((rc = store_livy_session_spawned(l->st, s->id, s->conn_file, s->pid, s->pid_start, s->log_path, NULL,
+                                             err)) < 0)
+            goto out;
+        lsess_set_state(s, "starting");
+    }
     LOG_I("livy: session kernel started", "session=%lld pid=%d kernel=%s", (long long)s->id, s->pid,
           spec->name);
     rc = kmgr_attach(l->loop, s->conn_file, s->pid, 0, (unsigned)l->conf->start_timeout_ms, &km_cbs, s,
@@ -332,9 +342,15 @@ static void init_reply(lsess_t *s, const kmsg_t *m)
             id[n - 1] = '\0';
             v = id + 1;
         }
-        store_livy_session_set_app(s->l->st, s->id, v, NULL);
+        free(s->app_id);
+        s->app_id = xstrdup(v);
+        if (!s->warm) store_livy_session_set_app(s->l->st, s->id, v, NULL);
     }
     s->ready = 1;
+    if (s->warm) {
+        LOG_I("livy: warm kernel ready", "pid=%d", s->pid);
+        return;
+    }
     lsess_set_state(s, "idle");
     LOG_I("livy: session idle", "session=%lld", (long long)s->id);
     lstmt_next(s);

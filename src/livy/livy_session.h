@@ -26,6 +26,7 @@ struct livy {
     uv_timer_t         tick;
     int                stopping;
     int                tick_closed;
+    unsigned           warm_seq;      /* names of warm kernels' directories */
     void             (*done)(void *ud);
     void              *done_ud;
 };
@@ -45,6 +46,7 @@ typedef struct lstmt {
     int      from_journal;       /* adopted: completed from the journal */
     int64_t  started_us;
     long long base_job;          /* Spark jobs with a higher id are this statement's */
+    int64_t  interrupted_us;     /* last interrupt sent (cancel), 0 = none */
 } lstmt_t;
 
 struct lsess {
@@ -66,6 +68,8 @@ struct lsess {
     int      escalation;
     int      ready;              /* initialised, statements may run */
     int      km_ready;           /* our client is connected (kmgr ready) */
+    int      warm;               /* a pool kernel no session has claimed yet (no row) */
+    char    *app_id;             /* Spark's application id, once known */
     int      init_pending;       /* the initialisation cell is running */
     char     init_msg[33];
     int      ending;             /* stop under way */
@@ -96,6 +100,8 @@ void lsess_detach(lsess_t *s);
 void lsess_set_state(lsess_t *s, const char *state);
 void lsess_free_maybe(lsess_t *s);
 lsess_t *lsess_new(livy_t *l, int64_t id, int64_t uid, const char *kind);
+/* The session's files live in dir (a warm kernel's, or a session's). */
+void lsess_set_dir(lsess_t *s, const char *dir);
 
 /* ---- livy_stmt.c ---- */
 /* Run the next waiting statement if the session is idle. */

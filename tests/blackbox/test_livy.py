@@ -177,6 +177,27 @@ def test_cancel_interrupts_the_kernel(livy, alice_session):
     assert r["output"]["data"]["text/plain"] == "42"
 
 
+def test_progress_from_the_event_log(livy, alice_session):
+    a = livy.apis["alice"]
+    sid = alice_session["id"]
+    # 8 tasks of ~1.5 s on local[2]: about 6 s, seen in between
+    st, s = a.post(f"/livy/sessions/{sid}/statements",
+                   {"code": "import time\n"
+                            "sc.parallelize(range(8), 8).map(lambda x: time.sleep(1.5) or x).sum()\n"})
+    assert st == 201
+    seen = set()
+
+    def done():
+        st, r = a.get(f"/livy/sessions/{sid}/statements/{s['id']}")
+        seen.add(r["progress"])
+        return r["state"] == "available" and r
+    r = wait_for(done, 120, 0.2)
+    assert r["output"]["data"]["text/plain"] == "28", r
+    partial = sorted(p for p in seen if 0 < p < 1)
+    assert partial, seen
+    print(f"\nprogress seen: {partial}")
+
+
 def test_users_see_only_their_own(livy, alice_session):
     a, b = livy.apis["alice"], livy.apis["bob"]
     sid = alice_session["id"]
@@ -333,3 +354,62 @@ def test_restart_finds_a_gone_kernel(livy):
     assert s2["state"] == "dead" and any("gone when nbhub restarted" in x for x in s2["log"]), s2
     assert wait_for(lambda: not jvms(sid), 20, 0.2), jvms(sid)
     delete(b, sid)
+
+
+def group_alive(pgid):
+    """Processes of process group pgid (a session's kernel leads its group; the JVM is in it)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.getpgid(int(d)) == pgid and pid_alive(int(d)):
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def test_warm_pool_session_is_idle_at_once(tmp_path_factory):
+    h = hub_harness(tmp_path_factory, "livywarm")
+    hs = HubServer(h, config=CONFIG + "  warm: 1\n").start()
+    try:
+        def warm_ready():
+            return hs.srv.log_path.read_text(errors="replace").count("warm kernel ready")
+        assert wait_for(warm_ready, 240, 0.5), hs.log()
+        a = hs.apis["alice"]
+        t0 = time.monotonic()
+        s = create(a, {"kind": "pyspark", "heartbeatTimeoutInSecond": 60})
+        s = wait_session(a, s["id"], timeout=30)
+        took = time.monotonic() - t0
+        print(f"\nwarm session creation to idle: {took:.2f} s")
+        assert took < 5, took
+        assert s["appId"] and s["owner"] == "alice"
+        r = run(a, s["id"], "spark.range(5).count()\n")
+        assert r["output"]["data"]["text/plain"] == "5"
+        # a request with its own Spark settings does not take a warm kernel
+        pid = session_row(hs, s["id"])["pid"]
+        s2 = create(a, {"kind": "pyspark", "conf": {"spark.sql.shuffle.partitions": "3"}})
+        assert session_row(hs, s2["id"])["pid"] != pid
+        delete(a, s2["id"])
+        delete(a, s["id"])
+        assert wait_for(lambda: not group_alive(pid), 20, 0.2), group_alive(pid)
+        # the pool is refilled; stopping nbhub ends the unclaimed warm kernel
+        assert wait_for(lambda: warm_ready() >= 2, 240, 0.5), hs.log()
+    finally:
+        hs.stop()
+        left = wait_for(lambda: not h.leftovers(), 20, 0.2)
+        left = h.cleanup()
+        assert not left, left
+
+
+def test_bad_livy_config_has_positions(h):
+    cfg = h.tmp / "nbhub.yaml"
+    cfg.write_text("listen: 127.0.0.1:0\nlivy:\n  mastr: local\n  warm: lots\n  output_max: big\n"
+                   "  spark: yarn\n  conf: [a]\n")
+    r = h.run(["serve", "--config", cfg, "--home", h.tmp / "home"])
+    assert r.rc == 3, r
+    assert f"{cfg}:3:3: unknown key 'livy.mastr' (did you mean 'master'?)" in r.stderr, r.stderr
+    assert f"{cfg}:4:9: 'livy.warm' must be a number" in r.stderr
+    assert f"{cfg}:5:15: 'livy.output_max' must be a size" in r.stderr
+    assert f"{cfg}:6:10: 'livy.spark' must be local" in r.stderr
+    assert f"{cfg}:7:9: 'livy.conf' must be a mapping" in r.stderr
