@@ -128,6 +128,13 @@ bench-render: deps all
 bench-serve: deps all
 	$(PYTHON) bench/bench_serve.py --nbhub $(CURDIR)/$(BUILD)/nbhub --write
 
+# The Livy API (issue 19): session start (cold, warm) against spark-submit by hand, and a
+# statement's round trip over the kernel's own (bench/livy/, ~5 min).
+.PHONY: bench-livy
+bench-livy: export NBHUB_ISOLATION = shared
+bench-livy: deps all
+	$(PYTHON) bench/livy/bench_livy.py --nbhub $(CURDIR)/$(BUILD)/nbhub --write
+
 # The hub against JupyterHub 6 + configurable-http-proxy (bench/hub/, ~25 min).  The
 # scripts start both sides themselves (nbhub serve with bench/hub/nbhub.yaml); or, with
 # HUB_URL and HUB_TOKEN, nbhub's side is a running `nbhub serve` with a hub: config and

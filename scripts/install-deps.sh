@@ -2,6 +2,8 @@
 # Install what nbhub needs to build and test, and nothing that is already there.
 #   - Debian packages (apt-get update runs once, only when something is missing)
 #   - .venv from PyPI with the Python-side tools (ipykernel, papermill, pytest, jupyterhub ...)
+#   - .venv-sparkmagic from PyPI: sparkmagic, the Livy client of the Livy tests (its Kerberos
+#     dependencies build from source: libkrb5-dev)
 #   - npm packages for the browser tests (tests/browser) and the benchmarks (bench: configurable-http-proxy)
 #   - Keycloak (Maven Central) for the SSO tests, unpacked and built in ~/.cache/nbhub
 # Idempotent: a second run with everything present takes well under a second.
@@ -11,7 +13,7 @@ cd "$(dirname "$0")/.."
 DEB_PKGS="build-essential pkg-config clang libclang-rt-14-dev libuv1-dev libzmq3-dev libjansson-dev libyaml-dev
 libssl-dev openssl curl libsqlite3-dev libcurl4-openssl-dev libargon2-dev libcmocka-dev libhttp-parser-dev libcmark-gfm-dev libcmark-gfm-extensions-dev zlib1g-dev tzdata
 python3 python3-venv python3-dev python3-ipykernel procps chromium firefox-esr fonts-dejavu-core openjdk-17-jre-headless
-wrk unzip"
+wrk unzip libkrb5-dev"
 
 missing=""
 for p in $DEB_PKGS; do
@@ -41,6 +43,20 @@ if [ "$want" != "$have" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install -q --disable-pip-version-check -r "$REQ"
     echo "$want" > .venv/.nbhub-stamp
+fi
+
+# sparkmagic in its own venv (requirements-sparkmagic.txt says why), rebuilt the same way.
+# A cold install builds gssapi and krb5 (~7 min here on a loaded machine); pip's wheel
+# cache makes the next one quick.
+REQ=requirements-sparkmagic.txt
+want=$(sha256sum "$REQ" | cut -d' ' -f1)
+have=$(cat .venv-sparkmagic/.nbhub-stamp 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+    echo "install-deps: preparing .venv-sparkmagic from $REQ"
+    [ -x .venv-sparkmagic/bin/python ] || python3 -m venv .venv-sparkmagic
+    .venv-sparkmagic/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+    .venv-sparkmagic/bin/python -m pip install -q --disable-pip-version-check -r "$REQ"
+    echo "$want" > .venv-sparkmagic/.nbhub-stamp
 fi
 
 # Browser-test tools from npm, reinstalled when the lock file changes; neither

@@ -21,6 +21,7 @@
  */
 #include "api/api_int.h"
 #include "auth/lockout.h"
+#include "livy/livy_batch.h"
 #include "spark/sowned.h"
 #include "auth/oauth.h"
 #include "auth/oidc.h"
@@ -119,16 +120,16 @@ const struct http_route api_routes[] = {
     { "*",      "/user/:name/" "*path",                  api_proxy_user,          API_PUBLIC | HTTP_ROUTE_STREAM_BODY },
     /* the Livy API (api_livy.c; docs/livy.md, not in openapi.json: Livy's
      * shapes and errors) */
-    { "GET",    "/livy/sessions",                        api_livy_sessions_list,  API_AUTH },
-    { "POST",   "/livy/sessions",                        api_livy_sessions_create, API_AUTH },
-    { "GET",    "/livy/sessions/:id",                    api_livy_session_get,    API_AUTH },
-    { "DELETE", "/livy/sessions/:id",                    api_livy_session_delete, API_AUTH },
-    { "GET",    "/livy/sessions/:id/state",              api_livy_session_state,  API_AUTH },
-    { "GET",    "/livy/sessions/:id/log",                api_livy_session_log,    API_AUTH },
-    { "GET",    "/livy/sessions/:id/statements",         api_livy_stmts_list,     API_AUTH },
-    { "POST",   "/livy/sessions/:id/statements",         api_livy_stmts_create,   API_AUTH },
-    { "GET",    "/livy/sessions/:id/statements/:sid",    api_livy_stmt_get,       API_AUTH },
-    { "POST",   "/livy/sessions/:id/statements/:sid/cancel", api_livy_stmt_cancel, API_AUTH },
+    { "GET",    "/livy/sessions",                        api_livy_sessions_list,  API_LIVY },
+    { "POST",   "/livy/sessions",                        api_livy_sessions_create, API_LIVY },
+    { "GET",    "/livy/sessions/:id",                    api_livy_session_get,    API_LIVY },
+    { "DELETE", "/livy/sessions/:id",                    api_livy_session_delete, API_LIVY },
+    { "GET",    "/livy/sessions/:id/state",              api_livy_session_state,  API_LIVY },
+    { "GET",    "/livy/sessions/:id/log",                api_livy_session_log,    API_LIVY },
+    { "GET",    "/livy/sessions/:id/statements",         api_livy_stmts_list,     API_LIVY },
+    { "POST",   "/livy/sessions/:id/statements",         api_livy_stmts_create,   API_LIVY },
+    { "GET",    "/livy/sessions/:id/statements/:sid",    api_livy_stmt_get,       API_LIVY },
+    { "POST",   "/livy/sessions/:id/statements/:sid/cancel", api_livy_stmt_cancel, API_LIVY },
     /* JupyterHub's API (api_hub*.c; docs/hub.md, not in openapi.json):
      * API_HUB routes are authorized by JupyterHub scopes in api_hub_before */
     { "GET",    "/hub/api",                              api_hub_root,            API_HUB },
@@ -164,6 +165,15 @@ const struct http_route api_routes[] = {
     { "GET",    "/hub/api/oauth2/authorize",             api_hub_oauth_authorize, API_HUB },
     { "POST",   "/hub/api/oauth2/authorize",             api_hub_oauth_authorize, API_HUB },
     { "POST",   "/hub/api/oauth2/token",                 api_hub_oauth_token,     API_HUB },
+    /* Livy's batches (api_livy_batches.c; the Livy API is in docs/livy.md,
+     * not in openapi.json).  Every /livy/ route is also served at / on a
+     * livy_listen listener (api_livy_handle). */
+    { "POST",   "/livy/batches",                         api_livy_batches_create, API_LIVY },
+    { "GET",    "/livy/batches",                         api_livy_batches_list,   API_LIVY },
+    { "GET",    "/livy/batches/:id",                     api_livy_batch_get,      API_LIVY },
+    { "GET",    "/livy/batches/:id/state",               api_livy_batch_state,    API_LIVY },
+    { "GET",    "/livy/batches/:id/log",                 api_livy_batch_log,      API_LIVY },
+    { "DELETE", "/livy/batches/:id",                     api_livy_batch_delete,   API_LIVY },
     /* GET /hub/api/ (the version), and JupyterHub's JSON 404 for the rest */
     { "*",      "/hub/api/" "*path",                     api_hub_root,            API_HUB },
 };
@@ -224,6 +234,31 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
         return rc;
     }
     http_router_set_before(a->router, api_auth_before, a);
+    /* The same Livy routes at / for a livy_listen listener. */
+    size_t nl = 0;
+    for (size_t i = 0; i < api_nroutes; i++) nl += !strncmp(api_routes[i].pattern, "/livy/", 6);
+    a->livy_routes = xcalloc(nl ? nl : 1, sizeof *a->livy_routes);
+    for (size_t i = 0, k = 0; i < api_nroutes; i++)
+        if (!strncmp(api_routes[i].pattern, "/livy/", 6)) {
+            a->livy_routes[k] = api_routes[i];
+            a->livy_routes[k++].pattern = api_routes[i].pattern + 5;
+        }
+    if ((rc = http_router_new(a->livy_routes, nl, a, &a->livy_router, err)) < 0) {
+        api_free(a);
+        return rc;
+    }
+    http_router_set_before(a->livy_router, api_auth_before, a);
+    /* Livy's batches: those a previous nbhub left running are ours again. */
+    a->livy_csrf = o->livy_csrf;
+    livy_batch_opts_t lo = { .loop = a->loop, .store = a->store, .home = a->home, .self_exe = a->self_exe,
+                             .isolation_system = a->isolation_system, .account_tmpl = a->account_tmpl,
+                             .create_accounts = a->create_accounts };
+    if (livy_batch_new(&lo, &a->livy_batches, err) < 0) {
+        api_free(a);
+        return -EINVAL;
+    }
+    int adopted = livy_batch_adopt(a->livy_batches);
+    if (adopted) LOG_I("livy batches adopted", "count=%d", adopted);
     *out = a;
     return 0;
 }
@@ -238,10 +273,30 @@ void api_handle(http_req_t *req, void *api)
  * (404, 405, 401, CSRF's 403, admins-only, other people's flows) go out on
  * the head alone, so nobody can make the server hold a body it would throw
  * away.  A body no credential vouches for (login) is kept small. */
+int api_gate_pass;
+
+void api_livy_handle(http_req_t *req, void *api)
+{
+    api_t *a = api;
+    http_router_handle(req, a->livy_router);
+}
+
+int api_livy_gate(http_req_t *req, void *api)
+{
+    api_t *a = api;
+    api_gate_pass = 1;
+    int refused = http_router_gate(req, a->livy_router);
+    api_gate_pass = 0;
+    return refused;
+}
+
 int api_gate(http_req_t *req, void *api)
 {
     api_t *a = api;
-    if (http_router_gate(req, a->router)) return 1;
+    api_gate_pass = 1;
+    int refused = http_router_gate(req, a->router);
+    api_gate_pass = 0;
+    if (refused) return 1;
     if (!(http_req_route_flags(req) & API_F_AUTH)) http_req_set_body_max(req, a->anon_body_max);
     return 0;
 }
@@ -252,6 +307,8 @@ void api_set_stopping(api_t *a)
     /* Their timers must not keep the loop alive. */
     api_oidc_stop(a);
     oidc_stop(a->oidc);
+    /* Batches run on without us; the next nbhub adopts them. */
+    livy_batch_shutdown(a->livy_batches);
 }
 
 void api_set_server(api_t *a, http_server_t *srv) { a->srv = srv; }
@@ -283,6 +340,10 @@ void api_free(api_t *a)
     free(a->base_url);
     sowned_forget(a->loop);
     http_router_free(a->router);
+    http_router_free(a->livy_router);
+    free(a->livy_routes);
+    livy_batch_free(a->livy_batches);
+    api_livy_auth_free(a->livy_auth);
     api_set_pool_sizes(a, NULL, NULL, 0);
     free(a->home);
     free(a->home_given);

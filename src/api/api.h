@@ -87,6 +87,7 @@ typedef struct api_opts {
      * and offers /auth/oidc/ (api_oidc.c). */
     const struct auth_conf *auth;
     const char *base_url;        /* nbhub's public URL, for redirect URIs; NULL: the request's Host */
+    int         livy_csrf;       /* nbhub.yaml livy.csrf: X-Requested-By on the Livy API's POST/DELETE */
 } api_opts_t;
 
 /* Anonymous bodies: a login is a few hundred bytes. */
@@ -98,6 +99,10 @@ int  api_new(const api_opts_t *o, api_t **out, nb_err_t *err);
 
 /* The http_handler_fn to give http_server_new, with the api as ud. */
 void api_handle(http_req_t *req, void *api);
+/* The same pair for a livy_listen listener (nbhub.yaml): the Livy API
+ * (docs/livy.md) at / instead of /livy/, and nothing else. */
+void api_livy_handle(http_req_t *req, void *api);
+int  api_livy_gate(http_req_t *req, void *api);
 /* The http_gate_fn to give http_server_set_gate, with the api as ud: the
  * route and its authentication and authorization are checked on the head,
  * before the body is read; public routes get anon_body_max. */

@@ -327,6 +327,8 @@ int api_auth_before(http_req_t *req, const struct http_route *route, void *ud)
     /* JupyterHub's API authenticates and authorizes by its own rules
      * (scopes, its error shape): api_hub.c, still in this one hook. */
     if (fl & API_F_HUB) return api_hub_before(a, req, route);
+    /* The Livy API: Basic too, Livy's CSRF header and shapes (api_livy_auth.c). */
+    if (fl & API_F_LIVY) return api_livy_before(a, req, route);
     if (!(fl & API_F_AUTH)) return 0;
     api_ctx_t *c = http_req_alloc(req, sizeof *c);
     memset(c, 0, sizeof *c);
@@ -468,6 +470,9 @@ struct api_login_job {
     nb_err_t               hash_err;
     char                  *keep_session;   /* digest of the session that survives */
     int                    revoke_tokens;
+    /* HTTP Basic on the Livy routes (api_auth_basic_check) */
+    api_basic_fn           basic;
+    void                  *basic_ud;
     struct api_login_job  *next;
 };
 
@@ -524,6 +529,7 @@ static void api_login_free(struct api_login_job *j)
 
 static void api_login_finish(struct api_login_job *j);
 static void api_passwd_finish(struct api_login_job *j);
+static void api_basic_finish(struct api_login_job *j);
 
 static void api_login_done(uv_work_t *w, int status)
 {
@@ -532,6 +538,7 @@ static void api_login_done(uv_work_t *w, int status)
     a->login_running = NULL;
     if (status != 0) api_error(j->req, 503, "unavailable", "the password could not be checked");
     else if (j->change) api_passwd_finish(j);
+    else if (j->basic) api_basic_finish(j);
     else api_login_finish(j);
     api_login_free(j);
     api_login_start_next(a);
@@ -685,6 +692,57 @@ static void api_login_finish(struct api_login_job *j)
     /* The answer carries a secret: no cache may keep it. */
     http_set_header(req, "Cache-Control", "no-store");
     http_respond_json(req, 200, ans);
+}
+
+/* ---- HTTP Basic (the Livy routes) ---------------------------------------- */
+
+void api_auth_basic_check(api_t *a, http_req_t *req, const char *name, const char *pw, api_basic_fn done,
+                          void *ud)
+{
+    const char *addr = api_auth_client_addr(req);
+    if (api_login_locked(a, req, name, addr, api_log_name(req, name))) return;
+    struct api_login_job *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->req = req;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = store_user_by_name(a->store, name, &j->u, &err);
+    if (rc && rc != -ENOENT) {
+        free(j);
+        api_fail(req, rc, &err);
+        return;
+    }
+    if (rc == 0 && !j->u.password_hash) {
+        store_user_clear(&j->u);
+        memset(&j->u, 0, sizeof j->u);
+    } else if (rc == 0) {
+        j->found = 1;
+    }
+    j->password = xstrdup(pw);
+    j->name = xstrdup(name);
+    j->addr = xstrdup(addr);
+    j->logname = xstrdup(api_log_name(req, name));
+    j->basic = done;
+    j->basic_ud = ud;
+    api_login_enqueue(a, j);
+}
+
+/* As a login's end, without the session: the lockout counts it, a weak
+ * hash is upgraded, and the caller decides what the request gets. */
+static void api_basic_finish(struct api_login_job *j)
+{
+    api_t *a = j->a;
+    nb_err_t err;
+    if (!j->ok) {
+        lockout_failed(a->lockout, j->name, j->addr, time_now_us());
+        LOG_I("basic auth failed", "user=%s peer=%s", j->logname, http_req_peer(j->req));
+        j->basic(j->req, NULL, j->basic_ud);
+        return;
+    }
+    if (j->new_hash && store_user_set_password(a->store, j->u.id, j->new_hash, &err) != 0)
+        LOG_W("password rehash failed", "user=%s error=\"%s\"", j->logname, err.msg);
+    lockout_succeeded(a->lockout, j->name, j->addr);
+    j->basic(j->req, &j->u, j->basic_ud);
 }
 
 /* ---- password change ----------------------------------------------------- */

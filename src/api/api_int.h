@@ -55,6 +55,7 @@ enum {
     API_F_RUN   = 1u << 4,
     API_F_CLUSTER = 1u << 5,
     API_F_HUB   = 1u << 6,
+    API_F_LIVY  = 1u << 7,
 
     API_PUBLIC = 0,
     API_AUTH   = API_F_AUTH,
@@ -64,6 +65,11 @@ enum {
     API_RUN    = API_F_RUN | API_F_AUTH,
     API_CLUSTER = API_F_CLUSTER | API_F_AUTH,
     API_HUB     = API_F_HUB,
+    /* the Livy API (/livy/, and / on livy_listen): nbhub tokens, the
+     * session cookie, or HTTP Basic with an nbhub user's password
+     * (api_livy_auth.c); X-Requested-By with livy.csrf; errors in Livy's
+     * shape.  Every route checks what the caller may see itself. */
+    API_LIVY    = API_F_LIVY | API_F_AUTH,
 };
 
 #define API_SESSION_COOKIE "nbhub_session"
@@ -123,6 +129,13 @@ struct api {
     unsigned       render_jobs, render_queue, render_running;
     size_t         render_nwaiting;
     struct api_render_job *render_head, *render_tail;
+    /* the Livy API: batches (livy/livy_batch.h), HTTP Basic's cache and
+     * the livy_listen router (api_livy_auth.c) */
+    struct livy_batches *livy_batches;
+    int            livy_csrf;      /* livy.csrf: X-Requested-By on POST/DELETE */
+    struct http_route *livy_routes;   /* the /livy/ routes without /livy */
+    http_router_t *livy_router;
+    struct api_livy_auth *livy_auth;
 };
 
 #define API_RENDER_MAX_DEFAULT   (32LL * 1024 * 1024)
@@ -151,6 +164,9 @@ typedef struct api_ctx {
     int64_t     token_server_id;   /* 'server' and 'oauth' tokens: their server */
     const char *token_server;      /* that server's name ("" = default) */
     const char *token_server_owner;   /* and its owner's name */
+    /* API_LIVY: HTTP Basic credentials not checked yet (the gate saw the
+     * head; the check runs on the thread pool when the body is in). */
+    int         basic_pending;
     /* API_HUB: the caller's JupyterHub scopes, expanded (request arena). */
     const char *const *scopes;
     size_t      nscopes;
@@ -243,6 +259,13 @@ void api_auth_me(http_req_t *req, void *ud);
  * expired, its user uid still enabled?  1 (and *admin refreshed), 0 (end
  * the stream), or a negative errno (store trouble: keep it, ask later). */
 int  api_auth_recheck(api_t *a, int via_cookie, const char *digest, int64_t uid, int *admin);
+/* HTTP Basic (the Livy routes): name and password checked as a login's
+ * are, in the same queue, at the same cost, under the same lockout; then
+ * done(req, user, ud) with the user, or NULL (wrong, unknown, disabled).
+ * A lockout answers 429 itself, and done is not called. */
+typedef void (*api_basic_fn)(http_req_t *req, const store_user_t *u, void *ud);
+void api_auth_basic_check(api_t *a, http_req_t *req, const char *name, const char *pw, api_basic_fn done,
+                          void *ud);
 
 /* ---- api_oidc.c ------------------------------------------------------- */
 
@@ -388,6 +411,20 @@ int  api_livy_check_spark(http_req_t *req, const json_t *body);
 /* The id in path parameter `name` (a non-negative integer), or answers
  * 404 ("what 'X' not found.") and returns -1. */
 int  api_livy_path_id(http_req_t *req, const char *name, const char *what, int64_t *out);
+/* ---- api_livy_auth.c: who calls the Livy routes --------------------------- */
+/* 1 while api_gate runs the before hook on a request's head alone (the
+ * hook must answer at once then; api.c). */
+extern int api_gate_pass;
+/* api_auth_before for API_LIVY routes. */
+int  api_livy_before(api_t *a, http_req_t *req, const struct http_route *route);
+void api_livy_auth_free(struct api_livy_auth *la);
+/* ---- api_livy_batches.c ---- */
+void api_livy_batches_create(http_req_t *req, void *ud);
+void api_livy_batches_list(http_req_t *req, void *ud);
+void api_livy_batch_get(http_req_t *req, void *ud);
+void api_livy_batch_state(http_req_t *req, void *ud);
+void api_livy_batch_log(http_req_t *req, void *ud);
+void api_livy_batch_delete(http_req_t *req, void *ud);
 /* Routes of api_livy.c. */
 void api_livy_sessions_list(http_req_t *req, void *ud);
 void api_livy_sessions_create(http_req_t *req, void *ud);

@@ -103,6 +103,7 @@ struct serve {
     sched_t       *sched;
     api_t         *api;
     http_server_t *http;
+    http_server_t *livy_http;  /* livy_listen: the Livy API at / (docs/livy.md), or NULL */
     hclient_t     *hc;
     notify_t      *notify;
     hub_t         *hub;        /* users' notebook servers (docs/hub.md) */
@@ -182,6 +183,10 @@ static void serve_stop(struct serve *sv, uint64_t grace_ms)
     api_set_stopping(sv->api);
     sv->pending = 3;
     http_server_stop(sv->http, serve_http_stopped, sv);
+    if (sv->livy_http) {
+        sv->pending++;
+        http_server_stop(sv->livy_http, serve_http_stopped, sv);
+    }
     /* Servers keep running unless asked (a later nbhub adopts them). */
     hub_shutdown(sv->hub, sv->stop_servers, serve_part_closed, sv);
     /* Livy sessions' kernels keep running too (adopted by the next nbhub). */
@@ -649,7 +654,8 @@ int cmd_serve(int argc, char **argv)
                       .render_max = sv.conf.render_max < 0 ? 0 : sv.conf.render_max == 0 ? -1
                                                                  : sv.conf.render_max,
                       .render_jobs = sv.conf.render_jobs, .render_queue = sv.conf.render_queue,
-                      .auth = &sv.conf.auth, .base_url = sv.conf.base_url };
+                      .auth = &sv.conf.auth, .base_url = sv.conf.base_url,
+                      .livy_csrf = sv.conf.livy.csrf };
     hub_conf_finish(&sv.conf.hub);
     hub_opts_t ho = { .loop = &sv.loop, .store = sv.store, .hc = sv.hc, .home = home, .self_exe = self,
                       .isolation_system = system_mode, .account_tmpl = sv.conf.system_user,
@@ -701,6 +707,19 @@ int cmd_serve(int argc, char **argv)
             rc = SERVE_EXIT_LISTEN;
             goto out_loop;
         }
+    }
+    if (sv.conf.livy_listen) {
+        /* The Livy API at / for clients that cannot take a path prefix:
+         * its own server (same limits, same API), its own router. */
+        sv.livy_http = http_server_new(&sv.loop, &lim, api_livy_handle, sv.api);
+        http_server_set_gate(sv.livy_http, api_livy_gate, sv.api);
+        http_server_set_csp(sv.livy_http, "default-src 'none'; frame-ancestors 'none'");
+        if (http_server_listen(sv.livy_http, sv.conf.livy_listen, &err) < 0) {
+            cli_errorf("cannot listen on %s (livy_listen): %s", sv.conf.livy_listen, err.msg);
+            rc = SERVE_EXIT_LISTEN;
+            goto out_loop;
+        }
+        LOG_I("livy listener", "listen=%s port=%d", sv.conf.livy_listen, http_server_port(sv.livy_http));
     }
     serve_hub_urls(&sv, addrs);
     /* The servers' Spark clusters: hooks first, so servers found gone by
@@ -767,6 +786,7 @@ out_loop:
         /* Startup failed after the loop existed: close what was opened. */
         if (sv.http) http_server_stop(sv.http, NULL, NULL);
         if (sv.api) api_set_stopping(sv.api);
+        if (sv.livy_http) http_server_stop(sv.livy_http, NULL, NULL);
         if (sv.sched) sched_stop(sv.sched, 0, NULL, NULL);
         if (sv.pool) pool_close(sv.pool, NULL, NULL);
         if (sv.notify) notify_close(sv.notify, NULL, NULL);
@@ -774,6 +794,7 @@ out_loop:
         uv_run(&sv.loop, UV_RUN_DEFAULT);
     }
     if (sv.http) http_server_free(sv.http);
+    if (sv.livy_http) http_server_free(sv.livy_http);
     for (size_t i = 0; sv.tls && i < sv.nlisten; i++) tls_ctx_free(sv.tls[i]);
     api_free(sv.api);
     hub_cull_free(sv.hub_cull);

@@ -40,7 +40,7 @@ static const struct ckey srvconf_keys[] = {
     { "webhooks", C_WEBHOOKS },      { "ui", C_UI },
     { "hub", C_HUB },
     { "auth", C_AUTH },
-    { "livy", C_LIVY },
+    { "livy", C_LIVY },              { "livy_listen", C_STR },
 };
 #define NKEYS (sizeof srvconf_keys / sizeof *srvconf_keys)
 
@@ -109,6 +109,7 @@ void srvconf_clear(srvconf_t *c)
     hub_conf_clear(&c->hub);
     auth_conf_clear(&c->auth);
     livy_conf_clear(&c->livy);
+    free(c->livy_listen);
     srvconf_init(c);
 }
 
@@ -443,6 +444,7 @@ static void set_value(srvconf_t *c, const char *path, yaml_document_t *doc,
             return;
         }
         if (strcmp(k->name, "home") == 0) { free(c->home); c->home = xstrdup(s); }
+        else if (strcmp(k->name, "livy_listen") == 0) { free(c->livy_listen); c->livy_listen = xstrdup(s); }
         else if (strcmp(k->name, "flows_dir") == 0) { free(c->flows_dir); c->flows_dir = xstrdup(s); }
         else if (strcmp(k->name, "base_url") == 0) { free(c->base_url); c->base_url = xstrdup(s); }
         else if (strcmp(k->name, "isolation") == 0) {

@@ -33,6 +33,7 @@
  *       render_max: 32m             # largest output notebook output.html renders
  *       render_jobs: 2              # renders at once (libuv's thread pool)
  *       render_queue: 16            # renders waiting for a slot; beyond, 503
+ *     livy_listen: 127.0.0.1:8998   # the Livy API at / as well (docs/livy.md)
  *     hub:                          # notebook servers (src/hub/profile.h, docs/hub.md)
  *       profiles: [{name: small, python: /opt/lab/bin/python, limits: {cpu: 1, memory: 2g}}]
  *     auth:                         # logins (auth/oidc_conf.h, docs/sso.md)
@@ -99,6 +100,7 @@ typedef struct srvconf {
     hub_conf_t hub;           /* hub: (hub_conf_finish'ed by srvconf_load) */
     auth_conf_t auth;         /* auth: (local, oidc) */
     livy_conf_t livy;         /* livy: (livy_conf_finish'ed by srvconf_load; src/livy/livy.h) */
+    char    *livy_listen;     /* livy_listen: an address serving the Livy API at /, or NULL */
 } srvconf_t;
 
 /* The limits of one user: their user_limits entry, else limits. */

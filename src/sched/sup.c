@@ -312,6 +312,14 @@ void sup_free(sup_task_t *t)
     sup_close_handles(t);
 }
 
+void sup_detach(sup_task_t *t)
+{
+    if (!t) return;
+    t->exited = 1;
+    t->freed = 1;
+    sup_close_handles(t);
+}
+
 /* ---- the wrapper process -------------------------------------------------- */
 
 static void sup_wrap_write_status(const char *path, int status)

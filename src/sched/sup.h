@@ -81,6 +81,11 @@ void sup_stop(sup_task_t *t, uint64_t grace_ms);
 /* Free after the exit callback. */
 void sup_free(sup_task_t *t);
 
+/* Let go of a task that goes on running without us (nbhub serve stops, a
+ * later one re-attaches with sup_attach): its handles close, the exit
+ * callback will not run, and t is freed.  Nothing is signalled. */
+void sup_detach(sup_task_t *t);
+
 /* /proc/PID/stat field 22 (start time in clock ticks after boot), or 0. */
 int64_t sup_proc_start_time(int pid);
 
