@@ -83,6 +83,47 @@ static void remove_conn(const char *file)
     kconn_free(c);   /* removes what a directory it created would hold */
 }
 
+/* ---- ids ------------------------------------------------------------------- */
+
+static char *ids_file(const livy_t *l)
+{
+    return xasprintf("%s/livy/session-id", l->home);
+}
+
+void lsess_ids_load(livy_t *l)
+{
+    int64_t max = 0;
+    nb_err_t err;
+    if (store_livy_sessions_max_id(l->st, &max, &err) < 0)
+        LOG_W("livy: cannot read the highest session id", "error=\"%s\"", err.msg);
+    char *path = ids_file(l), *text = NULL;
+    size_t n;
+    if (fs_read_regular(path, 64, &text, &n, &err) == 0) {
+        char *end;
+        long long v = strtoll(text, &end, 10);
+        if (end != text && v > max) max = v;
+        free(text);
+    }
+    free(path);
+    l->id_hwm = max;
+}
+
+void lsess_ids_note(livy_t *l, int64_t id)
+{
+    if (id <= l->id_hwm) return;
+    l->id_hwm = id;
+    /* Written after the insert: a crash in between leaves the row, whose
+     * id max(id) finds at the next start. */
+    char *path = ids_file(l), *dir = fs_dirname(path);
+    char num[32];
+    int len = snprintf(num, sizeof num, "%lld\n", (long long)id);
+    nb_err_t err;
+    if (fs_mkdir_p(dir, 0700, &err) < 0 || fs_write_atomic(path, num, (size_t)len, 1, &err) < 0)
+        LOG_W("livy: the highest session id not saved", "id=%lld error=\"%s\"", (long long)id, err.msg);
+    free(dir);
+    free(path);
+}
+
 /* ---- start ------------------------------------------------------------------ */
 
 static void on_proc_closed(uv_handle_t *h)
