@@ -244,6 +244,8 @@ void lsess_free_maybe(lsess_t *s)
     free(s->journal);
     free(s->events_dir);
     free(s->conn_file);
+    free(s->acct);
+    free(s->cgroup);
     free(s->end_error);
     free(s->app_id);
     free(s);
@@ -279,7 +281,9 @@ void lsess_set_state(lsess_t *s, const char *state)
 
 static void warm_fill(livy_t *l)
 {
-    if (l->stopping) return;
+    /* Under isolation: system a kernel is its owner's from its start:
+     * there is no pool of kernels nobody owns yet. */
+    if (l->stopping || l->o.isolation_system) return;
     unsigned have = 0;
     for (lsess_t *s = l->sessions; s; s = s->next) have += s->warm && !s->ending;
     while (have < l->conf->warm) {
@@ -420,6 +424,7 @@ int livy_new(const livy_opts_t *o, livy_t **out, nb_err_t *err)
     l->st = o->store;
     l->home = xstrdup(o->home);
     l->conf = o->conf;
+    l->o = *o;
     uv_timer_init(l->loop, &l->tick);
     l->tick.data = l;
     uv_timer_start(&l->tick, on_tick, LIVY_TICK_MS, LIVY_TICK_MS);

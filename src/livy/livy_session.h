@@ -22,6 +22,7 @@ struct livy {
     store_t           *st;
     char              *home;
     const livy_conf_t *conf;
+    livy_opts_t        o;             /* as given to livy_new (isolation) */
     lsess_t           *sessions;
     uv_timer_t         tick;
     int                stopping;
@@ -59,6 +60,8 @@ struct lsess {
     char    *dir;                /* HOME/livy/sessions/ID */
     char    *log_path, *journal, *events_dir;
     char    *conn_file;
+    char    *acct;               /* isolation: system: the account it runs as */
+    char    *cgroup;             /* ... and its cgroup (removed at the end), or NULL */
     int      pid;
     int64_t  pid_start;
     kmgr_t  *km;
