@@ -153,6 +153,20 @@ void lsess_ids_load(livy_t *l)
         free(text);
     }
     free(path);
+    /* and the directories on disk (from before the mark was kept): a new
+     * session never finds an old one's journal or event log */
+    char *sd = xasprintf("%s/livy/sessions", l->home);
+    DIR *d = opendir(sd);
+    free(sd);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            char *end;
+            long long v = strtoll(e->d_name, &end, 10);
+            if (end != e->d_name && !*end && v > max) max = v;
+        }
+        closedir(d);
+    }
     l->id_hwm = max;
 }
 

@@ -106,7 +106,8 @@ void lsess_free_maybe(lsess_t *s);
 lsess_t *lsess_new(livy_t *l, int64_t id, int64_t uid, const char *kind);
 /* Session ids are never reused (an old kernel's late event must not reach
  * a new session with its id): the highest id handed out is kept in
- * HOME/livy/session-id, loaded (with max(id) of the table) at start, and
+ * HOME/livy/session-id, loaded (with max(id) of the table and the session
+ * directories on disk) at start, and
  * written after each create. */
 void lsess_ids_load(livy_t *l);
 void lsess_ids_note(livy_t *l, int64_t id);

@@ -48,6 +48,14 @@ def test_session_ids_are_never_reused(tmp_path_factory):
         st, s = a.post("/livy/sessions", {"kind": "pyspark"})
         assert st == 201 and s["id"] == 4, (st, s)
         a.delete("/livy/sessions/4")
+        # a home from before the mark: the session directories on disk count
+        hs.stop()
+        (hs.srv.home / "livy" / "session-id").unlink()
+        (hs.srv.home / "livy" / "sessions" / "9").mkdir(parents=True, exist_ok=True)
+        hs.start()
+        st, s = a.post("/livy/sessions", {"kind": "pyspark"})
+        assert st == 201 and s["id"] == 10, (st, s)
+        a.delete("/livy/sessions/10")
     finally:
         hs.stop()
         h.cleanup()
