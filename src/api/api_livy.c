@@ -462,14 +462,6 @@ void api_livy_sessions_create(http_req_t *req, void *ud)
     api_t *a = ud;
     if (no_livy(a, req)) return;
     const api_ctx_t *c = api_ctx(req);
-    /* A session's kernel runs as nbhub's own account: under isolation:
-     * system that would be any user's code with nbhub's rights, so no
-     * sessions until they run as their owner (docs/livy-sessions.md). */
-    if (a->isolation_system) {
-        api_livy_error(req, 503, "Livy sessions are not available under isolation: system yet "
-                                 "(they would not run as their owner)");
-        return;
-    }
     json_t *body;
     if (api_livy_body(req, 1,
                       API_MEMBERS("kind", "proxyUser", "jars", "pyFiles", "files", "driverMemory", "driverCores",
@@ -479,6 +471,19 @@ void api_livy_sessions_create(http_req_t *req, void *ud)
         return;
     const char *proxy;
     if (api_livy_check_spark(req, body) < 0 || api_livy_proxy_user(req, c, body, &proxy) < 0) goto out;
+    /* Under isolation: system the kernel runs as the proxyUser's account:
+     * one of a user of this server, as for batches. */
+    if (proxy && a->isolation_system && strcmp(proxy, c->name) != 0) {
+        store_user_t pu;
+        nb_err_t e2;
+        if (store_user_by_name(a->store, proxy, &pu, &e2) < 0) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "proxyUser '%s' is not a user of this server", api_log_name(req, proxy));
+            api_livy_error(req, 400, msg);
+            goto out;
+        }
+        store_user_clear(&pu);
+    }
     json_t *k = json_object_get(body, "kind");
     if (k && !json_is_null(k) && !json_is_string(k)) {
         api_livy_error(req, 400, "'kind' must be a string: pyspark or sql");

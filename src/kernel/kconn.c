@@ -74,17 +74,20 @@ int kconn_new(int ipc, kconn_t **out, nb_err_t *err)
 {
     char *root = kconn_runtime_dir();
     int rc = fs_mkdir_p(root, 0700, err);
-    if (rc < 0) {
-        free(root);
-        return rc;
-    }
+    if (rc == 0) rc = kconn_new_in(root, ipc, out, err);
+    free(root);
+    return rc;
+}
+
+int kconn_new_in(const char *root, int ipc, kconn_t **out, nb_err_t *err)
+{
+    int rc;
     char id[33];
     kwire_new_id(id);
     id[16] = '\0'; /* short: ipc paths must fit in sun_path (108 bytes) */
     kconn_t *c = xcalloc(1, sizeof *c);
     c->ipc = ipc;
     c->dir = xasprintf("%s/k-%s", root, id);
-    free(root);
     if (mkdir(c->dir, 0700) < 0) {
         rc = err_set(err, -errno, "%s: %s", c->dir, strerror(errno));
         free(c->dir);

@@ -27,6 +27,10 @@ typedef struct kconn {
 /* Fresh connection info in a new private directory under the runtime dir
  * ($XDG_RUNTIME_DIR/nbhub, else /tmp/nbhub-<uid>), and its file written. */
 int  kconn_new(int ipc, kconn_t **out, nb_err_t *err);
+/* The same under root (an existing directory), for a kernel that runs as
+ * another account (a Livy session's under isolation: system): the caller
+ * hands the new directory and file to that account. */
+int  kconn_new_in(const char *root, int ipc, kconn_t **out, nb_err_t *err);
 /* Load a connection file written by someone else (to attach to a kernel). */
 int  kconn_load(const char *path, kconn_t **out, nb_err_t *err);
 /* "ipc:///dir/k-ipc-1" or "tcp://127.0.0.1:5555"; fresh string. */

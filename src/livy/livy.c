@@ -244,6 +244,8 @@ void lsess_free_maybe(lsess_t *s)
     free(s->journal);
     free(s->events_dir);
     free(s->conn_file);
+    free(s->acct);
+    free(s->cgroup);
     free(s->end_error);
     free(s->app_id);
     free(s);
@@ -279,7 +281,9 @@ void lsess_set_state(lsess_t *s, const char *state)
 
 static void warm_fill(livy_t *l)
 {
-    if (l->stopping) return;
+    /* Under isolation: system a kernel is its owner's from its start:
+     * there is no pool of kernels nobody owns yet. */
+    if (l->stopping || l->o.isolation_system) return;
     unsigned have = 0;
     for (lsess_t *s = l->sessions; s; s = s->next) have += s->warm && !s->ending;
     while (have < l->conf->warm) {
@@ -420,10 +424,12 @@ int livy_new(const livy_opts_t *o, livy_t **out, nb_err_t *err)
     l->st = o->store;
     l->home = xstrdup(o->home);
     l->conf = o->conf;
+    l->o = *o;
     uv_timer_init(l->loop, &l->tick);
     l->tick.data = l;
     uv_timer_start(&l->tick, on_tick, LIVY_TICK_MS, LIVY_TICK_MS);
     uv_unref((uv_handle_t *)&l->tick);
+    lsess_ids_load(l);
     adopt_all(l);
     *out = l;
     return 0;
@@ -471,10 +477,11 @@ int livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_t
     int rc = livy_kind_check(c->kind, err);
     if (rc < 0) return rc;
     char *req = json_dumps(c->request, JSON_COMPACT | JSON_SORT_KEYS);
-    rc = store_livy_session_create(l->st, c->uid, c->proxy_user, c->name, c->kind, req,
-                                   c->heartbeat_timeout, time_now_us(), id, err);
+    rc = store_livy_session_create_above(l->st, l->id_hwm, c->uid, c->proxy_user, c->name, c->kind, req,
+                                         c->heartbeat_timeout, time_now_us(), id, err);
     free(req);
     if (rc < 0) return rc;
+    lsess_ids_note(l, *id);
     lsess_t *w = strcmp(c->kind, "sql") && strcmp(c->kind, "pyspark") && strcmp(c->kind, "python")
                      ? NULL
                      : (warm_fits(c->request) ? warm_take(l) : NULL);

@@ -52,6 +52,7 @@
 #include <uv.h>
 #include <yaml.h>
 
+#include "iso/limits.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/errlist.h"
@@ -103,6 +104,16 @@ typedef struct livy_opts {
     store_t           *store;
     const char        *home;     /* sessions live in HOME/livy/sessions/ID/ */
     const livy_conf_t *conf;
+    /* isolation: system (all borrowed): a session's kernel runs as its
+     * owner's account (the proxyUser's when an admin named one) through
+     * `SELF_EXE __as-user`, in the user's cgroup when cgroups work. */
+    const char        *self_exe;
+    int                isolation_system;
+    const char        *account_tmpl;   /* NULL: UACCT_DEFAULT_TEMPLATE */
+    int                create_accounts;
+    int                cgroups;
+    const iso_limits_t *(*user_limits)(void *limits_ud, const char *user);
+    void              *limits_ud;
 } livy_opts_t;
 
 /* The manager; adopts the live sessions of a previous nbhub serve. */

@@ -14,9 +14,30 @@
  * on control, SIGTERM to the group after 3 s, SIGKILL after 5 s, and a
  * last SIGKILL to the group once the kernel is gone, for the Spark JVM
  * (pyspark starts it as the kernel's child, in its group).
+ *
+ * isolation: system: the kernel runs as its owner's account (the
+ * proxyUser's when an admin named one) through `nbhub __as-user`, which
+ * execs it (same pid: adoption by pid + start time is unchanged), its
+ * working directory the account's home, inside nbhub/u-ACCOUNT/livy-ID
+ * when cgroups work (removed at the end, which kills whatever left the
+ * process group).  What the kernel writes is the account's, what nbhub
+ * writes stays root's, so the account can never point nbhub at a file:
+ *   livy/sessions/ID/          root 0711 (the account passes through)
+ *     kernel.log               root 0600, the kernel writes its inherited fd
+ *     journal.jsonl            made by nbhub, given to the account
+ *     events/                  the account's (Spark's event log; read with
+ *                              O_NOFOLLOW, one link)
+ *   livy/run/k-XXXX/           the account's 0700: connection file and the
+ *                              ipc sockets (TCP on 127.0.0.1 when the path
+ *                              would not fit in a socket address)
+ * The connection directory is removed by name, entry by entry, without
+ * trusting the (account-writable) file's contents.  There is no warm pool
+ * (a kernel is its owner's from its first instruction).
  */
 #include "livy/livy_session.h"
 
+#include "iso/cgroup.h"
+#include "iso/uacct.h"
 #include "kernel/kconn.h"
 #include "kernel/kspec.h"
 #include "sched/sup.h"
@@ -27,6 +48,7 @@
 #include "util/timeutil.h"
 #include "util/xmalloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -34,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define STOP_TERM_MS 3000
@@ -67,11 +90,36 @@ static int alive(const lsess_t *s)
            !zombie(s->pid);
 }
 
+/* An account's connection directory: its entries (unlinkat, never
+ * following anything the account made) and itself; a directory the
+ * account made inside stays. */
+static void remove_conn_dir(const char *file)
+{
+    char *d = xstrdup(file);
+    char *dir = xstrdup(dirname(d));
+    free(d);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dp && fd >= 0) close(fd);
+    if (dp) {
+        struct dirent *e;
+        while ((e = readdir(dp)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlinkat(fd, e->d_name, 0);
+        closedir(dp);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
 /* The connection file's directory (kconn_new's, private to the session):
  * its file, sockets and the directory itself. */
-static void remove_conn(const char *file)
+static void remove_conn(const livy_t *l, const char *file)
 {
     if (!file) return;
+    if (l->o.isolation_system) {
+        remove_conn_dir(file);
+        return;
+    }
     kconn_t *c;
     if (kconn_load(file, &c, NULL) < 0) {
         unlink(file);
@@ -81,6 +129,61 @@ static void remove_conn(const char *file)
     c->dir = xstrdup(dirname(d));
     free(d);
     kconn_free(c);   /* removes what a directory it created would hold */
+}
+
+/* ---- ids ------------------------------------------------------------------- */
+
+static char *ids_file(const livy_t *l)
+{
+    return xasprintf("%s/livy/session-id", l->home);
+}
+
+void lsess_ids_load(livy_t *l)
+{
+    int64_t max = 0;
+    nb_err_t err;
+    if (store_livy_sessions_max_id(l->st, &max, &err) < 0)
+        LOG_W("livy: cannot read the highest session id", "error=\"%s\"", err.msg);
+    char *path = ids_file(l), *text = NULL;
+    size_t n;
+    if (fs_read_regular(path, 64, &text, &n, &err) == 0) {
+        char *end;
+        long long v = strtoll(text, &end, 10);
+        if (end != text && v > max) max = v;
+        free(text);
+    }
+    free(path);
+    /* and the directories on disk (from before the mark was kept): a new
+     * session never finds an old one's journal or event log */
+    char *sd = xasprintf("%s/livy/sessions", l->home);
+    DIR *d = opendir(sd);
+    free(sd);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            char *end;
+            long long v = strtoll(e->d_name, &end, 10);
+            if (end != e->d_name && !*end && v > max) max = v;
+        }
+        closedir(d);
+    }
+    l->id_hwm = max;
+}
+
+void lsess_ids_note(livy_t *l, int64_t id)
+{
+    if (id <= l->id_hwm) return;
+    l->id_hwm = id;
+    /* Written after the insert: a crash in between leaves the row, whose
+     * id max(id) finds at the next start. */
+    char *path = ids_file(l), *dir = fs_dirname(path);
+    char num[32];
+    int len = snprintf(num, sizeof num, "%lld\n", (long long)id);
+    nb_err_t err;
+    if (fs_mkdir_p(dir, 0700, &err) < 0 || fs_write_atomic(path, num, (size_t)len, 1, &err) < 0)
+        LOG_W("livy: the highest session id not saved", "id=%lld error=\"%s\"", (long long)id, err.msg);
+    free(dir);
+    free(path);
 }
 
 /* ---- start ------------------------------------------------------------------ */
@@ -99,6 +202,120 @@ static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
           (long long)status, sig);
     s->exited = 1;
     uv_close((uv_handle_t *)p, on_proc_closed);
+}
+
+/* ---- isolation: system ------------------------------------------------------ */
+
+/* The account the session runs as (its row's proxyUser, else its owner)
+ * and its cgroup; *user (may be NULL) gets the nbhub user's name. */
+static int owner_load(lsess_t *s, char **user, nb_err_t *err)
+{
+    livy_t *l = s->l;
+    if (user) *user = NULL;
+    store_livy_session_t row;
+    int rc = store_livy_session_get(l->st, s->id, &row, err);
+    if (rc < 0) return rc;
+    const char *u = row.proxy_user ? row.proxy_user : row.owner;
+    char acct[64];
+    rc = uacct_name(l->o.account_tmpl ? l->o.account_tmpl : UACCT_DEFAULT_TEMPLATE, u ? u : "", acct, sizeof acct,
+                    err);
+    if (rc == 0) {
+        free(s->acct);
+        free(s->cgroup);
+        s->acct = xstrdup(acct);
+        s->cgroup = l->o.cgroups ? xasprintf("nbhub/u-%s/livy-%lld", acct, (long long)s->id) : NULL;
+        if (user) *user = xstrdup(u);
+    }
+    store_livy_session_clear(&row);
+    return rc;
+}
+
+/* The session's directory as the header says: root's, passable; the
+ * journal made here; the connection directory's parent. */
+static int system_dirs(lsess_t *s, nb_err_t *err)
+{
+    livy_t *l = s->l;
+    char *p = xasprintf("%s/livy", l->home);
+    chmod(p, 0711);
+    free(p);
+    p = xasprintf("%s/livy/sessions", l->home);
+    chmod(p, 0711);
+    free(p);
+    chmod(s->dir, 0711);
+    int fd = fs_open_regular(s->journal, O_WRONLY | O_CREAT | O_APPEND, 0600, NULL);
+    if (fd < 0) return err_set(err, fd, "%s: %s", s->journal, strerror(-fd));
+    close(fd);
+    p = xasprintf("%s/livy/run", l->home);
+    int rc = fs_mkdir_p(p, 0711, err);
+    if (rc == 0) chmod(p, 0711);
+    free(p);
+    return rc;
+}
+
+/* "K=V" whose key is one of list's keys. */
+static int env_in(const char *kv, char *const *list)
+{
+    size_t kl = strcspn(kv, "=");
+    for (; list && *list; list++)
+        if (!strncmp(*list, kv, kl) && (*list)[kl] == '=') return 1;
+    return 0;
+}
+
+/* The kernel's environment without the daemon's (uacct_env_kept): what
+ * the spec and we set, and what finds programs, Java and Spark. */
+static void env_scrub(char **env, const kspec_t *spec, char *const *extra)
+{
+    size_t k = 0;
+    for (size_t i = 0; env[i]; i++) {
+        size_t kl = strcspn(env[i], "=");
+        char *key = xstrdup(env[i]);
+        key[kl] = '\0';
+        int keep = uacct_env_kept(env[i]) || env_in(env[i], extra) || (spec->env && json_object_get(spec->env, key));
+        free(key);
+        if (keep) env[k++] = env[i];
+        else free(env[i]);
+    }
+    env[k] = NULL;
+}
+
+static void argv_push(char ***v, size_t *n, const char *s)
+{
+    *v = xrealloc(*v, (*n + 2) * sizeof **v);
+    (*v)[(*n)++] = xstrdup(s);
+    (*v)[*n] = NULL;
+}
+
+/* `SELF __as-user ACCOUNT ... --` in front of the kernel's argv. */
+static char **system_wrap(lsess_t *s, const char *user, char **argv, const char *conn_dir)
+{
+    livy_t *l = s->l;
+    char **w = NULL;
+    size_t n = 0;
+    argv_push(&w, &n, l->o.self_exe ? l->o.self_exe : "nbhub");
+    argv_push(&w, &n, "__as-user");
+    argv_push(&w, &n, s->acct);
+    if (l->o.create_accounts) argv_push(&w, &n, "--create");
+    const char *own[] = { conn_dir, s->conn_file, s->journal, s->events_dir };
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
+        argv_push(&w, &n, "--chown");
+        argv_push(&w, &n, own[i]);
+    }
+    if (s->cgroup) {
+        static const iso_limits_t none = { 0, 0, 0 };
+        const iso_limits_t *ul = l->o.user_limits ? l->o.user_limits(l->o.limits_ud, user) : NULL;
+        char *ug = xasprintf("nbhub/u-%s", s->acct);
+        char *a = limits_spec(ug, ul ? ul : &none), *b = limits_spec(s->cgroup, &none);
+        argv_push(&w, &n, "--cgroup");
+        argv_push(&w, &n, a);
+        argv_push(&w, &n, "--cgroup");
+        argv_push(&w, &n, b);
+        free(ug);
+        free(a);
+        free(b);
+    }
+    argv_push(&w, &n, "--");
+    for (char **p = argv; *p; p++) argv_push(&w, &n, *p);
+    return w;
 }
 
 /* Livy's request options as Spark settings, after the configured ones. */
@@ -171,28 +388,47 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
     livy_t *l = s->l;
     int rc = fs_mkdir_p(s->events_dir, 0700, err);
     if (rc < 0) return rc;
+    int sys = l->o.isolation_system;
+    char *user = NULL;
+    if (sys) {
+        if (s->warm) return err_set(err, -ENOTSUP, "no warm kernels under isolation: system");
+        if ((rc = owner_load(s, &user, err)) < 0 || (rc = system_dirs(s, err)) < 0) {
+            free(user);
+            return rc;
+        }
+    }
     kspec_t *spec;
-    if ((rc = kspec_find(l->conf->kernel, &spec, err)) < 0) return rc;
+    if ((rc = kspec_find(l->conf->kernel, &spec, err)) < 0) {
+        free(user);
+        return rc;
+    }
     char **conf = spark_conf(s, request);
     buf_t args = BUF_INIT;
     struct sparkspec_opts so = { .name = "livy", .master = l->conf->master, .conf = (const char *const *)conf };
     rc = sparkspec_submit_args(&so, &args, err);
     for (char **p = conf; *p; p++) free(*p);
     free(conf);
+    kconn_t *conn = NULL;
+    if (rc == 0) {
+        if (sys) {
+            /* In the account's own directory: ipc when its socket paths fit
+             * (sun_path), else TCP on 127.0.0.1 (the key still signs). */
+            char *root = xasprintf("%s/livy/run", l->home);
+            rc = kconn_new_in(root, strlen(root) + sizeof "/k-0123456789abcdef/ipc-5" < 100, &conn, err);
+            free(root);
+        } else {
+            rc = kconn_new(1, &conn, err);
+        }
+    }
     if (rc < 0) {
         buf_free(&args);
         kspec_free(spec);
-        return rc;
-    }
-    kconn_t *conn;
-    if ((rc = kconn_new(1, &conn, err)) < 0) {
-        buf_free(&args);
-        kspec_free(spec);
+        free(user);
         return rc;
     }
     /* The directory is the session's now: it must outlive this nbhub. */
     s->conn_file = xstrdup(conn->file);
-    free(conn->dir);
+    char *conn_dir = conn->dir;
     conn->dir = NULL;
     kconn_free(conn);
     char **argv = kspec_argv(spec, s->conn_file);
@@ -201,6 +437,14 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
     char *e_sess = xasprintf("NBHUB_LIVY_SESSION=%lld", (long long)s->id);
     char *extra[] = { e_args, e_py, e_sess, NULL };
     char **env = kspec_env(spec, extra);
+    if (sys) {
+        env_scrub(env, spec, extra);
+        char **w = system_wrap(s, user, argv, conn_dir);
+        for (char **p = argv; *p; p++) free(*p);
+        free(argv);
+        argv = w;
+    }
+    free(conn_dir);
     buf_free(&args);
     int fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -211,7 +455,8 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
         { .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = fd }, { .flags = UV_INHERIT_FD, .data.fd = fd },
     };
     uv_process_options_t po = { .exit_cb = on_proc_exit, .file = argv[0], .args = argv, .env = env,
-                                .cwd = s->dir, .flags = UV_PROCESS_DETACHED, .stdio_count = 3, .stdio = stdio };
+                                .cwd = sys ? NULL : s->dir, .flags = UV_PROCESS_DETACHED, .stdio_count = 3,
+                                .stdio = stdio };
     s->proc.data = s;
     rc = uv_spawn(l->loop, &s->proc, &po);
     close(fd);
@@ -229,8 +474,8 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
             goto out;
         lsess_set_state(s, "starting");
     }
-    LOG_I("livy: session kernel started", "session=%lld pid=%d kernel=%s", (long long)s->id, s->pid,
-          spec->name);
+    LOG_I("livy: session kernel started", "session=%lld pid=%d kernel=%s account=%s", (long long)s->id, s->pid,
+          spec->name, s->acct ? s->acct : "-");
     rc = kmgr_attach(l->loop, s->conn_file, s->pid, 0, (unsigned)l->conf->start_timeout_ms, &km_cbs, s,
                      &s->km, err);
     if (rc < 0) s->km = NULL;
@@ -242,6 +487,7 @@ out:
     free(e_args);
     free(e_py);
     free(e_sess);
+    free(user);
     kspec_free(spec);
     return rc;
 }
@@ -252,8 +498,11 @@ int lsess_adopt(lsess_t *s, const char *conn_file, int pid, int64_t pid_start)
     s->pid_start = pid_start;
     free(s->conn_file);
     s->conn_file = xstrdup(conn_file);
-    if (!alive(s)) return -ESRCH;
     nb_err_t err;
+    /* its account and cgroup, for the end */
+    if (s->l->o.isolation_system && owner_load(s, NULL, &err) < 0)
+        LOG_W("livy: a session's account is unknown", "session=%lld error=\"%s\"", (long long)s->id, err.msg);
+    if (!alive(s)) return -ESRCH;
     /* Adopted: the initialisation ran in the previous nbhub's time. */
     s->ready = 1;
     /* A kernel busy with a statement answers kernel_info only when the
@@ -409,7 +658,9 @@ static void on_stop_timer_closed(uv_handle_t *h)
 static void finish(lsess_t *s)
 {
     if (s->pid > 0) kill(-s->pid, SIGKILL);
-    remove_conn(s->conn_file);
+    /* whatever left the group (setsid) but not the cgroup */
+    if (s->cgroup) cgroup_remove(s->cgroup);
+    remove_conn(s->l, s->conn_file);
     if (s->stop_timer_open) uv_close((uv_handle_t *)&s->stop_timer, on_stop_timer_closed);
     if (s->km) kmgr_shutdown(s->km, 0);   /* attached: disconnect only */
     LOG_I("livy: session ended", "session=%lld state=%s", (long long)s->id, s->deleted ? "deleted" : s->end_state);

@@ -22,11 +22,13 @@ struct livy {
     store_t           *st;
     char              *home;
     const livy_conf_t *conf;
+    livy_opts_t        o;             /* as given to livy_new (isolation) */
     lsess_t           *sessions;
     uv_timer_t         tick;
     int                stopping;
     int                tick_closed;
     unsigned           warm_seq;      /* names of warm kernels' directories */
+    int64_t            id_hwm;        /* highest session id ever handed out */
     void             (*done)(void *ud);
     void              *done_ud;
 };
@@ -58,6 +60,8 @@ struct lsess {
     char    *dir;                /* HOME/livy/sessions/ID */
     char    *log_path, *journal, *events_dir;
     char    *conn_file;
+    char    *acct;               /* isolation: system: the account it runs as */
+    char    *cgroup;             /* ... and its cgroup (removed at the end), or NULL */
     int      pid;
     int64_t  pid_start;
     kmgr_t  *km;
@@ -100,6 +104,13 @@ void lsess_detach(lsess_t *s);
 void lsess_set_state(lsess_t *s, const char *state);
 void lsess_free_maybe(lsess_t *s);
 lsess_t *lsess_new(livy_t *l, int64_t id, int64_t uid, const char *kind);
+/* Session ids are never reused (an old kernel's late event must not reach
+ * a new session with its id): the highest id handed out is kept in
+ * HOME/livy/session-id, loaded (with max(id) of the table and the session
+ * directories on disk) at start, and
+ * written after each create. */
+void lsess_ids_load(livy_t *l);
+void lsess_ids_note(livy_t *l, int64_t id);
 /* The session's files live in dir (a warm kernel's, or a session's). */
 void lsess_set_dir(lsess_t *s, const char *dir);
 

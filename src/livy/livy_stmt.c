@@ -32,6 +32,7 @@
 #include "livy/livy_session.h"
 
 #include "store/store_livy.h"
+#include "util/fsutil.h"
 #include "util/jparse.h"
 #include "util/jwrite.h"
 #include "util/log.h"
@@ -39,6 +40,7 @@
 #include "util/xmalloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,7 +290,11 @@ static void read_events(lsess_t *s)
     if (!s->evfile) {
         char *p = seventlog_find(s->events_dir, NULL, NULL);
         if (!p) return;
-        s->evfile = fopen(p, "rb");
+        /* O_NOFOLLOW, one link: under isolation: system the directory
+         * is the session's account's. */
+        int fd = fs_open_regular(p, O_RDONLY, 0, NULL);
+        s->evfile = fd >= 0 ? fdopen(fd, "rb") : NULL;
+        if (fd >= 0 && !s->evfile) close(fd);
         free(p);
         if (!s->evfile) return;
         s->evlog = seventlog_new();
@@ -409,8 +415,12 @@ void lstmt_poll_journal(lsess_t *s)
 {
     lstmt_t *c = &s->cur;
     if (c->id < 0 || !c->from_journal) return;
-    FILE *f = fopen(s->journal, "rb");
-    if (!f) return;
+    int fd = fs_open_regular(s->journal, O_RDONLY, 0, NULL);   /* the account writes it */
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd);
+        return;
+    }
     if (fseek(f, (long)s->journal_off, SEEK_SET) != 0) {
         fclose(f);
         return;

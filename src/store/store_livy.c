@@ -67,7 +67,7 @@ static void session_row(sqlite3_stmt *s, store_livy_session_t *v)
 }
 
 struct screate {
-    int64_t user_id, hb, now, id;
+    int64_t user_id, hb, now, id, above;
     const char *proxy_user, *name, *kind, *req;
 };
 
@@ -88,9 +88,14 @@ static int session_create_tx(store_t *st, void *varg, nb_err_t *err)
             return err_set(err, -EEXIST, "Duplicate session name: %s for session %lld", a->name,
                            (long long)other);
     }
-    rc = store_stmt(st, "INSERT INTO livy_sessions(user_id, proxy_user, name, kind, request_json, "
+    /* An explicit id above every id handed out before (the caller's
+     * high-water mark) and every row's: SQLite's own choice, max(rowid)+1,
+     * gives a deleted session's id to the next one, and an event about the
+     * old kernel would then name the new session. */
+    rc = store_stmt(st, "INSERT INTO livy_sessions(id, user_id, proxy_user, name, kind, request_json, "
                         "heartbeat_timeout, last_heartbeat, created_at) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)", &s, err);
+                        "VALUES (max(?8, coalesce((SELECT max(id) FROM livy_sessions), 0)) + 1, "
+                        "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)", &s, err);
     if (rc) return rc;
     sqlite3_bind_int64(s, 1, a->user_id);
     store_bind_text(s, 2, a->proxy_user);
@@ -99,6 +104,7 @@ static int session_create_tx(store_t *st, void *varg, nb_err_t *err)
     store_bind_text(s, 5, a->req ? a->req : "{}");
     sqlite3_bind_int64(s, 6, a->hb);
     sqlite3_bind_int64(s, 7, a->now);
+    sqlite3_bind_int64(s, 8, a->above > 0 ? a->above : 0);
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     if ((rc & 0xff) == SQLITE_CONSTRAINT) return err_set(err, -ENOENT, "no user with id %lld", (long long)a->user_id);
@@ -107,14 +113,34 @@ static int session_create_tx(store_t *st, void *varg, nb_err_t *err)
     return 0;
 }
 
+int store_livy_session_create_above(store_t *st, int64_t above, int64_t user_id, const char *proxy_user,
+                                    const char *name, const char *kind, const char *request_json,
+                                    int64_t heartbeat_timeout, int64_t now, int64_t *id, nb_err_t *err)
+{
+    struct screate a = { user_id, heartbeat_timeout, now, 0, above, proxy_user, name, kind, request_json };
+    int rc = store_tx(st, session_create_tx, &a, err);
+    if (rc == 0 && id) *id = a.id;
+    return rc;
+}
+
 int store_livy_session_create(store_t *st, int64_t user_id, const char *proxy_user,
                               const char *name, const char *kind, const char *request_json,
                               int64_t heartbeat_timeout, int64_t now, int64_t *id, nb_err_t *err)
 {
-    struct screate a = { user_id, heartbeat_timeout, now, 0, proxy_user, name, kind, request_json };
-    int rc = store_tx(st, session_create_tx, &a, err);
-    if (rc == 0 && id) *id = a.id;
-    return rc;
+    return store_livy_session_create_above(st, 0, user_id, proxy_user, name, kind, request_json,
+                                           heartbeat_timeout, now, id, err);
+}
+
+int store_livy_sessions_max_id(store_t *st, int64_t *out, nb_err_t *err)
+{
+    *out = 0;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT coalesce(max(id), 0) FROM livy_sessions", &s, err);
+    if (rc) return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read livy sessions", err);
 }
 
 int store_livy_session_get(store_t *st, int64_t id, store_livy_session_t *out, nb_err_t *err)

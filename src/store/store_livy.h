@@ -103,6 +103,13 @@ int store_livy_state_final(const char *state);
 int store_livy_session_create(store_t *st, int64_t user_id, const char *proxy_user,
                               const char *name, const char *kind, const char *request_json,
                               int64_t heartbeat_timeout, int64_t now, int64_t *id, nb_err_t *err);
+/* The same with an id above `above` too (a high-water mark of ids handed
+ * out before, whose rows may be gone): ids are never reused. */
+int store_livy_session_create_above(store_t *st, int64_t above, int64_t user_id, const char *proxy_user,
+                                    const char *name, const char *kind, const char *request_json,
+                                    int64_t heartbeat_timeout, int64_t now, int64_t *id, nb_err_t *err);
+/* The highest session id in the table (0 for none). */
+int store_livy_sessions_max_id(store_t *st, int64_t *out, nb_err_t *err);
 int store_livy_session_get(store_t *st, int64_t id, store_livy_session_t *out, nb_err_t *err);
 /* Sessions by id; user_id 0 = everybody's; live_only: ended_at unset. */
 int store_livy_sessions_list(store_t *st, int64_t user_id, int live_only,

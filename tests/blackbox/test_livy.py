@@ -413,15 +413,3 @@ def test_bad_livy_config_has_positions(h):
     assert f"{cfg}:5:15: 'livy.output_max' must be a size" in r.stderr
     assert f"{cfg}:6:10: 'livy.spark' must be local" in r.stderr
     assert f"{cfg}:7:9: 'livy.conf' must be a mapping" in r.stderr
-
-
-def test_no_sessions_under_isolation_system(h):
-    """A session's kernel would run as nbhub's account, not its owner's: refused."""
-    from nbserve import Server
-    srv = Server(h, env={"NBHUB_ISOLATION": "system"}).start()
-    try:
-        st, body = srv.api.post("/livy/sessions", {"kind": "pyspark"})
-        assert st == 503 and "isolation: system" in body["msg"], (st, body)
-        assert not srv.db().execute("SELECT count(*) FROM livy_sessions").fetchone()[0]
-    finally:
-        srv.stop()

@@ -164,9 +164,33 @@ static void batches(void **state)
     assert_int_equal(store_livy_batch_delete(f->st, a, &err), 0);
 }
 
+/* Ids above a high-water mark and above every row: a deleted session's
+ * id is not handed out again. */
+static void session_ids_above(void **state)
+{
+    fx_t *f = *state;
+    nb_err_t err;
+    int64_t a, b, max;
+    assert_int_equal(store_livy_sessions_max_id(f->st, &max, &err), 0);
+    assert_int_equal(max, 0);
+    assert_int_equal(store_livy_session_create_above(f->st, 0, f->alice, NULL, NULL, "pyspark", "{}", 0, 1, &a, &err), 0);
+    assert_int_equal(a, 1);
+    assert_int_equal(store_livy_session_delete(f->st, a, &err), 0);
+    assert_int_equal(store_livy_session_create_above(f->st, 1, f->alice, NULL, NULL, "pyspark", "{}", 0, 1, &b, &err), 0);
+    assert_int_equal(b, 2);
+    assert_int_equal(store_livy_session_create_above(f->st, 7, f->alice, NULL, NULL, "pyspark", "{}", 0, 1, &b, &err), 0);
+    assert_int_equal(b, 8);
+    /* the rows win over a lower mark */
+    assert_int_equal(store_livy_session_create_above(f->st, 0, f->alice, NULL, NULL, "pyspark", "{}", 0, 1, &b, &err), 0);
+    assert_int_equal(b, 9);
+    assert_int_equal(store_livy_sessions_max_id(f->st, &max, &err), 0);
+    assert_int_equal(max, 9);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-    const struct CMUnitTest tests[] = { T(sessions_names_and_states), T(statements), T(batches) };
+    const struct CMUnitTest tests[] = { T(sessions_names_and_states), T(statements), T(batches),
+                                        T(session_ids_above) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
