@@ -739,7 +739,8 @@ int cmd_serve(int argc, char **argv)
         LOG_W("hub: idle culling disabled", "error=\"%s\"", err.msg);
     /* Livy sessions: those of the previous nbhub are adopted here. */
     livy_conf_finish(&sv.conf.livy);
-    livy_opts_t lo = { .loop = &sv.loop, .store = sv.store, .home = home, .conf = &sv.conf.livy };
+    livy_opts_t lo = { .loop = &sv.loop, .store = sv.store, .home = home, .conf = &sv.conf.livy,
+                       .spark = &se };   /* spark: cluster's clusters, as the hub's */
     if (livy_new(&lo, &sv.livy, &err) < 0)
         LOG_W("livy: the Livy API is disabled", "error=\"%s\"", err.msg);
     else

@@ -52,6 +52,7 @@
 #include <uv.h>
 #include <yaml.h>
 
+#include "spark/sowned.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/errlist.h"
@@ -63,7 +64,14 @@
 /* nbhub.yaml `livy:` (docs/livy.md):
  *   livy:
  *     spark: local          # where sessions' Spark runs: local (the master
- *                           # below, inside the kernel)
+ *                           # below, inside the kernel) or cluster (a
+ *                           # standalone cluster per session, livy_cluster.h)
+ *     workers: 1            # spark: cluster's defaults (numExecutors,
+ *     worker_memory: 1g     #   executorMemory, executorCores override them)
+ *     worker_cores: 1
+ *     max_workers: 4        # ... up to these
+ *     max_worker_memory: 4g
+ *     max_worker_cores: 4
  *     master: "local[*]"    # spark: local's master
  *     kernel: python3       # the kernel spec sessions start (ipykernel with
  *                           # pyspark importable)
@@ -77,7 +85,7 @@
  */
 typedef struct livy_conf {
     int      present;         /* the section was given */
-    char    *spark;           /* "local" */
+    char    *spark;           /* "local" or "cluster" */
     char    *master;          /* "local[*]" */
     char    *kernel;          /* "python3" */
     char   **conf;            /* "key=value", NULL-terminated, or NULL */
@@ -86,6 +94,9 @@ typedef struct livy_conf {
     int64_t  retain_ms;
     int      csrf;
     unsigned warm;            /* warm kernels kept ready */
+    /* spark: cluster's sizes (-1 / NULL until livy_conf_finish) */
+    long     workers, worker_cores, max_workers, max_worker_cores;
+    char    *worker_memory, *max_worker_memory;
 } livy_conf_t;
 
 void livy_conf_init(livy_conf_t *c);
@@ -103,6 +114,8 @@ typedef struct livy_opts {
     store_t           *store;
     const char        *home;     /* sessions live in HOME/livy/sessions/ID/ */
     const livy_conf_t *conf;
+    /* how users' Spark clusters are started (spark: cluster); NULL = none */
+    const sowned_env_t *spark;
 } livy_opts_t;
 
 /* The manager; adopts the live sessions of a previous nbhub serve. */

@@ -186,6 +186,7 @@ json_t *sowned_config(const sowned_spec_t *s)
                             (json_int_t)s->workers, "worker_cores", (json_int_t)s->cores, "worker_memory",
                             s->worker_memory, "connect", s->connect);
     if (s->server) json_object_set_new(cfg, "server", json_string(s->server));
+    if (s->livy_session > 0) json_object_set_new(cfg, "livy_session", json_integer((json_int_t)s->livy_session));
     return cfg;
 }
 
