@@ -276,6 +276,12 @@ int sowned_create(const sowned_env_t *e, const sowned_spec_t *s, const sowned_qu
         argv[n++] = (char *)"--server";
         argv[n++] = (char *)s->server;
     }
+    char ls[24];
+    if (s->livy_session > 0) {
+        snprintf(ls, sizeof ls, "%lld", s->livy_session);
+        argv[n++] = (char *)"--livy-session";
+        argv[n++] = ls;
+    }
     argv[n] = NULL;
     /* The claim goes to the child as its fd 3; ours is closed below, so
      * from here the child (then the supervisor) alone holds it. */

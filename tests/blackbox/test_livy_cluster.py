@@ -145,5 +145,6 @@ def test_restart_that_finds_the_kernel_gone_removes_the_cluster(livy):
     livy.start()
     s = wait_session(b, sid, states=("dead",), timeout=30)
     assert "gone" in " ".join(s["log"]), s["log"]
-    assert wait_for(lambda: gone(livy, "bob", sid), 40, 0.3), (cluster_jvms(livy, "bob", sid), jvms(sid))
+    assert wait_for(lambda: gone(livy, "bob", sid), 40, 0.3), (cluster_jvms(livy, "bob", sid), jvms(sid),
+                                                                livy.log())
     delete(b, sid)
