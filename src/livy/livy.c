@@ -50,6 +50,14 @@ void livy_conf_finish(livy_conf_t *c)
     if (c->max_worker_cores < 0) c->max_worker_cores = c->worker_cores > 4 ? c->worker_cores : 4;
     if (!c->max_worker_memory)
         c->max_worker_memory = xstrdup(scluster_memory_mb(c->worker_memory) > 4096 ? c->worker_memory : "4g");
+    /* the maxima are never below the defaults (a session asking for
+     * nothing must be possible) */
+    if (c->max_workers < c->workers) c->max_workers = c->workers;
+    if (c->max_worker_cores < c->worker_cores) c->max_worker_cores = c->worker_cores;
+    if (scluster_memory_mb(c->max_worker_memory) < scluster_memory_mb(c->worker_memory)) {
+        free(c->max_worker_memory);
+        c->max_worker_memory = xstrdup(c->worker_memory);
+    }
 }
 
 void livy_conf_clear(livy_conf_t *c)
@@ -320,7 +328,9 @@ void lsess_set_state(lsess_t *s, const char *state)
 
 static void warm_fill(livy_t *l)
 {
-    if (l->stopping) return;
+    /* spark: cluster: a session's kernel needs its own cluster's master,
+     * which is not known before the session: no pool. */
+    if (l->stopping || !strcmp(l->conf->spark, "cluster")) return;
     unsigned have = 0;
     for (lsess_t *s = l->sessions; s; s = s->next) have += s->warm && !s->ending;
     while (have < l->conf->warm) {

@@ -148,3 +148,15 @@ def test_restart_that_finds_the_kernel_gone_removes_the_cluster(livy):
     assert wait_for(lambda: gone(livy, "bob", sid), 40, 0.3), (cluster_jvms(livy, "bob", sid), jvms(sid),
                                                                 livy.log())
     delete(b, sid)
+
+
+def test_bad_cluster_config_has_positions(h):
+    cfg = h.tmp / "nbhub.yaml"
+    cfg.write_text("listen: 127.0.0.1:0\nlivy:\n  spark: cluster\n  workers: 0\n  max_worker_memory: lots\n"
+                   "  worker_cores: x\n  max_workrs: 2\n")
+    r = h.run(["serve", "--config", cfg, "--home", h.tmp / "home"])
+    assert r.rc == 3, r
+    assert f"{cfg}:4:12: 'livy.workers' must be a whole number from 1 to 64" in r.stderr, r.stderr
+    assert f"{cfg}:5:22: 'livy.max_worker_memory' must be a size" in r.stderr, r.stderr
+    assert f"{cfg}:6:17: 'livy.worker_cores' must be a whole number from 1 to 1024" in r.stderr, r.stderr
+    assert f"{cfg}:7:3: unknown key 'livy.max_workrs' (did you mean 'max_workers'?)" in r.stderr, r.stderr
