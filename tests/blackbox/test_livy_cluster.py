@@ -133,15 +133,22 @@ def test_kernel_killed_ends_the_session_and_its_cluster(livy):
     delete(b, sid)
 
 
-def test_restart_that_finds_the_kernel_gone_removes_the_cluster(livy):
+def test_restart_keeps_a_live_sessions_cluster_and_removes_a_gone_ones(livy):
     b = livy.apis["bob"]
     sid = create(b, {"kind": "pyspark"})["id"]
     wait_session(b, sid, timeout=240)
     pid = session_row(livy, sid)["pid"]
+    # a restart that finds the kernel: the session and its cluster stay
+    livy.restart()
+    wait_session(b, sid, timeout=30)
+    r = run(b, sid, "print(spark.range(10).count())\n", timeout=120)
+    assert r["output"]["data"]["text/plain"].strip() == "10", r
+    assert f"livy-{sid}" in user_clusters(b) and cluster_jvms(livy, "bob", sid)
     livy.stop()
     # nbhub is away: the session's kernel and cluster keep running
     assert pid_alive(pid) and cluster_jvms(livy, "bob", sid)
     os.killpg(pid, signal.SIGKILL)
+    assert wait_for(lambda: not pid_alive(pid), 10, 0.1)
     livy.start()
     s = wait_session(b, sid, states=("dead",), timeout=30)
     assert "gone" in " ".join(s["log"]), s["log"]
