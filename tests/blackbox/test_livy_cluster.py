@@ -41,7 +41,7 @@ def livy(tmp_path_factory):
     st, lst = hs.api.get("/livy/sessions?size=1000")
     for s in lst.get("sessions", []):
         hs.api.delete(f"/livy/sessions/{s['id']}")
-    wait_for(lambda: not h.leftovers() and not cluster_jvms(hs), 40, 0.3)
+    wait_for(lambda: not cluster_jvms(hs), 40, 0.3)
     hs.stop()
     left = h.cleanup()
     assert not left, left
@@ -130,6 +130,18 @@ def test_kernel_killed_ends_the_session_and_its_cluster(livy):
     s = wait_session(b, sid, states=("dead",), timeout=30)
     assert s["appInfo"]["sparkUiUrl"] is None, s
     assert wait_for(lambda: gone(livy, "bob", sid), 40, 0.3), (cluster_jvms(livy, "bob", sid), jvms(sid))
+    delete(b, sid)
+
+
+def test_heartbeat_timeout_removes_the_cluster(livy):
+    b = livy.apis["bob"]
+    sid = create(b, {"kind": "pyspark", "heartbeatTimeoutInSecond": 3})["id"]
+    wait_session(b, sid, timeout=240)
+    assert cluster_jvms(livy, "bob", sid)
+    # no request about the session (each is a heartbeat): watched in /proc only
+    assert wait_for(lambda: gone(livy, "bob", sid), 60, 0.3), (cluster_jvms(livy, "bob", sid), jvms(sid))
+    s = wait_session(b, sid, states=("dead",), timeout=5)
+    assert "heartbeatTimeoutInSecond" in " ".join(s["log"]), s["log"]
     delete(b, sid)
 
 
