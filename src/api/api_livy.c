@@ -19,6 +19,7 @@
  * admins (403 otherwise, as Livy's impersonation check).
  */
 #include "api/api_int.h"
+#include "livy/livy_cluster.h"
 #include "livy/livy.h"
 #include "store/store_livy.h"
 #include "util/jparse.h"
@@ -394,9 +395,15 @@ static json_t *session_json(const store_livy_session_t *r)
     json_object_set_new(j, "proxyUser", api_json_str(r->proxy_user ? r->proxy_user : r->owner));
     json_object_set_new(j, "state", json_string(r->state));
     json_object_set_new(j, "kind", json_string(r->kind));
-    /* No Spark UI is proxied for a session's local driver (its UI is off):
-     * sparkUiUrl is null, as Livy's is before the application has one. */
-    json_object_set_new(j, "appInfo", json_pack("{s:s, s:n}", "driverLogUrl", log_url, "sparkUiUrl"));
+    /* A session on its own cluster (livy.spark: cluster): the driver's UI
+     * through the cluster master's reverse proxy and nbhub's Spark UI
+     * proxy, while the session is live.  A local session's driver has its
+     * UI off: null, as Livy's is before the application has one. */
+    char *ui = store_livy_state_final(r->state)
+                   ? NULL
+                   : livy_cluster_ui_url(r->proxy_user ? r->proxy_user : r->owner, r->spark_cluster, r->app_id);
+    json_object_set_new(j, "appInfo", json_pack("{s:s, s:s?}", "driverLogUrl", log_url, "sparkUiUrl", ui));
+    free(ui);
     /* The end of the kernel's log, and the reason a session ended as its
      * last line: livy_session.c writes it into the log too, but what the
      * kernel and its JVM print while they stop comes after it. */

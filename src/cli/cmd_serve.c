@@ -742,7 +742,8 @@ int cmd_serve(int argc, char **argv)
     livy_opts_t lo = { .loop = &sv.loop, .store = sv.store, .home = home, .conf = &sv.conf.livy,
                        .self_exe = self, .isolation_system = system_mode, .account_tmpl = sv.conf.system_user,
                        .create_accounts = sv.conf.create_system_users == 1, .cgroups = cg != CGROUP_NONE,
-                       .user_limits = serve_user_limits, .limits_ud = &sv.conf };
+                       .user_limits = serve_user_limits, .limits_ud = &sv.conf,
+                       .spark = &se };   /* spark: cluster's clusters, as the hub's */
     if (livy_new(&lo, &sv.livy, &err) < 0)
         LOG_W("livy: the Livy API is disabled", "error=\"%s\"", err.msg);
     else

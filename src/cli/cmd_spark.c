@@ -449,7 +449,7 @@ int cmd_spark_supervise(int argc, char **argv)
 /* ---- the client side ------------------------------------------------------------- */
 
 struct spark_args {
-    const char *name, *home, *python, *spark_home, *memory, *owner, *server;
+    const char *name, *home, *python, *spark_home, *memory, *owner, *server, *livy_session;
     int workers, cores, json, timeout_s, connect, port, ui_port, connect_port, lock_fd;
 };
 
@@ -481,7 +481,9 @@ static int spark_parse(int argc, char **argv, struct spark_args *a, int want_nam
                         : !strcmp(f, "--spark-home") ? &a->spark_home : !strcmp(f, "--worker-memory") ? &a->memory
                         : !strcmp(f, "--owner") ? &a->owner
                         /* internal: the hub's notebook server the cluster belongs to (sowned.h) */
-                        : !strcmp(f, "--server") ? &a->server : NULL;
+                        : !strcmp(f, "--server") ? &a->server
+                        /* internal: the Livy session the cluster belongs to (livy_cluster.h) */
+                        : !strcmp(f, "--livy-session") ? &a->livy_session : NULL;
         int iv = !strcmp(f, "--workers") || !strcmp(f, "--worker-cores") || !strcmp(f, "--timeout") ||
                  !strcmp(f, "--port") || !strcmp(f, "--ui-port") || !strcmp(f, "--connect-port") ||
                  !strcmp(f, "--lock-fd");
@@ -747,6 +749,8 @@ static int spark_up(int argc, char **argv)
                             "workers", a.workers, "worker_cores", a.cores, "worker_memory", a.memory,
                             "connect", a.connect, "owner", a.owner);
     if (a.server) json_object_set_new(cfg, "server", json_string(a.server));
+    if (a.livy_session && atoll(a.livy_session) > 0)
+        json_object_set_new(cfg, "livy_session", json_integer((json_int_t)atoll(a.livy_session)));
     if (a.port) json_object_set_new(cfg, "port", json_integer(a.port));
     if (a.ui_port) json_object_set_new(cfg, "ui_port", json_integer(a.ui_port));
     if (a.connect_port) json_object_set_new(cfg, "connect_port", json_integer(a.connect_port));

@@ -6,8 +6,10 @@
  * ended in livy_session.c, statements run in livy_stmt.c.
  */
 #include "livy/livy_session.h"
+#include "livy/livy_cluster.h"
 
 #include "spark/scluster.h"
+#include "store/store_auth.h"
 #include "store/store_livy.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -29,6 +31,7 @@ void livy_conf_init(livy_conf_t *c)
     c->output_max = -1;
     c->start_timeout_ms = -1;
     c->retain_ms = -1;
+    c->workers = c->worker_cores = c->max_workers = c->max_worker_cores = -1;
 }
 
 void livy_conf_finish(livy_conf_t *c)
@@ -39,6 +42,22 @@ void livy_conf_finish(livy_conf_t *c)
     if (c->output_max < 0) c->output_max = LIVY_OUTPUT_MAX_DEFAULT;
     if (c->start_timeout_ms < 0) c->start_timeout_ms = LIVY_START_TIMEOUT_MS_DEFAULT;
     if (c->retain_ms < 0) c->retain_ms = LIVY_RETAIN_MS_DEFAULT;
+    if (c->workers < 0) c->workers = 1;
+    if (c->worker_cores < 0) c->worker_cores = 1;
+    if (!c->worker_memory) c->worker_memory = xstrdup("1g");
+    /* the maxima: 4 or the default when that is larger */
+    if (c->max_workers < 0) c->max_workers = c->workers > 4 ? c->workers : 4;
+    if (c->max_worker_cores < 0) c->max_worker_cores = c->worker_cores > 4 ? c->worker_cores : 4;
+    if (!c->max_worker_memory)
+        c->max_worker_memory = xstrdup(scluster_memory_mb(c->worker_memory) > 4096 ? c->worker_memory : "4g");
+    /* the maxima are never below the defaults (a session asking for
+     * nothing must be possible) */
+    if (c->max_workers < c->workers) c->max_workers = c->workers;
+    if (c->max_worker_cores < c->worker_cores) c->max_worker_cores = c->worker_cores;
+    if (scluster_memory_mb(c->max_worker_memory) < scluster_memory_mb(c->worker_memory)) {
+        free(c->max_worker_memory);
+        c->max_worker_memory = xstrdup(c->worker_memory);
+    }
 }
 
 void livy_conf_clear(livy_conf_t *c)
@@ -46,6 +65,8 @@ void livy_conf_clear(livy_conf_t *c)
     free(c->spark);
     free(c->master);
     free(c->kernel);
+    free(c->worker_memory);
+    free(c->max_worker_memory);
     if (c->conf)
         for (char **p = c->conf; *p; p++) free(*p);
     free(c->conf);
@@ -87,7 +108,9 @@ void livy_conf_parse(const char *path, yaml_document_t *doc, yaml_node_t *v, liv
                      nb_errlist_t *errs)
 {
     static const char *const keys[] = { "spark", "master", "kernel", "conf", "output_max",
-                                        "start_timeout", "retain", "csrf", "warm" };
+                                        "start_timeout", "retain", "csrf", "warm",
+                                        "workers", "worker_memory", "worker_cores", "max_workers",
+                                        "max_worker_memory", "max_worker_cores" };
     c->present = 1;
     if (v->type != YAML_MAPPING_NODE) {
         errlist_add(errs, path, POS(v), "'livy' must be a mapping (spark, master, kernel, ...)");
@@ -97,9 +120,9 @@ void livy_conf_parse(const char *path, yaml_document_t *doc, yaml_node_t *v, liv
         yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
         const char *key = scalar(kn), *val = scalar(vn);
         if (key && !strcmp(key, "spark")) {
-            if (!val || strcmp(val, "local") != 0)
-                errlist_add(errs, path, POS(vn), "'livy.spark' must be local (a cluster per session "
-                                                 "is not available yet)");
+            if (!val || (strcmp(val, "local") != 0 && strcmp(val, "cluster") != 0))
+                errlist_add(errs, path, POS(vn), "'livy.spark' must be local (Spark inside the kernel) or "
+                                                 "cluster (a Spark cluster per session)");
             else {
                 free(c->spark);
                 c->spark = xstrdup(val);
@@ -153,6 +176,27 @@ void livy_conf_parse(const char *path, yaml_document_t *doc, yaml_node_t *v, liv
                 errlist_add(errs, path, POS(vn), "'livy.warm' must be a number of kernels from 0 to 64");
             else
                 c->warm = (unsigned)n;
+        } else if (key && (!strcmp(key, "workers") || !strcmp(key, "max_workers") || !strcmp(key, "worker_cores") ||
+                           !strcmp(key, "max_worker_cores"))) {
+            /* spark: cluster's sizes (livy_cluster.h); sowned's bounds */
+            int w = strstr(key, "workers") != NULL;
+            long lim = w ? 64 : 1024;
+            char *end;
+            long n = val ? strtol(val, &end, 10) : -1;
+            if (!val || *end || n < 1 || n > lim)
+                errlist_add(errs, path, POS(vn), "'livy.%s' must be a whole number from 1 to %ld", key, lim);
+            else if (!strcmp(key, "workers")) c->workers = n;
+            else if (!strcmp(key, "max_workers")) c->max_workers = n;
+            else if (!strcmp(key, "worker_cores")) c->worker_cores = n;
+            else c->max_worker_cores = n;
+        } else if (key && (!strcmp(key, "worker_memory") || !strcmp(key, "max_worker_memory"))) {
+            if (!val || scluster_memory_ok(val) < 0)
+                errlist_add(errs, path, POS(vn), "'livy.%s' must be a size such as 512m or 2g", key);
+            else {
+                char **dst = !strcmp(key, "worker_memory") ? &c->worker_memory : &c->max_worker_memory;
+                free(*dst);
+                *dst = xstrdup(val);
+            }
         } else if (key && !strcmp(key, "csrf")) {
             if (parse_bool(val, &c->csrf) < 0)
                 errlist_add(errs, path, POS(vn), "'livy.csrf' must be true or false");
@@ -248,6 +292,11 @@ void lsess_free_maybe(lsess_t *s)
     free(s->cgroup);
     free(s->end_error);
     free(s->app_id);
+    free(s->cluster);
+    free(s->cluster_master);
+    if (s->cluster_conf)
+        for (char **p = s->cluster_conf; *p; p++) free(*p);
+    free(s->cluster_conf);
     free(s);
     maybe_done(l);
 }
@@ -284,6 +333,9 @@ static void warm_fill(livy_t *l)
     /* Under isolation: system a kernel is its owner's from its start:
      * there is no pool of kernels nobody owns yet. */
     if (l->stopping || l->o.isolation_system) return;
+    /* spark: cluster: a session's kernel needs its own cluster's master,
+     * which is not known before the session: no pool. */
+    if (!strcmp(l->conf->spark, "cluster")) return;
     unsigned have = 0;
     for (lsess_t *s = l->sessions; s; s = s->next) have += s->warm && !s->ending;
     while (have < l->conf->warm) {
@@ -365,6 +417,7 @@ static void on_tick(uv_timer_t *t)
         }
     }
     warm_fill(l);
+    livy_cluster_sweep(l);
     /* Livy forgets ended sessions after a while (livy.server.session.state-retain.sec). */
     store_livy_sessions_prune(l->st, now - l->conf->retain_ms * 1000, NULL, NULL);
 }
@@ -431,6 +484,7 @@ int livy_new(const livy_opts_t *o, livy_t **out, nb_err_t *err)
     uv_unref((uv_handle_t *)&l->tick);
     lsess_ids_load(l);
     adopt_all(l);
+    if (o->spark) livy_cluster_init(l, o->spark);
     *out = l;
     return 0;
 }
@@ -455,6 +509,7 @@ void livy_shutdown(livy_t *l, void (*done)(void *ud), void *ud)
     l->done = done;
     l->done_ud = ud;
     uv_close((uv_handle_t *)&l->tick, on_tick_closed);
+    livy_cluster_shutdown(l);
     for (lsess_t *s = l->sessions, *next; s; s = next) {
         next = s->next;
         if (s->warm) lsess_end(s, NULL, NULL);   /* nothing would adopt it */
@@ -476,13 +531,16 @@ int livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_t
     if (l->stopping) return err_set(err, -ESHUTDOWN, "nbhub is stopping");
     int rc = livy_kind_check(c->kind, err);
     if (rc < 0) return rc;
+    int cluster = !strcmp(l->conf->spark, "cluster");
+    if (cluster && (rc = livy_cluster_check(l->conf, c->request, err)) < 0) return rc;
     char *req = json_dumps(c->request, JSON_COMPACT | JSON_SORT_KEYS);
     rc = store_livy_session_create_above(l->st, l->id_hwm, c->uid, c->proxy_user, c->name, c->kind, req,
                                          c->heartbeat_timeout, time_now_us(), id, err);
     free(req);
     if (rc < 0) return rc;
     lsess_ids_note(l, *id);
-    lsess_t *w = strcmp(c->kind, "sql") && strcmp(c->kind, "pyspark") && strcmp(c->kind, "python")
+    lsess_t *w = cluster ? NULL   /* a warm kernel has no cluster */
+                 : strcmp(c->kind, "sql") && strcmp(c->kind, "pyspark") && strcmp(c->kind, "python")
                      ? NULL
                      : (warm_fits(c->request) ? warm_take(l) : NULL);
     if (w) {
@@ -508,6 +566,20 @@ int livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_t
     snprintf(s->state, sizeof s->state, "not_started");
     s->hb_timeout_s = c->heartbeat_timeout;
     nb_err_t serr;
+    if (cluster) {
+        /* The cluster first, the kernel when it is up (livy_cluster.h).
+         * Owned by the user the session runs for. */
+        const char *owner = c->proxy_user;
+        store_user_t u = { 0 };
+        if (!owner && store_user_by_id(l->st, c->uid, &u, &serr) == 0) owner = u.name;
+        if (!owner || livy_cluster_start(l, s, owner, c->request, &serr) < 0) {
+            LOG_W("livy: session cluster start failed", "session=%lld error=\"%s\"", (long long)*id,
+                  owner ? serr.msg : "no owner");
+            lsess_end(s, "error", owner ? serr.msg : "the session's user is gone");
+        }
+        store_user_clear(&u);
+        return 0;
+    }
     if (lsess_start(s, c->request, &serr) < 0) {
         LOG_W("livy: session start failed", "session=%lld error=\"%s\"", (long long)*id, serr.msg);
         lsess_end(s, "error", serr.msg);
@@ -523,6 +595,7 @@ int livy_session_delete(livy_t *l, int64_t id, nb_err_t *err)
     if (s) {
         s->deleted = 1;
         lsess_end(s, NULL, NULL);
+        livy_cluster_sweep(l);   /* its cluster goes now, with the kernel */
     }
     return 0;
 }

@@ -53,6 +53,7 @@
 #include <yaml.h>
 
 #include "iso/limits.h"
+#include "spark/sowned.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/errlist.h"
@@ -64,7 +65,14 @@
 /* nbhub.yaml `livy:` (docs/livy.md):
  *   livy:
  *     spark: local          # where sessions' Spark runs: local (the master
- *                           # below, inside the kernel)
+ *                           # below, inside the kernel) or cluster (a
+ *                           # standalone cluster per session, livy_cluster.h)
+ *     workers: 1            # spark: cluster's defaults (numExecutors,
+ *     worker_memory: 1g     #   executorMemory, executorCores override them)
+ *     worker_cores: 1
+ *     max_workers: 4        # ... up to these
+ *     max_worker_memory: 4g
+ *     max_worker_cores: 4
  *     master: "local[*]"    # spark: local's master
  *     kernel: python3       # the kernel spec sessions start (ipykernel with
  *                           # pyspark importable)
@@ -78,7 +86,7 @@
  */
 typedef struct livy_conf {
     int      present;         /* the section was given */
-    char    *spark;           /* "local" */
+    char    *spark;           /* "local" or "cluster" */
     char    *master;          /* "local[*]" */
     char    *kernel;          /* "python3" */
     char   **conf;            /* "key=value", NULL-terminated, or NULL */
@@ -87,6 +95,9 @@ typedef struct livy_conf {
     int64_t  retain_ms;
     int      csrf;
     unsigned warm;            /* warm kernels kept ready */
+    /* spark: cluster's sizes (-1 / NULL until livy_conf_finish) */
+    long     workers, worker_cores, max_workers, max_worker_cores;
+    char    *worker_memory, *max_worker_memory;
 } livy_conf_t;
 
 void livy_conf_init(livy_conf_t *c);
@@ -114,6 +125,8 @@ typedef struct livy_opts {
     int                cgroups;
     const iso_limits_t *(*user_limits)(void *limits_ud, const char *user);
     void              *limits_ud;
+    /* how users' Spark clusters are started (spark: cluster); NULL = none */
+    const sowned_env_t *spark;
 } livy_opts_t;
 
 /* The manager; adopts the live sessions of a previous nbhub serve. */

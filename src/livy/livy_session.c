@@ -378,7 +378,10 @@ static char **spark_conf(const lsess_t *s, const json_t *req)
      * while its job runs (the default buffer is 100 KB: a whole stage). */
     ADD("spark.eventLog.buffer.kb=4k");
     ADD("spark.eventLog.dir=file://%s", s->events_dir);
-    ADD("spark.ui.enabled=false");
+    if (s->cluster_conf)
+        for (char **p = s->cluster_conf; *p; p++) ADD("%s", *p);
+    else
+        ADD("spark.ui.enabled=false");
 #undef ADD
     return v;
 }
@@ -404,7 +407,7 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
     }
     char **conf = spark_conf(s, request);
     buf_t args = BUF_INIT;
-    struct sparkspec_opts so = { .name = "livy", .master = l->conf->master, .conf = (const char *const *)conf };
+    struct sparkspec_opts so = { .name = "livy", .master = s->cluster_master ? s->cluster_master : l->conf->master, .conf = (const char *const *)conf };
     rc = sparkspec_submit_args(&so, &args, err);
     for (char **p = conf; *p; p++) free(*p);
     free(conf);
@@ -469,7 +472,7 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
     s->pid = s->proc.pid;
     s->pid_start = sup_proc_start_time(s->pid);
     if (!s->warm) {
-        if ((rc = store_livy_session_spawned(l->st, s->id, s->conn_file, s->pid, s->pid_start, s->log_path, NULL,
+        if ((rc = store_livy_session_spawned(l->st, s->id, s->conn_file, s->pid, s->pid_start, s->log_path, s->cluster,
                                              err)) < 0)
             goto out;
         lsess_set_state(s, "starting");

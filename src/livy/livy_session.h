@@ -24,6 +24,7 @@ struct livy {
     const livy_conf_t *conf;
     livy_opts_t        o;             /* as given to livy_new (isolation) */
     lsess_t           *sessions;
+    struct lclusters  *clusters;      /* livy_cluster.c's, NULL = no clusters */
     uv_timer_t         tick;
     int                stopping;
     int                tick_closed;
@@ -88,6 +89,11 @@ struct lsess {
     seventlog_t *evlog;          /* the driver's event log, for progress */
     FILE    *evfile;
     int64_t  journal_off;        /* how far the journal was read (adopted) */
+    /* spark: cluster (livy_cluster.h): the session's own cluster's name,
+     * its master (the kernel's --master) and the driver's settings for it
+     * (instead of spark.ui.enabled=false); NULL = local */
+    char    *cluster, *cluster_master;
+    char   **cluster_conf;
 };
 
 /* ---- livy_session.c ---- */

@@ -416,8 +416,10 @@ void scluster_usage(const char *home, const char *owner, const char *skip, struc
         char *dir = scluster_dir(home, *id);
         json_t *cfg = scluster_config(dir), *live = NULL;
         /* a flow's ephemeral clusters are the scheduler's, a notebook
-         * server's (the hub's) the profile's: neither counts */
+         * server's (the hub's) the profile's, a Livy session's livy:'s:
+         * none counts */
         int busy = !json_is_true(json_object_get(cfg, "ephemeral")) && !json_is_string(json_object_get(cfg, "server")) &&
+                   !json_object_get(cfg, "livy_session") &&
                    (scluster_locked(dir) || (live = scluster_live_state(dir)) != NULL);
         json_decref(live);
         free(dir);

@@ -186,6 +186,7 @@ json_t *sowned_config(const sowned_spec_t *s)
                             (json_int_t)s->workers, "worker_cores", (json_int_t)s->cores, "worker_memory",
                             s->worker_memory, "connect", s->connect);
     if (s->server) json_object_set_new(cfg, "server", json_string(s->server));
+    if (s->livy_session > 0) json_object_set_new(cfg, "livy_session", json_integer((json_int_t)s->livy_session));
     return cfg;
 }
 
@@ -274,6 +275,12 @@ int sowned_create(const sowned_env_t *e, const sowned_spec_t *s, const sowned_qu
     if (s->server) {
         argv[n++] = (char *)"--server";
         argv[n++] = (char *)s->server;
+    }
+    char ls[24];
+    if (s->livy_session > 0) {
+        snprintf(ls, sizeof ls, "%lld", s->livy_session);
+        argv[n++] = (char *)"--livy-session";
+        argv[n++] = ls;
     }
     argv[n] = NULL;
     /* The claim goes to the child as its fd 3; ours is closed below, so

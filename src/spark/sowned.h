@@ -59,6 +59,9 @@ typedef struct sowned_spec {
      * picks them itself so that a server's environment can name them
      * before the cluster is up (`spark up --port --connect-port`). */
     int         port, connect_port;
+    /* livy_cluster's: the Livy session the cluster belongs to, recorded in
+     * config.json as "livy_session" (only those are removed there); 0 = none */
+    long long   livy_session;
 } sowned_spec_t;
 
 /* What one user may have starting or up (nbhub.yaml spark:); NULL = no

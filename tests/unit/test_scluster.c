@@ -483,10 +483,13 @@ static void test_usage(void **state)
     char *s = mkcluster(home, "~alice/stopped", "{\"name\":\"stopped\",\"owner\":\"alice\",\"workers\":1,"
                                                 "\"worker_memory\":\"4g\"}");
     char *o = mkcluster(home, "~bob/a", "{\"name\":\"a\",\"owner\":\"bob\",\"workers\":1,\"worker_memory\":\"8g\"}");
+    /* a Livy session's (livy_cluster.h): sized by livy:, not counted */
+    char *l = mkcluster(home, "~alice/livy-3", "{\"name\":\"livy-3\",\"owner\":\"alice\",\"workers\":2,"
+                                               "\"worker_memory\":\"1g\",\"livy_session\":3}");
     nb_err_t err;
     int fa = scluster_lock(a, -1, &err), fb = scluster_lock(b, -1, &err), fe = scluster_lock(e, -1, &err),
-        fo = scluster_lock(o, -1, &err);
-    assert_true(fa >= 0 && fb >= 0 && fe >= 0 && fo >= 0);
+        fo = scluster_lock(o, -1, &err), fl = scluster_lock(l, -1, &err);
+    assert_true(fa >= 0 && fb >= 0 && fe >= 0 && fo >= 0 && fl >= 0);
     struct scluster_usage u;
     scluster_usage(home, "alice", NULL, &u);
     assert_int_equal(u.clusters, 2);
@@ -505,6 +508,8 @@ static void test_usage(void **state)
     close(fb);
     close(fe);
     close(fo);
+    close(fl);
+    free(l);
     free(a);
     free(b);
     free(e);
