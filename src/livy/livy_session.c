@@ -378,6 +378,11 @@ static char **spark_conf(const lsess_t *s, const json_t *req)
      * while its job runs (the default buffer is 100 KB: a whole stage). */
     ADD("spark.eventLog.buffer.kb=4k");
     ADD("spark.eventLog.dir=file://%s", s->events_dir);
+    /* The console progress bar ("[Stage 0:>  (0 + 2) / 2]") is written to
+     * the driver's stderr, which a kernel turns into output: it would land
+     * in a statement's text/plain before the result.  Progress is the
+     * statement's `progress`, from the event log. */
+    ADD("spark.ui.showConsoleProgress=false");
     if (s->cluster_conf)
         for (char **p = s->cluster_conf; *p; p++) ADD("%s", *p);
     else
