@@ -598,6 +598,37 @@ static void api_login_enqueue(api_t *a, struct api_login_job *j)
     api_login_start_next(a);
 }
 
+/* A password check for the queue: the user's row (a user without a
+ * password, or none of that name, is checked against the dummy hash all
+ * the same, so timing tells nothing), the name, password and address it
+ * came with.  NULL when the store failed; the request is answered. */
+static struct api_login_job *login_job_new(api_t *a, http_req_t *req, const char *name, const char *pw,
+                                           const char *addr)
+{
+    struct api_login_job *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->req = req;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = store_user_by_name(a->store, name, &j->u, &err);
+    if (rc && rc != -ENOENT) {
+        free(j);
+        api_fail(req, rc, &err);
+        return NULL;
+    }
+    if (rc == 0 && !j->u.password_hash) {
+        store_user_clear(&j->u);
+        memset(&j->u, 0, sizeof j->u);
+    } else if (rc == 0) {
+        j->found = 1;
+    }
+    j->password = xstrdup(pw);
+    j->name = xstrdup(name);
+    j->addr = xstrdup(addr);
+    j->logname = xstrdup(api_log_name(req, name));
+    return j;
+}
+
 void api_auth_login(http_req_t *req, void *ud)
 {
     api_t *a = ud;
@@ -625,29 +656,9 @@ void api_auth_login(http_req_t *req, void *ud)
         json_decref(body);
         return;
     }
-    struct api_login_job *j = xcalloc(1, sizeof *j);
-    j->a = a;
-    j->req = req;
-    nb_err_t err;
-    err_clear(&err);
-    int rc = store_user_by_name(a->store, name, &j->u, &err);
-    if (rc && rc != -ENOENT) {
-        json_decref(body);
-        free(j);
-        api_fail(req, rc, &err);
-        return;
-    }
-    if (rc == 0 && !j->u.password_hash) {
-        store_user_clear(&j->u);
-        memset(&j->u, 0, sizeof j->u);
-    } else if (rc == 0) {
-        j->found = 1;
-    }
-    j->password = xstrdup(pw);
-    j->name = xstrdup(name);
-    j->addr = xstrdup(addr);
-    j->logname = xstrdup(api_log_name(req, name));
+    struct api_login_job *j = login_job_new(a, req, name, pw, addr);
     json_decref(body);
+    if (!j) return;
     api_login_enqueue(a, j);
 }
 
@@ -701,27 +712,8 @@ void api_auth_basic_check(api_t *a, http_req_t *req, const char *name, const cha
 {
     const char *addr = api_auth_client_addr(req);
     if (api_login_locked(a, req, name, addr, api_log_name(req, name))) return;
-    struct api_login_job *j = xcalloc(1, sizeof *j);
-    j->a = a;
-    j->req = req;
-    nb_err_t err;
-    err_clear(&err);
-    int rc = store_user_by_name(a->store, name, &j->u, &err);
-    if (rc && rc != -ENOENT) {
-        free(j);
-        api_fail(req, rc, &err);
-        return;
-    }
-    if (rc == 0 && !j->u.password_hash) {
-        store_user_clear(&j->u);
-        memset(&j->u, 0, sizeof j->u);
-    } else if (rc == 0) {
-        j->found = 1;
-    }
-    j->password = xstrdup(pw);
-    j->name = xstrdup(name);
-    j->addr = xstrdup(addr);
-    j->logname = xstrdup(api_log_name(req, name));
+    struct api_login_job *j = login_job_new(a, req, name, pw, addr);
+    if (!j) return;
     j->basic = done;
     j->basic_ud = ud;
     api_login_enqueue(a, j);

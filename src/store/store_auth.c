@@ -599,16 +599,11 @@ int store_session_set_idp(store_t *st, int64_t session_id, const store_session_i
     return sqlite3_changes(store_db(st)) ? 0 : err_set(err, -ENOENT, "unknown session");
 }
 
-int store_session_get_idp(store_t *st, const char *token_hash, store_session_idp_t *out,
-                          nb_err_t *err)
+/* The provider's side of the session row the statement (its ?1 bound)
+ * selects. */
+static int session_idp_row(store_t *st, sqlite3_stmt *s, store_session_idp_t *out, nb_err_t *err)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
-                            "WHERE token_hash = ?1", &s, err);
-    if (rc) return rc;
-    store_bind_text(s, 1, token_hash);
-    rc = sqlite3_step(s);
+    int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         out->idp_sid = store_col_str(s, 0);
         out->id_token = store_col_str(s, 1);
@@ -620,8 +615,20 @@ int store_session_get_idp(store_t *st, const char *token_hash, store_session_idp
     return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read session", err);
 }
 
-int store_session_get_idp_id(store_t *st, int64_t session_id, store_session_idp_t *out,
+int store_session_get_idp(store_t *st, const char *token_hash, store_session_idp_t *out,
                           nb_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
+                            "WHERE token_hash = ?1", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, token_hash);
+    return session_idp_row(st, s, out, err);
+}
+
+int store_session_get_idp_id(store_t *st, int64_t session_id, store_session_idp_t *out,
+                             nb_err_t *err)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s;
@@ -629,16 +636,7 @@ int store_session_get_idp_id(store_t *st, int64_t session_id, store_session_idp_
                             "WHERE id = ?1", &s, err);
     if (rc) return rc;
     sqlite3_bind_int64(s, 1, session_id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        out->idp_sid = store_col_str(s, 0);
-        out->id_token = store_col_str(s, 1);
-        out->refresh_token = store_col_str(s, 2);
-        out->idp_expires_at = sqlite3_column_int64(s, 3);
-    }
-    sqlite3_reset(s);
-    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "unknown session");
-    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read session", err);
+    return session_idp_row(st, s, out, err);
 }
 
 int store_sessions_end_idp(store_t *st, const char *idp_sid, int64_t user_id, int64_t *deleted,
