@@ -403,7 +403,13 @@ void api_fail(http_req_t *req, int rc, const nb_err_t *err)
     }
 }
 
-int api_body_object(http_req_t *req, int allow_empty, const char *const *members, json_t **out)
+static void body_bad(http_req_t *req, const char *msg)
+{
+    api_error(req, 400, "bad_request", msg);
+}
+
+int api_body_parse(http_req_t *req, int allow_empty, const char *const *members, json_t **out,
+                   void (*bad)(http_req_t *req, const char *msg), const char *unknown)
 {
     size_t len;
     const char *body = http_req_body(req, &len);
@@ -417,7 +423,7 @@ int api_body_object(http_req_t *req, int allow_empty, const char *const *members
             *out = json_object();
             return 0;
         }
-        api_error(req, 400, "bad_request", "a JSON object body is required");
+        bad(req, "a JSON object body is required");
         return -1;
     }
     json_error_t je;
@@ -426,12 +432,12 @@ int api_body_object(http_req_t *req, int allow_empty, const char *const *members
         char msg[400];
         snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d (byte %d): %s", je.line,
                  je.column, je.position, je.text);
-        api_error(req, 400, "bad_request", msg);
+        bad(req, msg);
         return -1;
     }
     if (!json_is_object(j)) {
         json_decref(j);
-        api_error(req, 400, "bad_request", "the body must be a JSON object");
+        bad(req, "the body must be a JSON object");
         return -1;
     }
     const char *key;
@@ -441,15 +447,20 @@ int api_body_object(http_req_t *req, int allow_empty, const char *const *members
         while (members[k] && strcmp(members[k], key) != 0) k++;
         if (members[k]) continue;
         buf_t msg = BUF_INIT;
-        buf_printf(&msg, "unknown member \"%s\"; expected:", api_log_name(req, key));
+        buf_printf(&msg, "%s \"%s\"; expected:", unknown, api_log_name(req, key));
         for (k = 0; members[k]; k++) buf_printf(&msg, "%s %s", k ? "," : "", members[k]);
         json_decref(j);
-        api_error(req, 400, "bad_request", msg.data);
+        bad(req, msg.data);
         buf_free(&msg);
         return -1;
     }
     *out = j;
     return 0;
+}
+
+int api_body_object(http_req_t *req, int allow_empty, const char *const *members, json_t **out)
+{
+    return api_body_parse(req, allow_empty, members, out, body_bad, "unknown member");
 }
 
 int api_may_see(const api_ctx_t *c, int64_t owner_id)

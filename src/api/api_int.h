@@ -192,6 +192,10 @@ void api_fail(http_req_t *req, int rc, const nb_err_t *err);
  * answers 400 (with the parse position or the unknown member) and returns
  * -1. */
 int  api_body_object(http_req_t *req, int allow_empty, const char *const *members, json_t **out);
+/* api_body_object with another answer for a refusal (bad: e.g. Livy's
+ * {"msg"}) and another word for an unknown member ("Unrecognized field"). */
+int  api_body_parse(http_req_t *req, int allow_empty, const char *const *members, json_t **out,
+                    void (*bad)(http_req_t *req, const char *msg), const char *unknown);
 #define API_MEMBERS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 /* 1 if the user may see flows owned by owner_id (owner or admin). */
 int  api_may_see(const api_ctx_t *c, int64_t owner_id);

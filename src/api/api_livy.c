@@ -74,52 +74,16 @@ void api_livy_fail(http_req_t *req, int rc, const nb_err_t *err)
     }
 }
 
+static void livy_body_bad(http_req_t *req, const char *msg)
+{
+    api_livy_error(req, 400, msg);
+}
+
 int api_livy_body(http_req_t *req, int allow_empty, const char *const *members, json_t **out)
 {
-    size_t len;
-    const char *body = http_req_body(req, &len);
-    *out = NULL;
-    size_t i = 0;
-    while (i < len && body[i] && strchr(" \t\r\n", body[i])) i++;
-    if (i == len) {
-        if (allow_empty) {
-            *out = json_object();
-            return 0;
-        }
-        api_livy_error(req, 400, "a JSON object body is required");
-        return -1;
-    }
-    json_error_t je;
-    json_t *j = jparse(body, len, JSON_REJECT_DUPLICATES, &je);
-    if (!j || !json_is_object(j)) {
-        char msg[400];
-        if (j)
-            snprintf(msg, sizeof msg, "the body must be a JSON object");
-        else
-            snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d (byte %d): %s", je.line,
-                     je.column, je.position, je.text);
-        json_decref(j);
-        api_livy_error(req, 400, msg);
-        return -1;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(j, key, v) {
-        size_t k = 0;
-        while (members[k] && strcmp(members[k], key) != 0) k++;
-        if (members[k]) continue;
-        /* Livy (Jackson) refuses unknown fields too: a misspelt
-         * "executorMemroy" must not be silently ignored. */
-        buf_t msg = BUF_INIT;
-        buf_printf(&msg, "Unrecognized field \"%s\"; expected:", api_log_name(req, key));
-        for (k = 0; members[k]; k++) buf_printf(&msg, "%s %s", k ? "," : "", members[k]);
-        json_decref(j);
-        api_livy_error(req, 400, msg.data);
-        buf_free(&msg);
-        return -1;
-    }
-    *out = j;
-    return 0;
+    /* Livy (Jackson) refuses unknown fields too: a misspelt
+     * "executorMemroy" must not be silently ignored. */
+    return api_body_parse(req, allow_empty, members, out, livy_body_bad, "Unrecognized field");
 }
 
 static int query_int(http_req_t *req, const char *name, int64_t min, int64_t dflt, int64_t *out)
