@@ -531,7 +531,9 @@ int livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_t
     if (l->stopping) return err_set(err, -ESHUTDOWN, "nbhub is stopping");
     int rc = livy_kind_check(c->kind, err);
     if (rc < 0) return rc;
-    int cluster = !strcmp(l->conf->spark, "cluster");
+    const char *named;
+    if ((rc = livy_cluster_named(c->request, &named, err)) < 0) return rc;
+    int cluster = !named && !strcmp(l->conf->spark, "cluster");
     if (cluster && (rc = livy_cluster_check(l->conf, c->request, err)) < 0) return rc;
     char *req = json_dumps(c->request, JSON_COMPACT | JSON_SORT_KEYS);
     rc = store_livy_session_create_above(l->st, l->id_hwm, c->uid, c->proxy_user, c->name, c->kind, req,
@@ -539,7 +541,7 @@ int livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_t
     free(req);
     if (rc < 0) return rc;
     lsess_ids_note(l, *id);
-    lsess_t *w = cluster ? NULL   /* a warm kernel has no cluster */
+    lsess_t *w = cluster || named ? NULL   /* a warm kernel has no cluster */
                  : strcmp(c->kind, "sql") && strcmp(c->kind, "pyspark") && strcmp(c->kind, "python")
                      ? NULL
                      : (warm_fits(c->request) ? warm_take(l) : NULL);
@@ -574,6 +576,18 @@ int livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_t
         if (!owner && store_user_by_id(l->st, c->uid, &u, &serr) == 0) owner = u.name;
         if (!owner || livy_cluster_start(l, s, owner, c->request, &serr) < 0) {
             LOG_W("livy: session cluster start failed", "session=%lld error=\"%s\"", (long long)*id,
+                  owner ? serr.msg : "no owner");
+            lsess_end(s, "error", owner ? serr.msg : "the session's user is gone");
+        }
+        store_user_clear(&u);
+        return 0;
+    }
+    if (named) {
+        const char *owner = c->proxy_user;
+        store_user_t u = { 0 };
+        if (!owner && store_user_by_id(l->st, c->uid, &u, &serr) == 0) owner = u.name;
+        if (!owner || livy_cluster_attach(l, s, owner, named, c->request, &serr) < 0) {
+            LOG_W("livy: session on a named cluster failed", "session=%lld error=\"%s\"", (long long)*id,
                   owner ? serr.msg : "no owner");
             lsess_end(s, "error", owner ? serr.msg : "the session's user is gone");
         }

@@ -268,6 +268,80 @@ out:
     return rc;
 }
 
+/* ---- a named cluster of the user's ---------------------------------------------- */
+
+int livy_cluster_named(const json_t *request, const char **name, nb_err_t *err)
+{
+    *name = NULL;
+    json_t *v = json_object_get(json_object_get(request, "conf"), LIVY_CLUSTER_CONF);
+    if (!v) return 0;
+    if (!json_is_string(v) || !*json_string_value(v))
+        return err_set(err, -EINVAL, "conf." LIVY_CLUSTER_CONF " must be the name of one of your Spark clusters");
+    *name = json_string_value(v);
+    return 0;
+}
+
+int livy_cluster_attach(livy_t *l, lsess_t *s, const char *owner, const char *name, const json_t *request,
+                        nb_err_t *err)
+{
+    struct lclusters *lc = l->clusters;
+    if (!lc)
+        return err_set(err, -ENOTSUP, "nbhub cannot reach Spark clusters here (see nbhub serve's log)");
+    if (!scluster_owner_ok(owner)) return err_set(err, -EINVAL, "user '%s' cannot own a Spark cluster", owner);
+    /* The user's own namespace only: the id is made from owner and name. */
+    char *id = scluster_id(owner, name);
+    char *dir = scluster_dir(lc->home, id);
+    json_t *st = scluster_live_state(dir);
+    int rc = 0;
+    const char *master = json_string_value(json_object_get(st, "master_url"));
+    if (lc_marked(lc, id, NULL))
+        rc = err_set(err, -EINVAL, "'%s' is a Livy session's own cluster, not one a session can share", name);
+    else if (!st || !master)
+        rc = err_set(err, -ENOENT, "user '%s' has no running Spark cluster named '%s'", owner, name);
+    if (rc < 0) goto out;
+    free(s->cluster_master);
+    s->cluster_master = xstrdup(master);
+    char **ui = scluster_ui_confs(id);
+    size_t n = 0;
+    char **c = xcalloc(10, sizeof *c);
+    /* One executor per worker of the cluster's size, as for a session's
+     * own cluster: Spark's default (1g) would never fit a smaller worker,
+     * and the job would wait for executors forever.  A request that
+     * sizes its executors itself keeps its sizes (these come last). */
+    json_t *cfg = scluster_config(dir), *rconf = json_object_get(request, "conf");
+    const char *wm = json_string_value(json_object_get(cfg, "worker_memory"));
+    json_int_t wc = json_integer_value(json_object_get(cfg, "worker_cores"));
+    if (wm && !json_object_get(request, "executorMemory") && !json_object_get(rconf, "spark.executor.memory"))
+        c[n++] = xasprintf("spark.executor.memory=%s", wm);
+    if (wc > 0 && !json_object_get(request, "executorCores") && !json_object_get(rconf, "spark.executor.cores"))
+        c[n++] = xasprintf("spark.executor.cores=%lld", (long long)wc);
+    json_decref(cfg);
+    c[n++] = xstrdup("spark.driver.host=127.0.0.1");
+    c[n++] = xstrdup("spark.driver.bindAddress=127.0.0.1");
+    for (char **p = ui; *p && n < 9; p++) c[n++] = xstrdup(*p);
+    scluster_strv_free(ui);
+    if (s->cluster_conf)
+        for (char **p = s->cluster_conf; *p; p++) free(*p);
+    free(s->cluster_conf);
+    s->cluster_conf = c;
+    /* Recorded for appInfo.sparkUiUrl; never removed here: it carries no
+     * livy_session mark, so neither the sweep nor livy_cluster_init
+     * touches it. */
+    free(s->cluster);
+    s->cluster = xstrdup(name);
+    nb_err_t serr;
+    if (store_livy_session_spawned(l->st, s->id, NULL, 0, 0, NULL, name, &serr) < 0)
+        LOG_W("livy: session's cluster not recorded", "session=%lld error=\"%s\"", (long long)s->id, serr.msg);
+    LOG_I("livy: session on a cluster of its user's", "session=%lld owner=%s cluster=%s master=%s",
+          (long long)s->id, owner, name, master);
+    rc = lsess_start(s, request, err);
+out:
+    json_decref(st);
+    free(id);
+    free(dir);
+    return rc;
+}
+
 /* ---- removal -------------------------------------------------------------------- */
 
 void livy_cluster_sweep(livy_t *l)
@@ -305,6 +379,15 @@ void livy_cluster_init(livy_t *l, const sowned_env_t *env)
             lsess_t *s = live_session(l, r->id);
             if (!s || !r->spark_cluster) continue;
             const char *owner = r->proxy_user ? r->proxy_user : r->owner;
+            free(s->cluster);
+            s->cluster = xstrdup(r->spark_cluster);
+            /* A named cluster of the user's (livy_cluster_attach) is not
+             * the session's to remove. */
+            char *cid = scluster_id(owner, r->spark_cluster);
+            int64_t mark = 0;
+            int own = lc_marked(lc, cid, &mark) && mark == r->id;
+            free(cid);
+            if (!own) continue;
             struct lc_ent *e = xcalloc(1, sizeof *e);
             e->lc = lc;
             e->session = r->id;
@@ -312,8 +395,6 @@ void livy_cluster_init(livy_t *l, const sowned_env_t *env)
             e->name = xstrdup(r->spark_cluster);
             e->next = lc->ents;
             lc->ents = e;
-            free(s->cluster);
-            s->cluster = xstrdup(r->spark_cluster);
         }
         store_livy_sessions_free(&rows);
     }

@@ -57,6 +57,20 @@ int  livy_cluster_check(const livy_conf_t *c, const json_t *request, nb_err_t *e
  * follows when it is up, lsess_end(s, "error") when it fails.  0, or an
  * error (nothing started). */
 int  livy_cluster_start(livy_t *l, lsess_t *s, const char *owner, const json_t *request, nb_err_t *err);
+/* A named long-lived cluster instead (docs/livy.md "A session on a cluster
+ * of yours"): the request's conf names one of the user's own running
+ * clusters (made with `nbhub spark up` or POST /api/v1/spark/clusters);
+ * the session's driver uses it and leaves it running when it ends.
+ * Clusters that are a Livy session's own (livy-ID) cannot be named. */
+#define LIVY_CLUSTER_CONF "spark.nbhub.cluster"
+/* The name the request asks for, NULL when none; -EINVAL (400) for a
+ * value that is not a string. */
+int  livy_cluster_named(const json_t *request, const char **name, nb_err_t *err);
+/* Point s at owner's running cluster `name` and start its kernel
+ * (lsess_start).  -ENOENT: no such running cluster; -EINVAL: a session's
+ * own.  Nothing started on error. */
+int  livy_cluster_attach(livy_t *l, lsess_t *s, const char *owner, const char *name, const json_t *request,
+                         nb_err_t *err);
 /* Remove clusters whose session is no longer live (the tick, DELETE). */
 void livy_cluster_sweep(livy_t *l);
 /* nbhub stops: forget (clusters stay with their kernels). */

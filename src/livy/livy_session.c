@@ -35,6 +35,7 @@
  * (a kernel is its owner's from its first instruction).
  */
 #include "livy/livy_session.h"
+#include "livy/livy_cluster.h"
 
 #include "iso/cgroup.h"
 #include "iso/uacct.h"
@@ -335,6 +336,7 @@ static char **spark_conf(const lsess_t *s, const json_t *req)
     const char *k;
     json_t *cv;
     json_object_foreach(conf, k, cv) {
+        if (!strcmp(k, LIVY_CLUSTER_CONF)) continue;   /* nbhub's (livy_cluster.h), not Spark's */
         if (json_is_string(cv)) ADD("%s=%s", k, json_string_value(cv));
         else if (json_is_integer(cv)) ADD("%s=%lld", k, (long long)json_integer_value(cv));
         else if (json_is_real(cv)) ADD("%s=%g", k, json_real_value(cv));

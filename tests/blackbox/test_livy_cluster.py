@@ -169,6 +169,53 @@ def test_restart_keeps_a_live_sessions_cluster_and_removes_a_gone_ones(livy):
     delete(b, sid)
 
 
+def test_session_on_a_named_cluster_of_the_users_leaves_it_running(livy):
+    """conf spark.nbhub.cluster: the user's own long-lived cluster, shared by
+    sessions and left running when they end; another user's name is not
+    theirs, and a session's own livy-ID cluster cannot be named."""
+    a, b = livy.apis["alice"], livy.apis["bob"]
+    st, c = a.post("/api/v1/spark/clusters", {"name": "team", "worker_memory": "512m"})
+    assert st == 202, (st, c)
+    running = lambda: (lambda r: r[1] if r[0] == 200 and r[1]["state"] == "running" else None)(
+        a.get("/api/v1/spark/clusters/team"))
+    cl = wait_for(running, 180, 0.5)
+    assert cl, a.get("/api/v1/spark/clusters/team")
+    try:
+        s = create(a, {"kind": "pyspark", "conf": {"spark.nbhub.cluster": "team"}})
+        sid = s["id"]
+        s = wait_session(a, sid, timeout=180)
+        assert session_row(livy, sid)["spark_cluster"] == "team"
+        r = run(a, sid, "print(sc.master)\nprint(spark.range(1000).selectExpr('sum(id)').first()[0])\n"
+                        "print(sc.getConf().get('spark.nbhub.cluster', 'absent'))\n", timeout=180)
+        assert r["output"]["data"]["text/plain"].split() == [cl["master_url"], "499500", "absent"], r
+        assert s["appInfo"]["sparkUiUrl"] == f"/spark/~alice/team/ui/proxy/{s['appId']}/", s
+        # no session cluster was made for it
+        assert not [n for n in user_clusters(a) if n.startswith("livy-")]
+        delete(a, sid)
+        assert wait_for(lambda: not jvms(sid), 40, 0.3), jvms(sid)
+        # the cluster is the user's: still running after the session
+        assert a.get("/api/v1/spark/clusters/team")[1]["state"] == "running"
+        # and after a restart of nbhub, a second session on it, then gone: still there
+        sid2 = create(a, {"kind": "pyspark", "conf": {"spark.nbhub.cluster": "team"}})["id"]
+        wait_session(a, sid2, timeout=180)
+        livy.restart()
+        wait_session(a, sid2, timeout=30)
+        delete(a, sid2)
+        assert wait_for(lambda: not jvms(sid2), 40, 0.3), jvms(sid2)
+        assert a.get("/api/v1/spark/clusters/team")[1]["state"] == "running"
+        # bob's "team" is his own namespace: he has none
+        sb = create(b, {"kind": "pyspark", "conf": {"spark.nbhub.cluster": "team"}})["id"]
+        s = wait_session(b, sb, states=("error",), timeout=30)
+        assert "no running Spark cluster named 'team'" in " ".join(s["log"]), s["log"]
+        delete(b, sb)
+        # not a string: refused at once
+        st, r = a.post("/livy/sessions", {"kind": "pyspark", "conf": {"spark.nbhub.cluster": 3}})
+        assert st == 400 and "spark.nbhub.cluster" in r["msg"], (st, r)
+    finally:
+        a.delete("/api/v1/spark/clusters/team")
+    assert wait_for(lambda: "team" not in user_clusters(a) or user_clusters(a)["team"]["state"] == "stopped", 60, 0.5)
+
+
 def test_bad_cluster_config_has_positions(h):
     cfg = h.tmp / "nbhub.yaml"
     cfg.write_text("listen: 127.0.0.1:0\nlivy:\n  spark: cluster\n  workers: 0\n  max_worker_memory: lots\n"
