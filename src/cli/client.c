@@ -538,6 +538,31 @@ static int client_curl_err(CURLcode cc, const char *errbuf, nb_err_t *err)
     return err_set(err, code, "%s", errbuf && errbuf[0] ? errbuf : curl_easy_strerror(cc));
 }
 
+/* Run the request set up on c->easy (headers h, freed here) into r: its
+ * status, content type, Location and body ("" when empty). */
+static int client_perform(client_t *c, struct curl_slist *h, client_resp_t *r, nb_err_t *err)
+{
+    CURL *e = c->easy;
+    client_resp_free(r);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, client_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
+    CURLcode cc = curl_easy_perform(e);
+    client_headers_free(h);
+    if (cc != CURLE_OK) {
+        buf_free(&r->body);
+        return client_curl_err(cc, c->errbuf, err);
+    }
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+    char *ct = NULL;
+    curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct);
+    r->content_type = ct ? xstrdup(ct) : NULL;
+    char *loc = NULL;
+    curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc);
+    r->location = loc ? xstrdup(loc) : NULL;
+    if (!r->body.data) buf_puts(&r->body, "");
+    return 0;
+}
+
 int client_request(client_t *c, const char *method, const char *path, const char *ctype,
                    const void *body, size_t len, client_resp_t *r, nb_err_t *err)
 {
@@ -560,25 +585,9 @@ int client_request(client_t *c, const char *method, const char *path, const char
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
         }
     }
-    client_resp_free(r);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, client_write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
-    CURLcode cc = curl_easy_perform(e);
-    client_headers_free(h);
+    int rc = client_perform(c, h, r, err);
     free(url);
-    if (cc != CURLE_OK) {
-        buf_free(&r->body);
-        return client_curl_err(cc, c->errbuf, err);
-    }
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
-    char *ct = NULL;
-    curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct);
-    r->content_type = ct ? xstrdup(ct) : NULL;
-    char *loc = NULL;
-    curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc);
-    r->location = loc ? xstrdup(loc) : NULL;
-    if (!r->body.data) buf_puts(&r->body, "");
-    return 0;
+    return rc;
 }
 
 int client_fetch(client_t *c, const char *method, const char *url, const char *bearer,
@@ -604,24 +613,7 @@ int client_fetch(client_t *c, const char *method, const char *url, const char *b
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? len : 0));
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
     }
-    client_resp_free(r);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, client_write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
-    CURLcode cc = curl_easy_perform(e);
-    client_headers_free(h);
-    if (cc != CURLE_OK) {
-        buf_free(&r->body);
-        return client_curl_err(cc, c->errbuf, err);
-    }
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
-    char *ct = NULL;
-    curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct);
-    r->content_type = ct ? xstrdup(ct) : NULL;
-    char *loc = NULL;
-    curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc);
-    r->location = loc ? xstrdup(loc) : NULL;
-    if (!r->body.data) buf_puts(&r->body, "");
-    return 0;
+    return client_perform(c, h, r, err);
 }
 
 int client_status_exit(long status)
