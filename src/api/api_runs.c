@@ -197,41 +197,52 @@ static int api_runs_task(api_t *a, http_req_t *req, store_task_run_t *out)
     return 0;
 }
 
-void api_runs_task_cancel(http_req_t *req, void *ud)
+/* The answer of an action on a task (cancel, end its kept kernel): 409 when
+ * the action found the task past it (`too_late`, the action's own error
+ * number), else the task as it is now, logged as `what`. */
+static void api_runs_task_acted(api_t *a, http_req_t *req, int64_t id, int rc, nb_err_t *err, int too_late,
+                                const char *too_late_msg, const char *what)
 {
-    api_t *a = ud;
-    if (api_no_sched(a, req)) return;
     const api_ctx_t *c = api_ctx(req);
+    if (rc == too_late) {
+        api_error(req, 409, "conflict", too_late_msg);
+        return;
+    }
     store_task_run_t t;
-    if (api_runs_task(a, req, &t) < 0) return;
-    nb_err_t err;
-    err_clear(&err);
-    int rc = sched_cancel_task(a->sched, c->run, t.task, &err);
-    int64_t id = t.id;
-    store_task_run_clear(&t);
-    if (rc == -ESTALE) {
-        api_error(req, 409, "conflict", "the task has already finished (or its run has)");
-        return;
-    }
-    if (rc == 0) rc = store_task_run_get(a->store, id, &t, &err);
+    if (rc == 0) rc = store_task_run_get(a->store, id, &t, err);
     if (rc) {
-        api_fail(req, rc, &err);
+        api_fail(req, rc, err);
         return;
     }
-    LOG_I("task cancelled", "flow=%s run=%lld task=%s by=%s", c->flow, (long long)c->run, t.task,
-          c->log_name);
+    LOG_I(what, "flow=%s run=%lld task=%s by=%s", c->flow, (long long)c->run, t.task, c->log_name);
     json_t *j = api_json_task(&t);
     store_task_run_clear(&t);
     http_respond_json(req, 200, j);
 }
 
+void api_runs_task_cancel(http_req_t *req, void *ud)
+{
+    api_t *a = ud;
+    if (api_no_sched(a, req)) return;
+    store_task_run_t t;
+    if (api_runs_task(a, req, &t) < 0) return;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = sched_cancel_task(a->sched, api_ctx(req)->run, t.task, &err);
+    int64_t id = t.id;
+    store_task_run_clear(&t);
+    api_runs_task_acted(a, req, id, rc, &err, -ESTALE, "the task has already finished (or its run has)",
+                        "task cancelled");
+}
+
 /* DELETE .../tasks/:task/kernel: end the kernel kept for a post-mortem
- * (sched_kept_end); the task as it is now, without it. */
+ * (sched_kept_end); the task as it is now, without it.  No kept kernel is a
+ * 409, not a 404: the task is there (a 404 is for runs one may not see), it
+ * is its state that does not fit, as for a cancel of a finished task. */
 void api_runs_task_kernel_end(http_req_t *req, void *ud)
 {
     api_t *a = ud;
     if (api_no_sched(a, req)) return;
-    const api_ctx_t *c = api_ctx(req);
     store_task_run_t t;
     if (api_runs_task(a, req, &t) < 0) return;
     nb_err_t err;
@@ -239,22 +250,8 @@ void api_runs_task_kernel_end(http_req_t *req, void *ud)
     int64_t id = t.id;
     store_task_run_clear(&t);
     int rc = sched_kept_end(a->sched, id, &err);
-    if (rc == -ENOENT) {
-        /* The task is there (a 404 is for runs one may not see): the state
-         * is what does not fit, as for a cancel of a finished task. */
-        api_error(req, 409, "conflict", "no kernel is kept for this task (none was, or it has ended)");
-        return;
-    }
-    if (rc == 0) rc = store_task_run_get(a->store, id, &t, &err);
-    if (rc) {
-        api_fail(req, rc, &err);
-        return;
-    }
-    LOG_I("kept kernel ended", "flow=%s run=%lld task=%s by=%s", c->flow, (long long)c->run, t.task,
-          c->log_name);
-    json_t *j = api_json_task(&t);
-    store_task_run_clear(&t);
-    http_respond_json(req, 200, j);
+    api_runs_task_acted(a, req, id, rc, &err, -ENOENT,
+                        "no kernel is kept for this task (none was, or it has ended)", "kept kernel ended");
 }
 
 /* ---- task files --------------------------------------------------------- */
