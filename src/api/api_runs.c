@@ -197,21 +197,31 @@ static int api_runs_task(api_t *a, http_req_t *req, store_task_run_t *out)
     return 0;
 }
 
-/* The answer of an action on a task (cancel, end its kept kernel): 409 when
- * the action found the task past it (`too_late`, the action's own error
- * number), else the task as it is now, logged as `what`. */
-static void api_runs_task_acted(api_t *a, http_req_t *req, int64_t id, int rc, nb_err_t *err, int too_late,
-                                const char *too_late_msg, const char *what)
+/* An action on a task of the request's run (cancel it, end its kept
+ * kernel), and its answer: 409 when the action found the task past it
+ * (`too_late`, the action's own error number), else the task as it is now,
+ * logged as `what`. */
+typedef int (*api_task_action_fn)(api_t *a, http_req_t *req, const store_task_run_t *t, nb_err_t *err);
+
+static void api_runs_task_act(http_req_t *req, api_t *a, api_task_action_fn act, int too_late,
+                              const char *too_late_msg, const char *what)
 {
+    if (api_no_sched(a, req)) return;
     const api_ctx_t *c = api_ctx(req);
+    store_task_run_t t;
+    if (api_runs_task(a, req, &t) < 0) return;
+    nb_err_t err;
+    err_clear(&err);
+    int rc = act(a, req, &t, &err);
+    int64_t id = t.id;
+    store_task_run_clear(&t);
     if (rc == too_late) {
         api_error(req, 409, "conflict", too_late_msg);
         return;
     }
-    store_task_run_t t;
-    if (rc == 0) rc = store_task_run_get(a->store, id, &t, err);
+    if (rc == 0) rc = store_task_run_get(a->store, id, &t, &err);
     if (rc) {
-        api_fail(req, rc, err);
+        api_fail(req, rc, &err);
         return;
     }
     LOG_I(what, "flow=%s run=%lld task=%s by=%s", c->flow, (long long)c->run, t.task, c->log_name);
@@ -220,19 +230,21 @@ static void api_runs_task_acted(api_t *a, http_req_t *req, int64_t id, int rc, n
     http_respond_json(req, 200, j);
 }
 
+static int api_runs_cancel_one(api_t *a, http_req_t *req, const store_task_run_t *t, nb_err_t *err)
+{
+    return sched_cancel_task(a->sched, api_ctx(req)->run, t->task, err);
+}
+
 void api_runs_task_cancel(http_req_t *req, void *ud)
 {
-    api_t *a = ud;
-    if (api_no_sched(a, req)) return;
-    store_task_run_t t;
-    if (api_runs_task(a, req, &t) < 0) return;
-    nb_err_t err;
-    err_clear(&err);
-    int rc = sched_cancel_task(a->sched, api_ctx(req)->run, t.task, &err);
-    int64_t id = t.id;
-    store_task_run_clear(&t);
-    api_runs_task_acted(a, req, id, rc, &err, -ESTALE, "the task has already finished (or its run has)",
-                        "task cancelled");
+    api_runs_task_act(req, ud, api_runs_cancel_one, -ESTALE, "the task has already finished (or its run has)",
+                      "task cancelled");
+}
+
+static int api_runs_end_kept(api_t *a, http_req_t *req, const store_task_run_t *t, nb_err_t *err)
+{
+    (void)req;
+    return sched_kept_end(a->sched, t->id, err);
 }
 
 /* DELETE .../tasks/:task/kernel: end the kernel kept for a post-mortem
@@ -241,17 +253,8 @@ void api_runs_task_cancel(http_req_t *req, void *ud)
  * is its state that does not fit, as for a cancel of a finished task. */
 void api_runs_task_kernel_end(http_req_t *req, void *ud)
 {
-    api_t *a = ud;
-    if (api_no_sched(a, req)) return;
-    store_task_run_t t;
-    if (api_runs_task(a, req, &t) < 0) return;
-    nb_err_t err;
-    err_clear(&err);
-    int64_t id = t.id;
-    store_task_run_clear(&t);
-    int rc = sched_kept_end(a->sched, id, &err);
-    api_runs_task_acted(a, req, id, rc, &err, -ENOENT,
-                        "no kernel is kept for this task (none was, or it has ended)", "kept kernel ended");
+    api_runs_task_act(req, ud, api_runs_end_kept, -ENOENT,
+                      "no kernel is kept for this task (none was, or it has ended)", "kept kernel ended");
 }
 
 /* ---- task files --------------------------------------------------------- */
