@@ -226,7 +226,12 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     if (o->auth && o->auth->oidc.enabled && o->hc) {
         a->oidc = oidc_new(o->loop, o->hc, &o->auth->oidc);
         oidc_start(a->oidc);
-        api_oidc_start(a);
+        /* The seal key of the provider's tokens: SSO does not run without. */
+        int orc = api_oidc_start(a, err);
+        if (orc < 0) {
+            api_free(a);
+            return orc;
+        }
     }
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
     if (rc < 0) {
@@ -335,7 +340,7 @@ void api_free(api_t *a)
 {
     if (!a) return;
     api_events_close_all(a);
-    api_oidc_stop(a);
+    api_oidc_free(a);
     oidc_free(a->oidc);
     free(a->base_url);
     sowned_forget(a->loop);
