@@ -225,13 +225,14 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     a->base_url = o->base_url && *o->base_url ? xstrdup(o->base_url) : NULL;
     if (o->auth && o->auth->oidc.enabled && o->hc) {
         a->oidc = oidc_new(o->loop, o->hc, &o->auth->oidc);
-        oidc_start(a->oidc);
-        /* The seal key of the provider's tokens: SSO does not run without. */
+        /* The seal key of the provider's tokens first: SSO does not run
+         * without, and nothing has started yet that api_free must wait for. */
         int orc = api_oidc_start(a, err);
         if (orc < 0) {
             api_free(a);
             return orc;
         }
+        oidc_start(a->oidc);
     }
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
     if (rc < 0) {
