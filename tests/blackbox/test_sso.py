@@ -145,10 +145,10 @@ def test_login_with_code_flow_creates_the_user_from_the_provider(sso, kc):
     with sso.db() as db:
         u = db.execute("SELECT idp, idp_subject, password_hash FROM users WHERE name='alice'").fetchone()
         assert u["idp"] == kc.issuer and u["idp_subject"] == kc.user_id("alice") and u["password_hash"] is None
-        sess = db.execute("SELECT idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
+        sess = db.execute("SELECT id, idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
                           "WHERE user_id=(SELECT id FROM users WHERE name='alice')").fetchall()
         assert len(sess) == 1 and sess[0]["idp_sid"] and sess[0]["refresh_token"], dict(sess[0])
-        assert _claims(sess[0]["id_token"])["sid"] == sess[0]["idp_sid"]
+        assert _claims(_unseal(_seal_key(sso), sess[0]["id"], sess[0]["id_token"]))["sid"] == sess[0]["idp_sid"]
         assert sess[0]["idp_expires_at"] > time.time() * 1e6
         groups = [r[0] for r in db.execute(
             "SELECT g.name FROM group_members m JOIN groups g ON g.id=m.group_id "
@@ -420,8 +420,9 @@ def test_key_rotation_is_picked_up_without_restart(h, kc):
         s, r = sso.login("alice")
         assert r.status_code == 302, (r.text, sso.srv.log())
         with sso.db() as db:
-            tok = db.execute("SELECT id_token FROM sessions WHERE idp_sid IS NOT NULL "
-                             "ORDER BY id DESC").fetchone()[0]
+            row = db.execute("SELECT id, id_token FROM sessions WHERE idp_sid IS NOT NULL "
+                             "ORDER BY id DESC").fetchone()
+        tok = _unseal(_seal_key(sso), row["id"], row["id_token"])     # sealed at rest
         header = json.loads(base64.urlsafe_b64decode(tok.split(".")[0] + "=="))
         assert header["kid"] == new_kid
         # a burst of tokens naming unknown keys costs the provider one fetch per cool-down
