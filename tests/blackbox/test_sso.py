@@ -690,6 +690,10 @@ def test_tokens_minted_with_a_provider_token_end_with_its_session(sso, kc):
     r = requests.post(sso.base + "/api/v1/users/bob/tokens", json={"name": "cli"}, headers=hdr, timeout=10)
     assert r.status_code == 201, (r.text, sso.srv.log())
     minted = {"Authorization": "Bearer " + r.json()["token"]}
+    # JupyterHub's token API minting with it: the same
+    r = requests.post(sso.base + "/hub/api/users/bob/tokens", json={"note": "hub"}, headers=hdr, timeout=10)
+    assert r.status_code in (200, 201), (r.status_code, r.text)
+    minted_hub = {"Authorization": "Bearer " + r.json()["token"]}
     # a token bob makes himself with that one is an ordinary token: it stays
     r = requests.post(sso.base + "/api/v1/users/bob/tokens", json={"name": "own"}, headers=minted, timeout=10)
     assert r.status_code == 201
@@ -699,6 +703,7 @@ def test_tokens_minted_with_a_provider_token_end_with_its_session(sso, kc):
     assert wait_for(lambda: requests.get(sso.base + "/api/v1/me", headers=minted, timeout=10).status_code == 401,
                     10), sso.srv.log()
     assert "tokens of an ended provider session revoked" in sso.srv.log()
+    assert requests.get(sso.base + "/api/v1/me", headers=minted_hub, timeout=10).status_code == 401
     r = requests.get(sso.base + "/api/v1/me", headers=hdr, timeout=10)
     assert r.status_code == 401, r.text
     r = requests.post(sso.base + "/api/v1/users/bob/tokens", json={"name": "again"}, headers=hdr, timeout=10)
