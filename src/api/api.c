@@ -225,8 +225,14 @@ int api_new(const api_opts_t *o, api_t **out, nb_err_t *err)
     a->base_url = o->base_url && *o->base_url ? xstrdup(o->base_url) : NULL;
     if (o->auth && o->auth->oidc.enabled && o->hc) {
         a->oidc = oidc_new(o->loop, o->hc, &o->auth->oidc);
+        /* The seal key of the provider's tokens first: SSO does not run
+         * without, and nothing has started yet that api_free must wait for. */
+        int orc = api_oidc_start(a, err);
+        if (orc < 0) {
+            api_free(a);
+            return orc;
+        }
         oidc_start(a->oidc);
-        api_oidc_start(a);
     }
     int rc = http_router_new(api_routes, api_nroutes, a, &a->router, err);
     if (rc < 0) {
@@ -335,7 +341,7 @@ void api_free(api_t *a)
 {
     if (!a) return;
     api_events_close_all(a);
-    api_oidc_stop(a);
+    api_oidc_free(a);
     oidc_free(a->oidc);
     free(a->base_url);
     sowned_forget(a->loop);

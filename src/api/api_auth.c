@@ -102,11 +102,12 @@ static int api_auth_token(api_t *a, http_req_t *req, const char *tok, api_ctx_t 
     if (tok && !token_is(tok, TOKEN_API) && a->oidc && strchr(tok, '.')) {
         /* The identity provider's access token (api_oidc.c). */
         int64_t uid;
-        const char *why;
-        int rc = api_oidc_bearer(a, req, tok, &uid, &why);
+        const char *why, *sid;
+        int rc = api_oidc_bearer(a, req, tok, &uid, &why, &sid);
         if (rc) return rc;
         if ((rc = store_user_by_id(a->store, uid, &u, err))) return rc;
         api_auth_ctx_user(req, c, &u);
+        c->idp_sid = sid;
         store_user_clear(&u);
         return 0;
     }

@@ -1145,8 +1145,12 @@ void api_hub_token_create(http_req_t *req, void *ud)
     int64_t now = time_now_us();
     int64_t expires = json_is_integer(jexp) ? now + json_integer_value(jexp) * 1000000 : 0;
     int64_t id;
-    int rc = store_token_add_scoped(a->store, u.id, note, digest, STORE_TOKEN_API, scopes_json, 0, now,
-                                    expires, &id, &err);
+    /* Minted with the provider's access token: it follows that provider
+     * session, as /api/v1's (api_oidc.c). */
+    int rc = c->idp_sid ? store_token_add_idp(a->store, u.id, note, digest, scopes_json, c->idp_sid, now,
+                                              expires, &id, &err)
+                        : store_token_add_scoped(a->store, u.id, note, digest, STORE_TOKEN_API, scopes_json, 0,
+                                                 now, expires, &id, &err);
     free(scopes_json);
     json_decref(body);
     if (rc) {

@@ -114,6 +114,9 @@ struct api {
     uv_timer_t    *oidc_timer;     /* refreshes provider sessions */
     int64_t        oidc_inflight[64];   /* sessions being refreshed */
     size_t         oidc_nflight;
+    struct seal_key *oidc_seal;    /* seals the provider's tokens at rest (auth/seal.h) */
+    struct api_oidc_ended *oidc_ended;   /* provider sessions known ended (api_oidc.c) */
+    size_t         oidc_nended;
     struct hub    *hub;            /* users' notebook servers; NULL: none (api_set_hub) */
     struct livy   *livy;           /* Livy sessions (src/livy/livy.h); NULL: /livy/ answers 503 */
     char         **pool_names;
@@ -152,6 +155,8 @@ typedef struct api_ctx {
     const char *session_digest;    /* digest of that cookie (logout) */
     const char *token_digest;      /* digest of the bearer token, if that was it */
     const char *csrf;              /* that session's CSRF token */
+    const char *idp_sid;           /* the provider's access token was the credential: the
+                                      provider session it names ("" none); else NULL */
     /* API_FLOW / API_RUN: the object the hook found visible. */
     const char *flow;              /* flow name (the run's flow for API_RUN) */
     int64_t     flow_id;           /* flows.id: the live one (API_FLOW), the run's (API_RUN) */
@@ -283,9 +288,12 @@ char *api_oidc_logout_url(api_t *a, http_req_t *req, const char *session_digest)
 /* A provider's access token as a credential (accept_access_tokens): 0 and
  * *uid (found or created as at login), -EACCES (*why may say why), or a
  * store errno. */
-int  api_oidc_bearer(api_t *a, http_req_t *req, const char *tok, int64_t *uid, const char **why);
+int  api_oidc_bearer(api_t *a, http_req_t *req, const char *tok, int64_t *uid, const char **why,
+                     const char **idp_sid);
 /* The refresh timer (api_new / api_set_stopping). */
-void api_oidc_start(api_t *a);
+int  api_oidc_start(api_t *a, nb_err_t *err);
+/* api_oidc_stop, and the seal key and the ended sessions freed. */
+void api_oidc_free(api_t *a);
 void api_oidc_stop(api_t *a);
 
 /* ---- api_users.c ------------------------------------------------------ */

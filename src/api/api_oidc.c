@@ -49,6 +49,7 @@
  */
 #include "api/api_int.h"
 #include "auth/oidc.h"
+#include "auth/seal.h"
 #include "auth/token.h"
 #include "store/store_groups.h"
 #include "util/buf.h"
@@ -67,6 +68,18 @@
 #define API_OIDC_TICK_MS  2000
 #define API_OIDC_AHEAD_MS 5000
 #define API_OIDC_MAX_INFLIGHT 64
+/* Provider sessions known ended, remembered this long (longer than any
+ * access token that names them lives) and at most this many. */
+#define API_OIDC_ENDED_KEEP_US (24LL * 3600 * 1000000)
+#define API_OIDC_ENDED_MAX     1024
+
+/* A provider session nbhub knows has ended (back-channel logout, refresh
+ * refused): sid, or with sid NULL every session of user uid that began by
+ * `at`.  Access tokens that name it are refused from then on. */
+struct api_oidc_ended {
+    char   *sid;
+    int64_t uid, at;
+};
 
 /* ---- small helpers --------------------------------------------------------- */
 
@@ -126,6 +139,126 @@ static const char *safe_next(const char *next)
     for (const char *p = next; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f) return "/";
     return next;
+}
+
+/* ---- provider tokens at rest ----------------------------------------------------
+ *
+ * sessions.id_token and sessions.refresh_token are sealed (auth/seal.h)
+ * under $NBHUB_HOME/secrets/seal.key with the row's id as associated
+ * data: a copy of nbhub.db holds no usable provider token, and a value
+ * moved to another row does not open there (that session ends at its next
+ * refresh).  Values a build before sealing wrote in clear are sealed in
+ * place when nbhub starts (api_oidc_start), so those sessions go on. */
+
+static void session_ad(char ad[32], int64_t session_id)
+{
+    snprintf(ad, 32, "sessions/%lld", (long long)session_id);
+}
+
+/* Write the provider part of session session_id, its tokens sealed. */
+static int idp_put(api_t *a, int64_t session_id, const char *idp_sid, const char *id_token,
+                   const char *refresh_token, int64_t expires_at, nb_err_t *err)
+{
+    char ad[32];
+    session_ad(ad, session_id);
+    char *it = seal_value(a->oidc_seal, ad, id_token), *rt = seal_value(a->oidc_seal, ad, refresh_token);
+    store_session_idp_t v = {
+        .idp_sid = (char *)idp_sid,
+        .id_token = it,
+        .refresh_token = rt,
+        .idp_expires_at = expires_at,
+    };
+    int rc = store_session_set_idp(a->store, session_id, &v, err);
+    free(it);
+    free(rt);
+    return rc;
+}
+
+/* Open v's sealed tokens in place: 0, or -EBADMSG / -EINVAL (seal_open)
+ * with v's tokens unchanged. */
+static int idp_open(api_t *a, store_session_idp_t *v)
+{
+    char ad[32], *it = NULL, *rt = NULL;
+    session_ad(ad, v->session_id);
+    int rc = seal_open(a->oidc_seal, ad, v->id_token, &it);
+    if (rc == 0 && (rc = seal_open(a->oidc_seal, ad, v->refresh_token, &rt)) != 0) seal_clear_free(it);
+    if (rc) return rc;
+    free(v->id_token);
+    free(v->refresh_token);
+    v->id_token = it;
+    v->refresh_token = rt;
+    return 0;
+}
+
+/* Seal the values a build before sealing left in clear. */
+static int idp_reseal_legacy(api_t *a, nb_err_t *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0, done = 0;
+    int rc = store_sessions_idp_unsealed(a->store, SEAL_PREFIX, &ids, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        store_session_idp_t v;
+        if (store_session_get_idp_id(a->store, ids[i], &v, err) != 0) continue;
+        /* A row with one value sealed and one not cannot happen; it
+         * would be sealed over again, never opened: end it instead. */
+        if (seal_is_sealed(v.id_token) || seal_is_sealed(v.refresh_token)) {
+            (void)store_session_delete_id(a->store, ids[i], err);
+        } else {
+            rc = idp_put(a, ids[i], v.idp_sid, v.id_token, v.refresh_token, v.idp_expires_at, err);
+            done += rc == 0;
+        }
+        store_session_idp_clear(&v);
+    }
+    free(ids);
+    if (done) LOG_I("oidc: provider tokens written in clear by an older nbhub are sealed now", "sessions=%zu", done);
+    return rc;
+}
+
+/* ---- provider sessions known ended -------------------------------------------- */
+
+static void ended_add(api_t *a, const char *sid, int64_t uid, int64_t now)
+{
+    if (!a->oidc_ended) a->oidc_ended = xcalloc(API_OIDC_ENDED_MAX, sizeof *a->oidc_ended);
+    /* Oldest first out: entries are appended in time order, so a full
+     * table drops entry 0; an entry past its keep time goes the same way. */
+    size_t drop = 0;
+    while (drop < a->oidc_nended && a->oidc_ended[drop].at + API_OIDC_ENDED_KEEP_US < now) drop++;
+    if (drop == 0 && a->oidc_nended == API_OIDC_ENDED_MAX) drop = 1;
+    for (size_t i = 0; i < drop; i++) free(a->oidc_ended[i].sid);
+    memmove(a->oidc_ended, a->oidc_ended + drop, (a->oidc_nended - drop) * sizeof *a->oidc_ended);
+    a->oidc_nended -= drop;
+    struct api_oidc_ended *e = &a->oidc_ended[a->oidc_nended++];
+    e->sid = sid ? xstrdup(sid) : NULL;
+    e->uid = uid;
+    e->at = now;
+}
+
+/* 1 if an access token of user uid issued at iat (s) naming provider
+ * session sid (NULL or "": none) belongs to a session known ended. */
+static int ended_has(const api_t *a, const char *sid, int64_t uid, int64_t iat_s)
+{
+    for (size_t i = 0; i < a->oidc_nended; i++) {
+        const struct api_oidc_ended *e = &a->oidc_ended[i];
+        if (e->sid ? sid && !strcmp(e->sid, sid) : e->uid == uid && iat_s * 1000000LL <= e->at) return 1;
+    }
+    return 0;
+}
+
+/* The provider says session sid (or, sid NULL, every session of user uid)
+ * has ended: the nbhub API tokens minted through it are revoked and its
+ * access tokens refused from now on.  The browser sessions are the
+ * caller's. */
+static void provider_session_ended(api_t *a, const char *sid, int64_t uid, const char *why)
+{
+    if (sid && !*sid) return;   /* no session named: nothing to tie it to */
+    nb_err_t err;
+    int64_t n = 0;
+    ended_add(a, sid, uid, time_now_us());
+    if (store_tokens_revoke_idp(a->store, sid, uid, &n, &err) != 0)
+        LOG_E("oidc: could not revoke the tokens of an ended provider session", "error=\"%s\"", err.msg);
+    else if (n)
+        LOG_I("oidc: tokens of an ended provider session revoked", "tokens=%lld by=%s why=\"%s\"", (long long)n,
+              sid ? "sid" : "sub", why);
 }
 
 /* ---- users ------------------------------------------------------------------ */
@@ -289,13 +422,9 @@ static int session_new(api_t *a, http_req_t *req, int64_t uid, const oidc_identi
     int64_t now = time_now_us(), sid = 0;
     int rc = store_session_add(a->store, digest, csrf, uid, now, now + API_SESSION_TTL_US, &sid, err);
     if (rc) return rc;
-    store_session_idp_t v = {
-        .idp_sid = id->sid ? id->sid : (char *)"",
-        .id_token = t->id_token,
-        .refresh_token = t->refresh_token,
-        .idp_expires_at = t->expires_in_s > 0 ? now + t->expires_in_s * 1000000LL : 0,
-    };
-    if ((rc = store_session_set_idp(a->store, sid, &v, err))) return rc;
+    if ((rc = idp_put(a, sid, id->sid ? id->sid : "", t->id_token, t->refresh_token,
+                      t->expires_in_s > 0 ? now + t->expires_in_s * 1000000LL : 0, err)))
+        return rc;
     char buf[256];
     snprintf(buf, sizeof buf, "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s", API_SESSION_COOKIE, sess,
              (int)(API_SESSION_TTL_US / 1000000), a->secure_cookies || http_req_tls(req) ? "; Secure" : "");
@@ -440,10 +569,23 @@ static void bc_error(http_req_t *req, const char *desc)
 struct bc_job {
     api_t      *a;
     http_req_t *req;
+    char       *tok;      /* kept for the second audience */
+    int         as_cli;   /* verifying with aud = cli_client_id */
 };
+
+static int bc_verify(struct bc_job *j, json_t **claims, nb_err_t *err);
+
+static void bc_job_free(struct bc_job *j)
+{
+    free(j->tok);
+    free(j);
+}
 
 static void bc_finish(api_t *a, http_req_t *req, int rc, json_t *claims, const nb_err_t *verr)
 {
+    /* The provider sends a logout token to every client of the ended
+     * session: `nbhub login`'s public client too (its aud), when the
+     * provider has this address as that client's back-channel URL. */
     if (rc) {
         LOG_W("oidc: back-channel logout refused", "peer=%s error=\"%s\"", http_req_peer(req),
               verr ? verr->msg : "?");
@@ -457,10 +599,12 @@ static void bc_finish(api_t *a, http_req_t *req, int rc, json_t *claims, const n
     int64_t n = 0, uid = 0;
     if (sid && *sid) {
         rc = store_sessions_end_idp(a->store, sid, 0, &n, &err);
+        provider_session_ended(a, sid, 0, "back-channel logout");
     } else {
         rc = store_user_by_idp(a->store, oidc_conf(a->oidc)->issuer, sub, &uid, &err);
         if (rc == 0) rc = store_sessions_end_idp(a->store, NULL, uid, &n, &err);
         else if (rc == -ENOENT) rc = 0;
+        if (uid) provider_session_ended(a, NULL, uid, "back-channel logout");
     }
     if (rc) {
         LOG_E("oidc: back-channel logout failed", "error=\"%s\"", err.msg);
@@ -475,8 +619,30 @@ static void bc_finish(api_t *a, http_req_t *req, int rc, json_t *claims, const n
 static void bc_verified(int rc, json_t *claims, const nb_err_t *err, void *ud)
 {
     struct bc_job *j = ud;
-    bc_finish(j->a, j->req, rc, claims, err);
-    free(j);
+    if (rc == -EACCES && !j->as_cli && oidc_conf(j->a->oidc)->cli_client_id) {
+        j->as_cli = 1;
+        json_t *c2 = NULL;
+        nb_err_t e2;
+        err_clear(&e2);
+        int r2 = bc_verify(j, &c2, &e2);
+        if (r2 == -EINPROGRESS) return;
+        bc_finish(j->a, j->req, r2, c2, &e2);
+        json_decref(c2);
+    } else {
+        bc_finish(j->a, j->req, rc, claims, err);
+    }
+    bc_job_free(j);
+}
+
+/* Verify j's logout token as addressed to nbhub's client, or (as_cli) to
+ * `nbhub login`'s. */
+static int bc_verify(struct bc_job *j, json_t **claims, nb_err_t *err)
+{
+    jwt_policy_t p;
+    oidc_policy(j->a->oidc, &p, NULL, 0);
+    if (j->as_cli) p.audience = p.client_id = oidc_conf(j->a->oidc)->cli_client_id;
+    return jwks_cache_verify(oidc_jwks(j->a->oidc), j->tok, strlen(j->tok), &p, JWKS_LOGOUT_TOKEN, claims, err,
+                             bc_verified, j);
 }
 
 void api_oidc_backchannel(http_req_t *req, void *ud)
@@ -493,18 +659,21 @@ void api_oidc_backchannel(http_req_t *req, void *ud)
         bc_error(req, "logout_token is required");
         return;
     }
-    jwt_policy_t p;
-    oidc_policy(a->oidc, &p, NULL, 0);
     json_t *claims = NULL;
     nb_err_t err;
     err_clear(&err);
     struct bc_job *j = xcalloc(1, sizeof *j);
     j->a = a;
     j->req = req;
-    int rc = jwks_cache_verify(oidc_jwks(a->oidc), tok, strlen(tok), &p, JWKS_LOGOUT_TOKEN, &claims, &err,
-                               bc_verified, j);
+    j->tok = xstrdup(tok);
+    int rc = bc_verify(j, &claims, &err);
+    if (rc == -EACCES && oidc_conf(a->oidc)->cli_client_id) {
+        j->as_cli = 1;
+        err_clear(&err);
+        rc = bc_verify(j, &claims, &err);
+    }
     if (rc == -EINPROGRESS) return;
-    free(j);
+    bc_job_free(j);
     bc_finish(a, req, rc, claims, &err);
     json_decref(claims);
 }
@@ -518,7 +687,10 @@ char *api_oidc_logout_url(api_t *a, http_req_t *req, const char *session_digest)
     nb_err_t err;
     if (store_session_get_idp(a->store, session_digest, &v, &err) != 0) return NULL;
     char *url = NULL;
-    if (v.id_token) {
+    if (v.id_token && idp_open(a, &v) != 0) {
+        LOG_W("oidc: the session's provider tokens do not open; no provider logout", "session_id=%lld",
+              (long long)v.session_id);
+    } else if (v.id_token) {
         char *back = self_url(a, req, "/login");
         url = oidc_logout_url(a->oidc, v.id_token, back);
         free(back);
@@ -534,9 +706,11 @@ static void bearer_refetched(int rc, json_t *claims, const nb_err_t *err, void *
     (void)rc, (void)claims, (void)err, (void)ud;
 }
 
-int api_oidc_bearer(api_t *a, http_req_t *req, const char *tok, int64_t *uid, const char **why)
+int api_oidc_bearer(api_t *a, http_req_t *req, const char *tok, int64_t *uid, const char **why,
+                    const char **idp_sid)
 {
     *why = NULL;
+    *idp_sid = NULL;
     if (!a->oidc || !oidc_conf(a->oidc)->accept_access_tokens || !oidc_jwks(a->oidc)) return -EACCES;
     jwt_policy_t p;
     oidc_policy(a->oidc, &p, NULL, 1);
@@ -565,9 +739,18 @@ int api_oidc_bearer(api_t *a, http_req_t *req, const char *tok, int64_t *uid, co
         return -EACCES;
     }
     oidc_identity_t id;
+    const char *sid = json_string_value(json_object_get(claims, "sid"));
+    json_int_t iat = json_integer_value(json_object_get(claims, "iat"));
     rc = oidc_identity(a->oidc, claims, &id, &err);
-    json_decref(claims);
     if (rc == 0) rc = oidc_user(a, &id, uid, why, &err);
+    /* The provider said this session ended (a token lives on for minutes
+     * after): the token must not act, nor mint a longer-lived nbhub one. */
+    if (rc == 0 && ended_has(a, sid, *uid, (int64_t)iat)) {
+        *why = "the identity provider's session of this token has ended";
+        rc = -EACCES;
+    }
+    if (rc == 0) *idp_sid = http_req_strdup(req, sid ? sid : "");
+    json_decref(claims);
     if (rc == -EACCES)
         LOG_I("oidc: access token refused", "peer=%s why=\"%s\"", http_req_peer(req), *why ? *why : err.msg);
     oidc_identity_clear(&id);
@@ -579,8 +762,16 @@ int api_oidc_bearer(api_t *a, http_req_t *req, const char *tok, int64_t *uid, co
 struct rf_job {
     api_t  *a;
     int64_t session_id, user_id;
+    char   *idp_sid;
     oidc_tokens_t t;
 };
+
+static void rf_job_free(struct rf_job *j)
+{
+    oidc_tokens_clear(&j->t);
+    free(j->idp_sid);
+    free(j);
+}
 
 static void rf_done(api_t *a, int64_t session_id)
 {
@@ -625,13 +816,14 @@ static void rf_finish(struct rf_job *j, int rc, json_t *claims, const nb_err_t *
     }
     store_session_idp_t cur;
     if (store_session_get_idp_id(a->store, j->session_id, &cur, &err) != 0) return;
-    store_session_idp_t v = {
-        .idp_sid = cur.idp_sid,
-        .id_token = j->t.id_token ? j->t.id_token : cur.id_token,
-        .refresh_token = j->t.refresh_token ? j->t.refresh_token : cur.refresh_token,
-        .idp_expires_at = j->t.expires_in_s > 0 ? now + j->t.expires_in_s * 1000000LL : 0,
-    };
-    (void)store_session_set_idp(a->store, j->session_id, &v, &err);
+    if (idp_open(a, &cur) != 0) {
+        store_session_idp_clear(&cur);
+        rf_end(a, j->session_id, "its provider tokens do not open");
+        return;
+    }
+    (void)idp_put(a, j->session_id, cur.idp_sid, j->t.id_token ? j->t.id_token : cur.id_token,
+                  j->t.refresh_token ? j->t.refresh_token : cur.refresh_token,
+                  j->t.expires_in_s > 0 ? now + j->t.expires_in_s * 1000000LL : 0, &err);
     store_session_idp_clear(&cur);
 }
 
@@ -640,8 +832,7 @@ static void rf_verified(int rc, json_t *claims, const nb_err_t *err, void *ud)
     struct rf_job *j = ud;
     if (rc != -ECANCELED) rf_finish(j, rc, claims, err);
     rf_done(j->a, j->session_id);
-    oidc_tokens_clear(&j->t);
-    free(j);
+    rf_job_free(j);
 }
 
 static void rf_tokens(int rc, oidc_tokens_t *t, const nb_err_t *err, void *ud)
@@ -652,6 +843,7 @@ static void rf_tokens(int rc, oidc_tokens_t *t, const nb_err_t *err, void *ud)
         LOG_I("oidc: the provider refused the refresh", "session_id=%lld error=\"%s\"",
               (long long)j->session_id, err->msg);
         rf_end(a, j->session_id, "the provider ended the session");
+        provider_session_ended(a, j->idp_sid ? j->idp_sid : "", 0, "the provider refused a refresh");
     } else if (rc == 0) {
         j->t = *t;
         memset(t, 0, sizeof *t);
@@ -674,8 +866,7 @@ static void rf_tokens(int rc, oidc_tokens_t *t, const nb_err_t *err, void *ud)
               err->msg);
     }
     rf_done(a, j->session_id);
-    oidc_tokens_clear(&j->t);
-    free(j);
+    rf_job_free(j);
 }
 
 static void rf_tick(uv_timer_t *t)
@@ -685,6 +876,7 @@ static void rf_tick(uv_timer_t *t)
     store_idp_due_t *due = NULL;
     size_t n = 0;
     nb_err_t err;
+    int rc;
     if (store_sessions_idp_due(a->store, time_now_us() + API_OIDC_AHEAD_MS * 1000LL, API_OIDC_MAX_INFLIGHT,
                                &due, &n, &err) != 0)
         return;
@@ -692,12 +884,23 @@ static void rf_tick(uv_timer_t *t)
         int busy = 0;
         for (size_t k = 0; k < a->oidc_nflight; k++) busy |= a->oidc_inflight[k] == due[i].session_id;
         if (busy || a->oidc_nflight >= API_OIDC_MAX_INFLIGHT) continue;
+        char ad[32], *rt = NULL;
+        session_ad(ad, due[i].session_id);
+        if (seal_open(a->oidc_seal, ad, due[i].refresh_token, &rt) != 0 || !rt) {
+            LOG_W("oidc: a session's refresh token does not open (copied from another session, or another "
+                  "seal key)", "session_id=%lld", (long long)due[i].session_id);
+            rf_end(a, due[i].session_id, "its provider tokens do not open");
+            continue;
+        }
         struct rf_job *j = xcalloc(1, sizeof *j);
         j->a = a;
         j->session_id = due[i].session_id;
         j->user_id = due[i].user_id;
-        if (oidc_token_refresh(a->oidc, due[i].refresh_token, rf_tokens, j) < 0) {
-            free(j);
+        j->idp_sid = due[i].idp_sid ? xstrdup(due[i].idp_sid) : NULL;
+        rc = oidc_token_refresh(a->oidc, rt, rf_tokens, j);
+        seal_clear_free(rt);
+        if (rc < 0) {
+            rf_job_free(j);
             continue;
         }
         a->oidc_inflight[a->oidc_nflight++] = due[i].session_id;
@@ -710,13 +913,32 @@ static void rf_timer_closed(uv_handle_t *h)
     free(h);
 }
 
-void api_oidc_start(api_t *a)
+int api_oidc_start(api_t *a, nb_err_t *err)
 {
-    if (!a->oidc || a->oidc_timer) return;
+    if (!a->oidc || a->oidc_timer) return 0;
+    if (!a->oidc_seal) {
+        a->oidc_seal = xcalloc(1, sizeof *a->oidc_seal);
+        int rc = seal_key_load(a->home_given, a->oidc_seal, err);
+        if (rc == 0) rc = idp_reseal_legacy(a, err);
+        if (rc) return rc;
+    }
     a->oidc_timer = xcalloc(1, sizeof *a->oidc_timer);
     uv_timer_init(a->loop, a->oidc_timer);
     a->oidc_timer->data = a;
     uv_timer_start(a->oidc_timer, rf_tick, API_OIDC_TICK_MS, API_OIDC_TICK_MS);
+    return 0;
+}
+
+void api_oidc_free(api_t *a)
+{
+    api_oidc_stop(a);
+    if (a->oidc_seal) explicit_bzero(a->oidc_seal, sizeof *a->oidc_seal);
+    free(a->oidc_seal);
+    a->oidc_seal = NULL;
+    for (size_t i = 0; i < a->oidc_nended; i++) free(a->oidc_ended[i].sid);
+    free(a->oidc_ended);
+    a->oidc_ended = NULL;
+    a->oidc_nended = 0;
 }
 
 void api_oidc_stop(api_t *a)

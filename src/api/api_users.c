@@ -261,7 +261,11 @@ void api_users_token_create(http_req_t *req, void *ud)
     int64_t expires = json_is_integer(jexp) ? now + json_integer_value(jexp) * 1000000 : 0;
     const char *name = json_is_string(jname) ? json_string_value(jname) : "";
     int64_t id;
-    int rc = store_token_add(a->store, u.id, name, digest, now, expires, &id, &err);
+    /* Minted with the provider's access token (`nbhub login`): the token
+     * follows that provider session (revoked when it ends, api_oidc.c). */
+    const char *idp_sid = api_ctx(req)->idp_sid;
+    int rc = idp_sid ? store_token_add_idp(a->store, u.id, name, digest, NULL, idp_sid, now, expires, &id, &err)
+                     : store_token_add(a->store, u.id, name, digest, now, expires, &id, &err);
     if (rc == 0)
         LOG_I("token created", "user=%s token_id=%lld by=%s", api_log_name(req, u.name),
               (long long)id, api_ctx(req)->log_name);

@@ -22,15 +22,18 @@
  *   3. The provider's access token goes to nbhub once, as "Authorization:
  *      Bearer" (auth.oidc.accept_access_tokens): GET /api/v1/me gives the
  *      user's name (nbhub creates the user as a browser login would), and
- *      POST /api/v1/users/NAME/tokens makes an ordinary nbhub API token.  A
+ *      POST /api/v1/users/NAME/tokens makes an nbhub API token that carries
+ *      the provider session the access token names (api_oidc.c).  A
  *      401 is retried a few times a second apart: nbhub answers 401 "retry"
  *      while it fetches a signing key it has not seen yet.
  *   4. That token and the server's URL are written to the config file the
  *      other commands read (client_config_save: 0600, renamed into place).
  *      The provider's tokens are dropped: nbhub's own token is what the CLI
  *      uses, revocable in nbhub (DELETE /api/v1/users/NAME/tokens/ID, the web UI)
- *      and expiring (--expires-in, 7 days unless told: the token does not
- *      follow the provider, so a user removed there keeps it until then).
+ *      and expiring (--expires-in, 7 days unless told), and revoked by nbhub
+ *      when the provider says that session ended (back-channel logout).  A
+ *      provider session that merely times out sends nothing, and a user
+ *      removed from a group there keeps the token: hence the short default.
  *
  * What is printed comes from servers (URLs, the user code, error
  * descriptions) and goes through table_clean: a hostile provider cannot

@@ -463,6 +463,13 @@ static const char *const migrations[] = {
     "ALTER TABLE task_runs ADD COLUMN kernel_pid_start_time INTEGER;"
     "ALTER TABLE task_runs ADD COLUMN kernel_kept_until INTEGER;"
     "CREATE INDEX task_runs_kept ON task_runs(kernel_kept_until) WHERE kernel_kept_until IS NOT NULL;",
+    /* 6 -> 7: an API token minted with the provider's access token
+     * (`nbhub login`, docs/sso.md) carries the provider session it came
+     * from, so a back-channel logout of that sid (or of the user's sub)
+     * revokes it as it ends the browser sessions.  '' = minted through the
+     * provider, which named no session; NULL = an ordinary token. */
+    "ALTER TABLE api_tokens ADD COLUMN idp_sid TEXT;"
+    "CREATE INDEX api_tokens_idp_sid ON api_tokens(idp_sid) WHERE idp_sid IS NOT NULL;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -140,7 +140,7 @@
 #include "util/err.h"
 
 /* The schema version this nbhub writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 typedef struct store store_t;
 

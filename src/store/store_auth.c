@@ -275,17 +275,17 @@ int store_token_add(store_t *st, int64_t user_id, const char *name, const char *
                                   expires_at, id, err);
 }
 
-int store_token_add_scoped(store_t *st, int64_t user_id, const char *name, const char *token_hash,
-                           store_token_kind_t kind, const char *scopes_json, int64_t server_id,
-                           int64_t now, int64_t expires_at, int64_t *id, nb_err_t *err)
+static int token_insert(store_t *st, int64_t user_id, const char *name, const char *token_hash,
+                        store_token_kind_t kind, const char *scopes_json, int64_t server_id,
+                        const char *idp_sid, int64_t now, int64_t expires_at, int64_t *id, nb_err_t *err)
 {
     if (!token_hash || !*token_hash) return err_set(err, -EINVAL, "token hash is required");
     const char *kname = store_token_kind_name(kind);
     if (!kname) return err_set(err, -EINVAL, "unknown token kind %d", (int)kind);
     sqlite3_stmt *s;
     int rc = store_stmt(st, "INSERT INTO api_tokens(user_id, name, token_hash, created_at, "
-                            "expires_at, kind, scopes, server_id) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &s, err);
+                            "expires_at, kind, scopes, server_id, idp_sid) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &s, err);
     if (rc) return rc;
     sqlite3_bind_int64(s, 1, user_id);
     store_bind_text(s, 2, name ? name : "");
@@ -296,6 +296,7 @@ int store_token_add_scoped(store_t *st, int64_t user_id, const char *name, const
     store_bind_text(s, 7, scopes_json);
     if (server_id) sqlite3_bind_int64(s, 8, server_id);
     else sqlite3_bind_null(s, 8);
+    store_bind_text(s, 9, idp_sid);
     if ((rc = store_step_done(st, s, "add token", err))) {
         /* the foreign keys here are the user and the server */
         if (sqlite3_extended_errcode(store_db(st)) == SQLITE_CONSTRAINT_FOREIGNKEY)
@@ -305,6 +306,37 @@ int store_token_add_scoped(store_t *st, int64_t user_id, const char *name, const
     }
     if (id) *id = sqlite3_last_insert_rowid(store_db(st));
     return 0;
+}
+
+int store_token_add_scoped(store_t *st, int64_t user_id, const char *name, const char *token_hash,
+                           store_token_kind_t kind, const char *scopes_json, int64_t server_id,
+                           int64_t now, int64_t expires_at, int64_t *id, nb_err_t *err)
+{
+    return token_insert(st, user_id, name, token_hash, kind, scopes_json, server_id, NULL, now, expires_at,
+                        id, err);
+}
+
+int store_token_add_idp(store_t *st, int64_t user_id, const char *name, const char *token_hash,
+                        const char *scopes_json, const char *idp_sid, int64_t now, int64_t expires_at,
+                        int64_t *id, nb_err_t *err)
+{
+    return token_insert(st, user_id, name, token_hash, STORE_TOKEN_API, scopes_json, 0, idp_sid ? idp_sid : "",
+                        now, expires_at, id, err);
+}
+
+int store_tokens_revoke_idp(store_t *st, const char *idp_sid, int64_t user_id, int64_t *deleted,
+                            nb_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = idp_sid ? store_stmt(st, "DELETE FROM api_tokens WHERE idp_sid = ?1 AND idp_sid <> ''", &s, err)
+                     : store_stmt(st, "DELETE FROM api_tokens WHERE user_id = ?1 AND idp_sid IS NOT NULL",
+                                  &s, err);
+    if (rc) return rc;
+    if (idp_sid) store_bind_text(s, 1, idp_sid);
+    else sqlite3_bind_int64(s, 1, user_id);
+    rc = store_step_done(st, s, "revoke provider tokens", err);
+    if (rc == 0 && deleted) *deleted = sqlite3_changes64(store_db(st));
+    return rc;
 }
 
 int store_token_lookup(store_t *st, const char *token_hash, int64_t now, store_token_t *tok,
@@ -609,6 +641,7 @@ static int session_idp_row(store_t *st, sqlite3_stmt *s, store_session_idp_t *ou
         out->id_token = store_col_str(s, 1);
         out->refresh_token = store_col_str(s, 2);
         out->idp_expires_at = sqlite3_column_int64(s, 3);
+        out->session_id = sqlite3_column_int64(s, 4);
     }
     sqlite3_reset(s);
     if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "unknown session");
@@ -620,7 +653,7 @@ int store_session_get_idp(store_t *st, const char *token_hash, store_session_idp
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
+    int rc = store_stmt(st, "SELECT idp_sid, id_token, refresh_token, idp_expires_at, id FROM sessions "
                             "WHERE token_hash = ?1", &s, err);
     if (rc) return rc;
     store_bind_text(s, 1, token_hash);
@@ -632,7 +665,7 @@ int store_session_get_idp_id(store_t *st, int64_t session_id, store_session_idp_
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
+    int rc = store_stmt(st, "SELECT idp_sid, id_token, refresh_token, idp_expires_at, id FROM sessions "
                             "WHERE id = ?1", &s, err);
     if (rc) return rc;
     sqlite3_bind_int64(s, 1, session_id);
@@ -660,7 +693,7 @@ int store_sessions_idp_due(store_t *st, int64_t before, size_t max, store_idp_du
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT id, user_id, refresh_token FROM sessions WHERE refresh_token IS NOT NULL "
+    int rc = store_stmt(st, "SELECT id, user_id, refresh_token, idp_sid FROM sessions WHERE refresh_token IS NOT NULL "
                             "AND idp_expires_at > 0 AND idp_expires_at <= ?1 ORDER BY idp_expires_at LIMIT ?2",
                         &s, err);
     if (rc) return rc;
@@ -672,6 +705,7 @@ int store_sessions_idp_due(store_t *st, int64_t before, size_t max, store_idp_du
         d->session_id = sqlite3_column_int64(s, 0);
         d->user_id = sqlite3_column_int64(s, 1);
         d->refresh_token = store_col_str(s, 2);
+        d->idp_sid = store_col_str(s, 3);
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
@@ -688,8 +722,33 @@ void store_idp_due_free(store_idp_due_t *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (v[i].refresh_token) explicit_bzero(v[i].refresh_token, strlen(v[i].refresh_token));
         free(v[i].refresh_token);
+        free(v[i].idp_sid);
     }
     free(v);
+}
+
+int store_sessions_idp_unsealed(store_t *st, const char *prefix, int64_t **ids, size_t *n, nb_err_t *err)
+{
+    *ids = NULL;
+    *n = 0;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, "SELECT id FROM sessions WHERE (id_token IS NOT NULL AND substr(id_token, 1, ?2) <> ?1) "
+                            "OR (refresh_token IS NOT NULL AND substr(refresh_token, 1, ?2) <> ?1)", &s, err);
+    if (rc) return rc;
+    store_bind_text(s, 1, prefix);
+    sqlite3_bind_int(s, 2, (int)strlen(prefix));
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        *ids = xrealloc(*ids, (*n + 1) * sizeof **ids);
+        (*ids)[(*n)++] = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+        return store_sqlerr(st, rc, "list sessions", err);
+    }
+    return 0;
 }
 
 int store_session_delete_id(store_t *st, int64_t id, nb_err_t *err)

@@ -122,6 +122,18 @@ int store_token_add(store_t *st, int64_t user_id, const char *name, const char *
 int store_token_add_scoped(store_t *st, int64_t user_id, const char *name, const char *token_hash,
                            store_token_kind_t kind, const char *scopes_json, int64_t server_id,
                            int64_t now, int64_t expires_at, int64_t *id, nb_err_t *err);
+/* A token minted with the provider's access token (`nbhub login`,
+ * docs/sso.md): an 'api' token that carries the provider session it came
+ * from (api_tokens.idp_sid; "" when the provider named none), so the end
+ * of that provider session, or of all of the user's, revokes it. */
+int store_token_add_idp(store_t *st, int64_t user_id, const char *name, const char *token_hash,
+                        const char *scopes_json, const char *idp_sid, int64_t now, int64_t expires_at,
+                        int64_t *id, nb_err_t *err);
+/* Delete the tokens of provider session idp_sid, or with idp_sid NULL
+ * every provider-minted token of user_id (a logout by sub).  *deleted may
+ * be NULL; none is not an error. */
+int store_tokens_revoke_idp(store_t *st, const char *idp_sid, int64_t user_id, int64_t *deleted,
+                            nb_err_t *err);
 /* The token with this hash and its user (either output may be NULL). */
 int store_token_lookup(store_t *st, const char *token_hash, int64_t now, store_token_t *tok,
                        store_user_t *user, nb_err_t *err);
@@ -165,9 +177,10 @@ int store_sessions_prune(store_t *st, int64_t now, int64_t *deleted, nb_err_t *e
  * expire (µs; then the next request refreshes). */
 typedef struct store_session_idp {
     char   *idp_sid;         /* NULL: not from a provider */
-    char   *id_token;
-    char   *refresh_token;
+    char   *id_token;        /* as stored: sealed by the caller (auth/seal.h) */
+    char   *refresh_token;   /* the same */
     int64_t idp_expires_at;  /* µs, 0 = not known */
+    int64_t session_id;      /* the row's id (read only: the seal's associated data) */
 } store_session_idp_t;
 
 /* New user with no password, bound to (idp, subject); -EEXIST if the name
@@ -198,11 +211,16 @@ void store_session_idp_clear(store_session_idp_t *v);
  * soonest first.  *out is the caller's (store_idp_due_free). */
 typedef struct store_idp_due {
     int64_t session_id, user_id;
-    char   *refresh_token;
+    char   *refresh_token;   /* as stored (sealed) */
+    char   *idp_sid;         /* the provider's session id; NULL or "" when none */
 } store_idp_due_t;
 int  store_sessions_idp_due(store_t *st, int64_t before, size_t max, store_idp_due_t **out, size_t *n,
                             nb_err_t *err);
 void store_idp_due_free(store_idp_due_t *v, size_t n);
+/* Ids of the sessions whose id_token or refresh_token does not start with
+ * prefix (values written in clear by a build before sealing); *ids is the
+ * caller's (free). */
+int  store_sessions_idp_unsealed(store_t *st, const char *prefix, int64_t **ids, size_t *n, nb_err_t *err);
 /* End the session with this id; -ENOENT if it is gone already. */
 int  store_session_delete_id(store_t *st, int64_t id, nb_err_t *err);
 

@@ -145,10 +145,10 @@ def test_login_with_code_flow_creates_the_user_from_the_provider(sso, kc):
     with sso.db() as db:
         u = db.execute("SELECT idp, idp_subject, password_hash FROM users WHERE name='alice'").fetchone()
         assert u["idp"] == kc.issuer and u["idp_subject"] == kc.user_id("alice") and u["password_hash"] is None
-        sess = db.execute("SELECT idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
+        sess = db.execute("SELECT id, idp_sid, id_token, refresh_token, idp_expires_at FROM sessions "
                           "WHERE user_id=(SELECT id FROM users WHERE name='alice')").fetchall()
         assert len(sess) == 1 and sess[0]["idp_sid"] and sess[0]["refresh_token"], dict(sess[0])
-        assert _claims(sess[0]["id_token"])["sid"] == sess[0]["idp_sid"]
+        assert _claims(_unseal(_seal_key(sso), sess[0]["id"], sess[0]["id_token"]))["sid"] == sess[0]["idp_sid"]
         assert sess[0]["idp_expires_at"] > time.time() * 1e6
         groups = [r[0] for r in db.execute(
             "SELECT g.name FROM group_members m JOIN groups g ON g.id=m.group_id "
@@ -368,7 +368,8 @@ def test_backchannel_logout_ends_the_session_at_once(sso, kc):
     # forged or missing logout tokens are refused per the spec
     url = sso.base + "/auth/oidc/backchannel-logout"
     assert requests.post(url, data={}, timeout=10).status_code == 400
-    id_token = _session_tokens(sso)[0]
+    (row,) = _sessions(sso, "alice")
+    id_token = _unseal(_seal_key(sso), row["id"], row["id_token"])      # sealed at rest
     r = requests.post(url, data={"logout_token": id_token}, timeout=10)   # an ID token is not one
     assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
     assert sso.me(s2)[0] == 200
@@ -419,8 +420,9 @@ def test_key_rotation_is_picked_up_without_restart(h, kc):
         s, r = sso.login("alice")
         assert r.status_code == 302, (r.text, sso.srv.log())
         with sso.db() as db:
-            tok = db.execute("SELECT id_token FROM sessions WHERE idp_sid IS NOT NULL "
-                             "ORDER BY id DESC").fetchone()[0]
+            row = db.execute("SELECT id, id_token FROM sessions WHERE idp_sid IS NOT NULL "
+                             "ORDER BY id DESC").fetchone()
+        tok = _unseal(_seal_key(sso), row["id"], row["id_token"])     # sealed at rest
         header = json.loads(base64.urlsafe_b64decode(tok.split(".")[0] + "=="))
         assert header["kid"] == new_kid
         # a burst of tokens naming unknown keys costs the provider one fetch per cool-down
@@ -574,3 +576,141 @@ def test_sso_in_chromium(h, kc):
     finally:
         sso.srv.stop()
         kc.logout_user("alice")
+
+
+# ---- provider tokens at rest, and tokens minted through the provider ----------------------------
+
+def _seal_key(sso):
+    """The key nbhub seals provider tokens with ($NBHUB_HOME/secrets/seal.key, src/auth/seal.c)."""
+    path = sso.srv.home / "secrets" / "seal.key"
+    assert path.exists(), "no seal key: provider tokens are kept in clear"
+    assert oct(path.stat().st_mode & 0o777) == "0o600" and oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _unseal(key, session_id, value):
+    """A sealed column value ("nbs1." + base64url(nonce || ciphertext || tag)) opened for its row."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    assert value.startswith("nbs1."), value[:12]
+    raw = base64.urlsafe_b64decode(value[5:] + "=" * (-len(value[5:]) % 4))
+    return AESGCM(key).decrypt(raw[:12], raw[12:], f"sessions/{session_id}".encode()).decode()
+
+
+def _db_bytes(sso):
+    """Every byte nbhub's database keeps on disk: the file, its WAL and shared memory."""
+    home = sso.srv.home
+    return b"".join(p.read_bytes() for p in (home / "nbhub.db", home / "nbhub.db-wal", home / "nbhub.db-shm")
+                    if p.exists())
+
+
+def _sessions(sso, user):
+    with sso.db() as db:
+        return [dict(r) for r in db.execute(
+            "SELECT s.id, s.idp_sid, s.id_token, s.refresh_token FROM sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE u.name = ? AND s.idp_sid IS NOT NULL ORDER BY s.id", (user,))]
+
+
+def _write_db(sso, sql, args):
+    import sqlite3
+    c = sqlite3.connect(sso.srv.home / "nbhub.db", timeout=10)
+    with c:
+        c.execute(sql, args)
+    c.close()
+
+
+def test_provider_tokens_are_sealed_at_rest(sso, kc, short_tokens):
+    """A copy of nbhub.db holds no usable provider token: the refresh and ID tokens Keycloak
+    issued are sealed (AES-256-GCM) under a key beside the database, refresh still works, and a
+    sealed value moved into another session's row does not open there (that session ends; on
+    main the row would have refreshed with the other session's token)."""
+    s1, r = sso.login("bob")
+    assert r.status_code == 302, r.text
+    (row,) = _sessions(sso, "bob")
+    # The tokens Keycloak issued (opened with the key if they are sealed, as on main they are not).
+    key = _seal_key(sso) if row["refresh_token"].startswith("nbs1.") else None
+    rt, it = ((_unseal(key, row["id"], row["refresh_token"]), _unseal(key, row["id"], row["id_token"])) if key
+              else (row["refresh_token"], row["id_token"]))
+    assert _claims(rt)["typ"] == "Refresh" and _claims(it)["preferred_username"] == "bob"
+    disk = _db_bytes(sso)
+    for secret in (rt, it, rt.split(".")[1], rt.split(".")[2], it.split(".")[2]):
+        assert secret.encode() not in disk, "a provider token is in nbhub.db in clear"
+    assert key and key not in disk and key.hex().encode() not in disk
+
+    # Refresh goes on (10 s tokens): new values, sealed again, still not on disk in clear.
+    wait_for(lambda: _sessions(sso, "bob")[0]["refresh_token"] != row["refresh_token"], 30)
+    assert sso.me(s1)[0] == 200, sso.srv.log()
+    (row2,) = _sessions(sso, "bob")
+    rt2 = _unseal(key, row2["id"], row2["refresh_token"])
+    assert _claims(rt2)["typ"] == "Refresh"
+    assert rt2.encode() not in _db_bytes(sso)
+
+    # A second login of bob's (another provider session); its row gets the first one's sealed
+    # refresh token copied in: it does not open there, and the session ends at its refresh.
+    s2, r = sso.login("bob", kc_session=browser())
+    assert r.status_code == 302
+    first, second = _sessions(sso, "bob")
+    assert first["idp_sid"] != second["idp_sid"]
+    for _ in range(3):      # again if a refresh in flight wrote over the copy
+        _write_db(sso, "UPDATE sessions SET refresh_token = ?, idp_expires_at = 1 WHERE id = ?",
+                  (first["refresh_token"], second["id"]))
+        if wait_for(lambda: sso.me(s2)[0] == 401, 10):
+            break
+    assert sso.me(s2)[0] == 401, sso.srv.log()
+    assert "do not open" in sso.srv.log()
+    assert sso.me(s1)[0] == 200              # the first session's own row is untouched
+
+
+def test_clear_tokens_of_an_older_nbhub_are_sealed_at_start(sso, kc):
+    """Values an nbhub before sealing wrote in clear keep working: sealed in place at start."""
+    s, r = sso.login("alice")
+    assert r.status_code == 302
+    (row,) = _sessions(sso, "alice")
+    key = _seal_key(sso)
+    rt, it = _unseal(key, row["id"], row["refresh_token"]), _unseal(key, row["id"], row["id_token"])
+    sso.srv.stop()
+    _write_db(sso, "UPDATE sessions SET refresh_token = ?, id_token = ? WHERE id = ?", (rt, it, row["id"]))
+    sso.start()
+    (again,) = _sessions(sso, "alice")
+    assert again["refresh_token"].startswith("nbs1.") and again["id_token"].startswith("nbs1."), again
+    assert _unseal(key, row["id"], again["refresh_token"]) == rt
+    assert "sealed now" in sso.srv.log()
+    assert sso.me(s)[0] == 200
+    # the logout still gets its id_token_hint
+    st, me = sso.me(s)
+    r = s.post(sso.base + "/api/v1/logout", headers={"X-CSRF-Token": me["csrf_token"]}, timeout=10)
+    assert r.status_code == 200 and "id_token_hint=" in r.json()["logout_url"], r.text
+
+
+def test_tokens_minted_with_a_provider_token_end_with_its_session(sso, kc):
+    """An nbhub token made with the provider's access token carries its provider session: a
+    back-channel logout of that session revokes it, and the access token itself (still within
+    its lifetime) is refused from then on, so it cannot mint another."""
+    toks = _provider_tokens(kc, "bob", sso.base + "/elsewhere")
+    hdr = {"Authorization": "Bearer " + toks["access_token"]}
+    r = requests.post(sso.base + "/api/v1/users/bob/tokens", json={"name": "cli"}, headers=hdr, timeout=10)
+    assert r.status_code == 201, (r.text, sso.srv.log())
+    minted = {"Authorization": "Bearer " + r.json()["token"]}
+    # JupyterHub's token API minting with it: the same
+    r = requests.post(sso.base + "/hub/api/users/bob/tokens", json={"note": "hub"}, headers=hdr, timeout=10)
+    assert r.status_code in (200, 201), (r.status_code, r.text)
+    minted_hub = {"Authorization": "Bearer " + r.json()["token"]}
+    # a token bob makes himself with that one is an ordinary token: it stays
+    r = requests.post(sso.base + "/api/v1/users/bob/tokens", json={"name": "own"}, headers=minted, timeout=10)
+    assert r.status_code == 201
+    own = {"Authorization": "Bearer " + r.json()["token"]}
+    assert requests.get(sso.base + "/api/v1/me", headers=minted, timeout=10).status_code == 200
+    kc.logout_user("bob")                       # Keycloak posts a logout token naming the sid
+    assert wait_for(lambda: requests.get(sso.base + "/api/v1/me", headers=minted, timeout=10).status_code == 401,
+                    10), sso.srv.log()
+    assert "tokens of an ended provider session revoked" in sso.srv.log()
+    assert requests.get(sso.base + "/api/v1/me", headers=minted_hub, timeout=10).status_code == 401
+    r = requests.get(sso.base + "/api/v1/me", headers=hdr, timeout=10)
+    assert r.status_code == 401, r.text
+    r = requests.post(sso.base + "/api/v1/users/bob/tokens", json={"name": "again"}, headers=hdr, timeout=10)
+    assert r.status_code == 401, r.text
+    assert requests.get(sso.base + "/api/v1/me", headers=own, timeout=10).status_code == 200
+    # another login of bob's is another provider session: its tokens work
+    toks = _provider_tokens(kc, "bob", sso.base + "/elsewhere")
+    r = requests.get(sso.base + "/api/v1/me", headers={"Authorization": "Bearer " + toks["access_token"]},
+                     timeout=10)
+    assert r.status_code == 200, r.text

@@ -111,6 +111,33 @@ def test_device_login_gives_a_token_the_other_commands_use(h, keycloak):
     assert r.returncode == 0, r.stderr.decode()
 
 
+def test_device_login_token_ends_with_the_provider_session(h, keycloak):
+    """The token `nbhub login` mints carries the provider session of the device grant: when the
+    provider ends that session (an admin logs the user out in Keycloak, which posts a logout
+    token to the back-channel URL of `nbhub login`'s client), the token gets 401.  On a build
+    where it did not follow the provider, it lived on until its expiry (7 days)."""
+    srv = sso_server(h, keycloak)
+    url_bc = f"http://127.0.0.1:{srv.port}/auth/oidc/backchannel-logout"
+    keycloak.set_backchannel_logout_url(url_bc, client_id=kcmod.CLI_CLIENT_ID)
+    try:
+        env = cli_env(h)
+        p, url, _, err = start_login(h, srv.port, env, "--print-token")
+        keycloak.approve_device(url, "carol")
+        rc, out, err = finish(p, err)
+        assert rc == 0, (out, err, srv.log())
+        token = out.strip()
+        assert Api(srv.port, token).get("/api/v1/me")[0] == 200
+        assert keycloak.user_sessions("carol")      # the device login's provider session
+        keycloak.logout_user("carol")
+        deadline = time.monotonic() + 15
+        while Api(srv.port, token).get("/api/v1/me")[0] != 401:
+            assert time.monotonic() < deadline, srv.log()
+            time.sleep(0.2)
+        assert "tokens of an ended provider session revoked" in srv.log()
+    finally:
+        keycloak.set_backchannel_logout_url("", client_id=kcmod.CLI_CLIENT_ID)
+
+
 def test_device_login_denied_at_the_provider(h, keycloak):
     srv = sso_server(h, keycloak)
     env = cli_env(h)

@@ -364,25 +364,58 @@ static void test_store_identities(void **state)
     assert_int_equal(store_session_add(st, "d1", "c", alice, 10, 1000000, &s1, &err), 0);
     assert_int_equal(store_session_add(st, "d2", "c", alice, 10, 1000000, &s2, &err), 0);
     assert_int_equal(store_session_add(st, "d3", "c", local, 10, 1000000, &s3, &err), 0);
-    store_session_idp_t v1 = { "S1", "id1", "rt1", 500 }, v2 = { "S2", "id2", "rt2", 900 };
+    store_session_idp_t v1 = { "S1", "id1", "rt1", 500, 0 }, v2 = { "S2", "id2", "rt2", 900, 0 };
     assert_int_equal(store_session_set_idp(st, s1, &v1, &err), 0);
     assert_int_equal(store_session_set_idp(st, s2, &v2, &err), 0);
     store_session_idp_t got;
     assert_int_equal(store_session_get_idp(st, "d1", &got, &err), 0);
     assert_string_equal(got.refresh_token, "rt1");
     assert_int_equal(got.idp_expires_at, 500);
+    assert_int_equal(got.session_id, s1);
     store_session_idp_clear(&got);
+    /* values not in the sealed form (written by a build before sealing) */
+    int64_t *ids, ended;
+    size_t n;
+    assert_int_equal(store_sessions_idp_unsealed(st, "nbs1.", &ids, &n, &err), 0);
+    assert_int_equal(n, 2);
+    free(ids);
+    store_session_idp_t v2s = { "S2", "nbs1.x", "nbs1.y", 900, 0 };
+    assert_int_equal(store_session_set_idp(st, s2, &v2s, &err), 0);
+    assert_int_equal(store_sessions_idp_unsealed(st, "nbs1.", &ids, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], s1);
+    free(ids);
     assert_int_equal(store_session_get_idp(st, "d3", &got, &err), 0);
     assert_null(got.id_token);
     store_session_idp_clear(&got);
     store_idp_due_t *due;
-    size_t n;
     assert_int_equal(store_sessions_idp_due(st, 600, 10, &due, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(due[0].session_id, s1);
     assert_string_equal(due[0].refresh_token, "rt1");
+    assert_string_equal(due[0].idp_sid, "S1");
     store_idp_due_free(due, n);
-    int64_t ended;
+
+    /* tokens minted through the provider follow its session: by sid, or
+     * all of a user's by sub; ordinary tokens are never touched */
+    int64_t t1, t2, t3, t4;
+    assert_int_equal(store_token_add_idp(st, alice, "cli", "h1", NULL, "S1", 10, 0, &t1, &err), 0);
+    assert_int_equal(store_token_add_idp(st, alice, "cli2", "h2", NULL, "S9", 10, 0, &t2, &err), 0);
+    assert_int_equal(store_token_add_idp(st, alice, "cli3", "h3", NULL, NULL, 10, 0, &t3, &err), 0);
+    assert_int_equal(store_token_add(st, alice, "own", "h4", 10, 0, &t4, &err), 0);
+    assert_int_equal(store_tokens_revoke_idp(st, "S1", 0, &ended, &err), 0);
+    assert_int_equal(ended, 1);
+    assert_int_equal(store_token_lookup(st, "h1", 20, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(st, "h2", 20, NULL, NULL, &err), 0);
+    /* "" names no session: a logout by sid never matches it */
+    assert_int_equal(store_tokens_revoke_idp(st, "", 0, &ended, &err), 0);
+    assert_int_equal(ended, 0);
+    assert_int_equal(store_tokens_revoke_idp(st, NULL, local, &ended, &err), 0);
+    assert_int_equal(ended, 0);
+    assert_int_equal(store_tokens_revoke_idp(st, NULL, alice, &ended, &err), 0);
+    assert_int_equal(ended, 2);
+    assert_int_equal(store_token_lookup(st, "h3", 20, NULL, NULL, &err), -ENOENT);
+    assert_int_equal(store_token_lookup(st, "h4", 20, NULL, NULL, &err), 0);
     assert_int_equal(store_sessions_end_idp(st, "S1", 0, &ended, &err), 0);
     assert_int_equal(ended, 1);
     assert_int_equal(store_session_get_idp(st, "d1", &got, &err), -ENOENT);
