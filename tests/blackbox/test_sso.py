@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import wait_for
+from conftest import NBHUB, wait_for
 from nbserve import Server
 
 kcmod = pytest.importorskip("keycloak")
@@ -483,7 +483,7 @@ def test_local_false_turns_password_login_off(h, kc):
         assert r.status_code == 403 and "single sign-on" in r.text, r.text
         assert requests.get(f"http://127.0.0.1:{sso.srv.port}/auth/oidc/config", timeout=10).json()["local"] is False
         # the break-glass: a token made on the server itself still works
-        out = subprocess.run([os.environ["NBHUB_BIN"], "user", "token", "admin", "--home", str(sso.srv.home)],
+        out = subprocess.run([NBHUB, "user", "token", "admin", "--home", str(sso.srv.home)],
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         r = requests.get(f"http://127.0.0.1:{sso.srv.port}/api/v1/me",
