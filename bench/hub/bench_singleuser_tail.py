@@ -28,8 +28,14 @@ What is read around every run, to explain a tail rather than only show it:
   - once: what the process was given (nice, scheduling policy, CPU affinity, cgroup and
     its cpu.max / cpu.weight, oom_score_adj, I/O priority, rlimits, the names of its
     environment variables) for the three, side by side.
---gc-freeze-after S: each server calls gc.freeze() S seconds after its start (after the
-warm-up; the rounds wait for it), the experiment for the GC explanation.
+Experiments (each needs --gc-trace; the rounds wait until every server has done it):
+  --gc-garbage            before the rounds, a census by type of what 3 s of requests leave
+                          to the cyclic collector in each server (gc.DEBUG_SAVEALL);
+  --break-cycle-after S   S s after start, break the reference cycle jupyterhub-singleuser
+                          leaves per request (JupyterHubIdentityProvider._patch_get_login_url);
+  --gc-freeze-after S     S s after start, gc.freeze(): full collections walk only what came after;
+  --jupyterhub-env K=V    a variable for JupyterHub's singleuser (e.g. JUPYTERHUB_SINGLEUSER_EXTENSION=0).
+What they showed on 2026-12-06 is in bench/RESULTS.md ("why the singleuser's direct p99 ...").
 
 wrk and the servers share the machine's 2 cores (and the other agents' load).
 """
@@ -423,11 +429,18 @@ def render(res, args):
                    + ("identical" if all(k in same for k in keys if k.startswith("rlimit")) else "differ (below)") + ".")
         for k in diff:
             out.append(f"- differs: {k}: " + "; ".join(f"{LABELS[n]} {G[n].get(k)}" for n in names))
-        envs = {n: set(G[n]["environment"]) for n in names}
-        common = set.intersection(*envs.values())
-        for n in names:
-            only = sorted(envs[n] - common)
-            out.append(f"- environment variables only {LABELS[n]} has: {', '.join(only) if only else 'none'}")
+        # The two singleusers' environments (names only); the plain server's is the
+        # script's own, JupyterHub's is the Spawner's short list, nbhub's is its own
+        # environment (isolation: shared) plus the same JUPYTERHUB_* set.
+        if "jupyterhub" in G and "nbhub" in G:
+            a, b = set(G["jupyterhub"]["environment"]), set(G["nbhub"]["environment"])
+            jh = sorted(k for k in a if k.startswith("JUPYTERHUB_") or k.startswith("JPY_"))
+            nb = sorted(k for k in b if k.startswith("JUPYTERHUB_") or k.startswith("JPY_"))
+            out.append(f"- the singleusers' JUPYTERHUB_*/JPY_* variables: only JupyterHub's has "
+                       f"{', '.join(sorted(set(jh) - set(nb))) or 'none'}; only nbhub's has "
+                       f"{', '.join(sorted(set(nb) - set(jh))) or 'none'}; others only in nbhub's: "
+                       f"{len(b - a)} (the environment nbhub serve was started with), only in JupyterHub's: "
+                       f"{', '.join(sorted(a - b)) or 'none'}")
     return "\n".join(out) + "\n"
 
 
