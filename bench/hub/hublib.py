@@ -102,7 +102,7 @@ def http_get(port, path, headers=None, timeout=5):
         c.close()
 
 
-def start_jupyter_server(tmp, base_url, token, name="jupyter-server"):
+def start_jupyter_server(tmp, base_url, token, name="jupyter-server", extra_env=None):
     """The plain `jupyter server` the proxy part puts behind CHP: (Proc, port, root_dir)."""
     root = Path(tmp) / f"{name}-root"
     root.mkdir(parents=True, exist_ok=True)
@@ -112,9 +112,9 @@ def start_jupyter_server(tmp, base_url, token, name="jupyter-server"):
     argv = [VENV_BIN / "jupyter", "server", "--allow-root", "--no-browser", "--ip", "127.0.0.1",
             "--port", str(port), f"--ServerApp.token={token}", f"--ServerApp.base_url={base_url}",
             f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0"]
-    p = Proc(argv, Path(tmp) / f"{name}.log", env=venv_env(HOME=home), cwd=str(root))
-    wait_until(lambda: http_get(port, base_url + "api")[0] == 200 or (not p.alive() and _died(p)),
-               60, 0.05, "jupyter server to answer")
+    p = Proc(argv, Path(tmp) / f"{name}.log", env=venv_env(HOME=home, **(extra_env or {})), cwd=str(root))
+    wait_until(lambda: (port in listening_ports(p.pid) and http_get(port, base_url + "api")[0] == 200)
+               or (not p.alive() and _died(p)), 60, 0.05, "jupyter server to answer")
     return p, port, root
 
 
@@ -178,12 +178,18 @@ def wrk(url, headers, conc=32, threads=2, seconds=10, cpus=None):
         if not m:
             return float("nan")
         return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+    def dur(txt):
+        m = re.match(r"([\d.]+)(us|ms|s)$", txt)
+        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)] if m else float("nan")
+    thr = re.search(r"^[ \t]+Latency[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", out, re.M)
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errs = re.search(r"Socket errors:\s+(.*)", out)
     total = re.search(r"(\d+) requests in", out)
     return {"rps": float(m.group(1)) if m else float("nan"), "p50_ms": lat("50%"), "p90_ms": lat("90%"),
             "p99_ms": lat("99%"), "requests": int(total.group(1)) if total else 0,
+            "avg_ms": dur(thr.group(1)) if thr else float("nan"), "max_ms": dur(thr.group(3)) if thr else float("nan"),
             "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errs.group(1) if errs else "",
             "raw": out if not m else ""}
 
@@ -489,7 +495,9 @@ class JupyterHubAnchor(Hub):
     """JupyterHub 6 from .venv with bench/hub/jupyterhub_config.py, in its own temp dir."""
     label = "JupyterHub"
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, singleuser_env=None):
+        """singleuser_env: variables added to its singleusers' environment (Spawner.environment,
+        through BENCH_SINGLEUSER_ENV; the hub itself does not get them)."""
         self.dir = Path(tmp) / "jupyterhub"
         self.dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
@@ -498,6 +506,8 @@ class JupyterHubAnchor(Hub):
         env = venv_env(BENCH_HUB_DIR=self.dir, BENCH_HUB_PORT=port, BENCH_HUB_API_PORT=free_port(),
                        BENCH_PROXY_API_PORT=free_port(), BENCH_HUB_TOKEN=token, BENCH_VENV_BIN=VENV_BIN,
                        BENCH_CHP=CHP)
+        if singleuser_env:
+            env["BENCH_SINGLEUSER_ENV"] = json.dumps(singleuser_env)
         self.proc = Proc([VENV_BIN / "jupyterhub", "-f", HERE / "jupyterhub_config.py"],
                          self.dir / "jupyterhub.log", env=env, cwd=str(self.dir))
         self.root_pid = self.proc.pid
@@ -506,6 +516,12 @@ class JupyterHubAnchor(Hub):
     def _up(self):
         if not self.proc.alive():
             _died(self.proc)
+        # Our CHP must be the one listening: free_port() only says the port was free, and
+        # another agent's `nbhub serve --listen 127.0.0.1:0` (which answers /hub/api/ too)
+        # can be given it before CHP binds it.
+        chp = self.chp_pid()
+        if not chp or self.port not in listening_ports(chp):
+            return False
         st, _ = http_get(self.port, "/hub/api/", {"Authorization": f"token {self.token}"})
         return st == 200
 
@@ -558,10 +574,12 @@ class NbhubHub(Hub):
         return f"serve at {self.host}:{self.port}, pid {self.pid}"
 
     @classmethod
-    def launch(cls, tmp, binary):
+    def launch(cls, tmp, binary, extra_env=None):
         """Start `binary serve` with bench/hub/nbhub.yaml in a home under tmp (isolation
         shared, as the other benchmarks run it; servers stopped when it stops), log in as
-        its admin and make an API token: the running hub the benchmarks then drive."""
+        its admin and make an API token: the running hub the benchmarks then drive.
+        extra_env: added to its environment (under isolation: shared its servers inherit
+        it, less NBHUB_* variables)."""
         home = Path(tmp) / "nbhub-home"
         flows = home / "flows"
         flows.mkdir(parents=True, exist_ok=True)
@@ -569,7 +587,8 @@ class NbhubHub(Hub):
         (home / "nbhub.yaml").write_text(cfg)
         password = secrets.token_hex(16)
         (Path(tmp) / "nbhub-admin-password").write_text(password + "\n")
-        env = venv_env(NBHUB_ADMIN_PASSWORD_FILE=Path(tmp) / "nbhub-admin-password", NBHUB_ISOLATION="shared")
+        env = venv_env(NBHUB_ADMIN_PASSWORD_FILE=Path(tmp) / "nbhub-admin-password", NBHUB_ISOLATION="shared",
+                       **(extra_env or {}))
         for k in ("NBHUB_CONFIG", "NBHUB_HOME", "NBHUB_URL", "NBHUB_TOKEN"):
             env.pop(k, None)
         out = Path(tmp) / "nbhub-serve.out"

@@ -56,6 +56,10 @@ c.Spawner.environment = {
     "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
     "VIRTUAL_ENV": os.path.dirname(venv_bin),
 }
+# bench_singleuser_tail.py --gc-trace: its variables for the singleusers only (JSON)
+if os.environ.get("BENCH_SINGLEUSER_ENV"):
+    import json
+    c.Spawner.environment.update(json.loads(os.environ["BENCH_SINGLEUSER_ENV"]))
 c.Spawner.start_timeout = 120             # 20 servers start at once on 2 cores in the memory part
 c.Spawner.http_timeout = 120
 c.Spawner.poll_interval = 30
