@@ -202,7 +202,36 @@ class Harness:
         # Under `make SANITIZER=address` ASan keeps up to 256 MB of freed memory
         # in quarantine, which peak-RSS tests would measure instead of nbhub.
         self.env.setdefault("ASAN_OPTIONS", "quarantine_size_mb=16")
+        self.san_dir = None
+        if os.environ.get("NBHUB_SANITIZER"):
+            self._sanitizer_logs()
         self.kernels_dir = None
+
+    def _sanitizer_logs(self):
+        """Every sanitized nbhub of this test reports to a file of san_dir
+        (log_path; checked at teardown by the h fixture).  The reports went
+        to stderr, which for a server is a log file nobody reads once the
+        test passed, and for `h.run` a string most tests do not look at.
+        The directory is world-writable (sticky) because tasks and kernels
+        may run as other accounts (isolation: system); ASan exits when it
+        cannot open its log."""
+        import tempfile
+        self.san_dir = Path(tempfile.mkdtemp(prefix="nbhub-san-"))
+        self.san_dir.chmod(0o1777)
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            opts = self.env.get(var, "")
+            self.env[var] = (opts + ":" if opts else "") + f"log_path={self.san_dir}/{var[:-8].lower()}"
+
+    def sanitizer_reports(self):
+        """The text of every sanitizer report written during the test."""
+        if not self.san_dir:
+            return []
+        out = []
+        for f in sorted(self.san_dir.iterdir()):
+            text = f.read_text(errors="replace")
+            if text.strip():
+                out.append(f"--- {f.name} ---\n{text[-6000:]}")
+        return out
 
     # -- custom kernelspecs in an isolated Jupyter home -------------------------------
     def isolate_jupyter(self):
@@ -391,10 +420,17 @@ class Harness:
 
 @pytest.fixture
 def h(tmp_path):
-    """The per-test harness; fails the test at teardown if a marked process survived."""
+    """The per-test harness; fails the test at teardown if a marked process survived
+    or, under NBHUB_SANITIZER, if a sanitizer reported anything."""
     harness = Harness(tmp_path)
     yield harness
     left = harness.cleanup()
+    reports = harness.sanitizer_reports()
+    if harness.san_dir:
+        import shutil
+        shutil.rmtree(harness.san_dir, ignore_errors=True)
+    if reports:
+        pytest.fail("sanitizer reports during the test:\n" + "\n".join(reports), pytrace=False)
     if left:
         pytest.fail("leftover processes after the test (killed now):\n" +
                     "\n".join(f"  pid {pid}: {cmd[:200]}" for pid, cmd in left), pytrace=False)
