@@ -166,6 +166,13 @@ static void read_secret(struct pctx *x, yaml_node_t *v, oidc_conf_t *o)
     char *text = NULL;
     size_t len = 0;
     nb_err_t err;
+    /* oidc: given twice reads a secret twice: the first is wiped, not leaked
+     * (LeakSanitizer, fuzz_srvconf corpus auth-oidc-twice.yaml). */
+    if (o->client_secret) {
+        explicit_bzero(o->client_secret, strlen(o->client_secret));
+        free(o->client_secret);
+        o->client_secret = NULL;
+    }
     if (fs_read_all(o->client_secret_file, &text, &len, &err) < 0) {
         errlist_add(x->errs, x->path, POS(v), "auth.oidc.client_secret_file: %s", err.msg);
         return;

@@ -146,6 +146,12 @@ void livy_conf_parse(const char *path, yaml_document_t *doc, yaml_node_t *v, liv
                 errlist_add(errs, path, POS(vn), "'livy.conf' must be a mapping of Spark settings");
                 continue;
             }
+            /* A second conf (the key twice, or livy: twice) replaces the
+             * first, as every other key does; its entries leaked (fuzz_srvconf). */
+            if (c->conf)
+                for (char **q = c->conf; *q; q++) free(*q);
+            free(c->conf);
+            c->conf = NULL;
             size_t n = 0;
             for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top; q++) {
                 yaml_node_t *ck = yaml_document_get_node(doc, q->key), *cv = yaml_document_get_node(doc, q->value);

@@ -186,12 +186,21 @@ int scluster_free_port(void)
     return scluster_port_bind(0);
 }
 
+/* Digits scaled by their unit, checked against SCLUSTER_MEMORY_MAX_MB digit
+ * by digit: "18014398509481985g" once overflowed a long (undefined; here it
+ * wrapped to 1024 MB and passed the per-user memory quota, found by UBSan). */
 long scluster_memory_mb(const char *m)
 {
-    if (scluster_memory_ok(m) < 0) return -EINVAL;
-    long n = atol(m);
-    char u = m[strspn(m, "0123456789")];
-    return u == 'g' || u == 'G' ? n * 1024 : u == 't' || u == 'T' ? n * 1024 * 1024 : n;
+    size_t d = strspn(m, "0123456789");
+    if (d == 0) return -EINVAL;
+    char u = m[d];
+    if (u != '\0' && (m[d + 1] != '\0' || !strchr("mMgGtT", u))) return -EINVAL;
+    long scale = u == 'g' || u == 'G' ? 1024 : u == 't' || u == 'T' ? 1024L * 1024 : 1, n = 0;
+    for (size_t i = 0; i < d; i++) {
+        n = n * 10 + (m[i] - '0');
+        if (n > SCLUSTER_MEMORY_MAX_MB / scale) return -EINVAL;
+    }
+    return n > 0 ? n * scale : -EINVAL;
 }
 
 long scluster_host_memory_mb(void)
@@ -207,10 +216,7 @@ long scluster_host_memory_mb(void)
 
 int scluster_memory_ok(const char *m)
 {
-    size_t d = strspn(m, "0123456789");
-    if (d == 0 || atol(m) <= 0) return -EINVAL;
-    if (m[d] == '\0') return 0;                          /* megabytes */
-    return (m[d + 1] == '\0' && strchr("mMgGtT", m[d])) ? 0 : -EINVAL;
+    return scluster_memory_mb(m) > 0 ? 0 : -EINVAL;
 }
 
 /* state.json of the cluster in dir if its supervisor is alive and is a

@@ -144,9 +144,15 @@ int scluster_free_port(void);
  * makes it -EADDRINUSE), else -errno; 0 = any free port. */
 int scluster_port_bind(int port);
 
-/* "512m", "2g", "1024m": Spark's worker memory; 0 if valid. */
+/* The largest memory size taken (1 PiB): beyond any machine, and small
+ * enough that callers may multiply it by a number of workers or turn it
+ * into bytes in 64 bits. */
+#define SCLUSTER_MEMORY_MAX_MB (1L << 30)
+/* "512m", "2g", "1024m": Spark's worker memory; 0 if valid (at most
+ * SCLUSTER_MEMORY_MAX_MB). */
 int scluster_memory_ok(const char *m);
-/* That size in megabytes, or -EINVAL. */
+/* That size in megabytes, or -EINVAL (not a size, 0, or above
+ * SCLUSTER_MEMORY_MAX_MB). */
 long scluster_memory_mb(const char *m);
 /* This machine's memory (MemTotal) in megabytes, -1 if unknown. */
 long scluster_host_memory_mb(void);

@@ -202,7 +202,27 @@ class Harness:
         # Under `make SANITIZER=address` ASan keeps up to 256 MB of freed memory
         # in quarantine, which peak-RSS tests would measure instead of nbhub.
         self.env.setdefault("ASAN_OPTIONS", "quarantine_size_mb=16")
+        self.san_dir = None
+        if os.environ.get("NBHUB_SANITIZER"):
+            self._sanitizer_logs()
         self.kernels_dir = None
+
+    def _sanitizer_logs(self):
+        """Every sanitized nbhub started with this harness's env reports to a
+        file of san_dir (log_path), checked after every test and at the end
+        of the session (_sanitizer_check, pytest_sessionfinish).  The reports
+        went to stderr, which for a server is a log file nobody reads once
+        the test passed, and for `h.run` a string most tests do not look at.
+        The directory is world-writable (sticky) because tasks and kernels
+        may run as other accounts (isolation: system); ASan exits when it
+        cannot open its log."""
+        import tempfile
+        self.san_dir = Path(tempfile.mkdtemp(prefix="nbhub-san-"))
+        self.san_dir.chmod(0o1777)
+        _SAN_DIRS.append(self.san_dir)
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            opts = self.env.get(var, "")
+            self.env[var] = (opts + ":" if opts else "") + f"log_path={self.san_dir}/{var[:-8].lower()}"
 
     # -- custom kernelspecs in an isolated Jupyter home -------------------------------
     def isolate_jupyter(self):
@@ -398,6 +418,46 @@ def h(tmp_path):
     if left:
         pytest.fail("leftover processes after the test (killed now):\n" +
                     "\n".join(f"  pid {pid}: {cmd[:200]}" for pid, cmd in left), pytrace=False)
+
+
+# Sanitizer log directories of every Harness (NBHUB_SANITIZER) and the reports shown already.
+_SAN_DIRS = []
+_SAN_SEEN = set()
+
+
+def _new_sanitizer_reports():
+    out = []
+    for d in _SAN_DIRS:
+        for f in sorted(d.iterdir()) if d.is_dir() else ():
+            text = f.read_text(errors="replace")
+            if f in _SAN_SEEN or not text.strip():
+                continue
+            _SAN_SEEN.add(f)
+            out.append(f"--- {f} ---\n{text[-6000:]}")
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _sanitizer_check():
+    """Under NBHUB_SANITIZER a test errors if a sanitizer reported anything
+    while it ran (its own nbhubs, or a module-scoped server's: set up before
+    this fixture, so torn down after it, and reports of theirs that come
+    later are pytest_sessionfinish's)."""
+    yield
+    reports = _new_sanitizer_reports()
+    if reports:
+        pytest.fail("sanitizer reports during the test:\n" + "\n".join(reports), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    reports = _new_sanitizer_reports()
+    if reports:
+        sys.stderr.write("\nsanitizer reports after the last test (module-scoped servers):\n" +
+                         "\n".join(reports) + "\n")
+        session.exitstatus = 1
+    import shutil
+    for d in _SAN_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

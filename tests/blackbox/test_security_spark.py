@@ -95,6 +95,25 @@ def test_limits_and_names_need_no_cluster(h, tmp_path):
         srv.stop()
 
 
+def test_memory_size_overflow_is_refused(h, tmp_path):
+    """18014398509481985g is 2^54 + 1 GiB: in megabytes it overflowed a long
+    (undefined; the UBSan build died on it) and wrapped to 1024, so a user
+    under a 1g quota passed it and got a cluster started with that size.
+    Refused now as any size above SCLUSTER_MEMORY_MAX_MB (1 PiB).  No JVM."""
+    srv = Server(h, env={"SPARK_HOME": str(tmp_path / "no-spark")})
+    (srv.home / "nbhub.yaml").write_text(LIMITS)
+    srv.start()
+    try:
+        bob = users(srv, "bob")["bob"]
+        for mem in ("18014398509481985g", "17592186044417t", "99999999999999999999m"):
+            st, c = bob.post("/api/v1/spark/clusters", {"name": "big", "worker_memory": mem})
+            assert st == 400 and "worker_memory" in c["error"]["message"], (mem, st, c)
+        assert not (srv.home / "spark" / "~bob" / "big").exists()
+        assert srv.proc.poll() is None
+    finally:
+        srv.stop()
+
+
 def test_two_users_one_name_one_supervisor_each(h, tmp_path):
     srv = Server(h)
     (srv.home / "nbhub.yaml").write_text(LIMITS)

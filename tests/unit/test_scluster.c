@@ -112,6 +112,17 @@ static void test_memory_mb(void **state)
     assert_int_equal(scluster_memory_mb("1T"), 1024 * 1024);
     assert_int_equal(scluster_memory_mb("300"), 300);
     assert_int_equal(scluster_memory_mb("2x"), -EINVAL);
+    /* Sizes whose megabytes overflowed a long (UBSan: signed overflow; the
+     * first wrapped to 1024 MB and passed a 1g per-user quota); the
+     * bound is SCLUSTER_MEMORY_MAX_MB, leading zeros are no overflow. */
+    assert_int_equal(scluster_memory_mb("18014398509481985g"), -EINVAL);
+    assert_int_equal(scluster_memory_ok("18014398509481985g"), -EINVAL);
+    assert_int_equal(scluster_memory_mb("999999999999999t"), -EINVAL);
+    assert_int_equal(scluster_memory_mb("99999999999999999999999999"), -EINVAL);
+    assert_int_equal(scluster_memory_mb("1025t"), -EINVAL);
+    assert_int_equal(scluster_memory_mb("1024t"), 1024L * 1024 * 1024);
+    assert_int_equal(scluster_memory_mb("0000000000000000000000002g"), 2048);
+    assert_int_equal(scluster_memory_mb("0m"), -EINVAL);
     assert_true(scluster_host_memory_mb() > 0);
 }
 
