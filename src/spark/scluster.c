@@ -189,18 +189,24 @@ int scluster_free_port(void)
 /* Digits scaled by their unit, checked against SCLUSTER_MEMORY_MAX_MB digit
  * by digit: "18014398509481985g" once overflowed a long (undefined; here it
  * wrapped to 1024 MB and passed the per-user memory quota, found by UBSan). */
+/* A size is at most 9 significant digits of megabytes, 6 of gigabytes or
+ * 3 of terabytes: under SCLUSTER_MEMORY_MAX_MB whatever the unit, and a
+ * rule a JSON Schema pattern can state exactly (openapi.json's
+ * worker_memory), so the document and the server refuse the same sizes. */
 long scluster_memory_mb(const char *m)
 {
     size_t d = strspn(m, "0123456789");
     if (d == 0) return -EINVAL;
     char u = m[d];
     if (u != '\0' && (m[d + 1] != '\0' || !strchr("mMgGtT", u))) return -EINVAL;
-    long scale = u == 'g' || u == 'G' ? 1024 : u == 't' || u == 'T' ? 1024L * 1024 : 1, n = 0;
-    for (size_t i = 0; i < d; i++) {
-        n = n * 10 + (m[i] - '0');
-        if (n > SCLUSTER_MEMORY_MAX_MB / scale) return -EINVAL;
-    }
-    return n > 0 ? n * scale : -EINVAL;
+    int g = u == 'g' || u == 'G', t = u == 't' || u == 'T';
+    size_t zeros = strspn(m, "0");
+    if (zeros > d) zeros = d;
+    if (d - zeros > (t ? 3u : g ? 6u : 9u)) return -EINVAL;
+    long n = 0;
+    for (size_t i = zeros; i < d; i++) n = n * 10 + (m[i] - '0');
+    n *= t ? 1024L * 1024 : g ? 1024 : 1;
+    return n > 0 ? n : -EINVAL;
 }
 
 long scluster_host_memory_mb(void)

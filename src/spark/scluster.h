@@ -148,11 +148,11 @@ int scluster_port_bind(int port);
  * enough that callers may multiply it by a number of workers or turn it
  * into bytes in 64 bits. */
 #define SCLUSTER_MEMORY_MAX_MB (1L << 30)
-/* "512m", "2g", "1024m": Spark's worker memory; 0 if valid (at most
- * SCLUSTER_MEMORY_MAX_MB). */
+/* "512m", "2g", "1024m": Spark's worker memory; 0 if valid (at most 9
+ * significant digits of m, 6 of g, 3 of t: below SCLUSTER_MEMORY_MAX_MB). */
 int scluster_memory_ok(const char *m);
-/* That size in megabytes, or -EINVAL (not a size, 0, or above
- * SCLUSTER_MEMORY_MAX_MB). */
+/* That size in megabytes, or -EINVAL (not a size, 0, or more digits than
+ * scluster_memory_ok takes). */
 long scluster_memory_mb(const char *m);
 /* This machine's memory (MemTotal) in megabytes, -1 if unknown. */
 long scluster_host_memory_mb(void);

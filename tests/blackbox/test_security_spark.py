@@ -99,7 +99,7 @@ def test_memory_size_overflow_is_refused(h, tmp_path):
     """18014398509481985g is 2^54 + 1 GiB: in megabytes it overflowed a long
     (undefined; the UBSan build died on it) and wrapped to 1024, so a user
     under a 1g quota passed it and got a cluster started with that size.
-    Refused now as any size above SCLUSTER_MEMORY_MAX_MB (1 PiB).  No JVM."""
+    Refused now as any size with more digits than scluster_memory_ok takes (under 1 PiB).  No JVM."""
     srv = Server(h, env={"SPARK_HOME": str(tmp_path / "no-spark")})
     (srv.home / "nbhub.yaml").write_text(LIMITS)
     srv.start()

@@ -119,8 +119,14 @@ static void test_memory_mb(void **state)
     assert_int_equal(scluster_memory_ok("18014398509481985g"), -EINVAL);
     assert_int_equal(scluster_memory_mb("999999999999999t"), -EINVAL);
     assert_int_equal(scluster_memory_mb("99999999999999999999999999"), -EINVAL);
-    assert_int_equal(scluster_memory_mb("1025t"), -EINVAL);
-    assert_int_equal(scluster_memory_mb("1024t"), 1024L * 1024 * 1024);
+    assert_int_equal(scluster_memory_mb("1000t"), -EINVAL);
+    assert_int_equal(scluster_memory_mb("999t"), 999L * 1024 * 1024);
+    assert_int_equal(scluster_memory_mb("1000000g"), -EINVAL);
+    assert_int_equal(scluster_memory_mb("999999g"), 999999L * 1024);
+    assert_int_equal(scluster_memory_mb("1000000000m"), -EINVAL);
+    assert_int_equal(scluster_memory_mb("999999999"), 999999999L);
+    assert_true(scluster_memory_mb("999t") < SCLUSTER_MEMORY_MAX_MB);
+    assert_true(scluster_memory_mb("999999g") < SCLUSTER_MEMORY_MAX_MB);
     assert_int_equal(scluster_memory_mb("0000000000000000000000002g"), 2048);
     assert_int_equal(scluster_memory_mb("0m"), -EINVAL);
     assert_true(scluster_host_memory_mb() > 0);
