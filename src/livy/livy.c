@@ -451,7 +451,8 @@ static void adopt_all(livy_t *l)
          * to have `spark` and the journal: that session is ended. */
         int usable = r->kernel_conn && r->pid > 0 &&
                      (!strcmp(r->state, "idle") || !strcmp(r->state, "busy"));
-        if (usable && lsess_adopt(s, r->kernel_conn, r->pid, r->pid_start_time) == 0) {
+        nb_err_t aerr;
+        if (usable && lsess_adopt(s, r->kernel_conn, r->pid, r->pid_start_time, &aerr) == 0) {
             adopted++;
             continue;
         }
@@ -460,9 +461,8 @@ static void adopt_all(livy_t *l)
         s->pid_start = r->pid_start_time;
         free(s->conn_file);
         s->conn_file = r->kernel_conn ? xstrdup(r->kernel_conn) : NULL;
-        lsess_end(s, usable ? "dead" : "error",
-                  usable ? "the kernel was gone when nbhub restarted"
-                         : "nbhub restarted while the session was starting");
+        /* (a kernel still running is stopped: lsess_end) */
+        lsess_end(s, usable ? "dead" : "error", usable ? aerr.msg : "nbhub restarted while the session was starting");
     }
     store_livy_sessions_free(&rows);
     if (adopted || lost) LOG_I("livy: sessions after restart", "adopted=%d ended=%d", adopted, lost);

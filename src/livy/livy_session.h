@@ -99,8 +99,11 @@ struct lsess {
 /* ---- livy_session.c ---- */
 /* Start the kernel of row s->id (already in the store). */
 int  lsess_start(lsess_t *s, const json_t *request, nb_err_t *err);
-/* Adopt a live row's kernel: 0, or -ESRCH when it is gone. */
-int  lsess_adopt(lsess_t *s, const char *conn_file, int pid, int64_t pid_start);
+/* Adopt a live row's kernel: 0, -ESRCH when it is gone, or another
+ * negative errno with why in err (its connection file refused: not a
+ * regular file of the session's account, too large, not naming its own
+ * sockets).  At start only (looks the account up: NSS). */
+int  lsess_adopt(lsess_t *s, const char *conn_file, int pid, int64_t pid_start, nb_err_t *err);
 /* End: state (dead, killed, error; NULL after DELETE), error (may be
  * NULL).  Idempotent; the session is freed when its handles are closed. */
 void lsess_end(lsess_t *s, const char *state, const char *error);
