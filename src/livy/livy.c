@@ -482,7 +482,7 @@ int livy_new(const livy_opts_t *o, livy_t **out, nb_err_t *err)
     l->tick.data = l;
     uv_timer_start(&l->tick, on_tick, LIVY_TICK_MS, LIVY_TICK_MS);
     uv_unref((uv_handle_t *)&l->tick);
-    lsess_ids_load(l);
+    livy_ids_load(&l->ids, l->st, l->home, STORE_LIVY_SESSION);
     adopt_all(l);
     if (o->spark) livy_cluster_init(l, o->spark);
     *out = l;
@@ -520,6 +520,7 @@ void livy_shutdown(livy_t *l, void (*done)(void *ud), void *ud)
 void livy_free(livy_t *l)
 {
     if (!l) return;
+    livy_ids_clear(&l->ids);
     free(l->home);
     free(l);
 }
@@ -536,11 +537,11 @@ int livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_t
     int cluster = !named && !strcmp(l->conf->spark, "cluster");
     if (cluster && (rc = livy_cluster_check(l->conf, c->request, err)) < 0) return rc;
     char *req = json_dumps(c->request, JSON_COMPACT | JSON_SORT_KEYS);
-    rc = store_livy_session_create_above(l->st, l->id_hwm, c->uid, c->proxy_user, c->name, c->kind, req,
+    rc = store_livy_session_create_above(l->st, l->ids.hwm, c->uid, c->proxy_user, c->name, c->kind, req,
                                          c->heartbeat_timeout, time_now_us(), id, err);
     free(req);
     if (rc < 0) return rc;
-    lsess_ids_note(l, *id);
+    livy_ids_note(&l->ids, *id);
     lsess_t *w = cluster || named ? NULL   /* a warm kernel has no cluster */
                  : strcmp(c->kind, "sql") && strcmp(c->kind, "pyspark") && strcmp(c->kind, "python")
                      ? NULL

@@ -39,8 +39,9 @@
  * are in its own directory (or TCP on 127.0.0.1); otherwise the session
  * ends (dead, with why) and its kernel is stopped, because nbhub can no
  * longer tell that kernel's connection from one the account forged (a link
- * to another user's connection file would hand nbhub that user's kernel).  There is no warm pool
- * (a kernel is its owner's from its first instruction).
+ * to another user's connection file would hand nbhub that user's kernel).
+ * There is no warm pool (a kernel is its owner's from its first
+ * instruction).
  */
 #include "livy/livy_session.h"
 #include "livy/livy_cluster.h"
@@ -138,61 +139,6 @@ static void remove_conn(const livy_t *l, const char *file)
     c->dir = xstrdup(dirname(d));
     free(d);
     kconn_free(c);   /* removes what a directory it created would hold */
-}
-
-/* ---- ids ------------------------------------------------------------------- */
-
-static char *ids_file(const livy_t *l)
-{
-    return xasprintf("%s/livy/session-id", l->home);
-}
-
-void lsess_ids_load(livy_t *l)
-{
-    int64_t max = 0;
-    nb_err_t err;
-    if (store_livy_sessions_max_id(l->st, &max, &err) < 0)
-        LOG_W("livy: cannot read the highest session id", "error=\"%s\"", err.msg);
-    char *path = ids_file(l), *text = NULL;
-    size_t n;
-    if (fs_read_regular(path, 64, &text, &n, &err) == 0) {
-        char *end;
-        long long v = strtoll(text, &end, 10);
-        if (end != text && v > max) max = v;
-        free(text);
-    }
-    free(path);
-    /* and the directories on disk (from before the mark was kept): a new
-     * session never finds an old one's journal or event log */
-    char *sd = xasprintf("%s/livy/sessions", l->home);
-    DIR *d = opendir(sd);
-    free(sd);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            char *end;
-            long long v = strtoll(e->d_name, &end, 10);
-            if (end != e->d_name && !*end && v > max) max = v;
-        }
-        closedir(d);
-    }
-    l->id_hwm = max;
-}
-
-void lsess_ids_note(livy_t *l, int64_t id)
-{
-    if (id <= l->id_hwm) return;
-    l->id_hwm = id;
-    /* Written after the insert: a crash in between leaves the row, whose
-     * id max(id) finds at the next start. */
-    char *path = ids_file(l), *dir = fs_dirname(path);
-    char num[32];
-    int len = snprintf(num, sizeof num, "%lld\n", (long long)id);
-    nb_err_t err;
-    if (fs_mkdir_p(dir, 0700, &err) < 0 || fs_write_atomic(path, num, (size_t)len, 1, &err) < 0)
-        LOG_W("livy: the highest session id not saved", "id=%lld error=\"%s\"", (long long)id, err.msg);
-    free(dir);
-    free(path);
 }
 
 /* ---- start ------------------------------------------------------------------ */
