@@ -109,11 +109,13 @@ static void lb_unlink(livy_batches_t *m, lb_entry_t *e)
         }
 }
 
-/* The application id __spark-task recorded, or NULL (new string). */
+/* The application id __spark-task recorded, or NULL (new string).  The
+ * batch's directory is its account's under isolation: system (a link, a
+ * FIFO that would block the loop: jparse_file_regular refuses them). */
 static char *lb_app_id(const livy_batches_t *m, int64_t id)
 {
     char *path = lb_file(m, id, "spark.json");
-    json_t *j = json_load_file(path, 0, NULL);
+    json_t *j = jparse_file_regular(path, 8 << 20);
     free(path);
     const char *a = json_string_value(json_object_get(j, "app_id"));
     char *r = a ? xstrdup(a) : NULL;

@@ -414,6 +414,7 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
     int fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
         rc = err_set(err, -errno, "%s: %s", s->log_path, strerror(errno));
+        kconn_free(conn);
         goto out;
     }
     uv_stdio_container_t stdio[3] = {
