@@ -22,16 +22,19 @@
 #include "livy/livy_cluster.h"
 #include "livy/livy.h"
 #include "store/store_livy.h"
+#include "util/fsutil.h"
 #include "util/jparse.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void api_livy_error(http_req_t *req, int status, const char *msg)
 {
@@ -115,11 +118,16 @@ json_t *api_livy_page_json(json_t *items, const char *key, int64_t from, int64_t
 }
 
 /* The lines of the last API_LIVY_LOG_WINDOW bytes of path (a first line
- * cut by the window is dropped), as a new array. */
+ * cut by the window is dropped), as a new array.  A batch's log is in its
+ * account's directory under isolation: system: never a link (to a file
+ * only root may read, which would be answered to the account's user), a
+ * FIFO (the loop would wait on it) or a file with another hard link. */
 static json_t *log_lines(const char *path)
 {
     json_t *a = json_array();
-    FILE *f = path ? fopen(path, "rb") : NULL;
+    int fd = path ? fs_open_regular(path, O_RDONLY, 0, NULL) : -1;
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f && fd >= 0) close(fd);
     if (!f) return a;
     struct stat st;
     long off = 0;

@@ -130,6 +130,7 @@ static int batch_path(api_t *a, const api_ctx_t *c, const char *run_as, int trus
     if (rc == 0) rc = workspace_inside(dir, full, &err);
     free(dir);
     free(rel);
+    rel = NULL;   /* (bad: frees it) */
     if (rc < 0) {
         free(full);
         goto bad;

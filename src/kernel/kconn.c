@@ -124,8 +124,18 @@ int kconn_new_in(const char *root, int ipc, kconn_t **out, nb_err_t *err)
 
 int kconn_load(const char *path, kconn_t **out, nb_err_t *err)
 {
+    return kconn_load_owned(path, -1, out, err);
+}
+
+int kconn_load_owned(const char *path, long uid, kconn_t **out, nb_err_t *err)
+{
+    char *text;
+    size_t len;
+    int rc = fs_read_owned(path, uid, KCONN_FILE_MAX, &text, &len, err);
+    if (rc < 0) return rc;
     json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
+    json_t *j = json_loadb(text, len, 0, &je);
+    free(text);
     if (!j)
         return err_set(err, -EINVAL, "%s:%d:%d: %s", path, je.line, je.column, je.text);
     kconn_t *c = xcalloc(1, sizeof *c);

@@ -31,8 +31,16 @@ int  kconn_new(int ipc, kconn_t **out, nb_err_t *err);
  * another account (a Livy session's under isolation: system): the caller
  * hands the new directory and file to that account. */
 int  kconn_new_in(const char *root, int ipc, kconn_t **out, nb_err_t *err);
-/* Load a connection file written by someone else (to attach to a kernel). */
+/* Load a connection file written by someone else (to attach to a kernel),
+ * through fs_read_regular: a symlink, a FIFO, a file with another hard
+ * link or over KCONN_FILE_MAX bytes is refused (never followed, never
+ * blocking, never read whole). */
 int  kconn_load(const char *path, kconn_t **out, nb_err_t *err);
+/* The same for a file that must also be owned by uid or root (uid < 0:
+ * anyone): the daemon reading a file in a directory of another account's
+ * (fs_read_owned). */
+int  kconn_load_owned(const char *path, long uid, kconn_t **out, nb_err_t *err);
+#define KCONN_FILE_MAX (64 * 1024)
 /* "ipc:///dir/k-ipc-1" or "tcp://127.0.0.1:5555"; fresh string. */
 char *kconn_endpoint(const kconn_t *c, enum kchan ch);
 /* Remove the file, the ipc sockets and our private directory, then free. */

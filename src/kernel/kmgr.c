@@ -491,6 +491,16 @@ int kmgr_attach(uv_loop_t *loop, const char *conn_file, int pid, int shutdown_ke
                 unsigned start_timeout_ms, const struct kmgr_cbs *cbs, void *ud,
                 kmgr_t **out, nb_err_t *err)
 {
+    kconn_t *conn;
+    int rc = kconn_load(conn_file, &conn, err);
+    if (rc < 0) return rc;
+    return kmgr_attach_conn(loop, conn, conn_file, pid, shutdown_kernel, start_timeout_ms, cbs, ud, out, err);
+}
+
+int kmgr_attach_conn(uv_loop_t *loop, kconn_t *conn, const char *conn_file, int pid, int shutdown_kernel,
+                     unsigned start_timeout_ms, const struct kmgr_cbs *cbs, void *ud,
+                     kmgr_t **out, nb_err_t *err)
+{
     kmgr_t *km = xcalloc(1, sizeof *km);
     km->loop = loop;
     km->cbs = *cbs;
@@ -501,12 +511,8 @@ int kmgr_attach(uv_loop_t *loop, const char *conn_file, int pid, int shutdown_ke
     km->interrupt_signal = pid > 0;   /* without a pid only interrupt_request works */
     km->pidfd = -1;
     km->env = json_object();
-    int rc = kconn_load(conn_file, &km->conn, err);
-    if (rc < 0) {
-        json_decref(km->env);
-        free(km);
-        return rc;
-    }
+    km->conn = conn;
+    int rc = 0;
     if (pid > 0) {
         km->pidfd = pidfd_open(pid, 0);
         if (km->pidfd < 0 && (errno == ENOSYS || errno == EPERM)) {

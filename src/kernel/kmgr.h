@@ -66,6 +66,12 @@ int  kmgr_start(uv_loop_t *loop, const kspec_t *spec, const struct kmgr_opts *o,
 int  kmgr_attach(uv_loop_t *loop, const char *conn_file, int pid, int shutdown_kernel,
                  unsigned start_timeout_ms, const struct kmgr_cbs *cbs, void *ud,
                  kmgr_t **out, nb_err_t *err);
+/* The same with connection info the caller loaded (kconn_load_owned, or
+ * the kconn_new it wrote itself), which km takes whatever the result; so
+ * the file is read once, by the caller's rules.  conn_file is for the log. */
+int  kmgr_attach_conn(uv_loop_t *loop, kconn_t *conn, const char *conn_file, int pid, int shutdown_kernel,
+                      unsigned start_timeout_ms, const struct kmgr_cbs *cbs, void *ud,
+                      kmgr_t **out, nb_err_t *err);
 /* Hand a ready kernel we started to another client (a task's child process
  * running `nbhub run --existing-kernel FILE --kernel-pid PID`): our sockets
  * close, the process stays supervised (died is still reported, the

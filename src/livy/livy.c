@@ -457,7 +457,8 @@ static void adopt_all(livy_t *l)
          * to have `spark` and the journal: that session is ended. */
         int usable = r->kernel_conn && r->pid > 0 &&
                      (!strcmp(r->state, "idle") || !strcmp(r->state, "busy"));
-        if (usable && lsess_adopt(s, r->kernel_conn, r->pid, r->pid_start_time) == 0) {
+        nb_err_t aerr;
+        if (usable && lsess_adopt(s, r->kernel_conn, r->pid, r->pid_start_time, &aerr) == 0) {
             adopted++;
             continue;
         }
@@ -466,9 +467,8 @@ static void adopt_all(livy_t *l)
         s->pid_start = r->pid_start_time;
         free(s->conn_file);
         s->conn_file = r->kernel_conn ? xstrdup(r->kernel_conn) : NULL;
-        lsess_end(s, usable ? "dead" : "error",
-                  usable ? "the kernel was gone when nbhub restarted"
-                         : "nbhub restarted while the session was starting");
+        /* (a kernel still running is stopped: lsess_end) */
+        lsess_end(s, usable ? "dead" : "error", usable ? aerr.msg : "nbhub restarted while the session was starting");
     }
     store_livy_sessions_free(&rows);
     if (adopted || lost) LOG_I("livy: sessions after restart", "adopted=%d ended=%d", adopted, lost);
@@ -488,7 +488,7 @@ int livy_new(const livy_opts_t *o, livy_t **out, nb_err_t *err)
     l->tick.data = l;
     uv_timer_start(&l->tick, on_tick, LIVY_TICK_MS, LIVY_TICK_MS);
     uv_unref((uv_handle_t *)&l->tick);
-    lsess_ids_load(l);
+    livy_ids_load(&l->ids, l->st, l->home, STORE_LIVY_SESSION);
     adopt_all(l);
     if (o->spark) livy_cluster_init(l, o->spark);
     *out = l;
@@ -526,6 +526,7 @@ void livy_shutdown(livy_t *l, void (*done)(void *ud), void *ud)
 void livy_free(livy_t *l)
 {
     if (!l) return;
+    livy_ids_clear(&l->ids);
     free(l->home);
     free(l);
 }
@@ -542,11 +543,11 @@ int livy_session_create(livy_t *l, const livy_create_t *c, int64_t *id, nb_err_t
     int cluster = !named && !strcmp(l->conf->spark, "cluster");
     if (cluster && (rc = livy_cluster_check(l->conf, c->request, err)) < 0) return rc;
     char *req = json_dumps(c->request, JSON_COMPACT | JSON_SORT_KEYS);
-    rc = store_livy_session_create_above(l->st, l->id_hwm, c->uid, c->proxy_user, c->name, c->kind, req,
+    rc = store_livy_session_create_above(l->st, l->ids.hwm, c->uid, c->proxy_user, c->name, c->kind, req,
                                          c->heartbeat_timeout, time_now_us(), id, err);
     free(req);
     if (rc < 0) return rc;
-    lsess_ids_note(l, *id);
+    livy_ids_note(&l->ids, *id);
     lsess_t *w = cluster || named ? NULL   /* a warm kernel has no cluster */
                  : strcmp(c->kind, "sql") && strcmp(c->kind, "pyspark") && strcmp(c->kind, "python")
                      ? NULL

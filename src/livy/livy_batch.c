@@ -4,6 +4,7 @@
  * handle); everything else is read from the row when asked.
  */
 #include "livy/livy_batch.h"
+#include "livy/livy_ids.h"
 
 #include "iso/uacct.h"
 #include "store/store_livy.h"
@@ -50,6 +51,7 @@ struct livy_batches {
     livy_batch_opts_t o;
     char       *home, *self_exe, *account_tmpl;
     lb_entry_t *live;
+    livy_ids_t  ids;   /* batch ids, never handed out twice */
 };
 
 static void sv_add(char ***v, size_t *n, const char *s)
@@ -86,6 +88,7 @@ int livy_batch_new(const livy_batch_opts_t *o, livy_batches_t **out, nb_err_t *e
     m->self_exe = xstrdup(o->self_exe);
     m->account_tmpl = xstrdup(o->account_tmpl ? o->account_tmpl : UACCT_DEFAULT_TEMPLATE);
     if (!m->o.kill_grace_ms) m->o.kill_grace_ms = LIVY_BATCH_GRACE_MS;
+    livy_ids_load(&m->ids, m->o.store, m->home, STORE_LIVY_BATCH);
     *out = m;
     return 0;
 }
@@ -106,11 +109,13 @@ static void lb_unlink(livy_batches_t *m, lb_entry_t *e)
         }
 }
 
-/* The application id __spark-task recorded, or NULL (new string). */
+/* The application id __spark-task recorded, or NULL (new string).  The
+ * batch's directory is its account's under isolation: system (a link, a
+ * FIFO that would block the loop: jparse_file_regular refuses them). */
 static char *lb_app_id(const livy_batches_t *m, int64_t id)
 {
     char *path = lb_file(m, id, "spark.json");
-    json_t *j = json_load_file(path, 0, NULL);
+    json_t *j = jparse_file_regular(path, 8 << 20);
     free(path);
     const char *a = json_string_value(json_object_get(j, "app_id"));
     char *r = a ? xstrdup(a) : NULL;
@@ -306,9 +311,10 @@ int livy_batch_submit(livy_batches_t *m, const livy_batch_spec_t *s, int64_t *id
     if (m->o.isolation_system && (rc = uacct_name(m->account_tmpl, s->run_as, acct, sizeof acct, err)) < 0)
         return rc;
     char cluster[64] = "";
-    if ((rc = store_livy_batch_create(st, s->owner_id, s->proxy_user, s->name, s->request_json,
+    if ((rc = store_livy_batch_create(st, m->ids.hwm, s->owner_id, s->proxy_user, s->name, s->request_json,
                                       time_now_us(), id, err)) < 0)
         return rc;
+    livy_ids_note(&m->ids, *id);
     if (s->workers > 0) snprintf(cluster, sizeof cluster, "livy-batch-%lld", (long long)*id);
     char *dir = livy_batch_dir(m, *id);
     char *log_path = lb_file(m, *id, "log");
@@ -489,6 +495,7 @@ void livy_batch_free(livy_batches_t *m)
 {
     if (!m) return;
     livy_batch_shutdown(m);
+    livy_ids_clear(&m->ids);
     free(m->home);
     free(m->self_exe);
     free(m->account_tmpl);

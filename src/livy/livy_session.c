@@ -31,8 +31,17 @@
  *                              ipc sockets (TCP on 127.0.0.1 when the path
  *                              would not fit in a socket address)
  * The connection directory is removed by name, entry by entry, without
- * trusting the (account-writable) file's contents.  There is no warm pool
- * (a kernel is its owner's from its first instruction).
+ * trusting the (account-writable) file's contents.  The file is read only
+ * by a restarted nbhub (the one that started the kernel keeps what it
+ * wrote), and then as the account's data: conn_load takes a regular file
+ * of the account's (or root's) with one link and at most KCONN_FILE_MAX
+ * bytes, never following a link nor blocking on a FIFO, and whose sockets
+ * are in its own directory (or TCP on 127.0.0.1); otherwise the session
+ * ends (dead, with why) and its kernel is stopped, because nbhub can no
+ * longer tell that kernel's connection from one the account forged (a link
+ * to another user's connection file would hand nbhub that user's kernel).
+ * There is no warm pool (a kernel is its owner's from its first
+ * instruction).
  */
 #include "livy/livy_session.h"
 #include "livy/livy_cluster.h"
@@ -130,61 +139,6 @@ static void remove_conn(const livy_t *l, const char *file)
     c->dir = xstrdup(dirname(d));
     free(d);
     kconn_free(c);   /* removes what a directory it created would hold */
-}
-
-/* ---- ids ------------------------------------------------------------------- */
-
-static char *ids_file(const livy_t *l)
-{
-    return xasprintf("%s/livy/session-id", l->home);
-}
-
-void lsess_ids_load(livy_t *l)
-{
-    int64_t max = 0;
-    nb_err_t err;
-    if (store_livy_sessions_max_id(l->st, &max, &err) < 0)
-        LOG_W("livy: cannot read the highest session id", "error=\"%s\"", err.msg);
-    char *path = ids_file(l), *text = NULL;
-    size_t n;
-    if (fs_read_regular(path, 64, &text, &n, &err) == 0) {
-        char *end;
-        long long v = strtoll(text, &end, 10);
-        if (end != text && v > max) max = v;
-        free(text);
-    }
-    free(path);
-    /* and the directories on disk (from before the mark was kept): a new
-     * session never finds an old one's journal or event log */
-    char *sd = xasprintf("%s/livy/sessions", l->home);
-    DIR *d = opendir(sd);
-    free(sd);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            char *end;
-            long long v = strtoll(e->d_name, &end, 10);
-            if (end != e->d_name && !*end && v > max) max = v;
-        }
-        closedir(d);
-    }
-    l->id_hwm = max;
-}
-
-void lsess_ids_note(livy_t *l, int64_t id)
-{
-    if (id <= l->id_hwm) return;
-    l->id_hwm = id;
-    /* Written after the insert: a crash in between leaves the row, whose
-     * id max(id) finds at the next start. */
-    char *path = ids_file(l), *dir = fs_dirname(path);
-    char num[32];
-    int len = snprintf(num, sizeof num, "%lld\n", (long long)id);
-    nb_err_t err;
-    if (fs_mkdir_p(dir, 0700, &err) < 0 || fs_write_atomic(path, num, (size_t)len, 1, &err) < 0)
-        LOG_W("livy: the highest session id not saved", "id=%lld error=\"%s\"", (long long)id, err.msg);
-    free(dir);
-    free(path);
 }
 
 /* ---- start ------------------------------------------------------------------ */
@@ -436,11 +390,12 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
         free(user);
         return rc;
     }
-    /* The directory is the session's now: it must outlive this nbhub. */
+    /* The directory is the session's now: it must outlive this nbhub.  The
+     * info stays in memory for kmgr: the file, the account's from now on,
+     * is not read back. */
     s->conn_file = xstrdup(conn->file);
     char *conn_dir = conn->dir;
     conn->dir = NULL;
-    kconn_free(conn);
     char **argv = kspec_argv(spec, s->conn_file);
     char *e_args = xasprintf("PYSPARK_SUBMIT_ARGS=%s", args.data);
     char *e_py = xasprintf("PYSPARK_PYTHON=%s", argv[0]);
@@ -459,6 +414,7 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
     int fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
         rc = err_set(err, -errno, "%s: %s", s->log_path, strerror(errno));
+        kconn_free(conn);
         goto out;
     }
     uv_stdio_container_t stdio[3] = {
@@ -473,6 +429,7 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
     if (rc < 0) {
         uv_close((uv_handle_t *)&s->proc, NULL);
         rc = err_set(err, rc, "cannot start the kernel %s: %s", argv[0], uv_strerror(rc));
+        kconn_free(conn);
         goto out;
     }
     s->proc_open = 1;
@@ -480,14 +437,16 @@ int lsess_start(lsess_t *s, const json_t *request, nb_err_t *err)
     s->pid_start = sup_proc_start_time(s->pid);
     if (!s->warm) {
         if ((rc = store_livy_session_spawned(l->st, s->id, s->conn_file, s->pid, s->pid_start, s->log_path, s->cluster,
-                                             err)) < 0)
+                                             err)) < 0) {
+            kconn_free(conn);
             goto out;
+        }
         lsess_set_state(s, "starting");
     }
     LOG_I("livy: session kernel started", "session=%lld pid=%d kernel=%s account=%s", (long long)s->id, s->pid,
           spec->name, s->acct ? s->acct : "-");
-    rc = kmgr_attach(l->loop, s->conn_file, s->pid, 0, (unsigned)l->conf->start_timeout_ms, &km_cbs, s,
-                     &s->km, err);
+    rc = kmgr_attach_conn(l->loop, conn, s->conn_file, s->pid, 0, (unsigned)l->conf->start_timeout_ms, &km_cbs, s,
+                          &s->km, err);
     if (rc < 0) s->km = NULL;
 out:
     for (char **p = argv; p && *p; p++) free(*p);
@@ -502,33 +461,72 @@ out:
     return rc;
 }
 
-int lsess_adopt(lsess_t *s, const char *conn_file, int pid, int64_t pid_start)
+/* The connection file a previous nbhub recorded, read back as the
+ * header says (the account may have replaced it). */
+static int conn_load(lsess_t *s, const char *file, kconn_t **out, nb_err_t *err)
+{
+    long uid = (long)getuid();
+    int rc;
+    if (s->l->o.isolation_system) {
+        if (!s->acct) return err_set(err, -ENOENT, "the session's account is unknown");
+        uacct_t a;
+        if ((rc = uacct_lookup(s->acct, &a, err)) < 0) return rc;
+        uid = (long)a.uid;
+        uacct_clear(&a);
+    }
+    kconn_t *c;
+    if ((rc = kconn_load_owned(file, uid, &c, err)) < 0) return rc;
+    /* kconn_new's shape: "<dir>/ipc" beside the file, or the loopback */
+    char *dir = fs_dirname(file);
+    size_t n = strlen(dir);
+    int ok = c->key[0] && (c->ipc ? !strncmp(c->ip, dir, n) && c->ip[n] == '/' && !strchr(c->ip + n + 1, '/')
+                                  : !strcmp(c->ip, "127.0.0.1"));
+    for (int i = 0; ok && i < KCHAN_COUNT; i++) ok = c->ports[i] > 0 && c->ports[i] < 65536;
+    free(dir);
+    if (!ok) {
+        kconn_free(c);
+        return err_set(err, -EINVAL, "%s: not the connection file nbhub wrote (its sockets are elsewhere)", file);
+    }
+    *out = c;
+    return 0;
+}
+
+int lsess_adopt(lsess_t *s, const char *conn_file, int pid, int64_t pid_start, nb_err_t *err)
 {
     s->pid = pid;
     s->pid_start = pid_start;
     free(s->conn_file);
     s->conn_file = xstrdup(conn_file);
-    nb_err_t err;
     /* its account and cgroup, for the end */
-    if (s->l->o.isolation_system && owner_load(s, NULL, &err) < 0)
-        LOG_W("livy: a session's account is unknown", "session=%lld error=\"%s\"", (long long)s->id, err.msg);
-    if (!alive(s)) return -ESRCH;
+    if (s->l->o.isolation_system && owner_load(s, NULL, err) < 0)
+        LOG_W("livy: a session's account is unknown", "session=%lld error=\"%s\"", (long long)s->id, err->msg);
+    if (!alive(s)) return err_set(err, -ESRCH, "the kernel was gone when nbhub restarted");
+    kconn_t *conn = NULL;
+    int rc = conn_load(s, conn_file, &conn, err);
+    if (rc < 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        LOG_W("livy: a session's connection file refused", "session=%lld error=\"%s\"", (long long)s->id, why);
+        return err_set(err, rc, "nbhub restarted and refused the kernel's connection file: %s", why);
+    }
     /* Adopted: the initialisation ran in the previous nbhub's time. */
     s->ready = 1;
     /* A kernel busy with a statement answers kernel_info only when the
      * statement ends, which may be hours away: no start timeout to speak
      * of (its death is still seen at once, through the pidfd). */
-    if (kmgr_attach(s->l->loop, conn_file, pid, 0, 7u * 24 * 3600 * 1000, &km_cbs, s, &s->km, &err) < 0) {
+    if ((rc = kmgr_attach_conn(s->l->loop, conn, conn_file, pid, 0, 7u * 24 * 3600 * 1000, &km_cbs, s, &s->km,
+                               err)) < 0) {
         LOG_W("livy: cannot attach to a session's kernel", "session=%lld error=\"%s\"", (long long)s->id,
-              err.msg);
+              err->msg);
         s->km = NULL;
         s->ready = 0;
-        return -ESRCH;
+        return rc;
     }
+    nb_err_t e2;
     /* The statement that was running when nbhub went: its outputs are in
      * the journal, and the rest will be. */
     store_livy_stmts_t st;
-    if (store_livy_stmts_list(s->l->st, s->id, &st, &err) == 0) {
+    if (store_livy_stmts_list(s->l->st, s->id, &st, &e2) == 0) {
         for (size_t i = 0; i < st.n; i++) {
             if (strcmp(st.v[i].state, "running") != 0 && strcmp(st.v[i].state, "cancelling") != 0) continue;
             s->cur.id = st.v[i].id;

@@ -12,6 +12,7 @@
 
 #include "kernel/kmgr.h"
 #include "livy/livy.h"
+#include "livy/livy_ids.h"
 #include "spark/seventlog.h"
 #include "util/buf.h"
 
@@ -29,7 +30,7 @@ struct livy {
     int                stopping;
     int                tick_closed;
     unsigned           warm_seq;      /* names of warm kernels' directories */
-    int64_t            id_hwm;        /* highest session id ever handed out */
+    livy_ids_t         ids;           /* session ids, never handed out twice */
     void             (*done)(void *ud);
     void              *done_ud;
 };
@@ -99,8 +100,11 @@ struct lsess {
 /* ---- livy_session.c ---- */
 /* Start the kernel of row s->id (already in the store). */
 int  lsess_start(lsess_t *s, const json_t *request, nb_err_t *err);
-/* Adopt a live row's kernel: 0, or -ESRCH when it is gone. */
-int  lsess_adopt(lsess_t *s, const char *conn_file, int pid, int64_t pid_start);
+/* Adopt a live row's kernel: 0, -ESRCH when it is gone, or another
+ * negative errno with why in err (its connection file refused: not a
+ * regular file of the session's account, too large, not naming its own
+ * sockets).  At start only (looks the account up: NSS). */
+int  lsess_adopt(lsess_t *s, const char *conn_file, int pid, int64_t pid_start, nb_err_t *err);
 /* End: state (dead, killed, error; NULL after DELETE), error (may be
  * NULL).  Idempotent; the session is freed when its handles are closed. */
 void lsess_end(lsess_t *s, const char *state, const char *error);
@@ -110,13 +114,6 @@ void lsess_detach(lsess_t *s);
 void lsess_set_state(lsess_t *s, const char *state);
 void lsess_free_maybe(lsess_t *s);
 lsess_t *lsess_new(livy_t *l, int64_t id, int64_t uid, const char *kind);
-/* Session ids are never reused (an old kernel's late event must not reach
- * a new session with its id): the highest id handed out is kept in
- * HOME/livy/session-id, loaded (with max(id) of the table and the session
- * directories on disk) at start, and
- * written after each create. */
-void lsess_ids_load(livy_t *l);
-void lsess_ids_note(livy_t *l, int64_t id);
 /* The session's files live in dir (a warm kernel's, or a session's). */
 void lsess_set_dir(lsess_t *s, const char *dir);
 

@@ -1,7 +1,12 @@
 /*
  * store_livy.c — Livy sessions, statements and batches (store_livy.h).
  * Every write is one statement, or one transaction where a read decides
- * (the next statement id, the name of a live session).
+ * (the next statement id, the name of a live session, the next id).
+ *
+ * Sessions and batches are rows of the same shape: an owner joined for
+ * its name, got by id, listed by owner and liveness, ids handed out above
+ * a high-water mark.  That is written once (lrow_get, lrows_list,
+ * lrow_next_id), driven by a table's struct lkind.
  */
 #define NBHUB_STORE_INTERNAL
 #include "store/store_livy.h"
@@ -36,7 +41,7 @@ static int changed_one(store_t *st, const char *what, int64_t id, nb_err_t *err)
         memset(&(l)->v[(l)->n], 0, sizeof *(l)->v);                      \
     } while (0)
 
-/* ---- sessions --------------------------------------------------------------- */
+/* ---- rows ------------------------------------------------------------------- */
 
 #define SESSION_COLS "s.id, s.user_id, u.name, s.proxy_user, s.name, s.kind, s.state, " \
                      "s.request_json, s.kernel_conn, s.pid, s.pid_start_time, s.spark_cluster, " \
@@ -66,6 +71,187 @@ static void session_row(sqlite3_stmt *s, store_livy_session_t *v)
     v->ended_at = sqlite3_column_int64(s, 18);
 }
 
+#define BATCH_COLS "b.id, b.user_id, u.name, b.proxy_user, b.name, b.state, b.request_json, b.pid, " \
+                   "b.pid_start_time, b.spark_cluster, b.app_id, b.log_path, b.exit_code, b.error, " \
+                   "b.created_at, b.ended_at"
+
+static void batch_row(sqlite3_stmt *s, store_livy_batch_t *v)
+{
+    v->id = sqlite3_column_int64(s, 0);
+    v->user_id = sqlite3_column_int64(s, 1);
+    v->owner = store_col_str(s, 2);
+    v->proxy_user = store_col_str(s, 3);
+    v->name = store_col_str(s, 4);
+    v->state = store_col_str(s, 5);
+    v->request_json = store_col_str(s, 6);
+    v->pid = sqlite3_column_int(s, 7);
+    v->pid_start_time = sqlite3_column_int64(s, 8);
+    v->spark_cluster = store_col_str(s, 9);
+    v->app_id = store_col_str(s, 10);
+    v->log_path = store_col_str(s, 11);
+    v->has_exit_code = sqlite3_column_type(s, 12) != SQLITE_NULL;
+    v->exit_code = sqlite3_column_int(s, 12);
+    v->error = store_col_str(s, 13);
+    v->created_at = sqlite3_column_int64(s, 14);
+    v->ended_at = sqlite3_column_int64(s, 15);
+}
+
+/* ---- what sessions and batches share ------------------------------------------ */
+
+struct lkind {
+    const char *get_sql;      /* ?1 = id */
+    const char *list_sql;     /* ?1 = user id or 0, ?2 = live only */
+    const char *max_sql;      /* the highest id in the table, 0 for none */
+    const char *what;         /* "livy session", for messages */
+    size_t      size;         /* of a row struct */
+    void      (*row)(sqlite3_stmt *s, void *out);
+    void      (*clear)(void *row);
+};
+
+static void session_row_v(sqlite3_stmt *s, void *out) { session_row(s, out); }
+static void store_livy_session_clear_v(void *v) { store_livy_session_clear(v); }
+static void batch_row_v(sqlite3_stmt *s, void *out) { batch_row(s, out); }
+static void store_livy_batch_clear_v(void *v) { store_livy_batch_clear(v); }
+
+#define LKIND_FROM(cols, table, a) \
+    "SELECT " cols " FROM " table " " a " JOIN users u ON u.id = " a ".user_id "
+static const struct lkind lsessions = {
+    LKIND_FROM(SESSION_COLS, "livy_sessions", "s") "WHERE s.id = ?1",
+    LKIND_FROM(SESSION_COLS, "livy_sessions", "s")
+        "WHERE (?1 = 0 OR s.user_id = ?1) AND (?2 = 0 OR s.ended_at IS NULL) ORDER BY s.id",
+    "SELECT coalesce(max(id), 0) FROM livy_sessions",
+    "livy session", sizeof(store_livy_session_t), session_row_v, store_livy_session_clear_v,
+};
+static const struct lkind lbatches = {
+    LKIND_FROM(BATCH_COLS, "livy_batches", "b") "WHERE b.id = ?1",
+    LKIND_FROM(BATCH_COLS, "livy_batches", "b")
+        "WHERE (?1 = 0 OR b.user_id = ?1) AND (?2 = 0 OR b.ended_at IS NULL) ORDER BY b.id",
+    "SELECT coalesce(max(id), 0) FROM livy_batches",
+    "livy batch", sizeof(store_livy_batch_t), batch_row_v, store_livy_batch_clear_v,
+};
+
+/* n rows of size bytes at v, each cleared, and v freed. */
+static void rows_free(void *v, size_t n, size_t size, void (*clear)(void *))
+{
+    for (size_t i = 0; i < n; i++) clear((char *)v + i * size);
+    free(v);
+}
+
+static const struct lkind *lkind_of(enum store_livy_kind k)
+{
+    return k == STORE_LIVY_BATCH ? &lbatches : &lsessions;
+}
+
+/* Livy's word for a missing session and a missing batch alike. */
+static int lrow_get(store_t *st, const struct lkind *k, int64_t id, void *out, nb_err_t *err)
+{
+    memset(out, 0, k->size);
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, k->get_sql, &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) k->row(s, out);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "Session '%lld' not found.", (long long)id);
+    return store_sqlerr(st, rc, k->what, err);
+}
+
+/* *v: n rows of k->size bytes (NULL for none). */
+static int lrows_list(store_t *st, const struct lkind *k, int64_t user_id, int live_only, void **v, size_t *n,
+                      nb_err_t *err)
+{
+    *v = NULL;
+    *n = 0;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, k->list_sql, &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_int(s, 2, live_only);
+    char *rows = NULL;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            rows = xrealloc(rows, cap * k->size);
+        }
+        memset(rows + *n * k->size, 0, k->size);
+        k->row(s, rows + (*n)++ * k->size);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        rows_free(rows, *n, k->size, k->clear);
+        *n = 0;
+        return store_sqlerr(st, rc, k->what, err);
+    }
+    *v = rows;
+    return 0;
+}
+
+static int lrow_max_id(store_t *st, const struct lkind *k, int64_t *out, nb_err_t *err)
+{
+    *out = 0;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, k->max_sql, &s, err);
+    if (rc) return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, k->what, err);
+}
+
+/* The id of a new row, inside the creating transaction: above every id
+ * handed out before (the caller's high-water mark, `above`) and every
+ * row's.  SQLite's own choice, max(rowid)+1, gives a deleted row's id to
+ * the next one: an event about the old kernel would name the new session,
+ * a client polling an old batch would see a new one, and the new row would
+ * find the old one's files. */
+static int lrow_next_id(store_t *st, const struct lkind *k, int64_t above, int64_t *id, nb_err_t *err)
+{
+    int64_t max;
+    int rc = lrow_max_id(st, k, &max, err);
+    if (rc) return rc;
+    *id = (above > max ? above : max) + 1;
+    return 0;
+}
+
+int store_livy_max_id(store_t *st, enum store_livy_kind kind, int64_t *out, nb_err_t *err)
+{
+    return lrow_max_id(st, lkind_of(kind), out, err);
+}
+
+int store_livy_session_get(store_t *st, int64_t id, store_livy_session_t *out, nb_err_t *err)
+{
+    return lrow_get(st, &lsessions, id, out, err);
+}
+
+int store_livy_sessions_list(store_t *st, int64_t user_id, int live_only,
+                             store_livy_sessions_t *out, nb_err_t *err)
+{
+    void *v;
+    int rc = lrows_list(st, &lsessions, user_id, live_only, &v, &out->n, err);
+    out->v = v;
+    return rc;
+}
+
+int store_livy_batch_get(store_t *st, int64_t id, store_livy_batch_t *out, nb_err_t *err)
+{
+    return lrow_get(st, &lbatches, id, out, err);
+}
+
+int store_livy_batches_list(store_t *st, int64_t user_id, int live_only,
+                            store_livy_batches_t *out, nb_err_t *err)
+{
+    void *v;
+    int rc = lrows_list(st, &lbatches, user_id, live_only, &v, &out->n, err);
+    out->v = v;
+    return rc;
+}
+
+
+/* ---- sessions --------------------------------------------------------------- */
+
 struct screate {
     int64_t user_id, hb, now, id, above;
     const char *proxy_user, *name, *kind, *req;
@@ -88,14 +274,10 @@ static int session_create_tx(store_t *st, void *varg, nb_err_t *err)
             return err_set(err, -EEXIST, "Duplicate session name: %s for session %lld", a->name,
                            (long long)other);
     }
-    /* An explicit id above every id handed out before (the caller's
-     * high-water mark) and every row's: SQLite's own choice, max(rowid)+1,
-     * gives a deleted session's id to the next one, and an event about the
-     * old kernel would then name the new session. */
+    if ((rc = lrow_next_id(st, &lsessions, a->above, &a->id, err))) return rc;
     rc = store_stmt(st, "INSERT INTO livy_sessions(id, user_id, proxy_user, name, kind, request_json, "
                         "heartbeat_timeout, last_heartbeat, created_at) "
-                        "VALUES (max(?8, coalesce((SELECT max(id) FROM livy_sessions), 0)) + 1, "
-                        "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)", &s, err);
+                        "VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)", &s, err);
     if (rc) return rc;
     sqlite3_bind_int64(s, 1, a->user_id);
     store_bind_text(s, 2, a->proxy_user);
@@ -104,12 +286,11 @@ static int session_create_tx(store_t *st, void *varg, nb_err_t *err)
     store_bind_text(s, 5, a->req ? a->req : "{}");
     sqlite3_bind_int64(s, 6, a->hb);
     sqlite3_bind_int64(s, 7, a->now);
-    sqlite3_bind_int64(s, 8, a->above > 0 ? a->above : 0);
+    sqlite3_bind_int64(s, 8, a->id);
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     if ((rc & 0xff) == SQLITE_CONSTRAINT) return err_set(err, -ENOENT, "no user with id %lld", (long long)a->user_id);
     if (rc != SQLITE_DONE) return store_sqlerr(st, rc, "create livy session", err);
-    a->id = sqlite3_last_insert_rowid(store_db(st));
     return 0;
 }
 
@@ -129,59 +310,6 @@ int store_livy_session_create(store_t *st, int64_t user_id, const char *proxy_us
 {
     return store_livy_session_create_above(st, 0, user_id, proxy_user, name, kind, request_json,
                                            heartbeat_timeout, now, id, err);
-}
-
-int store_livy_sessions_max_id(store_t *st, int64_t *out, nb_err_t *err)
-{
-    *out = 0;
-    sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT coalesce(max(id), 0) FROM livy_sessions", &s, err);
-    if (rc) return rc;
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW ? 0 : store_sqlerr(st, rc, "read livy sessions", err);
-}
-
-int store_livy_session_get(store_t *st, int64_t id, store_livy_session_t *out, nb_err_t *err)
-{
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT " SESSION_COLS " FROM livy_sessions s JOIN users u ON u.id = s.user_id "
-                            "WHERE s.id = ?1", &s, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(s, 1, id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) session_row(s, out);
-    sqlite3_reset(s);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "Session '%lld' not found.", (long long)id);
-    return store_sqlerr(st, rc, "read livy session", err);
-}
-
-int store_livy_sessions_list(store_t *st, int64_t user_id, int live_only,
-                             store_livy_sessions_t *out, nb_err_t *err)
-{
-    out->v = NULL;
-    out->n = 0;
-    sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT " SESSION_COLS " FROM livy_sessions s JOIN users u ON u.id = s.user_id "
-                            "WHERE (?1 = 0 OR s.user_id = ?1) AND (?2 = 0 OR s.ended_at IS NULL) "
-                            "ORDER BY s.id", &s, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(s, 1, user_id);
-    sqlite3_bind_int(s, 2, live_only);
-    size_t cap = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        GROW(out, cap);
-        session_row(s, &out->v[out->n++]);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        store_livy_sessions_free(out);
-        return store_sqlerr(st, rc, "list livy sessions", err);
-    }
-    return 0;
 }
 
 int store_livy_session_spawned(store_t *st, int64_t id, const char *kernel_conn, int pid,
@@ -278,6 +406,8 @@ static void stmt_row(sqlite3_stmt *s, store_livy_stmt_t *v)
     v->started_at = sqlite3_column_int64(s, 8);
     v->completed_at = sqlite3_column_int64(s, 9);
 }
+
+static void store_livy_stmt_clear_v(void *v) { store_livy_stmt_clear(v); }
 
 struct sadd {
     int64_t session_id, id;
@@ -429,91 +559,41 @@ int store_livy_stmt_progress(store_t *st, int64_t session_id, int64_t id, double
 
 /* ---- batches ---------------------------------------------------------------- */
 
-#define BATCH_COLS "b.id, b.user_id, u.name, b.proxy_user, b.name, b.state, b.request_json, b.pid, " \
-                   "b.pid_start_time, b.spark_cluster, b.app_id, b.log_path, b.exit_code, b.error, " \
-                   "b.created_at, b.ended_at"
+struct bcreate {
+    int64_t user_id, now, id, above;
+    const char *proxy_user, *name, *req;
+};
 
-static void batch_row(sqlite3_stmt *s, store_livy_batch_t *v)
+static int batch_create_tx(store_t *st, void *varg, nb_err_t *err)
 {
-    v->id = sqlite3_column_int64(s, 0);
-    v->user_id = sqlite3_column_int64(s, 1);
-    v->owner = store_col_str(s, 2);
-    v->proxy_user = store_col_str(s, 3);
-    v->name = store_col_str(s, 4);
-    v->state = store_col_str(s, 5);
-    v->request_json = store_col_str(s, 6);
-    v->pid = sqlite3_column_int(s, 7);
-    v->pid_start_time = sqlite3_column_int64(s, 8);
-    v->spark_cluster = store_col_str(s, 9);
-    v->app_id = store_col_str(s, 10);
-    v->log_path = store_col_str(s, 11);
-    v->has_exit_code = sqlite3_column_type(s, 12) != SQLITE_NULL;
-    v->exit_code = sqlite3_column_int(s, 12);
-    v->error = store_col_str(s, 13);
-    v->created_at = sqlite3_column_int64(s, 14);
-    v->ended_at = sqlite3_column_int64(s, 15);
+    struct bcreate *a = varg;
+    sqlite3_stmt *s;
+    int rc = lrow_next_id(st, &lbatches, a->above, &a->id, err);
+    if (rc) return rc;
+    rc = store_stmt(st, "INSERT INTO livy_batches(id, user_id, proxy_user, name, request_json, created_at) "
+                        "VALUES (?6, ?1, ?2, ?3, ?4, ?5)", &s, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(s, 1, a->user_id);
+    store_bind_text(s, 2, a->proxy_user);
+    store_bind_text(s, 3, a->name);
+    store_bind_text(s, 4, a->req ? a->req : "{}");
+    sqlite3_bind_int64(s, 5, a->now);
+    sqlite3_bind_int64(s, 6, a->id);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) return err_set(err, -ENOENT, "no user with id %lld", (long long)a->user_id);
+    if (rc != SQLITE_DONE) return store_sqlerr(st, rc, "create livy batch", err);
+    return 0;
 }
 
-int store_livy_batch_create(store_t *st, int64_t user_id, const char *proxy_user,
+int store_livy_batch_create(store_t *st, int64_t above, int64_t user_id, const char *proxy_user,
                             const char *name, const char *request_json, int64_t now, int64_t *id,
                             nb_err_t *err)
 {
-    sqlite3_stmt *s;
-    int rc = store_stmt(st, "INSERT INTO livy_batches(user_id, proxy_user, name, request_json, created_at) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5)", &s, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(s, 1, user_id);
-    store_bind_text(s, 2, proxy_user);
-    store_bind_text(s, 3, name);
-    store_bind_text(s, 4, request_json ? request_json : "{}");
-    sqlite3_bind_int64(s, 5, now);
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if ((rc & 0xff) == SQLITE_CONSTRAINT) return err_set(err, -ENOENT, "no user with id %lld", (long long)user_id);
-    if (rc != SQLITE_DONE) return store_sqlerr(st, rc, "create livy batch", err);
-    if (id) *id = sqlite3_last_insert_rowid(store_db(st));
-    return 0;
-}
-
-int store_livy_batch_get(store_t *st, int64_t id, store_livy_batch_t *out, nb_err_t *err)
-{
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT " BATCH_COLS " FROM livy_batches b JOIN users u ON u.id = b.user_id "
-                            "WHERE b.id = ?1", &s, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(s, 1, id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) batch_row(s, out);
-    sqlite3_reset(s);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE) return err_set(err, -ENOENT, "Session '%lld' not found.", (long long)id);
-    return store_sqlerr(st, rc, "read livy batch", err);
-}
-
-int store_livy_batches_list(store_t *st, int64_t user_id, int live_only,
-                            store_livy_batches_t *out, nb_err_t *err)
-{
-    out->v = NULL;
-    out->n = 0;
-    sqlite3_stmt *s;
-    int rc = store_stmt(st, "SELECT " BATCH_COLS " FROM livy_batches b JOIN users u ON u.id = b.user_id "
-                            "WHERE (?1 = 0 OR b.user_id = ?1) AND (?2 = 0 OR b.ended_at IS NULL) "
-                            "ORDER BY b.id", &s, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(s, 1, user_id);
-    sqlite3_bind_int(s, 2, live_only);
-    size_t cap = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        GROW(out, cap);
-        batch_row(s, &out->v[out->n++]);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        store_livy_batches_free(out);
-        return store_sqlerr(st, rc, "list livy batches", err);
-    }
-    return 0;
+    struct bcreate a = { user_id, now, 0, above, proxy_user, name, request_json };
+    int rc = store_tx(st, batch_create_tx, &a, err);
+    if (rc == 0 && id) *id = a.id;
+    return rc;
 }
 
 int store_livy_batch_spawned(store_t *st, int64_t id, int pid, int64_t pid_start_time,
@@ -592,8 +672,7 @@ void store_livy_session_clear(store_livy_session_t *v)
 
 void store_livy_sessions_free(store_livy_sessions_t *l)
 {
-    for (size_t i = 0; i < l->n; i++) store_livy_session_clear(&l->v[i]);
-    free(l->v);
+    rows_free(l->v, l->n, sizeof *l->v, store_livy_session_clear_v);
     l->v = NULL;
     l->n = 0;
 }
@@ -611,8 +690,7 @@ void store_livy_stmt_clear(store_livy_stmt_t *v)
 
 void store_livy_stmts_free(store_livy_stmts_t *l)
 {
-    for (size_t i = 0; i < l->n; i++) store_livy_stmt_clear(&l->v[i]);
-    free(l->v);
+    rows_free(l->v, l->n, sizeof *l->v, store_livy_stmt_clear_v);
     l->v = NULL;
     l->n = 0;
 }
@@ -634,8 +712,7 @@ void store_livy_batch_clear(store_livy_batch_t *v)
 
 void store_livy_batches_free(store_livy_batches_t *l)
 {
-    for (size_t i = 0; i < l->n; i++) store_livy_batch_clear(&l->v[i]);
-    free(l->v);
+    rows_free(l->v, l->n, sizeof *l->v, store_livy_batch_clear_v);
     l->v = NULL;
     l->n = 0;
 }

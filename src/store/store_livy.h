@@ -24,6 +24,10 @@
  * owner's: created not_started, then its process identity, then states up
  * to a final one (dead, killed, success, error) with ended_at.
  *
+ * Session and batch ids are never handed out twice: a new row's id is
+ * above the caller's high-water mark and above every row's (not SQLite's
+ * max(rowid)+1, which reuses a deleted row's).
+ *
  * Heartbeats are the session's last GET, written through so that a
  * restarted nbhub does not time out a session its client kept alive.
  *
@@ -96,6 +100,10 @@ typedef struct store_livy_batches {
 /* 1 for a final session or batch state (error, dead, killed, success). */
 int store_livy_state_final(const char *state);
 
+enum store_livy_kind { STORE_LIVY_SESSION, STORE_LIVY_BATCH };
+/* The highest session or batch id in its table (0 for none). */
+int store_livy_max_id(store_t *st, enum store_livy_kind kind, int64_t *out, nb_err_t *err);
+
 /* ---- sessions ---- */
 
 /* A new session, not_started; *id its id.  -EEXIST when a live session
@@ -108,8 +116,6 @@ int store_livy_session_create(store_t *st, int64_t user_id, const char *proxy_us
 int store_livy_session_create_above(store_t *st, int64_t above, int64_t user_id, const char *proxy_user,
                                     const char *name, const char *kind, const char *request_json,
                                     int64_t heartbeat_timeout, int64_t now, int64_t *id, nb_err_t *err);
-/* The highest session id in the table (0 for none). */
-int store_livy_sessions_max_id(store_t *st, int64_t *out, nb_err_t *err);
 int store_livy_session_get(store_t *st, int64_t id, store_livy_session_t *out, nb_err_t *err);
 /* Sessions by id; user_id 0 = everybody's; live_only: ended_at unset. */
 int store_livy_sessions_list(store_t *st, int64_t user_id, int live_only,
@@ -154,7 +160,10 @@ int store_livy_stmt_progress(store_t *st, int64_t session_id, int64_t id, double
 
 /* ---- batches ---- */
 
-int store_livy_batch_create(store_t *st, int64_t user_id, const char *proxy_user,
+/* A new batch, not_started, its id above `above` (the high-water mark of
+ * ids handed out before, livy_ids.h) and above every row's: never a
+ * deleted batch's id.  -ENOENT for an unknown user. */
+int store_livy_batch_create(store_t *st, int64_t above, int64_t user_id, const char *proxy_user,
                             const char *name, const char *request_json, int64_t now, int64_t *id,
                             nb_err_t *err);
 int store_livy_batch_get(store_t *st, int64_t id, store_livy_batch_t *out, nb_err_t *err);

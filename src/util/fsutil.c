@@ -52,10 +52,25 @@ static int fs_read_fd(int fd, const char *path, size_t max, char **out, size_t *
 
 int fs_read_regular(const char *path, size_t max, char **out, size_t *len, nb_err_t *err)
 {
-    int fd = fs_open_regular(path, O_RDONLY, 0, NULL);
+    return fs_read_owned(path, -1, max, out, len, err);
+}
+
+int fs_read_owned(const char *path, long uid, size_t max, char **out, size_t *len, nb_err_t *err)
+{
+    struct stat st;
+    int fd = fs_open_regular(path, O_RDONLY, 0, &st);
     if (fd < 0)
         return err_set(err, fd, "%s: %s", path,
-                       fd == -EINVAL ? "not a regular file with one link" : strerror(-fd));
+                       fd == -EINVAL ? "not a regular file with one link"
+                       : fd == -ELOOP ? "a symbolic link" : strerror(-fd));
+    if (uid >= 0 && st.st_uid != (uid_t)uid && st.st_uid != 0) {
+        close(fd);
+        return err_set(err, -EPERM, "%s: owned by uid %ld, not %ld", path, (long)st.st_uid, uid);
+    }
+    if ((uint64_t)st.st_size > (uint64_t)max) {
+        close(fd);
+        return err_set(err, -EFBIG, "%s: larger than %zu bytes", path, max);
+    }
     return fs_read_fd(fd, path, max, out, len, err);
 }
 

@@ -46,5 +46,12 @@ struct stat;
 int fs_open_regular(const char *path, int flags, unsigned mode, struct stat *st);
 /* fs_read_all through fs_open_regular, refusing files over max bytes. */
 int fs_read_regular(const char *path, size_t max, char **out, size_t *len, nb_err_t *err);
+/* The same for a file that must also be owned by uid (or root; uid < 0:
+ * anyone): what the daemon reads back from a directory a user's account
+ * owns (a kernel's connection file), where the account may have put a
+ * link, a FIFO, a huge file or someone else's file.  -EPERM for another
+ * owner, -EFBIG over max (from fstat, before reading), -EINVAL for a
+ * non-regular or multiply-linked file, -ELOOP for a symlink. */
+int fs_read_owned(const char *path, long uid, size_t max, char **out, size_t *len, nb_err_t *err);
 
 #endif

@@ -140,7 +140,7 @@ static void batches(void **state)
     fx_t *f = *state;
     nb_err_t err;
     int64_t a;
-    assert_int_equal(store_livy_batch_create(f->st, f->bob, NULL, "job", "{\"file\": \"x.py\"}", 5, &a, &err), 0);
+    assert_int_equal(store_livy_batch_create(f->st, 0, f->bob, NULL, "job", "{\"file\": \"x.py\"}", 5, &a, &err), 0);
     assert_int_equal(store_livy_batch_spawned(f->st, a, 123, 456, "/b.log", NULL, &err), 0);
     assert_int_equal(store_livy_batch_set_state(f->st, a, "running", -1, NULL, 6, &err), 0);
     store_livy_batch_t b;
@@ -171,7 +171,7 @@ static void session_ids_above(void **state)
     fx_t *f = *state;
     nb_err_t err;
     int64_t a, b, max;
-    assert_int_equal(store_livy_sessions_max_id(f->st, &max, &err), 0);
+    assert_int_equal(store_livy_max_id(f->st, STORE_LIVY_SESSION, &max, &err), 0);
     assert_int_equal(max, 0);
     assert_int_equal(store_livy_session_create_above(f->st, 0, f->alice, NULL, NULL, "pyspark", "{}", 0, 1, &a, &err), 0);
     assert_int_equal(a, 1);
@@ -183,14 +183,38 @@ static void session_ids_above(void **state)
     /* the rows win over a lower mark */
     assert_int_equal(store_livy_session_create_above(f->st, 0, f->alice, NULL, NULL, "pyspark", "{}", 0, 1, &b, &err), 0);
     assert_int_equal(b, 9);
-    assert_int_equal(store_livy_sessions_max_id(f->st, &max, &err), 0);
+    assert_int_equal(store_livy_max_id(f->st, STORE_LIVY_SESSION, &max, &err), 0);
     assert_int_equal(max, 9);
+}
+
+/* The same for batches: a batch whose row went (its user removed) does
+ * not lend its id to the next one, with or without a mark. */
+static void batch_ids_above(void **state)
+{
+    fx_t *f = *state;
+    nb_err_t err;
+    int64_t a, b, max;
+    assert_int_equal(store_livy_batch_create(f->st, 0, f->alice, NULL, NULL, "{}", 1, &a, &err), 0);
+    assert_int_equal(a, 1);
+    assert_int_equal(store_livy_batch_delete(f->st, a, &err), 0);
+    assert_int_equal(store_livy_max_id(f->st, STORE_LIVY_BATCH, &max, &err), 0);
+    assert_int_equal(max, 0);
+    assert_int_equal(store_livy_batch_create(f->st, 1, f->bob, NULL, NULL, "{}", 1, &b, &err), 0);
+    assert_int_equal(b, 2);
+    assert_int_equal(store_livy_batch_create(f->st, 0, f->bob, NULL, NULL, "{}", 1, &b, &err), 0);
+    assert_int_equal(b, 3);
+    store_livy_batch_t r;
+    assert_int_equal(store_livy_batch_get(f->st, a, &r, &err), -ENOENT);
+    assert_string_equal(err.msg, "Session '1' not found.");
+    /* sessions count apart */
+    assert_int_equal(store_livy_max_id(f->st, STORE_LIVY_SESSION, &max, &err), 0);
+    assert_int_equal(max, 0);
 }
 
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = { T(sessions_names_and_states), T(statements), T(batches),
-                                        T(session_ids_above) };
+                                        T(session_ids_above), T(batch_ids_above) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
