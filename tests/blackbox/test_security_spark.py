@@ -222,3 +222,36 @@ def test_two_users_one_name_one_supervisor_each(h, tmp_path):
         srv.stop()
         for who in ("alice", "bob"):
             cli("down", "dev", "--owner", who)
+
+
+def test_cluster_state_files_a_user_can_replace_neither_block_nor_leak(h, tmp_path):
+    """Under isolation: system a user's cluster directory (spark/~USER/NAME/) is
+    their Unix account's, so code they run can replace its state.json and
+    config.json.  A FIFO there used to block the server's listing (a plain
+    json_load_file waits for a writer), and a link to a root-only JSON file was
+    read as root.  Now neither is followed: the listing answers, without it."""
+    secret = tmp_path / "root-only.json"
+    secret.write_text(json.dumps({"name": "TOP-SECRET", "owner": "alice", "workers": 1, "worker_memory": "512m"}))
+    secret.chmod(0o600)
+    srv = Server(h, env={"SPARK_HOME": str(tmp_path / "no-spark")})
+    d = srv.home / "spark" / "~alice" / "x"
+    d.mkdir(parents=True)
+    os.symlink(secret, d / "config.json")
+    os.mkfifo(d / "state.json")
+    d2 = srv.home / "spark" / "~alice" / "y"
+    d2.mkdir(parents=True)
+    (d2 / "config.json").write_text(json.dumps({"name": "y", "owner": "alice", "workers": 1, "worker_memory": "512m"}))
+    os.mkfifo(d2 / "state.json")
+    srv.start()
+    try:
+        api = users(srv, "alice")
+        t0 = time.monotonic()
+        st, body = api["alice"].get("/api/v1/spark/clusters")
+        assert st == 200, (st, body)
+        assert time.monotonic() - t0 < 5
+        assert "TOP-SECRET" not in json.dumps(body), body
+        st, c = api["alice"].get("/api/v1/spark/clusters/y")
+        assert st == 200 and c.get("state") != "up", (st, c)
+        assert srv.api.get("/healthz")[0] == 200      # the loop is not stuck
+    finally:
+        srv.stop()
