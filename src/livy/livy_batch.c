@@ -326,12 +326,7 @@ int livy_batch_submit(livy_batches_t *m, const livy_batch_spec_t *s, int64_t *id
     rc = fs_mkdir_p(dir, 0700, err);
     if (rc == 0 && m->o.isolation_system) {
         /* The account reaches its own directory, lists nobody's. */
-        char *p = xasprintf("%s/livy", m->home);
-        chmod(p, 0711);
-        free(p);
-        p = xasprintf("%s/livy/batches", m->home);
-        chmod(p, 0711);
-        free(p);
+        livy_ids_dirs_passable(&m->ids);
     }
     if (rc < 0) goto fail;
     if (m->o.isolation_system) {

@@ -212,6 +212,16 @@ static void lc_up_done(void *ud, int64_t status, int sig)
     e->request = NULL;
 }
 
+/* The session's cluster is name: in memory and in its row. */
+static void lc_record(livy_t *l, lsess_t *s, const char *name)
+{
+    free(s->cluster);
+    s->cluster = xstrdup(name);
+    nb_err_t serr;
+    if (store_livy_session_spawned(l->st, s->id, NULL, 0, 0, NULL, name, &serr) < 0)
+        LOG_W("livy: session's cluster not recorded", "session=%lld error=\"%s\"", (long long)s->id, serr.msg);
+}
+
 int livy_cluster_start(livy_t *l, lsess_t *s, const char *owner, const json_t *request, nb_err_t *err)
 {
     struct lclusters *lc = l->clusters;
@@ -252,12 +262,8 @@ int livy_cluster_start(livy_t *l, lsess_t *s, const char *owner, const json_t *r
     e->up_pending = 1;
     e->next = lc->ents;
     lc->ents = e;
-    free(s->cluster);
-    s->cluster = xstrdup(name);
-    nb_err_t serr;
     /* The column first, so that a restart of nbhub now knows the cluster. */
-    if (store_livy_session_spawned(l->st, s->id, NULL, 0, 0, NULL, name, &serr) < 0)
-        LOG_W("livy: session's cluster not recorded", "session=%lld error=\"%s\"", (long long)s->id, serr.msg);
+    lc_record(l, s, name);
     lsess_set_state(s, "starting");
     LOG_I("livy: session's spark cluster starting", "session=%lld owner=%s cluster=%s workers=%ld worker_memory=%s "
           "cores=%ld", (long long)s->id, owner, name, z.workers, z.mem, z.cores);
@@ -327,11 +333,7 @@ int livy_cluster_attach(livy_t *l, lsess_t *s, const char *owner, const char *na
     /* Recorded for appInfo.sparkUiUrl; never removed here: it carries no
      * livy_session mark, so neither the sweep nor livy_cluster_init
      * touches it. */
-    free(s->cluster);
-    s->cluster = xstrdup(name);
-    nb_err_t serr;
-    if (store_livy_session_spawned(l->st, s->id, NULL, 0, 0, NULL, name, &serr) < 0)
-        LOG_W("livy: session's cluster not recorded", "session=%lld error=\"%s\"", (long long)s->id, serr.msg);
+    lc_record(l, s, name);
     LOG_I("livy: session on a cluster of its user's", "session=%lld owner=%s cluster=%s master=%s",
           (long long)s->id, owner, name, master);
     rc = lsess_start(s, request, err);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void livy_ids_load(livy_ids_t *ids, store_t *st, const char *home, enum store_livy_kind kind)
 {
@@ -41,6 +42,16 @@ void livy_ids_load(livy_ids_t *ids, store_t *st, const char *home, enum store_li
         closedir(d);
     }
     ids->hwm = max;
+}
+
+void livy_ids_dirs_passable(const livy_ids_t *ids)
+{
+    char *parent = xstrdup(ids->dir);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = '\0';
+    chmod(parent, 0711);
+    chmod(ids->dir, 0711);
+    free(parent);
 }
 
 void livy_ids_note(livy_ids_t *ids, int64_t id)

@@ -37,6 +37,10 @@ typedef struct livy_ids {
 
 /* The mark of kind under home, as the header says. */
 void livy_ids_load(livy_ids_t *ids, store_t *st, const char *home, enum store_livy_kind kind);
+/* Under isolation: system, accounts pass through livy/ and the kind's
+ * directory (root's) to reach their own row's directory, listing nobody's:
+ * both 0711. */
+void livy_ids_dirs_passable(const livy_ids_t *ids);
 /* id was handed out: the mark follows it (written through). */
 void livy_ids_note(livy_ids_t *ids, int64_t id);
 void livy_ids_clear(livy_ids_t *ids);

@@ -190,17 +190,12 @@ static int owner_load(lsess_t *s, char **user, nb_err_t *err)
 static int system_dirs(lsess_t *s, nb_err_t *err)
 {
     livy_t *l = s->l;
-    char *p = xasprintf("%s/livy", l->home);
-    chmod(p, 0711);
-    free(p);
-    p = xasprintf("%s/livy/sessions", l->home);
-    chmod(p, 0711);
-    free(p);
+    livy_ids_dirs_passable(&l->ids);
     chmod(s->dir, 0711);
     int fd = fs_open_regular(s->journal, O_WRONLY | O_CREAT | O_APPEND, 0600, NULL);
     if (fd < 0) return err_set(err, fd, "%s: %s", s->journal, strerror(-fd));
     close(fd);
-    p = xasprintf("%s/livy/run", l->home);
+    char *p = xasprintf("%s/livy/run", l->home);
     int rc = fs_mkdir_p(p, 0711, err);
     if (rc == 0) chmod(p, 0711);
     free(p);
