@@ -16,6 +16,7 @@ import pytest
 
 from conftest import wait_for
 from hubserve import HubServer, hub_harness
+from test_isolation import _procs_of
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="isolation: system needs root")
 
@@ -62,15 +63,20 @@ def test_session_ids_are_never_reused(tmp_path_factory):
         h.cleanup()
 
 
-def _batch_end(api, bid, timeout=60):
+def _wait_state(api, path, states, timeout, every):
+    """The Livy object at path once its state is one of states (asserted)."""
     last = {}
 
     def ok():
         nonlocal last
-        st, last = api.get(f"/livy/batches/{bid}")
-        return st == 200 and last["state"] in ("success", "dead", "error", "killed")
-    assert wait_for(ok, timeout, 0.2), last
+        st, last = api.get(path)
+        return st == 200 and last["state"] in states
+    assert wait_for(ok, timeout, every), last
     return last
+
+
+def _batch_end(api, bid, timeout=60):
+    return _wait_state(api, f"/livy/batches/{bid}", ("success", "dead", "error", "killed"), timeout, 0.2)
 
 
 def _batch_log(api, bid):
@@ -163,19 +169,6 @@ def test_batch_ids_are_never_reused(tmp_path_factory):
 ALICE, BOB = f"livya{os.getpid()}", f"livyb{os.getpid()}"
 
 
-def _procs_of(uid):
-    """(pid, cmdline) of the processes of a uid."""
-    out = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if p.stat().st_uid == uid:
-                    out.append((int(p.name), (p / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
-            except OSError:
-                pass
-    return out
-
-
 def _account(user):
     try:
         return pwd.getpwnam(f"nbhub-{user}")
@@ -236,13 +229,7 @@ def system_livy(tmp_path_factory):
 
 
 def _wait_idle(api, sid, timeout=240):
-    last = {}
-
-    def ok():
-        nonlocal last
-        st, last = api.get(f"/livy/sessions/{sid}")
-        return st == 200 and last["state"] in ("idle", "error", "dead")
-    assert wait_for(ok, timeout, 0.3), last
+    last = _wait_state(api, f"/livy/sessions/{sid}", ("idle", "error", "dead"), timeout, 0.3)
     assert last["state"] == "idle", "\n".join([last["state"]] + (last.get("log") or []))
     return last
 
@@ -250,14 +237,8 @@ def _wait_idle(api, sid, timeout=240):
 def _run(api, sid, code, timeout=120):
     st, s = api.post(f"/livy/sessions/{sid}/statements", {"code": code})
     assert st == 201, (st, s)
-    last = {}
-
-    def ok():
-        nonlocal last
-        st, last = api.get(f"/livy/sessions/{sid}/statements/{s['id']}")
-        return st == 200 and last["state"] in ("available", "error", "cancelled")
-    assert wait_for(ok, timeout, 0.1), last
-    return last
+    return _wait_state(api, f"/livy/sessions/{sid}/statements/{s['id']}", ("available", "error", "cancelled"),
+                       timeout, 0.1)
 
 
 def _row(hs, sid):
